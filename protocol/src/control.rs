@@ -1,0 +1,257 @@
+//! The control plane: messages between a peer (agent or technician) and the relay, on the first
+//! bidirectional stream of the peer's QUIC connection.
+//!
+//! Order: the peer sends [`ToRelay::Hello`]; the relay answers [`FromRelay::Welcome`] or an
+//! error. An agent then sends [`ToRelay::Register`] and gets [`FromRelay::Registered`]; a
+//! technician sends [`ToRelay::Join`]. When both are there the relay sends
+//! [`FromRelay::Paired`] to each, and from then on forwards the peer plane. [`FromRelay::PeerLeft`]
+//! tells a peer that the other side is gone; [`FromRelay::ShuttingDown`] that the relay is going
+//! away. Any other order is a protocol violation and ends the connection with a reason.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Which end of a session a peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Agent,
+    Technician,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Agent => "agent",
+            Role::Technician => "technician",
+        })
+    }
+}
+
+/// A session code as the relay hands it out: nine or more decimal digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionCode(String);
+
+/// Shortest code the relay issues.
+pub const SESSION_CODE_DIGITS: usize = 9;
+
+impl SessionCode {
+    /// Builds a code from digits, as the relay does when it issues one.
+    pub fn from_digits(digits: String) -> Option<Self> {
+        (digits.len() >= SESSION_CODE_DIGITS
+            && digits.len() <= 32
+            && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(Self(digits))
+    }
+
+    /// Parses a code as a person types it: spaces and dashes between digits are ignored.
+    pub fn parse(text: &str) -> Option<Self> {
+        let digits: String = text
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '\u{a0}'))
+            .collect();
+        Self::from_digits(digits)
+    }
+
+    /// The bare digits, as scripts want them.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks a code that arrived over the network.
+    pub fn is_well_formed(&self) -> bool {
+        Self::from_digits(self.0.clone()).is_some()
+    }
+}
+
+impl fmt::Display for SessionCode {
+    /// Groups of three digits, as a person reads them out: `123 456 789`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, chunk) in self.0.as_bytes().chunks(3).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(std::str::from_utf8(chunk).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Peer to relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToRelay {
+    /// First message of every connection. Variant 0 with `version` first, in every protocol
+    /// version, so that a relay can always read the version of a peer it cannot otherwise
+    /// understand.
+    Hello {
+        version: u16,
+        role: Role,
+        software: String,
+    },
+    /// An agent asks for a session code.
+    Register,
+    /// A technician presents a code.
+    Join { code: SessionCode },
+}
+
+/// What the peer on the other end of a session is, as the relay saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub role: Role,
+    /// Who it is, in words a person can read ("technician at 10.0.0.7:51234").
+    pub description: String,
+    pub software: String,
+}
+
+/// Why the other peer of a session is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerLeftReason {
+    /// It closed its connection on purpose, with these words.
+    Closed { reason: String },
+    /// Its connection died (process killed, network gone): nothing was heard from it in time.
+    ConnectionLost,
+    /// The relay cut it off for breaking the protocol.
+    Disconnected { reason: String },
+}
+
+impl fmt::Display for PeerLeftReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerLeftReason::Closed { reason } if reason.is_empty() => f.write_str("it closed the session"),
+            PeerLeftReason::Closed { reason } => write!(f, "it closed the session: {reason}"),
+            PeerLeftReason::ConnectionLost => f.write_str("its connection was lost"),
+            PeerLeftReason::Disconnected { reason } => {
+                write!(f, "the relay disconnected it: {reason}")
+            }
+        }
+    }
+}
+
+/// What went wrong, in a form a program can match. The accompanying message is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The peer speaks a protocol version the relay does not.
+    UnsupportedVersion,
+    /// No session has this code.
+    UnknownCode,
+    /// The code was not used within its lifetime.
+    ExpiredCode,
+    /// The code was already used by a technician.
+    UsedCode,
+    /// Too many attempts from this address; try again after this many seconds.
+    RateLimited { retry_after_secs: u32 },
+    /// A message arrived that is not allowed at this point.
+    ProtocolViolation,
+    /// Bytes that are not a message.
+    MalformedMessage,
+    /// A frame announced more bytes than allowed.
+    FrameTooLarge,
+    /// The relay is going away.
+    ShuttingDown,
+    /// Something failed inside the relay.
+    Internal,
+}
+
+/// Relay to peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromRelay {
+    Welcome {
+        version: u16,
+        software: String,
+    },
+    Registered {
+        code: SessionCode,
+        expires_in_secs: u32,
+    },
+    Paired {
+        peer: PeerInfo,
+    },
+    PeerLeft {
+        reason: PeerLeftReason,
+    },
+    ShuttingDown,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Reads the protocol version out of a hello frame even when the rest of it is not understood
+/// (a newer or older peer). Returns `None` when the payload does not start like a hello.
+pub fn peek_hello_version(payload: &[u8]) -> Option<u16> {
+    #[derive(Deserialize)]
+    struct HelloPrefix {
+        tag: u32,
+        version: u16,
+    }
+    let cfg = bincode::config::standard().with_limit::<64>();
+    let (prefix, _): (HelloPrefix, usize) =
+        bincode::serde::decode_from_slice(payload, cfg).ok()?;
+    (prefix.tag == 0).then_some(prefix.version)
+}
+
+/// Application error codes used when closing a QUIC connection, so the other side can tell why.
+pub mod close_code {
+    /// Normal end: the session is over.
+    pub const DONE: u32 = 0;
+    /// The peer broke the protocol (garbage, oversized frame, wrong order).
+    pub const PROTOCOL_VIOLATION: u32 = 1;
+    /// The relay is shutting down.
+    pub const SHUTTING_DOWN: u32 = 2;
+    /// The other peer of the session left.
+    pub const PEER_LEFT: u32 = 3;
+    /// Refused: bad code, rate limit, version.
+    pub const REFUSED: u32 = 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+
+    #[test]
+    fn code_parses_as_typed_and_displays_in_groups() {
+        let c = SessionCode::parse("123 456-789").unwrap();
+        assert_eq!(c.digits(), "123456789");
+        assert_eq!(c.to_string(), "123 456 789");
+        assert!(SessionCode::parse("12345678").is_none());
+        assert!(SessionCode::parse("12345678x").is_none());
+    }
+
+    #[test]
+    fn hello_version_is_readable_without_the_rest() {
+        let frame = wire::encode_frame(&ToRelay::Hello {
+            version: 7,
+            role: Role::Agent,
+            software: "x".into(),
+        });
+        assert_eq!(peek_hello_version(&frame[4..]), Some(7));
+        // A future hello with different fields after the version still yields its version.
+        let mut future = frame[4..7].to_vec();
+        future.extend_from_slice(&[0xff; 10]);
+        assert_eq!(peek_hello_version(&future), Some(7));
+        let reg = wire::encode_frame(&ToRelay::Register);
+        assert_eq!(peek_hello_version(&reg[4..]), None);
+    }
+
+    #[test]
+    fn control_messages_round_trip() {
+        let msgs = vec![
+            FromRelay::Registered {
+                code: SessionCode::parse("123456789").unwrap(),
+                expires_in_secs: 600,
+            },
+            FromRelay::Error {
+                code: ErrorCode::RateLimited {
+                    retry_after_secs: 12,
+                },
+                message: "slow down".into(),
+            },
+        ];
+        for m in msgs {
+            let f = wire::encode_frame(&m);
+            let back: FromRelay = wire::decode_control(&f[4..]).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+}

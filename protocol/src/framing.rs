@@ -1,0 +1,129 @@
+//! Length-prefixed frames on a byte stream.
+//!
+//! A frame is `len: u32 LE` then `len` bytes. [`FrameReader`] checks `len` against a maximum
+//! before it allocates, so an oversized or hostile prefix costs nothing but an error. The pure
+//! [`split_frame`] does the same on a buffer and is what the fuzz target drives.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes announced, the limit is {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("stream ended in the middle of a frame")]
+    Truncated,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Looks for a whole frame at the start of `buf`. Returns the payload and the number of bytes the
+/// frame occupies, `Ok(None)` if more bytes are needed, or an error if the announced length
+/// exceeds `max`.
+pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    if buf.len() - 4 < len {
+        return Ok(None);
+    }
+    Ok(Some((&buf[4..4 + len], 4 + len)))
+}
+
+/// Reads frames from an async byte stream into a reused buffer.
+pub struct FrameReader<R> {
+    inner: R,
+    max: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads the next frame. `Ok(None)` means the stream ended cleanly between frames.
+    pub async fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let mut header = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            let n = self.inner.read(&mut header[got..]).await?;
+            if n == 0 {
+                return if got == 0 {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Truncated)
+                };
+            }
+            got += n;
+        }
+        let len = u32::from_le_bytes(header) as usize;
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        self.buf.clear();
+        self.buf.resize(len, 0);
+        match self.inner.read_exact(&mut self.buf).await {
+            Ok(_) => Ok(Some(&self.buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+/// Writes one already-framed buffer (see [`crate::wire::encode_frame`]).
+pub async fn write_all<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std::io::Result<()> {
+    w.write_all(frame).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_needs_whole_frame_and_checks_limit() {
+        assert!(split_frame(&[1, 0], 10).unwrap().is_none());
+        assert!(split_frame(&[3, 0, 0, 0, 9, 9], 10).unwrap().is_none());
+        let (p, used) = split_frame(&[2, 0, 0, 0, 7, 8, 1], 10).unwrap().unwrap();
+        assert_eq!(p, &[7, 8]);
+        assert_eq!(used, 6);
+        assert!(matches!(
+            split_frame(&[0xff, 0xff, 0xff, 0xff], 10),
+            Err(FrameError::TooLarge { len: 0xffff_ffff, max: 10 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn reader_rejects_oversized_prefix_before_reading_body() {
+        let bytes: &[u8] = &[0, 0, 0, 0x7f];
+        let mut r = FrameReader::new(bytes, 1024);
+        assert!(matches!(r.next_frame().await, Err(FrameError::TooLarge { .. })));
+    }
+
+    #[tokio::test]
+    async fn reader_reports_truncation_and_clean_end() {
+        let bytes: &[u8] = &[2, 0, 0, 0, 1, 2, 5, 0];
+        let mut r = FrameReader::new(bytes, 1024);
+        assert_eq!(r.next_frame().await.unwrap().unwrap(), &[1, 2]);
+        assert!(matches!(r.next_frame().await, Err(FrameError::Truncated)));
+        let empty: &[u8] = &[];
+        let mut r = FrameReader::new(empty, 1024);
+        assert!(r.next_frame().await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,29 @@
+//! Everything the agent, the relay and the technician must agree on.
+//!
+//! - [`wire`]: how a message becomes bytes (bincode 2 with explicit size limits);
+//! - [`framing`]: length-prefixed frames on a QUIC stream, checked before allocation;
+//! - [`control`]: the control plane, spoken between a peer and the relay;
+//! - [`peer`]: the peer plane, spoken between agent and technician through the relay;
+//! - [`input`]: the input events a technician sends and how keys are named;
+//! - [`tiles`]: the screen update codec (changed 64x64 tiles, zstd) and the framebuffer it fills;
+//! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus.
+//!
+//! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
+
+pub mod control;
+pub mod framing;
+pub mod input;
+pub mod peer;
+pub mod scrnseq;
+pub mod tiles;
+pub mod wire;
+
+/// The protocol version this build speaks. A peer with another version is refused with an error
+/// naming both.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Version of this software, reported in hello and session-start messages.
+pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// ALPN protocol name used on every QUIC connection of the system.
+pub const ALPN: &[u8] = b"tandem/1";

@@ -1,0 +1,105 @@
+//! The peer plane: messages between agent and technician, forwarded by the relay.
+//!
+//! Streams: the agent opens one bidirectional *session stream* right after pairing and sends
+//! [`PeerMessage::SessionStart`] on it first; both sides then use it for consent, input, acks and
+//! the end of the session. Each screen update travels alone on a unidirectional stream the agent
+//! opens ([`PeerMessage::ScreenUpdate`]), so a lost packet delays only that update. The
+//! technician applies updates in sequence order and acknowledges each with
+//! [`PeerMessage::UpdateAck`]; the agent keeps only a few unacknowledged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::InputEvent;
+
+/// How a tile's pixels are coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TileEncoding {
+    /// `data` is the tile's pixels, BGRX, rows top to bottom.
+    Raw,
+    /// `data` is zstd of the raw pixels.
+    Zstd,
+    /// `data` is one pixel (4 bytes, BGRX) filling the whole tile.
+    Solid,
+}
+
+/// A rectangle of new pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tile {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub encoding: TileEncoding,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// One screen update: the tiles that changed since the previous update in `seq` order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScreenUpdate {
+    pub seq: u64,
+    /// Screen size this update is for. A different size from the framebuffer's means the screen
+    /// was resized: the framebuffer is resized (cleared) before the tiles apply.
+    pub width: u32,
+    pub height: u32,
+    pub tiles: Vec<Tile>,
+}
+
+/// What the person at the agent's screen allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsentState {
+    /// The technician may see the screen; input is dropped.
+    ViewOnly,
+    /// The technician may see the screen and use mouse and keyboard.
+    Control,
+    /// The person said no (or did not answer): nothing is shared.
+    Denied,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndReason {
+    /// The person at the agent ended it.
+    UserEnded,
+    /// The technician ended it.
+    TechnicianEnded,
+    /// The agent's screen source has nothing more to show (a corpus file played to its end).
+    SourceFinished,
+    /// Consent was refused.
+    ConsentDenied,
+    /// Something went wrong; words for a person.
+    Error(String),
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::UserEnded => f.write_str("the user ended the session"),
+            EndReason::TechnicianEnded => f.write_str("the technician ended the session"),
+            EndReason::SourceFinished => f.write_str("the screen source finished"),
+            EndReason::ConsentDenied => f.write_str("the user denied the session"),
+            EndReason::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// Agent <-> technician.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// Agent to technician, first on the session stream.
+    SessionStart {
+        width: u32,
+        height: u32,
+        agent_version: String,
+    },
+    /// Agent to technician, alone on its own unidirectional stream.
+    ScreenUpdate(ScreenUpdate),
+    /// Technician to agent: the update with this sequence number has been applied.
+    UpdateAck { seq: u64 },
+    /// Technician to agent.
+    Input(InputEvent),
+    /// Agent to technician: what the user allows now.
+    Consent(ConsentState),
+    /// Either way: the session is over.
+    EndSession { reason: EndReason },
+}
