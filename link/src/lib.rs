@@ -1,0 +1,17 @@
+//! The QUIC link between a peer (agent, technician) and the relay.
+//!
+//! - [`tls`]: the relay's certificate, its SHA-256 fingerprint, and the client-side check that
+//!   pins it;
+//! - [`transport`]: QUIC settings every endpoint of the system shares (keep-alive, idle timeout,
+//!   windows sized for a full-screen update);
+//! - [`channel`]: typed, framed message channels over QUIC streams;
+//! - [`client`]: a peer's connection to the relay and the control-plane handshake (hello,
+//!   register, join, wait for pairing).
+
+pub mod channel;
+pub mod client;
+pub mod tls;
+pub mod transport;
+
+pub use client::{LinkError, RelayConnection};
+pub use tls::Fingerprint;

@@ -1,0 +1,41 @@
+//! QUIC transport settings shared by every endpoint of the system.
+//!
+//! Keep-alives run on both ends so that a dead peer is noticed by the idle timeout. The relay's
+//! idle timeout is short (see its configuration): QUIC uses the smaller of the two ends' values,
+//! so the relay decides how fast a vanished peer is detected. Receive windows hold a whole
+//! 1080p update (8,294,400 bytes raw) in flight on one stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+
+/// Window for one stream: a raw 1080p update fits with room to spare.
+pub const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
+/// Window for a whole connection: a few updates in flight.
+pub const CONNECTION_WINDOW: u32 = 48 * 1024 * 1024;
+/// Streams a peer may open at once: the session stream plus screen updates in flight.
+pub const MAX_BIDI_STREAMS: u32 = 4;
+pub const MAX_UNI_STREAMS: u32 = 16;
+
+/// Default keep-alive interval.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_millis(250);
+/// Idle timeout clients ask for; the relay's shorter one wins.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Transport settings with the given idle timeout and keep-alive interval.
+pub fn transport_config(idle_timeout: Duration, keep_alive: Duration) -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_idle_timeout(Some(
+        IdleTimeout::try_from(idle_timeout).unwrap_or(IdleTimeout::from(VarInt::from_u32(10_000))),
+    ));
+    t.keep_alive_interval(Some(keep_alive));
+    t.stream_receive_window(VarInt::from_u32(STREAM_WINDOW));
+    t.receive_window(VarInt::from_u32(CONNECTION_WINDOW));
+    t.send_window(u64::from(CONNECTION_WINDOW));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS));
+    t.max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS));
+    t.datagram_receive_buffer_size(Some(64 * 1024));
+    t.datagram_send_buffer_size(64 * 1024);
+    Arc::new(t)
+}

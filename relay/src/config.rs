@@ -1,0 +1,141 @@
+//! Relay settings: built-in defaults, then an optional TOML file (`--config`), then flags, each
+//! overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything the relay can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// Where the certificate and key (and later the database) live.
+    pub data_dir: PathBuf,
+    /// How long an unused session code stays valid.
+    pub code_ttl: Duration,
+    /// Join attempts allowed per source address within `join_window`.
+    pub join_attempts: u32,
+    pub join_window: Duration,
+    /// A connection from which nothing is heard this long is dead. Keep-alives go out every
+    /// `keep_alive`; the idle timeout bounds how late a vanished peer is noticed.
+    pub idle_timeout: Duration,
+    pub keep_alive: Duration,
+}
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("literal"),
+            data_dir: default_data_dir(),
+            code_ttl: Duration::from_secs(600),
+            join_attempts: 10,
+            join_window: Duration::from_secs(60),
+            idle_timeout: Duration::from_millis(900),
+            keep_alive: Duration::from_millis(250),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/tandem/relay` (usually `~/.local/share/tandem/relay`), or `./tandem-relay`
+/// when no home directory is known.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "tandem")
+        .map(|d| d.data_dir().join("relay"))
+        .unwrap_or_else(|| PathBuf::from("tandem-relay"))
+}
+
+/// The TOML file's shape: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub code_ttl_secs: Option<u64>,
+    pub join_attempts: Option<u32>,
+    pub join_window_secs: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub keep_alive_ms: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+    }
+
+    /// Applies the file's settings over `cfg`.
+    pub fn apply(self, cfg: &mut Config) {
+        let FileConfig {
+            listen,
+            data_dir,
+            code_ttl_secs,
+            join_attempts,
+            join_window_secs,
+            idle_timeout_ms,
+            keep_alive_ms,
+        } = self;
+        if let Some(v) = listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = data_dir {
+            cfg.data_dir = v;
+        }
+        if let Some(v) = code_ttl_secs {
+            cfg.code_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = join_attempts {
+            cfg.join_attempts = v;
+        }
+        if let Some(v) = join_window_secs {
+            cfg.join_window = Duration::from_secs(v);
+        }
+        if let Some(v) = idle_timeout_ms {
+            cfg.idle_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = keep_alive_ms {
+            cfg.keep_alive = Duration::from_millis(v);
+        }
+    }
+}
+
+impl Config {
+    /// Refuses settings that cannot work, with a reason.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.code_ttl >= Duration::from_secs(1), "code_ttl_secs must be at least 1");
+        anyhow::ensure!(self.join_attempts >= 1, "join_attempts must be at least 1");
+        anyhow::ensure!(
+            self.join_window >= Duration::from_secs(1),
+            "join_window_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.keep_alive < self.idle_timeout,
+            "keep_alive_ms ({}) must be shorter than idle_timeout_ms ({})",
+            self.keep_alive.as_millis(),
+            self.idle_timeout.as_millis()
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let f: FileConfig = toml::from_str("listen = \"127.0.0.1:9000\"\ncode_ttl_secs = 30\n").unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.code_ttl, Duration::from_secs(30));
+        assert_eq!(c.join_attempts, 10);
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! The relay server.
+//!
+//! - [`config`]: settings from flags and an optional TOML file;
+//! - [`identity`]: the relay's TLS certificate, generated on first start and reused;
+//! - [`rendezvous`]: session codes: issue, expire, hand the waiting agent to a technician;
+//! - [`ratelimit`]: per-address limits on join attempts;
+//! - [`forward`]: splicing the peer plane of two paired connections;
+//! - [`server`]: the QUIC endpoint, the control plane of each connection, shutdown.
+//!
+//! The rendezvous table and the rate limiter are pure state machines that take the time as an
+//! argument; the server is the async shell around them.
+
+pub mod config;
+pub mod forward;
+pub mod identity;
+pub mod ratelimit;
+pub mod rendezvous;
+pub mod server;
