@@ -10,6 +10,7 @@
 
 pub mod channel;
 pub mod client;
+pub mod report;
 pub mod tls;
 pub mod transport;
 

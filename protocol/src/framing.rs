@@ -35,9 +35,16 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, Fra
 }
 
 /// Reads frames from an async byte stream into a reused buffer.
+///
+/// [`FrameReader::next_frame`] is cancel-safe: progress through a frame is kept in the reader,
+/// so it can sit in a `select!` loop and be polled again after another branch won.
 pub struct FrameReader<R> {
     inner: R,
     max: usize,
+    header: [u8; 4],
+    header_got: usize,
+    body_got: usize,
+    in_body: bool,
     buf: Vec<u8>,
 }
 
@@ -46,36 +53,47 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Self {
             inner,
             max,
+            header: [0; 4],
+            header_got: 0,
+            body_got: 0,
+            in_body: false,
             buf: Vec::new(),
         }
     }
 
     /// Reads the next frame. `Ok(None)` means the stream ended cleanly between frames.
     pub async fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
-        let mut header = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            let n = self.inner.read(&mut header[got..]).await?;
-            if n == 0 {
-                return if got == 0 {
-                    Ok(None)
-                } else {
-                    Err(FrameError::Truncated)
-                };
+        if !self.in_body {
+            while self.header_got < 4 {
+                let n = self.inner.read(&mut self.header[self.header_got..]).await?;
+                if n == 0 {
+                    return if self.header_got == 0 {
+                        Ok(None)
+                    } else {
+                        Err(FrameError::Truncated)
+                    };
+                }
+                self.header_got += n;
             }
-            got += n;
+            let len = u32::from_le_bytes(self.header) as usize;
+            if len > self.max {
+                return Err(FrameError::TooLarge { len, max: self.max });
+            }
+            self.buf.clear();
+            self.buf.resize(len, 0);
+            self.body_got = 0;
+            self.in_body = true;
         }
-        let len = u32::from_le_bytes(header) as usize;
-        if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
+        while self.body_got < self.buf.len() {
+            let n = self.inner.read(&mut self.buf[self.body_got..]).await?;
+            if n == 0 {
+                return Err(FrameError::Truncated);
+            }
+            self.body_got += n;
         }
-        self.buf.clear();
-        self.buf.resize(len, 0);
-        match self.inner.read_exact(&mut self.buf).await {
-            Ok(_) => Ok(Some(&self.buf)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-            Err(e) => Err(e.into()),
-        }
+        self.in_body = false;
+        self.header_got = 0;
+        Ok(Some(&self.buf))
     }
 
     pub fn get_mut(&mut self) -> &mut R {

@@ -48,6 +48,8 @@ pub struct Reader<R> {
     delta: Vec<u8>,
     payload: Vec<u8>,
     next_index: u32,
+    /// Time and payload length of the next frame, when already read by [`Reader::peek_time`].
+    pending: Option<(u32, u32)>,
     decompressor: zstd::bulk::Decompressor<'static>,
 }
 
@@ -81,6 +83,7 @@ impl<R: Read> Reader<R> {
             delta: Vec::with_capacity(header.frame_bytes()),
             payload: Vec::new(),
             next_index: 0,
+            pending: None,
             decompressor: zstd::bulk::Decompressor::new()?,
         })
     }
@@ -94,14 +97,31 @@ impl<R: Read> Reader<R> {
         self.next_index
     }
 
-    /// The next frame and its time in ms, or `None` after the last.
-    pub fn next_frame(&mut self) -> Result<Option<(u32, &[u8])>, ScrnSeqError> {
+    /// The time of the next frame, without decoding it; `None` after the last.
+    pub fn peek_time(&mut self) -> Result<Option<u32>, ScrnSeqError> {
         if self.next_index >= self.header.frame_count {
             return Ok(None);
         }
+        if self.pending.is_none() {
+            let t_ms = read_u32(&mut self.inner)?;
+            let len = read_u32(&mut self.inner)?;
+            self.pending = Some((t_ms, len));
+        }
+        Ok(self.pending.map(|(t, _)| t))
+    }
+
+    /// The frame last returned by [`Reader::next_frame`] (all zero before the first).
+    pub fn current(&self) -> &[u8] {
+        &self.frame
+    }
+
+    /// The next frame and its time in ms, or `None` after the last.
+    pub fn next_frame(&mut self) -> Result<Option<(u32, &[u8])>, ScrnSeqError> {
+        if self.peek_time()?.is_none() {
+            return Ok(None);
+        }
         let index = self.next_index;
-        let t_ms = read_u32(&mut self.inner)?;
-        let len = read_u32(&mut self.inner)?;
+        let (t_ms, len) = self.pending.take().expect("peek_time filled it");
         // zstd never expands incompressible input by more than a small fraction.
         let max = self.header.frame_bytes() + self.header.frame_bytes() / 64 + 1024;
         if len as usize > max {

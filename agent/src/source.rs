@@ -1,0 +1,154 @@
+//! Screen sources: what the agent shares.
+//!
+//! A source is pulled: the session asks for a capture only when the viewer has room for another
+//! update, so frames are never captured faster than the viewer acknowledges them. A capture call
+//! may block until the screen (may have) changed.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use protocol::scrnseq::{self, ScrnSeqError};
+
+/// A captured frame: BGRX pixels, rows top to bottom. `id` numbers frames of the source (a
+/// corpus file's frame index), so that tests can tell which frame a viewer holds.
+pub struct Frame<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: &'a [u8],
+    pub id: u64,
+}
+
+/// What a capture produced.
+pub enum Capture<'a> {
+    Frame(Frame<'a>),
+    /// The source has nothing more to show (a file played to its end).
+    Finished,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Corpus { path: PathBuf, source: ScrnSeqError },
+}
+
+/// Something that can be shared.
+pub trait ScreenSource: Send {
+    /// Screen size in pixels, before the first capture.
+    fn size(&self) -> (u32, u32);
+    /// A short description for people ("corpus file typing.scrn, 1920x1080").
+    fn describe(&self) -> String;
+    /// Waits until there may be something new, then captures it.
+    fn capture(&mut self) -> Result<Capture<'_>, SourceError>;
+}
+
+/// Plays a `SCRNSEQ1` file. Paced: frames are shown at their recorded times (scaled by
+/// `speed`), and when the viewer is behind the frames in between are skipped, as a live screen
+/// would move on. Unpaced (`speed` 0): every frame, as fast as the viewer takes them.
+pub struct CorpusSource {
+    path: PathBuf,
+    reader: scrnseq::Reader<BufReader<File>>,
+    speed: f64,
+    start: Option<Instant>,
+    /// The reader holds a frame not yet handed out.
+    unreturned: bool,
+}
+
+impl CorpusSource {
+    pub fn open(path: &Path, speed: f64) -> Result<Self, SourceError> {
+        let file = File::open(path).map_err(|source| SourceError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let reader = scrnseq::Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+            SourceError::Corpus {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            speed,
+            start: None,
+            unreturned: false,
+        })
+    }
+
+    fn err(&self, source: ScrnSeqError) -> SourceError {
+        SourceError::Corpus {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn frame(&self) -> Capture<'_> {
+        let h = self.reader.header();
+        Capture::Frame(Frame {
+            width: h.width,
+            height: h.height,
+            pixels: self.reader.current(),
+            id: u64::from(self.reader.next_index()) - 1,
+        })
+    }
+}
+
+impl ScreenSource for CorpusSource {
+    fn size(&self) -> (u32, u32) {
+        let h = self.reader.header();
+        (h.width, h.height)
+    }
+
+    fn describe(&self) -> String {
+        let h = self.reader.header();
+        format!(
+            "corpus file {} ({}x{}, {} frames)",
+            self.path.display(),
+            h.width,
+            h.height,
+            h.frame_count
+        )
+    }
+
+    fn capture(&mut self) -> Result<Capture<'_>, SourceError> {
+        if self.speed <= 0.0 {
+            let got = self.reader.next_frame().map(|f| f.is_some());
+            return match got {
+                Ok(true) => Ok(self.frame()),
+                Ok(false) => Ok(Capture::Finished),
+                Err(e) => Err(self.err(e)),
+            };
+        }
+        let start = *self.start.get_or_insert_with(Instant::now);
+        loop {
+            let next = self.reader.peek_time().map_err(|e| self.err(e))?;
+            let Some(t_ms) = next else {
+                if std::mem::take(&mut self.unreturned) {
+                    return Ok(self.frame());
+                }
+                return Ok(Capture::Finished);
+            };
+            let due = start + Duration::from_secs_f64(f64::from(t_ms) / 1000.0 / self.speed);
+            let now = Instant::now();
+            if due > now {
+                if std::mem::take(&mut self.unreturned) {
+                    return Ok(self.frame());
+                }
+                std::thread::sleep(due - now);
+            }
+            let got = self.reader.next_frame().map(|_| ());
+            got.map_err(|e| self.err(e))?;
+            self.unreturned = true;
+            if due > now {
+                self.unreturned = false;
+                return Ok(self.frame());
+            }
+        }
+    }
+}

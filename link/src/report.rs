@@ -1,0 +1,48 @@
+//! Status output of the peer programs: plain sentences for a person, or with `--json` one JSON
+//! object a line on stdout (`{"event":"code","code":"123456789"}`) for scripts.
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+/// Where a program's status goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter {
+    json: bool,
+}
+
+impl Reporter {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Reports `event`: in JSON mode as `{"event": event, ..fields}`, otherwise as `human`
+    /// (nothing when `human` is empty).
+    pub fn event(&self, event: &str, fields: Value, human: impl AsRef<str>) {
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let mut obj = Map::new();
+            obj.insert("event".into(), Value::from(event));
+            if let Value::Object(f) = fields {
+                obj.extend(f);
+            }
+            let _ = writeln!(out, "{}", Value::Object(obj));
+        } else if !human.as_ref().is_empty() {
+            let _ = writeln!(out, "{}", human.as_ref());
+        }
+        let _ = out.flush();
+    }
+
+    /// Reports a fatal error: `{"event":"error","message":…}` in JSON mode (and always on
+    /// stderr, so a person watching a script sees it too).
+    pub fn error(&self, program: &str, message: &str) {
+        if self.json {
+            self.event("error", serde_json::json!({ "message": message }), "");
+        }
+        eprintln!("{program}: {message}");
+    }
+}

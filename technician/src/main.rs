@@ -1,0 +1,169 @@
+//! `technician`: the technician's client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use link::report::Reporter;
+use link::{Fingerprint, LinkError, RelayConnection};
+use protocol::control::{ErrorCode, Role, SessionCode};
+use serde_json::json;
+use technician::session::{self, Ended, SessionOptions};
+use technician::{script, viewer};
+
+/// Tandem technician client: join a user's session by its code, see their screen, and work
+/// their mouse and keyboard (with their consent).
+#[derive(Parser, Debug)]
+#[command(name = "technician", version, about, long_about)]
+struct Cli {
+    /// Show diagnostic logs on stderr (-v: info, -vv: debug)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Join the session with the code the user reads out
+    Connect(Connect),
+}
+
+#[derive(clap::Args, Debug)]
+struct Connect {
+    /// The session code (spaces and dashes are ignored: "123 456 789")
+    code: String,
+    /// Relay address, HOST:PORT
+    #[arg(long, value_name = "HOST:PORT")]
+    relay: String,
+    /// SHA-256 fingerprint of the relay's certificate (the relay prints it when it starts)
+    #[arg(long, value_name = "SHA256")]
+    fingerprint: Fingerprint,
+    /// Play this input script once the screen arrives (see docs/input-script.md)
+    #[arg(long, value_name = "FILE")]
+    input_script: Option<PathBuf>,
+    /// Write the screen as PNG when the session ends
+    #[arg(long, value_name = "FILE.png")]
+    snapshot: Option<PathBuf>,
+    /// Status as JSON lines on stdout, for scripts
+    #[arg(long)]
+    json: bool,
+    /// With --json, report every screen update applied
+    #[arg(long)]
+    report_updates: bool,
+    /// With --report-updates, include the SHA-256 of the screen after each update
+    #[arg(long, requires = "report_updates")]
+    hash_frames: bool,
+}
+
+fn advice(e: &LinkError) -> Option<&'static str> {
+    match e {
+        LinkError::Refused { code, .. } => match code {
+            ErrorCode::UnknownCode | ErrorCode::ExpiredCode | ErrorCode::UsedCode => {
+                Some("Ask the user to read the code again, or to start the agent again for a new one.")
+            }
+            ErrorCode::UnsupportedVersion => Some("Update the technician client to match the relay."),
+            _ => None,
+        },
+        LinkError::Connect { .. } => Some(
+            "Check the relay address and port, that the relay is running, and the fingerprint it printed.",
+        ),
+        _ => None,
+    }
+}
+
+async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
+    let code = SessionCode::parse(&args.code)
+        .ok_or_else(|| anyhow::anyhow!("`{}` is not a session code: it has nine or more digits", args.code))?;
+    // Check the script before anything happens, so that an error costs no session.
+    let steps = match &args.input_script {
+        Some(p) => Some(script::load(p)?),
+        None => None,
+    };
+    let mut conn = RelayConnection::connect(&args.relay, args.fingerprint, Role::Technician).await?;
+    report.event(
+        "connected",
+        json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
+        format!("Connected to the relay at {}.", conn.relay_addr),
+    );
+    let peer = conn.join(code.clone()).await?;
+    report.event(
+        "paired",
+        json!({ "peer": peer.description, "software": peer.software }),
+        format!("Joined session {code} with {} ({}).", peer.description, peer.software),
+    );
+    let opts = SessionOptions {
+        script: steps,
+        snapshot: args.snapshot.clone(),
+        report_updates: args.report_updates,
+        hash_frames: args.hash_frames,
+    };
+    let ctrl_c = Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    let (ended, stats, viewer) = session::run(&mut conn, opts, report, ctrl_c).await?;
+    let (reason, human, ok) = match &ended {
+        Ended::ByAgent(r) => (format!("{r:?}"), r.to_string(), !matches!(r, protocol::peer::EndReason::Error(_))),
+        Ended::ByTechnician => ("TechnicianEnded".into(), "you ended the session".into(), true),
+        Ended::Failed(why) => ("Failed".into(), why.clone(), false),
+    };
+    conn.close_and_wait(&human).await;
+    if let Some(path) = &args.snapshot {
+        let v = viewer.lock().expect("viewer lock");
+        match viewer::write_png(v.framebuffer(), path) {
+            Ok(()) => report.event(
+                "snapshot",
+                json!({ "path": path.display().to_string() }),
+                format!("Screen saved to {}.", path.display()),
+            ),
+            Err(e) => report.error("technician", &format!("snapshot not written: {e}")),
+        }
+    }
+    let sha = viewer.lock().expect("viewer lock").pixels_sha256();
+    report.event(
+        "ended",
+        json!({
+            "reason": reason, "message": human, "updates": stats.updates,
+            "tile_bytes": stats.tile_bytes, "sha256": sha,
+        }),
+        format!(
+            "Session ended: {human}. {} screen updates received ({:.1} MB).",
+            stats.updates,
+            stats.tile_bytes as f64 / 1e6
+        ),
+    );
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug,quinn=info,quinn_proto=info,rustls=info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match cli.command {
+        Command::Connect(args) => {
+            let report = Reporter::new(args.json);
+            match rt.block_on(connect(args, report)) {
+                Ok(code) => code,
+                Err(e) => {
+                    let mut message = format!("{e:#}");
+                    if let Some(hint) = e.downcast_ref::<LinkError>().and_then(advice) {
+                        message = format!("{message}\n{hint}");
+                    }
+                    report.error("technician", &message);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Input scripts: one action a line, for automation by support desks and for tests.
+//!
+//! ```text
+//! # comments and blank lines are ignored
+//! move X Y              pointer to framebuffer pixel X,Y
+//! click left|right|middle
+//! down BUTTON|KEY       press and hold a mouse button or a key (e.g. `down shift`)
+//! up BUTTON|KEY         release it
+//! wheel DX DY           wheel clicks; positive DY scrolls down, positive DX right
+//! type TEXT             the rest of the line, as typed text (\n Return, \t Tab, \\ backslash)
+//! key COMBO             a key with modifiers: ctrl+alt+t, Return, shift+Tab, F5
+//! wait MS               pause
+//! wait-change MS        pause until the screen changes, or MS pass
+//! snapshot FILE.png     write the screen as the technician sees it
+//! end                   end the session
+//! ```
+//!
+//! The whole script is checked before the session starts; an error names its line.
+
+use std::path::{Path, PathBuf};
+
+use protocol::input::{self, InputEvent, Key, Modifiers, MouseButton, NamedKey};
+
+/// One action of a script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Move { x: u32, y: u32 },
+    Click(MouseButton),
+    ButtonDown(MouseButton),
+    ButtonUp(MouseButton),
+    KeyDown(Key),
+    KeyUp(Key),
+    Wheel { dx: i32, dy: i32 },
+    Type(String),
+    Key { modifiers: Modifiers, key: Key },
+    Wait { ms: u64 },
+    WaitChange { ms: u64 },
+    Snapshot(PathBuf),
+    End,
+}
+
+/// An action and the line it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub line: usize,
+    pub action: Action,
+}
+
+/// A script error, naming its line.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{file}, line {line}: {message}")]
+pub struct ScriptError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads and checks a script file.
+pub fn load(path: &Path) -> Result<Vec<Step>, ScriptError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScriptError {
+        file: path.display().to_string(),
+        line: 0,
+        message: format!("cannot read the script: {e}"),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses a script's text. `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Vec<Step>, ScriptError> {
+    let mut steps = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let action = parse_line(trimmed).map_err(|message| ScriptError {
+            file: file.to_string(),
+            line,
+            message,
+        })?;
+        steps.push(Step { line, action });
+    }
+    Ok(steps)
+}
+
+fn number<T: std::str::FromStr>(word: Option<&str>, what: &str) -> Result<T, String> {
+    let w = word.ok_or_else(|| format!("{what} is missing"))?;
+    w.parse().map_err(|_| format!("`{w}` is not a valid {what}"))
+}
+
+fn no_more<'a>(mut words: impl Iterator<Item = &'a str>, verb: &str) -> Result<(), String> {
+    match words.next() {
+        None => Ok(()),
+        Some(extra) => Err(format!("`{verb}` takes no more arguments; `{extra}` is extra")),
+    }
+}
+
+fn button_or_key(word: Option<&str>, verb: &str) -> Result<Result<MouseButton, Key>, String> {
+    let w = word.ok_or_else(|| format!("`{verb}` needs a mouse button (left, middle, right) or a key"))?;
+    if let Some(b) = MouseButton::parse(w) {
+        return Ok(Ok(b));
+    }
+    Key::parse(w)
+        .map(Err)
+        .ok_or_else(|| format!("`{w}` is neither a mouse button (left, middle, right) nor a key name"))
+}
+
+fn unescape(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(o) => return Err(format!("unknown escape `\\{o}`; use \\n, \\t or \\\\")),
+            None => return Err("a lone `\\` ends the text; write `\\\\` for a backslash".into()),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_line(line: &str) -> Result<Action, String> {
+    let (verb, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let mut words = rest.split_whitespace();
+    let action = match verb {
+        "move" => Action::Move {
+            x: number(words.next(), "x coordinate")?,
+            y: number(words.next(), "y coordinate")?,
+        },
+        "click" => {
+            let w = words.next().ok_or("`click` needs a button: left, middle or right")?;
+            Action::Click(MouseButton::parse(w).ok_or_else(|| format!("`{w}` is not a mouse button (left, middle, right)"))?)
+        }
+        "down" => match button_or_key(words.next(), verb)? {
+            Ok(b) => Action::ButtonDown(b),
+            Err(k) => Action::KeyDown(k),
+        },
+        "up" => match button_or_key(words.next(), verb)? {
+            Ok(b) => Action::ButtonUp(b),
+            Err(k) => Action::KeyUp(k),
+        },
+        "wheel" => Action::Wheel {
+            dx: number(words.next(), "wheel dx")?,
+            dy: number(words.next(), "wheel dy")?,
+        },
+        "type" => {
+            // The rest of the line, exactly: one separating space is not part of the text.
+            let text = unescape(rest)?;
+            if text.is_empty() {
+                return Err("`type` needs text".into());
+            }
+            return Ok(Action::Type(text));
+        }
+        "key" => {
+            let combo = words.next().ok_or("`key` needs a key or combination, e.g. ctrl+alt+t")?;
+            let (modifiers, key) = input::parse_combo(combo)?;
+            Action::Key { modifiers, key }
+        }
+        "wait" => Action::Wait {
+            ms: number(words.next(), "duration in ms")?,
+        },
+        "wait-change" => Action::WaitChange {
+            ms: number(words.next(), "duration in ms")?,
+        },
+        "snapshot" => {
+            let path = rest.trim();
+            if path.is_empty() {
+                return Err("`snapshot` needs a file name".into());
+            }
+            return Ok(Action::Snapshot(PathBuf::from(path)));
+        }
+        "end" => Action::End,
+        other => {
+            return Err(format!(
+                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end"
+            ))
+        }
+    };
+    no_more(words, verb)?;
+    Ok(action)
+}
+
+fn key_event(down: bool, key: Key, text: Option<String>, modifiers: Modifiers) -> InputEvent {
+    InputEvent::Key {
+        down,
+        key,
+        text,
+        modifiers,
+    }
+}
+
+/// The input events an action sends (empty for waits, snapshots and end).
+pub fn events(action: &Action) -> Vec<InputEvent> {
+    match action {
+        Action::Move { x, y } => vec![InputEvent::PointerMove { x: *x, y: *y }],
+        Action::Click(b) => vec![
+            InputEvent::Button { button: *b, down: true },
+            InputEvent::Button { button: *b, down: false },
+        ],
+        Action::ButtonDown(b) => vec![InputEvent::Button { button: *b, down: true }],
+        Action::ButtonUp(b) => vec![InputEvent::Button { button: *b, down: false }],
+        Action::KeyDown(k) => vec![key_event(true, *k, k.text(), Modifiers::NONE)],
+        Action::KeyUp(k) => vec![key_event(false, *k, None, Modifiers::NONE)],
+        Action::Wheel { dx, dy } => vec![InputEvent::Wheel { dx: *dx, dy: *dy }],
+        Action::Type(text) => text
+            .chars()
+            .flat_map(|c| {
+                let key = match c {
+                    '\n' => Key::Named(NamedKey::Return),
+                    '\t' => Key::Named(NamedKey::Tab),
+                    ' ' => Key::Named(NamedKey::Space),
+                    c => Key::Char(c),
+                };
+                [
+                    key_event(true, key, Some(c.to_string()), Modifiers::NONE),
+                    key_event(false, key, None, Modifiers::NONE),
+                ]
+            })
+            .collect(),
+        Action::Key { modifiers, key } => {
+            let held: Vec<Key> = [
+                (modifiers.ctrl, NamedKey::Control),
+                (modifiers.alt, NamedKey::Alt),
+                (modifiers.shift, NamedKey::Shift),
+                (modifiers.meta, NamedKey::Meta),
+            ]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, k)| Key::Named(k))
+            .collect();
+            let mut out = Vec::new();
+            let mut now = Modifiers::NONE;
+            for k in &held {
+                if let Some(flag) = k.as_modifier() {
+                    *flag(&mut now) = true;
+                }
+                out.push(key_event(true, *k, None, now));
+            }
+            // The text the combination types, if it types any: none with ctrl, alt or meta.
+            let text = if modifiers.ctrl || modifiers.alt || modifiers.meta {
+                None
+            } else if modifiers.shift {
+                key.text().map(|t| t.to_uppercase())
+            } else {
+                key.text()
+            };
+            out.push(key_event(true, *key, text, *modifiers));
+            out.push(key_event(false, *key, None, *modifiers));
+            for k in held.iter().rev() {
+                if let Some(flag) = k.as_modifier() {
+                    *flag(&mut now) = false;
+                }
+                out.push(key_event(false, *k, None, now));
+            }
+            out
+        }
+        Action::Wait { .. } | Action::WaitChange { .. } | Action::Snapshot(_) | Action::End => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_action() {
+        let text = "# a comment\n\nmove 10 20\nclick left\ndown shift\nup right\nwheel 0 -3\ntype Hello, World! é€\nkey ctrl+alt+t\nwait 50\nwait-change 500\nsnapshot out dir/a b.png\nend\n";
+        let steps = parse(text, "s").unwrap();
+        let actions: Vec<Action> = steps.iter().map(|s| s.action.clone()).collect();
+        assert_eq!(steps[0].line, 3);
+        assert_eq!(actions[0], Action::Move { x: 10, y: 20 });
+        assert_eq!(actions[2], Action::KeyDown(Key::Named(NamedKey::Shift)));
+        assert_eq!(actions[3], Action::ButtonUp(MouseButton::Right));
+        assert_eq!(actions[4], Action::Wheel { dx: 0, dy: -3 });
+        assert_eq!(actions[5], Action::Type("Hello, World! é€".into()));
+        assert_eq!(actions[8], Action::WaitChange { ms: 500 });
+        assert_eq!(actions[9], Action::Snapshot("out dir/a b.png".into()));
+        assert_eq!(actions[10], Action::End);
+    }
+
+    #[test]
+    fn errors_name_their_line() {
+        let e = parse("move 1 2\nclick sideways\n", "x.script").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().starts_with("x.script, line 2: "), "{e}");
+        assert_eq!(parse("move 1\n", "f").unwrap_err().line, 1);
+        assert_eq!(parse("\n\njump\n", "f").unwrap_err().line, 3);
+        assert!(parse("wait 5 6\n", "f").is_err());
+        assert!(parse("type a\\q\n", "f").is_err());
+    }
+
+    #[test]
+    fn typed_text_carries_its_characters_and_combos_nest_modifiers() {
+        let ev = events(&Action::Type("é\n".into()));
+        assert_eq!(ev.len(), 4);
+        assert_eq!(
+            ev[0],
+            InputEvent::Key {
+                down: true,
+                key: Key::Char('é'),
+                text: Some("é".into()),
+                modifiers: Modifiers::NONE
+            }
+        );
+        let ev = events(&Action::Key {
+            modifiers: Modifiers { ctrl: true, shift: true, ..Modifiers::NONE },
+            key: Key::Char('t'),
+        });
+        // ctrl down, shift down, t down, t up, shift up, ctrl up
+        assert_eq!(ev.len(), 6);
+        match &ev[2] {
+            InputEvent::Key { key, modifiers, text, down } => {
+                assert!(*down && modifiers.ctrl && modifiers.shift);
+                assert_eq!(*key, Key::Char('t'));
+                assert_eq!(*text, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ev[5] {
+            InputEvent::Key { key, down, modifiers, .. } => {
+                assert!(!*down && modifiers.is_empty());
+                assert_eq!(*key, Key::Named(NamedKey::Control));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The technician's side of a paired session.
+//!
+//! Tasks: one writer owns the send half of the session stream (acks and input go through it in
+//! order); one acceptor reads each screen-update stream and hands the update over; the script
+//! runner (if any) plays actions. The main loop applies updates in sequence, acknowledges each,
+//! and watches the session stream and the control stream for the end.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use link::channel::{FramedRecv, FramedSend};
+use link::report::Reporter;
+use link::{LinkError, RelayConnection};
+use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+use crate::script::{self, Action, Step};
+use crate::viewer::{self, Viewer};
+
+/// How long the agent has to open the session after pairing.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Default, Clone)]
+pub struct SessionOptions {
+    pub script: Option<Vec<Step>>,
+    /// Write the screen here when the session ends.
+    pub snapshot: Option<PathBuf>,
+    /// Report every update applied (JSON event `update`).
+    pub report_updates: bool,
+    /// With `report_updates`, include the SHA-256 of the whole framebuffer after each update.
+    pub hash_frames: bool,
+}
+
+/// How the session ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The agent ended it, with this reason.
+    ByAgent(EndReason),
+    /// This technician ended it (script `end`, Ctrl+C).
+    ByTechnician,
+    /// The agent vanished or broke the protocol.
+    Failed(String),
+}
+
+/// Counters for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub updates: u64,
+    pub tile_bytes: u64,
+}
+
+enum Incoming {
+    Update(ScreenUpdate),
+    Bad(String),
+}
+
+async fn accept_updates(conn: quinn::Connection, out: mpsc::Sender<Incoming>) {
+    while let Ok(stream) = conn.accept_uni().await {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut rx = FramedRecv::<PeerMessage>::peer(stream);
+            let item = match rx.recv().await {
+                Ok(Some(PeerMessage::ScreenUpdate(u))) => Incoming::Update(u),
+                Ok(Some(other)) => Incoming::Bad(format!("an update stream carried {}", kind(&other))),
+                Ok(None) => Incoming::Bad("an update stream was empty".into()),
+                Err(e) if e.is_violation() => Incoming::Bad(format!("malformed screen update: {e}")),
+                Err(e) => {
+                    debug!(error = %e, "update stream broke");
+                    return;
+                }
+            };
+            let _ = out.send(item).await;
+        });
+    }
+}
+
+fn kind(m: &PeerMessage) -> &'static str {
+    match m {
+        PeerMessage::SessionStart { .. } => "a session start",
+        PeerMessage::ScreenUpdate(_) => "a screen update",
+        PeerMessage::UpdateAck { .. } => "an update ack",
+        PeerMessage::Input(_) => "an input event",
+        PeerMessage::Consent(_) => "a consent change",
+        PeerMessage::EndSession { .. } => "an end of session",
+    }
+}
+
+/// Plays the script. Returns `Ok(true)` when it ended the session with `end`.
+async fn play(
+    steps: Vec<Step>,
+    input: mpsc::Sender<PeerMessage>,
+    viewer: Arc<Mutex<Viewer>>,
+    mut changes: watch::Receiver<u64>,
+    report: Reporter,
+) -> Result<bool, String> {
+    for step in steps {
+        let at = |e: String| format!("script line {}: {e}", step.line);
+        for ev in script::events(&step.action) {
+            input
+                .send(PeerMessage::Input(ev))
+                .await
+                .map_err(|_| at("the session ended".into()))?;
+        }
+        match &step.action {
+            Action::Wait { ms } => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            Action::WaitChange { ms } => {
+                changes.borrow_and_update();
+                let _ = tokio::time::timeout(Duration::from_millis(*ms), changes.changed()).await;
+            }
+            Action::Snapshot(path) => {
+                let fb = viewer.lock().expect("viewer lock");
+                viewer::write_png(fb.framebuffer(), path).map_err(at)?;
+                report.event(
+                    "snapshot",
+                    json!({ "path": path.display().to_string(), "line": step.line }),
+                    format!("Snapshot written to {}.", path.display()),
+                );
+            }
+            Action::End => return Ok(true),
+            _ => {}
+        }
+    }
+    report.event("script_done", json!({}), "The input script has finished.");
+    Ok(false)
+}
+
+/// Runs the session on a paired connection until it ends.
+pub async fn run(
+    conn: &mut RelayConnection,
+    opts: SessionOptions,
+    report: Reporter,
+    mut user_end: impl std::future::Future<Output = ()> + Unpin,
+) -> Result<(Ended, Stats, Arc<Mutex<Viewer>>), LinkError> {
+    let connection = conn.connection.clone();
+    let (send, recv) = match tokio::time::timeout(START_TIMEOUT, connection.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(LinkError::ConnectionLost(e.to_string())),
+        Err(_) => {
+            return Err(LinkError::Protocol(
+                "the agent did not start the session in time".into(),
+            ))
+        }
+    };
+    let mut rx = FramedRecv::<PeerMessage>::peer(recv);
+    match rx.recv().await? {
+        Some(PeerMessage::SessionStart {
+            width,
+            height,
+            agent_version,
+        }) => report.event(
+            "session_start",
+            json!({ "width": width, "height": height, "agent_version": agent_version }),
+            format!("Remote screen {width}x{height} (agent {agent_version})."),
+        ),
+        other => {
+            return Err(LinkError::Protocol(format!(
+                "the agent began the session with {other:?} instead of a session start"
+            )))
+        }
+    }
+
+    // Writer: acks and input in order on the session stream.
+    let (out_tx, mut out_rx) = mpsc::channel::<PeerMessage>(256);
+    let writer = tokio::spawn(async move {
+        let mut tx = FramedSend::<PeerMessage>::new(send);
+        while let Some(m) = out_rx.recv().await {
+            if tx.send(&m).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
+    });
+
+    let (upd_tx, mut upd_rx) = mpsc::channel(64);
+    let acceptor = tokio::spawn(accept_updates(connection.clone(), upd_tx));
+    let viewer = Arc::new(Mutex::new(Viewer::new()));
+    let (changed_tx, changed_rx) = watch::channel(0u64);
+    let mut script = opts.script.clone();
+    let mut script_task: Option<tokio::task::JoinHandle<Result<bool, String>>> = None;
+    let mut stats = Stats::default();
+
+    let ended = loop {
+        let script_done = async {
+            match script_task.as_mut() {
+                Some(t) => t.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            item = upd_rx.recv() => match item {
+                Some(Incoming::Update(u)) => {
+                    let tiles = u.tiles.len();
+                    let bytes: usize = u.tiles.iter().map(|t| t.data.len()).sum();
+                    let applied = viewer.lock().expect("viewer lock").offer(u);
+                    let applied = match applied {
+                        Ok(a) => a,
+                        Err(e) => break Ended::Failed(e.to_string()),
+                    };
+                    stats.tile_bytes += bytes as u64;
+                    for seq in applied {
+                        stats.updates += 1;
+                        if out_tx.send(PeerMessage::UpdateAck { seq }).await.is_err() {
+                            break;
+                        }
+                        if opts.report_updates {
+                            let mut fields = json!({ "seq": seq, "tiles": tiles, "bytes": bytes });
+                            if opts.hash_frames {
+                                fields["sha256"] = json!(viewer.lock().expect("viewer lock").pixels_sha256());
+                            }
+                            report.event("update", fields, "");
+                        }
+                    }
+                    changed_tx.send_modify(|n| *n += 1);
+                    if let Some(steps) = script.take() {
+                        script_task = Some(tokio::spawn(play(steps, out_tx.clone(), viewer.clone(), changed_rx.clone(), report)));
+                    }
+                }
+                Some(Incoming::Bad(why)) => break Ended::Failed(why),
+                None => break Ended::Failed("the connection closed".into()),
+            },
+            msg = rx.recv() => match msg {
+                Ok(Some(PeerMessage::Consent(state))) => {
+                    let (name, words) = match state {
+                        ConsentState::Control => ("control", "The user allows control of mouse and keyboard."),
+                        ConsentState::ViewOnly => ("view_only", "The user allows viewing only; input is not passed on."),
+                        ConsentState::Denied => ("denied", "The user denied the session."),
+                    };
+                    report.event("consent", json!({ "state": name }), words);
+                }
+                Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
+                Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
+                Ok(None) => break Ended::Failed("the agent closed the session stream without saying why".into()),
+                Err(e) if e.is_violation() => break Ended::Failed(format!("the agent sent a malformed message: {e}")),
+                Err(e) => break Ended::Failed(format!("the session stream broke: {e}")),
+            },
+            ctl = conn.next() => match ctl {
+                Err(LinkError::PeerLeft(reason)) => break Ended::Failed(format!("the agent left: {reason}")),
+                Err(e) => { acceptor.abort(); return Err(e) }
+                Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }
+            },
+            done = script_done => {
+                script_task = None;
+                match done {
+                    Ok(Ok(true)) => break Ended::ByTechnician,
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => break Ended::Failed(e),
+                    Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
+                }
+            }
+            _ = &mut user_end => break Ended::ByTechnician,
+        }
+    };
+    if let Some(t) = script_task {
+        t.abort();
+    }
+    acceptor.abort();
+    if matches!(ended, Ended::ByTechnician) {
+        let _ = out_tx
+            .send(PeerMessage::EndSession {
+                reason: EndReason::TechnicianEnded,
+            })
+            .await;
+    }
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+    Ok((ended, stats, viewer))
+}

@@ -1,0 +1,149 @@
+//! The remote screen as the technician holds it.
+//!
+//! Updates travel on separate streams and may arrive out of order; [`Viewer`] applies them
+//! strictly in sequence, holding early ones back. The agent keeps only a few unacknowledged, so
+//! a viewer holding more than [`MAX_EARLY`] is facing a broken or hostile agent and says so.
+
+use std::collections::BTreeMap;
+use std::io::BufWriter;
+use std::path::Path;
+
+use protocol::peer::ScreenUpdate;
+use protocol::tiles::{ApplyError, Framebuffer};
+use sha2::{Digest, Sha256};
+
+/// Updates that may wait for an earlier one.
+pub const MAX_EARLY: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    #[error("update {seq} arrived twice or after it was applied")]
+    Stale { seq: u64 },
+    #[error("update {seq} is too far ahead (expecting {expected}); the agent ignores flow control")]
+    TooFarAhead { seq: u64, expected: u64 },
+    #[error("update {seq} is malformed: {source}")]
+    Apply { seq: u64, source: ApplyError },
+}
+
+pub struct Viewer {
+    fb: Framebuffer,
+    next_seq: u64,
+    early: BTreeMap<u64, ScreenUpdate>,
+}
+
+impl Default for Viewer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Viewer {
+    pub fn new() -> Self {
+        Self {
+            fb: Framebuffer::new(),
+            next_seq: 1,
+            early: BTreeMap::new(),
+        }
+    }
+
+    pub fn framebuffer(&self) -> &Framebuffer {
+        &self.fb
+    }
+
+    /// Takes an update; applies it and any held-back ones it unblocks. Returns the sequence
+    /// numbers applied, in order.
+    pub fn offer(&mut self, update: ScreenUpdate) -> Result<Vec<u64>, ViewerError> {
+        let seq = update.seq;
+        if seq < self.next_seq || self.early.contains_key(&seq) {
+            return Err(ViewerError::Stale { seq });
+        }
+        if seq - self.next_seq >= MAX_EARLY as u64 {
+            return Err(ViewerError::TooFarAhead {
+                seq,
+                expected: self.next_seq,
+            });
+        }
+        self.early.insert(seq, update);
+        let mut applied = Vec::new();
+        while let Some(u) = self.early.remove(&self.next_seq) {
+            self.fb
+                .apply(&u)
+                .map_err(|source| ViewerError::Apply { seq: u.seq, source })?;
+            applied.push(u.seq);
+            self.next_seq += 1;
+        }
+        Ok(applied)
+    }
+
+    /// SHA-256 of the framebuffer's pixels (BGRX), hex.
+    pub fn pixels_sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.fb.pixels()))
+    }
+}
+
+/// Writes a framebuffer as an RGB PNG.
+pub fn write_png(fb: &Framebuffer, path: &Path) -> Result<(), String> {
+    if fb.width() == 0 {
+        return Err("no screen has been received yet".into());
+    }
+    let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(BufWriter::new(file), fb.width(), fb.height());
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let rgb: Vec<u8> = fb
+        .pixels()
+        .chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(&rgb))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::peer::{Tile, TileEncoding};
+
+    fn solid(seq: u64, color: u8) -> ScreenUpdate {
+        ScreenUpdate {
+            seq,
+            width: 2,
+            height: 1,
+            tiles: vec![Tile {
+                x: 0,
+                y: 0,
+                width: 2,
+                height: 1,
+                encoding: TileEncoding::Solid,
+                data: vec![color, color, color, 0],
+            }],
+        }
+    }
+
+    #[test]
+    fn out_of_order_updates_apply_in_sequence() {
+        let mut v = Viewer::new();
+        assert_eq!(v.offer(solid(2, 9)).unwrap(), Vec::<u64>::new());
+        assert_eq!(v.offer(solid(1, 5)).unwrap(), vec![1, 2]);
+        assert_eq!(v.framebuffer().pixels(), &[9, 9, 9, 0, 9, 9, 9, 0]);
+        assert!(matches!(v.offer(solid(2, 1)), Err(ViewerError::Stale { .. })));
+        assert!(matches!(v.offer(solid(100, 1)), Err(ViewerError::TooFarAhead { .. })));
+    }
+
+    #[test]
+    fn png_has_the_pixels() {
+        let mut v = Viewer::new();
+        v.offer(solid(1, 200)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.png");
+        write_png(v.framebuffer(), &p).unwrap();
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&p).unwrap()));
+        let mut r = dec.read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (2, 1));
+        assert_eq!(&buf[..6], &[200, 200, 200, 200, 200, 200]);
+    }
+}
