@@ -192,9 +192,9 @@ pub async fn run(
                 Ok(Some(other)) => {
                     break Ended::Reason(EndReason::Error(format!("the technician sent {other:?}, which an agent does not accept")));
                 }
-                Ok(None) => break Ended::PeerLeft("the technician closed the session stream".into()),
+                Ok(None) => break Ended::PeerLeft(conn.explain_departure("the technician closed the session stream".into()).await?),
                 Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(format!("the technician sent a malformed message: {e}"))),
-                Err(_) => break Ended::PeerLeft("the session stream broke".into()),
+                Err(e) => break Ended::PeerLeft(conn.explain_departure(format!("the session stream broke: {e}")).await?),
             },
             ctl = conn.next() => match ctl {
                 Err(LinkError::PeerLeft(reason)) => break Ended::PeerLeft(reason.to_string()),

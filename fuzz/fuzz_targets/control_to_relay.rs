@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let peeked = peek_hello_version(data);
     if let Ok(msg) = wire::decode_control::<ToRelay>(data) {
         if let ToRelay::Hello { version, .. } = &msg {
-            assert_eq!(peeked, Some(*version), "peek disagrees with the decoded hello");
+            assert_eq!(
+                peeked,
+                Some(*version),
+                "peek disagrees with the decoded hello"
+            );
         } else {
             assert_eq!(peeked, None, "peek found a hello in {msg:?}");
         }

@@ -77,10 +77,12 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(None) if buf.is_empty() => break End::Clean,
             Ok(None) => {
-                assert!(buf.len() < 4 || {
-                    let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
-                    len <= max && buf.len() - 4 < len
-                });
+                assert!(
+                    buf.len() < 4 || {
+                        let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+                        len <= max && buf.len() - 4 < len
+                    }
+                );
                 break End::Truncated;
             }
             Err(FrameError::TooLarge { len, max: m }) => {

@@ -58,16 +58,36 @@ enum TileData {
     Solid([u8; 4]),
     SolidBytes(Vec<u8>),
     /// zstd of the right number of pseudo-random bytes, give or take `delta` bytes.
-    Zstd { seed: u64, delta: i8, solid: bool },
+    Zstd {
+        seed: u64,
+        delta: i8,
+        solid: bool,
+    },
     /// Bytes claimed to be zstd.
     ZstdBytes(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
 enum Edit {
-    Fill { x: u8, y: u8, w: u8, h: u8, px: [u8; 4] },
-    Noise { x: u8, y: u8, w: u8, h: u8, seed: u64 },
-    Pixel { x: u8, y: u8, px: [u8; 4] },
+    Fill {
+        x: u8,
+        y: u8,
+        w: u8,
+        h: u8,
+        px: [u8; 4],
+    },
+    Noise {
+        x: u8,
+        y: u8,
+        w: u8,
+        h: u8,
+        seed: u64,
+    },
+    Pixel {
+        x: u8,
+        y: u8,
+        px: [u8; 4],
+    },
 }
 
 fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -196,13 +216,23 @@ fn check_update(fb: &mut Framebuffer, model: &mut Model, u: &ScreenUpdate) {
             }
             assert_eq!(fb.width(), model.width);
             assert_eq!(fb.height(), model.height);
-            assert!(fb.pixels() == model.pixels, "framebuffer differs from the model");
+            assert!(
+                fb.pixels() == model.pixels,
+                "framebuffer differs from the model"
+            );
         }
         (Ok(()), Err(ApplyError::BadCompression { index, .. }))
         | (Ok(()), Err(ApplyError::BadTileLength { index, .. })) => {
             let t = &u.tiles[index];
-            assert_eq!(t.encoding, TileEncoding::Zstd, "late error on a checked tile");
-            assert!(tile_pixels(t).is_none(), "tile {index} was refused but decodes");
+            assert_eq!(
+                t.encoding,
+                TileEncoding::Zstd,
+                "late error on a checked tile"
+            );
+            assert!(
+                tile_pixels(t).is_none(),
+                "tile {index} was refused but decodes"
+            );
             // Part of the update may have been written: start both sides over.
             *fb = Framebuffer::new();
             *model = Model::default();
@@ -302,7 +332,10 @@ fuzz_target!(|input: Input| {
                     None => assert!(!*request_full, "a requested full update was not sent"),
                 }
                 assert_eq!((viewer.width(), viewer.height()), (w as u32, h as u32));
-                assert!(viewer.pixels() == frame, "viewer differs from the encoded frame");
+                assert!(
+                    viewer.pixels() == frame,
+                    "viewer differs from the encoded frame"
+                );
             }
         }
     }

@@ -67,7 +67,7 @@ pub fn client_endpoint(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Res
     let mut cfg = ClientConfig::new(Arc::new(quic));
     cfg.transport_config(transport::transport_config(
         transport::CLIENT_IDLE_TIMEOUT,
-        transport::DEFAULT_KEEP_ALIVE,
+        Some(transport::CLIENT_KEEP_ALIVE),
     ));
     endpoint.set_default_client_config(cfg);
     Ok(endpoint)
@@ -185,6 +185,17 @@ impl RelayConnection {
         match self.next().await? {
             FromRelay::Paired { peer } => Ok(peer),
             other => Err(unexpected(&other, "pairing")),
+        }
+    }
+
+    /// After a peer-plane stream ended unexpectedly: waits briefly for the relay's word on why.
+    /// `Ok` with the reason the other peer left (or `fallback` when the relay says nothing);
+    /// `Err` when the relay itself is going away or the connection to it failed.
+    pub async fn explain_departure(&mut self, fallback: String) -> Result<String, LinkError> {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), self.next()).await {
+            Ok(Err(LinkError::PeerLeft(reason))) => Ok(reason.to_string()),
+            Ok(Err(e)) => Err(e),
+            _ => Ok(fallback),
         }
     }
 

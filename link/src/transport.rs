@@ -18,18 +18,21 @@ pub const CONNECTION_WINDOW: u32 = 48 * 1024 * 1024;
 pub const MAX_BIDI_STREAMS: u32 = 4;
 pub const MAX_UNI_STREAMS: u32 = 16;
 
-/// Default keep-alive interval.
-pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_millis(250);
+/// Keep-alive interval of the peers. The relay sends none of its own: its acknowledgements of
+/// these keep the peers' timers alive, and a keep-alive from the relay to a vanished peer would
+/// restart the relay's idle timer and delay noticing that it vanished.
+pub const CLIENT_KEEP_ALIVE: Duration = Duration::from_millis(150);
 /// Idle timeout clients ask for; the relay's shorter one wins.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Transport settings with the given idle timeout and keep-alive interval.
-pub fn transport_config(idle_timeout: Duration, keep_alive: Duration) -> Arc<TransportConfig> {
+/// Transport settings with the given idle timeout and keep-alive interval (`None`: no
+/// keep-alives from this end).
+pub fn transport_config(idle_timeout: Duration, keep_alive: Option<Duration>) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(idle_timeout).unwrap_or(IdleTimeout::from(VarInt::from_u32(10_000))),
     ));
-    t.keep_alive_interval(Some(keep_alive));
+    t.keep_alive_interval(keep_alive);
     t.stream_receive_window(VarInt::from_u32(STREAM_WINDOW));
     t.receive_window(VarInt::from_u32(CONNECTION_WINDOW));
     t.send_window(u64::from(CONNECTION_WINDOW));

@@ -334,7 +334,7 @@ where
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn to_relay_round_trips(msgs in prop::collection::vec(to_relay(), 1..5)) {
@@ -408,7 +408,7 @@ async fn read_announced(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn oversized_prefix_is_refused_before_allocation(
@@ -676,7 +676,7 @@ fn first_difference(a: &[u8], b: &[u8], width: usize) -> Option<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn encoded_sequences_reproduce_every_screen(
@@ -801,7 +801,7 @@ fn decode_and_apply(payload: &[u8], held: &Framebuffer) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// Every truncation of the frame, and a flip of every byte of it, is refused or decoded and
     /// applied without a panic.

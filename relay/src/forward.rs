@@ -14,8 +14,23 @@ use tracing::debug;
 /// Largest chunk read at once from a stream.
 const CHUNK: usize = 64 * 1024;
 
+/// Resets the stream when dropped unfinished. quinn finishes a dropped stream, which would
+/// tell the receiver that everything arrived; a splice cut short (its session ended, its source
+/// connection died) must say the opposite.
+struct ResetOnDrop(Option<SendStream>);
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.as_mut() {
+            let _ = s.reset(VarInt::from_u32(0));
+        }
+    }
+}
+
 /// Copies `from` into `to` until `from` ends, passing resets on in both directions.
-pub async fn splice(mut from: RecvStream, mut to: SendStream) {
+pub async fn splice(mut from: RecvStream, to: SendStream) {
+    let mut guard = ResetOnDrop(Some(to));
+    let to = guard.0.as_mut().expect("just set");
     loop {
         let chunk = tokio::select! {
             r = from.read_chunk(CHUNK, true) => r,
@@ -38,6 +53,7 @@ pub async fn splice(mut from: RecvStream, mut to: SendStream) {
             }
             Ok(None) => {
                 let _ = to.finish();
+                guard.0 = None;
                 return;
             }
             Err(quinn::ReadError::Reset(code)) => {

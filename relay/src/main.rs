@@ -39,10 +39,12 @@ struct Cli {
     /// Length of the join rate-limit window in seconds [default: 60]
     #[arg(long, value_name = "SECS")]
     join_window_secs: Option<u64>,
-    /// Milliseconds of silence after which a peer counts as gone [default: 900]
+    /// Milliseconds of silence after which a peer counts as gone; the other peer is told at
+    /// once [default: 600]
     #[arg(long, value_name = "MS")]
     idle_timeout_ms: Option<u64>,
-    /// Milliseconds between keep-alives [default: 250]
+    /// Milliseconds between keep-alives sent by the relay; 0 leaves them to the peers, which
+    /// send one every 150 ms [default: 0]
     #[arg(long, value_name = "MS")]
     keep_alive_ms: Option<u64>,
     /// Show diagnostic logs (-v: info, -vv: debug)

@@ -498,13 +498,14 @@ async fn paired(
         },
         _ = shutdown.changed() => End::Refused(Refusal::new(ErrorCode::ShuttingDown, "the relay is shutting down")),
     };
-    drop(tasks);
     match end {
         End::OwnGone => Ok(()),
         End::Refused(r) => Err(r),
         End::OtherGone(reason) => {
             info!(peer = %own.remote_address(), %reason, "telling the peer its partner left");
+            // The explanation goes out before the cut streams are reset.
             let _ = out.send(&FromRelay::PeerLeft { reason }).await;
+            drop(tasks);
             let _ = out.finish();
             if tokio::time::timeout(LEAVE_GRACE, own.closed()).await.is_err() {
                 own.close(VarInt::from_u32(close_code::PEER_LEFT), b"the other side left");

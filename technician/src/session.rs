@@ -233,9 +233,9 @@ pub async fn run(
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
-                Ok(None) => break Ended::Failed("the agent closed the session stream without saying why".into()),
+                Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
                 Err(e) if e.is_violation() => break Ended::Failed(format!("the agent sent a malformed message: {e}")),
-                Err(e) => break Ended::Failed(format!("the session stream broke: {e}")),
+                Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
             },
             ctl = conn.next() => match ctl {
                 Err(LinkError::PeerLeft(reason)) => break Ended::Failed(format!("the agent left: {reason}")),

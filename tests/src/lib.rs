@@ -1,0 +1,280 @@
+//! Harness for the end-to-end tests: starts the real `relay`, `agent` and `technician` binaries
+//! as processes, reads their output line by line, and waits on conditions with timeouts.
+//!
+//! The binaries are the ones `cargo build --workspace` put beside the test executable's
+//! directory (`target/<profile>/`); a missing one is a clear failure, never a skip.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// `target/<profile>/NAME`, checked to exist.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "the `{name}` binary is missing at {}; build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A file under `tests/data`.
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// A running program whose stdout and stderr lines are collected.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: Receiver<(bool, String)>,
+    /// Every stdout line seen so far.
+    pub stdout: Vec<String>,
+    /// Every stderr line seen so far.
+    pub stderr: Vec<String>,
+    status: Option<ExitStatus>,
+}
+
+fn pump(r: impl Read + Send + 'static, is_err: bool, tx: mpsc::Sender<(bool, String)>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            if tx.send((is_err, line)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let (tx, rx) = mpsc::channel();
+        pump(child.stdout.take().expect("piped"), false, tx.clone());
+        pump(child.stderr.take().expect("piped"), true, tx);
+        Proc {
+            name: name.to_string(),
+            child,
+            lines: rx,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn take(&mut self, (is_err, line): (bool, String)) -> Option<String> {
+        if is_err {
+            self.stderr.push(line);
+            None
+        } else {
+            self.stdout.push(line.clone());
+            Some(line)
+        }
+    }
+
+    /// Everything seen, for failure messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.name,
+            self.stdout.join("\n"),
+            self.name,
+            self.stderr.join("\n")
+        )
+    }
+
+    /// Waits for a stdout line matching `pred`, failing with the transcript after `timeout`.
+    pub fn wait_line(&mut self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        if let Some(l) = self.stdout.iter().find(|l| pred(l)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(item) => {
+                    if let Some(line) = self.take(item) {
+                        if pred(&line) {
+                            return line;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{} did not print {what} within {timeout:?}\n{}", self.name, self.transcript())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{} ended without printing {what}\n{}", self.name, self.transcript())
+                }
+            }
+        }
+    }
+
+    /// Waits for a JSON status event `{"event": event, …}` on stdout.
+    pub fn wait_event(&mut self, event: &str, timeout: Duration) -> Value {
+        let line = self.wait_line(timeout, &format!("a `{event}` event"), |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == event)
+        });
+        serde_json::from_str(&line).expect("checked above")
+    }
+
+    /// All JSON events named `event` seen so far on stdout.
+    pub fn events(&self, event: &str) -> Vec<Value> {
+        self.stdout
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == event)
+            .collect()
+    }
+
+    /// Waits for the process to exit, collecting the rest of its output.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(item) = self.lines.try_recv() {
+                self.take(item);
+            }
+            if let Some(s) = self.child.try_wait().expect("wait on child") {
+                // Drain what the pipes still hold.
+                while let Ok(item) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.take(item);
+                }
+                self.status = Some(s);
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("{} did not exit within {timeout:?}\n{}", self.name, self.transcript());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal (SIGKILL, SIGTERM, SIGINT).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Default wait for things that happen promptly.
+pub const PROMPT: Duration = Duration::from_secs(20);
+
+/// A relay process on a free loopback port.
+pub struct Relay {
+    pub proc: Proc,
+    pub addr: String,
+    pub fingerprint: String,
+    pub data_dir: PathBuf,
+}
+
+impl Relay {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Relay {
+        let dir = data_dir.to_str().expect("utf-8 path");
+        let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", dir];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn("relay", &args);
+        let listen = proc.wait_line(PROMPT, "its address", |l| l.contains("listening on "));
+        let addr = listen
+            .split_whitespace()
+            .nth(2)
+            .expect("listening on ADDR")
+            .to_string();
+        let fp = proc.wait_line(PROMPT, "its fingerprint", |l| l.contains("fingerprint (SHA-256): "));
+        let fingerprint = fp
+            .split("fingerprint (SHA-256): ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .expect("fingerprint")
+            .to_string();
+        Relay {
+            proc,
+            addr,
+            fingerprint,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Arguments every peer needs to reach this relay.
+    pub fn peer_args(&self) -> Vec<String> {
+        vec![
+            "--relay".into(),
+            self.addr.clone(),
+            "--fingerprint".into(),
+            self.fingerprint.clone(),
+        ]
+    }
+
+    pub fn fingerprint(&self) -> link::Fingerprint {
+        self.fingerprint.parse().expect("relay prints a valid fingerprint")
+    }
+}
+
+/// Starts an agent with `args` (plus relay and `--json`) and waits for its session code.
+pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
+    let mut all: Vec<String> = relay.peer_args();
+    all.push("--json".into());
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut agent = Proc::spawn("agent", &refs);
+    let code = agent.wait_event("code", PROMPT)["code"]
+        .as_str()
+        .expect("code is a string")
+        .to_string();
+    (agent, code)
+}
+
+/// Starts a technician joining `code` with `args` (plus relay and `--json`).
+pub fn start_technician(relay: &Relay, code: &str, args: &[&str]) -> Proc {
+    let mut all: Vec<String> = vec!["connect".into(), code.into()];
+    all.extend(relay.peer_args());
+    all.push("--json".into());
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    Proc::spawn("technician", &refs)
+}
+
+/// SHA-256 (hex) of every frame of a SCRNSEQ1 file, in order.
+pub fn frame_hashes(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).expect("corpus file");
+    let mut r = protocol::scrnseq::Reader::new(std::io::BufReader::new(file)).expect("corpus header");
+    let mut out = Vec::new();
+    while let Some((_, frame)) = r.next_frame().expect("corpus frame") {
+        out.push(hex::encode(Sha256::digest(frame)));
+    }
+    out
+}

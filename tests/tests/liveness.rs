@@ -1,0 +1,83 @@
+//! Departures and restarts: a killed peer is reported to the other within a second; a relay
+//! told to stop tells its peers; a restarted relay keeps its certificate.
+
+use std::time::{Duration, Instant};
+
+use tests::{data, start_agent, start_technician, Proc, Relay, PROMPT};
+
+fn long_source() -> String {
+    // 80 frames at a tenth of the speed: 40 s, longer than any of these tests.
+    format!("corpus:{}", data("idle-clock.scrn").display())
+}
+
+/// Starts a session and waits until the technician has the screen.
+fn session(relay: &Relay) -> (Proc, Proc) {
+    let src = long_source();
+    let (agent, code) = start_agent(relay, &["--source", &src, "--speed", "0.1"]);
+    let mut tech = start_technician(relay, &code, &["--report-updates"]);
+    tech.wait_event("update", PROMPT);
+    (agent, tech)
+}
+
+#[test]
+fn killing_the_agent_tells_the_technician_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (agent, mut tech) = session(&relay);
+    let killed = Instant::now();
+    agent.signal(libc::SIGKILL);
+    let ended = tech.wait_event("ended", Duration::from_secs(5));
+    let after = killed.elapsed();
+    assert!(
+        ended["message"].as_str().unwrap().contains("connection was lost"),
+        "{ended}"
+    );
+    eprintln!("told after {after:?}");
+    assert!(after <= Duration::from_secs(1), "told after {after:?}");
+    assert!(!tech.wait_exit(PROMPT).success());
+}
+
+#[test]
+fn killing_the_technician_tells_the_agent_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, tech) = session(&relay);
+    let killed = Instant::now();
+    tech.signal(libc::SIGKILL);
+    let ended = agent.wait_event("ended", Duration::from_secs(5));
+    let after = killed.elapsed();
+    assert_eq!(ended["reason"], "PeerLeft", "{ended}");
+    assert!(
+        ended["message"].as_str().unwrap().contains("connection was lost"),
+        "{ended}"
+    );
+    eprintln!("told after {after:?}");
+    assert!(after <= Duration::from_secs(1), "told after {after:?}");
+    agent.wait_exit(PROMPT);
+}
+
+#[test]
+fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(dir.path(), &[]);
+    let first = relay.fingerprint.clone();
+    let src = long_source();
+    let (mut waiting, _code) = start_agent(&relay, &["--source", &src]);
+    let (mut agent, mut tech) = session(&relay);
+
+    relay.proc.signal(libc::SIGTERM);
+    assert!(relay.proc.wait_exit(PROMPT).success(), "{}", relay.proc.transcript());
+    for p in [&mut waiting, &mut agent, &mut tech] {
+        assert!(!p.wait_exit(PROMPT).success());
+        let err = p.wait_event("error", PROMPT);
+        assert!(
+            err["message"].as_str().unwrap().contains("shutting down"),
+            "{}: {err}",
+            p.name
+        );
+    }
+
+    let again = Relay::start(dir.path(), &[]);
+    assert_eq!(again.fingerprint, first);
+    assert!(!again.proc.stdout.iter().any(|l| l.contains("new certificate")));
+}
