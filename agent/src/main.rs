@@ -96,7 +96,10 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
     report.event(
         "paired",
         json!({ "peer": peer.description, "software": peer.software }),
-        format!("A technician joined: {} ({}). Press Ctrl+C to end the session.", peer.description, peer.software),
+        format!(
+            "A technician joined: {} ({}). Press Ctrl+C to end the session.",
+            peer.description, peer.software
+        ),
     );
     let opts = SessionOptions {
         max_in_flight: usize::from(cli.max_in_flight),
@@ -105,10 +108,17 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
     let ended = session::run(&mut conn, source, sink, opts, report, ctrl_c).await?;
     let (reason, human) = match &ended {
         Ended::Reason(r) => (format!("{r:?}"), r.to_string()),
-        Ended::PeerLeft(why) => ("PeerLeft".to_string(), format!("the technician left: {why}")),
+        Ended::PeerLeft(why) => (
+            "PeerLeft".to_string(),
+            format!("the technician left: {why}"),
+        ),
     };
     conn.close_and_wait(&human).await;
-    report.event("ended", json!({ "reason": reason, "message": human }), format!("Session ended: {human}."));
+    report.event(
+        "ended",
+        json!({ "reason": reason, "message": human }),
+        format!("Session ended: {human}."),
+    );
     Ok(match ended {
         Ended::Reason(protocol::peer::EndReason::Error(_)) => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,

@@ -73,7 +73,8 @@ fn capture_thread(
             }
             let produced = match source.capture() {
                 Ok(Capture::Finished) => Produced::Finished,
-                Ok(Capture::Frame(f)) => match encoder.encode(f.pixels, f.width, f.height, seq + 1) {
+                Ok(Capture::Frame(f)) => match encoder.encode(f.pixels, f.width, f.height, seq + 1)
+                {
                     Some(update) => {
                         seq += 1;
                         Produced::Update {
@@ -117,7 +118,8 @@ pub async fn run(
         agent_version: protocol::SOFTWARE_VERSION.into(),
     })
     .await?;
-    tx.send(&PeerMessage::Consent(ConsentState::Control)).await?;
+    tx.send(&PeerMessage::Consent(ConsentState::Control))
+        .await?;
     report.event(
         "sharing",
         json!({ "source": source.describe(), "width": width, "height": height }),
@@ -215,15 +217,25 @@ pub async fn run(
     if let Ended::Reason(reason) = &ended {
         // Tell the technician why, unless it was the technician who ended it.
         if !matches!(reason, EndReason::TechnicianEnded) {
-            let _ = tx.send(&PeerMessage::EndSession { reason: reason.clone() }).await;
+            let _ = tx
+                .send(&PeerMessage::EndSession {
+                    reason: reason.clone(),
+                })
+                .await;
             let _ = tx.finish();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tx.stream_mut().stopped()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), tx.stream_mut().stopped())
+                    .await;
         }
     }
     Ok(ended)
 }
 
-fn stop_capture(stop: &AtomicBool, capture: std::thread::JoinHandle<()>, credits: mpsc::SyncSender<()>) {
+fn stop_capture(
+    stop: &AtomicBool,
+    capture: std::thread::JoinHandle<()>,
+    credits: mpsc::SyncSender<()>,
+) {
     stop.store(true, Ordering::Relaxed);
     drop(credits);
     // The thread notices within one capture; it is not joined, so a capture blocked on a slow

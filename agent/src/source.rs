@@ -66,12 +66,13 @@ impl CorpusSource {
             path: path.to_path_buf(),
             source,
         })?;
-        let reader = scrnseq::Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
-            SourceError::Corpus {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        let reader =
+            scrnseq::Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+                SourceError::Corpus {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         Ok(Self {
             path: path.to_path_buf(),
             reader,

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use protocol::control::{ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, ToRelay};
+use protocol::control::{
+    ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, ToRelay,
+};
 use quinn::{ClientConfig, Connection, Endpoint};
 
 use crate::channel::{ChannelError, FramedRecv, FramedSend};
@@ -44,10 +46,12 @@ pub struct RelayConnection {
 
 /// Resolves `HOST:PORT` to the first address it names.
 pub async fn resolve(relay: &str) -> Result<SocketAddr, LinkError> {
-    let mut addrs = tokio::net::lookup_host(relay).await.map_err(|e| LinkError::Resolve {
-        relay: relay.to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut addrs = tokio::net::lookup_host(relay)
+        .await
+        .map_err(|e| LinkError::Resolve {
+            relay: relay.to_string(),
+            reason: e.to_string(),
+        })?;
     addrs.next().ok_or_else(|| LinkError::Resolve {
         relay: relay.to_string(),
         reason: "it names no address".into(),
@@ -63,7 +67,8 @@ pub fn client_endpoint(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Res
     };
     let mut endpoint = Endpoint::client(bind)?;
     let tls = tls::pinned_client_config(pin).map_err(std::io::Error::other)?;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(std::io::Error::other)?;
+    let quic =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(std::io::Error::other)?;
     let mut cfg = ClientConfig::new(Arc::new(quic));
     cfg.transport_config(transport::transport_config(
         transport::CLIENT_IDLE_TIMEOUT,
@@ -91,7 +96,11 @@ impl RelayConnection {
 
     /// Like [`RelayConnection::connect`] on an endpoint made with [`client_endpoint`], so that
     /// many connections can share one socket.
-    pub async fn connect_with(endpoint: Endpoint, relay_addr: SocketAddr, role: Role) -> Result<Self, LinkError> {
+    pub async fn connect_with(
+        endpoint: Endpoint,
+        relay_addr: SocketAddr,
+        role: Role,
+    ) -> Result<Self, LinkError> {
         let connect_err = |reason: String| LinkError::Connect {
             relay: relay_addr.to_string(),
             reason,
@@ -134,7 +143,8 @@ impl RelayConnection {
         let msg = match self.control_recv.recv().await {
             Ok(Some(m)) => m,
             Ok(None) => return Err(self.lost()),
-            Err(ChannelError::Frame(protocol::framing::FrameError::Io(_))) | Err(ChannelError::Frame(protocol::framing::FrameError::Truncated)) => {
+            Err(ChannelError::Frame(protocol::framing::FrameError::Io(_)))
+            | Err(ChannelError::Frame(protocol::framing::FrameError::Truncated)) => {
                 return Err(self.lost())
             }
             Err(e) => return Err(e.into()),
@@ -150,7 +160,8 @@ impl RelayConnection {
     fn lost(&self) -> LinkError {
         match self.connection.close_reason() {
             Some(quinn::ConnectionError::ApplicationClosed(c))
-                if c.error_code.into_inner() == u64::from(protocol::control::close_code::SHUTTING_DOWN) =>
+                if c.error_code.into_inner()
+                    == u64::from(protocol::control::close_code::SHUTTING_DOWN) =>
             {
                 LinkError::RelayShuttingDown
             }
@@ -210,7 +221,8 @@ impl RelayConnection {
     /// Closes, then waits (briefly) until the relay has been told.
     pub async fn close_and_wait(&self, reason: &str) {
         self.close(reason);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
+            .await;
     }
 }
 

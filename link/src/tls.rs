@@ -77,7 +77,10 @@ pub fn generate_self_signed(names: Vec<String>) -> Result<GeneratedIdentity, rcg
 }
 
 /// Server-side rustls config presenting `cert_der` with `key_der` (PKCS#8), TLS 1.3 only.
-pub fn server_config(cert_der: Vec<u8>, key_der: Vec<u8>) -> Result<rustls::ServerConfig, rustls::Error> {
+pub fn server_config(
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
@@ -119,10 +122,12 @@ impl ServerCertVerifier for PinnedServer {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(FingerprintMismatch {
-                    expected: self.pin,
-                    presented,
-                }))),
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+                    FingerprintMismatch {
+                        expected: self.pin,
+                        presented,
+                    },
+                ))),
             ))
         }
     }

@@ -27,7 +27,10 @@ pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Transport settings with the given idle timeout and keep-alive interval (`None`: no
 /// keep-alives from this end).
-pub fn transport_config(idle_timeout: Duration, keep_alive: Option<Duration>) -> Arc<TransportConfig> {
+pub fn transport_config(
+    idle_timeout: Duration,
+    keep_alive: Option<Duration>,
+) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(idle_timeout).unwrap_or(IdleTimeout::from(VarInt::from_u32(10_000))),

@@ -117,7 +117,9 @@ pub enum PeerLeftReason {
 impl fmt::Display for PeerLeftReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerLeftReason::Closed { reason } if reason.is_empty() => f.write_str("it closed the session"),
+            PeerLeftReason::Closed { reason } if reason.is_empty() => {
+                f.write_str("it closed the session")
+            }
             PeerLeftReason::Closed { reason } => write!(f, "it closed the session: {reason}"),
             PeerLeftReason::ConnectionLost => f.write_str("its connection was lost"),
             PeerLeftReason::Disconnected { reason } => {
@@ -185,8 +187,7 @@ pub fn peek_hello_version(payload: &[u8]) -> Option<u16> {
         version: u16,
     }
     let cfg = bincode::config::standard().with_limit::<64>();
-    let (prefix, _): (HelloPrefix, usize) =
-        bincode::serde::decode_from_slice(payload, cfg).ok()?;
+    let (prefix, _): (HelloPrefix, usize) = bincode::serde::decode_from_slice(payload, cfg).ok()?;
     (prefix.tag == 0).then_some(prefix.version)
 }
 

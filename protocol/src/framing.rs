@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(used, 6);
         assert!(matches!(
             split_frame(&[0xff, 0xff, 0xff, 0xff], 10),
-            Err(FrameError::TooLarge { len: 0xffff_ffff, max: 10 })
+            Err(FrameError::TooLarge {
+                len: 0xffff_ffff,
+                max: 10
+            })
         ));
     }
 
@@ -131,7 +134,10 @@ mod tests {
     async fn reader_rejects_oversized_prefix_before_reading_body() {
         let bytes: &[u8] = &[0, 0, 0, 0x7f];
         let mut r = FrameReader::new(bytes, 1024);
-        assert!(matches!(r.next_frame().await, Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            r.next_frame().await,
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[tokio::test]

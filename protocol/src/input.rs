@@ -173,10 +173,19 @@ impl fmt::Display for Key {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputEvent {
     /// Move the pointer to this framebuffer position.
-    PointerMove { x: u32, y: u32 },
-    Button { button: MouseButton, down: bool },
+    PointerMove {
+        x: u32,
+        y: u32,
+    },
+    Button {
+        button: MouseButton,
+        down: bool,
+    },
     /// Wheel clicks: positive `dy` scrolls down, positive `dx` right.
-    Wheel { dx: i32, dy: i32 },
+    Wheel {
+        dx: i32,
+        dy: i32,
+    },
     Key {
         down: bool,
         key: Key,
@@ -191,15 +200,17 @@ pub enum InputEvent {
 pub fn parse_combo(combo: &str) -> Result<(Modifiers, Key), String> {
     let parts: Vec<&str> = combo.split('+').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("`{combo}` has an empty part; write a plus key as `plus`"));
+        return Err(format!(
+            "`{combo}` has an empty part; write a plus key as `plus`"
+        ));
     }
     let mut mods = Modifiers::NONE;
     let (last, first) = parts.split_last().expect("split yields at least one part");
     for m in first {
         let key = Key::parse(m).ok_or_else(|| format!("unknown key `{m}` in `{combo}`"))?;
-        let flag = key
-            .as_modifier()
-            .ok_or_else(|| format!("`{m}` in `{combo}` is not a modifier (shift, ctrl, alt, meta)"))?;
+        let flag = key.as_modifier().ok_or_else(|| {
+            format!("`{m}` in `{combo}` is not a modifier (shift, ctrl, alt, meta)")
+        })?;
         *flag(&mut mods) = true;
     }
     let key = if last.eq_ignore_ascii_case("plus") {
@@ -222,7 +233,10 @@ mod tests {
         let (m, k) = parse_combo("shift+Tab").unwrap();
         assert!(m.shift);
         assert_eq!(k, Key::Named(NamedKey::Tab));
-        assert_eq!(parse_combo("Return").unwrap().1, Key::Named(NamedKey::Return));
+        assert_eq!(
+            parse_combo("Return").unwrap().1,
+            Key::Named(NamedKey::Return)
+        );
         assert_eq!(parse_combo("F12").unwrap().1, Key::Named(NamedKey::F(12)));
         assert_eq!(parse_combo("ctrl+plus").unwrap().1, Key::Char('+'));
         assert!(parse_combo("ctrl+").is_err());

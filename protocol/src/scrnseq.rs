@@ -159,7 +159,12 @@ pub struct Writer<W> {
 impl<W: Write> Writer<W> {
     pub fn new(mut inner: W, header: Header) -> std::io::Result<Self> {
         inner.write_all(MAGIC)?;
-        for v in [header.width, header.height, header.frame_count, header.interval_ms] {
+        for v in [
+            header.width,
+            header.height,
+            header.frame_count,
+            header.interval_ms,
+        ] {
             inner.write_all(&v.to_le_bytes())?;
         }
         Ok(Self {
@@ -170,7 +175,11 @@ impl<W: Write> Writer<W> {
 
     pub fn push(&mut self, t_ms: u32, frame: &[u8]) -> std::io::Result<()> {
         assert_eq!(frame.len(), self.previous.len(), "frame size");
-        let delta: Vec<u8> = frame.iter().zip(&self.previous).map(|(a, b)| a ^ b).collect();
+        let delta: Vec<u8> = frame
+            .iter()
+            .zip(&self.previous)
+            .map(|(a, b)| a ^ b)
+            .collect();
         let z = zstd::bulk::compress(&delta, 3)?;
         self.inner.write_all(&t_ms.to_le_bytes())?;
         self.inner.write_all(&(z.len() as u32).to_le_bytes())?;
@@ -208,6 +217,9 @@ mod tests {
         assert_eq!(r.next_frame().unwrap().unwrap(), (0, &f1[..]));
         assert_eq!(r.next_frame().unwrap().unwrap(), (50, &f2[..]));
         assert!(r.next_frame().unwrap().is_none());
-        assert!(matches!(Reader::new(&b"SCRNSEQ2xxxxxxxxxxxxxxxx"[..]), Err(ScrnSeqError::BadMagic)));
+        assert!(matches!(
+            Reader::new(&b"SCRNSEQ2xxxxxxxxxxxxxxxx"[..]),
+            Err(ScrnSeqError::BadMagic)
+        ));
     }
 }

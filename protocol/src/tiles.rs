@@ -53,8 +53,18 @@ impl TileEncoder {
     ///
     /// # Panics
     /// If `frame` is not `width * height * 4` bytes.
-    pub fn encode(&mut self, frame: &[u8], width: u32, height: u32, seq: u64) -> Option<ScreenUpdate> {
-        assert_eq!(frame.len(), width as usize * height as usize * BPP, "frame size");
+    pub fn encode(
+        &mut self,
+        frame: &[u8],
+        width: u32,
+        height: u32,
+        seq: u64,
+    ) -> Option<ScreenUpdate> {
+        assert_eq!(
+            frame.len(),
+            width as usize * height as usize * BPP,
+            "frame size"
+        );
         if (width, height) != (self.width, self.height) {
             self.width = width;
             self.height = height;
@@ -194,7 +204,8 @@ impl Framebuffer {
             self.width = width;
             self.height = height;
             self.pixels.clear();
-            self.pixels.resize(width as usize * height as usize * BPP, 0);
+            self.pixels
+                .resize(width as usize * height as usize * BPP, 0);
         }
         Ok(())
     }

@@ -69,7 +69,8 @@ impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+        toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))
     }
 
     /// Applies the file's settings over `cfg`.
@@ -110,7 +111,10 @@ impl FileConfig {
 impl Config {
     /// Refuses settings that cannot work, with a reason.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.code_ttl >= Duration::from_secs(1), "code_ttl_secs must be at least 1");
+        anyhow::ensure!(
+            self.code_ttl >= Duration::from_secs(1),
+            "code_ttl_secs must be at least 1"
+        );
         anyhow::ensure!(self.join_attempts >= 1, "join_attempts must be at least 1");
         anyhow::ensure!(
             self.join_window >= Duration::from_secs(1),
@@ -138,7 +142,8 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_rejects_unknown_keys() {
-        let f: FileConfig = toml::from_str("listen = \"127.0.0.1:9000\"\ncode_ttl_secs = 30\n").unwrap();
+        let f: FileConfig =
+            toml::from_str("listen = \"127.0.0.1:9000\"\ncode_ttl_secs = 30\n").unwrap();
         let mut c = Config::default();
         f.apply(&mut c);
         assert_eq!(c.listen.port(), 9000);

@@ -46,8 +46,10 @@ pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<Identity> {
             "missing"
         ),
     };
-    let cert_der = fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
-    let key_der = fs::read(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+    let cert_der =
+        fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
+    let key_der =
+        fs::read(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
     // Check the pair is usable now rather than at the first connection.
     tls::server_config(cert_der.clone(), key_der.clone()).with_context(|| {
         format!(

@@ -114,16 +114,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
     let code_ttl = cfg.code_ttl;
     let relay = Relay::bind(cfg, &id)?;
-    let addr = relay.local_addr().context("cannot read the bound address")?;
+    let addr = relay
+        .local_addr()
+        .context("cannot read the bound address")?;
     println!("Tandem relay {}", protocol::SOFTWARE_VERSION);
     println!("  listening on {addr} (QUIC over UDP)");
     println!("  data directory {}", data_dir.display());
     println!(
         "  certificate fingerprint (SHA-256): {}{}",
         id.fingerprint,
-        if id.generated { "  [new certificate generated]" } else { "" }
+        if id.generated {
+            "  [new certificate generated]"
+        } else {
+            ""
+        }
     );
-    println!("  session codes expire after {}", relay::rendezvous::human(code_ttl));
+    println!(
+        "  session codes expire after {}",
+        relay::rendezvous::human(code_ttl)
+    );
     println!(
         "Agents and technicians connect with: --relay HOST:{} --fingerprint {}",
         addr.port(),

@@ -36,7 +36,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
     fn refill(&self, b: &mut Bucket, now: Instant) {
         let elapsed = now.saturating_duration_since(b.updated);
-        b.tokens = (b.tokens + elapsed.as_secs_f64() / self.per_token.as_secs_f64()).min(self.capacity);
+        b.tokens =
+            (b.tokens + elapsed.as_secs_f64() / self.per_token.as_secs_f64()).min(self.capacity);
         b.updated = now;
     }
 
@@ -85,7 +86,10 @@ mod tests {
         }
         let wait = l.attempt(&"a", t0).unwrap_err();
         assert_eq!(wait, Duration::from_secs(6));
-        assert!(l.attempt(&"b", t0).is_ok(), "other addresses are not affected");
+        assert!(
+            l.attempt(&"b", t0).is_ok(),
+            "other addresses are not affected"
+        );
         assert!(l.attempt(&"a", t0 + Duration::from_secs(5)).is_err());
         assert!(l.attempt(&"a", t0 + Duration::from_secs(6)).is_ok());
         assert!(l.attempt(&"a", t0 + Duration::from_secs(6)).is_err());

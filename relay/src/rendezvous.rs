@@ -21,10 +21,16 @@ pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 /// What became of a code that can no longer be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spent {
-    Used { at: Instant },
-    Expired { at: Instant },
+    Used {
+        at: Instant,
+    },
+    Expired {
+        at: Instant,
+    },
     /// The agent left before anyone joined.
-    Withdrawn { at: Instant },
+    Withdrawn {
+        at: Instant,
+    },
 }
 
 /// Why a join failed.
@@ -73,7 +79,12 @@ impl<W> Rendezvous<W> {
     }
 
     /// Issues a fresh code for `agent`. Returns the code and when it expires.
-    pub fn register(&mut self, agent: W, now: Instant, rng: &mut impl Rng) -> (SessionCode, Instant) {
+    pub fn register(
+        &mut self,
+        agent: W,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> (SessionCode, Instant) {
         let max = 10u64.pow(SESSION_CODE_DIGITS as u32);
         let digits = loop {
             let n = rng.random_range(0..max);
@@ -83,7 +94,8 @@ impl<W> Rendezvous<W> {
             }
         };
         let expires_at = now + self.ttl;
-        self.waiting.insert(digits.clone(), Waiting { agent, expires_at });
+        self.waiting
+            .insert(digits.clone(), Waiting { agent, expires_at });
         let code = SessionCode::from_digits(digits).expect("nine digits make a code");
         (code, expires_at)
     }
@@ -93,7 +105,8 @@ impl<W> Rendezvous<W> {
         let key = code.digits();
         if let Some(w) = self.waiting.remove(key) {
             if now >= w.expires_at {
-                self.spent.insert(key.to_string(), Spent::Expired { at: w.expires_at });
+                self.spent
+                    .insert(key.to_string(), Spent::Expired { at: w.expires_at });
                 return Err(JoinError::Expired {
                     ago: now - w.expires_at,
                 });
@@ -114,7 +127,8 @@ impl<W> Rendezvous<W> {
         let key = code.digits();
         if self.waiting.get(key).is_some_and(|w| now >= w.expires_at) {
             let w = self.waiting.remove(key)?;
-            self.spent.insert(key.to_string(), Spent::Expired { at: w.expires_at });
+            self.spent
+                .insert(key.to_string(), Spent::Expired { at: w.expires_at });
             return Some(w.agent);
         }
         None
@@ -123,7 +137,8 @@ impl<W> Rendezvous<W> {
     /// The agent behind `code` left before anyone joined.
     pub fn withdraw(&mut self, code: &SessionCode, now: Instant) {
         if self.waiting.remove(code.digits()).is_some() {
-            self.spent.insert(code.digits().to_string(), Spent::Withdrawn { at: now });
+            self.spent
+                .insert(code.digits().to_string(), Spent::Withdrawn { at: now });
         }
     }
 

@@ -85,9 +85,9 @@ impl Refusal {
 
     fn close_code(&self) -> u32 {
         match self.code {
-            ErrorCode::ProtocolViolation | ErrorCode::MalformedMessage | ErrorCode::FrameTooLarge => {
-                close_code::PROTOCOL_VIOLATION
-            }
+            ErrorCode::ProtocolViolation
+            | ErrorCode::MalformedMessage
+            | ErrorCode::FrameTooLarge => close_code::PROTOCOL_VIOLATION,
             ErrorCode::ShuttingDown => close_code::SHUTTING_DOWN,
             _ => close_code::REFUSED,
         }
@@ -131,7 +131,10 @@ impl Relay {
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .context("the TLS configuration does not suit QUIC")?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        server.transport_config(link::transport::transport_config(cfg.idle_timeout, cfg.keep_alive));
+        server.transport_config(link::transport::transport_config(
+            cfg.idle_timeout,
+            cfg.keep_alive,
+        ));
         let endpoint = Endpoint::server(server, cfg.listen).with_context(|| {
             format!(
                 "cannot listen on {} (UDP): another relay may be running there; choose another address with --listen",
@@ -191,8 +194,10 @@ impl Relay {
             while conns.join_next().await.is_some() {}
         })
         .await;
-        self.endpoint
-            .close(VarInt::from_u32(close_code::SHUTTING_DOWN), b"the relay is shutting down");
+        self.endpoint.close(
+            VarInt::from_u32(close_code::SHUTTING_DOWN),
+            b"the relay is shutting down",
+        );
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
 }
@@ -208,7 +213,10 @@ async fn serve(conn: Connection, shared: Arc<Shared>) {
         }
         Err(_) => {
             info!(peer = %remote, "no hello in time");
-            conn.close(VarInt::from_u32(close_code::PROTOCOL_VIOLATION), b"no hello in time");
+            conn.close(
+                VarInt::from_u32(close_code::PROTOCOL_VIOLATION),
+                b"no hello in time",
+            );
             return;
         }
     };
@@ -263,16 +271,26 @@ async fn control(
             software,
         }) if version == protocol::PROTOCOL_VERSION => (role, software),
         Ok(ToRelay::Hello { version, .. }) => return Err(unsupported(version)),
-        Ok(other) => return Err(Refusal::violation(format!("expected hello first, got {}", name(&other)))),
+        Ok(other) => {
+            return Err(Refusal::violation(format!(
+                "expected hello first, got {}",
+                name(&other)
+            )))
+        }
         Err(e) => match peek_hello_version(&frame) {
-            Some(version) if version != protocol::PROTOCOL_VERSION => return Err(unsupported(version)),
+            Some(version) if version != protocol::PROTOCOL_VERSION => {
+                return Err(unsupported(version))
+            }
             _ => return Err(refusal_for(e).unwrap_or_else(|| Refusal::violation("bad hello"))),
         },
     };
-    send(out, FromRelay::Welcome {
-        version: protocol::PROTOCOL_VERSION,
-        software: format!("relay {}", protocol::SOFTWARE_VERSION),
-    })
+    send(
+        out,
+        FromRelay::Welcome {
+            version: protocol::PROTOCOL_VERSION,
+            software: format!("relay {}", protocol::SOFTWARE_VERSION),
+        },
+    )
     .await?;
     let info = PeerInfo {
         role,
@@ -307,9 +325,12 @@ fn name(msg: &ToRelay) -> &'static str {
 
 async fn send(out: &mut FramedSend<FromRelay>, msg: FromRelay) -> Result<(), Refusal> {
     // A failed write means the peer is gone; the refusal that follows goes nowhere, harmlessly.
-    out.send(&msg)
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("cannot write to the peer: {e}")))
+    out.send(&msg).await.map_err(|e| {
+        Refusal::new(
+            ErrorCode::Internal,
+            format!("cannot write to the peer: {e}"),
+        )
+    })
 }
 
 async fn agent(
@@ -338,11 +359,11 @@ async fn agent(
     };
     let (code, expires_at) = {
         let mut rng = rand::rngs::OsRng.unwrap_err();
-        shared
-            .rendezvous
-            .lock()
-            .expect("rendezvous lock")
-            .register(waiting, Instant::now(), &mut rng)
+        shared.rendezvous.lock().expect("rendezvous lock").register(
+            waiting,
+            Instant::now(),
+            &mut rng,
+        )
     };
     info!(peer = %remote, code = %code, "agent registered");
     let withdraw = || {
@@ -352,10 +373,13 @@ async fn agent(
             .expect("rendezvous lock")
             .withdraw(&code, Instant::now())
     };
-    send(out, FromRelay::Registered {
-        code: code.clone(),
-        expires_in_secs: shared.cfg.code_ttl.as_secs() as u32,
-    })
+    send(
+        out,
+        FromRelay::Registered {
+            code: code.clone(),
+            expires_in_secs: shared.cfg.code_ttl.as_secs() as u32,
+        },
+    )
     .await?;
     let mut shutdown = shared.shutdown.clone();
     let mut expiry_checked = false;
@@ -424,13 +448,21 @@ async fn technician(
         Read::Gone => return Ok(()),
     };
     let now = Instant::now();
-    if let Err(wait) = shared.joins.lock().expect("limiter lock").attempt(&remote.ip(), now) {
+    if let Err(wait) = shared
+        .joins
+        .lock()
+        .expect("limiter lock")
+        .attempt(&remote.ip(), now)
+    {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
         return Err(Refusal::new(
             ErrorCode::RateLimited {
                 retry_after_secs: secs,
             },
-            format!("too many join attempts from {}; try again in {secs} seconds", remote.ip()),
+            format!(
+                "too many join attempts from {}; try again in {secs} seconds",
+                remote.ip()
+            ),
         ));
     }
     let agent = lookup(shared, &code, now)?;
@@ -456,9 +488,16 @@ async fn technician(
 
 fn lookup(shared: &Shared, code: &SessionCode, now: Instant) -> Result<WaitingAgent, Refusal> {
     if !code.is_well_formed() {
-        return Err(Refusal::new(ErrorCode::UnknownCode, "a session code is nine or more digits"));
+        return Err(Refusal::new(
+            ErrorCode::UnknownCode,
+            "a session code is nine or more digits",
+        ));
     }
-    let joined = shared.rendezvous.lock().expect("rendezvous lock").join(code, now);
+    let joined = shared
+        .rendezvous
+        .lock()
+        .expect("rendezvous lock")
+        .join(code, now);
     joined.map_err(|e| {
         let code = match e {
             JoinError::Unknown | JoinError::Withdrawn { .. } => ErrorCode::UnknownCode,
@@ -507,8 +546,14 @@ async fn paired(
             let _ = out.send(&FromRelay::PeerLeft { reason }).await;
             drop(tasks);
             let _ = out.finish();
-            if tokio::time::timeout(LEAVE_GRACE, own.closed()).await.is_err() {
-                own.close(VarInt::from_u32(close_code::PEER_LEFT), b"the other side left");
+            if tokio::time::timeout(LEAVE_GRACE, own.closed())
+                .await
+                .is_err()
+            {
+                own.close(
+                    VarInt::from_u32(close_code::PEER_LEFT),
+                    b"the other side left",
+                );
             }
             Ok(())
         }

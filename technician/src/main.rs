@@ -73,14 +73,19 @@ fn advice(e: &LinkError) -> Option<&'static str> {
 }
 
 async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
-    let code = SessionCode::parse(&args.code)
-        .ok_or_else(|| anyhow::anyhow!("`{}` is not a session code: it has nine or more digits", args.code))?;
+    let code = SessionCode::parse(&args.code).ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{}` is not a session code: it has nine or more digits",
+            args.code
+        )
+    })?;
     // Check the script before anything happens, so that an error costs no session.
     let steps = match &args.input_script {
         Some(p) => Some(script::load(p)?),
         None => None,
     };
-    let mut conn = RelayConnection::connect(&args.relay, args.fingerprint, Role::Technician).await?;
+    let mut conn =
+        RelayConnection::connect(&args.relay, args.fingerprint, Role::Technician).await?;
     report.event(
         "connected",
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
@@ -90,7 +95,10 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
     report.event(
         "paired",
         json!({ "peer": peer.description, "software": peer.software }),
-        format!("Joined session {code} with {} ({}).", peer.description, peer.software),
+        format!(
+            "Joined session {code} with {} ({}).",
+            peer.description, peer.software
+        ),
     );
     let opts = SessionOptions {
         script: steps,
@@ -103,8 +111,16 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
     });
     let (ended, stats, viewer) = session::run(&mut conn, opts, report, ctrl_c).await?;
     let (reason, human, ok) = match &ended {
-        Ended::ByAgent(r) => (format!("{r:?}"), r.to_string(), !matches!(r, protocol::peer::EndReason::Error(_))),
-        Ended::ByTechnician => ("TechnicianEnded".into(), "you ended the session".into(), true),
+        Ended::ByAgent(r) => (
+            format!("{r:?}"),
+            r.to_string(),
+            !matches!(r, protocol::peer::EndReason::Error(_)),
+        ),
+        Ended::ByTechnician => (
+            "TechnicianEnded".into(),
+            "you ended the session".into(),
+            true,
+        ),
         Ended::Failed(why) => ("Failed".into(), why.clone(), false),
     };
     conn.close_and_wait(&human).await;
@@ -132,7 +148,11 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
             stats.tile_bytes as f64 / 1e6
         ),
     );
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn main() -> ExitCode {

@@ -86,24 +86,28 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Step>, ScriptError> {
 
 fn number<T: std::str::FromStr>(word: Option<&str>, what: &str) -> Result<T, String> {
     let w = word.ok_or_else(|| format!("{what} is missing"))?;
-    w.parse().map_err(|_| format!("`{w}` is not a valid {what}"))
+    w.parse()
+        .map_err(|_| format!("`{w}` is not a valid {what}"))
 }
 
 fn no_more<'a>(mut words: impl Iterator<Item = &'a str>, verb: &str) -> Result<(), String> {
     match words.next() {
         None => Ok(()),
-        Some(extra) => Err(format!("`{verb}` takes no more arguments; `{extra}` is extra")),
+        Some(extra) => Err(format!(
+            "`{verb}` takes no more arguments; `{extra}` is extra"
+        )),
     }
 }
 
 fn button_or_key(word: Option<&str>, verb: &str) -> Result<Result<MouseButton, Key>, String> {
-    let w = word.ok_or_else(|| format!("`{verb}` needs a mouse button (left, middle, right) or a key"))?;
+    let w = word
+        .ok_or_else(|| format!("`{verb}` needs a mouse button (left, middle, right) or a key"))?;
     if let Some(b) = MouseButton::parse(w) {
         return Ok(Ok(b));
     }
-    Key::parse(w)
-        .map(Err)
-        .ok_or_else(|| format!("`{w}` is neither a mouse button (left, middle, right) nor a key name"))
+    Key::parse(w).map(Err).ok_or_else(|| {
+        format!("`{w}` is neither a mouse button (left, middle, right) nor a key name")
+    })
 }
 
 fn unescape(text: &str) -> Result<String, String> {
@@ -200,11 +204,23 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
     match action {
         Action::Move { x, y } => vec![InputEvent::PointerMove { x: *x, y: *y }],
         Action::Click(b) => vec![
-            InputEvent::Button { button: *b, down: true },
-            InputEvent::Button { button: *b, down: false },
+            InputEvent::Button {
+                button: *b,
+                down: true,
+            },
+            InputEvent::Button {
+                button: *b,
+                down: false,
+            },
         ],
-        Action::ButtonDown(b) => vec![InputEvent::Button { button: *b, down: true }],
-        Action::ButtonUp(b) => vec![InputEvent::Button { button: *b, down: false }],
+        Action::ButtonDown(b) => vec![InputEvent::Button {
+            button: *b,
+            down: true,
+        }],
+        Action::ButtonUp(b) => vec![InputEvent::Button {
+            button: *b,
+            down: false,
+        }],
         Action::KeyDown(k) => vec![key_event(true, *k, k.text(), Modifiers::NONE)],
         Action::KeyUp(k) => vec![key_event(false, *k, None, Modifiers::NONE)],
         Action::Wheel { dx, dy } => vec![InputEvent::Wheel { dx: *dx, dy: *dy }],
@@ -260,7 +276,9 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
             }
             out
         }
-        Action::Wait { .. } | Action::WaitChange { .. } | Action::Snapshot(_) | Action::End => Vec::new(),
+        Action::Wait { .. } | Action::WaitChange { .. } | Action::Snapshot(_) | Action::End => {
+            Vec::new()
+        }
     }
 }
 
@@ -309,13 +327,22 @@ mod tests {
             }
         );
         let ev = events(&Action::Key {
-            modifiers: Modifiers { ctrl: true, shift: true, ..Modifiers::NONE },
+            modifiers: Modifiers {
+                ctrl: true,
+                shift: true,
+                ..Modifiers::NONE
+            },
             key: Key::Char('t'),
         });
         // ctrl down, shift down, t down, t up, shift up, ctrl up
         assert_eq!(ev.len(), 6);
         match &ev[2] {
-            InputEvent::Key { key, modifiers, text, down } => {
+            InputEvent::Key {
+                key,
+                modifiers,
+                text,
+                down,
+            } => {
                 assert!(*down && modifiers.ctrl && modifiers.shift);
                 assert_eq!(*key, Key::Char('t'));
                 assert_eq!(*text, None);
@@ -323,7 +350,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match &ev[5] {
-            InputEvent::Key { key, down, modifiers, .. } => {
+            InputEvent::Key {
+                key,
+                down,
+                modifiers,
+                ..
+            } => {
                 assert!(!*down && modifiers.is_empty());
                 assert_eq!(*key, Key::Named(NamedKey::Control));
             }

@@ -64,9 +64,13 @@ async fn accept_updates(conn: quinn::Connection, out: mpsc::Sender<Incoming>) {
             let mut rx = FramedRecv::<PeerMessage>::peer(stream);
             let item = match rx.recv().await {
                 Ok(Some(PeerMessage::ScreenUpdate(u))) => Incoming::Update(u),
-                Ok(Some(other)) => Incoming::Bad(format!("an update stream carried {}", kind(&other))),
+                Ok(Some(other)) => {
+                    Incoming::Bad(format!("an update stream carried {}", kind(&other)))
+                }
                 Ok(None) => Incoming::Bad("an update stream was empty".into()),
-                Err(e) if e.is_violation() => Incoming::Bad(format!("malformed screen update: {e}")),
+                Err(e) if e.is_violation() => {
+                    Incoming::Bad(format!("malformed screen update: {e}"))
+                }
                 Err(e) => {
                     debug!(error = %e, "update stream broke");
                     return;

@@ -19,7 +19,9 @@ pub const MAX_EARLY: usize = 32;
 pub enum ViewerError {
     #[error("update {seq} arrived twice or after it was applied")]
     Stale { seq: u64 },
-    #[error("update {seq} is too far ahead (expecting {expected}); the agent ignores flow control")]
+    #[error(
+        "update {seq} is too far ahead (expecting {expected}); the agent ignores flow control"
+    )]
     TooFarAhead { seq: u64, expected: u64 },
     #[error("update {seq} is malformed: {source}")]
     Apply { seq: u64, source: ApplyError },
@@ -86,7 +88,8 @@ pub fn write_png(fb: &Framebuffer, path: &Path) -> Result<(), String> {
     if fb.width() == 0 {
         return Err("no screen has been received yet".into());
     }
-    let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let mut enc = png::Encoder::new(BufWriter::new(file), fb.width(), fb.height());
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
@@ -128,8 +131,14 @@ mod tests {
         assert_eq!(v.offer(solid(2, 9)).unwrap(), Vec::<u64>::new());
         assert_eq!(v.offer(solid(1, 5)).unwrap(), vec![1, 2]);
         assert_eq!(v.framebuffer().pixels(), &[9, 9, 9, 0, 9, 9, 9, 0]);
-        assert!(matches!(v.offer(solid(2, 1)), Err(ViewerError::Stale { .. })));
-        assert!(matches!(v.offer(solid(100, 1)), Err(ViewerError::TooFarAhead { .. })));
+        assert!(matches!(
+            v.offer(solid(2, 1)),
+            Err(ViewerError::Stale { .. })
+        ));
+        assert!(matches!(
+            v.offer(solid(100, 1)),
+            Err(ViewerError::TooFarAhead { .. })
+        ));
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A file under `tests/data`.
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
 }
 
 /// A running program whose stdout and stderr lines are collected.
@@ -106,7 +108,12 @@ impl Proc {
     }
 
     /// Waits for a stdout line matching `pred`, failing with the transcript after `timeout`.
-    pub fn wait_line(&mut self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_line(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         if let Some(l) = self.stdout.iter().find(|l| pred(l)) {
             return l.clone();
         }
@@ -122,10 +129,18 @@ impl Proc {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("{} did not print {what} within {timeout:?}\n{}", self.name, self.transcript())
+                    panic!(
+                        "{} did not print {what} within {timeout:?}\n{}",
+                        self.name,
+                        self.transcript()
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("{} ended without printing {what}\n{}", self.name, self.transcript())
+                    panic!(
+                        "{} ended without printing {what}\n{}",
+                        self.name,
+                        self.transcript()
+                    )
                 }
             }
         }
@@ -167,7 +182,11 @@ impl Proc {
                 return s;
             }
             if Instant::now() > deadline {
-                panic!("{} did not exit within {timeout:?}\n{}", self.name, self.transcript());
+                panic!(
+                    "{} did not exit within {timeout:?}\n{}",
+                    self.name,
+                    self.transcript()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -214,7 +233,9 @@ impl Relay {
             .nth(2)
             .expect("listening on ADDR")
             .to_string();
-        let fp = proc.wait_line(PROMPT, "its fingerprint", |l| l.contains("fingerprint (SHA-256): "));
+        let fp = proc.wait_line(PROMPT, "its fingerprint", |l| {
+            l.contains("fingerprint (SHA-256): ")
+        });
         let fingerprint = fp
             .split("fingerprint (SHA-256): ")
             .nth(1)
@@ -240,7 +261,9 @@ impl Relay {
     }
 
     pub fn fingerprint(&self) -> link::Fingerprint {
-        self.fingerprint.parse().expect("relay prints a valid fingerprint")
+        self.fingerprint
+            .parse()
+            .expect("relay prints a valid fingerprint")
     }
 }
 
@@ -271,7 +294,8 @@ pub fn start_technician(relay: &Relay, code: &str, args: &[&str]) -> Proc {
 /// SHA-256 (hex) of every frame of a SCRNSEQ1 file, in order.
 pub fn frame_hashes(path: &Path) -> Vec<String> {
     let file = std::fs::File::open(path).expect("corpus file");
-    let mut r = protocol::scrnseq::Reader::new(std::io::BufReader::new(file)).expect("corpus header");
+    let mut r =
+        protocol::scrnseq::Reader::new(std::io::BufReader::new(file)).expect("corpus header");
     let mut out = Vec::new();
     while let Some((_, frame)) = r.next_frame().expect("corpus frame") {
         out.push(hex::encode(Sha256::digest(frame)));

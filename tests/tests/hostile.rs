@@ -18,15 +18,24 @@ async fn send_raw(relay: &Relay, bytes: &[u8]) -> (Option<FromRelay>, Connection
     let (mut send, recv) = conn.open_bi().await.unwrap();
     send.write_all(bytes).await.unwrap();
     let mut rx = FramedRecv::<FromRelay>::control(recv);
-    let answer = tokio::time::timeout(PROMPT, rx.recv()).await.expect("an answer in time").ok().flatten();
-    let closed = tokio::time::timeout(PROMPT, conn.closed()).await.expect("closed in time");
+    let answer = tokio::time::timeout(PROMPT, rx.recv())
+        .await
+        .expect("an answer in time")
+        .ok()
+        .flatten();
+    let closed = tokio::time::timeout(PROMPT, conn.closed())
+        .await
+        .expect("closed in time");
     (answer, closed)
 }
 
 fn violation_close(e: &ConnectionError) -> String {
     match e {
         ConnectionError::ApplicationClosed(c) => {
-            assert_eq!(c.error_code.into_inner(), u64::from(close_code::PROTOCOL_VIOLATION));
+            assert_eq!(
+                c.error_code.into_inner(),
+                u64::from(close_code::PROTOCOL_VIOLATION)
+            );
             String::from_utf8_lossy(&c.reason).into_owned()
         }
         other => panic!("expected an application close, got {other}"),
@@ -59,7 +68,13 @@ async fn garbage_and_oversized_frames_are_cut_off_while_a_session_goes_on() {
     // A length prefix far beyond the limit: refused before anything is allocated.
     let (answer, closed) = send_raw(&relay, &[0xff, 0xff, 0xff, 0xff]).await;
     assert!(
-        matches!(answer, Some(FromRelay::Error { code: ErrorCode::FrameTooLarge, .. })),
+        matches!(
+            answer,
+            Some(FromRelay::Error {
+                code: ErrorCode::FrameTooLarge,
+                ..
+            })
+        ),
         "{answer:?}"
     );
     assert!(violation_close(&closed).contains("4294967295"));
@@ -67,15 +82,28 @@ async fn garbage_and_oversized_frames_are_cut_off_while_a_session_goes_on() {
     // Out of order: register before hello.
     let (answer, _) = send_raw(&relay, &protocol::wire::encode_frame(&ToRelay::Register)).await;
     assert!(
-        matches!(answer, Some(FromRelay::Error { code: ErrorCode::ProtocolViolation, .. })),
+        matches!(
+            answer,
+            Some(FromRelay::Error {
+                code: ErrorCode::ProtocolViolation,
+                ..
+            })
+        ),
         "{answer:?}"
     );
 
     // The session beside them is undisturbed: it plays to the end, bit-exact.
-    assert!(tech.wait_exit(Duration::from_secs(120)).success(), "{}", tech.transcript());
+    assert!(
+        tech.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        tech.transcript()
+    );
     assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
     let ended = tech.wait_event("ended", PROMPT);
-    assert_eq!(ended["sha256"].as_str().unwrap(), frame_hashes(&corpus).last().unwrap());
+    assert_eq!(
+        ended["sha256"].as_str().unwrap(),
+        frame_hashes(&corpus).last().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,9 +133,13 @@ async fn datagrams_and_streams_are_forwarded_between_paired_peers() {
     use link::RelayConnection;
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let mut agent = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Agent).await.unwrap();
+    let mut agent = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Agent)
+        .await
+        .unwrap();
     let (code, _) = agent.register().await.unwrap();
-    let mut tech = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician).await.unwrap();
+    let mut tech = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician)
+        .await
+        .unwrap();
     let (joined, paired) = tokio::join!(tech.join(code), agent.wait_paired());
     assert_eq!(joined.unwrap().role, Role::Agent);
     assert_eq!(paired.unwrap().role, Role::Technician);
@@ -122,11 +154,16 @@ async fn datagrams_and_streams_are_forwarded_between_paired_peers() {
     assert_eq!(got, payload);
 
     // Datagrams go both ways. They may be lost, so send a few until one arrives.
-    for (from, to) in [(&agent.connection, &tech.connection), (&tech.connection, &agent.connection)] {
+    for (from, to) in [
+        (&agent.connection, &tech.connection),
+        (&tech.connection, &agent.connection),
+    ] {
         let got = tokio::time::timeout(PROMPT, async {
             loop {
                 from.send_datagram(bytes_of("cursor 10 20")).unwrap();
-                if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(100), to.read_datagram()).await {
+                if let Ok(Ok(d)) =
+                    tokio::time::timeout(Duration::from_millis(100), to.read_datagram()).await
+                {
                     return d;
                 }
             }

@@ -29,7 +29,10 @@ fn killing_the_agent_tells_the_technician_within_a_second() {
     let ended = tech.wait_event("ended", Duration::from_secs(5));
     let after = killed.elapsed();
     assert!(
-        ended["message"].as_str().unwrap().contains("connection was lost"),
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection was lost"),
         "{ended}"
     );
     eprintln!("told after {after:?}");
@@ -48,7 +51,10 @@ fn killing_the_technician_tells_the_agent_within_a_second() {
     let after = killed.elapsed();
     assert_eq!(ended["reason"], "PeerLeft", "{ended}");
     assert!(
-        ended["message"].as_str().unwrap().contains("connection was lost"),
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection was lost"),
         "{ended}"
     );
     eprintln!("told after {after:?}");
@@ -66,7 +72,11 @@ fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
     let (mut agent, mut tech) = session(&relay);
 
     relay.proc.signal(libc::SIGTERM);
-    assert!(relay.proc.wait_exit(PROMPT).success(), "{}", relay.proc.transcript());
+    assert!(
+        relay.proc.wait_exit(PROMPT).success(),
+        "{}",
+        relay.proc.transcript()
+    );
     for p in [&mut waiting, &mut agent, &mut tech] {
         assert!(!p.wait_exit(PROMPT).success());
         let err = p.wait_event("error", PROMPT);
@@ -79,5 +89,9 @@ fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
 
     let again = Relay::start(dir.path(), &[]);
     assert_eq!(again.fingerprint, first);
-    assert!(!again.proc.stdout.iter().any(|l| l.contains("new certificate")));
+    assert!(!again
+        .proc
+        .stdout
+        .iter()
+        .any(|l| l.contains("new certificate")));
 }

@@ -15,7 +15,11 @@ fn source() -> String {
 fn join_error(relay: &Relay, code: &str) -> String {
     let mut tech = start_technician(relay, code, &[]);
     let status = tech.wait_exit(PROMPT);
-    assert!(!status.success(), "joining {code} should fail\n{}", tech.transcript());
+    assert!(
+        !status.success(),
+        "joining {code} should fail\n{}",
+        tech.transcript()
+    );
     let err = tech.wait_event("error", PROMPT);
     err["message"].as_str().unwrap().to_string()
 }
@@ -39,7 +43,10 @@ fn unknown_used_and_expired_codes_say_what_happened() {
     // The agent is told when its code expires, and gives up.
     assert!(!waiting.wait_exit(PROMPT).success());
     let err = waiting.wait_event("error", PROMPT);
-    assert!(err["message"].as_str().unwrap().contains("expired"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("expired"),
+        "{err}"
+    );
     let msg = join_error(&relay, &stale);
     assert!(msg.contains("expired"), "{msg}");
 }
@@ -57,7 +64,10 @@ async fn try_join(relay: &Relay, code: &SessionCode) -> ErrorCode {
 #[tokio::test]
 async fn join_rate_limit_triggers_and_lifts() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &["--join-attempts", "3", "--join-window-secs", "3"]);
+    let relay = Relay::start(
+        dir.path(),
+        &["--join-attempts", "3", "--join-window-secs", "3"],
+    );
     let code = SessionCode::parse("123456789").unwrap();
     for _ in 0..3 {
         assert_eq!(try_join(&relay, &code).await, ErrorCode::UnknownCode);

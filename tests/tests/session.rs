@@ -14,16 +14,27 @@ fn every_acknowledged_update_and_the_last_frame_are_bit_exact() {
     let corpus = data("typing.scrn");
     let source = format!("corpus:{}", corpus.display());
     // Unpaced: every frame of the file is offered, as fast as the technician acknowledges.
-    let (mut agent, code) = start_agent(&relay, &["--source", &source, "--speed", "0", "--report-updates"]);
+    let (mut agent, code) = start_agent(
+        &relay,
+        &["--source", &source, "--speed", "0", "--report-updates"],
+    );
     let mut tech = start_technician(&relay, &code, &["--report-updates", "--hash-frames"]);
     let status = tech.wait_exit(SESSION);
     assert!(status.success(), "technician failed\n{}", tech.transcript());
-    assert!(agent.wait_exit(PROMPT).success(), "agent failed\n{}", agent.transcript());
+    assert!(
+        agent.wait_exit(PROMPT).success(),
+        "agent failed\n{}",
+        agent.transcript()
+    );
 
     let hashes = frame_hashes(&corpus);
     let sent = agent.events("update_sent");
     let applied = tech.events("update");
-    assert!(!sent.is_empty(), "no updates were sent\n{}", agent.transcript());
+    assert!(
+        !sent.is_empty(),
+        "no updates were sent\n{}",
+        agent.transcript()
+    );
     assert_eq!(sent.len(), applied.len(), "every update sent was applied");
     for (s, a) in sent.iter().zip(&applied) {
         assert_eq!(s["seq"], a["seq"]);
@@ -39,7 +50,12 @@ fn every_acknowledged_update_and_the_last_frame_are_bit_exact() {
     assert_eq!(ended["reason"], "SourceFinished");
     assert_eq!(ended["sha256"].as_str().unwrap(), hashes.last().unwrap());
     // Identical frames cost no update: the typing capture repeats frames while nothing moves.
-    assert!(sent.len() < hashes.len(), "{} updates for {} frames", sent.len(), hashes.len());
+    assert!(
+        sent.len() < hashes.len(),
+        "{} updates for {} frames",
+        sent.len(),
+        hashes.len()
+    );
 }
 
 #[test]
@@ -54,8 +70,14 @@ fn paced_playback_ends_on_the_last_frame() {
     assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
     assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
     let ended = tech.wait_event("ended", PROMPT);
-    assert_eq!(ended["sha256"].as_str().unwrap(), frame_hashes(&corpus).last().unwrap());
-    assert!(std::fs::metadata(&snapshot).unwrap().len() > 1000, "snapshot written");
+    assert_eq!(
+        ended["sha256"].as_str().unwrap(),
+        frame_hashes(&corpus).last().unwrap()
+    );
+    assert!(
+        std::fs::metadata(&snapshot).unwrap().len() > 1000,
+        "snapshot written"
+    );
 }
 
 #[test]
@@ -76,11 +98,21 @@ fn input_events_arrive_complete_and_in_order() {
     // A slow source keeps the session open while the script plays.
     let source = format!("corpus:{}", data("idle-clock.scrn").display());
     let input = format!("record:{}", record.display());
-    let (mut agent, code) = start_agent(&relay, &["--source", &source, "--speed", "0.5", "--input", &input]);
-    let mut tech = start_technician(&relay, &code, &["--input-script", script_path.to_str().unwrap()]);
+    let (mut agent, code) = start_agent(
+        &relay,
+        &["--source", &source, "--speed", "0.5", "--input", &input],
+    );
+    let mut tech = start_technician(
+        &relay,
+        &code,
+        &["--input-script", script_path.to_str().unwrap()],
+    );
     assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
     assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
-    assert_eq!(agent.wait_event("ended", PROMPT)["reason"], "TechnicianEnded");
+    assert_eq!(
+        agent.wait_event("ended", PROMPT)["reason"],
+        "TechnicianEnded"
+    );
 
     let steps = technician::script::parse(&script, "test").unwrap();
     let expected: Vec<serde_json::Value> = steps
@@ -94,7 +126,10 @@ fn input_events_arrive_complete_and_in_order() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let (last, events) = recorded.split_last().expect("something was recorded");
-    assert_eq!(last, "ReleaseAll", "held input is released when the session ends");
+    assert_eq!(
+        last, "ReleaseAll",
+        "held input is released when the session ends"
+    );
     assert_eq!(events.len(), expected.len());
     assert_eq!(events, &expected[..]);
 }
