@@ -6,11 +6,13 @@
 //! - [`peer`]: the peer plane, spoken between agent and technician through the relay;
 //! - [`input`]: the input events a technician sends and how keys are named;
 //! - [`tiles`]: the screen update codec (changed 64x64 tiles, zstd) and the framebuffer it fills;
+//! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
 //! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
 pub mod control;
+pub mod e2e;
 pub mod framing;
 pub mod input;
 pub mod peer;

@@ -1,0 +1,759 @@
+//! Sealed records: what travels on the peer plane once the handshake is complete.
+//!
+//! Every peer-plane frame's payload is one record:
+//!
+//! ```text
+//! kind: u8 | flags: u8 | stream: u64 LE | counter: u64 LE | ciphertext | tag (16 bytes)
+//! ```
+//!
+//! - `kind` and `stream` name the stream ([`StreamId`]): the session stream, or the screen update
+//!   with that sequence number. Each stream has its own key per direction, expanded from the
+//!   direction's traffic secret with the kind and number, so a record moved to another stream
+//!   (or an update stream replayed under another number) does not open.
+//! - `counter` numbers the records of one stream in one direction from 0; it is the AEAD nonce
+//!   (with the stream's own key, each nonce is used once). The opener wants exactly the next
+//!   number: a lower one is a replay, a higher one means records were dropped or reordered.
+//! - `flags` bit 0 marks the stream's last record. A stream that ends without one was cut short.
+//!
+//! The whole 18-byte header is the AEAD's associated data, so none of it can be changed either.
+//! ChaCha20-Poly1305 (RFC 8439); records are sealed and opened in place, no copy beyond the one
+//! into the output frame.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
+use hkdf::Hkdf;
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::Sha256;
+
+use crate::wire::{self, DecodeError};
+
+/// Bytes before the ciphertext.
+pub const HEADER_LEN: usize = 18;
+/// Bytes of the authentication tag after the ciphertext.
+pub const TAG_LEN: usize = 16;
+/// What sealing adds to a message.
+pub const RECORD_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+
+const FLAG_LAST: u8 = 1;
+
+/// How many screen update numbers ahead of the oldest unseen one an update stream may be;
+/// older numbers than the window are refused as replays. The agent keeps only a few updates
+/// unacknowledged, so honest streams stay far inside it.
+pub const UPDATE_WINDOW: u64 = 1024;
+
+/// What a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// The bidirectional session stream: consent, input, acks, chat, the end.
+    Session,
+    /// A unidirectional stream carrying one screen update.
+    Update,
+}
+
+impl StreamKind {
+    fn byte(self) -> u8 {
+        match self {
+            StreamKind::Session => 0,
+            StreamKind::Update => 1,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(StreamKind::Session),
+            1 => Some(StreamKind::Update),
+            _ => None,
+        }
+    }
+}
+
+/// Which stream a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub kind: StreamKind,
+    /// 0 for the session stream; the update's sequence number for an update stream.
+    pub id: u64,
+}
+
+impl StreamId {
+    pub const SESSION: StreamId = StreamId {
+        kind: StreamKind::Session,
+        id: 0,
+    };
+
+    pub fn update(seq: u64) -> Self {
+        Self {
+            kind: StreamKind::Update,
+            id: seq,
+        }
+    }
+
+    /// The stream a record says it belongs to, from its header (not yet authenticated).
+    pub fn of_record(record: &[u8]) -> Option<Self> {
+        if record.len() < HEADER_LEN {
+            return None;
+        }
+        let kind = StreamKind::from_byte(record[0])?;
+        let id = u64::from_le_bytes(record[2..10].try_into().ok()?);
+        Some(Self { kind, id })
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            StreamKind::Session => f.write_str("the session stream"),
+            StreamKind::Update => write!(f, "screen update stream {}", self.id),
+        }
+    }
+}
+
+/// Why a message could not be sealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("{0} already sent its last record")]
+    Finished(StreamId),
+    #[error("{0} has used all its record numbers")]
+    Exhausted(StreamId),
+}
+
+/// Why a record was refused. Each ends the session: after one, the opener refuses everything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "a record of {len} bytes is shorter than the {RECORD_OVERHEAD} bytes of header and tag"
+    )]
+    TooShort { len: usize },
+    #[error("a record for {got} arrived on {expected}")]
+    WrongStream { expected: StreamId, got: String },
+    #[error("record {got} on {stream} was replayed (record {expected} was next)")]
+    Replayed {
+        stream: StreamId,
+        expected: u64,
+        got: u64,
+    },
+    #[error("record {got} on {stream} arrived where record {expected} was next: records were dropped or reordered")]
+    Reordered {
+        stream: StreamId,
+        expected: u64,
+        got: u64,
+    },
+    #[error("record {counter} on {stream} was altered or not sealed with this session's keys")]
+    Altered { stream: StreamId, counter: u64 },
+    #[error("a record arrived on {0} after its last one")]
+    AfterLast(StreamId),
+    #[error("{0} ended before its last record: it was cut short")]
+    Truncated(StreamId),
+    #[error("screen update {seq} was already received: the stream was replayed")]
+    UpdateReplayed { seq: u64 },
+    #[error("screen update {seq} is too far ahead of update {floor}")]
+    UpdateTooFarAhead { seq: u64, floor: u64 },
+    #[error("the sealed message does not decode: {0}")]
+    Decode(String),
+    #[error("an earlier record on {0} was refused; the stream is closed")]
+    Poisoned(StreamId),
+}
+
+impl From<DecodeError> for OpenError {
+    fn from(e: DecodeError) -> Self {
+        OpenError::Decode(e.to_string())
+    }
+}
+
+/// The key of one stream in one direction.
+fn stream_cipher(secret: &[u8; 32], stream: StreamId) -> ChaCha20Poly1305 {
+    let hk = Hkdf::<Sha256>::from_prk(secret).expect("a 32-byte secret is a valid PRK");
+    let mut key = Key::default();
+    hk.expand_multi_info(
+        &[
+            super::LABEL,
+            b"stream",
+            &[stream.kind.byte()],
+            &stream.id.to_le_bytes(),
+        ],
+        key.as_mut_slice(),
+    )
+    .expect("32 bytes is a valid HKDF-SHA256 output length");
+    let cipher = ChaCha20Poly1305::new(&key);
+    zeroize::Zeroize::zeroize(key.as_mut_slice());
+    cipher
+}
+
+fn nonce(counter: u64) -> Nonce {
+    let mut n = Nonce::default();
+    n[..8].copy_from_slice(&counter.to_le_bytes());
+    n
+}
+
+/// Seals one direction of one stream. The key is wiped when dropped.
+pub struct Sealer {
+    cipher: ChaCha20Poly1305,
+    stream: StreamId,
+    next: u64,
+    finished: bool,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("stream", &self.stream)
+            .field("next", &self.next)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    pub(crate) fn new(secret: &[u8; 32], stream: StreamId) -> Self {
+        Self {
+            cipher: stream_cipher(secret, stream),
+            stream,
+            next: 0,
+            finished: false,
+        }
+    }
+
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// Appends one whole frame to `out`: the 4-byte length, then the record sealing
+    /// `plaintext`. `last` marks the stream's final record (an update stream's only one; the
+    /// session stream's end-of-session message).
+    pub fn seal_frame(
+        &mut self,
+        plaintext: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
+        self.seal_frame_with(last, out, |buf| buf.extend_from_slice(plaintext))
+    }
+
+    /// Appends one whole frame sealing `msg` encoded as bincode, encoded straight into `out`
+    /// and encrypted there (no intermediate copy).
+    pub fn seal_message<T: Serialize>(
+        &mut self,
+        msg: &T,
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
+        self.seal_frame_with(last, out, |buf| {
+            bincode::serde::encode_into_std_write(msg, buf, bincode::config::standard())
+                .expect("encoding a message into memory cannot fail");
+        })
+    }
+
+    fn seal_frame_with(
+        &mut self,
+        last: bool,
+        out: &mut Vec<u8>,
+        write_plaintext: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), SealError> {
+        if self.finished {
+            return Err(SealError::Finished(self.stream));
+        }
+        if self.next == u64::MAX {
+            return Err(SealError::Exhausted(self.stream));
+        }
+        let counter = self.next;
+        let start = out.len();
+        out.extend_from_slice(&[0u8; 4]);
+        out.push(self.stream.kind.byte());
+        out.push(if last { FLAG_LAST } else { 0 });
+        out.extend_from_slice(&self.stream.id.to_le_bytes());
+        out.extend_from_slice(&counter.to_le_bytes());
+        write_plaintext(out);
+        let (head, plaintext) = out[start + 4..].split_at_mut(HEADER_LEN);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce(counter), head, plaintext)
+            .expect("ChaCha20-Poly1305 seals any message below 256 GiB");
+        out.extend_from_slice(&tag);
+        let len = u32::try_from(out.len() - start - 4).expect("a record fits in 4 GiB");
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        self.next += 1;
+        self.finished = last;
+        Ok(())
+    }
+}
+
+/// Opens one direction of one stream, in order. The key is wiped when dropped.
+pub struct Opener {
+    cipher: ChaCha20Poly1305,
+    stream: StreamId,
+    next: u64,
+    finished: bool,
+    poisoned: bool,
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener")
+            .field("stream", &self.stream)
+            .field("next", &self.next)
+            .field("finished", &self.finished)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    pub(crate) fn new(secret: &[u8; 32], stream: StreamId) -> Self {
+        Self {
+            cipher: stream_cipher(secret, stream),
+            stream,
+            next: 0,
+            finished: false,
+            poisoned: false,
+        }
+    }
+
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// True once the stream's last record was opened.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Opens a record (a frame's payload) in place and returns the plaintext, a sub-slice of
+    /// `record`.
+    pub fn open_in_place<'a>(&mut self, record: &'a mut [u8]) -> Result<&'a [u8], OpenError> {
+        if self.poisoned {
+            return Err(OpenError::Poisoned(self.stream));
+        }
+        let result = self.open_inner(record);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn open_inner<'a>(&mut self, record: &'a mut [u8]) -> Result<&'a [u8], OpenError> {
+        if record.len() < RECORD_OVERHEAD {
+            return Err(OpenError::TooShort { len: record.len() });
+        }
+        let (head, rest) = record.split_at_mut(HEADER_LEN);
+        let kind = head[0];
+        let flags = head[1];
+        let id = u64::from_le_bytes(head[2..10].try_into().expect("8 bytes"));
+        let counter = u64::from_le_bytes(head[10..18].try_into().expect("8 bytes"));
+        if kind != self.stream.kind.byte() || id != self.stream.id {
+            let got = match StreamKind::from_byte(kind) {
+                Some(kind) => StreamId { kind, id }.to_string(),
+                None => format!("a stream of unknown kind {kind}"),
+            };
+            return Err(OpenError::WrongStream {
+                expected: self.stream,
+                got,
+            });
+        }
+        if self.finished {
+            return Err(OpenError::AfterLast(self.stream));
+        }
+        if counter < self.next {
+            return Err(OpenError::Replayed {
+                stream: self.stream,
+                expected: self.next,
+                got: counter,
+            });
+        }
+        if counter > self.next {
+            return Err(OpenError::Reordered {
+                stream: self.stream,
+                expected: self.next,
+                got: counter,
+            });
+        }
+        let (ciphertext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let tag = Tag::clone_from_slice(tag);
+        self.cipher
+            .decrypt_in_place_detached(&nonce(counter), head, ciphertext, &tag)
+            .map_err(|_| OpenError::Altered {
+                stream: self.stream,
+                counter,
+            })?;
+        self.next += 1;
+        self.finished = flags & FLAG_LAST != 0;
+        Ok(ciphertext)
+    }
+
+    /// Opens a record into `out` (cleared first; its allocation is reused).
+    pub fn open(&mut self, record: &[u8], out: &mut Vec<u8>) -> Result<(), OpenError> {
+        out.clear();
+        out.extend_from_slice(record);
+        let len = self.open_in_place(out)?.len();
+        out.copy_within(HEADER_LEN..HEADER_LEN + len, 0);
+        out.truncate(len);
+        Ok(())
+    }
+
+    /// Opens a record and decodes the bincode message inside, with the peer plane's size limit.
+    /// `scratch` is a reusable buffer.
+    pub fn open_message<T: DeserializeOwned>(
+        &mut self,
+        record: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<T, OpenError> {
+        scratch.clear();
+        scratch.extend_from_slice(record);
+        let plaintext = self.open_in_place(scratch)?;
+        Ok(wire::decode_peer(plaintext)?)
+    }
+
+    /// Call when the stream ended cleanly: an error unless its last record arrived.
+    pub fn finish(&self) -> Result<(), OpenError> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(OpenError::Truncated(self.stream))
+        }
+    }
+}
+
+/// Hands out an [`Opener`] for each screen update stream the other end opens, and refuses a
+/// number it has already handed out (a replayed stream). Memory stays bounded: numbers are
+/// remembered only within [`UPDATE_WINDOW`] of the oldest not yet seen.
+pub struct UpdateReceiver {
+    secret: zeroize::Zeroizing<[u8; 32]>,
+    /// Every number below `floor` has been seen (or is too old to accept).
+    floor: u64,
+    /// Numbers at or above `floor` that have been seen.
+    seen: BTreeSet<u64>,
+}
+
+impl fmt::Debug for UpdateReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpdateReceiver")
+            .field("floor", &self.floor)
+            .field("seen", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpdateReceiver {
+    pub(crate) fn new(secret: &[u8; 32]) -> Self {
+        Self {
+            secret: zeroize::Zeroizing::new(*secret),
+            floor: 0,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// The opener for update stream `seq`, once per number.
+    pub fn accept(&mut self, seq: u64) -> Result<Opener, OpenError> {
+        if seq < self.floor || self.seen.contains(&seq) {
+            return Err(OpenError::UpdateReplayed { seq });
+        }
+        if seq - self.floor >= 2 * UPDATE_WINDOW {
+            return Err(OpenError::UpdateTooFarAhead {
+                seq,
+                floor: self.floor,
+            });
+        }
+        self.seen.insert(seq);
+        // Numbers seen in a row from the floor need no memory.
+        while self.seen.remove(&self.floor) {
+            self.floor += 1;
+        }
+        // A number never seen (a stream the network or the relay cut) must not hold memory
+        // forever: past the window, the floor moves on and older numbers count as spent.
+        if seq.saturating_sub(self.floor) >= UPDATE_WINDOW {
+            self.floor = seq + 1 - UPDATE_WINDOW;
+            self.seen = self.seen.split_off(&self.floor);
+            while self.seen.remove(&self.floor) {
+                self.floor += 1;
+            }
+        }
+        Ok(Opener::new(&self.secret, StreamId::update(seq)))
+    }
+
+    /// The opener for the update stream whose first record is `record`, from the number in
+    /// its header; the opener then authenticates that number with the record.
+    pub fn opener_for(&mut self, record: &[u8]) -> Result<Opener, OpenError> {
+        if record.len() < RECORD_OVERHEAD {
+            return Err(OpenError::TooShort { len: record.len() });
+        }
+        match StreamId::of_record(record) {
+            Some(StreamId {
+                kind: StreamKind::Update,
+                id,
+            }) => self.accept(id),
+            other => Err(OpenError::WrongStream {
+                expected: StreamId::update(self.floor),
+                got: other.map_or_else(
+                    || format!("a stream of unknown kind {}", record[0]),
+                    |s| s.to_string(),
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: [u8; 32] = [9; 32];
+
+    fn frames(sealer: &mut Sealer, msgs: &[(&[u8], bool)]) -> Vec<Vec<u8>> {
+        msgs.iter()
+            .map(|(m, last)| {
+                let mut f = Vec::new();
+                sealer.seal_frame(m, *last, &mut f).unwrap();
+                assert_eq!(f.len(), 4 + RECORD_OVERHEAD + m.len());
+                f.split_off(4)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn session_stream_round_trips_in_order() {
+        let mut s = Sealer::new(&SECRET, StreamId::SESSION);
+        let recs = frames(&mut s, &[(b"one", false), (b"", false), (b"three", true)]);
+        assert_eq!(
+            s.seal_frame(b"x", false, &mut Vec::new()),
+            Err(SealError::Finished(StreamId::SESSION))
+        );
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        let mut out = Vec::new();
+        assert_eq!(o.finish(), Err(OpenError::Truncated(StreamId::SESSION)));
+        for (rec, want) in recs.iter().zip([&b"one"[..], b"", b"three"]) {
+            o.open(rec, &mut out).unwrap();
+            assert_eq!(out, want);
+        }
+        assert!(o.is_finished());
+        o.finish().unwrap();
+    }
+
+    #[test]
+    fn messages_seal_without_a_copy_and_decode() {
+        let msg = crate::peer::PeerMessage::UpdateAck { seq: 77 };
+        let mut s = Sealer::new(&SECRET, StreamId::SESSION);
+        let mut f = Vec::new();
+        s.seal_message(&msg, false, &mut f).unwrap();
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        let back: crate::peer::PeerMessage = o.open_message(&f[4..], &mut Vec::new()).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn replay_reorder_truncation_and_alteration_have_their_own_errors() {
+        let mut s = Sealer::new(&SECRET, StreamId::SESSION);
+        let recs = frames(&mut s, &[(b"a", false), (b"b", false), (b"c", true)]);
+        let mut out = Vec::new();
+
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        o.open(&recs[0], &mut out).unwrap();
+        assert!(matches!(
+            o.open(&recs[0], &mut out),
+            Err(OpenError::Replayed {
+                expected: 1,
+                got: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            o.open(&recs[1], &mut out),
+            Err(OpenError::Poisoned(_))
+        ));
+
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        assert!(matches!(
+            o.open(&recs[1], &mut out),
+            Err(OpenError::Reordered {
+                expected: 0,
+                got: 1,
+                ..
+            })
+        ));
+
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        o.open(&recs[0], &mut out).unwrap();
+        o.open(&recs[1], &mut out).unwrap();
+        assert_eq!(o.finish(), Err(OpenError::Truncated(StreamId::SESSION)));
+
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        let mut bad = recs[0].clone();
+        *bad.last_mut().unwrap() ^= 0x80;
+        assert!(matches!(
+            o.open(&bad, &mut out),
+            Err(OpenError::Altered { counter: 0, .. })
+        ));
+
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        assert_eq!(
+            o.open(&recs[0][..RECORD_OVERHEAD - 1], &mut out),
+            Err(OpenError::TooShort {
+                len: RECORD_OVERHEAD - 1
+            })
+        );
+
+        // Removing the "last" flag from the final record is an alteration.
+        let mut o = Opener::new(&SECRET, StreamId::SESSION);
+        o.open(&recs[0], &mut out).unwrap();
+        o.open(&recs[1], &mut out).unwrap();
+        let mut unflagged = recs[2].clone();
+        unflagged[1] = 0;
+        assert!(matches!(
+            o.open(&unflagged, &mut out),
+            Err(OpenError::Altered { counter: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_record_does_not_open_on_another_stream_or_with_another_key() {
+        let mut s = Sealer::new(&SECRET, StreamId::update(3));
+        let rec = frames(&mut s, &[(b"pixels", true)]).remove(0);
+        let mut out = Vec::new();
+        // Header says stream 3; an opener for stream 4 refuses it.
+        assert!(matches!(
+            Opener::new(&SECRET, StreamId::update(4)).open(&rec, &mut out),
+            Err(OpenError::WrongStream { .. })
+        ));
+        // Rewriting the header to stream 4 does not help: stream 4's key does not open it.
+        let mut moved = rec.clone();
+        moved[2..10].copy_from_slice(&4u64.to_le_bytes());
+        assert!(matches!(
+            Opener::new(&SECRET, StreamId::update(4)).open(&moved, &mut out),
+            Err(OpenError::Altered { .. })
+        ));
+        // Nor the other direction's (another secret).
+        assert!(matches!(
+            Opener::new(&[8; 32], StreamId::update(3)).open(&rec, &mut out),
+            Err(OpenError::Altered { .. })
+        ));
+        Opener::new(&SECRET, StreamId::update(3))
+            .open(&rec, &mut out)
+            .unwrap();
+        assert_eq!(out, b"pixels");
+    }
+
+    #[test]
+    fn update_streams_open_once_per_number() {
+        let mut rx = UpdateReceiver::new(&SECRET);
+        let mut out = Vec::new();
+        let rec = |seq: u64| {
+            let mut s = Sealer::new(&SECRET, StreamId::update(seq));
+            frames(&mut s, &[(b"u", true)]).remove(0)
+        };
+        for seq in [0u64, 2, 1, 3] {
+            let r = rec(seq);
+            let mut o = rx.opener_for(&r).unwrap();
+            o.open(&r, &mut out).unwrap();
+            o.finish().unwrap();
+        }
+        assert_eq!(
+            rx.opener_for(&rec(2)).unwrap_err(),
+            OpenError::UpdateReplayed { seq: 2 }
+        );
+        assert_eq!(rx.floor, 4);
+        assert!(rx.seen.is_empty());
+        // A session record is not an update stream.
+        let mut s = Sealer::new(&SECRET, StreamId::SESSION);
+        let r = frames(&mut s, &[(b"x", false)]).remove(0);
+        assert!(matches!(
+            rx.opener_for(&r),
+            Err(OpenError::WrongStream { .. })
+        ));
+        assert!(matches!(
+            rx.opener_for(&[1, 0, 0]),
+            Err(OpenError::TooShort { len: 3 })
+        ));
+    }
+
+    #[test]
+    fn update_receiver_memory_stays_bounded_when_streams_go_missing() {
+        let mut rx = UpdateReceiver::new(&SECRET);
+        // Update 0 never arrives; the rest do.
+        for seq in 1..(3 * UPDATE_WINDOW) {
+            rx.accept(seq).unwrap();
+            assert!(rx.seen.len() as u64 <= UPDATE_WINDOW);
+        }
+        assert!(rx.seen.is_empty());
+        assert_eq!(
+            rx.accept(0).unwrap_err(),
+            OpenError::UpdateReplayed { seq: 0 }
+        );
+        assert!(matches!(
+            rx.accept(rx.floor + 2 * UPDATE_WINDOW),
+            Err(OpenError::UpdateTooFarAhead { .. })
+        ));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Flipping any bit of any record makes opening fail, never panic, never yield
+            /// different plaintext.
+            #[test]
+            fn any_flipped_bit_is_refused(
+                msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..5),
+                which in any::<proptest::sample::Index>(),
+                byte in any::<proptest::sample::Index>(),
+                bit in 0u8..8,
+            ) {
+                let mut s = Sealer::new(&SECRET, StreamId::SESSION);
+                let mut recs: Vec<Vec<u8>> = msgs.iter().enumerate().map(|(i, m)| {
+                    let mut f = Vec::new();
+                    s.seal_frame(m, i + 1 == msgs.len(), &mut f).unwrap();
+                    f.split_off(4)
+                }).collect();
+                let w = which.index(recs.len());
+                let b = byte.index(recs[w].len());
+                recs[w][b] ^= 1 << bit;
+                let mut o = Opener::new(&SECRET, StreamId::SESSION);
+                let mut out = Vec::new();
+                let mut failed = false;
+                for (i, r) in recs.iter().enumerate() {
+                    match o.open(r, &mut out) {
+                        Ok(()) => prop_assert_eq!(&out, &msgs[i]),
+                        Err(_) => { failed = true; prop_assert_eq!(i, w); break; }
+                    }
+                }
+                prop_assert!(failed);
+            }
+
+            /// Any sequence of genuine records other than the sealed order (a replay, a drop, a
+            /// swap) is refused at the first record out of place.
+            #[test]
+            fn only_the_sealed_order_opens(order in proptest::collection::vec(0usize..6, 1..10)) {
+                let mut s = Sealer::new(&SECRET, StreamId::SESSION);
+                let recs: Vec<Vec<u8>> = (0..6u8).map(|i| {
+                    let mut f = Vec::new();
+                    s.seal_frame(&[i], i == 5, &mut f).unwrap();
+                    f.split_off(4)
+                }).collect();
+                let mut o = Opener::new(&SECRET, StreamId::SESSION);
+                let mut out = Vec::new();
+                for (pos, &i) in order.iter().enumerate() {
+                    let r = o.open(&recs[i], &mut out);
+                    if i == pos {
+                        prop_assert!(r.is_ok());
+                        prop_assert_eq!(&out, &vec![i as u8]);
+                    } else {
+                        prop_assert!(r.is_err());
+                        break;
+                    }
+                }
+            }
+
+            /// Arbitrary bytes never open and never panic.
+            #[test]
+            fn garbage_never_opens(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+                let mut o = Opener::new(&SECRET, StreamId::SESSION);
+                prop_assert!(o.open(&bytes, &mut Vec::new()).is_err());
+                let mut rx = UpdateReceiver::new(&SECRET);
+                if let Ok(mut o) = rx.opener_for(&bytes) {
+                    prop_assert!(o.open(&bytes, &mut Vec::new()).is_err());
+                }
+            }
+        }
+    }
+}
