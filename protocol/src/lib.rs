@@ -7,7 +7,8 @@
 //! - [`input`]: the input events a technician sends and how keys are named;
 //! - [`tiles`]: the screen update codec (changed 64x64 tiles, zstd) and the framebuffer it fills;
 //! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
-//! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus.
+//! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus;
+//! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
@@ -17,6 +18,7 @@ pub mod framing;
 pub mod input;
 pub mod peer;
 pub mod scrnseq;
+pub mod sessionlog;
 pub mod tiles;
 pub mod wire;
 

@@ -1,0 +1,410 @@
+//! What a session-log record says: the kinds, their bodies, and how a body becomes bytes.
+//!
+//! The frame around a record (index, time, kind, hashes) is the same for every kind and is
+//! handled by the writer and the reader; this module only knows bodies. A body is bincode 2 of
+//! the kind's type. Kinds are numbered once and never reused: a reader that meets a number it
+//! does not know still checks the record's hashes and hands it on as [`Record::Unknown`], so
+//! logs written by newer versions verify with older tools. Changing a body's layout means a new
+//! kind number (as [`KIND_SCREEN_UPDATE`] will get a sibling when the screen codec changes).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::control::Role;
+use crate::input::{InputEvent, Key, Modifiers};
+use crate::peer::{ConsentState, EndReason, ScreenUpdate};
+use crate::wire::{self, DecodeError};
+
+/// [`SessionOpened`]: always record 0.
+pub const KIND_SESSION_OPENED: u16 = 1;
+/// [`ParticipantJoined`].
+pub const KIND_PARTICIPANT_JOINED: u16 = 2;
+/// [`ParticipantLeft`].
+pub const KIND_PARTICIPANT_LEFT: u16 = 3;
+/// [`ConsentState`] as the agent sent it.
+pub const KIND_CONSENT: u16 = 4;
+/// [`RecordedInput`]: one input event the technician sent.
+pub const KIND_INPUT: u16 = 5;
+/// Reserved for chat messages (not written yet).
+pub const KIND_CHAT: u16 = 6;
+/// Reserved for escalation notes (not written yet).
+pub const KIND_ESCALATION: u16 = 7;
+/// A [`ScreenUpdate`] of the interim tile codec, exactly as received.
+pub const KIND_SCREEN_UPDATE: u16 = 8;
+/// [`ErrorNote`].
+pub const KIND_ERROR: u16 = 9;
+/// [`SessionClosed`].
+pub const KIND_SESSION_CLOSED: u16 = 10;
+/// The seal: empty body, always the last record of a finished log.
+pub const KIND_SEAL: u16 = 0xffff;
+
+/// Largest body of a screen update: a whole peer-plane frame.
+pub const MAX_SCREEN_BODY: usize = wire::PEER_MAX_FRAME;
+/// Largest body of any other kind.
+pub const MAX_EVENT_BODY: usize = 64 * 1024;
+
+/// How typed text is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TypedText {
+    /// Every key event as sent, with the text it produced.
+    #[default]
+    Full,
+    /// Keys that produce characters are recorded as a count of characters only; named keys
+    /// (Return, arrows, F5, modifiers) are kept without their text.
+    CountOnly,
+}
+
+/// One side of the session as the relay or the peer described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub role: Role,
+    /// Who it is, in words ("technician at 10.0.0.7:51234"; an account name once there are
+    /// accounts).
+    pub description: String,
+    /// Its software and version.
+    pub software: String,
+}
+
+/// Record 0: what the session was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionOpened {
+    /// Wall-clock start, ms since the Unix epoch. Every record's time counts from here.
+    pub started_unix_ms: u64,
+    /// Relay address as dialled (`HOST:PORT`).
+    pub relay_address: String,
+    /// SHA-256 fingerprint of the relay's certificate, hex.
+    pub relay_fingerprint: String,
+    /// The relay's software and version, as it said in its welcome.
+    pub relay_software: String,
+    pub technician: Participant,
+    pub agent: Participant,
+    /// Peer-plane protocol version spoken.
+    pub protocol_version: u16,
+    /// SHA-256 of the session code's digits, never the code itself. A code is short, so this
+    /// links the log to the relay's records of the session; it does not hide the code from
+    /// someone who tries every code.
+    pub code_sha256: [u8; 32],
+    /// How typed text is recorded in this log.
+    pub typed_text: TypedText,
+}
+
+/// SHA-256 of a session code's digits, for [`SessionOpened::code_sha256`].
+pub fn code_sha256(digits: &str) -> [u8; 32] {
+    Sha256::digest(digits.as_bytes()).into()
+}
+
+/// Someone joined (a second technician, a supervisor, once those exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantJoined {
+    pub participant: Participant,
+}
+
+/// Someone left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantLeft {
+    pub participant: Participant,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// An input event the technician sent, possibly with its text reduced to a count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordedInput {
+    /// The event as sent.
+    Event(InputEvent),
+    /// A key that produced characters, recorded under [`TypedText::CountOnly`].
+    Typed {
+        down: bool,
+        /// Number of characters the key produced (1 for most keys).
+        chars: u32,
+        modifiers: Modifiers,
+    },
+}
+
+impl RecordedInput {
+    /// The event as the policy allows it to be kept.
+    pub fn from_event(event: &InputEvent, policy: TypedText) -> Self {
+        match (policy, event) {
+            (
+                TypedText::CountOnly,
+                InputEvent::Key {
+                    down,
+                    key,
+                    text,
+                    modifiers,
+                },
+            ) => match key {
+                Key::Char(_) => RecordedInput::Typed {
+                    down: *down,
+                    chars: text
+                        .as_ref()
+                        .map_or(1, |t| u32::try_from(t.chars().count()).unwrap_or(u32::MAX)),
+                    modifiers: *modifiers,
+                },
+                Key::Named(_) => RecordedInput::Event(InputEvent::Key {
+                    down: *down,
+                    key: *key,
+                    text: None,
+                    modifiers: *modifiers,
+                }),
+            },
+            _ => RecordedInput::Event(event.clone()),
+        }
+    }
+}
+
+/// Something went wrong during the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorNote {
+    /// Words for a person.
+    pub message: String,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseReason {
+    /// The agent ended it with this reason.
+    ByAgent(EndReason),
+    /// The technician ended it.
+    ByTechnician,
+    /// It broke: the agent vanished or broke the protocol, the network went away.
+    Failed(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::ByAgent(r) => write!(f, "{r}"),
+            CloseReason::ByTechnician => f.write_str("the technician ended the session"),
+            CloseReason::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// The session is over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClosed {
+    pub reason: CloseReason,
+}
+
+/// A record's body, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    SessionOpened(SessionOpened),
+    ParticipantJoined(ParticipantJoined),
+    ParticipantLeft(ParticipantLeft),
+    Consent(ConsentState),
+    Input(RecordedInput),
+    ScreenUpdate(ScreenUpdate),
+    Error(ErrorNote),
+    SessionClosed(SessionClosed),
+    Seal,
+    /// A kind this version does not know (written by a newer one); its hashes were checked.
+    Unknown {
+        kind: u16,
+    },
+}
+
+/// Why a body could not be read even though its hashes were right (a writer bug, or a kind
+/// whose layout this version does not know).
+#[derive(Debug, thiserror::Error)]
+#[error("record of kind {kind} ({name}) has an unreadable body: {source}")]
+pub struct BodyError {
+    pub kind: u16,
+    pub name: &'static str,
+    #[source]
+    pub source: DecodeError,
+}
+
+/// A short name for a kind, for people and JSON.
+pub fn kind_name(kind: u16) -> &'static str {
+    match kind {
+        KIND_SESSION_OPENED => "session_opened",
+        KIND_PARTICIPANT_JOINED => "participant_joined",
+        KIND_PARTICIPANT_LEFT => "participant_left",
+        KIND_CONSENT => "consent",
+        KIND_INPUT => "input",
+        KIND_CHAT => "chat",
+        KIND_ESCALATION => "escalation",
+        KIND_SCREEN_UPDATE => "screen_update",
+        KIND_ERROR => "error",
+        KIND_SESSION_CLOSED => "session_closed",
+        KIND_SEAL => "seal",
+        _ => "unknown",
+    }
+}
+
+/// Largest body a kind may have.
+pub fn max_body(kind: u16) -> usize {
+    if kind == KIND_SCREEN_UPDATE {
+        MAX_SCREEN_BODY
+    } else {
+        // Unknown kinds may be large too (a future codec); the frame limit still applies.
+        match kind {
+            KIND_SESSION_OPENED
+            | KIND_PARTICIPANT_JOINED
+            | KIND_PARTICIPANT_LEFT
+            | KIND_CONSENT
+            | KIND_INPUT
+            | KIND_ERROR
+            | KIND_SESSION_CLOSED
+            | KIND_SEAL => MAX_EVENT_BODY,
+            _ => MAX_SCREEN_BODY,
+        }
+    }
+}
+
+impl Record {
+    /// The kind number this record is written under.
+    pub fn kind(&self) -> u16 {
+        match self {
+            Record::SessionOpened(_) => KIND_SESSION_OPENED,
+            Record::ParticipantJoined(_) => KIND_PARTICIPANT_JOINED,
+            Record::ParticipantLeft(_) => KIND_PARTICIPANT_LEFT,
+            Record::Consent(_) => KIND_CONSENT,
+            Record::Input(_) => KIND_INPUT,
+            Record::ScreenUpdate(_) => KIND_SCREEN_UPDATE,
+            Record::Error(_) => KIND_ERROR,
+            Record::SessionClosed(_) => KIND_SESSION_CLOSED,
+            Record::Seal => KIND_SEAL,
+            Record::Unknown { kind } => *kind,
+        }
+    }
+
+    /// Decodes a body of `kind`. Unknown kinds decode to [`Record::Unknown`].
+    pub fn decode(kind: u16, body: &[u8]) -> Result<Record, BodyError> {
+        fn d<T: serde::de::DeserializeOwned>(kind: u16, body: &[u8]) -> Result<T, BodyError> {
+            let r = if kind == KIND_SCREEN_UPDATE {
+                wire::decode::<T, MAX_SCREEN_BODY>(body)
+            } else {
+                wire::decode::<T, MAX_EVENT_BODY>(body)
+            };
+            r.map_err(|source| BodyError {
+                kind,
+                name: kind_name(kind),
+                source,
+            })
+        }
+        Ok(match kind {
+            KIND_SESSION_OPENED => Record::SessionOpened(d(kind, body)?),
+            KIND_PARTICIPANT_JOINED => Record::ParticipantJoined(d(kind, body)?),
+            KIND_PARTICIPANT_LEFT => Record::ParticipantLeft(d(kind, body)?),
+            KIND_CONSENT => Record::Consent(d(kind, body)?),
+            KIND_INPUT => Record::Input(d(kind, body)?),
+            KIND_SCREEN_UPDATE => Record::ScreenUpdate(d(kind, body)?),
+            KIND_ERROR => Record::Error(d(kind, body)?),
+            KIND_SESSION_CLOSED => Record::SessionClosed(d(kind, body)?),
+            KIND_SEAL => {
+                if !body.is_empty() {
+                    return Err(BodyError {
+                        kind,
+                        name: "seal",
+                        source: DecodeError::Trailing(body.len()),
+                    });
+                }
+                Record::Seal
+            }
+            other => Record::Unknown { kind: other },
+        })
+    }
+}
+
+/// Appends the bincode body of a known record to `out`.
+pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
+    fn e<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+        // Encoding into memory cannot fail for these types.
+        bincode::serde::encode_into_std_write(v, out, bincode::config::standard())
+            .expect("encoding a record into memory cannot fail");
+    }
+    match record {
+        BodyRef::SessionOpened(v) => e(v, out),
+        BodyRef::ParticipantJoined(v) => e(v, out),
+        BodyRef::ParticipantLeft(v) => e(v, out),
+        BodyRef::Consent(v) => e(&v, out),
+        BodyRef::Input(v) => e(v, out),
+        BodyRef::ScreenUpdate(v) => e(v, out),
+        BodyRef::Error(v) => e(v, out),
+        BodyRef::SessionClosed(v) => e(v, out),
+        BodyRef::Seal => {}
+    }
+}
+
+/// A borrowed record body, so that writing a screen update does not copy it first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodyRef<'a> {
+    SessionOpened(&'a SessionOpened),
+    ParticipantJoined(&'a ParticipantJoined),
+    ParticipantLeft(&'a ParticipantLeft),
+    Consent(ConsentState),
+    Input(&'a RecordedInput),
+    ScreenUpdate(&'a ScreenUpdate),
+    Error(&'a ErrorNote),
+    SessionClosed(&'a SessionClosed),
+    Seal,
+}
+
+impl BodyRef<'_> {
+    pub(crate) fn kind(&self) -> u16 {
+        match self {
+            BodyRef::SessionOpened(_) => KIND_SESSION_OPENED,
+            BodyRef::ParticipantJoined(_) => KIND_PARTICIPANT_JOINED,
+            BodyRef::ParticipantLeft(_) => KIND_PARTICIPANT_LEFT,
+            BodyRef::Consent(_) => KIND_CONSENT,
+            BodyRef::Input(_) => KIND_INPUT,
+            BodyRef::ScreenUpdate(_) => KIND_SCREEN_UPDATE,
+            BodyRef::Error(_) => KIND_ERROR,
+            BodyRef::SessionClosed(_) => KIND_SESSION_CLOSED,
+            BodyRef::Seal => KIND_SEAL,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::NamedKey;
+
+    #[test]
+    fn count_only_keeps_no_characters() {
+        let typed = InputEvent::Key {
+            down: true,
+            key: Key::Char('p'),
+            text: Some("p".into()),
+            modifiers: Modifiers::NONE,
+        };
+        assert_eq!(
+            RecordedInput::from_event(&typed, TypedText::CountOnly),
+            RecordedInput::Typed {
+                down: true,
+                chars: 1,
+                modifiers: Modifiers::NONE
+            }
+        );
+        assert_eq!(
+            RecordedInput::from_event(&typed, TypedText::Full),
+            RecordedInput::Event(typed.clone())
+        );
+        let ret = InputEvent::Key {
+            down: false,
+            key: Key::Named(NamedKey::Return),
+            text: Some("\r".into()),
+            modifiers: Modifiers::NONE,
+        };
+        let RecordedInput::Event(InputEvent::Key { text, .. }) =
+            RecordedInput::from_event(&ret, TypedText::CountOnly)
+        else {
+            panic!("a named key stays a key event");
+        };
+        assert_eq!(text, None);
+    }
+
+    #[test]
+    fn unknown_kinds_decode_as_unknown() {
+        assert_eq!(
+            Record::decode(400, b"anything").unwrap(),
+            Record::Unknown { kind: 400 }
+        );
+        assert!(Record::decode(KIND_SEAL, b"x").is_err());
+        assert!(Record::decode(KIND_CONSENT, &[9, 9]).is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! The screen as it was at any moment of a log.
+//!
+//! [`Replayer`] applies recorded screen updates to a [`Framebuffer`] exactly as the technician's
+//! viewer does: in sequence order, holding back one that arrived before its predecessor. The
+//! only place that knows how a stored update becomes pixels is [`apply_stored_update`]; when
+//! the screen codec changes, a new record kind gets a branch there. [`Player`] walks a log in
+//! time and stops at the moment asked for.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use super::reader::{LogReader, RawRecord, Verdict};
+use super::record::{BodyError, Record, SessionOpened, KIND_SCREEN_UPDATE};
+use crate::peer::ScreenUpdate;
+use crate::tiles::Framebuffer;
+use crate::wire;
+
+/// Updates that may wait for an earlier one (the live viewer allows 32).
+pub const MAX_EARLY: usize = 64;
+
+/// Why a log cannot be replayed further.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot read the session log: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("record {index}: {source}")]
+    Body {
+        index: u64,
+        #[source]
+        source: BodyError,
+    },
+    #[error("record {index}: screen update {seq} cannot be applied: {reason}")]
+    Screen {
+        index: u64,
+        seq: u64,
+        reason: String,
+    },
+}
+
+/// Decodes a stored screen update of `kind`, or `None` if the kind is not a screen update.
+/// The one place to change when the screen codec changes.
+pub fn decode_stored_update(
+    kind: u16,
+    body: &[u8],
+) -> Option<Result<ScreenUpdate, wire::DecodeError>> {
+    (kind == KIND_SCREEN_UPDATE)
+        .then(|| wire::decode::<ScreenUpdate, { wire::PEER_MAX_FRAME }>(body))
+}
+
+/// Applies one decoded update to `fb`.
+pub fn apply_stored_update(fb: &mut Framebuffer, update: &ScreenUpdate) -> Result<(), String> {
+    fb.apply(update).map_err(|e| e.to_string())
+}
+
+/// Screen updates in, the technician's framebuffer out.
+pub struct Replayer {
+    fb: Framebuffer,
+    next_seq: u64,
+    early: BTreeMap<u64, ScreenUpdate>,
+    applied: u64,
+}
+
+impl Default for Replayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Replayer {
+    pub fn new() -> Self {
+        Self {
+            fb: Framebuffer::new(),
+            next_seq: 1,
+            early: BTreeMap::new(),
+            applied: 0,
+        }
+    }
+
+    pub fn framebuffer(&self) -> &Framebuffer {
+        &self.fb
+    }
+
+    /// Screen updates applied so far.
+    pub fn updates_applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Applies `rec` if it is a screen update (others are ignored). Returns whether the screen
+    /// changed.
+    pub fn apply(&mut self, rec: &RawRecord) -> Result<bool, ReplayError> {
+        let Some(decoded) = decode_stored_update(rec.kind, &rec.body) else {
+            return Ok(false);
+        };
+        let update = decoded.map_err(|source| ReplayError::Body {
+            index: rec.index,
+            source: BodyError {
+                kind: rec.kind,
+                name: rec.kind_name(),
+                source,
+            },
+        })?;
+        let seq = update.seq;
+        let bad = |reason: String| ReplayError::Screen {
+            index: rec.index,
+            seq,
+            reason,
+        };
+        if seq < self.next_seq || self.early.contains_key(&seq) {
+            return Err(bad("it was already applied".into()));
+        }
+        if seq - self.next_seq >= MAX_EARLY as u64 {
+            return Err(bad(format!("it is too far ahead of {}", self.next_seq)));
+        }
+        self.early.insert(seq, update);
+        let mut changed = false;
+        while let Some(u) = self.early.remove(&self.next_seq) {
+            apply_stored_update(&mut self.fb, &u).map_err(|reason| ReplayError::Screen {
+                index: rec.index,
+                seq: u.seq,
+                reason,
+            })?;
+            self.next_seq += 1;
+            self.applied += 1;
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+/// Walks a log in time: [`Player::advance_to`] applies every record up to a moment.
+pub struct Player<R> {
+    reader: LogReader<R>,
+    replayer: Replayer,
+    pending: Option<RawRecord>,
+    opened: Option<SessionOpened>,
+    last_time_ms: u64,
+    done: bool,
+}
+
+impl<R: Read> Player<R> {
+    pub fn new(reader: LogReader<R>) -> Self {
+        Self {
+            reader,
+            replayer: Replayer::new(),
+            pending: None,
+            opened: None,
+            last_time_ms: 0,
+            done: false,
+        }
+    }
+
+    /// Applies every record whose time is at most `t_ms` (ms since the session opened).
+    pub fn advance_to(&mut self, t_ms: u64) -> Result<(), ReplayError> {
+        loop {
+            if self.pending.is_none() && !self.done {
+                self.pending = self.reader.next_record()?;
+                self.done = self.pending.is_none();
+            }
+            let Some(rec) = self.pending.take_if(|r| r.time_ms <= t_ms) else {
+                return Ok(());
+            };
+            self.last_time_ms = rec.time_ms;
+            if rec.index == 0 {
+                if let Ok(Record::SessionOpened(o)) = rec.decode() {
+                    self.opened = Some(o);
+                }
+            }
+            self.replayer.apply(&rec)?;
+        }
+    }
+
+    /// Reads to the end of the log, applying everything.
+    pub fn run_to_end(&mut self) -> Result<(), ReplayError> {
+        self.advance_to(u64::MAX)
+    }
+
+    pub fn framebuffer(&self) -> &Framebuffer {
+        self.replayer.framebuffer()
+    }
+
+    pub fn replayer(&self) -> &Replayer {
+        &self.replayer
+    }
+
+    /// Record 0, once read.
+    pub fn opened(&self) -> Option<&SessionOpened> {
+        self.opened.as_ref()
+    }
+
+    /// Time of the last record applied.
+    pub fn last_time_ms(&self) -> u64 {
+        self.last_time_ms
+    }
+
+    /// True once every record has been read.
+    pub fn finished(&self) -> bool {
+        self.done && self.pending.is_none()
+    }
+
+    /// How the log ended, once finished.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.reader.verdict()
+    }
+}
