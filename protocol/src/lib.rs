@@ -5,13 +5,16 @@
 //! - [`control`]: the control plane, spoken between a peer and the relay;
 //! - [`peer`]: the peer plane, spoken between agent and technician through the relay;
 //! - [`input`]: the input events a technician sends and how keys are named;
-//! - [`tiles`]: the screen update codec (changed 64x64 tiles, zstd) and the framebuffer it fills;
+//! - [`codec`]: the screen codec (lossless tiles, scroll and move detection, lossy video
+//!   regions refined to lossless) and the framebuffer it fills;
+//! - [`tiles`]: the interim codec (changed 64x64 tiles, zstd) and the framebuffer it fills;
 //! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
 //! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus;
 //! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
+pub mod codec;
 pub mod control;
 pub mod e2e;
 pub mod framing;

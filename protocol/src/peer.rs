@@ -48,6 +48,8 @@ pub struct ScreenUpdate {
 /// What the person at the agent's screen allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConsentState {
+    /// The person is being asked; nothing is shared yet.
+    Asking,
     /// The technician may see the screen; input is dropped.
     ViewOnly,
     /// The technician may see the screen and use mouse and keyboard.
@@ -102,4 +104,75 @@ pub enum PeerMessage {
     Consent(ConsentState),
     /// Either way: the session is over.
     EndSession { reason: EndReason },
+}
+
+/// How one tile of a [`CodecUpdate`] is coded; the payload formats are described in
+/// `protocol::codec::tile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TileCoding {
+    /// One BGRX pixel fills the tile.
+    Solid,
+    /// A palette of up to 127 colours and run-coded indices.
+    Palette,
+    /// As `Palette`, but index 0 keeps the pixel the framebuffer already holds there.
+    PaletteDelta,
+    /// Planar residuals of a median-edge predictor over colour-decorrelated channels.
+    Predicted,
+    /// Byte-wise difference against the pixels the framebuffer already holds there.
+    Temporal,
+}
+
+/// A rectangle of the screen coded losslessly; its payload is the next `len` bytes of the
+/// update's decompressed tile data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodecTile {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub coding: TileCoding,
+    pub len: u32,
+}
+
+/// One step of a [`CodecUpdate`]; steps apply in order, each to the result of the one before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodecOp {
+    /// Copy the `width` x `height` rectangle at (`src_x`, `src_y`) to (`x`, `y`), as if through
+    /// a temporary buffer (source and destination may overlap): scrolled or moved content.
+    Copy {
+        src_x: u32,
+        src_y: u32,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    /// New pixels for a rectangle, coded losslessly.
+    Tile(CodecTile),
+    /// One H.264 access unit of the lossy video region `stream`, covering the rectangle.
+    /// `restart` starts the stream over (a new decoder; `data` begins with an IDR picture).
+    Video {
+        stream: u32,
+        restart: bool,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// One screen update of the screen codec (`protocol::codec`): the steps that bring the viewer's
+/// image from the previous update in `seq` order to this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodecUpdate {
+    pub seq: u64,
+    /// Screen size this update is for; a different size from the viewer's clears it first.
+    pub width: u32,
+    pub height: u32,
+    pub ops: Vec<CodecOp>,
+    /// zstd of the payloads of every [`CodecOp::Tile`], concatenated in op order.
+    #[serde(with = "serde_bytes")]
+    pub tile_data: Vec<u8>,
 }
