@@ -105,7 +105,11 @@ impl Decoder {
                     width: w,
                     height: h,
                     ..
-                } => inside(*x, *y, *w, *h, width, height) && w.is_multiple_of(2) && h.is_multiple_of(2),
+                } => {
+                    inside(*x, *y, *w, *h, width, height)
+                        && w.is_multiple_of(2)
+                        && h.is_multiple_of(2)
+                }
             };
             if !ok {
                 return Err(CodecError::BadOp {

@@ -6,7 +6,9 @@
 //! comparison pass. Changed tiles are coded losslessly against what the viewer holds
 //! ([`super::tile`]).
 
+use super::decoder::copy_rect;
 use super::detect::{self, Grid};
+use super::motion::{MotionDetector, TileMove};
 use super::tile::{Rect, TileEncoder};
 use super::{Update, BPP};
 use crate::peer::{CodecOp, CodecTile};
@@ -24,6 +26,9 @@ pub struct Encoder {
     dirty: Vec<bool>,
     tiles: TileEncoder,
     payload: Vec<u8>,
+    motion: MotionDetector,
+    moves: Vec<TileMove>,
+    usable: Vec<bool>,
     compressor: zstd::bulk::Compressor<'static>,
 }
 
@@ -37,8 +42,81 @@ impl Encoder {
             dirty: vec![false; grid.tiles()],
             tiles: TileEncoder::new(),
             payload: Vec::new(),
+            motion: MotionDetector::default(),
+            moves: Vec::new(),
+            usable: vec![true; grid.tiles()],
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL)
                 .expect("zstd accepts its own fast level"),
+        }
+    }
+
+    /// Finds moved tiles, emits them as copies (runs of neighbouring tiles with the same
+    /// displacement merged), applies the copies to the reference and leaves dirty only the tiles
+    /// the copies did not make right.
+    fn copies(&mut self, frame: &[u8], ops: &mut Vec<CodecOp>) {
+        let grid = self.grid;
+        self.moves.clear();
+        self.motion.detect(
+            &grid,
+            frame,
+            &self.reference,
+            &self.dirty,
+            &self.usable,
+            &mut self.moves,
+        );
+        if self.moves.is_empty() {
+            return;
+        }
+        // Order: by displacement, then so that a copy reads its source before another copy of
+        // the same displacement overwrites it.
+        self.moves.sort_unstable_by_key(|m| {
+            let (tx, ty) = ((m.tile % grid.cols) as i64, (m.tile / grid.cols) as i64);
+            let ky = if m.dy > 0 { -ty } else { ty };
+            let kx = if m.dx > 0 { -tx } else { tx };
+            (m.dx, m.dy, ky, kx)
+        });
+        let stride = grid.stride();
+        let mut k = 0;
+        while k < self.moves.len() {
+            let m = self.moves[k];
+            let mut end = k + 1;
+            // Merge the run of tiles in the same tile row, adjacent, same displacement.
+            while end < self.moves.len() {
+                let n = self.moves[end];
+                let step = if m.dx > 0 { -1 } else { 1 };
+                let prev = self.moves[end - 1].tile as i64;
+                if (n.dx, n.dy) != (m.dx, m.dy)
+                    || n.tile / grid.cols != m.tile / grid.cols
+                    || n.tile as i64 != prev + step
+                {
+                    break;
+                }
+                end += 1;
+            }
+            let (a, b) = (
+                m.tile.min(self.moves[end - 1].tile),
+                m.tile.max(self.moves[end - 1].tile),
+            );
+            let (x, y, _, h) = grid.rect(a);
+            let (bx, _, bw, _) = grid.rect(b);
+            let w = bx + bw - x;
+            let (sx, sy) = (
+                (x as i64 - m.dx as i64) as usize,
+                (y as i64 - m.dy as i64) as usize,
+            );
+            copy_rect(&mut self.reference, stride, (sx, sy), (x, y), (w, h));
+            ops.push(CodecOp::Copy {
+                src_x: sx as u32,
+                src_y: sy as u32,
+                x: x as u32,
+                y: y as u32,
+                width: w as u32,
+                height: h as u32,
+            });
+            k = end;
+        }
+        for m in &self.moves {
+            self.dirty[m.tile] = !detect::tile_equal(&grid, frame, &self.reference, m.tile);
         }
     }
 
@@ -87,6 +165,9 @@ impl Encoder {
             }
         }
         let mut ops = Vec::new();
+        if !full {
+            self.copies(frame, &mut ops);
+        }
         self.payload.clear();
         let stride = grid.stride();
         for i in 0..grid.tiles() {

@@ -5,6 +5,7 @@
 //! - [`detect`]: which 64x64 tiles changed against the image the viewer holds;
 //! - [`tile`]: lossless coding of one tile (solid, palette with runs, palette against the
 //!   viewer's pixels, predicted, temporal), whichever fits the content;
+//! - [`motion`]: scroll and move detection, so moved content travels as copies;
 //! - [`decoder`]: applies updates to a framebuffer, refusing malformed ones with an error.
 //! - [`encoder`]: the per-viewer state that turns frames into updates;
 //! - [`video`]: the lossy path for regions that change on most frames.
@@ -35,6 +36,7 @@
 pub mod decoder;
 pub mod detect;
 pub mod encoder;
+pub mod motion;
 pub mod tile;
 pub mod video;
 
