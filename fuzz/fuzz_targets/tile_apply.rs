@@ -250,27 +250,26 @@ fn rect(x: u8, y: u8, w: u8, h: u8, width: usize, height: usize) -> (usize, usiz
 }
 
 fn edit(frame: &mut [u8], width: usize, height: usize, e: &Edit) {
-    let mut paint = |x: u8, y: u8, w: u8, h: u8, px: &mut dyn FnMut() -> [u8; 4]| {
-        let (x, y, w, h) = rect(x, y, w, h, width, height);
-        for row in y..y + h {
-            for col in x..x + w {
-                let o = (row * width + col) * BPP;
-                frame[o..o + BPP].copy_from_slice(&px());
-            }
+    let (x, y, w, h, src) = match e {
+        Edit::Fill { x, y, w, h, px } => {
+            let r = rect(*x, *y, *w, *h, width, height);
+            (r.0, r.1, r.2, r.3, px.repeat(r.2 * r.3))
+        }
+        Edit::Noise { x, y, w, h, seed } => {
+            let r = rect(*x, *y, *w, *h, width, height);
+            (r.0, r.1, r.2, r.3, noise(*seed, r.2 * r.3 * BPP))
+        }
+        Edit::Pixel { x, y, px } => {
+            let r = rect(*x, *y, 1, 1, width, height);
+            (r.0, r.1, r.2, r.3, px.to_vec())
         }
     };
-    match e {
-        Edit::Fill { x, y, w, h, px } => paint(*x, *y, *w, *h, &mut || *px),
-        Edit::Noise { x, y, w, h, seed } => {
-            let bytes = noise(*seed, 255 * 255 * BPP);
-            let mut i = 0;
-            paint(*x, *y, *w, *h, &mut || {
-                let p = bytes[i..i + BPP].try_into().unwrap();
-                i += BPP;
-                p
-            })
-        }
-        Edit::Pixel { x, y, px } => paint(*x, *y, 1, 1, &mut || *px),
+    if w == 0 {
+        return;
+    }
+    for (row, chunk) in (y..y + h).zip(src.chunks_exact(w * BPP)) {
+        let o = (row * width + x) * BPP;
+        frame[o..o + w * BPP].copy_from_slice(chunk);
     }
 }
 
