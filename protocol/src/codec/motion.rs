@@ -4,9 +4,9 @@
 //! Candidates come from two cheap votes over the changed tiles only, then every changed tile is
 //! checked pixel for pixel against the viewer's image displaced by each candidate:
 //!
-//! - vertical scrolls: each row of each 64-pixel column strip is reduced to a hash of 16 sampled
-//!   pixels, in the new frame and in the viewer's image; equal hashes in the same strip vote for
-//!   the vertical distance between their rows. Strips vote on their own, so a page scrolling
+//! - vertical scrolls: each row of each 64-pixel column strip is reduced to a hash of 8 sampled
+//!   pixels, in the viewer's image and (every other row) in the new frame; equal hashes in the
+//!   same strip vote for the vertical distance between their rows. Strips vote on their own, so a page scrolling
 //!   under a fixed toolbar and sidebar is found as well as a whole screen;
 //! - moves in any direction (a dragged window): content-defined anchors, the positions where a
 //!   pixel differs from its left neighbour and a hash of the 8 pixels from there has its low
@@ -21,7 +21,7 @@ use super::detect::Grid;
 use super::{BPP, TILE};
 
 /// Votes a displacement needs before its tiles are checked.
-const MIN_ROW_VOTES: u32 = 24;
+const MIN_ROW_VOTES: u32 = 12;
 const MIN_ANCHOR_VOTES: u32 = 6;
 /// Candidates checked per kind.
 const MAX_CANDIDATES: usize = 3;
@@ -45,7 +45,7 @@ pub struct MotionDetector {
 
 #[inline]
 fn px(buf: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]])
+    u32::from_le_bytes(buf[o..o + 4].try_into().expect("4 bytes"))
 }
 
 #[inline]
@@ -53,13 +53,13 @@ fn mix(h: u64, v: u32) -> u64 {
     (h.rotate_left(5) ^ v as u64).wrapping_mul(0x517c_c1b7_2722_0a95)
 }
 
-/// Hash of 16 pixels sampled across a strip row, or `None` if the samples are all equal (a flat
+/// Hash of 8 pixels sampled across a strip row, or `None` if the samples are all equal (a flat
 /// row votes for every displacement).
 fn strip_row_hash(img: &[u8], o: usize, w: usize) -> Option<u64> {
     let first = px(img, o);
     let mut h = 0u64;
     let mut flat = true;
-    let step = (w / 16).max(1);
+    let step = (w / 8).max(1);
     let mut x = 0;
     while x < w {
         let p = px(img, o + x * BPP);
@@ -207,7 +207,8 @@ impl MotionDetector {
                     continue;
                 }
                 let (_, y0, _, h) = grid.rect(ty * grid.cols + tx);
-                for y in y0..y0 + h {
+                // Every other row of the new frame is enough to vote.
+                for y in (y0..y0 + h).step_by(2) {
                     if let Some(hash) = strip_row_hash(frame, y * stride + x * BPP, w) {
                         if let Some(&ry) = self.index.get(&hash) {
                             let dy = y as i64 - ry as i64;

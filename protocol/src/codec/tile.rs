@@ -39,8 +39,9 @@ impl Rect {
     }
 }
 
+#[inline]
 fn px(buf: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]])
+    u32::from_le_bytes(buf[o..o + 4].try_into().expect("4 bytes"))
 }
 
 /// A small colour-to-index table reset per tile in O(1) by a generation counter.
