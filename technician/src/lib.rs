@@ -1,11 +1,13 @@
 //! The technician's client.
 //!
+//! - [`logtool`]: `technician log …`: verify, show, frame and export session logs;
 //! - [`script`]: the input-script language (`move`, `click`, `type`, `key`, `wait`, …): parsing
 //!   and turning actions into input events;
 //! - [`viewer`]: the remote screen as the technician holds it: updates applied in sequence,
 //!   snapshots as PNG;
 //! - [`session`]: the technician's side of a paired session.
 
+pub mod logtool;
 pub mod script;
 pub mod session;
 pub mod viewer;

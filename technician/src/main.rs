@@ -27,6 +27,11 @@ struct Cli {
 enum Command {
     /// Join the session with the code the user reads out
     Connect(Connect),
+    /// Work with session logs: verify, show, frame, export
+    Log {
+        #[command(subcommand)]
+        command: technician::logtool::LogCommand,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
         .init();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match cli.command {
+        Command::Log { command } => technician::logtool::run(command),
         Command::Connect(args) => {
             let report = Reporter::new(args.json);
             match rt.block_on(connect(args, report)) {
