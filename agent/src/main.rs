@@ -2,39 +2,66 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use agent::capture::{self, X11Source};
+use agent::consent::{ConsentPolicy, Console};
+use agent::inject::X11InputSink;
 use agent::session::{self, Ended, SessionOptions};
 use agent::sink::{DropSink, InputSink, RecordingSink};
-use agent::source::{CorpusSource, ScreenSource};
-use clap::Parser;
+use agent::source::{CorpusSource, ScreenSource, SourceFactory};
+use clap::{Parser, ValueEnum};
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::Role;
+use protocol::peer::ConsentState;
 use serde_json::json;
 
 /// Tandem agent: shares this machine's screen with a technician, through a relay.
 ///
 /// The agent connects to the relay, gets a session code and shows it. Read the code to your
-/// technician; when they enter it, the session starts. Press Ctrl+C at any moment to end it.
+/// technician; when they enter it, you are asked whether they may see the screen and control
+/// it. Type v and Enter during the session to stop control, q and Enter or Ctrl+C to end it.
 #[derive(Parser, Debug)]
 #[command(name = "agent", version, about, long_about)]
 struct Cli {
     /// Relay address, HOST:PORT
-    #[arg(long, value_name = "HOST:PORT")]
-    relay: String,
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        required_unless_present = "list_displays"
+    )]
+    relay: Option<String>,
     /// SHA-256 fingerprint of the relay's certificate (the relay prints it when it starts)
-    #[arg(long, value_name = "SHA256")]
-    fingerprint: Fingerprint,
-    /// What to share: `corpus:PATH` plays a SCRNSEQ1 screen recording
-    #[arg(long, value_name = "SOURCE")]
+    #[arg(long, value_name = "SHA256", required_unless_present = "list_displays")]
+    fingerprint: Option<Fingerprint>,
+    /// What to share: `x11` (this X display, from $DISPLAY) or `corpus:PATH` (a SCRNSEQ1
+    /// screen recording)
+    #[arg(long, value_name = "SOURCE", default_value = "x11")]
     source: String,
+    /// Which monitor to share (see --list-displays) [default: the primary one]
+    #[arg(long, value_name = "N")]
+    display: Option<usize>,
+    /// List the monitors of the X display with their sizes, and exit
+    #[arg(long)]
+    list_displays: bool,
+    /// Most screen captures a second
+    #[arg(long, default_value_t = 60.0, value_name = "FPS")]
+    max_fps: f64,
     /// Playback speed of a corpus source; 0 plays every frame as fast as the viewer takes them
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     speed: f64,
-    /// Where the technician's input goes: `record:PATH` writes each event as a JSON line;
-    /// `drop` discards it
-    #[arg(long, default_value = "drop", value_name = "SINK")]
-    input: String,
+    /// Where the technician's input goes: `x11` (this X display), `record:PATH` (each event
+    /// as a JSON line), `drop`; by default x11 for the x11 source, drop otherwise
+    #[arg(long, value_name = "SINK")]
+    input: Option<String>,
+    /// `ask` the user in this terminal; or answer in advance for an unattended machine:
+    /// `view` (view only) or `control`
+    #[arg(long, value_enum, default_value_t = ConsentArg::Ask)]
+    consent: ConsentArg,
+    /// Seconds to wait for the user's answer before denying
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    consent_timeout_secs: u64,
     /// Screen updates the technician may have unacknowledged
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     max_in_flight: u16,
@@ -49,29 +76,119 @@ struct Cli {
     verbose: u8,
 }
 
-fn open_source(spec: &str, speed: f64) -> anyhow::Result<Box<dyn ScreenSource>> {
-    match spec.split_once(':') {
-        Some(("corpus", path)) => Ok(Box::new(CorpusSource::open(&PathBuf::from(path), speed)?)),
-        _ => anyhow::bail!("unknown source `{spec}`; use corpus:PATH"),
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ConsentArg {
+    Ask,
+    View,
+    Control,
+}
+
+fn source_factory(cli: &Cli) -> anyhow::Result<(SourceFactory, String)> {
+    if cli.source == "x11" {
+        let (display, max_fps) = (cli.display, cli.max_fps);
+        anyhow::ensure!(max_fps >= 1.0, "--max-fps must be at least 1");
+        // Fail early, before any session, if the display cannot be captured.
+        let probe = X11Source::open(display, max_fps)?;
+        let describe = probe.describe();
+        drop(probe);
+        let f: SourceFactory = Box::new(move || {
+            Ok(Box::new(X11Source::open(display, max_fps)?) as Box<dyn ScreenSource>)
+        });
+        return Ok((f, describe));
+    }
+    match cli.source.split_once(':') {
+        Some(("corpus", path)) => {
+            let path = PathBuf::from(path);
+            let speed = cli.speed;
+            let describe = CorpusSource::open(&path, speed)?.describe();
+            let f: SourceFactory = Box::new(move || {
+                Ok(Box::new(CorpusSource::open(&path, speed)?) as Box<dyn ScreenSource>)
+            });
+            Ok((f, describe))
+        }
+        _ => anyhow::bail!("unknown source `{}`; use x11 or corpus:PATH", cli.source),
     }
 }
 
-fn open_sink(spec: &str) -> anyhow::Result<Box<dyn InputSink>> {
+fn open_sink(cli: &Cli) -> anyhow::Result<Box<dyn InputSink>> {
+    let default = if cli.source == "x11" { "x11" } else { "drop" };
+    let spec = cli.input.as_deref().unwrap_or(default);
     match spec.split_once(':') {
         Some(("record", path)) => Ok(Box::new(RecordingSink::create(&PathBuf::from(path))?)),
         None if spec == "drop" => Ok(Box::new(DropSink)),
-        _ => anyhow::bail!("unknown input sink `{spec}`; use record:PATH or drop"),
+        None if spec == "x11" => {
+            let monitors = capture::list_monitors()?;
+            let index = cli
+                .display
+                .unwrap_or_else(|| capture::primary_index(&monitors));
+            let m = monitors.get(index).ok_or_else(|| {
+                anyhow::anyhow!("display {index} does not exist (see --list-displays)")
+            })?;
+            Ok(Box::new(X11InputSink::open(
+                (m.x, m.y),
+                (m.width, m.height),
+            )?))
+        }
+        _ => anyhow::bail!("unknown input sink `{spec}`; use x11, record:PATH or drop"),
     }
 }
 
+fn list_displays(report: Reporter) -> anyhow::Result<ExitCode> {
+    let monitors = capture::list_monitors()?;
+    for m in &monitors {
+        report.event(
+            "display",
+            json!({ "index": m.index, "name": m.name, "x": m.x, "y": m.y, "width": m.width, "height": m.height, "primary": m.primary }),
+            format!(
+                "{}: {} {}x{} at {},{}{}",
+                m.index,
+                m.name,
+                m.width,
+                m.height,
+                m.x,
+                m.y,
+                if m.primary { " (primary)" } else { "" }
+            ),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
-    let source = open_source(&cli.source, cli.speed)?;
-    let sink = open_sink(&cli.input)?;
-    let mut conn = RelayConnection::connect(&cli.relay, cli.fingerprint, Role::Agent).await?;
+    if cli.list_displays {
+        return list_displays(report);
+    }
+    let (relay, fingerprint) = match (&cli.relay, cli.fingerprint) {
+        (Some(r), Some(f)) => (r.clone(), f),
+        _ => anyhow::bail!("--relay and --fingerprint are required"),
+    };
+    // The sink first: its X connection stays open, so probing the source cannot make an idle X
+    // server reset between the two (a server resets when its last client leaves).
+    let sink = open_sink(&cli)?;
+    let (factory, describe) = source_factory(&cli)?;
+    let policy = match cli.consent {
+        ConsentArg::Ask => ConsentPolicy::Ask {
+            timeout: Duration::from_secs(cli.consent_timeout_secs),
+        },
+        ConsentArg::View => ConsentPolicy::Preset(ConsentState::ViewOnly),
+        ConsentArg::Control => ConsentPolicy::Preset(ConsentState::Control),
+    };
+    if let ConsentPolicy::Preset(state) = policy {
+        report.event(
+            "unattended",
+            json!({ "consent": if state == ConsentState::Control { "control" } else { "view_only" } }),
+            format!(
+                "UNATTENDED: any technician with the code will be let in {} without asking (--consent).",
+                if state == ConsentState::Control { "with control of mouse and keyboard" } else { "to view the screen" }
+            ),
+        );
+    }
+    let mut console = Console::start();
+    let mut conn = RelayConnection::connect(&relay, fingerprint, Role::Agent).await?;
     report.event(
         "connected",
-        json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
-        format!("Connected to the relay at {}.", conn.relay_addr),
+        json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
+        format!("Connected to the relay at {}. Ready to share {describe}.", conn.relay_addr),
     );
     let (code, expires) = conn.register().await?;
     report.event(
@@ -97,15 +214,26 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
         "paired",
         json!({ "peer": peer.description, "software": peer.software }),
         format!(
-            "A technician joined: {} ({}). Press Ctrl+C to end the session.",
+            "A technician connected: {} ({}).",
             peer.description, peer.software
         ),
     );
     let opts = SessionOptions {
         max_in_flight: usize::from(cli.max_in_flight),
         report_updates: cli.report_updates,
+        consent: policy,
     };
-    let ended = session::run(&mut conn, source, sink, opts, report, ctrl_c).await?;
+    let ended = session::run(
+        &mut conn,
+        &peer,
+        factory,
+        sink,
+        &mut console,
+        opts,
+        report,
+        ctrl_c,
+    )
+    .await?;
     let (reason, human) = match &ended {
         Ended::Reason(r) => (format!("{r:?}"), r.to_string()),
         Ended::PeerLeft(why) => (
@@ -141,7 +269,7 @@ fn main() -> ExitCode {
         .init();
     let report = Reporter::new(cli.json);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(run(cli, report)) {
+    let code = match rt.block_on(run(cli, report)) {
         Ok(code) => code,
         Err(e) => {
             let message = match e.downcast_ref::<LinkError>() {
@@ -151,5 +279,8 @@ fn main() -> ExitCode {
             report.error("agent", &message);
             ExitCode::FAILURE
         }
-    }
+    };
+    // The console thread may be blocked reading the terminal; do not wait for it.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    code
 }

@@ -1,27 +1,35 @@
 //! The agent's side of a paired session.
 //!
-//! The agent opens the session stream and announces the screen. A capture thread owns the
-//! screen source and the encoder: it waits for a credit, captures, and encodes the difference
-//! between what the viewer holds and the new frame; unchanged frames cost no update. Each update
-//! goes out on its own unidirectional stream. There are at most `max_in_flight` updates the
-//! technician has not acknowledged; while there are, nothing is captured, and changes in between
-//! merge into the next update. So a slow viewer gets fewer, larger updates, never a growing
-//! queue.
+//! The agent opens the session stream and, unless consent was given in advance, tells the
+//! technician it is asking the user. Nothing is captured before the user agrees. Then a capture
+//! thread makes the screen source and owns it and the encoder: it waits for a credit, captures,
+//! and encodes the difference between what the viewer holds and the new frame; unchanged frames
+//! cost no update. Each update goes out on its own unidirectional stream. There are at most
+//! `max_in_flight` updates the technician has not acknowledged; while there are, nothing is
+//! captured, and changes in between merge into the next update. So a slow viewer gets fewer,
+//! larger updates, never a growing queue.
+//!
+//! Input is injected only while the user allows control; otherwise it is dropped and counted.
+//! Whenever control ends (the user stops it, the session ends, the technician leaves) every key
+//! and button still held is released.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use link::channel::{FramedRecv, FramedSend};
 use link::report::Reporter;
 use link::{LinkError, RelayConnection};
+use protocol::control::PeerInfo;
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use protocol::tiles::TileEncoder;
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, warn};
 
+use crate::consent::{ConsentPolicy, Console, UserCommand};
 use crate::sink::InputSink;
-use crate::source::{Capture, ScreenSource};
+use crate::source::{Capture, SourceFactory};
 
 /// Settings of a session.
 #[derive(Debug, Clone)]
@@ -30,6 +38,7 @@ pub struct SessionOptions {
     pub max_in_flight: usize,
     /// Report every update sent (JSON event `update_sent`).
     pub report_updates: bool,
+    pub consent: ConsentPolicy,
 }
 
 impl Default for SessionOptions {
@@ -37,6 +46,9 @@ impl Default for SessionOptions {
         Self {
             max_in_flight: 2,
             report_updates: false,
+            consent: ConsentPolicy::Ask {
+                timeout: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -52,20 +64,44 @@ pub enum Ended {
 
 /// What the capture thread hands the session.
 enum Produced {
-    Update { update: ScreenUpdate, frame_id: u64 },
+    Ready {
+        width: u32,
+        height: u32,
+        describe: String,
+    },
+    Update {
+        update: ScreenUpdate,
+        frame_id: u64,
+    },
     Finished,
     Failed(String),
 }
 
 fn capture_thread(
-    mut source: Box<dyn ScreenSource>,
+    factory: SourceFactory,
     credits: mpsc::Receiver<()>,
     out: tmpsc::Sender<Produced>,
     stop: Arc<AtomicBool>,
 ) {
+    let mut source = match factory() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.blocking_send(Produced::Failed(e.to_string()));
+            return;
+        }
+    };
     let (w, h) = source.size();
+    let ready = Produced::Ready {
+        width: w,
+        height: h,
+        describe: source.describe(),
+    };
+    if out.blocking_send(ready).is_err() {
+        return;
+    }
     let mut encoder = TileEncoder::new(w, h);
     let mut seq = 0u64;
+    let mut failures = 0u32;
     while credits.recv().is_ok() {
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -73,17 +109,28 @@ fn capture_thread(
             }
             let produced = match source.capture() {
                 Ok(Capture::Finished) => Produced::Finished,
-                Ok(Capture::Frame(f)) => match encoder.encode(f.pixels, f.width, f.height, seq + 1)
-                {
-                    Some(update) => {
-                        seq += 1;
-                        Produced::Update {
-                            update,
-                            frame_id: f.id,
+                Ok(Capture::Unchanged) => continue,
+                Ok(Capture::Frame(f)) => {
+                    failures = 0;
+                    match encoder.encode(f.pixels, f.width, f.height, seq + 1) {
+                        Some(update) => {
+                            seq += 1;
+                            Produced::Update {
+                                update,
+                                frame_id: f.id,
+                            }
                         }
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
+                // A transient failure (the screen is being reconfigured) is retried; a lasting
+                // one ends the session with its words.
+                Err(e) if failures < 10 => {
+                    failures += 1;
+                    warn!(error = %e, attempt = failures, "capture failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(failures)));
+                    continue;
+                }
                 Err(e) => Produced::Failed(e.to_string()),
             };
             let last = !matches!(produced, Produced::Update { .. });
@@ -95,11 +142,115 @@ fn capture_thread(
     }
 }
 
+/// Sends a screen update on its own stream.
+fn send_update(connection: &quinn::Connection, update: ScreenUpdate) {
+    let c = connection.clone();
+    tokio::spawn(async move {
+        let frame = protocol::wire::encode_frame(&PeerMessage::ScreenUpdate(update));
+        let sent = async {
+            let mut s = c.open_uni().await.ok()?;
+            s.write_all(&frame).await.ok()?;
+            s.finish().ok()
+        };
+        if sent.await.is_none() {
+            debug!("a screen update could not be sent; the connection is ending");
+        }
+    });
+}
+
+/// After the relay said the technician left: the technician's own reason, if it is still in
+/// flight on the session stream (the two travel separately and may arrive in either order).
+async fn last_word(rx: &mut FramedRecv<PeerMessage>) -> Option<EndReason> {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+            Ok(Ok(Some(PeerMessage::EndSession { reason }))) => return Some(reason),
+            Ok(Ok(Some(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn consent_name(state: ConsentState) -> &'static str {
+    match state {
+        ConsentState::Asking => "asking",
+        ConsentState::ViewOnly => "view_only",
+        ConsentState::Control => "control",
+        ConsentState::Denied => "denied",
+    }
+}
+
+/// Asks the user (or applies the preset answer).
+async fn obtain_consent(
+    policy: ConsentPolicy,
+    console: &mut Console,
+    peer: &PeerInfo,
+    report: Reporter,
+) -> ConsentState {
+    match policy {
+        ConsentPolicy::Preset(state) => {
+            report.event(
+                "consent",
+                json!({ "state": consent_name(state), "preset": true }),
+                format!(
+                    "Unattended mode: accepting {} with {} as set by --consent.",
+                    peer.description,
+                    if state == ConsentState::Control {
+                        "control"
+                    } else {
+                        "view only"
+                    }
+                ),
+            );
+            state
+        }
+        ConsentPolicy::Ask { timeout } => {
+            let question = format!(
+                "{} ({}) asks to see this screen.\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
+                peer.description,
+                peer.software,
+                timeout.as_secs()
+            );
+            report.event(
+                "consent_request",
+                json!({ "peer": peer.description, "timeout_secs": timeout.as_secs() }),
+                &question,
+            );
+            let (state, timed_out) = console
+                .ask(timeout, |l| {
+                    report.event(
+                        "consent_unknown_answer",
+                        json!({ "answer": l }),
+                        "Please type c (control), v (view only) or d (deny), then Enter.",
+                    )
+                })
+                .await;
+            report.event(
+                "consent",
+                json!({ "state": consent_name(state), "timed_out": timed_out }),
+                match (state, timed_out) {
+                    (_, true) => "No answer in time: the session is denied.",
+                    (ConsentState::Control, _) => {
+                        "Allowed: the technician may see the screen and use mouse and keyboard."
+                    }
+                    (ConsentState::ViewOnly, _) => {
+                        "Allowed: the technician may see the screen, not control it."
+                    }
+                    _ => "Denied: nothing is shared.",
+                },
+            );
+            state
+        }
+    }
+}
+
 /// Runs the session on a paired connection until it ends.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     conn: &mut RelayConnection,
-    source: Box<dyn ScreenSource>,
+    peer: &PeerInfo,
+    factory: SourceFactory,
     mut sink: Box<dyn InputSink>,
+    console: &mut Console,
     opts: SessionOptions,
     report: Reporter,
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
@@ -111,20 +262,33 @@ pub async fn run(
         .map_err(|e| LinkError::ConnectionLost(e.to_string()))?;
     let mut tx = FramedSend::<PeerMessage>::new(send);
     let mut rx = FramedRecv::<PeerMessage>::peer(recv);
-    let (width, height) = source.size();
-    tx.send(&PeerMessage::SessionStart {
-        width,
-        height,
-        agent_version: protocol::SOFTWARE_VERSION.into(),
-    })
-    .await?;
-    tx.send(&PeerMessage::Consent(ConsentState::Control))
-        .await?;
-    report.event(
-        "sharing",
-        json!({ "source": source.describe(), "width": width, "height": height }),
-        format!("Sharing {} with the technician.", source.describe()),
-    );
+
+    // Consent first: nothing is captured before it.
+    if matches!(opts.consent, ConsentPolicy::Ask { .. }) {
+        tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
+    }
+    let decided = tokio::select! {
+        s = obtain_consent(opts.consent, console, peer, report) => s,
+        ctl = conn.next() => return match ctl {
+            Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
+            Err(e) => Err(e),
+            Ok(other) => Err(LinkError::Protocol(format!("unexpected control message: {other:?}"))),
+        },
+        _ = &mut user_end => ConsentState::Denied,
+    };
+    tx.send(&PeerMessage::Consent(decided)).await?;
+    if decided == ConsentState::Denied {
+        let reason = EndReason::ConsentDenied;
+        let _ = tx
+            .send(&PeerMessage::EndSession {
+                reason: reason.clone(),
+            })
+            .await;
+        let _ = tx.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
+        return Ok(Ended::Reason(reason));
+    }
+    let mut control = decided == ConsentState::Control;
 
     let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(opts.max_in_flight);
     for _ in 0..opts.max_in_flight {
@@ -133,37 +297,46 @@ pub async fn run(
     let (prod_tx, mut prod_rx) = tmpsc::channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
-    let capture = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_thread(source, credit_rx, prod_tx, thread_stop))
+        .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop))
         .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
 
     let mut in_flight = 0usize;
     let mut finished = false;
     let mut last_seq = 0u64;
+    let mut dropped = 0u64;
+    let mut dropped_reported = Instant::now() - Duration::from_secs(1);
     let ended = loop {
         tokio::select! {
             produced = prod_rx.recv(), if !finished => match produced {
+                Some(Produced::Ready { width, height, describe }) => {
+                    tx.send(&PeerMessage::SessionStart {
+                        width,
+                        height,
+                        agent_version: protocol::SOFTWARE_VERSION.into(),
+                    })
+                    .await?;
+                    report.event(
+                        "sharing",
+                        json!({ "source": describe, "width": width, "height": height, "control": control }),
+                        format!(
+                            "Your screen ({describe}) is shared with {}{}.\nType v and Enter to stop control (view only), q and Enter or Ctrl+C to end the session.",
+                            peer.description,
+                            if control { ", who may use mouse and keyboard" } else { ", view only" }
+                        ),
+                    );
+                }
                 Some(Produced::Update { update, frame_id }) => {
                     in_flight += 1;
                     last_seq = update.seq;
                     if opts.report_updates {
                         report.event("update_sent", json!({
                             "seq": update.seq, "frame": frame_id, "tiles": update.tiles.len(),
+                            "width": update.width, "height": update.height,
                         }), "");
                     }
-                    let c = connection.clone();
-                    tokio::spawn(async move {
-                        let frame = protocol::wire::encode_frame(&PeerMessage::ScreenUpdate(update));
-                        let sent = async {
-                            let mut s = c.open_uni().await.ok()?;
-                            s.write_all(&frame).await.ok()?;
-                            s.finish().ok()
-                        };
-                        if sent.await.is_none() {
-                            debug!("a screen update could not be sent; the connection is ending");
-                        }
-                    });
+                    send_update(&connection, update);
                 }
                 Some(Produced::Finished) | None => {
                     finished = true;
@@ -185,7 +358,14 @@ pub async fn run(
                     }
                 }
                 Ok(Some(PeerMessage::Input(event))) => {
-                    if let Err(e) = sink.inject(&event) {
+                    if !control {
+                        dropped += 1;
+                        if dropped_reported.elapsed() >= Duration::from_millis(500) {
+                            dropped_reported = Instant::now();
+                            report.event("input_dropped", json!({ "count": dropped }),
+                                format!("View only: {dropped} input events from the technician were dropped."));
+                        }
+                    } else if let Err(e) = sink.inject(&event) {
                         warn!(error = %e, "input could not be injected");
                         break Ended::Reason(EndReason::Error(e.to_string()));
                     }
@@ -198,11 +378,31 @@ pub async fn run(
                 Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(format!("the technician sent a malformed message: {e}"))),
                 Err(e) => break Ended::PeerLeft(conn.explain_departure(format!("the session stream broke: {e}")).await?),
             },
+            cmd = console.next_command() => match cmd {
+                UserCommand::StopControl if control => {
+                    control = false;
+                    if let Err(e) = sink.release_all() {
+                        warn!(error = %e, "could not release held input");
+                    }
+                    tx.send(&PeerMessage::Consent(ConsentState::ViewOnly)).await?;
+                    report.event("consent", json!({ "state": "view_only" }),
+                        "Control stopped: the technician can only see the screen now.");
+                }
+                UserCommand::StopControl => {}
+                UserCommand::End => break Ended::Reason(EndReason::UserEnded),
+            },
             ctl = conn.next() => match ctl {
-                Err(LinkError::PeerLeft(reason)) => break Ended::PeerLeft(reason.to_string()),
-                Err(e) => { stop_capture(&stop, capture, credit_tx); let _ = sink.release_all(); return Err(e) },
+                Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
+                    Some(r) => break Ended::Reason(r),
+                    None => break Ended::PeerLeft(reason.to_string()),
+                },
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = sink.release_all();
+                    return Err(e);
+                }
                 Ok(other) => {
-                    stop_capture(&stop, capture, credit_tx);
+                    stop.store(true, Ordering::Relaxed);
                     let _ = sink.release_all();
                     return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}")));
                 }
@@ -210,9 +410,19 @@ pub async fn run(
             _ = &mut user_end => break Ended::Reason(EndReason::UserEnded),
         }
     };
-    stop_capture(&stop, capture, credit_tx);
+    // The capture thread notices within one capture; it is not joined, so a capture blocked on
+    // a slow screen cannot hold up the end of the session.
+    stop.store(true, Ordering::Relaxed);
+    drop(credit_tx);
     if let Err(e) = sink.release_all() {
         warn!(error = %e, "could not release held input");
+    }
+    if dropped > 0 {
+        report.event(
+            "input_dropped",
+            json!({ "count": dropped, "final": true }),
+            format!("{dropped} input events were dropped while the session was view only."),
+        );
     }
     if let Ended::Reason(reason) = &ended {
         // Tell the technician why, unless it was the technician who ended it.
@@ -223,22 +433,8 @@ pub async fn run(
                 })
                 .await;
             let _ = tx.finish();
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(2), tx.stream_mut().stopped())
-                    .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
         }
     }
     Ok(ended)
-}
-
-fn stop_capture(
-    stop: &AtomicBool,
-    capture: std::thread::JoinHandle<()>,
-    credits: mpsc::SyncSender<()>,
-) {
-    stop.store(true, Ordering::Relaxed);
-    drop(credits);
-    // The thread notices within one capture; it is not joined, so a capture blocked on a slow
-    // screen cannot hold up the end of the session.
-    drop(capture);
 }

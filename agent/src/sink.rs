@@ -13,10 +13,12 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("input injection failed: {0}")]
+    Inject(String),
 }
 
 /// Something that takes input events.
-pub trait InputSink: Send {
+pub trait InputSink {
     fn inject(&mut self, event: &InputEvent) -> Result<(), SinkError>;
     /// Releases every key and button still held down, so that nothing stays stuck when the
     /// session ends or control is withdrawn.

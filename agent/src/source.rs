@@ -23,6 +23,8 @@ pub struct Frame<'a> {
 /// What a capture produced.
 pub enum Capture<'a> {
     Frame(Frame<'a>),
+    /// Nothing changed within the source's waiting time; ask again.
+    Unchanged,
     /// The source has nothing more to show (a file played to its end).
     Finished,
 }
@@ -36,10 +38,13 @@ pub enum SourceError {
     },
     #[error("{path}: {source}")]
     Corpus { path: PathBuf, source: ScrnSeqError },
+    #[error("{0}")]
+    X11(String),
 }
 
-/// Something that can be shared.
-pub trait ScreenSource: Send {
+/// Something that can be shared. A source lives on the capture thread that made it (X11
+/// capturers cannot move between threads), so sessions receive a [`SourceFactory`].
+pub trait ScreenSource {
     /// Screen size in pixels, before the first capture.
     fn size(&self) -> (u32, u32);
     /// A short description for people ("corpus file typing.scrn, 1920x1080").
@@ -47,6 +52,9 @@ pub trait ScreenSource: Send {
     /// Waits until there may be something new, then captures it.
     fn capture(&mut self) -> Result<Capture<'_>, SourceError>;
 }
+
+/// Makes the source on the capture thread.
+pub type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn ScreenSource>, SourceError> + Send>;
 
 /// Plays a `SCRNSEQ1` file. Paced: frames are shown at their recorded times (scaled by
 /// `speed`), and when the viewer is behind the frames in between are skipped, as a live screen

@@ -92,6 +92,31 @@ fn kind(m: &PeerMessage) -> &'static str {
     }
 }
 
+/// After the relay said the agent left: the agent's own reason, if it is still in flight on
+/// the session stream (the two travel separately and may arrive in either order).
+async fn last_word(rx: &mut FramedRecv<PeerMessage>) -> Option<EndReason> {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+            Ok(Ok(Some(PeerMessage::EndSession { reason }))) => return Some(reason),
+            Ok(Ok(Some(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn report_consent(report: Reporter, state: ConsentState) {
+    let (name, words) = match state {
+        ConsentState::Asking => ("asking", "Waiting for the user to accept the session…"),
+        ConsentState::Control => ("control", "The user allows control of mouse and keyboard."),
+        ConsentState::ViewOnly => (
+            "view_only",
+            "The user allows viewing only; input is not passed on.",
+        ),
+        ConsentState::Denied => ("denied", "The user denied the session."),
+    };
+    report.event("consent", json!({ "state": name }), words);
+}
+
 /// Plays the script. Returns `Ok(true)` when it ended the session with `end`.
 async fn play(
     steps: Vec<Step>,
@@ -149,20 +174,49 @@ pub async fn run(
         }
     };
     let mut rx = FramedRecv::<PeerMessage>::peer(recv);
-    match rx.recv().await? {
-        Some(PeerMessage::SessionStart {
-            width,
-            height,
-            agent_version,
-        }) => report.event(
-            "session_start",
-            json!({ "width": width, "height": height, "agent_version": agent_version }),
-            format!("Remote screen {width}x{height} (agent {agent_version})."),
-        ),
-        other => {
-            return Err(LinkError::Protocol(format!(
-                "the agent began the session with {other:?} instead of a session start"
-            )))
+    // Before the screen: the user's consent. The agent may be asking them (up to a minute).
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m?,
+            ctl = conn.next() => return match ctl {
+                Err(LinkError::PeerLeft(reason)) => {
+                    let ended = match last_word(&mut rx).await {
+                        Some(r) => Ended::ByAgent(r),
+                        None => Ended::Failed(format!("the agent left: {reason}")),
+                    };
+                    Ok((ended, Stats::default(), Arc::new(Mutex::new(Viewer::new()))))
+                }
+                Err(e) => Err(e),
+                Ok(other) => Err(LinkError::Protocol(format!("unexpected control message: {other:?}"))),
+            },
+            _ = &mut user_end => return Ok((Ended::ByTechnician, Stats::default(), Arc::new(Mutex::new(Viewer::new())))),
+        };
+        match msg {
+            Some(PeerMessage::Consent(state)) => report_consent(report, state),
+            Some(PeerMessage::EndSession { reason }) => {
+                return Ok((
+                    Ended::ByAgent(reason),
+                    Stats::default(),
+                    Arc::new(Mutex::new(Viewer::new())),
+                ))
+            }
+            Some(PeerMessage::SessionStart {
+                width,
+                height,
+                agent_version,
+            }) => {
+                report.event(
+                    "session_start",
+                    json!({ "width": width, "height": height, "agent_version": agent_version }),
+                    format!("Remote screen {width}x{height} (agent {agent_version})."),
+                );
+                break;
+            }
+            other => {
+                return Err(LinkError::Protocol(format!(
+                    "the agent began the session with {other:?} instead of a session start"
+                )))
+            }
         }
     }
 
@@ -227,14 +281,7 @@ pub async fn run(
                 None => break Ended::Failed("the connection closed".into()),
             },
             msg = rx.recv() => match msg {
-                Ok(Some(PeerMessage::Consent(state))) => {
-                    let (name, words) = match state {
-                        ConsentState::Control => ("control", "The user allows control of mouse and keyboard."),
-                        ConsentState::ViewOnly => ("view_only", "The user allows viewing only; input is not passed on."),
-                        ConsentState::Denied => ("denied", "The user denied the session."),
-                    };
-                    report.event("consent", json!({ "state": name }), words);
-                }
+                Ok(Some(PeerMessage::Consent(state))) => report_consent(report, state),
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
@@ -242,7 +289,10 @@ pub async fn run(
                 Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
             },
             ctl = conn.next() => match ctl {
-                Err(LinkError::PeerLeft(reason)) => break Ended::Failed(format!("the agent left: {reason}")),
+                Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
+                    Some(r) => break Ended::ByAgent(r),
+                    None => break Ended::Failed(format!("the agent left: {reason}")),
+                },
                 Err(e) => { acceptor.abort(); return Err(e) }
                 Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }
             },

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub mod x11;
+
 /// `target/<profile>/NAME`, checked to exist.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -47,6 +49,7 @@ pub struct Proc {
     /// Every stderr line seen so far.
     pub stderr: Vec<String>,
     status: Option<ExitStatus>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 fn pump(r: impl Read + Send + 'static, is_err: bool, tx: mpsc::Sender<(bool, String)>) {
@@ -62,13 +65,21 @@ fn pump(r: impl Read + Send + 'static, is_err: bool, tx: mpsc::Sender<(bool, Str
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
+        Self::spawn_env(name, args, &[], false)
+    }
+
+    /// Starts `name` with extra environment variables; with `stdin`, its standard input is a
+    /// pipe the test writes to with [`Proc::send_line`] (else it reads an empty input).
+    pub fn spawn_env(name: &str, args: &[&str], env: &[(&str, &str)], stdin: bool) -> Proc {
         let mut child = Command::new(bin(name))
             .args(args)
-            .stdin(Stdio::null())
+            .envs(env.iter().copied())
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdin = child.stdin.take();
         let (tx, rx) = mpsc::channel();
         pump(child.stdout.take().expect("piped"), false, tx.clone());
         pump(child.stderr.take().expect("piped"), true, tx);
@@ -79,7 +90,17 @@ impl Proc {
             stdout: Vec::new(),
             stderr: Vec::new(),
             status: None,
+            stdin,
         }
+    }
+
+    /// Writes a line to the program's standard input.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("started with a piped stdin");
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .expect("write to stdin");
     }
 
     pub fn pid(&self) -> u32 {
@@ -192,6 +213,24 @@ impl Proc {
         }
     }
 
+    /// Waits up to `limit` for the process to exit, collecting output meanwhile; `None` if it
+    /// is still running then.
+    pub fn wait_exit_or(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            while let Ok(item) = self.lines.recv_timeout(Duration::from_millis(10)) {
+                self.take(item);
+            }
+            if let Some(s) = self.child.try_wait().expect("wait on child") {
+                self.status = Some(s);
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+        }
+    }
+
     /// Sends a signal (SIGKILL, SIGTERM, SIGINT).
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
@@ -267,10 +306,14 @@ impl Relay {
     }
 }
 
-/// Starts an agent with `args` (plus relay and `--json`) and waits for its session code.
+/// Starts an agent with `args` (plus relay and `--json`, and `--consent control` unless
+/// `args` say otherwise) and waits for its session code.
 pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
     let mut all: Vec<String> = relay.peer_args();
     all.push("--json".into());
+    if !args.contains(&"--consent") {
+        all.extend(["--consent".into(), "control".into()]);
+    }
     all.extend(args.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let mut agent = Proc::spawn("agent", &refs);

@@ -1,0 +1,171 @@
+//! An X server for the tests: `Xvfb` on a free display (it picks one and reports it through
+//! `-displayfd`), plus what the tests ask the X server directly: the root window's image and
+//! which keys and buttons it believes are held.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
+use x11rb::rust_connection::RustConnection;
+
+use crate::{Proc, PROMPT};
+
+/// A private X server. Dropping it stops it.
+pub struct Xvfb {
+    child: Child,
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Xvfb {
+    /// Starts Xvfb with one screen of `width` x `height` at 24 bits. Fails the test with
+    /// instructions when Xvfb is not installed.
+    pub fn start(width: u32, height: u32) -> Xvfb {
+        let mut child = match Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+                "-screen",
+                "0",
+            ])
+            .arg(format!("{width}x{height}x24"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("Xvfb is missing: these tests need a private X server; install it with `apt-get install -y xvfb`")
+            }
+            Err(e) => panic!("cannot start Xvfb: {e}"),
+        };
+        let mut out = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while let Ok(1) = out.read(&mut byte) {
+                if byte[0] == b'\n' {
+                    break;
+                }
+                buf.push(byte[0]);
+            }
+            let _ = tx.send(String::from_utf8_lossy(&buf).trim().to_string());
+            // Keep the pipe open so Xvfb never writes into a closed one.
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        let number = rx
+            .recv_timeout(PROMPT)
+            .unwrap_or_else(|_| panic!("Xvfb did not report its display within {PROMPT:?}"));
+        assert!(!number.is_empty(), "Xvfb exited without a display number");
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+            width,
+            height,
+        }
+    }
+
+    pub fn connect(&self) -> RustConnection {
+        x11rb::connect(Some(&self.display))
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.display))
+            .0
+    }
+
+    /// The root window's pixels as the X server holds them, as RGB rows.
+    pub fn root_rgb(&self) -> Vec<u8> {
+        let conn = self.connect();
+        let root = conn.setup().roots[0].root;
+        let img = conn
+            .get_image(
+                ImageFormat::Z_PIXMAP,
+                root,
+                0,
+                0,
+                self.width as u16,
+                self.height as u16,
+                !0,
+            )
+            .expect("request")
+            .reply()
+            .expect("GetImage of the root window");
+        assert_eq!(img.depth, 24);
+        img.data
+            .chunks_exact(4)
+            .flat_map(|p| [p[2], p[1], p[0]])
+            .collect()
+    }
+
+    /// The buttons (bits 8..12 of the pointer state) and keys the server believes are down.
+    pub fn held(&self) -> (u16, Vec<u8>) {
+        let conn = self.connect();
+        let root = conn.setup().roots[0].root;
+        let p = conn
+            .query_pointer(root)
+            .expect("request")
+            .reply()
+            .expect("QueryPointer");
+        let k = conn
+            .query_keymap()
+            .expect("request")
+            .reply()
+            .expect("QueryKeymap");
+        let buttons = u16::from(p.mask) & 0x1f00;
+        let keys = (0..256u16)
+            .filter(|code| k.keys[(code / 8) as usize] & (1 << (code % 8)) != 0)
+            .map(|c| c as u8)
+            .collect();
+        (buttons, keys)
+    }
+
+    /// Starts `testwin` on this display.
+    pub fn test_window(&self, x: i32, y: i32, w: u32, h: u32) -> Proc {
+        let args = [x.to_string(), y.to_string(), w.to_string(), h.to_string()];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut win = Proc::spawn_env("testwin", &refs, &[("DISPLAY", &self.display)], false);
+        win.wait_event("ready", PROMPT);
+        win
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a PNG written by the technician as RGB rows.
+pub fn png_rgb(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let dec = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("snapshot file"),
+    ));
+    let mut r = dec.read_info().expect("a PNG");
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).expect("PNG data");
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,240 @@
+//! The real agent on a real X server (Xvfb): the technician sees the screen bit for bit, its
+//! input arrives at a real window, view-only and denial hold, and nothing stays pressed.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tests::x11::{png_rgb, wait_until, Xvfb};
+use tests::{Proc, Relay, PROMPT};
+
+const SESSION: Duration = Duration::from_secs(60);
+/// The test window's place on the screen.
+const WIN: (i32, i32, u32, u32) = (100, 80, 400, 300);
+
+/// Starts an agent sharing `x` (with `args`), and waits for its code.
+fn x11_agent(relay: &Relay, x: &Xvfb, args: &[&str], stdin: bool) -> (Proc, String) {
+    let mut all: Vec<String> = relay.peer_args();
+    all.extend(["--json".into(), "--source".into(), "x11".into()]);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut agent = Proc::spawn_env("agent", &refs, &[("DISPLAY", &x.display)], stdin);
+    let code = agent.wait_event("code", PROMPT)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (agent, code)
+}
+
+fn script(dir: &std::path::Path, text: &str) -> String {
+    let p = dir.join("script.txt");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn window_events(win: &mut Proc, kind: &str) -> Vec<Value> {
+    // Give the window a moment to log what already reached it.
+    let _ = win.wait_exit_or(Duration::from_millis(300));
+    win.events(kind)
+}
+
+#[test]
+fn the_technician_sees_the_screen_bit_for_bit() {
+    let x = Xvfb::start(1024, 768);
+    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let snap = dir.path().join("screen.png");
+    // Click the window so it repaints with another pattern, wait for that change to arrive,
+    // then let things settle and take the picture.
+    let s = script(
+        dir.path(),
+        &format!(
+            "move {} {}\nclick left\nwait-change 3000\nwait 700\nsnapshot {}\nend\n",
+            WIN.0 + 50,
+            WIN.1 + 50,
+            snap.display()
+        ),
+    );
+    let mut tech = tests::start_technician(&relay, &code, &["--input-script", &s]);
+    assert!(
+        tech.wait_exit(SESSION).success(),
+        "{}\n{}",
+        tech.transcript(),
+        agent.transcript()
+    );
+    win.wait_event("repainted", PROMPT);
+    let (w, h, seen) = png_rgb(&snap);
+    assert_eq!((w, h), (x.width, x.height));
+    let truth = x.root_rgb();
+    let differing = seen
+        .chunks(3)
+        .zip(truth.chunks(3))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differing, 0,
+        "{differing} pixels differ from the X server's own image"
+    );
+    // The picture shows the repainted window: it is not an image from before the click.
+    let px = |buf: &[u8], x0: u32, y0: u32| buf[((y0 * x.width + x0) * 3) as usize..][..3].to_vec();
+    assert_eq!(
+        px(&seen, WIN.0 as u32 + 2, WIN.1 as u32 + 2),
+        vec![0x30, 0xc0, 0x30]
+    );
+    agent.wait_exit(PROMPT);
+}
+
+#[test]
+fn clicks_text_and_combinations_arrive_at_the_window() {
+    let x = Xvfb::start(1024, 768);
+    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let s = script(
+        dir.path(),
+        &format!(
+            "move {} {}\nclick left\ntype Hello, World! é€\nkey ctrl+alt+t\nwait 300\nend\n",
+            WIN.0 + 37,
+            WIN.1 + 21
+        ),
+    );
+    let mut tech = tests::start_technician(&relay, &code, &["--input-script", &s]);
+    assert!(
+        tech.wait_exit(SESSION).success(),
+        "{}\n{}",
+        tech.transcript(),
+        agent.transcript()
+    );
+    agent.wait_exit(PROMPT);
+    win.wait_line(PROMPT, "the t of ctrl+alt+t", |l| {
+        l.contains("\"keysym\":116") && l.contains("\"press\":true")
+    });
+
+    let buttons = window_events(&mut win, "button");
+    let press = buttons
+        .iter()
+        .find(|b| b["press"] == true)
+        .expect("a button press");
+    assert_eq!(
+        (
+            press["button"].as_u64(),
+            press["x"].as_i64(),
+            press["y"].as_i64()
+        ),
+        (Some(1), Some(37), Some(21))
+    );
+
+    let keys = win.events("key");
+    let typed: String = keys
+        .iter()
+        .filter(|k| k["press"] == true && k["state"].as_u64().unwrap() & 0x0c == 0)
+        .filter_map(|k| k["text"].as_str())
+        .collect();
+    assert_eq!(typed, "Hello, World! é€");
+    // ctrl+alt+t arrives as one event: a press of t with Control (4) and Mod1 (8) held.
+    let t = keys
+        .iter()
+        .find(|k| k["press"] == true && k["keysym"] == 116)
+        .expect("a press of t");
+    assert_eq!(t["state"].as_u64().unwrap() & 0x0c, 0x0c, "{t}");
+}
+
+#[test]
+fn view_only_drops_input_and_says_so() {
+    let x = Xvfb::start(1024, 768);
+    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "view"], false);
+    let s = script(
+        dir.path(),
+        &format!(
+            "move {} {}\nclick left\ntype no\nwait 300\nend\n",
+            WIN.0 + 5,
+            WIN.1 + 5
+        ),
+    );
+    let mut tech = tests::start_technician(&relay, &code, &["--input-script", &s]);
+    assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
+    assert_eq!(tech.events("consent").last().unwrap()["state"], "view_only");
+    let dropped = agent.events("input_dropped");
+    let last = dropped.last().expect("the agent reports dropped input");
+    // move, button down and up, and two keys down and up.
+    assert_eq!(last["count"], 7, "{last}");
+    assert!(
+        window_events(&mut win, "button").is_empty(),
+        "{}",
+        win.transcript()
+    );
+    assert!(win.events("key").is_empty(), "{}", win.transcript());
+}
+
+#[test]
+fn a_denied_or_unanswered_request_shares_nothing() {
+    let x = Xvfb::start(640, 480);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    for (answer, timeout) in [(Some("d"), "60"), (None, "1")] {
+        let (mut agent, code) = x11_agent(
+            &relay,
+            &x,
+            &["--report-updates", "--consent-timeout-secs", timeout],
+            true,
+        );
+        let mut tech = tests::start_technician(&relay, &code, &["--report-updates"]);
+        agent.wait_event("consent_request", PROMPT);
+        tech.wait_line(PROMPT, "that the user is asked", |l| {
+            l.contains("\"asking\"")
+        });
+        if let Some(a) = answer {
+            agent.send_line(a);
+        }
+        tech.wait_exit(SESSION);
+        agent.wait_exit(PROMPT);
+        let ended = tech.wait_event("ended", PROMPT);
+        assert_eq!(ended["reason"], "ConsentDenied", "{ended}");
+        assert_eq!(ended["updates"], 0);
+        assert!(tech.events("update").is_empty());
+        assert!(
+            tech.events("session_start").is_empty(),
+            "not even the screen size is shared"
+        );
+        assert!(agent.events("update_sent").is_empty());
+        let consent = agent.events("consent");
+        assert_eq!(consent.last().unwrap()["timed_out"], answer.is_none());
+    }
+}
+
+#[test]
+fn nothing_stays_pressed_when_the_technician_vanishes() {
+    let x = Xvfb::start(1024, 768);
+    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let s = script(
+        dir.path(),
+        &format!(
+            "move {} {}\ndown shift\ndown left\nwait 60000\n",
+            WIN.0 + 9,
+            WIN.1 + 9
+        ),
+    );
+    let tech = tests::start_technician(&relay, &code, &["--input-script", &s]);
+    win.wait_line(PROMPT, "the button press", |l| {
+        l.contains("\"button\"") && l.contains("\"press\":true")
+    });
+    let (buttons, keys) = x.held();
+    assert_ne!(buttons, 0, "the button is held before the cut");
+    assert!(!keys.is_empty(), "shift is held before the cut");
+    tech.signal(libc::SIGKILL);
+    agent.wait_event("ended", PROMPT);
+    assert!(
+        wait_until(Duration::from_secs(5), || x.held() == (0, vec![])),
+        "still held after the session was cut: {:?}",
+        x.held()
+    );
+}
