@@ -65,13 +65,19 @@ impl SessionCode {
 }
 
 impl fmt::Display for SessionCode {
-    /// Groups of three digits, as a person reads them out: `123 456 789`.
+    /// Groups of three digits, as a person reads them out: `123 456 789`. A code that is not
+    /// all ASCII digits (it came from a hostile peer) is shown as it is.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.bytes().all(|b| b.is_ascii_digit()) {
+            return f.write_str(&self.0);
+        }
         for (i, chunk) in self.0.as_bytes().chunks(3).enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            f.write_str(std::str::from_utf8(chunk).map_err(|_| fmt::Error)?)?;
+            for &b in chunk {
+                fmt::Write::write_char(f, char::from(b))?;
+            }
         }
         Ok(())
     }
@@ -217,6 +223,9 @@ mod tests {
         assert_eq!(c.to_string(), "123 456 789");
         assert!(SessionCode::parse("12345678").is_none());
         assert!(SessionCode::parse("12345678x").is_none());
+        // Whatever a hostile peer puts in a code displays without a panic.
+        let odd: SessionCode = crate::wire::decode_control(&[4, 0x61, 0x61, 0xc3, 0xa9]).unwrap();
+        assert_eq!(odd.to_string(), "aaé");
     }
 
     #[test]

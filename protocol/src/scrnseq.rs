@@ -127,8 +127,15 @@ impl<R: Read> Reader<R> {
         if len as usize > max {
             return Err(ScrnSeqError::PayloadTooLarge { index, len });
         }
-        self.payload.resize(len as usize, 0);
-        self.inner.read_exact(&mut self.payload)?;
+        // Read what is there rather than allocate what the length claims: a short file
+        // costs only its own size.
+        self.payload.clear();
+        let got = (&mut self.inner)
+            .take(u64::from(len))
+            .read_to_end(&mut self.payload)?;
+        if got != len as usize {
+            return Err(ScrnSeqError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         self.delta.clear();
         self.decompressor
             .decompress_to_buffer(&self.payload, &mut self.delta)

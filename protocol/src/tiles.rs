@@ -135,7 +135,7 @@ impl TileEncoder {
 pub enum ApplyError {
     #[error("screen size {width}x{height} is not allowed (1 to {MAX_EDGE} pixels a side)")]
     BadScreenSize { width: u32, height: u32 },
-    #[error("tile {index} ({x},{y} {w}x{h}) lies outside the {width}x{height} screen")]
+    #[error("tile {index} ({x},{y} {w}x{h}) is not a cell of the {width}x{height} screen's 64-pixel grid")]
     TileOutOfBounds {
         index: usize,
         x: u32,
@@ -145,6 +145,8 @@ pub enum ApplyError {
         width: u32,
         height: u32,
     },
+    #[error("{count} tiles in one update; the screen has {cells} tile cells")]
+    TooManyTiles { count: usize, cells: usize },
     #[error("tile {index} carries {got} bytes, {expected} expected")]
     BadTileLength {
         index: usize,
@@ -217,8 +219,19 @@ impl Framebuffer {
         if width == 0 || height == 0 || width > MAX_EDGE || height > MAX_EDGE {
             return Err(ApplyError::BadScreenSize { width, height });
         }
+        // The encoder cuts the screen into a grid of TILE x TILE cells and sends each at most
+        // once: anything else would let a few bytes demand unbounded work.
+        let cells = (width.div_ceil(TILE) * height.div_ceil(TILE)) as usize;
+        if update.tiles.len() > cells {
+            return Err(ApplyError::TooManyTiles {
+                count: update.tiles.len(),
+                cells,
+            });
+        }
         for (index, t) in update.tiles.iter().enumerate() {
-            let inside = t.width > 0
+            let on_grid = t.x % TILE == 0 && t.y % TILE == 0 && t.width <= TILE && t.height <= TILE;
+            let inside = on_grid
+                && t.width > 0
                 && t.height > 0
                 && t.x.checked_add(t.width).is_some_and(|r| r <= width)
                 && t.y.checked_add(t.height).is_some_and(|b| b <= height);
