@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use link::channel::{FramedRecv, FramedSend};
+use link::channel::{last_word, FramedRecv, FramedSend};
 use link::report::Reporter;
 use link::{LinkError, RelayConnection};
 use protocol::control::PeerInfo;
@@ -156,18 +156,6 @@ fn send_update(connection: &quinn::Connection, update: ScreenUpdate) {
             debug!("a screen update could not be sent; the connection is ending");
         }
     });
-}
-
-/// After the relay said the technician left: the technician's own reason, if it is still in
-/// flight on the session stream (the two travel separately and may arrive in either order).
-async fn last_word(rx: &mut FramedRecv<PeerMessage>) -> Option<EndReason> {
-    loop {
-        match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
-            Ok(Ok(Some(PeerMessage::EndSession { reason }))) => return Some(reason),
-            Ok(Ok(Some(_))) => continue,
-            _ => return None,
-        }
-    }
 }
 
 fn consent_name(state: ConsentState) -> &'static str {

@@ -112,3 +112,21 @@ impl<T: DeserializeOwned> FramedRecv<T> {
         self.reader.get_mut()
     }
 }
+
+/// After the relay said the other peer left: that peer's own reason, if it is still in flight
+/// on the session stream (the relay's word and the peer's travel on different streams and may
+/// arrive in either order). Waits at most 300 ms for it.
+pub async fn last_word(
+    rx: &mut FramedRecv<protocol::peer::PeerMessage>,
+) -> Option<protocol::peer::EndReason> {
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await;
+        match next {
+            Ok(Ok(Some(protocol::peer::PeerMessage::EndSession { reason }))) => {
+                return Some(reason)
+            }
+            Ok(Ok(Some(_))) => continue,
+            _ => return None,
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use link::channel::{FramedRecv, FramedSend};
+use link::channel::{last_word, FramedRecv, FramedSend};
 use link::report::Reporter;
 use link::{LinkError, RelayConnection};
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
@@ -89,18 +89,6 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Input(_) => "an input event",
         PeerMessage::Consent(_) => "a consent change",
         PeerMessage::EndSession { .. } => "an end of session",
-    }
-}
-
-/// After the relay said the agent left: the agent's own reason, if it is still in flight on
-/// the session stream (the two travel separately and may arrive in either order).
-async fn last_word(rx: &mut FramedRecv<PeerMessage>) -> Option<EndReason> {
-    loop {
-        match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
-            Ok(Ok(Some(PeerMessage::EndSession { reason }))) => return Some(reason),
-            Ok(Ok(Some(_))) => continue,
-            _ => return None,
-        }
     }
 }
 
