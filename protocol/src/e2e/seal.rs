@@ -207,7 +207,9 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    pub(crate) fn new(secret: &[u8; 32], stream: StreamId) -> Self {
+    /// A sealer for `stream` from a direction's traffic secret. Sessions get theirs from
+    /// [`crate::e2e::SessionKeys`]; this is for benchmarks and fuzzing.
+    pub fn new(secret: &[u8; 32], stream: StreamId) -> Self {
         Self {
             cipher: stream_cipher(secret, stream),
             stream,
@@ -301,7 +303,9 @@ impl fmt::Debug for Opener {
 }
 
 impl Opener {
-    pub(crate) fn new(secret: &[u8; 32], stream: StreamId) -> Self {
+    /// An opener for `stream` from a direction's traffic secret. Sessions get theirs from
+    /// [`crate::e2e::SessionKeys`]; this is for benchmarks and fuzzing.
+    pub fn new(secret: &[u8; 32], stream: StreamId) -> Self {
         Self {
             cipher: stream_cipher(secret, stream),
             stream,
@@ -436,7 +440,9 @@ impl fmt::Debug for UpdateReceiver {
 }
 
 impl UpdateReceiver {
-    pub(crate) fn new(secret: &[u8; 32]) -> Self {
+    /// A receiver from the other direction's traffic secret. Sessions get theirs from
+    /// [`crate::e2e::SessionKeys::update_receiver`]; this is for benchmarks and fuzzing.
+    pub fn new(secret: &[u8; 32]) -> Self {
         Self {
             secret: zeroize::Zeroizing::new(*secret),
             floor: 0,
