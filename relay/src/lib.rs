@@ -1,5 +1,6 @@
 //! The relay server.
 //!
+//! - [`accounts`]: technician accounts (SQLite, Argon2id), login back-off, session tokens;
 //! - [`config`]: settings from flags and an optional TOML file;
 //! - [`identity`]: the relay's TLS certificate, generated on first start and reused;
 //! - [`rendezvous`]: session codes: issue, expire, hand the waiting agent to a technician;
@@ -10,6 +11,7 @@
 //! The rendezvous table and the rate limiter are pure state machines that take the time as an
 //! argument; the server is the async shell around them.
 
+pub mod accounts;
 pub mod config;
 pub mod forward;
 pub mod identity;

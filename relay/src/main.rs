@@ -1,12 +1,14 @@
 //! `relay`: the Tandem relay server.
 
+use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use relay::accounts::{AccountRole, Accounts};
 use relay::config::{Config, FileConfig};
 use relay::identity;
 use relay::server::Relay;
@@ -58,6 +60,140 @@ struct Cli {
 enum Command {
     /// Print the certificate fingerprint (generating the certificate if there is none) and exit
     Fingerprint,
+    /// Manage technician accounts (stored in relay.db in the data directory)
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create an account; the password is asked at the terminal (twice), or read as one line
+    /// from standard input when that is not a terminal
+    Add {
+        name: String,
+        /// Support tier, 1 (first contact) and up
+        #[arg(long)]
+        tier: u8,
+        /// technician, auditor or admin
+        #[arg(long, default_value = "technician", value_parser = parse_role)]
+        role: AccountRole,
+    },
+    /// List the accounts
+    List,
+    /// Stop an account from logging in and end its logins
+    Disable { name: String },
+    /// Let a disabled account log in again
+    Enable { name: String },
+    /// Set a new password (asked as for `add`); ends the account's logins
+    Passwd { name: String },
+    /// End every login of an account without changing anything else
+    Revoke { name: String },
+    /// Delete an account
+    Remove { name: String },
+}
+
+fn parse_role(s: &str) -> Result<AccountRole, String> {
+    s.parse()
+}
+
+/// A new password: at a terminal asked twice without echo, otherwise one line of stdin.
+fn read_new_password(name: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("New password for {name}: "))
+            .context("cannot read the password from the terminal")?;
+        let second = rpassword::prompt_password("Again: ")
+            .context("cannot read the password from the terminal")?;
+        anyhow::ensure!(
+            first == second,
+            "the two passwords differ; nothing was changed"
+        );
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\n', '\r']).to_string();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "no password on standard input; pipe one line, or run at a terminal"
+        );
+        Ok(password)
+    }
+}
+
+fn user_command(data_dir: &Path, action: UserCommand) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let path = Accounts::path_in(data_dir);
+    let mut accounts = Accounts::open(&path)?;
+    let now = SystemTime::now();
+    match action {
+        UserCommand::Add { name, tier, role } => {
+            // Check what can be checked before asking for a password.
+            anyhow::ensure!(
+                accounts.get(&name, now)?.is_none(),
+                "an account called {name:?} already exists"
+            );
+            let password = read_new_password(&name)?;
+            let t = accounts.add_user(&name, &password, tier, role, now)?;
+            println!("Added {} (tier {}, {}).", t.name, t.tier, t.role);
+        }
+        UserCommand::List => {
+            let all = accounts.list(now)?;
+            if all.is_empty() {
+                println!(
+                    "No accounts in {}. Add one with: relay user add NAME --tier 1",
+                    path.display()
+                );
+            }
+            for t in all {
+                let status = match (t.enabled, t.locked_until) {
+                    (false, _) => "disabled".to_string(),
+                    (true, Some(until)) => format!(
+                        "locked for {} after failed logins",
+                        relay::rendezvous::human(until.duration_since(now).unwrap_or_default())
+                    ),
+                    (true, None) => "enabled".to_string(),
+                };
+                println!(
+                    "{:<24} tier {:<2} {:<11} {status}",
+                    t.name,
+                    t.tier,
+                    t.role.as_str()
+                );
+            }
+        }
+        UserCommand::Disable { name } => {
+            accounts.disable(&name, now)?;
+            println!("Disabled {name}; its logins have ended.");
+        }
+        UserCommand::Enable { name } => {
+            accounts.set_enabled(&name, true, now)?;
+            println!("Enabled {name}.");
+        }
+        UserCommand::Passwd { name } => {
+            anyhow::ensure!(
+                accounts.get(&name, now)?.is_some(),
+                "no account is called {name:?}"
+            );
+            let password = read_new_password(&name)?;
+            accounts.set_password(&name, &password, now)?;
+            println!("Changed the password of {name}; its logins have ended.");
+        }
+        UserCommand::Revoke { name } => {
+            let n = accounts.revoke_tokens(&name, now)?;
+            println!("Ended {n} login(s) of {name}.");
+        }
+        UserCommand::Remove { name } => {
+            accounts.remove(&name)?;
+            println!("Removed {name}.");
+        }
+    }
+    Ok(())
 }
 
 impl Cli {
@@ -106,6 +242,9 @@ async fn stop_signal() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.config()?;
+    if let Some(Command::User { action }) = cli.command {
+        return user_command(&cfg.data_dir, action);
+    }
     let id = identity::load_or_generate(&cfg.data_dir)?;
     if let Some(Command::Fingerprint) = cli.command {
         println!("{}", id.fingerprint);

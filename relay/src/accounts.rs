@@ -1,0 +1,946 @@
+//! Technician accounts: who may log in to the relay, at which tier and in which role, and the
+//! session tokens a login hands out.
+//!
+//! Stored in the relay's SQLite database (`relay.db` in the data directory). Passwords are kept
+//! only as Argon2id hashes (PHC strings, so the parameters travel with each hash). A successful
+//! login returns a random 256-bit [`Token`]; the database keeps only its SHA-256 (a token is
+//! high-entropy, so a fast hash suffices), with an expiry, and a token can be revoked one by
+//! one or all at once per account. Changing a password, disabling or removing an account revokes
+//! its tokens.
+//!
+//! Failed logins are counted per account: after [`LoginPolicy::free_failures`] of them the
+//! account is locked for a delay that doubles with each further failure, up to
+//! [`LoginPolicy::max_delay`]; a login during the delay is refused without looking at the
+//! password. A success clears the count. (Limits per source address are the server's, with
+//! [`crate::ratelimit`].)
+//!
+//! Blocking and CPU-heavy on purpose (Argon2 takes tens of milliseconds): the server calls it
+//! from `spawn_blocking`. The time is an argument, so tests need no clock.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::TryRngCore;
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// The database file in the relay's data directory.
+pub const DATABASE_FILE: &str = "relay.db";
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest password accepted (hashing cost grows with length).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Highest tier.
+pub const MAX_TIER: u8 = 9;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountRole {
+    /// Takes requests and joins sessions.
+    Technician,
+    /// Reads audit records and session logs; joins no session.
+    Auditor,
+    /// Manages accounts; also works as a technician.
+    Admin,
+}
+
+impl AccountRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Technician => "technician",
+            AccountRole::Auditor => "auditor",
+            AccountRole::Admin => "admin",
+        }
+    }
+
+    /// May this account be paired with an agent?
+    pub fn may_join_sessions(self) -> bool {
+        matches!(self, AccountRole::Technician | AccountRole::Admin)
+    }
+}
+
+impl fmt::Display for AccountRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AccountRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "technician" => Ok(AccountRole::Technician),
+            "auditor" => Ok(AccountRole::Auditor),
+            "admin" => Ok(AccountRole::Admin),
+            other => Err(format!(
+                "unknown role {other:?}; the roles are technician, auditor and admin"
+            )),
+        }
+    }
+}
+
+/// An account as the relay knows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Technician {
+    pub name: String,
+    pub tier: u8,
+    pub role: AccountRole,
+    pub enabled: bool,
+    /// Until when logins are refused after repeated failures, if that is in force.
+    pub locked_until: Option<SystemTime>,
+}
+
+/// A session token as the client holds it: 64 hex digits (256 random bits). Not shown by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The text the client stores and presents.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn hash(token: &str) -> Vec<u8> {
+        Sha256::digest(token.as_bytes()).to_vec()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub token: Token,
+    pub expires_at: SystemTime,
+    pub technician: Technician,
+}
+
+/// How logins are limited and how long tokens live.
+#[derive(Debug, Clone)]
+pub struct LoginPolicy {
+    pub token_ttl: Duration,
+    /// Failures in a row allowed before the first delay.
+    pub free_failures: u32,
+    /// The first delay; each further failure doubles it.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(12 * 3600),
+            free_failures: 3,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl LoginPolicy {
+    /// How long an account is locked after its `failures`-th failure in a row.
+    pub fn delay_after(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.free_failures)?.checked_sub(1)?;
+        let factor = 1u32.checked_shl(over.min(31)).unwrap_or(u32::MAX);
+        Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
+    }
+}
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no account is called {0:?}")]
+    Unknown(String),
+    #[error("an account called {0:?} already exists")]
+    Exists(String),
+    #[error("{0:?} is not a usable name: use 1 to 64 letters, digits, '.', '_', '-' or '@'")]
+    BadName(String),
+    #[error("tier {0} is not valid: tiers run from 1 to {MAX_TIER}")]
+    BadTier(u8),
+    #[error("the password is too short: use at least {MIN_PASSWORD_CHARS} characters")]
+    PasswordTooShort,
+    #[error("the password is too long: at most {MAX_PASSWORD_BYTES} bytes")]
+    PasswordTooLong,
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+    #[error("the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// Why a login was refused. The words are for the technician; the server logs the variant.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown name or wrong password (deliberately the same answer).
+    #[error("wrong name or password")]
+    BadCredentials,
+    #[error("too many failed logins for this account; try again in {} seconds", .retry_after.as_secs().max(1))]
+    LockedOut { retry_after: Duration },
+    #[error("this account is disabled; ask an administrator")]
+    Disabled,
+    #[error("this account may not join sessions (role {0})")]
+    NotAllowed(AccountRole),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+impl From<rusqlite::Error> for LoginError {
+    fn from(e: rusqlite::Error) -> Self {
+        LoginError::Account(AccountError::Database(e))
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the login token is not known; log in again")]
+    Unknown,
+    #[error("the login token expired; log in again")]
+    Expired,
+    #[error("the login token was revoked; log in again")]
+    Revoked,
+    #[error("this account is disabled; ask an administrator")]
+    Disabled,
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+impl From<rusqlite::Error> for TokenError {
+    fn from(e: rusqlite::Error) -> Self {
+        TokenError::Account(AccountError::Database(e))
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS technicians (
+    name          TEXT PRIMARY KEY COLLATE NOCASE,
+    tier          INTEGER NOT NULL,
+    role          TEXT NOT NULL,
+    enabled       INTEGER NOT NULL DEFAULT 1,
+    password_hash TEXT NOT NULL,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until  INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash       BLOB PRIMARY KEY,
+    name       TEXT NOT NULL REFERENCES technicians(name) ON DELETE CASCADE,
+    issued_at  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_by_name ON tokens(name);
+";
+
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+fn check_name(name: &str) -> Result<(), AccountError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::BadName(name.to_string()))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AccountError::PasswordTooLong);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AccountError::PasswordTooShort);
+    }
+    Ok(())
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], AccountError> {
+    let mut b = [0u8; N];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut b)
+        .map_err(|e| AccountError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// The technician accounts and their tokens.
+pub struct Accounts {
+    conn: Connection,
+    policy: LoginPolicy,
+    hasher: Argon2<'static>,
+}
+
+impl fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accounts")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Name, tier, role, enabled.
+type Row = (String, u8, String, bool);
+
+impl Accounts {
+    /// Where the database lives in a data directory.
+    pub fn path_in(data_dir: &Path) -> PathBuf {
+        data_dir.join(DATABASE_FILE)
+    }
+
+    /// Opens (creating if needed) the database at `path` with the default policy and Argon2id
+    /// parameters (19 MiB, 2 passes, 1 lane: the OWASP recommendation).
+    pub fn open(path: &Path) -> Result<Self, AccountError> {
+        Self::open_with(path, LoginPolicy::default(), Argon2::default())
+    }
+
+    /// As [`Accounts::open`], with a policy and hasher of the caller's choosing (tests use cheap
+    /// Argon2 parameters). Hashes made with other parameters still verify.
+    pub fn open_with(
+        path: &Path,
+        policy: LoginPolicy,
+        hasher: Argon2<'static>,
+    ) -> Result<Self, AccountError> {
+        let conn = Connection::open(path).map_err(|source| AccountError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::init(conn, policy, hasher)
+    }
+
+    /// An in-memory database (tests, benchmarks).
+    pub fn in_memory(policy: LoginPolicy, hasher: Argon2<'static>) -> Result<Self, AccountError> {
+        Self::init(Connection::open_in_memory()?, policy, hasher)
+    }
+
+    fn init(
+        conn: Connection,
+        policy: LoginPolicy,
+        hasher: Argon2<'static>,
+    ) -> Result<Self, AccountError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        // WAL lets `relay user ...` write while the server reads; the in-memory database
+        // answers "memory", which is fine too.
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn,
+            policy,
+            hasher,
+        })
+    }
+
+    pub fn policy(&self) -> &LoginPolicy {
+        &self.policy
+    }
+
+    fn hash_password(&self, password: &str) -> Result<String, AccountError> {
+        check_password(password)?;
+        let salt = SaltString::encode_b64(&random_bytes::<16>()?)
+            .map_err(|e| AccountError::Hash(e.to_string()))?;
+        self.hasher
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AccountError::Hash(e.to_string()))
+    }
+
+    /// Checks `password` against a stored PHC string; a malformed hash never verifies.
+    fn password_matches(&self, password: &str, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        password.len() <= MAX_PASSWORD_BYTES
+            && self
+                .hasher
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+    }
+
+    /// A hash to verify against when the name is unknown, so that an unknown name takes as long
+    /// as a wrong password.
+    fn dummy_hash(&self) -> &'static str {
+        static DUMMY: OnceLock<String> = OnceLock::new();
+        DUMMY.get_or_init(|| {
+            let salt = SaltString::encode_b64(&[7u8; 16]).expect("16 bytes make a salt");
+            self.hasher
+                .hash_password(b"no such account, no such password", &salt)
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Creates an enabled account.
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        password: &str,
+        tier: u8,
+        role: AccountRole,
+        now: SystemTime,
+    ) -> Result<Technician, AccountError> {
+        check_name(name)?;
+        if tier == 0 || tier > MAX_TIER {
+            return Err(AccountError::BadTier(tier));
+        }
+        let hash = self.hash_password(password)?;
+        let inserted = self.conn.execute(
+            "INSERT INTO technicians (name, tier, role, password_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO NOTHING",
+            params![name, tier, role.as_str(), hash, millis(now)],
+        )?;
+        if inserted == 0 {
+            return Err(AccountError::Exists(name.to_string()));
+        }
+        Ok(Technician {
+            name: name.to_string(),
+            tier,
+            role,
+            enabled: true,
+            locked_until: None,
+        })
+    }
+
+    /// Sets a new password; clears failed logins and revokes the account's tokens.
+    pub fn set_password(
+        &mut self,
+        name: &str,
+        password: &str,
+        now: SystemTime,
+    ) -> Result<(), AccountError> {
+        let hash = self.hash_password(password)?;
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE technicians SET password_hash = ?2, failed_logins = 0, locked_until = 0
+             WHERE name = ?1",
+            params![name, hash],
+        )?;
+        if n == 0 {
+            return Err(AccountError::Unknown(name.to_string()));
+        }
+        revoke_all(&tx, name, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Disables an account (it can no longer log in, its tokens stop working) or enables it.
+    pub fn set_enabled(
+        &mut self,
+        name: &str,
+        enabled: bool,
+        now: SystemTime,
+    ) -> Result<(), AccountError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE technicians SET enabled = ?2, failed_logins = 0, locked_until = 0
+             WHERE name = ?1",
+            params![name, enabled],
+        )?;
+        if n == 0 {
+            return Err(AccountError::Unknown(name.to_string()));
+        }
+        if !enabled {
+            revoke_all(&tx, name, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Disables an account and revokes its tokens.
+    pub fn disable(&mut self, name: &str, now: SystemTime) -> Result<(), AccountError> {
+        self.set_enabled(name, false, now)
+    }
+
+    /// Deletes an account and its tokens.
+    pub fn remove(&mut self, name: &str) -> Result<(), AccountError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM technicians WHERE name = ?1", params![name])?;
+        if n == 0 {
+            return Err(AccountError::Unknown(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn technician(row: Row, locked_until: i64, now: SystemTime) -> Technician {
+        let (name, tier, role, enabled) = row;
+        Technician {
+            name,
+            tier,
+            role: role.parse().unwrap_or(AccountRole::Technician),
+            enabled,
+            locked_until: (locked_until > millis(now)).then(|| from_millis(locked_until)),
+        }
+    }
+
+    /// One account, if it exists.
+    pub fn get(&self, name: &str, now: SystemTime) -> Result<Option<Technician>, AccountError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, tier, role, enabled, locked_until FROM technicians WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok((
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(row, locked)| Self::technician(row, locked, now)))
+    }
+
+    /// Every account, by name.
+    pub fn list(&self, now: SystemTime) -> Result<Vec<Technician>, AccountError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, tier, role, enabled, locked_until FROM technicians ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (row, locked) = row?;
+            out.push(Self::technician(row, locked, now));
+        }
+        Ok(out)
+    }
+
+    /// Checks a name and password. On success returns a fresh token; on failure counts the
+    /// failure against the account and, past the free ones, locks it for a growing delay.
+    pub fn verify_login(
+        &mut self,
+        name: &str,
+        password: &str,
+        now: SystemTime,
+    ) -> Result<Login, LoginError> {
+        type Found = (String, u8, String, bool, String, u32, i64);
+        let found: Option<Found> = if check_name(name).is_ok() {
+            self.conn
+                .query_row(
+                    "SELECT name, tier, role, enabled, password_hash, failed_logins, locked_until
+                     FROM technicians WHERE name = ?1",
+                    params![name],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ))
+                    },
+                )
+                .optional()?
+        } else {
+            None
+        };
+        let Some((name, tier, role, enabled, hash, failures, locked_until)) = found else {
+            // Same work as a wrong password, same answer.
+            let _ = self.password_matches(password, self.dummy_hash());
+            return Err(LoginError::BadCredentials);
+        };
+        let now_ms = millis(now);
+        if locked_until > now_ms {
+            return Err(LoginError::LockedOut {
+                retry_after: Duration::from_millis((locked_until - now_ms) as u64),
+            });
+        }
+        if !self.password_matches(password, &hash) {
+            let failures = failures.saturating_add(1);
+            let until = self
+                .policy
+                .delay_after(failures)
+                .map_or(0, |d| now_ms.saturating_add(d.as_millis() as i64));
+            self.conn.execute(
+                "UPDATE technicians SET failed_logins = ?2, locked_until = ?3 WHERE name = ?1",
+                params![name, failures, until],
+            )?;
+            return Err(LoginError::BadCredentials);
+        }
+        if failures != 0 {
+            self.conn.execute(
+                "UPDATE technicians SET failed_logins = 0, locked_until = 0 WHERE name = ?1",
+                params![name],
+            )?;
+        }
+        if !enabled {
+            return Err(LoginError::Disabled);
+        }
+        let technician = Self::technician((name, tier, role, enabled), 0, now);
+        let token = Token(hex::encode(
+            random_bytes::<32>().map_err(LoginError::Account)?,
+        ));
+        let expires_at = now + self.policy.token_ttl;
+        self.conn.execute(
+            "INSERT INTO tokens (hash, name, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                Token::hash(token.as_str()),
+                technician.name,
+                now_ms,
+                millis(expires_at)
+            ],
+        )?;
+        Ok(Login {
+            token,
+            expires_at,
+            technician,
+        })
+    }
+
+    /// The account a token belongs to, if the token is valid at `now` and the account enabled.
+    pub fn check_token(&self, token: &str, now: SystemTime) -> Result<Technician, TokenError> {
+        if token.len() != 64 {
+            return Err(TokenError::Unknown);
+        }
+        let found: Option<(i64, Option<i64>, String, u8, String, bool)> = self
+            .conn
+            .query_row(
+                "SELECT t.expires_at, t.revoked_at, a.name, a.tier, a.role, a.enabled
+                 FROM tokens t JOIN technicians a ON a.name = t.name WHERE t.hash = ?1",
+                params![Token::hash(token)],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((expires_at, revoked_at, name, tier, role, enabled)) = found else {
+            return Err(TokenError::Unknown);
+        };
+        if revoked_at.is_some() {
+            return Err(TokenError::Revoked);
+        }
+        if millis(now) >= expires_at {
+            return Err(TokenError::Expired);
+        }
+        if !enabled {
+            return Err(TokenError::Disabled);
+        }
+        Ok(Self::technician((name, tier, role, enabled), 0, now))
+    }
+
+    /// Revokes one token (a logout). False if it was not known or already revoked.
+    pub fn revoke_token(&mut self, token: &str, now: SystemTime) -> Result<bool, AccountError> {
+        let n = self.conn.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL",
+            params![Token::hash(token), millis(now)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Revokes every token of an account; returns how many were live.
+    pub fn revoke_tokens(&mut self, name: &str, now: SystemTime) -> Result<usize, AccountError> {
+        if self.get(name, now)?.is_none() {
+            return Err(AccountError::Unknown(name.to_string()));
+        }
+        Ok(revoke_all(&self.conn, name, now)?)
+    }
+
+    /// Deletes tokens that expired before `now` (revoked or not); returns how many.
+    pub fn purge_expired(&mut self, now: SystemTime) -> Result<usize, AccountError> {
+        Ok(self.conn.execute(
+            "DELETE FROM tokens WHERE expires_at <= ?1",
+            params![millis(now)],
+        )?)
+    }
+}
+
+fn revoke_all(conn: &Connection, name: &str, now: SystemTime) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+        params![name, millis(now)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::{Algorithm, Params, Version};
+
+    const PW: &str = "correct horse battery";
+
+    fn cheap() -> Argon2<'static> {
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        )
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn accounts(dir: &Path) -> Accounts {
+        Accounts::open_with(&Accounts::path_in(dir), LoginPolicy::default(), cheap()).unwrap()
+    }
+
+    #[test]
+    fn accounts_persist_with_argon2id_hashes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut a = accounts(dir.path());
+            a.add_user("alice", PW, 2, AccountRole::Technician, t(0))
+                .unwrap();
+            a.add_user("bob", PW, 3, AccountRole::Admin, t(0)).unwrap();
+        }
+        let a = accounts(dir.path());
+        let list = a.list(t(1)).unwrap();
+        assert_eq!(
+            list.iter()
+                .map(|u| (u.name.as_str(), u.tier, u.role))
+                .collect::<Vec<_>>(),
+            [
+                ("alice", 2, AccountRole::Technician),
+                ("bob", 3, AccountRole::Admin)
+            ]
+        );
+        let stored: String = a
+            .conn
+            .query_row(
+                "SELECT password_hash FROM technicians WHERE name = 'alice'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(!stored.contains(PW));
+        // The default hasher verifies hashes made with other parameters.
+        let d = Accounts::open(&Accounts::path_in(dir.path())).unwrap();
+        assert!(d.password_matches(PW, &stored));
+    }
+
+    #[test]
+    fn add_refuses_bad_input_and_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = accounts(dir.path());
+        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+            .unwrap();
+        assert!(matches!(
+            a.add_user("ALICE", PW, 1, AccountRole::Technician, t(0)),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            a.add_user("a b", PW, 1, AccountRole::Technician, t(0)),
+            Err(AccountError::BadName(_))
+        ));
+        assert!(matches!(
+            a.add_user("carol", PW, 0, AccountRole::Technician, t(0)),
+            Err(AccountError::BadTier(0))
+        ));
+        assert!(matches!(
+            a.add_user("carol", "short", 1, AccountRole::Technician, t(0)),
+            Err(AccountError::PasswordTooShort)
+        ));
+    }
+
+    #[test]
+    fn login_gives_a_token_that_checks_until_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = accounts(dir.path());
+        a.add_user("alice", PW, 2, AccountRole::Technician, t(0))
+            .unwrap();
+        let login = a.verify_login("alice", PW, t(10)).unwrap();
+        assert_eq!(login.token.as_str().len(), 64);
+        assert_eq!(login.technician.tier, 2);
+        let who = a.check_token(login.token.as_str(), t(20)).unwrap();
+        assert_eq!(who.name, "alice");
+        let ttl = a.policy().token_ttl;
+        assert!(matches!(
+            a.check_token(login.token.as_str(), t(10) + ttl),
+            Err(TokenError::Expired)
+        ));
+        assert!(matches!(
+            a.check_token(&"0".repeat(64), t(20)),
+            Err(TokenError::Unknown)
+        ));
+        assert!(matches!(
+            a.check_token("short", t(20)),
+            Err(TokenError::Unknown)
+        ));
+        // The database holds only the token's hash.
+        let n: i64 = a
+            .conn
+            .query_row(
+                "SELECT count(*) FROM tokens WHERE hash = ?1",
+                params![login.token.as_str().as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(a.purge_expired(t(10) + ttl).unwrap(), 1);
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_name_get_the_same_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = accounts(dir.path());
+        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+            .unwrap();
+        assert!(matches!(
+            a.verify_login("alice", "wrong password!", t(1)),
+            Err(LoginError::BadCredentials)
+        ));
+        assert!(matches!(
+            a.verify_login("mallory", PW, t(1)),
+            Err(LoginError::BadCredentials)
+        ));
+        assert!(matches!(
+            a.verify_login("bad name", PW, t(1)),
+            Err(LoginError::BadCredentials)
+        ));
+    }
+
+    #[test]
+    fn failures_lock_the_account_for_a_growing_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = accounts(dir.path());
+        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+            .unwrap();
+        let p = a.policy().clone();
+        let mut now = t(100);
+        for _ in 0..p.free_failures {
+            assert!(matches!(
+                a.verify_login("alice", "nope nope nope", now),
+                Err(LoginError::BadCredentials)
+            ));
+        }
+        // Still free: the right password works and clears the count.
+        a.verify_login("alice", PW, now).unwrap();
+        let mut delays = Vec::new();
+        for i in 0..(p.free_failures + 4) {
+            assert!(matches!(
+                a.verify_login("alice", "nope nope nope", now),
+                Err(LoginError::BadCredentials)
+            ));
+            if i >= p.free_failures {
+                // Locked: even the right password is refused, without being checked.
+                let Err(LoginError::LockedOut { retry_after }) = a.verify_login("alice", PW, now)
+                else {
+                    panic!("locked out expected");
+                };
+                assert!(a.get("alice", now).unwrap().unwrap().locked_until.is_some());
+                delays.push(retry_after);
+                now += retry_after;
+            }
+        }
+        assert_eq!(
+            delays,
+            [2, 4, 8, 16].map(Duration::from_secs),
+            "the delay doubles"
+        );
+        a.verify_login("alice", PW, now).unwrap();
+        assert_eq!(p.delay_after(1000), Some(p.max_delay));
+        assert_eq!(p.delay_after(p.free_failures), None);
+    }
+
+    #[test]
+    fn revoking_disabling_and_password_changes_end_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = accounts(dir.path());
+        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+            .unwrap();
+        let t1 = a.verify_login("alice", PW, t(1)).unwrap().token;
+        let t2 = a.verify_login("alice", PW, t(1)).unwrap().token;
+        assert!(a.revoke_token(t1.as_str(), t(2)).unwrap());
+        assert!(!a.revoke_token(t1.as_str(), t(2)).unwrap());
+        assert!(matches!(
+            a.check_token(t1.as_str(), t(3)),
+            Err(TokenError::Revoked)
+        ));
+        a.check_token(t2.as_str(), t(3)).unwrap();
+        assert_eq!(a.revoke_tokens("alice", t(4)).unwrap(), 1);
+        assert!(matches!(
+            a.check_token(t2.as_str(), t(5)),
+            Err(TokenError::Revoked)
+        ));
+
+        let t3 = a.verify_login("alice", PW, t(6)).unwrap().token;
+        a.disable("alice", t(7)).unwrap();
+        assert!(a.check_token(t3.as_str(), t(8)).is_err());
+        assert!(matches!(
+            a.verify_login("alice", PW, t(8)),
+            Err(LoginError::Disabled)
+        ));
+        assert!(matches!(
+            a.verify_login("alice", "wrong password!", t(8)),
+            Err(LoginError::BadCredentials)
+        ));
+        a.set_enabled("alice", true, t(9)).unwrap();
+        let t4 = a.verify_login("alice", PW, t(9)).unwrap().token;
+        a.set_password("alice", "a new long password", t(10))
+            .unwrap();
+        assert!(matches!(
+            a.check_token(t4.as_str(), t(11)),
+            Err(TokenError::Revoked)
+        ));
+        assert!(a.verify_login("alice", PW, t(11)).is_err());
+        let t5 = a
+            .verify_login("alice", "a new long password", t(11))
+            .unwrap()
+            .token;
+
+        a.remove("alice").unwrap();
+        assert!(matches!(
+            a.check_token(t5.as_str(), t(12)),
+            Err(TokenError::Unknown)
+        ));
+        assert!(matches!(a.remove("alice"), Err(AccountError::Unknown(_))));
+        assert!(matches!(
+            a.set_password("alice", PW, t(12)),
+            Err(AccountError::Unknown(_))
+        ));
+        assert!(matches!(
+            a.revoke_tokens("alice", t(12)),
+            Err(AccountError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn roles_parse_and_say_who_may_join() {
+        assert_eq!("Admin".parse::<AccountRole>().unwrap(), AccountRole::Admin);
+        assert!("boss".parse::<AccountRole>().is_err());
+        assert!(AccountRole::Technician.may_join_sessions());
+        assert!(!AccountRole::Auditor.may_join_sessions());
+    }
+}
