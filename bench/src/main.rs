@@ -1,1 +1,72 @@
-fn main() {}
+//! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
+//! connection, our screen codec against video codecs, and later end to end). Each bench is a
+//! subcommand in its own module (`relay.rs`, `codec.rs`); the shared report format
+//! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
+//! are there for all of them. Progress goes to stderr, the report to stdout.
+//!
+//! Run with `cargo run --release -p bench -- relay` after `cargo build --release -p relay`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+mod codec;
+mod procstat;
+mod relay;
+mod report;
+
+/// Tandem benchmarks: print comparable figures as a table, or as JSON lines with --json.
+#[derive(Parser, Debug)]
+#[command(name = "bench", about, long_about)]
+struct Cli {
+    /// Print one JSON object per figure and line:
+    /// {"bench":…,"system":…,"metric":…,"value":…,"unit":…}
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// The screen codec against x264, VP9 and lossless x264 through ffmpeg, on the corpus
+    Codec(codec::Args),
+    /// Latency, throughput, CPU and memory through a real relay process, against a direct QUIC
+    /// connection (needs `cargo build --release -p relay` first)
+    Relay(relay::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Bench::Codec(args) = &cli.bench {
+        return match codec::main(args, cli.json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.bench {
+            Bench::Relay(args) => relay::run(args).await,
+            Bench::Codec(_) => unreachable!("run above, outside the runtime"),
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result.and_then(|report| report.print(cli.json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1039 @@
+//! `bench relay`: what the relay costs, measured through a real `relay` process on loopback and
+//! compared, in the same run, with a direct QUIC connection between the same two ends.
+//!
+//! The agent side opens streams; the technician side echoes length-prefixed messages on a
+//! bidirectional stream and drains unidirectional ones. On the relay path both sides are
+//! [`link::RelayConnection`]s paired by session code, so every stream crosses two QUIC hops
+//! (agent → relay → technician) and the relay splices it; on the direct path the technician side
+//! is a quinn server endpoint of this process with a fresh self-signed certificate that the agent
+//! pins, and the same [`link::transport::transport_config`], so a stream crosses one hop. Four
+//! phases: latency (ping-pong, interleaved between the paths), throughput of one session (the
+//! relay's CPU time read from `/proc` around it), then, on a second, fresh relay process, the
+//! resident memory of many paired idle sessions. Every relay process started here is killed when
+//! its guard drops, also on error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use link::tls::{self, Fingerprint};
+use link::{transport, RelayConnection};
+use protocol::control::Role;
+use quinn::{Connection, Endpoint, ReadExactError, RecvStream, SendStream};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+
+use crate::procstat;
+use crate::report::{progress, Report};
+
+const BENCH: &str = "relay";
+
+/// Message sizes of the latency phase: a small control-sized message and a screen update.
+const SMALL: usize = 1024;
+const LARGE: usize = 200 * 1024;
+/// Samples per path and size, after warm-up.
+const SAMPLES_SMALL: usize = 1000;
+const SAMPLES_LARGE: usize = 200;
+const WARMUP_SMALL: usize = 200;
+const WARMUP_LARGE: usize = 20;
+/// The paths take turns in this many blocks, so drift in the machine's load hits both alike.
+const ROUNDS: usize = 10;
+/// Largest message the echo side accepts: nothing from the network is trusted, even here.
+const MAX_ECHO: usize = 1024 * 1024;
+/// Size of each screen-update-like message of the throughput phase (one uni stream each).
+const UPDATE: usize = 200 * 1024;
+
+/// Flags the relay is started with beyond address and data directory. The bench joins thousands
+/// of sessions from one address, so the join rate limit is lifted; and the idle timeout is
+/// raised from the relay's sub-second default so that a scheduling stall on a busy machine does
+/// not end the bench's sessions. Neither touches forwarding or the state a session holds.
+const RELAY_FLAGS: [&str; 6] = [
+    "--join-attempts",
+    "1000000",
+    "--join-window-secs",
+    "1",
+    "--idle-timeout-ms",
+    "10000",
+];
+/// The direct server's transport settings: those of the relay as started here (the idle
+/// timeout above, and no keep-alives of its own), so that both paths run alike.
+const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+const SERVER_KEEP_ALIVE: Option<Duration> = None;
+
+/// Idle sessions opened at once while building up the memory phase.
+const OPEN_CONCURRENCY: usize = 32;
+
+/// Relay bench options.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Paired idle sessions (agent + technician connection each) held open for the memory figure
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub sessions: u32,
+    /// Seconds each throughput run (relay, then direct) sends for
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+}
+
+/// Runs the bench and returns its figures.
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    let relay_bin = relay_binary()?;
+    let paths = compare_paths(&relay_bin, Duration::from_secs(args.seconds)).await?;
+    let memory = idle_sessions(&relay_bin, args.sessions).await?;
+    Ok(report(&args, &paths, &memory))
+}
+
+/// Latency, throughput, CPU and drops of the relay path and the direct path.
+struct PathFigures {
+    /// Indexed like [`SYSTEMS`].
+    small: Vec<Latency>,
+    large: Vec<Latency>,
+    throughput: [Throughput; 2],
+    relay_cpu: Duration,
+    /// This process's CPU time during each throughput run.
+    own_cpu: [Duration; 2],
+    /// Datagrams dropped at each path's sockets, and at the relay's alone.
+    drops: [u64; 2],
+    relay_drops: u64,
+    load_before: f64,
+    load_after: f64,
+}
+
+/// The paths compared, in the order of [`PathFigures`]' arrays.
+const SYSTEMS: [&str; 2] = ["relay", "direct"];
+
+/// Sets up both paths (a relay process, and a direct server) and measures them.
+async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<PathFigures> {
+    progress(BENCH, format!("starting {}", relay_bin.display()));
+    let relay = RelayProcess::start(relay_bin).await?;
+    let relayed = RelayedSession::open(relay.addr, relay.fingerprint)
+        .await
+        .context("cannot pair an agent and a technician through the relay")?;
+    let direct = DirectSession::open()
+        .await
+        .context("cannot set up the direct QUIC connection")?;
+
+    let relay_ports = [
+        relay.addr.port(),
+        local_port(&relayed.agent.endpoint)?,
+        local_port(&relayed.technician.endpoint)?,
+    ];
+    let direct_ports = [local_port(&direct.client)?, local_port(&direct.server)?];
+    let relay_drops_before = procstat::udp_drops(relay.addr.port())?;
+    let drops_before = [udp_drops(&relay_ports)?, udp_drops(&direct_ports)?];
+    let load_before = procstat::load_average()?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if load_before > cpus as f64 {
+        progress(
+            BENCH,
+            format!("the machine is busy (load average {load_before:.1} on {cpus} CPUs): figures will be noisy"),
+        );
+    }
+
+    let mut echoes = [
+        EchoStream::new(SYSTEMS[0], &relayed.agent.connection).await?,
+        EchoStream::new(SYSTEMS[1], &direct.agent).await?,
+    ];
+    let small = latency(&mut echoes, SMALL, WARMUP_SMALL, SAMPLES_SMALL).await?;
+    let large = latency(&mut echoes, LARGE, WARMUP_LARGE, SAMPLES_LARGE).await?;
+
+    let me = std::process::id();
+    progress(
+        BENCH,
+        format!("throughput through the relay ({} s)", seconds.as_secs()),
+    );
+    let (relay_cpu_before, own_before) = (procstat::cpu_time(relay.pid)?, procstat::cpu_time(me)?);
+    let via_relay = throughput(&relayed.agent.connection, &relayed.received, seconds).await?;
+    let relay_cpu = procstat::cpu_time(relay.pid)? - relay_cpu_before;
+    let own_relay = procstat::cpu_time(me)? - own_before;
+
+    progress(
+        BENCH,
+        format!("throughput direct ({} s)", seconds.as_secs()),
+    );
+    let own_before = procstat::cpu_time(me)?;
+    let direct_thr = throughput(&direct.agent, &direct.received, seconds).await?;
+    let own_direct = procstat::cpu_time(me)? - own_before;
+
+    let figures = PathFigures {
+        small,
+        large,
+        throughput: [via_relay, direct_thr],
+        relay_cpu,
+        own_cpu: [own_relay, own_direct],
+        drops: [
+            udp_drops(&relay_ports)? - drops_before[0],
+            udp_drops(&direct_ports)? - drops_before[1],
+        ],
+        relay_drops: procstat::udp_drops(relay.addr.port())? - relay_drops_before,
+        load_before,
+        load_after: procstat::load_average()?,
+    };
+    relayed.close().await;
+    direct.close().await;
+    relay.stop().await;
+    Ok(figures)
+}
+
+/// The figures, with what they mean and the targets they are held against.
+fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (load_before, load_after) = (p.load_before, p.load_after);
+    let mut r = Report::new(BENCH);
+    r.note(format!(
+        "relay = agent -> relay process -> technician (2 QUIC hops); direct = agent -> technician (1 hop); \
+         loopback, {cpus} CPU(s) shared by this process and the relay"
+    ));
+    r.note(format!(
+        "relay started with {}; 1-minute load average {load_before:.1} before the latency and throughput \
+         phases, {load_after:.1} after (figures from a busy machine are noisy)",
+        RELAY_FLAGS.join(" ")
+    ));
+    r.note(format!(
+        "latency: one-way = RTT/2 of a length-prefixed message on one bi stream, echoed back whole by the \
+         technician side; {SAMPLES_SMALL} samples of 1 KB and {SAMPLES_LARGE} of 200 KB per path after warm-up, \
+         paths interleaved in {ROUNDS} rounds"
+    ));
+    r.note(
+        "added latency per hop = relay one-way - direct one-way (same percentile): the relay path is 2 hops vs 1, \
+         so this is what inserting the relay (its extra hop and its forwarding) adds",
+    );
+    r.note(format!(
+        "throughput: {} KB messages, each on its own uni stream (as screen updates travel; at most {} open at \
+         once, the peers' stream limit), sent for {} s as fast as flow control allows, relay first, then \
+         direct; Mbit/s of payload, timed until the technician side has read it all",
+        UPDATE / 1024,
+        transport::MAX_UNI_STREAMS,
+        args.seconds
+    ));
+    r.note(
+        "relay CPU = utime+stime of the relay process (/proc/PID/stat) over the relayed throughput run, per GB \
+         (1e9 bytes) of payload forwarded; cpu_s_per_gb = all processes (bench + relay) per GB, for comparison",
+    );
+    r.note(
+        "udp_drops = datagrams the kernel dropped at the path's UDP sockets (receive buffer full, \
+         /proc/net/udp) during the latency and throughput phases; each costs a QUIC loss recovery",
+    );
+    r.note(format!(
+        "memory: VmRSS of a fresh relay process with {} paired idle sessions open ({} client connections) minus \
+         with 1, after settling (stable for 2 s, at least 6 s after the last session opened), divided by {}; 1 KiB = 1024 bytes; for comparison, the same growth of this \
+         process, which holds both peers' ends of the same connections",
+        memory.sessions,
+        memory.sessions * 2,
+        memory.sessions
+    ));
+
+    let metrics = [
+        ("latency_1k_p50_ms", "one-way latency 1 KB p50"),
+        ("latency_1k_p99_ms", "one-way latency 1 KB p99"),
+        ("latency_200k_p50_ms", "one-way latency 200 KB p50"),
+        ("latency_200k_p99_ms", "one-way latency 200 KB p99"),
+        ("added_latency_1k_p50_ms", "added latency per hop 1 KB p50"),
+        ("added_latency_1k_p99_ms", "added latency per hop 1 KB p99"),
+        (
+            "added_latency_200k_p50_ms",
+            "added latency per hop 200 KB p50",
+        ),
+        (
+            "added_latency_200k_p99_ms",
+            "added latency per hop 200 KB p99",
+        ),
+        ("throughput_mbit_s", "throughput of one session"),
+        ("throughput_ratio", "throughput relative to direct"),
+        ("relay_cpu_s_per_gb", "relay process CPU per GB forwarded"),
+        ("cpu_s_per_gb", "CPU of all processes per GB"),
+        ("udp_drops", "datagrams dropped, receive buffer full"),
+        ("relay_udp_drops", "... of which at the relay's socket"),
+        (
+            "relay_rss_per_idle_session_kib",
+            "relay memory per idle session",
+        ),
+        (
+            "peers_rss_per_idle_session_kib",
+            "both peers' memory per idle session",
+        ),
+        ("relay_rss_baseline_kib", "relay memory with 1 session"),
+        ("relay_rss_loaded_kib", "relay memory with all sessions"),
+    ];
+    for (metric, label) in metrics {
+        r.label(metric, label);
+    }
+
+    let (small, large) = (&p.small, &p.large);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (i, system) in SYSTEMS.into_iter().enumerate() {
+        r.add(system, "latency_1k_p50_ms", ms(small[i].p50), "ms", 4);
+        r.add(system, "latency_1k_p99_ms", ms(small[i].p99), "ms", 4);
+        r.add(system, "latency_200k_p50_ms", ms(large[i].p50), "ms", 4);
+        r.add(system, "latency_200k_p99_ms", ms(large[i].p99), "ms", 4);
+    }
+    let added = |a: Duration, b: Duration| ms(a) - ms(b);
+    let added_1k_p50 = added(small[0].p50, small[1].p50);
+    r.add("relay", "added_latency_1k_p50_ms", added_1k_p50, "ms", 4);
+    r.add(
+        "relay",
+        "added_latency_1k_p99_ms",
+        added(small[0].p99, small[1].p99),
+        "ms",
+        4,
+    );
+    r.add(
+        "relay",
+        "added_latency_200k_p50_ms",
+        added(large[0].p50, large[1].p50),
+        "ms",
+        4,
+    );
+    r.add(
+        "relay",
+        "added_latency_200k_p99_ms",
+        added(large[0].p99, large[1].p99),
+        "ms",
+        4,
+    );
+    r.target(
+        "relay",
+        "added_latency_1k_p50_ms",
+        "≤ 0.3 ms",
+        added_1k_p50 <= 0.3,
+    );
+
+    let [via_relay, direct] = &p.throughput;
+    let relay_mbit = via_relay.mbit_s();
+    let direct_mbit = direct.mbit_s();
+    let ratio = relay_mbit / direct_mbit;
+    r.add("relay", "throughput_mbit_s", relay_mbit, "Mbit/s", 1);
+    r.add("direct", "throughput_mbit_s", direct_mbit, "Mbit/s", 1);
+    r.add("relay", "throughput_ratio", ratio, "ratio", 3);
+    r.target("relay", "throughput_ratio", "≥ 0.5 of direct", ratio >= 0.5);
+
+    let relay_gb = via_relay.bytes as f64 / 1e9;
+    let direct_gb = direct.bytes as f64 / 1e9;
+    let all_relay_cpu = p.relay_cpu + p.own_cpu[0];
+    r.add(
+        "relay",
+        "relay_cpu_s_per_gb",
+        p.relay_cpu.as_secs_f64() / relay_gb,
+        "s/GB",
+        3,
+    );
+    r.add(
+        "relay",
+        "cpu_s_per_gb",
+        all_relay_cpu.as_secs_f64() / relay_gb,
+        "s/GB",
+        3,
+    );
+    r.add(
+        "direct",
+        "cpu_s_per_gb",
+        p.own_cpu[1].as_secs_f64() / direct_gb,
+        "s/GB",
+        3,
+    );
+
+    for (i, system) in SYSTEMS.into_iter().enumerate() {
+        r.add(system, "udp_drops", p.drops[i] as f64, "datagrams", 0);
+    }
+    r.add(
+        "relay",
+        "relay_udp_drops",
+        p.relay_drops as f64,
+        "datagrams",
+        0,
+    );
+
+    let per_session = memory.per_session_kib();
+    r.add(
+        "relay",
+        "relay_rss_per_idle_session_kib",
+        per_session,
+        "KiB",
+        1,
+    );
+    r.add(
+        "relay",
+        "peers_rss_per_idle_session_kib",
+        memory.clients_kib / memory.sessions as f64,
+        "KiB",
+        1,
+    );
+    r.add(
+        "relay",
+        "relay_rss_baseline_kib",
+        memory.before_kib as f64,
+        "KiB",
+        0,
+    );
+    r.add(
+        "relay",
+        "relay_rss_loaded_kib",
+        memory.after_kib as f64,
+        "KiB",
+        0,
+    );
+    r.target(
+        "relay",
+        "relay_rss_per_idle_session_kib",
+        "≤ 64 KiB",
+        per_session <= 64.0,
+    );
+    r
+}
+
+/// The `relay` binary built next to this one (`target/release/relay` for a release bench).
+fn relay_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot tell where the bench executable is")?;
+    let dir = exe.parent().with_context(|| {
+        format!(
+            "the bench executable {} has no parent directory",
+            exe.display()
+        )
+    })?;
+    let bin = dir.join(format!("relay{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        bail!(
+            "the relay binary is missing: expected {} next to the bench; build it first with \
+             `cargo build --release -p relay`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The local port of an endpoint's socket.
+fn local_port(endpoint: &Endpoint) -> anyhow::Result<u16> {
+    Ok(endpoint
+        .local_addr()
+        .context("cannot read an endpoint's address")?
+        .port())
+}
+
+/// Datagrams dropped so far at the sockets on `ports`.
+fn udp_drops(ports: &[u16]) -> anyhow::Result<u64> {
+    ports.iter().map(|p| procstat::udp_drops(*p)).sum()
+}
+
+/// Awaits `fut`, failing with "`what` took longer than `limit`" if it does not finish in time.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => bail!("{what} took longer than {} s", limit.as_secs()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relay process
+
+/// A `relay` process this bench started, with its data directory. Dropping it kills the process.
+struct RelayProcess {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    fingerprint: Fingerprint,
+    _data_dir: tempfile::TempDir,
+}
+
+impl RelayProcess {
+    /// Starts the relay on a free loopback port with a temporary data directory and reads the
+    /// address and fingerprint it prints.
+    async fn start(bin: &Path) -> anyhow::Result<Self> {
+        let data_dir = tempfile::Builder::new()
+            .prefix("tandem-bench-relay-")
+            .tempdir()
+            .context("cannot create a temporary data directory for the relay")?;
+        let mut command = Command::new(bin);
+        command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(RELAY_FLAGS)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        // If this process dies without running destructors (a signal), the kernel kills the relay.
+        // SAFETY: prctl is async-signal-safe and only changes this child's own attributes.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id().context("the relay exited at once")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the relay's stdout is not piped")?;
+        // From here on `guard` kills the process if anything fails.
+        let mut guard = Self {
+            child,
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fingerprint: Fingerprint([0; 32]),
+            _data_dir: data_dir,
+        };
+
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        let mut fingerprint = None;
+        let read = async {
+            while addr.is_none() || fingerprint.is_none() {
+                let Some(line) = lines
+                    .next_line()
+                    .await
+                    .context("cannot read the relay's output")?
+                else {
+                    bail!("the relay exited before printing its address and fingerprint");
+                };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let word = rest.split_whitespace().next().unwrap_or_default();
+                    addr = Some(word.parse::<SocketAddr>().with_context(|| {
+                        format!("the relay printed an unreadable address: {line}")
+                    })?);
+                } else if let Some(rest) = line.split("certificate fingerprint (SHA-256):").nth(1) {
+                    let word = rest.split_whitespace().next().unwrap_or_default();
+                    fingerprint = Some(word.parse::<Fingerprint>().with_context(|| {
+                        format!("the relay printed an unreadable fingerprint: {line}")
+                    })?);
+                }
+            }
+            Ok(())
+        };
+        let started = within(Duration::from_secs(15), "the relay's start", read).await;
+        if let Err(e) = started {
+            let status = guard.child.try_wait().ok().flatten();
+            return Err(match status {
+                Some(s) => e.context(format!("the relay at {} exited ({s})", bin.display())),
+                None => e,
+            });
+        }
+        guard.addr = addr.context("no address")?;
+        guard.fingerprint = fingerprint.context("no fingerprint")?;
+        // Keep reading so that the relay never blocks on (or fails writing to) a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        progress(
+            BENCH,
+            format!("relay pid {pid} listening on {}", guard.addr),
+        );
+        Ok(guard)
+    }
+
+    /// Stops the relay: SIGTERM, then SIGKILL if it has not exited within two seconds.
+    async fn stop(mut self) {
+        // SAFETY: sends a signal to the process this guard started and has not yet reaped.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        // Nothing to do if `stop` already reaped it; otherwise kill it now.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The technician side: echo and drain
+
+/// Serves what the agent side opens on `conn` until the connection ends: bi streams are echoed
+/// message by message, uni streams are read to the end and their bytes added to `received`.
+async fn technician_side(conn: Connection, received: Arc<AtomicU64>) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            bi = conn.accept_bi() => {
+                let Ok((send, recv)) = bi else { break };
+                tasks.spawn(async move {
+                    // The agent side reports what went wrong; the echo side just stops.
+                    let _ = echo(send, recv).await;
+                });
+            }
+            uni = conn.accept_uni() => {
+                let Ok(recv) = uni else { break };
+                tasks.spawn(drain(recv, received.clone()));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}
+
+/// Reads whole length-prefixed messages and writes each back unchanged.
+async fn echo(mut send: SendStream, mut recv: RecvStream) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let mut header = [0u8; 4];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(ReadExactError::FinishedEarly(0)) => return Ok(()),
+            Err(e) => return Err(e).context("reading a message header"),
+        }
+        let len = u32::from_le_bytes(header) as usize;
+        ensure!(
+            len <= MAX_ECHO,
+            "message of {len} bytes announced; the limit is {MAX_ECHO}"
+        );
+        buf.resize(4 + len, 0);
+        buf[..4].copy_from_slice(&header);
+        recv.read_exact(&mut buf[4..])
+            .await
+            .context("reading a message")?;
+        send.write_all(&buf).await.context("echoing a message")?;
+    }
+}
+
+/// Reads a stream to its end without copying, counting its bytes.
+async fn drain(mut recv: RecvStream, received: Arc<AtomicU64>) {
+    while let Ok(Some(chunk)) = recv.read_chunk(usize::MAX, true).await {
+        received.fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two paths
+
+/// An agent and a technician paired through the relay. Both control streams stay open for the
+/// session's life: dropping one would end the session.
+struct RelayedSession {
+    agent: RelayConnection,
+    technician: RelayConnection,
+    received: Arc<AtomicU64>,
+}
+
+impl RelayedSession {
+    async fn open(relay: SocketAddr, pin: Fingerprint) -> anyhow::Result<Self> {
+        let agent_ep = link::client::client_endpoint(relay, pin)
+            .context("cannot open the agent's endpoint")?;
+        let tech_ep = link::client::client_endpoint(relay, pin)
+            .context("cannot open the technician's endpoint")?;
+        let (agent, technician) = within(Duration::from_secs(10), "pairing", async {
+            Ok(open_pair(&agent_ep, &tech_ep, relay).await?)
+        })
+        .await?;
+        let received = Arc::new(AtomicU64::new(0));
+        tokio::spawn(technician_side(
+            technician.connection.clone(),
+            received.clone(),
+        ));
+        Ok(Self {
+            agent,
+            technician,
+            received,
+        })
+    }
+
+    async fn close(self) {
+        self.agent.close("bench done");
+        self.technician.close_and_wait("bench done").await;
+    }
+}
+
+/// Connects an agent and a technician, registers a code and joins it.
+async fn open_pair(
+    agent_ep: &Endpoint,
+    tech_ep: &Endpoint,
+    relay: SocketAddr,
+) -> Result<(RelayConnection, RelayConnection), link::LinkError> {
+    let mut agent = RelayConnection::connect_with(agent_ep.clone(), relay, Role::Agent).await?;
+    let (code, _) = agent.register().await?;
+    let mut technician =
+        RelayConnection::connect_with(tech_ep.clone(), relay, Role::Technician).await?;
+    technician.join(code).await?;
+    agent.wait_paired().await?;
+    Ok((agent, technician))
+}
+
+/// An agent connected straight to a technician-side server endpoint of this process.
+struct DirectSession {
+    server: Endpoint,
+    client: Endpoint,
+    agent: Connection,
+    received: Arc<AtomicU64>,
+}
+
+impl DirectSession {
+    async fn open() -> anyhow::Result<Self> {
+        let id = tls::generate_self_signed(vec!["localhost".into()])
+            .context("cannot generate a certificate")?;
+        let pin = Fingerprint::of(&id.cert_der);
+        let tls = tls::server_config(id.cert_der, id.key_der)
+            .context("the generated certificate is not usable")?;
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .context("the TLS configuration does not suit QUIC")?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        cfg.transport_config(transport::transport_config(
+            SERVER_IDLE_TIMEOUT,
+            SERVER_KEEP_ALIVE,
+        ));
+        let server = Endpoint::server(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .context("cannot open a server endpoint on loopback")?;
+        let addr = server
+            .local_addr()
+            .context("cannot read the server's address")?;
+
+        let client =
+            link::client::client_endpoint(addr, pin).context("cannot open the agent's endpoint")?;
+        let (agent, technician) = within(Duration::from_secs(10), "the direct handshake", async {
+            let connecting = client
+                .connect(addr, "localhost")
+                .context("cannot start the handshake")?;
+            let accepting = async {
+                let incoming = server
+                    .accept()
+                    .await
+                    .context("the server endpoint closed")?;
+                incoming.await.context("the server's handshake failed")
+            };
+            let (agent, technician) = tokio::join!(connecting, accepting);
+            Ok((agent.context("the agent's handshake failed")?, technician?))
+        })
+        .await?;
+        let received = Arc::new(AtomicU64::new(0));
+        tokio::spawn(technician_side(technician, received.clone()));
+        Ok(Self {
+            server,
+            client,
+            agent,
+            received,
+        })
+    }
+
+    async fn close(self) {
+        self.agent.close(0u32.into(), b"bench done");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.server.wait_idle()).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency
+
+/// One path's echo stream, seen from the agent side.
+struct EchoStream {
+    system: &'static str,
+    send: SendStream,
+    recv: RecvStream,
+    message: Vec<u8>,
+    back: Vec<u8>,
+}
+
+impl EchoStream {
+    async fn new(system: &'static str, conn: &Connection) -> anyhow::Result<Self> {
+        let (send, recv) = conn
+            .open_bi()
+            .await
+            .with_context(|| format!("cannot open a stream on the {system} path"))?;
+        Ok(Self {
+            system,
+            send,
+            recv,
+            message: Vec::new(),
+            back: Vec::new(),
+        })
+    }
+
+    /// Sends one message of `size` bytes and waits for it to come back whole.
+    async fn round_trip(&mut self, size: usize) -> anyhow::Result<Duration> {
+        if self.message.len() != 4 + size {
+            self.message.clear();
+            self.message.extend_from_slice(&(size as u32).to_le_bytes());
+            self.message.extend((0..size).map(|i| (i % 251) as u8));
+            self.back.resize(4 + size, 0);
+        }
+        let start = Instant::now();
+        self.send
+            .write_all(&self.message)
+            .await
+            .context("sending a message")?;
+        self.recv
+            .read_exact(&mut self.back)
+            .await
+            .context("reading the echo")?;
+        let rtt = start.elapsed();
+        ensure!(
+            self.back == self.message,
+            "the echo differs from what was sent"
+        );
+        Ok(rtt)
+    }
+}
+
+/// One-way latency percentiles of one path.
+struct Latency {
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Measures one-way latency (RTT/2) for `size`-byte messages on every path, taking turns.
+async fn latency(
+    paths: &mut [EchoStream],
+    size: usize,
+    warmup: usize,
+    samples: usize,
+) -> anyhow::Result<Vec<Latency>> {
+    let label = if size >= 1024 {
+        format!("{} KB", size / 1024)
+    } else {
+        format!("{size} B")
+    };
+    progress(
+        BENCH,
+        format!("latency {label}: {warmup} warm-up and {samples} samples per path"),
+    );
+    let limit = Duration::from_secs(120);
+    within(limit, &format!("the {label} latency phase"), async {
+        let mut rtts: Vec<Vec<Duration>> =
+            paths.iter().map(|_| Vec::with_capacity(samples)).collect();
+        for path in paths.iter_mut() {
+            for _ in 0..warmup {
+                path.round_trip(size)
+                    .await
+                    .with_context(|| format!("warm-up on the {} path", path.system))?;
+            }
+        }
+        for round in 0..ROUNDS {
+            let n = samples / ROUNDS + usize::from(round < samples % ROUNDS);
+            for (path, rtts) in paths.iter_mut().zip(&mut rtts) {
+                for _ in 0..n {
+                    rtts.push(
+                        path.round_trip(size).await.with_context(|| {
+                            format!("{label} sample on the {} path", path.system)
+                        })?,
+                    );
+                }
+            }
+        }
+        Ok(rtts
+            .into_iter()
+            .map(|mut v| {
+                v.sort_unstable();
+                Latency {
+                    p50: percentile(&v, 0.50) / 2,
+                    p99: percentile(&v, 0.99) / 2,
+                }
+            })
+            .collect())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput
+
+/// Payload bytes that arrived and how long it took.
+struct Throughput {
+    bytes: u64,
+    elapsed: Duration,
+}
+
+impl Throughput {
+    fn mbit_s(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.elapsed.as_secs_f64() / 1e6
+    }
+}
+
+/// Sends `UPDATE`-byte messages, each on its own uni stream, for `duration`, then waits until the
+/// technician side has read them all (`received` counts what it read).
+async fn throughput(
+    agent: &Connection,
+    received: &AtomicU64,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let message = vec![0x5a_u8; UPDATE];
+    let already = received.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let sending = async {
+        while start.elapsed() < duration {
+            let mut stream = agent.open_uni().await.context("cannot open a stream")?;
+            stream
+                .write_all(&message)
+                .await
+                .context("cannot send an update")?;
+            stream.finish().context("cannot finish an update stream")?;
+            sent += UPDATE as u64;
+        }
+        Ok(())
+    };
+    within(duration + Duration::from_secs(30), "sending", sending).await?;
+    let arrived = async {
+        while received.load(Ordering::Relaxed) - already < sent {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    };
+    within(
+        Duration::from_secs(30),
+        "waiting for the technician side to read everything",
+        arrived,
+    )
+    .await?;
+    Ok(Throughput {
+        bytes: sent,
+        elapsed: start.elapsed(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory of idle sessions
+
+/// Relay RSS with one session open and with `sessions` more.
+struct IdleMemory {
+    sessions: u64,
+    before_kib: u64,
+    after_kib: u64,
+    /// Growth of this process's RSS over the same sessions: both peers' client connections,
+    /// the same QUIC state the relay holds, without the relay's own bookkeeping.
+    clients_kib: f64,
+}
+
+impl IdleMemory {
+    fn per_session_kib(&self) -> f64 {
+        (self.after_kib as f64 - self.before_kib as f64) / self.sessions as f64
+    }
+}
+
+/// Opens `sessions` paired idle sessions on a fresh relay and measures its RSS before and after.
+async fn idle_sessions(relay_bin: &Path, sessions: u32) -> anyhow::Result<IdleMemory> {
+    progress(BENCH, "memory: starting a fresh relay");
+    let relay = RelayProcess::start(relay_bin).await?;
+    let agent_ep = link::client::client_endpoint(relay.addr, relay.fingerprint)
+        .context("cannot open the agents' endpoint")?;
+    let tech_ep = link::client::client_endpoint(relay.addr, relay.fingerprint)
+        .context("cannot open the technicians' endpoint")?;
+    let mut open = Vec::with_capacity(sessions as usize + 1);
+    let first = within(
+        Duration::from_secs(10),
+        "pairing the first session",
+        async { Ok(open_pair(&agent_ep, &tech_ep, relay.addr).await?) },
+    )
+    .await?;
+    open.push(first);
+    let before_kib = settled_rss(relay.pid).await?;
+    let clients_before_kib = procstat::rss_kib(std::process::id())?;
+
+    progress(
+        BENCH,
+        format!(
+            "memory: opening {sessions} paired sessions ({} connections)",
+            sessions * 2
+        ),
+    );
+    let mut pending = JoinSet::new();
+    let mut started = 0u32;
+    while started < sessions || !pending.is_empty() {
+        while started < sessions && pending.len() < OPEN_CONCURRENCY {
+            let (a, t, addr) = (agent_ep.clone(), tech_ep.clone(), relay.addr);
+            pending.spawn(async move {
+                within(Duration::from_secs(20), "pairing a session", async {
+                    Ok(open_pair(&a, &t, addr).await?)
+                })
+                .await
+            });
+            started += 1;
+        }
+        if let Some(done) = pending.join_next().await {
+            let pair = done.context("a pairing task failed")?.with_context(|| {
+                format!("cannot open idle session {} of {sessions}", open.len())
+            })?;
+            open.push(pair);
+        }
+    }
+    progress(BENCH, "memory: letting the relay settle");
+    let after_kib = settled_rss(relay.pid).await?;
+    let clients_after_kib = procstat::rss_kib(std::process::id())?;
+    let alive = open
+        .iter()
+        .filter(|(a, t)| {
+            a.connection.close_reason().is_none() && t.connection.close_reason().is_none()
+        })
+        .count();
+    ensure!(
+        alive == open.len(),
+        "only {alive} of {} idle sessions were still open when memory was measured; \
+         the figure would be wrong",
+        open.len()
+    );
+    for (a, t) in &open {
+        a.close("bench done");
+        t.close("bench done");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tokio::join!(agent_ep.wait_idle(), tech_ep.wait_idle())
+    })
+    .await;
+    relay.stop().await;
+    Ok(IdleMemory {
+        sessions: u64::from(sessions),
+        before_kib,
+        after_kib,
+        clients_kib: clients_after_kib as f64 - clients_before_kib as f64,
+    })
+}
+
+/// How long a new idle connection takes to reach its steady size: quinn hands each connection
+/// its packets through a channel that allocates a second block of slots after 32 events, which
+/// keep-alives every 150 ms reach within about five seconds.
+const SETTLE_MIN: Duration = Duration::from_secs(6);
+const SETTLE_MAX: Duration = Duration::from_secs(30);
+
+/// The process's RSS once it has stopped moving: at least [`SETTLE_MIN`] after asking, and then
+/// once three readings a second apart agree within 0.5% (or [`SETTLE_MAX`] has passed).
+async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + SETTLE_MAX;
+    tokio::time::sleep(SETTLE_MIN - Duration::from_secs(2)).await;
+    let mut readings = vec![procstat::rss_kib(pid)?];
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        readings.push(procstat::rss_kib(pid)?);
+        let last3 = &readings[readings.len().saturating_sub(3)..];
+        let (lo, hi) = (last3.iter().min(), last3.iter().max());
+        if let (3, Some(&lo), Some(&hi)) = (last3.len(), lo, hi) {
+            if (hi - lo) * 200 <= hi || Instant::now() > deadline {
+                return Ok(*last3.last().unwrap_or(&hi));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 0.50), Duration::from_millis(50));
+        assert_eq!(percentile(&v, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&v[..1], 0.99), Duration::from_millis(1));
+    }
+}
