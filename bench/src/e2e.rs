@@ -1,0 +1,690 @@
+//! `bench e2e`: what a person at each end feels, on a 1920x1080 Xvfb, for Tandem (the real
+//! `agent` binary, through a real `relay` process on loopback, to a technician in this process)
+//! and, in the same run on the same display, for two VNC servers read by a minimal RFB client
+//! of this process: TigerVNC's `x0vncserver` and `x11vnc`.
+//!
+//! - screen latency: the bench fills its own 200x200 window with a new colour; T0 is when the X
+//!   server has executed the fill (a round trip after it), T1 when the viewer's framebuffer first
+//!   holds that colour over the whole square;
+//! - input latency: the viewer sends a pointer move into the window (T0); T1 is when the window
+//!   receives the motion event;
+//! - server CPU: `/proc/PID/stat` of the agent (or VNC server) over N seconds of an idle screen,
+//!   then N seconds while the window repaints 30 times a second, with the viewer following.
+//!
+//! Systems are measured one after the other, each with warm-up samples first; samples are
+//! spaced by an irregular 15 to 50 ms so they do not lock onto a capture period. Every process
+//! started here is killed when its guard drops, also on error.
+//!
+//! Modules: [`procs`] (the child processes), [`window`] (the bench's X window), [`probe`] (what
+//! the viewer's framebuffer holds), [`ours`] (the in-process technician), [`rfb`] (the VNC
+//! client).
+
+mod ours;
+mod probe;
+mod procs;
+mod rfb;
+mod window;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use link::{Fingerprint, RelayConnection};
+use protocol::control::{Role, SessionCode};
+use protocol::input::InputEvent;
+
+use crate::procstat;
+use crate::report::{progress, Report};
+use probe::{Rect, ScreenProbe};
+use procs::Spawned;
+use window::TestWindow;
+
+const BENCH: &str = "e2e";
+const SCREEN: (u32, u32) = (1920, 1080);
+/// The window whose colour changes. Away from the screen's centre, where the pointer starts.
+const WINDOW: Rect = Rect {
+    x: 160,
+    y: 120,
+    width: 200,
+    height: 200,
+};
+/// Where the pointer is parked while the screen is measured: a software cursor over the window
+/// would keep it from being one colour.
+const POINTER_PARK: (i16, i16) = (1800, 1000);
+/// A sample that has not arrived by then is counted as lost.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Repaints a second during the active CPU phase.
+const ACTIVE_HZ: u32 = 30;
+
+/// The systems compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum System {
+    /// Tandem: agent -> relay -> technician
+    Ours,
+    /// TigerVNC `x0vncserver`
+    Tigervnc,
+    /// `x11vnc`
+    X11vnc,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Ours => "ours",
+            System::Tigervnc => "tigervnc",
+            System::X11vnc => "x11vnc",
+        }
+    }
+}
+
+/// End-to-end bench options.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Latency samples per system, for the screen and for input each, after warm-up
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub samples: u32,
+    /// Warm-up samples before each latency measurement, not counted
+    #[arg(long, default_value_t = 20)]
+    pub warmup: u32,
+    /// Seconds of each CPU phase (idle, then repainting 30 times a second)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+    /// Systems to measure, in this order
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ours,tigervnc,x11vnc"
+    )]
+    pub systems: Vec<System>,
+}
+
+/// What one system measured.
+struct Measured {
+    screen: Vec<Duration>,
+    screen_lost: u32,
+    input: Vec<Duration>,
+    input_lost: u32,
+    cpu_idle_pct: f64,
+    cpu_active_pct: f64,
+}
+
+/// The viewer side of a system, as the measurement drives it.
+trait Viewer {
+    /// Sends a pointer move to screen position (`x`, `y`).
+    fn pointer(&mut self, x: u16, y: u16) -> anyhow::Result<()>;
+    /// Fails if the viewer has stopped.
+    fn check(&mut self) -> anyhow::Result<()>;
+}
+
+/// Runs the bench (async: call it on a tokio runtime) and returns its figures.
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    let mut notes = Vec::new();
+    // Fail before starting anything when our own binaries are missing.
+    let binaries = if args.systems.contains(&System::Ours) {
+        Some((
+            procs::sibling_binary("relay")?,
+            procs::sibling_binary("agent")?,
+        ))
+    } else {
+        None
+    };
+    let xvfb = procs::Xvfb::start(SCREEN.0, SCREEN.1)?;
+    progress(
+        BENCH,
+        format!(
+            "Xvfb {} ({}x{}x24) pid {}",
+            xvfb.display,
+            SCREEN.0,
+            SCREEN.1,
+            xvfb.proc.pid()
+        ),
+    );
+    let win = Arc::new(TestWindow::open(&xvfb.display, WINDOW, 0x202020)?);
+    let mut results: Vec<(System, Measured)> = Vec::new();
+    for &system in &args.systems {
+        progress(BENCH, format!("measuring {}", system.name()));
+        let measured = match system {
+            System::Ours => {
+                let (relay, agent) = binaries.as_ref().expect("looked up above");
+                measure_ours(relay, agent, &xvfb.display, win.clone(), &args).await
+            }
+            System::Tigervnc | System::X11vnc => {
+                let (display, win) = (xvfb.display.clone(), win.clone());
+                let (samples, warmup, seconds) = (args.samples, args.warmup, args.seconds);
+                tokio::task::spawn_blocking(move || {
+                    measure_vnc(system, &display, &win, samples, warmup, seconds)
+                })
+                .await
+                .context("the VNC measurement thread panicked")?
+            }
+        };
+        match measured {
+            Ok(Some(m)) => results.push((system, m)),
+            Ok(None) => notes.push(format!(
+                "{}: not measured: {}",
+                system.name(),
+                missing_words(system)
+            )),
+            Err(e) if system == System::Ours => return Err(e),
+            Err(e) => {
+                progress(BENCH, format!("{} failed: {e:#}", system.name()));
+                notes.push(format!("{}: not measured: {e:#}", system.name()));
+            }
+        }
+    }
+    drop(win);
+    drop(xvfb);
+    Ok(report(&args, &results, &notes))
+}
+
+fn missing_words(system: System) -> &'static str {
+    match system {
+        System::Tigervnc => {
+            "x0vncserver is not installed (apt-get install -y tigervnc-scraping-server)"
+        }
+        System::X11vnc => "x11vnc is not installed (apt-get install -y x11vnc)",
+        System::Ours => "",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tandem
+
+struct OursViewer {
+    input: tokio::sync::mpsc::UnboundedSender<InputEvent>,
+}
+
+impl Viewer for OursViewer {
+    fn pointer(&mut self, x: u16, y: u16) -> anyhow::Result<()> {
+        self.input
+            .send(InputEvent::PointerMove {
+                x: u32::from(x),
+                y: u32::from(y),
+            })
+            .map_err(|_| anyhow::anyhow!("the technician session has ended"))
+    }
+
+    fn check(&mut self) -> anyhow::Result<()> {
+        if self.input.is_closed() {
+            bail!("the technician session has ended");
+        }
+        Ok(())
+    }
+}
+
+async fn measure_ours(
+    relay_bin: &std::path::Path,
+    agent_bin: &std::path::Path,
+    display: &str,
+    win: Arc<TestWindow>,
+    args: &Args,
+) -> anyhow::Result<Option<Measured>> {
+    let data_dir = tempfile::Builder::new()
+        .prefix("tandem-bench-e2e-")
+        .tempdir()
+        .context("cannot create a data directory for the relay")?;
+    let mut command = Command::new(relay_bin);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path());
+    let mut relay = Spawned::start("relay", command, true)?;
+    let (mut addr, mut fingerprint) = (None::<String>, None::<Fingerprint>);
+    while addr.is_none() || fingerprint.is_none() {
+        let line = relay.wait_line(
+            Duration::from_secs(15),
+            "its address and fingerprint",
+            |l| Some(l.to_string()),
+        )?;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        } else if let Some(rest) = line.split("fingerprint (SHA-256):").nth(1) {
+            let word = rest.split_whitespace().next().unwrap_or_default();
+            fingerprint = Some(word.parse().map_err(|e| {
+                anyhow::anyhow!("the relay printed an unreadable fingerprint `{word}`: {e}")
+            })?);
+        }
+    }
+    let (addr, fingerprint) = (addr.expect("read"), fingerprint.expect("read"));
+    progress(BENCH, format!("relay pid {} on {addr}", relay.pid()));
+
+    let mut command = Command::new(agent_bin);
+    command
+        .args(["--relay", &addr, "--fingerprint"])
+        .arg(fingerprint.to_string())
+        .args(["--source", "x11", "--consent", "control", "--json"])
+        .env("DISPLAY", display);
+    let mut agent = Spawned::start("agent", command, true)?;
+    let code = agent.wait_line(Duration::from_secs(20), "a session code", |l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v["event"] == "code").then(|| v["code"].as_str().map(str::to_string))?
+    })?;
+    progress(
+        BENCH,
+        format!("agent pid {} registered code {code}", agent.pid()),
+    );
+
+    let mut conn = RelayConnection::connect(&addr, fingerprint, Role::Technician)
+        .await
+        .context("the technician side cannot reach the relay")?;
+    let code = SessionCode::parse(&code)
+        .with_context(|| format!("the agent printed an unreadable code `{code}`"))?;
+    conn.join(code)
+        .await
+        .context("the technician side cannot join the agent's session")?;
+
+    let probe = Arc::new(ScreenProbe::new(WINDOW));
+    let (input_tx, input_rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = tokio::spawn(ours::technician(conn, probe.clone(), input_rx));
+    let agent_pid = agent.pid();
+    let (samples, warmup, seconds) = (args.samples, args.warmup, args.seconds);
+    let measured = tokio::task::spawn_blocking(move || {
+        let mut viewer = OursViewer { input: input_tx };
+        measure(
+            &win,
+            &probe,
+            &mut viewer,
+            agent_pid,
+            samples,
+            warmup,
+            seconds,
+        )
+    })
+    .await
+    .context("the measurement thread panicked")?;
+    // The input channel is closed now: the technician side ends the session.
+    let ended = tokio::time::timeout(Duration::from_secs(5), session).await;
+    let measured = match (measured, ended) {
+        (Ok(m), _) => m,
+        (Err(e), Ok(Ok(Err(session_error)))) => {
+            return Err(e.context(format!("the technician side: {session_error:#}")))
+        }
+        (Err(e), _) => return Err(e),
+    };
+    agent.check_running().ok();
+    drop(agent);
+    drop(relay);
+    Ok(Some(measured))
+}
+
+// ---------------------------------------------------------------------------------------------
+// VNC
+
+struct VncViewer(rfb::RfbClient);
+
+impl Viewer for VncViewer {
+    fn pointer(&mut self, x: u16, y: u16) -> anyhow::Result<()> {
+        self.0.pointer(x, y)
+    }
+
+    fn check(&mut self) -> anyhow::Result<()> {
+        self.0.check()
+    }
+}
+
+/// Starts the VNC server of `system` on `display` and measures it; `None` if it is not
+/// installed.
+fn measure_vnc(
+    system: System,
+    display: &str,
+    win: &TestWindow,
+    samples: u32,
+    warmup: u32,
+    seconds: u64,
+) -> anyhow::Result<Option<Measured>> {
+    let port = procs::free_tcp_port()?;
+    let port_s = port.to_string();
+    let (program, args): (&str, Vec<&str>) = match system {
+        System::Tigervnc => (
+            "x0vncserver",
+            vec![
+                "-display",
+                display,
+                "-rfbport",
+                &port_s,
+                "-SecurityTypes",
+                "None",
+                "-localhost",
+            ],
+        ),
+        System::X11vnc => (
+            "x11vnc",
+            vec![
+                "-display",
+                display,
+                "-rfbport",
+                &port_s,
+                "-nopw",
+                "-shared",
+                "-forever",
+                "-localhost",
+            ],
+        ),
+        System::Ours => unreachable!("not a VNC server"),
+    };
+    if !procs::on_path(program) {
+        progress(
+            BENCH,
+            format!("{}: {}", system.name(), missing_words(system)),
+        );
+        return Ok(None);
+    }
+    let mut command = Command::new(program);
+    command.args(&args).env("DISPLAY", display);
+    let mut server = Spawned::start(program, command, false)?;
+    procs::wait_listening(&mut server, port, Duration::from_secs(20))?;
+    progress(
+        BENCH,
+        format!("{program} pid {} on port {port}", server.pid()),
+    );
+    let probe = Arc::new(ScreenProbe::new(WINDOW));
+    let client = rfb::RfbClient::connect(port, probe.clone())?;
+    progress(BENCH, format!("connected to \"{}\"", client.server_name));
+    if (u32::from(client.width), u32::from(client.height)) != SCREEN {
+        bail!(
+            "{program} serves a {}x{} screen, not the {}x{} display",
+            client.width,
+            client.height,
+            SCREEN.0,
+            SCREEN.1
+        );
+    }
+    let mut viewer = VncViewer(client);
+    let m = measure(
+        win,
+        &probe,
+        &mut viewer,
+        server.pid(),
+        samples,
+        warmup,
+        seconds,
+    )?;
+    drop(viewer);
+    drop(server);
+    Ok(Some(m))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The measurement, the same for every system
+
+/// The colour of sample `i` (0xRRGGBB), scattered over the colour cube.
+fn colour(i: u32) -> u32 {
+    (i.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 8) & 0x00ff_ffff
+}
+
+/// An irregular pause of 15 to 50 ms between samples.
+fn gap(i: u32) -> Duration {
+    Duration::from_millis(15 + u64::from(i.wrapping_mul(2_654_435_761) >> 16) % 36)
+}
+
+fn measure(
+    win: &TestWindow,
+    probe: &ScreenProbe,
+    viewer: &mut dyn Viewer,
+    server_pid: u32,
+    samples: u32,
+    warmup: u32,
+    seconds: u64,
+) -> anyhow::Result<Measured> {
+    // The first full screen: the viewer is up and showing the window.
+    win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
+    let first = 0x00c0_c0c0;
+    win.fill(first)?;
+    if probe
+        .wait_for(first, Instant::now() + Duration::from_secs(20))
+        .is_none()
+    {
+        viewer.check()?;
+        bail!("the viewer did not show the test window within 20 s");
+    }
+
+    let mut screen = Vec::new();
+    let mut screen_lost = 0;
+    let mut prev = first;
+    for i in 0..warmup + samples {
+        let mut c = colour(i);
+        if c == prev {
+            c ^= 0x0040_4040;
+        }
+        prev = c;
+        let t0 = win.fill(c)?;
+        match probe.wait_for(c, t0 + SAMPLE_TIMEOUT) {
+            Some(t1) if i >= warmup => screen.push(t1.saturating_duration_since(t0)),
+            Some(_) => {}
+            None => {
+                viewer.check()?;
+                if i >= warmup {
+                    screen_lost += 1;
+                }
+            }
+        }
+        std::thread::sleep(gap(i));
+    }
+
+    let mut input = Vec::new();
+    let mut input_lost = 0;
+    for i in 0..warmup + samples {
+        // Alternate sides of the window, wandering down, so every move goes somewhere new.
+        let wx = [40, 160][(i % 2) as usize];
+        let wy = 20 + (i % 16) as i16 * 10;
+        let (sx, sy) = (WINDOW.x as u16 + wx as u16, WINDOW.y as u16 + wy as u16);
+        let t0 = Instant::now();
+        viewer.pointer(sx, sy)?;
+        match win.wait_motion(wx, wy, t0 + SAMPLE_TIMEOUT) {
+            Some(t1) if i >= warmup => input.push(t1.saturating_duration_since(t0)),
+            Some(_) => {}
+            None => {
+                viewer.check()?;
+                if i >= warmup {
+                    input_lost += 1;
+                }
+            }
+        }
+        std::thread::sleep(gap(i));
+    }
+
+    // CPU: an idle screen (pointer parked, nothing repainting), then 30 repaints a second.
+    win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let phase = Duration::from_secs(seconds);
+    let before = procstat::cpu_time(server_pid)?;
+    let start = Instant::now();
+    std::thread::sleep(phase);
+    let cpu_idle_pct = pct(procstat::cpu_time(server_pid)? - before, start.elapsed());
+    viewer.check()?;
+
+    let before = procstat::cpu_time(server_pid)?;
+    let start = Instant::now();
+    let period = Duration::from_secs(1) / ACTIVE_HZ;
+    let mut n = 0u32;
+    while start.elapsed() < phase {
+        win.fill([0x00d0_4020, 0x0020_40d0][(n % 2) as usize])?;
+        n += 1;
+        let next = start + period * n;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let cpu_active_pct = pct(procstat::cpu_time(server_pid)? - before, start.elapsed());
+    viewer.check()?;
+
+    screen.sort();
+    input.sort();
+    Ok(Measured {
+        screen,
+        screen_lost,
+        input,
+        input_lost,
+        cpu_idle_pct,
+        cpu_active_pct,
+    })
+}
+
+fn pct(cpu: Duration, wall: Duration) -> f64 {
+    100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+}
+
+/// Nearest-rank percentile of sorted samples, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Report {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut r = Report::new(BENCH);
+    r.note(format!(
+        "Xvfb {}x{}x24, loopback, {cpus} CPU(s) shared by everything; ours = agent binary -> relay process -> \
+         technician in this process (QUIC); tigervnc = x0vncserver, x11vnc = x11vnc, each read by this \
+         process's RFB 3.8 client (Raw + CopyRect, one incremental request outstanding)",
+        SCREEN.0, SCREEN.1
+    ));
+    r.note(format!(
+        "screen latency: a {}x{} window at {},{} filled with a new colour; from the X server having done it \
+         to the viewer's framebuffer holding it over the whole square. input latency: from the viewer \
+         sending a pointer move into the window to the window receiving the motion event. {} samples each \
+         after {} warm-up, 15-50 ms apart",
+        WINDOW.width, WINDOW.height, WINDOW.x, WINDOW.y, args.samples, args.warmup
+    ));
+    r.note(format!(
+        "CPU: % of one core used by the agent (or VNC server) process over {} s with nothing changing, then {} s \
+         with the window repainting {ACTIVE_HZ} times a second, a viewer connected throughout",
+        args.seconds, args.seconds
+    ));
+    for n in notes {
+        r.note(n.clone());
+    }
+    r.label("screen_latency_p50_ms", "screen -> viewer p50");
+    r.label("screen_latency_p90_ms", "screen -> viewer p90");
+    r.label("screen_latency_p99_ms", "screen -> viewer p99");
+    r.label("screen_samples_lost", "screen samples lost (> 2 s)");
+    r.label("input_latency_p50_ms", "viewer input -> window p50");
+    r.label("input_latency_p90_ms", "viewer input -> window p90");
+    r.label("input_latency_p99_ms", "viewer input -> window p99");
+    r.label("input_samples_lost", "input samples lost (> 2 s)");
+    r.label("agent_cpu_idle_pct", "agent/server CPU, idle");
+    r.label("agent_cpu_active_pct", "agent/server CPU, 30 repaints/s");
+    for (system, m) in results {
+        let s = system.name();
+        r.add(
+            s,
+            "screen_latency_p50_ms",
+            percentile_ms(&m.screen, 50.0),
+            "ms",
+            2,
+        );
+        r.add(
+            s,
+            "screen_latency_p90_ms",
+            percentile_ms(&m.screen, 90.0),
+            "ms",
+            2,
+        );
+        r.add(
+            s,
+            "screen_latency_p99_ms",
+            percentile_ms(&m.screen, 99.0),
+            "ms",
+            2,
+        );
+        r.add(
+            s,
+            "screen_samples_lost",
+            f64::from(m.screen_lost),
+            "count",
+            0,
+        );
+        r.add(
+            s,
+            "input_latency_p50_ms",
+            percentile_ms(&m.input, 50.0),
+            "ms",
+            2,
+        );
+        r.add(
+            s,
+            "input_latency_p90_ms",
+            percentile_ms(&m.input, 90.0),
+            "ms",
+            2,
+        );
+        r.add(
+            s,
+            "input_latency_p99_ms",
+            percentile_ms(&m.input, 99.0),
+            "ms",
+            2,
+        );
+        r.add(s, "input_samples_lost", f64::from(m.input_lost), "count", 0);
+        r.add(s, "agent_cpu_idle_pct", m.cpu_idle_pct, "%", 2);
+        r.add(s, "agent_cpu_active_pct", m.cpu_active_pct, "%", 1);
+    }
+    let find = |system: System| results.iter().find(|(s, _)| *s == system).map(|(_, m)| m);
+    if let Some(ours) = find(System::Ours) {
+        let fixed = [
+            (
+                "screen_latency_p50_ms",
+                percentile_ms(&ours.screen, 50.0),
+                5.0,
+            ),
+            (
+                "screen_latency_p99_ms",
+                percentile_ms(&ours.screen, 99.0),
+                15.0,
+            ),
+            (
+                "input_latency_p50_ms",
+                percentile_ms(&ours.input, 50.0),
+                3.0,
+            ),
+        ];
+        for (metric, value, limit) in fixed {
+            r.target("ours", metric, format!("≤ {limit} ms"), value <= limit);
+        }
+        r.target(
+            "ours",
+            "agent_cpu_idle_pct",
+            "< 5 %",
+            ours.cpu_idle_pct < 5.0,
+        );
+        if let Some(tiger) = find(System::Tigervnc) {
+            let pairs = [
+                ("screen_latency_p50_ms", &ours.screen, &tiger.screen, 50.0),
+                ("screen_latency_p99_ms", &ours.screen, &tiger.screen, 99.0),
+                ("input_latency_p50_ms", &ours.input, &tiger.input, 50.0),
+                ("input_latency_p99_ms", &ours.input, &tiger.input, 99.0),
+            ];
+            for (metric, o, t, p) in pairs {
+                let (o, t) = (percentile_ms(o, p), percentile_ms(t, p));
+                r.target("ours", metric, format!("< tigervnc ({t:.2} ms)"), o < t);
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_colours_differ() {
+        for i in 1..10_000 {
+            assert_ne!(colour(i), colour(i - 1), "sample {i}");
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&v, 50.0), 50.0);
+        assert_eq!(percentile_ms(&v, 99.0), 99.0);
+        assert_eq!(percentile_ms(&v[..1], 99.0), 1.0);
+        assert!(percentile_ms(&[], 50.0).is_nan());
+    }
+}

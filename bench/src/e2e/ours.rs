@@ -1,0 +1,146 @@
+//! Tandem's side of the comparison: the technician in this process, joined through the real
+//! relay to the real `agent` binary, doing what `technician/src/session.rs` does without a
+//! window. It accepts the session stream, waits for the session start, reads each screen update
+//! from its own unidirectional stream, applies them in sequence order, shows the framebuffer to
+//! the [`ScreenProbe`] and only then acknowledges; input events go out on the session stream.
+//!
+//! [`Screen`] is the one place that knows the screen codec.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use link::channel::{FramedRecv, FramedSend};
+use link::RelayConnection;
+use protocol::input::InputEvent;
+use protocol::peer::{PeerMessage, ScreenUpdate};
+use protocol::tiles::Framebuffer;
+use tokio::sync::mpsc;
+
+use super::probe::ScreenProbe;
+
+/// Updates that arrived ahead of a missing one, at most.
+const MAX_PENDING: usize = 64;
+
+/// The technician's image of the agent's screen. To follow a change of the screen codec, change
+/// the update type, the decoder and [`update_of`] here; nothing else reads updates.
+struct Screen {
+    fb: Framebuffer,
+}
+
+type Update = ScreenUpdate;
+
+/// The screen update a message carries, if it is one.
+fn update_of(msg: PeerMessage) -> Option<Update> {
+    match msg {
+        PeerMessage::ScreenUpdate(u) => Some(u),
+        _ => None,
+    }
+}
+
+impl Screen {
+    fn apply(&mut self, update: &Update) -> anyhow::Result<()> {
+        self.fb
+            .apply(update)
+            .context("a screen update does not apply")
+    }
+
+    fn pixels(&self) -> (&[u8], u32) {
+        (self.fb.pixels(), self.fb.width())
+    }
+}
+
+/// Runs the technician side of a paired session until the agent ends it, the connection goes,
+/// or `input` closes. Errors are the protocol going wrong.
+pub async fn technician(
+    conn: RelayConnection,
+    probe: Arc<ScreenProbe>,
+    mut input: mpsc::UnboundedReceiver<InputEvent>,
+) -> anyhow::Result<()> {
+    let connection = conn.connection.clone();
+    let (send, recv) = tokio::time::timeout(Duration::from_secs(15), connection.accept_bi())
+        .await
+        .context("the agent did not open the session within 15 s")?
+        .context("the connection ended before the session started")?;
+    let mut rx = FramedRecv::<PeerMessage>::peer(recv);
+    let mut tx = FramedSend::<PeerMessage>::new(send);
+    loop {
+        match rx.recv().await? {
+            Some(PeerMessage::Consent(_)) => {}
+            Some(PeerMessage::SessionStart { .. }) => break,
+            Some(PeerMessage::EndSession { reason }) => {
+                bail!("the agent ended the session: {reason}")
+            }
+            other => bail!("the agent began with {other:?} instead of a session start"),
+        }
+    }
+
+    let (upd_tx, mut upd_rx) = mpsc::channel::<Update>(64);
+    let acceptor = tokio::spawn(accept_updates(connection.clone(), upd_tx));
+    let mut screen = Screen {
+        fb: Framebuffer::new(),
+    };
+    let mut pending: BTreeMap<u64, Update> = BTreeMap::new();
+    let mut next_seq = 1u64;
+    let result: anyhow::Result<()> = loop {
+        tokio::select! {
+            u = upd_rx.recv() => {
+                let Some(u) = u else { break Ok(()) };
+                if pending.len() >= MAX_PENDING {
+                    break Err(anyhow::anyhow!("more than {MAX_PENDING} updates arrived ahead of update {next_seq}"));
+                }
+                pending.insert(u.seq, u);
+                let mut failed = None;
+                while let Some(u) = pending.remove(&next_seq) {
+                    if let Err(e) = screen.apply(&u) {
+                        failed = Some(e);
+                        break;
+                    }
+                    let (pixels, width) = screen.pixels();
+                    probe.observe(pixels, width);
+                    if let Err(e) = tx.send(&PeerMessage::UpdateAck { seq: next_seq }).await {
+                        failed = Some(anyhow::anyhow!("cannot acknowledge an update: {e}"));
+                        break;
+                    }
+                    next_seq += 1;
+                }
+                if let Some(e) = failed {
+                    break Err(e);
+                }
+            }
+            ev = input.recv() => match ev {
+                Some(ev) => if let Err(e) = tx.send(&PeerMessage::Input(ev)).await {
+                    break Err(anyhow::anyhow!("cannot send input to the agent: {e}"));
+                },
+                None => break Ok(()),
+            },
+            msg = rx.recv() => match msg {
+                Ok(Some(PeerMessage::Consent(_))) => {}
+                Ok(Some(PeerMessage::EndSession { reason })) => break Err(anyhow::anyhow!("the agent ended the session: {reason}")),
+                Ok(Some(other)) => break Err(anyhow::anyhow!("the agent sent {other:?} on the session stream")),
+                Ok(None) => break Err(anyhow::anyhow!("the agent closed the session stream")),
+                Err(e) => break Err(anyhow::anyhow!("the session stream broke: {e}")),
+            },
+        }
+    };
+    acceptor.abort();
+    let _ = tx.finish();
+    conn.close("the bench is done");
+    result
+}
+
+/// Reads each update stream the agent opens and hands its update over.
+async fn accept_updates(conn: quinn::Connection, out: mpsc::Sender<Update>) {
+    while let Ok(stream) = conn.accept_uni().await {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut rx = FramedRecv::<PeerMessage>::peer(stream);
+            if let Ok(Some(msg)) = rx.recv().await {
+                if let Some(u) = update_of(msg) {
+                    let _ = out.send(u).await;
+                }
+            }
+        });
+    }
+}
