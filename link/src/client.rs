@@ -65,7 +65,7 @@ pub fn client_endpoint(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Res
     } else {
         "0.0.0.0:0".parse().expect("literal")
     };
-    let mut endpoint = Endpoint::client(bind)?;
+    let mut endpoint = transport::endpoint(bind, None)?;
     let tls = tls::pinned_client_config(pin).map_err(std::io::Error::other)?;
     let quic =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(std::io::Error::other)?;

@@ -45,3 +45,38 @@ pub fn transport_config(
     t.datagram_send_buffer_size(64 * 1024);
     Arc::new(t)
 }
+
+/// Socket buffer size asked of the kernel. A 200 KB update is some 140 datagrams; the default
+/// 208 KiB receive buffer overflows when one arrives while the process is busy, and every drop
+/// costs a QUIC loss recovery. The kernel caps the request at its `rmem_max`/`wmem_max`.
+pub const SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+
+/// A UDP socket bound to `addr` with large send and receive buffers, for a quinn endpoint.
+pub fn udp_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Accept IPv4-mapped peers too where the address is the unspecified one.
+        let _ = socket.set_only_v6(false);
+    }
+    // Best effort: a smaller buffer still works, it only drops sooner under load.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    tracing::debug!(%addr, recv_buffer = granted, "UDP socket bound");
+    Ok(socket.into())
+}
+
+/// A quinn endpoint on [`udp_socket`], as a server when `server` is given.
+pub fn endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        udp_socket(addr)?,
+        Arc::new(quinn::TokioRuntime),
+    )
+}

@@ -1,5 +1,6 @@
 //! `relay`: the Tandem relay server.
 
+use std::io::Write;
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,11 +27,11 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Directory for the certificate, key and state [default: ~/.local/share/tandem/relay]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// TOML config file; keys: listen, data_dir, code_ttl_secs, join_attempts,
     /// join_window_secs, idle_timeout_ms, keep_alive_ms
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Seconds an unused session code stays valid [default: 600]
     #[arg(long, value_name = "SECS")]
@@ -279,7 +280,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     println!("Press Ctrl+C to stop.");
     relay.run(stop_signal()).await;
-    println!("Relay stopped.");
+    // stdout may be gone by now (a supervisor that stopped reading): that is no reason to fail.
+    let _ = writeln!(std::io::stdout(), "Relay stopped.");
     Ok(())
 }
 

@@ -135,7 +135,7 @@ impl Relay {
             cfg.idle_timeout,
             cfg.keep_alive,
         ));
-        let endpoint = Endpoint::server(server, cfg.listen).with_context(|| {
+        let endpoint = link::transport::endpoint(cfg.listen, Some(server)).with_context(|| {
             format!(
                 "cannot listen on {} (UDP): another relay may be running there; choose another address with --listen",
                 cfg.listen
