@@ -2,9 +2,10 @@
 //!
 //! The agent opens the session stream and, unless consent was given in advance, tells the
 //! technician it is asking the user. Nothing is captured before the user agrees. Then a capture
-//! thread makes the screen source and owns it and the encoder: it waits for a credit, captures,
-//! and encodes the difference between what the viewer holds and the new frame; unchanged frames
-//! cost no update. Each update goes out on its own unidirectional stream. There are at most
+//! thread makes the screen source and owns it and the screen codec's encoder
+//! (`protocol::codec`): it waits for a credit, captures, and encodes the difference between what
+//! the viewer holds and the new frame (changed tiles, scrolled and moved regions as copies);
+//! unchanged frames cost no update. Each update goes out on its own unidirectional stream. There are at most
 //! `max_in_flight` updates the technician has not acknowledged; while there are, nothing is
 //! captured, and changes in between merge into the next update. So a slow viewer gets fewer,
 //! larger updates, never a growing queue.
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 use link::channel::{last_word, FramedRecv, FramedSend};
 use link::report::Reporter;
 use link::{LinkError, RelayConnection};
+use protocol::codec::Encoder;
 use protocol::control::PeerInfo;
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
-use protocol::tiles::TileEncoder;
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, warn};
@@ -99,7 +100,8 @@ fn capture_thread(
     if out.blocking_send(ready).is_err() {
         return;
     }
-    let mut encoder = TileEncoder::new(w, h);
+    let mut encoder = Encoder::new(w, h);
+    let started = Instant::now();
     let mut seq = 0u64;
     let mut failures = 0u32;
     while credits.recv().is_ok() {
@@ -112,7 +114,8 @@ fn capture_thread(
                 Ok(Capture::Unchanged) => continue,
                 Ok(Capture::Frame(f)) => {
                     failures = 0;
-                    match encoder.encode(f.pixels, f.width, f.height, seq + 1) {
+                    let t_ms = started.elapsed().as_millis() as u64;
+                    match encoder.encode(f.pixels, f.width, f.height, t_ms, seq + 1) {
                         Some(update) => {
                             seq += 1;
                             Produced::Update {
@@ -320,7 +323,7 @@ pub async fn run(
                     last_seq = update.seq;
                     if opts.report_updates {
                         report.event("update_sent", json!({
-                            "seq": update.seq, "frame": frame_id, "tiles": update.tiles.len(),
+                            "seq": update.seq, "frame": frame_id, "ops": update.ops.len(),
                             "width": update.width, "height": update.height,
                         }), "");
                     }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use protocol::peer::PeerMessage;
-use protocol::tiles::{Framebuffer, BPP};
+use protocol::codec::{Decoder as Framebuffer, BPP};
 use protocol::wire;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,6 @@
 //! - [`input`]: the input events a technician sends and how keys are named;
 //! - [`codec`]: the screen codec (lossless tiles, scroll and move detection, lossy video
 //!   regions refined to lossless) and the framebuffer it fills;
-//! - [`tiles`]: the interim codec (changed 64x64 tiles, zstd) and the framebuffer it fills;
 //! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
 //! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus;
 //! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay.
@@ -22,7 +21,6 @@ pub mod input;
 pub mod peer;
 pub mod scrnseq;
 pub mod sessionlog;
-pub mod tiles;
 pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error

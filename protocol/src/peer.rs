@@ -11,40 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::InputEvent;
 
-/// How a tile's pixels are coded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TileEncoding {
-    /// `data` is the tile's pixels, BGRX, rows top to bottom.
-    Raw,
-    /// `data` is zstd of the raw pixels.
-    Zstd,
-    /// `data` is one pixel (4 bytes, BGRX) filling the whole tile.
-    Solid,
-}
-
-/// A rectangle of new pixels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tile {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-    pub encoding: TileEncoding,
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
-}
-
-/// One screen update: the tiles that changed since the previous update in `seq` order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScreenUpdate {
-    pub seq: u64,
-    /// Screen size this update is for. A different size from the framebuffer's means the screen
-    /// was resized: the framebuffer is resized (cleared) before the tiles apply.
-    pub width: u32,
-    pub height: u32,
-    pub tiles: Vec<Tile>,
-}
-
 /// What the person at the agent's screen allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConsentState {
@@ -106,7 +72,7 @@ pub enum PeerMessage {
     EndSession { reason: EndReason },
 }
 
-/// How one tile of a [`CodecUpdate`] is coded; the payload formats are described in
+/// How one tile of a [`ScreenUpdate`] is coded; the payload formats are described in
 /// `protocol::codec::tile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TileCoding {
@@ -134,7 +100,7 @@ pub struct CodecTile {
     pub len: u32,
 }
 
-/// One step of a [`CodecUpdate`]; steps apply in order, each to the result of the one before.
+/// One step of a [`ScreenUpdate`]; steps apply in order, each to the result of the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CodecOp {
     /// Copy the `width` x `height` rectangle at (`src_x`, `src_y`) to (`x`, `y`), as if through
@@ -163,10 +129,11 @@ pub enum CodecOp {
     },
 }
 
-/// One screen update of the screen codec (`protocol::codec`): the steps that bring the viewer's
-/// image from the previous update in `seq` order to this one.
+/// One screen update, made by the screen codec (`protocol::codec`): the steps that bring the
+/// viewer's image from the previous update in `seq` order to this one. Each travels alone on
+/// its own unidirectional stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodecUpdate {
+pub struct ScreenUpdate {
     pub seq: u64,
     /// Screen size this update is for; a different size from the viewer's clears it first.
     pub width: u32,

@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 
-use crate::tiles::{BPP, MAX_EDGE};
+use crate::codec::{BPP, MAX_EDGE};
 
 pub const MAGIC: &[u8; 8] = b"SCRNSEQ1";
 

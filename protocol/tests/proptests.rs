@@ -1,13 +1,13 @@
-//! Property tests of the wire format, the framing and the tile codec.
+//! Property tests of the wire format, the framing and the screen codec as it travels.
 //!
 //! - every control and peer message round-trips through `encode_frame`, `split_frame` (and
 //!   `FrameReader`) and the plane's decoder, alone and as a stream of frames;
 //! - a length prefix above the maximum is refused by `split_frame` and by `FrameReader` after
 //!   reading only the 4 prefix bytes and without allocating the announced length;
 //! - sequences of screens (solid areas, noise, small edits, scrolls, resizes), encoded by a
-//!   `TileEncoder` on every k-th screen only and applied by a `Framebuffer` after a trip over
+//!   `codec::Encoder` on every k-th screen only and applied by a `codec::Decoder` after a trip over
 //!   the wire, give back each encoded screen bit for bit;
-//! - truncated or bit-flipped peer messages never make the decoder or `Framebuffer::apply` panic.
+//! - truncated or bit-flipped peer messages never make the decoder or `Decoder::apply` panic.
 //!
 //! Case counts are kept moderate so the whole file runs in a few seconds in the debug profile;
 //! `PROPTEST_CASES=10000 cargo test -p protocol --test proptests` runs more.
@@ -19,13 +19,13 @@ use std::task::{Context, Poll};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use protocol::codec::{Decoder as Framebuffer, Encoder, BPP};
 use protocol::control::{
     ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, ToRelay,
 };
 use protocol::framing::{split_frame, FrameError, FrameReader};
 use protocol::input::{InputEvent, Key, Modifiers, MouseButton, NamedKey};
-use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate, Tile, TileEncoding};
-use protocol::tiles::{Framebuffer, TileEncoder, BPP, TILE};
+use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use protocol::wire::{self, DecodeError, CONTROL_MAX_FRAME, PEER_MAX_FRAME};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -210,42 +210,15 @@ fn input_event() -> impl Strategy<Value = InputEvent> {
     ]
 }
 
-fn tile() -> impl Strategy<Value = Tile> {
-    (
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        prop::sample::select(vec![
-            TileEncoding::Raw,
-            TileEncoding::Zstd,
-            TileEncoding::Solid,
-        ]),
-        prop::collection::vec(any::<u8>(), 0..48),
-    )
-        .prop_map(|(x, y, width, height, encoding, data)| Tile {
-            x,
-            y,
-            width,
-            height,
-            encoding,
-            data,
-        })
-}
-
+/// A real screen update, as the codec makes it for a small screen.
 fn screen_update() -> impl Strategy<Value = ScreenUpdate> {
-    (
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        prop::collection::vec(tile(), 0..4),
-    )
-        .prop_map(|(seq, width, height, tiles)| ScreenUpdate {
-            seq,
-            width,
-            height,
-            tiles,
-        })
+    (any::<u64>(), 1u32..=70, 1u32..=40, background()).prop_map(|(seq, w, h, bg)| {
+        let screen = Screen::new(w, h, &bg);
+        let mut enc = Encoder::new(w, h);
+        enc.request_full();
+        enc.encode(&screen.pixels, w, h, 0, seq)
+            .expect("a full update is always sent")
+    })
 }
 
 fn end_reason() -> impl Strategy<Value = EndReason> {
@@ -687,7 +660,7 @@ proptest! {
         every in 1usize..=4,
     ) {
         let mut screen = Screen::new(width, height, &first);
-        let mut enc = TileEncoder::new(width, height);
+        let mut enc = Encoder::new(width, height);
         let mut fb = Framebuffer::new();
         let mut seq = 0u64;
         let mut full_pending = false;
@@ -712,18 +685,10 @@ proptest! {
                 && last.as_ref().is_some_and(|(lw, lh, px)| {
                     (*lw, *lh) == (screen.width, screen.height) && *px == screen.pixels
                 });
-            match enc.encode(&screen.pixels, w, h, seq) {
+            match enc.encode(&screen.pixels, w, h, i as u64 * 50, seq) {
                 Some(update) => {
                     prop_assert!(!unchanged, "an update for an unchanged screen");
                     prop_assert_eq!((update.seq, update.width, update.height), (seq, w, h));
-                    let tiles_across = w.div_ceil(TILE) as usize * h.div_ceil(TILE) as usize;
-                    if full_pending || last.is_none() {
-                        prop_assert_eq!(update.tiles.len(), tiles_across);
-                    }
-                    for t in &update.tiles {
-                        prop_assert!(t.x % TILE == 0 && t.y % TILE == 0);
-                        prop_assert!(t.width <= TILE && t.height <= TILE);
-                    }
                     // Over the wire, as the technician receives it.
                     let frame = wire::encode_frame(&PeerMessage::ScreenUpdate(update));
                     let (payload, _) = split_frame(&frame, PEER_MAX_FRAME)?.expect("a frame");
@@ -747,7 +712,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Damaged peer messages.
 
-/// A screen update as the encoder makes it (solid, zstd and raw tiles), for a small screen.
+/// A screen update as the encoder makes it , for a small screen.
 fn real_update() -> impl Strategy<Value = PeerMessage> {
     (
         1u32..=70,
@@ -762,8 +727,8 @@ fn real_update() -> impl Strategy<Value = PeerMessage> {
                     screen.apply(op);
                 }
             }
-            let update = TileEncoder::new(w, h)
-                .encode(&screen.pixels, w, h, 1)
+            let update = Encoder::new(w, h)
+                .encode(&screen.pixels, w, h, 0, 1)
                 .expect("a first screen is always sent");
             PeerMessage::ScreenUpdate(update)
         })
@@ -777,19 +742,11 @@ fn decode_and_apply(payload: &[u8], held: &Framebuffer) {
             let _ = Framebuffer::new().apply(&update);
             let mut fb = Framebuffer::new();
             if held.width() > 0 {
-                let _ = fb.apply(&ScreenUpdate {
-                    seq: 0,
-                    width: held.width(),
-                    height: held.height(),
-                    tiles: vec![Tile {
-                        x: 0,
-                        y: 0,
-                        width: held.width(),
-                        height: held.height(),
-                        encoding: TileEncoding::Raw,
-                        data: held.pixels().to_vec(),
-                    }],
-                });
+                let (w, h) = (held.width(), held.height());
+                let whole = Encoder::new(w, h)
+                    .encode(held.pixels(), w, h, 0, 0)
+                    .expect("a first screen is always sent");
+                let _ = fb.apply(&whole);
             }
             let _ = fb.apply(&update);
         }

@@ -217,7 +217,7 @@ fn describe(record: &Record) -> String {
             u.seq,
             u.width,
             u.height,
-            u.tiles.len()
+            u.ops.len()
         ),
         Record::Error(e) => format!("error: {}", e.message),
         Record::SessionClosed(c) => format!("session closed: {}", c.reason),
@@ -400,7 +400,7 @@ fn record_json(rec: &RawRecord) -> serde_json::Value {
         Ok(Record::ScreenUpdate(u)) => {
             v["record"] = json!({
                 "seq": u.seq, "width": u.width, "height": u.height,
-                "tiles": u.tiles.len(), "bytes": rec.body.len(),
+                "tiles": u.ops.len(), "bytes": rec.body.len(),
             })
         }
         Ok(Record::SessionOpened(o)) => {

@@ -239,8 +239,8 @@ pub async fn run(
         tokio::select! {
             item = upd_rx.recv() => match item {
                 Some(Incoming::Update(u)) => {
-                    let tiles = u.tiles.len();
-                    let bytes: usize = u.tiles.iter().map(|t| t.data.len()).sum();
+                    let tiles = u.ops.len();
+                    let bytes = u.tile_data.len();
                     let applied = viewer.lock().expect("viewer lock").offer(u);
                     let applied = match applied {
                         Ok(a) => a,

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::io::BufWriter;
 use std::path::Path;
 
+use protocol::codec::{CodecError, Decoder};
 use protocol::peer::ScreenUpdate;
-use protocol::tiles::{ApplyError, Framebuffer};
 use sha2::{Digest, Sha256};
 
 /// Updates that may wait for an earlier one.
@@ -24,11 +24,11 @@ pub enum ViewerError {
     )]
     TooFarAhead { seq: u64, expected: u64 },
     #[error("update {seq} is malformed: {source}")]
-    Apply { seq: u64, source: ApplyError },
+    Apply { seq: u64, source: CodecError },
 }
 
 pub struct Viewer {
-    fb: Framebuffer,
+    fb: Decoder,
     next_seq: u64,
     early: BTreeMap<u64, ScreenUpdate>,
 }
@@ -42,13 +42,13 @@ impl Default for Viewer {
 impl Viewer {
     pub fn new() -> Self {
         Self {
-            fb: Framebuffer::new(),
+            fb: Decoder::new(),
             next_seq: 1,
             early: BTreeMap::new(),
         }
     }
 
-    pub fn framebuffer(&self) -> &Framebuffer {
+    pub fn framebuffer(&self) -> &Decoder {
         &self.fb
     }
 
@@ -84,7 +84,7 @@ impl Viewer {
 }
 
 /// Writes a framebuffer as an RGB PNG.
-pub fn write_png(fb: &Framebuffer, path: &Path) -> Result<(), String> {
+pub fn write_png(fb: &Decoder, path: &Path) -> Result<(), String> {
     if fb.width() == 0 {
         return Err("no screen has been received yet".into());
     }
@@ -107,22 +107,13 @@ pub fn write_png(fb: &Framebuffer, path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::peer::{Tile, TileEncoding};
 
+    /// A whole-screen update of 2x1 pixels of one colour, as the codec makes it.
     fn solid(seq: u64, color: u8) -> ScreenUpdate {
-        ScreenUpdate {
-            seq,
-            width: 2,
-            height: 1,
-            tiles: vec![Tile {
-                x: 0,
-                y: 0,
-                width: 2,
-                height: 1,
-                encoding: TileEncoding::Solid,
-                data: vec![color, color, color, 0],
-            }],
-        }
+        let mut enc = protocol::codec::Encoder::new(2, 1);
+        enc.request_full();
+        enc.encode(&[color, color, color, 0].repeat(2), 2, 1, 0, seq)
+            .expect("a full update")
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use protocol::codec::Encoder;
 use protocol::control::Role;
 use protocol::input::{InputEvent, Key, Modifiers};
 use protocol::peer::{ConsentState, EndReason};
@@ -16,7 +17,6 @@ use protocol::scrnseq;
 use protocol::sessionlog::{
     code_sha256, CloseReason, LogReader, LogWriter, Participant, Player, SessionOpened, TypedText,
 };
-use protocol::tiles::TileEncoder;
 use technician::logtool;
 
 fn corpus() -> PathBuf {
@@ -51,14 +51,14 @@ fn opened() -> SessionOpened {
 fn record(path: &Path) -> u64 {
     let mut reader = scrnseq::Reader::new(BufReader::new(File::open(corpus()).unwrap())).unwrap();
     let h = reader.header();
-    let mut enc = TileEncoder::new(h.width, h.height);
+    let mut enc = Encoder::new(h.width, h.height);
     let mut log = LogWriter::create(File::create(path).unwrap(), &opened()).unwrap();
     log.consent(1, ConsentState::Control).unwrap();
     let mut seq = 1;
     let mut last = 0;
     while let Some((t, frame)) = reader.next_frame().unwrap() {
         let t = u64::from(t) + 2;
-        if let Some(u) = enc.encode(frame, h.width, h.height, seq) {
+        if let Some(u) = enc.encode(frame, h.width, h.height, t, seq) {
             log.screen_update(t, &u).unwrap();
             seq += 1;
         }

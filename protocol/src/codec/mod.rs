@@ -15,17 +15,17 @@
 //! Agent, one [`Encoder`] per viewer, called whenever the viewer may take another update (its
 //! unacknowledged count is below the limit); frames skipped meanwhile merge into the next update:
 //!
-//! ```ignore
+//! ```text
 //! let mut enc = protocol::codec::Encoder::new(width, height);
 //! // on a new viewer or a refresh request: enc.request_full();
 //! if let Some(update) = enc.encode(&frame, width, height, t_ms, seq) {
-//!     send(PeerMessage::CodecUpdate(update)); // a `protocol::peer::CodecUpdate`
+//!     send(PeerMessage::ScreenUpdate(update)); // a `protocol::peer::ScreenUpdate`
 //! }
 //! ```
 //!
 //! Technician:
 //!
-//! ```ignore
+//! ```text
 //! let mut dec = protocol::codec::Decoder::new();
 //! dec.apply(&update)?; // CodecError: close the stream with its text as the reason
 //! show(dec.pixels(), dec.width(), dec.height());
@@ -44,14 +44,14 @@ pub use decoder::Decoder;
 pub use encoder::Encoder;
 
 /// One update on the wire.
-pub type Update = crate::peer::CodecUpdate;
+pub type Update = crate::peer::ScreenUpdate;
 
 /// Tile edge in pixels.
 pub const TILE: usize = 64;
 /// Bytes per pixel.
 pub const BPP: usize = 4;
 /// Largest screen edge accepted from the network.
-pub const MAX_EDGE: u32 = crate::tiles::MAX_EDGE;
+pub const MAX_EDGE: u32 = 8192;
 
 /// Why an update could not be applied.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -29,7 +29,7 @@ pub const KIND_INPUT: u16 = 5;
 pub const KIND_CHAT: u16 = 6;
 /// Reserved for escalation notes (not written yet).
 pub const KIND_ESCALATION: u16 = 7;
-/// A [`ScreenUpdate`] of the interim tile codec, exactly as received.
+/// A [`ScreenUpdate`] of the screen codec, exactly as received.
 pub const KIND_SCREEN_UPDATE: u16 = 8;
 /// [`ErrorNote`].
 pub const KIND_ERROR: u16 = 9;

@@ -1,6 +1,6 @@
 //! The screen as it was at any moment of a log.
 //!
-//! [`Replayer`] applies recorded screen updates to a [`Framebuffer`] exactly as the technician's
+//! [`Replayer`] applies recorded screen updates to a [`Decoder`] exactly as the technician's
 //! viewer does: in sequence order, holding back one that arrived before its predecessor. The
 //! only place that knows how a stored update becomes pixels is [`apply_stored_update`]; when
 //! the screen codec changes, a new record kind gets a branch there. [`Player`] walks a log in
@@ -11,8 +11,8 @@ use std::io::Read;
 
 use super::reader::{LogReader, RawRecord, Verdict};
 use super::record::{BodyError, Record, SessionOpened, KIND_SCREEN_UPDATE};
+use crate::codec::Decoder;
 use crate::peer::ScreenUpdate;
-use crate::tiles::Framebuffer;
 use crate::wire;
 
 /// Updates that may wait for an earlier one (the live viewer allows 32).
@@ -48,13 +48,13 @@ pub fn decode_stored_update(
 }
 
 /// Applies one decoded update to `fb`.
-pub fn apply_stored_update(fb: &mut Framebuffer, update: &ScreenUpdate) -> Result<(), String> {
+pub fn apply_stored_update(fb: &mut Decoder, update: &ScreenUpdate) -> Result<(), String> {
     fb.apply(update).map_err(|e| e.to_string())
 }
 
 /// Screen updates in, the technician's framebuffer out.
 pub struct Replayer {
-    fb: Framebuffer,
+    fb: Decoder,
     next_seq: u64,
     early: BTreeMap<u64, ScreenUpdate>,
     applied: u64,
@@ -69,14 +69,14 @@ impl Default for Replayer {
 impl Replayer {
     pub fn new() -> Self {
         Self {
-            fb: Framebuffer::new(),
+            fb: Decoder::new(),
             next_seq: 1,
             early: BTreeMap::new(),
             applied: 0,
         }
     }
 
-    pub fn framebuffer(&self) -> &Framebuffer {
+    pub fn framebuffer(&self) -> &Decoder {
         &self.fb
     }
 
@@ -174,7 +174,7 @@ impl<R: Read> Player<R> {
         self.advance_to(u64::MAX)
     }
 
-    pub fn framebuffer(&self) -> &Framebuffer {
+    pub fn framebuffer(&self) -> &Decoder {
         self.replayer.framebuffer()
     }
 

@@ -7,7 +7,7 @@ use super::record::*;
 use super::*;
 use crate::control::Role;
 use crate::input::{InputEvent, Key, Modifiers, MouseButton};
-use crate::peer::{ConsentState, EndReason, ScreenUpdate, Tile, TileEncoding};
+use crate::peer::{ConsentState, EndReason, ScreenUpdate};
 
 fn opened(typed_text: TypedText) -> SessionOpened {
     SessionOpened {
@@ -31,20 +31,12 @@ fn opened(typed_text: TypedText) -> SessionOpened {
     }
 }
 
+/// A whole-screen update of 16x8 pixels of one colour, as the codec makes it.
 fn solid(seq: u64, color: u8) -> ScreenUpdate {
-    ScreenUpdate {
-        seq,
-        width: 16,
-        height: 8,
-        tiles: vec![Tile {
-            x: 0,
-            y: 0,
-            width: 16,
-            height: 8,
-            encoding: TileEncoding::Solid,
-            data: vec![color, color, 0, 0],
-        }],
-    }
+    let frame = [color, color, 0, 0].repeat(16 * 8);
+    let mut enc = crate::codec::Encoder::new(16, 8);
+    enc.request_full();
+    enc.encode(&frame, 16, 8, 0, seq).expect("a full update")
 }
 
 fn key(c: char) -> InputEvent {
