@@ -253,7 +253,14 @@ pub async fn run(
                             break;
                         }
                         if opts.report_updates {
-                            let mut fields = json!({ "seq": seq, "tiles": tiles, "bytes": bytes });
+                            let (width, height) = {
+                                let v = viewer.lock().expect("viewer lock");
+                                (v.framebuffer().width(), v.framebuffer().height())
+                            };
+                            let mut fields = json!({
+                                "seq": seq, "ops": tiles, "bytes": bytes,
+                                "width": width, "height": height,
+                            });
                             if opts.hash_frames {
                                 fields["sha256"] = json!(viewer.lock().expect("viewer lock").pixels_sha256());
                             }

@@ -81,20 +81,17 @@ impl Xvfb {
             .0
     }
 
-    /// The root window's pixels as the X server holds them, as RGB rows.
+    /// The root window's pixels as the X server holds them, as RGB rows, at its current size.
     pub fn root_rgb(&self) -> Vec<u8> {
         let conn = self.connect();
         let root = conn.setup().roots[0].root;
+        let geo = conn
+            .get_geometry(root)
+            .expect("request")
+            .reply()
+            .expect("root geometry");
         let img = conn
-            .get_image(
-                ImageFormat::Z_PIXMAP,
-                root,
-                0,
-                0,
-                self.width as u16,
-                self.height as u16,
-                !0,
-            )
+            .get_image(ImageFormat::Z_PIXMAP, root, 0, 0, geo.width, geo.height, !0)
             .expect("request")
             .reply()
             .expect("GetImage of the root window");
@@ -125,6 +122,30 @@ impl Xvfb {
             .map(|c| c as u8)
             .collect();
         (buttons, keys)
+    }
+
+    /// Switches the screen to `width` x `height` the way a user's `xrandr` does: a new mode on
+    /// Xvfb's output, then that mode. Fails the test when `xrandr` is missing.
+    pub fn resize(&self, width: u32, height: u32) {
+        let name = format!("{width}x{height}test");
+        let (w, h) = (width.to_string(), height.to_string());
+        let steps: [Vec<&str>; 3] = [
+            vec!["--newmode", &name, "40", &w, &w, &w, &w, &h, &h, &h, &h],
+            vec!["--addmode", "screen", &name],
+            vec!["--output", "screen", "--mode", &name],
+        ];
+        for args in steps {
+            let out = Command::new("xrandr")
+                .args(&args)
+                .env("DISPLAY", &self.display)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run xrandr ({e}); install it with `apt-get install -y x11-xserver-utils`"));
+            assert!(
+                out.status.success(),
+                "xrandr {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     /// Starts `testwin` on this display.

@@ -238,3 +238,42 @@ fn nothing_stays_pressed_when_the_technician_vanishes() {
         x.held()
     );
 }
+
+#[test]
+fn a_resized_screen_is_followed() {
+    let x = Xvfb::start(1024, 768);
+    let _win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let snap = dir.path().join("resized.png");
+    // The picture is taken well after the resize below.
+    let s = script(
+        dir.path(),
+        &format!("wait 3000\nsnapshot {}\nend\n", snap.display()),
+    );
+    let mut tech =
+        tests::start_technician(&relay, &code, &["--report-updates", "--input-script", &s]);
+    let first = tech.wait_event("update", PROMPT);
+    assert_eq!(
+        (first["width"].as_u64(), first["height"].as_u64()),
+        (Some(1024), Some(768))
+    );
+    x.resize(800, 600);
+    tech.wait_line(PROMPT, "an update of the new size", |l| {
+        l.contains("\"width\":800")
+    });
+    assert!(
+        tech.wait_exit(SESSION).success(),
+        "{}\n{}",
+        tech.transcript(),
+        agent.transcript()
+    );
+    let (w, h, seen) = png_rgb(&snap);
+    assert_eq!((w, h), (800, 600));
+    assert!(
+        seen == x.root_rgb(),
+        "the technician's picture differs from the resized screen"
+    );
+    agent.wait_exit(PROMPT);
+}
