@@ -8,7 +8,7 @@
 //!   holds that colour over the whole square;
 //! - input latency: the viewer sends a pointer move into the window (T0); T1 is when the window
 //!   receives the motion event;
-//! - server CPU: `/proc/PID/stat` of the agent (or VNC server) over N seconds of an idle screen,
+//! - server CPU: `/proc/PID/stat` of the agent (or VNC server, with its children) over N seconds of an idle screen,
 //!   then N seconds while the window repaints 30 times a second, with the viewer following.
 //!
 //! Systems are measured one after the other, each with warm-up samples first; samples are
@@ -34,7 +34,6 @@ use link::{Fingerprint, RelayConnection};
 use protocol::control::{Role, SessionCode};
 use protocol::input::InputEvent;
 
-use crate::procstat;
 use crate::report::{progress, Report};
 use probe::{Rect, ScreenProbe};
 use procs::Spawned;
@@ -336,8 +335,14 @@ fn measure_vnc(
     let port = procs::free_tcp_port()?;
     let port_s = port.to_string();
     let (program, args): (&str, Vec<&str>) = match system {
+        // Debian's `x0vncserver` is a Perl wrapper that daemonizes and runs `X0tigervnc`; run
+        // the server itself, so that its CPU time can be read and it ends with its guard.
         System::Tigervnc => (
-            "x0vncserver",
+            if procs::on_path("X0tigervnc") {
+                "X0tigervnc"
+            } else {
+                "x0vncserver"
+            },
             vec![
                 "-display",
                 display,
@@ -488,13 +493,13 @@ fn measure(
     win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
     std::thread::sleep(Duration::from_millis(500));
     let phase = Duration::from_secs(seconds);
-    let before = procstat::cpu_time(server_pid)?;
+    let before = procs::tree_cpu_time(server_pid)?;
     let start = Instant::now();
     std::thread::sleep(phase);
-    let cpu_idle_pct = pct(procstat::cpu_time(server_pid)? - before, start.elapsed());
+    let cpu_idle_pct = pct(procs::tree_cpu_time(server_pid)? - before, start.elapsed());
     viewer.check()?;
 
-    let before = procstat::cpu_time(server_pid)?;
+    let before = procs::tree_cpu_time(server_pid)?;
     let start = Instant::now();
     let period = Duration::from_secs(1) / ACTIVE_HZ;
     let mut n = 0u32;
@@ -504,7 +509,7 @@ fn measure(
         let next = start + period * n;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let cpu_active_pct = pct(procstat::cpu_time(server_pid)? - before, start.elapsed());
+    let cpu_active_pct = pct(procs::tree_cpu_time(server_pid)? - before, start.elapsed());
     viewer.check()?;
 
     screen.sort();
@@ -552,7 +557,7 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
         WINDOW.width, WINDOW.height, WINDOW.x, WINDOW.y, args.samples, args.warmup
     ));
     r.note(format!(
-        "CPU: % of one core used by the agent (or VNC server) process over {} s with nothing changing, then {} s \
+        "CPU: % of one core used by the agent (or VNC server) process and its children over {} s with nothing changing, then {} s \
          with the window repainting {ACTIVE_HZ} times a second, a viewer connected throughout",
         args.seconds, args.seconds
     ));

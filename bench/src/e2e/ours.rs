@@ -24,7 +24,9 @@ use super::probe::ScreenProbe;
 const MAX_PENDING: usize = 64;
 
 /// The technician's image of the agent's screen. To follow a change of the screen codec, change
-/// the update type, the decoder and [`update_of`] here; nothing else reads updates.
+/// the update type, the decoder and [`update_of`] here; nothing else reads updates. (When
+/// `PeerMessage::ScreenUpdate` carries the `protocol::codec` update, `Framebuffer` becomes
+/// `protocol::codec::Decoder`, which has the same `new`, `apply`, `pixels` and `width`.)
 struct Screen {
     fb: Framebuffer,
 }

@@ -216,3 +216,68 @@ impl Xvfb {
         })
     }
 }
+
+/// CPU time used so far by process `pid` and every process below it (a VNC server may be a
+/// wrapper script that runs the real server as its child).
+pub fn tree_cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("cannot list /proc")? {
+        let Some(child) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process that ended meanwhile has no stat any more.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        if let Some(ppid) = parse_ppid(&stat) {
+            parents.push((child, ppid));
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    let mut total = crate::procstat::cpu_time(pid)?;
+    for p in &tree[1..] {
+        total += crate::procstat::cpu_time(*p).unwrap_or_default();
+    }
+    Ok(total)
+}
+
+/// The parent pid (field 4) from the text of `/proc/PID/stat`, counted from the last `)`.
+fn parse_ppid(stat: &str) -> Option<u32> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppid_is_the_fourth_field() {
+        assert_eq!(
+            parse_ppid("4242 (we (ird) name) S 17 4242 4242 0"),
+            Some(17)
+        );
+        assert_eq!(parse_ppid("4242 (x)"), None);
+    }
+
+    #[test]
+    fn own_tree_includes_a_child() {
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(tree_cpu_time(std::process::id()).is_ok());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -252,3 +252,107 @@ fn read_updates(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::e2e::probe::Rect;
+
+    /// A scripted server: handshake for a 4x2 screen, then `updates`; returns what the client
+    /// sent after the handshake.
+    fn fake_server(updates: Vec<u8>) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 64];
+            s.write_all(b"RFB 003.008\n").unwrap();
+            s.read_exact(&mut buf[..12]).unwrap();
+            assert_eq!(&buf[..12], b"RFB 003.008\n");
+            s.write_all(&[1, 1]).unwrap();
+            s.read_exact(&mut buf[..1]).unwrap();
+            assert_eq!(buf[0], 1, "security None");
+            s.write_all(&0u32.to_be_bytes()).unwrap();
+            s.read_exact(&mut buf[..1]).unwrap();
+            let mut init = vec![0, 4, 0, 2];
+            init.extend_from_slice(&PIXEL_FORMAT);
+            init.extend_from_slice(&4u32.to_be_bytes());
+            init.extend_from_slice(b"fake");
+            s.write_all(&init).unwrap();
+            // SetPixelFormat (20), SetEncodings (4 + 2 * 4), full update request (10).
+            s.read_exact(&mut buf[..42]).unwrap();
+            assert_eq!((buf[0], buf[20], buf[32], buf[33]), (0, 2, 3, 0));
+            s.write_all(&updates).unwrap();
+            let mut rest = Vec::new();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let _ = s.read_to_end(&mut rest);
+            rest
+        });
+        (port, server)
+    }
+
+    fn rect_header(x: u16, y: u16, w: u16, h: u16, enc: i32) -> Vec<u8> {
+        [x, y, w, h]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .chain(enc.to_be_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn raw_and_copy_rect_reach_the_probe_and_input_goes_out() {
+        let mut update = vec![0u8, 0, 0, 2];
+        update.extend(rect_header(0, 0, 2, 1, RAW));
+        update.extend([0x33, 0x22, 0x11, 0, 0x33, 0x22, 0x11, 0]);
+        update.extend(rect_header(0, 1, 2, 1, COPY_RECT));
+        update.extend([0, 0, 0, 0]);
+        let (port, server) = fake_server(update);
+        let probe = Arc::new(ScreenProbe::new(Rect {
+            x: 0,
+            y: 0,
+            width: 2,
+            height: 2,
+        }));
+        let client = RfbClient::connect(port, probe.clone()).unwrap();
+        assert_eq!(
+            (client.width, client.height, client.server_name.as_str()),
+            (4, 2, "fake")
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(probe.wait_for(0x112233, deadline).is_some());
+        client.pointer(3, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(client);
+        let sent = server.join().unwrap();
+        // The next incremental request, then the pointer event.
+        assert_eq!(&sent[..10], &update_request(true, 4, 2));
+        assert_eq!(&sent[10..16], &[5, 0, 0, 3, 0, 1]);
+    }
+
+    #[test]
+    fn a_rectangle_outside_the_screen_stops_the_reader() {
+        let mut update = vec![0u8, 0, 0, 1];
+        update.extend(rect_header(3, 0, 2, 1, RAW));
+        update.extend([0; 8]);
+        let (port, _server) = fake_server(update);
+        let probe = Arc::new(ScreenProbe::new(Rect {
+            x: 0,
+            y: 0,
+            width: 1,
+            height: 1,
+        }));
+        let mut client = RfbClient::connect(port, probe).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = loop {
+            if let Err(e) = client.check() {
+                break e;
+            }
+            assert!(Instant::now() < deadline, "the reader did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(format!("{err:#}").contains("outside"), "{err:#}");
+    }
+}
