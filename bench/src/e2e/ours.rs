@@ -14,8 +14,8 @@ use anyhow::{bail, Context};
 use link::channel::{FramedRecv, FramedSend};
 use link::RelayConnection;
 use protocol::input::InputEvent;
+use protocol::codec::Decoder;
 use protocol::peer::{PeerMessage, ScreenUpdate};
-use protocol::tiles::Framebuffer;
 use tokio::sync::mpsc;
 
 use super::probe::ScreenProbe;
@@ -24,11 +24,9 @@ use super::probe::ScreenProbe;
 const MAX_PENDING: usize = 64;
 
 /// The technician's image of the agent's screen. To follow a change of the screen codec, change
-/// the update type, the decoder and [`update_of`] here; nothing else reads updates. (When
-/// `PeerMessage::ScreenUpdate` carries the `protocol::codec` update, `Framebuffer` becomes
-/// `protocol::codec::Decoder`, which has the same `new`, `apply`, `pixels` and `width`.)
+/// the update type, the decoder and [`update_of`] here; nothing else reads updates.
 struct Screen {
-    fb: Framebuffer,
+    fb: Decoder,
 }
 
 type Update = ScreenUpdate;
@@ -81,7 +79,7 @@ pub async fn technician(
     let (upd_tx, mut upd_rx) = mpsc::channel::<Update>(64);
     let acceptor = tokio::spawn(accept_updates(connection.clone(), upd_tx));
     let mut screen = Screen {
-        fb: Framebuffer::new(),
+        fb: Decoder::new(),
     };
     let mut pending: BTreeMap<u64, Update> = BTreeMap::new();
     let mut next_seq = 1u64;
