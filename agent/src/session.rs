@@ -276,7 +276,7 @@ pub async fn run(
             })
             .await;
         let _ = tx.finish();
-        let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
+        conn.await_departure(Duration::from_secs(2)).await;
         return Ok(Ended::Reason(reason));
     }
     let mut control = decided == ConsentState::Control;
@@ -424,7 +424,7 @@ pub async fn run(
                 })
                 .await;
             let _ = tx.finish();
-            let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
+            conn.await_departure(Duration::from_secs(2)).await;
         }
     }
     Ok(ended)

@@ -210,6 +210,13 @@ impl RelayConnection {
         }
     }
 
+    /// After telling the other peer the session is over: waits (at most `limit`) until it has
+    /// left, so that everything sent before the goodbye reached it before this side closes (a
+    /// closed connection abandons what is still in flight).
+    pub async fn await_departure(&mut self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, async { while self.next().await.is_ok() {} }).await;
+    }
+
     /// Closes the connection, telling the relay (and through it the other peer) why.
     pub fn close(&self, reason: &str) {
         self.connection.close(

@@ -8,6 +8,7 @@
 //! - [`session`]: the technician's side of a paired session.
 
 pub mod logtool;
+pub mod record;
 pub mod script;
 pub mod session;
 pub mod viewer;

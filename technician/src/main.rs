@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::{ErrorCode, Role, SessionCode};
+use protocol::sessionlog::{code_sha256, CloseReason, Participant, SessionOpened, TypedText};
 use serde_json::json;
+use std::sync::{Arc, Mutex};
+use technician::record::{default_log_dir, Recorder};
 use technician::session::{self, Ended, SessionOptions};
 use technician::{script, viewer};
 
@@ -59,6 +62,57 @@ struct Connect {
     /// With --report-updates, include the SHA-256 of the screen after each update
     #[arg(long, requires = "report_updates")]
     hash_frames: bool,
+    /// Directory the session log is recorded into (every session is recorded)
+    /// [default: ~/.local/share/tandem/technician/logs]
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Record typed text as a count of characters only, not the characters
+    #[arg(long)]
+    typed_text_count_only: bool,
+}
+
+/// Opens the session's log in the log directory.
+fn start_recording(
+    args: &Connect,
+    conn: &RelayConnection,
+    code: &SessionCode,
+    peer: &protocol::control::PeerInfo,
+) -> anyhow::Result<Recorder> {
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let opened = SessionOpened {
+        started_unix_ms,
+        relay_address: args.relay.clone(),
+        relay_fingerprint: args.fingerprint.to_string(),
+        relay_software: conn.relay_software.clone(),
+        technician: Participant {
+            role: Role::Technician,
+            description: format!(
+                "technician at {}",
+                conn.endpoint
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            ),
+            software: format!("technician {}", protocol::SOFTWARE_VERSION),
+        },
+        agent: Participant {
+            role: Role::Agent,
+            description: peer.description.clone(),
+            software: peer.software.clone(),
+        },
+        protocol_version: protocol::PROTOCOL_VERSION,
+        code_sha256: code_sha256(code.digits()),
+        typed_text: if args.typed_text_count_only {
+            TypedText::CountOnly
+        } else {
+            TypedText::Full
+        },
+    };
+    let dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
+    Recorder::create(&dir, &opened).map_err(|e| anyhow::anyhow!("{e}; no session without a record"))
 }
 
 fn advice(e: &LinkError) -> Option<&'static str> {
@@ -105,11 +159,19 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
             peer.description, peer.software
         ),
     );
+    let recorder = start_recording(&args, &conn, &code, &peer)?;
+    report.event(
+        "recording",
+        json!({ "path": recorder.path().display().to_string() }),
+        format!("Recording this session to {}.", recorder.path().display()),
+    );
+    let recorder = Arc::new(Mutex::new(recorder));
     let opts = SessionOptions {
         script: steps,
         snapshot: args.snapshot.clone(),
         report_updates: args.report_updates,
         hash_frames: args.hash_frames,
+        recorder: Some(recorder.clone()),
     };
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
@@ -129,6 +191,28 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         Ended::Failed(why) => ("Failed".into(), why.clone(), false),
     };
     conn.close_and_wait(&human).await;
+    let close = match &ended {
+        Ended::ByAgent(r) => CloseReason::ByAgent(r.clone()),
+        Ended::ByTechnician => CloseReason::ByTechnician,
+        Ended::Failed(why) => CloseReason::Failed(why.clone()),
+    };
+    {
+        let mut rec = recorder.lock().expect("recorder lock");
+        match rec.finish(&close) {
+            Ok(()) => report.event(
+                "recorded",
+                json!({ "path": rec.path().display().to_string() }),
+                format!("Session log sealed: {}.", rec.path().display()),
+            ),
+            Err(e) => report.error(
+                "technician",
+                &format!(
+                    "the session log {} is incomplete: {e}",
+                    rec.path().display()
+                ),
+            ),
+        }
+    }
     if let Some(path) = &args.snapshot {
         let v = viewer.lock().expect("viewer lock");
         match viewer::write_png(v.framebuffer(), path) {

@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use crate::record::Recorder;
 use crate::script::{self, Action, Step};
 use crate::viewer::{self, Viewer};
 
@@ -32,6 +33,8 @@ pub struct SessionOptions {
     pub report_updates: bool,
     /// With `report_updates`, include the SHA-256 of the whole framebuffer after each update.
     pub hash_frames: bool,
+    /// Where the session is recorded, if it is.
+    pub recorder: Option<Arc<Mutex<Recorder>>>,
 }
 
 /// How the session ended.
@@ -89,6 +92,13 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Input(_) => "an input event",
         PeerMessage::Consent(_) => "a consent change",
         PeerMessage::EndSession { .. } => "an end of session",
+    }
+}
+
+/// Runs `f` on the recorder, if the session is recorded.
+fn record(recorder: &Option<Arc<Mutex<Recorder>>>, f: impl FnOnce(&mut Recorder)) {
+    if let Some(r) = recorder {
+        f(&mut r.lock().expect("recorder lock"));
     }
 }
 
@@ -180,7 +190,10 @@ pub async fn run(
             _ = &mut user_end => return Ok((Ended::ByTechnician, Stats::default(), Arc::new(Mutex::new(Viewer::new())))),
         };
         match msg {
-            Some(PeerMessage::Consent(state)) => report_consent(report, state),
+            Some(PeerMessage::Consent(state)) => {
+                record(&opts.recorder, |r| r.consent(state));
+                report_consent(report, state)
+            }
             Some(PeerMessage::EndSession { reason }) => {
                 return Ok((
                     Ended::ByAgent(reason),
@@ -210,9 +223,13 @@ pub async fn run(
 
     // Writer: acks and input in order on the session stream.
     let (out_tx, mut out_rx) = mpsc::channel::<PeerMessage>(256);
+    let input_recorder = opts.recorder.clone();
     let writer = tokio::spawn(async move {
         let mut tx = FramedSend::<PeerMessage>::new(send);
         while let Some(m) = out_rx.recv().await {
+            if let PeerMessage::Input(ev) = &m {
+                record(&input_recorder, |r| r.input(ev));
+            }
             if tx.send(&m).await.is_err() {
                 return;
             }
@@ -229,6 +246,7 @@ pub async fn run(
     let mut script_task: Option<tokio::task::JoinHandle<Result<bool, String>>> = None;
     let mut stats = Stats::default();
 
+    let mut flush = tokio::time::interval(Duration::from_secs(1));
     let ended = loop {
         let script_done = async {
             match script_task.as_mut() {
@@ -239,6 +257,8 @@ pub async fn run(
         tokio::select! {
             item = upd_rx.recv() => match item {
                 Some(Incoming::Update(u)) => {
+                    // As received, before reordering: the replay reorders the same way.
+                    record(&opts.recorder, |r| r.update(&u));
                     let tiles = u.ops.len();
                     let bytes = u.tile_data.len();
                     let applied = viewer.lock().expect("viewer lock").offer(u);
@@ -273,10 +293,13 @@ pub async fn run(
                     }
                 }
                 Some(Incoming::Bad(why)) => break Ended::Failed(why),
-                None => break Ended::Failed("the connection closed".into()),
+                None => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("the connection closed".into()).await?)),
             },
             msg = rx.recv() => match msg {
-                Ok(Some(PeerMessage::Consent(state))) => report_consent(report, state),
+                Ok(Some(PeerMessage::Consent(state))) => {
+                    record(&opts.recorder, |r| r.consent(state));
+                    report_consent(report, state)
+                }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
@@ -300,6 +323,7 @@ pub async fn run(
                     Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
                 }
             }
+            _ = flush.tick() => record(&opts.recorder, |r| r.tick()),
             _ = &mut user_end => break Ended::ByTechnician,
         }
     };
@@ -316,5 +340,10 @@ pub async fn run(
     }
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+    if matches!(ended, Ended::ByTechnician) {
+        // The agent leaves once it has read the goodbye; closing before would abandon input
+        // still on its way.
+        conn.await_departure(Duration::from_secs(2)).await;
+    }
     Ok((ended, stats, viewer))
 }

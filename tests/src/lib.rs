@@ -329,6 +329,9 @@ pub fn start_technician(relay: &Relay, code: &str, args: &[&str]) -> Proc {
     let mut all: Vec<String> = vec!["connect".into(), code.into()];
     all.extend(relay.peer_args());
     all.push("--json".into());
+    // Every session is recorded: into the test's own directory, not the user's.
+    all.push("--log-dir".into());
+    all.push(relay.data_dir.join("technician-logs").display().to_string());
     all.extend(args.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     Proc::spawn("technician", &refs)
@@ -344,4 +347,28 @@ pub fn frame_hashes(path: &Path) -> Vec<String> {
         out.push(hex::encode(Sha256::digest(frame)));
     }
     out
+}
+
+/// Runs `technician log verify PATH`; returns its exit code and what it printed.
+pub fn verify_log(path: &str) -> (i32, String) {
+    let out = Command::new(bin("technician"))
+        .args(["log", "verify", path])
+        .output()
+        .expect("run technician log verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// SHA-256 (hex) of the screen at the end of a session log, replayed.
+pub fn replayed_end_sha256(path: &str) -> String {
+    let file = std::fs::File::open(path).expect("session log");
+    let reader =
+        protocol::sessionlog::LogReader::new(std::io::BufReader::new(file)).expect("a session log");
+    let mut player = protocol::sessionlog::Player::new(reader);
+    player.run_to_end().expect("the log replays");
+    hex::encode(Sha256::digest(player.framebuffer().pixels()))
 }

@@ -44,7 +44,11 @@ fn killing_the_agent_tells_the_technician_within_a_second() {
 fn killing_the_technician_tells_the_agent_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, tech) = session(&relay);
+    let (mut agent, mut tech) = session(&relay);
+    let log = tech.wait_event("recording", PROMPT)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let killed = Instant::now();
     tech.signal(libc::SIGKILL);
     let ended = agent.wait_event("ended", Duration::from_secs(5));
@@ -60,6 +64,10 @@ fn killing_the_technician_tells_the_agent_within_a_second() {
     eprintln!("told after {after:?}");
     assert!(after <= Duration::from_secs(1), "told after {after:?}");
     agent.wait_exit(PROMPT);
+    // The killed technician's log is whole up to its last record: it ended early, untampered.
+    let (code, text) = tests::verify_log(&log);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("ended early"), "{text}");
 }
 
 #[test]

@@ -49,6 +49,14 @@ fn every_acknowledged_update_and_the_last_frame_are_bit_exact() {
     let ended = tech.wait_event("ended", PROMPT);
     assert_eq!(ended["reason"], "SourceFinished");
     assert_eq!(ended["sha256"].as_str().unwrap(), hashes.last().unwrap());
+    // The session was recorded: the log is sealed, intact, and replays to the same screen.
+    let log = tech.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, text) = tests::verify_log(&log);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(tests::replayed_end_sha256(&log), *hashes.last().unwrap());
     // Identical frames cost no update: the typing capture repeats frames while nothing moves.
     assert!(
         sent.len() < hashes.len(),
