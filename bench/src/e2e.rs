@@ -545,7 +545,7 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
     let mut r = Report::new(BENCH);
     r.note(format!(
         "Xvfb {}x{}x24, loopback, {cpus} CPU(s) shared by everything; ours = agent binary -> relay process -> \
-         technician in this process (QUIC); tigervnc = x0vncserver, x11vnc = x11vnc, each read by this \
+         technician in this process (QUIC); tigervnc = X0tigervnc (the server Debian's x0vncserver script starts), x11vnc = x11vnc, each read by this \
          process's RFB 3.8 client (Raw + CopyRect, one incremental request outstanding)",
         SCREEN.0, SCREEN.1
     ));

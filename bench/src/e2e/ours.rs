@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use link::channel::{FramedRecv, FramedSend};
 use link::RelayConnection;
-use protocol::input::InputEvent;
 use protocol::codec::Decoder;
+use protocol::input::InputEvent;
 use protocol::peer::{PeerMessage, ScreenUpdate};
 use tokio::sync::mpsc;
 
@@ -78,9 +78,7 @@ pub async fn technician(
 
     let (upd_tx, mut upd_rx) = mpsc::channel::<Update>(64);
     let acceptor = tokio::spawn(accept_updates(connection.clone(), upd_tx));
-    let mut screen = Screen {
-        fb: Decoder::new(),
-    };
+    let mut screen = Screen { fb: Decoder::new() };
     let mut pending: BTreeMap<u64, Update> = BTreeMap::new();
     let mut next_seq = 1u64;
     let result: anyhow::Result<()> = loop {
