@@ -544,9 +544,10 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut r = Report::new(BENCH);
     r.note(format!(
-        "Xvfb {}x{}x24, loopback, {cpus} CPU(s) shared by everything; ours = agent binary -> relay process -> \
-         technician in this process (QUIC); tigervnc = X0tigervnc (the server Debian's x0vncserver script starts), x11vnc = x11vnc, each read by this \
-         process's RFB 3.8 client (Raw + CopyRect, one incremental request outstanding)",
+        "Xvfb {}x{}x24, loopback, {cpus} CPU(s) shared by everything; ours = agent binary -> relay \
+         process -> technician in this process (QUIC); tigervnc = X0tigervnc (the server Debian's \
+         x0vncserver script starts), x11vnc = x11vnc, each read by this process's RFB 3.8 client \
+         (Raw + CopyRect, one incremental request outstanding)",
         SCREEN.0, SCREEN.1
     ));
     r.note(format!(
