@@ -8,8 +8,9 @@
 //!   holds that colour over the whole square;
 //! - input latency: the viewer sends a pointer move into the window (T0); T1 is when the window
 //!   receives the motion event;
-//! - server CPU: `/proc/PID/stat` of the agent (or VNC server, with its children) over N seconds of an idle screen,
-//!   then N seconds while the window repaints 30 times a second, with the viewer following.
+//! - server CPU: `/proc/PID/stat` of the agent (or VNC server, with its children) over N
+//!   seconds of an idle screen, then N seconds while the window repaints 30 times a second, with
+//!   the viewer following.
 //!
 //! Systems are measured one after the other, each with warm-up samples first; samples are
 //! spaced by an irregular 15 to 50 ms so they do not lock onto a capture period. Every process
