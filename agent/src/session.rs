@@ -161,6 +161,17 @@ fn send_update(connection: &quinn::Connection, update: ScreenUpdate) {
     });
 }
 
+/// Tells the technician the session is over and why, then waits (briefly) until it has left.
+async fn goodbye(tx: &mut FramedSend<PeerMessage>, conn: &mut RelayConnection, reason: &EndReason) {
+    let _ = tx
+        .send(&PeerMessage::EndSession {
+            reason: reason.clone(),
+        })
+        .await;
+    let _ = tx.finish();
+    conn.await_departure(Duration::from_secs(2)).await;
+}
+
 fn consent_name(state: ConsentState) -> &'static str {
     match state {
         ConsentState::Asking => "asking",
@@ -270,13 +281,7 @@ pub async fn run(
     tx.send(&PeerMessage::Consent(decided)).await?;
     if decided == ConsentState::Denied {
         let reason = EndReason::ConsentDenied;
-        let _ = tx
-            .send(&PeerMessage::EndSession {
-                reason: reason.clone(),
-            })
-            .await;
-        let _ = tx.finish();
-        conn.await_departure(Duration::from_secs(2)).await;
+        goodbye(&mut tx, conn, &reason).await;
         return Ok(Ended::Reason(reason));
     }
     let mut control = decided == ConsentState::Control;
@@ -418,13 +423,7 @@ pub async fn run(
     if let Ended::Reason(reason) = &ended {
         // Tell the technician why, unless it was the technician who ended it.
         if !matches!(reason, EndReason::TechnicianEnded) {
-            let _ = tx
-                .send(&PeerMessage::EndSession {
-                    reason: reason.clone(),
-                })
-                .await;
-            let _ = tx.finish();
-            conn.await_departure(Duration::from_secs(2)).await;
+            goodbye(&mut tx, conn, reason).await;
         }
     }
     Ok(ended)

@@ -46,3 +46,19 @@ impl Reporter {
         eprintln!("{program}: {message}");
     }
 }
+
+/// Diagnostic logs on stderr for a program's `-v` flags: warnings only by default, `-v` info,
+/// `-vv` debug (without the QUIC and TLS libraries' own chatter). `RUST_LOG` overrides.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug,quinn=info,quinn_proto=info,rustls=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -246,18 +246,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug,quinn=info,quinn_proto=info,rustls=info",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    link::report::init_tracing(cli.verbose);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match cli.command {
         Command::Log { command } => technician::logtool::run(command),
