@@ -186,8 +186,14 @@ async fn obtain_consent(
     policy: ConsentPolicy,
     console: &mut Console,
     peer: &PeerInfo,
+    recorded: bool,
     report: Reporter,
 ) -> ConsentState {
+    let recording = if recorded {
+        "The technician records this session (screen, input and consent) in a session log."
+    } else {
+        "The technician does not record this session."
+    };
     match policy {
         ConsentPolicy::Preset(state) => {
             report.event(
@@ -207,14 +213,14 @@ async fn obtain_consent(
         }
         ConsentPolicy::Ask { timeout } => {
             let question = format!(
-                "{} ({}) asks to see this screen.\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
+                "{} ({}) asks to see this screen.\n{recording}\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
                 peer.description,
                 peer.software,
                 timeout.as_secs()
             );
             report.event(
                 "consent_request",
-                json!({ "peer": peer.description, "timeout_secs": timeout.as_secs() }),
+                json!({ "peer": peer.description, "timeout_secs": timeout.as_secs(), "recorded": recorded }),
                 &question,
             );
             let (state, timed_out) = console
@@ -265,12 +271,29 @@ pub async fn run(
     let mut tx = FramedSend::<PeerMessage>::new(send);
     let mut rx = FramedRecv::<PeerMessage>::peer(recv);
 
-    // Consent first: nothing is captured before it.
-    if matches!(opts.consent, ConsentPolicy::Ask { .. }) {
-        tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
-    }
+    // Consent first: nothing is captured before it. (Sent even when the answer is preset: the
+    // first bytes make the stream, and so the technician's recording notice, flow.)
+    tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
+    // A recording technician says so first, so that the user knows before answering.
+    let recorded = match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
+        Ok(Ok(Some(PeerMessage::Recorded))) => true,
+        Err(_) => false,
+        Ok(Ok(Some(other))) => {
+            let reason = EndReason::Error(format!(
+                "the technician sent {other:?} before the user consented"
+            ));
+            goodbye(&mut tx, conn, &reason).await;
+            return Ok(Ended::Reason(reason));
+        }
+        Ok(Ok(None)) | Ok(Err(_)) => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure("the technician closed the session stream".into())
+                    .await?,
+            ))
+        }
+    };
     let decided = tokio::select! {
-        s = obtain_consent(opts.consent, console, peer, report) => s,
+        s = obtain_consent(opts.consent, console, peer, recorded, report) => s,
         ctl = conn.next() => return match ctl {
             Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
             Err(e) => Err(e),

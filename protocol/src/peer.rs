@@ -70,6 +70,9 @@ pub enum PeerMessage {
     Consent(ConsentState),
     /// Either way: the session is over.
     EndSession { reason: EndReason },
+    /// Technician to agent, first on the session stream: this session is recorded into a
+    /// session log, so the user can be told before they consent.
+    Recorded,
 }
 
 /// How one tile of a [`ScreenUpdate`] is coded; the payload formats are described in

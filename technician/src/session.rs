@@ -92,6 +92,7 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Input(_) => "an input event",
         PeerMessage::Consent(_) => "a consent change",
         PeerMessage::EndSession { .. } => "an end of session",
+        PeerMessage::Recorded => "a recording notice",
     }
 }
 
@@ -172,6 +173,11 @@ pub async fn run(
         }
     };
     let mut rx = FramedRecv::<PeerMessage>::peer(recv);
+    let mut tx = FramedSend::<PeerMessage>::new(send);
+    if opts.recorder.is_some() {
+        // The user is told before being asked to consent.
+        tx.send(&PeerMessage::Recorded).await?;
+    }
     // Before the screen: the user's consent. The agent may be asking them (up to a minute).
     loop {
         let msg = tokio::select! {
@@ -225,7 +231,6 @@ pub async fn run(
     let (out_tx, mut out_rx) = mpsc::channel::<PeerMessage>(256);
     let input_recorder = opts.recorder.clone();
     let writer = tokio::spawn(async move {
-        let mut tx = FramedSend::<PeerMessage>::new(send);
         while let Some(m) = out_rx.recv().await {
             if let PeerMessage::Input(ev) = &m {
                 record(&input_recorder, |r| r.input(ev));

@@ -185,7 +185,11 @@ fn a_denied_or_unanswered_request_shares_nothing() {
             true,
         );
         let mut tech = tests::start_technician(&relay, &code, &["--report-updates"]);
-        agent.wait_event("consent_request", PROMPT);
+        let request = agent.wait_event("consent_request", PROMPT);
+        assert_eq!(
+            request["recorded"], true,
+            "the user is told the session is recorded"
+        );
         tech.wait_line(PROMPT, "that the user is asked", |l| {
             l.contains("\"asking\"")
         });
