@@ -1,6 +1,6 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
-//! connection, our screen codec against video codecs, and later end to end). Each bench is a
-//! subcommand in its own module (`relay.rs`, `codec.rs`); the shared report format
+//! connection, our screen codec against video codecs, a whole session against VNC servers). Each
+//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `e2e.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod codec;
+mod e2e;
 mod procstat;
 mod relay;
 mod report;
@@ -35,6 +36,9 @@ enum Bench {
     /// Latency, throughput, CPU and memory through a real relay process, against a direct QUIC
     /// connection (needs `cargo build --release -p relay` first)
     Relay(relay::Args),
+    /// Screen and input latency and agent CPU on a 1080p Xvfb through a real relay, beside
+    /// x0vncserver and x11vnc (needs `cargo build --release -p relay -p agent` first)
+    E2e(e2e::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.bench {
             Bench::Relay(args) => relay::run(args).await,
+            Bench::E2e(args) => e2e::run(args).await,
             Bench::Codec(_) => unreachable!("run above, outside the runtime"),
         }
     });
