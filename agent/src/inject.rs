@@ -1,36 +1,50 @@
-//! Input injection on X11: an [`InputSink`] over `enigo` (XTEST).
+//! Input injection on X11: an [`InputSink`] over XTEST.
+//!
+//! Pointer moves, buttons and the wheel go straight to XTEST on an x11rb connection, flushed and
+//! not waited for, so an event costs one write. Keys go through `enigo`, which knows keysyms and
+//! layouts: a key that carries text and no command modifier (ctrl, alt, meta) is typed as that
+//! text, so "é", "€" or "!" arrive right whatever the local layout (enigo maps a spare keycode
+//! when no key of the layout makes the character); other keys are pressed as keys, so
+//! combinations work. Before a key, the pointer connection is synced, so events from the two
+//! connections reach the server in the order the technician sent them.
 //!
 //! Pointer positions arrive in framebuffer pixels and are offset by the shared monitor's origin.
-//! A key that carries text and no command modifier (ctrl, alt, meta) is typed as that text, so
-//! "é", "€" or "!" arrive right whatever the local layout (enigo maps a spare keycode when no key
-//! of the layout makes the character); other keys are pressed as keys, so combinations work.
 //! Every key and button pressed is remembered until released, and [`InputSink::release_all`]
 //! lets go of all of them: nothing stays stuck when a session ends or control is withdrawn.
 
 use std::collections::HashSet;
 
-use enigo::{Axis, Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
+use enigo::{Direction, Enigo, Keyboard, Settings};
 use protocol::input::{InputEvent, Key, MouseButton, NamedKey};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
+use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::rust_connection::RustConnection;
 
 use crate::sink::{InputSink, SinkError};
 
 pub struct X11InputSink {
     enigo: Enigo,
+    pointer: RustConnection,
+    root: xproto::Window,
+    /// Pointer requests written but not yet known to be processed.
+    unsynced: bool,
     origin: (i32, i32),
     size: (u32, u32),
     held_keys: HashSet<enigo::Key>,
-    held_buttons: HashSet<enigo::Button>,
+    held_buttons: HashSet<u8>,
 }
 
 fn inject_err(e: impl std::fmt::Display) -> SinkError {
     SinkError::Inject(e.to_string())
 }
 
-fn button(b: MouseButton) -> enigo::Button {
+/// The core protocol's button number.
+fn button(b: MouseButton) -> u8 {
     match b {
-        MouseButton::Left => enigo::Button::Left,
-        MouseButton::Middle => enigo::Button::Middle,
-        MouseButton::Right => enigo::Button::Right,
+        MouseButton::Left => 1,
+        MouseButton::Middle => 2,
+        MouseButton::Right => 3,
     }
 }
 
@@ -98,8 +112,15 @@ impl X11InputSink {
                 "cannot connect to the X server for input (XTEST): {e}"
             ))
         })?;
+        let (pointer, screen) = x11rb::connect(None).map_err(|e| {
+            SinkError::Inject(format!("cannot connect to the X server for input: {e}"))
+        })?;
+        let root = pointer.setup().roots[screen].root;
         Ok(Self {
             enigo,
+            pointer,
+            root,
+            unsynced: false,
             origin,
             size,
             held_keys: HashSet::new(),
@@ -107,7 +128,46 @@ impl X11InputSink {
         })
     }
 
+    /// One XTEST event on the pointer connection, written without waiting.
+    fn fake(&mut self, kind: u8, detail: u8, x: i16, y: i16) -> Result<(), SinkError> {
+        self.pointer
+            .xtest_fake_input(kind, detail, x11rb::CURRENT_TIME, self.root, x, y, 0)
+            .map_err(inject_err)?;
+        self.pointer.flush().map_err(inject_err)?;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    fn button(&mut self, detail: u8, down: bool) -> Result<(), SinkError> {
+        let kind = if down {
+            xproto::BUTTON_PRESS_EVENT
+        } else {
+            xproto::BUTTON_RELEASE_EVENT
+        };
+        self.fake(kind, detail, 0, 0)?;
+        if down {
+            self.held_buttons.insert(detail);
+        } else {
+            self.held_buttons.remove(&detail);
+        }
+        Ok(())
+    }
+
+    /// Waits until the server has processed the pointer events sent so far, so that a key sent
+    /// on enigo's connection cannot overtake them.
+    fn sync_pointer(&mut self) -> Result<(), SinkError> {
+        if std::mem::take(&mut self.unsynced) {
+            self.pointer
+                .get_input_focus()
+                .map_err(inject_err)?
+                .reply()
+                .map_err(inject_err)?;
+        }
+        Ok(())
+    }
+
     fn press(&mut self, k: enigo::Key, down: bool) -> Result<(), SinkError> {
+        self.sync_pointer()?;
         if down {
             self.enigo.key(k, Direction::Press).map_err(inject_err)?;
             self.held_keys.insert(k);
@@ -125,31 +185,19 @@ impl InputSink for X11InputSink {
             InputEvent::PointerMove { x, y } => {
                 let x = (*x).min(self.size.0.saturating_sub(1)) as i32 + self.origin.0;
                 let y = (*y).min(self.size.1.saturating_sub(1)) as i32 + self.origin.1;
-                self.enigo
-                    .move_mouse(x, y, Coordinate::Abs)
-                    .map_err(inject_err)
+                let clamp = |v: i32| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                // Detail 0: absolute coordinates on the root window.
+                self.fake(xproto::MOTION_NOTIFY_EVENT, 0, clamp(x), clamp(y))
             }
-            InputEvent::Button { button: b, down } => {
-                let b = button(*b);
-                if *down {
-                    self.enigo.button(b, Direction::Press).map_err(inject_err)?;
-                    self.held_buttons.insert(b);
-                } else {
-                    self.enigo
-                        .button(b, Direction::Release)
-                        .map_err(inject_err)?;
-                    self.held_buttons.remove(&b);
-                }
-                Ok(())
-            }
+            InputEvent::Button { button: b, down } => self.button(button(*b), *down),
             InputEvent::Wheel { dx, dy } => {
-                if *dy != 0 {
-                    self.enigo.scroll(*dy, Axis::Vertical).map_err(inject_err)?;
-                }
-                if *dx != 0 {
-                    self.enigo
-                        .scroll(*dx, Axis::Horizontal)
-                        .map_err(inject_err)?;
+                // Wheel clicks are buttons 4 (up), 5 (down), 6 (left) and 7 (right).
+                for (amount, positive, negative) in [(*dy, 5u8, 4u8), (*dx, 7, 6)] {
+                    let detail = if amount > 0 { positive } else { negative };
+                    for _ in 0..amount.unsigned_abs().min(100) {
+                        self.button(detail, true)?;
+                        self.button(detail, false)?;
+                    }
                 }
                 Ok(())
             }
@@ -164,6 +212,7 @@ impl InputSink for X11InputSink {
                     // Typed text: a click of the character, whatever the layout. Its release
                     // is already part of it.
                     (Key::Char(_), Some(t)) if *down && !command && !t.is_empty() => {
+                        self.sync_pointer()?;
                         self.enigo.text(t).map_err(inject_err)
                     }
                     (Key::Char(c), None)
@@ -182,9 +231,12 @@ impl InputSink for X11InputSink {
     fn release_all(&mut self) -> Result<(), SinkError> {
         let mut first_err = None;
         for b in std::mem::take(&mut self.held_buttons) {
-            if let Err(e) = self.enigo.button(b, Direction::Release) {
-                first_err.get_or_insert(inject_err(e));
+            if let Err(e) = self.fake(xproto::BUTTON_RELEASE_EVENT, b, 0, 0) {
+                first_err.get_or_insert(e);
             }
+        }
+        if let Err(e) = self.sync_pointer() {
+            first_err.get_or_insert(e);
         }
         for k in std::mem::take(&mut self.held_keys) {
             if let Err(e) = self.enigo.key(k, Direction::Release) {

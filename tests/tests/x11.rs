@@ -95,7 +95,7 @@ fn clicks_text_and_combinations_arrive_at_the_window() {
     let s = script(
         dir.path(),
         &format!(
-            "move {} {}\nclick left\ntype Hello, World! é€\nkey ctrl+alt+t\nwait 300\nend\n",
+            "move {} {}\nclick left\nwheel 0 2\nwheel -1 0\ntype Hello, World! é€\nkey ctrl+alt+t\nwait 300\nend\n",
             WIN.0 + 37,
             WIN.1 + 21
         ),
@@ -125,6 +125,15 @@ fn clicks_text_and_combinations_arrive_at_the_window() {
         ),
         (Some(1), Some(37), Some(21))
     );
+
+    // The wheel arrives as clicks of buttons 5 (down) and 6 (left).
+    let presses = |n: u64| {
+        buttons
+            .iter()
+            .filter(|b| b["press"] == true && b["button"] == n)
+            .count()
+    };
+    assert_eq!((presses(5), presses(6)), (2, 1), "{buttons:?}");
 
     let keys = win.events("key");
     let typed: String = keys
