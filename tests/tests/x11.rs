@@ -25,6 +25,17 @@ fn x11_agent(relay: &Relay, x: &Xvfb, args: &[&str], stdin: bool) -> (Proc, Stri
     (agent, code)
 }
 
+/// A 1024x768 X server with the test window on it, a relay, and an agent sharing the screen
+/// with consent given in advance (`control` or `view`), with its session code.
+fn desk(consent: &str) -> (Xvfb, Proc, tempfile::TempDir, Relay, Proc, String) {
+    let x = Xvfb::start(1024, 768);
+    let win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (agent, code) = x11_agent(&relay, &x, &["--consent", consent], false);
+    (x, win, dir, relay, agent, code)
+}
+
 fn script(dir: &std::path::Path, text: &str) -> String {
     let p = dir.join("script.txt");
     std::fs::write(&p, text).unwrap();
@@ -39,11 +50,7 @@ fn window_events(win: &mut Proc, kind: &str) -> Vec<Value> {
 
 #[test]
 fn the_technician_sees_the_screen_bit_for_bit() {
-    let x = Xvfb::start(1024, 768);
-    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let (x, mut win, dir, relay, mut agent, code) = desk("control");
     let snap = dir.path().join("screen.png");
     // Click the window so it repaints with another pattern, wait for that change to arrive,
     // then let things settle and take the picture.
@@ -87,11 +94,7 @@ fn the_technician_sees_the_screen_bit_for_bit() {
 
 #[test]
 fn clicks_text_and_combinations_arrive_at_the_window() {
-    let x = Xvfb::start(1024, 768);
-    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let (_x, mut win, dir, relay, mut agent, code) = desk("control");
     let s = script(
         dir.path(),
         &format!(
@@ -152,11 +155,7 @@ fn clicks_text_and_combinations_arrive_at_the_window() {
 
 #[test]
 fn view_only_drops_input_and_says_so() {
-    let x = Xvfb::start(1024, 768);
-    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "view"], false);
+    let (_x, mut win, dir, relay, mut agent, code) = desk("view");
     let s = script(
         dir.path(),
         &format!(
@@ -223,11 +222,7 @@ fn a_denied_or_unanswered_request_shares_nothing() {
 
 #[test]
 fn nothing_stays_pressed_when_the_technician_vanishes() {
-    let x = Xvfb::start(1024, 768);
-    let mut win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let (x, mut win, dir, relay, mut agent, code) = desk("control");
     let s = script(
         dir.path(),
         &format!(
@@ -254,11 +249,7 @@ fn nothing_stays_pressed_when_the_technician_vanishes() {
 
 #[test]
 fn a_resized_screen_is_followed() {
-    let x = Xvfb::start(1024, 768);
-    let _win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "control"], false);
+    let (x, _win, dir, relay, mut agent, code) = desk("control");
     let snap = dir.path().join("resized.png");
     // The picture is taken well after the resize below.
     let s = script(
