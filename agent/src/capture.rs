@@ -184,11 +184,6 @@ impl X11Source {
         Some(id)
     }
 
-    /// Whether captures are driven by DAMAGE events (rather than a timer).
-    pub fn change_driven(&self) -> bool {
-        self.damage.is_some()
-    }
-
     /// Handles queued X events; returns true when one of them says the screen changed.
     fn drain_events(&mut self) -> Result<bool, SourceError> {
         let mut changed = false;
@@ -241,11 +236,6 @@ impl X11Source {
         unsafe {
             libc::poll(fds.as_mut_ptr(), 1, ms);
         }
-    }
-
-    /// Origin of the captured monitor on the X screen, for mapping input.
-    pub fn origin(&self) -> (i32, i32) {
-        (self.monitor.x, self.monitor.y)
     }
 }
 

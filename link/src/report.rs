@@ -16,10 +16,6 @@ impl Reporter {
         Self { json }
     }
 
-    pub fn is_json(&self) -> bool {
-        self.json
-    }
-
     /// Reports `event`: in JSON mode as `{"event": event, ..fields}`, otherwise as `human`
     /// (nothing when `human` is empty).
     pub fn event(&self, event: &str, fields: Value, human: impl AsRef<str>) {

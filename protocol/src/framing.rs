@@ -4,7 +4,7 @@
 //! before it allocates, so an oversized or hostile prefix costs nothing but an error. The pure
 //! [`split_frame`] does the same on a buffer and is what the fuzz target drives.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -99,15 +99,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }
-
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-}
-
-/// Writes one already-framed buffer (see [`crate::wire::encode_frame`]).
-pub async fn write_all<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std::io::Result<()> {
-    w.write_all(frame).await
 }
 
 #[cfg(test)]

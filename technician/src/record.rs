@@ -67,11 +67,6 @@ impl Recorder {
         &self.path
     }
 
-    /// Why recording stopped early, if it did.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
-    }
-
     fn now(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
