@@ -4,10 +4,10 @@
 //! strictly in sequence, holding early ones back. The agent keeps only a few unacknowledged, so
 //! a viewer holding more than [`MAX_EARLY`] is facing a broken or hostile agent and says so.
 
-use std::collections::BTreeMap;
 use std::io::BufWriter;
 use std::path::Path;
 
+use protocol::codec::order::{InOrder, OrderError};
 use protocol::codec::{CodecError, Decoder};
 use protocol::peer::ScreenUpdate;
 use sha2::{Digest, Sha256};
@@ -17,20 +17,15 @@ pub const MAX_EARLY: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewerError {
-    #[error("update {seq} arrived twice or after it was applied")]
-    Stale { seq: u64 },
-    #[error(
-        "update {seq} is too far ahead (expecting {expected}); the agent ignores flow control"
-    )]
-    TooFarAhead { seq: u64, expected: u64 },
+    #[error("{0}; the agent ignores flow control")]
+    Order(#[from] OrderError),
     #[error("update {seq} is malformed: {source}")]
     Apply { seq: u64, source: CodecError },
 }
 
 pub struct Viewer {
     fb: Decoder,
-    next_seq: u64,
-    early: BTreeMap<u64, ScreenUpdate>,
+    order: InOrder,
 }
 
 impl Default for Viewer {
@@ -43,8 +38,7 @@ impl Viewer {
     pub fn new() -> Self {
         Self {
             fb: Decoder::new(),
-            next_seq: 1,
-            early: BTreeMap::new(),
+            order: InOrder::new(MAX_EARLY),
         }
     }
 
@@ -55,24 +49,13 @@ impl Viewer {
     /// Takes an update; applies it and any held-back ones it unblocks. Returns the sequence
     /// numbers applied, in order.
     pub fn offer(&mut self, update: ScreenUpdate) -> Result<Vec<u64>, ViewerError> {
-        let seq = update.seq;
-        if seq < self.next_seq || self.early.contains_key(&seq) {
-            return Err(ViewerError::Stale { seq });
-        }
-        if seq - self.next_seq >= MAX_EARLY as u64 {
-            return Err(ViewerError::TooFarAhead {
-                seq,
-                expected: self.next_seq,
-            });
-        }
-        self.early.insert(seq, update);
+        self.order.push(update)?;
         let mut applied = Vec::new();
-        while let Some(u) = self.early.remove(&self.next_seq) {
+        while let Some(u) = self.order.pop() {
             self.fb
                 .apply(&u)
                 .map_err(|source| ViewerError::Apply { seq: u.seq, source })?;
             applied.push(u.seq);
-            self.next_seq += 1;
         }
         Ok(applied)
     }
@@ -124,11 +107,11 @@ mod tests {
         assert_eq!(v.framebuffer().pixels(), &[9, 9, 9, 0, 9, 9, 9, 0]);
         assert!(matches!(
             v.offer(solid(2, 1)),
-            Err(ViewerError::Stale { .. })
+            Err(ViewerError::Order(OrderError::Stale { .. }))
         ));
         assert!(matches!(
             v.offer(solid(100, 1)),
-            Err(ViewerError::TooFarAhead { .. })
+            Err(ViewerError::Order(OrderError::TooFarAhead { .. }))
         ));
     }
 

@@ -8,6 +8,7 @@
 //! - [`motion`]: scroll and move detection, so moved content travels as copies;
 //! - [`decoder`]: applies updates to a framebuffer, refusing malformed ones with an error.
 //! - [`encoder`]: the per-viewer state that turns frames into updates;
+//! - [`order`]: updates back in sequence after travelling on separate streams;
 //! - [`video`]: the lossy path for regions that change on most frames.
 //!
 //! # Wiring
@@ -37,6 +38,7 @@ pub mod decoder;
 pub mod detect;
 pub mod encoder;
 pub mod motion;
+pub mod order;
 pub mod tile;
 pub mod video;
 

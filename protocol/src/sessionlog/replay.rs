@@ -6,11 +6,11 @@
 //! the screen codec changes, a new record kind gets a branch there. [`Player`] walks a log in
 //! time and stops at the moment asked for.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
 use super::reader::{LogReader, RawRecord, Verdict};
 use super::record::{BodyError, Record, SessionOpened, KIND_SCREEN_UPDATE};
+use crate::codec::order::InOrder;
 use crate::codec::Decoder;
 use crate::peer::ScreenUpdate;
 use crate::wire;
@@ -55,8 +55,7 @@ pub fn apply_stored_update(fb: &mut Decoder, update: &ScreenUpdate) -> Result<()
 /// Screen updates in, the technician's framebuffer out.
 pub struct Replayer {
     fb: Decoder,
-    next_seq: u64,
-    early: BTreeMap<u64, ScreenUpdate>,
+    order: InOrder,
     applied: u64,
 }
 
@@ -70,8 +69,7 @@ impl Replayer {
     pub fn new() -> Self {
         Self {
             fb: Decoder::new(),
-            next_seq: 1,
-            early: BTreeMap::new(),
+            order: InOrder::new(MAX_EARLY),
             applied: 0,
         }
     }
@@ -100,26 +98,18 @@ impl Replayer {
             },
         })?;
         let seq = update.seq;
-        let bad = |reason: String| ReplayError::Screen {
+        self.order.push(update).map_err(|e| ReplayError::Screen {
             index: rec.index,
             seq,
-            reason,
-        };
-        if seq < self.next_seq || self.early.contains_key(&seq) {
-            return Err(bad("it was already applied".into()));
-        }
-        if seq - self.next_seq >= MAX_EARLY as u64 {
-            return Err(bad(format!("it is too far ahead of {}", self.next_seq)));
-        }
-        self.early.insert(seq, update);
+            reason: e.to_string(),
+        })?;
         let mut changed = false;
-        while let Some(u) = self.early.remove(&self.next_seq) {
+        while let Some(u) = self.order.pop() {
             apply_stored_update(&mut self.fb, &u).map_err(|reason| ReplayError::Screen {
                 index: rec.index,
                 seq: u.seq,
                 reason,
             })?;
-            self.next_seq += 1;
             self.applied += 1;
             changed = true;
         }
