@@ -65,6 +65,11 @@ struct Cli {
     /// Screen updates the technician may have unacknowledged
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     max_in_flight: u16,
+    /// Send everything exactly, never as video: moving pictures (videos, animations) then cost
+    /// far more bandwidth. By default a region that changes on most frames and holds a natural
+    /// image goes as H.264 while it moves, and is sent exactly within a second of stopping
+    #[arg(long)]
+    lossless: bool,
     /// Status as JSON lines on stdout, for scripts
     #[arg(long)]
     json: bool,
@@ -222,6 +227,7 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
         max_in_flight: usize::from(cli.max_in_flight),
         report_updates: cli.report_updates,
         consent: policy,
+        lossless: cli.lossless,
     };
     let ended = session::run(
         &mut conn,

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use link::channel::{last_word, FramedRecv, FramedSend};
 use link::report::Reporter;
 use link::{LinkError, RelayConnection};
+use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
 use protocol::control::PeerInfo;
-use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
+use protocol::peer::{CodecOp, ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, warn};
@@ -40,6 +41,8 @@ pub struct SessionOptions {
     /// Report every update sent (JSON event `update_sent`).
     pub report_updates: bool,
     pub consent: ConsentPolicy,
+    /// Never send a region lossy (video), whatever moves on the screen.
+    pub lossless: bool,
 }
 
 impl Default for SessionOptions {
@@ -50,6 +53,7 @@ impl Default for SessionOptions {
             consent: ConsentPolicy::Ask {
                 timeout: Duration::from_secs(60),
             },
+            lossless: false,
         }
     }
 }
@@ -83,6 +87,7 @@ fn capture_thread(
     credits: mpsc::Receiver<()>,
     out: tmpsc::Sender<Produced>,
     stop: Arc<AtomicBool>,
+    lossless: bool,
 ) {
     let mut source = match factory() {
         Ok(s) => s,
@@ -100,29 +105,53 @@ fn capture_thread(
     if out.blocking_send(ready).is_err() {
         return;
     }
-    let mut encoder = Encoder::new(w, h);
+    let mut encoder = if lossless {
+        Encoder::lossless(w, h)
+    } else {
+        Encoder::new(w, h)
+    };
     let started = Instant::now();
     let mut seq = 0u64;
     let mut failures = 0u32;
+    // The frame the last update showed (a refinement shows it again, exactly).
+    let mut last_frame = 0u64;
     while credits.recv().is_ok() {
         loop {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let produced = match source.capture() {
-                Ok(Capture::Finished) => Produced::Finished,
-                Ok(Capture::Unchanged) => continue,
+            let captured = source.capture();
+            let now_ms = started.elapsed().as_millis() as u64;
+            // An update from the encoder takes the next number.
+            let next = seq + 1;
+            let mut numbered = |update: Option<ScreenUpdate>, frame_id: u64| {
+                update.map(|update| {
+                    seq = next;
+                    Produced::Update { update, frame_id }
+                })
+            };
+            let produced = match captured {
+                // The end of a recording: what was sent lossy is refined first, so the viewer
+                // is left with the exact last frame.
+                Ok(Capture::Finished) => {
+                    let update = encoder.refine(now_ms + REFINE_AFTER_MS + 1, next);
+                    numbered(update, last_frame).unwrap_or(Produced::Finished)
+                }
+                // A still screen: what was sent lossy is refined once it has been still long
+                // enough (the source wakes up at least every 250 ms).
+                Ok(Capture::Unchanged) => {
+                    let update = encoder.refine(now_ms, next);
+                    match numbered(update, last_frame) {
+                        Some(p) => p,
+                        None => continue,
+                    }
+                }
                 Ok(Capture::Frame(f)) => {
                     failures = 0;
-                    let t_ms = started.elapsed().as_millis() as u64;
-                    match encoder.encode(f.pixels, f.width, f.height, t_ms, seq + 1) {
-                        Some(update) => {
-                            seq += 1;
-                            Produced::Update {
-                                update,
-                                frame_id: f.id,
-                            }
-                        }
+                    last_frame = f.id;
+                    let update = encoder.encode(f.pixels, f.width, f.height, now_ms, next);
+                    match numbered(update, f.id) {
+                        Some(p) => p,
                         None => continue,
                     }
                 }
@@ -316,9 +345,10 @@ pub async fn run(
     let (prod_tx, mut prod_rx) = tmpsc::channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
+    let lossless = opts.lossless;
     std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop))
+        .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop, lossless))
         .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
 
     let mut in_flight = 0usize;
@@ -352,6 +382,7 @@ pub async fn run(
                     if opts.report_updates {
                         report.event("update_sent", json!({
                             "seq": update.seq, "frame": frame_id, "ops": update.ops.len(),
+                            "video": update.ops.iter().filter(|o| matches!(o, CodecOp::Video { .. })).count(),
                             "width": update.width, "height": update.height,
                         }), "");
                     }

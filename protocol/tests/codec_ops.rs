@@ -17,7 +17,7 @@ fn noise(w: usize, h: usize, mut s: u64) -> Vec<u8> {
 }
 
 fn round_trip(frames: &[Vec<u8>], w: usize, h: usize) -> Vec<Update> {
-    let mut enc = Encoder::new(w as u32, h as u32);
+    let mut enc = Encoder::lossless(w as u32, h as u32);
     let mut dec = Decoder::new();
     let mut updates = Vec::new();
     for (i, f) in frames.iter().enumerate() {

@@ -167,7 +167,7 @@ proptest! {
         steps in prop::collection::vec(step(), 1..12),
     ) {
         let mut frame = vec![0u8; width * height * BPP];
-        let mut enc = Encoder::new(width as u32, height as u32);
+        let mut enc = Encoder::lossless(width as u32, height as u32);
         let mut dec = Decoder::new();
         let mut seq = 0;
         let mut sent = false;

@@ -214,7 +214,7 @@ fn input_event() -> impl Strategy<Value = InputEvent> {
 fn screen_update() -> impl Strategy<Value = ScreenUpdate> {
     (any::<u64>(), 1u32..=70, 1u32..=40, background()).prop_map(|(seq, w, h, bg)| {
         let screen = Screen::new(w, h, &bg);
-        let mut enc = Encoder::new(w, h);
+        let mut enc = Encoder::lossless(w, h);
         enc.request_full();
         enc.encode(&screen.pixels, w, h, 0, seq)
             .expect("a full update is always sent")
@@ -660,7 +660,7 @@ proptest! {
         every in 1usize..=4,
     ) {
         let mut screen = Screen::new(width, height, &first);
-        let mut enc = Encoder::new(width, height);
+        let mut enc = Encoder::lossless(width, height);
         let mut fb = Framebuffer::new();
         let mut seq = 0u64;
         let mut full_pending = false;
@@ -727,7 +727,7 @@ fn real_update() -> impl Strategy<Value = PeerMessage> {
                     screen.apply(op);
                 }
             }
-            let update = Encoder::new(w, h)
+            let update = Encoder::lossless(w, h)
                 .encode(&screen.pixels, w, h, 0, 1)
                 .expect("a first screen is always sent");
             PeerMessage::ScreenUpdate(update)
@@ -743,7 +743,7 @@ fn decode_and_apply(payload: &[u8], held: &Framebuffer) {
             let mut fb = Framebuffer::new();
             if held.width() > 0 {
                 let (w, h) = (held.width(), held.height());
-                let whole = Encoder::new(w, h)
+                let whole = Encoder::lossless(w, h)
                     .encode(held.pixels(), w, h, 0, 0)
                     .expect("a first screen is always sent");
                 let _ = fb.apply(&whole);

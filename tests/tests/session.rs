@@ -141,3 +141,77 @@ fn input_events_arrive_complete_and_in_order() {
     assert_eq!(events.len(), expected.len());
     assert_eq!(events, &expected[..]);
 }
+
+/// Writes a recording of a moving picture (many colours, changing every frame) on a still
+/// desktop of text-like blocks: what the codec sends as video while it moves.
+fn write_moving_picture(path: &std::path::Path, frames: u32) {
+    let (w, h) = (480usize, 320usize);
+    let header = protocol::scrnseq::Header {
+        width: w as u32,
+        height: h as u32,
+        frame_count: frames,
+        interval_ms: 50,
+    };
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut out = protocol::scrnseq::Writer::new(file, header).unwrap();
+    let mut frame = vec![0u8; w * h * 4];
+    for y in 0..h {
+        for x in 0..w {
+            let v = if (x / 6 + y / 11) % 4 == 0 && y % 11 < 8 {
+                40
+            } else {
+                235
+            };
+            frame[(y * w + x) * 4..(y * w + x) * 4 + 3].copy_from_slice(&[v, v, v]);
+        }
+    }
+    for t in 0..frames as usize {
+        for y in 70..250 {
+            for x in 100..380 {
+                let o = (y * w + x) * 4;
+                frame[o] = ((x + 3 * t) % 256) as u8 ^ ((x * 7 + y * 13 + t) % 6) as u8;
+                frame[o + 1] = ((2 * y + 5 * t) % 256) as u8;
+                frame[o + 2] = (((x + y) / 2 + 7 * t) % 256) as u8;
+            }
+        }
+        out.push(t as u32 * 50, &frame).unwrap();
+    }
+    out.finish().unwrap();
+}
+
+#[test]
+fn a_moving_picture_travels_as_video_and_the_session_ends_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("moving.scrn");
+    write_moving_picture(&corpus, 40);
+    let relay = Relay::start(dir.path(), &[]);
+    let source = format!("corpus:{}", corpus.display());
+    // Paced as recorded (50 ms a frame), as a live screen would be.
+    let (mut agent, code) = start_agent(&relay, &["--source", &source, "--report-updates"]);
+    let mut tech = start_technician(&relay, &code, &["--report-updates"]);
+    assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
+    let sent = agent.events("update_sent");
+    let video = sent
+        .iter()
+        .filter(|u| u["video"].as_u64().unwrap() > 0)
+        .count();
+    assert!(
+        video >= sent.len() / 3,
+        "{video} of {} updates carried video\n{}",
+        sent.len(),
+        agent.transcript()
+    );
+    assert_eq!(tech.events("update").len(), sent.len());
+    // The last update refines the picture: the technician ends on the exact last frame, and
+    // so does the replay of the session log.
+    let last = frame_hashes(&corpus).last().unwrap().clone();
+    let ended = tech.wait_event("ended", PROMPT);
+    assert_eq!(ended["sha256"].as_str().unwrap(), last);
+    let log = tech.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(tests::verify_log(&log).0, 0);
+    assert_eq!(tests::replayed_end_sha256(&log), last);
+}

@@ -5,16 +5,111 @@
 //! while the viewer was behind merges into one update, and an unchanged frame costs one
 //! comparison pass. Changed tiles are coded losslessly against what the viewer holds
 //! ([`super::tile`]).
+//!
+//! # The lossy path
+//!
+//! A tile goes lossy only when two things hold: it changes quickly (its last [`HOT_CHANGES`]
+//! changes fell within [`HOT_WINDOW_MS`], at least 10 a second, not counting changes where
+//! content moved in the same update, which is scrolling or dragging) and it is expensive to send exactly (most of
+//! those changes had more colours than a palette tile holds: natural images, not text or flat
+//! widgets). When at least [`MIN_VIDEO_TILES`] tiles are hot and fill at least
+//! half of their bounding box, that box becomes a video region: one H.264 stream
+//! ([`super::video`]) carries it while it changes, and the tiles inside it are never a copy
+//! source. Tiles of the region that stay unchanged for [`REFINE_AFTER_MS`] leave it (the stream
+//! restarts on the smaller box, or ends) and are sent again losslessly in the same update, so a
+//! region is exact again within a second of stopping. [`Encoder::refine`] does that on a screen
+//! that stopped changing altogether.
 
 use super::decoder::copy_rect;
 use super::detect::{self, Grid};
 use super::motion::{MotionDetector, TileMove};
 use super::tile::{Rect, TileEncoder};
-use super::{Update, BPP};
-use crate::peer::{CodecOp, CodecTile};
+use super::video::VideoEncoder;
+use super::{Update, BPP, TILE};
+use crate::peer::{CodecOp, CodecTile, TileCoding};
 
 /// zstd level for the tile data of an update: fast, since every frame pays it.
 const ZSTD_LEVEL: i32 = 1;
+
+/// How many recent changes of a tile must fall within [`HOT_WINDOW_MS`] for it to count as
+/// changing on most frames.
+pub const HOT_CHANGES: usize = 5;
+/// See [`HOT_CHANGES`]: five changes in half a second is ten a second or more.
+pub const HOT_WINDOW_MS: u64 = 500;
+/// Fewest hot tiles that start a video region: smaller churn is cheap enough exactly.
+pub const MIN_VIDEO_TILES: usize = 4;
+/// A video region's tile unchanged this long is refined to lossless.
+pub const REFINE_AFTER_MS: u64 = 500;
+
+/// A video region: a box of whole tiles (`tx0..tx1`, `ty0..ty1`) carried by one H.264 stream.
+struct Region {
+    tx0: usize,
+    ty0: usize,
+    tx1: usize,
+    ty1: usize,
+    stream: u32,
+    /// The next access unit starts the stream (the viewer makes a new decoder).
+    restart: bool,
+    video: VideoEncoder,
+}
+
+impl Region {
+    fn contains(&self, grid: &Grid, i: usize) -> bool {
+        let (tx, ty) = (i % grid.cols, i / grid.cols);
+        (self.tx0..self.tx1).contains(&tx) && (self.ty0..self.ty1).contains(&ty)
+    }
+
+    fn rect(&self, grid: &Grid) -> Rect {
+        region_rect(grid, (self.tx0, self.ty0, self.tx1, self.ty1))
+    }
+
+    fn tiles(&self, grid: &Grid) -> impl Iterator<Item = usize> + '_ {
+        let cols = grid.cols;
+        (self.ty0..self.ty1).flat_map(move |ty| (self.tx0..self.tx1).map(move |tx| ty * cols + tx))
+    }
+}
+
+/// Pixel rectangle of a box of tiles.
+fn region_rect(grid: &Grid, (tx0, ty0, tx1, ty1): (usize, usize, usize, usize)) -> Rect {
+    let (x, y, _, _) = grid.rect(ty0 * grid.cols + tx0);
+    let (x1, y1, w1, h1) = grid.rect((ty1 - 1) * grid.cols + tx1 - 1);
+    Rect {
+        x,
+        y,
+        w: x1 + w1 - x,
+        h: y1 + h1 - y,
+    }
+}
+
+/// Shrinks a box of tiles until its pixel size is even both ways (H.264 pictures are; only an
+/// edge tile of an odd-sized screen can be odd), or `None` when nothing is left.
+fn even_box(
+    grid: &Grid,
+    (tx0, ty0, mut tx1, mut ty1): (usize, usize, usize, usize),
+) -> Option<(usize, usize, usize, usize)> {
+    if region_rect(grid, (tx0, ty0, tx1, ty1)).w % 2 == 1 {
+        tx1 -= 1;
+    }
+    if tx1 > tx0 && region_rect(grid, (tx0, ty0, tx1, ty1)).h % 2 == 1 {
+        ty1 -= 1;
+    }
+    (tx1 > tx0 && ty1 > ty0).then_some((tx0, ty0, tx1, ty1))
+}
+
+/// Bounding box `(tx0, ty0, tx1, ty1)` of the tiles for which `pick` holds, and their count.
+fn bounding_box(
+    grid: &Grid,
+    pick: impl Fn(usize) -> bool,
+) -> Option<((usize, usize, usize, usize), usize)> {
+    let mut b = (usize::MAX, usize::MAX, 0, 0);
+    let mut n = 0;
+    for i in (0..grid.tiles()).filter(|&i| pick(i)) {
+        let (tx, ty) = (i % grid.cols, i / grid.cols);
+        b = (b.0.min(tx), b.1.min(ty), b.2.max(tx + 1), b.3.max(ty + 1));
+        n += 1;
+    }
+    (n > 0).then_some((b, n))
+}
 
 /// Produces screen updates for one viewer.
 pub struct Encoder {
@@ -30,6 +125,21 @@ pub struct Encoder {
     moves: Vec<TileMove>,
     usable: Vec<bool>,
     compressor: zstd::bulk::Compressor<'static>,
+    /// Per tile: when its last [`HOT_CHANGES`] counted changes happened, oldest first
+    /// (`u64::MAX`: not yet).
+    changes: Vec<[u64; HOT_CHANGES]>,
+    /// Per tile: one bit per recent lossless coding, set when it was expensive.
+    costly: Vec<u8>,
+    /// Per tile: when it last changed at all.
+    last_change: Vec<u64>,
+    /// Tiles next to a copy destination in the current update.
+    near_copy: Vec<bool>,
+    region: Option<Region>,
+    next_stream: u32,
+    /// The video encoder failed once: everything stays exact.
+    video_off: bool,
+    /// Made by [`Encoder::lossless`].
+    lossless: bool,
 }
 
 impl Encoder {
@@ -47,6 +157,23 @@ impl Encoder {
             usable: vec![true; grid.tiles()],
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL)
                 .expect("zstd accepts its own fast level"),
+            changes: vec![[u64::MAX; HOT_CHANGES]; grid.tiles()],
+            costly: vec![0; grid.tiles()],
+            last_change: vec![0; grid.tiles()],
+            near_copy: vec![false; grid.tiles()],
+            region: None,
+            next_stream: 0,
+            video_off: false,
+            lossless: false,
+        }
+    }
+
+    /// An encoder that never sends anything lossy: every update brings the viewer's image to
+    /// the frame exactly, at the cost of bandwidth on moving pictures.
+    pub fn lossless(width: u32, height: u32) -> Self {
+        Self {
+            lossless: true,
+            ..Self::new(width, height)
         }
     }
 
@@ -120,15 +247,104 @@ impl Encoder {
         }
     }
 
+    /// Whether tile `i` changes quickly and is expensive to send exactly.
+    fn hot(&self, i: usize, t_ms: u64) -> bool {
+        let first = self.changes[i][0];
+        first != u64::MAX
+            && t_ms.saturating_sub(first) <= HOT_WINDOW_MS
+            && (self.costly[i] & 0x1f).count_ones() >= 3
+    }
+
+    /// Decides the video region for this update (see the module documentation): tiles leaving
+    /// it are added to `refine`, tiles joining it stop being dirty. Returns whether the region
+    /// (re)started, so the update must carry a picture.
+    fn plan_region(&mut self, t_ms: u64, refine: &mut Vec<usize>) -> bool {
+        if self.video_off || self.lossless {
+            return false;
+        }
+        let grid = self.grid;
+        let in_region = |i: usize| self.region.as_ref().is_some_and(|r| r.contains(&grid, i));
+        let active =
+            |i: usize| in_region(i) && t_ms.saturating_sub(self.last_change[i]) <= REFINE_AFTER_MS;
+        let fresh = |i: usize| !in_region(i) && self.dirty[i] && self.hot(i, t_ms);
+        let area = |b: (usize, usize, usize, usize)| (b.2 - b.0) * (b.3 - b.1);
+        let dense = |(b, n): ((usize, usize, usize, usize), usize)| n * 2 >= area(b);
+        let grown = bounding_box(&grid, |i| active(i) || fresh(i));
+        let current = self.region.as_ref().map(|r| (r.tx0, r.ty0, r.tx1, r.ty1));
+        let chosen = match grown {
+            Some((b, n)) if dense((b, n)) && (current.is_some() || n >= MIN_VIDEO_TILES) => Some(b),
+            _ if current.is_some() => bounding_box(&grid, active).map(|(b, _)| b),
+            _ => None,
+        }
+        .and_then(|b| even_box(&grid, b));
+        if chosen == current {
+            return false;
+        }
+        let old = self.region.take();
+        let mut started = false;
+        if let Some(b) = chosen {
+            let r = region_rect(&grid, b);
+            match VideoEncoder::new(r.w, r.h) {
+                Ok(video) => {
+                    let region = Region {
+                        tx0: b.0,
+                        ty0: b.1,
+                        tx1: b.2,
+                        ty1: b.3,
+                        stream: self.next_stream,
+                        restart: true,
+                        video,
+                    };
+                    self.next_stream = self.next_stream.wrapping_add(1);
+                    for i in region.tiles(&grid) {
+                        self.dirty[i] = false;
+                    }
+                    self.region = Some(region);
+                    started = true;
+                }
+                Err(_) => self.video_off = true,
+            }
+        }
+        if let Some(old) = old {
+            let now = self.region.as_ref();
+            refine.extend(
+                old.tiles(&grid)
+                    .filter(|&i| !now.is_some_and(|r| r.contains(&grid, i))),
+            );
+        }
+        started
+    }
+
     /// The rectangles `(x, y, w, h)` the viewer holds lossy now (for measuring).
     pub fn lossy_rects(&self) -> Vec<(usize, usize, usize, usize)> {
-        Vec::new()
+        self.region
+            .iter()
+            .map(|r| {
+                let r = r.rect(&self.grid);
+                (r.x, r.y, r.w, r.h)
+            })
+            .collect()
     }
 
     /// The next update will carry the whole screen, coded without reference to what the viewer
     /// held (a new viewer, or one that lost its image).
     pub fn request_full(&mut self) {
         self.full_pending = true;
+    }
+
+    /// Whether part of the viewer's image is lossy and waits for [`Encoder::refine`].
+    pub fn refine_pending(&self) -> bool {
+        self.region.is_some()
+    }
+
+    /// On a screen that has not changed since the last frame given to [`Encoder::encode`]:
+    /// the update that refines to lossless what has stayed still for [`REFINE_AFTER_MS`] by
+    /// `t_ms`, or `None` when nothing is due.
+    pub fn refine(&mut self, t_ms: u64, seq: u64) -> Option<Update> {
+        self.region.as_ref()?;
+        let frame = self.reference.clone();
+        let (width, height) = (self.grid.width as u32, self.grid.height as u32);
+        self.encode(&frame, width, height, t_ms, seq)
     }
 
     /// Builds the update that brings the viewer from what it holds to `frame` (BGRX, `width` x
@@ -145,54 +361,170 @@ impl Encoder {
         t_ms: u64,
         seq: u64,
     ) -> Option<Update> {
-        let _ = t_ms;
         assert_eq!(
             frame.len(),
             width as usize * height as usize * BPP,
             "frame size"
         );
         if Grid::new(width, height) != self.grid {
-            *self = Self::new(width, height);
+            *self = Self {
+                lossless: self.lossless,
+                ..Self::new(width, height)
+            };
         }
+        self.encode_inner(frame, t_ms)
+            .map(|(ops, tile_data)| Update {
+                seq,
+                width,
+                height,
+                ops,
+                tile_data,
+            })
+    }
+
+    fn encode_inner(&mut self, frame: &[u8], t_ms: u64) -> Option<(Vec<CodecOp>, Vec<u8>)> {
         let full = std::mem::take(&mut self.full_pending);
         let grid = self.grid;
         if full {
+            self.region = None;
             self.dirty.fill(true);
         } else {
             self.dirty.fill(false);
-            if detect::mark_changed(&grid, frame, &self.reference, &mut self.dirty) == 0 {
+            if detect::mark_changed(&grid, frame, &self.reference, &mut self.dirty) == 0
+                && self.region.is_none()
+            {
                 return None;
             }
         }
+        // Changes inside the video region go to the video stream.
+        let mut video_changed = false;
+        if let Some(region) = &self.region {
+            for i in region.tiles(&grid) {
+                if std::mem::take(&mut self.dirty[i]) {
+                    video_changed = true;
+                    self.last_change[i] = t_ms;
+                    push_change(&mut self.changes[i], t_ms);
+                }
+            }
+        }
+        for i in 0..grid.tiles() {
+            self.usable[i] = !self.region.as_ref().is_some_and(|r| r.contains(&grid, i));
+        }
         let mut ops = Vec::new();
+        self.near_copy.fill(false);
         if !full {
             self.copies(frame, &mut ops);
+            // Moved content, where it came from, and one tile around: what a scroll or a drag
+            // brought in or uncovered there is new content, not content changing in place.
+            let mut b = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
+            for m in &self.moves {
+                let (tx, ty) = ((m.tile % grid.cols) as i64, (m.tile / grid.cols) as i64);
+                let (sx0, sx1) = (
+                    tx - (m.dx as i64).div_euclid(TILE as i64) - 1,
+                    tx - (m.dx as i64).div_euclid(TILE as i64),
+                );
+                let (sy0, sy1) = (
+                    ty - (m.dy as i64).div_euclid(TILE as i64) - 1,
+                    ty - (m.dy as i64).div_euclid(TILE as i64),
+                );
+                b = (
+                    b.0.min(tx).min(sx0),
+                    b.1.min(ty).min(sy0),
+                    b.2.max(tx).max(sx1),
+                    b.3.max(ty).max(sy1),
+                );
+            }
+            if !self.moves.is_empty() {
+                let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
+                for ty in clamp(b.1 - 1, grid.rows)..=clamp(b.3 + 1, grid.rows) {
+                    for tx in clamp(b.0 - 1, grid.cols)..=clamp(b.2 + 1, grid.cols) {
+                        self.near_copy[ty * grid.cols + tx] = true;
+                    }
+                }
+            }
+        }
+        for i in 0..grid.tiles() {
+            if self.dirty[i] {
+                self.last_change[i] = t_ms;
+                if !self.near_copy[i] {
+                    push_change(&mut self.changes[i], t_ms);
+                }
+            }
+        }
+        // The video region: start or grow it over hot tiles, shrink or end it over still ones.
+        let mut refine = Vec::new();
+        if !full {
+            video_changed |= self.plan_region(t_ms, &mut refine);
         }
         self.payload.clear();
         let stride = grid.stride();
         for i in 0..grid.tiles() {
-            if !self.dirty[i] {
+            let lossy = refine.contains(&i);
+            if !self.dirty[i] && !lossy {
                 continue;
             }
             let (x, y, w, h) = grid.rect(i);
             let r = Rect { x, y, w, h };
-            let reference = (!full).then_some(&self.reference[..]);
+            // What the viewer holds of a lossy tile is not known: code it on its own.
+            let reference = (!full && !lossy).then_some(&self.reference[..]);
             let start = self.payload.len();
             let coding = self
                 .tiles
                 .encode(frame, reference, stride, r, &mut self.payload);
+            let len = self.payload.len() - start;
+            // Many colours (more than a palette holds) is what natural images have and text,
+            // widgets and flat content do not.
+            let many_colours = matches!(coding, TileCoding::Predicted | TileCoding::Temporal);
+            self.costly[i] = (self.costly[i] << 1) | u8::from(many_colours);
             ops.push(CodecOp::Tile(CodecTile {
                 x: x as u32,
                 y: y as u32,
                 width: w as u32,
                 height: h as u32,
                 coding,
-                len: (self.payload.len() - start) as u32,
+                len: len as u32,
             }));
             for row in y..y + h {
                 let o = row * stride + x * BPP;
                 self.reference[o..o + w * BPP].copy_from_slice(&frame[o..o + w * BPP]);
             }
+        }
+        if let Some(region) = &mut self.region {
+            if video_changed || region.restart {
+                let r = region.rect(&grid);
+                let mut data = Vec::new();
+                match region.video.encode(frame, stride, r, &mut data) {
+                    // No picture this time (the encoder skipped the frame): the change stays
+                    // pending, since the reference is left as it was.
+                    Ok(()) if data.is_empty() => {}
+                    Ok(()) => {
+                        ops.push(CodecOp::Video {
+                            stream: region.stream,
+                            restart: std::mem::take(&mut region.restart),
+                            x: r.x as u32,
+                            y: r.y as u32,
+                            width: r.w as u32,
+                            height: r.h as u32,
+                            data,
+                        });
+                        for row in r.y..r.y + r.h {
+                            let o = row * stride + r.x * BPP;
+                            self.reference[o..o + r.w * BPP]
+                                .copy_from_slice(&frame[o..o + r.w * BPP]);
+                        }
+                    }
+                    Err(_) => {
+                        // The video encoder failed: this viewer gets exact pixels only, from a
+                        // full update on.
+                        self.video_off = true;
+                        self.region = None;
+                        self.full_pending = true;
+                    }
+                }
+            }
+        }
+        if ops.is_empty() {
+            return None;
         }
         let tile_data = if self.payload.is_empty() {
             Vec::new()
@@ -201,12 +533,12 @@ impl Encoder {
                 .compress(&self.payload)
                 .expect("zstd compresses into a growing buffer")
         };
-        Some(Update {
-            seq,
-            width,
-            height,
-            ops,
-            tile_data,
-        })
+        Some((ops, tile_data))
     }
+}
+
+/// Records a change at `t_ms` in a tile's recent changes (oldest first).
+fn push_change(changes: &mut [u64; HOT_CHANGES], t_ms: u64) {
+    changes.rotate_left(1);
+    changes[HOT_CHANGES - 1] = t_ms;
 }

@@ -1,0 +1,264 @@
+//! The codec's lossy path: what goes to video, what stays exact, and how soon a region that
+//! stopped moving is exact again.
+
+use protocol::codec::{Decoder, Encoder, BPP};
+use protocol::peer::CodecOp;
+
+const W: usize = 640;
+const H: usize = 384;
+/// The moving picture's place: not on tile boundaries, as a real window would be.
+const PX: usize = 200;
+const PY: usize = 90;
+const PW: usize = 300;
+const PH: usize = 180;
+
+/// A desktop of text-like content: a few colours in glyph-sized blocks.
+fn desktop() -> Vec<u8> {
+    let mut f = vec![0u8; W * H * BPP];
+    for y in 0..H {
+        for x in 0..W {
+            let o = (y * W + x) * BPP;
+            let ink = (x / 7 + y / 13 * 3) % 5 == 0 && y % 13 < 9;
+            let v = if ink { 30 } else { 240 };
+            f[o..o + 3].copy_from_slice(&[v, v, v]);
+        }
+    }
+    f
+}
+
+/// Paints frame `t` of a moving picture: smooth gradients in every channel that drift, plus
+/// fine texture, so it has far more colours than a palette tile holds.
+fn paint_picture(f: &mut [u8], t: usize) {
+    for y in 0..PH {
+        for x in 0..PW {
+            let o = ((PY + y) * W + PX + x) * BPP;
+            let tex = ((x * 7 + y * 13 + t * 5) % 6) as u8;
+            f[o] = ((x + 3 * t) % 256) as u8 ^ tex;
+            f[o + 1] = ((y * 2 + 5 * t) % 256) as u8;
+            f[o + 2] = (((x + y) / 2 + 7 * t) % 256) as u8;
+        }
+    }
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let (mut se, mut n) = (0f64, 0f64);
+    for (p, q) in a.chunks_exact(BPP).zip(b.chunks_exact(BPP)) {
+        for c in 0..3 {
+            let d = p[c] as f64 - q[c] as f64;
+            se += d * d;
+            n += 1.0;
+        }
+    }
+    if se == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255f64 * 255.0 / (se / n)).log10()
+    }
+}
+
+/// The picture's pixels of an image.
+fn picture_of(img: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for y in PY..PY + PH {
+        out.extend_from_slice(&img[(y * W + PX) * BPP..(y * W + PX + PW) * BPP]);
+    }
+    out
+}
+
+/// Everything outside the moving picture's tiles must match exactly.
+fn outside_exact(a: &[u8], b: &[u8], lossy: &[(usize, usize, usize, usize)]) -> bool {
+    (0..H).all(|y| {
+        (0..W).all(|x| {
+            let inside = lossy
+                .iter()
+                .any(|&(lx, ly, lw, lh)| (lx..lx + lw).contains(&x) && (ly..ly + lh).contains(&y));
+            let o = (y * W + x) * BPP;
+            inside || a[o..o + 3] == b[o..o + 3]
+        })
+    })
+}
+
+fn apply(dec: &mut Decoder, u: &protocol::codec::Update) -> usize {
+    let wire = protocol::wire::encode_frame(u);
+    let back: protocol::codec::Update = protocol::wire::decode_peer(&wire[4..]).unwrap();
+    dec.apply(&back).unwrap();
+    back.ops
+        .iter()
+        .filter(|o| matches!(o, CodecOp::Video { .. }))
+        .count()
+}
+
+/// Plays the picture for `frames` frames 50 ms apart; returns the frame and the last time.
+fn play(enc: &mut Encoder, dec: &mut Decoder, frames: usize, seq: &mut u64) -> (Vec<u8>, u64) {
+    let mut frame = desktop();
+    let mut video_ops = 0;
+    let mut lossy_frames = 0;
+    let mut t = 0;
+    for k in 0..frames {
+        paint_picture(&mut frame, k);
+        t = k as u64 * 50;
+        *seq += 1;
+        if let Some(u) = enc.encode(&frame, W as u32, H as u32, t, *seq) {
+            video_ops += apply(dec, &u);
+        }
+        let lossy = enc.lossy_rects();
+        assert!(
+            outside_exact(dec.pixels(), &frame, &lossy),
+            "frame {k}: pixels outside the video region are not exact"
+        );
+        if !lossy.is_empty() {
+            lossy_frames += 1;
+            let q = psnr(&picture_of(dec.pixels()), &picture_of(&frame));
+            assert!(q >= 35.0, "frame {k}: the moving picture at {q:.1} dB");
+        }
+    }
+    assert!(
+        video_ops >= frames / 2,
+        "a picture changing every frame went to video on {video_ops} of {frames} frames"
+    );
+    assert!(lossy_frames >= frames / 2);
+    // The region covers the picture and not much more (whole tiles around it).
+    let lossy = enc.lossy_rects();
+    assert_eq!(lossy.len(), 1);
+    let (x, y, w, h) = lossy[0];
+    assert!(
+        x <= PX && y <= PY && x + w >= PX + PW && y + h >= PY + PH,
+        "{lossy:?}"
+    );
+    assert!(w <= PW + 128 && h <= PH + 128, "{lossy:?}");
+    (frame, t)
+}
+
+#[test]
+fn a_moving_picture_goes_to_video_and_is_exact_within_a_second_of_stopping() {
+    let mut enc = Encoder::new(W as u32, H as u32);
+    let mut dec = Decoder::new();
+    let mut seq = 0;
+    let (frame, stopped) = play(&mut enc, &mut dec, 40, &mut seq);
+    // The picture stops; the screen keeps being captured (the same frame) every 50 ms.
+    let mut exact_at = None;
+    for k in 1..=30u64 {
+        let t = stopped + 50 * k;
+        seq += 1;
+        if let Some(u) = enc.encode(&frame, W as u32, H as u32, t, seq) {
+            apply(&mut dec, &u);
+        }
+        if dec.pixels() == &frame[..] && exact_at.is_none() {
+            exact_at = Some(t - stopped);
+            assert!(enc.lossy_rects().is_empty());
+        }
+    }
+    let after = exact_at.expect("the picture never became exact after it stopped");
+    assert!(after <= 1000, "exact {after} ms after the picture stopped");
+}
+
+#[test]
+fn a_still_screen_is_refined_without_new_frames() {
+    let mut enc = Encoder::new(W as u32, H as u32);
+    let mut dec = Decoder::new();
+    let mut seq = 0;
+    let (frame, stopped) = play(&mut enc, &mut dec, 30, &mut seq);
+    assert!(enc.refine_pending());
+    // The agent's capture reports "unchanged" every 250 ms; each time it asks for refinement.
+    let mut exact_at = None;
+    for k in 1..=6u64 {
+        let t = stopped + 250 * k;
+        if let Some(u) = enc.refine(t, seq + 1) {
+            seq += 1;
+            assert_eq!(apply(&mut dec, &u), 0, "a refinement carries no video");
+        }
+        if dec.pixels() == &frame[..] {
+            exact_at.get_or_insert(t - stopped);
+        }
+    }
+    let after = exact_at.expect("never refined");
+    assert!(after <= 1000, "exact {after} ms after the picture stopped");
+    assert!(!enc.refine_pending());
+    assert!(enc.refine(stopped + 5000, seq + 1).is_none());
+}
+
+#[test]
+fn a_full_refresh_during_video_is_exact_then_video_resumes() {
+    let mut enc = Encoder::new(W as u32, H as u32);
+    let mut dec = Decoder::new();
+    let mut seq = 0;
+    let (mut frame, t) = play(&mut enc, &mut dec, 20, &mut seq);
+    // A new viewer joins: it gets a self-contained, exact image.
+    enc.request_full();
+    paint_picture(&mut frame, 20);
+    let u = enc
+        .encode(&frame, W as u32, H as u32, t + 50, seq + 1)
+        .unwrap();
+    let mut fresh = Decoder::new();
+    assert_eq!(apply(&mut fresh, &u), 0);
+    assert!(fresh.pixels() == &frame[..]);
+    // ... and the picture, still moving, goes back to video at once for it.
+    paint_picture(&mut frame, 21);
+    let u = enc
+        .encode(&frame, W as u32, H as u32, t + 100, seq + 2)
+        .unwrap();
+    assert_eq!(apply(&mut fresh, &u), 1);
+}
+
+#[test]
+fn the_lossless_encoder_never_sends_video() {
+    let mut enc = Encoder::lossless(W as u32, H as u32);
+    let mut dec = Decoder::new();
+    let mut frame = desktop();
+    for k in 0..30 {
+        paint_picture(&mut frame, k);
+        if let Some(u) = enc.encode(&frame, W as u32, H as u32, k as u64 * 50, k as u64 + 1) {
+            assert_eq!(apply(&mut dec, &u), 0);
+        }
+        assert!(dec.pixels() == &frame[..], "frame {k}");
+        assert!(enc.lossy_rects().is_empty());
+    }
+}
+
+#[test]
+fn many_coloured_content_scrolling_in_stays_exact() {
+    // A page of picture-like content scrolls up 24 pixels a frame: every frame brings new,
+    // many-coloured rows at the bottom. That is scrolling, not a moving picture.
+    let page_h = H * 6;
+    let mut page = vec![0u8; W * page_h * BPP];
+    for y in 0..page_h {
+        for x in 0..W {
+            let o = (y * W + x) * BPP;
+            page[o] = ((x * 3 + y) % 251) as u8;
+            page[o + 1] = ((x + y * 5) % 241) as u8;
+            page[o + 2] = ((x * y) % 239) as u8;
+        }
+    }
+    let mut enc = Encoder::new(W as u32, H as u32);
+    let mut dec = Decoder::new();
+    for k in 0..60 {
+        let top = k * 24;
+        let frame = &page[top * W * BPP..(top + H) * W * BPP];
+        if let Some(u) = enc.encode(frame, W as u32, H as u32, k as u64 * 50, k as u64 + 1) {
+            assert_eq!(apply(&mut dec, &u), 0, "frame {k} went to video");
+        }
+        assert!(dec.pixels() == frame, "frame {k} is not exact");
+    }
+}
+
+#[test]
+fn text_changing_every_frame_stays_exact() {
+    // A burst of text redrawn every frame (a fast typist, a busy log): few colours, so exact.
+    let mut enc = Encoder::new(W as u32, H as u32);
+    let mut dec = Decoder::new();
+    let mut frame = desktop();
+    for k in 0..40 {
+        for y in 100..260 {
+            for x in 64..600 {
+                let o = (y * W + x) * BPP;
+                let ink = (x / 7 + y / 13 + k) % 3 == 0 && y % 13 < 9;
+                let v = if ink { 20 + (k % 4) as u8 * 10 } else { 250 };
+                frame[o..o + 3].copy_from_slice(&[v, v / 2, 255 - v]);
+            }
+        }
+        if let Some(u) = enc.encode(&frame, W as u32, H as u32, k as u64 * 50, k as u64 + 1) {
+            assert_eq!(apply(&mut dec, &u), 0, "frame {k} went to video");
+        }
+        assert!(dec.pixels() == &frame[..], "frame {k} is not exact");
+    }
+}
