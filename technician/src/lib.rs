@@ -1,12 +1,14 @@
 //! The technician's client.
 //!
-//! - [`logtool`]: `technician log …`: verify, show, frame and export session logs;
+//! - [`archive`]: session logs encrypted to the audit key, and the spool they wait in for upload;
+//! - [`logtool`]: `technician log …`: verify, show, frame, export, decrypt session logs;
 //! - [`script`]: the input-script language (`move`, `click`, `type`, `key`, `wait`, …): parsing
 //!   and turning actions into input events;
 //! - [`viewer`]: the remote screen as the technician holds it: updates applied in sequence,
 //!   snapshots as PNG;
 //! - [`session`]: the technician's side of a paired session.
 
+pub mod archive;
 pub mod logtool;
 pub mod record;
 pub mod script;

@@ -21,6 +21,8 @@ use protocol::sessionlog::{
 };
 use serde_json::json;
 
+/// Exit status of `verify` for a log tampered with (as [`Verdict::exit_code`] says it).
+pub const EXIT_TAMPERED: u8 = 1;
 /// Exit status for a file that cannot be read as a session log.
 pub const EXIT_UNREADABLE: u8 = 3;
 
@@ -29,7 +31,30 @@ pub const EXIT_UNREADABLE: u8 = 3;
 pub enum LogCommand {
     /// Check a session log's hash chain and seal. Exit 0: intact and sealed; 1: tampered;
     /// 2: ended early (the recording process was killed or crashed); 3: not readable as a log
-    Verify { file: PathBuf },
+    Verify {
+        file: PathBuf,
+        /// Also check the log against the chain hashes the relay was sent during the session
+        /// (the `.checkpoints.json` that `relay logs get` writes beside the log): a log cut short
+        /// or rewritten after the session is then found (exit 1)
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Decrypt a session log fetched from the relay's archive (`*.tlog.age`) with the
+    /// organisation's audit key
+    Decrypt {
+        file: PathBuf,
+        /// The audit key file (from `technician log keygen`, or any age X25519 key file)
+        #[arg(long, value_name = "KEYFILE")]
+        identity: PathBuf,
+        #[arg(short, long, value_name = "FILE.tlog")]
+        output: PathBuf,
+    },
+    /// Make a new audit key: the private half goes to FILE (keep it off the relay, with the
+    /// auditors); the public half, printed, goes into the relay's configuration (`audit_key`)
+    Keygen {
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// The session as a readable timeline (exit status as for verify)
     Show {
         file: PathBuf,
@@ -60,7 +85,24 @@ pub enum LogCommand {
 /// Runs a `log` subcommand and says what happened on stdout/stderr.
 pub fn run(cmd: LogCommand) -> ExitCode {
     let result = match cmd {
-        LogCommand::Verify { file } => verify_cmd(&file),
+        LogCommand::Verify { file, checkpoints } => verify_cmd(&file, checkpoints.as_deref()),
+        LogCommand::Decrypt {
+            file,
+            identity,
+            output,
+        } => crate::archive::decrypt_file(&identity, &file, &output).map(|()| {
+            println!("Decrypted {} into {}.", file.display(), output.display());
+            0
+        }),
+        LogCommand::Keygen { output } => crate::archive::keygen(&output).map(|public| {
+            eprintln!(
+                "Wrote the audit key to {}: keep it with the auditors, off the relay.",
+                output.display()
+            );
+            eprintln!("Its public half, for the relay's configuration (audit_key):");
+            println!("{public}");
+            0
+        }),
         LogCommand::Show { file, json } => {
             let stdout = std::io::stdout();
             show(&file, json, &mut stdout.lock()).map(|v| v.exit_code())
@@ -117,16 +159,33 @@ fn open(path: &Path) -> anyhow::Result<LogReader<BufReader<File>>> {
         .with_context(|| format!("{} is not readable as a session log", path.display()))
 }
 
-fn verify_cmd(path: &Path) -> anyhow::Result<u8> {
+fn verify_cmd(path: &Path, checkpoints: Option<&Path>) -> anyhow::Result<u8> {
     let mut reader = open(path)?;
-    while reader
-        .next_record()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .is_some()
-    {}
-    let verdict = reader.verdict().expect("a finished reader has a verdict");
+    let Some(cp_path) = checkpoints else {
+        while reader
+            .next_record()
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .is_some()
+        {}
+        let verdict = reader.verdict().expect("a finished reader has a verdict");
+        println!("{}: {verdict}", path.display());
+        return Ok(verdict.exit_code());
+    };
+    let text = std::fs::read_to_string(cp_path)
+        .with_context(|| format!("cannot read {}", cp_path.display()))?;
+    let file: protocol::sessionlog::CheckpointFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a checkpoint file", cp_path.display()))?;
+    let (verdict, finding) =
+        protocol::sessionlog::checkpoint::check(&mut reader, &file.checkpoints)
+            .with_context(|| format!("cannot read {}", path.display()))?;
     println!("{}: {verdict}", path.display());
-    Ok(verdict.exit_code())
+    println!("{}: {finding}", path.display());
+    // Cut short or rewritten after the session is tampering, whatever the log says alone.
+    Ok(if finding.is_consistent() {
+        verdict.exit_code()
+    } else {
+        EXIT_TAMPERED
+    })
 }
 
 /// A date and time in UTC from ms since the Unix epoch: `2024-05-01 14:03:12 UTC`.

@@ -12,8 +12,10 @@
 //! - [`writer`]: [`LogWriter`], which appends records to any `Write` (no clock, no file);
 //! - [`reader`]: [`LogReader`], which checks and hands out records and ends with a [`Verdict`];
 //! - [`verify()`]: the whole check in one call;
-//! - [`replay`]: the screen at any moment of a log.
+//! - [`replay`]: the screen at any moment of a log;
+//! - [`checkpoint`]: a log checked against the chain hashes the relay was sent during the session.
 
+pub mod checkpoint;
 pub mod reader;
 pub mod record;
 pub mod replay;
@@ -24,6 +26,7 @@ mod tests;
 
 use std::io::Read;
 
+pub use checkpoint::{Checkpoint, CheckpointFile, Finding};
 pub use reader::{format_ms, LogReader, OpenError, RawRecord, Verdict};
 pub use record::{
     code_sha256, CloseReason, Participant, Record, RecordedInput, SessionOpened, TypedText,

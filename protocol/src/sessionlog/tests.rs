@@ -451,3 +451,61 @@ fn replay_applies_updates_in_sequence_at_their_time() {
     assert!(p.finished());
     assert!(matches!(p.verdict(), Some(Verdict::Intact { .. })));
 }
+
+/// Checkpoints of the records at `indexes` of an intact log.
+fn checkpoints_at(log: &[u8], indexes: &[u64]) -> Vec<checkpoint::Checkpoint> {
+    let mut r = LogReader::new(log).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = r.next_record().unwrap() {
+        if indexes.contains(&rec.index) {
+            out.push(checkpoint::Checkpoint {
+                index: rec.index,
+                time_ms: rec.time_ms,
+                chain_hash: rec.hash,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn checkpoints_tell_a_log_cut_short_afterwards_from_one_that_ended_early() {
+    let log = sample(TypedText::Full);
+    let n = spans(&log).len() as u64;
+    let cps = checkpoints_at(&log, &[2, 5, n - 1]);
+    // The whole log agrees with every checkpoint.
+    let (v, f) = checkpoint::check(&mut LogReader::new(&log[..]).unwrap(), &cps).unwrap();
+    assert_eq!(v.exit_code(), 0);
+    assert_eq!(f, Finding::Consistent { checked: 3 });
+    // Cut after record 4: alone it only "ended early"; the checkpoint of record 5 says it was
+    // cut afterwards.
+    let (_, end4) = spans(&log)[4];
+    let (v, f) = checkpoint::check(&mut LogReader::new(&log[..end4]).unwrap(), &cps).unwrap();
+    assert!(matches!(v, Verdict::EndedEarly { .. }), "{v}");
+    match f {
+        Finding::Missing {
+            checkpoint,
+            log_ends_after,
+        } => {
+            assert_eq!(checkpoint.index, 5);
+            assert_eq!(log_ends_after, Some(4));
+        }
+        other => panic!("{other}"),
+    }
+    // A log rewritten from scratch (same length, other contents) differs at the first
+    // checkpoint.
+    let other = {
+        let mut w = LogWriter::create(Vec::new(), &opened(TypedText::Full)).unwrap();
+        for k in 0..8 {
+            w.error(k, "rewritten").unwrap();
+        }
+        w.finish(90, &CloseReason::ByAgent(EndReason::UserEnded))
+            .unwrap()
+    };
+    let (v, f) = checkpoint::check(&mut LogReader::new(&other[..]).unwrap(), &cps).unwrap();
+    assert_eq!(v.exit_code(), 0, "the rewritten log verifies on its own");
+    assert!(matches!(f, Finding::Differs { checkpoint } if checkpoint.index == 2), "{f}");
+    // No checkpoints: nothing to contradict.
+    let (_, f) = checkpoint::check(&mut LogReader::new(&log[..]).unwrap(), &[]).unwrap();
+    assert!(f.is_consistent());
+}
