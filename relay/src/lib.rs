@@ -3,6 +3,8 @@
 //! - [`accounts`]: technician accounts (SQLite, Argon2id), login back-off, session tokens;
 //! - [`config`]: settings from flags and an optional TOML file;
 //! - [`identity`]: the relay's TLS certificate, generated on first start and reused;
+//! - [`logstore`]: the archive of encrypted session logs: resumable uploads, checkpoints,
+//!   retention;
 //! - [`rendezvous`]: session codes: issue, expire, hand the waiting agent to a technician;
 //! - [`ratelimit`]: per-address limits on join attempts;
 //! - [`forward`]: splicing the peer plane of two paired connections;
@@ -15,6 +17,7 @@ pub mod accounts;
 pub mod config;
 pub mod forward;
 pub mod identity;
+pub mod logstore;
 pub mod ratelimit;
 pub mod rendezvous;
 pub mod server;

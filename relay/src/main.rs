@@ -66,6 +66,31 @@ enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// The archive of session logs technicians uploaded (encrypted to the audit key: the relay
+    /// cannot read them; `technician log decrypt` opens them)
+    Logs {
+        #[command(subcommand)]
+        action: LogsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LogsCommand {
+    /// List the stored logs, oldest session first
+    List {
+        /// One JSON object per log
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything the index holds of one log, or when and why it was deleted
+    Show { id: String },
+    /// Copy a stored log out of the archive, with the checkpoints the relay holds for it:
+    /// writes DIR/ID.tlog.age and DIR/ID.checkpoints.json
+    Get {
+        id: String,
+        #[arg(short, long, value_name = "DIR", default_value = ".")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +222,108 @@ fn user_command(data_dir: &Path, action: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
+    use protocol::sessionlog::{format_ms, format_utc, CheckpointFile};
+    use relay::logstore::LogStore;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let store = LogStore::open(data_dir, u64::MAX)?;
+    match action {
+        LogsCommand::List { json } => {
+            let logs = store.list()?;
+            if json {
+                for log in &logs {
+                    println!("{}", serde_json::to_string(log)?);
+                }
+            } else if logs.is_empty() {
+                println!("No session logs stored in {}.", data_dir.display());
+            } else {
+                println!(
+                    "{:<36} {:<16} {:<23} {:>12} {:>12}  state",
+                    "id", "technician", "started", "duration", "bytes"
+                );
+                for log in &logs {
+                    let state = if log.complete {
+                        "stored".to_string()
+                    } else {
+                        format!("uploading ({} of {} bytes)", log.received, log.size)
+                    };
+                    println!(
+                        "{:<36} {:<16} {:<23} {:>12} {:>12}  {state}",
+                        log.id,
+                        log.technician,
+                        format_utc(log.started_unix_ms),
+                        format_ms(log.duration_ms),
+                        log.size
+                    );
+                }
+            }
+        }
+        LogsCommand::Show { id } => match store.get(&id)? {
+            Some(log) => {
+                let checkpoints = store.checkpoints(&id)?;
+                println!("log          {}", log.id);
+                println!("technician   {}", log.technician);
+                println!("agent        {}", log.agent);
+                println!("started      {}", format_utc(log.started_unix_ms));
+                println!("duration     {}", format_ms(log.duration_ms));
+                println!("records      {}", log.records);
+                println!("chain hash   {}", log.chain_hash);
+                println!("bytes        {} (SHA-256 {})", log.size, log.sha256);
+                match log.stored_unix_ms {
+                    Some(t) => println!("stored       {}", format_utc(t)),
+                    None => println!("stored       not yet: {} bytes received", log.received),
+                }
+                println!("checkpoints  {}", checkpoints.len());
+            }
+            None => {
+                let deleted = store.deletions()?.into_iter().find(|d| d.id == id);
+                match deleted {
+                    Some(d) => println!(
+                        "{id} was deleted on {}: {}.",
+                        format_utc(d.deleted_unix_ms),
+                        d.reason
+                    ),
+                    None => anyhow::bail!("no session log {id:?} in {}", data_dir.display()),
+                }
+            }
+        },
+        LogsCommand::Get { id, output } => {
+            let log = store
+                .get(&id)?
+                .with_context(|| format!("no session log {id:?} in {}", data_dir.display()))?;
+            anyhow::ensure!(
+                log.complete,
+                "log {id} is still being uploaded ({} of {} bytes)",
+                log.received,
+                log.size
+            );
+            std::fs::create_dir_all(&output)
+                .with_context(|| format!("cannot create {}", output.display()))?;
+            let data = output.join(format!("{id}.tlog.age"));
+            std::fs::copy(store.path(&id), &data)
+                .with_context(|| format!("cannot write {}", data.display()))?;
+            let file = CheckpointFile {
+                log_id: id.clone(),
+                checkpoints: store.checkpoints(&id)?,
+            };
+            let cps = output.join(format!("{id}.checkpoints.json"));
+            std::fs::write(&cps, serde_json::to_string_pretty(&file)?)
+                .with_context(|| format!("cannot write {}", cps.display()))?;
+            println!("Wrote {} and {}.", data.display(), cps.display());
+            println!(
+                "Open it with: technician log decrypt {} --identity AUDIT_KEY -o {id}.tlog",
+                data.display()
+            );
+            println!(
+                "then: technician log verify {id}.tlog --checkpoints {}",
+                cps.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Cli {
     fn config(&self) -> anyhow::Result<Config> {
         let mut cfg = Config::default();
@@ -229,8 +356,10 @@ async fn stop_signal() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.config()?;
-    if let Some(Command::User { action }) = cli.command {
-        return user_command(&cfg.data_dir, action);
+    match cli.command {
+        Some(Command::User { action }) => return user_command(&cfg.data_dir, action),
+        Some(Command::Logs { action }) => return logs_command(&cfg.data_dir, action),
+        _ => {}
     }
     let id = identity::load_or_generate(&cfg.data_dir)?;
     if let Some(Command::Fingerprint) = cli.command {

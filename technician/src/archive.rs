@@ -107,8 +107,7 @@ pub fn decrypt_file(identity_file: &Path, input: &Path, out: &Path) -> anyhow::R
             )
         })?;
     write_atomically(out, 0o600, |w| {
-        std::io::copy(&mut reader, w)
-            .with_context(|| format!("{} is damaged", input.display()))?;
+        std::io::copy(&mut reader, w).with_context(|| format!("{} is damaged", input.display()))?;
         w.flush()?;
         Ok(())
     })
@@ -124,7 +123,10 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     let identity = age::x25519::Identity::generate();
     let public = identity.to_public().to_string();
     write_atomically(path, 0o600, |w| {
-        writeln!(w, "# Tandem audit key: opens the session logs stored on the relay.")?;
+        writeln!(
+            w,
+            "# Tandem audit key: opens the session logs stored on the relay."
+        )?;
         writeln!(w, "# public key: {public}")?;
         writeln!(w, "{}", identity.to_string().expose_secret())?;
         Ok(())
@@ -253,10 +255,15 @@ mod tests {
             sha256: String::new(),
             size: 0,
         };
-        let entry = spool.add(&plain, &parse_recipient(&public).unwrap(), entry).unwrap();
+        let entry = spool
+            .add(&plain, &parse_recipient(&public).unwrap(), entry)
+            .unwrap();
         let sealed = std::fs::read(spool.data_path("s1")).unwrap();
         assert_eq!(entry.size, sealed.len() as u64);
-        assert!(!sealed.windows(7).any(|w| w == b"hunter2"), "plaintext in the spool");
+        assert!(
+            !sealed.windows(7).any(|w| w == b"hunter2"),
+            "plaintext in the spool"
+        );
         assert_eq!(spool.entries(), vec![entry.clone()]);
 
         let out = dir.path().join("back.tlog");

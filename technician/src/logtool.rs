@@ -16,8 +16,8 @@ use protocol::input::InputEvent;
 use protocol::sessionlog::record::{self, KIND_SCREEN_UPDATE};
 use protocol::sessionlog::replay::decode_stored_update;
 use protocol::sessionlog::{
-    format_ms, LogReader, OpenError, Player, RawRecord, Record, RecordedInput, SessionOpened,
-    TypedText, Verdict,
+    format_ms, format_utc, LogReader, OpenError, Player, RawRecord, Record, RecordedInput,
+    SessionOpened, TypedText, Verdict,
 };
 use serde_json::json;
 
@@ -188,29 +188,6 @@ fn verify_cmd(path: &Path, checkpoints: Option<&Path>) -> anyhow::Result<u8> {
     })
 }
 
-/// A date and time in UTC from ms since the Unix epoch: `2024-05-01 14:03:12 UTC`.
-pub fn utc(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -287,7 +264,7 @@ fn describe(record: &Record) -> String {
 
 fn header_lines(o: &SessionOpened) -> Vec<String> {
     vec![
-        format!("Opened {}", utc(o.started_unix_ms)),
+        format!("Opened {}", format_utc(o.started_unix_ms)),
         format!(
             "  relay      {} ({}), certificate {}",
             o.relay_address, o.relay_software, o.relay_fingerprint
@@ -735,13 +712,6 @@ mod tests {
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 
     #[test]

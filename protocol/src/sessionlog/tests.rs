@@ -504,8 +504,18 @@ fn checkpoints_tell_a_log_cut_short_afterwards_from_one_that_ended_early() {
     };
     let (v, f) = checkpoint::check(&mut LogReader::new(&other[..]).unwrap(), &cps).unwrap();
     assert_eq!(v.exit_code(), 0, "the rewritten log verifies on its own");
-    assert!(matches!(f, Finding::Differs { checkpoint } if checkpoint.index == 2), "{f}");
+    assert!(
+        matches!(f, Finding::Differs { checkpoint } if checkpoint.index == 2),
+        "{f}"
+    );
     // No checkpoints: nothing to contradict.
     let (_, f) = checkpoint::check(&mut LogReader::new(&log[..]).unwrap(), &[]).unwrap();
     assert!(f.is_consistent());
+}
+
+#[test]
+fn utc_dates() {
+    assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+    assert_eq!(format_utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+    assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
 }
