@@ -148,7 +148,7 @@ fn squared_error(a: &[u8], b: &[u8]) -> f64 {
     se as f64
 }
 
-fn thread_cpu() -> Duration {
+pub(crate) fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -166,7 +166,7 @@ fn children_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn open(path: &Path) -> anyhow::Result<Reader<std::io::BufReader<std::fs::File>>> {
+pub(crate) fn open(path: &Path) -> anyhow::Result<Reader<std::io::BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Reader::new(std::io::BufReader::new(f))
         .with_context(|| format!("{} is not a SCRNSEQ1 file", path.display()))
@@ -354,9 +354,13 @@ fn cell(v: Option<f64>, metric: &str) -> String {
     }
 }
 
-/// Runs the bench and prints its report (a table, or JSON lines with `json`).
-pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
-    let corpus = args.corpus.clone().unwrap_or_else(|| {
+/// The `SCRNSEQ1` files of the corpus directory (default `../shared/corpus`) whose name
+/// contains `only`, sorted.
+pub(crate) fn corpus_files(
+    corpus: Option<&Path>,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let corpus = corpus.map(Path::to_path_buf).unwrap_or_else(|| {
         let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
         if here.is_dir() {
             here
@@ -369,9 +373,9 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "scrn"))
         .filter(|p| {
-            args.only.as_ref().is_none_or(|o| {
+            only.is_none_or(|o| {
                 p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().contains(o.as_str()))
+                    .is_some_and(|n| n.to_string_lossy().contains(o))
             })
         })
         .collect();
@@ -379,6 +383,12 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("no .scrn files in {}", corpus.display());
     }
+    Ok(files)
+}
+
+/// Runs the bench and prints its report (a table, or JSON lines with `json`).
+pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
+    let files = corpus_files(args.corpus.as_deref(), args.only.as_deref())?;
     let mut rows = Vec::new();
     for path in &files {
         let scenario = path

@@ -1,6 +1,6 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
-//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `e2e.rs`); the shared report format
+//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `record.rs`, `e2e.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 mod codec;
 mod e2e;
 mod procstat;
+mod record;
 mod relay;
 mod report;
 
@@ -33,6 +34,9 @@ struct Cli {
 enum Bench {
     /// The screen codec against x264, VP9 and lossless x264 through ffmpeg, on the corpus
     Codec(codec::Args),
+    /// What recording the session log costs the technician (CPU, bytes), against receiving
+    /// the screen, on the corpus
+    Record(record::Args),
     /// Latency, throughput, CPU and memory through a real relay process, against a direct QUIC
     /// connection (needs `cargo build --release -p relay` first)
     Relay(relay::Args),
@@ -43,8 +47,13 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Bench::Codec(args) = &cli.bench {
-        return match codec::main(args, cli.json) {
+    let pure = match &cli.bench {
+        Bench::Codec(args) => Some(codec::main(args, cli.json)),
+        Bench::Record(args) => Some(record::main(args, cli.json)),
+        _ => None,
+    };
+    if let Some(result) = pure {
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench: {e:#}");
@@ -63,7 +72,7 @@ fn main() -> ExitCode {
         match cli.bench {
             Bench::Relay(args) => relay::run(args).await,
             Bench::E2e(args) => e2e::run(args).await,
-            Bench::Codec(_) => unreachable!("run above, outside the runtime"),
+            Bench::Codec(_) | Bench::Record(_) => unreachable!("run above, outside the runtime"),
         }
     });
     rt.shutdown_timeout(Duration::from_secs(1));
