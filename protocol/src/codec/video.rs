@@ -338,4 +338,49 @@ mod tests {
         };
         assert!(dec.decode(3, false, &au, &mut px, w * 4, small).is_err());
     }
+
+    #[test]
+    fn damaged_access_units_are_refused_or_decoded_never_crash() {
+        let (w, h) = (96, 64);
+        let r = Rect { x: 0, y: 0, w, h };
+        let mut enc = VideoEncoder::new(w, h).unwrap();
+        let stream: Vec<Vec<u8>> = (0..4)
+            .map(|t| {
+                let mut au = Vec::new();
+                enc.encode(&picture(w, h, t), w * 4, r, &mut au).unwrap();
+                au
+            })
+            .collect();
+        let mut px = vec![0u8; w * h * 4];
+        let mut state = 0x2545_f491_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as usize
+        };
+        let mut refused = 0;
+        let mut dec = VideoDecoders::default();
+        for round in 0..200 {
+            for (k, au) in stream.iter().enumerate() {
+                let mut bad = au.clone();
+                for _ in 0..1 + next() % 4 {
+                    let i = next() % bad.len();
+                    bad[i] ^= 1 << (next() % 8);
+                }
+                if round % 7 == 0 {
+                    bad.truncate(next() % bad.len());
+                }
+                // A refusal or a damaged picture: both are fine, a crash is not.
+                refused += usize::from(dec.decode(1, k == 0, &bad, &mut px, w * 4, r).is_err());
+            }
+        }
+        assert!(refused > 0, "no damaged access unit was refused");
+        // The same decoders take an intact stream afterwards.
+        let mut out = vec![0u8; w * h * 4];
+        for (k, au) in stream.iter().enumerate() {
+            dec.decode(1, k == 0, au, &mut out, w * 4, r).unwrap();
+        }
+        assert!(psnr(&picture(w, h, 3), &out) > 36.0);
+    }
 }
