@@ -199,7 +199,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
     {
         let mut rec = recorder.lock().expect("recorder lock");
         match rec.finish(&close) {
-            Ok(()) => report.event(
+            Ok(_) => report.event(
                 "recorded",
                 json!({ "path": rec.path().display().to_string() }),
                 format!("Session log sealed: {}.", rec.path().display()),

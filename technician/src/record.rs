@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use protocol::input::InputEvent;
 use protocol::peer::{ConsentState, ScreenUpdate};
-use protocol::sessionlog::{CloseReason, LogWriter, SessionOpened, WriteError};
+use protocol::sessionlog::{Checkpoint, CloseReason, LogWriter, SessionOpened, Verdict, WriteError};
 use tracing::warn;
 
 /// The per-user directory logs go to unless `--log-dir` says otherwise:
@@ -102,8 +102,19 @@ impl Recorder {
         self.with(|w, t| w.tick(t));
     }
 
-    /// Seals the log with the reason the session ended and syncs it to disk.
-    pub fn finish(&mut self, reason: &CloseReason) -> Result<(), String> {
+    /// How far the log has got, on disk: every record so far written out and synced. `None`
+    /// when recording stopped. A checkpoint is only ever of records a crash cannot take back,
+    /// so that a log checked against it is never blamed for what a power cut lost.
+    pub fn checkpoint(&mut self) -> Option<Checkpoint> {
+        let w = self.writer.as_mut()?;
+        let cp = w.checkpoint().ok()?;
+        w.get_ref()?.get_ref().sync_data().ok()?;
+        Some(cp)
+    }
+
+    /// Seals the log with the reason the session ended, syncs it to disk and reads it back:
+    /// the verdict of the sealed file (records, duration, final chain hash).
+    pub fn finish(&mut self, reason: &CloseReason) -> Result<Verdict, String> {
         let t = self.now();
         let Some(w) = self.writer.take() else {
             return Err(self
@@ -113,6 +124,8 @@ impl Recorder {
         };
         let out = w.finish(t, reason).map_err(|e| e.to_string())?;
         let file = out.into_inner().map_err(|e| e.error().to_string())?;
-        file.sync_all().map_err(|e| e.to_string())
+        file.sync_all().map_err(|e| e.to_string())?;
+        let back = File::open(&self.path).map_err(|e| e.to_string())?;
+        protocol::sessionlog::verify(std::io::BufReader::new(back)).map_err(|e| e.to_string())
     }
 }

@@ -93,6 +93,23 @@ impl<W: Write> LogWriter<W> {
         self.prev
     }
 
+    /// Writes out every waiting record and says how far the log has got: a checkpoint to hand
+    /// to someone else (see [`super::checkpoint`]). Sync the `Write` first (through
+    /// [`LogWriter::get_ref`]) if the checkpoint must survive a power cut.
+    pub fn checkpoint(&mut self) -> Result<super::Checkpoint, WriteError> {
+        self.write_out()?;
+        Ok(super::Checkpoint {
+            index: self.next_index - 1,
+            time_ms: self.last_time_ms,
+            chain_hash: self.prev,
+        })
+    }
+
+    /// The `Write` records go to (`None` once sealed).
+    pub fn get_ref(&self) -> Option<&W> {
+        self.out.as_ref()
+    }
+
     /// A screen update exactly as received. Buffered (see the module docs).
     pub fn screen_update(&mut self, time_ms: u64, update: &ScreenUpdate) -> Result<(), WriteError> {
         self.append(time_ms, BodyRef::ScreenUpdate(update))
