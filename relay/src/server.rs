@@ -131,8 +131,10 @@ impl Relay {
     /// Binds the endpoint with `identity`, with the technician accounts of the data directory.
     pub fn bind(cfg: Config, identity: &Identity) -> anyhow::Result<Self> {
         let db = Accounts::path_in(&cfg.data_dir);
-        let mut policy = crate::accounts::LoginPolicy::default();
-        policy.token_ttl = cfg.token_ttl;
+        let policy = crate::accounts::LoginPolicy {
+            token_ttl: cfg.token_ttl,
+            ..Default::default()
+        };
         let accounts = Accounts::open_with(&db, policy, argon2::Argon2::default())
             .with_context(|| format!("cannot open the accounts database {}", db.display()))?;
         let tls = link::tls::server_config(identity.cert_der.clone(), identity.key_der.clone())

@@ -32,8 +32,8 @@ fn refused(mut tech: Proc) -> String {
 fn last_event(stdout: &str) -> Value {
     stdout
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
         .unwrap_or(Value::Null)
 }
 
