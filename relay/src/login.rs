@@ -242,10 +242,18 @@ impl Gate {
         Err(refusal)
     }
 
-    /// Forgets failures that no longer delay anyone.
+    /// Forgets failures that no longer delay anyone, and deletes expired tokens (in the
+    /// background).
     pub fn purge(&self, now: Instant) {
         self.by_address.lock().expect("backoff lock").purge(now);
         self.by_name.lock().expect("backoff lock").purge(now);
+        let accounts = self.accounts.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut a = accounts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = a.purge_expired(SystemTime::now()) {
+                error!(error = %e, "cannot delete expired login tokens");
+            }
+        });
     }
 }
 

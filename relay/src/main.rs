@@ -14,12 +14,14 @@ use relay::config::{Config, FileConfig};
 use relay::identity;
 use relay::server::Relay;
 
-/// Tandem relay: pairs end users' agents with technicians by session code and forwards their
-/// traffic over QUIC.
+/// Tandem relay: pairs end users' agents with logged-in technicians by session code and forwards
+/// their traffic over QUIC.
 ///
 /// On first start the relay generates a self-signed certificate in its data directory and
-/// prints its SHA-256 fingerprint; agents and technicians pin it with `--fingerprint`. Settings
-/// come from built-in defaults, then the TOML file given with --config, then these flags.
+/// prints its SHA-256 fingerprint; agents and technicians pin it with `--fingerprint` (or
+/// remember it on their first connection). Technicians need an account: `relay user add NAME
+/// --tier 1`. Settings come from built-in defaults, then the TOML file given with --config, then
+/// these flags.
 #[derive(Parser, Debug)]
 #[command(name = "relay", version, about, long_about)]
 struct Cli {

@@ -3,8 +3,8 @@
 //! Each connection gets a task. It reads the hello, then either registers an agent (which waits
 //! for a technician, its code's expiry, or its own departure) or logs a technician in (password
 //! or token, [`crate::login`]) and joins it to a waiting agent; a technician that is not logged
-//! in, or whose token was revoked or account disabled meanwhile, is refused. Once paired, each side's task forwards what its peer opens toward the other peer
-//! ([`crate::forward`]) and watches the other connection: when that one ends, it tells its own
+//! in, or whose token was revoked or account disabled meanwhile, is refused. Once paired, each
+//! side's task forwards what its peer opens toward the other peer ([`crate::forward`]) and watches the other connection: when that one ends, it tells its own
 //! peer at once on the control stream. A peer that breaks the protocol is sent an error and
 //! disconnected with a reason; nothing it sends can stop the relay or another session.
 
@@ -287,7 +287,7 @@ async fn control(
         Ok(other) => {
             return Err(Refusal::violation(format!(
                 "expected hello first, got {}",
-                name(&other)
+                other
             )))
         }
         Err(e) => match peek_hello_version(&frame) {
@@ -329,17 +329,6 @@ fn unsupported(theirs: u16) -> Refusal {
     )
 }
 
-fn name(msg: &ToRelay) -> &'static str {
-    match msg {
-        ToRelay::Hello { .. } => "hello",
-        ToRelay::Register => "register",
-        ToRelay::Join { .. } => "join",
-        ToRelay::Login { .. } => "login",
-        ToRelay::Resume { .. } => "resume",
-        ToRelay::Logout { .. } => "logout",
-    }
-}
-
 async fn send(out: &mut FramedSend<FromRelay>, msg: FromRelay) -> Result<(), Refusal> {
     // A failed write means the peer is gone; the refusal that follows goes nowhere, harmlessly.
     out.send(&msg).await.map_err(|e| {
@@ -363,7 +352,7 @@ async fn agent(
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
                 "an agent sends register after hello, not {}",
-                name(&other)
+                other
             )))
         }
         Read::Gone => return Ok(()),
@@ -421,7 +410,7 @@ async fn agent(
                 return match r? {
                     Read::Gone => Ok(()),
                     Read::Msg(m) => Err(Refusal::violation(format!(
-                        "{} is not allowed while waiting for a technician", name(&m)
+                        "{} is not allowed while waiting for a technician", m
                     ))),
                 };
             }
@@ -479,7 +468,7 @@ async fn technician(
             Read::Msg(other) => {
                 return Err(Refusal::violation(format!(
                     "a technician sends login, resume, logout or join after hello, not {}",
-                    name(&other)
+                    other
                 )))
             }
             Read::Gone => return Ok(()),
@@ -586,7 +575,7 @@ async fn paired(
         r = read(inp) => match r {
             Ok(Read::Gone) => End::OwnGone,
             Ok(Read::Msg(m)) => End::Refused(Refusal::violation(format!(
-                "{} is not allowed once paired", name(&m)
+                "{} is not allowed once paired", m
             ))),
             Err(refusal) => End::Refused(refusal),
         },

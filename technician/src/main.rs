@@ -232,10 +232,11 @@ fn read_password(relay: &str, user: &str) -> anyhow::Result<String> {
 }
 
 fn when(secs: u64) -> String {
+    // Rounded: a login of 12 hours reads "12 hours" a second after it was made.
     if secs >= 2 * 3600 {
-        format!("{} hours", secs / 3600)
+        format!("{} hours", (secs + 1800) / 3600)
     } else if secs >= 120 {
-        format!("{} minutes", secs / 60)
+        format!("{} minutes", (secs + 30) / 60)
     } else {
         format!("{secs} seconds")
     }
