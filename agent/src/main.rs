@@ -32,9 +32,14 @@ struct Cli {
         required_unless_present = "list_displays"
     )]
     relay: Option<String>,
-    /// SHA-256 fingerprint of the relay's certificate (the relay prints it when it starts)
-    #[arg(long, value_name = "SHA256", required_unless_present = "list_displays")]
+    /// SHA-256 fingerprint of the relay's certificate (the relay prints it when it starts).
+    /// Without it, the fingerprint seen on the first connection to this address is remembered
+    /// and required from then on
+    #[arg(long, value_name = "SHA256")]
     fingerprint: Option<Fingerprint>,
+    /// File of remembered relay fingerprints [default: ~/.config/tandem/known-relays.json]
+    #[arg(long, value_name = "FILE", env = "TANDEM_KNOWN_RELAYS")]
+    known_relays: Option<PathBuf>,
     /// What to share: `x11` (this X display, from $DISPLAY) or `corpus:PATH` (a SCRNSEQ1
     /// screen recording)
     #[arg(long, value_name = "SOURCE", default_value = "x11")]
@@ -163,10 +168,13 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
     if cli.list_displays {
         return list_displays(report);
     }
-    let (relay, fingerprint) = match (&cli.relay, cli.fingerprint) {
-        (Some(r), Some(f)) => (r.clone(), f),
-        _ => anyhow::bail!("--relay and --fingerprint are required"),
+    let Some(relay) = cli.relay.clone() else {
+        anyhow::bail!("--relay is required");
     };
+    let known_relays = cli
+        .known_relays
+        .clone()
+        .unwrap_or_else(link::known::default_path);
     // The sink first: its X connection stays open, so probing the source cannot make an idle X
     // server reset between the two (a server resets when its last client leaves).
     let sink = open_sink(&cli)?;
@@ -189,7 +197,10 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
         );
     }
     let mut console = Console::start();
-    let mut conn = RelayConnection::connect(&relay, fingerprint, Role::Agent).await?;
+    let (mut conn, trusted) =
+        RelayConnection::connect_trusting(&relay, cli.fingerprint, &known_relays, Role::Agent)
+            .await?;
+    report.trust(&relay, &trusted, &known_relays);
     report.event(
         "connected",
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
@@ -215,13 +226,15 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
+    let account = peer.account.as_ref();
     report.event(
         "paired",
-        json!({ "peer": peer.description, "software": peer.software }),
-        format!(
-            "A technician connected: {} ({}).",
-            peer.description, peer.software
-        ),
+        json!({
+            "peer": peer.description, "software": peer.software,
+            "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
+            "organisation": account.map(|a| &a.organisation),
+        }),
+        format!("A technician connected: {}.", peer.introduce()),
     );
     let opts = SessionOptions {
         max_in_flight: usize::from(cli.max_in_flight),

@@ -230,7 +230,7 @@ async fn obtain_consent(
                 json!({ "state": consent_name(state), "preset": true }),
                 format!(
                     "Unattended mode: accepting {} with {} as set by --consent.",
-                    peer.description,
+                    peer.introduce(),
                     if state == ConsentState::Control {
                         "control"
                     } else {
@@ -242,14 +242,18 @@ async fn obtain_consent(
         }
         ConsentPolicy::Ask { timeout } => {
             let question = format!(
-                "{} ({}) asks to see this screen.\n{recording}\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
-                peer.description,
-                peer.software,
+                "{} wants to see this screen.\n{recording}\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
+                peer.introduce(),
                 timeout.as_secs()
             );
+            let account = peer.account.as_ref();
             report.event(
                 "consent_request",
-                json!({ "peer": peer.description, "timeout_secs": timeout.as_secs(), "recorded": recorded }),
+                json!({
+                    "peer": peer.description, "timeout_secs": timeout.as_secs(), "recorded": recorded,
+                    "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
+                    "organisation": account.map(|a| &a.organisation),
+                }),
                 &question,
             );
             let (state, timed_out) = console

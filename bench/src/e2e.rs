@@ -248,11 +248,15 @@ async fn measure_ours(
     }
     let (addr, fingerprint) = (addr.expect("read"), fingerprint.expect("read"));
     progress(BENCH, format!("relay pid {} on {addr}", relay.pid()));
+    let token =
+        crate::relay::technician_token(relay_bin, data_dir.path(), &addr, fingerprint).await?;
 
     let mut command = Command::new(agent_bin);
     command
         .args(["--relay", &addr, "--fingerprint"])
         .arg(fingerprint.to_string())
+        .arg("--known-relays")
+        .arg(data_dir.path().join("known-relays.json"))
         .args(["--source", "x11", "--consent", "control", "--json"])
         .env("DISPLAY", display);
     let mut agent = Spawned::start("agent", command, true)?;
@@ -268,6 +272,9 @@ async fn measure_ours(
     let mut conn = RelayConnection::connect(&addr, fingerprint, Role::Technician)
         .await
         .context("the technician side cannot reach the relay")?;
+    conn.resume(&token)
+        .await
+        .context("the technician side cannot log in")?;
     let code = SessionCode::parse(&code)
         .with_context(|| format!("the agent printed an unreadable code `{code}`"))?;
     conn.join(code)

@@ -109,7 +109,7 @@ const SYSTEMS: [&str; 2] = ["relay", "direct"];
 async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<PathFigures> {
     progress(BENCH, format!("starting {}", relay_bin.display()));
     let relay = RelayProcess::start(relay_bin).await?;
-    let relayed = RelayedSession::open(relay.addr, relay.fingerprint)
+    let relayed = RelayedSession::open(relay.addr, relay.fingerprint, relay.token.clone())
         .await
         .context("cannot pair an agent and a technician through the relay")?;
     let direct = DirectSession::open()
@@ -438,7 +438,53 @@ struct RelayProcess {
     pid: u32,
     addr: SocketAddr,
     fingerprint: Fingerprint,
+    /// A login token of the bench's technician account, for every technician connection.
+    token: Arc<str>,
     _data_dir: tempfile::TempDir,
+}
+
+/// The technician account the benches create on the relays they start.
+const BENCH_ACCOUNT: &str = "bench";
+const BENCH_PASSWORD: &str = "bench password, not a secret";
+
+/// Creates the bench's technician account in the relay's `data_dir` (`relay user add`, the
+/// password on stdin), logs in on the running relay at `addr`, and returns the token.
+pub(crate) async fn technician_token(
+    relay_bin: &Path,
+    data_dir: &Path,
+    addr: &str,
+    fingerprint: Fingerprint,
+) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(relay_bin)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["user", "add", BENCH_ACCOUNT, "--tier", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", relay_bin.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{BENCH_PASSWORD}").context("cannot give relay user add the password")?;
+    }
+    let out = child
+        .wait_with_output()
+        .context("relay user add did not finish")?;
+    ensure!(
+        out.status.success(),
+        "relay user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn = RelayConnection::connect(addr, fingerprint, Role::Technician)
+        .await
+        .context("cannot reach the relay to log in")?;
+    let (_, token, _) = conn
+        .login(BENCH_ACCOUNT, BENCH_PASSWORD)
+        .await
+        .context("cannot log in to the relay")?;
+    conn.close("logged in");
+    Ok(token)
 }
 
 impl RelayProcess {
@@ -484,6 +530,7 @@ impl RelayProcess {
             pid,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             fingerprint: Fingerprint([0; 32]),
+            token: Arc::from(""),
             _data_dir: data_dir,
         };
 
@@ -525,6 +572,14 @@ impl RelayProcess {
         guard.fingerprint = fingerprint.context("no fingerprint")?;
         // Keep reading so that the relay never blocks on (or fails writing to) a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let token = technician_token(
+            bin,
+            guard._data_dir.path(),
+            &guard.addr.to_string(),
+            guard.fingerprint,
+        )
+        .await?;
+        guard.token = Arc::from(token);
         progress(
             BENCH,
             format!("relay pid {pid} listening on {}", guard.addr),
@@ -625,13 +680,13 @@ struct RelayedSession {
 }
 
 impl RelayedSession {
-    async fn open(relay: SocketAddr, pin: Fingerprint) -> anyhow::Result<Self> {
+    async fn open(relay: SocketAddr, pin: Fingerprint, token: Arc<str>) -> anyhow::Result<Self> {
         let agent_ep = link::client::client_endpoint(relay, pin)
             .context("cannot open the agent's endpoint")?;
         let tech_ep = link::client::client_endpoint(relay, pin)
             .context("cannot open the technician's endpoint")?;
         let (agent, technician) = within(Duration::from_secs(10), "pairing", async {
-            Ok(open_pair(&agent_ep, &tech_ep, relay).await?)
+            Ok(open_pair(&agent_ep, &tech_ep, relay, &token).await?)
         })
         .await?;
         let received = Arc::new(AtomicU64::new(0));
@@ -652,16 +707,18 @@ impl RelayedSession {
     }
 }
 
-/// Connects an agent and a technician, registers a code and joins it.
+/// Connects an agent and a technician (logged in with `token`), registers a code and joins it.
 async fn open_pair(
     agent_ep: &Endpoint,
     tech_ep: &Endpoint,
     relay: SocketAddr,
+    token: &str,
 ) -> Result<(RelayConnection, RelayConnection), link::LinkError> {
     let mut agent = RelayConnection::connect_with(agent_ep.clone(), relay, Role::Agent).await?;
     let (code, _) = agent.register().await?;
     let mut technician =
         RelayConnection::connect_with(tech_ep.clone(), relay, Role::Technician).await?;
+    technician.resume(token).await?;
     technician.join(code).await?;
     agent.wait_paired().await?;
     Ok((agent, technician))
@@ -934,7 +991,7 @@ async fn idle_sessions(relay_bin: &Path, sessions: u32) -> anyhow::Result<IdleMe
     let first = within(
         Duration::from_secs(10),
         "pairing the first session",
-        async { Ok(open_pair(&agent_ep, &tech_ep, relay.addr).await?) },
+        async { Ok(open_pair(&agent_ep, &tech_ep, relay.addr, &relay.token).await?) },
     )
     .await?;
     open.push(first);
@@ -953,9 +1010,10 @@ async fn idle_sessions(relay_bin: &Path, sessions: u32) -> anyhow::Result<IdleMe
     while started < sessions || !pending.is_empty() {
         while started < sessions && pending.len() < OPEN_CONCURRENCY {
             let (a, t, addr) = (agent_ep.clone(), tech_ep.clone(), relay.addr);
+            let token = relay.token.clone();
             pending.spawn(async move {
                 within(Duration::from_secs(20), "pairing a session", async {
-                    Ok(open_pair(&a, &t, addr).await?)
+                    Ok(open_pair(&a, &t, addr, &token).await?)
                 })
                 .await
             });

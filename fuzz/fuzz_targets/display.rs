@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(ToRelay::Hello { role, .. }) => {
             let _ = role.to_string();
         }
-        Ok(ToRelay::Register) => {}
+        Ok(msg @ (ToRelay::Register | ToRelay::Login { .. })) => {
+            let _ = msg.to_string();
+        }
+        Ok(_) => {}
         Err(e) => {
             let _ = e.to_string();
         }
@@ -29,6 +32,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(FromRelay::Paired { peer }) => {
             let _ = peer.role.to_string();
+            let _ = peer.introduce();
+        }
+        Ok(FromRelay::LoggedIn { account, .. }) => {
+            let _ = account.to_string();
         }
         Ok(FromRelay::PeerLeft { reason }) => {
             let _ = reason.to_string();

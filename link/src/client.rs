@@ -1,16 +1,19 @@
-//! A peer's connection to the relay: QUIC with the relay's certificate pinned, then the
-//! control-plane handshake (hello, and register or join).
+//! A peer's connection to the relay: QUIC with the relay's certificate pinned (given, or
+//! remembered from the first connection, [`crate::known`]), then the control-plane handshake
+//! (hello; register, or log in and join).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol::control::{
-    ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, ToRelay,
+    ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, TechnicianAccount, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
 
 use crate::channel::{ChannelError, FramedRecv, FramedSend};
-use crate::tls::{self, Fingerprint};
+use crate::known::{self, KnownRelays, KnownRelaysError, Plan};
+use crate::tls::{self, Fingerprint, Presented, ServerTrust};
 use crate::transport;
 
 /// What can go wrong between a peer and the relay, worded for the person running the peer.
@@ -20,6 +23,31 @@ pub enum LinkError {
     Resolve { relay: String, reason: String },
     #[error("cannot connect to the relay at {relay}: {reason}")]
     Connect { relay: String, reason: String },
+    #[error(
+        "the relay at {relay} presented a certificate with fingerprint {presented}, but earlier \
+         connections to it remembered fingerprint {remembered} (in {file}). Someone may be \
+         intercepting the connection, or the relay got a new certificate. If the change is \
+         intended (check the new fingerprint with the relay's administrator: `relay fingerprint`), \
+         accept it by connecting once with --fingerprint {presented}, which replaces the \
+         remembered one, or remove the line for {relay} from {file}"
+    )]
+    CertificateChanged {
+        relay: String,
+        remembered: Fingerprint,
+        presented: Fingerprint,
+        file: PathBuf,
+    },
+    #[error(
+        "the relay at {relay} presented a certificate with fingerprint {presented}, but \
+         {expected} was expected (--fingerprint)"
+    )]
+    WrongFingerprint {
+        relay: String,
+        expected: Fingerprint,
+        presented: Fingerprint,
+    },
+    #[error("{0}")]
+    KnownRelays(#[from] KnownRelaysError),
     #[error("the relay refused: {message}")]
     Refused { code: ErrorCode, message: String },
     #[error("the other side left: {0}")]
@@ -60,13 +88,48 @@ pub async fn resolve(relay: &str) -> Result<SocketAddr, LinkError> {
 
 /// A client endpoint that trusts only the certificate with fingerprint `pin`.
 pub fn client_endpoint(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Result<Endpoint> {
+    client_endpoint_trusting(relay_addr, ServerTrust::Pinned(pin), Presented::default())
+}
+
+/// How the relay's certificate was checked on a connection made with
+/// [`RelayConnection::connect_trusting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trusted {
+    /// It had the fingerprint given on the command line; `remembered_now` when that was not
+    /// yet the remembered one (it is now).
+    Explicit {
+        fingerprint: Fingerprint,
+        remembered_now: bool,
+    },
+    /// It had the fingerprint remembered from an earlier connection.
+    Remembered(Fingerprint),
+    /// First connection to this address: its fingerprint is remembered from now on.
+    FirstUse(Fingerprint),
+}
+
+impl Trusted {
+    pub fn fingerprint(&self) -> Fingerprint {
+        match *self {
+            Trusted::Explicit { fingerprint, .. }
+            | Trusted::Remembered(fingerprint)
+            | Trusted::FirstUse(fingerprint) => fingerprint,
+        }
+    }
+}
+
+/// A client endpoint that trusts what `trust` says and records the presented fingerprint.
+pub fn client_endpoint_trusting(
+    relay_addr: SocketAddr,
+    trust: ServerTrust,
+    presented: Presented,
+) -> std::io::Result<Endpoint> {
     let bind: SocketAddr = if relay_addr.is_ipv6() {
         "[::]:0".parse().expect("literal")
     } else {
         "0.0.0.0:0".parse().expect("literal")
     };
     let mut endpoint = transport::endpoint(bind, None)?;
-    let tls = tls::pinned_client_config(pin).map_err(std::io::Error::other)?;
+    let tls = tls::client_config(trust, presented).map_err(std::io::Error::other)?;
     let quic =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(std::io::Error::other)?;
     let mut cfg = ClientConfig::new(Arc::new(quic));
@@ -92,6 +155,71 @@ impl RelayConnection {
             reason: e.to_string(),
         })?;
         Self::connect_with(endpoint, relay_addr, role).await
+    }
+
+    /// Connects to the relay at `relay` (`HOST:PORT`), checking its certificate against the
+    /// `explicit` fingerprint, else the one remembered for this address in the `known_relays`
+    /// file, else accepting it on first use and remembering it there. A certificate that differs
+    /// from the remembered one is refused with [`LinkError::CertificateChanged`].
+    pub async fn connect_trusting(
+        relay: &str,
+        explicit: Option<Fingerprint>,
+        known_relays: &Path,
+        role: Role,
+    ) -> Result<(Self, Trusted), LinkError> {
+        let mut known = KnownRelays::load(known_relays)?;
+        let plan = known::plan(explicit, known.get(relay));
+        let relay_addr = resolve(relay).await?;
+        let presented = Presented::default();
+        let endpoint = client_endpoint_trusting(relay_addr, plan.server_trust(), presented.clone())
+            .map_err(|e| LinkError::Connect {
+                relay: relay.to_string(),
+                reason: e.to_string(),
+            })?;
+        let conn = match Self::connect_with(endpoint, relay_addr, role).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(match (plan, presented.get()) {
+                    (Plan::Remembered(remembered), Some(now)) if now != remembered => {
+                        LinkError::CertificateChanged {
+                            relay: relay.to_string(),
+                            remembered,
+                            presented: now,
+                            file: known.path().to_path_buf(),
+                        }
+                    }
+                    (Plan::Explicit(expected), Some(now)) if now != expected => {
+                        LinkError::WrongFingerprint {
+                            relay: relay.to_string(),
+                            expected,
+                            presented: now,
+                        }
+                    }
+                    _ => e,
+                })
+            }
+        };
+        let trusted = match plan {
+            Plan::Remembered(f) => Trusted::Remembered(f),
+            Plan::Explicit(f) => {
+                let remembered_now = known.get(relay) != Some(f);
+                if remembered_now {
+                    known.remember(relay, f)?;
+                }
+                Trusted::Explicit {
+                    fingerprint: f,
+                    remembered_now,
+                }
+            }
+            Plan::FirstUse => {
+                let f = presented.get().ok_or_else(|| {
+                    LinkError::Protocol("the relay presented no certificate".into())
+                })?;
+                known.remember(relay, f)?;
+                Trusted::FirstUse(f)
+            }
+        };
+        Ok((conn, trusted))
     }
 
     /// Like [`RelayConnection::connect`] on an endpoint made with [`client_endpoint`], so that
@@ -190,7 +318,60 @@ impl RelayConnection {
         }
     }
 
-    /// Joins the session with `code` (technician).
+    /// Logs in with an account's name and password (technician). Returns who the relay says
+    /// this is, the token to resume with, and its lifetime in seconds.
+    pub async fn login(
+        &mut self,
+        name: &str,
+        password: &str,
+    ) -> Result<(TechnicianAccount, String, u64), LinkError> {
+        self.control_send
+            .send(&ToRelay::Login {
+                name: name.to_string(),
+                password: password.to_string(),
+            })
+            .await?;
+        self.logged_in().await
+    }
+
+    /// Logs in with the token of an earlier login (technician).
+    pub async fn resume(
+        &mut self,
+        token: &str,
+    ) -> Result<(TechnicianAccount, String, u64), LinkError> {
+        self.control_send
+            .send(&ToRelay::Resume {
+                token: token.to_string(),
+            })
+            .await?;
+        self.logged_in().await
+    }
+
+    async fn logged_in(&mut self) -> Result<(TechnicianAccount, String, u64), LinkError> {
+        match self.next().await? {
+            FromRelay::LoggedIn {
+                account,
+                token,
+                expires_in_secs,
+            } => Ok((account, token, expires_in_secs)),
+            other => Err(unexpected(&other, "a login")),
+        }
+    }
+
+    /// Ends the validity of `token` (technician).
+    pub async fn logout(&mut self, token: &str) -> Result<(), LinkError> {
+        self.control_send
+            .send(&ToRelay::Logout {
+                token: token.to_string(),
+            })
+            .await?;
+        match self.next().await? {
+            FromRelay::LoggedOut => Ok(()),
+            other => Err(unexpected(&other, "a logout")),
+        }
+    }
+
+    /// Joins the session with `code` (technician, logged in).
     pub async fn join(&mut self, code: SessionCode) -> Result<PeerInfo, LinkError> {
         self.control_send.send(&ToRelay::Join { code }).await?;
         match self.next().await? {

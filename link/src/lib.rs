@@ -5,14 +5,19 @@
 //! - [`transport`]: QUIC settings every endpoint of the system shares (keep-alive, idle timeout,
 //!   windows sized for a full-screen update);
 //! - [`channel`]: typed, framed message channels over QUIC streams;
+//! - [`known`]: trust on first use: the relays this user has connected to and their
+//!   fingerprints;
 //! - [`client`]: a peer's connection to the relay and the control-plane handshake (hello,
-//!   register, join, wait for pairing).
+//!   register, log in, join, wait for pairing);
+//! - [`userfile`]: where per-user files live and how they are written (owner only).
 
 pub mod channel;
 pub mod client;
+pub mod known;
 pub mod report;
 pub mod tls;
 pub mod transport;
+pub mod userfile;
 
 pub use client::{LinkError, RelayConnection};
 pub use tls::Fingerprint;

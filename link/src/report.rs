@@ -43,6 +43,41 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// Says how the relay's certificate was trusted, when there is something to say: on a
+    /// first connection (its fingerprint is now remembered) and when an explicit fingerprint
+    /// replaced the remembered one.
+    pub fn trust(&self, relay: &str, trusted: &crate::client::Trusted, file: &std::path::Path) {
+        use crate::client::Trusted;
+        let (first_use, fingerprint) = match *trusted {
+            Trusted::FirstUse(f) => (true, f),
+            Trusted::Explicit {
+                fingerprint,
+                remembered_now: true,
+            } => (false, fingerprint),
+            _ => return,
+        };
+        self.event(
+            "relay_trusted",
+            serde_json::json!({
+                "relay": relay, "fingerprint": fingerprint.to_string(),
+                "first_use": first_use, "file": file.display().to_string(),
+            }),
+            if first_use {
+                format!(
+                    "First connection to the relay at {relay}: its certificate fingerprint {fingerprint} is now remembered (in {}); a different certificate will be refused. Compare it with the one the relay's administrator gave you.",
+                    file.display()
+                )
+            } else {
+                format!(
+                    "The relay at {relay} has the fingerprint given ({fingerprint}); it is now remembered (in {}).",
+                    file.display()
+                )
+            },
+        );
+    }
+}
+
 /// Diagnostic logs on stderr for a program's `-v` flags: warnings only by default, `-v` info,
 /// `-vv` debug (without the QUIC and TLS libraries' own chatter). `RUST_LOG` overrides.
 pub fn init_tracing(verbose: u8) {

@@ -1,9 +1,11 @@
 //! TLS identities: generating and loading the relay's self-signed certificate, its SHA-256
-//! fingerprint, and a client verifier that accepts exactly the pinned certificate.
+//! fingerprint, and the client verifier: it accepts exactly the pinned certificate, or on a
+//! first connection (trust on first use, see [`crate::known`]) whichever the relay presents,
+//! and in both cases records the fingerprint presented so the caller can say what changed.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -100,11 +102,37 @@ pub struct FingerprintMismatch {
     pub presented: Fingerprint,
 }
 
-/// Accepts the server certificate whose SHA-256 is the pinned one, and checks the handshake
-/// signature against it. Names and validity dates do not matter: the pin is the identity.
+/// What the client accepts from the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTrust {
+    /// Exactly the certificate with this fingerprint.
+    Pinned(Fingerprint),
+    /// Whichever certificate the relay presents (a first connection; the caller remembers it).
+    FirstUse,
+}
+
+/// The fingerprint of the certificate a relay presented, filled in during the handshake.
+#[derive(Debug, Clone, Default)]
+pub struct Presented(Arc<Mutex<Option<Fingerprint>>>);
+
+impl Presented {
+    /// The fingerprint seen, once the handshake got that far.
+    pub fn get(&self) -> Option<Fingerprint> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, f: Fingerprint) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+}
+
+/// Accepts the server certificate whose SHA-256 is the pinned one (or, on first use, any), and
+/// checks the handshake signature against it. Names and validity dates do not matter: the pin
+/// is the identity.
 #[derive(Debug)]
 struct PinnedServer {
-    pin: Fingerprint,
+    trust: ServerTrust,
+    presented: Presented,
     provider: Arc<CryptoProvider>,
 }
 
@@ -118,17 +146,18 @@ impl ServerCertVerifier for PinnedServer {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let presented = Fingerprint::of(end_entity);
-        if presented == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
+        self.presented.set(presented);
+        match self.trust {
+            ServerTrust::FirstUse => Ok(ServerCertVerified::assertion()),
+            ServerTrust::Pinned(pin) if pin == presented => Ok(ServerCertVerified::assertion()),
+            ServerTrust::Pinned(expected) => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::Other(rustls::OtherError(Arc::new(
                     FingerprintMismatch {
-                        expected: self.pin,
+                        expected,
                         presented,
                     },
                 ))),
-            ))
+            )),
         }
     }
 
@@ -169,11 +198,24 @@ impl ServerCertVerifier for PinnedServer {
 
 /// Client-side rustls config that trusts exactly the certificate with fingerprint `pin`.
 pub fn pinned_client_config(pin: Fingerprint) -> Result<rustls::ClientConfig, rustls::Error> {
+    client_config(ServerTrust::Pinned(pin), Presented::default())
+}
+
+/// Client-side rustls config that trusts what `trust` says and records the fingerprint the
+/// relay presents in `presented`.
+pub fn client_config(
+    trust: ServerTrust,
+    presented: Presented,
+) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedServer { pin, provider }))
+        .with_custom_certificate_verifier(Arc::new(PinnedServer {
+            trust,
+            presented,
+            provider,
+        }))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![protocol::ALPN.to_vec()];
     Ok(cfg)

@@ -2,8 +2,11 @@
 //! bidirectional stream of the peer's QUIC connection.
 //!
 //! Order: the peer sends [`ToRelay::Hello`]; the relay answers [`FromRelay::Welcome`] or an
-//! error. An agent then sends [`ToRelay::Register`] and gets [`FromRelay::Registered`]; a
-//! technician sends [`ToRelay::Join`]. When both are there the relay sends
+//! error. An agent then sends [`ToRelay::Register`] and gets [`FromRelay::Registered`]. A
+//! technician first logs in, with a name and password ([`ToRelay::Login`]) or a token from an
+//! earlier login ([`ToRelay::Resume`]), and gets [`FromRelay::LoggedIn`]; then it sends
+//! [`ToRelay::Join`] (a join before a login is refused with [`ErrorCode::NotLoggedIn`]).
+//! [`ToRelay::Logout`] ends a token's validity. When both are there the relay sends
 //! [`FromRelay::Paired`] to each, and from then on forwards the peer plane. [`FromRelay::PeerLeft`]
 //! tells a peer that the other side is gone; [`FromRelay::ShuttingDown`] that the relay is going
 //! away. Any other order is a protocol violation and ends the connection with a reason.
@@ -96,8 +99,50 @@ pub enum ToRelay {
     },
     /// An agent asks for a session code.
     Register,
-    /// A technician presents a code.
+    /// A technician presents a code (after logging in).
     Join { code: SessionCode },
+    /// A technician logs in with its account's name and password.
+    Login { name: String, password: String },
+    /// A technician logs in with the token of an earlier [`ToRelay::Login`].
+    Resume { token: String },
+    /// A technician ends a token's validity (logs out); the relay answers
+    /// [`FromRelay::LoggedOut`].
+    Logout { token: String },
+}
+
+impl fmt::Display for ToRelay {
+    /// The message's name, as logs and errors mention it; never its contents (passwords).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ToRelay::Hello { .. } => "hello",
+            ToRelay::Register => "register",
+            ToRelay::Join { .. } => "join",
+            ToRelay::Login { .. } => "login",
+            ToRelay::Resume { .. } => "resume",
+            ToRelay::Logout { .. } => "logout",
+        })
+    }
+}
+
+/// Who a technician is, as the relay vouches for it: its account and the relay's organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TechnicianAccount {
+    pub name: String,
+    /// Support tier, 1 (first contact) and up.
+    pub tier: u8,
+    /// The organisation that runs the relay ("Example Support").
+    pub organisation: String,
+}
+
+impl fmt::Display for TechnicianAccount {
+    /// `alice (tier 2) of Example Support`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (tier {}) of {}",
+            self.name, self.tier, self.organisation
+        )
+    }
 }
 
 /// What the peer on the other end of a session is, as the relay saw it.
@@ -107,6 +152,20 @@ pub struct PeerInfo {
     /// Who it is, in words a person can read ("technician at 10.0.0.7:51234").
     pub description: String,
     pub software: String,
+    /// For a technician: the account it logged in with, as the relay vouches for it.
+    pub account: Option<TechnicianAccount>,
+}
+
+impl PeerInfo {
+    /// How to name this peer to a person: `alice (tier 2) of Example Support (technician at
+    /// 10.0.0.7:51234, technician 0.1.0)` for a logged-in technician, else the description and
+    /// software.
+    pub fn introduce(&self) -> String {
+        match &self.account {
+            Some(a) => format!("{a} ({}, {})", self.description, self.software),
+            None => format!("{} ({})", self.description, self.software),
+        }
+    }
 }
 
 /// Why the other peer of a session is gone.
@@ -158,6 +217,18 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Something failed inside the relay.
     Internal,
+    /// A technician tried to join before logging in.
+    NotLoggedIn,
+    /// Unknown name or wrong password (deliberately one answer for both).
+    BadCredentials,
+    /// The account is disabled.
+    AccountDisabled,
+    /// The login token expired; log in again.
+    TokenExpired,
+    /// The login token was revoked (logout, password change) or is not known.
+    TokenRevoked,
+    /// The account may not do this (an auditor joining a session).
+    NotPermitted,
 }
 
 /// Relay to peer.
@@ -174,6 +245,15 @@ pub enum FromRelay {
     Paired {
         peer: PeerInfo,
     },
+    /// Answer to [`ToRelay::Login`] and [`ToRelay::Resume`]: who the technician is now, and
+    /// the token to resume with until it expires.
+    LoggedIn {
+        account: TechnicianAccount,
+        token: String,
+        expires_in_secs: u64,
+    },
+    /// Answer to [`ToRelay::Logout`]: the token no longer works.
+    LoggedOut,
     PeerLeft {
         reason: PeerLeftReason,
     },
@@ -242,6 +322,40 @@ mod tests {
         assert_eq!(peek_hello_version(&future), Some(7));
         let reg = wire::encode_frame(&ToRelay::Register);
         assert_eq!(peek_hello_version(&reg[4..]), None);
+        let login = wire::encode_frame(&ToRelay::Login {
+            name: "alice".into(),
+            password: "secret secret".into(),
+        });
+        assert_eq!(peek_hello_version(&login[4..]), None);
+    }
+
+    #[test]
+    fn a_technician_is_introduced_with_its_account() {
+        let mut peer = PeerInfo {
+            role: Role::Technician,
+            description: "technician at 10.0.0.7:5000".into(),
+            software: "technician 0.1.0".into(),
+            account: None,
+        };
+        assert_eq!(
+            peer.introduce(),
+            "technician at 10.0.0.7:5000 (technician 0.1.0)"
+        );
+        peer.account = Some(TechnicianAccount {
+            name: "alice".into(),
+            tier: 2,
+            organisation: "Example Support".into(),
+        });
+        assert_eq!(
+            peer.introduce(),
+            "alice (tier 2) of Example Support (technician at 10.0.0.7:5000, technician 0.1.0)"
+        );
+        // A login's password never shows in what is logged of a message.
+        let login = ToRelay::Login {
+            name: "alice".into(),
+            password: "hunter2 hunter2".into(),
+        };
+        assert_eq!(login.to_string(), "login");
     }
 
     #[test]
@@ -256,6 +370,23 @@ mod tests {
                     retry_after_secs: 12,
                 },
                 message: "slow down".into(),
+            },
+            FromRelay::LoggedIn {
+                account: TechnicianAccount {
+                    name: "alice".into(),
+                    tier: 2,
+                    organisation: "Example Support".into(),
+                },
+                token: "ab".repeat(32),
+                expires_in_secs: 3600,
+            },
+            FromRelay::Paired {
+                peer: PeerInfo {
+                    role: Role::Technician,
+                    description: "technician at 10.0.0.7:5000".into(),
+                    software: "technician 0.1.0".into(),
+                    account: None,
+                },
             },
         ];
         for m in msgs {

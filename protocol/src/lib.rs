@@ -25,7 +25,7 @@ pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error
 /// naming both.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Version of this software, reported in hello and session-start messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

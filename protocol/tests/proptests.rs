@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use protocol::codec::{Decoder as Framebuffer, Encoder, BPP};
 use protocol::control::{
-    ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, ToRelay,
+    ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, TechnicianAccount, ToRelay,
 };
 use protocol::framing::{split_frame, FrameError, FrameReader};
 use protocol::input::{InputEvent, Key, Modifiers, MouseButton, NamedKey};
@@ -108,7 +108,18 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
         }),
         Just(ToRelay::Register),
         session_code().prop_map(|code| ToRelay::Join { code }),
+        (text(), text()).prop_map(|(name, password)| ToRelay::Login { name, password }),
+        text().prop_map(|token| ToRelay::Resume { token }),
+        text().prop_map(|token| ToRelay::Logout { token }),
     ]
+}
+
+fn technician_account() -> impl Strategy<Value = TechnicianAccount> {
+    (text(), any::<u8>(), text()).prop_map(|(name, tier, organisation)| TechnicianAccount {
+        name,
+        tier,
+        organisation,
+    })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -123,6 +134,12 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::FrameTooLarge),
         Just(ErrorCode::ShuttingDown),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::NotLoggedIn),
+        Just(ErrorCode::BadCredentials),
+        Just(ErrorCode::AccountDisabled),
+        Just(ErrorCode::TokenExpired),
+        Just(ErrorCode::TokenRevoked),
+        Just(ErrorCode::NotPermitted),
     ]
 }
 
@@ -144,13 +161,28 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
                 expires_in_secs,
             }
         }),
-        (role(), text(), text()).prop_map(|(role, description, software)| FromRelay::Paired {
-            peer: PeerInfo {
-                role,
-                description,
-                software
+        (
+            role(),
+            text(),
+            text(),
+            prop::option::of(technician_account())
+        )
+            .prop_map(|(role, description, software, account)| FromRelay::Paired {
+                peer: PeerInfo {
+                    role,
+                    description,
+                    software,
+                    account,
+                }
+            }),
+        (technician_account(), text(), any::<u64>()).prop_map(
+            |(account, token, expires_in_secs)| FromRelay::LoggedIn {
+                account,
+                token,
+                expires_in_secs
             }
-        }),
+        ),
+        Just(FromRelay::LoggedOut),
         peer_left_reason().prop_map(|reason| FromRelay::PeerLeft { reason }),
         Just(FromRelay::ShuttingDown),
         (error_code(), text()).prop_map(|(code, message)| FromRelay::Error { code, message }),

@@ -36,8 +36,8 @@ pub const DATABASE_FILE: &str = "relay.db";
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// Longest password accepted (hashing cost grows with length).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Highest tier.
-pub const MAX_TIER: u8 = 9;
+/// Highest tier: tier 1 takes first contact, tier 2 what tier 1 escalates, tier 3 the rest.
+pub const MAX_TIER: u8 = 3;
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -623,6 +623,15 @@ impl Accounts {
 
     /// The account a token belongs to, if the token is valid at `now` and the account enabled.
     pub fn check_token(&self, token: &str, now: SystemTime) -> Result<Technician, TokenError> {
+        self.token_login(token, now).map(|(t, _)| t)
+    }
+
+    /// As [`Accounts::check_token`], with the time the token expires.
+    pub fn token_login(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<(Technician, SystemTime), TokenError> {
         if token.len() != 64 {
             return Err(TokenError::Unknown);
         }
@@ -647,16 +656,20 @@ impl Accounts {
         let Some((expires_at, revoked_at, name, tier, role, enabled)) = found else {
             return Err(TokenError::Unknown);
         };
+        // A disabled account's tokens are revoked too; say the more useful of the two.
+        if !enabled {
+            return Err(TokenError::Disabled);
+        }
         if revoked_at.is_some() {
             return Err(TokenError::Revoked);
         }
         if millis(now) >= expires_at {
             return Err(TokenError::Expired);
         }
-        if !enabled {
-            return Err(TokenError::Disabled);
-        }
-        Ok(Self::technician((name, tier, role, enabled), 0, now))
+        Ok((
+            Self::technician((name, tier, role, enabled), 0, now),
+            from_millis(expires_at),
+        ))
     }
 
     /// Revokes one token (a logout). False if it was not known or already revoked.
@@ -897,7 +910,10 @@ mod tests {
 
         let t3 = a.verify_login("alice", PW, t(6)).unwrap().token;
         a.disable("alice", t(7)).unwrap();
-        assert!(a.check_token(t3.as_str(), t(8)).is_err());
+        assert!(matches!(
+            a.check_token(t3.as_str(), t(8)),
+            Err(TokenError::Disabled)
+        ));
         assert!(matches!(
             a.verify_login("alice", PW, t(8)),
             Err(LoginError::Disabled)

@@ -26,6 +26,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Keep-alives from the relay itself; `None` (the default) leaves them to the peers.
     pub keep_alive: Option<Duration>,
+    /// The organisation that runs the relay, as agents are told ("alice (tier 2) of Example
+    /// Support wants to see this screen").
+    pub organisation: String,
+    /// How long a technician's login (its token) stays valid.
+    pub token_ttl: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
@@ -40,7 +45,21 @@ impl Default for Config {
             join_window: Duration::from_secs(60),
             idle_timeout: Duration::from_millis(600),
             keep_alive: None,
+            organisation: default_organisation(),
+            token_ttl: Duration::from_secs(12 * 3600),
         }
+    }
+}
+
+/// "Tandem relay on HOSTNAME", or "Tandem relay" when the host has no name.
+pub fn default_organisation() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(host) if ok && !host.is_empty() => format!("Tandem relay on {host}"),
+        _ => "Tandem relay".to_string(),
     }
 }
 
@@ -63,6 +82,8 @@ pub struct FileConfig {
     pub join_window_secs: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub keep_alive_ms: Option<u64>,
+    pub organisation: Option<String>,
+    pub token_ttl_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -83,6 +104,8 @@ impl FileConfig {
             join_window_secs,
             idle_timeout_ms,
             keep_alive_ms,
+            organisation,
+            token_ttl_secs,
         } = self;
         if let Some(v) = listen {
             cfg.listen = v;
@@ -105,6 +128,12 @@ impl FileConfig {
         if let Some(v) = keep_alive_ms {
             cfg.keep_alive = (v > 0).then(|| Duration::from_millis(v));
         }
+        if let Some(v) = organisation {
+            cfg.organisation = v;
+        }
+        if let Some(v) = token_ttl_secs {
+            cfg.token_ttl = Duration::from_secs(v);
+        }
     }
 }
 
@@ -123,6 +152,15 @@ impl Config {
         anyhow::ensure!(
             self.idle_timeout >= Duration::from_millis(200),
             "idle_timeout_ms must be at least 200"
+        );
+        let org = self.organisation.trim();
+        anyhow::ensure!(
+            !org.is_empty() && org.len() <= 128 && !org.chars().any(char::is_control),
+            "organisation must be 1 to 128 printable characters"
+        );
+        anyhow::ensure!(
+            self.token_ttl >= Duration::from_secs(1),
+            "token_ttl_secs must be at least 1"
         );
         if let Some(k) = self.keep_alive {
             anyhow::ensure!(
@@ -149,6 +187,15 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.code_ttl, Duration::from_secs(30));
         assert_eq!(c.join_attempts, 10);
+        assert!(
+            c.organisation.starts_with("Tandem relay"),
+            "{}",
+            c.organisation
+        );
+        let f: FileConfig = toml::from_str("organisation = \"Example Support\"\n").unwrap();
+        f.apply(&mut c);
+        assert_eq!(c.organisation, "Example Support");
+        c.validate().unwrap();
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
     }
 }

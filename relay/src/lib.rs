@@ -6,7 +6,9 @@
 //! - [`logstore`]: the archive of encrypted session logs: resumable uploads, checkpoints,
 //!   retention;
 //! - [`rendezvous`]: session codes: issue, expire, hand the waiting agent to a technician;
-//! - [`ratelimit`]: per-address limits on join attempts;
+//! - [`login`]: technician logins (password or token), logouts and the check before a join,
+//!   with per-address and per-account back-off;
+//! - [`ratelimit`]: token buckets for join attempts, growing back-off for failed logins;
 //! - [`forward`]: splicing the peer plane of two paired connections;
 //! - [`server`]: the QUIC endpoint, the control plane of each connection, shutdown.
 //!
@@ -18,6 +20,7 @@ pub mod config;
 pub mod forward;
 pub mod identity;
 pub mod logstore;
+pub mod login;
 pub mod ratelimit;
 pub mod rendezvous;
 pub mod server;

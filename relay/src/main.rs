@@ -14,12 +14,14 @@ use relay::config::{Config, FileConfig};
 use relay::identity;
 use relay::server::Relay;
 
-/// Tandem relay: pairs end users' agents with technicians by session code and forwards their
-/// traffic over QUIC.
+/// Tandem relay: pairs end users' agents with logged-in technicians by session code and forwards
+/// their traffic over QUIC.
 ///
 /// On first start the relay generates a self-signed certificate in its data directory and
-/// prints its SHA-256 fingerprint; agents and technicians pin it with `--fingerprint`. Settings
-/// come from built-in defaults, then the TOML file given with --config, then these flags.
+/// prints its SHA-256 fingerprint; agents and technicians pin it with `--fingerprint` (or
+/// remember it on their first connection). Technicians need an account: `relay user add NAME
+/// --tier 1`. Settings come from built-in defaults, then the TOML file given with --config, then
+/// these flags.
 #[derive(Parser, Debug)]
 #[command(name = "relay", version, about, long_about)]
 struct Cli {
@@ -29,10 +31,17 @@ struct Cli {
     /// Directory for the certificate, key and state [default: ~/.local/share/tandem/relay]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// TOML config file; keys: listen, data_dir, code_ttl_secs, join_attempts,
-    /// join_window_secs, idle_timeout_ms, keep_alive_ms
+    /// TOML config file; keys: listen, data_dir, organisation, code_ttl_secs, token_ttl_secs,
+    /// join_attempts, join_window_secs, idle_timeout_ms, keep_alive_ms
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The organisation that runs this relay, as users are told ("alice (tier 2) of Example
+    /// Support wants to see this screen") [default: Tandem relay on HOSTNAME]
+    #[arg(long, value_name = "NAME")]
+    organisation: Option<String>,
+    /// Seconds a technician's login stays valid [default: 43200, 12 hours]
+    #[arg(long, value_name = "SECS")]
+    token_ttl_secs: Option<u64>,
     /// Seconds an unused session code stays valid [default: 600]
     #[arg(long, value_name = "SECS")]
     code_ttl_secs: Option<u64>,
@@ -99,8 +108,8 @@ enum UserCommand {
     /// from standard input when that is not a terminal
     Add {
         name: String,
-        /// Support tier, 1 (first contact) and up
-        #[arg(long)]
+        /// Support tier: 1 (first contact), 2 (escalations from tier 1) or 3 (the rest)
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(relay::accounts::MAX_TIER)))]
         tier: u8,
         /// technician, auditor or admin
         #[arg(long, default_value = "technician", value_parser = parse_role)]
@@ -338,6 +347,8 @@ impl Cli {
             join_window_secs: self.join_window_secs,
             idle_timeout_ms: self.idle_timeout_ms,
             keep_alive_ms: self.keep_alive_ms,
+            organisation: self.organisation.clone(),
+            token_ttl_secs: self.token_ttl_secs,
         };
         flags.apply(&mut cfg);
         cfg.validate()?;
@@ -368,12 +379,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let data_dir = cfg.data_dir.clone();
     let code_ttl = cfg.code_ttl;
+    let organisation = cfg.organisation.clone();
+    let accounts = relay::accounts::Accounts::open(&relay::accounts::Accounts::path_in(&data_dir))
+        .and_then(|a| a.list(SystemTime::now()))
+        .map(|l| l.iter().filter(|t| t.enabled).count())
+        .unwrap_or(0);
     let relay = Relay::bind(cfg, &id)?;
     let addr = relay
         .local_addr()
         .context("cannot read the bound address")?;
     println!("Tandem relay {}", protocol::SOFTWARE_VERSION);
     println!("  listening on {addr} (QUIC over UDP)");
+    println!("  organisation: {organisation}");
     println!("  data directory {}", data_dir.display());
     println!(
         "  certificate fingerprint (SHA-256): {}{}",
@@ -388,6 +405,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "  session codes expire after {}",
         relay::rendezvous::human(code_ttl)
     );
+    if accounts == 0 {
+        println!(
+            "  no technician accounts yet: add one with `relay user add NAME --tier 1` (technicians cannot join until then)"
+        );
+    } else {
+        println!("  {accounts} technician account(s) enabled");
+    }
     println!(
         "Agents and technicians connect with: --relay HOST:{} --fingerprint {}",
         addr.port(),

@@ -1,9 +1,13 @@
-//! Per-address limits on attempts (joins), as token buckets.
+//! Limits on attempts by one source (an address, an account name).
 //!
-//! Each address may make `attempts` attempts in a burst; tokens come back at `attempts` per
-//! `window`. A refused attempt learns how long until the next one would pass. Buckets that have
-//! refilled completely carry no information and are purged, so the table holds only addresses
-//! active within the last window.
+//! - [`RateLimiter`]: token buckets, for join attempts. Each address may make `attempts`
+//!   attempts in a burst; tokens come back at `attempts` per `window`. A refused attempt learns
+//!   how long until the next one would pass. Buckets that have refilled completely carry no
+//!   information and are purged, so the table holds only addresses active within the last
+//!   window.
+//! - [`Backoff`]: growing delays after failures, for logins. A few failures are free; after
+//!   that each failure locks the key for a delay that doubles, up to a maximum. A success clears
+//!   the key; failures are forgotten after a quiet spell.
 //!
 //! Pure: the time is an argument.
 
@@ -73,9 +77,129 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 }
 
+/// How [`Backoff`] grows.
+#[derive(Debug, Clone, Copy)]
+pub struct BackoffPolicy {
+    /// Failures allowed before the first delay.
+    pub free_failures: u32,
+    /// The first delay; each further failure doubles it.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Failures are forgotten this long after the last one.
+    pub forget_after: Duration,
+}
+
+impl BackoffPolicy {
+    /// The delay after the `failures`-th failure in a row, if any.
+    pub fn delay_after(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.free_failures)?.checked_sub(1)?;
+        let factor = 1u32.checked_shl(over.min(31)).unwrap_or(u32::MAX);
+        Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    locked_until: Instant,
+}
+
+/// Failures per key with a delay that doubles past the free ones.
+pub struct Backoff<K> {
+    entries: HashMap<K, Failures>,
+    policy: BackoffPolicy,
+}
+
+impl<K: Hash + Eq + Clone> Backoff<K> {
+    pub fn new(policy: BackoffPolicy) -> Self {
+        Self {
+            entries: HashMap::new(),
+            policy,
+        }
+    }
+
+    /// `Err(wait)` while `key` is locked after failures.
+    pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        match self.entries.get(key) {
+            Some(f) if f.locked_until > now => Err(f.locked_until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure by `key`; returns the delay it now has to wait, if any.
+    pub fn fail(&mut self, key: &K, now: Instant) -> Option<Duration> {
+        let forget = self.policy.forget_after;
+        let f = self.entries.entry(key.clone()).or_insert(Failures {
+            count: 0,
+            last: now,
+            locked_until: now,
+        });
+        if now.saturating_duration_since(f.last) > forget {
+            f.count = 0;
+        }
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        let delay = self.policy.delay_after(f.count);
+        f.locked_until = now + delay.unwrap_or_default();
+        delay
+    }
+
+    /// A success: `key` starts again with its free failures.
+    pub fn succeed(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
+    /// Drops keys whose failures are forgotten.
+    pub fn purge(&mut self, now: Instant) {
+        let forget = self.policy.forget_after;
+        self.entries
+            .retain(|_, f| f.locked_until > now || now.saturating_duration_since(f.last) <= forget);
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_past_the_free_failures_and_is_forgotten() {
+        let policy = BackoffPolicy {
+            free_failures: 2,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(5),
+            forget_after: Duration::from_secs(60),
+        };
+        let mut b = Backoff::new(policy);
+        let mut now = Instant::now();
+        assert_eq!(b.fail(&"a", now), None);
+        assert_eq!(b.fail(&"a", now), None);
+        assert!(b.check(&"a", now).is_ok());
+        let mut delays = Vec::new();
+        for _ in 0..5 {
+            let d = b.fail(&"a", now).unwrap();
+            assert_eq!(b.check(&"a", now), Err(d));
+            assert!(b.check(&"b", now).is_ok(), "other keys are not affected");
+            delays.push(d.as_secs());
+            now += d;
+            assert!(b.check(&"a", now).is_ok());
+        }
+        assert_eq!(delays, [1, 2, 4, 5, 5]);
+        // A quiet spell forgets the failures.
+        now += Duration::from_secs(61);
+        assert_eq!(b.fail(&"a", now), None);
+        b.purge(now + Duration::from_secs(61));
+        assert_eq!(b.tracked(), 0);
+        // A success clears them.
+        b.fail(&"c", now);
+        b.fail(&"c", now);
+        b.succeed(&"c");
+        assert_eq!(b.fail(&"c", now), None);
+    }
 
     #[test]
     fn limit_triggers_and_lifts() {

@@ -1,9 +1,10 @@
 //! The QUIC endpoint and the control plane of every connection.
 //!
 //! Each connection gets a task. It reads the hello, then either registers an agent (which waits
-//! for a technician, its code's expiry, or its own departure) or joins a technician to a waiting
-//! agent. Once paired, each side's task forwards what its peer opens toward the other peer
-//! ([`crate::forward`]) and watches the other connection: when that one ends, it tells its own
+//! for a technician, its code's expiry, or its own departure) or logs a technician in (password
+//! or token, [`crate::login`]) and joins it to a waiting agent; a technician that is not logged
+//! in, or whose token was revoked or account disabled meanwhile, is refused. Once paired, each
+//! side's task forwards what its peer opens toward the other peer ([`crate::forward`]) and watches the other connection: when that one ends, it tells its own
 //! peer at once on the control stream. A peer that breaks the protocol is sent an error and
 //! disconnected with a reason; nothing it sends can stop the relay or another session.
 
@@ -24,9 +25,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::forward;
 use crate::identity::Identity;
+use crate::login::{Gate, LoggedIn};
 use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
 
@@ -54,6 +57,7 @@ struct Shared {
     cfg: Config,
     rendezvous: Mutex<Rendezvous<WaitingAgent>>,
     joins: Mutex<RateLimiter<IpAddr>>,
+    logins: Gate,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -66,13 +70,13 @@ pub struct Relay {
 
 /// Why the relay ends a connection: an error message for the peer, and the close code.
 #[derive(Debug)]
-struct Refusal {
-    code: ErrorCode,
-    message: String,
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -124,8 +128,15 @@ async fn read(inp: &mut FramedRecv<ToRelay>) -> Result<Read, Refusal> {
 }
 
 impl Relay {
-    /// Binds the endpoint with `identity`.
+    /// Binds the endpoint with `identity`, with the technician accounts of the data directory.
     pub fn bind(cfg: Config, identity: &Identity) -> anyhow::Result<Self> {
+        let db = Accounts::path_in(&cfg.data_dir);
+        let policy = crate::accounts::LoginPolicy {
+            token_ttl: cfg.token_ttl,
+            ..Default::default()
+        };
+        let accounts = Accounts::open_with(&db, policy, argon2::Argon2::default())
+            .with_context(|| format!("cannot open the accounts database {}", db.display()))?;
         let tls = link::tls::server_config(identity.cert_der.clone(), identity.key_der.clone())
             .context("the relay's certificate is not usable")?;
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -145,6 +156,7 @@ impl Relay {
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
+            logins: Gate::new(accounts, cfg.organisation.clone()),
             shutdown,
             cfg,
         });
@@ -182,6 +194,7 @@ impl Relay {
                     let now = Instant::now();
                     self.shared.rendezvous.lock().expect("rendezvous lock").purge(now);
                     self.shared.joins.lock().expect("limiter lock").purge(now);
+                    self.shared.logins.purge(now);
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 _ = &mut stop => break,
@@ -274,7 +287,7 @@ async fn control(
         Ok(other) => {
             return Err(Refusal::violation(format!(
                 "expected hello first, got {}",
-                name(&other)
+                other
             )))
         }
         Err(e) => match peek_hello_version(&frame) {
@@ -296,6 +309,7 @@ async fn control(
         role,
         description: format!("{role} at {remote}"),
         software,
+        account: None,
     };
     debug!(peer = %remote, %role, "hello");
     match role {
@@ -313,14 +327,6 @@ fn unsupported(theirs: u16) -> Refusal {
             protocol::PROTOCOL_VERSION
         ),
     )
-}
-
-fn name(msg: &ToRelay) -> &'static str {
-    match msg {
-        ToRelay::Hello { .. } => "hello",
-        ToRelay::Register => "register",
-        ToRelay::Join { .. } => "join",
-    }
 }
 
 async fn send(out: &mut FramedSend<FromRelay>, msg: FromRelay) -> Result<(), Refusal> {
@@ -346,7 +352,7 @@ async fn agent(
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
                 "an agent sends register after hello, not {}",
-                name(&other)
+                other
             )))
         }
         Read::Gone => return Ok(()),
@@ -404,7 +410,7 @@ async fn agent(
                 return match r? {
                     Read::Gone => Ok(()),
                     Read::Msg(m) => Err(Refusal::violation(format!(
-                        "{} is not allowed while waiting for a technician", name(&m)
+                        "{} is not allowed while waiting for a technician", m
                     ))),
                 };
             }
@@ -434,18 +440,39 @@ async fn technician(
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
     shared: &Shared,
-    info: PeerInfo,
+    mut info: PeerInfo,
 ) -> Result<(), Refusal> {
     let remote = conn.remote_address();
-    let code = match read(inp).await? {
-        Read::Msg(ToRelay::Join { code }) => code,
-        Read::Msg(other) => {
-            return Err(Refusal::violation(format!(
-                "a technician sends join after hello, not {}",
-                name(&other)
-            )))
+    // Log in (or out) as often as the technician likes; then join.
+    let mut login: Option<LoggedIn> = None;
+    let code = loop {
+        match read(inp).await? {
+            Read::Msg(ToRelay::Join { code }) => break code,
+            Read::Msg(ToRelay::Login { name, password }) => {
+                let l = shared.logins.password(remote.ip(), name, password).await?;
+                send(out, logged_in(&l)).await?;
+                login = Some(l);
+            }
+            Read::Msg(ToRelay::Resume { token }) => {
+                let l = shared.logins.resume(remote.ip(), token).await?;
+                send(out, logged_in(&l)).await?;
+                login = Some(l);
+            }
+            Read::Msg(ToRelay::Logout { token }) => {
+                shared.logins.logout(remote.ip(), token.clone()).await?;
+                if login.as_ref().is_some_and(|l| l.token == token) {
+                    login = None;
+                }
+                send(out, FromRelay::LoggedOut).await?;
+            }
+            Read::Msg(other) => {
+                return Err(Refusal::violation(format!(
+                    "a technician sends login, resume, logout or join after hello, not {}",
+                    other
+                )))
+            }
+            Read::Gone => return Ok(()),
         }
-        Read::Gone => return Ok(()),
     };
     let now = Instant::now();
     if let Err(wait) = shared
@@ -465,6 +492,15 @@ async fn technician(
             ),
         ));
     }
+    let Some(login) = login else {
+        return Err(Refusal::new(
+            ErrorCode::NotLoggedIn,
+            "log in first: only technicians logged in to this relay may join (technician login --user NAME)",
+        ));
+    };
+    // The token may have been revoked, or the account disabled, since the login.
+    let account = shared.logins.may_join(&login).await?;
+    info.account = Some(account.clone());
     let agent = lookup(shared, &code, now)?;
     let agent_info = agent.info.clone();
     let agent_conn = agent.conn.clone();
@@ -481,9 +517,17 @@ async fn technician(
             "the agent with this code left just now; ask the user to start it again",
         ));
     }
-    info!(peer = %remote, code = %code, "technician joined");
+    info!(peer = %remote, code = %code, account = %account.name, tier = account.tier, "technician joined");
     send(out, FromRelay::Paired { peer: agent_info }).await?;
     paired(conn, &agent_conn, out, inp, shared).await
+}
+
+fn logged_in(l: &LoggedIn) -> FromRelay {
+    FromRelay::LoggedIn {
+        account: l.account.clone(),
+        token: l.token.clone(),
+        expires_in_secs: l.expires_in.as_secs(),
+    }
 }
 
 fn lookup(shared: &Shared, code: &SessionCode, now: Instant) -> Result<WaitingAgent, Refusal> {
@@ -531,7 +575,7 @@ async fn paired(
         r = read(inp) => match r {
             Ok(Read::Gone) => End::OwnGone,
             Ok(Read::Msg(m)) => End::Refused(Refusal::violation(format!(
-                "{} is not allowed once paired", name(&m)
+                "{} is not allowed once paired", m
             ))),
             Err(refusal) => End::Refused(refusal),
         },

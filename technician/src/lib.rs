@@ -6,11 +6,13 @@
 //!   and turning actions into input events;
 //! - [`viewer`]: the remote screen as the technician holds it: updates applied in sequence,
 //!   snapshots as PNG;
-//! - [`session`]: the technician's side of a paired session.
+//! - [`session`]: the technician's side of a paired session;
+//! - [`tokens`]: the logins (`technician login`) kept per relay.
 
 pub mod archive;
 pub mod logtool;
 pub mod record;
 pub mod script;
 pub mod session;
+pub mod tokens;
 pub mod viewer;

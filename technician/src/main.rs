@@ -1,21 +1,29 @@
 //! `technician`: the technician's client.
 
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use link::client::Trusted;
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::{ErrorCode, Role, SessionCode};
+use protocol::control::{ErrorCode, Role, SessionCode, TechnicianAccount};
 use protocol::sessionlog::{code_sha256, CloseReason, Participant, SessionOpened, TypedText};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use technician::record::{default_log_dir, Recorder};
 use technician::session::{self, Ended, SessionOptions};
+use technician::tokens::{StoredLogin, Tokens};
 use technician::{script, viewer};
 
-/// Tandem technician client: join a user's session by its code, see their screen, and work
-/// their mouse and keyboard (with their consent).
+/// Tandem technician client: log in to a relay, join a user's session by its code, see their
+/// screen, and work their mouse and keyboard (with their consent).
+///
+/// Start with `technician login --relay HOST:PORT --user NAME`; the login is kept (per relay)
+/// until `technician logout` or until it expires.
 #[derive(Parser, Debug)]
 #[command(name = "technician", version, about, long_about)]
 struct Cli {
@@ -28,7 +36,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Join the session with the code the user reads out
+    /// Log in to a relay with your account (the password is asked at the terminal, or read as
+    /// one line from standard input when that is not a terminal)
+    Login(Login),
+    /// End your login to a relay
+    Logout(Logout),
+    /// Join the session with the code the user reads out (log in first)
     Connect(Connect),
     /// Work with session logs: verify, show, frame, export
     Log {
@@ -37,25 +50,85 @@ enum Command {
     },
 }
 
+/// How to reach a relay and trust it, and where the logins are kept.
+#[derive(clap::Args, Debug)]
+struct RelayArgs {
+    /// Relay address, HOST:PORT
+    #[arg(long, value_name = "HOST:PORT")]
+    relay: String,
+    /// SHA-256 fingerprint of the relay's certificate (the relay prints it when it starts).
+    /// Without it, the fingerprint seen on the first connection to this address is remembered
+    /// and required from then on
+    #[arg(long, value_name = "SHA256")]
+    fingerprint: Option<Fingerprint>,
+    /// File of remembered relay fingerprints [default: ~/.config/tandem/known-relays.json]
+    #[arg(long, value_name = "FILE", env = "TANDEM_KNOWN_RELAYS")]
+    known_relays: Option<PathBuf>,
+    /// File the logins are kept in [default: ~/.config/tandem/technician/tokens.json]
+    #[arg(long, value_name = "FILE", env = "TANDEM_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// Status as JSON lines on stdout, for scripts
+    #[arg(long)]
+    json: bool,
+}
+
+impl RelayArgs {
+    fn known_relays(&self) -> PathBuf {
+        self.known_relays
+            .clone()
+            .unwrap_or_else(link::known::default_path)
+    }
+
+    fn tokens(&self) -> anyhow::Result<Tokens> {
+        let path = self
+            .tokens
+            .clone()
+            .unwrap_or_else(technician::tokens::default_path);
+        Tokens::load(&path)
+    }
+
+    /// Connects as a technician, trusting the relay as the flags and known relays say.
+    async fn connect(&self, report: Reporter) -> Result<(RelayConnection, Trusted), LinkError> {
+        let known = self.known_relays();
+        let (conn, trusted) = RelayConnection::connect_trusting(
+            &self.relay,
+            self.fingerprint,
+            &known,
+            Role::Technician,
+        )
+        .await?;
+        report.trust(&self.relay, &trusted, &known);
+        Ok((conn, trusted))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct Login {
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Your account's name on the relay
+    #[arg(long, value_name = "NAME")]
+    user: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct Logout {
+    #[command(flatten)]
+    relay: RelayArgs,
+}
+
 #[derive(clap::Args, Debug)]
 struct Connect {
     /// The session code (spaces and dashes are ignored: "123 456 789")
     code: String,
-    /// Relay address, HOST:PORT
-    #[arg(long, value_name = "HOST:PORT")]
-    relay: String,
-    /// SHA-256 fingerprint of the relay's certificate (the relay prints it when it starts)
-    #[arg(long, value_name = "SHA256")]
-    fingerprint: Fingerprint,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Play this input script once the screen arrives (see docs/input-script.md)
     #[arg(long, value_name = "FILE")]
     input_script: Option<PathBuf>,
     /// Write the screen as PNG when the session ends
     #[arg(long, value_name = "FILE.png")]
     snapshot: Option<PathBuf>,
-    /// Status as JSON lines on stdout, for scripts
-    #[arg(long)]
-    json: bool,
     /// With --json, report every screen update applied
     #[arg(long)]
     report_updates: bool,
@@ -75,6 +148,8 @@ struct Connect {
 fn start_recording(
     args: &Connect,
     conn: &RelayConnection,
+    trusted: &Trusted,
+    account: &TechnicianAccount,
     code: &SessionCode,
     peer: &protocol::control::PeerInfo,
 ) -> anyhow::Result<Recorder> {
@@ -84,13 +159,13 @@ fn start_recording(
         .unwrap_or(0);
     let opened = SessionOpened {
         started_unix_ms,
-        relay_address: args.relay.clone(),
-        relay_fingerprint: args.fingerprint.to_string(),
+        relay_address: args.relay.relay.clone(),
+        relay_fingerprint: trusted.fingerprint().to_string(),
         relay_software: conn.relay_software.clone(),
         technician: Participant {
             role: Role::Technician,
             description: format!(
-                "technician at {}",
+                "{account}, technician at {}",
                 conn.endpoint
                     .local_addr()
                     .map(|a| a.to_string())
@@ -122,13 +197,130 @@ fn advice(e: &LinkError) -> Option<&'static str> {
                 Some("Ask the user to read the code again, or to start the agent again for a new one.")
             }
             ErrorCode::UnsupportedVersion => Some("Update the technician client to match the relay."),
+            ErrorCode::BadCredentials => Some("Check the account name and password; after a few failures logins are delayed."),
+            ErrorCode::AccountDisabled => Some("Ask an administrator of the relay to enable your account (relay user enable NAME)."),
             _ => None,
         },
+        LinkError::WrongFingerprint { .. } => Some(
+            "Copy the fingerprint again from the relay's start-up output or `relay fingerprint`.",
+        ),
         LinkError::Connect { .. } => Some(
             "Check the relay address and port, that the relay is running, and the fingerprint it printed.",
         ),
         _ => None,
     }
+}
+
+/// The password: asked at the terminal without echo, or one line of standard input.
+fn read_password(relay: &str, user: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Password for {user} at {relay}: "))
+            .context("cannot read the password from the terminal")
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\n', '\r']).to_string();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "no password on standard input; pipe one line, or run at a terminal"
+        );
+        Ok(password)
+    }
+}
+
+fn when(secs: u64) -> String {
+    // Rounded: a login of 12 hours reads "12 hours" a second after it was made.
+    if secs >= 2 * 3600 {
+        format!("{} hours", (secs + 1800) / 3600)
+    } else if secs >= 120 {
+        format!("{} minutes", (secs + 30) / 60)
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
+async fn login(args: Login, report: Reporter) -> anyhow::Result<ExitCode> {
+    let mut tokens = args.relay.tokens()?;
+    let password = read_password(&args.relay.relay, &args.user)?;
+    let (mut conn, _) = args.relay.connect(report).await?;
+    let result = conn.login(&args.user, &password).await;
+    drop(password);
+    let (account, token, expires_in) = result?;
+    conn.close_and_wait("logged in").await;
+    tokens.put(
+        &args.relay.relay,
+        StoredLogin::new(
+            account.name.clone(),
+            token,
+            Duration::from_secs(expires_in),
+            SystemTime::now(),
+        ),
+    )?;
+    report.event(
+        "logged_in",
+        json!({
+            "relay": args.relay.relay, "user": account.name, "tier": account.tier,
+            "organisation": account.organisation, "expires_in_secs": expires_in,
+            "tokens": tokens.path().display().to_string(),
+        }),
+        format!(
+            "Logged in to {} at {} as {} (tier {}) for {}.",
+            account.organisation,
+            args.relay.relay,
+            account.name,
+            account.tier,
+            when(expires_in)
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logout(args: Logout, report: Reporter) -> anyhow::Result<ExitCode> {
+    let mut tokens = args.relay.tokens()?;
+    let Some(stored) = tokens.get(&args.relay.relay).cloned() else {
+        report.event(
+            "logged_out",
+            json!({ "relay": args.relay.relay, "was_logged_in": false }),
+            format!("Not logged in to {}; nothing to do.", args.relay.relay),
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    // Forget the token here first: even if the relay cannot be told, it is not used again.
+    tokens.remove(&args.relay.relay)?;
+    let told = async {
+        let (mut conn, _) = args.relay.connect(report).await?;
+        conn.logout(&stored.token).await?;
+        conn.close_and_wait("logged out").await;
+        Ok::<_, LinkError>(())
+    }
+    .await;
+    match told {
+        Ok(()) => {
+            report.event(
+                "logged_out",
+                json!({ "relay": args.relay.relay, "user": stored.user, "was_logged_in": true }),
+                format!(
+                    "Logged out of {} ({}); the login no longer works.",
+                    args.relay.relay, stored.user
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "the login was removed from this machine, but the relay could not be told to end it: {e}"
+        )),
+    }
+}
+
+/// Why `technician connect` cannot use a stored login.
+fn not_logged_in(relay: &str, stored: Option<&StoredLogin>, why: &str) -> anyhow::Error {
+    let user = stored.map_or("NAME", |s| s.user.as_str());
+    anyhow::anyhow!(
+        "not logged in to {relay}{why}: run technician login --relay {relay} --user {user}"
+    )
 }
 
 async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
@@ -143,12 +335,43 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         Some(p) => Some(script::load(p)?),
         None => None,
     };
-    let mut conn =
-        RelayConnection::connect(&args.relay, args.fingerprint, Role::Technician).await?;
+    let relay = args.relay.relay.clone();
+    let mut tokens = args.relay.tokens()?;
+    let stored = match tokens.get(&relay) {
+        None => return Err(not_logged_in(&relay, None, "")),
+        Some(s) if s.expired(SystemTime::now()) => {
+            return Err(not_logged_in(&relay, Some(s), " (the login expired)"))
+        }
+        Some(s) => s.clone(),
+    };
+    let (mut conn, trusted) = args.relay.connect(report).await?;
     report.event(
         "connected",
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
         format!("Connected to the relay at {}.", conn.relay_addr),
+    );
+    let account = match conn.resume(&stored.token).await {
+        Ok((account, _, _)) => account,
+        Err(LinkError::Refused {
+            code:
+                code @ (ErrorCode::TokenExpired | ErrorCode::TokenRevoked | ErrorCode::AccountDisabled),
+            message,
+        }) => {
+            if code != ErrorCode::AccountDisabled {
+                tokens.remove(&relay)?;
+            }
+            return Err(not_logged_in(
+                &relay,
+                Some(&stored),
+                &format!(" ({message})"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    report.event(
+        "logged_in",
+        json!({ "relay": relay, "user": account.name, "tier": account.tier, "organisation": account.organisation }),
+        format!("Logged in to {} as {} (tier {}).", account.organisation, account.name, account.tier),
     );
     let peer = conn.join(code.clone()).await?;
     report.event(
@@ -159,7 +382,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
             peer.description, peer.software
         ),
     );
-    let recorder = start_recording(&args, &conn, &code, &peer)?;
+    let recorder = start_recording(&args, &conn, &trusted, &account, &code, &peer)?;
     report.event(
         "recording",
         json!({ "path": recorder.path().display().to_string() }),
@@ -250,19 +473,31 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match cli.command {
         Command::Log { command } => technician::logtool::run(command),
+        Command::Login(args) => {
+            let report = Reporter::new(args.relay.json);
+            finish(report, rt.block_on(login(args, report)))
+        }
+        Command::Logout(args) => {
+            let report = Reporter::new(args.relay.json);
+            finish(report, rt.block_on(logout(args, report)))
+        }
         Command::Connect(args) => {
-            let report = Reporter::new(args.json);
-            match rt.block_on(connect(args, report)) {
-                Ok(code) => code,
-                Err(e) => {
-                    let mut message = format!("{e:#}");
-                    if let Some(hint) = e.downcast_ref::<LinkError>().and_then(advice) {
-                        message = format!("{message}\n{hint}");
-                    }
-                    report.error("technician", &message);
-                    ExitCode::FAILURE
-                }
+            let report = Reporter::new(args.relay.json);
+            finish(report, rt.block_on(connect(args, report)))
+        }
+    }
+}
+
+fn finish(report: Reporter, result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let mut message = format!("{e:#}");
+            if let Some(hint) = e.downcast_ref::<LinkError>().and_then(advice) {
+                message = format!("{message}\n{hint}");
             }
+            report.error("technician", &message);
+            ExitCode::FAILURE
         }
     }
 }

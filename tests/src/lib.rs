@@ -1,6 +1,11 @@
 //! Harness for the end-to-end tests: starts the real `relay`, `agent` and `technician` binaries
 //! as processes, reads their output line by line, and waits on conditions with timeouts.
 //!
+//! Technicians log in first: [`start_technician`] creates the account [`TECHNICIAN`] on the
+//! test relay (`relay user add`, password on stdin) and logs in with `technician login` once per
+//! relay. The peers keep their known relays and logins in the test's directory, never the
+//! user's.
+//!
 //! The binaries are the ones `cargo build --workspace` put beside the test executable's
 //! directory (`target/<profile>/`); a missing one is a clear failure, never a skip.
 
@@ -8,6 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -252,18 +258,67 @@ impl Drop for Proc {
 /// Default wait for things that happen promptly.
 pub const PROMPT: Duration = Duration::from_secs(20);
 
+/// The account [`start_technician`] logs in with.
+pub const TECHNICIAN: &str = "tess";
+/// Its password.
+pub const TECHNICIAN_PASSWORD: &str = "a long test password";
+/// Its tier.
+pub const TECHNICIAN_TIER: u8 = 2;
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Ran {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Both outputs, for assertions and failure messages.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `name` with `args` and `stdin` as its whole standard input.
+pub fn run(name: &str, args: &[&str], stdin: &str) -> Ran {
+    use std::io::Write;
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut input = child.stdin.take().expect("piped");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("wait for the command");
+    Ran {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A relay process on a free loopback port.
 pub struct Relay {
     pub proc: Proc,
     pub addr: String,
     pub fingerprint: String,
     pub data_dir: PathBuf,
+    technician_ready: OnceLock<()>,
 }
 
 impl Relay {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Relay {
+        Self::start_at("127.0.0.1:0", data_dir, extra)
+    }
+
+    /// A relay listening on `listen` (`127.0.0.1:0` picks a free port).
+    pub fn start_at(listen: &str, data_dir: &Path, extra: &[&str]) -> Relay {
         let dir = data_dir.to_str().expect("utf-8 path");
-        let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", dir];
+        let mut args = vec!["--listen", listen, "--data-dir", dir];
         args.extend_from_slice(extra);
         let mut proc = Proc::spawn("relay", &args);
         let listen = proc.wait_line(PROMPT, "its address", |l| l.contains("listening on "));
@@ -286,17 +341,83 @@ impl Relay {
             addr,
             fingerprint,
             data_dir: data_dir.to_path_buf(),
+            technician_ready: OnceLock::new(),
         }
     }
 
-    /// Arguments every peer needs to reach this relay.
+    /// Arguments every peer needs to reach this relay (with the fingerprint given).
     pub fn peer_args(&self) -> Vec<String> {
         vec![
             "--relay".into(),
             self.addr.clone(),
             "--fingerprint".into(),
             self.fingerprint.clone(),
+            "--known-relays".into(),
+            self.known_relays_file().display().to_string(),
         ]
+    }
+
+    /// The peers' known-relays file for this test.
+    pub fn known_relays_file(&self) -> PathBuf {
+        self.data_dir.join("known-relays.json")
+    }
+
+    /// The technicians' logins file for this test.
+    pub fn tokens_file(&self) -> PathBuf {
+        self.data_dir.join("tokens.json")
+    }
+
+    /// Runs `relay --data-dir DIR user ARGS…` with `stdin`.
+    pub fn user(&self, args: &[&str], stdin: &str) -> Ran {
+        let dir = self.data_dir.display().to_string();
+        let mut all = vec!["--data-dir", &dir, "user"];
+        all.extend_from_slice(args);
+        run("relay", &all, stdin)
+    }
+
+    /// Creates an account (`relay user add`, the password on stdin); panics if that fails.
+    pub fn add_user(&self, name: &str, tier: u8, password: &str) {
+        let tier = tier.to_string();
+        let r = self.user(&["add", name, "--tier", &tier], &format!("{password}\n"));
+        assert!(r.success, "relay user add {name} failed: {}", r.text());
+    }
+
+    /// Runs `technician login` as `name` (the password on stdin), with the test's files.
+    pub fn login(&self, name: &str, password: &str) -> Ran {
+        let mut args = vec!["login".to_string(), "--user".into(), name.into()];
+        args.extend(self.peer_args());
+        args.extend([
+            "--tokens".into(),
+            self.tokens_file().display().to_string(),
+            "--json".into(),
+        ]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("technician", &refs, &format!("{password}\n"))
+    }
+
+    /// Creates [`TECHNICIAN`] and logs in as it, once.
+    pub fn ensure_technician(&self) {
+        self.technician_ready.get_or_init(|| {
+            self.add_user(TECHNICIAN, TECHNICIAN_TIER, TECHNICIAN_PASSWORD);
+            let r = self.login(TECHNICIAN, TECHNICIAN_PASSWORD);
+            assert!(r.success, "technician login failed: {}", r.text());
+        });
+    }
+
+    /// An in-process technician connection to this relay, logged in as [`TECHNICIAN`].
+    pub async fn technician_connection(&self) -> link::RelayConnection {
+        self.ensure_technician();
+        let mut c = link::RelayConnection::connect(
+            &self.addr,
+            self.fingerprint(),
+            protocol::control::Role::Technician,
+        )
+        .await
+        .expect("connect to the relay");
+        c.login(TECHNICIAN, TECHNICIAN_PASSWORD)
+            .await
+            .expect("log in as the test technician");
+        c
     }
 
     pub fn fingerprint(&self) -> link::Fingerprint {
@@ -324,10 +445,20 @@ pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
     (agent, code)
 }
 
-/// Starts a technician joining `code` with `args` (plus relay and `--json`).
+/// Starts a technician, logged in as [`TECHNICIAN`], joining `code` with `args` (plus relay
+/// and `--json`).
 pub fn start_technician(relay: &Relay, code: &str, args: &[&str]) -> Proc {
+    relay.ensure_technician();
+    start_technician_unprepared(relay, code, args)
+}
+
+/// Starts a technician joining `code` with `args` (plus relay, the test's logins file and
+/// `--json`), logged in or not.
+pub fn start_technician_unprepared(relay: &Relay, code: &str, args: &[&str]) -> Proc {
     let mut all: Vec<String> = vec!["connect".into(), code.into()];
     all.extend(relay.peer_args());
+    all.push("--tokens".into());
+    all.push(relay.tokens_file().display().to_string());
     all.push("--json".into());
     // Every session is recorded: into the test's own directory, not the user's.
     all.push("--log-dir".into());

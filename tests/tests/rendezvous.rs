@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use link::{LinkError, RelayConnection};
-use protocol::control::{ErrorCode, Role, SessionCode};
+use link::LinkError;
+use protocol::control::{ErrorCode, SessionCode};
 use tests::{data, start_agent, start_technician, Relay, PROMPT};
 
 fn source() -> String {
@@ -52,9 +52,7 @@ fn unknown_used_and_expired_codes_say_what_happened() {
 }
 
 async fn try_join(relay: &Relay, code: &SessionCode) -> ErrorCode {
-    let mut c = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician)
-        .await
-        .expect("connect");
+    let mut c = relay.technician_connection().await;
     match c.join(code.clone()).await {
         Err(LinkError::Refused { code, .. }) => code,
         other => panic!("expected a refusal, got {other:?}"),

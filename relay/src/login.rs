@@ -1,0 +1,280 @@
+//! The relay's door for technicians: logins with a password or a token, logouts, and the check
+//! before a join, with the limits that keep guessing slow.
+//!
+//! Failed logins are limited three ways, each with a delay that doubles past a few free
+//! failures: per source address and per account name here, in memory (names that do not exist
+//! are limited exactly like those that do, so a lock-out tells nothing about which names
+//! exist), and per account in the database ([`crate::accounts`], which survives a restart).
+//! A token that is not known counts as a failure of its address. Every refusal is logged with
+//! its reason and the account name, never the password or the token.
+//!
+//! The database work (Argon2 takes tens of milliseconds) runs on tokio's blocking pool.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use protocol::control::{ErrorCode, TechnicianAccount};
+use tracing::{error, info};
+
+use crate::accounts::{Accounts, LoginError, Technician, TokenError};
+use crate::ratelimit::{Backoff, BackoffPolicy};
+use crate::server::Refusal;
+
+/// Failed logins from one address before delays start, and how they grow. More generous than
+/// per account: several technicians may share an office's address.
+pub const ADDRESS_BACKOFF: BackoffPolicy = BackoffPolicy {
+    free_failures: 10,
+    base_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(5 * 60),
+    forget_after: Duration::from_secs(15 * 60),
+};
+
+/// Failed logins per account name before delays start, and how they grow (the same as the
+/// database's own lock-out, [`crate::accounts::LoginPolicy`]).
+pub const NAME_BACKOFF: BackoffPolicy = BackoffPolicy {
+    free_failures: 3,
+    base_delay: Duration::from_secs(2),
+    max_delay: Duration::from_secs(15 * 60),
+    forget_after: Duration::from_secs(15 * 60),
+};
+
+/// A technician logged in on one connection.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub account: TechnicianAccount,
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+/// Logins, logouts and join checks against the accounts database, with their limits.
+pub struct Gate {
+    accounts: Arc<Mutex<Accounts>>,
+    organisation: String,
+    by_address: Mutex<Backoff<IpAddr>>,
+    by_name: Mutex<Backoff<String>>,
+}
+
+fn limited(secs_of: Duration, whom: String) -> Refusal {
+    let secs = secs_of.as_secs_f64().ceil().max(1.0) as u32;
+    Refusal::new(
+        ErrorCode::RateLimited {
+            retry_after_secs: secs,
+        },
+        format!("too many failed logins {whom}; try again in {secs} seconds"),
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    error!(error = %e, "accounts database");
+    Refusal::new(
+        ErrorCode::Internal,
+        "the relay cannot read its accounts; try again later",
+    )
+}
+
+impl Gate {
+    pub fn new(accounts: Accounts, organisation: String) -> Self {
+        Self {
+            accounts: Arc::new(Mutex::new(accounts)),
+            organisation,
+            by_address: Mutex::new(Backoff::new(ADDRESS_BACKOFF)),
+            by_name: Mutex::new(Backoff::new(NAME_BACKOFF)),
+        }
+    }
+
+    /// Runs `f` on the accounts on the blocking pool.
+    async fn with_accounts<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Accounts) -> T + Send + 'static,
+    ) -> Result<T, Refusal> {
+        let accounts = self.accounts.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut a = accounts.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut a)
+        })
+        .await
+        .map_err(internal)
+    }
+
+    fn account(&self, t: &Technician) -> TechnicianAccount {
+        TechnicianAccount {
+            name: t.name.clone(),
+            tier: t.tier,
+            organisation: self.organisation.clone(),
+        }
+    }
+
+    fn address_open(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let now = Instant::now();
+        self.by_address
+            .lock()
+            .expect("backoff lock")
+            .check(&ip, now)
+            .map_err(|wait| limited(wait, format!("from {ip}")))
+    }
+
+    fn address_failed(&self, ip: IpAddr) {
+        let now = Instant::now();
+        if let Some(wait) = self.by_address.lock().expect("backoff lock").fail(&ip, now) {
+            info!(peer = %ip, wait_secs = wait.as_secs(), "logins from this address delayed after failures");
+        }
+    }
+
+    /// A login with name and password.
+    pub async fn password(
+        &self,
+        ip: IpAddr,
+        name: String,
+        password: String,
+    ) -> Result<LoggedIn, Refusal> {
+        self.address_open(ip)?;
+        let key = name.to_lowercase();
+        if let Err(wait) = self
+            .by_name
+            .lock()
+            .expect("backoff lock")
+            .check(&key, Instant::now())
+        {
+            return Err(limited(wait, "for this account".into()));
+        }
+        let who = name.clone();
+        let result = self
+            .with_accounts(move |a| a.verify_login(&who, &password, SystemTime::now()))
+            .await?;
+        let refusal = match result {
+            Ok(login) => {
+                self.by_name.lock().expect("backoff lock").succeed(&key);
+                info!(peer = %ip, account = %login.technician.name, tier = login.technician.tier, "logged in");
+                let expires_in = login
+                    .expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                return Ok(LoggedIn {
+                    account: self.account(&login.technician),
+                    token: login.token.as_str().to_string(),
+                    expires_in,
+                });
+            }
+            Err(LoginError::BadCredentials) => {
+                self.address_failed(ip);
+                self.by_name
+                    .lock()
+                    .expect("backoff lock")
+                    .fail(&key, Instant::now());
+                Refusal::new(ErrorCode::BadCredentials, "wrong name or password")
+            }
+            Err(LoginError::LockedOut { retry_after }) => {
+                limited(retry_after, "for this account".into())
+            }
+            Err(LoginError::Disabled) => Refusal::new(
+                ErrorCode::AccountDisabled,
+                "this account is disabled; ask an administrator of the relay",
+            ),
+            Err(LoginError::NotAllowed(role)) => Refusal::new(
+                ErrorCode::NotPermitted,
+                format!("this account may not log in here (role {role})"),
+            ),
+            Err(LoginError::Account(e)) => return Err(internal(e)),
+        };
+        info!(peer = %ip, account = %name, code = ?refusal.code, reason = %refusal.message, "login refused");
+        Err(refusal)
+    }
+
+    /// A login with the token of an earlier one.
+    pub async fn resume(&self, ip: IpAddr, token: String) -> Result<LoggedIn, Refusal> {
+        self.address_open(ip)?;
+        let t = token.clone();
+        let result = self
+            .with_accounts(move |a| a.token_login(&t, SystemTime::now()))
+            .await?;
+        match result {
+            Ok((technician, expires_at)) => {
+                info!(peer = %ip, account = %technician.name, tier = technician.tier, "logged in with a token");
+                Ok(LoggedIn {
+                    account: self.account(&technician),
+                    token,
+                    expires_in: expires_at
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default(),
+                })
+            }
+            Err(e) => {
+                if matches!(e, TokenError::Unknown) {
+                    self.address_failed(ip);
+                }
+                let refusal = token_refusal(e)?;
+                info!(peer = %ip, code = ?refusal.code, reason = %refusal.message, "token refused");
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Revokes a token (whoever presents it may end it).
+    pub async fn logout(&self, ip: IpAddr, token: String) -> Result<(), Refusal> {
+        let revoked = self
+            .with_accounts(move |a| a.revoke_token(&token, SystemTime::now()))
+            .await?
+            .map_err(internal)?;
+        info!(peer = %ip, revoked, "logout");
+        Ok(())
+    }
+
+    /// Checks, just before a join, that the login still holds (token live, account enabled)
+    /// and that the account may join sessions.
+    pub async fn may_join(&self, login: &LoggedIn) -> Result<TechnicianAccount, Refusal> {
+        let token = login.token.clone();
+        let result = self
+            .with_accounts(move |a| a.check_token(&token, SystemTime::now()))
+            .await?;
+        let refusal = match result {
+            Ok(t) if t.role.may_join_sessions() => return Ok(self.account(&t)),
+            Ok(t) => Refusal::new(
+                ErrorCode::NotPermitted,
+                format!(
+                    "the account {} has the role {} and may not join sessions",
+                    t.name, t.role
+                ),
+            ),
+            Err(e) => token_refusal(e)?,
+        };
+        info!(account = %login.account.name, code = ?refusal.code, reason = %refusal.message, "join refused");
+        Err(refusal)
+    }
+
+    /// Forgets failures that no longer delay anyone, and deletes expired tokens (in the
+    /// background).
+    pub fn purge(&self, now: Instant) {
+        self.by_address.lock().expect("backoff lock").purge(now);
+        self.by_name.lock().expect("backoff lock").purge(now);
+        let accounts = self.accounts.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut a = accounts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = a.purge_expired(SystemTime::now()) {
+                error!(error = %e, "cannot delete expired login tokens");
+            }
+        });
+    }
+}
+
+/// The refusal for a token that does not hold; `Err` for a database failure.
+fn token_refusal(e: TokenError) -> Result<Refusal, Refusal> {
+    Ok(match e {
+        TokenError::Unknown => Refusal::new(
+            ErrorCode::TokenRevoked,
+            "the login token is not known to this relay; log in again",
+        ),
+        TokenError::Revoked => Refusal::new(
+            ErrorCode::TokenRevoked,
+            "the login was ended (logout, password change or an administrator); log in again",
+        ),
+        TokenError::Expired => {
+            Refusal::new(ErrorCode::TokenExpired, "the login expired; log in again")
+        }
+        TokenError::Disabled => Refusal::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled; ask an administrator of the relay",
+        ),
+        TokenError::Account(e) => return Err(internal(e)),
+    })
+}
