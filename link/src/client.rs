@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol::control::{
-    ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role, SessionCode, TechnicianAccount, ToRelay,
+    ErrorCode, FromRelay, LogOffer, PeerInfo, PeerLeftReason, RecordingPolicy, Role, SessionCode,
+    TechnicianAccount, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
 
@@ -70,6 +71,8 @@ pub struct RelayConnection {
     pub control_recv: FramedRecv<FromRelay>,
     pub relay_addr: SocketAddr,
     pub relay_software: String,
+    /// What the relay asks of session recording, once logged in (technician).
+    pub recording: Option<RecordingPolicy>,
 }
 
 /// Resolves `HOST:PORT` to the first address it names.
@@ -249,6 +252,7 @@ impl RelayConnection {
             control_recv: FramedRecv::control(recv),
             relay_addr,
             relay_software: String::new(),
+            recording: None,
         };
         this.control_send
             .send(&ToRelay::Hello {
@@ -353,8 +357,88 @@ impl RelayConnection {
                 account,
                 token,
                 expires_in_secs,
-            } => Ok((account, token, expires_in_secs)),
+                recording,
+            } => {
+                self.recording = Some(recording);
+                Ok((account, token, expires_in_secs))
+            }
             other => Err(unexpected(&other, "a login")),
+        }
+    }
+
+    /// Tells the relay how far the session log `log_id` has got on disk (technician, logged
+    /// in; also during a session). No answer.
+    pub async fn checkpoint(
+        &mut self,
+        log_id: &str,
+        checkpoint: protocol::sessionlog::Checkpoint,
+    ) -> Result<(), LinkError> {
+        self.control_send
+            .send(&ToRelay::Checkpoint {
+                log_id: log_id.to_string(),
+                checkpoint,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Uploads the encrypted session log in `file` described by `offer` (technician, logged
+    /// in), from where the relay's copy ends, so an upload cut off earlier resumes.
+    /// `progress(bytes the relay holds, total)` is called as it goes. Returns the offset the
+    /// upload resumed from once the relay has stored the log whole.
+    pub async fn upload(
+        &mut self,
+        offer: &LogOffer,
+        file: &Path,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64, LinkError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let id = offer.id.clone();
+        self.control_send
+            .send(&ToRelay::UploadBegin {
+                offer: offer.clone(),
+            })
+            .await?;
+        let from = match self.next().await? {
+            FromRelay::UploadAt { log_id, offset } if log_id == id && offset <= offer.size => {
+                offset
+            }
+            other => return Err(unexpected(&other, "the upload's offset")),
+        };
+        let local = |e: std::io::Error| {
+            LinkError::Protocol(format!("cannot read the log {}: {e}", file.display()))
+        };
+        let mut f = tokio::fs::File::open(file).await.map_err(local)?;
+        f.seek(std::io::SeekFrom::Start(from))
+            .await
+            .map_err(local)?;
+        let mut offset = from;
+        let mut buf = vec![0u8; protocol::control::UPLOAD_CHUNK];
+        while offset < offer.size {
+            let want = buf.len().min((offer.size - offset) as usize);
+            let n = f.read(&mut buf[..want]).await.map_err(local)?;
+            if n == 0 {
+                return Err(LinkError::Protocol(format!(
+                    "the log {} is shorter than offered",
+                    file.display()
+                )));
+            }
+            self.control_send
+                .send(&ToRelay::UploadChunk {
+                    log_id: id.clone(),
+                    offset,
+                    data: buf[..n].to_vec(),
+                })
+                .await?;
+            offset += n as u64;
+            progress(offset, offer.size);
+        }
+        self.control_send
+            .send(&ToRelay::UploadEnd { log_id: id.clone() })
+            .await?;
+        match self.next().await? {
+            FromRelay::UploadStored { log_id } if log_id == id => Ok(from),
+            other => Err(unexpected(&other, "the upload's confirmation")),
         }
     }
 

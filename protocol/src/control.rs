@@ -108,6 +108,54 @@ pub enum ToRelay {
     /// A technician ends a token's validity (logs out); the relay answers
     /// [`FromRelay::LoggedOut`].
     Logout { token: String },
+    /// A logged-in technician, during its session: how far the session log has got on disk.
+    /// No answer.
+    Checkpoint {
+        log_id: String,
+        checkpoint: crate::sessionlog::Checkpoint,
+    },
+    /// A logged-in technician offers an encrypted session log; the relay answers
+    /// [`FromRelay::UploadAt`] with how much of it it holds already.
+    UploadBegin { offer: LogOffer },
+    /// The log's bytes from `offset` (at most [`UPLOAD_CHUNK`]). No answer.
+    UploadChunk {
+        log_id: String,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// All sent; the relay checks size and hash and answers [`FromRelay::UploadStored`].
+    UploadEnd { log_id: String },
+}
+
+/// Most bytes of one [`ToRelay::UploadChunk`]: well inside a control frame.
+pub const UPLOAD_CHUNK: usize = 32 * 1024;
+
+/// A session log a technician is about to upload, encrypted to the audit key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOffer {
+    /// Chosen by the technician, unique per session: 8 to 64 of `[0-9a-z-]`.
+    pub id: String,
+    /// Who the agent was, as the log says.
+    pub agent: String,
+    pub started_unix_ms: u64,
+    pub duration_ms: u64,
+    pub records: u64,
+    /// Hex of the log's final chain hash (its seal record's hash).
+    pub chain_hash: String,
+    /// Size and hex SHA-256 of the encrypted file.
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// What a relay asks of session recording, as a technician is told when it logs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingPolicy {
+    /// Logs are encrypted to this audit key (an age X25519 recipient, `age1…`) and uploaded
+    /// to the relay; `None`: they stay with the technician.
+    pub audit_key: Option<String>,
+    /// A session may go unrecorded (`technician connect --no-record`).
+    pub optional: bool,
 }
 
 impl fmt::Display for ToRelay {
@@ -120,6 +168,10 @@ impl fmt::Display for ToRelay {
             ToRelay::Login { .. } => "login",
             ToRelay::Resume { .. } => "resume",
             ToRelay::Logout { .. } => "logout",
+            ToRelay::Checkpoint { .. } => "checkpoint",
+            ToRelay::UploadBegin { .. } => "upload begin",
+            ToRelay::UploadChunk { .. } => "upload chunk",
+            ToRelay::UploadEnd { .. } => "upload end",
         })
     }
 }
@@ -229,6 +281,8 @@ pub enum ErrorCode {
     TokenRevoked,
     /// The account may not do this (an auditor joining a session).
     NotPermitted,
+    /// A session-log upload or checkpoint the relay cannot take (the message says why).
+    UploadRefused,
 }
 
 /// Relay to peer.
@@ -251,6 +305,7 @@ pub enum FromRelay {
         account: TechnicianAccount,
         token: String,
         expires_in_secs: u64,
+        recording: RecordingPolicy,
     },
     /// Answer to [`ToRelay::Logout`]: the token no longer works.
     LoggedOut,
@@ -258,6 +313,15 @@ pub enum FromRelay {
         reason: PeerLeftReason,
     },
     ShuttingDown,
+    /// Answer to [`ToRelay::UploadBegin`]: go on from `offset` (the size: nothing to send).
+    UploadAt {
+        log_id: String,
+        offset: u64,
+    },
+    /// Answer to [`ToRelay::UploadEnd`]: the log is stored whole.
+    UploadStored {
+        log_id: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -379,6 +443,10 @@ mod tests {
                 },
                 token: "ab".repeat(32),
                 expires_in_secs: 3600,
+                recording: RecordingPolicy {
+                    audit_key: Some("age1example".into()),
+                    optional: false,
+                },
             },
             FromRelay::Paired {
                 peer: PeerInfo {

@@ -111,6 +111,41 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
         (text(), text()).prop_map(|(name, password)| ToRelay::Login { name, password }),
         text().prop_map(|token| ToRelay::Resume { token }),
         text().prop_map(|token| ToRelay::Logout { token }),
+        (text(), any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(
+            |(log_id, index, time_ms, chain_hash)| ToRelay::Checkpoint {
+                log_id,
+                checkpoint: protocol::sessionlog::Checkpoint {
+                    index,
+                    time_ms,
+                    chain_hash
+                },
+            }
+        ),
+        (text(), text(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(id, chain_hash, started_unix_ms, size, records)| ToRelay::UploadBegin {
+                offer: protocol::control::LogOffer {
+                    id,
+                    agent: "agent".into(),
+                    started_unix_ms,
+                    duration_ms: 5,
+                    records,
+                    chain_hash,
+                    size,
+                    sha256: "00".repeat(32),
+                },
+            }
+        ),
+        (
+            text(),
+            any::<u64>(),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(log_id, offset, data)| ToRelay::UploadChunk {
+                log_id,
+                offset,
+                data
+            }),
+        text().prop_map(|log_id| ToRelay::UploadEnd { log_id }),
     ]
 }
 
@@ -175,13 +210,26 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
                     account,
                 }
             }),
-        (technician_account(), text(), any::<u64>()).prop_map(
-            |(account, token, expires_in_secs)| FromRelay::LoggedIn {
-                account,
-                token,
-                expires_in_secs
-            }
-        ),
+        (
+            technician_account(),
+            text(),
+            any::<u64>(),
+            proptest::option::of(text()),
+            any::<bool>()
+        )
+            .prop_map(|(account, token, expires_in_secs, audit_key, optional)| {
+                FromRelay::LoggedIn {
+                    account,
+                    token,
+                    expires_in_secs,
+                    recording: protocol::control::RecordingPolicy {
+                        audit_key,
+                        optional,
+                    },
+                }
+            }),
+        (text(), any::<u64>()).prop_map(|(log_id, offset)| FromRelay::UploadAt { log_id, offset }),
+        text().prop_map(|log_id| FromRelay::UploadStored { log_id }),
         Just(FromRelay::LoggedOut),
         peer_left_reason().prop_map(|reason| FromRelay::PeerLeft { reason }),
         Just(FromRelay::ShuttingDown),

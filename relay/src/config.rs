@@ -31,6 +31,16 @@ pub struct Config {
     pub organisation: String,
     /// How long a technician's login (its token) stays valid.
     pub token_ttl: Duration,
+    /// The organisation's audit key (an age X25519 recipient, `age1…`): session logs are
+    /// encrypted to it before they are uploaded. `None`: technicians keep their logs locally
+    /// and upload nothing.
+    pub audit_key: Option<String>,
+    /// Whether a technician may run a session without recording it (`--no-record`).
+    pub allow_no_record: bool,
+    /// Stored session logs older than this are deleted (and the deletion recorded).
+    pub log_retention: Duration,
+    /// Largest session log the relay stores, in bytes.
+    pub max_log_bytes: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
@@ -47,6 +57,10 @@ impl Default for Config {
             keep_alive: None,
             organisation: default_organisation(),
             token_ttl: Duration::from_secs(12 * 3600),
+            audit_key: None,
+            allow_no_record: false,
+            log_retention: Duration::from_secs(90 * 86_400),
+            max_log_bytes: 8 << 30,
         }
     }
 }
@@ -84,6 +98,10 @@ pub struct FileConfig {
     pub keep_alive_ms: Option<u64>,
     pub organisation: Option<String>,
     pub token_ttl_secs: Option<u64>,
+    pub audit_key: Option<String>,
+    pub allow_no_record: Option<bool>,
+    pub log_retention_days: Option<u64>,
+    pub max_log_mb: Option<u64>,
 }
 
 impl FileConfig {
@@ -106,6 +124,10 @@ impl FileConfig {
             keep_alive_ms,
             organisation,
             token_ttl_secs,
+            audit_key,
+            allow_no_record,
+            log_retention_days,
+            max_log_mb,
         } = self;
         if let Some(v) = listen {
             cfg.listen = v;
@@ -134,6 +156,18 @@ impl FileConfig {
         if let Some(v) = token_ttl_secs {
             cfg.token_ttl = Duration::from_secs(v);
         }
+        if let Some(v) = audit_key {
+            cfg.audit_key = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(v) = allow_no_record {
+            cfg.allow_no_record = v;
+        }
+        if let Some(v) = log_retention_days {
+            cfg.log_retention = Duration::from_secs(v.saturating_mul(86_400));
+        }
+        if let Some(v) = max_log_mb {
+            cfg.max_log_bytes = v.saturating_mul(1 << 20);
+        }
     }
 }
 
@@ -161,6 +195,17 @@ impl Config {
         anyhow::ensure!(
             self.token_ttl >= Duration::from_secs(1),
             "token_ttl_secs must be at least 1"
+        );
+        if let Some(k) = &self.audit_key {
+            anyhow::ensure!(
+                k.parse::<age::x25519::Recipient>().is_ok(),
+                "audit_key must be an age X25519 public key (age1…), as `technician log keygen` \
+                 prints it; got {k:?}"
+            );
+        }
+        anyhow::ensure!(
+            self.log_retention >= Duration::from_secs(86_400),
+            "log_retention_days must be at least 1"
         );
         if let Some(k) = self.keep_alive {
             anyhow::ensure!(

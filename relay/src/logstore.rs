@@ -26,22 +26,7 @@ use crate::accounts::DATABASE_FILE;
 /// Directory of the stored logs, inside the data directory.
 pub const LOGS_DIR: &str = "logs";
 
-/// What a technician says of a log it is about to upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Offer {
-    /// Chosen by the technician, unique per session: 8 to 64 of `[0-9a-z-]`.
-    pub id: String,
-    pub agent: String,
-    pub started_unix_ms: u64,
-    pub duration_ms: u64,
-    pub records: u64,
-    /// Hex of the log's last record hash.
-    pub chain_hash: String,
-    /// Of the encrypted file.
-    pub size: u64,
-    /// Hex SHA-256 of the encrypted file.
-    pub sha256: String,
-}
+pub use protocol::control::LogOffer as Offer;
 
 /// One log in the index.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -253,8 +238,9 @@ impl LogStore {
             .create(true)
             .append(true)
             .open(self.part_path(id))?;
+        // Not synced per chunk: `finish` syncs, and checks the hash, so what a crash loses is
+        // only sent again.
         f.write_all(data)?;
-        f.sync_data()?;
         Ok(offset + data.len() as u64)
     }
 
@@ -277,6 +263,7 @@ impl LogStore {
         if log.size == 0 {
             File::create(&part)?;
         }
+        File::open(&part)?.sync_all()?;
         if hex::encode(sha256_file(&part)?) != log.sha256 {
             std::fs::remove_file(&part)?;
             return Err(StoreError::HashMismatch(id.to_string()));

@@ -32,7 +32,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// TOML config file; keys: listen, data_dir, organisation, code_ttl_secs, token_ttl_secs,
-    /// join_attempts, join_window_secs, idle_timeout_ms, keep_alive_ms
+    /// join_attempts, join_window_secs, idle_timeout_ms, keep_alive_ms, audit_key,
+    /// allow_no_record, log_retention_days, max_log_mb
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The organisation that runs this relay, as users are told ("alice (tier 2) of Example
@@ -42,6 +43,17 @@ struct Cli {
     /// Seconds a technician's login stays valid [default: 43200, 12 hours]
     #[arg(long, value_name = "SECS")]
     token_ttl_secs: Option<u64>,
+    /// The organisation's audit key (age1…, from `technician log keygen`): technicians
+    /// encrypt session logs to it and upload them here; only its private half opens them
+    /// [default: none, logs stay with the technicians]
+    #[arg(long, value_name = "AGE_KEY")]
+    audit_key: Option<String>,
+    /// Let technicians run sessions without recording them (`technician connect --no-record`)
+    #[arg(long)]
+    allow_no_record: bool,
+    /// Days stored session logs are kept before they are deleted [default: 90]
+    #[arg(long, value_name = "DAYS")]
+    log_retention_days: Option<u64>,
     /// Seconds an unused session code stays valid [default: 600]
     #[arg(long, value_name = "SECS")]
     code_ttl_secs: Option<u64>,
@@ -312,9 +324,23 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
             let data = output.join(format!("{id}.tlog.age"));
             std::fs::copy(store.path(&id), &data)
                 .with_context(|| format!("cannot write {}", data.display()))?;
+            let mut checkpoints = store.checkpoints(&id)?;
+            // The seal, as offered with the upload: the final chain hash.
+            let seal = log.records.checked_sub(1);
+            if let (Some(index), Ok(Ok(chain_hash))) =
+                (seal, hex::decode(&log.chain_hash).map(<[u8; 32]>::try_from))
+            {
+                if !checkpoints.iter().any(|c| c.index == index) {
+                    checkpoints.push(protocol::sessionlog::Checkpoint {
+                        index,
+                        time_ms: log.duration_ms,
+                        chain_hash,
+                    });
+                }
+            }
             let file = CheckpointFile {
                 log_id: id.clone(),
-                checkpoints: store.checkpoints(&id)?,
+                checkpoints,
             };
             let cps = output.join(format!("{id}.checkpoints.json"));
             std::fs::write(&cps, serde_json::to_string_pretty(&file)?)
@@ -349,6 +375,10 @@ impl Cli {
             keep_alive_ms: self.keep_alive_ms,
             organisation: self.organisation.clone(),
             token_ttl_secs: self.token_ttl_secs,
+            audit_key: self.audit_key.clone(),
+            allow_no_record: self.allow_no_record.then_some(true),
+            log_retention_days: self.log_retention_days,
+            max_log_mb: None,
         };
         flags.apply(&mut cfg);
         cfg.validate()?;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use link::channel::{ChannelError, FramedRecv, FramedSend};
 use protocol::control::{
-    close_code, peek_hello_version, ErrorCode, FromRelay, PeerInfo, PeerLeftReason, Role,
-    SessionCode, ToRelay,
+    close_code, peek_hello_version, ErrorCode, FromRelay, PeerInfo, PeerLeftReason,
+    RecordingPolicy, Role, SessionCode, ToRelay,
 };
 use protocol::framing::FrameError;
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::forward;
 use crate::identity::Identity;
 use crate::login::{Gate, LoggedIn};
+use crate::logstore::{LogStore, StoreError};
 use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
 
@@ -39,6 +40,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// How often expired codes and idle rate-limit entries are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often stored session logs past their retention are deleted (and once at start).
+const LOG_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// An agent waiting under its code, with the way to hand it a technician.
 struct WaitingAgent {
@@ -55,6 +58,8 @@ struct Partner {
 
 struct Shared {
     cfg: Config,
+    /// The archive of uploaded session logs (blocking I/O: used from `spawn_blocking`).
+    logs: Arc<Mutex<LogStore>>,
     rendezvous: Mutex<Rendezvous<WaitingAgent>>,
     joins: Mutex<RateLimiter<IpAddr>>,
     logins: Gate,
@@ -152,8 +157,15 @@ impl Relay {
                 cfg.listen
             )
         })?;
+        let logs = LogStore::open(&cfg.data_dir, cfg.max_log_bytes).with_context(|| {
+            format!(
+                "cannot open the session-log archive in {}",
+                cfg.data_dir.display()
+            )
+        })?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
+            logs: Arc::new(Mutex::new(logs)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
             logins: Gate::new(accounts, cfg.organisation.clone()),
@@ -176,6 +188,7 @@ impl Relay {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let mut conns = JoinSet::new();
         let mut purge = tokio::time::interval(PURGE_INTERVAL);
+        let mut sweep = tokio::time::interval(LOG_SWEEP_INTERVAL);
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -195,6 +208,16 @@ impl Relay {
                     self.shared.rendezvous.lock().expect("rendezvous lock").purge(now);
                     self.shared.joins.lock().expect("limiter lock").purge(now);
                     self.shared.logins.purge(now);
+                }
+                _ = sweep.tick() => {
+                    let retention = self.shared.cfg.log_retention;
+                    let swept = with_logs(&self.shared, move |s| {
+                        s.sweep(std::time::SystemTime::now(), retention)
+                    })
+                    .await;
+                    if let Err(e) = swept {
+                        warn!(error = %e.message, "the session-log retention sweep failed");
+                    }
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 _ = &mut stop => break,
@@ -422,7 +445,7 @@ async fn agent(
     };
     info!(peer = %remote, code = %code, technician = %partner.info.description, "paired");
     send(out, FromRelay::Paired { peer: partner.info }).await?;
-    paired(conn, &partner.conn, out, inp, shared).await
+    paired(conn, &partner.conn, out, inp, shared, None).await
 }
 
 fn expired(shared: &Shared) -> Refusal {
@@ -450,12 +473,12 @@ async fn technician(
             Read::Msg(ToRelay::Join { code }) => break code,
             Read::Msg(ToRelay::Login { name, password }) => {
                 let l = shared.logins.password(remote.ip(), name, password).await?;
-                send(out, logged_in(&l)).await?;
+                send(out, logged_in(&l, &shared.cfg)).await?;
                 login = Some(l);
             }
             Read::Msg(ToRelay::Resume { token }) => {
                 let l = shared.logins.resume(remote.ip(), token).await?;
-                send(out, logged_in(&l)).await?;
+                send(out, logged_in(&l, &shared.cfg)).await?;
                 login = Some(l);
             }
             Read::Msg(ToRelay::Logout { token }) => {
@@ -465,9 +488,24 @@ async fn technician(
                 }
                 send(out, FromRelay::LoggedOut).await?;
             }
+            Read::Msg(
+                m @ (ToRelay::Checkpoint { .. }
+                | ToRelay::UploadBegin { .. }
+                | ToRelay::UploadChunk { .. }
+                | ToRelay::UploadEnd { .. }),
+            ) => match &login {
+                Some(l) => log_message(out, shared, &l.account.name, m).await?,
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::NotLoggedIn,
+                        "log in first: session logs are taken from logged-in technicians only",
+                    ))
+                }
+            },
             Read::Msg(other) => {
                 return Err(Refusal::violation(format!(
-                    "a technician sends login, resume, logout or join after hello, not {}",
+                    "a technician sends login, resume, logout, session-log messages or join \
+                     after hello, not {}",
                     other
                 )))
             }
@@ -519,14 +557,73 @@ async fn technician(
     }
     info!(peer = %remote, code = %code, account = %account.name, tier = account.tier, "technician joined");
     send(out, FromRelay::Paired { peer: agent_info }).await?;
-    paired(conn, &agent_conn, out, inp, shared).await
+    paired(conn, &agent_conn, out, inp, shared, Some(&account.name)).await
 }
 
-fn logged_in(l: &LoggedIn) -> FromRelay {
+fn logged_in(l: &LoggedIn, cfg: &Config) -> FromRelay {
     FromRelay::LoggedIn {
         account: l.account.clone(),
         token: l.token.clone(),
         expires_in_secs: l.expires_in.as_secs(),
+        recording: RecordingPolicy {
+            audit_key: cfg.audit_key.clone(),
+            optional: cfg.allow_no_record,
+        },
+    }
+}
+
+/// Runs `f` on the log archive off the async threads; its errors become refusals.
+async fn with_logs<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&LogStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Refusal> {
+    let logs = shared.logs.clone();
+    tokio::task::spawn_blocking(move || f(&logs.lock().expect("log store lock")))
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}")))?
+        .map_err(|e| Refusal::new(ErrorCode::UploadRefused, e.to_string()))
+}
+
+/// A session-log message from the logged-in technician `name`: stored, and answered where
+/// the protocol says so.
+async fn log_message(
+    out: &mut FramedSend<FromRelay>,
+    shared: &Shared,
+    name: &str,
+    msg: ToRelay,
+) -> Result<(), Refusal> {
+    if shared.cfg.audit_key.is_none() {
+        return Err(Refusal::new(
+            ErrorCode::UploadRefused,
+            "this relay does not store session logs (it has no audit_key); keep them locally",
+        ));
+    }
+    let name = name.to_string();
+    match msg {
+        ToRelay::Checkpoint { log_id, checkpoint } => {
+            with_logs(shared, move |s| s.checkpoint(&name, &log_id, &checkpoint)).await
+        }
+        ToRelay::UploadBegin { offer } => {
+            let log_id = offer.id.clone();
+            let offset = with_logs(shared, move |s| s.begin(&name, &offer)).await?;
+            send(out, FromRelay::UploadAt { log_id, offset }).await
+        }
+        ToRelay::UploadChunk {
+            log_id,
+            offset,
+            data,
+        } => with_logs(shared, move |s| s.append(&name, &log_id, offset, &data))
+            .await
+            .map(|_| ()),
+        ToRelay::UploadEnd { log_id } => {
+            let id = log_id.clone();
+            let log = with_logs(shared, move |s| s.finish(&name, &id)).await?;
+            info!(log = %log.id, technician = %log.technician, bytes = log.size, "session log stored");
+            send(out, FromRelay::UploadStored { log_id }).await
+        }
+        other => Err(Refusal::violation(format!(
+            "{other} is not a session-log message"
+        ))),
     }
 }
 
@@ -566,20 +663,34 @@ async fn paired(
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
     shared: &Shared,
+    technician: Option<&str>,
 ) -> Result<(), Refusal> {
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
-    let end = tokio::select! {
-        _ = forward::forward_from(own, other, &mut tasks) => End::OwnGone,
-        why = other.closed() => End::OtherGone(left_reason(why)),
-        r = read(inp) => match r {
-            Ok(Read::Gone) => End::OwnGone,
-            Ok(Read::Msg(m)) => End::Refused(Refusal::violation(format!(
-                "{} is not allowed once paired", m
-            ))),
-            Err(refusal) => End::Refused(refusal),
-        },
-        _ = shutdown.changed() => End::Refused(Refusal::new(ErrorCode::ShuttingDown, "the relay is shutting down")),
+    let end = {
+        let forwarding = forward::forward_from(own, other, &mut tasks);
+        tokio::pin!(forwarding);
+        loop {
+            break tokio::select! {
+                _ = &mut forwarding => End::OwnGone,
+                why = other.closed() => End::OtherGone(left_reason(why)),
+                r = read(inp) => match r {
+                    Ok(Read::Gone) => End::OwnGone,
+                    // A technician's session log reports how far it has got while the session runs.
+                    Ok(Read::Msg(m @ ToRelay::Checkpoint { .. })) if technician.is_some() => {
+                        match log_message(out, shared, technician.unwrap_or_default(), m).await {
+                            Ok(()) => continue,
+                            Err(refusal) => End::Refused(refusal),
+                        }
+                    }
+                    Ok(Read::Msg(m)) => End::Refused(Refusal::violation(format!(
+                        "{} is not allowed once paired", m
+                    ))),
+                    Err(refusal) => End::Refused(refusal),
+                },
+                _ = shutdown.changed() => End::Refused(Refusal::new(ErrorCode::ShuttingDown, "the relay is shutting down")),
+            };
+        }
     };
     match end {
         End::OwnGone => Ok(()),

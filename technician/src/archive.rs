@@ -141,6 +141,8 @@ pub struct SpoolEntry {
     pub id: String,
     /// The relay it goes to (`HOST:PORT`).
     pub relay: String,
+    /// Who the agent was, as the log says.
+    pub agent: String,
     pub started_unix_ms: u64,
     pub duration_ms: u64,
     /// Records in the log, and the hash of its last one.
@@ -248,6 +250,7 @@ mod tests {
         let entry = SpoolEntry {
             id: "s1".into(),
             relay: "relay:4433".into(),
+            agent: "agent at 10.0.0.9".into(),
             started_unix_ms: 1,
             duration_ms: 2,
             records: 3,

@@ -10,14 +10,21 @@ use clap::{Parser, Subcommand};
 use link::client::Trusted;
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::{ErrorCode, Role, SessionCode, TechnicianAccount};
-use protocol::sessionlog::{code_sha256, CloseReason, Participant, SessionOpened, TypedText};
+use protocol::control::{
+    ErrorCode, LogOffer, RecordingPolicy, Role, SessionCode, TechnicianAccount,
+};
+use protocol::sessionlog::{
+    code_sha256, CloseReason, Participant, SessionOpened, TypedText, Verdict,
+};
+use rand::TryRngCore;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
+use technician::archive::{Spool, SpoolEntry};
 use technician::record::{default_log_dir, Recorder};
 use technician::session::{self, Ended, SessionOptions};
 use technician::tokens::{StoredLogin, Tokens};
 use technician::{script, viewer};
+use tracing::warn;
 
 /// Tandem technician client: log in to a relay, join a user's session by its code, see their
 /// screen, and work their mouse and keyboard (with their consent).
@@ -135,13 +142,16 @@ struct Connect {
     /// With --report-updates, include the SHA-256 of the screen after each update
     #[arg(long, requires = "report_updates")]
     hash_frames: bool,
-    /// Directory the session log is recorded into (every session is recorded)
-    /// [default: ~/.local/share/tandem/technician/logs]
+    /// Directory the session log is recorded into; logs waiting for upload to the relay are
+    /// kept in its `upload-spool` [default: ~/.local/share/tandem/technician/logs]
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
     /// Record typed text as a count of characters only, not the characters
     #[arg(long)]
     typed_text_count_only: bool,
+    /// Do not record this session (only where the relay's policy allows it)
+    #[arg(long)]
+    no_record: bool,
 }
 
 /// Opens the session's log in the log directory.
@@ -373,6 +383,25 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         json!({ "relay": relay, "user": account.name, "tier": account.tier, "organisation": account.organisation }),
         format!("Logged in to {} as {} (tier {}).", account.organisation, account.name, account.tier),
     );
+    let policy = conn.recording.clone().unwrap_or(RecordingPolicy {
+        audit_key: None,
+        optional: false,
+    });
+    if args.no_record && !policy.optional {
+        anyhow::bail!(
+            "{} records every session (its policy does not allow --no-record)",
+            account.organisation
+        );
+    }
+    let recipient = match &policy.audit_key {
+        Some(k) => Some(
+            technician::archive::parse_recipient(k)
+                .context("the relay's audit key is not usable; tell its administrator")?,
+        ),
+        None => None,
+    };
+    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
+    let spool = Spool::new(log_dir.join("upload-spool"));
     let peer = conn.join(code.clone()).await?;
     report.event(
         "paired",
@@ -382,24 +411,50 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
             peer.description, peer.software
         ),
     );
-    let recorder = start_recording(&args, &conn, &trusted, &account, &code, &peer)?;
-    report.event(
-        "recording",
-        json!({ "path": recorder.path().display().to_string() }),
-        format!("Recording this session to {}.", recorder.path().display()),
-    );
-    let recorder = Arc::new(Mutex::new(recorder));
+    let recorder = if args.no_record {
+        report.event(
+            "not_recording",
+            json!({}),
+            "This session is not recorded (--no-record).",
+        );
+        None
+    } else {
+        let recorder = start_recording(&args, &conn, &trusted, &account, &code, &peer)?;
+        report.event(
+            "recording",
+            json!({ "path": recorder.path().display().to_string() }),
+            format!("Recording this session to {}.", recorder.path().display()),
+        );
+        Some(Arc::new(Mutex::new(recorder)))
+    };
+    let log_id = (recorder.is_some() && recipient.is_some()).then(new_log_id);
     let opts = SessionOptions {
         script: steps,
         snapshot: args.snapshot.clone(),
         report_updates: args.report_updates,
         hash_frames: args.hash_frames,
-        recorder: Some(recorder.clone()),
+        recorder: recorder.clone(),
+        log_id: log_id.clone(),
     };
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
     });
-    let (ended, stats, viewer) = session::run(&mut conn, opts, report, ctrl_c).await?;
+    // However the session ends, its log is sealed (and spooled for the relay) below.
+    let (ended, stats, viewer) = match session::run(&mut conn, opts, report, ctrl_c).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut message = e.to_string();
+            if let Some(hint) = advice(&e) {
+                message = format!("{message}\n{hint}");
+            }
+            report.error("technician", &message);
+            (
+                Ended::Failed(e.to_string()),
+                session::Stats::default(),
+                Arc::new(Mutex::new(viewer::Viewer::new())),
+            )
+        }
+    };
     let (reason, human, ok) = match &ended {
         Ended::ByAgent(r) => (
             format!("{r:?}"),
@@ -419,14 +474,18 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         Ended::ByTechnician => CloseReason::ByTechnician,
         Ended::Failed(why) => CloseReason::Failed(why.clone()),
     };
-    {
+    let mut sealed = None;
+    if let Some(recorder) = &recorder {
         let mut rec = recorder.lock().expect("recorder lock");
         match rec.finish(&close) {
-            Ok(_) => report.event(
-                "recorded",
-                json!({ "path": rec.path().display().to_string() }),
-                format!("Session log sealed: {}.", rec.path().display()),
-            ),
+            Ok(verdict) => {
+                report.event(
+                    "recorded",
+                    json!({ "path": rec.path().display().to_string() }),
+                    format!("Session log sealed: {}.", rec.path().display()),
+                );
+                sealed = Some((rec.path().to_path_buf(), verdict));
+            }
             Err(e) => report.error(
                 "technician",
                 &format!(
@@ -434,6 +493,42 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
                     rec.path().display()
                 ),
             ),
+        }
+    }
+    // Into the spool, encrypted to the audit key, before anything can go wrong with the relay.
+    let mut spooled = false;
+    if let (
+        Some((
+            path,
+            Verdict::Intact {
+                records,
+                duration_ms,
+                chain_hash,
+            },
+        )),
+        Some(recipient),
+        Some(id),
+    ) = (&sealed, &recipient, &log_id)
+    {
+        {
+            let entry = SpoolEntry {
+                id: id.clone(),
+                relay: relay.clone(),
+                agent: peer.description.clone(),
+                started_unix_ms: started_unix_ms(path),
+                duration_ms: *duration_ms,
+                records: *records,
+                chain_hash: hex::encode(chain_hash),
+                sha256: String::new(),
+                size: 0,
+            };
+            match spool.add(path, recipient, entry) {
+                Ok(_) => spooled = true,
+                Err(e) => report.error(
+                    "technician",
+                    &format!("the session log could not be encrypted for upload: {e:#}"),
+                ),
+            }
         }
     }
     if let Some(path) = &args.snapshot {
@@ -460,11 +555,101 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
             stats.tile_bytes as f64 / 1e6
         ),
     );
+    if spooled || !spool.entries().is_empty() {
+        upload_spool(&args.relay, &stored.token, &spool, report).await;
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A new identifier for a session log on the relay: 32 hex digits from the OS's randomness.
+fn new_log_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut b)
+        .expect("the operating system's random number generator works");
+    hex::encode(b)
+}
+
+/// When the session of a log started (ms since the epoch), from its first record.
+fn started_unix_ms(path: &std::path::Path) -> u64 {
+    let read = || -> Option<u64> {
+        let f = std::fs::File::open(path).ok()?;
+        let mut r = protocol::sessionlog::LogReader::new(std::io::BufReader::new(f)).ok()?;
+        match r.next_record().ok()??.decode().ok()? {
+            protocol::sessionlog::Record::SessionOpened(o) => Some(o.started_unix_ms),
+            _ => None,
+        }
+    };
+    read().unwrap_or(0)
+}
+
+/// Uploads every log waiting in the spool for this relay, oldest first, over a new
+/// connection; on any failure the rest waits for the next session.
+async fn upload_spool(relay_args: &RelayArgs, token: &str, spool: &Spool, report: Reporter) {
+    let relay = &relay_args.relay;
+    let waiting: Vec<SpoolEntry> = spool
+        .entries()
+        .into_iter()
+        .filter(|e| &e.relay == relay)
+        .collect();
+    if waiting.is_empty() {
+        return;
+    }
+    let pending = |why: String| {
+        report.event(
+            "upload_pending",
+            json!({ "waiting": waiting.len(), "spool": spool.dir().display().to_string(), "why": why }),
+            format!(
+                "{} session log(s) wait in {} for upload to {relay} ({why}); they go after your next session.",
+                waiting.len(),
+                spool.dir().display()
+            ),
+        )
+    };
+    let mut conn = match relay_args.connect(report).await {
+        Ok((conn, _)) => conn,
+        Err(e) => return pending(e.to_string()),
+    };
+    if let Err(e) = conn.resume(token).await {
+        return pending(e.to_string());
+    }
+    for entry in &waiting {
+        let offer = LogOffer {
+            id: entry.id.clone(),
+            agent: entry.agent.clone(),
+            started_unix_ms: entry.started_unix_ms,
+            duration_ms: entry.duration_ms,
+            records: entry.records,
+            chain_hash: entry.chain_hash.clone(),
+            size: entry.size,
+            sha256: entry.sha256.clone(),
+        };
+        let path = spool.data_path(&entry.id);
+        match conn.upload(&offer, &path, |_, _| {}).await {
+            Ok(from) => {
+                if let Err(e) = spool.remove(&entry.id) {
+                    warn!(error = %e, "an uploaded log stays in the spool");
+                }
+                report.event(
+                    "uploaded",
+                    json!({ "id": entry.id, "bytes": entry.size, "resumed_from": from }),
+                    format!(
+                        "Session log {} stored on the relay ({} bytes, encrypted to the audit key).",
+                        entry.id, entry.size
+                    ),
+                );
+            }
+            Err(e) => {
+                conn.close("upload failed");
+                return pending(e.to_string());
+            }
+        }
+    }
+    conn.close_and_wait("uploads done").await;
 }
 
 fn main() -> ExitCode {

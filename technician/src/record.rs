@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use protocol::input::InputEvent;
 use protocol::peer::{ConsentState, ScreenUpdate};
-use protocol::sessionlog::{Checkpoint, CloseReason, LogWriter, SessionOpened, Verdict, WriteError};
+use protocol::sessionlog::{
+    Checkpoint, CloseReason, LogWriter, SessionOpened, Verdict, WriteError,
+};
 use tracing::warn;
 
 /// The per-user directory logs go to unless `--log-dir` says otherwise:

@@ -35,7 +35,13 @@ pub struct SessionOptions {
     pub hash_frames: bool,
     /// Where the session is recorded, if it is.
     pub recorder: Option<Arc<Mutex<Recorder>>>,
+    /// The log's identifier on the relay, when the relay keeps logs: checkpoints of the log go
+    /// to the relay under it every [`CHECKPOINT_SECS`] seconds.
+    pub log_id: Option<String>,
 }
+
+/// Seconds between checkpoints of the session log sent to the relay.
+pub const CHECKPOINT_SECS: u64 = 5;
 
 /// How the session ended.
 #[derive(Debug)]
@@ -252,6 +258,7 @@ pub async fn run(
     let mut stats = Stats::default();
 
     let mut flush = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     let ended = loop {
         let script_done = async {
             match script_task.as_mut() {
@@ -328,7 +335,19 @@ pub async fn run(
                     Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
                 }
             }
-            _ = flush.tick() => record(&opts.recorder, |r| r.tick()),
+            _ = flush.tick() => {
+                record(&opts.recorder, |r| r.tick());
+                ticks += 1;
+                if let (Some(rec), Some(id), true) = (&opts.recorder, &opts.log_id, ticks.is_multiple_of(CHECKPOINT_SECS)) {
+                    let cp = rec.lock().expect("recorder lock").checkpoint();
+                    if let Some(cp) = cp {
+                        // A broken control stream shows in `conn.next()`; nothing to do here.
+                        if let Err(e) = conn.checkpoint(id, cp).await {
+                            debug!(error = %e, "checkpoint not sent");
+                        }
+                    }
+                }
+            }
             _ = &mut user_end => break Ended::ByTechnician,
         }
     };

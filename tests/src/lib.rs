@@ -395,10 +395,20 @@ impl Relay {
         run("technician", &refs, &format!("{password}\n"))
     }
 
-    /// Creates [`TECHNICIAN`] and logs in as it, once.
+    /// Creates [`TECHNICIAN`] (unless a relay before this one on the same data directory
+    /// did) and logs in as it, once.
     pub fn ensure_technician(&self) {
         self.technician_ready.get_or_init(|| {
-            self.add_user(TECHNICIAN, TECHNICIAN_TIER, TECHNICIAN_PASSWORD);
+            let tier = TECHNICIAN_TIER.to_string();
+            let r = self.user(
+                &["add", TECHNICIAN, "--tier", &tier],
+                &format!("{TECHNICIAN_PASSWORD}\n"),
+            );
+            assert!(
+                r.success || r.text().contains("already exists"),
+                "relay user add {TECHNICIAN} failed: {}",
+                r.text()
+            );
             let r = self.login(TECHNICIAN, TECHNICIAN_PASSWORD);
             assert!(r.success, "technician login failed: {}", r.text());
         });
