@@ -278,3 +278,138 @@ fn token_refusal(e: TokenError) -> Result<Refusal, Refusal> {
         TokenError::Account(e) => return Err(internal(e)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::{AccountRole, LoginPolicy};
+    use argon2::{Algorithm, Argon2, Params, Version};
+
+    const PW: &str = "correct horse battery";
+
+    fn gate() -> Gate {
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let mut a = Accounts::in_memory(LoginPolicy::default(), cheap).unwrap();
+        let now = SystemTime::now();
+        a.add_user("alice", PW, 2, AccountRole::Technician, now)
+            .unwrap();
+        a.add_user("audrey", PW, 1, AccountRole::Auditor, now)
+            .unwrap();
+        Gate::new(a, "Example Support".into())
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[tokio::test]
+    async fn a_login_holds_until_the_account_is_disabled_or_the_token_revoked() {
+        let g = gate();
+        let l = g.password(ip(1), "alice".into(), PW.into()).await.unwrap();
+        assert_eq!(l.account.name, "alice");
+        assert_eq!(l.account.tier, 2);
+        assert_eq!(l.account.organisation, "Example Support");
+        assert!(l.expires_in > Duration::from_secs(11 * 3600));
+        let again = g.resume(ip(2), l.token.clone()).await.unwrap();
+        assert_eq!(again.account, l.account);
+        assert_eq!(g.may_join(&l).await.unwrap(), l.account);
+
+        // Disabled after the login: the join is refused all the same.
+        g.accounts
+            .lock()
+            .unwrap()
+            .disable("alice", SystemTime::now())
+            .unwrap();
+        let r = g.may_join(&l).await.unwrap_err();
+        assert_eq!(r.code, ErrorCode::AccountDisabled);
+        g.accounts
+            .lock()
+            .unwrap()
+            .set_enabled("alice", true, SystemTime::now())
+            .unwrap();
+        // Disabling ended the token for good.
+        assert_eq!(
+            g.may_join(&l).await.unwrap_err().code,
+            ErrorCode::TokenRevoked
+        );
+
+        // A logout ends a token between login and join.
+        let l = g.password(ip(1), "alice".into(), PW.into()).await.unwrap();
+        g.logout(ip(3), l.token.clone()).await.unwrap();
+        assert_eq!(
+            g.may_join(&l).await.unwrap_err().code,
+            ErrorCode::TokenRevoked
+        );
+        assert_eq!(
+            g.resume(ip(1), l.token.clone()).await.unwrap_err().code,
+            ErrorCode::TokenRevoked
+        );
+
+        // An auditor logs in but joins nothing.
+        let l = g.password(ip(1), "audrey".into(), PW.into()).await.unwrap();
+        assert_eq!(
+            g.may_join(&l).await.unwrap_err().code,
+            ErrorCode::NotPermitted
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_names_and_wrong_passwords_are_refused_and_limited_alike() {
+        let g = gate();
+        for name in ["alice", "mallory"] {
+            for _ in 0..NAME_BACKOFF.free_failures + 1 {
+                let r = g
+                    .password(ip(1), name.into(), "wrong password".into())
+                    .await
+                    .unwrap_err();
+                assert_eq!(r.code, ErrorCode::BadCredentials, "{name}");
+                assert_eq!(r.message, "wrong name or password");
+            }
+            // Locked: the same words for a name that exists and one that does not.
+            let r = g.password(ip(2), name.into(), PW.into()).await.unwrap_err();
+            assert!(
+                matches!(r.code, ErrorCode::RateLimited { retry_after_secs } if retry_after_secs >= 1),
+                "{name}: {r:?}"
+            );
+            assert!(
+                r.message
+                    .starts_with("too many failed logins for this account"),
+                "{}",
+                r.message
+            );
+        }
+        // Failures from one address add up across names, then that address waits.
+        let mut i = 0;
+        let r = loop {
+            let r = g
+                .password(ip(1), format!("guess{i}"), "wrong password".into())
+                .await
+                .unwrap_err();
+            if r.code != ErrorCode::BadCredentials {
+                break r;
+            }
+            i += 1;
+            assert!(i <= ADDRESS_BACKOFF.free_failures, "never limited");
+        };
+        assert!(matches!(r.code, ErrorCode::RateLimited { .. }), "{r:?}");
+        assert!(r.message.contains("from 10.0.0.1"), "{}", r.message);
+        // Another address is not limited (but a locked name is, from anywhere).
+        let r = g
+            .password(ip(9), "guess".into(), "wrong password".into())
+            .await
+            .unwrap_err();
+        assert_eq!(r.code, ErrorCode::BadCredentials);
+        let r = g
+            .password(ip(9), "alice".into(), PW.into())
+            .await
+            .unwrap_err();
+        assert!(matches!(r.code, ErrorCode::RateLimited { .. }), "{r:?}");
+        // Guessing tokens gets the same refusal as a revoked one.
+        let r = g.resume(ip(5), "0".repeat(64)).await.unwrap_err();
+        assert_eq!(r.code, ErrorCode::TokenRevoked);
+    }
+}
