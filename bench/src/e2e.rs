@@ -22,7 +22,7 @@
 
 mod ours;
 mod probe;
-mod procs;
+pub(crate) mod procs;
 mod rfb;
 mod window;
 

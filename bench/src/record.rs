@@ -8,6 +8,11 @@
 //! serialisation, SHA-256 chain and buffered writes, and the seal at the end, flushed to disk).
 //! Bytes: the screen traffic (updates as framed on the wire) and the log file, each also per
 //! minute of the recording. Target: recording adds at most 5% to the technician's CPU.
+//!
+//! With `--processes`, the same is measured on the whole technician process: a real relay
+//! (release build, allowing `--no-record`), an agent playing the file at its recorded pace and
+//! a technician joining it, once recording and once with `--no-record`, `--runs` times each;
+//! the technician's CPU time (user + system, from its shell's `times`) is compared by median.
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -29,6 +34,13 @@ pub struct Args {
     /// Only the files whose name contains this
     #[arg(long)]
     only: Option<String>,
+    /// Also measure whole technician processes in real sessions, recording and not (needs
+    /// `cargo build --release -p relay -p agent -p technician` first)
+    #[arg(long)]
+    processes: bool,
+    /// With --processes: sessions per file and mode
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
 }
 
 /// Most recording may add to the technician's CPU, in percent.
@@ -119,6 +131,13 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
         eprintln!("bench record: {}", path.display());
         rows.push(measure(path)?);
     }
+    let mut procs = Vec::new();
+    if args.processes {
+        let mut sessions = Sessions::start()?;
+        for path in &files {
+            procs.push(sessions.measure(path, args.runs.max(1))?);
+        }
+    }
     if json {
         for r in &rows {
             let share = 100.0 * r.record_ms / r.receive_ms.max(1e-9);
@@ -142,6 +161,19 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"bench": "record", "scenario": r.scenario,
+                        "system": "technician", "metric": metric, "value": value, "unit": unit})
+                );
+            }
+        }
+        for p in &procs {
+            for (metric, value, unit) in [
+                ("process_cpu_ms_recording", p.recording_ms, "ms"),
+                ("process_cpu_ms_not_recording", p.plain_ms, "ms"),
+                ("process_record_cpu_added_percent", p.added_percent(), "%"),
+            ] {
+                println!(
+                    "{}",
+                    serde_json::json!({"bench": "record", "scenario": p.scenario,
                         "system": "technician", "metric": metric, "value": value, "unit": unit})
                 );
             }
@@ -179,5 +211,236 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
             if share <= TARGET_PERCENT { "met" } else { "MISSED" }
         );
     }
+    if !procs.is_empty() {
+        println!();
+        println!(
+            "whole technician process in real sessions (median of the runs, user + system CPU)"
+        );
+        println!(
+            "{:<16} {:>14} {:>14} {:>9}  target",
+            "scenario", "recording ms", "no-record ms", "added %"
+        );
+        for p in &procs {
+            let added = p.added_percent();
+            println!(
+                "{:<16} {:>14.1} {:>14.1} {:>8.2}%  ≤ {TARGET_PERCENT}% ({})",
+                p.scenario,
+                p.recording_ms,
+                p.plain_ms,
+                added,
+                if added <= TARGET_PERCENT {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            );
+        }
+    }
     Ok(())
+}
+
+/// One file's whole-process figures.
+struct ProcRow {
+    scenario: String,
+    recording_ms: f64,
+    plain_ms: f64,
+}
+
+impl ProcRow {
+    fn added_percent(&self) -> f64 {
+        100.0 * (self.recording_ms - self.plain_ms) / self.plain_ms.max(1e-9)
+    }
+}
+
+/// A relay with the bench's technician logged in, for real sessions.
+struct Sessions {
+    relay: crate::e2e::procs::Spawned,
+    dir: tempfile::TempDir,
+    addr: String,
+    fingerprint: String,
+    agent: PathBuf,
+    technician: PathBuf,
+}
+
+const ACCOUNT: &str = "bench";
+const PASSWORD: &str = "bench password, not a secret";
+
+impl Sessions {
+    fn start() -> anyhow::Result<Self> {
+        use crate::e2e::procs::{sibling_binary, Spawned};
+        use std::time::Duration;
+        let relay_bin = sibling_binary("relay")?;
+        let agent = sibling_binary("agent")?;
+        let technician = sibling_binary("technician")?;
+        let dir = tempfile::Builder::new()
+            .prefix("tandem-bench-record-")
+            .tempdir()?;
+        let data = dir.path().join("relay");
+        let run = |args: &[&str], stdin: &str| -> anyhow::Result<String> {
+            use std::io::Write;
+            let (bin, rest) = args.split_first().expect("a program");
+            let mut child = std::process::Command::new(bin)
+                .args(rest)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(stdin.as_bytes())?;
+            let out = child.wait_with_output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let data_s = data.to_str().context("utf-8 path")?.to_string();
+        run(
+            &[
+                relay_bin.to_str().context("utf-8 path")?,
+                "--data-dir",
+                &data_s,
+                "user",
+                "add",
+                ACCOUNT,
+                "--tier",
+                "1",
+            ],
+            &format!("{PASSWORD}\n"),
+        )?;
+        let mut cmd = std::process::Command::new(&relay_bin);
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_s,
+            "--allow-no-record",
+        ]);
+        let mut relay = Spawned::start("relay", cmd, false)?;
+        let limit = Duration::from_secs(20);
+        let addr = relay.wait_line(limit, "its address", |l| {
+            l.split("listening on ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string)
+        })?;
+        let fingerprint = relay.wait_line(limit, "its fingerprint", |l| {
+            l.split("fingerprint (SHA-256): ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string)
+        })?;
+        let this = Self {
+            relay,
+            dir,
+            addr,
+            fingerprint,
+            agent,
+            technician,
+        };
+        let mut login = vec![this.technician.to_str().context("utf-8 path")?.to_string()];
+        login.extend(["login".into(), "--user".into(), ACCOUNT.into()]);
+        login.extend(this.peer_args());
+        login.extend([
+            "--tokens".into(),
+            this.dir.path().join("tokens.json").display().to_string(),
+        ]);
+        let refs: Vec<&str> = login.iter().map(String::as_str).collect();
+        run(&refs, &format!("{PASSWORD}\n"))?;
+        Ok(this)
+    }
+
+    fn peer_args(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            "--relay".into(),
+            self.addr.clone(),
+            "--fingerprint".into(),
+            self.fingerprint.clone(),
+            "--known-relays".into(),
+            d.join("known.json").display().to_string(),
+        ]
+    }
+
+    /// One session on `file`; the technician's CPU time in ms.
+    fn session(&mut self, file: &std::path::Path, record: bool) -> anyhow::Result<f64> {
+        use crate::e2e::procs::Spawned;
+        use std::time::Duration;
+        self.relay.check_running()?;
+        let mut cmd = std::process::Command::new(&self.agent);
+        cmd.args(self.peer_args())
+            .arg("--source")
+            .arg(format!("corpus:{}", file.display()))
+            .args(["--consent", "control", "--json"]);
+        let mut agent = Spawned::start("agent", cmd, false)?;
+        let code = agent.wait_line(Duration::from_secs(20), "a session code", |l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["event"] == "code").then(|| v["code"].as_str().map(str::to_string))?
+        })?;
+        let d = self.dir.path();
+        let mut cmd = std::process::Command::new(&self.technician);
+        cmd.args(["connect", &code])
+            .args(self.peer_args())
+            .arg("--tokens")
+            .arg(d.join("tokens.json"))
+            .arg("--log-dir")
+            .arg(d.join("logs"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if !record {
+            cmd.arg("--no-record");
+        }
+        let child = cmd.spawn().context("cannot start the technician")?;
+        // Reaped here with wait4 for its resource usage (std's Child never waits on drop).
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills it and the status for our child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: waits for our own child process, writing into the locals given.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        anyhow::ensure!(r == pid, "cannot wait for the technician");
+        anyhow::ensure!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the technician's session failed (status {status})"
+        );
+        agent
+            .wait_line(Duration::from_secs(5), "its end", |_| None::<()>)
+            .ok();
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+        Ok(cpu * 1e3)
+    }
+
+    fn measure(&mut self, file: &std::path::Path, runs: u32) -> anyhow::Result<ProcRow> {
+        let mut median = |record: bool| -> anyhow::Result<f64> {
+            let mut v = Vec::new();
+            for k in 0..runs {
+                eprintln!(
+                    "bench record: {} session {} of {runs}, {}",
+                    file.display(),
+                    k + 1,
+                    if record { "recording" } else { "not recording" }
+                );
+                v.push(self.session(file, record)?);
+            }
+            v.sort_by(f64::total_cmp);
+            Ok(v[v.len() / 2])
+        };
+        let recording_ms = median(true)?;
+        let plain_ms = median(false)?;
+        Ok(ProcRow {
+            scenario: file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            recording_ms,
+            plain_ms,
+        })
+    }
 }
