@@ -6,11 +6,14 @@
 //!   windows sized for a full-screen update);
 //! - [`channel`]: typed, framed message channels over QUIC streams;
 //! - [`client`]: a peer's connection to the relay and the control-plane handshake (hello,
-//!   register, join, wait for pairing).
+//!   register, join, wait for pairing);
+//! - [`sealed`]: the peer plane sealed end to end: the key exchange on the session stream,
+//!   sealed message channels and sealed screen update streams.
 
 pub mod channel;
 pub mod client;
 pub mod report;
+pub mod sealed;
 pub mod tls;
 pub mod transport;
 

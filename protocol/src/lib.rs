@@ -24,8 +24,8 @@ pub mod sessionlog;
 pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error
-/// naming both.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// naming both. Version 2 seals the peer plane end to end (see [`e2e`]).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Version of this software, reported in hello and session-start messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
