@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
+use link::sealed::PeerPlaneError;
 use protocol::control::{ErrorCode, Role, SessionCode};
+use protocol::e2e::{HandshakeError, UserCode};
 use protocol::sessionlog::{code_sha256, CloseReason, Participant, SessionOpened, TypedText};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -39,7 +41,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct Connect {
-    /// The session code (spaces and dashes are ignored: "123 456 789")
+    /// The whole session code the user reads out: nine digits, a dash, four digits
+    /// ("123 456 789 - 4821"; spaces and dashes are ignored). The four after the dash never
+    /// reach the relay: they key the encryption between you and the user's agent
     code: String,
     /// Relay address, HOST:PORT
     #[arg(long, value_name = "HOST:PORT")]
@@ -124,6 +128,9 @@ fn advice(e: &LinkError) -> Option<&'static str> {
             ErrorCode::UnsupportedVersion => Some("Update the technician client to match the relay."),
             _ => None,
         },
+        LinkError::PeerPlane(PeerPlaneError::Handshake(HandshakeError::CodeMismatch)) => Some(
+            "Nothing was shared. Check the code with the user: the code is spent now, so they must start the agent again for a new one.",
+        ),
         LinkError::Connect { .. } => Some(
             "Check the relay address and port, that the relay is running, and the fingerprint it printed.",
         ),
@@ -132,9 +139,10 @@ fn advice(e: &LinkError) -> Option<&'static str> {
 }
 
 async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
-    let code = SessionCode::parse(&args.code).ok_or_else(|| {
+    let code = UserCode::parse(&args.code).map_err(|e| {
         anyhow::anyhow!(
-            "`{}` is not a session code: it has nine or more digits",
+            "`{}` is not a whole session code: {e}. The code the agent shows has nine digits, \
+             a dash and four more digits, like \"123 456 789 - 4821\"; enter all of them",
             args.code
         )
     })?;
@@ -150,16 +158,18 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
         format!("Connected to the relay at {}.", conn.relay_addr),
     );
-    let peer = conn.join(code.clone()).await?;
+    // The relay sees only the rendezvous part; the secret part stays here.
+    let peer = conn.join(code.rendezvous().clone()).await?;
     report.event(
         "paired",
         json!({ "peer": peer.description, "software": peer.software }),
         format!(
-            "Joined session {code} with {} ({}).",
+            "Joined session {} with {} ({}).",
+            code.rendezvous(),
             peer.description, peer.software
         ),
     );
-    let recorder = start_recording(&args, &conn, &code, &peer)?;
+    let recorder = start_recording(&args, &conn, code.rendezvous(), &peer)?;
     report.event(
         "recording",
         json!({ "path": recorder.path().display().to_string() }),
@@ -176,7 +186,18 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
     });
-    let (ended, stats, viewer) = session::run(&mut conn, opts, report, ctrl_c).await?;
+    let run = session::run(&mut conn, &code, opts, report, ctrl_c).await;
+    let (ended, stats, viewer) = match run {
+        Ok(r) => r,
+        Err(e) => {
+            // The log says how the attempt ended (a code that did not match, the relay gone).
+            let _ = recorder
+                .lock()
+                .expect("recorder lock")
+                .finish(&CloseReason::Failed(e.to_string()));
+            return Err(e.into());
+        }
+    };
     let (reason, human, ok) = match &ended {
         Ended::ByAgent(r) => (
             format!("{r:?}"),

@@ -307,7 +307,8 @@ impl Relay {
 }
 
 /// Starts an agent with `args` (plus relay and `--json`, and `--consent control` unless
-/// `args` say otherwise) and waits for its session code.
+/// `args` say otherwise) and waits for its session code: the whole code, rendezvous part and
+/// secret part (`123456789-4821`), as the user would read it out.
 pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
     let mut all: Vec<String> = relay.peer_args();
     all.push("--json".into());
