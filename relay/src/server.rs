@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::forward;
+use crate::forward::{self, SharedTap};
 use crate::identity::Identity;
 use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
@@ -55,6 +55,7 @@ struct Shared {
     rendezvous: Mutex<Rendezvous<WaitingAgent>>,
     joins: Mutex<RateLimiter<IpAddr>>,
     shutdown: watch::Receiver<bool>,
+    tap: SharedTap,
 }
 
 /// A running relay endpoint.
@@ -126,6 +127,12 @@ async fn read(inp: &mut FramedRecv<ToRelay>) -> Result<Read, Refusal> {
 impl Relay {
     /// Binds the endpoint with `identity`.
     pub fn bind(cfg: Config, identity: &Identity) -> anyhow::Result<Self> {
+        Self::bind_with_tap(cfg, identity, None)
+    }
+
+    /// As [`Relay::bind`], with a [`forward::Tap`] on the peer plane of every session (for tests
+    /// that play a hostile relay).
+    pub fn bind_with_tap(cfg: Config, identity: &Identity, tap: SharedTap) -> anyhow::Result<Self> {
         let tls = link::tls::server_config(identity.cert_der.clone(), identity.key_der.clone())
             .context("the relay's certificate is not usable")?;
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -147,6 +154,7 @@ impl Relay {
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
             shutdown,
             cfg,
+            tap,
         });
         Ok(Self {
             endpoint,
@@ -416,7 +424,7 @@ async fn agent(
     };
     info!(peer = %remote, code = %code, technician = %partner.info.description, "paired");
     send(out, FromRelay::Paired { peer: partner.info }).await?;
-    paired(conn, &partner.conn, out, inp, shared).await
+    paired(conn, Role::Agent, &partner.conn, out, inp, shared).await
 }
 
 fn expired(shared: &Shared) -> Refusal {
@@ -483,7 +491,7 @@ async fn technician(
     }
     info!(peer = %remote, code = %code, "technician joined");
     send(out, FromRelay::Paired { peer: agent_info }).await?;
-    paired(conn, &agent_conn, out, inp, shared).await
+    paired(conn, Role::Technician, &agent_conn, out, inp, shared).await
 }
 
 fn lookup(shared: &Shared, code: &SessionCode, now: Instant) -> Result<WaitingAgent, Refusal> {
@@ -518,6 +526,7 @@ enum End {
 /// Forwards `own`'s peer plane to `other` until one of them ends, then tells `own`'s peer.
 async fn paired(
     own: &Connection,
+    role: Role,
     other: &Connection,
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
@@ -526,7 +535,7 @@ async fn paired(
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
     let end = tokio::select! {
-        _ = forward::forward_from(own, other, &mut tasks) => End::OwnGone,
+        _ = forward::forward_from(own, other, role, &shared.tap, &mut tasks) => End::OwnGone,
         why = other.closed() => End::OtherGone(left_reason(why)),
         r = read(inp) => match r {
             Ok(Read::Gone) => End::OwnGone,

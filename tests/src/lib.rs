@@ -262,10 +262,15 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Relay {
+        Self::start_program("relay", data_dir, extra)
+    }
+
+    /// Starts `program` (`relay`, or `hostile-relay`, which prints the same start-up lines).
+    pub fn start_program(program: &str, data_dir: &Path, extra: &[&str]) -> Relay {
         let dir = data_dir.to_str().expect("utf-8 path");
         let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", dir];
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn("relay", &args);
+        let mut proc = Proc::spawn(program, &args);
         let listen = proc.wait_line(PROMPT, "its address", |l| l.contains("listening on "));
         let addr = listen
             .split_whitespace()
