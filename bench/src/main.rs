@@ -16,6 +16,7 @@ mod e2e;
 mod procstat;
 mod relay;
 mod report;
+mod sealing;
 
 /// Tandem benchmarks: print comparable figures as a table, or as JSON lines with --json.
 #[derive(Parser, Debug)]
@@ -34,7 +35,8 @@ enum Bench {
     /// The screen codec against x264, VP9 and lossless x264 through ffmpeg, on the corpus
     Codec(codec::Args),
     /// Latency, throughput, CPU and memory through a real relay process, against a direct QUIC
-    /// connection (needs `cargo build --release -p relay` first)
+    /// connection, and what sealing the peer plane end to end costs (needs
+    /// `cargo build --release -p relay` first)
     Relay(relay::Args),
     /// Screen and input latency and agent CPU on a 1080p Xvfb through a real relay, beside
     /// x0vncserver and x11vnc (needs `cargo build --release -p relay -p agent` first)

@@ -11,6 +11,10 @@
 //! relay's CPU time read from `/proc` around it), then, on a second, fresh relay process, the
 //! resident memory of many paired idle sessions. Every relay process started here is killed when
 //! its guard drops, also on error.
+//!
+//! The end-to-end channel's cost is measured beside it ([`crate::sealing`]): seal-and-open CPU
+//! time of one 200 KB update and one 1 KB message, and the throughput of screen updates through
+//! the same relay process sent as the agent sends them, plain and sealed, in alternating runs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ use tokio::task::JoinSet;
 
 use crate::procstat;
 use crate::report::{progress, Report};
+use crate::sealing::{self, SealCost, Updates};
 
 const BENCH: &str = "relay";
 
@@ -81,9 +86,11 @@ pub struct Args {
 /// Runs the bench and returns its figures.
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     let relay_bin = relay_binary()?;
+    progress(BENCH, "seal and open: CPU time per update and per message");
+    let seal_cost = sealing::seal_cost(UPDATE, Duration::from_secs(1));
     let paths = compare_paths(&relay_bin, Duration::from_secs(args.seconds)).await?;
     let memory = idle_sessions(&relay_bin, args.sessions).await?;
-    Ok(report(&args, &paths, &memory))
+    Ok(report(&args, &paths, &memory, &seal_cost))
 }
 
 /// Latency, throughput, CPU and drops of the relay path and the direct path.
@@ -98,6 +105,8 @@ struct PathFigures {
     /// Datagrams dropped at each path's sockets, and at the relay's alone.
     drops: [u64; 2],
     relay_drops: u64,
+    /// Screen updates through the relay: plain, then sealed.
+    updates: [Throughput; 2],
     load_before: f64,
     load_after: f64,
 }
@@ -158,6 +167,8 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
     let direct_thr = throughput(&direct.agent, &direct.received, seconds).await?;
     let own_direct = procstat::cpu_time(me)? - own_before;
 
+    let updates = update_throughput(relay.addr, relay.fingerprint, seconds).await?;
+
     let figures = PathFigures {
         small,
         large,
@@ -169,6 +180,7 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
             udp_drops(&direct_ports)? - drops_before[1],
         ],
         relay_drops: procstat::udp_drops(relay.addr.port())? - relay_drops_before,
+        updates,
         load_before,
         load_after: procstat::load_average()?,
     };
@@ -179,7 +191,7 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
 }
 
 /// The figures, with what they mean and the targets they are held against.
-fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
+fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) -> Report {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (load_before, load_after) = (p.load_before, p.load_after);
     let mut r = Report::new(BENCH);
@@ -226,6 +238,17 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
         memory.sessions
     ));
 
+    r.note(format!(
+        "sealing: seal+open = CPU time of this thread to seal and open one {} KB screen update on its own \
+         stream (its keys derived from the traffic secret, ChaCha20-Poly1305), and one 1 KB message on the \
+         session stream; update throughput = {} KB screen updates through the relay as the agent sends them \
+         (encoded, sealed or not, each on its own stream, at most 8 on their way), decoded (and opened) by \
+         the technician side; plain and sealed runs alternate, {} s each, twice",
+        UPDATE / 1024,
+        UPDATE / 1024,
+        args.seconds
+    ));
+
     let metrics = [
         ("latency_1k_p50_ms", "one-way latency 1 KB p50"),
         ("latency_1k_p99_ms", "one-way latency 1 KB p99"),
@@ -257,6 +280,13 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
         ),
         ("relay_rss_baseline_kib", "relay memory with 1 session"),
         ("relay_rss_loaded_kib", "relay memory with all sessions"),
+        ("seal_open_200k_ms", "seal+open of one 200 KB update"),
+        ("seal_open_1k_us", "seal+open of one 1 KB message"),
+        (
+            "update_throughput_mbit_s",
+            "screen updates through the relay",
+        ),
+        ("sealed_throughput_ratio", "sealed updates relative to plain"),
     ];
     for (metric, label) in metrics {
         r.label(metric, label);
@@ -381,7 +411,107 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
         "≤ 64 KiB",
         per_session <= 64.0,
     );
+
+    let update_ms = ms(seal.update);
+    r.add(SEALED, "seal_open_200k_ms", update_ms, "ms", 4);
+    r.target(SEALED, "seal_open_200k_ms", "≤ 0.2 ms", update_ms <= 0.2);
+    r.add(
+        SEALED,
+        "seal_open_1k_us",
+        seal.message.as_secs_f64() * 1e6,
+        "µs",
+        2,
+    );
+    let [plain, sealed] = &p.updates;
+    r.add("relay", "update_throughput_mbit_s", plain.mbit_s(), "Mbit/s", 1);
+    r.add(SEALED, "update_throughput_mbit_s", sealed.mbit_s(), "Mbit/s", 1);
+    let sealed_ratio = sealed.mbit_s() / plain.mbit_s();
+    r.add(SEALED, "sealed_throughput_ratio", sealed_ratio, "ratio", 3);
+    r.target(
+        SEALED,
+        "sealed_throughput_ratio",
+        "≥ 0.9 of plain",
+        sealed_ratio >= 0.9,
+    );
     r
+}
+
+/// The column of the sealed figures.
+const SEALED: &str = "relay+sealed";
+
+/// Screen updates through the relay at `relay`, plain and sealed, each on a session of its own,
+/// in alternating runs of `seconds`.
+async fn update_throughput(
+    relay: SocketAddr,
+    pin: Fingerprint,
+    seconds: Duration,
+) -> anyhow::Result<[Throughput; 2]> {
+    let (agent_keys, tech_keys) = sealing::session_keys()?;
+    let plain = UpdateSession::open(relay, pin, None).await?;
+    let sealed = UpdateSession::open(relay, pin, Some(tech_keys.update_receiver())).await?;
+    let ways = [Updates::Plain, Updates::Sealed(Arc::new(agent_keys))];
+    let mut totals = [(0u64, Duration::ZERO), (0u64, Duration::ZERO)];
+    for round in 0..2 {
+        for (i, (session, how)) in [&plain, &sealed].into_iter().zip(&ways).enumerate() {
+            progress(
+                BENCH,
+                format!(
+                    "{} screen updates through the relay, run {} of 2 ({} s)",
+                    ["plain", "sealed"][i],
+                    round + 1,
+                    seconds.as_secs()
+                ),
+            );
+            let run = sealing::send_updates(
+                &session.pair.0.connection,
+                how,
+                UPDATE,
+                &session.received,
+                seconds,
+            )
+            .await?;
+            totals[i].0 += run.bytes;
+            totals[i].1 += run.elapsed;
+        }
+    }
+    plain.close().await;
+    sealed.close().await;
+    Ok(totals.map(|(bytes, elapsed)| Throughput { bytes, elapsed }))
+}
+
+/// A paired session whose technician side decodes (and, given a receiver, opens) updates.
+struct UpdateSession {
+    pair: (RelayConnection, RelayConnection),
+    received: Arc<AtomicU64>,
+}
+
+impl UpdateSession {
+    async fn open(
+        relay: SocketAddr,
+        pin: Fingerprint,
+        receiver: Option<protocol::e2e::UpdateReceiver>,
+    ) -> anyhow::Result<Self> {
+        let agent_ep = link::client::client_endpoint(relay, pin)
+            .context("cannot open the agent's endpoint")?;
+        let tech_ep = link::client::client_endpoint(relay, pin)
+            .context("cannot open the technician's endpoint")?;
+        let pair = within(Duration::from_secs(10), "pairing", async {
+            Ok(open_pair(&agent_ep, &tech_ep, relay).await?)
+        })
+        .await?;
+        let received = Arc::new(AtomicU64::new(0));
+        tokio::spawn(sealing::receive_updates(
+            pair.1.connection.clone(),
+            receiver,
+            received.clone(),
+        ));
+        Ok(Self { pair, received })
+    }
+
+    async fn close(self) {
+        self.pair.0.close("bench done");
+        self.pair.1.close_and_wait("bench done").await;
+    }
 }
 
 /// The `relay` binary built next to this one (`target/release/relay` for a release bench).
