@@ -274,9 +274,13 @@ fn main() -> ExitCode {
         Err(e) => {
             let message = match e.downcast_ref::<LinkError>() {
                 Some(LinkError::PeerLeft(r)) => format!("the technician left: {r}"),
-                Some(LinkError::PeerPlane(PeerPlaneError::Handshake(HandshakeError::CodeMismatch))) => {
-                    format!("{e}: the technician entered another code, and nothing was shared. \
-                             The code is spent; start the agent again for a new one")
+                Some(LinkError::PeerPlane(PeerPlaneError::Handshake(
+                    HandshakeError::CodeMismatch,
+                ))) => {
+                    format!(
+                        "{e}: the technician entered another code, and nothing was shared. \
+                             The code is spent; start the agent again for a new one"
+                    )
                 }
                 _ => format!("{e:#}"),
             };

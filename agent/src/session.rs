@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use link::sealed::{self, last_word, SealedSend, SealedSession};
 use link::report::Reporter;
+use link::sealed::{self, last_word, SealedSend, SealedSession};
 use link::{LinkError, RelayConnection};
 use protocol::codec::Encoder;
 use protocol::control::PeerInfo;
@@ -283,7 +283,9 @@ pub async fn run(
     } = match exchanged {
         Ok(s) => s,
         Err(e) if !e.is_violation() => {
-            return Ok(Ended::PeerLeft(conn.explain_departure(e.to_string()).await?))
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure(e.to_string()).await?,
+            ))
         }
         Err(e) => return Err(e.into()),
     };

@@ -286,7 +286,10 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) ->
             "update_throughput_mbit_s",
             "screen updates through the relay",
         ),
-        ("sealed_throughput_ratio", "sealed updates relative to plain"),
+        (
+            "sealed_throughput_ratio",
+            "sealed updates relative to plain",
+        ),
     ];
     for (metric, label) in metrics {
         r.label(metric, label);
@@ -423,8 +426,20 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) ->
         2,
     );
     let [plain, sealed] = &p.updates;
-    r.add("relay", "update_throughput_mbit_s", plain.mbit_s(), "Mbit/s", 1);
-    r.add(SEALED, "update_throughput_mbit_s", sealed.mbit_s(), "Mbit/s", 1);
+    r.add(
+        "relay",
+        "update_throughput_mbit_s",
+        plain.mbit_s(),
+        "Mbit/s",
+        1,
+    );
+    r.add(
+        SEALED,
+        "update_throughput_mbit_s",
+        sealed.mbit_s(),
+        "Mbit/s",
+        1,
+    );
     let sealed_ratio = sealed.mbit_s() / plain.mbit_s();
     r.add(SEALED, "sealed_throughput_ratio", sealed_ratio, "ratio", 3);
     r.target(

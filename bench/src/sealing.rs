@@ -100,10 +100,13 @@ pub fn session_keys() -> anyhow::Result<(SessionKeys, SessionKeys)> {
     let mut tech = Handshake::technician_with_code(&ctx, code.secret());
     for _ in 0..4 {
         while let Some(m) = agent.poll_transmit() {
-            tech.handle(m).context("the technician's side of the exchange")?;
+            tech.handle(m)
+                .context("the technician's side of the exchange")?;
         }
         while let Some(m) = tech.poll_transmit() {
-            agent.handle(m).context("the agent's side of the exchange")?;
+            agent
+                .handle(m)
+                .context("the agent's side of the exchange")?;
         }
     }
     Ok((

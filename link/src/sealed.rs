@@ -89,17 +89,21 @@ fn tampering(e: &OpenError) -> String {
         OpenError::TooShort { .. }
         | OpenError::WrongStream { .. }
         | OpenError::Altered { .. }
-        | OpenError::Poisoned(_) => "message failed authentication: the relay or network altered it",
+        | OpenError::Poisoned(_) => {
+            "message failed authentication: the relay or network altered it"
+        }
     };
     format!("{what} ({e})")
 }
 
 fn frame_tampering(e: &FrameError) -> String {
     match e {
-        FrameError::Truncated => format!(
-            "a stream was cut short or extended: the relay or network altered it ({e})"
-        ),
-        other => format!("message failed authentication: the relay or network altered it ({other})"),
+        FrameError::Truncated => {
+            format!("a stream was cut short or extended: the relay or network altered it ({e})")
+        }
+        other => {
+            format!("message failed authentication: the relay or network altered it ({other})")
+        }
     }
 }
 
@@ -200,10 +204,12 @@ async fn exchange(
                 .await?
                 .ok_or(PeerPlaneError::EndedDuringHandshake)?;
             if frame.len() > HANDSHAKE_MAX_FRAME {
-                return Err(PeerPlaneError::Handshake(HandshakeError::Malformed(format!(
-                    "a handshake frame of {} bytes; the limit is {HANDSHAKE_MAX_FRAME}",
-                    frame.len()
-                ))));
+                return Err(PeerPlaneError::Handshake(HandshakeError::Malformed(
+                    format!(
+                        "a handshake frame of {} bytes; the limit is {HANDSHAKE_MAX_FRAME}",
+                        frame.len()
+                    ),
+                )));
             }
             let msg = HandshakeMessage::decode(frame)
                 .map_err(|e| HandshakeError::Malformed(e.to_string()));

@@ -54,6 +54,12 @@ pub trait StreamTap: Send {
     fn finish(&mut self) -> Bytes {
         Bytes::new()
     }
+
+    /// Whether a unidirectional stream is passed on at all; `false` stops it at the relay, and
+    /// the receiver never learns it was opened.
+    fn forward_stream(&self) -> bool {
+        true
+    }
 }
 
 /// The tap of a session, if the server has one.
@@ -172,6 +178,11 @@ pub async fn forward_from(
                 let to = to.clone();
                 let there = tap_stream(role, false, uni_count);
                 uni_count += 1;
+                if there.as_ref().is_some_and(|t| !t.forward_stream()) {
+                    let mut recv = recv;
+                    let _ = recv.stop(VarInt::from_u32(0));
+                    continue;
+                }
                 tasks.spawn(async move {
                     let Ok(send) = to.open_uni().await else { return };
                     splice(recv, send, there).await;

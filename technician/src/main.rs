@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use link::report::Reporter;
-use link::{Fingerprint, LinkError, RelayConnection};
 use link::sealed::PeerPlaneError;
+use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::{ErrorCode, Role, SessionCode};
 use protocol::e2e::{HandshakeError, UserCode};
 use protocol::sessionlog::{code_sha256, CloseReason, Participant, SessionOpened, TypedText};
@@ -166,7 +166,8 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         format!(
             "Joined session {} with {} ({}).",
             code.rendezvous(),
-            peer.description, peer.software
+            peer.description,
+            peer.software
         ),
     );
     let recorder = start_recording(&args, &conn, code.rendezvous(), &peer)?;

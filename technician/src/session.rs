@@ -10,11 +10,12 @@
 //! and watches the session stream and the control stream for the end.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use link::sealed::{self, last_word, SealedSession};
 use link::report::Reporter;
+use link::sealed::{self, last_word, SealedSession};
 use link::{LinkError, RelayConnection};
 use protocol::e2e::{UpdateReceiver, UserCode};
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
@@ -28,6 +29,11 @@ use crate::viewer::{self, Viewer};
 
 /// How long the agent has to open the session after pairing.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long later updates may wait for a missing one, with no update stream still being read,
+/// before the missing one counts as dropped on the way. (A slow update still arriving is being
+/// read, so it never counts.)
+const MISSING_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default, Clone)]
 pub struct SessionOptions {
@@ -66,25 +72,32 @@ enum Incoming {
 }
 
 /// Reads each update stream the agent opens: one sealed update each, every number once.
+/// `reading` counts the streams being read.
 async fn accept_updates(
     conn: quinn::Connection,
     receiver: UpdateReceiver,
     out: mpsc::Sender<Incoming>,
+    reading: Arc<AtomicUsize>,
 ) {
     let receiver = Arc::new(Mutex::new(receiver));
     while let Ok(stream) = conn.accept_uni().await {
         let out = out.clone();
         let receiver = receiver.clone();
+        let reading = reading.clone();
+        reading.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let item = match sealed::read_update(stream, &receiver).await {
-                Ok(u) => Incoming::Update(u),
-                Err(e) if e.is_violation() => Incoming::Bad(e.to_string()),
+                Ok(u) => Some(Incoming::Update(u)),
+                Err(e) if e.is_violation() => Some(Incoming::Bad(e.to_string())),
                 Err(e) => {
                     debug!(error = %e, "update stream broke");
-                    return;
+                    None
                 }
             };
-            let _ = out.send(item).await;
+            if let Some(item) = item {
+                let _ = out.send(item).await;
+            }
+            reading.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
@@ -276,11 +289,15 @@ pub async fn run(
     });
 
     let (upd_tx, mut upd_rx) = mpsc::channel(64);
+    let reading = Arc::new(AtomicUsize::new(0));
     let acceptor = tokio::spawn(accept_updates(
         connection.clone(),
         keys.update_receiver(),
         upd_tx,
+        reading.clone(),
     ));
+    // The update later ones wait for, and since when.
+    let mut missing: Option<(u64, Instant)> = None;
     drop(keys);
     let viewer = Arc::new(Mutex::new(Viewer::new()));
     let (changed_tx, changed_rx) = watch::channel(0u64);
@@ -303,10 +320,18 @@ pub async fn run(
                     record(&opts.recorder, |r| r.update(&u));
                     let tiles = u.ops.len();
                     let bytes = u.tile_data.len();
-                    let applied = viewer.lock().expect("viewer lock").offer(u);
+                    let (applied, waiting_for) = {
+                        let mut v = viewer.lock().expect("viewer lock");
+                        (v.offer(u), v.missing())
+                    };
                     let applied = match applied {
                         Ok(a) => a,
                         Err(e) => break Ended::Failed(e.to_string()),
+                    };
+                    missing = match (waiting_for, missing) {
+                        (Some(seq), Some((was, since))) if seq == was => Some((seq, since)),
+                        (Some(seq), _) => Some((seq, Instant::now())),
+                        (None, _) => None,
                     };
                     stats.tile_bytes += bytes as u64;
                     for seq in applied {
@@ -366,6 +391,16 @@ pub async fn run(
                 }
             }
             _ = flush.tick() => record(&opts.recorder, |r| r.tick()),
+            _ = tokio::time::sleep(Duration::from_millis(250)), if missing.is_some() => {
+                if let Some((seq, since)) = missing {
+                    if since.elapsed() >= MISSING_LIMIT && reading.load(Ordering::SeqCst) == 0 {
+                        break Ended::Failed(format!(
+                            "a screen update is missing: the relay or network dropped update {seq}, \
+                             later ones arrived"
+                        ));
+                    }
+                }
+            }
             _ = &mut user_end => break Ended::ByTechnician,
         }
     };

@@ -59,7 +59,11 @@ fn session(relay: &Relay, dir: &Path, corpus: &str, speed: &str) -> (Proc, Proc)
     let mut tech = start_technician(
         relay,
         &code,
-        &["--report-updates", "--input-script", script.to_str().unwrap()],
+        &[
+            "--report-updates",
+            "--input-script",
+            script.to_str().unwrap(),
+        ],
     );
     tech.wait_exit(SESSION);
     agent.wait_exit(PROMPT);
@@ -86,7 +90,10 @@ fn injected(dir: &Path) -> Vec<Value> {
 fn occurring<'a>(haystack: &[u8], needles: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
     let mut by_prefix: HashMap<[u8; 8], Vec<&[u8]>> = HashMap::new();
     for n in needles {
-        assert!(n.len() >= 8, "needles of fewer than 8 bytes match by chance");
+        assert!(
+            n.len() >= 8,
+            "needles of fewer than 8 bytes match by chance"
+        );
         by_prefix
             .entry(n[..8].try_into().unwrap())
             .or_default()
@@ -151,11 +158,7 @@ fn the_relay_sees_neither_the_screen_nor_the_typed_text() {
     let dir = tempfile::tempdir().unwrap();
     let (relay, record) = hostile(dir.path(), "none");
     let (mut agent, mut tech) = session(&relay, dir.path(), "typing.scrn", "0.5");
-    assert!(
-        agent.wait_exit(PROMPT).success(),
-        "{}",
-        agent.transcript()
-    );
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
     assert!(tech.wait_exit(PROMPT).success(), "{}", tech.transcript());
     // The tap forwarded faithfully: the session is whole, bit-exact, every input arrived.
     let corpus = data("typing.scrn");
@@ -177,13 +180,21 @@ fn the_relay_sees_neither_the_screen_nor_the_typed_text() {
         .unwrap()
         .to_string();
     let updates = update_runs(&log);
-    let sent_bytes: u64 = tech.events("update").iter().map(|u| u["bytes"].as_u64().unwrap()).sum();
+    let sent_bytes: u64 = tech
+        .events("update")
+        .iter()
+        .map(|u| u["bytes"].as_u64().unwrap())
+        .sum();
     assert!(
         seen.len() as u64 > sent_bytes,
         "the relay recorded {} bytes, less than the {sent_bytes} bytes of screen updates",
         seen.len()
     );
-    assert!(updates.len() > 20, "only {} runs of update data", updates.len());
+    assert!(
+        updates.len() > 20,
+        "only {} runs of update data",
+        updates.len()
+    );
 
     // The search itself works: in the clear, the same traffic would show every run looked for.
     let mut clear: Vec<u8> = updates.concat();
@@ -197,7 +208,11 @@ fn the_relay_sees_neither_the_screen_nor_the_typed_text() {
     let found = occurring(&seen, &pixels);
     assert!(found.is_empty(), "{} pixel runs in the clear", found.len());
     let found = occurring(&seen, &updates);
-    assert!(found.is_empty(), "{} runs of screen updates in the clear", found.len());
+    assert!(
+        found.is_empty(),
+        "{} runs of screen updates in the clear",
+        found.len()
+    );
 
     // Nothing of the input: neither the text nor any event as the peer message it travels in.
     let typed = [TYPED.as_bytes().to_vec()];
@@ -210,7 +225,11 @@ fn the_relay_sees_neither_the_screen_nor_the_typed_text() {
         .map(|e| protocol::wire::encode_frame(&PeerMessage::Input(e))[4..].to_vec())
         .filter(|m| m.len() >= 8)
         .collect();
-    assert!(messages.len() > 10, "only {} input messages to look for", messages.len());
+    assert!(
+        messages.len() > 10,
+        "only {} input messages to look for",
+        messages.len()
+    );
     assert_eq!(
         occurring(&clear, &messages).len(),
         messages.iter().collect::<HashSet<_>>().len()
@@ -220,19 +239,32 @@ fn the_relay_sees_neither_the_screen_nor_the_typed_text() {
         updates.iter().collect::<HashSet<_>>().len()
     );
     let found = occurring(&seen, &messages);
-    assert!(found.is_empty(), "{} input messages in the clear", found.len());
+    assert!(
+        found.is_empty(),
+        "{} input messages in the clear",
+        found.len()
+    );
 }
 
 /// A session through a relay tampering by `mode`; both sides must fail, each with `words` in
 /// its `ended` message. Returns what the agent's input sink received.
 fn tampered(mode: &str, words: &str) -> Vec<Value> {
+    tampered_with(mode, words, "idle-clock.scrn")
+}
+
+fn tampered_with(mode: &str, words: &str, corpus: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let (relay, _record) = hostile(dir.path(), mode);
     // A slow source keeps the session open while the script plays.
-    let (mut agent, mut tech) = session(&relay, dir.path(), "idle-clock.scrn", "0.5");
+    let (mut agent, mut tech) = session(&relay, dir.path(), corpus, "0.5");
     for p in [&mut agent, &mut tech] {
         let status = p.wait_exit(PROMPT);
-        assert!(!status.success(), "{} should fail\n{}", p.name, p.transcript());
+        assert!(
+            !status.success(),
+            "{} should fail\n{}",
+            p.name,
+            p.transcript()
+        );
         let ended = p.wait_event("ended", PROMPT);
         let message = ended["message"].as_str().unwrap();
         assert!(
@@ -262,6 +294,26 @@ fn a_flipped_byte_in_a_screen_update_ends_the_session() {
     let got = tampered(
         "flip-update",
         "message failed authentication: the relay or network altered it",
+    );
+    assert_prefix_of_script(&got);
+}
+
+#[test]
+fn a_screen_update_cut_short_ends_the_session() {
+    let got = tampered(
+        "truncate-update",
+        "a stream was cut short or extended: the relay or network altered it",
+    );
+    assert_prefix_of_script(&got);
+}
+
+#[test]
+fn a_dropped_screen_update_ends_the_session() {
+    // The typing capture changes often, so updates after the dropped one come soon.
+    let got = tampered_with(
+        "drop-update",
+        "a screen update is missing: the relay or network dropped update 2",
+        "typing.scrn",
     );
     assert_prefix_of_script(&got);
 }
@@ -318,7 +370,12 @@ fn a_wrong_secret_fails_on_both_sides_and_spends_the_code() {
     let mut wrong = start_technician(&relay, &with_wrong_secret(&code), &[]);
     for p in [&mut agent, &mut wrong] {
         let status = p.wait_exit(PROMPT);
-        assert!(!status.success(), "{} should fail\n{}", p.name, p.transcript());
+        assert!(
+            !status.success(),
+            "{} should fail\n{}",
+            p.name,
+            p.transcript()
+        );
         let err = p.wait_event("error", PROMPT);
         let message = err["message"].as_str().unwrap();
         assert!(
@@ -327,7 +384,9 @@ fn a_wrong_secret_fails_on_both_sides_and_spends_the_code() {
             p.name
         );
         assert!(
-            p.stderr.iter().any(|l| l.contains("the code did not match")),
+            p.stderr
+                .iter()
+                .any(|l| l.contains("the code did not match")),
             "{} says so to a person too\n{}",
             p.name,
             p.transcript()
@@ -335,7 +394,11 @@ fn a_wrong_secret_fails_on_both_sides_and_spends_the_code() {
     }
     // Nothing was shared: no screen, no consent, no session start.
     assert!(agent.events("sharing").is_empty(), "{}", agent.transcript());
-    assert!(wrong.events("session_start").is_empty(), "{}", wrong.transcript());
+    assert!(
+        wrong.events("session_start").is_empty(),
+        "{}",
+        wrong.transcript()
+    );
 
     // The code is spent: the right secret now is refused by the relay.
     let mut right = start_technician(&relay, &code, &[]);

@@ -3,6 +3,8 @@
 //! `--tamper MODE` it also meddles once:
 //!
 //! - `flip-update`: flips one byte in the middle of the first screen update;
+//! - `truncate-update`: passes on only the first half of the first screen update's stream;
+//! - `drop-update`: never passes on the second screen update's stream;
 //! - `replay-input`: sends the technician's first input event to the agent a second time, later;
 //! - `drop-input`: withholds the technician's first input event;
 //! - `inject-input`: slips a forged input event (a pointer move to 777,777, framed as a peer
@@ -41,6 +43,8 @@ const INPUT_MIN: usize = 40;
 enum Tamper {
     None,
     FlipUpdate,
+    TruncateUpdate,
+    DropUpdate,
     ReplayInput,
     DropInput,
     InjectInput,
@@ -51,11 +55,14 @@ impl Tamper {
         Ok(match s {
             "none" => Tamper::None,
             "flip-update" => Tamper::FlipUpdate,
+            "truncate-update" => Tamper::TruncateUpdate,
+            "drop-update" => Tamper::DropUpdate,
             "replay-input" => Tamper::ReplayInput,
             "drop-input" => Tamper::DropInput,
             "inject-input" => Tamper::InjectInput,
             other => bail!(
-                "unknown tampering `{other}`: none, flip-update, replay-input, drop-input or inject-input"
+                "unknown tampering `{other}`: none, flip-update, truncate-update, drop-update, \
+                 replay-input, drop-input or inject-input"
             ),
         })
     }
@@ -110,6 +117,11 @@ impl Frames {
         self.info.bidirectional && self.info.from == Role::Technician
     }
 
+    /// The stream of screen update `n` (counting from 0), as the agent opened them.
+    fn update_stream(&self, n: u64) -> bool {
+        !self.info.bidirectional && self.info.from == Role::Agent && self.info.index == n
+    }
+
     /// What to pass on for one whole frame (length prefix included).
     fn frame(&mut self, mut frame: BytesMut, out: &mut BytesMut) {
         let index = self.frames;
@@ -127,6 +139,10 @@ impl Frames {
                 frame[middle] ^= 0x01;
                 self.done = true;
             }
+            Tamper::TruncateUpdate if self.update_stream(0) && index == 0 => {
+                out.extend_from_slice(&frame[..frame.len() / 2]);
+                return;
+            }
             Tamper::ReplayInput if !self.done => {
                 if let Some(old) = self.remembered.take() {
                     out.extend_from_slice(&old);
@@ -141,9 +157,11 @@ impl Frames {
             }
             Tamper::InjectInput if !self.done && is_input => {
                 out.extend_from_slice(&frame);
-                let forged = protocol::wire::encode_frame(&PeerMessage::Input(
-                    InputEvent::PointerMove { x: 777, y: 777 },
-                ));
+                let forged =
+                    protocol::wire::encode_frame(&PeerMessage::Input(InputEvent::PointerMove {
+                        x: 777,
+                        y: 777,
+                    }));
                 out.extend_from_slice(&forged);
                 self.done = true;
                 return;
@@ -176,6 +194,10 @@ impl StreamTap for Frames {
             .write_all(&out)
             .expect("write the recording");
         out
+    }
+
+    fn forward_stream(&self) -> bool {
+        !(self.tamper == Tamper::DropUpdate && self.update_stream(1))
     }
 
     fn finish(&mut self) -> Bytes {
