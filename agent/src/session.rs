@@ -148,20 +148,15 @@ fn capture_thread(
     }
 }
 
-/// Seals a screen update for its own stream and sends it there.
-fn send_update(
-    connection: &quinn::Connection,
-    keys: &SessionKeys,
-    update: ScreenUpdate,
-) -> Result<(), LinkError> {
-    let frame = sealed::seal_update(keys, update).map_err(sealed::PeerPlaneError::from)?;
+/// Sends a screen update on its own stream, sealed record by record as it goes out.
+fn send_update(connection: &quinn::Connection, keys: &SessionKeys, update: ScreenUpdate) {
+    let outgoing = sealed::prepare_update(keys, update);
     let c = connection.clone();
     tokio::spawn(async move {
-        if let Err(e) = sealed::send_update(&c, &frame).await {
+        if let Err(e) = sealed::send_update(&c, outgoing).await {
             debug!(error = %e, "a screen update could not be sent; the connection is ending");
         }
     });
-    Ok(())
 }
 
 /// Tells the technician the session is over and why, then waits (briefly) until it has left.
@@ -379,9 +374,7 @@ pub async fn run(
                             "width": update.width, "height": update.height,
                         }), "");
                     }
-                    if let Err(e) = send_update(&connection, &keys, update) {
-                        break Ended::Reason(EndReason::Error(e.to_string()));
-                    }
+                    send_update(&connection, &keys, update);
                 }
                 Some(Produced::Finished) | None => {
                     finished = true;

@@ -107,6 +107,8 @@ struct PathFigures {
     relay_drops: u64,
     /// Screen updates through the relay: plain, then sealed.
     updates: [Throughput; 2],
+    /// Latency of one screen update alone through the relay: plain, then sealed.
+    update_latency: [Latency; 2],
     load_before: f64,
     load_after: f64,
 }
@@ -167,7 +169,7 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
     let direct_thr = throughput(&direct.agent, &direct.received, seconds).await?;
     let own_direct = procstat::cpu_time(me)? - own_before;
 
-    let updates = update_throughput(relay.addr, relay.fingerprint, seconds).await?;
+    let (updates, update_latency) = update_figures(relay.addr, relay.fingerprint, seconds).await?;
 
     let figures = PathFigures {
         small,
@@ -181,6 +183,7 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
         ],
         relay_drops: procstat::udp_drops(relay.addr.port())? - relay_drops_before,
         updates,
+        update_latency,
         load_before,
         load_after: procstat::load_average()?,
     };
@@ -243,10 +246,14 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) ->
          stream (its keys derived from the traffic secret, ChaCha20-Poly1305), and one 1 KB message on the \
          session stream; update throughput = {} KB screen updates through the relay as the agent sends them \
          (encoded, sealed or not, each on its own stream, at most 8 on their way), decoded (and opened) by \
-         the technician side; plain and sealed runs alternate, {} s each, twice",
+         the technician side; plain and sealed runs alternate, {} s each, twice; update latency = one \
+         update alone, from making it (encoding, sealing) until the technician side has decoded (and \
+         opened) it, {UPDATE_SAMPLES} samples each, alternating in {ROUNDS} rounds; updates are sealed in \
+         records of {} KB, so that sealing and opening overlap the transfer",
         UPDATE / 1024,
         UPDATE / 1024,
-        args.seconds
+        args.seconds,
+        link::sealed::UPDATE_RECORD / 1024,
     ));
 
     let metrics = [
@@ -289,6 +296,18 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) ->
         (
             "sealed_throughput_ratio",
             "sealed updates relative to plain",
+        ),
+        (
+            "update_latency_200k_p50_ms",
+            "one 200 KB update through the relay p50",
+        ),
+        (
+            "update_latency_200k_p99_ms",
+            "one 200 KB update through the relay p99",
+        ),
+        (
+            "sealing_added_200k_p50_ms",
+            "latency sealing adds to a 200 KB update p50",
         ),
     ];
     for (metric, label) in metrics {
@@ -448,24 +467,76 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) ->
         "≥ 0.9 of plain",
         sealed_ratio >= 0.9,
     );
+    let [plain, sealed] = &p.update_latency;
+    for (system, l) in [("relay", plain), (SEALED, sealed)] {
+        r.add(system, "update_latency_200k_p50_ms", ms(l.p50), "ms", 4);
+        r.add(system, "update_latency_200k_p99_ms", ms(l.p99), "ms", 4);
+    }
+    let added = ms(sealed.p50) - ms(plain.p50);
+    r.add(SEALED, "sealing_added_200k_p50_ms", added, "ms", 4);
+    r.target(
+        SEALED,
+        "sealing_added_200k_p50_ms",
+        "≤ 0.2 ms",
+        added <= 0.2,
+    );
     r
 }
+
+/// Samples of the update latency phase, per way.
+const UPDATE_SAMPLES: usize = 200;
 
 /// The column of the sealed figures.
 const SEALED: &str = "relay+sealed";
 
-/// Screen updates through the relay at `relay`, plain and sealed, each on a session of its own,
-/// in alternating runs of `seconds`.
-async fn update_throughput(
+/// Screen updates through the relay at `relay`, plain and sealed, each on a session of its own:
+/// latency of one update alone, then throughput in alternating runs of `seconds`.
+async fn update_figures(
     relay: SocketAddr,
     pin: Fingerprint,
     seconds: Duration,
-) -> anyhow::Result<[Throughput; 2]> {
+) -> anyhow::Result<([Throughput; 2], [Latency; 2])> {
     let (agent_keys, tech_keys) = sealing::session_keys()?;
     let plain = UpdateSession::open(relay, pin, None).await?;
     let sealed = UpdateSession::open(relay, pin, Some(tech_keys.update_receiver())).await?;
     let ways = [Updates::Plain, Updates::Sealed(Arc::new(agent_keys))];
     let mut totals = [(0u64, Duration::ZERO), (0u64, Duration::ZERO)];
+    let mut seqs = [0u64; 2];
+    progress(
+        BENCH,
+        format!("one screen update at a time, plain and sealed: {UPDATE_SAMPLES} samples each"),
+    );
+    let mut samples: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS + 1 {
+        for (i, (session, how)) in [&plain, &sealed].into_iter().zip(&ways).enumerate() {
+            let n = if round == 0 {
+                10
+            } else {
+                UPDATE_SAMPLES / ROUNDS
+            };
+            for _ in 0..n {
+                let t = sealing::update_latency(
+                    &session.pair.0.connection,
+                    how,
+                    &mut seqs[i],
+                    UPDATE,
+                    &session.arrived,
+                )
+                .await?;
+                // Round 0 warms up.
+                if round > 0 {
+                    samples[i].push(t);
+                }
+            }
+        }
+    }
+    let latency = samples.map(|mut v| {
+        v.sort_unstable();
+        Latency {
+            p50: percentile(&v, 0.50),
+            p99: percentile(&v, 0.99),
+        }
+    });
     for round in 0..2 {
         for (i, (session, how)) in [&plain, &sealed].into_iter().zip(&ways).enumerate() {
             progress(
@@ -480,6 +551,7 @@ async fn update_throughput(
             let run = sealing::send_updates(
                 &session.pair.0.connection,
                 how,
+                &mut seqs[i],
                 UPDATE,
                 &session.received,
                 seconds,
@@ -491,13 +563,17 @@ async fn update_throughput(
     }
     plain.close().await;
     sealed.close().await;
-    Ok(totals.map(|(bytes, elapsed)| Throughput { bytes, elapsed }))
+    Ok((
+        totals.map(|(bytes, elapsed)| Throughput { bytes, elapsed }),
+        latency,
+    ))
 }
 
 /// A paired session whose technician side decodes (and, given a receiver, opens) updates.
 struct UpdateSession {
     pair: (RelayConnection, RelayConnection),
     received: Arc<AtomicU64>,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl UpdateSession {
@@ -515,12 +591,18 @@ impl UpdateSession {
         })
         .await?;
         let received = Arc::new(AtomicU64::new(0));
+        let arrived = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(sealing::receive_updates(
             pair.1.connection.clone(),
             receiver,
             received.clone(),
+            arrived.clone(),
         ));
-        Ok(Self { pair, received })
+        Ok(Self {
+            pair,
+            received,
+            arrived,
+        })
     }
 
     async fn close(self) {

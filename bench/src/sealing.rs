@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use link::sealed::UPDATE_RECORD;
 use protocol::e2e::{
     Context as E2eContext, Handshake, Opener, Sealer, SessionKeys, StreamId, UpdateReceiver,
     UserCode,
@@ -16,6 +17,7 @@ use protocol::e2e::{
 use protocol::framing::FrameReader;
 use protocol::peer::{PeerMessage, ScreenUpdate};
 use quinn::{Connection, RecvStream};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 /// CPU time of this thread.
@@ -50,14 +52,19 @@ pub fn seal_cost(update_size: usize, budget: Duration) -> SealCost {
         seq += 1;
         let mut sealer = Sealer::new(&secret, StreamId::update(seq));
         let mut opener = Opener::new(&secret, StreamId::update(seq));
-        frame.clear();
-        sealer
-            .seal_frame(&payload, true, &mut frame)
-            .expect("a fresh sealer seals");
-        let plain = opener
-            .open_in_place(&mut frame[4..])
-            .expect("a sealed update opens");
-        assert_eq!(plain.len(), update_size);
+        let records = payload.len().div_ceil(UPDATE_RECORD);
+        let mut opened = 0;
+        for (i, chunk) in payload.chunks(UPDATE_RECORD).enumerate() {
+            frame.clear();
+            sealer
+                .seal_frame(chunk, i + 1 == records, &mut frame)
+                .expect("a fresh sealer seals");
+            opened += opener
+                .open_in_place(&mut frame[4..])
+                .expect("a sealed record opens")
+                .len();
+        }
+        assert_eq!(opened, update_size);
     };
     let update = per_op(&mut one_update, budget);
 
@@ -124,11 +131,12 @@ pub enum Updates {
 }
 
 /// The technician side of an update run: reads each update stream, decodes (and opens) the
-/// update, and adds its tile data to `received`.
+/// update, adds its tile data to `received` and notifies `arrived`.
 pub async fn receive_updates(
     conn: Connection,
     receiver: Option<UpdateReceiver>,
     received: Arc<AtomicU64>,
+    arrived: Arc<Notify>,
 ) {
     let receiver = receiver.map(|r| Arc::new(Mutex::new(r)));
     let mut tasks = JoinSet::new();
@@ -136,7 +144,7 @@ pub async fn receive_updates(
         tokio::select! {
             uni = conn.accept_uni() => {
                 let Ok(recv) = uni else { break };
-                let (receiver, received) = (receiver.clone(), received.clone());
+                let (receiver, received, arrived) = (receiver.clone(), received.clone(), arrived.clone());
                 tasks.spawn(async move {
                     let update = match receiver {
                         Some(r) => link::sealed::read_update(recv, &r).await.ok(),
@@ -144,12 +152,21 @@ pub async fn receive_updates(
                     };
                     if let Some(u) = update {
                         received.fetch_add(u.tile_data.len() as u64, Ordering::Relaxed);
+                        arrived.notify_one();
                     }
                 });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+}
+
+/// Sends one frame on a stream of its own, as updates travelled before sealing.
+async fn send_plain(agent: &Connection, frame: &[u8]) -> anyhow::Result<()> {
+    let mut s = agent.open_uni().await.context("cannot open a stream")?;
+    s.write_all(frame).await.context("cannot send an update")?;
+    s.finish().context("cannot finish an update stream")?;
+    Ok(())
 }
 
 async fn read_plain(recv: RecvStream) -> Option<ScreenUpdate> {
@@ -169,10 +186,12 @@ pub struct Run {
 
 /// Sends updates of `size` bytes of tile data, each on its own stream, for `duration`, as the
 /// agent does (the update made, sealed if so, sent by a task of its own); then waits until the
-/// technician side has taken them all.
+/// technician side has taken them all. `seq` is the session's last update number so far (a
+/// number is used once per session).
 pub async fn send_updates(
     agent: &Connection,
     how: &Updates,
+    seq: &mut u64,
     size: usize,
     received: &AtomicU64,
     duration: Duration,
@@ -181,27 +200,35 @@ pub async fn send_updates(
     let already = received.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut sent = 0u64;
-    let mut seq = 0u64;
     let mut in_flight = JoinSet::new();
     while start.elapsed() < duration {
-        seq += 1;
+        *seq += 1;
         let update = ScreenUpdate {
-            seq,
+            seq: *seq,
             width: 1920,
             height: 1080,
             ops: Vec::new(),
             tile_data: tile_data.clone(),
-        };
-        let frame = match how {
-            Updates::Plain => protocol::wire::encode_frame(&PeerMessage::ScreenUpdate(update)),
-            Updates::Sealed(keys) => link::sealed::seal_update(keys, update)?,
         };
         // At most a few updates on their way, as the agent keeps them.
         while in_flight.len() >= 8 {
             in_flight.join_next().await;
         }
         let c = agent.clone();
-        in_flight.spawn(async move { link::sealed::send_update(&c, &frame).await });
+        match how {
+            Updates::Plain => {
+                let frame = protocol::wire::encode_frame(&PeerMessage::ScreenUpdate(update));
+                in_flight.spawn(async move { send_plain(&c, &frame).await });
+            }
+            Updates::Sealed(keys) => {
+                let outgoing = link::sealed::prepare_update(keys, update);
+                in_flight.spawn(async move {
+                    link::sealed::send_update(&c, outgoing)
+                        .await
+                        .map_err(anyhow::Error::from)
+                });
+            }
+        }
         sent += size as u64;
     }
     while let Some(r) = in_flight.join_next().await {
@@ -221,4 +248,39 @@ pub async fn send_updates(
         bytes: sent,
         elapsed: start.elapsed(),
     })
+}
+
+/// One update of `size` bytes, alone on the path: the time from making it (encoding, sealing if
+/// so) until the technician side has it decoded (and opened).
+pub async fn update_latency(
+    agent: &Connection,
+    how: &Updates,
+    seq: &mut u64,
+    size: usize,
+    arrived: &Notify,
+) -> anyhow::Result<Duration> {
+    let tile_data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    *seq += 1;
+    let update = ScreenUpdate {
+        seq: *seq,
+        width: 1920,
+        height: 1080,
+        ops: Vec::new(),
+        tile_data,
+    };
+    let start = Instant::now();
+    match how {
+        Updates::Plain => {
+            let frame = protocol::wire::encode_frame(&PeerMessage::ScreenUpdate(update));
+            send_plain(agent, &frame).await?;
+        }
+        Updates::Sealed(keys) => {
+            let outgoing = link::sealed::prepare_update(keys, update);
+            link::sealed::send_update(agent, outgoing).await?;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .context("an update did not arrive within 10 s")?;
+    Ok(start.elapsed())
 }

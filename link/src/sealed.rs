@@ -1,6 +1,7 @@
 //! The peer plane sealed end to end, over QUIC streams: the key exchange on the session stream
 //! ([`agent_session`], [`technician_session`]), then sealed message channels ([`SealedSend`],
-//! [`SealedRecv`]) and sealed screen update streams ([`send_update`], [`read_update`]).
+//! [`SealedRecv`]) and sealed screen update streams ([`prepare_update`], [`send_update`],
+//! [`read_update`]).
 //!
 //! The cryptography is `protocol::e2e`'s (pure); this module only moves its frames. Every read
 //! is bounded by the peer plane's frame limit plus the seal's overhead. Anything the relay or the
@@ -328,33 +329,63 @@ pub async fn last_word(rx: &mut SealedRecv) -> Option<EndReason> {
     }
 }
 
-/// Seals `update` for its own stream (its number names the stream, so the relay can neither
-/// move it to another number nor replay it) into one whole frame.
-pub fn seal_update(keys: &SessionKeys, update: ScreenUpdate) -> Result<Vec<u8>, SealError> {
-    let mut sealer = keys.update_sealer(update.seq);
-    let mut frame = Vec::with_capacity(update.tile_data.len() + 256);
-    sealer.seal_message(&PeerMessage::ScreenUpdate(update), true, &mut frame)?;
-    Ok(frame)
+/// Plaintext bytes per record on a screen update stream. An update is cut into records of this
+/// size, sealed one after the other as they are sent and opened one by one as they arrive, so the
+/// cryptography overlaps the transfer instead of adding to it, and a receiver holds at most one
+/// record it has not authenticated.
+pub const UPDATE_RECORD: usize = 64 * 1024;
+
+/// A screen update encoded for its own stream, with the stream's sealer (its number names the
+/// stream, so the relay can neither move it to another number nor replay it).
+pub struct OutgoingUpdate {
+    sealer: Sealer,
+    /// One frame of the plain message: the length prefix, then the encoded update.
+    frame: Vec<u8>,
 }
 
-/// Sends a frame made by [`seal_update`] on a new unidirectional stream.
-pub async fn send_update(connection: &Connection, frame: &[u8]) -> Result<(), PeerPlaneError> {
+/// Encodes `update` and takes its stream's sealer; [`send_update`] seals and sends it.
+pub fn prepare_update(keys: &SessionKeys, update: ScreenUpdate) -> OutgoingUpdate {
+    let sealer = keys.update_sealer(update.seq);
+    OutgoingUpdate {
+        sealer,
+        frame: wire::encode_frame(&PeerMessage::ScreenUpdate(update)),
+    }
+}
+
+/// Sends an update on a new unidirectional stream, [`UPDATE_RECORD`] bytes a record, each sealed
+/// just before it is written; the last record is marked as such.
+pub async fn send_update(
+    connection: &Connection,
+    update: OutgoingUpdate,
+) -> Result<(), PeerPlaneError> {
+    let OutgoingUpdate { mut sealer, frame } = update;
     let mut s = connection
         .open_uni()
         .await
         .map_err(|e| PeerPlaneError::Broken(e.to_string()))?;
-    s.write_all(frame).await?;
+    let message = &frame[4..];
+    let mut buf = Vec::with_capacity(UPDATE_RECORD.min(message.len()) + RECORD_OVERHEAD + 4);
+    let count = message.len().div_ceil(UPDATE_RECORD).max(1);
+    for (i, chunk) in message
+        .chunks(UPDATE_RECORD)
+        .chain(message.is_empty().then_some(&[][..]))
+        .enumerate()
+    {
+        buf.clear();
+        sealer.seal_frame(chunk, i + 1 == count, &mut buf)?;
+        s.write_all(&buf).await?;
+    }
     s.finish()?;
     Ok(())
 }
 
-/// Reads the one screen update an update stream carries: one sealed last record, then the end
-/// of the stream. `receiver` refuses a stream number seen before.
+/// Reads the one screen update an update stream carries: its records in order, the last one
+/// marked, then the end of the stream. `receiver` refuses a stream number seen before.
 pub async fn read_update(
     stream: RecvStream,
     receiver: &Mutex<UpdateReceiver>,
 ) -> Result<ScreenUpdate, PeerPlaneError> {
-    let mut reader = FrameReader::new(stream, SEALED_MAX_FRAME);
+    let mut reader = FrameReader::new(stream, UPDATE_RECORD + RECORD_OVERHEAD);
     let Some(record) = reader.next_frame_mut().await? else {
         return Err(PeerPlaneError::EmptyUpdateStream);
     };
@@ -362,8 +393,25 @@ pub async fn read_update(
         .lock()
         .expect("update receiver lock")
         .opener_for(record)?;
-    let plaintext = opener.open_in_place(record)?;
-    let update = match wire::decode_peer::<PeerMessage>(plaintext) {
+    let mut message = opener.open_in_place(record)?.to_vec();
+    while !opener.is_finished() {
+        let Some(record) = reader.next_frame_mut().await? else {
+            opener.finish()?;
+            break;
+        };
+        let plaintext = opener.open_in_place(record)?;
+        if message.len() + plaintext.len() > PEER_MAX_FRAME {
+            return Err(PeerPlaneError::Malformed(format!(
+                "a screen update of more than {PEER_MAX_FRAME} bytes"
+            )));
+        }
+        message.extend_from_slice(plaintext);
+    }
+    // Nothing may follow the last record.
+    if let Some(extra) = reader.next_frame_mut().await? {
+        opener.open_in_place(extra)?;
+    }
+    let update = match wire::decode_peer::<PeerMessage>(&message) {
         Ok(PeerMessage::ScreenUpdate(u)) => u,
         Ok(_) => {
             return Err(PeerPlaneError::Malformed(
@@ -379,10 +427,5 @@ pub async fn read_update(
             opener.stream().id
         )));
     }
-    // Nothing may follow the update's record.
-    if let Some(extra) = reader.next_frame_mut().await? {
-        opener.open_in_place(extra)?;
-    }
-    opener.finish()?;
     Ok(update)
 }
