@@ -3,8 +3,8 @@
 //! The agent opens the session stream and runs the end-to-end key exchange on it, keyed by the
 //! secret part of the code it showed the user (`link::sealed`); a technician who entered another
 //! code fails it, and everything after it is sealed. Then, unless consent was given in advance,
-//! the agent tells the technician it is asking the user. Nothing is captured before the user agrees. Then a capture
-//! thread makes the screen source and owns it and the screen codec's encoder
+//! the agent tells the technician it is asking the user. Nothing is captured before the user
+//! agrees. Then a capture thread makes the screen source and owns it and the screen codec's encoder
 //! (`protocol::codec`): it waits for a credit, captures, and encodes the difference between what
 //! the viewer holds and the new frame (changed tiles, scrolled and moved regions as copies);
 //! unchanged frames cost no update. Each update goes out on its own unidirectional stream. There are at most
