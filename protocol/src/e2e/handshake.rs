@@ -694,7 +694,10 @@ mod tests {
         let s = CodeSecret::from_digits("4821").unwrap();
         let (a, t) = run(
             Handshake::agent_with_code(&ctx(), &s),
-            Handshake::technician_with_code(&Context::new(1, "123456780"), &s),
+            Handshake::technician_with_code(
+                &Context::new(crate::PROTOCOL_VERSION, "123456780"),
+                &s,
+            ),
         );
         assert_eq!(a.unwrap_err(), HandshakeError::CodeMismatch);
         assert_eq!(t.unwrap_err(), HandshakeError::CodeMismatch);
