@@ -549,6 +549,12 @@ async fn paired(
     match end {
         End::OwnGone => Ok(()),
         End::Refused(r) => Err(r),
+        // The relay closed the other connection because it is shutting down: that is the news
+        // for this peer too, whichever of the two this task noticed first.
+        End::OtherGone(_) if *shared.shutdown.borrow() => Err(Refusal::new(
+            ErrorCode::ShuttingDown,
+            "the relay is shutting down",
+        )),
         End::OtherGone(reason) => {
             info!(peer = %own.remote_address(), %reason, "telling the peer its partner left");
             // The explanation goes out before the cut streams are reset.
