@@ -12,16 +12,20 @@ use agent::sink::{DropSink, InputSink, RecordingSink};
 use agent::source::{CorpusSource, ScreenSource, SourceFactory};
 use clap::{Parser, ValueEnum};
 use link::report::Reporter;
+use link::sealed::PeerPlaneError;
 use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::Role;
+use protocol::e2e::{CodeSecret, HandshakeError, UserCode};
 use protocol::peer::ConsentState;
 use serde_json::json;
 
 /// Tandem agent: shares this machine's screen with a technician, through a relay.
 ///
-/// The agent connects to the relay, gets a session code and shows it. Read the code to your
-/// technician; when they enter it, you are asked whether they may see the screen and control
-/// it. Type v and Enter during the session to stop control, q and Enter or Ctrl+C to end it.
+/// The agent connects to the relay, gets a session code and shows it. Read the whole code to
+/// your technician (the nine digits, then the four after the dash); when they enter it, you are
+/// asked whether they may see the screen and control it. The four digits after the dash never
+/// leave this machine: they key the encryption between you and the technician, so the relay
+/// cannot see your screen or fake the technician's input. Type v and Enter during the session to stop control, q and Enter or Ctrl+C to end it.
 #[derive(Parser, Debug)]
 #[command(name = "agent", version, about, long_about)]
 struct Cli {
@@ -206,12 +210,18 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
         format!("Connected to the relay at {}. Ready to share {describe}.", conn.relay_addr),
     );
-    let (code, expires) = conn.register().await?;
+    let (rendezvous, expires) = conn.register().await?;
+    // The secret part is drawn here and never sent: the relay knows only the nine digits.
+    let code = UserCode::new(rendezvous, CodeSecret::generate());
     report.event(
         "code",
-        json!({ "code": code.digits(), "expires_in_secs": expires }),
+        json!({
+            "code": format!("{}-{}", code.rendezvous().digits(), code.secret().digits()),
+            "rendezvous": code.rendezvous().digits(),
+            "expires_in_secs": expires,
+        }),
         format!(
-            "Session code: {code}\nGive this code to your technician. It works once and expires in {} minutes.",
+            "Session code: {code}\nGive the whole code to your technician. It works once and expires in {} minutes.",
             expires.div_ceil(60)
         ),
     );
@@ -244,6 +254,7 @@ async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
     };
     let ended = session::run(
         &mut conn,
+        &code,
         &peer,
         factory,
         sink,
@@ -282,6 +293,14 @@ fn main() -> ExitCode {
         Err(e) => {
             let message = match e.downcast_ref::<LinkError>() {
                 Some(LinkError::PeerLeft(r)) => format!("the technician left: {r}"),
+                Some(LinkError::PeerPlane(PeerPlaneError::Handshake(
+                    HandshakeError::CodeMismatch,
+                ))) => {
+                    format!(
+                        "{e}: the technician entered another code, and nothing was shared. \
+                             The code is spent; start the agent again for a new one"
+                    )
+                }
                 _ => format!("{e:#}"),
             };
             report.error("agent", &message);

@@ -1,8 +1,10 @@
 //! The agent's side of a paired session.
 //!
-//! The agent opens the session stream and, unless consent was given in advance, tells the
-//! technician it is asking the user. Nothing is captured before the user agrees. Then a capture
-//! thread makes the screen source and owns it and the screen codec's encoder
+//! The agent opens the session stream and runs the end-to-end key exchange on it, keyed by the
+//! secret part of the code it showed the user (`link::sealed`); a technician who entered another
+//! code fails it, and everything after it is sealed. Then, unless consent was given in advance,
+//! the agent tells the technician it is asking the user. Nothing is captured before the user
+//! agrees. Then a capture thread makes the screen source and owns it and the screen codec's encoder
 //! (`protocol::codec`): it waits for a credit, captures, and encodes the difference between what
 //! the viewer holds and the new frame (changed tiles, scrolled and moved regions as copies);
 //! unchanged frames cost no update. Each update goes out on its own unidirectional stream. There are at most
@@ -18,12 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use link::channel::{last_word, FramedRecv, FramedSend};
 use link::report::Reporter;
+use link::sealed::{self, last_word, SealedSend, SealedSession};
 use link::{LinkError, RelayConnection};
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
 use protocol::control::PeerInfo;
+use protocol::e2e::{SessionKeys, UserCode};
 use protocol::peer::{CodecOp, ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
@@ -174,30 +177,25 @@ fn capture_thread(
     }
 }
 
-/// Sends a screen update on its own stream.
-fn send_update(connection: &quinn::Connection, update: ScreenUpdate) {
+/// Sends a screen update on its own stream, sealed record by record as it goes out.
+fn send_update(connection: &quinn::Connection, keys: &SessionKeys, update: ScreenUpdate) {
+    let outgoing = sealed::prepare_update(keys, update);
     let c = connection.clone();
     tokio::spawn(async move {
-        let frame = protocol::wire::encode_frame(&PeerMessage::ScreenUpdate(update));
-        let sent = async {
-            let mut s = c.open_uni().await.ok()?;
-            s.write_all(&frame).await.ok()?;
-            s.finish().ok()
-        };
-        if sent.await.is_none() {
-            debug!("a screen update could not be sent; the connection is ending");
+        if let Err(e) = sealed::send_update(&c, outgoing).await {
+            debug!(error = %e, "a screen update could not be sent; the connection is ending");
         }
     });
 }
 
 /// Tells the technician the session is over and why, then waits (briefly) until it has left.
-async fn goodbye(tx: &mut FramedSend<PeerMessage>, conn: &mut RelayConnection, reason: &EndReason) {
+async fn goodbye(tx: &mut SealedSend, conn: &mut RelayConnection, reason: &EndReason) {
     let _ = tx
         .send(&PeerMessage::EndSession {
             reason: reason.clone(),
         })
         .await;
-    let _ = tx.finish();
+    let _ = tx.finish().await;
     conn.await_departure(Duration::from_secs(2)).await;
 }
 
@@ -284,10 +282,14 @@ async fn obtain_consent(
     }
 }
 
-/// Runs the session on a paired connection until it ends.
+/// Runs the session on a paired connection until it ends. `code` is the code the user was shown;
+/// its secret part keys the exchange with the technician. A technician who entered another code
+/// ends it with [`protocol::e2e::HandshakeError::CodeMismatch`] ("the code did not match"), as
+/// an `Err`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     conn: &mut RelayConnection,
+    code: &UserCode,
     peer: &PeerInfo,
     factory: SourceFactory,
     mut sink: Box<dyn InputSink>,
@@ -297,15 +299,27 @@ pub async fn run(
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
 ) -> Result<Ended, LinkError> {
     let connection = conn.connection.clone();
-    let (send, recv) = connection
-        .open_bi()
-        .await
-        .map_err(|e| LinkError::ConnectionLost(e.to_string()))?;
-    let mut tx = FramedSend::<PeerMessage>::new(send);
-    let mut rx = FramedRecv::<PeerMessage>::peer(recv);
+    // The key exchange first: nothing else travels before both ends proved they hold the code.
+    let exchanged = tokio::select! {
+        s = sealed::agent_session(&connection, code) => s,
+        _ = &mut user_end => return Ok(Ended::Reason(EndReason::UserEnded)),
+    };
+    let SealedSession {
+        send: mut tx,
+        recv: mut rx,
+        keys,
+    } = match exchanged {
+        Ok(s) => s,
+        Err(e) if !e.is_violation() => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure(e.to_string()).await?,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
 
-    // Consent first: nothing is captured before it. (Sent even when the answer is preset: the
-    // first bytes make the stream, and so the technician's recording notice, flow.)
+    // Consent next: nothing is captured before it. (Sent even when the answer is preset: the
+    // technician learns at once whether someone is being asked.)
     tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
     // A recording technician says so first, so that the user knows before answering.
     let recorded = match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
@@ -315,6 +329,11 @@ pub async fn run(
             let reason = EndReason::Error(format!(
                 "the technician sent {other:?} before the user consented"
             ));
+            goodbye(&mut tx, conn, &reason).await;
+            return Ok(Ended::Reason(reason));
+        }
+        Ok(Err(e)) if e.is_violation() => {
+            let reason = EndReason::Error(e.to_string());
             goodbye(&mut tx, conn, &reason).await;
             return Ok(Ended::Reason(reason));
         }
@@ -390,7 +409,7 @@ pub async fn run(
                             "width": update.width, "height": update.height,
                         }), "");
                     }
-                    send_update(&connection, update);
+                    send_update(&connection, &keys, update);
                 }
                 Some(Produced::Finished) | None => {
                     finished = true;
@@ -429,7 +448,7 @@ pub async fn run(
                     break Ended::Reason(EndReason::Error(format!("the technician sent {other:?}, which an agent does not accept")));
                 }
                 Ok(None) => break Ended::PeerLeft(conn.explain_departure("the technician closed the session stream".into()).await?),
-                Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(format!("the technician sent a malformed message: {e}"))),
+                Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(e.to_string())),
                 Err(e) => break Ended::PeerLeft(conn.explain_departure(format!("the session stream broke: {e}")).await?),
             },
             cmd = console.next_command() => match cmd {

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use link::{Fingerprint, RelayConnection};
-use protocol::control::{Role, SessionCode};
+use protocol::control::Role;
+use protocol::e2e::UserCode;
 use protocol::input::InputEvent;
 
 use crate::report::{progress, Report};
@@ -275,15 +276,15 @@ async fn measure_ours(
     conn.resume(&token)
         .await
         .context("the technician side cannot log in")?;
-    let code = SessionCode::parse(&code)
+    let code = UserCode::parse(&code)
         .with_context(|| format!("the agent printed an unreadable code `{code}`"))?;
-    conn.join(code)
+    conn.join(code.rendezvous().clone())
         .await
         .context("the technician side cannot join the agent's session")?;
 
     let probe = Arc::new(ScreenProbe::new(WINDOW));
     let (input_tx, input_rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = tokio::spawn(ours::technician(conn, probe.clone(), input_rx));
+    let session = tokio::spawn(ours::technician(conn, code, probe.clone(), input_rx));
     let agent_pid = agent.pid();
     let (samples, warmup, seconds) = (args.samples, args.warmup, args.seconds);
     let measured = tokio::task::spawn_blocking(move || {

@@ -17,6 +17,7 @@ mod procstat;
 mod record;
 mod relay;
 mod report;
+mod sealing;
 
 /// Tandem benchmarks: print comparable figures as a table, or as JSON lines with --json.
 #[derive(Parser, Debug)]
@@ -38,7 +39,8 @@ enum Bench {
     /// the screen, on the corpus
     Record(record::Args),
     /// Latency, throughput, CPU and memory through a real relay process, against a direct QUIC
-    /// connection (needs `cargo build --release -p relay` first)
+    /// connection, and what sealing the peer plane end to end costs (needs
+    /// `cargo build --release -p relay` first)
     Relay(relay::Args),
     /// Screen and input latency and agent CPU on a 1080p Xvfb through a real relay, beside
     /// x0vncserver and x11vnc (needs `cargo build --release -p relay -p agent` first)

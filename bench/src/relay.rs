@@ -11,6 +11,10 @@
 //! relay's CPU time read from `/proc` around it), then, on a second, fresh relay process, the
 //! resident memory of many paired idle sessions. Every relay process started here is killed when
 //! its guard drops, also on error.
+//!
+//! The end-to-end channel's cost is measured beside it ([`crate::sealing`]): seal-and-open CPU
+//! time of one 200 KB update and one 1 KB message, and the throughput of screen updates through
+//! the same relay process sent as the agent sends them, plain and sealed, in alternating runs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ use tokio::task::JoinSet;
 
 use crate::procstat;
 use crate::report::{progress, Report};
+use crate::sealing::{self, SealCost, Updates};
 
 const BENCH: &str = "relay";
 
@@ -81,9 +86,11 @@ pub struct Args {
 /// Runs the bench and returns its figures.
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     let relay_bin = relay_binary()?;
+    progress(BENCH, "seal and open: CPU time per update and per message");
+    let seal_cost = sealing::seal_cost(UPDATE, Duration::from_secs(1));
     let paths = compare_paths(&relay_bin, Duration::from_secs(args.seconds)).await?;
     let memory = idle_sessions(&relay_bin, args.sessions).await?;
-    Ok(report(&args, &paths, &memory))
+    Ok(report(&args, &paths, &memory, &seal_cost))
 }
 
 /// Latency, throughput, CPU and drops of the relay path and the direct path.
@@ -98,6 +105,10 @@ struct PathFigures {
     /// Datagrams dropped at each path's sockets, and at the relay's alone.
     drops: [u64; 2],
     relay_drops: u64,
+    /// Screen updates through the relay: plain, then sealed.
+    updates: [Throughput; 2],
+    /// Latency of one screen update alone through the relay: plain, then sealed.
+    update_latency: [Latency; 2],
     load_before: f64,
     load_after: f64,
 }
@@ -158,6 +169,9 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
     let direct_thr = throughput(&direct.agent, &direct.received, seconds).await?;
     let own_direct = procstat::cpu_time(me)? - own_before;
 
+    let (updates, update_latency) =
+        update_figures(relay.addr, relay.fingerprint, &relay.token, seconds).await?;
+
     let figures = PathFigures {
         small,
         large,
@@ -169,6 +183,8 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
             udp_drops(&direct_ports)? - drops_before[1],
         ],
         relay_drops: procstat::udp_drops(relay.addr.port())? - relay_drops_before,
+        updates,
+        update_latency,
         load_before,
         load_after: procstat::load_average()?,
     };
@@ -179,7 +195,7 @@ async fn compare_paths(relay_bin: &Path, seconds: Duration) -> anyhow::Result<Pa
 }
 
 /// The figures, with what they mean and the targets they are held against.
-fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
+fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) -> Report {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (load_before, load_after) = (p.load_before, p.load_after);
     let mut r = Report::new(BENCH);
@@ -226,6 +242,21 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
         memory.sessions
     ));
 
+    r.note(format!(
+        "sealing: seal+open = CPU time of this thread to seal and open one {} KB screen update on its own \
+         stream (its keys derived from the traffic secret, ChaCha20-Poly1305), and one 1 KB message on the \
+         session stream; update throughput = {} KB screen updates through the relay as the agent sends them \
+         (encoded, sealed or not, each on its own stream, at most 8 on their way), decoded (and opened) by \
+         the technician side; plain and sealed runs alternate, {} s each, twice; update latency = one \
+         update alone, from making it (encoding, sealing) until the technician side has decoded (and \
+         opened) it, {UPDATE_SAMPLES} samples each, alternating in {ROUNDS} rounds; updates are sealed in \
+         records of {} KB, so that sealing and opening overlap the transfer",
+        UPDATE / 1024,
+        UPDATE / 1024,
+        args.seconds,
+        link::sealed::UPDATE_RECORD / 1024,
+    ));
+
     let metrics = [
         ("latency_1k_p50_ms", "one-way latency 1 KB p50"),
         ("latency_1k_p99_ms", "one-way latency 1 KB p99"),
@@ -257,6 +288,28 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
         ),
         ("relay_rss_baseline_kib", "relay memory with 1 session"),
         ("relay_rss_loaded_kib", "relay memory with all sessions"),
+        ("seal_open_200k_ms", "seal+open of one 200 KB update"),
+        ("seal_open_1k_us", "seal+open of one 1 KB message"),
+        (
+            "update_throughput_mbit_s",
+            "screen updates through the relay",
+        ),
+        (
+            "sealed_throughput_ratio",
+            "sealed updates relative to plain",
+        ),
+        (
+            "update_latency_200k_p50_ms",
+            "one 200 KB update through the relay p50",
+        ),
+        (
+            "update_latency_200k_p99_ms",
+            "one 200 KB update through the relay p99",
+        ),
+        (
+            "sealing_added_200k_p50_ms",
+            "latency sealing adds to a 200 KB update p50",
+        ),
     ];
     for (metric, label) in metrics {
         r.label(metric, label);
@@ -381,7 +434,184 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory) -> Report {
         "≤ 64 KiB",
         per_session <= 64.0,
     );
+
+    let update_ms = ms(seal.update);
+    r.add(SEALED, "seal_open_200k_ms", update_ms, "ms", 4);
+    r.target(SEALED, "seal_open_200k_ms", "≤ 0.2 ms", update_ms <= 0.2);
+    r.add(
+        SEALED,
+        "seal_open_1k_us",
+        seal.message.as_secs_f64() * 1e6,
+        "µs",
+        2,
+    );
+    let [plain, sealed] = &p.updates;
+    r.add(
+        "relay",
+        "update_throughput_mbit_s",
+        plain.mbit_s(),
+        "Mbit/s",
+        1,
+    );
+    r.add(
+        SEALED,
+        "update_throughput_mbit_s",
+        sealed.mbit_s(),
+        "Mbit/s",
+        1,
+    );
+    let sealed_ratio = sealed.mbit_s() / plain.mbit_s();
+    r.add(SEALED, "sealed_throughput_ratio", sealed_ratio, "ratio", 3);
+    r.target(
+        SEALED,
+        "sealed_throughput_ratio",
+        "≥ 0.9 of plain",
+        sealed_ratio >= 0.9,
+    );
+    let [plain, sealed] = &p.update_latency;
+    for (system, l) in [("relay", plain), (SEALED, sealed)] {
+        r.add(system, "update_latency_200k_p50_ms", ms(l.p50), "ms", 4);
+        r.add(system, "update_latency_200k_p99_ms", ms(l.p99), "ms", 4);
+    }
+    let added = ms(sealed.p50) - ms(plain.p50);
+    r.add(SEALED, "sealing_added_200k_p50_ms", added, "ms", 4);
+    r.target(
+        SEALED,
+        "sealing_added_200k_p50_ms",
+        "≤ 0.2 ms",
+        added <= 0.2,
+    );
     r
+}
+
+/// Samples of the update latency phase, per way.
+const UPDATE_SAMPLES: usize = 200;
+
+/// The column of the sealed figures.
+const SEALED: &str = "relay+sealed";
+
+/// Screen updates through the relay at `relay`, plain and sealed, each on a session of its own:
+/// latency of one update alone, then throughput in alternating runs of `seconds`.
+async fn update_figures(
+    relay: SocketAddr,
+    pin: Fingerprint,
+    token: &str,
+    seconds: Duration,
+) -> anyhow::Result<([Throughput; 2], [Latency; 2])> {
+    let (agent_keys, tech_keys) = sealing::session_keys()?;
+    let plain = UpdateSession::open(relay, pin, token, None).await?;
+    let sealed = UpdateSession::open(relay, pin, token, Some(tech_keys.update_receiver())).await?;
+    let ways = [Updates::Plain, Updates::Sealed(Arc::new(agent_keys))];
+    let mut totals = [(0u64, Duration::ZERO), (0u64, Duration::ZERO)];
+    let mut seqs = [0u64; 2];
+    progress(
+        BENCH,
+        format!("one screen update at a time, plain and sealed: {UPDATE_SAMPLES} samples each"),
+    );
+    let mut samples: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS + 1 {
+        for (i, (session, how)) in [&plain, &sealed].into_iter().zip(&ways).enumerate() {
+            let n = if round == 0 {
+                10
+            } else {
+                UPDATE_SAMPLES / ROUNDS
+            };
+            for _ in 0..n {
+                let t = sealing::update_latency(
+                    &session.pair.0.connection,
+                    how,
+                    &mut seqs[i],
+                    UPDATE,
+                    &session.arrived,
+                )
+                .await?;
+                // Round 0 warms up.
+                if round > 0 {
+                    samples[i].push(t);
+                }
+            }
+        }
+    }
+    let latency = samples.map(|mut v| {
+        v.sort_unstable();
+        Latency {
+            p50: percentile(&v, 0.50),
+            p99: percentile(&v, 0.99),
+        }
+    });
+    for round in 0..2 {
+        for (i, (session, how)) in [&plain, &sealed].into_iter().zip(&ways).enumerate() {
+            progress(
+                BENCH,
+                format!(
+                    "{} screen updates through the relay, run {} of 2 ({} s)",
+                    ["plain", "sealed"][i],
+                    round + 1,
+                    seconds.as_secs()
+                ),
+            );
+            let run = sealing::send_updates(
+                &session.pair.0.connection,
+                how,
+                &mut seqs[i],
+                UPDATE,
+                &session.received,
+                seconds,
+            )
+            .await?;
+            totals[i].0 += run.bytes;
+            totals[i].1 += run.elapsed;
+        }
+    }
+    plain.close().await;
+    sealed.close().await;
+    Ok((
+        totals.map(|(bytes, elapsed)| Throughput { bytes, elapsed }),
+        latency,
+    ))
+}
+
+/// A paired session whose technician side decodes (and, given a receiver, opens) updates.
+struct UpdateSession {
+    pair: (RelayConnection, RelayConnection),
+    received: Arc<AtomicU64>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+impl UpdateSession {
+    async fn open(
+        relay: SocketAddr,
+        pin: Fingerprint,
+        token: &str,
+        receiver: Option<protocol::e2e::UpdateReceiver>,
+    ) -> anyhow::Result<Self> {
+        let agent_ep = link::client::client_endpoint(relay, pin)
+            .context("cannot open the agent's endpoint")?;
+        let tech_ep = link::client::client_endpoint(relay, pin)
+            .context("cannot open the technician's endpoint")?;
+        let pair = within(Duration::from_secs(10), "pairing", async {
+            Ok(open_pair(&agent_ep, &tech_ep, relay, token).await?)
+        })
+        .await?;
+        let received = Arc::new(AtomicU64::new(0));
+        let arrived = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(sealing::receive_updates(
+            pair.1.connection.clone(),
+            receiver,
+            received.clone(),
+            arrived.clone(),
+        ));
+        Ok(Self {
+            pair,
+            received,
+            arrived,
+        })
+    }
+
+    async fn close(self) {
+        self.pair.0.close("bench done");
+        self.pair.1.close_and_wait("bench done").await;
+    }
 }
 
 /// The `relay` binary built next to this one (`target/release/relay` for a release bench).

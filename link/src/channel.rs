@@ -1,5 +1,6 @@
 //! Typed message channels over QUIC streams: each message is one length-prefixed bincode frame
-//! (see `protocol::wire`), and every read is bounded by the plane's frame limit.
+//! (see `protocol::wire`), and every read is bounded by the plane's frame limit. The control
+//! plane uses them as they are; the peer plane's are sealed (see [`crate::sealed`]).
 
 use std::marker::PhantomData;
 
@@ -80,14 +81,6 @@ impl<T: DeserializeOwned> FramedRecv<T> {
         }
     }
 
-    /// A peer-plane channel (frames up to a raw 4K update).
-    pub fn peer(stream: RecvStream) -> Self {
-        Self {
-            reader: FrameReader::new(stream, wire::PEER_MAX_FRAME),
-            decode: wire::decode_peer::<T>,
-        }
-    }
-
     /// The next message, or `None` when the stream ended cleanly.
     pub async fn recv(&mut self) -> Result<Option<T>, ChannelError> {
         let decode = self.decode;
@@ -110,23 +103,5 @@ impl<T: DeserializeOwned> FramedRecv<T> {
 
     pub fn stream_mut(&mut self) -> &mut RecvStream {
         self.reader.get_mut()
-    }
-}
-
-/// After the relay said the other peer left: that peer's own reason, if it is still in flight
-/// on the session stream (the relay's word and the peer's travel on different streams and may
-/// arrive in either order). Waits at most 300 ms for it.
-pub async fn last_word(
-    rx: &mut FramedRecv<protocol::peer::PeerMessage>,
-) -> Option<protocol::peer::EndReason> {
-    loop {
-        let next = tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await;
-        match next {
-            Ok(Ok(Some(protocol::peer::PeerMessage::EndSession { reason }))) => {
-                return Some(reason)
-            }
-            Ok(Ok(Some(_))) => continue,
-            _ => return None,
-        }
     }
 }

@@ -61,6 +61,8 @@ pub enum LinkError {
     Protocol(String),
     #[error("{0}")]
     Channel(#[from] ChannelError),
+    #[error("{0}")]
+    PeerPlane(#[from] crate::sealed::PeerPlaneError),
 }
 
 /// An open connection to the relay with its control stream.

@@ -9,12 +9,15 @@
 //!   fingerprints;
 //! - [`client`]: a peer's connection to the relay and the control-plane handshake (hello,
 //!   register, log in, join, wait for pairing);
+//! - [`sealed`]: the peer plane sealed end to end: the key exchange on the session stream,
+//!   sealed message channels and sealed screen update streams;
 //! - [`userfile`]: where per-user files live and how they are written (owner only).
 
 pub mod channel;
 pub mod client;
 pub mod known;
 pub mod report;
+pub mod sealed;
 pub mod tls;
 pub mod transport;
 pub mod userfile;

@@ -63,6 +63,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Reads the next frame. `Ok(None)` means the stream ended cleanly between frames.
     pub async fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        Ok(self.next_frame_mut().await?.map(|f| &*f))
+    }
+
+    /// As [`FrameReader::next_frame`], with the frame writable in place (a sealed record is
+    /// opened where it lies, without a copy).
+    pub async fn next_frame_mut(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
         if !self.in_body {
             while self.header_got < 4 {
                 let n = self.inner.read(&mut self.header[self.header_got..]).await?;
@@ -93,7 +99,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         self.in_body = false;
         self.header_got = 0;
-        Ok(Some(&self.buf))
+        Ok(Some(&mut self.buf))
     }
 
     pub fn get_mut(&mut self) -> &mut R {

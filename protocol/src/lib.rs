@@ -24,7 +24,8 @@ pub mod sessionlog;
 pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error
-/// naming both.
+/// naming both. Version 2 adds technician logins and session-log uploads to the control plane
+/// and seals the peer plane end to end (see [`e2e`]).
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Version of this software, reported in hello and session-start messages.

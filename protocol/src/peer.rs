@@ -1,8 +1,12 @@
 //! The peer plane: messages between agent and technician, forwarded by the relay.
 //!
-//! Streams: the agent opens one bidirectional *session stream* right after pairing and sends
-//! [`PeerMessage::SessionStart`] on it first; both sides then use it for consent, input, acks and
-//! the end of the session. Each screen update travels alone on a unidirectional stream the agent
+//! Streams: the agent opens one bidirectional *session stream* right after pairing. The two ends
+//! first run the end-to-end key exchange on it ([`crate::e2e::Handshake`], one frame per
+//! handshake message); from then on every frame of the peer plane is a sealed record
+//! ([`crate::e2e::Sealer`]) carrying one [`PeerMessage`], and each end closes its direction of the
+//! session stream with a sealed empty last record, so that a stream cut short is told apart from
+//! one that ended. Both sides use the session stream for consent, input, acks and the end of the
+//! session. Each screen update travels alone on a unidirectional stream the agent
 //! opens ([`PeerMessage::ScreenUpdate`]), so a lost packet delays only that update. The
 //! technician applies updates in sequence order and acknowledges each with
 //! [`PeerMessage::UpdateAck`]; the agent keeps only a few unacknowledged.

@@ -6,10 +6,64 @@
 //! stream direction; QUIC flow control on the receiving side then stops the sender, so
 //! backpressure reaches from the slow reader back to the writer and no buffer grows with traffic.
 //! A reset on one side is passed on as a reset; a receiver that stops reading stops the sender.
+//!
+//! A [`Tap`] may be given to the server: it is shown every stream spliced and every datagram, and
+//! decides what is passed on. The relay itself never sets one (and pays nothing for the option);
+//! it exists so that tests can run the real relay as a hostile one that records, alters, replays,
+//! drops and injects peer-plane bytes, and check that the sealed peer plane notices.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+use protocol::control::Role;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio::task::JoinSet;
 use tracing::debug;
+
+/// Which spliced stream a [`StreamTap`] sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The peer whose bytes this direction carries.
+    pub from: Role,
+    /// The peer that opened the stream.
+    pub opened_by: Role,
+    /// A bidirectional stream (the session stream) or a unidirectional one (a screen update).
+    pub bidirectional: bool,
+    /// How many streams of this kind `opened_by` opened in this session before this one.
+    pub index: u64,
+}
+
+/// Watches (and may change) the peer plane as the relay forwards it. See the module docs.
+pub trait Tap: Send + Sync + 'static {
+    /// Called for each direction of each spliced stream; `None` leaves it untouched.
+    fn stream(&self, info: StreamInfo) -> Option<Box<dyn StreamTap>>;
+
+    /// Called for each datagram from `from`; returns what to pass on instead (`None`: nothing).
+    fn datagram(&self, _from: Role, bytes: Bytes) -> Option<Bytes> {
+        Some(bytes)
+    }
+}
+
+/// One direction of one stream, as a [`Tap`] sees it.
+pub trait StreamTap: Send {
+    /// Bytes as read from the sender; returns what to write to the receiver in their place
+    /// (empty: nothing now).
+    fn chunk(&mut self, bytes: Bytes) -> Bytes;
+
+    /// The sender ended the stream; returns what to write before the end is passed on.
+    fn finish(&mut self) -> Bytes {
+        Bytes::new()
+    }
+
+    /// Whether a unidirectional stream is passed on at all; `false` stops it at the relay, and
+    /// the receiver never learns it was opened.
+    fn forward_stream(&self) -> bool {
+        true
+    }
+}
+
+/// The tap of a session, if the server has one.
+pub type SharedTap = Option<Arc<dyn Tap>>;
 
 /// Largest chunk read at once from a stream.
 const CHUNK: usize = 64 * 1024;
@@ -27,8 +81,9 @@ impl Drop for ResetOnDrop {
     }
 }
 
-/// Copies `from` into `to` until `from` ends, passing resets on in both directions.
-pub async fn splice(mut from: RecvStream, to: SendStream) {
+/// Copies `from` into `to` until `from` ends, passing resets on in both directions; `tap`, if
+/// any, sees each chunk and says what is written instead.
+pub async fn splice(mut from: RecvStream, to: SendStream, mut tap: Option<Box<dyn StreamTap>>) {
     let mut guard = ResetOnDrop(Some(to));
     let to = guard.0.as_mut().expect("just set");
     loop {
@@ -42,7 +97,14 @@ pub async fn splice(mut from: RecvStream, to: SendStream) {
         };
         match chunk {
             Ok(Some(chunk)) => {
-                if let Err(e) = to.write_chunk(chunk.bytes).await {
+                let bytes = match tap.as_mut() {
+                    None => chunk.bytes,
+                    Some(t) => t.chunk(chunk.bytes),
+                };
+                if bytes.is_empty() {
+                    continue;
+                }
+                if let Err(e) = to.write_chunk(bytes).await {
                     let code = match e {
                         quinn::WriteError::Stopped(code) => code,
                         _ => VarInt::from_u32(0),
@@ -52,6 +114,11 @@ pub async fn splice(mut from: RecvStream, to: SendStream) {
                 }
             }
             Ok(None) => {
+                if let Some(rest) = tap.as_mut().map(|t| t.finish()) {
+                    if !rest.is_empty() && to.write_chunk(rest).await.is_err() {
+                        return;
+                    }
+                }
                 let _ = to.finish();
                 guard.0 = None;
                 return;
@@ -69,29 +136,67 @@ pub async fn splice(mut from: RecvStream, to: SendStream) {
     }
 }
 
-/// Forwards everything `from` opens or sends toward `to`, until `from`'s connection ends.
-/// Splices run as tasks in `tasks`, so the caller ends them all by dropping it.
-pub async fn forward_from(from: &Connection, to: &Connection, tasks: &mut JoinSet<()>) {
+/// Forwards everything `from` (the peer in `role`) opens or sends toward `to`, until `from`'s
+/// connection ends. Splices run as tasks in `tasks`, so the caller ends them all by dropping it.
+pub async fn forward_from(
+    from: &Connection,
+    to: &Connection,
+    role: Role,
+    tap: &SharedTap,
+    tasks: &mut JoinSet<()>,
+) {
+    let other = match role {
+        Role::Agent => Role::Technician,
+        Role::Technician => Role::Agent,
+    };
+    let (mut bi_count, mut uni_count) = (0u64, 0u64);
+    let tap_stream = |from: Role, bidirectional: bool, index: u64| {
+        tap.as_ref().and_then(|t| {
+            t.stream(StreamInfo {
+                from,
+                opened_by: role,
+                bidirectional,
+                index,
+            })
+        })
+    };
     loop {
         tokio::select! {
             bi = from.accept_bi() => {
                 let Ok((send_back, recv)) = bi else { return };
                 let to = to.clone();
+                let there = tap_stream(role, true, bi_count);
+                let back = tap_stream(other, true, bi_count);
+                bi_count += 1;
                 tasks.spawn(async move {
                     let Ok((send, recv_back)) = to.open_bi().await else { return };
-                    tokio::join!(splice(recv, send), splice(recv_back, send_back));
+                    tokio::join!(splice(recv, send, there), splice(recv_back, send_back, back));
                 });
             }
             uni = from.accept_uni() => {
                 let Ok(recv) = uni else { return };
                 let to = to.clone();
+                let there = tap_stream(role, false, uni_count);
+                uni_count += 1;
+                if there.as_ref().is_some_and(|t| !t.forward_stream()) {
+                    let mut recv = recv;
+                    let _ = recv.stop(VarInt::from_u32(0));
+                    continue;
+                }
                 tasks.spawn(async move {
                     let Ok(send) = to.open_uni().await else { return };
-                    splice(recv, send).await;
+                    splice(recv, send, there).await;
                 });
             }
             dgram = from.read_datagram() => {
                 let Ok(bytes) = dgram else { return };
+                let bytes = match tap {
+                    None => bytes,
+                    Some(t) => match t.datagram(role, bytes) {
+                        Some(b) => b,
+                        None => continue,
+                    },
+                };
                 // Datagrams carry only the latest value of something: one that does not fit
                 // or finds the send buffer full is dropped, never queued.
                 let _ = to.send_datagram(bytes);

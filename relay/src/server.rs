@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::forward;
+use crate::forward::{self, SharedTap};
 use crate::identity::Identity;
 use crate::login::{Gate, LoggedIn};
 use crate::logstore::{LogStore, StoreError};
@@ -64,6 +64,7 @@ struct Shared {
     joins: Mutex<RateLimiter<IpAddr>>,
     logins: Gate,
     shutdown: watch::Receiver<bool>,
+    tap: SharedTap,
 }
 
 /// A running relay endpoint.
@@ -135,6 +136,12 @@ async fn read(inp: &mut FramedRecv<ToRelay>) -> Result<Read, Refusal> {
 impl Relay {
     /// Binds the endpoint with `identity`, with the technician accounts of the data directory.
     pub fn bind(cfg: Config, identity: &Identity) -> anyhow::Result<Self> {
+        Self::bind_with_tap(cfg, identity, None)
+    }
+
+    /// As [`Relay::bind`], with a [`forward::Tap`] on the peer plane of every session (for tests
+    /// that play a hostile relay).
+    pub fn bind_with_tap(cfg: Config, identity: &Identity, tap: SharedTap) -> anyhow::Result<Self> {
         let db = Accounts::path_in(&cfg.data_dir);
         let policy = crate::accounts::LoginPolicy {
             token_ttl: cfg.token_ttl,
@@ -171,6 +178,7 @@ impl Relay {
             logins: Gate::new(accounts, cfg.organisation.clone()),
             shutdown,
             cfg,
+            tap,
         });
         Ok(Self {
             endpoint,
@@ -445,7 +453,7 @@ async fn agent(
     };
     info!(peer = %remote, code = %code, technician = %partner.info.description, "paired");
     send(out, FromRelay::Paired { peer: partner.info }).await?;
-    paired(conn, &partner.conn, out, inp, shared, None).await
+    paired(conn, Role::Agent, &partner.conn, out, inp, shared, None).await
 }
 
 fn expired(shared: &Shared) -> Refusal {
@@ -557,7 +565,16 @@ async fn technician(
     }
     info!(peer = %remote, code = %code, account = %account.name, tier = account.tier, "technician joined");
     send(out, FromRelay::Paired { peer: agent_info }).await?;
-    paired(conn, &agent_conn, out, inp, shared, Some(&account.name)).await
+    paired(
+        conn,
+        Role::Technician,
+        &agent_conn,
+        out,
+        inp,
+        shared,
+        Some(&account.name),
+    )
+    .await
 }
 
 fn logged_in(l: &LoggedIn, cfg: &Config) -> FromRelay {
@@ -659,6 +676,7 @@ enum End {
 /// Forwards `own`'s peer plane to `other` until one of them ends, then tells `own`'s peer.
 async fn paired(
     own: &Connection,
+    role: Role,
     other: &Connection,
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
@@ -668,7 +686,7 @@ async fn paired(
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
     let end = {
-        let forwarding = forward::forward_from(own, other, &mut tasks);
+        let forwarding = forward::forward_from(own, other, role, &shared.tap, &mut tasks);
         tokio::pin!(forwarding);
         loop {
             break tokio::select! {
@@ -695,6 +713,12 @@ async fn paired(
     match end {
         End::OwnGone => Ok(()),
         End::Refused(r) => Err(r),
+        // The relay closed the other connection because it is shutting down: that is the news
+        // for this peer too, whichever of the two this task noticed first.
+        End::OtherGone(_) if *shared.shutdown.borrow() => Err(Refusal::new(
+            ErrorCode::ShuttingDown,
+            "the relay is shutting down",
+        )),
         End::OtherGone(reason) => {
             info!(peer = %own.remote_address(), %reason, "telling the peer its partner left");
             // The explanation goes out before the cut streams are reset.

@@ -9,10 +9,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use link::client::Trusted;
 use link::report::Reporter;
+use link::sealed::PeerPlaneError;
 use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::{
     ErrorCode, LogOffer, RecordingPolicy, Role, SessionCode, TechnicianAccount,
 };
+use protocol::e2e::{HandshakeError, UserCode};
 use protocol::sessionlog::{
     code_sha256, CloseReason, Participant, SessionOpened, TypedText, Verdict,
 };
@@ -126,7 +128,9 @@ struct Logout {
 
 #[derive(clap::Args, Debug)]
 struct Connect {
-    /// The session code (spaces and dashes are ignored: "123 456 789")
+    /// The whole session code the user reads out: nine digits, a dash, four digits
+    /// ("123 456 789 - 4821"; spaces and dashes are ignored). The four after the dash never
+    /// reach the relay: they key the encryption between you and the user's agent
     code: String,
     #[command(flatten)]
     relay: RelayArgs,
@@ -213,6 +217,9 @@ fn advice(e: &LinkError) -> Option<&'static str> {
         },
         LinkError::WrongFingerprint { .. } => Some(
             "Copy the fingerprint again from the relay's start-up output or `relay fingerprint`.",
+        ),
+        LinkError::PeerPlane(PeerPlaneError::Handshake(HandshakeError::CodeMismatch)) => Some(
+            "Nothing was shared. Check the code with the user: the code is spent now, so they must start the agent again for a new one.",
         ),
         LinkError::Connect { .. } => Some(
             "Check the relay address and port, that the relay is running, and the fingerprint it printed.",
@@ -334,9 +341,10 @@ fn not_logged_in(relay: &str, stored: Option<&StoredLogin>, why: &str) -> anyhow
 }
 
 async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
-    let code = SessionCode::parse(&args.code).ok_or_else(|| {
+    let code = UserCode::parse(&args.code).map_err(|e| {
         anyhow::anyhow!(
-            "`{}` is not a session code: it has nine or more digits",
+            "`{}` is not a whole session code: {e}. The code the agent shows has nine digits, \
+             a dash and four more digits, like \"123 456 789 - 4821\"; enter all of them",
             args.code
         )
     })?;
@@ -402,13 +410,16 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
     };
     let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
     let spool = Spool::new(log_dir.join("upload-spool"));
-    let peer = conn.join(code.clone()).await?;
+    // The relay sees only the rendezvous part; the secret part stays here.
+    let peer = conn.join(code.rendezvous().clone()).await?;
     report.event(
         "paired",
         json!({ "peer": peer.description, "software": peer.software }),
         format!(
-            "Joined session {code} with {} ({}).",
-            peer.description, peer.software
+            "Joined session {} with {} ({}).",
+            code.rendezvous(),
+            peer.description,
+            peer.software
         ),
     );
     let recorder = if args.no_record {
@@ -419,7 +430,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         );
         None
     } else {
-        let recorder = start_recording(&args, &conn, &trusted, &account, &code, &peer)?;
+        let recorder = start_recording(&args, &conn, &trusted, &account, code.rendezvous(), &peer)?;
         report.event(
             "recording",
             json!({ "path": recorder.path().display().to_string() }),
@@ -440,7 +451,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
     });
     // However the session ends, its log is sealed (and spooled for the relay) below.
-    let (ended, stats, viewer) = match session::run(&mut conn, opts, report, ctrl_c).await {
+    let (ended, stats, viewer) = match session::run(&mut conn, &code, opts, report, ctrl_c).await {
         Ok(r) => r,
         Err(e) => {
             let mut message = e.to_string();

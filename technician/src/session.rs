@@ -1,17 +1,23 @@
 //! The technician's side of a paired session.
 //!
+//! First the end-to-end key exchange on the session stream the agent opens, keyed by the secret
+//! part of the code the user read out (`link::sealed`); everything after it is sealed, and a
+//! record that does not open ends the session with words that say what was done to it.
+//!
 //! Tasks: one writer owns the send half of the session stream (acks and input go through it in
 //! order); one acceptor reads each screen-update stream and hands the update over; the script
 //! runner (if any) plays actions. The main loop applies updates in sequence, acknowledges each,
 //! and watches the session stream and the control stream for the end.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use link::channel::{last_word, FramedRecv, FramedSend};
 use link::report::Reporter;
+use link::sealed::{self, last_word, SealedSession};
 use link::{LinkError, RelayConnection};
+use protocol::e2e::{UpdateReceiver, UserCode};
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -23,6 +29,11 @@ use crate::viewer::{self, Viewer};
 
 /// How long the agent has to open the session after pairing.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long later updates may wait for a missing one, with no update stream still being read,
+/// before the missing one counts as dropped on the way. (A slow update still arriving is being
+/// read, so it never counts.)
+const MISSING_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default, Clone)]
 pub struct SessionOptions {
@@ -66,26 +77,33 @@ enum Incoming {
     Bad(String),
 }
 
-async fn accept_updates(conn: quinn::Connection, out: mpsc::Sender<Incoming>) {
+/// Reads each update stream the agent opens: one sealed update each, every number once.
+/// `reading` counts the streams being read.
+async fn accept_updates(
+    conn: quinn::Connection,
+    receiver: UpdateReceiver,
+    out: mpsc::Sender<Incoming>,
+    reading: Arc<AtomicUsize>,
+) {
+    let receiver = Arc::new(Mutex::new(receiver));
     while let Ok(stream) = conn.accept_uni().await {
         let out = out.clone();
+        let receiver = receiver.clone();
+        let reading = reading.clone();
+        reading.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let mut rx = FramedRecv::<PeerMessage>::peer(stream);
-            let item = match rx.recv().await {
-                Ok(Some(PeerMessage::ScreenUpdate(u))) => Incoming::Update(u),
-                Ok(Some(other)) => {
-                    Incoming::Bad(format!("an update stream carried {}", kind(&other)))
-                }
-                Ok(None) => Incoming::Bad("an update stream was empty".into()),
-                Err(e) if e.is_violation() => {
-                    Incoming::Bad(format!("malformed screen update: {e}"))
-                }
+            let item = match sealed::read_update(stream, &receiver).await {
+                Ok(u) => Some(Incoming::Update(u)),
+                Err(e) if e.is_violation() => Some(Incoming::Bad(e.to_string())),
                 Err(e) => {
                     debug!(error = %e, "update stream broke");
-                    return;
+                    None
                 }
             };
-            let _ = out.send(item).await;
+            if let Some(item) = item {
+                let _ = out.send(item).await;
+            }
+            reading.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
@@ -161,25 +179,42 @@ async fn play(
     Ok(false)
 }
 
-/// Runs the session on a paired connection until it ends.
+/// Runs the session on a paired connection until it ends. `code` is the code the user read out;
+/// its secret part keys the exchange with the agent. Another code than the agent's ends it with
+/// [`protocol::e2e::HandshakeError::CodeMismatch`] ("the code did not match"), as an `Err`.
 pub async fn run(
     conn: &mut RelayConnection,
+    code: &UserCode,
     opts: SessionOptions,
     report: Reporter,
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
 ) -> Result<(Ended, Stats, Arc<Mutex<Viewer>>), LinkError> {
     let connection = conn.connection.clone();
-    let (send, recv) = match tokio::time::timeout(START_TIMEOUT, connection.accept_bi()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(LinkError::ConnectionLost(e.to_string())),
-        Err(_) => {
+    let exchanged = tokio::select! {
+        s = sealed::technician_session(&connection, code, START_TIMEOUT) => s,
+        _ = &mut user_end => return Ok((Ended::ByTechnician, Stats::default(), Arc::new(Mutex::new(Viewer::new())))),
+    };
+    let SealedSession {
+        send: mut tx,
+        recv: mut rx,
+        keys,
+    } = match exchanged {
+        Ok(Some(s)) => s,
+        Ok(None) => {
             return Err(LinkError::Protocol(
                 "the agent did not start the session in time".into(),
             ))
         }
+        Err(e) if !e.is_violation() => {
+            let why = conn.explain_departure(e.to_string()).await?;
+            return Ok((
+                Ended::Failed(format!("the agent left: {why}")),
+                Stats::default(),
+                Arc::new(Mutex::new(Viewer::new())),
+            ));
+        }
+        Err(e) => return Err(e.into()),
     };
-    let mut rx = FramedRecv::<PeerMessage>::peer(recv);
-    let mut tx = FramedSend::<PeerMessage>::new(send);
     if opts.recorder.is_some() {
         // The user is told before being asked to consent.
         tx.send(&PeerMessage::Recorded).await?;
@@ -187,7 +222,17 @@ pub async fn run(
     // Before the screen: the user's consent. The agent may be asking them (up to a minute).
     loop {
         let msg = tokio::select! {
-            m = rx.recv() => m?,
+            m = rx.recv() => match m {
+                Ok(m) => m,
+                Err(e) if e.is_violation() => {
+                    let why = e.to_string();
+                    let _ = tx.send(&PeerMessage::EndSession { reason: EndReason::Error(why.clone()) }).await;
+                    let _ = tx.finish().await;
+                    conn.await_departure(Duration::from_secs(2)).await;
+                    return Ok((Ended::Failed(why), Stats::default(), Arc::new(Mutex::new(Viewer::new()))));
+                }
+                Err(e) => return Err(e.into()),
+            },
             ctl = conn.next() => return match ctl {
                 Err(LinkError::PeerLeft(reason)) => {
                     let ended = match last_word(&mut rx).await {
@@ -245,12 +290,21 @@ pub async fn run(
                 return;
             }
         }
-        let _ = tx.finish();
+        let _ = tx.finish().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
     });
 
     let (upd_tx, mut upd_rx) = mpsc::channel(64);
-    let acceptor = tokio::spawn(accept_updates(connection.clone(), upd_tx));
+    let reading = Arc::new(AtomicUsize::new(0));
+    let acceptor = tokio::spawn(accept_updates(
+        connection.clone(),
+        keys.update_receiver(),
+        upd_tx,
+        reading.clone(),
+    ));
+    // The update later ones wait for, and since when.
+    let mut missing: Option<(u64, Instant)> = None;
+    drop(keys);
     let viewer = Arc::new(Mutex::new(Viewer::new()));
     let (changed_tx, changed_rx) = watch::channel(0u64);
     let mut script = opts.script.clone();
@@ -273,10 +327,18 @@ pub async fn run(
                     record(&opts.recorder, |r| r.update(&u));
                     let tiles = u.ops.len();
                     let bytes = u.tile_data.len();
-                    let applied = viewer.lock().expect("viewer lock").offer(u);
+                    let (applied, waiting_for) = {
+                        let mut v = viewer.lock().expect("viewer lock");
+                        (v.offer(u), v.missing())
+                    };
                     let applied = match applied {
                         Ok(a) => a,
                         Err(e) => break Ended::Failed(e.to_string()),
+                    };
+                    missing = match (waiting_for, missing) {
+                        (Some(seq), Some((was, since))) if seq == was => Some((seq, since)),
+                        (Some(seq), _) => Some((seq, Instant::now())),
+                        (None, _) => None,
                     };
                     stats.tile_bytes += bytes as u64;
                     for seq in applied {
@@ -315,7 +377,7 @@ pub async fn run(
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
-                Err(e) if e.is_violation() => break Ended::Failed(format!("the agent sent a malformed message: {e}")),
+                Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
                 Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
             },
             ctl = conn.next() => match ctl {
@@ -348,6 +410,16 @@ pub async fn run(
                     }
                 }
             }
+            _ = tokio::time::sleep(Duration::from_millis(250)), if missing.is_some() => {
+                if let Some((seq, since)) = missing {
+                    if since.elapsed() >= MISSING_LIMIT && reading.load(Ordering::SeqCst) == 0 {
+                        break Ended::Failed(format!(
+                            "a screen update is missing: the relay or network dropped update {seq}, \
+                             later ones arrived"
+                        ));
+                    }
+                }
+            }
             _ = &mut user_end => break Ended::ByTechnician,
         }
     };
@@ -355,16 +427,22 @@ pub async fn run(
         t.abort();
     }
     acceptor.abort();
-    if matches!(ended, Ended::ByTechnician) {
+    // Tell the agent why, unless it ended the session itself.
+    let goodbye = match &ended {
+        Ended::ByTechnician => Some(EndReason::TechnicianEnded),
+        Ended::Failed(why) => Some(EndReason::Error(why.clone())),
+        Ended::ByAgent(_) => None,
+    };
+    if let Some(reason) = &goodbye {
         let _ = out_tx
             .send(PeerMessage::EndSession {
-                reason: EndReason::TechnicianEnded,
+                reason: reason.clone(),
             })
             .await;
     }
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
-    if matches!(ended, Ended::ByTechnician) {
+    if goodbye.is_some() {
         // The agent leaves once it has read the goodbye; closing before would abandon input
         // still on its way.
         conn.await_departure(Duration::from_secs(2)).await;

@@ -60,6 +60,11 @@ impl Viewer {
         Ok(applied)
     }
 
+    /// The update that later ones held back wait for, if any.
+    pub fn missing(&self) -> Option<u64> {
+        self.order.missing()
+    }
+
     /// SHA-256 of the framebuffer's pixels (BGRX), hex.
     pub fn pixels_sha256(&self) -> String {
         hex::encode(Sha256::digest(self.fb.pixels()))

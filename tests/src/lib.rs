@@ -317,10 +317,19 @@ impl Relay {
 
     /// A relay listening on `listen` (`127.0.0.1:0` picks a free port).
     pub fn start_at(listen: &str, data_dir: &Path, extra: &[&str]) -> Relay {
+        Self::start_program_at("relay", listen, data_dir, extra)
+    }
+
+    /// Starts `program` (`relay`, or `hostile-relay`, which prints the same start-up lines).
+    pub fn start_program(program: &str, data_dir: &Path, extra: &[&str]) -> Relay {
+        Self::start_program_at(program, "127.0.0.1:0", data_dir, extra)
+    }
+
+    fn start_program_at(program: &str, listen: &str, data_dir: &Path, extra: &[&str]) -> Relay {
         let dir = data_dir.to_str().expect("utf-8 path");
         let mut args = vec!["--listen", listen, "--data-dir", dir];
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn("relay", &args);
+        let mut proc = Proc::spawn(program, &args);
         let listen = proc.wait_line(PROMPT, "its address", |l| l.contains("listening on "));
         let addr = listen
             .split_whitespace()
@@ -438,7 +447,8 @@ impl Relay {
 }
 
 /// Starts an agent with `args` (plus relay and `--json`, and `--consent control` unless
-/// `args` say otherwise) and waits for its session code.
+/// `args` say otherwise) and waits for its session code: the whole code, rendezvous part and
+/// secret part (`123456789-4821`), as the user would read it out.
 pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
     let mut all: Vec<String> = relay.peer_args();
     all.push("--json".into());

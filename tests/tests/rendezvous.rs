@@ -29,7 +29,7 @@ fn unknown_used_and_expired_codes_say_what_happened() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &["--code-ttl-secs", "2"]);
 
-    let msg = join_error(&relay, "000000000");
+    let msg = join_error(&relay, "000 000 000 - 0000");
     assert!(msg.contains("no session has this code"), "{msg}");
 
     let src = source();

@@ -1,6 +1,8 @@
 //! Tandem's side of the comparison: the technician in this process, joined through the real
 //! relay to the real `agent` binary, doing what `technician/src/session.rs` does without a
-//! window. It accepts the session stream, waits for the session start, reads each screen update
+//! window. It accepts the session stream, runs the end-to-end key exchange with the agent's code
+//! and from then on speaks sealed messages (`link::sealed`), as the technician does; it waits for
+//! the session start, reads each screen update
 //! from its own unidirectional stream, applies them in sequence order, shows the framebuffer to
 //! the [`ScreenProbe`] and only then acknowledges; input events go out on the session stream.
 //!
@@ -11,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use link::channel::{FramedRecv, FramedSend};
+use link::sealed::{self, SealedSession};
 use link::RelayConnection;
 use protocol::codec::Decoder;
+use protocol::e2e::{UpdateReceiver, UserCode};
 use protocol::input::InputEvent;
 use protocol::peer::{PeerMessage, ScreenUpdate};
 use tokio::sync::mpsc;
@@ -24,20 +27,13 @@ use super::probe::ScreenProbe;
 const MAX_PENDING: usize = 64;
 
 /// The technician's image of the agent's screen. To follow a change of the screen codec, change
-/// the update type, the decoder and [`update_of`] here; nothing else reads updates.
+/// the update type and the decoder here (and `link::sealed::read_update`); nothing else reads
+/// updates.
 struct Screen {
     fb: Decoder,
 }
 
 type Update = ScreenUpdate;
-
-/// The screen update a message carries, if it is one.
-fn update_of(msg: PeerMessage) -> Option<Update> {
-    match msg {
-        PeerMessage::ScreenUpdate(u) => Some(u),
-        _ => None,
-    }
-}
 
 impl Screen {
     fn apply(&mut self, update: &Update) -> anyhow::Result<()> {
@@ -55,16 +51,19 @@ impl Screen {
 /// or `input` closes. Errors are the protocol going wrong.
 pub async fn technician(
     conn: RelayConnection,
+    code: UserCode,
     probe: Arc<ScreenProbe>,
     mut input: mpsc::UnboundedReceiver<InputEvent>,
 ) -> anyhow::Result<()> {
     let connection = conn.connection.clone();
-    let (send, recv) = tokio::time::timeout(Duration::from_secs(15), connection.accept_bi())
+    let SealedSession {
+        send: mut tx,
+        recv: mut rx,
+        keys,
+    } = sealed::technician_session(&connection, &code, Duration::from_secs(15))
         .await
-        .context("the agent did not open the session within 15 s")?
-        .context("the connection ended before the session started")?;
-    let mut rx = FramedRecv::<PeerMessage>::peer(recv);
-    let mut tx = FramedSend::<PeerMessage>::new(send);
+        .context("the key exchange with the agent failed")?
+        .context("the agent did not open the session within 15 s")?;
     loop {
         match rx.recv().await? {
             Some(PeerMessage::Consent(_)) => {}
@@ -77,7 +76,12 @@ pub async fn technician(
     }
 
     let (upd_tx, mut upd_rx) = mpsc::channel::<Update>(64);
-    let acceptor = tokio::spawn(accept_updates(connection.clone(), upd_tx));
+    let acceptor = tokio::spawn(accept_updates(
+        connection.clone(),
+        keys.update_receiver(),
+        upd_tx,
+    ));
+    drop(keys);
     let mut screen = Screen { fb: Decoder::new() };
     let mut pending: BTreeMap<u64, Update> = BTreeMap::new();
     let mut next_seq = 1u64;
@@ -123,21 +127,24 @@ pub async fn technician(
         }
     };
     acceptor.abort();
-    let _ = tx.finish();
+    let _ = tx.finish().await;
     conn.close("the bench is done");
     result
 }
 
 /// Reads each update stream the agent opens and hands its update over.
-async fn accept_updates(conn: quinn::Connection, out: mpsc::Sender<Update>) {
+async fn accept_updates(
+    conn: quinn::Connection,
+    receiver: UpdateReceiver,
+    out: mpsc::Sender<Update>,
+) {
+    let receiver = Arc::new(std::sync::Mutex::new(receiver));
     while let Ok(stream) = conn.accept_uni().await {
         let out = out.clone();
+        let receiver = receiver.clone();
         tokio::spawn(async move {
-            let mut rx = FramedRecv::<PeerMessage>::peer(stream);
-            if let Ok(Some(msg)) = rx.recv().await {
-                if let Some(u) = update_of(msg) {
-                    let _ = out.send(u).await;
-                }
+            if let Ok(u) = sealed::read_update(stream, &receiver).await {
+                let _ = out.send(u).await;
             }
         });
     }

@@ -57,6 +57,11 @@ impl InOrder {
         self.next_seq += 1;
         Some(u)
     }
+
+    /// The update that later ones held back wait for, if any.
+    pub fn missing(&self) -> Option<u64> {
+        (!self.early.is_empty()).then_some(self.next_seq)
+    }
 }
 
 #[cfg(test)]
@@ -76,12 +81,15 @@ mod tests {
     #[test]
     fn early_updates_wait_for_their_predecessors() {
         let mut o = InOrder::new(4);
+        assert_eq!(o.missing(), None);
         o.push(update(2)).unwrap();
         assert!(o.pop().is_none());
+        assert_eq!(o.missing(), Some(1));
         o.push(update(1)).unwrap();
         assert_eq!(o.pop().map(|u| u.seq), Some(1));
         assert_eq!(o.pop().map(|u| u.seq), Some(2));
         assert!(o.pop().is_none());
+        assert_eq!(o.missing(), None);
         assert_eq!(o.push(update(2)), Err(OrderError::Stale { seq: 2 }));
         assert_eq!(
             o.push(update(7)),

@@ -1,0 +1,431 @@
+//! The peer plane sealed end to end, over QUIC streams: the key exchange on the session stream
+//! ([`agent_session`], [`technician_session`]), then sealed message channels ([`SealedSend`],
+//! [`SealedRecv`]) and sealed screen update streams ([`prepare_update`], [`send_update`],
+//! [`read_update`]).
+//!
+//! The cryptography is `protocol::e2e`'s (pure); this module only moves its frames. Every read
+//! is bounded by the peer plane's frame limit plus the seal's overhead. Anything the relay or the
+//! network could have done to the bytes (altered, replayed, dropped, reordered, cut short,
+//! injected) comes back as a [`PeerPlaneError`] whose words say so, and ends that session.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use protocol::e2e::handshake::HANDSHAKE_MAX_FRAME;
+use protocol::e2e::seal::RECORD_OVERHEAD;
+use protocol::e2e::{
+    Context, Handshake, HandshakeError, HandshakeMessage, OpenError, Opener, SealError, Sealer,
+    SessionKeys, UpdateReceiver, UserCode,
+};
+use protocol::framing::{FrameError, FrameReader};
+use protocol::peer::{EndReason, PeerMessage, ScreenUpdate};
+use protocol::wire::{self, PEER_MAX_FRAME};
+use quinn::{Connection, RecvStream, SendStream};
+
+/// Largest frame read on the peer plane: a whole peer message, sealed.
+pub const SEALED_MAX_FRAME: usize = PEER_MAX_FRAME + RECORD_OVERHEAD;
+
+/// How long the key exchange may take once the session stream is open.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long an end that gave up on the exchange waits for its abort to leave before it closes.
+const ABORT_LINGER: Duration = Duration::from_secs(2);
+
+/// Why the sealed peer plane failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerPlaneError {
+    /// The key exchange failed; [`HandshakeError::CodeMismatch`] reads "the code did not match".
+    #[error("{0}")]
+    Handshake(HandshakeError),
+    /// A record did not open: someone between the two ends changed the traffic.
+    #[error("{}", tampering(.0))]
+    Tampered(OpenError),
+    /// A frame that cannot be a sealed record of this session (its length prefix says more than
+    /// any message can be, or the stream ended inside it).
+    #[error("{}", frame_tampering(.0))]
+    BadFrame(FrameError),
+    /// A record opened, so the other end sealed it, but it is no message of this protocol.
+    #[error("the other end sent a malformed message: {0}")]
+    Malformed(String),
+    #[error("a screen update stream arrived empty: the relay or network cut it short")]
+    EmptyUpdateStream,
+    #[error("the other end did not complete the key exchange within {} s", HANDSHAKE_TIMEOUT.as_secs())]
+    HandshakeTimeout,
+    #[error("the session stream ended during the key exchange")]
+    EndedDuringHandshake,
+    #[error("{0}")]
+    Seal(#[from] SealError),
+    /// The stream or the connection went away (reset, connection lost).
+    #[error("the stream broke: {0}")]
+    Broken(String),
+}
+
+impl PeerPlaneError {
+    /// True when the bytes were interfered with (or the other end broke the protocol), as
+    /// opposed to the stream or connection going away.
+    pub fn is_violation(&self) -> bool {
+        !matches!(
+            self,
+            PeerPlaneError::Broken(_) | PeerPlaneError::EndedDuringHandshake
+        )
+    }
+}
+
+/// Words for a record that did not open, naming what was done to it.
+fn tampering(e: &OpenError) -> String {
+    let what = match e {
+        OpenError::Replayed { .. } | OpenError::UpdateReplayed { .. } => {
+            "a message was replayed: the relay or network sent it again"
+        }
+        OpenError::Reordered { .. } => {
+            "a message is missing: the relay or network dropped or reordered messages"
+        }
+        OpenError::Truncated(_) | OpenError::AfterLast(_) => {
+            "a stream was cut short or extended: the relay or network altered it"
+        }
+        OpenError::UpdateTooFarAhead { .. } => {
+            "a screen update stream has an impossible number: the relay or network altered it"
+        }
+        OpenError::Decode(_) => "a sealed message does not decode",
+        OpenError::TooShort { .. }
+        | OpenError::WrongStream { .. }
+        | OpenError::Altered { .. }
+        | OpenError::Poisoned(_) => {
+            "message failed authentication: the relay or network altered it"
+        }
+    };
+    format!("{what} ({e})")
+}
+
+fn frame_tampering(e: &FrameError) -> String {
+    match e {
+        FrameError::Truncated => {
+            format!("a stream was cut short or extended: the relay or network altered it ({e})")
+        }
+        other => {
+            format!("message failed authentication: the relay or network altered it ({other})")
+        }
+    }
+}
+
+impl From<FrameError> for PeerPlaneError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Io(io) => PeerPlaneError::Broken(io.to_string()),
+            other => PeerPlaneError::BadFrame(other),
+        }
+    }
+}
+
+impl From<OpenError> for PeerPlaneError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Decode(d) => PeerPlaneError::Malformed(d),
+            other => PeerPlaneError::Tampered(other),
+        }
+    }
+}
+
+impl From<quinn::WriteError> for PeerPlaneError {
+    fn from(e: quinn::WriteError) -> Self {
+        PeerPlaneError::Broken(e.to_string())
+    }
+}
+
+impl From<quinn::ClosedStream> for PeerPlaneError {
+    fn from(e: quinn::ClosedStream) -> Self {
+        PeerPlaneError::Broken(e.to_string())
+    }
+}
+
+/// The session stream once the exchange is complete, and the session's keys.
+pub struct SealedSession {
+    pub send: SealedSend,
+    pub recv: SealedRecv,
+    pub keys: SessionKeys,
+}
+
+/// What the key exchange binds besides the secret: the protocol version and the rendezvous
+/// digits both ends used at the relay.
+pub fn context(code: &UserCode) -> Context {
+    Context::new(protocol::PROTOCOL_VERSION, code.rendezvous().digits())
+}
+
+/// The agent's side: opens the session stream and runs the exchange keyed by `code`.
+pub async fn agent_session(
+    connection: &Connection,
+    code: &UserCode,
+) -> Result<SealedSession, PeerPlaneError> {
+    let (send, recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| PeerPlaneError::Broken(e.to_string()))?;
+    let hs = Handshake::agent_with_code(&context(code), code.secret());
+    exchange(hs, send, recv).await
+}
+
+/// The technician's side: accepts the session stream the agent opens (within `start_timeout`)
+/// and runs the exchange keyed by `code`. `Ok(None)` if the agent opened none in time.
+pub async fn technician_session(
+    connection: &Connection,
+    code: &UserCode,
+    start_timeout: Duration,
+) -> Result<Option<SealedSession>, PeerPlaneError> {
+    let (send, recv) = match tokio::time::timeout(start_timeout, connection.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(PeerPlaneError::Broken(e.to_string())),
+        Err(_) => return Ok(None),
+    };
+    let hs = Handshake::technician_with_code(&context(code), code.secret());
+    exchange(hs, send, recv).await.map(Some)
+}
+
+/// Runs `hs` on the session stream; on success the stream carries sealed records from then on.
+async fn exchange(
+    mut hs: Handshake,
+    mut send: SendStream,
+    recv: RecvStream,
+) -> Result<SealedSession, PeerPlaneError> {
+    let mut reader = FrameReader::new(recv, SEALED_MAX_FRAME);
+    let mut out = Vec::new();
+    let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        loop {
+            out.clear();
+            while let Some(m) = hs.poll_transmit() {
+                wire::encode_frame_into(&m, &mut out);
+            }
+            if !out.is_empty() {
+                send.write_all(&out).await?;
+            }
+            if let Some(keys) = hs.take_keys() {
+                return Ok(keys);
+            }
+            let frame = reader
+                .next_frame()
+                .await?
+                .ok_or(PeerPlaneError::EndedDuringHandshake)?;
+            if frame.len() > HANDSHAKE_MAX_FRAME {
+                return Err(PeerPlaneError::Handshake(HandshakeError::Malformed(
+                    format!(
+                        "a handshake frame of {} bytes; the limit is {HANDSHAKE_MAX_FRAME}",
+                        frame.len()
+                    ),
+                )));
+            }
+            let msg = HandshakeMessage::decode(frame)
+                .map_err(|e| HandshakeError::Malformed(e.to_string()));
+            if let Err(e) = msg.and_then(|m| hs.handle(m)) {
+                return Err(PeerPlaneError::Handshake(e));
+            }
+        }
+    })
+    .await
+    .unwrap_or(Err(PeerPlaneError::HandshakeTimeout));
+    match result {
+        Ok(keys) => Ok(SealedSession {
+            send: SealedSend::new(send, keys.session_sealer()),
+            recv: SealedRecv::new(reader, keys.session_opener()),
+            keys,
+        }),
+        Err(e) => {
+            // Tell the other end why (an abort, if the exchange queued one), and give it time to
+            // leave before this end closes the connection.
+            out.clear();
+            while let Some(m) = hs.poll_transmit() {
+                wire::encode_frame_into(&m, &mut out);
+            }
+            if !out.is_empty() {
+                let _ = tokio::time::timeout(ABORT_LINGER, async {
+                    send.write_all(&out).await.ok()?;
+                    send.finish().ok()?;
+                    send.stopped().await.ok()
+                })
+                .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Sends sealed peer messages on this end's direction of the session stream.
+pub struct SealedSend {
+    stream: SendStream,
+    sealer: Sealer,
+    buf: Vec<u8>,
+}
+
+impl SealedSend {
+    pub fn new(stream: SendStream, sealer: Sealer) -> Self {
+        Self {
+            stream,
+            sealer,
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &PeerMessage) -> Result<(), PeerPlaneError> {
+        self.buf.clear();
+        self.sealer.seal_message(msg, false, &mut self.buf)?;
+        self.stream.write_all(&self.buf).await?;
+        Ok(())
+    }
+
+    /// Ends this direction: a sealed empty last record, then the end of the stream. The other
+    /// end can so tell a finished stream from one the relay cut short.
+    pub async fn finish(&mut self) -> Result<(), PeerPlaneError> {
+        self.buf.clear();
+        self.sealer.seal_frame(&[], true, &mut self.buf)?;
+        self.stream.write_all(&self.buf).await?;
+        self.stream.finish()?;
+        Ok(())
+    }
+
+    pub fn stream_mut(&mut self) -> &mut SendStream {
+        &mut self.stream
+    }
+}
+
+/// Receives sealed peer messages from the other end's direction of the session stream.
+pub struct SealedRecv {
+    reader: FrameReader<RecvStream>,
+    opener: Opener,
+}
+
+impl SealedRecv {
+    pub fn new(reader: FrameReader<RecvStream>, opener: Opener) -> Self {
+        Self { reader, opener }
+    }
+
+    /// The next message, or `None` once the other end finished its direction (its sealed last
+    /// record arrived). A stream that ends without that record was cut short: an error.
+    ///
+    /// Cancel-safe: a frame read halfway is kept, and a record is opened only once whole.
+    pub async fn recv(&mut self) -> Result<Option<PeerMessage>, PeerPlaneError> {
+        let Some(record) = self.reader.next_frame_mut().await? else {
+            self.opener.finish()?;
+            return Ok(None);
+        };
+        let plaintext = self.opener.open_in_place(record)?;
+        if plaintext.is_empty() && self.opener.is_finished() {
+            return Ok(None);
+        }
+        wire::decode_peer(plaintext)
+            .map(Some)
+            .map_err(|e| PeerPlaneError::Malformed(e.to_string()))
+    }
+}
+
+/// After the relay said the other peer left: that peer's own reason, if it is still in flight
+/// on the session stream (the relay's word and the peer's travel on different streams and may
+/// arrive in either order). Waits at most 300 ms for it.
+pub async fn last_word(rx: &mut SealedRecv) -> Option<EndReason> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        match next {
+            Ok(Ok(Some(PeerMessage::EndSession { reason }))) => return Some(reason),
+            Ok(Ok(Some(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Plaintext bytes per record on a screen update stream. An update is cut into records of this
+/// size, sealed one after the other as they are sent and opened one by one as they arrive, so the
+/// cryptography overlaps the transfer instead of adding to it, and a receiver holds at most one
+/// record it has not authenticated.
+pub const UPDATE_RECORD: usize = 64 * 1024;
+
+/// A screen update encoded for its own stream, with the stream's sealer (its number names the
+/// stream, so the relay can neither move it to another number nor replay it).
+pub struct OutgoingUpdate {
+    sealer: Sealer,
+    /// One frame of the plain message: the length prefix, then the encoded update.
+    frame: Vec<u8>,
+}
+
+/// Encodes `update` and takes its stream's sealer; [`send_update`] seals and sends it.
+pub fn prepare_update(keys: &SessionKeys, update: ScreenUpdate) -> OutgoingUpdate {
+    let sealer = keys.update_sealer(update.seq);
+    OutgoingUpdate {
+        sealer,
+        frame: wire::encode_frame(&PeerMessage::ScreenUpdate(update)),
+    }
+}
+
+/// Sends an update on a new unidirectional stream, [`UPDATE_RECORD`] bytes a record, each sealed
+/// just before it is written; the last record is marked as such.
+pub async fn send_update(
+    connection: &Connection,
+    update: OutgoingUpdate,
+) -> Result<(), PeerPlaneError> {
+    let OutgoingUpdate { mut sealer, frame } = update;
+    let mut s = connection
+        .open_uni()
+        .await
+        .map_err(|e| PeerPlaneError::Broken(e.to_string()))?;
+    let message = &frame[4..];
+    let mut buf = Vec::with_capacity(UPDATE_RECORD.min(message.len()) + RECORD_OVERHEAD + 4);
+    let count = message.len().div_ceil(UPDATE_RECORD).max(1);
+    for (i, chunk) in message
+        .chunks(UPDATE_RECORD)
+        .chain(message.is_empty().then_some(&[][..]))
+        .enumerate()
+    {
+        buf.clear();
+        sealer.seal_frame(chunk, i + 1 == count, &mut buf)?;
+        s.write_all(&buf).await?;
+    }
+    s.finish()?;
+    Ok(())
+}
+
+/// Reads the one screen update an update stream carries: its records in order, the last one
+/// marked, then the end of the stream. `receiver` refuses a stream number seen before.
+pub async fn read_update(
+    stream: RecvStream,
+    receiver: &Mutex<UpdateReceiver>,
+) -> Result<ScreenUpdate, PeerPlaneError> {
+    let mut reader = FrameReader::new(stream, UPDATE_RECORD + RECORD_OVERHEAD);
+    let Some(record) = reader.next_frame_mut().await? else {
+        return Err(PeerPlaneError::EmptyUpdateStream);
+    };
+    let mut opener = receiver
+        .lock()
+        .expect("update receiver lock")
+        .opener_for(record)?;
+    let mut message = opener.open_in_place(record)?.to_vec();
+    while !opener.is_finished() {
+        let Some(record) = reader.next_frame_mut().await? else {
+            opener.finish()?;
+            break;
+        };
+        let plaintext = opener.open_in_place(record)?;
+        if message.len() + plaintext.len() > PEER_MAX_FRAME {
+            return Err(PeerPlaneError::Malformed(format!(
+                "a screen update of more than {PEER_MAX_FRAME} bytes"
+            )));
+        }
+        message.extend_from_slice(plaintext);
+    }
+    // Nothing may follow the last record.
+    if let Some(extra) = reader.next_frame_mut().await? {
+        opener.open_in_place(extra)?;
+    }
+    let update = match wire::decode_peer::<PeerMessage>(&message) {
+        Ok(PeerMessage::ScreenUpdate(u)) => u,
+        Ok(_) => {
+            return Err(PeerPlaneError::Malformed(
+                "an update stream carried something other than a screen update".into(),
+            ))
+        }
+        Err(e) => return Err(PeerPlaneError::Malformed(e.to_string())),
+    };
+    if update.seq != opener.stream().id {
+        return Err(PeerPlaneError::Malformed(format!(
+            "screen update {} arrived sealed as update {}",
+            update.seq,
+            opener.stream().id
+        )));
+    }
+    Ok(update)
+}
