@@ -444,6 +444,70 @@ impl RelayConnection {
         }
     }
 
+    /// Fetches stored session log `log_id` into `file` (appending to what `file` already holds,
+    /// so a fetch cut off resumes), for a logged-in account that may have it. Returns what the
+    /// relay holds of it, who recorded it and its checkpoints.
+    pub async fn fetch_log(
+        &mut self,
+        log_id: &str,
+        file: &Path,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<(LogOffer, String, Vec<protocol::sessionlog::Checkpoint>), LinkError> {
+        use tokio::io::AsyncWriteExt;
+        let local = |e: std::io::Error| {
+            LinkError::Protocol(format!("cannot write {}: {e}", file.display()))
+        };
+        let have = match tokio::fs::metadata(file).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(local(e)),
+        };
+        self.control_send
+            .send(&ToRelay::FetchLog {
+                log_id: log_id.to_string(),
+                offset: have,
+            })
+            .await?;
+        let (log, technician, count) = match self.next().await? {
+            FromRelay::LogFound {
+                log,
+                technician,
+                checkpoints,
+            } if log.id == log_id => (log, technician, checkpoints as usize),
+            other => return Err(unexpected(&other, "the log")),
+        };
+        let mut checkpoints = Vec::with_capacity(count.min(1 << 16));
+        while checkpoints.len() < count {
+            match self.next().await? {
+                FromRelay::LogCheckpoints { checkpoints: batch } if !batch.is_empty() => {
+                    checkpoints.extend(batch)
+                }
+                other => return Err(unexpected(&other, "the log's checkpoints")),
+            }
+        }
+        let mut out = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .await
+            .map_err(local)?;
+        let mut at = have;
+        while at < log.size {
+            match self.next().await? {
+                FromRelay::LogChunk { offset, data }
+                    if offset == at && !data.is_empty() && at + data.len() as u64 <= log.size =>
+                {
+                    out.write_all(&data).await.map_err(local)?;
+                    at += data.len() as u64;
+                    progress(at, log.size);
+                }
+                other => return Err(unexpected(&other, "the log's bytes")),
+            }
+        }
+        out.sync_all().await.map_err(local)?;
+        Ok((log, technician, checkpoints))
+    }
+
     /// Ends the validity of `token` (technician).
     pub async fn logout(&mut self, token: &str) -> Result<(), LinkError> {
         self.control_send

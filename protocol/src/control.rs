@@ -126,7 +126,15 @@ pub enum ToRelay {
     },
     /// All sent; the relay checks size and hash and answers [`FromRelay::UploadStored`].
     UploadEnd { log_id: String },
+    /// A logged-in account asks for a stored session log (its own, or any for auditors and
+    /// administrators), from `offset` of the encrypted file. The relay answers
+    /// [`FromRelay::LogFound`], then [`FromRelay::LogCheckpoints`] until all are sent, then
+    /// [`FromRelay::LogChunk`]s up to the end.
+    FetchLog { log_id: String, offset: u64 },
 }
+
+/// Most checkpoints in one [`FromRelay::LogCheckpoints`]: well inside a control frame.
+pub const CHECKPOINT_BATCH: usize = 256;
 
 /// Most bytes of one [`ToRelay::UploadChunk`]: well inside a control frame.
 pub const UPLOAD_CHUNK: usize = 32 * 1024;
@@ -172,6 +180,7 @@ impl fmt::Display for ToRelay {
             ToRelay::UploadBegin { .. } => "upload begin",
             ToRelay::UploadChunk { .. } => "upload chunk",
             ToRelay::UploadEnd { .. } => "upload end",
+            ToRelay::FetchLog { .. } => "fetch log",
         })
     }
 }
@@ -281,8 +290,8 @@ pub enum ErrorCode {
     TokenRevoked,
     /// The account may not do this (an auditor joining a session).
     NotPermitted,
-    /// A session-log upload or checkpoint the relay cannot take (the message says why).
-    UploadRefused,
+    /// A session-log upload, checkpoint or fetch the relay cannot serve (the message says why).
+    LogRefused,
 }
 
 /// Relay to peer.
@@ -321,6 +330,23 @@ pub enum FromRelay {
     /// Answer to [`ToRelay::UploadEnd`]: the log is stored whole.
     UploadStored {
         log_id: String,
+    },
+    /// Answer to [`ToRelay::FetchLog`]: what the relay holds of the log (as offered, and who
+    /// recorded it), and how many checkpoints follow.
+    LogFound {
+        log: LogOffer,
+        technician: String,
+        checkpoints: u32,
+    },
+    /// Some of the log's checkpoints, in record order (the last is its seal's).
+    LogCheckpoints {
+        checkpoints: Vec<crate::sessionlog::Checkpoint>,
+    },
+    /// The encrypted log's bytes from `offset` (at most [`UPLOAD_CHUNK`]).
+    LogChunk {
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
     },
     Error {
         code: ErrorCode,

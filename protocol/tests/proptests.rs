@@ -146,6 +146,7 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
                 data
             }),
         text().prop_map(|log_id| ToRelay::UploadEnd { log_id }),
+        (text(), any::<u64>()).prop_map(|(log_id, offset)| ToRelay::FetchLog { log_id, offset }),
     ]
 }
 
@@ -230,6 +231,38 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
             }),
         (text(), any::<u64>()).prop_map(|(log_id, offset)| FromRelay::UploadAt { log_id, offset }),
         text().prop_map(|log_id| FromRelay::UploadStored { log_id }),
+        (text(), text(), any::<u32>()).prop_map(|(id, technician, checkpoints)| {
+            FromRelay::LogFound {
+                log: protocol::control::LogOffer {
+                    id,
+                    agent: "agent".into(),
+                    started_unix_ms: 1,
+                    duration_ms: 2,
+                    records: 3,
+                    chain_hash: "ab".repeat(32),
+                    size: 4,
+                    sha256: "00".repeat(32),
+                },
+                technician,
+                checkpoints,
+            }
+        }),
+        prop::collection::vec((any::<u64>(), any::<u64>(), any::<[u8; 32]>()), 0..4).prop_map(
+            |v| FromRelay::LogCheckpoints {
+                checkpoints: v
+                    .into_iter()
+                    .map(
+                        |(index, time_ms, chain_hash)| protocol::sessionlog::Checkpoint {
+                            index,
+                            time_ms,
+                            chain_hash,
+                        }
+                    )
+                    .collect(),
+            }
+        ),
+        (any::<u64>(), prop::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(offset, data)| FromRelay::LogChunk { offset, data }),
         Just(FromRelay::LoggedOut),
         peer_left_reason().prop_map(|reason| FromRelay::PeerLeft { reason }),
         Just(FromRelay::ShuttingDown),

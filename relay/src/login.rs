@@ -242,6 +242,21 @@ impl Gate {
         Err(refusal)
     }
 
+    /// The account behind a login that still holds (token live, account enabled).
+    pub async fn live_account(
+        &self,
+        login: &LoggedIn,
+    ) -> Result<crate::accounts::Technician, Refusal> {
+        let token = login.token.clone();
+        let result = self
+            .with_accounts(move |a| a.check_token(&token, SystemTime::now()))
+            .await?;
+        match result {
+            Ok(t) => Ok(t),
+            Err(e) => Err(token_refusal(e)?),
+        }
+    }
+
     /// Forgets failures that no longer delay anyone, and deletes expired tokens (in the
     /// background).
     pub fn purge(&self, now: Instant) {

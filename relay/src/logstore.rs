@@ -350,6 +350,36 @@ impl LogStore {
         Ok(out)
     }
 
+    /// The checkpoints held for log `id`, with its seal's (the final chain hash as offered)
+    /// last: what a log fetched from here is checked against.
+    pub fn checkpoints_with_seal(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut checkpoints = self.checkpoints(id)?;
+        if let Some(log) = self.get(id)? {
+            let hash = hex::decode(&log.chain_hash)
+                .ok()
+                .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
+            if let (Some(index), Some(chain_hash)) = (log.records.checked_sub(1), hash) {
+                if !checkpoints.iter().any(|c| c.index == index) {
+                    checkpoints.push(Checkpoint {
+                        index,
+                        time_ms: log.duration_ms,
+                        chain_hash,
+                    });
+                }
+            }
+        }
+        Ok(checkpoints)
+    }
+
+    /// Up to `max` bytes of stored log `id` from `offset`.
+    pub fn read(&self, id: &str, offset: u64, max: usize) -> Result<Vec<u8>, StoreError> {
+        let mut f = File::open(self.path(id))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(max);
+        f.take(max as u64).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
     fn row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLog> {
         let id: String = r.get(0)?;
         let complete: bool = r.get(9)?;

@@ -324,20 +324,7 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
             let data = output.join(format!("{id}.tlog.age"));
             std::fs::copy(store.path(&id), &data)
                 .with_context(|| format!("cannot write {}", data.display()))?;
-            let mut checkpoints = store.checkpoints(&id)?;
-            // The seal, as offered with the upload: the final chain hash.
-            let seal = log.records.checked_sub(1);
-            if let (Some(index), Ok(Ok(chain_hash))) =
-                (seal, hex::decode(&log.chain_hash).map(<[u8; 32]>::try_from))
-            {
-                if !checkpoints.iter().any(|c| c.index == index) {
-                    checkpoints.push(protocol::sessionlog::Checkpoint {
-                        index,
-                        time_ms: log.duration_ms,
-                        chain_hash,
-                    });
-                }
-            }
+            let checkpoints = store.checkpoints_with_seal(&id)?;
             let file = CheckpointFile {
                 log_id: id.clone(),
                 checkpoints,

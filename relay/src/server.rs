@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::accounts::Accounts;
+use crate::accounts::{AccountRole, Accounts};
 use crate::config::Config;
 use crate::forward::{self, SharedTap};
 use crate::identity::Identity;
@@ -496,6 +496,15 @@ async fn technician(
                 }
                 send(out, FromRelay::LoggedOut).await?;
             }
+            Read::Msg(ToRelay::FetchLog { log_id, offset }) => match &login {
+                Some(l) => fetch_log(out, shared, l, log_id, offset).await?,
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::NotLoggedIn,
+                        "log in first: stored session logs go to logged-in accounts only",
+                    ))
+                }
+            },
             Read::Msg(
                 m @ (ToRelay::Checkpoint { .. }
                 | ToRelay::UploadBegin { .. }
@@ -598,7 +607,98 @@ async fn with_logs<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&logs.lock().expect("log store lock")))
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}")))?
-        .map_err(|e| Refusal::new(ErrorCode::UploadRefused, e.to_string()))
+        .map_err(|e| Refusal::new(ErrorCode::LogRefused, e.to_string()))
+}
+
+/// Sends stored log `log_id` from `offset` to `login`, if it may have it: the technician who
+/// recorded it, or an auditor or administrator.
+async fn fetch_log(
+    out: &mut FramedSend<FromRelay>,
+    shared: &Shared,
+    login: &LoggedIn,
+    log_id: String,
+    offset: u64,
+) -> Result<(), Refusal> {
+    let who = shared.logins.live_account(login).await?;
+    let id = log_id.clone();
+    let (log, checkpoints) = with_logs(shared, move |s| {
+        let log = s.get(&id)?;
+        let cps = s.checkpoints_with_seal(&id)?;
+        Ok((log, cps))
+    })
+    .await?;
+    let refused = |m: String| Err(Refusal::new(ErrorCode::LogRefused, m));
+    let Some(log) = log else {
+        return refused(format!("no session log {log_id} is stored here"));
+    };
+    let privileged = matches!(who.role, AccountRole::Auditor | AccountRole::Admin);
+    if !privileged && log.technician != who.name {
+        info!(account = %who.name, log = %log_id, "log fetch refused");
+        return Err(Refusal::new(
+            ErrorCode::NotPermitted,
+            format!(
+                "session log {log_id} was recorded by another technician; only they, auditors and \
+                 administrators may fetch it"
+            ),
+        ));
+    }
+    if !log.complete {
+        return refused(format!(
+            "session log {log_id} is still being uploaded ({} of {} bytes)",
+            log.received, log.size
+        ));
+    }
+    if offset > log.size {
+        return refused(format!(
+            "session log {log_id} has {} bytes, not {offset}",
+            log.size
+        ));
+    }
+    info!(account = %who.name, role = %who.role, log = %log_id, "log fetched");
+    send(
+        out,
+        FromRelay::LogFound {
+            log: protocol::control::LogOffer {
+                id: log.id.clone(),
+                agent: log.agent.clone(),
+                started_unix_ms: log.started_unix_ms,
+                duration_ms: log.duration_ms,
+                records: log.records,
+                chain_hash: log.chain_hash.clone(),
+                size: log.size,
+                sha256: log.sha256.clone(),
+            },
+            technician: log.technician.clone(),
+            checkpoints: checkpoints.len() as u32,
+        },
+    )
+    .await?;
+    for batch in checkpoints.chunks(protocol::control::CHECKPOINT_BATCH) {
+        send(
+            out,
+            FromRelay::LogCheckpoints {
+                checkpoints: batch.to_vec(),
+            },
+        )
+        .await?;
+    }
+    let mut at = offset;
+    while at < log.size {
+        let id = log_id.clone();
+        let data = with_logs(shared, move |s| {
+            s.read(&id, at, protocol::control::UPLOAD_CHUNK)
+        })
+        .await?;
+        if data.is_empty() {
+            return refused(format!(
+                "session log {log_id} is shorter than its index says"
+            ));
+        }
+        let n = data.len() as u64;
+        send(out, FromRelay::LogChunk { offset: at, data }).await?;
+        at += n;
+    }
+    Ok(())
 }
 
 /// A session-log message from the logged-in technician `name`: stored, and answered where
@@ -611,7 +711,7 @@ async fn log_message(
 ) -> Result<(), Refusal> {
     if shared.cfg.audit_key.is_none() {
         return Err(Refusal::new(
-            ErrorCode::UploadRefused,
+            ErrorCode::LogRefused,
             "this relay does not store session logs (it has no audit_key); keep them locally",
         ));
     }

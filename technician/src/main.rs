@@ -52,6 +52,9 @@ enum Command {
     Logout(Logout),
     /// Join the session with the code the user reads out (log in first)
     Connect(Connect),
+    /// Fetch a session log stored on the relay (your own; auditors and administrators: any),
+    /// with the checkpoints the relay holds for it; open it with `technician log decrypt`
+    FetchLog(FetchLog),
     /// Work with session logs: verify, show, frame, export
     Log {
         #[command(subcommand)]
@@ -118,6 +121,17 @@ struct Login {
     /// Your account's name on the relay
     #[arg(long, value_name = "NAME")]
     user: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct FetchLog {
+    /// The log's identifier (as `relay logs list` or the technician's `uploaded` event say)
+    id: String,
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Directory to write ID.tlog.age and ID.checkpoints.json into
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    output: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -290,6 +304,61 @@ async fn login(args: Login, report: Reporter) -> anyhow::Result<ExitCode> {
             account.name,
             account.tier,
             when(expires_in)
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch_log(args: FetchLog, report: Reporter) -> anyhow::Result<ExitCode> {
+    let relay = args.relay.relay.clone();
+    let tokens = args.relay.tokens()?;
+    let stored = match tokens.get(&relay) {
+        Some(s) if !s.expired(SystemTime::now()) => s.clone(),
+        other => return Err(not_logged_in(&relay, other, "")),
+    };
+    anyhow::ensure!(
+        !args.id.is_empty()
+            && args
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "`{}` is not a session-log identifier",
+        args.id
+    );
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let data = args.output.join(format!("{}.tlog.age", args.id));
+    let (mut conn, _) = args.relay.connect(report).await?;
+    conn.resume(&stored.token).await?;
+    let (log, technician, checkpoints) = conn.fetch_log(&args.id, &data, |_, _| {}).await?;
+    conn.close_and_wait("fetched").await;
+    let (sha, size) = technician::archive::hash_file(&data)?;
+    if hex::encode(sha) != log.sha256 || size != log.size {
+        let _ = std::fs::remove_file(&data);
+        anyhow::bail!(
+            "the fetched log does not match what the relay indexed (SHA-256 or size); it was \
+             removed, fetch it again"
+        );
+    }
+    let cps = args.output.join(format!("{}.checkpoints.json", args.id));
+    let file = protocol::sessionlog::CheckpointFile {
+        log_id: args.id.clone(),
+        checkpoints,
+    };
+    std::fs::write(&cps, serde_json::to_string_pretty(&file)?)
+        .with_context(|| format!("cannot write {}", cps.display()))?;
+    report.event(
+        "fetched",
+        json!({ "id": args.id, "technician": technician, "bytes": size,
+                "path": data.display().to_string(), "checkpoints": cps.display().to_string() }),
+        format!(
+            "Fetched session log {} (recorded by {technician}, {size} bytes) into {} and {}.\n\
+             Open it with: technician log decrypt {} --identity AUDIT_KEY -o {}.tlog",
+            args.id,
+            data.display(),
+            cps.display(),
+            data.display(),
+            args.id
         ),
     );
     Ok(ExitCode::SUCCESS)
@@ -680,6 +749,10 @@ fn main() -> ExitCode {
         Command::Connect(args) => {
             let report = Reporter::new(args.relay.json);
             finish(report, rt.block_on(connect(args, report)))
+        }
+        Command::FetchLog(args) => {
+            let report = Reporter::new(args.relay.json);
+            finish(report, rt.block_on(fetch_log(args, report)))
         }
     }
 }

@@ -206,6 +206,49 @@ fn a_session_log_is_stored_encrypted_and_checks_against_the_relays_checkpoints()
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("cut short after the session"), "{text}");
 
+    // Over the network: an auditor may fetch it, and gets the same bytes and checkpoints;
+    // another technician may not.
+    let fetch = |dir: &Path| {
+        let mut args = vec![
+            "fetch-log".to_string(),
+            id.clone(),
+            "-o".into(),
+            dir.display().to_string(),
+            "--tokens".into(),
+            relay.tokens_file().display().to_string(),
+        ];
+        args.extend(relay.peer_args());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("technician", &refs, "")
+    };
+    let pw = "another long password";
+    let r = relay.user(
+        &["add", "audrey", "--tier", "1", "--role", "auditor"],
+        &format!("{pw}\n"),
+    );
+    assert!(r.success, "{}", r.text());
+    assert!(relay.login("audrey", pw).success);
+    let remote = dir.path().join("remote");
+    let r = fetch(&remote);
+    assert!(r.success, "{}", r.text());
+    assert_eq!(
+        std::fs::read(remote.join(format!("{id}.tlog.age"))).unwrap(),
+        std::fs::read(&sealed).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(remote.join(format!("{id}.checkpoints.json"))).unwrap(),
+        std::fs::read_to_string(&checkpoints).unwrap()
+    );
+    relay.add_user("bob", 1, pw);
+    assert!(relay.login("bob", pw).success);
+    let r = fetch(&dir.path().join("bobs"));
+    assert!(!r.success);
+    assert!(
+        r.text().contains("recorded by another technician"),
+        "{}",
+        r.text()
+    );
+
     // The wrong key opens nothing.
     let other = dir.path().join("other.key");
     assert!(
