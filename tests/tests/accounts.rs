@@ -178,7 +178,7 @@ fn an_expired_login_must_be_renewed() {
     relay.ensure_technician();
     let token = stored_token(&relay);
     std::thread::sleep(Duration::from_secs(3));
-    let msg = refused(start_technician(&relay, "123456789", &[]));
+    let msg = refused(start_technician(&relay, "123 456 789 - 4821", &[]));
     assert!(
         msg.contains("login expired") && msg.contains(&format!("--user {TECHNICIAN}")),
         "{msg}"
