@@ -83,6 +83,9 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Finding::Consistent { checked: 1 } => {
+                f.write_str("consistent with the relay's checkpoint")
+            }
             Finding::Consistent { checked } => {
                 write!(f, "consistent with the relay's {checked} checkpoints")
             }
