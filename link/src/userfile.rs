@@ -2,7 +2,7 @@
 //! and how they are written: readable by their owner only, replaced whole (a write to a
 //! temporary file, then a rename) so that a crash never leaves half a file.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,15 @@ pub fn config_dir() -> PathBuf {
 
 /// Writes `contents` to `path` with mode 0600, creating its directory (mode 0700) if needed.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_private_with(path, |f| f.write_all(contents))
+}
+
+/// As [`write_private`], with the contents written by `fill` (to a file that is synced and
+/// renamed into place only if `fill` succeeds).
+pub fn write_private_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -36,7 +45,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(contents)?;
+        fill(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -44,6 +53,21 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// One line of standard input as a password (without its line end); an error when it is
+/// empty. For programs whose standard input is not a terminal.
+pub fn password_line() -> std::io::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no password on standard input; pipe one line, or run at a terminal",
+        ));
+    }
+    Ok(password)
 }
 
 /// The contents of `path`, or `None` if there is no such file.

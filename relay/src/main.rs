@@ -1,7 +1,7 @@
 //! `relay`: the Tandem relay server.
 
+use std::io::IsTerminal;
 use std::io::Write;
-use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -158,17 +158,7 @@ fn read_new_password(name: &str) -> anyhow::Result<String> {
         );
         Ok(first)
     } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        let password = line.trim_end_matches(['\n', '\r']).to_string();
-        anyhow::ensure!(
-            !password.is_empty(),
-            "no password on standard input; pipe one line, or run at a terminal"
-        );
-        Ok(password)
+        link::userfile::password_line().context("cannot read the password from standard input")
     }
 }
 

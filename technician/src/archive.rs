@@ -21,27 +21,29 @@ pub fn parse_recipient(s: &str) -> anyhow::Result<age::x25519::Recipient> {
         .map_err(|e| anyhow::anyhow!("`{}` is not an age X25519 recipient (age1…): {e}", s.trim()))
 }
 
-/// Writes `path` atomically: into a temporary file beside it, synced, then renamed.
+/// Writes `path` readable by its owner only, whole or not at all (see
+/// [`link::userfile::write_private_with`]), buffered.
 fn write_atomically(
     path: &Path,
-    mode: u32,
-    fill: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
+    fill: impl FnOnce(&mut BufWriter<&mut File>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let tmp = path.with_extension("partial");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    let file = options
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut out = BufWriter::new(file);
-    fill(&mut out)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(())
+    let mut failure = None;
+    let written = link::userfile::write_private_with(path, |f| {
+        let mut out = BufWriter::new(f);
+        let filled = fill(&mut out).and_then(|()| Ok(out.flush()?));
+        filled.map_err(|e| {
+            let io = std::io::Error::other(format!("{e:#}"));
+            failure = Some(e);
+            io
+        })
+    });
+    match (written, failure) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => {
+            Err(anyhow::Error::from(e).context(format!("cannot write {}", path.display())))
+        }
+    }
 }
 
 /// Encrypts the file `plain` to `recipient` into `out`. Returns the SHA-256 and size of what
@@ -54,7 +56,7 @@ pub fn encrypt_file(
     let mut input = BufReader::new(
         File::open(plain).with_context(|| format!("cannot open {}", plain.display()))?,
     );
-    write_atomically(out, 0o600, |w| {
+    write_atomically(out, |w| {
         let encryptor =
             age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
                 .context("cannot set up the encryption")?;
@@ -106,7 +108,7 @@ pub fn decrypt_file(identity_file: &Path, input: &Path, out: &Path) -> anyhow::R
                 identity_file.display()
             )
         })?;
-    write_atomically(out, 0o600, |w| {
+    write_atomically(out, |w| {
         std::io::copy(&mut reader, w).with_context(|| format!("{} is damaged", input.display()))?;
         w.flush()?;
         Ok(())
@@ -122,7 +124,7 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     }
     let identity = age::x25519::Identity::generate();
     let public = identity.to_public().to_string();
-    write_atomically(path, 0o600, |w| {
+    write_atomically(path, |w| {
         writeln!(
             w,
             "# Tandem audit key: opens the session logs stored on the relay."
@@ -189,7 +191,7 @@ impl Spool {
         let (sha, size) = encrypt_file(log, recipient, &self.data_path(&entry.id))?;
         entry.sha256 = hex::encode(sha);
         entry.size = size;
-        write_atomically(&self.meta_path(&entry.id), 0o600, |w| {
+        write_atomically(&self.meta_path(&entry.id), |w| {
             serde_json::to_writer_pretty(&mut *w, &entry)?;
             Ok(())
         })?;

@@ -1,6 +1,6 @@
 //! `technician`: the technician's client.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -248,17 +248,7 @@ fn read_password(relay: &str, user: &str) -> anyhow::Result<String> {
         rpassword::prompt_password(format!("Password for {user} at {relay}: "))
             .context("cannot read the password from the terminal")
     } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        let password = line.trim_end_matches(['\n', '\r']).to_string();
-        anyhow::ensure!(
-            !password.is_empty(),
-            "no password on standard input; pipe one line, or run at a terminal"
-        );
-        Ok(password)
+        link::userfile::password_line().context("cannot read the password from standard input")
     }
 }
 
