@@ -55,7 +55,7 @@ enum Command {
     /// Fetch a session log stored on the relay (your own; auditors and administrators: any),
     /// with the checkpoints the relay holds for it; open it with `technician log decrypt`
     FetchLog(FetchLog),
-    /// Work with session logs: verify, show, frame, export
+    /// Work with session logs: verify, show, frame, export, decrypt, and make the audit key
     Log {
         #[command(subcommand)]
         command: technician::logtool::LogCommand,
