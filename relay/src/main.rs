@@ -387,6 +387,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
     let code_ttl = cfg.code_ttl;
     let organisation = cfg.organisation.clone();
+    let recording = if cfg.allow_no_record {
+        "technicians may choose not to record"
+    } else {
+        "every session is recorded"
+    };
+    let logs_line = match &cfg.audit_key {
+        Some(key) => format!(
+            "session logs: stored here encrypted to the audit key {key}, kept {} days; {recording}",
+            cfg.log_retention.as_secs() / 86_400
+        ),
+        None => format!("session logs: kept by the technicians only (no audit_key); {recording}"),
+    };
     let accounts = relay::accounts::Accounts::open(&relay::accounts::Accounts::path_in(&data_dir))
         .and_then(|a| a.list(SystemTime::now()))
         .map(|l| l.iter().filter(|t| t.enabled).count())
@@ -412,6 +424,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "  session codes expire after {}",
         relay::rendezvous::human(code_ttl)
     );
+    println!("  {logs_line}");
     if accounts == 0 {
         println!(
             "  no technician accounts yet: add one with `relay user add NAME --tier 1` (technicians cannot join until then)"
