@@ -244,7 +244,7 @@ fn report(args: &Args, p: &PathFigures, memory: &IdleMemory, seal: &SealCost) ->
 
     r.note(format!(
         "sealing: seal+open = CPU time of this thread to seal and open one {} KB screen update on its own \
-         stream (its keys derived from the traffic secret, ChaCha20-Poly1305), and one 1 KB message on the \
+         stream (its keys derived from the traffic secret, AES-256-GCM), and one 1 KB message on the \
          session stream; update throughput = {} KB screen updates through the relay as the agent sends them \
          (encoded, sealed or not, each on its own stream, at most 8 on their way), decoded (and opened) by \
          the technician side; plain and sealed runs alternate, {} s each, twice; update latency = one \

@@ -9,7 +9,7 @@
 //!   code's secret part; without one (the help-request queue) it is X25519 with a commitment, and
 //!   both ends get a 6-digit [`VerificationCode`] to compare on the phone. Either way both sides
 //!   confirm the keys before anything else travels, and the result is a [`SessionKeys`];
-//! - [`seal`]: [`Sealer`] and [`Opener`], ChaCha20-Poly1305 records with a per-direction,
+//! - [`seal`]: [`Sealer`] and [`Opener`], AES-256-GCM records with a per-direction,
 //!   per-stream sequence number, and [`UpdateReceiver`], which hands out an opener per screen
 //!   update stream and refuses a stream replayed under a number already seen;
 //! - [`sas`]: the 6-digit verification code.
