@@ -565,5 +565,15 @@ impl RelayConnection {
 }
 
 fn unexpected(msg: &FromRelay, wanted: &str) -> LinkError {
-    LinkError::Protocol(format!("expected {wanted}, got {msg:?}"))
+    // A message may carry kilobytes (a chunk of a log): say what it was, not all of it.
+    let mut said = format!("{msg:?}");
+    if said.len() > 200 {
+        let mut end = 200;
+        while !said.is_char_boundary(end) {
+            end -= 1;
+        }
+        said.truncate(end);
+        said.push('…');
+    }
+    LinkError::Protocol(format!("expected {wanted}, got {said}"))
 }
