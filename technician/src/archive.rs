@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
+use protocol::control::LogOffer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -136,23 +137,13 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     Ok(public)
 }
 
-/// What the spool knows of a log waiting for upload.
+/// What the spool knows of a log waiting for upload: the relay it goes to (`HOST:PORT`) and
+/// the offer it is uploaded with (its `id` names the spool's files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpoolEntry {
-    /// The log's identifier on the relay (unique per session).
-    pub id: String,
-    /// The relay it goes to (`HOST:PORT`).
     pub relay: String,
-    /// Who the agent was, as the log says.
-    pub agent: String,
-    pub started_unix_ms: u64,
-    pub duration_ms: u64,
-    /// Records in the log, and the hash of its last one.
-    pub records: u64,
-    pub chain_hash: String,
-    /// Of the encrypted file.
-    pub sha256: String,
-    pub size: u64,
+    #[serde(flatten)]
+    pub offer: LogOffer,
 }
 
 /// The directory of encrypted logs waiting for upload: `ID.tlog.age` and its `ID.json`.
@@ -178,8 +169,8 @@ impl Spool {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Encrypts `log` into the spool under `entry.id` and records its entry (`sha256` and
-    /// `size` filled in here).
+    /// Encrypts `log` into the spool under `entry.offer.id` and records its entry (the
+    /// offer's `sha256` and `size` filled in here).
     pub fn add(
         &self,
         log: &Path,
@@ -188,10 +179,10 @@ impl Spool {
     ) -> anyhow::Result<SpoolEntry> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create the spool {}", self.dir.display()))?;
-        let (sha, size) = encrypt_file(log, recipient, &self.data_path(&entry.id))?;
-        entry.sha256 = hex::encode(sha);
-        entry.size = size;
-        write_atomically(&self.meta_path(&entry.id), |w| {
+        let (sha, size) = encrypt_file(log, recipient, &self.data_path(&entry.offer.id))?;
+        entry.offer.sha256 = hex::encode(sha);
+        entry.offer.size = size;
+        write_atomically(&self.meta_path(&entry.offer.id), |w| {
             serde_json::to_writer_pretty(&mut *w, &entry)?;
             Ok(())
         })?;
@@ -209,7 +200,7 @@ impl Spool {
             .filter_map(|e| {
                 let text = std::fs::read_to_string(e.path()).ok()?;
                 match serde_json::from_str::<SpoolEntry>(&text) {
-                    Ok(entry) if self.data_path(&entry.id).exists() => Some(entry),
+                    Ok(entry) if self.data_path(&entry.offer.id).exists() => Some(entry),
                     _ => {
                         tracing::warn!(path = %e.path().display(), "spool entry unreadable; skipped");
                         None
@@ -217,7 +208,7 @@ impl Spool {
                 }
             })
             .collect();
-        out.sort_by_key(|e| e.started_unix_ms);
+        out.sort_by_key(|e| e.offer.started_unix_ms);
         out
     }
 
@@ -250,21 +241,23 @@ mod tests {
         std::fs::write(&plain, &secret).unwrap();
         let spool = Spool::new(dir.path().join("spool"));
         let entry = SpoolEntry {
-            id: "s1".into(),
             relay: "relay:4433".into(),
-            agent: "agent at 10.0.0.9".into(),
-            started_unix_ms: 1,
-            duration_ms: 2,
-            records: 3,
-            chain_hash: "00".repeat(32),
-            sha256: String::new(),
-            size: 0,
+            offer: LogOffer {
+                id: "s1".into(),
+                agent: "agent at 10.0.0.9".into(),
+                started_unix_ms: 1,
+                duration_ms: 2,
+                records: 3,
+                chain_hash: "00".repeat(32),
+                sha256: String::new(),
+                size: 0,
+            },
         };
         let entry = spool
             .add(&plain, &parse_recipient(&public).unwrap(), entry)
             .unwrap();
         let sealed = std::fs::read(spool.data_path("s1")).unwrap();
-        assert_eq!(entry.size, sealed.len() as u64);
+        assert_eq!(entry.offer.size, sealed.len() as u64);
         assert!(
             !sealed.windows(7).any(|w| w == b"hunter2"),
             "plaintext in the spool"

@@ -580,10 +580,10 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         Some(id),
     ) = (&sealed, &recipient, &log_id)
     {
-        {
-            let entry = SpoolEntry {
+        let entry = SpoolEntry {
+            relay: relay.clone(),
+            offer: LogOffer {
                 id: id.clone(),
-                relay: relay.clone(),
                 agent: peer.description.clone(),
                 started_unix_ms: started_unix_ms(path),
                 duration_ms: *duration_ms,
@@ -591,14 +591,14 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
                 chain_hash: hex::encode(chain_hash),
                 sha256: String::new(),
                 size: 0,
-            };
-            match spool.add(path, recipient, entry) {
-                Ok(_) => spooled = true,
-                Err(e) => report.error(
-                    "technician",
-                    &format!("the session log could not be encrypted for upload: {e:#}"),
-                ),
-            }
+            },
+        };
+        match spool.add(path, recipient, entry) {
+            Ok(_) => spooled = true,
+            Err(e) => report.error(
+                "technician",
+                &format!("the session log could not be encrypted for upload: {e:#}"),
+            ),
         }
     }
     if let Some(path) = &args.snapshot {
@@ -688,28 +688,19 @@ async fn upload_spool(relay_args: &RelayArgs, token: &str, spool: &Spool, report
         return pending(e.to_string());
     }
     for entry in &waiting {
-        let offer = LogOffer {
-            id: entry.id.clone(),
-            agent: entry.agent.clone(),
-            started_unix_ms: entry.started_unix_ms,
-            duration_ms: entry.duration_ms,
-            records: entry.records,
-            chain_hash: entry.chain_hash.clone(),
-            size: entry.size,
-            sha256: entry.sha256.clone(),
-        };
-        let path = spool.data_path(&entry.id);
-        match conn.upload(&offer, &path, |_, _| {}).await {
+        let offer = &entry.offer;
+        let path = spool.data_path(&offer.id);
+        match conn.upload(offer, &path, |_, _| {}).await {
             Ok(from) => {
-                if let Err(e) = spool.remove(&entry.id) {
+                if let Err(e) = spool.remove(&offer.id) {
                     warn!(error = %e, "an uploaded log stays in the spool");
                 }
                 report.event(
                     "uploaded",
-                    json!({ "id": entry.id, "bytes": entry.size, "resumed_from": from }),
+                    json!({ "id": offer.id, "bytes": offer.size, "resumed_from": from }),
                     format!(
                         "Session log {} stored on the relay ({} bytes, encrypted to the audit key).",
-                        entry.id, entry.size
+                        offer.id, offer.size
                     ),
                 );
             }
