@@ -28,19 +28,13 @@ pub const LOGS_DIR: &str = "logs";
 
 pub use protocol::control::LogOffer as Offer;
 
-/// One log in the index.
+/// One log in the index: the offer it was uploaded with, who uploaded it, and how far along.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredLog {
-    pub id: String,
+    #[serde(flatten)]
+    pub offer: Offer,
     pub technician: String,
-    pub agent: String,
-    pub started_unix_ms: u64,
-    pub duration_ms: u64,
-    pub records: u64,
-    pub chain_hash: String,
-    pub size: u64,
-    pub sha256: String,
-    /// Bytes held so far; equals `size` once complete.
+    /// Bytes held so far; equals `offer.size` once complete.
     pub received: u64,
     pub complete: bool,
     pub stored_unix_ms: Option<u64>,
@@ -180,7 +174,7 @@ impl LogStore {
             if known.technician != technician {
                 return Err(StoreError::NotYours(offer.id.clone()));
             }
-            if known.size != offer.size || known.sha256 != offer.sha256 {
+            if known.offer.size != offer.size || known.offer.sha256 != offer.sha256 {
                 return Err(StoreError::Conflicting(offer.id.clone()));
             }
             return Ok(known.received);
@@ -218,7 +212,7 @@ impl LogStore {
         if log.complete {
             return Err(StoreError::Overrun {
                 id: id.to_string(),
-                size: log.size,
+                size: log.offer.size,
             });
         }
         if offset != log.received {
@@ -228,10 +222,10 @@ impl LogStore {
                 expected: log.received,
             });
         }
-        if offset + data.len() as u64 > log.size {
+        if offset + data.len() as u64 > log.offer.size {
             return Err(StoreError::Overrun {
                 id: id.to_string(),
-                size: log.size,
+                size: log.offer.size,
             });
         }
         let mut f = OpenOptions::new()
@@ -251,20 +245,20 @@ impl LogStore {
         if log.complete {
             return Ok(log);
         }
-        if log.received != log.size {
+        if log.received != log.offer.size {
             return Err(StoreError::Incomplete {
                 id: id.to_string(),
                 received: log.received,
-                size: log.size,
+                size: log.offer.size,
             });
         }
         let part = self.part_path(id);
         // An empty log has no part file.
-        if log.size == 0 {
+        if log.offer.size == 0 {
             File::create(&part)?;
         }
         File::open(&part)?.sync_all()?;
-        if hex::encode(sha256_file(&part)?) != log.sha256 {
+        if hex::encode(sha256_file(&part)?) != log.offer.sha256 {
             std::fs::remove_file(&part)?;
             return Err(StoreError::HashMismatch(id.to_string()));
         }
@@ -355,14 +349,14 @@ impl LogStore {
     pub fn checkpoints_with_seal(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let mut checkpoints = self.checkpoints(id)?;
         if let Some(log) = self.get(id)? {
-            let hash = hex::decode(&log.chain_hash)
+            let hash = hex::decode(&log.offer.chain_hash)
                 .ok()
                 .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
-            if let (Some(index), Some(chain_hash)) = (log.records.checked_sub(1), hash) {
+            if let (Some(index), Some(chain_hash)) = (log.offer.records.checked_sub(1), hash) {
                 if !checkpoints.iter().any(|c| c.index == index) {
                     checkpoints.push(Checkpoint {
                         index,
-                        time_ms: log.duration_ms,
+                        time_ms: log.offer.duration_ms,
                         chain_hash,
                     });
                 }
@@ -392,18 +386,20 @@ impl LogStore {
                 .unwrap_or(0)
         };
         Ok(StoredLog {
+            offer: Offer {
+                agent: r.get(2)?,
+                started_unix_ms: r.get::<_, i64>(3)? as u64,
+                duration_ms: r.get::<_, i64>(4)? as u64,
+                records: r.get::<_, i64>(5)? as u64,
+                chain_hash: r.get(6)?,
+                size,
+                sha256: r.get(8)?,
+                id,
+            },
             technician: r.get(1)?,
-            agent: r.get(2)?,
-            started_unix_ms: r.get::<_, i64>(3)? as u64,
-            duration_ms: r.get::<_, i64>(4)? as u64,
-            records: r.get::<_, i64>(5)? as u64,
-            chain_hash: r.get(6)?,
-            size,
-            sha256: r.get(8)?,
             received,
             complete,
             stored_unix_ms: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-            id,
         })
     }
 

@@ -257,15 +257,15 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
                     let state = if log.complete {
                         "stored".to_string()
                     } else {
-                        format!("uploading ({} of {} bytes)", log.received, log.size)
+                        format!("uploading ({} of {} bytes)", log.received, log.offer.size)
                     };
                     println!(
                         "{:<36} {:<16} {:<23} {:>12} {:>12}  {state}",
-                        log.id,
+                        log.offer.id,
                         log.technician,
-                        format_utc(log.started_unix_ms),
-                        format_ms(log.duration_ms),
-                        log.size
+                        format_utc(log.offer.started_unix_ms),
+                        format_ms(log.offer.duration_ms),
+                        log.offer.size
                     );
                 }
             }
@@ -273,14 +273,17 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
         LogsCommand::Show { id } => match store.get(&id)? {
             Some(log) => {
                 let checkpoints = store.checkpoints(&id)?;
-                println!("log          {}", log.id);
+                println!("log          {}", log.offer.id);
                 println!("technician   {}", log.technician);
-                println!("agent        {}", log.agent);
-                println!("started      {}", format_utc(log.started_unix_ms));
-                println!("duration     {}", format_ms(log.duration_ms));
-                println!("records      {}", log.records);
-                println!("chain hash   {}", log.chain_hash);
-                println!("bytes        {} (SHA-256 {})", log.size, log.sha256);
+                println!("agent        {}", log.offer.agent);
+                println!("started      {}", format_utc(log.offer.started_unix_ms));
+                println!("duration     {}", format_ms(log.offer.duration_ms));
+                println!("records      {}", log.offer.records);
+                println!("chain hash   {}", log.offer.chain_hash);
+                println!(
+                    "bytes        {} (SHA-256 {})",
+                    log.offer.size, log.offer.sha256
+                );
                 match log.stored_unix_ms {
                     Some(t) => println!("stored       {}", format_utc(t)),
                     None => println!("stored       not yet: {} bytes received", log.received),
@@ -307,7 +310,7 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
                 log.complete,
                 "log {id} is still being uploaded ({} of {} bytes)",
                 log.received,
-                log.size
+                log.offer.size
             );
             std::fs::create_dir_all(&output)
                 .with_context(|| format!("cannot create {}", output.display()))?;

@@ -645,29 +645,20 @@ async fn fetch_log(
     if !log.complete {
         return refused(format!(
             "session log {log_id} is still being uploaded ({} of {} bytes)",
-            log.received, log.size
+            log.received, log.offer.size
         ));
     }
-    if offset > log.size {
+    if offset > log.offer.size {
         return refused(format!(
             "session log {log_id} has {} bytes, not {offset}",
-            log.size
+            log.offer.size
         ));
     }
     info!(account = %who.name, role = %who.role, log = %log_id, "log fetched");
     send(
         out,
         FromRelay::LogFound {
-            log: protocol::control::LogOffer {
-                id: log.id.clone(),
-                agent: log.agent.clone(),
-                started_unix_ms: log.started_unix_ms,
-                duration_ms: log.duration_ms,
-                records: log.records,
-                chain_hash: log.chain_hash.clone(),
-                size: log.size,
-                sha256: log.sha256.clone(),
-            },
+            log: log.offer.clone(),
             technician: log.technician.clone(),
             checkpoints: checkpoints.len() as u32,
         },
@@ -683,7 +674,7 @@ async fn fetch_log(
         .await?;
     }
     let mut at = offset;
-    while at < log.size {
+    while at < log.offer.size {
         let id = log_id.clone();
         let data = with_logs(shared, move |s| {
             s.read(&id, at, protocol::control::UPLOAD_CHUNK)
@@ -735,7 +726,7 @@ async fn log_message(
         ToRelay::UploadEnd { log_id } => {
             let id = log_id.clone();
             let log = with_logs(shared, move |s| s.finish(&name, &id)).await?;
-            info!(log = %log.id, technician = %log.technician, bytes = log.size, "session log stored");
+            info!(log = %log.offer.id, technician = %log.technician, bytes = log.offer.size, "session log stored");
             send(out, FromRelay::UploadStored { log_id }).await
         }
         other => Err(Refusal::violation(format!(
