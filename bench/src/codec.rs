@@ -25,15 +25,52 @@ use anyhow::{bail, Context};
 use protocol::codec::{Decoder, Encoder};
 use protocol::scrnseq::Reader;
 
-/// Screen codec against x264, VP9 and lossless x264 through ffmpeg
+/// Which corpus files a bench reads.
 #[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Directory of `SCRNSEQ1` files (`*.scrn`)
+pub struct CorpusArgs {
+    /// Directory of `SCRNSEQ1` files (`*.scrn`) [default: ../shared/corpus]
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// Only the files whose name contains this
     #[arg(long)]
     only: Option<String>,
+}
+
+impl CorpusArgs {
+    /// The `SCRNSEQ1` files of the corpus directory whose name contains `only`, sorted.
+    pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let corpus = self.corpus.clone().unwrap_or_else(|| {
+            let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+            if here.is_dir() {
+                here
+            } else {
+                PathBuf::from("../shared/corpus")
+            }
+        });
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+            .with_context(|| format!("cannot read the corpus directory {}", corpus.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "scrn"))
+            .filter(|p| {
+                self.only.as_ref().is_none_or(|o| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().contains(o.as_str()))
+                })
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("no .scrn files in {}", corpus.display());
+        }
+        Ok(files)
+    }
+}
+
+/// Screen codec against x264, VP9 and lossless x264 through ffmpeg
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    corpus: CorpusArgs,
     /// Skip the ffmpeg peers (ours only)
     #[arg(long)]
     no_peers: bool,
@@ -354,41 +391,9 @@ fn cell(v: Option<f64>, metric: &str) -> String {
     }
 }
 
-/// The `SCRNSEQ1` files of the corpus directory (default `../shared/corpus`) whose name
-/// contains `only`, sorted.
-pub(crate) fn corpus_files(
-    corpus: Option<&Path>,
-    only: Option<&str>,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let corpus = corpus.map(Path::to_path_buf).unwrap_or_else(|| {
-        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-        if here.is_dir() {
-            here
-        } else {
-            PathBuf::from("../shared/corpus")
-        }
-    });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
-        .with_context(|| format!("cannot read the corpus directory {}", corpus.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "scrn"))
-        .filter(|p| {
-            only.is_none_or(|o| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().contains(o))
-            })
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("no .scrn files in {}", corpus.display());
-    }
-    Ok(files)
-}
-
 /// Runs the bench and prints its report (a table, or JSON lines with `json`).
 pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
-    let files = corpus_files(args.corpus.as_deref(), args.only.as_deref())?;
+    let files = args.corpus.files()?;
     let mut rows = Vec::new();
     for path in &files {
         let scenario = path

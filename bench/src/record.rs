@@ -23,17 +23,13 @@ use protocol::control::Role;
 use protocol::peer::EndReason;
 use protocol::sessionlog::{CloseReason, LogWriter, Participant, SessionOpened, TypedText};
 
-use crate::codec::{corpus_files, open, thread_cpu};
+use crate::codec::{open, thread_cpu, CorpusArgs};
 
 /// Recording the session log against receiving the screen, on the corpus
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Directory of `SCRNSEQ1` files (`*.scrn`) [default: ../shared/corpus]
-    #[arg(long)]
-    corpus: Option<PathBuf>,
-    /// Only the files whose name contains this
-    #[arg(long)]
-    only: Option<String>,
+    #[command(flatten)]
+    corpus: CorpusArgs,
     /// Also measure whole technician processes in real sessions, recording and not (needs
     /// `cargo build --release -p relay -p agent -p technician` first)
     #[arg(long)]
@@ -125,7 +121,7 @@ fn measure(path: &std::path::Path) -> anyhow::Result<Row> {
 }
 
 pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
-    let files = corpus_files(args.corpus.as_deref(), args.only.as_deref())?;
+    let files = args.corpus.files()?;
     let mut rows = Vec::new();
     for path in &files {
         eprintln!("bench record: {}", path.display());
