@@ -42,6 +42,22 @@ fn session(relay: &Relay, dir: &Path, speed: &str) -> tests::Proc {
     tech
 }
 
+/// `technician log decrypt SEALED --identity KEY -o OUT`.
+fn decrypt(sealed: &Path, key: &Path, out: &Path) -> tests::Ran {
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let args = [
+        "log".to_string(),
+        "decrypt".into(),
+        arg(sealed),
+        "--identity".into(),
+        arg(key),
+        "-o".into(),
+        arg(out),
+    ];
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("technician", &refs, "")
+}
+
 fn relay_cmd(relay: &Relay, args: &[&str]) -> tests::Ran {
     let mut all = vec!["--data-dir", relay.data_dir.to_str().unwrap()];
     all.extend_from_slice(args);
@@ -156,19 +172,7 @@ fn a_session_log_is_stored_encrypted_and_checks_against_the_relays_checkpoints()
     let sealed = out.join(format!("{id}.tlog.age"));
     let checkpoints = out.join(format!("{id}.checkpoints.json"));
     let opened = dir.path().join("opened.tlog");
-    let r = run(
-        "technician",
-        &[
-            "log",
-            "decrypt",
-            sealed.to_str().unwrap(),
-            "--identity",
-            key.to_str().unwrap(),
-            "-o",
-            opened.to_str().unwrap(),
-        ],
-        "",
-    );
+    let r = decrypt(&sealed, &key, &opened);
     assert!(r.success, "{}", r.text());
     assert_eq!(
         std::fs::read(&opened).unwrap(),
@@ -259,19 +263,7 @@ fn a_session_log_is_stored_encrypted_and_checks_against_the_relays_checkpoints()
         )
         .success
     );
-    let r = run(
-        "technician",
-        &[
-            "log",
-            "decrypt",
-            sealed.to_str().unwrap(),
-            "--identity",
-            other.to_str().unwrap(),
-            "-o",
-            dir.path().join("x").to_str().unwrap(),
-        ],
-        "",
-    );
+    let r = decrypt(&sealed, &other, &dir.path().join("x"));
     assert!(!r.success, "{}", r.text());
 }
 
