@@ -341,7 +341,15 @@ impl Encoder {
     /// the update that refines to lossless what has stayed still for [`REFINE_AFTER_MS`] by
     /// `t_ms`, or `None` when nothing is due.
     pub fn refine(&mut self, t_ms: u64, seq: u64) -> Option<Update> {
-        self.region.as_ref()?;
+        let region = self.region.as_ref()?;
+        // Nothing still long enough yet: no need to go through the frame.
+        let grid = self.grid;
+        if region
+            .tiles(&grid)
+            .all(|i| t_ms.saturating_sub(self.last_change[i]) <= REFINE_AFTER_MS)
+        {
+            return None;
+        }
         let frame = self.reference.clone();
         let (width, height) = (self.grid.width as u32, self.grid.height as u32);
         self.encode(&frame, width, height, t_ms, seq)
