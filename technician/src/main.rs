@@ -554,7 +554,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
                     json!({ "path": rec.path().display().to_string() }),
                     format!("Session log sealed: {}.", rec.path().display()),
                 );
-                sealed = Some((rec.path().to_path_buf(), verdict));
+                sealed = Some((rec.path().to_path_buf(), rec.started_unix_ms(), verdict));
             }
             Err(e) => report.error(
                 "technician",
@@ -570,6 +570,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
     if let (
         Some((
             path,
+            started_unix_ms,
             Verdict::Intact {
                 records,
                 duration_ms,
@@ -585,7 +586,7 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
             offer: LogOffer {
                 id: id.clone(),
                 agent: peer.description.clone(),
-                started_unix_ms: started_unix_ms(path),
+                started_unix_ms: *started_unix_ms,
                 duration_ms: *duration_ms,
                 records: *records,
                 chain_hash: hex::encode(chain_hash),
@@ -642,19 +643,6 @@ fn new_log_id() -> String {
         .try_fill_bytes(&mut b)
         .expect("the operating system's random number generator works");
     hex::encode(b)
-}
-
-/// When the session of a log started (ms since the epoch), from its first record.
-fn started_unix_ms(path: &std::path::Path) -> u64 {
-    let read = || -> Option<u64> {
-        let f = std::fs::File::open(path).ok()?;
-        let mut r = protocol::sessionlog::LogReader::new(std::io::BufReader::new(f)).ok()?;
-        match r.next_record().ok()??.decode().ok()? {
-            protocol::sessionlog::Record::SessionOpened(o) => Some(o.started_unix_ms),
-            _ => None,
-        }
-    };
-    read().unwrap_or(0)
 }
 
 /// Uploads every log waiting in the spool for this relay, oldest first, over a new

@@ -31,6 +31,7 @@ pub struct Recorder {
     writer: Option<LogWriter<BufWriter<File>>>,
     path: PathBuf,
     start: Instant,
+    started_unix_ms: u64,
     failure: Option<String>,
 }
 
@@ -61,12 +62,18 @@ impl Recorder {
             writer: Some(writer),
             path,
             start: Instant::now(),
+            started_unix_ms: opened.started_unix_ms,
             failure: None,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// When the session opened, as its first record says (ms since the Unix epoch).
+    pub fn started_unix_ms(&self) -> u64 {
+        self.started_unix_ms
     }
 
     fn now(&self) -> u64 {
