@@ -463,11 +463,13 @@ impl Encoder {
         let mut refine = Vec::new();
         if !full {
             video_changed |= self.plan_region(t_ms, &mut refine);
+            // In tile order already (a region's tiles run row by row): searched below.
+            debug_assert!(refine.is_sorted());
         }
         self.payload.clear();
         let stride = grid.stride();
         for i in 0..grid.tiles() {
-            let lossy = refine.contains(&i);
+            let lossy = refine.binary_search(&i).is_ok();
             if !self.dirty[i] && !lossy {
                 continue;
             }
