@@ -43,7 +43,9 @@ enum Bench {
     /// `cargo build --release -p relay` first)
     Relay(relay::Args),
     /// Screen and input latency and agent CPU on a 1080p Xvfb through a real relay, beside
-    /// x0vncserver and x11vnc (needs `cargo build --release -p relay -p agent` first)
+    /// x0vncserver and x11vnc; and the console window against TigerVNC's vncviewer, each full
+    /// screen on its own Xvfb, latency to that display's pixels and the viewer's CPU (needs
+    /// `cargo build --release -p relay -p agent -p technician` first)
     E2e(e2e::Args),
 }
 

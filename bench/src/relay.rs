@@ -678,13 +678,8 @@ const BENCH_ACCOUNT: &str = "bench";
 const BENCH_PASSWORD: &str = "bench password, not a secret";
 
 /// Creates the bench's technician account in the relay's `data_dir` (`relay user add`, the
-/// password on stdin), logs in on the running relay at `addr`, and returns the token.
-pub(crate) async fn technician_token(
-    relay_bin: &Path,
-    data_dir: &Path,
-    addr: &str,
-    fingerprint: Fingerprint,
-) -> anyhow::Result<String> {
+/// password on stdin); its name and password are [`bench_account`].
+pub(crate) fn add_bench_account(relay_bin: &Path, data_dir: &Path) -> anyhow::Result<()> {
     use std::io::Write;
     let mut child = std::process::Command::new(relay_bin)
         .arg("--data-dir")
@@ -706,6 +701,23 @@ pub(crate) async fn technician_token(
         "relay user add failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Ok(())
+}
+
+/// The bench's technician account: name and password.
+pub(crate) fn bench_account() -> (&'static str, &'static str) {
+    (BENCH_ACCOUNT, BENCH_PASSWORD)
+}
+
+/// Creates the bench's technician account in the relay's `data_dir`, logs in on the running
+/// relay at `addr`, and returns the token.
+pub(crate) async fn technician_token(
+    relay_bin: &Path,
+    data_dir: &Path,
+    addr: &str,
+    fingerprint: Fingerprint,
+) -> anyhow::Result<String> {
+    add_bench_account(relay_bin, data_dir)?;
     let mut conn = RelayConnection::connect(addr, fingerprint, Role::Technician)
         .await
         .context("cannot reach the relay to log in")?;

@@ -23,15 +23,28 @@ pub struct Spawned {
 impl Spawned {
     /// Starts `command` (stdout piped and read line by line, stderr discarded unless
     /// `show_stderr`), dying with the bench.
-    pub fn start(name: &str, mut command: Command, show_stderr: bool) -> anyhow::Result<Self> {
+    pub fn start(name: &str, command: Command, show_stderr: bool) -> anyhow::Result<Self> {
+        let stderr = if show_stderr {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Self::start_with_stderr(name, command, stderr)
+    }
+
+    /// Starts `command` with its stderr going to `log` (a file, read back with [`log_tail`]
+    /// when the process fails), stdout piped and read line by line.
+    pub fn start_logged(name: &str, command: Command, log: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        Self::start_with_stderr(name, command, Stdio::from(file))
+    }
+
+    fn start_with_stderr(name: &str, mut command: Command, stderr: Stdio) -> anyhow::Result<Self> {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(if show_stderr {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(stderr);
         // SAFETY: prctl is async-signal-safe and only changes this child's own attributes.
         unsafe {
             command.pre_exec(|| {
@@ -56,6 +69,11 @@ impl Spawned {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Hands over the stdout lines, for a caller that reads them on its own thread from now on.
+    pub fn take_lines(&mut self) -> anyhow::Result<Receiver<String>> {
+        self.lines.take().context("output already given up")
     }
 
     /// Waits for a stdout line for which `pick` returns something.
@@ -131,6 +149,13 @@ impl Drop for Spawned {
     }
 }
 
+/// The last `n` lines of a log file, for an error message; empty if it cannot be read.
+pub fn log_tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// `NAME` next to the bench executable (`target/release/NAME` for a release bench).
 pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot tell where the bench executable is")?;
@@ -141,7 +166,7 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     if !bin.is_file() {
         bail!(
             "the {name} binary is missing: expected {} next to the bench; build it first with \
-             `cargo build --release -p relay -p agent`",
+             `cargo build --release -p relay -p agent -p technician`",
             bin.display()
         );
     }
@@ -190,6 +215,11 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start(width: u32, height: u32) -> anyhow::Result<Self> {
+        Self::start_with(width, height, &[])
+    }
+
+    /// Starts Xvfb with `extra` arguments as well (e.g. `+extension GLX`).
+    pub fn start_with(width: u32, height: u32, extra: &[&str]) -> anyhow::Result<Self> {
         if !on_path("Xvfb") {
             bail!("Xvfb is missing: this bench needs a private X server; install it with `apt-get install -y xvfb`");
         }
@@ -204,7 +234,8 @@ impl Xvfb {
                 "-screen",
                 "0",
             ])
-            .arg(format!("{width}x{height}x24"));
+            .arg(format!("{width}x{height}x24"))
+            .args(extra);
         let mut proc = Spawned::start("Xvfb", command, false)?;
         let number = proc.wait_line(Duration::from_secs(20), "its display number", |l| {
             let n = l.trim();

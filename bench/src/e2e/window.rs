@@ -117,6 +117,43 @@ impl TestWindow {
         Ok(Instant::now())
     }
 
+    /// Paints the window as a checkerboard of `cell`-pixel squares, `a` where the first square
+    /// is and `b` beside it, and returns once the X server has done it: with `a` and `b`
+    /// swapped on every call, every pixel changes while nothing is one solid fill.
+    pub fn fill_checker(&self, a: u32, b: u32, cell: u16) -> anyhow::Result<Instant> {
+        let c = &self.conn;
+        let (w, h) = (self.rect.width as u16, self.rect.height as u16);
+        c.change_gc(self.gc, &ChangeGCAux::new().foreground(a))
+            .map_err(x)?;
+        let whole = Rectangle {
+            x: 0,
+            y: 0,
+            width: w,
+            height: h,
+        };
+        c.poly_fill_rectangle(self.window, self.gc, &[whole])
+            .map_err(x)?;
+        let mut cells = Vec::new();
+        for row in 0..h.div_ceil(cell) {
+            for col in 0..w.div_ceil(cell) {
+                if (row + col) % 2 == 1 {
+                    cells.push(Rectangle {
+                        x: (col * cell) as i16,
+                        y: (row * cell) as i16,
+                        width: cell,
+                        height: cell,
+                    });
+                }
+            }
+        }
+        c.change_gc(self.gc, &ChangeGCAux::new().foreground(b))
+            .map_err(x)?;
+        c.poly_fill_rectangle(self.window, self.gc, &cells)
+            .map_err(x)?;
+        c.get_input_focus().map_err(x)?.reply().map_err(x)?;
+        Ok(Instant::now())
+    }
+
     /// Moves the pointer to (`px`, `py`) on the screen (away from the window, so that a
     /// software cursor does not sit in the square being watched).
     pub fn warp_pointer(&self, px: i16, py: i16) -> anyhow::Result<()> {
