@@ -824,10 +824,16 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
     r.label("input_samples_lost", "input samples lost (> 2 s)");
     r.label("agent_cpu_idle_pct", "agent/server CPU, idle");
     r.label("agent_cpu_active_pct", "agent/server CPU, 30 repaints/s");
-    r.label("agent_cpu_full_pct", "agent/server CPU, 1080p 30 repaints/s");
+    r.label(
+        "agent_cpu_full_pct",
+        "agent/server CPU, 1080p 30 repaints/s",
+    );
     r.label("viewer_cpu_idle_pct", "viewer window CPU, idle");
     r.label("viewer_cpu_active_pct", "viewer window CPU, 30 repaints/s");
-    r.label("viewer_cpu_full_pct", "viewer window CPU, 1080p 30 repaints/s");
+    r.label(
+        "viewer_cpu_full_pct",
+        "viewer window CPU, 1080p 30 repaints/s",
+    );
     r.label("probe_look_p50_ms", "pixel probe's own look p50");
     r.label("probe_look_p99_ms", "pixel probe's own look p99");
     for (system, m) in results {
@@ -977,7 +983,11 @@ fn window_targets(r: &mut Report, console: Option<&Measured>, vnc: Option<&Measu
                 cw.viewer_cpu.small,
                 vw.viewer_cpu.small,
             ),
-            ("viewer_cpu_full_pct", cw.viewer_cpu.full, vw.viewer_cpu.full),
+            (
+                "viewer_cpu_full_pct",
+                cw.viewer_cpu.full,
+                vw.viewer_cpu.full,
+            ),
         ];
         for (metric, cv, vv) in pairs {
             r.target(

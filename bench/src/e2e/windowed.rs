@@ -264,7 +264,13 @@ pub fn start_console(
     let log = launch.dir.join("console.log");
     let mut command = Command::new(launch.technician);
     command
-        .args(["console", "--relay", launch.relay_addr, "--connect", launch.code])
+        .args([
+            "console",
+            "--relay",
+            launch.relay_addr,
+            "--connect",
+            launch.code,
+        ])
         .args(["--fullscreen", "--one-to-one", "--json", "--fingerprint"])
         .arg(&launch.fingerprint)
         .arg("--known-relays")
@@ -380,7 +386,10 @@ pub fn measure(
         viewer.check()?;
         if let Some(rect) = viewer.area().and_then(|a| a.place(WINDOW)) {
             let deadline = Instant::now() + Duration::from_millis(200);
-            if probe.wait_for(rect, first, LOOK_PERIOD, deadline)?.is_some() {
+            if probe
+                .wait_for(rect, first, LOOK_PERIOD, deadline)?
+                .is_some()
+            {
                 break;
             }
         } else {
