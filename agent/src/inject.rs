@@ -73,6 +73,7 @@ fn key(k: Key) -> enigo::Key {
             NamedKey::Alt => E::Alt,
             NamedKey::Meta => E::Meta,
             NamedKey::CapsLock => E::CapsLock,
+            NamedKey::PrintScreen => E::PrintScr,
             NamedKey::F(n) => match n {
                 1 => E::F1,
                 2 => E::F2,

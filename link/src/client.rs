@@ -122,6 +122,15 @@ impl Trusted {
     }
 }
 
+/// What to do with the fingerprint of a relay met for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstUse {
+    /// Remember it at once (the command-line programs, which say so).
+    Remember,
+    /// Leave it to the caller, who asks a person first.
+    Confirm,
+}
+
 /// A client endpoint that trusts what `trust` says and records the presented fingerprint.
 pub fn client_endpoint_trusting(
     relay_addr: SocketAddr,
@@ -172,6 +181,19 @@ impl RelayConnection {
         known_relays: &Path,
         role: Role,
     ) -> Result<(Self, Trusted), LinkError> {
+        Self::connect_trusting_with(relay, explicit, known_relays, role, FirstUse::Remember).await
+    }
+
+    /// As [`RelayConnection::connect_trusting`]; with [`FirstUse::Confirm`] a relay met for the
+    /// first time is not remembered: the caller shows its fingerprint to a person and remembers
+    /// it ([`crate::known::KnownRelays::remember`]) only once they accept it.
+    pub async fn connect_trusting_with(
+        relay: &str,
+        explicit: Option<Fingerprint>,
+        known_relays: &Path,
+        role: Role,
+        first_use: FirstUse,
+    ) -> Result<(Self, Trusted), LinkError> {
         let mut known = KnownRelays::load(known_relays)?;
         let plan = known::plan(explicit, known.get(relay));
         let relay_addr = resolve(relay).await?;
@@ -220,7 +242,9 @@ impl RelayConnection {
                 let f = presented.get().ok_or_else(|| {
                     LinkError::Protocol("the relay presented no certificate".into())
                 })?;
-                known.remember(relay, f)?;
+                if first_use == FirstUse::Remember {
+                    known.remember(relay, f)?;
+                }
                 Trusted::FirstUse(f)
             }
         };

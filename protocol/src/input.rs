@@ -73,6 +73,8 @@ pub enum NamedKey {
     CapsLock,
     /// Function keys F1 to F24.
     F(u8),
+    /// Print Screen (SysRq).
+    PrintScreen,
 }
 
 const NAMED: &[(&str, NamedKey)] = &[
@@ -107,6 +109,9 @@ const NAMED: &[(&str, NamedKey)] = &[
     ("win", NamedKey::Meta),
     ("capslock", NamedKey::CapsLock),
     ("caps_lock", NamedKey::CapsLock),
+    ("print", NamedKey::PrintScreen),
+    ("printscreen", NamedKey::PrintScreen),
+    ("print_screen", NamedKey::PrintScreen),
 ];
 
 /// A key: one that produces a character, or a named one.

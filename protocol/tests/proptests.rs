@@ -275,7 +275,7 @@ fn named_key() -> impl Strategy<Value = NamedKey> {
     prop_oneof![
         prop::sample::select(vec![
             Return, Tab, Escape, Backspace, Delete, Insert, Home, End, PageUp, PageDown, Left,
-            Right, Up, Down, Space, Shift, Control, Alt, Meta, CapsLock,
+            Right, Up, Down, Space, Shift, Control, Alt, Meta, CapsLock, PrintScreen,
         ]),
         any::<u8>().prop_map(F),
     ]

@@ -10,6 +10,8 @@
 //! - [`tokens`]: the logins (`technician login`) kept per relay.
 
 pub mod archive;
+pub mod console;
+pub mod join;
 pub mod logtool;
 pub mod record;
 pub mod script;

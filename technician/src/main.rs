@@ -3,30 +3,18 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use link::client::Trusted;
 use link::report::Reporter;
-use link::sealed::PeerPlaneError;
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::{
-    ErrorCode, LogOffer, RecordingPolicy, Role, SessionCode, TechnicianAccount,
-};
-use protocol::e2e::{HandshakeError, UserCode};
-use protocol::sessionlog::{
-    code_sha256, CloseReason, Participant, SessionOpened, TypedText, Verdict,
-};
-use rand::TryRngCore;
+use protocol::e2e::UserCode;
 use serde_json::json;
-use std::sync::{Arc, Mutex};
-use technician::archive::{Spool, SpoolEntry};
-use technician::record::{default_log_dir, Recorder};
-use technician::session::{self, Ended, SessionOptions};
-use technician::tokens::{StoredLogin, Tokens};
-use technician::{script, viewer};
-use tracing::warn;
+use technician::join::{self, not_logged_in, JoinOptions, Live, RelayTarget};
+use technician::script;
+use technician::tokens::Tokens;
 
 /// Tandem technician client: log in to a relay, join a user's session by its code, see their
 /// screen, and work their mouse and keyboard (with their consent).
@@ -40,11 +28,14 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Open the console window (the default without a command): log in, join sessions by
+    /// code, see and work the remote screen, play session logs
+    Console(ConsoleArgs),
     /// Log in to a relay with your account (the password is asked at the terminal, or read as
     /// one line from standard input when that is not a terminal)
     Login(Login),
@@ -85,33 +76,67 @@ struct RelayArgs {
 }
 
 impl RelayArgs {
-    fn known_relays(&self) -> PathBuf {
-        self.known_relays
-            .clone()
-            .unwrap_or_else(link::known::default_path)
+    fn target(&self) -> RelayTarget {
+        RelayTarget {
+            relay: self.relay.clone(),
+            fingerprint: self.fingerprint,
+            known_relays: self
+                .known_relays
+                .clone()
+                .unwrap_or_else(link::known::default_path),
+            tokens: self
+                .tokens
+                .clone()
+                .unwrap_or_else(technician::tokens::default_path),
+        }
     }
 
     fn tokens(&self) -> anyhow::Result<Tokens> {
-        let path = self
-            .tokens
-            .clone()
-            .unwrap_or_else(technician::tokens::default_path);
-        Tokens::load(&path)
+        self.target().tokens()
     }
 
-    /// Connects as a technician, trusting the relay as the flags and known relays say.
     async fn connect(&self, report: Reporter) -> Result<(RelayConnection, Trusted), LinkError> {
-        let known = self.known_relays();
-        let (conn, trusted) = RelayConnection::connect_trusting(
-            &self.relay,
-            self.fingerprint,
-            &known,
-            Role::Technician,
-        )
-        .await?;
-        report.trust(&self.relay, &trusted, &known);
-        Ok((conn, trusted))
+        self.target().connect(report).await
     }
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ConsoleArgs {
+    /// Relay address, HOST:PORT [default: the relay of the last login kept]
+    #[arg(long, value_name = "HOST:PORT")]
+    relay: Option<String>,
+    /// Your account's name on the relay, to fill in the login form
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// SHA-256 fingerprint of the relay's certificate; without it the console shows the
+    /// fingerprint on the first connection and asks whether to trust it
+    #[arg(long, value_name = "SHA256")]
+    fingerprint: Option<Fingerprint>,
+    /// File of remembered relay fingerprints [default: ~/.config/tandem/known-relays.json]
+    #[arg(long, value_name = "FILE", env = "TANDEM_KNOWN_RELAYS")]
+    known_relays: Option<PathBuf>,
+    /// File the logins are kept in [default: ~/.config/tandem/technician/tokens.json]
+    #[arg(long, value_name = "FILE", env = "TANDEM_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// Directory session logs are recorded into [default: ~/.local/share/tandem/technician/logs]
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Join this session at once (after logging in, if needed)
+    #[arg(long, value_name = "CODE")]
+    connect: Option<String>,
+    /// Start full screen
+    #[arg(long)]
+    fullscreen: bool,
+    /// Show the remote screen at 1:1 (one remote pixel a screen pixel) rather than fitted
+    #[arg(long)]
+    one_to_one: bool,
+    /// Open this session log (.tlog) in the player
+    #[arg(long, value_name = "FILE.tlog")]
+    play: Option<PathBuf>,
+    /// Status as JSON lines on stdout, for scripts (with `viewer_area`: where the remote
+    /// screen is on the display)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,76 +197,6 @@ struct Connect {
     no_record: bool,
 }
 
-/// Opens the session's log in the log directory.
-fn start_recording(
-    args: &Connect,
-    conn: &RelayConnection,
-    trusted: &Trusted,
-    account: &TechnicianAccount,
-    code: &SessionCode,
-    peer: &protocol::control::PeerInfo,
-) -> anyhow::Result<Recorder> {
-    let started_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let opened = SessionOpened {
-        started_unix_ms,
-        relay_address: args.relay.relay.clone(),
-        relay_fingerprint: trusted.fingerprint().to_string(),
-        relay_software: conn.relay_software.clone(),
-        technician: Participant {
-            role: Role::Technician,
-            description: format!(
-                "{account}, technician at {}",
-                conn.endpoint
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-            ),
-            software: format!("technician {}", protocol::SOFTWARE_VERSION),
-        },
-        agent: Participant {
-            role: Role::Agent,
-            description: peer.description.clone(),
-            software: peer.software.clone(),
-        },
-        protocol_version: protocol::PROTOCOL_VERSION,
-        code_sha256: code_sha256(code.digits()),
-        typed_text: if args.typed_text_count_only {
-            TypedText::CountOnly
-        } else {
-            TypedText::Full
-        },
-    };
-    let dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
-    Recorder::create(&dir, &opened).map_err(|e| anyhow::anyhow!("{e}; no session without a record"))
-}
-
-fn advice(e: &LinkError) -> Option<&'static str> {
-    match e {
-        LinkError::Refused { code, .. } => match code {
-            ErrorCode::UnknownCode | ErrorCode::ExpiredCode | ErrorCode::UsedCode => {
-                Some("Ask the user to read the code again, or to start the agent again for a new one.")
-            }
-            ErrorCode::UnsupportedVersion => Some("Update the technician client to match the relay."),
-            ErrorCode::BadCredentials => Some("Check the account name and password; after a few failures logins are delayed."),
-            ErrorCode::AccountDisabled => Some("Ask an administrator of the relay to enable your account (relay user enable NAME)."),
-            _ => None,
-        },
-        LinkError::WrongFingerprint { .. } => Some(
-            "Copy the fingerprint again from the relay's start-up output or `relay fingerprint`.",
-        ),
-        LinkError::PeerPlane(PeerPlaneError::Handshake(HandshakeError::CodeMismatch)) => Some(
-            "Nothing was shared. Check the code with the user: the code is spent now, so they must start the agent again for a new one.",
-        ),
-        LinkError::Connect { .. } => Some(
-            "Check the relay address and port, that the relay is running, and the fingerprint it printed.",
-        ),
-        _ => None,
-    }
-}
-
 /// The password: asked at the terminal without echo, or one line of standard input.
 fn read_password(relay: &str, user: &str) -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
@@ -264,22 +219,13 @@ fn when(secs: u64) -> String {
 }
 
 async fn login(args: Login, report: Reporter) -> anyhow::Result<ExitCode> {
-    let mut tokens = args.relay.tokens()?;
     let password = read_password(&args.relay.relay, &args.user)?;
     let (mut conn, _) = args.relay.connect(report).await?;
-    let result = conn.login(&args.user, &password).await;
+    let result = join::log_in(&mut conn, &args.relay.target(), &args.user, &password).await;
     drop(password);
-    let (account, token, expires_in) = result?;
+    let (account, expires_in) = result?;
     conn.close_and_wait("logged in").await;
-    tokens.put(
-        &args.relay.relay,
-        StoredLogin::new(
-            account.name.clone(),
-            token,
-            Duration::from_secs(expires_in),
-            SystemTime::now(),
-        ),
-    )?;
+    let tokens = args.relay.tokens()?;
     report.event(
         "logged_in",
         json!({
@@ -391,321 +337,80 @@ async fn logout(args: Logout, report: Reporter) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Why `technician connect` cannot use a stored login.
-fn not_logged_in(relay: &str, stored: Option<&StoredLogin>, why: &str) -> anyhow::Error {
-    let user = stored.map_or("NAME", |s| s.user.as_str());
-    anyhow::anyhow!(
-        "not logged in to {relay}{why}: run technician login --relay {relay} --user {user}"
-    )
-}
-
 async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
-    let code = UserCode::parse(&args.code).map_err(|e| {
-        anyhow::anyhow!(
-            "`{}` is not a whole session code: {e}. The code the agent shows has nine digits, \
-             a dash and four more digits, like \"123 456 789 - 4821\"; enter all of them",
-            args.code
-        )
-    })?;
+    let code = parse_code(&args.code)?;
     // Check the script before anything happens, so that an error costs no session.
-    let steps = match &args.input_script {
+    let script = match &args.input_script {
         Some(p) => Some(script::load(p)?),
         None => None,
     };
-    let relay = args.relay.relay.clone();
-    let mut tokens = args.relay.tokens()?;
-    let stored = match tokens.get(&relay) {
-        None => return Err(not_logged_in(&relay, None, "")),
-        Some(s) if s.expired(SystemTime::now()) => {
-            return Err(not_logged_in(&relay, Some(s), " (the login expired)"))
-        }
-        Some(s) => s.clone(),
-    };
-    let (mut conn, trusted) = args.relay.connect(report).await?;
-    report.event(
-        "connected",
-        json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
-        format!("Connected to the relay at {}.", conn.relay_addr),
-    );
-    let account = match conn.resume(&stored.token).await {
-        Ok((account, _, _)) => account,
-        Err(LinkError::Refused {
-            code:
-                code @ (ErrorCode::TokenExpired | ErrorCode::TokenRevoked | ErrorCode::AccountDisabled),
-            message,
-        }) => {
-            if code != ErrorCode::AccountDisabled {
-                tokens.remove(&relay)?;
-            }
-            return Err(not_logged_in(
-                &relay,
-                Some(&stored),
-                &format!(" ({message})"),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    report.event(
-        "logged_in",
-        json!({ "relay": relay, "user": account.name, "tier": account.tier, "organisation": account.organisation }),
-        format!("Logged in to {} as {} (tier {}).", account.organisation, account.name, account.tier),
-    );
-    let policy = conn.recording.clone().unwrap_or(RecordingPolicy {
-        audit_key: None,
-        optional: false,
-    });
-    if args.no_record && !policy.optional {
-        anyhow::bail!(
-            "{} records every session (its policy does not allow --no-record)",
-            account.organisation
-        );
-    }
-    let recipient = match &policy.audit_key {
-        Some(k) => Some(
-            technician::archive::parse_recipient(k)
-                .context("the relay's audit key is not usable; tell its administrator")?,
-        ),
-        None => None,
-    };
-    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
-    let spool = Spool::new(log_dir.join("upload-spool"));
-    // The relay sees only the rendezvous part; the secret part stays here.
-    let peer = conn.join(code.rendezvous().clone()).await?;
-    report.event(
-        "paired",
-        json!({ "peer": peer.description, "software": peer.software }),
-        format!(
-            "Joined session {} with {} ({}).",
-            code.rendezvous(),
-            peer.description,
-            peer.software
-        ),
-    );
-    let recorder = if args.no_record {
-        report.event(
-            "not_recording",
-            json!({}),
-            "This session is not recorded (--no-record).",
-        );
-        None
-    } else {
-        let recorder = start_recording(&args, &conn, &trusted, &account, code.rendezvous(), &peer)?;
-        report.event(
-            "recording",
-            json!({ "path": recorder.path().display().to_string() }),
-            format!("Recording this session to {}.", recorder.path().display()),
-        );
-        Some(Arc::new(Mutex::new(recorder)))
-    };
-    let log_id = (recorder.is_some() && recipient.is_some()).then(new_log_id);
-    let opts = SessionOptions {
-        script: steps,
-        snapshot: args.snapshot.clone(),
+    let opts = JoinOptions {
+        script,
+        snapshot: args.snapshot,
         report_updates: args.report_updates,
         hash_frames: args.hash_frames,
-        recorder: recorder.clone(),
-        log_id: log_id.clone(),
+        log_dir: args.log_dir,
+        typed_text_count_only: args.typed_text_count_only,
+        no_record: args.no_record,
     };
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
     });
-    // However the session ends, its log is sealed (and spooled for the relay) below.
-    let (ended, stats, viewer) = match session::run(&mut conn, &code, opts, report, ctrl_c).await {
-        Ok(r) => r,
-        Err(e) => {
-            let mut message = e.to_string();
-            if let Some(hint) = advice(&e) {
-                message = format!("{message}\n{hint}");
-            }
-            report.error("technician", &message);
-            (
-                Ended::Failed(e.to_string()),
-                session::Stats::default(),
-                Arc::new(Mutex::new(viewer::Viewer::new())),
-            )
-        }
-    };
-    let (reason, human, ok) = match &ended {
-        Ended::ByAgent(r) => (
-            format!("{r:?}"),
-            r.to_string(),
-            !matches!(r, protocol::peer::EndReason::Error(_)),
-        ),
-        Ended::ByTechnician => (
-            "TechnicianEnded".into(),
-            "you ended the session".into(),
-            true,
-        ),
-        Ended::Failed(why) => ("Failed".into(), why.clone(), false),
-    };
-    conn.close_and_wait(&human).await;
-    let close = match &ended {
-        Ended::ByAgent(r) => CloseReason::ByAgent(r.clone()),
-        Ended::ByTechnician => CloseReason::ByTechnician,
-        Ended::Failed(why) => CloseReason::Failed(why.clone()),
-    };
-    let mut sealed = None;
-    if let Some(recorder) = &recorder {
-        let mut rec = recorder.lock().expect("recorder lock");
-        match rec.finish(&close) {
-            Ok(verdict) => {
-                report.event(
-                    "recorded",
-                    json!({ "path": rec.path().display().to_string() }),
-                    format!("Session log sealed: {}.", rec.path().display()),
-                );
-                sealed = Some((rec.path().to_path_buf(), rec.started_unix_ms(), verdict));
-            }
-            Err(e) => report.error(
-                "technician",
-                &format!(
-                    "the session log {} is incomplete: {e}",
-                    rec.path().display()
-                ),
-            ),
-        }
-    }
-    // Into the spool, encrypted to the audit key, before anything can go wrong with the relay.
-    let mut spooled = false;
-    if let (
-        Some((
-            path,
-            started_unix_ms,
-            Verdict::Intact {
-                records,
-                duration_ms,
-                chain_hash,
-            },
-        )),
-        Some(recipient),
-        Some(id),
-    ) = (&sealed, &recipient, &log_id)
-    {
-        let entry = SpoolEntry {
-            relay: relay.clone(),
-            offer: LogOffer {
-                id: id.clone(),
-                agent: peer.description.clone(),
-                started_unix_ms: *started_unix_ms,
-                duration_ms: *duration_ms,
-                records: *records,
-                chain_hash: hex::encode(chain_hash),
-                sha256: String::new(),
-                size: 0,
-            },
-        };
-        match spool.add(path, recipient, entry) {
-            Ok(_) => spooled = true,
-            Err(e) => report.error(
-                "technician",
-                &format!("the session log could not be encrypted for upload: {e:#}"),
-            ),
-        }
-    }
-    if let Some(path) = &args.snapshot {
-        let v = viewer.lock().expect("viewer lock");
-        match viewer::write_png(v.framebuffer(), path) {
-            Ok(()) => report.event(
-                "snapshot",
-                json!({ "path": path.display().to_string() }),
-                format!("Screen saved to {}.", path.display()),
-            ),
-            Err(e) => report.error("technician", &format!("snapshot not written: {e}")),
-        }
-    }
-    let sha = viewer.lock().expect("viewer lock").pixels_sha256();
-    report.event(
-        "ended",
-        json!({
-            "reason": reason, "message": human, "updates": stats.updates,
-            "tile_bytes": stats.tile_bytes, "sha256": sha,
-        }),
-        format!(
-            "Session ended: {human}. {} screen updates received ({:.1} MB).",
-            stats.updates,
-            stats.tile_bytes as f64 / 1e6
-        ),
-    );
-    if spooled || !spool.entries().is_empty() {
-        upload_spool(&args.relay, &stored.token, &spool, report).await;
-    }
-    Ok(if ok {
+    let outcome = join::join(
+        &args.relay.target(),
+        &code,
+        opts,
+        Live::default(),
+        report,
+        ctrl_c,
+    )
+    .await?;
+    Ok(if outcome.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-/// A new identifier for a session log on the relay: 32 hex digits from the OS's randomness.
-fn new_log_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut b)
-        .expect("the operating system's random number generator works");
-    hex::encode(b)
-}
-
-/// Uploads every log waiting in the spool for this relay, oldest first, over a new
-/// connection; on any failure the rest waits for the next session.
-async fn upload_spool(relay_args: &RelayArgs, token: &str, spool: &Spool, report: Reporter) {
-    let relay = &relay_args.relay;
-    let waiting: Vec<SpoolEntry> = spool
-        .entries()
-        .into_iter()
-        .filter(|e| &e.relay == relay)
-        .collect();
-    if waiting.is_empty() {
-        return;
-    }
-    let pending = |why: String| {
-        report.event(
-            "upload_pending",
-            json!({ "waiting": waiting.len(), "spool": spool.dir().display().to_string(), "why": why }),
-            format!(
-                "{} session log(s) wait in {} for upload to {relay} ({why}); they go after your next session.",
-                waiting.len(),
-                spool.dir().display()
-            ),
+/// The whole code, or words that say what a code looks like.
+fn parse_code(code: &str) -> anyhow::Result<UserCode> {
+    UserCode::parse(code).map_err(|e| {
+        anyhow::anyhow!(
+            "`{code}` is not a whole session code: {e}. The code the agent shows has nine digits, \
+             a dash and four more digits, like \"123 456 789 - 4821\"; enter all of them"
         )
-    };
-    let mut conn = match relay_args.connect(report).await {
-        Ok((conn, _)) => conn,
-        Err(e) => return pending(e.to_string()),
-    };
-    if let Err(e) = conn.resume(token).await {
-        return pending(e.to_string());
-    }
-    for entry in &waiting {
-        let offer = &entry.offer;
-        let path = spool.data_path(&offer.id);
-        match conn.upload(offer, &path, |_, _| {}).await {
-            Ok(from) => {
-                if let Err(e) = spool.remove(&offer.id) {
-                    warn!(error = %e, "an uploaded log stays in the spool");
-                }
-                report.event(
-                    "uploaded",
-                    json!({ "id": offer.id, "bytes": offer.size, "resumed_from": from }),
-                    format!(
-                        "Session log {} stored on the relay ({} bytes, encrypted to the audit key).",
-                        offer.id, offer.size
-                    ),
-                );
-            }
-            Err(e) => {
-                conn.close("upload failed");
-                return pending(e.to_string());
-            }
-        }
-    }
-    conn.close_and_wait("uploads done").await;
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     link::report::init_tracing(cli.verbose);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match cli.command {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Console(ConsoleArgs::default()));
+    match command {
+        Command::Console(args) => {
+            drop(rt);
+            let report = Reporter::new(args.json);
+            let opts = technician::console::ConsoleOptions {
+                relay: args.relay,
+                user: args.user,
+                fingerprint: args.fingerprint,
+                known_relays: args.known_relays.unwrap_or_else(link::known::default_path),
+                tokens: args.tokens.unwrap_or_else(technician::tokens::default_path),
+                log_dir: args.log_dir,
+                connect: args.connect,
+                fullscreen: args.fullscreen,
+                one_to_one: args.one_to_one,
+                play: args.play,
+                json: args.json,
+            };
+            finish(
+                report,
+                technician::console::run(opts).map(|()| ExitCode::SUCCESS),
+            )
+        }
         Command::Log { command } => technician::logtool::run(command),
         Command::Login(args) => {
             let report = Reporter::new(args.relay.json);
@@ -730,11 +435,7 @@ fn finish(report: Reporter, result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let mut message = format!("{e:#}");
-            if let Some(hint) = e.downcast_ref::<LinkError>().and_then(advice) {
-                message = format!("{message}\n{hint}");
-            }
-            report.error("technician", &message);
+            report.error("technician", &join::explain(&e));
             ExitCode::FAILURE
         }
     }

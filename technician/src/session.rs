@@ -25,7 +25,8 @@ use tracing::debug;
 
 use crate::record::Recorder;
 use crate::script::{self, Action, Step};
-use crate::viewer::{self, Viewer};
+use crate::viewer::{self, Damage, Viewer};
+use protocol::input::InputEvent;
 
 /// How long the agent has to open the session after pairing.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -35,7 +36,28 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// read, so it never counts.)
 const MISSING_LIMIT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Default, Clone)]
+/// Called with the framebuffer and the rectangles that the applied updates changed, after they
+/// are applied and before they are acknowledged (so a window's presentation counts in the flow
+/// control, as a person sees it). It runs on the session's task: it must be quick.
+pub type FrameHook = Box<dyn FnMut(&protocol::codec::Decoder, &[Damage]) + Send>;
+
+/// What a window following the session is told, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// What the user allows now.
+    Consent(ConsentState),
+    /// The remote screen arrived: its size.
+    Started { width: u32, height: u32 },
+    /// Once a second: round trip to the relay, screen updates applied and their bytes in the
+    /// last second.
+    Quality {
+        rtt: Duration,
+        updates_per_sec: u32,
+        bits_per_sec: u64,
+    },
+}
+
+#[derive(Default)]
 pub struct SessionOptions {
     pub script: Option<Vec<Step>>,
     /// Write the screen here when the session ends.
@@ -49,6 +71,22 @@ pub struct SessionOptions {
     /// The log's identifier on the relay, when the relay keeps logs: checkpoints of the log go
     /// to the relay under it every [`CHECKPOINT_SECS`] seconds.
     pub log_id: Option<String>,
+    /// Input from a window, passed on to the agent as it comes (besides the script's).
+    pub input: Option<mpsc::Receiver<InputEvent>>,
+    /// The framebuffer to hold the remote screen in (a window shares it); a new one otherwise.
+    pub viewer: Option<Arc<Mutex<Viewer>>>,
+    /// Called for every applied update (a window presenting the screen).
+    pub on_frame: Option<FrameHook>,
+    /// Events for a window following the session.
+    pub events: Option<mpsc::UnboundedSender<SessionEvent>>,
+}
+
+impl SessionOptions {
+    fn tell(&self, event: SessionEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
 }
 
 /// Seconds between checkpoints of the session log sent to the relay.
@@ -185,7 +223,7 @@ async fn play(
 pub async fn run(
     conn: &mut RelayConnection,
     code: &UserCode,
-    opts: SessionOptions,
+    mut opts: SessionOptions,
     report: Reporter,
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
 ) -> Result<(Ended, Stats, Arc<Mutex<Viewer>>), LinkError> {
@@ -249,6 +287,7 @@ pub async fn run(
         match msg {
             Some(PeerMessage::Consent(state)) => {
                 record(&opts.recorder, |r| r.consent(state));
+                opts.tell(SessionEvent::Consent(state));
                 report_consent(report, state)
             }
             Some(PeerMessage::EndSession { reason }) => {
@@ -268,6 +307,7 @@ pub async fn run(
                     json!({ "width": width, "height": height, "agent_version": agent_version }),
                     format!("Remote screen {width}x{height} (agent {agent_version})."),
                 );
+                opts.tell(SessionEvent::Started { width, height });
                 break;
             }
             other => {
@@ -305,7 +345,14 @@ pub async fn run(
     // The update later ones wait for, and since when.
     let mut missing: Option<(u64, Instant)> = None;
     drop(keys);
-    let viewer = Arc::new(Mutex::new(Viewer::new()));
+    let viewer = opts
+        .viewer
+        .clone()
+        .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
+    let mut on_frame = opts.on_frame.take();
+    let mut live_input = opts.input.take();
+    let mut damage: Vec<Damage> = Vec::new();
+    let (mut second_updates, mut second_bytes) = (0u32, 0u64);
     let (changed_tx, changed_rx) = watch::channel(0u64);
     let mut script = opts.script.clone();
     let mut script_task: Option<tokio::task::JoinHandle<Result<bool, String>>> = None;
@@ -329,7 +376,14 @@ pub async fn run(
                     let bytes = u.tile_data.len();
                     let (applied, waiting_for) = {
                         let mut v = viewer.lock().expect("viewer lock");
-                        (v.offer(u), v.missing())
+                        damage.clear();
+                        let applied = v.offer_with_damage(u, &mut damage);
+                        if let (Ok(seqs), Some(hook)) = (&applied, on_frame.as_mut()) {
+                            if !seqs.is_empty() {
+                                hook(v.framebuffer(), &damage);
+                            }
+                        }
+                        (applied, v.missing())
                     };
                     let applied = match applied {
                         Ok(a) => a,
@@ -341,8 +395,10 @@ pub async fn run(
                         (None, _) => None,
                     };
                     stats.tile_bytes += bytes as u64;
+                    second_bytes += bytes as u64;
                     for seq in applied {
                         stats.updates += 1;
+                        second_updates += 1;
                         if out_tx.send(PeerMessage::UpdateAck { seq }).await.is_err() {
                             break;
                         }
@@ -372,6 +428,7 @@ pub async fn run(
             msg = rx.recv() => match msg {
                 Ok(Some(PeerMessage::Consent(state))) => {
                     record(&opts.recorder, |r| r.consent(state));
+                    opts.tell(SessionEvent::Consent(state));
                     report_consent(report, state)
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
@@ -397,7 +454,26 @@ pub async fn run(
                     Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
                 }
             }
+            ev = async {
+                match live_input.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                Some(ev) => {
+                    if out_tx.send(PeerMessage::Input(ev)).await.is_err() {
+                        break Ended::Failed("the session stream closed".into());
+                    }
+                }
+                // The window closed its side: no more live input, the session goes on.
+                None => live_input = None,
+            },
             _ = flush.tick() => {
+                opts.tell(SessionEvent::Quality {
+                    rtt: connection.rtt(),
+                    updates_per_sec: std::mem::take(&mut second_updates),
+                    bits_per_sec: std::mem::take(&mut second_bytes) * 8,
+                });
                 record(&opts.recorder, |r| r.tick());
                 ticks += 1;
                 if let (Some(rec), Some(id), true) = (&opts.recorder, &opts.log_id, ticks.is_multiple_of(CHECKPOINT_SECS)) {

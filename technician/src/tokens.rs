@@ -85,6 +85,11 @@ impl Tokens {
         self.logins.get(&link::known::key(relay))
     }
 
+    /// Every stored login, by relay address (as normalised for the file), expired or not.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &StoredLogin)> {
+        self.logins.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Stores the login for `relay` and saves the file.
     pub fn put(&mut self, relay: &str, login: StoredLogin) -> anyhow::Result<()> {
         self.logins.insert(link::known::key(relay), login);

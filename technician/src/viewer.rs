@@ -9,8 +9,62 @@ use std::path::Path;
 
 use protocol::codec::order::{InOrder, OrderError};
 use protocol::codec::{CodecError, Decoder};
-use protocol::peer::ScreenUpdate;
+use protocol::peer::{CodecOp, ScreenUpdate};
 use sha2::{Digest, Sha256};
+
+/// A rectangle of the screen that an update changed, in framebuffer pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Damage {
+    /// The rectangles an update's steps write to (copies, tiles, video), clipped to the screen;
+    /// the whole screen when the update changes the screen's size.
+    pub fn of(update: &ScreenUpdate, before: (u32, u32), out: &mut Vec<Damage>) {
+        let (w, h) = (update.width, update.height);
+        if before != (w, h) {
+            out.push(Damage {
+                x: 0,
+                y: 0,
+                width: w,
+                height: h,
+            });
+            return;
+        }
+        for op in &update.ops {
+            let (x, y, width, height) = match op {
+                CodecOp::Copy {
+                    x,
+                    y,
+                    width,
+                    height,
+                    ..
+                } => (*x, *y, *width, *height),
+                CodecOp::Tile(t) => (t.x, t.y, t.width, t.height),
+                CodecOp::Video {
+                    x,
+                    y,
+                    width,
+                    height,
+                    ..
+                } => (*x, *y, *width, *height),
+            };
+            if x >= w || y >= h {
+                continue;
+            }
+            out.push(Damage {
+                x,
+                y,
+                width: width.min(w - x),
+                height: height.min(h - y),
+            });
+        }
+    }
+}
 
 /// Updates that may wait for an earlier one.
 pub const MAX_EARLY: usize = 32;
@@ -49,12 +103,23 @@ impl Viewer {
     /// Takes an update; applies it and any held-back ones it unblocks. Returns the sequence
     /// numbers applied, in order.
     pub fn offer(&mut self, update: ScreenUpdate) -> Result<Vec<u64>, ViewerError> {
+        self.offer_with_damage(update, &mut Vec::new())
+    }
+
+    /// As [`Viewer::offer`], and adds the rectangles the applied updates changed to `damage`.
+    pub fn offer_with_damage(
+        &mut self,
+        update: ScreenUpdate,
+        damage: &mut Vec<Damage>,
+    ) -> Result<Vec<u64>, ViewerError> {
         self.order.push(update)?;
         let mut applied = Vec::new();
         while let Some(u) = self.order.pop() {
+            let before = (self.fb.width(), self.fb.height());
             self.fb
                 .apply(&u)
                 .map_err(|source| ViewerError::Apply { seq: u.seq, source })?;
+            Damage::of(&u, before, damage);
             applied.push(u.seq);
         }
         Ok(applied)

@@ -1,0 +1,661 @@
+//! The console's state as plain data, and how events change it.
+//!
+//! Everything the console shows is here: the login form, home (code entry, recent sessions),
+//! the session view (who, consent, recording, quality, how the screen is fitted) and the
+//! player. [`Model::update`] takes an [`Event`] (from the person, through the egui code, or from
+//! the network worker) and returns the [`Command`]s for the network worker. Nothing here draws,
+//! touches the network or reads a clock, so it is tested directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use protocol::e2e::UserCode;
+use protocol::peer::ConsentState;
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Login,
+    Home,
+    Session,
+    Player,
+}
+
+/// How the remote screen is fitted into the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ViewScale {
+    /// Scaled to the window, aspect kept.
+    #[default]
+    Fit,
+    /// One remote pixel a screen pixel, with scroll bars.
+    OneToOne,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoginForm {
+    pub relay: String,
+    pub user: String,
+    pub password: String,
+    /// Waiting for the relay.
+    pub busy: bool,
+    /// The last refusal, in words for a person.
+    pub error: Option<String>,
+    /// A relay met for the first time: its fingerprint, to accept or refuse.
+    pub first_contact: Option<String>,
+}
+
+/// The technician as the relay knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub relay: String,
+    pub user: String,
+    /// `alice (tier 2) of Example Support`, when the relay said so.
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentSession {
+    pub code: String,
+    pub peer: String,
+    /// How it ended, in words.
+    pub outcome: String,
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Home {
+    /// The code as typed (shown as typed; spaces and dashes do not matter).
+    pub code: String,
+    pub error: Option<String>,
+    pub recent: Vec<RecentSession>,
+}
+
+/// Connection quality as the toolbar shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    pub rtt: Duration,
+    pub updates_per_sec: u32,
+    pub mbit_per_sec: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    /// The code, as `469 544 742 - 4821`.
+    pub code: String,
+    pub account: Option<String>,
+    pub peer: Option<String>,
+    pub consent: ConsentState,
+    /// A change of consent worth saying ("the user stopped control").
+    pub notice: Option<Notice>,
+    /// The remote screen's size, once it arrived.
+    pub screen: Option<(u32, u32)>,
+    /// Recorded into this log (`Some(None)`: the relay allows it unrecorded and it is not).
+    pub recording: Option<Option<PathBuf>>,
+    pub quality: Option<Quality>,
+    pub scale: ViewScale,
+    pub fullscreen: bool,
+    /// Keys go to the remote machine, the local desktop's shortcuts included.
+    pub grabbed: bool,
+    /// Ended, and why.
+    pub ended: Option<String>,
+    /// The last snapshot written, or why it failed.
+    pub snapshot: Option<Result<PathBuf, String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    ControlGranted,
+    ControlStopped,
+}
+
+impl SessionView {
+    fn new(code: String, scale: ViewScale, fullscreen: bool) -> Self {
+        Self {
+            code,
+            account: None,
+            peer: None,
+            consent: ConsentState::Asking,
+            notice: None,
+            screen: None,
+            recording: None,
+            quality: None,
+            scale,
+            fullscreen,
+            grabbed: false,
+            ended: None,
+            snapshot: None,
+        }
+    }
+
+    /// Input goes to the remote machine only while the user allows control.
+    pub fn may_control(&self) -> bool {
+        self.consent == ConsentState::Control && self.ended.is_none()
+    }
+}
+
+/// Keys the local desktop would take, sent from the "Send keys" menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialKeys {
+    CtrlAltDel,
+    AltTab,
+    AltF4,
+    Super,
+    PrintScreen,
+}
+
+impl SpecialKeys {
+    pub const ALL: [SpecialKeys; 5] = [
+        SpecialKeys::CtrlAltDel,
+        SpecialKeys::AltTab,
+        SpecialKeys::AltF4,
+        SpecialKeys::Super,
+        SpecialKeys::PrintScreen,
+    ];
+}
+
+/// What happens to the console.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    // From the person.
+    LoginSubmitted,
+    AcceptRelay,
+    RefuseRelay,
+    JoinSubmitted,
+    EndSession,
+    SetScale(ViewScale),
+    ToggleFullscreen,
+    SetGrab(bool),
+    Snapshot(PathBuf),
+    SendKeys(SpecialKeys),
+    OpenLog(PathBuf),
+    BackHome,
+    LogOut,
+    // From the network worker.
+    FirstContact {
+        fingerprint: String,
+    },
+    LoggedIn {
+        account: String,
+    },
+    LoginFailed(String),
+    JoinFailed(String),
+    Paired {
+        account: String,
+        peer: String,
+    },
+    Recording(Option<PathBuf>),
+    Consent(ConsentState),
+    ScreenStarted {
+        width: u32,
+        height: u32,
+    },
+    Quality(Quality),
+    SessionEnded {
+        message: String,
+        log: Option<PathBuf>,
+    },
+    SnapshotDone(Result<PathBuf, String>),
+    PlayerFailed(String),
+    /// The console is asked to close (SIGINT, SIGTERM); the window does it.
+    Quit,
+}
+
+/// What the network worker (or the window) is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Connect {
+        relay: String,
+        user: String,
+        password: String,
+    },
+    Trust {
+        relay: String,
+        fingerprint: String,
+    },
+    Refuse,
+    Join {
+        code: String,
+    },
+    End,
+    Snapshot(PathBuf),
+    SendKeys(SpecialKeys),
+    OpenLog(PathBuf),
+    LogOut {
+        relay: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub screen: Screen,
+    pub login: LoginForm,
+    pub me: Option<LoggedIn>,
+    pub home: Home,
+    pub session: Option<SessionView>,
+    /// How a new session's viewer starts.
+    pub default_scale: ViewScale,
+    pub start_fullscreen: bool,
+    /// Why the player could not open a log.
+    pub player_error: Option<String>,
+}
+
+/// The code as typed, checked: `Ok` with the whole code shown as `469 544 742 - 4821`.
+pub fn check_code(typed: &str) -> Result<String, String> {
+    let digits: String = typed.chars().filter(|c| c.is_ascii_digit()).collect();
+    if typed
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || c.is_whitespace() || c == '-'))
+    {
+        return Err("A session code has only digits (spaces and dashes do not matter).".into());
+    }
+    match digits.len() {
+        0 => Err("Enter the code the user reads out.".into()),
+        n if n < 13 => Err(format!(
+            "{n} of the 13 digits: the code is nine digits, a dash and four more."
+        )),
+        13 => UserCode::parse(&digits)
+            .map(|c| c.to_string())
+            .map_err(|e| e.to_string()),
+        n => Err(format!("{n} digits: a session code has 13.")),
+    }
+}
+
+impl Model {
+    /// The console at start: logged in already (`me`) goes home, otherwise the login form
+    /// filled with what is known.
+    pub fn new(relay: String, user: String, me: Option<LoggedIn>) -> Self {
+        Self {
+            screen: if me.is_some() {
+                Screen::Home
+            } else {
+                Screen::Login
+            },
+            login: LoginForm {
+                relay,
+                user,
+                ..LoginForm::default()
+            },
+            me,
+            home: Home::default(),
+            session: None,
+            default_scale: ViewScale::Fit,
+            start_fullscreen: false,
+            player_error: None,
+        }
+    }
+
+    pub fn update(&mut self, event: Event) -> Vec<Command> {
+        match event {
+            Event::LoginSubmitted => {
+                let f = &mut self.login;
+                if f.busy {
+                    return vec![];
+                }
+                let relay = f.relay.trim().to_string();
+                let user = f.user.trim().to_string();
+                if relay.is_empty() || user.is_empty() || f.password.is_empty() {
+                    f.error =
+                        Some("Enter the relay's address, your name and your password.".into());
+                    return vec![];
+                }
+                f.busy = true;
+                f.error = None;
+                vec![Command::Connect {
+                    relay,
+                    user,
+                    password: std::mem::take(&mut f.password),
+                }]
+            }
+            Event::FirstContact { fingerprint } => {
+                self.login.first_contact = Some(fingerprint);
+                vec![]
+            }
+            Event::AcceptRelay => match self.login.first_contact.take() {
+                Some(fingerprint) => vec![Command::Trust {
+                    relay: self.login.relay.trim().to_string(),
+                    fingerprint,
+                }],
+                None => vec![],
+            },
+            Event::RefuseRelay => {
+                self.login.first_contact = None;
+                self.login.busy = false;
+                self.login.error = Some(
+                    "Not connected: the relay's fingerprint was refused. Check it with the relay's administrator."
+                        .into(),
+                );
+                vec![Command::Refuse]
+            }
+            Event::LoggedIn { account } => {
+                self.login.busy = false;
+                self.login.error = None;
+                self.login.first_contact = None;
+                self.me = Some(LoggedIn {
+                    relay: self.login.relay.trim().to_string(),
+                    user: self.login.user.trim().to_string(),
+                    account: Some(account),
+                });
+                if self.screen == Screen::Login {
+                    self.screen = Screen::Home;
+                }
+                vec![]
+            }
+            Event::LoginFailed(why) => {
+                self.login.busy = false;
+                self.login.first_contact = None;
+                self.login.error = Some(why);
+                self.screen = Screen::Login;
+                vec![]
+            }
+            Event::JoinSubmitted => {
+                if self.session.as_ref().is_some_and(|s| s.ended.is_none()) {
+                    return vec![];
+                }
+                match check_code(&self.home.code) {
+                    Ok(code) => {
+                        self.home.error = None;
+                        self.session = Some(SessionView::new(
+                            code.clone(),
+                            self.default_scale,
+                            self.start_fullscreen,
+                        ));
+                        self.screen = Screen::Session;
+                        vec![Command::Join { code }]
+                    }
+                    Err(e) => {
+                        self.home.error = Some(e);
+                        vec![]
+                    }
+                }
+            }
+            Event::JoinFailed(why) => {
+                self.session = None;
+                self.screen = Screen::Home;
+                self.home.error = Some(why);
+                vec![]
+            }
+            Event::Paired { account, peer } => {
+                if let Some(s) = &mut self.session {
+                    s.account = Some(account.clone());
+                    s.peer = Some(peer);
+                }
+                if let Some(me) = &mut self.me {
+                    me.account = Some(account);
+                }
+                vec![]
+            }
+            Event::Recording(path) => {
+                if let Some(s) = &mut self.session {
+                    s.recording = Some(path);
+                }
+                vec![]
+            }
+            Event::Consent(state) => {
+                if let Some(s) = &mut self.session {
+                    s.notice = match (s.consent, state) {
+                        (ConsentState::Control, ConsentState::ViewOnly) => {
+                            Some(Notice::ControlStopped)
+                        }
+                        (ConsentState::ViewOnly, ConsentState::Control) => {
+                            Some(Notice::ControlGranted)
+                        }
+                        _ => s.notice,
+                    };
+                    s.consent = state;
+                    if state != ConsentState::Control {
+                        s.grabbed = false;
+                    }
+                }
+                vec![]
+            }
+            Event::ScreenStarted { width, height } => {
+                if let Some(s) = &mut self.session {
+                    s.screen = Some((width, height));
+                }
+                vec![]
+            }
+            Event::Quality(q) => {
+                if let Some(s) = &mut self.session {
+                    s.quality = Some(q);
+                }
+                vec![]
+            }
+            Event::SessionEnded { message, log } => {
+                if let Some(s) = &mut self.session {
+                    s.ended = Some(message.clone());
+                    s.grabbed = false;
+                    s.fullscreen = false;
+                    self.home.recent.insert(
+                        0,
+                        RecentSession {
+                            code: s.code.clone(),
+                            peer: s.peer.clone().unwrap_or_default(),
+                            outcome: message,
+                            log,
+                        },
+                    );
+                    self.home.recent.truncate(20);
+                }
+                vec![]
+            }
+            Event::EndSession => match &self.session {
+                Some(s) if s.ended.is_none() => vec![Command::End],
+                _ => vec![],
+            },
+            Event::SetScale(scale) => {
+                if let Some(s) = &mut self.session {
+                    s.scale = scale;
+                }
+                self.default_scale = scale;
+                vec![]
+            }
+            Event::ToggleFullscreen => {
+                if let Some(s) = &mut self.session {
+                    s.fullscreen = !s.fullscreen;
+                }
+                vec![]
+            }
+            Event::SetGrab(on) => {
+                if let Some(s) = &mut self.session {
+                    s.grabbed = on && s.may_control();
+                }
+                vec![]
+            }
+            Event::Snapshot(path) => match &self.session {
+                Some(s) if s.screen.is_some() => vec![Command::Snapshot(path)],
+                _ => vec![],
+            },
+            Event::SnapshotDone(result) => {
+                if let Some(s) = &mut self.session {
+                    s.snapshot = Some(result);
+                }
+                vec![]
+            }
+            Event::SendKeys(keys) => match &self.session {
+                Some(s) if s.may_control() => vec![Command::SendKeys(keys)],
+                _ => vec![],
+            },
+            Event::OpenLog(path) => {
+                self.player_error = None;
+                vec![Command::OpenLog(path)]
+            }
+            Event::Quit => vec![],
+            Event::PlayerFailed(why) => {
+                self.player_error = Some(why);
+                vec![]
+            }
+            Event::BackHome => {
+                if self.session.as_ref().is_some_and(|s| s.ended.is_none())
+                    && self.screen == Screen::Session
+                {
+                    return vec![];
+                }
+                if self.session.as_ref().is_some_and(|s| s.ended.is_some()) {
+                    self.session = None;
+                }
+                self.screen = if self.me.is_some() {
+                    Screen::Home
+                } else {
+                    Screen::Login
+                };
+                vec![]
+            }
+            Event::LogOut => match self.me.take() {
+                Some(me) => {
+                    self.screen = Screen::Login;
+                    vec![Command::LogOut { relay: me.relay }]
+                }
+                None => vec![],
+            },
+        }
+    }
+
+    /// Shows the player (the log opened).
+    pub fn show_player(&mut self) {
+        self.player_error = None;
+        self.screen = Screen::Player;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> Model {
+        Model::new(
+            "relay:4433".into(),
+            "alice".into(),
+            Some(LoggedIn {
+                relay: "relay:4433".into(),
+                user: "alice".into(),
+                account: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn codes_are_taken_with_or_without_spaces_and_dashes() {
+        for typed in [
+            "469 544 742 - 4821",
+            "469544742-4821",
+            "4695447424821",
+            " 469-544-742 4821 ",
+        ] {
+            assert_eq!(check_code(typed).unwrap(), "469 544 742 - 4821", "{typed}");
+        }
+        assert!(check_code("469 544 742")
+            .unwrap_err()
+            .contains("9 of the 13"));
+        assert!(check_code("469 544 742 - 48211")
+            .unwrap_err()
+            .contains("14 digits"));
+        assert!(check_code("469 544 742 - 48x1")
+            .unwrap_err()
+            .contains("only digits"));
+        assert!(check_code("").is_err());
+    }
+
+    #[test]
+    fn joining_sends_the_whole_code_and_opens_the_session() {
+        let mut m = home();
+        m.home.code = "469544742 4821".into();
+        let cmds = m.update(Event::JoinSubmitted);
+        assert_eq!(
+            cmds,
+            vec![Command::Join {
+                code: "469 544 742 - 4821".into()
+            }]
+        );
+        assert_eq!(m.screen, Screen::Session);
+        // A second join while it runs does nothing.
+        assert!(m.update(Event::JoinSubmitted).is_empty());
+    }
+
+    #[test]
+    fn a_wrong_code_stays_home_with_words() {
+        let mut m = home();
+        m.home.code = "12345".into();
+        assert!(m.update(Event::JoinSubmitted).is_empty());
+        assert_eq!(m.screen, Screen::Home);
+        assert!(m.home.error.as_deref().unwrap().contains("5 of the 13"));
+    }
+
+    #[test]
+    fn view_only_follows_the_agent_and_says_when_control_stops() {
+        let mut m = home();
+        m.home.code = "4695447424821".into();
+        m.update(Event::JoinSubmitted);
+        m.update(Event::Consent(ConsentState::Control));
+        m.update(Event::SetGrab(true));
+        let s = m.session.as_ref().unwrap();
+        assert!(s.may_control() && s.grabbed);
+        assert_eq!(
+            m.update(Event::SendKeys(SpecialKeys::AltTab)),
+            vec![Command::SendKeys(SpecialKeys::AltTab)]
+        );
+        m.update(Event::Consent(ConsentState::ViewOnly));
+        let s = m.session.as_ref().unwrap();
+        assert!(!s.may_control());
+        assert!(!s.grabbed, "the grab ends with control");
+        assert_eq!(s.notice, Some(Notice::ControlStopped));
+        assert!(m.update(Event::SendKeys(SpecialKeys::AltTab)).is_empty());
+        assert!(m.update(Event::SetGrab(true)).is_empty());
+        assert!(!m.session.as_ref().unwrap().grabbed);
+    }
+
+    #[test]
+    fn login_takes_the_password_once_and_shows_refusals() {
+        let mut m = Model::new("relay:4433".into(), "alice".into(), None);
+        assert_eq!(m.screen, Screen::Login);
+        assert!(m.update(Event::LoginSubmitted).is_empty());
+        assert!(m.login.error.is_some());
+        m.login.password = "secret".into();
+        let cmds = m.update(Event::LoginSubmitted);
+        assert_eq!(
+            cmds,
+            vec![Command::Connect {
+                relay: "relay:4433".into(),
+                user: "alice".into(),
+                password: "secret".into()
+            }]
+        );
+        assert!(m.login.password.is_empty(), "the form forgets the password");
+        m.update(Event::FirstContact {
+            fingerprint: "ab12".into(),
+        });
+        assert_eq!(
+            m.update(Event::AcceptRelay),
+            vec![Command::Trust {
+                relay: "relay:4433".into(),
+                fingerprint: "ab12".into()
+            }]
+        );
+        m.update(Event::LoginFailed("wrong password".into()));
+        assert_eq!(m.login.error.as_deref(), Some("wrong password"));
+        assert!(!m.login.busy);
+        m.login.password = "right".into();
+        m.update(Event::LoginSubmitted);
+        m.update(Event::LoggedIn {
+            account: "alice (tier 2) of Example Support".into(),
+        });
+        assert_eq!(m.screen, Screen::Home);
+    }
+
+    #[test]
+    fn an_ended_session_goes_to_recent_sessions() {
+        let mut m = home();
+        m.home.code = "4695447424821".into();
+        m.update(Event::JoinSubmitted);
+        assert!(m.update(Event::BackHome).is_empty());
+        assert_eq!(m.screen, Screen::Session, "no leaving a running session");
+        assert_eq!(m.update(Event::EndSession), vec![Command::End]);
+        m.update(Event::SessionEnded {
+            message: "you ended the session".into(),
+            log: None,
+        });
+        assert!(m.update(Event::EndSession).is_empty());
+        m.update(Event::BackHome);
+        assert_eq!(m.screen, Screen::Home);
+        assert_eq!(m.home.recent[0].outcome, "you ended the session");
+    }
+}

@@ -1,0 +1,426 @@
+//! The console's network worker: a tokio runtime on a thread of its own that logs in, runs the
+//! session through [`crate::join`] (the same code as `technician connect`) and tells the window
+//! what happened as [`Event`]s. The window never waits on the network.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use link::client::{FirstUse, Trusted};
+use link::known::KnownRelays;
+use link::report::Reporter;
+use link::{Fingerprint, LinkError, RelayConnection};
+use protocol::control::{ErrorCode, Role};
+use protocol::e2e::UserCode;
+use protocol::input::InputEvent;
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use super::model::{Event, Quality};
+use super::present::Presenter;
+use crate::join::{self, JoinEvent, JoinOptions, Live, RelayTarget};
+use crate::session::SessionEvent;
+use crate::viewer::{self, Viewer};
+
+/// The presenter, once the window exists; the session's frame hook draws through it.
+pub type SharedPresenter = Arc<Mutex<Option<Presenter>>>;
+
+/// Where the worker finds what it needs.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The fingerprint given with `--fingerprint`, for the relay given with `--relay`.
+    pub pinned: Option<(String, Fingerprint)>,
+    pub known_relays: PathBuf,
+    pub tokens: PathBuf,
+    pub log_dir: Option<PathBuf>,
+    pub report: Reporter,
+}
+
+impl NetConfig {
+    pub fn target(&self, relay: &str) -> RelayTarget {
+        RelayTarget {
+            relay: relay.to_string(),
+            fingerprint: self
+                .pinned
+                .as_ref()
+                .filter(|(r, _)| link::known::key(r) == link::known::key(relay))
+                .map(|(_, f)| *f),
+            known_relays: self.known_relays.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// What the window asks of the worker.
+pub enum Request {
+    Connect {
+        relay: String,
+        user: String,
+        password: String,
+    },
+    Trust {
+        fingerprint: String,
+    },
+    Refuse,
+    Join {
+        relay: String,
+        code: String,
+        input: mpsc::Receiver<InputEvent>,
+    },
+    End,
+    Snapshot(PathBuf),
+    LogOut {
+        relay: String,
+    },
+    /// End the session (if any), then close the window (SIGINT, SIGTERM).
+    Quit,
+}
+
+/// The window's handle on the worker.
+pub struct Net {
+    requests: mpsc::UnboundedSender<Request>,
+    events: std::sync::mpsc::Receiver<Event>,
+}
+
+impl Net {
+    /// Starts the worker. `wake` asks the window to draw a frame (an event is waiting).
+    pub fn start(
+        config: NetConfig,
+        viewer: Arc<Mutex<Viewer>>,
+        presenter: SharedPresenter,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
+        let (req_tx, req_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = std::sync::mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("console-net")
+            .build()?;
+        let signals = req_tx.clone();
+        std::thread::Builder::new()
+            .name("console-net".into())
+            .spawn(move || {
+                let out = Outbox { tx: ev_tx, wake };
+                runtime.block_on(async move {
+                    tokio::spawn(async move {
+                        use tokio::signal::unix::{signal, SignalKind};
+                        let Ok(mut term) = signal(SignalKind::terminate()) else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                        let _ = signals.send(Request::Quit);
+                    });
+                    worker(config, viewer, presenter, req_rx, out).await
+                });
+            })?;
+        Ok(Self {
+            requests: req_tx,
+            events: ev_rx,
+        })
+    }
+
+    pub fn send(&self, request: Request) {
+        let _ = self.requests.send(request);
+    }
+
+    /// The events that arrived since the last call.
+    pub fn drain(&self) -> impl Iterator<Item = Event> + '_ {
+        self.events.try_iter()
+    }
+
+    /// Waits up to `limit` for the running session to end (the window is closing).
+    pub fn wait_session_end(&self, limit: Duration) {
+        let until = std::time::Instant::now() + limit;
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok(Event::SessionEnded { .. } | Event::JoinFailed(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Outbox {
+    tx: std::sync::mpsc::Sender<Event>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Outbox {
+    fn send(&self, e: Event) {
+        let _ = self.tx.send(e);
+        (self.wake)();
+    }
+}
+
+/// A login waiting for the person to accept the relay's fingerprint.
+struct Pending {
+    conn: RelayConnection,
+    relay: String,
+    user: String,
+    password: String,
+    fingerprint: Fingerprint,
+}
+
+/// Words for a refused login or join.
+fn words(e: &anyhow::Error) -> String {
+    if let Some(LinkError::Refused { code, message }) = e.downcast_ref::<LinkError>() {
+        let said = match code {
+            ErrorCode::BadCredentials => {
+                "The name or the password is wrong. After a few failures the relay makes you wait before the next try."
+            }
+            ErrorCode::AccountDisabled => {
+                "This account is disabled. Ask an administrator of the relay to enable it."
+            }
+            ErrorCode::RateLimited { .. } => {
+                "Too many attempts: the relay asks you to wait before trying again."
+            }
+            ErrorCode::UnknownCode => {
+                "The relay knows no session with this code. Ask the user to read it again."
+            }
+            ErrorCode::ExpiredCode => {
+                "This code has expired. Ask the user to start the agent again for a new one."
+            }
+            ErrorCode::UsedCode => {
+                "This code was used already. Ask the user to start the agent again for a new one."
+            }
+            _ => "",
+        };
+        if !said.is_empty() {
+            return format!("{said} ({message})");
+        }
+    }
+    join::explain(e)
+}
+
+async fn log_in(
+    out: &Outbox,
+    mut conn: RelayConnection,
+    target: &RelayTarget,
+    user: &str,
+    password: &str,
+) {
+    match join::log_in(&mut conn, target, user, password).await {
+        Ok((account, _)) => {
+            conn.close_and_wait("logged in").await;
+            out.send(Event::LoggedIn {
+                account: account.to_string(),
+            });
+        }
+        Err(e) => {
+            conn.close("login refused");
+            out.send(Event::LoginFailed(words(&e)));
+        }
+    }
+}
+
+async fn worker(
+    config: NetConfig,
+    viewer: Arc<Mutex<Viewer>>,
+    presenter: SharedPresenter,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    out: Outbox,
+) {
+    let mut pending: Option<Pending> = None;
+    let mut end: Option<oneshot::Sender<()>> = None;
+    // Set on SIGINT or SIGTERM: the window closes once the session has ended.
+    let quitting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    while let Some(req) = requests.recv().await {
+        match req {
+            Request::Connect {
+                relay,
+                user,
+                password,
+            } => {
+                let target = config.target(&relay);
+                let connected = RelayConnection::connect_trusting_with(
+                    &relay,
+                    target.fingerprint,
+                    &target.known_relays,
+                    Role::Technician,
+                    FirstUse::Confirm,
+                )
+                .await;
+                match connected {
+                    Ok((conn, Trusted::FirstUse(fingerprint))) => {
+                        out.send(Event::FirstContact {
+                            fingerprint: fingerprint.to_string(),
+                        });
+                        pending = Some(Pending {
+                            conn,
+                            relay,
+                            user,
+                            password,
+                            fingerprint,
+                        });
+                    }
+                    Ok((conn, _)) => log_in(&out, conn, &target, &user, &password).await,
+                    Err(e) => out.send(Event::LoginFailed(words(&e.into()))),
+                }
+            }
+            Request::Trust { fingerprint } => {
+                let Some(p) = pending.take() else { continue };
+                if p.fingerprint.to_string() != fingerprint {
+                    out.send(Event::LoginFailed(
+                        "The fingerprint accepted is not the one the relay showed.".into(),
+                    ));
+                    continue;
+                }
+                let target = config.target(&p.relay);
+                let remembered = KnownRelays::load(&target.known_relays)
+                    .and_then(|mut k| k.remember(&p.relay, p.fingerprint));
+                if let Err(e) = remembered {
+                    out.send(Event::LoginFailed(format!(
+                        "The relay's fingerprint could not be remembered: {e}"
+                    )));
+                    continue;
+                }
+                log_in(&out, p.conn, &target, &p.user, &p.password).await;
+            }
+            Request::Refuse => {
+                if let Some(p) = pending.take() {
+                    p.conn.close("the relay's fingerprint was refused");
+                }
+            }
+            Request::Join { relay, code, input } => {
+                let (end_tx, end_rx) = oneshot::channel();
+                end = Some(end_tx);
+                let target = config.target(&relay);
+                let opts = JoinOptions {
+                    log_dir: config.log_dir.clone(),
+                    ..JoinOptions::default()
+                };
+                let (out, viewer, presenter, report) = (
+                    out.clone(),
+                    viewer.clone(),
+                    presenter.clone(),
+                    config.report,
+                );
+                let (quitting, running) = (quitting.clone(), running.clone());
+                running.store(true, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    run_session(
+                        target,
+                        code,
+                        opts,
+                        input,
+                        viewer,
+                        presenter,
+                        end_rx,
+                        report,
+                        out.clone(),
+                    )
+                    .await;
+                    running.store(false, std::sync::atomic::Ordering::SeqCst);
+                    if quitting.load(std::sync::atomic::Ordering::SeqCst) {
+                        out.send(Event::Quit);
+                    }
+                });
+            }
+            Request::End => {
+                if let Some(tx) = end.take() {
+                    let _ = tx.send(());
+                }
+            }
+            Request::Snapshot(path) => {
+                let v = viewer.lock().expect("viewer lock");
+                let result = viewer::write_png(v.framebuffer(), &path).map(|()| path);
+                out.send(Event::SnapshotDone(result));
+            }
+            Request::Quit => {
+                quitting.store(true, std::sync::atomic::Ordering::SeqCst);
+                match end.take() {
+                    Some(tx) if running.load(std::sync::atomic::Ordering::SeqCst) => {
+                        let _ = tx.send(());
+                    }
+                    _ => out.send(Event::Quit),
+                }
+            }
+            Request::LogOut { relay } => {
+                let target = config.target(&relay);
+                let stored = target.tokens().and_then(|mut t| t.remove(&relay));
+                if let Ok(Some(login)) = stored {
+                    if let Ok((mut conn, _)) = target.connect(Reporter::new(false)).await {
+                        let _ = conn.logout(&login.token).await;
+                        conn.close_and_wait("logged out").await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_session(
+    target: RelayTarget,
+    code: String,
+    opts: JoinOptions,
+    input: mpsc::Receiver<InputEvent>,
+    viewer: Arc<Mutex<Viewer>>,
+    presenter: SharedPresenter,
+    end: oneshot::Receiver<()>,
+    report: Reporter,
+    out: Outbox,
+) {
+    let code = match UserCode::parse(&code) {
+        Ok(c) => c,
+        Err(e) => return out.send(Event::JoinFailed(e.to_string())),
+    };
+    *viewer.lock().expect("viewer lock") = Viewer::new();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<JoinEvent>();
+    let forward = {
+        let out = out.clone();
+        tokio::spawn(async move {
+            while let Some(e) = ev_rx.recv().await {
+                out.send(match e {
+                    JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
+                    JoinEvent::Recording(path) => Event::Recording(path),
+                    JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
+                    JoinEvent::Session(SessionEvent::Started { width, height }) => {
+                        Event::ScreenStarted { width, height }
+                    }
+                    JoinEvent::Session(SessionEvent::Quality {
+                        rtt,
+                        updates_per_sec,
+                        bits_per_sec,
+                    }) => Event::Quality(Quality {
+                        rtt,
+                        updates_per_sec,
+                        mbit_per_sec: bits_per_sec as f64 / 1e6,
+                    }),
+                });
+            }
+        })
+    };
+    let hook_presenter = presenter.clone();
+    let live = Live {
+        input: Some(input),
+        viewer: Some(viewer),
+        on_frame: Some(Box::new(move |fb, damage| {
+            if let Some(p) = hook_presenter.lock().expect("presenter lock").as_mut() {
+                if let Err(e) = p.present(fb, damage) {
+                    warn!(error = %e, "the viewer could not show an update");
+                }
+            }
+        })),
+        events: Some(ev_tx),
+    };
+    let user_end = Box::pin(async {
+        let _ = end.await;
+    });
+    let result = join::join(&target, &code, opts, live, report, user_end).await;
+    // Events of the session first, then its end.
+    let _ = tokio::time::timeout(Duration::from_secs(1), forward).await;
+    match result {
+        Ok(outcome) => out.send(Event::SessionEnded {
+            message: outcome.message,
+            log: outcome.log,
+        }),
+        Err(e) => out.send(Event::JoinFailed(words(&e))),
+    }
+}

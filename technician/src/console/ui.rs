@@ -1,0 +1,816 @@
+//! The console's egui code: it reads the [`Model`] and turns clicks into [`Event`]s; nothing
+//! else. The remote screen itself is not drawn here but by the [`Presenter`]'s child window,
+//! which this code only places over the viewer area.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use egui::{Align, Color32, Layout, RichText};
+use link::report::Reporter;
+use protocol::input::InputEvent;
+use protocol::peer::ConsentState;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::warn;
+use words::{Catalogue, Value};
+
+use super::grab::KeyboardGrab;
+use super::keys::{self, PointerMap, WheelRest};
+use super::model::{Command, Event, Model, Notice, Screen, SpecialKeys, ViewScale};
+use super::net::{Net, Request, SharedPresenter};
+use super::present::{Placement, Presenter, Scale};
+use super::{player, player_ui};
+use crate::viewer::Viewer;
+
+/// Where the remote screen appears in the window, for mapping the pointer.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    /// The picture's rectangle in egui points.
+    rect: egui::Rect,
+    /// Remote pixel at the rectangle's top-left corner.
+    origin: (f32, f32),
+    /// Remote pixels per egui point.
+    per_point: f32,
+    remote: (u32, u32),
+}
+
+impl PointerMap for Geometry {
+    fn to_remote(&self, pos: egui::Pos2) -> Option<(u32, u32)> {
+        if !self.rect.contains(pos) {
+            return None;
+        }
+        let x = self.origin.0 + (pos.x - self.rect.min.x) * self.per_point;
+        let y = self.origin.1 + (pos.y - self.rect.min.y) * self.per_point;
+        Some((
+            (x.max(0.0) as u32).min(self.remote.0.saturating_sub(1)),
+            (y.max(0.0) as u32).min(self.remote.1.saturating_sub(1)),
+        ))
+    }
+}
+
+pub struct ConsoleApp {
+    pub model: Model,
+    w: Catalogue,
+    net: Option<Net>,
+    viewer: Arc<Mutex<Viewer>>,
+    presenter: SharedPresenter,
+    /// The presenter could not be made (no X11 window): said once.
+    presenter_failed: Option<String>,
+    input: Option<mpsc::Sender<InputEvent>>,
+    wheel: WheelRest,
+    geometry: Option<Geometry>,
+    grab: Option<KeyboardGrab>,
+    report: Reporter,
+    /// The last viewer area reported with `--json`.
+    reported_area: Option<(i32, i32, u32, u32)>,
+    player: Option<(player::Player, player_ui::PlayerView)>,
+    log_path: String,
+    snapshot_dir: PathBuf,
+    /// Join the code in the home screen's field as soon as logged in (`--connect`).
+    pub join_when_logged_in: bool,
+}
+
+impl ConsoleApp {
+    pub fn new(
+        model: Model,
+        w: Catalogue,
+        net: Option<Net>,
+        viewer: Arc<Mutex<Viewer>>,
+        presenter: SharedPresenter,
+        report: Reporter,
+    ) -> Self {
+        Self {
+            model,
+            w,
+            net,
+            viewer,
+            presenter,
+            presenter_failed: None,
+            input: None,
+            wheel: WheelRest::default(),
+            geometry: None,
+            grab: None,
+            report,
+            reported_area: None,
+            player: None,
+            log_path: String::new(),
+            snapshot_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            join_when_logged_in: false,
+        }
+    }
+
+    /// Applies an event and carries out the commands it gives.
+    pub fn dispatch(&mut self, ctx: &egui::Context, event: Event) {
+        for cmd in self.model.update(event) {
+            self.carry_out(ctx, cmd);
+        }
+    }
+
+    fn net(&self, r: Request) {
+        if let Some(n) = &self.net {
+            n.send(r);
+        }
+    }
+
+    fn carry_out(&mut self, ctx: &egui::Context, cmd: Command) {
+        match cmd {
+            Command::Connect {
+                relay,
+                user,
+                password,
+            } => self.net(Request::Connect {
+                relay,
+                user,
+                password,
+            }),
+            Command::Trust { fingerprint, .. } => self.net(Request::Trust { fingerprint }),
+            Command::Refuse => self.net(Request::Refuse),
+            Command::Join { code } => {
+                let (tx, rx) = mpsc::channel(1024);
+                self.input = Some(tx);
+                let relay = self
+                    .model
+                    .me
+                    .as_ref()
+                    .map(|m| m.relay.clone())
+                    .unwrap_or_else(|| self.model.login.relay.clone());
+                self.net(Request::Join {
+                    relay,
+                    code,
+                    input: rx,
+                });
+            }
+            Command::End => self.net(Request::End),
+            Command::Snapshot(path) => self.net(Request::Snapshot(path)),
+            Command::SendKeys(k) => {
+                for ev in keys::special(k) {
+                    self.send_input(ev);
+                }
+            }
+            Command::OpenLog(path) => match player::Player::open(&path) {
+                Ok(p) => {
+                    self.player = Some((p, player_ui::PlayerView::default()));
+                    self.model.show_player();
+                }
+                Err(e) => self.dispatch(ctx, Event::PlayerFailed(e.to_string())),
+            },
+            Command::LogOut { relay } => self.net(Request::LogOut { relay }),
+        }
+    }
+
+    /// Where the viewer's input goes (the session's input channel); tests set it directly.
+    pub fn set_input(&mut self, tx: mpsc::Sender<InputEvent>) {
+        self.input = Some(tx);
+    }
+
+    fn send_input(&mut self, ev: InputEvent) {
+        if let Some(tx) = &self.input {
+            // A full queue drops the event rather than stalling the window.
+            if tx.try_send(ev).is_err() {
+                warn!("input queue full; an input event was dropped");
+            }
+        }
+    }
+
+    fn drain_network(&mut self, ctx: &egui::Context) {
+        let events: Vec<Event> = match &self.net {
+            Some(n) => n.drain().collect(),
+            None => return,
+        };
+        for e in events {
+            if e == Event::Quit {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            if matches!(e, Event::SessionEnded { .. } | Event::JoinFailed(_)) {
+                self.input = None;
+                self.place_viewer(None);
+            }
+            self.dispatch(ctx, e);
+        }
+    }
+
+    /// Makes the presenter on the first frame that has a window (X11 only).
+    fn ensure_presenter(&mut self, frame: &eframe::Frame) {
+        if self.presenter_failed.is_some() || self.presenter.lock().expect("presenter").is_some() {
+            return;
+        }
+        use raw_window_handle::{HasWindowHandle, RawWindowHandle};
+        let parent = match frame.window_handle().map(|h| h.as_raw()) {
+            Ok(RawWindowHandle::Xlib(h)) => h.window as u32,
+            Ok(RawWindowHandle::Xcb(h)) => h.window.get(),
+            _ => {
+                self.presenter_failed =
+                    Some("the console shows remote screens only on X11 for now".into());
+                return;
+            }
+        };
+        match Presenter::new(None, parent) {
+            Ok(p) => *self.presenter.lock().expect("presenter") = Some(p),
+            Err(e) => self.presenter_failed = Some(e.to_string()),
+        }
+        if let Ok(g) = KeyboardGrab::new(frame, parent) {
+            self.grab = Some(g);
+        }
+    }
+
+    /// Places (or hides) the presenter's window; viewer lock first, then the presenter's.
+    fn place_viewer(&mut self, placement: Option<Placement>) {
+        let v = self.viewer.lock().expect("viewer lock");
+        let mut p = self.presenter.lock().expect("presenter");
+        let Some(p) = p.as_mut() else { return };
+        if let Err(e) = p.place(placement, v.framebuffer()) {
+            warn!(error = %e, "the viewer could not be placed");
+        }
+        if let Err(e) = p.handle_events(v.framebuffer()) {
+            warn!(error = %e, "viewer events");
+        }
+        let area = p.placement().and_then(|pl| {
+            p.root_position().ok().map(|(x, y)| {
+                (
+                    x,
+                    y,
+                    pl.width.min(v.framebuffer().width()),
+                    pl.height.min(v.framebuffer().height()),
+                )
+            })
+        });
+        drop(v);
+        if area != self.reported_area {
+            self.reported_area = area;
+            if let Some((x, y, width, height)) = area {
+                self.report.event(
+                    "viewer_area",
+                    json!({ "x": x, "y": y, "width": width, "height": height,
+                            "one_to_one": matches!(placement.map(|p| p.scale), Some(Scale::OneToOne { .. })) }),
+                    "",
+                );
+            }
+        }
+    }
+
+    fn login_screen(&mut self, root: &mut egui::Ui) {
+        let ctx = &root.ctx().clone();
+        let mut events = Vec::new();
+        egui::CentralPanel::default().show(root, |ui| {
+            ui.vertical_centered(|ui| {
+                ui.add_space(40.0);
+                ui.heading(self.w.text("login-title"));
+                ui.add_space(16.0);
+                let f = &mut self.model.login;
+                egui::Grid::new("login")
+                    .num_columns(2)
+                    .spacing([12.0, 8.0])
+                    .show(ui, |ui| {
+                        ui.label(self.w.text("login-relay"));
+                        ui.add_enabled(
+                            !f.busy,
+                            egui::TextEdit::singleline(&mut f.relay).desired_width(260.0),
+                        );
+                        ui.end_row();
+                        ui.label(self.w.text("login-user"));
+                        ui.add_enabled(
+                            !f.busy,
+                            egui::TextEdit::singleline(&mut f.user).desired_width(260.0),
+                        );
+                        ui.end_row();
+                        ui.label(self.w.text("login-password"));
+                        let pw = ui.add_enabled(
+                            !f.busy,
+                            egui::TextEdit::singleline(&mut f.password)
+                                .password(true)
+                                .desired_width(260.0),
+                        );
+                        if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                            events.push(Event::LoginSubmitted);
+                        }
+                        ui.end_row();
+                    });
+                ui.add_space(12.0);
+                if f.busy && f.first_contact.is_none() {
+                    ui.spinner();
+                    ui.label(self.w.text("login-busy"));
+                } else if ui.button(self.w.text("login-submit")).clicked() {
+                    events.push(Event::LoginSubmitted);
+                }
+                if let Some(fp) = &f.first_contact {
+                    ui.add_space(16.0);
+                    egui::Frame::group(ui.style()).show(ui, |ui| {
+                        ui.set_max_width(560.0);
+                        ui.strong(self.w.text("first-contact-title"));
+                        ui.label(self.w.fmt(
+                            "first-contact-body",
+                            &[("relay", Value::from(f.relay.clone()))],
+                        ));
+                        ui.monospace(fp);
+                        ui.horizontal(|ui| {
+                            if ui.button(self.w.text("first-contact-accept")).clicked() {
+                                events.push(Event::AcceptRelay);
+                            }
+                            if ui.button(self.w.text("first-contact-refuse")).clicked() {
+                                events.push(Event::RefuseRelay);
+                            }
+                        });
+                    });
+                }
+                if let Some(err) = &f.error {
+                    ui.add_space(12.0);
+                    ui.colored_label(Color32::from_rgb(220, 80, 60), err);
+                }
+            });
+        });
+        for e in events {
+            self.dispatch(ctx, e);
+        }
+    }
+
+    fn home_screen(&mut self, root: &mut egui::Ui) {
+        let ctx = &root.ctx().clone();
+        let mut events = Vec::new();
+        egui::Panel::top("home-top").show(root, |ui| {
+            ui.horizontal(|ui| {
+                if let Some(me) = &self.model.me {
+                    let account = me.account.clone().unwrap_or_else(|| me.user.clone());
+                    ui.label(self.w.fmt(
+                        "home-logged-in",
+                        &[
+                            ("account", Value::from(account)),
+                            ("relay", Value::from(me.relay.clone())),
+                        ],
+                    ));
+                }
+                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                    if ui.button(self.w.text("home-logout")).clicked() {
+                        events.push(Event::LogOut);
+                    }
+                });
+            });
+        });
+        egui::CentralPanel::default().show(root, |ui| {
+            ui.add_space(12.0);
+            ui.heading(self.w.text("home-code"));
+            ui.horizontal(|ui| {
+                let edit = ui.add(
+                    egui::TextEdit::singleline(&mut self.model.home.code)
+                        .hint_text(self.w.text("home-code-hint"))
+                        .font(egui::TextStyle::Heading)
+                        .desired_width(320.0),
+                );
+                if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    events.push(Event::JoinSubmitted);
+                }
+                if ui
+                    .button(RichText::new(self.w.text("home-join")).heading())
+                    .clicked()
+                {
+                    events.push(Event::JoinSubmitted);
+                }
+            });
+            if let Some(err) = &self.model.home.error {
+                ui.colored_label(Color32::from_rgb(220, 80, 60), err);
+            }
+            ui.add_space(20.0);
+            ui.columns(2, |cols| {
+                cols[0].heading(self.w.text("home-recent"));
+                if self.model.home.recent.is_empty() {
+                    cols[0].label(self.w.text("home-no-recent"));
+                }
+                for r in &self.model.home.recent {
+                    cols[0].group(|ui| {
+                        ui.strong(&r.code);
+                        if !r.peer.is_empty() {
+                            ui.label(&r.peer);
+                        }
+                        ui.label(&r.outcome);
+                        if let Some(log) = &r.log {
+                            if ui.button(self.w.text("home-play")).clicked() {
+                                events.push(Event::OpenLog(log.clone()));
+                            }
+                        }
+                    });
+                }
+                cols[1].heading(self.w.text("home-queue"));
+                cols[1].label(self.w.text("home-queue-later"));
+                cols[1].add_space(20.0);
+                cols[1].heading(self.w.text("home-open-log"));
+                cols[1].horizontal(|ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.log_path)
+                            .hint_text(self.w.text("home-log-path"))
+                            .desired_width(260.0),
+                    );
+                    if ui.button(self.w.text("home-open")).clicked()
+                        && !self.log_path.trim().is_empty()
+                    {
+                        events.push(Event::OpenLog(PathBuf::from(self.log_path.trim())));
+                    }
+                });
+                if let Some(err) = &self.model.player_error {
+                    cols[1].colored_label(Color32::from_rgb(220, 80, 60), err);
+                }
+            });
+        });
+        for e in events {
+            self.dispatch(ctx, e);
+        }
+    }
+
+    fn toolbar(&mut self, ui: &mut egui::Ui, events: &mut Vec<Event>) {
+        let Some(s) = &self.model.session else { return };
+        ui.horizontal_wrapped(|ui| {
+            ui.strong(&s.code);
+            if let Some(a) = &s.account {
+                ui.label(a)
+                    .on_hover_text(s.peer.clone().unwrap_or_default());
+            }
+            ui.separator();
+            match (s.ended.is_some(), s.consent, s.screen) {
+                (true, _, _) => {}
+                (_, ConsentState::Control, _) => {
+                    ui.colored_label(
+                        Color32::from_rgb(60, 170, 90),
+                        self.w.text("session-control"),
+                    )
+                    .on_hover_text(self.w.text("session-control-tip"));
+                }
+                (_, ConsentState::ViewOnly, _) => {
+                    ui.colored_label(
+                        Color32::from_rgb(220, 160, 40),
+                        self.w.text("session-view-only"),
+                    )
+                    .on_hover_text(self.w.text("session-view-only-tip"));
+                }
+                (_, ConsentState::Denied, _) => {
+                    ui.label(self.w.text("session-denied"));
+                }
+                (_, ConsentState::Asking, _) => {
+                    ui.spinner();
+                    ui.label(self.w.text("session-waiting-consent"));
+                }
+            }
+            match s.notice {
+                Some(Notice::ControlStopped) => {
+                    ui.colored_label(
+                        Color32::from_rgb(220, 160, 40),
+                        self.w.text("notice-control-stopped"),
+                    );
+                }
+                Some(Notice::ControlGranted) => {
+                    ui.label(self.w.text("notice-control-granted"));
+                }
+                None => {}
+            }
+            ui.separator();
+            match &s.recording {
+                Some(Some(path)) => {
+                    ui.colored_label(
+                        Color32::from_rgb(210, 60, 60),
+                        self.w.text("session-recording"),
+                    )
+                    .on_hover_text(self.w.fmt(
+                        "session-recording-tip",
+                        &[("path", Value::from(path.display().to_string()))],
+                    ));
+                }
+                Some(None) => {
+                    ui.label(self.w.text("session-not-recording"));
+                }
+                None => {}
+            }
+            if let Some(q) = s.quality {
+                ui.separator();
+                ui.label(self.w.fmt(
+                    "session-quality",
+                    &[
+                        (
+                            "rtt",
+                            Value::from(format!("{:.1}", q.rtt.as_secs_f64() * 1e3)),
+                        ),
+                        ("ups", Value::from(q.updates_per_sec)),
+                        ("mbit", Value::from(format!("{:.2}", q.mbit_per_sec))),
+                    ],
+                ))
+                .on_hover_text(self.w.text("session-quality-tip"));
+            }
+            ui.separator();
+            let mut scale = s.scale;
+            ui.selectable_value(&mut scale, ViewScale::Fit, self.w.text("session-fit"));
+            ui.selectable_value(
+                &mut scale,
+                ViewScale::OneToOne,
+                self.w.text("session-one-to-one"),
+            );
+            if scale != s.scale {
+                events.push(Event::SetScale(scale));
+            }
+            if ui
+                .selectable_label(s.fullscreen, self.w.text("session-fullscreen"))
+                .clicked()
+            {
+                events.push(Event::ToggleFullscreen);
+            }
+            if ui
+                .add_enabled(
+                    s.screen.is_some(),
+                    egui::Button::new(self.w.text("session-snapshot")),
+                )
+                .clicked()
+            {
+                let name = format!(
+                    "tandem-{}.png",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0)
+                );
+                events.push(Event::Snapshot(self.snapshot_dir.join(name)));
+            }
+            ui.add_enabled_ui(s.may_control(), |ui| {
+                ui.menu_button(self.w.text("session-send-keys"), |ui| {
+                    for k in SpecialKeys::ALL {
+                        let key = match k {
+                            SpecialKeys::CtrlAltDel => "keys-ctrl-alt-del",
+                            SpecialKeys::AltTab => "keys-alt-tab",
+                            SpecialKeys::AltF4 => "keys-alt-f4",
+                            SpecialKeys::Super => "keys-super",
+                            SpecialKeys::PrintScreen => "keys-print-screen",
+                        };
+                        if ui.button(self.w.text(key)).clicked() {
+                            events.push(Event::SendKeys(k));
+                            ui.close();
+                        }
+                    }
+                });
+            });
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                if s.ended.is_some() {
+                    if ui.button(self.w.text("session-back")).clicked() {
+                        events.push(Event::BackHome);
+                    }
+                } else if ui
+                    .button(
+                        RichText::new(self.w.text("session-end"))
+                            .color(Color32::from_rgb(220, 80, 60)),
+                    )
+                    .clicked()
+                {
+                    events.push(Event::EndSession);
+                }
+            });
+        });
+        if let Some(snap) = &s.snapshot {
+            match snap {
+                Ok(p) => ui.label(self.w.fmt(
+                    "snapshot-saved",
+                    &[("path", Value::from(p.display().to_string()))],
+                )),
+                Err(e) => ui.colored_label(
+                    Color32::from_rgb(220, 80, 60),
+                    self.w
+                        .fmt("snapshot-failed", &[("why", Value::from(e.clone()))]),
+                ),
+            };
+        }
+        if s.grabbed {
+            ui.label(self.w.text("session-grab-hint"));
+        } else if s.may_control() {
+            ui.label(self.w.text("session-click-to-control"));
+        }
+    }
+
+    fn session_screen(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {
+        let ctx = &root.ctx().clone();
+        if let Some(frame) = frame {
+            self.ensure_presenter(frame);
+        }
+        let mut events = Vec::new();
+        egui::Panel::top("toolbar").show(root, |ui| self.toolbar(ui, &mut events));
+        let ppp = ctx.pixels_per_point();
+        let session = self.model.session.clone();
+        let mut placement = None;
+        let mut geometry = None;
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE.fill(Color32::from_gray(24)))
+            .show(root, |ui| {
+                let Some(s) = &session else { return };
+                if let Some(why) = &s.ended {
+                    ui.centered_and_justified(|ui| {
+                        ui.heading(
+                            self.w
+                                .fmt("session-ended", &[("why", Value::from(why.clone()))]),
+                        );
+                    });
+                    return;
+                }
+                let Some((rw, rh)) = s.screen else {
+                    ui.centered_and_justified(|ui| {
+                        ui.spinner();
+                        ui.label(self.w.text("session-connecting"));
+                    });
+                    return;
+                };
+                if let Some(why) = &self.presenter_failed {
+                    ui.colored_label(Color32::from_rgb(220, 80, 60), why);
+                }
+                let viewer_id = egui::Id::unique("remote-screen");
+                match s.scale {
+                    ViewScale::Fit => {
+                        let area = ui.available_rect_before_wrap();
+                        let resp = ui.interact(area, viewer_id, egui::Sense::click_and_drag());
+                        handle_focus(ui, &resp, viewer_id, &mut events);
+                        let scale = f32::min(
+                            area.width() * ppp / rw as f32,
+                            area.height() * ppp / rh as f32,
+                        );
+                        let size = egui::vec2(rw as f32 * scale / ppp, rh as f32 * scale / ppp);
+                        let rect = egui::Rect::from_center_size(area.center(), size);
+                        geometry = Some(Geometry {
+                            rect,
+                            origin: (0.0, 0.0),
+                            per_point: ppp / scale,
+                            remote: (rw, rh),
+                        });
+                        placement = Some(Placement {
+                            x: (area.min.x * ppp).round() as i32,
+                            y: (area.min.y * ppp).round() as i32,
+                            width: (area.width() * ppp).round() as u32,
+                            height: (area.height() * ppp).round() as u32,
+                            scale: Scale::Fit,
+                        });
+                    }
+                    ViewScale::OneToOne => {
+                        ui.style_mut().spacing.scroll = egui::style::ScrollStyle::solid();
+                        egui::ScrollArea::both()
+                            .auto_shrink([false, false])
+                            .scroll_bar_visibility(
+                                egui::scroll_area::ScrollBarVisibility::VisibleWhenNeeded,
+                            )
+                            .show_viewport(ui, |ui, viewport| {
+                                let content = egui::vec2(rw as f32 / ppp, rh as f32 / ppp);
+                                ui.set_min_size(content);
+                                let full = egui::Rect::from_min_size(ui.min_rect().min, content);
+                                let visible = full.intersect(ui.clip_rect());
+                                let resp =
+                                    ui.interact(visible, viewer_id, egui::Sense::click_and_drag());
+                                handle_focus(ui, &resp, viewer_id, &mut events);
+                                let offset_x = (viewport.min.x * ppp).round().max(0.0) as u32;
+                                let offset_y = (viewport.min.y * ppp).round().max(0.0) as u32;
+                                geometry = Some(Geometry {
+                                    rect: visible,
+                                    origin: (offset_x as f32, offset_y as f32),
+                                    per_point: ppp,
+                                    remote: (rw, rh),
+                                });
+                                placement = Some(Placement {
+                                    x: (visible.min.x * ppp).round() as i32,
+                                    y: (visible.min.y * ppp).round() as i32,
+                                    width: (visible.width() * ppp).round() as u32,
+                                    height: (visible.height() * ppp).round() as u32,
+                                    scale: Scale::OneToOne { offset_x, offset_y },
+                                });
+                            });
+                    }
+                }
+            });
+        self.geometry = geometry;
+        // A menu open over the viewer must not be hidden under the child window.
+        let menu_open = egui::Popup::is_any_open(ctx);
+        self.place_viewer(if menu_open { None } else { placement });
+        self.forward_input(ctx);
+        for e in events {
+            self.dispatch(ctx, e);
+        }
+        self.sync_window(ctx);
+    }
+
+    /// Pointer and keys over the viewer go to the remote machine while the user allows control.
+    fn forward_input(&mut self, ctx: &egui::Context) {
+        let Some(s) = &self.model.session else { return };
+        let Some(geometry) = self.geometry else {
+            return;
+        };
+        if !s.may_control() {
+            return;
+        }
+        let focused = ctx.memory(|m| m.has_focus(egui::Id::unique("remote-screen")));
+        let events = ctx.input(|i| i.events.clone());
+        let t = keys::translate(&events, &geometry, &mut self.wheel);
+        let keyboard = focused || s.grabbed;
+        for ev in t.input {
+            let is_key = matches!(ev, InputEvent::Key { .. });
+            if !is_key || keyboard {
+                self.send_input(ev);
+            }
+        }
+        if t.release_grab {
+            self.dispatch(ctx, Event::SetGrab(false));
+            ctx.memory_mut(|m| m.surrender_focus(egui::Id::unique("remote-screen")));
+        }
+    }
+
+    /// Full screen and the keyboard grab follow the model.
+    fn sync_window(&mut self, ctx: &egui::Context) {
+        let (fullscreen, grabbed) = self
+            .model
+            .session
+            .as_ref()
+            .map_or((false, false), |s| (s.fullscreen, s.grabbed));
+        if ctx.input(|i| i.viewport().fullscreen) != Some(fullscreen) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(fullscreen));
+        }
+        let window_focused = ctx.input(|i| i.viewport().focused).unwrap_or(true);
+        if let Some(g) = &mut self.grab {
+            g.set(grabbed && window_focused);
+        }
+    }
+
+    fn player_screen(&mut self, root: &mut egui::Ui) {
+        let ctx = &root.ctx().clone();
+        let mut back = false;
+        egui::Panel::top("player-top").show(root, |ui| {
+            if ui.button(self.w.text("player-back")).clicked() {
+                back = true;
+            }
+        });
+        egui::CentralPanel::default().show(root, |ui| {
+            if let Some((p, view)) = &mut self.player {
+                player_ui::show(ui, p, view);
+            }
+        });
+        if let Some((p, _)) = &self.player {
+            if p.is_playing() {
+                ctx.request_repaint();
+            }
+        }
+        if back {
+            self.player = None;
+            self.dispatch(ctx, Event::BackHome);
+        }
+    }
+}
+
+/// Clicking the viewer gives it the keyboard (Tab, arrows and Escape included) and grabs it.
+fn handle_focus(ui: &egui::Ui, resp: &egui::Response, id: egui::Id, events: &mut Vec<Event>) {
+    if resp.clicked() || resp.drag_started() {
+        resp.request_focus();
+        events.push(Event::SetGrab(true));
+    }
+    if resp.has_focus() {
+        ui.memory_mut(|m| {
+            m.set_focus_lock_filter(
+                id,
+                egui::EventFilter {
+                    tab: true,
+                    horizontal_arrows: true,
+                    vertical_arrows: true,
+                    escape: true,
+                },
+            )
+        });
+    }
+}
+
+impl eframe::App for ConsoleApp {
+    fn ui(&mut self, root: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.show(root, Some(frame));
+    }
+
+    /// Closing the window ends a running session first, so that the agent is told and the
+    /// session log is sealed.
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        let running = self
+            .model
+            .session
+            .as_ref()
+            .is_some_and(|s| s.ended.is_none());
+        if let (true, Some(net)) = (running, &self.net) {
+            net.send(Request::End);
+            net.wait_session_end(std::time::Duration::from_secs(8));
+        }
+        self.grab = None;
+        *self.presenter.lock().expect("presenter") = None;
+    }
+}
+
+impl ConsoleApp {
+    /// One frame of the console; `frame` is `None` in tests without a window.
+    pub fn show(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {
+        let ctx = &root.ctx().clone();
+        self.drain_network(ctx);
+        if self.join_when_logged_in && self.model.screen == Screen::Home {
+            self.join_when_logged_in = false;
+            self.dispatch(ctx, Event::JoinSubmitted);
+        }
+        if self.model.screen != Screen::Session {
+            self.place_viewer(None);
+            if let Some(g) = &mut self.grab {
+                g.set(false);
+            }
+        }
+        match self.model.screen {
+            Screen::Login => self.login_screen(root),
+            Screen::Home => self.home_screen(root),
+            Screen::Session => self.session_screen(root, frame),
+            Screen::Player => self.player_screen(root),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The console's screens driven through egui_kittest, without a display or a network: what the
+//! technician clicks changes the model, what the model holds is what the window says, and input
+//! reaches the remote machine only while the user allows control.
+
+use std::sync::{Arc, Mutex};
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use link::report::Reporter;
+use protocol::input::{InputEvent, MouseButton};
+use protocol::peer::ConsentState;
+use technician::console::model::{Event, LoggedIn, Model, Screen};
+use technician::console::ui::ConsoleApp;
+use technician::viewer::Viewer;
+use tokio::sync::mpsc;
+
+fn app(model: Model) -> ConsoleApp {
+    let words = words::Catalogue::new("console", &words::Lang::english());
+    ConsoleApp::new(
+        model,
+        words,
+        None,
+        Arc::new(Mutex::new(Viewer::new())),
+        Arc::new(Mutex::new(None)),
+        Reporter::new(false),
+    )
+}
+
+fn harness(model: Model) -> Harness<'static, ConsoleApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1100.0, 700.0))
+        .build_ui_state(|ui, app: &mut ConsoleApp| app.show(ui, None), app(model))
+}
+
+fn logged_in() -> Model {
+    Model::new(
+        "relay.example.org:4433".into(),
+        "alice".into(),
+        Some(LoggedIn {
+            relay: "relay.example.org:4433".into(),
+            user: "alice".into(),
+            account: Some("alice (tier 2) of Example Support".into()),
+        }),
+    )
+}
+
+#[test]
+fn a_refused_login_is_shown_in_words_and_the_form_can_be_used_again() {
+    let mut h = harness(Model::new(
+        "relay.example.org:4433".into(),
+        "alice".into(),
+        None,
+    ));
+    h.run();
+    h.get_by_label("Log in").click();
+    h.run();
+    h.get_by_label_contains("Enter the relay's address, your name and your password");
+    h.state_mut().model.login.password = "wrong".into();
+    h.get_by_label("Log in").click();
+    h.run();
+    assert!(h.state().model.login.busy, "the login went to the relay");
+    assert!(
+        h.query_by_label("Log in").is_none(),
+        "no second login while one runs"
+    );
+    h.state_mut().model.update(Event::LoginFailed(
+        "The name or the password is wrong.".into(),
+    ));
+    h.run();
+    h.get_by_label("The name or the password is wrong.");
+    h.get_by_label("Log in");
+}
+
+#[test]
+fn a_relay_met_for_the_first_time_is_trusted_only_when_accepted() {
+    let mut h = harness(Model::new(
+        "relay.example.org:4433".into(),
+        "alice".into(),
+        None,
+    ));
+    h.state_mut().model.login.password = "pw".into();
+    h.run();
+    h.get_by_label("Log in").click();
+    h.run();
+    h.state_mut().model.update(Event::FirstContact {
+        fingerprint: "9bbb514f91131b8".into(),
+    });
+    h.run();
+    h.get_by_label("9bbb514f91131b8");
+    h.get_by_label("Do not connect").click();
+    h.run();
+    assert_eq!(h.state().model.screen, Screen::Login);
+    h.get_by_label_contains("fingerprint was refused");
+    assert!(h.query_by_label("9bbb514f91131b8").is_none());
+}
+
+#[test]
+fn the_code_is_taken_as_typed_and_joined_whole() {
+    let mut h = harness(logged_in());
+    h.run();
+    h.state_mut().model.home.code = "469544742-48".into();
+    h.get_by_label("Join session").click();
+    h.run();
+    h.get_by_label_contains("11 of the 13 digits");
+    assert_eq!(h.state().model.screen, Screen::Home);
+    h.state_mut().model.home.code = " 469 544 742 -4821".into();
+    h.get_by_label("Join session").click();
+    h.run();
+    let m = &h.state().model;
+    assert_eq!(m.screen, Screen::Session);
+    assert_eq!(m.session.as_ref().unwrap().code, "469 544 742 - 4821");
+    h.get_by_label("469 544 742 - 4821");
+}
+
+/// A session whose 200x100 screen arrived; returns the harness and where input goes.
+fn in_session(consent: ConsentState) -> (Harness<'static, ConsoleApp>, mpsc::Receiver<InputEvent>) {
+    let mut h = harness(logged_in());
+    h.state_mut().model.home.code = "4695447424821".into();
+    h.run();
+    h.get_by_label("Join session").click();
+    h.run();
+    let (tx, rx) = mpsc::channel(64);
+    h.state_mut().set_input(tx);
+    let m = &mut h.state_mut().model;
+    m.update(Event::Paired {
+        account: "alice (tier 2) of Example Support".into(),
+        peer: "agent at 10.0.0.7:5000".into(),
+    });
+    m.update(Event::ScreenStarted {
+        width: 200,
+        height: 100,
+    });
+    m.update(Event::Consent(consent));
+    h.run();
+    (h, rx)
+}
+
+fn drain(rx: &mut mpsc::Receiver<InputEvent>) -> Vec<InputEvent> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+#[test]
+fn the_viewer_follows_the_users_consent() {
+    let (mut h, mut rx) = in_session(ConsentState::ViewOnly);
+    h.get_by_label("View only");
+    // Clicks on the remote screen go nowhere while the user allows viewing only.
+    let centre = h.ctx.content_rect().center();
+    h.hover_at(centre);
+    h.drag_at(centre);
+    h.drop_at(centre);
+    h.run();
+    assert!(
+        drain(&mut rx).is_empty(),
+        "view only: no input leaves the console"
+    );
+
+    h.state_mut()
+        .model
+        .update(Event::Consent(ConsentState::Control));
+    h.run();
+    h.get_by_label("Control");
+    h.get_by_label("The user gave you control.");
+    h.hover_at(centre + egui::vec2(3.0, 0.0));
+    h.drag_at(centre + egui::vec2(3.0, 0.0));
+    h.drop_at(centre + egui::vec2(3.0, 0.0));
+    h.run();
+    let sent = drain(&mut rx);
+    assert!(
+        sent.iter().any(|e| matches!(
+            e,
+            InputEvent::Button {
+                button: MouseButton::Left,
+                down: true
+            }
+        )),
+        "with control the click goes to the remote machine: {sent:?}"
+    );
+    assert!(sent
+        .iter()
+        .any(|e| matches!(e, InputEvent::PointerMove { .. })));
+
+    h.state_mut()
+        .model
+        .update(Event::Consent(ConsentState::ViewOnly));
+    h.run();
+    h.get_by_label("The user stopped control: view only now.");
+    h.get_by_label("View only");
+    h.hover_at(centre);
+    h.drag_at(centre);
+    h.drop_at(centre);
+    h.run();
+    assert!(
+        drain(&mut rx).is_empty(),
+        "control withdrawn: input stops at once"
+    );
+}
+
+#[test]
+fn send_keys_sends_the_combination_only_with_control() {
+    let (mut h, mut rx) = in_session(ConsentState::Control);
+    h.get_by_label("Send keys").click();
+    h.run();
+    h.get_by_label("Ctrl+Alt+Del").click();
+    h.run();
+    let sent = drain(&mut rx);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        matches!(&sent[0], InputEvent::Key { down: true, modifiers, .. } if modifiers.ctrl && modifiers.alt)
+    );
+}
+
+#[test]
+fn an_ended_session_says_why_and_goes_home_into_recent_sessions() {
+    let (mut h, _rx) = in_session(ConsentState::Control);
+    h.get_by_label("End session").click();
+    h.run();
+    h.state_mut().model.update(Event::SessionEnded {
+        message: "you ended the session".into(),
+        log: None,
+    });
+    h.run();
+    h.get_by_label("Session ended: you ended the session");
+    h.get_by_label("Back to home").click();
+    h.run();
+    assert_eq!(h.state().model.screen, Screen::Home);
+    h.get_by_label("you ended the session");
+}

@@ -1,0 +1,61 @@
+# La ventana del agente: todas las palabras que lee la persona del ordenador compartido.
+# Variables: $relay (HOST:PUERTO), $time (m:ss), $seconds, $name, $tier, $organisation,
+# $description y $software (lo que dice el programa del técnico), $who, $why.
+
+window-title = Tandem asistencia remota
+
+## Antes de tener código
+connecting = Conectando con el relé en { $relay }…
+
+## El código de sesión
+code-heading = Su código de sesión
+code-explain = Lea el código entero a su técnico: los nueve dígitos y luego los cuatro que siguen al guion. Los cuatro tras el guion nunca salen de este ordenador; protegen la sesión.
+code-copy = Copiar código
+code-copied = Copiado al portapapeles
+code-valid = Válido durante { $time }, una sola vez.
+code-expired = Este código ha caducado. Cierre esta ventana y vuelva a abrir Tandem para obtener otro.
+code-waiting = Esperando a que su técnico introduzca el código…
+code-cancel = Cancelar
+
+## Consentimiento
+consent-heading = Un técnico pide ver su pantalla
+consent-vouched = Quién lo pide, según confirma su organización de soporte:
+consent-account = { $name }, nivel { $tier }, { $organisation }
+consent-no-account = Nadie garantiza quién es: el técnico no ha iniciado sesión en su organización de soporte.
+consent-claims = Lo que su programa dice de sí mismo (sin comprobar): { $description }, { $software }
+consent-abilities = Lo que podrá hacer:
+consent-can-control = Permitir el control: ve su pantalla y puede usar su ratón y su teclado.
+consent-can-view = Solo ver: ve su pantalla y no puede tocar nada.
+consent-recorded = Esta sesión se graba: el técnico guarda un registro de su pantalla, de lo que él teclea y de sus respuestas.
+consent-not-recorded = El técnico no graba esta sesión.
+consent-countdown = { $seconds ->
+    [one] Si no responde en { $seconds } segundo, la petición se rechaza.
+   *[other] Si no responde en { $seconds } segundos, la petición se rechaza.
+}
+consent-you-can-stop = Puede quitarle el control o terminar la sesión en cualquier momento.
+consent-allow-control = Permitir el control
+consent-view-only = Solo ver
+consent-deny = Rechazar
+consent-answered = Iniciando la sesión…
+
+## Mientras se comparte
+who-account = { $name } (nivel { $tier }, { $organisation })
+who-unverified = { $description } (sin iniciar sesión)
+bar-controlling = { $who } está controlando su pantalla
+bar-viewing = { $who } está viendo su pantalla
+bar-stop-control = Quitar el control
+bar-end = Terminar la sesión
+
+## Terminada
+ended-heading = La sesión ha terminado
+ended-you = Ha terminado usted la sesión.
+ended-denied = Ha dicho que no: no se ha compartido nada.
+ended-timeout = No respondió a tiempo: no se ha compartido nada.
+ended-technician = El técnico ha terminado la sesión.
+ended-technician-left = El técnico se ha ido: { $why }
+ended-source-finished = La pantalla compartida no tiene nada más que mostrar.
+ended-error = La sesión se ha detenido por un problema: { $why }
+ended-cancelled = Cancelado antes de que nadie se conectara.
+ended-code-mismatch = El técnico introdujo otro código, así que no se ha compartido nada. Este código ya no sirve; vuelva a abrir Tandem para obtener otro.
+ended-failed = Tandem no ha podido continuar: { $why }
+ended-close = Cerrar
