@@ -141,6 +141,8 @@ struct WindowFigures {
     input_measured: bool,
     viewer_cpu: windowed::Phases,
     agent_cpu_full_pct: f64,
+    /// Where the remote screen was on the viewer display.
+    area: Option<windowed::ViewerArea>,
 }
 
 /// The viewer side of a system, as the measurement drives it.
@@ -631,6 +633,7 @@ fn from_window(m: windowed::WindowMeasured) -> Measured {
             input_measured,
             viewer_cpu: m.viewer_cpu,
             agent_cpu_full_pct: m.server_cpu.full,
+            area: m.area,
         }),
     }
 }
@@ -839,6 +842,25 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
     for (system, m) in results {
         let s = system.name();
         let input_measured = m.window.as_ref().is_none_or(|w| w.input_measured);
+        if let Some(a) = m.window.as_ref().and_then(|w| w.area) {
+            let whole = (a.x, a.y, a.width, a.height) == (0, 0, SCREEN.0, SCREEN.1);
+            r.note(format!(
+                "{s}: the remote screen showed at 1:1 in a {}x{} area at {},{} of the {}x{} viewer \
+                 display{}",
+                a.width,
+                a.height,
+                a.x,
+                a.y,
+                SCREEN.0,
+                SCREEN.1,
+                if whole {
+                    ""
+                } else {
+                    ": not all of it, so the 1080p phase put only that part of each change on the \
+                     viewer's screen"
+                }
+            ));
+        }
         if !input_measured {
             r.note(format!(
                 "{s}: input not measured: no pointer move on the viewer display reached the \

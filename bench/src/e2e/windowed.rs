@@ -65,6 +65,14 @@ impl ViewerArea {
         })
     }
 
+    /// Where the pointer is parked on the viewer display: over the remote screen's parking
+    /// place, or the nearest point of the area to it when the area does not reach that far.
+    fn park(&self) -> (i16, i16) {
+        let px = (POINTER_PARK.0 as u32).min(self.width.saturating_sub(1));
+        let py = (POINTER_PARK.1 as u32).min(self.height.saturating_sub(1));
+        ((self.x + px as i32) as i16, (self.y + py as i32) as i16)
+    }
+
     /// Where remote point (`px`, `py`) is on the viewer display, if it shows.
     fn point(&self, px: u32, py: u32) -> Option<(i16, i16)> {
         self.place(Rect {
@@ -350,6 +358,8 @@ pub struct WindowMeasured {
     pub look_costs: Vec<Duration>,
     pub viewer_cpu: Phases,
     pub server_cpu: Phases,
+    /// Where the remote screen was on the viewer display at the end.
+    pub area: Option<ViewerArea>,
 }
 
 /// % of one core in each CPU phase.
@@ -449,10 +459,7 @@ pub fn measure(
 
     // A click where the remote screen has nothing (the pointer's parking place) gives the
     // viewer the pointer, as a person's first click would.
-    if let Some((px, py)) = viewer
-        .area()
-        .and_then(|a| a.point(POINTER_PARK.0 as u32, POINTER_PARK.1 as u32))
-    {
+    if let Some((px, py)) = viewer.area().map(|a| a.park()) {
         probe.click(px, py)?;
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -501,10 +508,7 @@ pub fn measure(
 
     // Park both pointers where no square is: the viewer's (which moves the remote one) and the
     // agent display's own.
-    if let Some((px, py)) = viewer
-        .area()
-        .and_then(|a| a.point(POINTER_PARK.0 as u32, POINTER_PARK.1 as u32))
-    {
+    if let Some((px, py)) = viewer.area().map(|a| a.park()) {
         probe.warp_pointer(px, py)?;
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -559,6 +563,7 @@ pub fn measure(
             small: small[1],
             full: full[1],
         },
+        area: viewer.area(),
     })
 }
 
@@ -642,6 +647,8 @@ mod tests {
         assert!(a.place(r(160, 120, 200, 181)).is_none());
         assert_eq!(a.point(0, 0), Some((10, 40)));
         assert_eq!(a.point(400, 0), None);
+        // The parking place lies beyond this area: its nearest corner instead.
+        assert_eq!(a.park(), (409, 339));
     }
 
     #[test]
