@@ -800,8 +800,9 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
              defaults) on X0tigervnc. Screen latency ends when the viewer display's own pixels \
              (GetImage on its root, 5 rows across the square, a look every {} µs) hold the colour: \
              T1 is the middle of the first look that saw it, so it is known to within the probe's \
-             round trip (its p50 below). Input: the viewer display's pointer warped over the square \
-             until the agent's window receives the motion",
+             round trip (its p50 below). Input: after one click where the remote screen has nothing, \
+             the viewer display's pointer warped over the square until the agent's window \
+             receives the motion",
             SCREEN.0,
             SCREEN.1,
             windowed::LOOK_PERIOD.as_micros()
