@@ -1,36 +1,57 @@
 //! Consent: the person at the screen decides whether a technician may look, and whether they
-//! may also control mouse and keyboard.
+//! may also control mouse and keyboard; during the session they may stop control or end it.
 //!
-//! [`ConsentPolicy::Ask`] asks in the terminal ("[c]ontrol, [v]iew only, [d]eny"); no answer
-//! within the timeout, or a closed input, is a deny. [`ConsentPolicy::Preset`] answers in advance
-//! for unattended machines, which the agent announces when it starts. During a session the same
-//! terminal takes commands: `v` stops control (view only from then on), `q` ends the session.
+//! [`ConsentPolicy::Ask`] asks the person; no answer within the timeout, or a closed input, is a
+//! deny. [`ConsentPolicy::Preset`] answers in advance for unattended machines, which the agent
+//! announces when it starts.
 //!
-//! Answers and commands are read a line at a time from standard input by a thread of their own
-//! ([`Console`]), so a script can answer too.
+//! The person speaks through [`UserInput`], one channel fed by two sides that may both be
+//! there: the terminal ([`spawn_terminal`]: a line at a time from standard input, so a script
+//! can answer too: "[c]ontrol, [v]iew only, [d]eny", then `v` to stop control and `q` to end)
+//! and the agent's window (which sends its buttons as [`FromUser::Answer`] and
+//! [`FromUser::Command`]). Both hold a [`UserSide`], which also closes the [`InputGate`] the
+//! moment the person stops control or ends the session, before the session has read the
+//! command.
 
 use std::io::BufRead;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use protocol::peer::ConsentState;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use crate::injector::InputGate;
 
 /// How consent is obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsentPolicy {
-    /// Ask the person at the terminal; deny after `timeout`.
+    /// Ask the person; deny after `timeout`.
     Ask { timeout: Duration },
     /// Unattended: this answer, given in advance.
     Preset(ConsentState),
 }
 
-/// What the person typed during a session.
+/// What the person decided during a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserCommand {
     /// View only from now on.
     StopControl,
     /// End the session.
     End,
+}
+
+/// Something the person said, from the terminal or the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromUser {
+    /// A line typed in the terminal, read as an answer while consent is asked and as a command
+    /// afterwards.
+    Line(String),
+    /// A consent button.
+    Answer(ConsentState),
+    /// A session button.
+    Command(UserCommand),
 }
 
 /// Parses an answer to the consent question.
@@ -52,45 +73,117 @@ pub fn parse_command(line: &str) -> Option<UserCommand> {
     }
 }
 
-/// Lines from standard input, read by a thread; `None` once the input is closed.
-pub struct Console {
-    lines: mpsc::Receiver<String>,
-    closed: bool,
+/// How many things the person said may wait for the session: they are a person's clicks and
+/// lines, so a handful.
+const WAITING: usize = 16;
+
+/// A side the person speaks through (the terminal, the window). Clones share the channel.
+#[derive(Debug, Clone)]
+pub struct UserSide {
+    tx: mpsc::Sender<FromUser>,
+    gate: InputGate,
+    end: Arc<watch::Sender<bool>>,
 }
 
-impl Console {
-    pub fn start() -> Self {
-        let (tx, rx) = mpsc::channel(16);
-        std::thread::Builder::new()
-            .name("console".into())
-            .spawn(move || {
-                let stdin = std::io::stdin();
-                for line in stdin.lock().lines() {
-                    let Ok(line) = line else { break };
-                    if tx.blocking_send(line).is_err() {
-                        break;
-                    }
-                }
-            })
-            .expect("a thread for the console");
-        Self {
-            lines: rx,
-            closed: false,
+impl UserSide {
+    /// Passes `said` to the session. A command that takes control away closes the input gate
+    /// first, so injection stops before the session has even read it.
+    pub fn say(&self, said: FromUser) {
+        let ends_control = match &said {
+            FromUser::Command(_) => true,
+            FromUser::Line(l) => parse_command(l).is_some(),
+            FromUser::Answer(_) => false,
+        };
+        if ends_control {
+            self.gate.close();
+        }
+        if said == FromUser::Command(UserCommand::End) {
+            self.end.send_replace(true);
+        }
+        if let Err(e) = self.tx.try_send(said) {
+            // Only a person clicking far faster than the session reads fills it.
+            warn!(error = %e, "the session is not reading what the user says");
         }
     }
 
-    /// The next line, or `None` when the input is closed (then forever pending).
-    pub async fn next_line(&mut self) -> Option<String> {
+    /// Waits (on a thread that is not the runtime's) until the session reads `said`.
+    fn say_blocking(&self, said: FromUser) -> bool {
+        if let FromUser::Line(l) = &said {
+            if parse_command(l).is_some() {
+                self.gate.close();
+            }
+        }
+        self.tx.blocking_send(said).is_ok()
+    }
+}
+
+/// The session's end: what the person says, from every side.
+pub struct UserInput {
+    rx: mpsc::Receiver<FromUser>,
+    closed: bool,
+    end: watch::Receiver<bool>,
+}
+
+/// A channel for the person's words; `gate` is the gate their commands close.
+pub fn channel(gate: InputGate) -> (UserSide, UserInput) {
+    let (tx, rx) = mpsc::channel(WAITING);
+    let (end_tx, end) = watch::channel(false);
+    let side = UserSide {
+        tx,
+        gate,
+        end: Arc::new(end_tx),
+    };
+    let input = UserInput {
+        rx,
+        closed: false,
+        end,
+    };
+    (side, input)
+}
+
+/// Reads standard input a line at a time on a thread of its own, until it closes.
+pub fn spawn_terminal(side: UserSide) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                if !side.say_blocking(FromUser::Line(line)) {
+                    break;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+impl UserInput {
+    /// Resolves once the person has pressed End session (or closed the window) on any side,
+    /// whatever the session is doing: while it waits for a technician as much as while it
+    /// shares. (A terminal's `q` is a command of the session, read in its turn.)
+    pub fn end_requested(&self) -> impl std::future::Future<Output = ()> + Send + Unpin + 'static {
+        let mut end = self.end.clone();
+        Box::pin(async move {
+            if end.wait_for(|ended| *ended).await.is_err() {
+                // Every side is gone: nobody can ask any more.
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+
+    /// The next thing said, or `None` when every side has gone (then forever pending).
+    pub async fn next(&mut self) -> Option<FromUser> {
         if self.closed {
             return std::future::pending().await;
         }
-        let line = self.lines.recv().await;
-        self.closed = line.is_none();
-        line
+        let said = self.rx.recv().await;
+        self.closed = said.is_none();
+        said
     }
 
-    /// Waits for an answer to the consent question. Unknown lines are ignored (the caller may
-    /// repeat the question via `on_unknown`); a closed input or the timeout is a deny.
+    /// Waits for an answer to the consent question. Unknown lines are passed to `on_unknown`
+    /// (which may repeat the question) and session commands are ignored; every side gone, or
+    /// the timeout, is a deny. Returns the answer and whether the time ran out.
     pub async fn ask(
         &mut self,
         timeout: Duration,
@@ -98,11 +191,14 @@ impl Console {
     ) -> (ConsentState, bool) {
         let answer = async {
             loop {
-                match self.next_line().await {
-                    Some(l) => match parse_answer(&l) {
+                match self.next().await {
+                    Some(FromUser::Answer(a)) => return a,
+                    Some(FromUser::Line(l)) => match parse_answer(&l) {
                         Some(a) => return a,
                         None => on_unknown(&l),
                     },
+                    Some(FromUser::Command(UserCommand::End)) => return ConsentState::Denied,
+                    Some(FromUser::Command(UserCommand::StopControl)) => {}
                     None => return ConsentState::Denied,
                 }
             }
@@ -113,13 +209,17 @@ impl Console {
         }
     }
 
-    /// The next session command.
+    /// The next session command; answers and unknown lines are ignored.
     pub async fn next_command(&mut self) -> UserCommand {
         loop {
-            if let Some(l) = self.next_line().await {
-                if let Some(c) = parse_command(&l) {
-                    return c;
+            match self.next().await {
+                Some(FromUser::Command(c)) => return c,
+                Some(FromUser::Line(l)) => {
+                    if let Some(c) = parse_command(&l) {
+                        return c;
+                    }
                 }
+                Some(FromUser::Answer(_)) | None => {}
             }
         }
     }
@@ -138,5 +238,52 @@ mod tests {
         assert_eq!(parse_command("v"), Some(UserCommand::StopControl));
         assert_eq!(parse_command("q"), Some(UserCommand::End));
         assert_eq!(parse_command("x"), None);
+    }
+
+    #[tokio::test]
+    async fn lines_and_buttons_answer_alike() {
+        let gate = InputGate::new();
+        let (side, mut input) = channel(gate.clone());
+        side.say(FromUser::Line("maybe".into()));
+        side.say(FromUser::Line("c".into()));
+        let mut unknown = Vec::new();
+        let got = input
+            .ask(Duration::from_secs(5), |l| unknown.push(l.to_string()))
+            .await;
+        assert_eq!(got, (ConsentState::Control, false));
+        assert_eq!(unknown, ["maybe"]);
+        side.say(FromUser::Answer(ConsentState::ViewOnly));
+        assert_eq!(
+            input.ask(Duration::from_secs(5), |_| {}).await,
+            (ConsentState::ViewOnly, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_closes_the_gate_before_the_session_reads_it() {
+        let gate = InputGate::new();
+        gate.open();
+        let (side, mut input) = channel(gate.clone());
+        side.say(FromUser::Command(UserCommand::StopControl));
+        assert!(!gate.is_open());
+        gate.open();
+        side.say(FromUser::Line("q".into()));
+        assert!(!gate.is_open());
+        assert_eq!(input.next_command().await, UserCommand::StopControl);
+        assert_eq!(input.next_command().await, UserCommand::End);
+    }
+
+    #[tokio::test]
+    async fn no_answer_in_time_or_no_side_left_denies() {
+        let (side, mut input) = channel(InputGate::new());
+        assert_eq!(
+            input.ask(Duration::from_millis(10), |_| {}).await,
+            (ConsentState::Denied, true)
+        );
+        drop(side);
+        assert_eq!(
+            input.ask(Duration::from_secs(5), |_| {}).await,
+            (ConsentState::Denied, false)
+        );
     }
 }

@@ -182,6 +182,19 @@ impl X11InputSink {
 
 impl InputSink for X11InputSink {
     fn inject(&mut self, event: &InputEvent) -> Result<(), SinkError> {
+        self.inject_while(event, &|| true)
+    }
+
+    /// Typed text goes a character at a time, each after asking `allowed`, so that withdrawn
+    /// control stops a long text within a character.
+    fn inject_while(
+        &mut self,
+        event: &InputEvent,
+        allowed: &dyn Fn() -> bool,
+    ) -> Result<(), SinkError> {
+        if !allowed() {
+            return Ok(());
+        }
         match event {
             InputEvent::PointerMove { x, y } => {
                 let x = (*x).min(self.size.0.saturating_sub(1)) as i32 + self.origin.0;
@@ -214,7 +227,16 @@ impl InputSink for X11InputSink {
                     // is already part of it.
                     (Key::Char(_), Some(t)) if *down && !command && !t.is_empty() => {
                         self.sync_pointer()?;
-                        self.enigo.text(t).map_err(inject_err)
+                        let mut one = [0u8; 4];
+                        for c in t.chars() {
+                            if !allowed() {
+                                break;
+                            }
+                            self.enigo
+                                .text(c.encode_utf8(&mut one))
+                                .map_err(inject_err)?;
+                        }
+                        Ok(())
                     }
                     (Key::Char(c), None)
                         if !*down

@@ -3,15 +3,24 @@
 //! - [`source`]: where screen frames come from ([`source::ScreenSource`]): a corpus file player
 //!   for tests and benchmarks; [`capture`]: the live X11 screen, driven by DAMAGE;
 //! - [`sink`]: where the technician's input goes ([`sink::InputSink`]): a recorder for tests;
-//!   [`inject`]: real input through XTEST;
-//! - [`consent`]: asking the user, or the answer given in advance, and the commands the user
-//!   types during a session;
+//!   [`inject`]: real input through XTEST; [`injector`]: the worker thread that injects, only
+//!   while the person allows control;
+//! - [`consent`]: asking the person, or the answer given in advance, and the commands they give
+//!   during a session, from the terminal and the window alike;
+//! - [`status`]: what the agent tells the window as it goes;
 //! - [`session`]: the peer session once paired: consent, screen updates under flow control,
-//!   input in.
+//!   input in;
+//! - [`share`]: one run, from the relay connection to the end of the session;
+//! - [`window`]: the person's window (code, consent, the bar while shared), model apart from
+//!   drawing.
 
 pub mod capture;
 pub mod consent;
 pub mod inject;
+pub mod injector;
 pub mod session;
+pub mod share;
 pub mod sink;
 pub mod source;
+pub mod status;
+pub mod window;

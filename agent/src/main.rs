@@ -5,17 +5,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use agent::capture::{self, X11Source};
-use agent::consent::{ConsentPolicy, Console};
+use agent::consent::{self, ConsentPolicy, FromUser, UserCommand};
 use agent::inject::X11InputSink;
-use agent::session::{self, Ended, SessionOptions};
+use agent::injector::InputGate;
+use agent::session::{Person, SessionOptions};
+use agent::share::{self, Outcome, ShareOptions};
 use agent::sink::{DropSink, InputSink, RecordingSink};
 use agent::source::{CorpusSource, ScreenSource, SourceFactory};
+use agent::status::{Status, StatusTx};
 use clap::{Parser, ValueEnum};
 use link::report::Reporter;
-use link::sealed::PeerPlaneError;
-use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::Role;
-use protocol::e2e::{CodeSecret, HandshakeError, UserCode};
+use link::Fingerprint;
 use protocol::peer::ConsentState;
 use serde_json::json;
 
@@ -25,7 +25,17 @@ use serde_json::json;
 /// your technician (the nine digits, then the four after the dash); when they enter it, you are
 /// asked whether they may see the screen and control it. The four digits after the dash never
 /// leave this machine: they key the encryption between you and the technician, so the relay
-/// cannot see your screen or fake the technician's input. Type v and Enter during the session to stop control, q and Enter or Ctrl+C to end it.
+/// cannot see your screen or fake the technician's input.
+///
+/// On a desktop (DISPLAY set) the agent opens a window: the code, the consent question with
+/// Allow control / View only / Deny, and while shared a small bar with Stop control and End
+/// session. It stays in the terminal with --no-window, without a display, with --json (scripts)
+/// and with --consent view or control (unattended machines); --window opens the window even
+/// then. In the terminal, answer c, v or d and Enter; during the session type v and Enter to
+/// stop control, q and Enter or Ctrl+C to end it. The terminal answers in window mode too.
+///
+/// The window speaks the locale's language (LC_ALL, LC_MESSAGES, LANG: English or Spanish);
+/// a desk adds or changes its words with files in $TANDEM_LOCALE_DIR/<lang>/agent.ftl.
 #[derive(Parser, Debug)]
 #[command(name = "agent", version, about, long_about)]
 struct Cli {
@@ -64,8 +74,9 @@ struct Cli {
     /// as a JSON line), `drop`; by default x11 for the x11 source, drop otherwise
     #[arg(long, value_name = "SINK")]
     input: Option<String>,
-    /// `ask` the user in this terminal; or answer in advance for an unattended machine:
-    /// `view` (view only) or `control`
+    /// `ask` the user (in the window, or in this terminal); or answer in advance for an
+    /// unattended machine: `view` (view only) or `control`, which keeps the agent in the
+    /// terminal
     #[arg(long, value_enum, default_value_t = ConsentArg::Ask)]
     consent: ConsentArg,
     /// Seconds to wait for the user's answer before denying
@@ -79,9 +90,15 @@ struct Cli {
     /// image goes as H.264 while it moves, and is sent exactly within a second of stopping
     #[arg(long)]
     lossless: bool,
-    /// Status as JSON lines on stdout, for scripts
+    /// Status as JSON lines on stdout, for scripts (no window unless --window)
     #[arg(long)]
     json: bool,
+    /// Stay in the terminal: no window, even on a desktop
+    #[arg(long, conflicts_with = "window")]
+    no_window: bool,
+    /// Open the window even with --json or --consent view/control (it needs DISPLAY)
+    #[arg(long)]
+    window: bool,
     /// With --json, also report every screen update sent
     #[arg(long)]
     report_updates: bool,
@@ -168,141 +185,71 @@ fn list_displays(report: Reporter) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(cli: Cli, report: Reporter) -> anyhow::Result<ExitCode> {
-    if cli.list_displays {
-        return list_displays(report);
+/// Whether this run opens the window (see the command's help).
+fn wants_window(cli: &Cli) -> bool {
+    if cli.no_window {
+        return false;
     }
+    let display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty());
+    cli.window || (display && !cli.json && cli.consent == ConsentArg::Ask)
+}
+
+/// Runs the agent with the network on a runtime of its own, as one run of [`share::run`].
+async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<Outcome> {
     let Some(relay) = cli.relay.clone() else {
         anyhow::bail!("--relay is required");
     };
-    let known_relays = cli
-        .known_relays
-        .clone()
-        .unwrap_or_else(link::known::default_path);
     // The sink first: its X connection stays open, so probing the source cannot make an idle X
     // server reset between the two (a server resets when its last client leaves).
     let sink = open_sink(&cli)?;
     let (factory, describe) = source_factory(&cli)?;
-    let policy = match cli.consent {
+    let consent = match cli.consent {
         ConsentArg::Ask => ConsentPolicy::Ask {
             timeout: Duration::from_secs(cli.consent_timeout_secs),
         },
         ConsentArg::View => ConsentPolicy::Preset(ConsentState::ViewOnly),
         ConsentArg::Control => ConsentPolicy::Preset(ConsentState::Control),
     };
-    if let ConsentPolicy::Preset(state) = policy {
-        report.event(
-            "unattended",
-            json!({ "consent": if state == ConsentState::Control { "control" } else { "view_only" } }),
-            format!(
-                "UNATTENDED: any technician with the code will be let in {} without asking (--consent).",
-                if state == ConsentState::Control { "with control of mouse and keyboard" } else { "to view the screen" }
-            ),
-        );
-    }
-    let mut console = Console::start();
-    let (mut conn, trusted) =
-        RelayConnection::connect_trusting(&relay, cli.fingerprint, &known_relays, Role::Agent)
-            .await?;
-    report.trust(&relay, &trusted, &known_relays);
-    report.event(
-        "connected",
-        json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
-        format!("Connected to the relay at {}. Ready to share {describe}.", conn.relay_addr),
-    );
-    let (rendezvous, expires) = conn.register().await?;
-    // The secret part is drawn here and never sent: the relay knows only the nine digits.
-    let code = UserCode::new(rendezvous, CodeSecret::generate());
-    report.event(
-        "code",
-        json!({
-            "code": format!("{}-{}", code.rendezvous().digits(), code.secret().digits()),
-            "rendezvous": code.rendezvous().digits(),
-            "expires_in_secs": expires,
-        }),
-        format!(
-            "Session code: {code}\nGive the whole code to your technician. It works once and expires in {} minutes.",
-            expires.div_ceil(60)
-        ),
-    );
-    let mut ctrl_c = Box::pin(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
-    let peer = tokio::select! {
-        p = conn.wait_paired() => p?,
-        _ = &mut ctrl_c => {
-            conn.close_and_wait("the user cancelled").await;
-            report.event("ended", json!({ "reason": "cancelled" }), "Cancelled; no session took place.");
-            return Ok(ExitCode::SUCCESS);
-        }
+    let opts = ShareOptions {
+        relay,
+        fingerprint: cli.fingerprint,
+        known_relays: cli
+            .known_relays
+            .clone()
+            .unwrap_or_else(link::known::default_path),
+        session: SessionOptions {
+            max_in_flight: usize::from(cli.max_in_flight),
+            report_updates: cli.report_updates,
+            consent,
+            lossless: cli.lossless,
+        },
     };
-    let account = peer.account.as_ref();
-    report.event(
-        "paired",
-        json!({
-            "peer": peer.description, "software": peer.software,
-            "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
-            "organisation": account.map(|a| &a.organisation),
-        }),
-        format!("A technician connected: {}.", peer.introduce()),
-    );
-    let opts = SessionOptions {
-        max_in_flight: usize::from(cli.max_in_flight),
-        report_updates: cli.report_updates,
-        consent: policy,
-        lossless: cli.lossless,
-    };
-    let ended = session::run(
-        &mut conn,
-        &code,
-        &peer,
-        factory,
-        sink,
-        &mut console,
-        opts,
-        report,
-        ctrl_c,
-    )
-    .await?;
-    let (reason, human) = match &ended {
-        Ended::Reason(r) => (format!("{r:?}"), r.to_string()),
-        Ended::PeerLeft(why) => (
-            "PeerLeft".to_string(),
-            format!("the technician left: {why}"),
-        ),
-    };
-    conn.close_and_wait(&human).await;
-    report.event(
-        "ended",
-        json!({ "reason": reason, "message": human }),
-        format!("Session ended: {human}."),
-    );
-    Ok(match ended {
-        Ended::Reason(protocol::peer::EndReason::Error(_)) => ExitCode::FAILURE,
-        _ => ExitCode::SUCCESS,
-    })
+    share::run(opts, factory, describe, sink, &mut person, report).await
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    link::report::init_tracing(cli.verbose);
-    let report = Reporter::new(cli.json);
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let code = match rt.block_on(run(cli, report)) {
-        Ok(code) => code,
+/// Runs on the network thread: the whole run, its end told to the window and its failure
+/// printed.
+fn network(cli: Cli, person: Person, report: Reporter) -> ExitCode {
+    let status = person.status.clone();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
         Err(e) => {
-            let message = match e.downcast_ref::<LinkError>() {
-                Some(LinkError::PeerLeft(r)) => format!("the technician left: {r}"),
-                Some(LinkError::PeerPlane(PeerPlaneError::Handshake(
-                    HandshakeError::CodeMismatch,
-                ))) => {
-                    format!(
-                        "{e}: the technician entered another code, and nothing was shared. \
-                             The code is spent; start the agent again for a new one"
-                    )
-                }
-                _ => format!("{e:#}"),
-            };
+            report.error("agent", &format!("cannot start the network runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match rt.block_on(run(cli, person, report)) {
+        Ok(outcome) => {
+            status.send(Status::Ended(share::ended_why(&outcome)));
+            if outcome.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            let (message, why) = share::explain_error(&e);
+            status.send(Status::Ended(why));
             report.error("agent", &message);
             ExitCode::FAILURE
         }
@@ -310,4 +257,66 @@ fn main() -> ExitCode {
     // The console thread may be blocked reading the terminal; do not wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    link::report::init_tracing(cli.verbose);
+    let report = Reporter::new(cli.json);
+    if cli.list_displays {
+        return match list_displays(report) {
+            Ok(code) => code,
+            Err(e) => {
+                report.error("agent", &format!("{e:#}"));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let window = wants_window(&cli);
+    let gate = InputGate::new();
+    let (side, input) = consent::channel(gate.clone());
+    let (status, status_rx) = if window {
+        let (tx, rx) = StatusTx::channel();
+        (tx, Some(rx))
+    } else {
+        (StatusTx::none(), None)
+    };
+    let person = Person {
+        input,
+        gate,
+        status: status.clone(),
+    };
+    // The terminal answers in every mode; in terminal mode it is the only side, so a closed
+    // standard input denies as before.
+    if let Err(e) = consent::spawn_terminal(side.clone()) {
+        report.error("agent", &format!("cannot read the terminal: {e}"));
+        return ExitCode::FAILURE;
+    }
+    let Some(status_rx) = status_rx else {
+        drop(side);
+        return network(cli, person, report);
+    };
+    let net = match std::thread::Builder::new()
+        .name("network".into())
+        .spawn(move || network(cli, person, report))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            report.error("agent", &format!("cannot start the network thread: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let lang = words::Lang::from_env();
+    if let Err(e) = agent::window::run(lang, status_rx, status, side.clone()) {
+        report.event(
+            "window_failed",
+            json!({ "message": e.to_string() }),
+            format!("The window could not open ({e}); answer here in the terminal instead."),
+        );
+    } else {
+        // The window is closed: whatever was going on ends (a consent question is denied).
+        side.say(FromUser::Command(UserCommand::End));
+    }
+    drop(side);
+    net.join().unwrap_or(ExitCode::FAILURE)
 }

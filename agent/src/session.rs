@@ -13,8 +13,13 @@
 //! larger updates, never a growing queue.
 //!
 //! Input is injected only while the user allows control; otherwise it is dropped and counted.
-//! Whenever control ends (the user stops it, the session ends, the technician leaves) every key
-//! and button still held is released.
+//! It is injected by a worker thread ([`crate::injector`]), never in this loop, so the person's
+//! commands are taken at once however much the technician sends; text per event is capped. Whenever
+//! control ends (the user stops it, the session ends, the technician leaves) every key and button
+//! still held is released.
+//!
+//! The person is a [`Person`]: what they say (terminal or window), the gate their commands close,
+//! and the window's status, kept up to date here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -32,9 +37,24 @@ use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, warn};
 
-use crate::consent::{ConsentPolicy, Console, UserCommand};
+use crate::consent::{ConsentPolicy, UserCommand, UserInput};
+use crate::injector::{cap_text, Injector, InputGate, MAX_TEXT_CHARS};
 use crate::sink::InputSink;
 use crate::source::{Capture, SourceFactory};
+use crate::status::{Status, StatusTx};
+
+/// How long the end of a session waits for the input worker to let go of everything.
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// The person at the shared screen, as a session sees them.
+pub struct Person {
+    /// What they say, from the terminal and the window.
+    pub input: UserInput,
+    /// Open while they allow control; their commands close it.
+    pub gate: InputGate,
+    /// Where the window learns what happens.
+    pub status: StatusTx,
+}
 
 /// Settings of a session.
 #[derive(Debug, Clone)]
@@ -66,6 +86,9 @@ impl Default for SessionOptions {
 pub enum Ended {
     /// Normally, for this reason.
     Reason(EndReason),
+    /// The person did not answer in time (the technician is told
+    /// [`EndReason::ConsentDenied`]).
+    Unanswered,
     /// The technician's side went away.
     PeerLeft(String),
 }
@@ -208,14 +231,14 @@ fn consent_name(state: ConsentState) -> &'static str {
     }
 }
 
-/// Asks the user (or applies the preset answer).
+/// Asks the user (or applies the preset answer); says whether the time ran out.
 async fn obtain_consent(
     policy: ConsentPolicy,
-    console: &mut Console,
+    person: &mut Person,
     peer: &PeerInfo,
     recorded: bool,
     report: Reporter,
-) -> ConsentState {
+) -> (ConsentState, bool) {
     let recording = if recorded {
         "The technician records this session (screen, input and consent) in a session log."
     } else {
@@ -236,9 +259,15 @@ async fn obtain_consent(
                     }
                 ),
             );
-            state
+            (state, false)
         }
         ConsentPolicy::Ask { timeout } => {
+            person.status.send(Status::Asking {
+                peer: peer.clone(),
+                recorded,
+                timeout,
+                deadline: Instant::now() + timeout,
+            });
             let question = format!(
                 "{} wants to see this screen.\n{recording}\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
                 peer.introduce(),
@@ -254,7 +283,8 @@ async fn obtain_consent(
                 }),
                 &question,
             );
-            let (state, timed_out) = console
+            let (state, timed_out) = person
+                .input
                 .ask(timeout, |l| {
                     report.event(
                         "consent_unknown_answer",
@@ -277,7 +307,10 @@ async fn obtain_consent(
                     _ => "Denied: nothing is shared.",
                 },
             );
-            state
+            if state != ConsentState::Denied {
+                person.status.send(Status::Answered);
+            }
+            (state, timed_out)
         }
     }
 }
@@ -292,8 +325,8 @@ pub async fn run(
     code: &UserCode,
     peer: &PeerInfo,
     factory: SourceFactory,
-    mut sink: Box<dyn InputSink>,
-    console: &mut Console,
+    sink: Box<dyn InputSink>,
+    person: &mut Person,
     opts: SessionOptions,
     report: Reporter,
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
@@ -344,22 +377,34 @@ pub async fn run(
             ))
         }
     };
-    let decided = tokio::select! {
-        s = obtain_consent(opts.consent, console, peer, recorded, report) => s,
+    let (decided, timed_out) = tokio::select! {
+        s = obtain_consent(opts.consent, &mut *person, peer, recorded, report) => s,
         ctl = conn.next() => return match ctl {
             Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
             Err(e) => Err(e),
             Ok(other) => Err(LinkError::Protocol(format!("unexpected control message: {other:?}"))),
         },
-        _ = &mut user_end => ConsentState::Denied,
+        _ = &mut user_end => (ConsentState::Denied, false),
     };
     tx.send(&PeerMessage::Consent(decided)).await?;
     if decided == ConsentState::Denied {
         let reason = EndReason::ConsentDenied;
         goodbye(&mut tx, conn, &reason).await;
-        return Ok(Ended::Reason(reason));
+        return Ok(if timed_out {
+            Ended::Unanswered
+        } else {
+            Ended::Reason(reason)
+        });
     }
     let mut control = decided == ConsentState::Control;
+    let gate = person.gate.clone();
+    if control {
+        gate.open();
+    }
+    let (injector, mut inject_failure) = Injector::start(sink, gate.clone())
+        .map_err(|e| LinkError::Protocol(format!("cannot start the input thread: {e}")))?;
+    let mut pending: Option<protocol::input::InputEvent> = None;
+    let mut truncated = Truncated::default();
 
     let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(opts.max_in_flight);
     for _ in 0..opts.max_in_flight {
@@ -389,6 +434,7 @@ pub async fn run(
                         agent_version: protocol::SOFTWARE_VERSION.into(),
                     })
                     .await?;
+                    person.status.send(Status::Sharing { peer: peer.clone(), control });
                     report.event(
                         "sharing",
                         json!({ "source": describe, "width": width, "height": height, "control": control }),
@@ -419,7 +465,19 @@ pub async fn run(
                 }
                 Some(Produced::Failed(e)) => break Ended::Reason(EndReason::Error(format!("screen capture failed: {e}"))),
             },
-            msg = rx.recv() => match msg {
+            // While the worker's queue is full the technician's stream waits, so flow control
+            // slows the technician; everything else goes on.
+            _ = injector.room(), if pending.is_some() => {
+                if let Some(event) = pending.take() {
+                    if gate.is_open() {
+                        pending = injector.offer(event).err();
+                    }
+                }
+            },
+            e = inject_failure.wait() => {
+                break Ended::Reason(EndReason::Error(e.to_string()));
+            },
+            msg = rx.recv(), if pending.is_none() => match msg {
                 Ok(Some(PeerMessage::UpdateAck { seq })) => {
                     if in_flight == 0 || seq > last_seq {
                         break Ended::Reason(EndReason::Error(format!("the technician acknowledged update {seq}, which was never sent")));
@@ -430,17 +488,17 @@ pub async fn run(
                         break Ended::Reason(EndReason::SourceFinished);
                     }
                 }
-                Ok(Some(PeerMessage::Input(event))) => {
-                    if !control {
+                Ok(Some(PeerMessage::Input(mut event))) => {
+                    if !control || !gate.is_open() {
                         dropped += 1;
                         if dropped_reported.elapsed() >= Duration::from_millis(500) {
                             dropped_reported = Instant::now();
                             report.event("input_dropped", json!({ "count": dropped }),
                                 format!("View only: {dropped} input events from the technician were dropped."));
                         }
-                    } else if let Err(e) = sink.inject(&event) {
-                        warn!(error = %e, "input could not be injected");
-                        break Ended::Reason(EndReason::Error(e.to_string()));
+                    } else {
+                        truncated.add(cap_text(&mut event), report);
+                        pending = injector.offer(event).err();
                     }
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
@@ -451,12 +509,14 @@ pub async fn run(
                 Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(e.to_string())),
                 Err(e) => break Ended::PeerLeft(conn.explain_departure(format!("the session stream broke: {e}")).await?),
             },
-            cmd = console.next_command() => match cmd {
+            cmd = person.input.next_command() => match cmd {
                 UserCommand::StopControl if control => {
                     control = false;
-                    if let Err(e) = sink.release_all() {
-                        warn!(error = %e, "could not release held input");
-                    }
+                    // Already closed by the side the person spoke through; the worker
+                    // releases what is held as soon as it sees it.
+                    gate.close();
+                    pending = None;
+                    person.status.send(Status::ControlStopped);
                     tx.send(&PeerMessage::Consent(ConsentState::ViewOnly)).await?;
                     report.event("consent", json!({ "state": "view_only" }),
                         "Control stopped: the technician can only see the screen now.");
@@ -471,12 +531,12 @@ pub async fn run(
                 },
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
-                    let _ = sink.release_all();
+                    injector.finish(RELEASE_WAIT).await;
                     return Err(e);
                 }
                 Ok(other) => {
                     stop.store(true, Ordering::Relaxed);
-                    let _ = sink.release_all();
+                    injector.finish(RELEASE_WAIT).await;
                     return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}")));
                 }
             },
@@ -487,9 +547,13 @@ pub async fn run(
     // a slow screen cannot hold up the end of the session.
     stop.store(true, Ordering::Relaxed);
     drop(credit_tx);
-    if let Err(e) = sink.release_all() {
-        warn!(error = %e, "could not release held input");
-    }
+    let injected = injector.finish(RELEASE_WAIT).await;
+    debug!(
+        injected = injected.injected,
+        discarded = injected.discarded,
+        "input worker done"
+    );
+    truncated.report_final(report);
     if dropped > 0 {
         report.event(
             "input_dropped",
@@ -504,4 +568,52 @@ pub async fn run(
         }
     }
     Ok(ended)
+}
+
+/// Text cut from key events that carried more than [`MAX_TEXT_CHARS`] characters: counted, and
+/// reported at most twice a second.
+#[derive(Default)]
+struct Truncated {
+    events: u64,
+    chars: u64,
+    reported: Option<Instant>,
+}
+
+impl Truncated {
+    fn add(&mut self, dropped_chars: usize, report: Reporter) {
+        if dropped_chars == 0 {
+            return;
+        }
+        self.events += 1;
+        self.chars += dropped_chars as u64;
+        warn!(
+            dropped_chars,
+            limit = MAX_TEXT_CHARS,
+            "text of an input event cut short"
+        );
+        if self
+            .reported
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+        {
+            self.reported = Some(Instant::now());
+            self.report(report, false);
+        }
+    }
+
+    fn report(&self, report: Reporter, last: bool) {
+        report.event(
+            "input_truncated",
+            json!({ "events": self.events, "chars": self.chars, "limit": MAX_TEXT_CHARS, "final": last }),
+            format!(
+                "{} characters of text from the technician were dropped: a key event carries at most {MAX_TEXT_CHARS}.",
+                self.chars
+            ),
+        );
+    }
+
+    fn report_final(&self, report: Reporter) {
+        if self.events > 0 {
+            self.report(report, true);
+        }
+    }
 }

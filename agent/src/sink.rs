@@ -17,9 +17,23 @@ pub enum SinkError {
     Inject(String),
 }
 
-/// Something that takes input events.
-pub trait InputSink {
+/// Something that takes input events. Sinks live on the injection worker's thread
+/// ([`crate::injector`]), hence `Send`.
+pub trait InputSink: Send {
     fn inject(&mut self, event: &InputEvent) -> Result<(), SinkError>;
+    /// Injects `event`, asking `allowed` between the parts of a long one (the characters of
+    /// typed text) and leaving the rest out once it says no. By default the event is one part.
+    fn inject_while(
+        &mut self,
+        event: &InputEvent,
+        allowed: &dyn Fn() -> bool,
+    ) -> Result<(), SinkError> {
+        if allowed() {
+            self.inject(event)
+        } else {
+            Ok(())
+        }
+    }
     /// Releases every key and button still held down, so that nothing stays stuck when the
     /// session ends or control is withdrawn.
     fn release_all(&mut self) -> Result<(), SinkError>;

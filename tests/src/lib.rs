@@ -76,8 +76,13 @@ impl Proc {
 
     /// Starts `name` with extra environment variables; with `stdin`, its standard input is a
     /// pipe the test writes to with [`Proc::send_line`] (else it reads an empty input).
+    ///
+    /// An `agent` stays in the terminal (`--no-window`) unless `args` ask for `--window`: the
+    /// tests answer it on its standard input, whatever `DISPLAY` the tests run under.
     pub fn spawn_env(name: &str, args: &[&str], env: &[(&str, &str)], stdin: bool) -> Proc {
+        let terminal = name == "agent" && !args.contains(&"--window");
         let mut child = Command::new(bin(name))
+            .args(terminal.then_some("--no-window"))
             .args(args)
             .envs(env.iter().copied())
             .stdin(if stdin { Stdio::piped() } else { Stdio::null() })

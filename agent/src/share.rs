@@ -1,0 +1,206 @@
+//! One run of the agent, from the relay connection to the end of the session: connect, get a
+//! code and show it, wait for a technician, run the [`session`](crate::session), say how it
+//! ended. Status goes to the terminal (or, with `--json`, to scripts) through the [`Reporter`]
+//! and to the window through the [`Person`]'s [`StatusTx`](crate::status::StatusTx); the
+//! binary only parses flags and prints the final error.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use link::report::Reporter;
+use link::sealed::PeerPlaneError;
+use link::{Fingerprint, LinkError, RelayConnection};
+use protocol::control::Role;
+use protocol::e2e::{CodeSecret, HandshakeError, UserCode};
+use protocol::peer::EndReason;
+use serde_json::json;
+
+use crate::session::{self, Ended, Person, SessionOptions};
+use crate::sink::InputSink;
+use crate::source::SourceFactory;
+use crate::status::{EndedWhy, Status};
+
+/// Where to reach the relay, and how to run the session.
+#[derive(Debug, Clone)]
+pub struct ShareOptions {
+    /// `HOST:PORT`.
+    pub relay: String,
+    /// The relay's certificate fingerprint, if given; else the remembered one (or the first
+    /// seen, then remembered).
+    pub fingerprint: Option<Fingerprint>,
+    /// The file of remembered relay fingerprints.
+    pub known_relays: PathBuf,
+    pub session: SessionOptions,
+}
+
+/// How a run ended, when it did not fail.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The person cancelled before a technician came.
+    Cancelled,
+    /// A session took place and ended so.
+    Session(Ended),
+}
+
+impl Outcome {
+    /// Whether the program should exit with success.
+    pub fn success(&self) -> bool {
+        !matches!(self, Outcome::Session(Ended::Reason(EndReason::Error(_))))
+    }
+}
+
+/// The words a window says for `outcome`.
+pub fn ended_why(outcome: &Outcome) -> EndedWhy {
+    match outcome {
+        Outcome::Cancelled => EndedWhy::Cancelled,
+        Outcome::Session(Ended::Unanswered) => EndedWhy::TimedOut,
+        Outcome::Session(Ended::PeerLeft(why)) => EndedWhy::TechnicianLeft(why.clone()),
+        Outcome::Session(Ended::Reason(r)) => match r {
+            EndReason::UserEnded => EndedWhy::UserEnded,
+            EndReason::TechnicianEnded => EndedWhy::TechnicianEnded,
+            EndReason::SourceFinished => EndedWhy::SourceFinished,
+            EndReason::ConsentDenied => EndedWhy::Denied,
+            EndReason::Error(e) => EndedWhy::Error(e.clone()),
+        },
+    }
+}
+
+/// A failed run in words a person can act on, and what the window says for it.
+pub fn explain_error(e: &anyhow::Error) -> (String, EndedWhy) {
+    match e.downcast_ref::<LinkError>() {
+        Some(LinkError::PeerLeft(r)) => {
+            let why = r.to_string();
+            (
+                format!("the technician left: {why}"),
+                EndedWhy::TechnicianLeft(why),
+            )
+        }
+        Some(LinkError::PeerPlane(PeerPlaneError::Handshake(HandshakeError::CodeMismatch))) => (
+            format!(
+                "{e}: the technician entered another code, and nothing was shared. \
+                 The code is spent; start the agent again for a new one"
+            ),
+            EndedWhy::CodeMismatch,
+        ),
+        _ => {
+            let message = format!("{e:#}");
+            (message.clone(), EndedWhy::Failed(message))
+        }
+    }
+}
+
+/// Runs the agent once: until the session ends, the person cancels (End session in the
+/// window, or Ctrl+C), or something fails.
+pub async fn run(
+    opts: ShareOptions,
+    factory: SourceFactory,
+    describe: String,
+    sink: Box<dyn InputSink>,
+    person: &mut Person,
+    report: Reporter,
+) -> anyhow::Result<Outcome> {
+    let policy = opts.session.consent;
+    if let crate::consent::ConsentPolicy::Preset(state) = policy {
+        let control = state == protocol::peer::ConsentState::Control;
+        report.event(
+            "unattended",
+            json!({ "consent": if control { "control" } else { "view_only" } }),
+            format!(
+                "UNATTENDED: any technician with the code will be let in {} without asking (--consent).",
+                if control { "with control of mouse and keyboard" } else { "to view the screen" }
+            ),
+        );
+    }
+    person.status.send(Status::Connecting {
+        relay: opts.relay.clone(),
+    });
+    let (mut conn, trusted) = RelayConnection::connect_trusting(
+        &opts.relay,
+        opts.fingerprint,
+        &opts.known_relays,
+        Role::Agent,
+    )
+    .await?;
+    report.trust(&opts.relay, &trusted, &opts.known_relays);
+    report.event(
+        "connected",
+        json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
+        format!("Connected to the relay at {}. Ready to share {describe}.", conn.relay_addr),
+    );
+    let (rendezvous, expires) = conn.register().await?;
+    // The secret part is drawn here and never sent: the relay knows only the nine digits.
+    let code = UserCode::new(rendezvous, CodeSecret::generate());
+    let copied = format!("{}-{}", code.rendezvous().digits(), code.secret().digits());
+    person.status.send(Status::Code {
+        shown: code.to_string(),
+        copied: copied.clone(),
+        expires_at: Instant::now() + Duration::from_secs(u64::from(expires)),
+    });
+    report.event(
+        "code",
+        json!({
+            "code": copied,
+            "rendezvous": code.rendezvous().digits(),
+            "expires_in_secs": expires,
+        }),
+        format!(
+            "Session code: {code}\nGive the whole code to your technician. It works once and expires in {} minutes.",
+            expires.div_ceil(60)
+        ),
+    );
+    let window_end = person.input.end_requested();
+    let mut user_end = Box::pin(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = window_end => {}
+        }
+    });
+    let peer = tokio::select! {
+        p = conn.wait_paired() => p?,
+        _ = &mut user_end => {
+            conn.close_and_wait("the user cancelled").await;
+            report.event("ended", json!({ "reason": "cancelled" }), "Cancelled; no session took place.");
+            return Ok(Outcome::Cancelled);
+        }
+    };
+    let account = peer.account.as_ref();
+    report.event(
+        "paired",
+        json!({
+            "peer": peer.description, "software": peer.software,
+            "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
+            "organisation": account.map(|a| &a.organisation),
+        }),
+        format!("A technician connected: {}.", peer.introduce()),
+    );
+    let ended = session::run(
+        &mut conn,
+        &code,
+        &peer,
+        factory,
+        sink,
+        person,
+        opts.session,
+        report,
+        user_end,
+    )
+    .await?;
+    let (reason, human) = match &ended {
+        Ended::Reason(r) => (format!("{r:?}"), r.to_string()),
+        Ended::Unanswered => (
+            format!("{:?}", EndReason::ConsentDenied),
+            "nobody answered in time, so the session was denied".to_string(),
+        ),
+        Ended::PeerLeft(why) => (
+            "PeerLeft".to_string(),
+            format!("the technician left: {why}"),
+        ),
+    };
+    conn.close_and_wait(&human).await;
+    report.event(
+        "ended",
+        json!({ "reason": reason, "message": human }),
+        format!("Session ended: {human}."),
+    );
+    Ok(Outcome::Session(ended))
+}

@@ -1,0 +1,127 @@
+//! What the agent tells the person's window as it goes: connecting, the code, who asks, what
+//! is shared, how it ended.
+//!
+//! The session and the code's life run on the network thread and send [`Status`] values
+//! through a [`StatusTx`]; the window's model takes them in on its own thread. A terminal-only
+//! agent has a `StatusTx` that goes nowhere ([`StatusTx::none`]). There are a handful of these
+//! per session, so the channel needs no bound; after each, the window is woken (the waker is
+//! set once the window exists).
+
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use protocol::control::PeerInfo;
+
+/// Why a session, or the wait for one, ended; the window says it in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndedWhy {
+    /// The person ended it.
+    UserEnded,
+    /// The person said no.
+    Denied,
+    /// The person did not answer in time.
+    TimedOut,
+    /// The technician ended it.
+    TechnicianEnded,
+    /// The technician's side went away, for this reason.
+    TechnicianLeft(String),
+    /// The shared screen has nothing more to show (a recording played to its end).
+    SourceFinished,
+    /// The session stopped on an error, in these words.
+    Error(String),
+    /// The person cancelled before anyone connected.
+    Cancelled,
+    /// The technician entered another code: nothing was shared.
+    CodeMismatch,
+    /// The agent could not go on (no relay, no code), in these words.
+    Failed(String),
+}
+
+/// One step of the agent's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Reaching the relay.
+    Connecting { relay: String },
+    /// The code to read out (`123 456 789 - 4821`, and as copied: `123456789-4821`), valid
+    /// until `expires_at`.
+    Code {
+        shown: String,
+        copied: String,
+        expires_at: Instant,
+    },
+    /// A technician asks; the person has until `deadline`.
+    Asking {
+        peer: PeerInfo,
+        recorded: bool,
+        timeout: Duration,
+        deadline: Instant,
+    },
+    /// The person answered; the session is starting.
+    Answered,
+    /// The screen is shared; with control, or view only.
+    Sharing { peer: PeerInfo, control: bool },
+    /// Control was taken away; view only from now on.
+    ControlStopped,
+    /// It is over.
+    Ended(EndedWhy),
+}
+
+type Waker = Box<dyn Fn() + Send + Sync>;
+
+/// Where the agent sends its [`Status`]. Clones share the channel.
+#[derive(Clone)]
+pub struct StatusTx {
+    tx: Option<mpsc::Sender<Status>>,
+    waker: Arc<OnceLock<Waker>>,
+}
+
+impl std::fmt::Debug for StatusTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusTx")
+            .field("window", &self.tx.is_some())
+            .finish()
+    }
+}
+
+impl StatusTx {
+    /// Status for nobody: the terminal prints its own.
+    pub fn none() -> StatusTx {
+        StatusTx {
+            tx: None,
+            waker: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// A channel to a window.
+    pub fn channel() -> (StatusTx, mpsc::Receiver<Status>) {
+        let (tx, rx) = mpsc::channel();
+        let s = StatusTx {
+            tx: Some(tx),
+            waker: Arc::new(OnceLock::new()),
+        };
+        (s, rx)
+    }
+
+    /// What wakes the window after each status (set once; later calls are ignored).
+    pub fn set_waker(&self, wake: impl Fn() + Send + Sync + 'static) {
+        if self.waker.set(Box::new(wake)).is_ok() {
+            // Something may have been sent before the window existed.
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+
+    pub fn send(&self, status: Status) {
+        if let Some(tx) = &self.tx {
+            // A window that has closed no longer listens; that is fine.
+            let _ = tx.send(status);
+            self.wake();
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Drawing the agent's window with egui: it reads the [`WindowModel`] and the catalogue, and
+//! gives back the [`Action`] a click asked for. Nothing here decides anything.
+//!
+//! The consent buttons sit in a row at the bottom left of the window, each
+//! [`BUTTON_SIZE`]; Allow control is filled with [`ALLOW_CONTROL_FILL`], which nothing else in
+//! the window uses, so a test driving the real window from outside (`xdotool`) finds it in the
+//! X server's pixels.
+
+use std::time::Instant;
+
+use egui::{Color32, RichText, Ui, Vec2};
+use protocol::control::PeerInfo;
+use protocol::peer::ConsentState;
+use words::Catalogue;
+
+use super::model::{minutes_seconds, seconds_left, Action, Screen, WindowModel};
+use crate::status::EndedWhy;
+
+/// The fill of the Allow control button, and of nothing else in the window.
+pub const ALLOW_CONTROL_FILL: Color32 = Color32::from_rgb(0x1a, 0x7f, 0x37);
+/// The fill of End session.
+pub const END_FILL: Color32 = Color32::from_rgb(0xb3, 0x26, 0x1e);
+/// The size of the consent buttons.
+pub const BUTTON_SIZE: Vec2 = Vec2::new(170.0, 40.0);
+/// The window's size, but while shared.
+pub const FULL_SIZE: Vec2 = Vec2::new(620.0, 520.0);
+/// The bar's size while the screen is shared.
+pub const BAR_SIZE: Vec2 = Vec2::new(680.0, 52.0);
+
+/// How the person is told who the technician is: by the relay's word for their account, or, if
+/// they did not log in, by how the relay saw their connection.
+pub fn who(peer: &PeerInfo, cat: &Catalogue) -> String {
+    match &peer.account {
+        Some(a) => cat.fmt(
+            "who-account",
+            &[
+                ("name", a.name.as_str().into()),
+                ("tier", a.tier.into()),
+                ("organisation", a.organisation.as_str().into()),
+            ],
+        ),
+        None => cat.fmt(
+            "who-unverified",
+            &[("description", peer.description.as_str().into())],
+        ),
+    }
+}
+
+fn white(text: String) -> RichText {
+    RichText::new(text).color(Color32::WHITE).strong()
+}
+
+/// Draws the window's screen; returns what was clicked.
+pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> Option<Action> {
+    match model.screen() {
+        Screen::Connecting { relay } => {
+            egui::CentralPanel::default_margins().show(ui, |ui| {
+                ui.add_space(40.0);
+                ui.vertical_centered(|ui| {
+                    ui.spinner();
+                    ui.label(cat.fmt("connecting", &[("relay", relay.as_str().into())]));
+                });
+            });
+            None
+        }
+        Screen::Code {
+            shown, expires_at, ..
+        } => code(ui, model, cat, shown, *expires_at, now),
+        Screen::Consent {
+            peer,
+            recorded,
+            deadline,
+        } => consent(ui, cat, peer, *recorded, *deadline, now),
+        Screen::Starting => {
+            egui::CentralPanel::default_margins().show(ui, |ui| {
+                ui.add_space(40.0);
+                ui.vertical_centered(|ui| {
+                    ui.spinner();
+                    ui.label(cat.text("consent-answered"));
+                });
+            });
+            None
+        }
+        Screen::Sharing {
+            peer,
+            control,
+            ending,
+        } => bar(ui, cat, peer, *control, *ending),
+        Screen::Ended { why } => ended(ui, cat, why),
+    }
+}
+
+fn code(
+    ui: &mut Ui,
+    model: &WindowModel,
+    cat: &Catalogue,
+    shown: &str,
+    expires_at: Instant,
+    now: Instant,
+) -> Option<Action> {
+    let mut clicked = None;
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.heading(cat.text("code-heading"));
+        ui.add_space(16.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new(shown).monospace().size(40.0).strong());
+            ui.add_space(8.0);
+            if model.copied(now) {
+                ui.label(cat.text("code-copied"));
+            } else if ui.button(cat.text("code-copy")).clicked() {
+                clicked = Some(Action::CopyCode);
+            }
+        });
+        ui.add_space(16.0);
+        ui.label(cat.text("code-explain"));
+        ui.add_space(8.0);
+        let left = seconds_left(expires_at, now);
+        if left == 0 {
+            ui.colored_label(ui.visuals().warn_fg_color, cat.text("code-expired"));
+        } else {
+            ui.label(cat.fmt("code-valid", &[("time", minutes_seconds(left).into())]));
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(cat.text("code-waiting"));
+            });
+        }
+        ui.add_space(16.0);
+        if ui.button(cat.text("code-cancel")).clicked() {
+            clicked = Some(Action::Cancel);
+        }
+    });
+    clicked
+}
+
+fn consent(
+    ui: &mut Ui,
+    cat: &Catalogue,
+    peer: &PeerInfo,
+    recorded: bool,
+    deadline: Instant,
+    now: Instant,
+) -> Option<Action> {
+    let mut clicked = None;
+    egui::Panel::bottom("consent-buttons")
+        .resizable(false)
+        .show_separator_line(true)
+        .show(ui, |ui| {
+            ui.add_space(12.0);
+            ui.horizontal(|ui| {
+                let buttons = [
+                    (
+                        "consent-allow-control",
+                        ConsentState::Control,
+                        Some(ALLOW_CONTROL_FILL),
+                    ),
+                    ("consent-view-only", ConsentState::ViewOnly, None),
+                    ("consent-deny", ConsentState::Denied, None),
+                ];
+                for (key, state, fill) in buttons {
+                    let label = cat.text(key);
+                    let button = match fill {
+                        Some(f) => egui::Button::new(white(label)).fill(f),
+                        None => egui::Button::new(RichText::new(label).strong()),
+                    };
+                    if ui.add(button.min_size(BUTTON_SIZE)).clicked() {
+                        clicked = Some(Action::Answer(state));
+                    }
+                }
+            });
+            ui.add_space(12.0);
+        });
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.heading(cat.text("consent-heading"));
+        ui.add_space(10.0);
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            match &peer.account {
+                Some(a) => {
+                    ui.label(cat.text("consent-vouched"));
+                    ui.label(
+                        RichText::new(cat.fmt(
+                            "consent-account",
+                            &[
+                                ("name", a.name.as_str().into()),
+                                ("tier", a.tier.into()),
+                                ("organisation", a.organisation.as_str().into()),
+                            ],
+                        ))
+                        .size(20.0)
+                        .strong(),
+                    );
+                }
+                None => {
+                    ui.colored_label(ui.visuals().warn_fg_color, cat.text("consent-no-account"));
+                }
+            }
+        });
+        ui.add_space(4.0);
+        // What the technician's own program says: apart, small, and marked as unchecked.
+        ui.label(
+            RichText::new(cat.fmt(
+                "consent-claims",
+                &[
+                    ("description", peer.description.as_str().into()),
+                    ("software", peer.software.as_str().into()),
+                ],
+            ))
+            .small()
+            .weak(),
+        );
+        ui.add_space(10.0);
+        ui.label(RichText::new(cat.text("consent-abilities")).strong());
+        ui.label(format!("• {}", cat.text("consent-can-control")));
+        ui.label(format!("• {}", cat.text("consent-can-view")));
+        ui.add_space(10.0);
+        ui.label(cat.text(if recorded {
+            "consent-recorded"
+        } else {
+            "consent-not-recorded"
+        }));
+        ui.label(cat.text("consent-you-can-stop"));
+        ui.add_space(10.0);
+        let left = seconds_left(deadline, now);
+        ui.label(RichText::new(cat.fmt("consent-countdown", &[("seconds", left.into())])).strong());
+    });
+    clicked
+}
+
+fn bar(
+    ui: &mut Ui,
+    cat: &Catalogue,
+    peer: &PeerInfo,
+    control: bool,
+    ending: bool,
+) -> Option<Action> {
+    let mut clicked = None;
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.horizontal_centered(|ui| {
+            let key = if control {
+                "bar-controlling"
+            } else {
+                "bar-viewing"
+            };
+            ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let end = egui::Button::new(white(cat.text("bar-end"))).fill(END_FILL);
+                if ui.add_enabled(!ending, end).clicked() {
+                    clicked = Some(Action::EndSession);
+                }
+                if control && ui.button(cat.text("bar-stop-control")).clicked() {
+                    clicked = Some(Action::StopControl);
+                }
+            });
+        });
+    });
+    clicked
+}
+
+/// The words for why it ended.
+pub fn ended_words(why: &EndedWhy, cat: &Catalogue) -> String {
+    let with = |key: &str, why: &str| cat.fmt(key, &[("why", why.into())]);
+    match why {
+        EndedWhy::UserEnded => cat.text("ended-you"),
+        EndedWhy::Denied => cat.text("ended-denied"),
+        EndedWhy::TimedOut => cat.text("ended-timeout"),
+        EndedWhy::TechnicianEnded => cat.text("ended-technician"),
+        EndedWhy::TechnicianLeft(w) => with("ended-technician-left", w),
+        EndedWhy::SourceFinished => cat.text("ended-source-finished"),
+        EndedWhy::Error(w) => with("ended-error", w),
+        EndedWhy::Cancelled => cat.text("ended-cancelled"),
+        EndedWhy::CodeMismatch => cat.text("ended-code-mismatch"),
+        EndedWhy::Failed(w) => with("ended-failed", w),
+    }
+}
+
+fn ended(ui: &mut Ui, cat: &Catalogue, why: &EndedWhy) -> Option<Action> {
+    let mut clicked = None;
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.heading(cat.text("ended-heading"));
+        ui.add_space(12.0);
+        ui.label(ended_words(why, cat));
+        ui.add_space(20.0);
+        if ui
+            .add(egui::Button::new(cat.text("ended-close")).min_size(BUTTON_SIZE))
+            .clicked()
+        {
+            clicked = Some(Action::Close);
+        }
+    });
+    clicked
+}

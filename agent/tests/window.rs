@@ -1,0 +1,398 @@
+//! The agent's window driven through egui_kittest, without a display: each consent button
+//! grants exactly its scope as the session reads it; Stop control and End session stop the
+//! injection worker while a flood of input is arriving; every screen finds all its words in
+//! English and in Spanish.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent::consent::{self, UserCommand, UserInput};
+use agent::injector::{Injector, InputGate};
+use agent::sink::{InputSink, SinkError};
+use agent::status::{EndedWhy, Status};
+use agent::window::{ui, AgentWindow};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use protocol::control::{PeerInfo, Role, TechnicianAccount};
+use protocol::input::{InputEvent, Key, Modifiers};
+use protocol::peer::ConsentState;
+use words::{Catalogue, Lang};
+
+fn alice() -> PeerInfo {
+    PeerInfo {
+        role: Role::Technician,
+        description: "technician at 10.0.0.7:5000".into(),
+        software: "technician 0.1.0".into(),
+        account: Some(TechnicianAccount {
+            name: "alice".into(),
+            tier: 2,
+            organisation: "Example Support".into(),
+        }),
+    }
+}
+
+fn asking() -> Status {
+    Status::Asking {
+        peer: alice(),
+        recorded: true,
+        timeout: Duration::from_secs(60),
+        deadline: Instant::now() + Duration::from_secs(60),
+    }
+}
+
+/// A window in `lang` with its status channel and the session's end of what the person says.
+fn window(
+    lang: &Lang,
+    gate: InputGate,
+) -> (
+    Harness<'static, AgentWindow>,
+    mpsc::Sender<Status>,
+    UserInput,
+) {
+    let (side, input) = consent::channel(gate);
+    let (tx, rx) = mpsc::channel();
+    let app = AgentWindow::new(Catalogue::new("agent", lang), rx, side);
+    let harness = Harness::builder().with_size(ui::FULL_SIZE).build_ui_state(
+        |ui, app: &mut AgentWindow| {
+            app.frame(ui);
+        },
+        app,
+    );
+    (harness, tx, input)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn each_consent_button_grants_exactly_its_scope() {
+    let rt = runtime();
+    for lang in [Lang::english(), Lang::spanish()] {
+        let cat = Catalogue::new("agent", &lang);
+        for (key, scope) in [
+            ("consent-allow-control", ConsentState::Control),
+            ("consent-view-only", ConsentState::ViewOnly),
+            ("consent-deny", ConsentState::Denied),
+        ] {
+            let (mut harness, status, mut input) = window(&lang, InputGate::new());
+            status.send(asking()).unwrap();
+            harness.run_steps(2);
+            let label = cat.text(key);
+            harness.get_by_label(&label).click();
+            harness.run_steps(2);
+            // The session's own reading of the answer.
+            let (got, timed_out) =
+                rt.block_on(input.ask(Duration::from_secs(2), |l| panic!("read a line {l}")));
+            assert_eq!(
+                (got, timed_out),
+                (scope, false),
+                "{lang}: `{label}` granted {got:?}"
+            );
+            // Nothing else was said.
+            let more = rt.block_on(input.ask(Duration::from_millis(50), |_| {}));
+            assert_eq!(
+                more,
+                (ConsentState::Denied, true),
+                "{lang}: `{label}` said more"
+            );
+            assert!(
+                harness.query_by_label(&label).is_none(),
+                "{lang}: the question is still shown after `{label}`"
+            );
+        }
+    }
+}
+
+/// Takes `per_char` for each character of typed text and records when each arrived.
+#[derive(Clone, Default)]
+struct SlowRecorder {
+    typed: Arc<Mutex<Vec<Instant>>>,
+    releases: Arc<AtomicU64>,
+    per_char: Duration,
+}
+
+impl SlowRecorder {
+    fn count(&self) -> usize {
+        self.typed.lock().unwrap().len()
+    }
+
+    fn last(&self) -> Option<Instant> {
+        self.typed.lock().unwrap().last().copied()
+    }
+}
+
+impl InputSink for SlowRecorder {
+    fn inject(&mut self, event: &InputEvent) -> Result<(), SinkError> {
+        self.inject_while(event, &|| true)
+    }
+
+    fn inject_while(
+        &mut self,
+        event: &InputEvent,
+        allowed: &dyn Fn() -> bool,
+    ) -> Result<(), SinkError> {
+        if let InputEvent::Key { text: Some(t), .. } = event {
+            for _ in t.chars() {
+                if !allowed() {
+                    break;
+                }
+                std::thread::sleep(self.per_char);
+                self.typed.lock().unwrap().push(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn release_all(&mut self) -> Result<(), SinkError> {
+        self.releases.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn text_event(n: usize) -> InputEvent {
+    InputEvent::Key {
+        down: true,
+        key: Key::Char('x'),
+        text: Some("x".repeat(n)),
+        modifiers: Modifiers::NONE,
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Shares with control, floods the injector as the session would (large text events, as fast
+/// as the queue takes them), clicks `button` in the bar, and checks that no character arrives
+/// later than `limit` after the click, that held input is released, and that the session hears
+/// `command`.
+fn button_stops_injection(button_key: &str, command: UserCommand) {
+    let rt = runtime();
+    let lang = Lang::english();
+    let cat = Catalogue::new("agent", &lang);
+    let gate = InputGate::new();
+    let (mut harness, status, mut input) = window(&lang, gate.clone());
+    status
+        .send(Status::Sharing {
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    harness.run_steps(2);
+    let sink = SlowRecorder {
+        per_char: Duration::from_millis(1),
+        ..Default::default()
+    };
+    gate.open();
+    let (injector, _failure) = Injector::start(Box::new(sink.clone()), gate.clone()).unwrap();
+    let injector = Arc::new(injector);
+    let feeding = injector.clone();
+    let feeder_gate = gate.clone();
+    let feeder = rt.spawn(async move {
+        // What the session does with each input event: offer it, and wait for room.
+        while feeder_gate.is_open() {
+            let mut event = text_event(agent::injector::MAX_TEXT_CHARS);
+            loop {
+                match feeding.offer(event) {
+                    Ok(()) => break,
+                    Err(back) => {
+                        event = back;
+                        tokio::select! {
+                            _ = feeding.room() => {}
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        }
+                        if !feeder_gate.is_open() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    wait_until("typing starts", Duration::from_secs(10), || {
+        sink.count() > 50
+    });
+    let label = cat.text(button_key);
+    harness.get_by_label(&label).click();
+    let clicked_by = Instant::now();
+    harness.run_steps(1);
+    let clicked = Instant::now();
+    // Well under a second: nothing is typed after the click has been taken in.
+    std::thread::sleep(Duration::from_secs(1));
+    let typed = sink.count();
+    let last = sink.last().unwrap();
+    assert!(
+        last < clicked + Duration::from_millis(200),
+        "`{label}`: a character was typed {:?} after the click",
+        last.saturating_duration_since(clicked_by)
+    );
+    assert!(
+        typed < 20 * agent::injector::MAX_TEXT_CHARS,
+        "`{label}`: everything sent was typed"
+    );
+    wait_until("held input released", Duration::from_secs(1), || {
+        sink.releases.load(Ordering::SeqCst) > 0
+    });
+    assert_eq!(rt.block_on(input.next_command()), command, "`{label}`");
+    rt.block_on(feeder).unwrap();
+}
+
+#[test]
+fn stop_control_stops_injection_while_input_is_arriving() {
+    button_stops_injection("bar-stop-control", UserCommand::StopControl);
+}
+
+#[test]
+fn end_session_stops_injection_while_input_is_arriving() {
+    button_stops_injection("bar-end", UserCommand::End);
+}
+
+#[test]
+fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
+    let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
+    status
+        .send(Status::Sharing {
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("alice (tier 2, Example Support) is controlling your screen");
+    harness.get_by_label("Stop control").click();
+    harness.run_steps(2);
+    harness.get_by_label("alice (tier 2, Example Support) is viewing your screen");
+    assert!(harness.query_by_label("Stop control").is_none());
+    harness.get_by_label("End session");
+}
+
+#[test]
+fn the_consent_screen_keeps_the_relays_word_apart_from_the_technicians() {
+    let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
+    let mut peer = alice();
+    peer.software = "Totally Official Support Tool".into();
+    status
+        .send(Status::Asking {
+            peer,
+            recorded: false,
+            timeout: Duration::from_secs(30),
+            deadline: Instant::now() + Duration::from_secs(30),
+        })
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("alice, tier 2, Example Support");
+    harness.get_by_label(
+        "What their program says about itself (not checked): technician at 10.0.0.7:5000, Totally Official Support Tool",
+    );
+    harness.get_by_label("The technician does not record this session.");
+    assert!(
+        harness
+            .query_by_label_contains("No answer within 30 seconds")
+            .or_else(|| harness.query_by_label_contains("No answer within 29 seconds"))
+            .is_some(),
+        "no countdown from 30 seconds"
+    );
+}
+
+/// Every screen, drawn in `lang`, asks its catalogue for no word it lacks.
+fn every_screen_finds_its_words(lang: &Lang) {
+    let now = Instant::now();
+    let mut unverified = alice();
+    unverified.account = None;
+    let screens = vec![
+        Status::Connecting {
+            relay: "relay.example:4433".into(),
+        },
+        Status::Code {
+            shown: "469 544 742 - 4821".into(),
+            copied: "469544742-4821".into(),
+            expires_at: now + Duration::from_secs(300),
+        },
+        Status::Code {
+            shown: "469 544 742 - 4821".into(),
+            copied: "469544742-4821".into(),
+            expires_at: now,
+        },
+        asking(),
+        Status::Asking {
+            peer: unverified.clone(),
+            recorded: false,
+            timeout: Duration::from_secs(1),
+            deadline: now + Duration::from_secs(1),
+        },
+        Status::Answered,
+        Status::Sharing {
+            peer: alice(),
+            control: true,
+        },
+        Status::Sharing {
+            peer: unverified,
+            control: false,
+        },
+    ];
+    let endings = [
+        EndedWhy::UserEnded,
+        EndedWhy::Denied,
+        EndedWhy::TimedOut,
+        EndedWhy::TechnicianEnded,
+        EndedWhy::TechnicianLeft("it closed the session".into()),
+        EndedWhy::SourceFinished,
+        EndedWhy::Error("boom".into()),
+        EndedWhy::Cancelled,
+        EndedWhy::CodeMismatch,
+        EndedWhy::Failed("no relay".into()),
+    ];
+    let all = screens
+        .into_iter()
+        .chain(endings.into_iter().map(Status::Ended));
+    let (mut harness, status, _input) = window(lang, InputGate::new());
+    for s in all {
+        status.send(s).unwrap();
+        harness.run_steps(2);
+    }
+    let missing = harness.state().catalogue().missing();
+    assert!(
+        missing.is_empty(),
+        "{lang}: the window asked for words its catalogue lacks: {missing:?}"
+    );
+}
+
+#[test]
+fn every_screen_has_all_its_words_in_english_and_spanish() {
+    every_screen_finds_its_words(&Lang::english());
+    every_screen_finds_its_words(&Lang::spanish());
+}
+
+#[test]
+fn the_spanish_catalogue_is_complete() {
+    let problems = words::check::built_in("agent", &Lang::spanish());
+    assert!(
+        problems.is_empty(),
+        "es/agent.ftl: {}",
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+}
+
+#[test]
+fn the_spanish_window_speaks_spanish() {
+    let (mut harness, status, _input) = window(&Lang::spanish(), InputGate::new());
+    status.send(asking()).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Permitir el control");
+    harness.get_by_label("Solo ver");
+    harness.get_by_label("Rechazar");
+    harness.get_by_label("alice, nivel 2, Example Support");
+}
