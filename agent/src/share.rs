@@ -149,9 +149,10 @@ pub async fn run(
         ),
     );
     let window_end = person.input.end_requested();
+    let status = person.status.clone();
     let mut user_end = Box::pin(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::signal::ctrl_c() => status.send(Status::Interrupted),
             _ = window_end => {}
         }
     });

@@ -65,6 +65,9 @@ pub enum Status {
     ControlStopped,
     /// It is over.
     Ended(EndedWhy),
+    /// Interrupted from the terminal (Ctrl+C): the window closes too, so that the program
+    /// ends as a terminal user expects.
+    Interrupted,
 }
 
 type Waker = Box<dyn Fn() + Send + Sync>;

@@ -59,7 +59,7 @@ impl AgentWindow {
         let now = Instant::now();
         let ctx = ui.ctx().clone();
         self.follow_layout(&ctx);
-        let mut close = false;
+        let mut close = self.model.interrupted();
         if let Some(action) = ui::draw(ui, &self.model, &self.cat, now) {
             for effect in self.model.act(action, now) {
                 match effect {

@@ -84,6 +84,8 @@ const COPIED_FOR: Duration = Duration::from_secs(3);
 pub struct WindowModel {
     screen: Screen,
     copied_at: Option<Instant>,
+    /// The agent was interrupted from its terminal: the window goes.
+    interrupted: bool,
 }
 
 impl Default for WindowModel {
@@ -110,7 +112,13 @@ impl WindowModel {
                 relay: String::new(),
             },
             copied_at: None,
+            interrupted: false,
         }
+    }
+
+    /// Whether the window should close on its own (the agent was interrupted).
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
     }
 
     pub fn screen(&self) -> &Screen {
@@ -153,6 +161,10 @@ impl WindowModel {
 
     /// Takes in what the agent says.
     pub fn apply(&mut self, status: Status) {
+        if status == Status::Interrupted {
+            self.interrupted = true;
+            return;
+        }
         self.screen = match status {
             Status::Connecting { relay } => Screen::Connecting { relay },
             Status::Code {
@@ -189,6 +201,7 @@ impl WindowModel {
                 other => other,
             },
             Status::Ended(why) => Screen::Ended { why },
+            Status::Interrupted => return,
         };
     }
 
@@ -297,6 +310,15 @@ mod tests {
         m.apply(Status::Ended(EndedWhy::UserEnded));
         assert_eq!(m.layout(), Layout::Full);
         assert_eq!(m.act(Action::Close, now), vec![Effect::CloseWindow]);
+    }
+
+    #[test]
+    fn ctrl_c_in_the_terminal_closes_the_window_without_changing_its_screen() {
+        let mut m = asking(Instant::now());
+        assert!(!m.interrupted());
+        m.apply(Status::Interrupted);
+        assert!(m.interrupted());
+        assert!(matches!(m.screen(), Screen::Consent { .. }));
     }
 
     #[test]
