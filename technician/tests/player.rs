@@ -160,6 +160,16 @@ fn shown(player: &Player) -> (u32, u32, Vec<u8>) {
     (f.width, f.height, px)
 }
 
+/// Asserts two screens are equal, saying where they first differ instead of dumping them.
+#[track_caller]
+fn assert_same(got: &(u32, u32, Vec<u8>), want: &(u32, u32, Vec<u8>), what: &str) {
+    assert_eq!((got.0, got.1), (want.0, want.1), "{what}: size");
+    if let Some(i) = got.2.iter().zip(&want.2).position(|(a, b)| a != b) {
+        let (x, y) = ((i / 4) as u32 % got.0, (i / 4) as u32 / got.0);
+        panic!("{what}: the screens differ first at pixel ({x},{y})");
+    }
+}
+
 struct App {
     player: Player,
     view: PlayerView,
@@ -211,7 +221,11 @@ fn the_frame_at_a_time_set_on_the_timeline_is_the_one_log_frame_writes() {
         "the pointer set {first} ms"
     );
     let at_first = shown(&h.state().player);
-    assert_eq!(at_first, frame_by_the_command(&log, first, dir.path()));
+    assert_same(
+        &at_first,
+        &frame_by_the_command(&log, first, dir.path()),
+        "after a click on the timeline",
+    );
     assert_eq!(
         h.state().view.uploaded_generation(),
         Some(h.state().player.generation()),
@@ -227,12 +241,16 @@ fn the_frame_at_a_time_set_on_the_timeline_is_the_one_log_frame_writes() {
     h.step();
     assert_eq!(h.state().player.position_ms(), 2_600);
     let at_2600 = shown(&h.state().player);
-    assert_ne!(at_2600, at_first, "another moment shows another screen");
-    assert_eq!(at_2600, frame_by_the_command(&log, 2_600, dir.path()));
-    assert_eq!(
-        at_2600.2,
-        screen(10),
-        "the screen of the update at 2.5 s, as captured"
+    assert!(at_2600 != at_first, "another moment shows another screen");
+    assert_same(
+        &at_2600,
+        &frame_by_the_command(&log, 2_600, dir.path()),
+        "after seeking back to 2.6 s",
+    );
+    assert_same(
+        &at_2600,
+        &(W, H, screen(10)),
+        "the update at 2.5 s as captured",
     );
 
     // Play forwards from there to the first position: the same frame as the jump gave.
@@ -250,14 +268,18 @@ fn the_frame_at_a_time_set_on_the_timeline_is_the_one_log_frame_writes() {
     h.get_by_label(player_ui::TIMELINE)
         .set_value_accesskit(first as f64 / 1000.0);
     h.step();
-    assert_eq!(shown(&h.state().player), at_first);
+    assert_same(
+        &shown(&h.state().player),
+        &at_first,
+        "played forward, then back to where the click went",
+    );
 
     // The last moment.
     h.get_by_label(player_ui::TIMELINE)
         .set_value_accesskit(60.0);
     h.step();
     assert_eq!(h.state().player.position_ms(), 10_000);
-    assert_eq!(shown(&h.state().player).2, screen(39));
+    assert_same(&shown(&h.state().player), &(W, H, screen(39)), "at the end");
 }
 
 #[test]
@@ -284,7 +306,7 @@ fn play_pause_and_speed_work_from_their_buttons() {
     assert_eq!(at_1x, 1_000, "four steps of 0.25 s at 1×");
 
     h.get_by_role(egui::accesskit::Role::ComboBox).click();
-    h.step();
+    h.run_steps(2);
     h.get_by_label("2×").click();
     h.step();
     assert_eq!(h.state().player.speed(), 2.0);
@@ -346,10 +368,10 @@ fn the_verdict_is_shown_for_intact_cut_and_tampered_logs() {
         end,
         "no further than record 29"
     );
-    assert_eq!(
-        shown(&h.state().player),
-        frame_by_the_command(&tampered, end, dir.path()),
-        "the last good frame is the one log frame gives for the tampered file"
+    assert_same(
+        &shown(&h.state().player),
+        &frame_by_the_command(&tampered, end, dir.path()),
+        "the last good frame of the tampered log",
     );
 }
 

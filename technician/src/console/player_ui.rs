@@ -402,8 +402,7 @@ fn controls(ui: &mut Ui, player: &mut Player) {
         if ui.add_enabled(can_play, egui::Button::new(label)).clicked() {
             player.toggle_play();
         }
-        ui.label(SPEED);
-        egui::ComboBox::from_id_salt("session-log-player-speed")
+        egui::ComboBox::from_label(SPEED)
             .selected_text(speed_label(player.speed()))
             .show_ui(ui, |ui| {
                 for s in SPEEDS {
