@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use link::report::Reporter;
-use protocol::input::{InputEvent, MouseButton};
+use protocol::input::InputEvent;
 use protocol::peer::ConsentState;
 use technician::console::model::{Event, LoggedIn, Model, Screen};
 use technician::console::ui::ConsoleApp;
@@ -51,13 +51,13 @@ fn a_refused_login_is_shown_in_words_and_the_form_can_be_used_again() {
         "alice".into(),
         None,
     ));
-    h.run();
+    h.run_steps(6);
     h.get_by_label("Log in").click();
-    h.run();
+    h.run_steps(6);
     h.get_by_label_contains("Enter the relay's address, your name and your password");
     h.state_mut().model.login.password = "wrong".into();
     h.get_by_label("Log in").click();
-    h.run();
+    h.run_steps(6);
     assert!(h.state().model.login.busy, "the login went to the relay");
     assert!(
         h.query_by_label("Log in").is_none(),
@@ -66,7 +66,7 @@ fn a_refused_login_is_shown_in_words_and_the_form_can_be_used_again() {
     h.state_mut().model.update(Event::LoginFailed(
         "The name or the password is wrong.".into(),
     ));
-    h.run();
+    h.run_steps(6);
     h.get_by_label("The name or the password is wrong.");
     h.get_by_label("Log in");
 }
@@ -79,16 +79,16 @@ fn a_relay_met_for_the_first_time_is_trusted_only_when_accepted() {
         None,
     ));
     h.state_mut().model.login.password = "pw".into();
-    h.run();
+    h.run_steps(6);
     h.get_by_label("Log in").click();
-    h.run();
+    h.run_steps(6);
     h.state_mut().model.update(Event::FirstContact {
         fingerprint: "9bbb514f91131b8".into(),
     });
-    h.run();
+    h.run_steps(6);
     h.get_by_label("9bbb514f91131b8");
     h.get_by_label("Do not connect").click();
-    h.run();
+    h.run_steps(6);
     assert_eq!(h.state().model.screen, Screen::Login);
     h.get_by_label_contains("fingerprint was refused");
     assert!(h.query_by_label("9bbb514f91131b8").is_none());
@@ -97,15 +97,15 @@ fn a_relay_met_for_the_first_time_is_trusted_only_when_accepted() {
 #[test]
 fn the_code_is_taken_as_typed_and_joined_whole() {
     let mut h = harness(logged_in());
-    h.run();
+    h.run_steps(6);
     h.state_mut().model.home.code = "469544742-48".into();
     h.get_by_label("Join session").click();
-    h.run();
+    h.run_steps(6);
     h.get_by_label_contains("11 of the 13 digits");
     assert_eq!(h.state().model.screen, Screen::Home);
     h.state_mut().model.home.code = " 469 544 742 -4821".into();
     h.get_by_label("Join session").click();
-    h.run();
+    h.run_steps(6);
     let m = &h.state().model;
     assert_eq!(m.screen, Screen::Session);
     assert_eq!(m.session.as_ref().unwrap().code, "469 544 742 - 4821");
@@ -116,9 +116,9 @@ fn the_code_is_taken_as_typed_and_joined_whole() {
 fn in_session(consent: ConsentState) -> (Harness<'static, ConsoleApp>, mpsc::Receiver<InputEvent>) {
     let mut h = harness(logged_in());
     h.state_mut().model.home.code = "4695447424821".into();
-    h.run();
+    h.run_steps(6);
     h.get_by_label("Join session").click();
-    h.run();
+    h.run_steps(6);
     let (tx, rx) = mpsc::channel(64);
     h.state_mut().set_input(tx);
     let m = &mut h.state_mut().model;
@@ -131,7 +131,7 @@ fn in_session(consent: ConsentState) -> (Harness<'static, ConsoleApp>, mpsc::Rec
         height: 100,
     });
     m.update(Event::Consent(consent));
-    h.run();
+    h.run_steps(6);
     (h, rx)
 }
 
@@ -139,56 +139,76 @@ fn drain(rx: &mut mpsc::Receiver<InputEvent>) -> Vec<InputEvent> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
 
+/// Keys typed into the console, as the window hands them over before egui sees them.
+fn type_into(h: &mut Harness<'static, ConsoleApp>, events: Vec<egui::Event>) {
+    let mut events = events;
+    let ctx = h.ctx.clone();
+    h.state_mut().route_keys(&ctx, &mut events);
+    for e in events {
+        h.event(e);
+    }
+    h.run_steps(6);
+}
+
+fn click_screen(h: &mut Harness<'static, ConsoleApp>) {
+    h.get_by_label("Remote screen").click();
+    h.run_steps(6);
+}
+
 #[test]
 fn the_viewer_follows_the_users_consent() {
     let (mut h, mut rx) = in_session(ConsentState::ViewOnly);
     h.get_by_label("View only");
-    // Clicks on the remote screen go nowhere while the user allows viewing only.
-    let centre = h.ctx.content_rect().center();
-    h.hover_at(centre);
-    h.drag_at(centre);
-    h.drop_at(centre);
-    h.run();
+    // Nothing typed leaves the console while the user allows viewing only.
+    click_screen(&mut h);
+    type_into(&mut h, vec![egui::Event::Text("ab".into())]);
     assert!(
         drain(&mut rx).is_empty(),
         "view only: no input leaves the console"
     );
+    assert!(!h.state().model.session.as_ref().unwrap().grabbed);
 
     h.state_mut()
         .model
         .update(Event::Consent(ConsentState::Control));
-    h.run();
+    h.run_steps(6);
     h.get_by_label("Control");
     h.get_by_label("The user gave you control.");
-    h.hover_at(centre + egui::vec2(3.0, 0.0));
-    h.drag_at(centre + egui::vec2(3.0, 0.0));
-    h.drop_at(centre + egui::vec2(3.0, 0.0));
-    h.run();
+    click_screen(&mut h);
+    h.get_by_label("Keyboard captured: Ctrl+Alt+G releases it.");
+    type_into(&mut h, vec![egui::Event::Text("é".into())]);
     let sent = drain(&mut rx);
     assert!(
-        sent.iter().any(|e| matches!(
-            e,
-            InputEvent::Button {
-                button: MouseButton::Left,
-                down: true
-            }
-        )),
-        "with control the click goes to the remote machine: {sent:?}"
+        matches!(&sent[..], [InputEvent::Key { down: true, text: Some(t), .. }, InputEvent::Key { down: false, .. }] if t == "é"),
+        "with control typed text goes to the remote machine: {sent:?}"
     );
-    assert!(sent
-        .iter()
-        .any(|e| matches!(e, InputEvent::PointerMove { .. })));
+    // The release shortcut is the console's, not sent; after it keys stay here.
+    type_into(
+        &mut h,
+        vec![egui::Event::Key {
+            key: egui::Key::G,
+            physical_key: None,
+            pressed: true,
+            repeat: false,
+            modifiers: egui::Modifiers::CTRL | egui::Modifiers::ALT,
+        }],
+    );
+    assert!(drain(&mut rx).is_empty());
+    assert!(!h.state().model.session.as_ref().unwrap().grabbed);
+    type_into(&mut h, vec![egui::Event::Text("x".into())]);
+    assert!(
+        drain(&mut rx).is_empty(),
+        "released: keys stay in the console"
+    );
 
+    click_screen(&mut h);
     h.state_mut()
         .model
         .update(Event::Consent(ConsentState::ViewOnly));
-    h.run();
+    h.run_steps(6);
     h.get_by_label("The user stopped control: view only now.");
     h.get_by_label("View only");
-    h.hover_at(centre);
-    h.drag_at(centre);
-    h.drop_at(centre);
-    h.run();
+    type_into(&mut h, vec![egui::Event::Text("y".into())]);
     assert!(
         drain(&mut rx).is_empty(),
         "control withdrawn: input stops at once"
@@ -199,9 +219,9 @@ fn the_viewer_follows_the_users_consent() {
 fn send_keys_sends_the_combination_only_with_control() {
     let (mut h, mut rx) = in_session(ConsentState::Control);
     h.get_by_label("Send keys").click();
-    h.run();
+    h.run_steps(6);
     h.get_by_label("Ctrl+Alt+Del").click();
-    h.run();
+    h.run_steps(6);
     let sent = drain(&mut rx);
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(
@@ -213,15 +233,15 @@ fn send_keys_sends_the_combination_only_with_control() {
 fn an_ended_session_says_why_and_goes_home_into_recent_sessions() {
     let (mut h, _rx) = in_session(ConsentState::Control);
     h.get_by_label("End session").click();
-    h.run();
+    h.run_steps(6);
     h.state_mut().model.update(Event::SessionEnded {
         message: "you ended the session".into(),
         log: None,
     });
-    h.run();
+    h.run_steps(6);
     h.get_by_label("Session ended: you ended the session");
     h.get_by_label("Back to home").click();
-    h.run();
+    h.run_steps(6);
     assert_eq!(h.state().model.screen, Screen::Home);
     h.get_by_label("you ended the session");
 }

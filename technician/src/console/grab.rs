@@ -46,6 +46,12 @@ impl KeyboardGrab {
         // SAFETY: the display is winit's, alive as long as the window; called on its thread.
         unsafe {
             if on {
+                (self.xlib.XSetInputFocus)(
+                    dpy,
+                    self.window,
+                    xlib::RevertToParent,
+                    xlib::CurrentTime,
+                );
                 let status = (self.xlib.XGrabKeyboard)(
                     dpy,
                     self.window,
@@ -62,6 +68,17 @@ impl KeyboardGrab {
                 (self.xlib.XUngrabKeyboard)(dpy, xlib::CurrentTime);
                 self.grabbed = false;
             }
+            (self.xlib.XFlush)(dpy);
+        }
+    }
+
+    /// Gives the window the keyboard focus (what a window manager does on a click; without
+    /// one, as on a bare X server, nothing else does).
+    pub fn focus(&mut self) {
+        let dpy = self.display.as_ptr().cast::<xlib::Display>();
+        // SAFETY: as in `set`.
+        unsafe {
+            (self.xlib.XSetInputFocus)(dpy, self.window, xlib::RevertToParent, xlib::CurrentTime);
             (self.xlib.XFlush)(dpy);
         }
     }

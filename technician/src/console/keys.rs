@@ -1,5 +1,6 @@
-//! The viewer's input: egui's pointer and key events turned into the input events the agent
-//! injects, and the key combinations of the "Send keys" menu.
+//! The viewer's keyboard: egui's key events turned into the input events the agent injects, and
+//! the key combinations of the "Send keys" menu. (The pointer comes from the viewer's own
+//! window: [`super::pointer`].)
 //!
 //! Text arrives as the characters typed (egui's `Text` events carry what the local layout, dead
 //! keys and AltGr made: "é", "€", "ß"), so keys that produce text are not also sent as keys —
@@ -8,17 +9,12 @@
 //! released. egui turns Ctrl+C, Ctrl+X and Ctrl+V into copy, cut and paste; they go to the
 //! remote machine as those key combinations (the local clipboard is not sent).
 //!
-//! The local shortcut Ctrl+Alt+G releases the keyboard (it is not sent).
+//! Two local shortcuts are not sent: Ctrl+Alt+G releases the keyboard, Ctrl+Alt+F switches full
+//! screen.
 
-use protocol::input::{InputEvent, Key, Modifiers, MouseButton, NamedKey};
+use protocol::input::{InputEvent, Key, Modifiers, NamedKey};
 
 use super::model::SpecialKeys;
-
-/// Maps a position in the console window (egui points) to a remote screen pixel, if the
-/// position is on the remote screen.
-pub trait PointerMap {
-    fn to_remote(&self, pos: egui::Pos2) -> Option<(u32, u32)>;
-}
 
 /// What the translation of one frame's events asks of the console besides input.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,17 +22,22 @@ pub struct Translated {
     pub input: Vec<InputEvent>,
     /// The release shortcut was pressed.
     pub release_grab: bool,
+    /// The full-screen shortcut was pressed.
+    pub toggle_fullscreen: bool,
 }
 
-/// Fractions of wheel clicks carried to the next frame.
-#[derive(Debug, Default)]
-pub struct WheelRest {
-    x: f32,
-    y: f32,
+/// Whether an event is the keyboard's (what goes to the remote machine while it has the
+/// keyboard, and what egui must then not see).
+pub fn is_keyboard(e: &egui::Event) -> bool {
+    matches!(
+        e,
+        egui::Event::Key { .. }
+            | egui::Event::Text(_)
+            | egui::Event::Copy
+            | egui::Event::Cut
+            | egui::Event::Paste(_)
+    )
 }
-
-/// Points of smooth scrolling that make one wheel click.
-const POINTS_PER_CLICK: f32 = 40.0;
 
 fn modifiers(m: egui::Modifiers) -> Modifiers {
     Modifiers {
@@ -112,12 +113,8 @@ fn key(down: bool, key: Key, text: Option<String>, modifiers: Modifiers) -> Inpu
     }
 }
 
-/// Turns one frame's egui events into input events for the remote machine.
-pub fn translate(
-    events: &[egui::Event],
-    map: &impl PointerMap,
-    wheel: &mut WheelRest,
-) -> Translated {
+/// Turns one frame's keyboard events into input events for the remote machine.
+pub fn translate(events: &[egui::Event]) -> Translated {
     let mut out = Translated::default();
     let shortcut = |c: char, m: egui::Modifiers, out: &mut Translated| {
         let mods = modifiers(m);
@@ -126,58 +123,6 @@ pub fn translate(
     };
     for ev in events {
         match ev {
-            egui::Event::PointerMoved(pos) => {
-                if let Some((x, y)) = map.to_remote(*pos) {
-                    out.input.push(InputEvent::PointerMove { x, y });
-                }
-            }
-            egui::Event::PointerButton {
-                pos,
-                button,
-                pressed,
-                ..
-            } => {
-                let button = match button {
-                    egui::PointerButton::Primary => MouseButton::Left,
-                    egui::PointerButton::Secondary => MouseButton::Right,
-                    egui::PointerButton::Middle => MouseButton::Middle,
-                    _ => continue,
-                };
-                match map.to_remote(*pos) {
-                    Some((x, y)) => {
-                        out.input.push(InputEvent::PointerMove { x, y });
-                        out.input.push(InputEvent::Button {
-                            button,
-                            down: *pressed,
-                        });
-                    }
-                    // A release outside still releases the button held on the remote side.
-                    None if !*pressed => out.input.push(InputEvent::Button {
-                        button,
-                        down: false,
-                    }),
-                    None => {}
-                }
-            }
-            egui::Event::MouseWheel { unit, delta, .. } => {
-                let per_click = match unit {
-                    egui::MouseWheelUnit::Line => 1.0,
-                    egui::MouseWheelUnit::Page => 0.1,
-                    egui::MouseWheelUnit::Point => POINTS_PER_CLICK,
-                };
-                // egui's positive y scrolls up; the protocol's positive dy scrolls down.
-                wheel.x += -delta.x / per_click;
-                wheel.y += -delta.y / per_click;
-                let (dx, dy) = (wheel.x.trunc(), wheel.y.trunc());
-                wheel.x -= dx;
-                wheel.y -= dy;
-                if dx != 0.0 || dy != 0.0 {
-                    out.input.push(InputEvent::Wheel {
-                        dx: dx as i32,
-                        dy: dy as i32,
-                    });
-                }
-            }
             egui::Event::Text(text) => {
                 for c in text.chars().filter(|c| !c.is_control()) {
                     let s = Some(c.to_string());
@@ -195,8 +140,11 @@ pub fn translate(
                 modifiers: m,
                 ..
             } => {
-                if *pressed && m.ctrl && m.alt && *k == egui::Key::G {
-                    out.release_grab = true;
+                if m.ctrl && m.alt && matches!(k, egui::Key::G | egui::Key::F) {
+                    if *pressed {
+                        out.release_grab |= *k == egui::Key::G;
+                        out.toggle_fullscreen |= *k == egui::Key::F;
+                    }
                     continue;
                 }
                 if let Some(n) = named(*k) {
@@ -252,13 +200,6 @@ pub fn special(keys: SpecialKeys) -> Vec<InputEvent> {
 mod tests {
     use super::*;
 
-    struct Offset;
-    impl PointerMap for Offset {
-        fn to_remote(&self, pos: egui::Pos2) -> Option<(u32, u32)> {
-            (pos.x >= 10.0 && pos.y >= 10.0).then(|| ((pos.x - 10.0) as u32, (pos.y - 10.0) as u32))
-        }
-    }
-
     fn press(k: egui::Key, m: egui::Modifiers) -> egui::Event {
         egui::Event::Key {
             key: k,
@@ -275,7 +216,7 @@ mod tests {
             press(egui::Key::E, egui::Modifiers::NONE),
             egui::Event::Text("é€ß".into()),
         ];
-        let t = translate(&events, &Offset, &mut WheelRest::default());
+        let t = translate(&events);
         let typed: String = t
             .input
             .iter()
@@ -302,7 +243,7 @@ mod tests {
             press(egui::Key::F5, egui::Modifiers::NONE),
             press(egui::Key::Enter, egui::Modifiers::SHIFT),
         ];
-        let t = translate(&events, &Offset, &mut WheelRest::default());
+        let t = translate(&events);
         let ctrl = Modifiers {
             ctrl: true,
             ..Modifiers::NONE
@@ -333,50 +274,9 @@ mod tests {
             egui::Key::G,
             egui::Modifiers::CTRL | egui::Modifiers::ALT,
         )];
-        let t = translate(&events, &Offset, &mut WheelRest::default());
+        let t = translate(&events);
         assert!(t.release_grab);
         assert!(t.input.is_empty());
-    }
-
-    #[test]
-    fn pointer_maps_to_the_remote_screen_and_wheels_add_up() {
-        let events = [
-            egui::Event::PointerMoved(egui::pos2(15.0, 30.0)),
-            egui::Event::PointerMoved(egui::pos2(1.0, 1.0)),
-            egui::Event::PointerButton {
-                pos: egui::pos2(12.0, 12.0),
-                button: egui::PointerButton::Primary,
-                pressed: true,
-                modifiers: egui::Modifiers::NONE,
-            },
-        ];
-        let t = translate(&events, &Offset, &mut WheelRest::default());
-        assert_eq!(
-            t.input,
-            vec![
-                InputEvent::PointerMove { x: 5, y: 20 },
-                InputEvent::PointerMove { x: 2, y: 2 },
-                InputEvent::Button {
-                    button: MouseButton::Left,
-                    down: true
-                }
-            ]
-        );
-        let mut rest = WheelRest::default();
-        let half = egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -20.0),
-            modifiers: egui::Modifiers::NONE,
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-        };
-        assert!(translate(std::slice::from_ref(&half), &Offset, &mut rest)
-            .input
-            .is_empty());
-        assert_eq!(
-            translate(&[half], &Offset, &mut rest).input,
-            vec![InputEvent::Wheel { dx: 0, dy: 1 }]
-        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   connect` runs it);
 //! - [`present`]: the remote screen in a child X window, updated with only the rectangles that
 //!   changed (egui's whole-window repaints are too slow without a GPU);
-//! - [`keys`]: pointer and keys turned into the remote machine's input; [`grab`]: the keyboard
+//! - [`pointer`]: the pointer over the remote screen, read from the child window itself;
+//!   [`keys`]: egui's key events turned into the remote machine's input; [`grab`]: the keyboard
 //!   grab while the viewer has the keyboard;
 //! - [`player`]: the session-log player's state; [`player_ui`] draws it.
 
@@ -18,6 +19,7 @@ pub mod model;
 pub mod net;
 pub mod player;
 pub mod player_ui;
+pub mod pointer;
 pub mod present;
 pub mod ui;
 

@@ -25,9 +25,9 @@ use x11rb::protocol::xproto::{
     ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, ImageFormat,
     ImageOrder, WindowClass,
 };
-use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
+use super::pointer::{ChildMap, PointerRoute};
 use crate::viewer::Damage;
 
 #[derive(Debug, Error)]
@@ -120,6 +120,7 @@ pub struct Presenter {
     mapped: bool,
     /// Puts since the last round trip.
     pending: bool,
+    route: Arc<PointerRoute>,
 }
 
 impl Presenter {
@@ -154,7 +155,12 @@ impl Presenter {
                 .background_pixmap(x11rb::NONE)
                 .border_pixel(0)
                 .colormap(screen.default_colormap)
-                .event_mask(EventMask::EXPOSURE),
+                .event_mask(
+                    EventMask::EXPOSURE
+                        | EventMask::POINTER_MOTION
+                        | EventMask::BUTTON_PRESS
+                        | EventMask::BUTTON_RELEASE,
+                ),
         )
         .map_err(x)?;
         let gc = conn.generate_id().map_err(x)?;
@@ -180,12 +186,23 @@ impl Presenter {
             mapping: Mapping::default(),
             mapped: false,
             pending: false,
+            route: Arc::new(PointerRoute::default()),
         })
     }
 
     /// The child window's id.
     pub fn window(&self) -> u32 {
         self.window
+    }
+
+    /// The connection the child window's events arrive on (for [`super::pointer::spawn`]).
+    pub fn connection(&self) -> Arc<RustConnection> {
+        self.conn.clone()
+    }
+
+    /// Where the child window's pointer events go.
+    pub fn route(&self) -> Arc<PointerRoute> {
+        self.route.clone()
     }
 
     /// Whether the image travels through shared memory.
@@ -229,6 +246,7 @@ impl Presenter {
             }
             self.mapping.src_w = fb.width();
             self.mapping.src_h = fb.height();
+            self.route.set_map(None);
             return Ok(());
         };
         // In fit mode the window is the scaled picture, centred in the area.
@@ -268,6 +286,11 @@ impl Presenter {
             self.mapping.cols = axis(fb.width(), ww);
             self.mapping.rows = axis(fb.height(), wh);
         }
+        self.route.set_map(Some(ChildMap {
+            scale: p.scale,
+            child: (ww, wh),
+            remote: (fb.width(), fb.height()),
+        }));
         self.redraw(fb)
     }
 
@@ -303,20 +326,6 @@ impl Presenter {
             self.put(dx, dy, dw, dh)?;
         }
         self.sync()
-    }
-
-    /// Handles the X events of the child window (exposures); call it from the console's frames.
-    pub fn handle_events(&mut self, fb: &Decoder) -> Result<(), PresentError> {
-        let mut exposed = false;
-        while let Some(ev) = self.conn.poll_for_event().map_err(x)? {
-            if let Event::Expose(_) = ev {
-                exposed = true;
-            }
-        }
-        if exposed {
-            self.redraw(fb)?;
-        }
-        Ok(())
     }
 
     fn resize_image(&mut self, w: u32, h: u32) -> Result<(), PresentError> {

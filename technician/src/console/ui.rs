@@ -15,38 +15,12 @@ use tracing::warn;
 use words::{Catalogue, Value};
 
 use super::grab::KeyboardGrab;
-use super::keys::{self, PointerMap, WheelRest};
+use super::keys;
 use super::model::{Command, Event, Model, Notice, Screen, SpecialKeys, ViewScale};
 use super::net::{Net, Request, SharedPresenter};
 use super::present::{Placement, Presenter, Scale};
 use super::{player, player_ui};
 use crate::viewer::Viewer;
-
-/// Where the remote screen appears in the window, for mapping the pointer.
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    /// The picture's rectangle in egui points.
-    rect: egui::Rect,
-    /// Remote pixel at the rectangle's top-left corner.
-    origin: (f32, f32),
-    /// Remote pixels per egui point.
-    per_point: f32,
-    remote: (u32, u32),
-}
-
-impl PointerMap for Geometry {
-    fn to_remote(&self, pos: egui::Pos2) -> Option<(u32, u32)> {
-        if !self.rect.contains(pos) {
-            return None;
-        }
-        let x = self.origin.0 + (pos.x - self.rect.min.x) * self.per_point;
-        let y = self.origin.1 + (pos.y - self.rect.min.y) * self.per_point;
-        Some((
-            (x.max(0.0) as u32).min(self.remote.0.saturating_sub(1)),
-            (y.max(0.0) as u32).min(self.remote.1.saturating_sub(1)),
-        ))
-    }
-}
 
 pub struct ConsoleApp {
     pub model: Model,
@@ -57,8 +31,10 @@ pub struct ConsoleApp {
     /// The presenter could not be made (no X11 window): said once.
     presenter_failed: Option<String>,
     input: Option<mpsc::Sender<InputEvent>>,
-    wheel: WheelRest,
-    geometry: Option<Geometry>,
+    /// The full-screen state last asked of the window.
+    applied_fullscreen: Option<bool>,
+    was_focused: bool,
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
     grab: Option<KeyboardGrab>,
     report: Reporter,
     /// The last viewer area reported with `--json`.
@@ -87,8 +63,9 @@ impl ConsoleApp {
             presenter,
             presenter_failed: None,
             input: None,
-            wheel: WheelRest::default(),
-            geometry: None,
+            applied_fullscreen: None,
+            was_focused: false,
+            wake: None,
             grab: None,
             report,
             reported_area: None,
@@ -190,7 +167,7 @@ impl ConsoleApp {
     }
 
     /// Makes the presenter on the first frame that has a window (X11 only).
-    fn ensure_presenter(&mut self, frame: &eframe::Frame) {
+    fn ensure_presenter(&mut self, ctx: &egui::Context, frame: &eframe::Frame) {
         if self.presenter_failed.is_some() || self.presenter.lock().expect("presenter").is_some() {
             return;
         }
@@ -205,11 +182,41 @@ impl ConsoleApp {
             }
         };
         match Presenter::new(None, parent) {
-            Ok(p) => *self.presenter.lock().expect("presenter") = Some(p),
+            Ok(p) => {
+                let ctx = ctx.clone();
+                let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+                super::pointer::spawn(
+                    p.connection(),
+                    p.route(),
+                    self.viewer.clone(),
+                    self.presenter.clone(),
+                    wake.clone(),
+                );
+                self.wake = Some(wake);
+                *self.presenter.lock().expect("presenter") = Some(p);
+            }
             Err(e) => self.presenter_failed = Some(e.to_string()),
         }
-        if let Ok(g) = KeyboardGrab::new(frame, parent) {
-            self.grab = Some(g);
+    }
+
+    /// The keyboard grab (and focus) of the console's window, from its first frame on X11.
+    fn ensure_grab(&mut self, ctx: &egui::Context, frame: &eframe::Frame) {
+        if self.grab.is_none() {
+            use raw_window_handle::{HasWindowHandle, RawWindowHandle};
+            let window = match frame.window_handle().map(|h| h.as_raw()) {
+                Ok(RawWindowHandle::Xlib(h)) => Some(h.window as u32),
+                Ok(RawWindowHandle::Xcb(h)) => Some(h.window.get()),
+                _ => None,
+            };
+            if let Some(w) = window {
+                self.grab = KeyboardGrab::new(frame, w).ok();
+            }
+        }
+        // A click in a window that does not have the keyboard gives it the keyboard.
+        let unfocused_click =
+            ctx.input(|i| i.pointer.any_pressed() && i.viewport().focused != Some(true));
+        if let (true, Some(g)) = (unfocused_click, self.grab.as_mut()) {
+            g.focus();
         }
     }
 
@@ -220,9 +227,6 @@ impl ConsoleApp {
         let Some(p) = p.as_mut() else { return };
         if let Err(e) = p.place(placement, v.framebuffer()) {
             warn!(error = %e, "the viewer could not be placed");
-        }
-        if let Err(e) = p.handle_events(v.framebuffer()) {
-            warn!(error = %e, "viewer events");
         }
         let area = p.placement().and_then(|pl| {
             p.root_position().ok().map(|(x, y)| {
@@ -261,25 +265,29 @@ impl ConsoleApp {
                     .num_columns(2)
                     .spacing([12.0, 8.0])
                     .show(ui, |ui| {
-                        ui.label(self.w.text("login-relay"));
+                        let l = ui.label(self.w.text("login-relay"));
                         ui.add_enabled(
                             !f.busy,
                             egui::TextEdit::singleline(&mut f.relay).desired_width(260.0),
-                        );
+                        )
+                        .labelled_by(l.id);
                         ui.end_row();
-                        ui.label(self.w.text("login-user"));
+                        let l = ui.label(self.w.text("login-user"));
                         ui.add_enabled(
                             !f.busy,
                             egui::TextEdit::singleline(&mut f.user).desired_width(260.0),
-                        );
+                        )
+                        .labelled_by(l.id);
                         ui.end_row();
-                        ui.label(self.w.text("login-password"));
-                        let pw = ui.add_enabled(
-                            !f.busy,
-                            egui::TextEdit::singleline(&mut f.password)
-                                .password(true)
-                                .desired_width(260.0),
-                        );
+                        let l = ui.label(self.w.text("login-password"));
+                        let pw = ui
+                            .add_enabled(
+                                !f.busy,
+                                egui::TextEdit::singleline(&mut f.password)
+                                    .password(true)
+                                    .desired_width(260.0),
+                            )
+                            .labelled_by(l.id);
                         if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                             events.push(Event::LoginSubmitted);
                         }
@@ -347,14 +355,16 @@ impl ConsoleApp {
         });
         egui::CentralPanel::default().show(root, |ui| {
             ui.add_space(12.0);
-            ui.heading(self.w.text("home-code"));
+            let heading = ui.heading(self.w.text("home-code"));
             ui.horizontal(|ui| {
-                let edit = ui.add(
-                    egui::TextEdit::singleline(&mut self.model.home.code)
-                        .hint_text(self.w.text("home-code-hint"))
-                        .font(egui::TextStyle::Heading)
-                        .desired_width(320.0),
-                );
+                let edit = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.model.home.code)
+                            .hint_text(self.w.text("home-code-hint"))
+                            .font(egui::TextStyle::Heading)
+                            .desired_width(320.0),
+                    )
+                    .labelled_by(heading.id);
                 if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                     events.push(Event::JoinSubmitted);
                 }
@@ -391,13 +401,14 @@ impl ConsoleApp {
                 cols[1].heading(self.w.text("home-queue"));
                 cols[1].label(self.w.text("home-queue-later"));
                 cols[1].add_space(20.0);
-                cols[1].heading(self.w.text("home-open-log"));
+                let heading = cols[1].heading(self.w.text("home-open-log"));
                 cols[1].horizontal(|ui| {
                     ui.add(
                         egui::TextEdit::singleline(&mut self.log_path)
                             .hint_text(self.w.text("home-log-path"))
                             .desired_width(260.0),
-                    );
+                    )
+                    .labelled_by(heading.id);
                     if ui.button(self.w.text("home-open")).clicked()
                         && !self.log_path.trim().is_empty()
                     {
@@ -580,14 +591,21 @@ impl ConsoleApp {
     fn session_screen(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {
         let ctx = &root.ctx().clone();
         if let Some(frame) = frame {
-            self.ensure_presenter(frame);
+            self.ensure_presenter(ctx, frame);
         }
         let mut events = Vec::new();
-        egui::Panel::top("toolbar").show(root, |ui| self.toolbar(ui, &mut events));
+        // Full screen is the remote screen alone (Ctrl+Alt+F leaves it).
+        if !self
+            .model
+            .session
+            .as_ref()
+            .is_some_and(|s| s.fullscreen && s.ended.is_none())
+        {
+            egui::Panel::top("toolbar").show(root, |ui| self.toolbar(ui, &mut events));
+        }
         let ppp = ctx.pixels_per_point();
         let session = self.model.session.clone();
         let mut placement = None;
-        let mut geometry = None;
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE.fill(Color32::from_gray(24)))
             .show(root, |ui| {
@@ -616,19 +634,7 @@ impl ConsoleApp {
                     ViewScale::Fit => {
                         let area = ui.available_rect_before_wrap();
                         let resp = ui.interact(area, viewer_id, egui::Sense::click_and_drag());
-                        handle_focus(ui, &resp, viewer_id, &mut events);
-                        let scale = f32::min(
-                            area.width() * ppp / rw as f32,
-                            area.height() * ppp / rh as f32,
-                        );
-                        let size = egui::vec2(rw as f32 * scale / ppp, rh as f32 * scale / ppp);
-                        let rect = egui::Rect::from_center_size(area.center(), size);
-                        geometry = Some(Geometry {
-                            rect,
-                            origin: (0.0, 0.0),
-                            per_point: ppp / scale,
-                            remote: (rw, rh),
-                        });
+                        handle_focus(&resp, &mut events);
                         placement = Some(Placement {
                             x: (area.min.x * ppp).round() as i32,
                             y: (area.min.y * ppp).round() as i32,
@@ -651,15 +657,9 @@ impl ConsoleApp {
                                 let visible = full.intersect(ui.clip_rect());
                                 let resp =
                                     ui.interact(visible, viewer_id, egui::Sense::click_and_drag());
-                                handle_focus(ui, &resp, viewer_id, &mut events);
+                                handle_focus(&resp, &mut events);
                                 let offset_x = (viewport.min.x * ppp).round().max(0.0) as u32;
                                 let offset_y = (viewport.min.y * ppp).round().max(0.0) as u32;
-                                geometry = Some(Geometry {
-                                    rect: visible,
-                                    origin: (offset_x as f32, offset_y as f32),
-                                    per_point: ppp,
-                                    remote: (rw, rh),
-                                });
                                 placement = Some(Placement {
                                     x: (visible.min.x * ppp).round() as i32,
                                     y: (visible.min.y * ppp).round() as i32,
@@ -671,39 +671,54 @@ impl ConsoleApp {
                     }
                 }
             });
-        self.geometry = geometry;
         // A menu open over the viewer must not be hidden under the child window.
         let menu_open = egui::Popup::is_any_open(ctx);
         self.place_viewer(if menu_open { None } else { placement });
-        self.forward_input(ctx);
+        // A click the window sees (not on the remote screen) takes the keyboard back.
+        let clicked_elsewhere =
+            ctx.input(|i| i.pointer.any_pressed()) && !events.contains(&Event::SetGrab(true));
+        if clicked_elsewhere && self.model.session.as_ref().is_some_and(|s| s.grabbed) {
+            events.push(Event::SetGrab(false));
+        }
+        let route = self
+            .presenter
+            .lock()
+            .expect("presenter")
+            .as_ref()
+            .map(|p| p.route());
+        if let Some(route) = route {
+            let control = self.model.session.as_ref().is_some_and(|s| s.may_control());
+            route.set_input(self.input.clone(), control);
+            if route.take_clicked() {
+                events.push(Event::SetGrab(true));
+            }
+        }
         for e in events {
             self.dispatch(ctx, e);
         }
         self.sync_window(ctx);
     }
 
-    /// Pointer and keys over the viewer go to the remote machine while the user allows control.
-    fn forward_input(&mut self, ctx: &egui::Context) {
+    /// While the remote screen has the keyboard (and the user allows control), the frame's key
+    /// events go to the remote machine and are taken out of egui's input, so that no button of
+    /// the console reacts to them. Called before egui sees the frame's input.
+    pub fn route_keys(&mut self, ctx: &egui::Context, events: &mut Vec<egui::Event>) {
         let Some(s) = &self.model.session else { return };
-        let Some(geometry) = self.geometry else {
-            return;
-        };
-        if !s.may_control() {
+        if !(s.grabbed && s.may_control()) || self.model.screen != Screen::Session {
             return;
         }
-        let focused = ctx.memory(|m| m.has_focus(egui::Id::unique("remote-screen")));
-        let events = ctx.input(|i| i.events.clone());
-        let t = keys::translate(&events, &geometry, &mut self.wheel);
-        let keyboard = focused || s.grabbed;
+        let (keyboard, rest): (Vec<egui::Event>, Vec<egui::Event>) =
+            events.drain(..).partition(keys::is_keyboard);
+        *events = rest;
+        let t = keys::translate(&keyboard);
         for ev in t.input {
-            let is_key = matches!(ev, InputEvent::Key { .. });
-            if !is_key || keyboard {
-                self.send_input(ev);
-            }
+            self.send_input(ev);
         }
         if t.release_grab {
             self.dispatch(ctx, Event::SetGrab(false));
-            ctx.memory_mut(|m| m.surrender_focus(egui::Id::unique("remote-screen")));
+        }
+        if t.toggle_fullscreen {
+            self.dispatch(ctx, Event::ToggleFullscreen);
         }
     }
 
@@ -714,12 +729,34 @@ impl ConsoleApp {
             .session
             .as_ref()
             .map_or((false, false), |s| (s.fullscreen, s.grabbed));
-        if ctx.input(|i| i.viewport().fullscreen) != Some(fullscreen) {
+        if self.applied_fullscreen != Some(fullscreen) {
+            self.applied_fullscreen = Some(fullscreen);
             ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(fullscreen));
+            // Without a window manager (a bare X server) the request alone does nothing: the
+            // window also takes the whole monitor, undecorated, itself.
+            ctx.send_viewport_cmd(egui::ViewportCommand::Decorations(!fullscreen));
+            if fullscreen {
+                if let Some(size) = ctx.input(|i| i.viewport().monitor_size) {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(
+                        0.0, 0.0,
+                    )));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
+                }
+            } else if self.applied_fullscreen.is_some() {
+                ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(egui::vec2(1280.0, 860.0)));
+            }
         }
-        let window_focused = ctx.input(|i| i.viewport().focused).unwrap_or(true);
+        // The grab ends when the window loses the keyboard to another window (after having had
+        // it); taking it gives the window the focus first.
+        let focused = ctx.input(|i| i.viewport().focused);
+        let lost = self.was_focused && focused == Some(false);
+        self.was_focused = focused == Some(true);
+        if lost && grabbed && self.grab.as_ref().is_some_and(|g| g.is_grabbed()) {
+            self.dispatch(ctx, Event::SetGrab(false));
+        }
+        let grabbed = self.model.session.as_ref().is_some_and(|s| s.grabbed);
         if let Some(g) = &mut self.grab {
-            g.set(grabbed && window_focused);
+            g.set(grabbed);
         }
     }
 
@@ -748,30 +785,23 @@ impl ConsoleApp {
     }
 }
 
-/// Clicking the viewer gives it the keyboard (Tab, arrows and Escape included) and grabs it.
-fn handle_focus(ui: &egui::Ui, resp: &egui::Response, id: egui::Id, events: &mut Vec<Event>) {
+/// Clicking the remote screen gives it the keyboard (and grabs it). Over the child window the
+/// X server gives the click to [`super::pointer`]; egui sees clicks there only where there is no
+/// child window (around a fitted picture, or without X11).
+fn handle_focus(resp: &egui::Response, events: &mut Vec<Event>) {
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Remote screen"));
     if resp.clicked() || resp.drag_started() {
-        resp.request_focus();
         events.push(Event::SetGrab(true));
-    }
-    if resp.has_focus() {
-        ui.memory_mut(|m| {
-            m.set_focus_lock_filter(
-                id,
-                egui::EventFilter {
-                    tab: true,
-                    horizontal_arrows: true,
-                    vertical_arrows: true,
-                    escape: true,
-                },
-            )
-        });
     }
 }
 
 impl eframe::App for ConsoleApp {
     fn ui(&mut self, root: &mut egui::Ui, frame: &mut eframe::Frame) {
         self.show(root, Some(frame));
+    }
+
+    fn raw_input_hook(&mut self, ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        self.route_keys(ctx, &mut raw_input.events);
     }
 
     /// Closing the window ends a running session first, so that the agent is told and the
@@ -795,6 +825,9 @@ impl ConsoleApp {
     /// One frame of the console; `frame` is `None` in tests without a window.
     pub fn show(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {
         let ctx = &root.ctx().clone();
+        if let Some(frame) = frame {
+            self.ensure_grab(ctx, frame);
+        }
         self.drain_network(ctx);
         if self.join_when_logged_in && self.model.screen == Screen::Home {
             self.join_when_logged_in = false;
