@@ -837,6 +837,13 @@ mod tests {
         assert!(dec.pixels() == &frame(7)[..], "not frame 7 as captured");
     }
 
+    /// The console may open a long log on a worker thread and hand it to the window.
+    #[test]
+    fn a_player_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Player>();
+    }
+
     #[test]
     fn files_that_are_not_logs_are_refused_in_words() {
         let dir = tempfile::tempdir().unwrap();
