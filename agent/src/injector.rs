@@ -166,16 +166,20 @@ impl Injector {
         self.shared.room.notified().await;
     }
 
-    /// Closes the gate and the queue and waits (at most `limit`) for the worker to release
-    /// everything held and end.
+    /// Closes the queue and waits (at most `limit`) for the worker to inject what the technician
+    /// sent before the end (unless the person closed the gate), release everything held and
+    /// end; past `limit` the gate closes, so the rest is dropped and released at once.
     pub async fn finish(mut self, limit: Duration) -> InjectorStats {
-        self.shared.gate.close();
         self.queue = None;
-        if let Some(done) = self.done.take() {
-            if tokio::time::timeout(limit, done).await.is_err() {
-                warn!("the input worker did not end in time; it ends on its own");
+        if let Some(mut done) = self.done.take() {
+            if tokio::time::timeout(limit, &mut done).await.is_err() {
+                self.shared.gate.close();
+                if tokio::time::timeout(limit, done).await.is_err() {
+                    warn!("the input worker did not end in time; it ends on its own");
+                }
             }
         }
+        self.shared.gate.close();
         self.stats()
     }
 
@@ -202,14 +206,16 @@ fn worker(
     failed: oneshot::Sender<SinkError>,
 ) {
     let gate = &shared.gate;
-    // Whether anything may be held down since the last release.
+    // Whether anything may be held down since the last release, and whether there was one.
     let mut held = false;
+    let mut released_once = false;
     loop {
         match events.recv_timeout(GATE_POLL) {
             Ok(event) => {
                 shared.room.notify_one();
                 if !gate.is_open() {
                     shared.discarded.fetch_add(1, Ordering::Relaxed);
+                    released_once |= held;
                     release(sink.as_mut(), &mut held);
                     continue;
                 }
@@ -223,20 +229,25 @@ fn worker(
                 }
                 shared.injected.fetch_add(1, Ordering::Relaxed);
                 if !gate.is_open() {
+                    released_once = true;
                     release(sink.as_mut(), &mut held);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
                 if !gate.is_open() {
+                    released_once |= held;
                     release(sink.as_mut(), &mut held);
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // Whatever happened, nothing stays pressed.
-    held = true;
-    release(sink.as_mut(), &mut held);
+    // Whatever happened, nothing stays pressed: one last release unless the last thing done
+    // was a release.
+    if held || !released_once {
+        held = true;
+        release(sink.as_mut(), &mut held);
+    }
     debug!("input worker ended");
 }
 

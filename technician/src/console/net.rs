@@ -376,7 +376,28 @@ async fn run_session(
     let forward = {
         let out = out.clone();
         tokio::spawn(async move {
+            // An idle session's quality, unchanged, wakes the window only once.
+            let mut shown: Option<(u32, u64)> = None;
             while let Some(e) = ev_rx.recv().await {
+                if let JoinEvent::Session(SessionEvent::Quality {
+                    rtt,
+                    updates_per_sec: 0,
+                    ..
+                }) = &e
+                {
+                    let rtt_ms = rtt.as_millis() as u64;
+                    if shown.is_some_and(|(ups, ms)| ups == 0 && ms.abs_diff(rtt_ms) < 2) {
+                        continue;
+                    }
+                    shown = Some((0, rtt_ms));
+                } else if let JoinEvent::Session(SessionEvent::Quality {
+                    updates_per_sec,
+                    rtt,
+                    ..
+                }) = &e
+                {
+                    shown = Some((*updates_per_sec, rtt.as_millis() as u64));
+                }
                 out.send(match e {
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
