@@ -454,7 +454,6 @@ impl ConsoleApp {
                     ui.label(self.w.text("session-denied"));
                 }
                 (_, ConsentState::Asking, _) => {
-                    ui.spinner();
                     ui.label(self.w.text("session-waiting-consent"));
                 }
             }
@@ -619,9 +618,10 @@ impl ConsoleApp {
                     });
                     return;
                 }
+                // Words, not a spinner: a spinner repaints the whole window continuously, which
+                // costs a core without a GPU for as long as the user takes to answer.
                 let Some((rw, rh)) = s.screen else {
                     ui.centered_and_justified(|ui| {
-                        ui.spinner();
                         ui.label(self.w.text("session-connecting"));
                     });
                     return;
