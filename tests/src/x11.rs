@@ -24,16 +24,15 @@ impl Xvfb {
     /// Starts Xvfb with one screen of `width` x `height` at 24 bits. Fails the test with
     /// instructions when Xvfb is not installed.
     pub fn start(width: u32, height: u32) -> Xvfb {
+        Self::start_with(width, height, &[])
+    }
+
+    /// As [`Xvfb::start`], with `extra` arguments for the server (`+extension GLX`).
+    pub fn start_with(width: u32, height: u32, extra: &[&str]) -> Xvfb {
         let mut child = match Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-                "-screen",
-                "0",
-            ])
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
+            .args(extra)
+            .args(["-screen", "0"])
             .arg(format!("{width}x{height}x24"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -79,6 +78,22 @@ impl Xvfb {
         x11rb::connect(Some(&self.display))
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.display))
             .0
+    }
+
+    /// Runs `xdotool ARGS` on this display: whether it succeeded, and its output. Fails the
+    /// test with the install line when xdotool is missing.
+    pub fn xdotool(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run xdotool ({e}); install it with `apt-get install -y xdotool`")
+            });
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// The root window's pixels as the X server holds them, as RGB rows, at its current size.

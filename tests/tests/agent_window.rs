@@ -7,9 +7,9 @@
 //! The buttons are found in the X server's pixels by their fill, which nothing else in the
 //! window uses (`agent::window::ui::ALLOW_CONTROL_FILL` and `END_FILL`, repeated here).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tests::x11::Xvfb;
 use tests::{start_technician, Proc, Relay, PROMPT};
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
 use x11rb::rust_connection::RustConnection;
@@ -18,84 +18,6 @@ use x11rb::rust_connection::RustConnection;
 const ALLOW_CONTROL_FILL: [u8; 3] = [0x1a, 0x7f, 0x37];
 /// The fill of End session (`agent::window::ui::END_FILL`).
 const END_FILL: [u8; 3] = [0xb3, 0x26, 0x1e];
-
-/// Xvfb with GLX on a free display; dropping it stops it.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let mut child = match Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
-            .args(["+extension", "GLX", "-screen", "0", "1280x800x24"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "Xvfb is missing: this test runs the agent's window on a private X server; \
-                 install it with `apt-get install -y xvfb xdotool libgl1-mesa-dri libxkbcommon-x11-0`"
-            ),
-            Err(e) => panic!("cannot start Xvfb: {e}"),
-        };
-        let mut out = child.stdout.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut line = Vec::new();
-            let mut byte = [0u8; 1];
-            while let Ok(1) = out.read(&mut byte) {
-                if byte[0] == b'\n' {
-                    break;
-                }
-                line.push(byte[0]);
-            }
-            let _ = tx.send(String::from_utf8_lossy(&line).trim().to_string());
-            let mut rest = Vec::new();
-            let _ = out.read_to_end(&mut rest);
-        });
-        let number = rx
-            .recv_timeout(PROMPT)
-            .unwrap_or_else(|_| panic!("Xvfb did not report its display within {PROMPT:?}"));
-        assert!(!number.is_empty(), "Xvfb exited without a display number");
-        Xvfb {
-            child,
-            display: format!(":{number}"),
-        }
-    }
-
-    fn connect(&self) -> RustConnection {
-        x11rb::connect(Some(&self.display))
-            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.display))
-            .0
-    }
-
-    /// Runs `xdotool ARGS` on this display; its output.
-    fn xdotool(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &self.display)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run xdotool ({e}); install it with `apt-get install -y xdotool`")
-            });
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A window's pixels as the X server holds them, RGB, with its size.
 struct Shot {
@@ -215,7 +137,7 @@ fn click(x: &Xvfb, window: u32, (cx, cy): (usize, usize)) {
 
 #[test]
 fn allow_control_clicked_in_the_real_window_grants_control() {
-    let x = Xvfb::start();
+    let x = Xvfb::start_with(1280, 800, &["+extension", "GLX"]);
     // Fail, never skip, when xdotool is missing.
     x.xdotool(&["version"]);
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,6 @@
 //! session with the log sealed; each main screen is drawn.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use tests::x11::{wait_until, Xvfb};
@@ -43,21 +42,10 @@ fn console(relay: &Relay, x: &Xvfb, args: &[&str]) -> Proc {
     )
 }
 
-/// `xdotool ARGS` on `display`; fails the test with the install line when it is missing.
-fn xdotool(display: &str, args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run xdotool ({e}); install it with `apt-get install -y xdotool`")
-        });
-    assert!(
-        out.status.success(),
-        "xdotool {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// `xdotool ARGS` on `x`, which must succeed.
+fn xdotool(x: &Xvfb, args: &[&str]) {
+    let (ok, _) = x.xdotool(args);
+    assert!(ok, "xdotool {args:?} failed");
 }
 
 /// RGB of a rectangle of the root window of `x`.
@@ -144,7 +132,7 @@ fn the_console_shows_the_agent_screen_bit_for_bit_and_its_input_arrives() {
     // A click into the console window where the test window is: it arrives at the test window.
     let (cx, cy) = (ax + WIN.0 + 37, ay + WIN.1 + 21);
     xdotool(
-        &console_x.display,
+        &console_x,
         &["mousemove", &cx.to_string(), &cy.to_string(), "click", "1"],
     );
     let press = win.wait_line(PROMPT, "the click from the console", |l| {
@@ -171,7 +159,7 @@ fn the_console_shows_the_agent_screen_bit_for_bit_and_its_input_arrives() {
     // Typed text (the console has the keyboard since the click) arrives as typed.
     // (ASCII only: xdotool types other characters by remapping a spare key for a moment, which
     // the console's keyboard handling does not pick up under Xvfb.)
-    xdotool(&console_x.display, &["type", "--delay", "30", "Hi!"]);
+    xdotool(&console_x, &["type", "--delay", "30", "Hi!"]);
     for (text, what) in [("H", "H"), ("i", "i"), ("!", "!")] {
         win.wait_line(PROMPT, what, |l| {
             l.contains("\"event\":\"key\"")
@@ -210,10 +198,7 @@ fn each_main_screen_is_drawn() {
     // Login: no login kept in this test's tokens file.
     let mut login = console(&relay, &x, &[]);
     drawn("login", &login);
-    xdotool(
-        &x.display,
-        &["search", "--sync", "--name", "Tandem console"],
-    );
+    xdotool(&x, &["search", "--sync", "--name", "Tandem console"]);
     login.signal(libc::SIGTERM);
     login.wait_exit(PROMPT);
     assert!(
