@@ -381,22 +381,17 @@ async fn run_session(
             while let Some(e) = ev_rx.recv().await {
                 if let JoinEvent::Session(SessionEvent::Quality {
                     rtt,
-                    updates_per_sec: 0,
+                    updates_per_sec,
                     ..
                 }) = &e
                 {
-                    let rtt_ms = rtt.as_millis() as u64;
-                    if shown.is_some_and(|(ups, ms)| ups == 0 && ms.abs_diff(rtt_ms) < 2) {
+                    let now = (*updates_per_sec, rtt.as_millis() as u64);
+                    let idle_as_shown = shown
+                        .is_some_and(|(ups, ms)| ups == 0 && now.0 == 0 && ms.abs_diff(now.1) < 2);
+                    if idle_as_shown {
                         continue;
                     }
-                    shown = Some((0, rtt_ms));
-                } else if let JoinEvent::Session(SessionEvent::Quality {
-                    updates_per_sec,
-                    rtt,
-                    ..
-                }) = &e
-                {
-                    shown = Some((*updates_per_sec, rtt.as_millis() as u64));
+                    shown = Some(now);
                 }
                 out.send(match e {
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },

@@ -387,6 +387,7 @@ impl Presenter {
     fn drop_image(&mut self) {
         if let Some(Image::Shm { seg, ptr, .. }) = self.image.take() {
             let _ = self.conn.shm_detach(seg);
+            self.pending = true;
             let _ = self.sync();
             // SAFETY: detached by the server above; ours to release.
             unsafe {
@@ -539,7 +540,7 @@ impl Presenter {
 
     /// One round trip: everything put so far is drawn when it returns.
     fn sync(&mut self) -> Result<(), PresentError> {
-        if self.pending || self.mapped {
+        if self.pending {
             self.conn.get_input_focus().map_err(x)?.reply().map_err(x)?;
             self.pending = false;
         }

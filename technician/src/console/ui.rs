@@ -34,11 +34,12 @@ pub struct ConsoleApp {
     /// The full-screen state last asked of the window.
     applied_fullscreen: Option<bool>,
     was_focused: bool,
-    wake: Option<Arc<dyn Fn() + Send + Sync>>,
     grab: Option<KeyboardGrab>,
     report: Reporter,
     /// The last viewer area reported with `--json`.
     reported_area: Option<(i32, i32, u32, u32)>,
+    /// The placement and window rectangle `reported_area` was found for.
+    area_probe: Option<(Option<Placement>, Option<egui::Rect>)>,
     player: Option<(player::Player, player_ui::PlayerView)>,
     log_path: String,
     snapshot_dir: PathBuf,
@@ -65,10 +66,10 @@ impl ConsoleApp {
             input: None,
             applied_fullscreen: None,
             was_focused: false,
-            wake: None,
             grab: None,
             report,
             reported_area: None,
+            area_probe: None,
             player: None,
             log_path: String::new(),
             snapshot_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
@@ -160,7 +161,7 @@ impl ConsoleApp {
             }
             if matches!(e, Event::SessionEnded { .. } | Event::JoinFailed(_)) {
                 self.input = None;
-                self.place_viewer(None);
+                self.place_viewer(ctx, None);
             }
             self.dispatch(ctx, e);
         }
@@ -171,15 +172,10 @@ impl ConsoleApp {
         if self.presenter_failed.is_some() || self.presenter.lock().expect("presenter").is_some() {
             return;
         }
-        use raw_window_handle::{HasWindowHandle, RawWindowHandle};
-        let parent = match frame.window_handle().map(|h| h.as_raw()) {
-            Ok(RawWindowHandle::Xlib(h)) => h.window as u32,
-            Ok(RawWindowHandle::Xcb(h)) => h.window.get(),
-            _ => {
-                self.presenter_failed =
-                    Some("the console shows remote screens only on X11 for now".into());
-                return;
-            }
+        let Some(parent) = x11_window(frame) else {
+            self.presenter_failed =
+                Some("the console shows remote screens only on X11 for now".into());
+            return;
         };
         match Presenter::new(None, parent) {
             Ok(p) => {
@@ -190,9 +186,8 @@ impl ConsoleApp {
                     p.route(),
                     self.viewer.clone(),
                     self.presenter.clone(),
-                    wake.clone(),
+                    wake,
                 );
-                self.wake = Some(wake);
                 *self.presenter.lock().expect("presenter") = Some(p);
             }
             Err(e) => self.presenter_failed = Some(e.to_string()),
@@ -202,13 +197,7 @@ impl ConsoleApp {
     /// The keyboard grab (and focus) of the console's window, from its first frame on X11.
     fn ensure_grab(&mut self, ctx: &egui::Context, frame: &eframe::Frame) {
         if self.grab.is_none() {
-            use raw_window_handle::{HasWindowHandle, RawWindowHandle};
-            let window = match frame.window_handle().map(|h| h.as_raw()) {
-                Ok(RawWindowHandle::Xlib(h)) => Some(h.window as u32),
-                Ok(RawWindowHandle::Xcb(h)) => Some(h.window.get()),
-                _ => None,
-            };
-            if let Some(w) = window {
+            if let Some(w) = x11_window(frame) {
                 self.grab = KeyboardGrab::new(frame, w).ok();
             }
         }
@@ -221,13 +210,21 @@ impl ConsoleApp {
     }
 
     /// Places (or hides) the presenter's window; viewer lock first, then the presenter's.
-    fn place_viewer(&mut self, placement: Option<Placement>) {
+    /// Where it is on the screen (for `--json`'s `viewer_area`) is asked of the X server only
+    /// when the placement or the console's window changed, not on every frame.
+    fn place_viewer(&mut self, ctx: &egui::Context, placement: Option<Placement>) {
+        let window = ctx.input(|i| i.viewport().inner_rect);
         let v = self.viewer.lock().expect("viewer lock");
         let mut p = self.presenter.lock().expect("presenter");
         let Some(p) = p.as_mut() else { return };
         if let Err(e) = p.place(placement, v.framebuffer()) {
             warn!(error = %e, "the viewer could not be placed");
         }
+        let probe = (p.placement(), window);
+        if self.area_probe == Some(probe) {
+            return;
+        }
+        self.area_probe = Some(probe);
         let area = p.placement().and_then(|pl| {
             p.root_position().ok().map(|(x, y)| {
                 (
@@ -673,7 +670,7 @@ impl ConsoleApp {
             });
         // A menu open over the viewer must not be hidden under the child window.
         let menu_open = egui::Popup::is_any_open(ctx);
-        self.place_viewer(if menu_open { None } else { placement });
+        self.place_viewer(ctx, if menu_open { None } else { placement });
         // A click the window sees (not on the remote screen) takes the keyboard back.
         let clicked_elsewhere =
             ctx.input(|i| i.pointer.any_pressed()) && !events.contains(&Event::SetGrab(true));
@@ -785,6 +782,16 @@ impl ConsoleApp {
     }
 }
 
+/// The X11 window id of the console's window, if it is an X11 window.
+fn x11_window(frame: &eframe::Frame) -> Option<u32> {
+    use raw_window_handle::{HasWindowHandle, RawWindowHandle};
+    match frame.window_handle().map(|h| h.as_raw()) {
+        Ok(RawWindowHandle::Xlib(h)) => Some(h.window as u32),
+        Ok(RawWindowHandle::Xcb(h)) => Some(h.window.get()),
+        _ => None,
+    }
+}
+
 /// Clicking the remote screen gives it the keyboard (and grabs it). Over the child window the
 /// X server gives the click to [`super::pointer`]; egui sees clicks there only where there is no
 /// child window (around a fitted picture, or without X11).
@@ -834,7 +841,7 @@ impl ConsoleApp {
             self.dispatch(ctx, Event::JoinSubmitted);
         }
         if self.model.screen != Screen::Session {
-            self.place_viewer(None);
+            self.place_viewer(ctx, None);
             if let Some(g) = &mut self.grab {
                 g.set(false);
             }
