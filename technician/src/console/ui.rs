@@ -258,38 +258,42 @@ impl ConsoleApp {
                 ui.heading(self.w.text("login-title"));
                 ui.add_space(16.0);
                 let f = &mut self.model.login;
-                egui::Grid::new("login")
-                    .num_columns(2)
-                    .spacing([12.0, 8.0])
-                    .show(ui, |ui| {
-                        let l = ui.label(self.w.text("login-relay"));
-                        ui.add_enabled(
-                            !f.busy,
-                            egui::TextEdit::singleline(&mut f.relay).desired_width(260.0),
-                        )
-                        .labelled_by(l.id);
-                        ui.end_row();
-                        let l = ui.label(self.w.text("login-user"));
-                        ui.add_enabled(
-                            !f.busy,
-                            egui::TextEdit::singleline(&mut f.user).desired_width(260.0),
-                        )
-                        .labelled_by(l.id);
-                        ui.end_row();
-                        let l = ui.label(self.w.text("login-password"));
-                        let pw = ui
-                            .add_enabled(
+                // The form's two columns, centred under the heading (about 400 points wide).
+                ui.horizontal(|ui| {
+                    ui.add_space(((ui.available_width() - 400.0) / 2.0).max(0.0));
+                    egui::Grid::new("login")
+                        .num_columns(2)
+                        .spacing([12.0, 8.0])
+                        .show(ui, |ui| {
+                            let l = ui.label(self.w.text("login-relay"));
+                            ui.add_enabled(
                                 !f.busy,
-                                egui::TextEdit::singleline(&mut f.password)
-                                    .password(true)
-                                    .desired_width(260.0),
+                                egui::TextEdit::singleline(&mut f.relay).desired_width(260.0),
                             )
                             .labelled_by(l.id);
-                        if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                            events.push(Event::LoginSubmitted);
-                        }
-                        ui.end_row();
-                    });
+                            ui.end_row();
+                            let l = ui.label(self.w.text("login-user"));
+                            ui.add_enabled(
+                                !f.busy,
+                                egui::TextEdit::singleline(&mut f.user).desired_width(260.0),
+                            )
+                            .labelled_by(l.id);
+                            ui.end_row();
+                            let l = ui.label(self.w.text("login-password"));
+                            let pw = ui
+                                .add_enabled(
+                                    !f.busy,
+                                    egui::TextEdit::singleline(&mut f.password)
+                                        .password(true)
+                                        .desired_width(260.0),
+                                )
+                                .labelled_by(l.id);
+                            if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                                events.push(Event::LoginSubmitted);
+                            }
+                            ui.end_row();
+                        });
+                });
                 ui.add_space(12.0);
                 if f.busy && f.first_contact.is_none() {
                     ui.spinner();
