@@ -9,7 +9,8 @@
 //!   regions refined to lossless) and the framebuffer it fills;
 //! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
 //! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus;
-//! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay.
+//! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay;
+//! - [`text`]: bounding and escaping the strings a peer supplies before a person sees them.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
@@ -21,6 +22,7 @@ pub mod input;
 pub mod peer;
 pub mod scrnseq;
 pub mod sessionlog;
+pub mod text;
 pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error
