@@ -1,16 +1,23 @@
 //! The viewer's side: applies [`Update`]s to a framebuffer.
 //!
 //! Every op's rectangle and every tile's declared payload length is checked before any pixel is
-//! written, and the tile data is decompressed into a buffer no larger than the sum of those
-//! lengths, so a malformed update is refused with a [`CodecError`] and can neither panic nor
-//! write outside the image nor make the decoder allocate more than the update could describe.
+//! written, and so is the update's work: at most [`MAX_OPS`] ops, whose areas add up to at
+//! most [`WORK_FACTOR`] times the screen. The tile data is decompressed into a buffer no larger
+//! than the sum of the declared lengths, reserved only when the compressed bytes present could
+//! become that much ([`MAX_ZSTD_EXPANSION`]), so a malformed update is refused with a
+//! [`CodecError`] and can neither panic nor write outside the image nor make the decoder
+//! allocate or work more than the update could describe.
 //! A payload whose contents turn out wrong (a palette index out of range, say) is found while
 //! its tile is written: the update stops there with an error, the image partly updated.
 
 use super::tile::{self, Rect};
 use super::video::VideoDecoders;
-use super::{CodecError, Update, BPP, MAX_EDGE};
+use super::{check_screen_size, CodecError, Update, BPP, MAX_OPS, WORK_FACTOR};
 use crate::peer::CodecOp;
+
+/// Most bytes one byte of zstd data can become: a block of one repeated byte (RLE) is a 3-byte
+/// header and the byte, and stands for up to 128 KiB.
+pub const MAX_ZSTD_EXPANSION: usize = 128 * 1024 / 4;
 
 /// Most payload bytes one tile of `n` pixels may declare.
 pub(crate) fn max_tile_len(n: usize) -> usize {
@@ -69,12 +76,17 @@ impl Decoder {
     /// Applies one update; see the module documentation for what is checked when.
     pub fn apply(&mut self, update: &Update) -> Result<(), CodecError> {
         let (width, height) = (update.width, update.height);
-        if width == 0 || height == 0 || width > MAX_EDGE || height > MAX_EDGE {
-            return Err(CodecError::BadScreenSize { width, height });
+        check_screen_size(width, height)?;
+        if update.ops.len() > MAX_OPS {
+            return Err(CodecError::TooManyOps {
+                ops: update.ops.len(),
+            });
         }
+        let budget = WORK_FACTOR * u64::from(width) * u64::from(height);
+        let mut work = 0u64;
         let mut total = 0usize;
         for (index, op) in update.ops.iter().enumerate() {
-            let ok = match op {
+            let (ok, w, h) = match op {
                 CodecOp::Copy {
                     src_x,
                     src_y,
@@ -82,34 +94,30 @@ impl Decoder {
                     y,
                     width: w,
                     height: h,
-                } => {
+                } => (
                     inside(*src_x, *src_y, *w, *h, width, height)
-                        && inside(*x, *y, *w, *h, width, height)
-                }
-                CodecOp::Tile(t) => {
-                    let n = t.width as usize * t.height as usize;
-                    if inside(t.x, t.y, t.width, t.height, width, height)
-                        && t.len as usize > max_tile_len(n)
-                    {
-                        return Err(CodecError::BadOp {
-                            index,
-                            reason: "tile payload longer than any coding needs",
-                        });
-                    }
-                    total += t.len as usize;
-                    inside(t.x, t.y, t.width, t.height, width, height)
-                }
+                        && inside(*x, *y, *w, *h, width, height),
+                    *w,
+                    *h,
+                ),
+                CodecOp::Tile(t) => (
+                    inside(t.x, t.y, t.width, t.height, width, height),
+                    t.width,
+                    t.height,
+                ),
                 CodecOp::Video {
                     x,
                     y,
                     width: w,
                     height: h,
                     ..
-                } => {
+                } => (
                     inside(*x, *y, *w, *h, width, height)
                         && w.is_multiple_of(2)
-                        && h.is_multiple_of(2)
-                }
+                        && h.is_multiple_of(2),
+                    *w,
+                    *h,
+                ),
             };
             if !ok {
                 return Err(CodecError::BadOp {
@@ -117,9 +125,32 @@ impl Decoder {
                     reason: "rectangle outside the screen",
                 });
             }
+            // Inside the screen: each area is at most the screen's, so this cannot overflow.
+            work += u64::from(w) * u64::from(h);
+            if work > budget {
+                return Err(CodecError::TooMuchWork { work, budget });
+            }
+            if let CodecOp::Tile(t) = op {
+                if t.len as usize > max_tile_len(w as usize * h as usize) {
+                    return Err(CodecError::BadOp {
+                        index,
+                        reason: "tile payload longer than any coding needs",
+                    });
+                }
+                total += t.len as usize;
+            }
         }
         self.data.clear();
         if total > 0 {
+            // What the tiles declare is reserved only if the bytes present can become that
+            // much: a few kilobytes claiming gigabytes are refused here, before any allocation.
+            let most = update.tile_data.len().saturating_mul(MAX_ZSTD_EXPANSION);
+            if total > most {
+                return Err(CodecError::BadCompression(format!(
+                    "{} bytes of tile data cannot hold the {total} bytes the tiles declare",
+                    update.tile_data.len()
+                )));
+            }
             self.data.reserve(total);
             self.decompressor
                 .decompress_to_buffer(&update.tile_data, &mut self.data)

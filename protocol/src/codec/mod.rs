@@ -55,6 +55,28 @@ pub const BPP: usize = 4;
 /// Largest screen edge accepted from the network.
 pub const MAX_EDGE: u32 = 8192;
 
+/// Most pixel work one update may ask for, as a multiple of its screen's area: the sum of the
+/// areas of its copies, tiles and video pictures. The encoder moves each tile at most once,
+/// codes it at most once and covers it with at most one video picture, so its updates stay
+/// within 3 times the screen; an update asking for more (a million whole-screen copies in a few
+/// kilobytes) is refused before any pixel is touched, so no update costs more than a few
+/// passes over the screen.
+pub const WORK_FACTOR: u64 = 4;
+
+/// Most ops one update may hold: a copy and a tile for every 64x64 tile of the largest screen,
+/// and room for video pictures. Beyond the pixel work, each op costs a check and a damage
+/// rectangle for the viewer, so their number has its own cap.
+pub const MAX_OPS: usize = 2 * (MAX_EDGE as usize / TILE) * (MAX_EDGE as usize / TILE) + 16;
+
+/// Whether a screen of `width` x `height` may come from the network (1 to [`MAX_EDGE`] pixels
+/// a side): every size an update, a log or an export uses is checked here first.
+pub fn check_screen_size(width: u32, height: u32) -> Result<(), CodecError> {
+    if width == 0 || height == 0 || width > MAX_EDGE || height > MAX_EDGE {
+        return Err(CodecError::BadScreenSize { width, height });
+    }
+    Ok(())
+}
+
 /// Why an update could not be applied.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -62,6 +84,13 @@ pub enum CodecError {
     BadScreenSize { width: u32, height: u32 },
     #[error("op {index}: {reason}")]
     BadOp { index: usize, reason: &'static str },
+    #[error(
+        "the update's ops cover {work} pixels, more than {WORK_FACTOR} times its screen \
+         ({budget} pixels)"
+    )]
+    TooMuchWork { work: u64, budget: u64 },
+    #[error("the update has {ops} ops; at most {MAX_OPS} are allowed")]
+    TooManyOps { ops: usize },
     #[error("tile data does not decompress: {0}")]
     BadCompression(String),
     #[error("malformed tile: {0}")]
