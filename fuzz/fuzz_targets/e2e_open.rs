@@ -44,8 +44,8 @@ fn forged_records(data: &[u8]) {
     let mut rest = data;
     while let Ok(Some((record, used))) = split_frame(rest, PEER_MAX_FRAME) {
         let _ = session.open(record, &mut out);
-        if let Ok(mut opener) = updates.opener_for(record) {
-            let _ = opener.open(record, &mut out);
+        let mut first = record.to_vec();
+        if let Ok((opener, _)) = updates.open_first(&mut first) {
             let _ = opener.finish();
         }
         rest = &rest[used..];

@@ -389,11 +389,12 @@ pub async fn read_update(
     let Some(record) = reader.next_frame_mut().await? else {
         return Err(PeerPlaneError::EmptyUpdateStream);
     };
-    let mut opener = receiver
+    // The update's number counts as received only once this record authenticates.
+    let (mut opener, first) = receiver
         .lock()
         .expect("update receiver lock")
-        .opener_for(record)?;
-    let mut message = opener.open_in_place(record)?.to_vec();
+        .open_first(record)?;
+    let mut message = first.to_vec();
     while !opener.is_finished() {
         let Some(record) = reader.next_frame_mut().await? else {
             opener.finish()?;

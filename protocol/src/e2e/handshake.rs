@@ -850,8 +850,7 @@ mod tests {
             .is_err());
         assert!(t.session_opener().open(&frame[4..], &mut out).is_err());
         let mut rx = t.update_receiver();
-        let mut opener = rx.opener_for(&frame[4..]).unwrap();
-        opener.open(&frame[4..], &mut out).unwrap();
-        assert_eq!(out, b"update");
+        let (_, plaintext) = rx.open_first(&mut frame[4..]).unwrap();
+        assert_eq!(plaintext, b"update");
     }
 }

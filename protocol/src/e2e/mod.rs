@@ -10,8 +10,9 @@
 //!   both ends get a 6-digit [`VerificationCode`] to compare on the phone. Either way both sides
 //!   confirm the keys before anything else travels, and the result is a [`SessionKeys`];
 //! - [`seal`]: [`Sealer`] and [`Opener`], AES-256-GCM records with a per-direction,
-//!   per-stream sequence number, and [`UpdateReceiver`], which hands out an opener per screen
-//!   update stream and refuses a stream replayed under a number already seen;
+//!   per-stream sequence number, and [`UpdateReceiver`], which opens the first record of each
+//!   screen update stream and refuses a stream replayed under a number already opened (a
+//!   number counts as opened only once its record authenticates);
 //! - [`sas`]: the 6-digit verification code.
 //!
 //! Key schedule (HKDF-SHA256 throughout): the exchange's shared secret is extracted with the

@@ -450,9 +450,9 @@ impl Opener {
     }
 }
 
-/// Hands out an [`Opener`] for each screen update stream the other end opens, and refuses a
-/// number it has already handed out (a replayed stream). Memory stays bounded: numbers are
-/// remembered only within [`UPDATE_WINDOW`] of the oldest not yet seen.
+/// Opens the first record of each screen update stream the other end opens, and refuses a
+/// number whose stream it has already opened (a replayed stream). Memory stays bounded: numbers
+/// are remembered only within [`UPDATE_WINDOW`] of the oldest not yet seen.
 pub struct UpdateReceiver {
     secret: zeroize::Zeroizing<[u8; 32]>,
     /// Every number below `floor` has been seen (or is too old to accept).
@@ -481,8 +481,9 @@ impl UpdateReceiver {
         }
     }
 
-    /// The opener for update stream `seq`, once per number.
-    pub fn accept(&mut self, seq: u64) -> Result<Opener, OpenError> {
+    /// Whether update stream `seq` may still be opened: not seen, not below the floor, not too
+    /// far ahead of it.
+    fn check(&self, seq: u64) -> Result<(), OpenError> {
         if seq < self.floor || self.seen.contains(&seq) {
             return Err(OpenError::UpdateReplayed { seq });
         }
@@ -492,6 +493,11 @@ impl UpdateReceiver {
                 floor: self.floor,
             });
         }
+        Ok(())
+    }
+
+    /// Remembers that update stream `seq` was opened (it passed [`UpdateReceiver::check`]).
+    fn mark_seen(&mut self, seq: u64) {
         self.seen.insert(seq);
         // Numbers seen in a row from the floor need no memory.
         while self.seen.remove(&self.floor) {
@@ -506,28 +512,40 @@ impl UpdateReceiver {
                 self.floor += 1;
             }
         }
-        Ok(Opener::new(&self.secret, StreamId::update(seq)))
     }
 
-    /// The opener for the update stream whose first record is `record`, from the number in
-    /// its header; the opener then authenticates that number with the record.
-    pub fn opener_for(&mut self, record: &[u8]) -> Result<Opener, OpenError> {
+    /// Opens the first record of an update stream in place: the number in its header must be
+    /// one not opened before, and counts as opened only once the record authenticates under
+    /// that number's key. So a forged record (the relay can open streams, not seal them) spends
+    /// no number and moves no window, and the genuine update with that number still opens.
+    /// Returns the stream's opener, for the records that follow, and the plaintext.
+    pub fn open_first<'a>(
+        &mut self,
+        record: &'a mut [u8],
+    ) -> Result<(Opener, &'a [u8]), OpenError> {
         if record.len() < RECORD_OVERHEAD {
             return Err(OpenError::TooShort { len: record.len() });
         }
-        match StreamId::of_record(record) {
+        let seq = match StreamId::of_record(record) {
             Some(StreamId {
                 kind: StreamKind::Update,
                 id,
-            }) => self.accept(id),
-            other => Err(OpenError::WrongStream {
-                expected: StreamId::update(self.floor),
-                got: other.map_or_else(
-                    || format!("a stream of unknown kind {}", record[0]),
-                    |s| s.to_string(),
-                ),
-            }),
-        }
+            }) => id,
+            other => {
+                return Err(OpenError::WrongStream {
+                    expected: StreamId::update(self.floor),
+                    got: other.map_or_else(
+                        || format!("a stream of unknown kind {}", record[0]),
+                        |s| s.to_string(),
+                    ),
+                })
+            }
+        };
+        self.check(seq)?;
+        let mut opener = Opener::new(&self.secret, StreamId::update(seq));
+        let plaintext = opener.open_in_place(record)?;
+        self.mark_seen(seq);
+        Ok((opener, plaintext))
     }
 }
 
@@ -686,47 +704,87 @@ mod tests {
             frames(&mut s, &[(b"u", true)]).remove(0)
         };
         for seq in [0u64, 2, 1, 3] {
-            let r = rec(seq);
-            let mut o = rx.opener_for(&r).unwrap();
-            o.open(&r, &mut out).unwrap();
+            let mut r = rec(seq);
+            let (o, plaintext) = rx.open_first(&mut r).unwrap();
+            out.clear();
+            out.extend_from_slice(plaintext);
+            assert_eq!(out, b"u");
             o.finish().unwrap();
         }
         assert_eq!(
-            rx.opener_for(&rec(2)).unwrap_err(),
+            rx.open_first(&mut rec(2)).unwrap_err(),
             OpenError::UpdateReplayed { seq: 2 }
         );
         assert_eq!(rx.floor, 4);
         assert!(rx.seen.is_empty());
         // A session record is not an update stream.
         let mut s = Sealer::new(&SECRET, StreamId::SESSION);
-        let r = frames(&mut s, &[(b"x", false)]).remove(0);
+        let mut r = frames(&mut s, &[(b"x", false)]).remove(0);
         assert!(matches!(
-            rx.opener_for(&r),
+            rx.open_first(&mut r),
             Err(OpenError::WrongStream { .. })
         ));
         assert!(matches!(
-            rx.opener_for(&[1, 0, 0]),
+            rx.open_first(&mut [1, 0, 0]),
             Err(OpenError::TooShort { len: 3 })
         ));
     }
 
     #[test]
+    fn a_forged_update_record_spends_no_number() {
+        let mut rx = UpdateReceiver::new(&SECRET);
+        let genuine = |seq: u64| {
+            let mut s = Sealer::new(&SECRET, StreamId::update(seq));
+            frames(&mut s, &[(b"pixels", true)]).remove(0)
+        };
+        // Whoever forwards the streams (the relay) forges records for numbers to come, one
+        // near and one far ahead, without the key: the header is right, the tag is not.
+        for seq in [5, 2 * UPDATE_WINDOW - 1] {
+            let mut forged = genuine(seq);
+            let n = forged.len();
+            forged[n - 1] ^= 1;
+            assert!(matches!(
+                rx.open_first(&mut forged),
+                Err(OpenError::Altered { .. })
+            ));
+        }
+        // The genuine updates still open, each once.
+        for seq in 0..=5 {
+            let mut r = genuine(seq);
+            let (o, plaintext) = rx.open_first(&mut r).unwrap();
+            assert_eq!(plaintext, b"pixels");
+            o.finish().unwrap();
+        }
+        assert_eq!(
+            rx.open_first(&mut genuine(5)).unwrap_err(),
+            OpenError::UpdateReplayed { seq: 5 }
+        );
+    }
+
+    #[test]
     fn update_receiver_memory_stays_bounded_when_streams_go_missing() {
         let mut rx = UpdateReceiver::new(&SECRET);
+        let mut rec = |seq: u64| {
+            let mut s = Sealer::new(&SECRET, StreamId::update(seq));
+            let mut r = frames(&mut s, &[(b"u", true)]).remove(0);
+            rx.open_first(&mut r).map(|_| ())
+        };
         // Update 0 never arrives; the rest do.
         for seq in 1..(3 * UPDATE_WINDOW) {
-            rx.accept(seq).unwrap();
-            assert!(rx.seen.len() as u64 <= UPDATE_WINDOW);
+            rec(seq).unwrap();
         }
+        assert_eq!(rec(0).unwrap_err(), OpenError::UpdateReplayed { seq: 0 });
         assert!(rx.seen.is_empty());
-        assert_eq!(
-            rx.accept(0).unwrap_err(),
-            OpenError::UpdateReplayed { seq: 0 }
-        );
         assert!(matches!(
-            rx.accept(rx.floor + 2 * UPDATE_WINDOW),
+            rx.check(rx.floor + 2 * UPDATE_WINDOW),
             Err(OpenError::UpdateTooFarAhead { .. })
         ));
+        // Bounded on the way, too.
+        let mut rx = UpdateReceiver::new(&SECRET);
+        for seq in 1..(3 * UPDATE_WINDOW) {
+            rx.mark_seen(seq);
+            assert!(rx.seen.len() as u64 <= UPDATE_WINDOW);
+        }
     }
 
     mod properties {
@@ -794,9 +852,9 @@ mod tests {
                 let mut o = Opener::new(&SECRET, StreamId::SESSION);
                 prop_assert!(o.open(&bytes, &mut Vec::new()).is_err());
                 let mut rx = UpdateReceiver::new(&SECRET);
-                if let Ok(mut o) = rx.opener_for(&bytes) {
-                    prop_assert!(o.open(&bytes, &mut Vec::new()).is_err());
-                }
+                let mut bytes = bytes;
+                prop_assert!(rx.open_first(&mut bytes).is_err());
+                prop_assert!(rx.seen.is_empty() && rx.floor == 0, "a forged record spent a number");
             }
         }
     }
