@@ -541,7 +541,10 @@ pub struct ExportSummary {
 /// Video frames for a log of `duration_ms` at `fps`: one per 1/fps from time 0, covering the
 /// whole session (at least one).
 pub fn frame_count(duration_ms: u64, fps: u32) -> u64 {
-    (duration_ms * u64::from(fps)).div_ceil(1000).max(1)
+    duration_ms
+        .saturating_mul(u64::from(fps))
+        .div_ceil(1000)
+        .max(1)
 }
 
 /// What a first pass over a log finds.
@@ -594,6 +597,15 @@ pub fn export(
             path.display()
         );
     };
+    // The video, and the canvas a frame of another size is drawn on, have this size: a log
+    // declaring more than any screen the codec accepts is refused before either is made.
+    protocol::codec::check_screen_size(sw, sh).map_err(|e| {
+        anyhow::anyhow!(
+            "{} declares a screen of {sw}x{sh}, which no viewer would have shown ({e}); it \
+             is not exported",
+            path.display()
+        )
+    })?;
     let (w, h) = (sw + sw % 2, sh + sh % 2);
     let frames = frame_count(duration_ms, fps);
     let mut child = Command::new("ffmpeg")
