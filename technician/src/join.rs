@@ -23,6 +23,7 @@ use protocol::input::InputEvent;
 use protocol::sessionlog::{
     code_sha256, CloseReason, Participant, SessionOpened, TypedText, Verdict,
 };
+use protocol::text::{tame, MAX_PEER_STRING, MAX_REASON};
 use rand::TryRngCore;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -304,19 +305,23 @@ pub async fn join(
     let spool = Spool::new(log_dir.join("upload-spool"));
     // The relay sees only the rendezvous part; the secret part stays here.
     let peer = conn.join(code.rendezvous().clone()).await?;
+    // What the agent says of itself, as a person may see it: bounded, and nothing in it acts
+    // on a terminal or reorders a label.
+    let (who, software) = (
+        tame(&peer.description, MAX_PEER_STRING),
+        tame(&peer.software, MAX_PEER_STRING),
+    );
     report.event(
         "paired",
-        json!({ "peer": peer.description, "software": peer.software }),
+        json!({ "peer": who, "software": software }),
         format!(
-            "Joined session {} with {} ({}).",
-            code.rendezvous(),
-            peer.description,
-            peer.software
+            "Joined session {} with {who} ({software}).",
+            code.rendezvous()
         ),
     );
     tell(JoinEvent::Paired {
         account: account.to_string(),
-        peer: peer.description.clone(),
+        peer: who.clone(),
     });
     let recorder = if opts.no_record {
         report.event(
@@ -399,6 +404,8 @@ pub async fn join(
         ),
         Ended::Failed(why) => ("Failed".into(), why.clone(), false),
     };
+    // The agent's reason (or the relay's words for its departure), as a person reads it.
+    let (reason, human) = (tame(&reason, MAX_REASON), tame(&human, MAX_REASON));
     conn.close_and_wait(&human).await;
     let close = match &ended {
         Ended::ByAgent(r) => CloseReason::ByAgent(r.clone()),

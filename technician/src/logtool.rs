@@ -5,6 +5,11 @@
 //! one that ended early (a crash, a kill) and 3 when the file cannot be read as a session log.
 //! `frame` and `export` work on the part of a log that verifies, and say so when that is not
 //! all of it. `export` pipes raw frames into an installed `ffmpeg` (H.264 in MP4).
+//!
+//! A log is a file anyone can hand over, and most of what it holds came from the agent: every
+//! line `show` prints goes through `protocol::text::printable`, so no string in it acts on the
+//! terminal, and a screen size is checked against the codec's limits before anything is sized
+//! by it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -19,6 +24,7 @@ use protocol::sessionlog::{
     format_ms, format_utc, LogReader, OpenError, Player, RawRecord, Record, RecordedInput,
     SessionOpened, TypedText, Verdict,
 };
+use protocol::text::{is_unsafe, printable};
 use serde_json::json;
 
 /// Exit status of `verify` for a log tampered with (as [`Verdict::exit_code`] says it).
@@ -347,19 +353,15 @@ pub fn show(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<Ver
         .with_context(|| format!("cannot read {}", path.display()))?
     {
         if json {
-            writeln!(out, "{}", record_json(&rec))?;
+            writeln!(out, "{}", json_line(&record_json(&rec)))?;
             continue;
         }
         let decoded = match rec.decode() {
             Ok(d) => d,
             Err(e) => {
                 flush_run(&mut run, out)?;
-                writeln!(
-                    out,
-                    "{:>12}  #{:<11} {e}",
-                    format_ms(rec.time_ms),
-                    rec.index
-                )?;
+                let line = format!("{:>12}  #{:<11} {e}", format_ms(rec.time_ms), rec.index);
+                writeln!(out, "{}", printable(&line))?;
                 continue;
             }
         };
@@ -400,16 +402,16 @@ pub fn show(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<Ver
         flush_run(&mut run, out)?;
         if let Record::SessionOpened(o) = &decoded {
             for line in header_lines(o) {
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", printable(&line))?;
             }
         }
-        writeln!(
-            out,
+        let line = format!(
             "{:>12}  #{:<11} {}",
             format_ms(rec.time_ms),
             rec.index,
             describe(&decoded)
-        )?;
+        );
+        writeln!(out, "{}", printable(&line))?;
     }
     flush_run(&mut run, out)?;
     let verdict = reader
@@ -417,11 +419,32 @@ pub fn show(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<Ver
         .cloned()
         .expect("a finished reader has a verdict");
     if json {
-        writeln!(out, "{}", verdict_json(&verdict))?;
+        writeln!(out, "{}", json_line(&verdict_json(&verdict)))?;
     } else {
-        writeln!(out, "Verdict: {verdict}")?;
+        writeln!(out, "{}", printable(&format!("Verdict: {verdict}")))?;
     }
     Ok(verdict)
+}
+
+/// `v` as one line of JSON that is safe on a terminal: JSON escapes the C0 controls itself;
+/// every other character that could act there (DEL, C1 controls such as CSI, bidirectional
+/// overrides) is written as a `\uXXXX` escape too, so the value a parser reads is unchanged.
+fn json_line(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if !text.chars().any(is_unsafe) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_unsafe(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn record_json(rec: &RawRecord) -> serde_json::Value {

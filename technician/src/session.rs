@@ -19,6 +19,7 @@ use link::sealed::{self, last_word, SealedSession};
 use link::{LinkError, RelayConnection};
 use protocol::e2e::{UpdateReceiver, UserCode};
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
+use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
@@ -302,6 +303,7 @@ pub async fn run(
                 height,
                 agent_version,
             }) => {
+                let agent_version = tame(&agent_version, MAX_PEER_STRING);
                 report.event(
                     "session_start",
                     json!({ "width": width, "height": height, "agent_version": agent_version }),

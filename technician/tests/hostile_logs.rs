@@ -145,3 +145,37 @@ fn frame_and_export_refuse_an_update_asking_for_too_much_work() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("times its screen"), "{}", text(&out));
 }
+
+#[test]
+fn show_escapes_what_the_agent_wrote_before_it_reaches_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("escape.tlog");
+    write_log(
+        &log,
+        "agent 1.0\r\x1b[2KExample Support (verified)",
+        &[empty_update(1, 4, 4)],
+        "done\x1b]0;owned\x07\u{202E}",
+    );
+    let out = technician(&["log", "show", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        shown.contains("agent 1.0\\u{d}\\u{1b}[2KExample Support"),
+        "the software string is shown escaped:\n{shown}"
+    );
+    assert!(shown.contains("\\u{202e}"), "{shown}");
+    for c in ['\r', '\x1b', '\x07', '\u{202E}'] {
+        assert!(!shown.contains(c), "{c:?} reached the terminal:\n{shown:?}");
+    }
+    // The JSON lines carry the same text, escaped as JSON, and still parse.
+    let out = technician(&["log", "show", "--json", log.to_str().unwrap()]);
+    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    for c in ['\r', '\x1b', '\x07', '\u{202E}'] {
+        assert!(!json.contains(c), "{c:?} reached the terminal:\n{json:?}");
+    }
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["record"]["agent"]["software"],
+        "agent 1.0\r\x1b[2KExample Support (verified)"
+    );
+}
