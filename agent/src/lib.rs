@@ -8,14 +8,15 @@
 //! - [`consent`]: asking the person, or the answer given in advance, and the commands they give
 //!   during a session, from the terminal and the window alike;
 //! - [`status`]: what the agent tells the window as it goes;
-//! - [`session`]: the peer session once paired: consent, screen updates under flow control,
-//!   input in;
+//! - [`session`]: the peer session once paired: consent, screen updates under flow control
+//!   ([`flow`]), input in;
 //! - [`share`]: one run, from the relay connection to the end of the session;
 //! - [`window`]: the person's window (code, consent, the bar while shared), model apart from
 //!   drawing.
 
 pub mod capture;
 pub mod consent;
+pub mod flow;
 pub mod inject;
 pub mod injector;
 pub mod session;

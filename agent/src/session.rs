@@ -4,13 +4,16 @@
 //! secret part of the code it showed the user (`link::sealed`); a technician who entered another
 //! code fails it, and everything after it is sealed. Then, unless consent was given in advance,
 //! the agent tells the technician it is asking the user. Nothing is captured before the user
-//! agrees. Then a capture thread makes the screen source and owns it and the screen codec's encoder
+//! agrees.
+//!
+//! Then a capture thread makes the screen source and owns it and the screen codec's encoder
 //! (`protocol::codec`): it waits for a credit, captures, and encodes the difference between what
 //! the viewer holds and the new frame (changed tiles, scrolled and moved regions as copies);
-//! unchanged frames cost no update. Each update goes out on its own unidirectional stream. There are at most
-//! `max_in_flight` updates the technician has not acknowledged; while there are, nothing is
-//! captured, and changes in between merge into the next update. So a slow viewer gets fewer,
-//! larger updates, never a growing queue.
+//! unchanged frames cost no update. Each update goes out on its own unidirectional stream. There
+//! are at most `max_in_flight` updates the technician has not acknowledged, or whose stream is
+//! still being written ([`crate::flow`]: each acknowledged once, in order; a repeated one earns
+//! nothing); while there are, nothing is captured, and changes in between merge into the next
+//! update. So a slow viewer gets fewer, larger updates, never a growing queue.
 //!
 //! Input is injected only while the user allows control; otherwise it is dropped and counted.
 //! It is injected by a worker thread ([`crate::injector`]), never in this loop, so the person's
@@ -31,13 +34,15 @@ use link::{LinkError, RelayConnection};
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
 use protocol::control::PeerInfo;
-use protocol::e2e::{SessionKeys, UserCode};
+use protocol::e2e::UserCode;
 use protocol::peer::{CodecOp, ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::consent::{ConsentPolicy, UserCommand, UserInput};
+use crate::flow::{Ack, Window};
 use crate::injector::{cap_text, Injector, InputGate, MAX_TEXT_CHARS};
 use crate::sink::InputSink;
 use crate::source::{Capture, SourceFactory};
@@ -198,17 +203,6 @@ fn capture_thread(
             break;
         }
     }
-}
-
-/// Sends a screen update on its own stream, sealed record by record as it goes out.
-fn send_update(connection: &quinn::Connection, keys: &SessionKeys, update: ScreenUpdate) {
-    let outgoing = sealed::prepare_update(keys, update);
-    let c = connection.clone();
-    tokio::spawn(async move {
-        if let Err(e) = sealed::send_update(&c, outgoing).await {
-            debug!(error = %e, "a screen update could not be sent; the connection is ending");
-        }
-    });
 }
 
 /// Tells the technician the session is over and why, then waits (briefly) until it has left.
@@ -419,9 +413,10 @@ pub async fn run(
         .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop, lossless))
         .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
 
-    let mut in_flight = 0usize;
+    let mut window = Window::new(opts.max_in_flight);
+    // The updates being written, one task each: at most `max_in_flight`.
+    let mut sending: JoinSet<u64> = JoinSet::new();
     let mut finished = false;
-    let mut last_seq = 0u64;
     let mut dropped = 0u64;
     let mut dropped_reported = Instant::now() - Duration::from_secs(1);
     let ended = loop {
@@ -446,8 +441,8 @@ pub async fn run(
                     );
                 }
                 Some(Produced::Update { update, frame_id }) => {
-                    in_flight += 1;
-                    last_seq = update.seq;
+                    let seq = update.seq;
+                    window.sent(seq);
                     if opts.report_updates {
                         report.event("update_sent", json!({
                             "seq": update.seq, "frame": frame_id, "ops": update.ops.len(),
@@ -455,11 +450,19 @@ pub async fn run(
                             "width": update.width, "height": update.height,
                         }), "");
                     }
-                    send_update(&connection, &keys, update);
+                    // On its own stream, sealed record by record as it goes out.
+                    let outgoing = sealed::prepare_update(&keys, update);
+                    let c = connection.clone();
+                    sending.spawn(async move {
+                        if let Err(e) = sealed::send_update(&c, outgoing).await {
+                            debug!(error = %e, "a screen update could not be sent; the connection is ending");
+                        }
+                        seq
+                    });
                 }
                 Some(Produced::Finished) | None => {
                     finished = true;
-                    if in_flight == 0 {
+                    if window.is_idle() {
                         break Ended::Reason(EndReason::SourceFinished);
                     }
                 }
@@ -477,17 +480,29 @@ pub async fn run(
             e = inject_failure.wait() => {
                 break Ended::Reason(EndReason::Error(e.to_string()));
             },
-            msg = rx.recv(), if pending.is_none() => match msg {
-                Ok(Some(PeerMessage::UpdateAck { seq })) => {
-                    if in_flight == 0 || seq > last_seq {
-                        break Ended::Reason(EndReason::Error(format!("the technician acknowledged update {seq}, which was never sent")));
+            Some(written) = sending.join_next(), if !sending.is_empty() => match written {
+                Ok(seq) => {
+                    if window.written(seq) {
+                        let _ = credit_tx.try_send(());
                     }
-                    in_flight -= 1;
-                    let _ = credit_tx.try_send(());
-                    if finished && in_flight == 0 {
+                    if finished && window.is_idle() {
                         break Ended::Reason(EndReason::SourceFinished);
                     }
                 }
+                Err(e) => break Ended::Reason(EndReason::Error(format!("sending a screen update failed: {e}"))),
+            },
+            msg = rx.recv(), if pending.is_none() => match msg {
+                Ok(Some(PeerMessage::UpdateAck { seq })) => match window.ack(seq) {
+                    Ok(Ack::Freed) => {
+                        let _ = credit_tx.try_send(());
+                        if finished && window.is_idle() {
+                            break Ended::Reason(EndReason::SourceFinished);
+                        }
+                    }
+                    Ok(Ack::Writing) => {}
+                    Ok(Ack::Repeated) => debug!(seq, "a repeated acknowledgement ignored"),
+                    Err(e) => break Ended::Reason(EndReason::Error(e.to_string())),
+                },
                 Ok(Some(PeerMessage::Input(mut event))) => {
                     if !control || !gate.is_open() {
                         dropped += 1;
@@ -554,6 +569,12 @@ pub async fn run(
         "input worker done"
     );
     truncated.report_final(report);
+    if window.repeated() > 0 {
+        warn!(
+            repeated = window.repeated(),
+            "the technician repeated acknowledgements; they were ignored"
+        );
+    }
     if dropped > 0 {
         report.event(
             "input_dropped",

@@ -1,0 +1,352 @@
+//! The agent's session against a technician that misbehaves, over real QUIC on loopback.
+//!
+//! The agent's relay connection ends at a fake relay that is also the technician: it welcomes
+//! the agent, then runs the technician's side of the sealed session on that same connection
+//! (what a real relay would splice through to a technician). So the technician can do what no
+//! honest client does (repeat acknowledgements, type before the person answered, vanish in the
+//! middle of typing) while the test watches what reaches the agent's input sink.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent::consent::{self, ConsentPolicy, UserSide};
+use agent::injector::InputGate;
+use agent::session::{self, Ended, Person, SessionOptions};
+use agent::sink::{InputSink, SinkError};
+use agent::source::{Capture, Frame, ScreenSource, SourceError, SourceFactory};
+use agent::status::StatusTx;
+use link::channel::{FramedRecv, FramedSend};
+use link::report::Reporter;
+use link::sealed::{self, SealedRecv, SealedSend};
+use link::tls::{self, Fingerprint};
+use link::{LinkError, RelayConnection};
+use protocol::control::{FromRelay, PeerInfo, Role, SessionCode, TechnicianAccount, ToRelay};
+use protocol::e2e::{CodeSecret, UserCode};
+use protocol::input::InputEvent;
+use protocol::peer::{ConsentState, EndReason, PeerMessage};
+use quinn::{Connection, Endpoint};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long anything that should happen may take before the test says it did not.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A screen of 64x64 pixels that is different at every capture, at once: the agent makes an
+/// update whenever it has a credit.
+struct Changing {
+    pixels: Vec<u8>,
+    id: u64,
+}
+
+impl ScreenSource for Changing {
+    fn size(&self) -> (u32, u32) {
+        (64, 64)
+    }
+    fn describe(&self) -> String {
+        "a changing test screen".into()
+    }
+    fn capture(&mut self) -> Result<Capture<'_>, SourceError> {
+        self.id += 1;
+        let shade = (self.id * 37 % 251) as u8;
+        self.pixels.fill(shade);
+        Ok(Capture::Frame(Frame {
+            width: 64,
+            height: 64,
+            pixels: &self.pixels,
+            id: self.id,
+        }))
+    }
+}
+
+fn changing() -> SourceFactory {
+    Box::new(|| {
+        Ok(Box::new(Changing {
+            pixels: vec![0; 64 * 64 * 4],
+            id: 0,
+        }) as Box<dyn ScreenSource>)
+    })
+}
+
+/// What reached the input sink, when.
+#[derive(Debug, Clone, PartialEq)]
+enum Done {
+    /// A character of typed text.
+    Char(char),
+    /// Any other event.
+    Event(InputEvent),
+    ReleaseAll,
+}
+
+/// Records what it is given; `per_char` is how long each character of text takes.
+#[derive(Clone, Default)]
+struct Recorder {
+    log: Arc<Mutex<Vec<(Instant, Done)>>>,
+    per_char: Duration,
+}
+
+impl Recorder {
+    fn push(&self, d: Done) {
+        self.log.lock().unwrap().push((Instant::now(), d));
+    }
+}
+
+impl InputSink for Recorder {
+    fn inject(&mut self, event: &InputEvent) -> Result<(), SinkError> {
+        self.inject_while(event, &|| true)
+    }
+
+    fn inject_while(
+        &mut self,
+        event: &InputEvent,
+        allowed: &dyn Fn() -> bool,
+    ) -> Result<(), SinkError> {
+        match event {
+            InputEvent::Key {
+                down: true,
+                text: Some(t),
+                ..
+            } => {
+                for c in t.chars() {
+                    if !allowed() {
+                        break;
+                    }
+                    std::thread::sleep(self.per_char);
+                    self.push(Done::Char(c));
+                }
+            }
+            other if allowed() => self.push(Done::Event(other.clone())),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn release_all(&mut self) -> Result<(), SinkError> {
+        self.push(Done::ReleaseAll);
+        Ok(())
+    }
+}
+
+fn technician_info() -> PeerInfo {
+    PeerInfo {
+        role: Role::Technician,
+        description: "technician at 127.0.0.1:5000".into(),
+        software: "technician 0.1.0".into(),
+        account: Some(TechnicianAccount {
+            name: "alice".into(),
+            tier: 1,
+            organisation: "Example Support".into(),
+        }),
+    }
+}
+
+/// The fake relay's side of the agent's connection, and the technician's sealed session on it.
+struct Technician {
+    tx: SealedSend,
+    rx: SealedRecv,
+    keys: protocol::e2e::SessionKeys,
+    connection: Connection,
+    /// The control stream, kept open: a relay that says nothing more.
+    _control: (FramedSend<FromRelay>, FramedRecv<ToRelay>),
+    _endpoint: Endpoint,
+}
+
+impl Technician {
+    async fn send(&mut self, msg: PeerMessage) {
+        self.tx.send(&msg).await.expect("the technician sends");
+    }
+
+    /// The next message from the agent.
+    async fn next(&mut self) -> PeerMessage {
+        tokio::time::timeout(LIMIT, self.rx.recv())
+            .await
+            .expect("the agent said something in time")
+            .expect("the session stream works")
+            .expect("the session stream is open")
+    }
+
+    async fn expect(&mut self, wanted: PeerMessage) {
+        let got = self.next().await;
+        assert_eq!(got, wanted);
+    }
+
+    /// Says it records (so that the agent does not wait for that), and reads what the agent
+    /// says until the screen is shared with `scope`.
+    async fn until_shared(&mut self, scope: ConsentState) {
+        self.send(PeerMessage::Recorded).await;
+        self.expect(PeerMessage::Consent(ConsentState::Asking))
+            .await;
+        self.expect(PeerMessage::Consent(scope)).await;
+        match self.next().await {
+            PeerMessage::SessionStart { .. } => {}
+            other => panic!("expected the session's start, got {other:?}"),
+        }
+    }
+
+    /// Reads the screen updates the agent sends, and passes on their numbers.
+    fn updates(&self) -> mpsc::UnboundedReceiver<u64> {
+        let (out, seqs) = mpsc::unbounded_channel();
+        let receiver = Mutex::new(self.keys.update_receiver());
+        let connection = self.connection.clone();
+        tokio::spawn(async move {
+            while let Ok(stream) = connection.accept_uni().await {
+                match sealed::read_update(stream, &receiver).await {
+                    Ok(u) => {
+                        if out.send(u.seq).is_err() {
+                            return;
+                        }
+                    }
+                    // The session is ending.
+                    Err(_) => return,
+                }
+            }
+        });
+        seqs
+    }
+}
+
+/// The agent's session, running.
+struct Agent {
+    run: JoinHandle<Result<Ended, LinkError>>,
+    /// The person's side (the terminal, the window), there but silent.
+    _side: UserSide,
+}
+
+/// Pairs an agent (sharing a [`Changing`] screen into `sink`, with `consent`) with a
+/// [`Technician`].
+async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
+    let id = tls::generate_self_signed(vec!["localhost".into()]).unwrap();
+    let pin = Fingerprint::of(&id.cert_der);
+    let tls = tls::server_config(id.cert_der, id.key_der).unwrap();
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let endpoint = Endpoint::server(
+        quinn::ServerConfig::with_crypto(Arc::new(quic)),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let relay = async {
+        let connection = endpoint.accept().await.unwrap().await.unwrap();
+        let (send, recv) = connection.accept_bi().await.unwrap();
+        let mut out = FramedSend::<FromRelay>::new(send);
+        let mut from = FramedRecv::<ToRelay>::control(recv);
+        match from.recv().await.unwrap() {
+            Some(ToRelay::Hello { .. }) => {}
+            other => panic!("expected a hello, got {other:?}"),
+        }
+        out.send(&FromRelay::Welcome {
+            version: protocol::PROTOCOL_VERSION,
+            software: "fake relay".into(),
+        })
+        .await
+        .unwrap();
+        (connection, (out, from))
+    };
+    let relay_addr = addr.to_string();
+    let connecting = RelayConnection::connect(&relay_addr, pin, Role::Agent);
+    let (conn, (connection, control)) = tokio::join!(connecting, relay);
+    let mut conn = conn.expect("the agent connects to the fake relay");
+
+    let code = UserCode::new(
+        SessionCode::from_digits("123456789".into()).unwrap(),
+        CodeSecret::generate(),
+    );
+    let gate = InputGate::new();
+    let (side, input) = consent::channel(gate.clone());
+    let mut person = Person {
+        input,
+        gate,
+        status: StatusTx::none(),
+    };
+    let opts = SessionOptions {
+        max_in_flight: 2,
+        report_updates: false,
+        consent,
+        lossless: true,
+    };
+    let agent_code = code.clone();
+    let run = tokio::spawn(async move {
+        session::run(
+            &mut conn,
+            &agent_code,
+            &technician_info(),
+            changing(),
+            Box::new(sink),
+            &mut person,
+            opts,
+            Reporter::new(true),
+            Box::pin(std::future::pending::<()>()),
+        )
+        .await
+    });
+    let session = sealed::technician_session(&connection, &code, LIMIT)
+        .await
+        .expect("the key exchange works")
+        .expect("the agent opens the session stream");
+    let technician = Technician {
+        tx: session.send,
+        rx: session.recv,
+        keys: session.keys,
+        connection,
+        _control: control,
+        _endpoint: endpoint,
+    };
+    (Agent { run, _side: side }, technician)
+}
+
+async fn ended(agent: Agent) -> Result<Ended, LinkError> {
+    tokio::time::timeout(LIMIT, agent.run)
+        .await
+        .expect("the session ended in time")
+        .expect("the session did not panic")
+}
+
+async fn next_update(updates: &mut mpsc::UnboundedReceiver<u64>) -> u64 {
+    tokio::time::timeout(LIMIT, updates.recv())
+        .await
+        .expect("a screen update in time")
+        .expect("updates keep coming")
+}
+
+/// Finding 6 of issue #11: a repeated acknowledgement refunded a credit every time, so the
+/// agent sent (and spawned a task for) one more update per repetition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_acknowledgement_earns_no_update_and_one_never_sent_ends_the_session() {
+    let (agent, mut tech) = pair(
+        Recorder::default(),
+        ConsentPolicy::Preset(ConsentState::ViewOnly),
+    )
+    .await;
+    let mut updates = tech.updates();
+    tech.until_shared(ConsentState::ViewOnly).await;
+    // Two updates unacknowledged at most.
+    assert_eq!(next_update(&mut updates).await, 1);
+    assert_eq!(next_update(&mut updates).await, 2);
+    tech.send(PeerMessage::UpdateAck { seq: 1 }).await;
+    assert_eq!(next_update(&mut updates).await, 3);
+    for _ in 0..20 {
+        tech.send(PeerMessage::UpdateAck { seq: 1 }).await;
+        let more = tokio::time::timeout(Duration::from_millis(50), updates.recv()).await;
+        assert!(
+            more.is_err(),
+            "a repeated acknowledgement of update 1 earned update {:?}",
+            more.unwrap()
+        );
+    }
+    // The next one in order still works.
+    tech.send(PeerMessage::UpdateAck { seq: 2 }).await;
+    assert_eq!(next_update(&mut updates).await, 4);
+    // One of an update never sent breaks the protocol.
+    tech.send(PeerMessage::UpdateAck { seq: 99 }).await;
+    let said = match tech.next().await {
+        PeerMessage::EndSession {
+            reason: EndReason::Error(e),
+        } => e,
+        other => panic!("expected the end of the session, got {other:?}"),
+    };
+    assert!(said.contains("update 99, which was never sent"), "{said}");
+    match ended(agent).await {
+        Ok(Ended::Reason(EndReason::Error(e))) => assert_eq!(e, said),
+        other => panic!("the session ended with {other:?}"),
+    }
+}
