@@ -14,12 +14,18 @@
 //! text, so injection stops within one character; events queued after that are discarded. When
 //! the gate closes, and when the worker ends, every key and button still held is released.
 //!
+//! A session ends the worker with [`Injector::finish`]. One that ends another way (an error on
+//! the way out, the link to the relay gone, a cancelled future) drops the [`Injector`], and the
+//! drop is a guard: it closes the gate and waits, briefly, until the worker has released
+//! everything, so that nothing stays pressed on the person's machine even when the program
+//! exits right after.
+//!
 //! Text per key event is capped at [`MAX_TEXT_CHARS`] characters ([`cap_text`]); the excess is
 //! dropped and counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use protocol::input::InputEvent;
@@ -36,6 +42,11 @@ pub const QUEUE_EVENTS: usize = 256;
 
 /// How often an idle worker looks at the gate, to release held keys soon after it closes.
 const GATE_POLL: Duration = Duration::from_millis(20);
+
+/// How long dropping an [`Injector`] waits for the worker to release what is held. The worker
+/// stops within one character once the gate is closed, so this is only reached when the sink
+/// itself hangs (an X server that does not answer).
+pub const DROP_RELEASE_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether the technician's input may reach the screen: open while the person allows control.
 /// Clones share one gate.
@@ -93,11 +104,15 @@ struct Shared {
     discarded: AtomicU64,
 }
 
-/// The session's end of the injection worker.
+/// The session's end of the injection worker. Dropped without [`Injector::finish`], it stops
+/// the worker and waits until everything held is released (see the module's words).
 pub struct Injector {
     queue: Option<SyncSender<InputEvent>>,
     shared: Arc<Shared>,
     done: Option<oneshot::Receiver<()>>,
+    /// Told too when the worker has ended, for the wait of a drop (which cannot await). In a
+    /// mutex only so that the injector can be shared between tasks.
+    ended: Mutex<mpsc::Receiver<()>>,
 }
 
 /// Tells the session that the sink failed (the worker then stops).
@@ -132,17 +147,20 @@ impl Injector {
         });
         let (fail_tx, failure) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
+        let (ended_tx, ended) = mpsc::channel();
         let s = shared.clone();
         std::thread::Builder::new()
             .name("inject".into())
             .spawn(move || {
                 worker(sink, events, &s, fail_tx);
                 let _ = done_tx.send(());
+                let _ = ended_tx.send(());
             })?;
         let injector = Self {
             queue: Some(queue),
             shared,
             done: Some(done),
+            ended: Mutex::new(ended),
         };
         Ok((injector, InjectFailure(Some(failure))))
     }
@@ -171,14 +189,16 @@ impl Injector {
     /// end; past `limit` the gate closes, so the rest is dropped and released at once.
     pub async fn finish(mut self, limit: Duration) -> InjectorStats {
         self.queue = None;
-        if let Some(mut done) = self.done.take() {
-            if tokio::time::timeout(limit, &mut done).await.is_err() {
+        // Taken only once waited for: a `finish` cancelled halfway leaves the drop's guard on.
+        if let Some(done) = self.done.as_mut() {
+            if tokio::time::timeout(limit, &mut *done).await.is_err() {
                 self.shared.gate.close();
                 if tokio::time::timeout(limit, done).await.is_err() {
                     warn!("the input worker did not end in time; it ends on its own");
                 }
             }
         }
+        self.done = None;
         self.shared.gate.close();
         self.stats()
     }
@@ -187,6 +207,27 @@ impl Injector {
         InjectorStats {
             injected: self.shared.injected.load(Ordering::Relaxed),
             discarded: self.shared.discarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Injector {
+    /// Without [`Injector::finish`]: the gate closes, so the worker drops what is queued and
+    /// releases what is held, and this waits (at most [`DROP_RELEASE_WAIT`], blocking the
+    /// thread it runs on) until it has. After `finish` there is nothing left to do.
+    fn drop(&mut self) {
+        if self.done.take().is_none() {
+            return;
+        }
+        self.shared.gate.close();
+        self.queue = None;
+        let ended = self.ended.get_mut().unwrap_or_else(|p| p.into_inner());
+        match ended.recv_timeout(DROP_RELEASE_WAIT) {
+            // Ended, or gone without a word (its sink panicked): nothing more to wait for.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                warn!("the input worker did not release held input in time; it goes on alone")
+            }
         }
     }
 }
@@ -255,7 +296,6 @@ fn worker(
 mod tests {
     use super::*;
     use protocol::input::{Key, Modifiers};
-    use std::sync::Mutex;
     use std::time::Instant;
 
     fn typed(text: &str) -> InputEvent {

@@ -18,8 +18,9 @@
 //! Input is injected only while the user allows control; otherwise it is dropped and counted.
 //! It is injected by a worker thread ([`crate::injector`]), never in this loop, so the person's
 //! commands are taken at once however much the technician sends; text per event is capped. Whenever
-//! control ends (the user stops it, the session ends, the technician leaves) every key and button
-//! still held is released.
+//! control ends (the user stops it, the session ends, the technician leaves, the link breaks)
+//! every key and button still held is released: the injector is a guard that does it when
+//! dropped, on every way out.
 //!
 //! The person is a [`Person`]: what they say (terminal or window), the gate their commands close,
 //! and the window's status, kept up to date here.
@@ -202,6 +203,15 @@ fn capture_thread(
             }
             break;
         }
+    }
+}
+
+/// Tells the capture thread to stop when the session is over, however it ends.
+struct StopCapture(Arc<AtomicBool>);
+
+impl Drop for StopCapture {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -395,6 +405,8 @@ pub async fn run(
     if control {
         gate.open();
     }
+    // From here on, however the session ends (also by an error on the way out, `?`), dropping
+    // the injector releases every key and button the technician held (see `crate::injector`).
     let (injector, mut inject_failure) = Injector::start(sink, gate.clone())
         .map_err(|e| LinkError::Protocol(format!("cannot start the input thread: {e}")))?;
     let mut pending: Option<protocol::input::InputEvent> = None;
@@ -407,6 +419,7 @@ pub async fn run(
     let (prod_tx, mut prod_rx) = tmpsc::channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
+    let _stop_capture = StopCapture(stop.clone());
     let lossless = opts.lossless;
     std::thread::Builder::new()
         .name("capture".into())
@@ -544,16 +557,9 @@ pub async fn run(
                     Some(r) => break Ended::Reason(r),
                     None => break Ended::PeerLeft(reason.to_string()),
                 },
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    injector.finish(RELEASE_WAIT).await;
-                    return Err(e);
-                }
-                Ok(other) => {
-                    stop.store(true, Ordering::Relaxed);
-                    injector.finish(RELEASE_WAIT).await;
-                    return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}")));
-                }
+                // The link is gone: the guards stop the capture and release held input.
+                Err(e) => return Err(e),
+                Ok(other) => return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))),
             },
             _ = &mut user_end => break Ended::Reason(EndReason::UserEnded),
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::consent::{self, ConsentPolicy, UserSide};
-use agent::injector::InputGate;
+use agent::injector::{InputGate, MAX_TEXT_CHARS};
 use agent::session::{self, Ended, Person, SessionOptions};
 use agent::sink::{InputSink, SinkError};
 use agent::source::{Capture, Frame, ScreenSource, SourceError, SourceFactory};
@@ -23,7 +23,7 @@ use link::tls::{self, Fingerprint};
 use link::{LinkError, RelayConnection};
 use protocol::control::{FromRelay, PeerInfo, Role, SessionCode, TechnicianAccount, ToRelay};
 use protocol::e2e::{CodeSecret, UserCode};
-use protocol::input::InputEvent;
+use protocol::input::{InputEvent, Key, Modifiers, MouseButton, NamedKey};
 use protocol::peer::{ConsentState, EndReason, PeerMessage};
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
@@ -86,6 +86,25 @@ struct Recorder {
 }
 
 impl Recorder {
+    fn slow() -> Self {
+        Self {
+            per_char: Duration::from_millis(1),
+            ..Default::default()
+        }
+    }
+
+    fn done(&self) -> Vec<Done> {
+        let log = self.log.lock().unwrap();
+        log.iter().map(|(_, d)| d.clone()).collect()
+    }
+
+    fn chars(&self) -> usize {
+        self.done()
+            .iter()
+            .filter(|d| matches!(d, Done::Char(_)))
+            .count()
+    }
+
     fn push(&self, d: Done) {
         self.log.lock().unwrap().push((Instant::now(), d));
     }
@@ -124,6 +143,24 @@ impl InputSink for Recorder {
     fn release_all(&mut self) -> Result<(), SinkError> {
         self.push(Done::ReleaseAll);
         Ok(())
+    }
+}
+
+fn typed(text: String) -> InputEvent {
+    InputEvent::Key {
+        down: true,
+        key: Key::Char('x'),
+        text: Some(text),
+        modifiers: Modifiers::NONE,
+    }
+}
+
+fn held_shift() -> InputEvent {
+    InputEvent::Key {
+        down: true,
+        key: Key::Named(NamedKey::Shift),
+        text: None,
+        modifiers: Modifiers::NONE,
     }
 }
 
@@ -301,6 +338,14 @@ async fn ended(agent: Agent) -> Result<Ended, LinkError> {
         .expect("the session did not panic")
 }
 
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} within {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 async fn next_update(updates: &mut mpsc::UnboundedReceiver<u64>) -> u64 {
     tokio::time::timeout(LIMIT, updates.recv())
         .await
@@ -348,5 +393,69 @@ async fn a_repeated_acknowledgement_earns_no_update_and_one_never_sent_ends_the_
     match ended(agent).await {
         Ok(Ended::Reason(EndReason::Error(e))) => assert_eq!(e, said),
         other => panic!("the session ended with {other:?}"),
+    }
+}
+
+/// Finding 7 of issue #11: when the link dropped, an early `?` left the session without
+/// releasing what the technician held down (and the worker typing on). Twenty sessions whose
+/// link goes at different points, each in the middle of typing with a key and a button held:
+/// by the time the session has returned, everything is released and nothing more is typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_input_is_released_whenever_the_link_drops() {
+    for round in 0..20u64 {
+        let sink = Recorder::slow();
+        let (agent, mut tech) =
+            pair(sink.clone(), ConsentPolicy::Preset(ConsentState::Control)).await;
+        tech.until_shared(ConsentState::Control).await;
+        tech.send(PeerMessage::Input(held_shift())).await;
+        tech.send(PeerMessage::Input(InputEvent::Button {
+            button: MouseButton::Left,
+            down: true,
+        }))
+        .await;
+        for _ in 0..3 {
+            tech.send(PeerMessage::Input(typed("x".repeat(MAX_TEXT_CHARS))))
+                .await;
+        }
+        let s = sink.clone();
+        tokio::task::spawn_blocking(move || wait_until("typing starts", || s.chars() > 0))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(round * 3)).await;
+        let bye = quinn::VarInt::from_u32(0);
+        match round % 3 {
+            // The relay's connection goes.
+            0 => tech.connection.close(bye, b"gone"),
+            // The session stream ends, then the connection.
+            1 => {
+                let _ = tech.tx.finish().await;
+                tech.connection.close(bye, b"gone");
+            }
+            // The session stream is reset, then the connection goes.
+            _ => {
+                let _ = tech.tx.stream_mut().reset(bye);
+                tech.connection.close(bye, b"gone");
+            }
+        }
+        let how = ended(agent).await;
+        let at_end = sink.done();
+        assert_eq!(
+            at_end.last(),
+            Some(&Done::ReleaseAll),
+            "round {round} ({how:?}): not released when the session returned; {} records, last {:?}",
+            at_end.len(),
+            at_end.last()
+        );
+        assert!(
+            at_end.contains(&Done::Event(held_shift())),
+            "round {round}: shift was never pressed"
+        );
+        // Nothing after the release: the worker stopped.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            sink.done().len(),
+            at_end.len(),
+            "round {round}: input was injected after the session ended"
+        );
     }
 }
