@@ -4,7 +4,9 @@
 //! secret part of the code it showed the user (`link::sealed`); a technician who entered another
 //! code fails it, and everything after it is sealed. Then, unless consent was given in advance,
 //! the agent tells the technician it is asking the user. Nothing is captured before the user
-//! agrees.
+//! agrees, and the technician may send nothing meanwhile but word that it records the session:
+//! anything else, input above all, ends the session, so nothing sent during the question can
+//! reach the screen once the person allows control.
 //!
 //! Then a capture thread makes the screen source and owns it and the screen codec's encoder
 //! (`protocol::codec`): it waits for a credit, captures, and encodes the difference between what
@@ -30,7 +32,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use link::report::Reporter;
-use link::sealed::{self, last_word, SealedSend, SealedSession};
+use link::sealed::{self, last_word, PeerPlaneError, SealedRecv, SealedSend, SealedSession};
 use link::{LinkError, RelayConnection};
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
@@ -215,6 +217,75 @@ impl Drop for StopCapture {
     }
 }
 
+/// What kind of message the technician sent, in words (not the message: it may be megabytes).
+fn kind(msg: &PeerMessage) -> &'static str {
+    match msg {
+        PeerMessage::SessionStart { .. } => "a session start",
+        PeerMessage::ScreenUpdate(_) => "a screen update",
+        PeerMessage::UpdateAck { .. } => "an update acknowledgement",
+        PeerMessage::Input(_) => "an input event",
+        PeerMessage::Consent(_) => "a consent",
+        PeerMessage::EndSession { .. } => "the end of the session",
+        PeerMessage::Recorded => "word that it records the session",
+    }
+}
+
+/// The end of a session for what the technician sent before the person answered (anything but
+/// word that it records, first). Input there ends it: nothing the technician typed or clicked
+/// while the person read the question may reach the screen once they allow control, and a
+/// technician's program sends none before it is allowed.
+async fn before_consent(
+    msg: Result<Option<PeerMessage>, PeerPlaneError>,
+    tx: &mut SealedSend,
+    conn: &mut RelayConnection,
+) -> Result<Ended, LinkError> {
+    let reason = match msg {
+        Ok(Some(PeerMessage::EndSession { reason })) => {
+            if !matches!(reason, EndReason::TechnicianEnded) {
+                goodbye(tx, conn, &reason).await;
+            }
+            return Ok(Ended::Reason(reason));
+        }
+        Ok(Some(PeerMessage::Input(_))) => {
+            warn!("the technician sent input before the user allowed control; ending the session");
+            EndReason::Error("the technician sent input before the user allowed control".into())
+        }
+        Ok(Some(PeerMessage::Recorded)) => EndReason::Error(
+            "the technician said it records this session only after the user was asked".into(),
+        ),
+        Ok(Some(other)) => EndReason::Error(format!(
+            "the technician sent {} before the user consented",
+            kind(&other)
+        )),
+        Err(e) if e.is_violation() => EndReason::Error(e.to_string()),
+        Ok(None) => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure("the technician closed the session stream".into())
+                    .await?,
+            ))
+        }
+        Err(e) => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure(format!("the session stream broke: {e}"))
+                    .await?,
+            ))
+        }
+    };
+    goodbye(tx, conn, &reason).await;
+    Ok(Ended::Reason(reason))
+}
+
+/// A message already received and not yet read, if there is one (without waiting for more).
+async fn already_received(
+    rx: &mut SealedRecv,
+) -> Option<Result<Option<PeerMessage>, PeerPlaneError>> {
+    tokio::select! {
+        biased;
+        msg = rx.recv() => Some(msg),
+        _ = std::future::ready(()) => None,
+    }
+}
+
 /// Tells the technician the session is over and why, then waits (briefly) until it has left.
 async fn goodbye(tx: &mut SealedSend, conn: &mut RelayConnection, reason: &EndReason) {
     let _ = tx
@@ -362,27 +433,14 @@ pub async fn run(
     let recorded = match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
         Ok(Ok(Some(PeerMessage::Recorded))) => true,
         Err(_) => false,
-        Ok(Ok(Some(other))) => {
-            let reason = EndReason::Error(format!(
-                "the technician sent {other:?} before the user consented"
-            ));
-            goodbye(&mut tx, conn, &reason).await;
-            return Ok(Ended::Reason(reason));
-        }
-        Ok(Err(e)) if e.is_violation() => {
-            let reason = EndReason::Error(e.to_string());
-            goodbye(&mut tx, conn, &reason).await;
-            return Ok(Ended::Reason(reason));
-        }
-        Ok(Ok(None)) | Ok(Err(_)) => {
-            return Ok(Ended::PeerLeft(
-                conn.explain_departure("the technician closed the session stream".into())
-                    .await?,
-            ))
-        }
+        Ok(msg) => return before_consent(msg, &mut tx, conn).await,
     };
+    // While the person decides, the technician has nothing to say: whatever it sends ends the
+    // session (see `before_consent`), input above all, which would otherwise wait in the stream
+    // and reach the screen in one burst the moment control is allowed.
     let (decided, timed_out) = tokio::select! {
         s = obtain_consent(opts.consent, &mut *person, peer, recorded, report) => s,
+        msg = rx.recv() => return before_consent(msg, &mut tx, conn).await,
         ctl = conn.next() => return match ctl {
             Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
             Err(e) => Err(e),
@@ -390,6 +448,12 @@ pub async fn run(
         },
         _ = &mut user_end => (ConsentState::Denied, false),
     };
+    if decided != ConsentState::Denied {
+        // Received while the answer came, and not read yet: sent before it too.
+        if let Some(msg) = already_received(&mut rx).await {
+            return before_consent(msg, &mut tx, conn).await;
+        }
+    }
     tx.send(&PeerMessage::Consent(decided)).await?;
     if decided == ConsentState::Denied {
         let reason = EndReason::ConsentDenied;
@@ -531,7 +595,7 @@ pub async fn run(
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
                 Ok(Some(other)) => {
-                    break Ended::Reason(EndReason::Error(format!("the technician sent {other:?}, which an agent does not accept")));
+                    break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", kind(&other))));
                 }
                 Ok(None) => break Ended::PeerLeft(conn.explain_departure("the technician closed the session stream".into()).await?),
                 Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(e.to_string())),

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent::consent::{self, ConsentPolicy, UserSide};
+use agent::consent::{self, ConsentPolicy, FromUser, UserSide};
 use agent::injector::{InputGate, MAX_TEXT_CHARS};
 use agent::session::{self, Ended, Person, SessionOptions};
 use agent::sink::{InputSink, SinkError};
@@ -245,8 +245,8 @@ impl Technician {
 /// The agent's session, running.
 struct Agent {
     run: JoinHandle<Result<Ended, LinkError>>,
-    /// The person's side (the terminal, the window), there but silent.
-    _side: UserSide,
+    /// The person's side: what they say in the terminal or the window.
+    side: UserSide,
 }
 
 /// Pairs an agent (sharing a [`Changing`] screen into `sink`, with `consent`) with a
@@ -328,7 +328,7 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
         _control: control,
         _endpoint: endpoint,
     };
-    (Agent { run, _side: side }, technician)
+    (Agent { run, side }, technician)
 }
 
 async fn ended(agent: Agent) -> Result<Ended, LinkError> {
@@ -458,4 +458,65 @@ async fn held_input_is_released_whenever_the_link_drops() {
             "round {round}: input was injected after the session ended"
         );
     }
+}
+
+/// Finding 8 of issue #11: input the technician sent while the person was being asked was
+/// queued and injected in one burst once they allowed control. Now it ends the session, and
+/// the person's answer afterwards lets nothing through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_sent_before_consent_never_reaches_the_screen() {
+    let sink = Recorder::default();
+    let (agent, mut tech) = pair(
+        sink.clone(),
+        ConsentPolicy::Ask {
+            timeout: Duration::from_secs(30),
+        },
+    )
+    .await;
+    tech.send(PeerMessage::Recorded).await;
+    tech.expect(PeerMessage::Consent(ConsentState::Asking))
+        .await;
+    for event in [
+        InputEvent::PointerMove { x: 10, y: 10 },
+        InputEvent::Button {
+            button: MouseButton::Left,
+            down: true,
+        },
+        typed("rm -rf ~\n".into()),
+    ] {
+        tech.send(PeerMessage::Input(event)).await;
+    }
+    // The agent ends the session (or, as before the fix, waits for the person's answer).
+    let early = tokio::time::timeout(Duration::from_secs(2), tech.rx.recv()).await;
+    // The person allows control: too late.
+    agent.side.say(FromUser::Answer(ConsentState::Control));
+    let said = match early {
+        Ok(Ok(Some(m))) => m,
+        _ => tech.next().await,
+    };
+    let said = match said {
+        PeerMessage::EndSession { reason } => reason,
+        // Before the fix: control was granted; the technician leaves at once.
+        other => {
+            tech.send(PeerMessage::EndSession {
+                reason: EndReason::TechnicianEnded,
+            })
+            .await;
+            let _ = ended(agent).await;
+            panic!(
+                "the session went on after input before consent (the agent said {other:?}); the sink got {:?}",
+                sink.done()
+            );
+        }
+    };
+    let how = ended(agent).await;
+    assert!(sink.done().is_empty(), "the sink got {:?}", sink.done());
+    let EndReason::Error(e) = &said else {
+        panic!("the technician was told {said:?}")
+    };
+    assert!(e.contains("input before the user allowed control"), "{e}");
+    assert!(
+        matches!(&how, Ok(Ended::Reason(r)) if *r == said),
+        "the session ended with {how:?}"
+    );
 }
