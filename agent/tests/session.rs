@@ -93,6 +93,10 @@ impl Recorder {
         }
     }
 
+    fn log(&self) -> Vec<(Instant, Done)> {
+        self.log.lock().unwrap().clone()
+    }
+
     fn done(&self) -> Vec<Done> {
         let log = self.log.lock().unwrap();
         log.iter().map(|(_, d)| d.clone()).collect()
@@ -518,5 +522,74 @@ async fn input_sent_before_consent_never_reaches_the_screen() {
     assert!(
         matches!(&how, Ok(Ended::Reason(r)) if *r == said),
         "the session ended with {how:?}"
+    );
+}
+
+/// Finding 3 of issue #11: one key event carrying megabytes of text was typed character by
+/// character in the agent's only loop, so "stop control" waited for all of it. Now the text is
+/// cut to [`MAX_TEXT_CHARS`] and typed on the input worker, which looks at the person's consent
+/// between characters: `v` in the terminal stops the typing within a second (here, within a
+/// few characters) and the technician hears of it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_control_stops_megabytes_of_text_within_a_second() {
+    let sink = Recorder::slow();
+    let (agent, mut tech) = pair(sink.clone(), ConsentPolicy::Preset(ConsentState::Control)).await;
+    tech.until_shared(ConsentState::Control).await;
+    tech.send(PeerMessage::Input(typed("x".repeat(4 << 20))))
+        .await;
+    let s = sink.clone();
+    tokio::task::spawn_blocking(move || wait_until("typing starts", || s.chars() >= 50))
+        .await
+        .unwrap();
+    let said = Instant::now();
+    agent.side.say(FromUser::Line("v".into()));
+    tech.expect(PeerMessage::Consent(ConsentState::ViewOnly))
+        .await;
+    assert!(
+        said.elapsed() < Duration::from_secs(1),
+        "the technician heard of it {:?} later",
+        said.elapsed()
+    );
+    let s = sink.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("held input released", || {
+            s.done().last() == Some(&Done::ReleaseAll)
+        })
+    })
+    .await
+    .unwrap();
+    tech.send(PeerMessage::EndSession {
+        reason: EndReason::TechnicianEnded,
+    })
+    .await;
+    let how = ended(agent).await;
+    assert!(
+        matches!(how, Ok(Ended::Reason(EndReason::TechnicianEnded))),
+        "{how:?}"
+    );
+    let log = sink.log();
+    let last_char = log
+        .iter()
+        .rev()
+        .find(|(_, d)| matches!(d, Done::Char(_)))
+        .map(|(t, _)| *t)
+        .unwrap();
+    assert!(
+        last_char.saturating_duration_since(said) < Duration::from_secs(1),
+        "a character was typed {:?} after stop control",
+        last_char - said
+    );
+    let chars = sink.chars();
+    assert!(
+        chars < MAX_TEXT_CHARS,
+        "{chars} characters typed: the stop did not stop it"
+    );
+    assert_eq!(
+        log.iter()
+            .skip_while(|(_, d)| *d != Done::ReleaseAll)
+            .filter(|(_, d)| matches!(d, Done::Char(_)))
+            .count(),
+        0,
+        "typed after the release"
     );
 }
