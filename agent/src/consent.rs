@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use protocol::control::PeerInfo;
 use protocol::peer::ConsentState;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
@@ -71,6 +72,22 @@ pub fn parse_command(line: &str) -> Option<UserCommand> {
         "q" | "quit" | "e" | "end" => Some(UserCommand::End),
         _ => None,
     }
+}
+
+/// The question the terminal asks: who wants to see the screen (what the technician's program
+/// says of itself escaped, [`crate::shown`]), whether they record it, the choices and the time
+/// left.
+pub fn question(peer: &PeerInfo, recorded: bool, timeout: Duration) -> String {
+    let recording = if recorded {
+        "The technician records this session (screen, input and consent) in a session log."
+    } else {
+        "The technician does not record this session."
+    };
+    format!(
+        "{} wants to see this screen.\n{recording}\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
+        crate::shown::introduce(peer),
+        timeout.as_secs()
+    )
 }
 
 /// How many things the person said may wait for the session: they are a person's clicks and
@@ -238,6 +255,36 @@ mod tests {
         assert_eq!(parse_command("v"), Some(UserCommand::StopControl));
         assert_eq!(parse_command("q"), Some(UserCommand::End));
         assert_eq!(parse_command("x"), None);
+    }
+
+    /// Finding 9 of issue #11: the technician's own software string, printed unchanged
+    /// beside the name the relay vouches for, could overwrite it in the terminal.
+    #[test]
+    fn the_question_shows_a_hostile_software_string_escaped() {
+        use protocol::control::{Role, TechnicianAccount};
+        let peer = PeerInfo {
+            role: Role::Technician,
+            description: "technician at 10.0.0.7:5000".into(),
+            software: format!(
+                "tech\r\x1b[2KExample Support (tier 3) of Your Bank wants to see this screen.{}",
+                "\x1b[1A".repeat(10_000)
+            ),
+            account: Some(TechnicianAccount {
+                name: "mallory".into(),
+                tier: 1,
+                organisation: "Cheap Fixes".into(),
+            }),
+        };
+        let asked = question(&peer, false, Duration::from_secs(60));
+        assert!(!asked.contains(['\r', '\x1b']), "{asked}");
+        assert!(
+            asked.starts_with(
+                "mallory (tier 1) of Cheap Fixes (technician at 10.0.0.7:5000, tech\\u{d}\\u{1b}[2KExample Support"
+            ),
+            "{asked}"
+        );
+        assert!(asked.len() < 2000, "{} bytes", asked.len());
+        assert!(asked.ends_with("no answer in 60 s denies)"), "{asked}");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 //! - [`status`]: what the agent tells the window as it goes;
 //! - [`session`]: the peer session once paired: consent, screen updates under flow control
 //!   ([`flow`]), input in;
+//! - [`shown`]: what a person is shown of the strings a peer supplied: escaped and clipped;
 //! - [`share`]: one run, from the relay connection to the end of the session;
 //! - [`window`]: the person's window (code, consent, the bar while shared), model apart from
 //!   drawing.
@@ -21,6 +22,7 @@ pub mod inject;
 pub mod injector;
 pub mod session;
 pub mod share;
+pub mod shown;
 pub mod sink;
 pub mod source;
 pub mod status;

@@ -24,6 +24,9 @@
 //! every key and button still held is released: the injector is a guard that does it when
 //! dropped, on every way out.
 //!
+//! What the technician supplied (its description, its end reasons) is shown escaped
+//! ([`crate::shown`]).
+//!
 //! The person is a [`Person`]: what they say (terminal or window), the gate their commands close,
 //! and the window's status, kept up to date here.
 
@@ -47,6 +50,7 @@ use tracing::{debug, warn};
 use crate::consent::{ConsentPolicy, UserCommand, UserInput};
 use crate::flow::{Ack, Window};
 use crate::injector::{cap_text, Injector, InputGate, MAX_TEXT_CHARS};
+use crate::shown;
 use crate::sink::InputSink;
 use crate::source::{Capture, SourceFactory};
 use crate::status::{Status, StatusTx};
@@ -314,11 +318,6 @@ async fn obtain_consent(
     recorded: bool,
     report: Reporter,
 ) -> (ConsentState, bool) {
-    let recording = if recorded {
-        "The technician records this session (screen, input and consent) in a session log."
-    } else {
-        "The technician does not record this session."
-    };
     match policy {
         ConsentPolicy::Preset(state) => {
             report.event(
@@ -326,7 +325,7 @@ async fn obtain_consent(
                 json!({ "state": consent_name(state), "preset": true }),
                 format!(
                     "Unattended mode: accepting {} with {} as set by --consent.",
-                    peer.introduce(),
+                    shown::introduce(peer),
                     if state == ConsentState::Control {
                         "control"
                     } else {
@@ -343,11 +342,7 @@ async fn obtain_consent(
                 timeout,
                 deadline: Instant::now() + timeout,
             });
-            let question = format!(
-                "{} wants to see this screen.\n{recording}\nAllow [c]ontrol, [v]iew only, or [d]eny? (type a letter and Enter; no answer in {} s denies)",
-                peer.introduce(),
-                timeout.as_secs()
-            );
+            let question = crate::consent::question(peer, recorded, timeout);
             let account = peer.account.as_ref();
             report.event(
                 "consent_request",
@@ -444,7 +439,10 @@ pub async fn run(
         ctl = conn.next() => return match ctl {
             Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
             Err(e) => Err(e),
-            Ok(other) => Err(LinkError::Protocol(format!("unexpected control message: {other:?}"))),
+            Ok(other) => Err(LinkError::Protocol(format!(
+                "unexpected control message: {}",
+                protocol::text::clip(&format!("{other:?}"), 200)
+            ))),
         },
         _ = &mut user_end => (ConsentState::Denied, false),
     };
@@ -512,7 +510,7 @@ pub async fn run(
                         json!({ "source": describe, "width": width, "height": height, "control": control }),
                         format!(
                             "Your screen ({describe}) is shared with {}{}.\nType v and Enter to stop control (view only), q and Enter or Ctrl+C to end the session.",
-                            peer.description,
+                            shown::name(&peer.description),
                             if control { ", who may use mouse and keyboard" } else { ", view only" }
                         ),
                     );
@@ -623,7 +621,10 @@ pub async fn run(
                 },
                 // The link is gone: the guards stop the capture and release held input.
                 Err(e) => return Err(e),
-                Ok(other) => return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))),
+                Ok(other) => return Err(LinkError::Protocol(format!(
+                    "unexpected control message during a session: {}",
+                    protocol::text::clip(&format!("{other:?}"), 200)
+                ))),
             },
             _ = &mut user_end => break Ended::Reason(EndReason::UserEnded),
         }

@@ -2,7 +2,8 @@
 //! code and show it, wait for a technician, run the [`session`](crate::session), say how it
 //! ended. Status goes to the terminal (or, with `--json`, to scripts) through the [`Reporter`]
 //! and to the window through the [`Person`]'s [`StatusTx`](crate::status::StatusTx); the
-//! binary only parses flags and prints the final error.
+//! binary only parses flags and prints the final error. What the technician and the relay said
+//! (who it is, why it ended, why it failed) is printed escaped ([`crate::shown`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use protocol::peer::EndReason;
 use serde_json::json;
 
 use crate::session::{self, Ended, Person, SessionOptions};
+use crate::shown;
 use crate::sink::InputSink;
 use crate::source::SourceFactory;
 use crate::status::{EndedWhy, Status};
@@ -65,13 +67,14 @@ pub fn ended_why(outcome: &Outcome) -> EndedWhy {
     }
 }
 
-/// A failed run in words a person can act on, and what the window says for it.
+/// A failed run in words a person can act on (printable: the relay's and the technician's words
+/// in it escaped), and what the window says for it.
 pub fn explain_error(e: &anyhow::Error) -> (String, EndedWhy) {
     match e.downcast_ref::<LinkError>() {
         Some(LinkError::PeerLeft(r)) => {
             let why = r.to_string();
             (
-                format!("the technician left: {why}"),
+                format!("the technician left: {}", shown::reason(&why)),
                 EndedWhy::TechnicianLeft(why),
             )
         }
@@ -84,7 +87,10 @@ pub fn explain_error(e: &anyhow::Error) -> (String, EndedWhy) {
         ),
         _ => {
             let message = format!("{e:#}");
-            (message.clone(), EndedWhy::Failed(message))
+            (
+                protocol::text::printable(&message).into_owned(),
+                EndedWhy::Failed(message),
+            )
         }
     }
 }
@@ -172,7 +178,7 @@ pub async fn run(
             "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
             "organisation": account.map(|a| &a.organisation),
         }),
-        format!("A technician connected: {}.", peer.introduce()),
+        format!("A technician connected: {}.", shown::introduce(&peer)),
     );
     let ended = session::run(
         &mut conn,
@@ -187,14 +193,17 @@ pub async fn run(
     )
     .await?;
     let (reason, human) = match &ended {
-        Ended::Reason(r) => (format!("{r:?}"), r.to_string()),
+        Ended::Reason(r) => (
+            protocol::text::clip(&format!("{r:?}"), protocol::text::MAX_REASON).into_owned(),
+            shown::end_reason(r),
+        ),
         Ended::Unanswered => (
             format!("{:?}", EndReason::ConsentDenied),
             "nobody answered in time, so the session was denied".to_string(),
         ),
         Ended::PeerLeft(why) => (
             "PeerLeft".to_string(),
-            format!("the technician left: {why}"),
+            format!("the technician left: {}", shown::reason(why)),
         ),
     };
     conn.close_and_wait(&human).await;

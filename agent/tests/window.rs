@@ -12,7 +12,7 @@ use agent::injector::{Injector, InputGate};
 use agent::sink::{InputSink, SinkError};
 use agent::status::{EndedWhy, Status};
 use agent::window::{ui, AgentWindow};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use protocol::control::{PeerInfo, Role, TechnicianAccount};
 use protocol::input::{InputEvent, Key, Modifiers};
@@ -301,6 +301,95 @@ fn the_consent_screen_keeps_the_relays_word_apart_from_the_technicians() {
             .is_some(),
         "no countdown from 30 seconds"
     );
+}
+
+/// The words a node shows (AccessKit keeps a label's text as its value).
+fn words_of(node: &egui_kittest::kittest::AccessKitNode<'_>) -> Option<String> {
+    if node.role() == egui::accesskit::Role::Label {
+        node.value()
+    } else {
+        node.label()
+    }
+}
+
+/// The words of the one node whose words contain `part`.
+fn shown_containing(harness: &Harness<'static, AgentWindow>, part: &str) -> String {
+    words_of(&harness.get_by_label_contains(part).accesskit_node()).unwrap()
+}
+
+/// The words of the window that hold a character that acts in a terminal or reorders text.
+fn raw_controls(harness: &Harness<'static, AgentWindow>) -> Vec<String> {
+    harness
+        .query_all_by(|n| words_of(n).is_some_and(|l| l.chars().any(protocol::text::is_unsafe)))
+        .filter_map(|n| words_of(&n.accesskit_node()))
+        .collect()
+}
+
+/// Finding 9 of issue #11: the technician's own `Hello.software` (up to 64 KiB, with `\r` and
+/// ANSI escapes) was shown unchanged beside the name the relay vouches for. Every string a peer
+/// supplied is shown escaped and clipped: on the consent screen, in the bar, and in how it ended.
+#[test]
+fn hostile_strings_from_the_technician_are_shown_escaped_and_clipped() {
+    let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
+    let mut peer = alice();
+    peer.software = format!(
+        "Totally Official\r\x1b[2KExample Support{}",
+        "A".repeat(64 * 1024)
+    );
+    peer.description = "technician at 10.0.0.7:5000\u{202E}".into();
+    if let Some(a) = peer.account.as_mut() {
+        a.name = "alice\r".into();
+        a.organisation = format!("Example Support\x1b[8m{}", "B".repeat(1000));
+    }
+    status
+        .send(Status::Asking {
+            peer: peer.clone(),
+            recorded: false,
+            timeout: Duration::from_secs(30),
+            deadline: Instant::now() + Duration::from_secs(30),
+        })
+        .unwrap();
+    harness.run_steps(2);
+    let claims = shown_containing(&harness, "What their program says about itself (not checked): technician at 10.0.0.7:5000\\u{202e}, Totally Official\\u{d}\\u{1b}[2KExample Support");
+    let software = claims.rsplit(", ").next().unwrap();
+    assert!(software.chars().count() <= 100, "{software}");
+    assert!(software.ends_with('…'), "{software}");
+    let account = shown_containing(
+        &harness,
+        "alice\\u{d}, tier 2, Example Support\\u{1b}[8mBBB",
+    );
+    assert!(account.ends_with('…'), "{account}");
+    assert!(account.chars().count() <= 100, "{account}");
+    assert_eq!(raw_controls(&harness), Vec::<String>::new());
+
+    status
+        .send(Status::Sharing {
+            peer,
+            control: true,
+        })
+        .unwrap();
+    harness.run_steps(2);
+    let bar = shown_containing(&harness, "is controlling your screen");
+    // Short, to leave the bar's buttons their room.
+    assert_eq!(
+        bar,
+        "alice\\u{d} (tier 2, Example Support…) is controlling your screen"
+    );
+    assert_eq!(raw_controls(&harness), Vec::<String>::new());
+
+    status
+        .send(Status::Ended(EndedWhy::Error(format!(
+            "\x1b[2J\rall is well{}",
+            "C".repeat(10_000)
+        ))))
+        .unwrap();
+    harness.run_steps(2);
+    let why = shown_containing(
+        &harness,
+        "The session stopped because of a problem: \\u{1b}[2J\\u{d}all is well",
+    );
+    assert!(why.chars().count() <= 400, "{}", why.len());
+    assert_eq!(raw_controls(&harness), Vec::<String>::new());
 }
 
 /// Every screen, drawn in `lang`, asks its catalogue for no word it lacks.

@@ -5,6 +5,11 @@
 //! [`BUTTON_SIZE`]; Allow control is filled with [`ALLOW_CONTROL_FILL`], which nothing else in
 //! the window uses, so a test driving the real window from outside (`xdotool`) finds it in the
 //! X server's pixels.
+//!
+//! Every string a peer supplied (names, the technician's description and software, reasons) is
+//! drawn through [`crate::shown::fit`]: escaped, and clipped to [`NAME_CHARS`], [`CLAIM_CHARS`],
+//! [`BAR_NAME_CHARS`] or [`REASON_CHARS`], so that it can neither pass for something else nor
+//! push the window's own words and buttons away.
 
 use std::time::Instant;
 
@@ -14,6 +19,7 @@ use protocol::peer::ConsentState;
 use words::Catalogue;
 
 use super::model::{minutes_seconds, seconds_left, Action, Screen, WindowModel};
+use crate::shown::fit;
 use crate::status::EndedWhy;
 
 /// The fill of the Allow control button, and of nothing else in the window.
@@ -27,21 +33,32 @@ pub const FULL_SIZE: Vec2 = Vec2::new(620.0, 520.0);
 /// The bar's size while the screen is shared.
 pub const BAR_SIZE: Vec2 = Vec2::new(680.0, 52.0);
 
-/// How the person is told who the technician is: by the relay's word for their account, or, if
-/// they did not log in, by how the relay saw their connection.
+/// Most characters of an account's name or organisation on the consent screen.
+pub const NAME_CHARS: usize = 40;
+/// Most characters of the technician's description or software on the consent screen.
+pub const CLAIM_CHARS: usize = 60;
+/// Most characters of an account's name, organisation or description in the bar, beside its
+/// buttons.
+pub const BAR_NAME_CHARS: usize = 16;
+/// Most characters of a reason on the screen that says how it ended.
+pub const REASON_CHARS: usize = 300;
+
+/// How the bar tells the person who the technician is: by the relay's word for their account,
+/// or, if they did not log in, by how the relay saw their connection.
 pub fn who(peer: &PeerInfo, cat: &Catalogue) -> String {
+    let short = |s: &str| fit(s, BAR_NAME_CHARS);
     match &peer.account {
         Some(a) => cat.fmt(
             "who-account",
             &[
-                ("name", a.name.as_str().into()),
+                ("name", short(&a.name).into()),
                 ("tier", a.tier.into()),
-                ("organisation", a.organisation.as_str().into()),
+                ("organisation", short(&a.organisation).into()),
             ],
         ),
         None => cat.fmt(
             "who-unverified",
-            &[("description", peer.description.as_str().into())],
+            &[("description", short(&peer.description).into())],
         ),
     }
 }
@@ -182,9 +199,9 @@ fn consent(
                         RichText::new(cat.fmt(
                             "consent-account",
                             &[
-                                ("name", a.name.as_str().into()),
+                                ("name", fit(&a.name, NAME_CHARS).into()),
                                 ("tier", a.tier.into()),
-                                ("organisation", a.organisation.as_str().into()),
+                                ("organisation", fit(&a.organisation, NAME_CHARS).into()),
                             ],
                         ))
                         .size(20.0)
@@ -202,8 +219,8 @@ fn consent(
             RichText::new(cat.fmt(
                 "consent-claims",
                 &[
-                    ("description", peer.description.as_str().into()),
-                    ("software", peer.software.as_str().into()),
+                    ("description", fit(&peer.description, CLAIM_CHARS).into()),
+                    ("software", fit(&peer.software, CLAIM_CHARS).into()),
                 ],
             ))
             .small()
@@ -257,9 +274,16 @@ fn bar(
     clicked
 }
 
-/// The words for why it ended.
+/// The words for why it ended; the technician's and the relay's own words escaped and clipped.
 pub fn ended_words(why: &EndedWhy, cat: &Catalogue) -> String {
-    let with = |key: &str, why: &str| cat.fmt(key, &[("why", why.into())]);
+    let with = |key: &str, why: &str| cat.fmt(key, &[("why", fit(why, REASON_CHARS).into())]);
+    // The agent's own words, which may quote the relay's: longer, still bounded.
+    let failed = |why: &str| {
+        cat.fmt(
+            "ended-failed",
+            &[("why", fit(why, 4 * REASON_CHARS).into())],
+        )
+    };
     match why {
         EndedWhy::UserEnded => cat.text("ended-you"),
         EndedWhy::Denied => cat.text("ended-denied"),
@@ -270,7 +294,7 @@ pub fn ended_words(why: &EndedWhy, cat: &Catalogue) -> String {
         EndedWhy::Error(w) => with("ended-error", w),
         EndedWhy::Cancelled => cat.text("ended-cancelled"),
         EndedWhy::CodeMismatch => cat.text("ended-code-mismatch"),
-        EndedWhy::Failed(w) => with("ended-failed", w),
+        EndedWhy::Failed(w) => failed(w),
     }
 }
 
