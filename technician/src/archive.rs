@@ -5,6 +5,8 @@
 //! the `age` format (`age1…`), whose public half the relay hands out and whose private half
 //! stays with the auditors. The encrypted copy waits in a local spool until the relay has it
 //! whole; a relay that cannot be reached at the end of a session gets it on a later connection.
+//! A log the relay refuses (its bytes damaged, over the relay's size limit) goes to the spool's
+//! quarantine, so that it does not hold back the logs behind it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -217,7 +219,54 @@ impl Spool {
         std::fs::remove_file(self.meta_path(id))?;
         std::fs::remove_file(self.data_path(id))
     }
+
+    /// Where logs the relay refused are kept: the spool's [`QUARANTINE`] subdirectory.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.dir.join(QUARANTINE)
+    }
+
+    /// Moves log `id` (its data and its entry) out of the way of the logs behind it, into
+    /// [`Spool::quarantine_dir`] (made readable by its owner only), with `why` beside it in
+    /// `ID.refused.txt`. It is no longer offered; moving its two files back into the spool
+    /// offers it again. Returns where its data is now.
+    pub fn quarantine(&self, id: &str, why: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.quarantine_dir();
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            builder.mode(0o700);
+            builder
+                .create(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            // Made before, perhaps by hand: owner only all the same.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", dir.display()))?;
+        }
+        #[cfg(not(unix))]
+        builder
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        write_atomically(&dir.join(format!("{id}.refused.txt")), |w| {
+            writeln!(w, "{why}")?;
+            Ok(())
+        })?;
+        let data = dir.join(format!("{id}.tlog.age"));
+        // The data first: an entry without its data is skipped by `entries`.
+        for (from, to) in [
+            (self.data_path(id), data.clone()),
+            (self.meta_path(id), dir.join(format!("{id}.json"))),
+        ] {
+            std::fs::rename(&from, &to)
+                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        }
+        Ok(data)
+    }
 }
+
+/// The spool's subdirectory for logs the relay refused (see [`Spool::quarantine`]).
+pub const QUARANTINE: &str = "quarantine";
 
 #[cfg(test)]
 mod tests {

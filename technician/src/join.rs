@@ -514,40 +514,40 @@ fn new_log_id() -> String {
     hex::encode(b)
 }
 
-/// Uploads every log waiting in the spool for this relay, oldest first, over a new
-/// connection; on any failure the rest waits for the next session.
-async fn upload_spool(target: &RelayTarget, token: &str, spool: &Spool, report: Reporter) {
+/// Uploads every log waiting in the spool for this relay, oldest first. A log the relay
+/// refuses goes to the spool's quarantine ([`Spool::quarantine`]) and is reported (JSON event
+/// `upload_refused`: the file and the relay's reason), and the rest go on, over a new
+/// connection since the relay ends one after a refusal. Any other failure (no connection, no
+/// login, a broken link) leaves the rest waiting for the next session.
+pub async fn upload_spool(target: &RelayTarget, token: &str, spool: &Spool, report: Reporter) {
     let relay = &target.relay;
     let waiting: Vec<SpoolEntry> = spool
         .entries()
         .into_iter()
         .filter(|e| &e.relay == relay)
         .collect();
-    if waiting.is_empty() {
-        return;
-    }
-    let pending = |why: String| {
+    let pending = |left: usize, why: String| {
         report.event(
             "upload_pending",
-            json!({ "waiting": waiting.len(), "spool": spool.dir().display().to_string(), "why": why }),
+            json!({ "waiting": left, "spool": spool.dir().display().to_string(), "why": why }),
             format!(
-                "{} session log(s) wait in {} for upload to {relay} ({why}); they go after your next session.",
-                waiting.len(),
+                "{left} session log(s) wait in {} for upload to {relay} ({why}); they go after your next session.",
                 spool.dir().display()
             ),
         )
     };
-    let mut conn = match target.connect(report).await {
-        Ok((conn, _)) => conn,
-        Err(e) => return pending(e.to_string()),
-    };
-    if let Err(e) = conn.resume(token).await {
-        return pending(e.to_string());
-    }
-    for entry in &waiting {
+    let mut conn: Option<RelayConnection> = None;
+    for (done, entry) in waiting.iter().enumerate() {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match upload_connection(target, token, report).await {
+                Ok(c) => conn.insert(c),
+                Err(why) => return pending(waiting.len() - done, why),
+            },
+        };
         let offer = &entry.offer;
         let path = spool.data_path(&offer.id);
-        match conn.upload(offer, &path, |_, _| {}).await {
+        match c.upload(offer, &path, |_, _| {}).await {
             Ok(from) => {
                 if let Err(e) = spool.remove(&offer.id) {
                     warn!(error = %e, "an uploaded log stays in the spool");
@@ -561,11 +561,68 @@ async fn upload_spool(target: &RelayTarget, token: &str, spool: &Spool, report: 
                     ),
                 );
             }
+            Err(LinkError::Refused {
+                code: ErrorCode::LogRefused,
+                message,
+            }) => {
+                // The relay ends the connection after a refusal: the next log gets a new one.
+                c.close("log refused");
+                conn = None;
+                let why = tame(&message, MAX_REASON);
+                match spool.quarantine(&offer.id, &why) {
+                    Ok(moved) => report.event(
+                        "upload_refused",
+                        json!({ "id": offer.id, "path": moved.display().to_string(), "why": why }),
+                        format!(
+                            "The relay at {relay} refused session log {} ({why}). It was moved to \
+                             {} so that the logs behind it go up; show the relay's administrator, \
+                             and move it with its .json back into {} to offer it again.",
+                            offer.id,
+                            moved.display(),
+                            spool.dir().display()
+                        ),
+                    ),
+                    Err(e) => {
+                        return pending(
+                            waiting.len() - done,
+                            format!("the relay refused log {} ({why}), and {e:#}", offer.id),
+                        )
+                    }
+                }
+            }
             Err(e) => {
-                conn.close("upload failed");
-                return pending(e.to_string());
+                c.close("upload failed");
+                return pending(waiting.len() - done, e.to_string());
             }
         }
     }
-    conn.close_and_wait("uploads done").await;
+    if let Some(c) = conn {
+        c.close_and_wait("uploads done").await;
+    }
+}
+
+/// A connection to upload logs over: logged in with `token`, to a relay that stores logs.
+async fn upload_connection(
+    target: &RelayTarget,
+    token: &str,
+    report: Reporter,
+) -> Result<RelayConnection, String> {
+    let (mut conn, _) = target.connect(report).await.map_err(|e| e.to_string())?;
+    if let Err(e) = conn.resume(token).await {
+        conn.close("login refused");
+        return Err(e.to_string());
+    }
+    // Such a relay refuses every log, through no fault of theirs: none is quarantined.
+    let stores_logs = conn
+        .recording
+        .as_ref()
+        .is_some_and(|p| p.audit_key.is_some());
+    if !stores_logs {
+        conn.close("no log archive");
+        return Err(
+            "the relay no longer stores session logs (it has no audit key); ask its administrator"
+                .into(),
+        );
+    }
+    Ok(conn)
 }
