@@ -5,7 +5,8 @@
 //! exactly as received, before they are reordered; consent changes and every input event the
 //! technician sends are recorded too, and the log is sealed with the reason the session ended.
 //! A failed write does not end the session: the recorder says so once and stops, leaving a log
-//! that verifies up to its last whole record.
+//! that verifies up to its last whole record. A log that reaches [`MAX_LOG_BYTES`] takes no
+//! more screen updates and says it is full; the session then ends and seals it whole.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -27,12 +28,23 @@ pub fn default_log_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("tandem-logs"))
 }
 
+/// Largest session log recorded: 4 GiB. A session whose log reaches it ends (the log sealed
+/// whole, see [`Recorder::is_full`]) rather than fill the disk with what the agent sends, or
+/// make a log the relay refuses: the relay stores at most 8 GiB a log by default (its
+/// `max_log_mb`), and the encrypted copy in the upload spool is a little larger than the log.
+/// A working desktop costs a few hundred kB a second, so this is hours of session; the session
+/// ends rather than go on unrecorded, since the user was told it is recorded.
+pub const MAX_LOG_BYTES: u64 = 4 << 30;
+
 pub struct Recorder {
     writer: Option<LogWriter<BufWriter<File>>>,
     path: PathBuf,
     start: Instant,
     started_unix_ms: u64,
     failure: Option<String>,
+    /// [`MAX_LOG_BYTES`], or less in tests.
+    limit: u64,
+    full: bool,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -48,6 +60,15 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// Creates `dir` if needed and a new log in it, named for the session's start.
     pub fn create(dir: &Path, opened: &SessionOpened) -> Result<Self, String> {
+        Self::create_with_limit(dir, opened, MAX_LOG_BYTES)
+    }
+
+    /// As [`Recorder::create`], full at `limit` bytes instead of [`MAX_LOG_BYTES`].
+    pub fn create_with_limit(
+        dir: &Path,
+        opened: &SessionOpened,
+        limit: u64,
+    ) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
         let path = dir.join(format!("session-{}.tlog", opened.started_unix_ms));
@@ -64,7 +85,21 @@ impl Recorder {
             start: Instant::now(),
             started_unix_ms: opened.started_unix_ms,
             failure: None,
+            limit,
+            full: false,
         })
+    }
+
+    /// The log has reached its limit ([`MAX_LOG_BYTES`]): it takes no more screen updates, and
+    /// the session should end so that it is sealed. It holds at most one update past the
+    /// limit, and the records of the end.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// The limit, in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     pub fn path(&self) -> &Path {
@@ -94,8 +129,18 @@ impl Recorder {
         }
     }
 
+    /// Records a screen update, unless the log is full; says when it has become full.
     pub fn update(&mut self, update: &ScreenUpdate) {
+        if self.full {
+            return;
+        }
         self.with(|w, t| w.screen_update(t, update));
+        if let Some(w) = &self.writer {
+            if w.appended_bytes() >= self.limit {
+                warn!(path = %self.path.display(), limit = self.limit, "the session log is full");
+                self.full = true;
+            }
+        }
     }
 
     pub fn consent(&mut self, state: ConsentState) {
@@ -136,5 +181,65 @@ impl Recorder {
         file.sync_all().map_err(|e| e.to_string())?;
         let back = File::open(&self.path).map_err(|e| e.to_string())?;
         protocol::sessionlog::verify(std::io::BufReader::new(back)).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::control::Role;
+    use protocol::peer::EndReason;
+    use protocol::sessionlog::{code_sha256, Participant, TypedText};
+
+    fn opened() -> SessionOpened {
+        let who = |role, d: &str| Participant {
+            role,
+            description: d.into(),
+            software: "test".into(),
+        };
+        SessionOpened {
+            started_unix_ms: 1_714_572_192_000,
+            relay_address: "127.0.0.1:4433".into(),
+            relay_fingerprint: "00".repeat(32),
+            relay_software: "relay test".into(),
+            technician: who(Role::Technician, "technician"),
+            agent: who(Role::Agent, "agent"),
+            protocol_version: protocol::PROTOCOL_VERSION,
+            code_sha256: code_sha256("123456789"),
+            typed_text: TypedText::Full,
+        }
+    }
+
+    #[test]
+    fn recording_stops_at_its_cap_and_the_log_is_sealed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = 1 << 20;
+        let mut rec = Recorder::create_with_limit(dir.path(), &opened(), limit).unwrap();
+        let update = |seq| ScreenUpdate {
+            seq,
+            width: 64,
+            height: 64,
+            ops: Vec::new(),
+            tile_data: vec![seq as u8; 100_000],
+        };
+        let mut seq = 1;
+        while !rec.is_full() {
+            assert!(seq < 100, "the cap of {limit} bytes never took effect");
+            rec.update(&update(seq));
+            seq += 1;
+        }
+        // Past the cap nothing more of the screen is written; the end still is.
+        rec.update(&update(seq));
+        rec.consent(ConsentState::ViewOnly);
+        let verdict = rec
+            .finish(&CloseReason::ByAgent(EndReason::UserEnded))
+            .unwrap();
+        assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
+        let size = std::fs::metadata(rec.path()).unwrap().len();
+        assert!(
+            size <= limit + 100_000 + 4096,
+            "{size} bytes: at most one record past the cap"
+        );
+        assert!(rec.is_full());
     }
 }

@@ -5,12 +5,20 @@
 //! record that does not open ends the session with words that say what was done to it.
 //!
 //! Tasks: one writer owns the send half of the session stream (acks and input go through it in
-//! order); one acceptor reads each screen-update stream and hands the update over; the script
-//! runner (if any) plays actions. The main loop applies updates in sequence, acknowledges each,
-//! and watches the session stream and the control stream for the end.
+//! order); one acceptor reads each screen-update stream ([`MAX_READING`] at a time) and hands
+//! the update over; the script runner (if any) plays actions. The main loop records each update
+//! as it arrives and hands it to the decode thread, which applies updates in sequence (and lets
+//! a window present them) off the async threads, so that a large update never stalls the
+//! connection's tasks. The loop acknowledges what was applied and watches the session stream
+//! and the control stream for the end.
+//!
+//! Nothing the agent sends piles up: at most [`MAX_READING`] + [`UPDATE_QUEUE`] +
+//! [`DECODE_QUEUE`] updates are in memory at once besides those the viewer holds back
+//! ([`viewer::MAX_EARLY_BYTES`]), the agent's consent changes are capped at
+//! [`MAX_CONSENT_CHANGES`] a second, and the recording at [`crate::record::MAX_LOG_BYTES`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,9 +45,29 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// read, so it never counts.)
 const MISSING_LIMIT: Duration = Duration::from_secs(2);
 
+/// Update streams read at once. A reader holds its update (up to `PEER_MAX_FRAME`, 40 MB)
+/// until the session loop takes it; the agent keeps two unacknowledged by default, so honest
+/// updates never wait for a reader, and a flood of streams waits in QUIC's flow control rather
+/// than in memory.
+pub const MAX_READING: usize = 4;
+
+/// Updates read and waiting for the session loop to take them.
+pub const UPDATE_QUEUE: usize = 2;
+
+/// Updates handed to the decode thread and not yet applied: one being decoded, one waiting.
+/// While the thread is behind, the loop takes no more (they wait in [`UPDATE_QUEUE`], then in
+/// QUIC), and goes on serving input, consent and the end of the session.
+pub const DECODE_QUEUE: usize = 2;
+
+/// Most consent changes the agent may send in one second. Consent is a person's click; more
+/// than this is a broken or hostile agent, and every change is a record in the session log and
+/// an event for the window. The session ends with a reason.
+pub const MAX_CONSENT_CHANGES: u32 = 20;
+
 /// Called with the framebuffer and the rectangles that the applied updates changed, after they
 /// are applied and before they are acknowledged (so a window's presentation counts in the flow
-/// control, as a person sees it). It runs on the session's task: it must be quick.
+/// control, as a person sees it). It runs on the session's decode thread, between updates: it
+/// must be quick.
 pub type FrameHook = Box<dyn FnMut(&protocol::codec::Decoder, &[Damage]) + Send>;
 
 /// What a window following the session is told, as it happens.
@@ -78,7 +106,9 @@ pub struct SessionOptions {
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     /// Called for every applied update (a window presenting the screen).
     pub on_frame: Option<FrameHook>,
-    /// Events for a window following the session.
+    /// Events for a window following the session. Not bounded in number, but few: the start,
+    /// one quality figure a second, and the agent's consent changes, at most
+    /// [`MAX_CONSENT_CHANGES`] a second.
     pub events: Option<mpsc::UnboundedSender<SessionEvent>>,
 }
 
@@ -116,8 +146,8 @@ enum Incoming {
     Bad(String),
 }
 
-/// Reads each update stream the agent opens: one sealed update each, every number once.
-/// `reading` counts the streams being read.
+/// Reads each update stream the agent opens: one sealed update each, every number once, at
+/// most [`MAX_READING`] at a time. `reading` counts the streams being read.
 async fn accept_updates(
     conn: quinn::Connection,
     receiver: UpdateReceiver,
@@ -125,12 +155,21 @@ async fn accept_updates(
     reading: Arc<AtomicUsize>,
 ) {
     let receiver = Arc::new(Mutex::new(receiver));
-    while let Ok(stream) = conn.accept_uni().await {
+    let readers = Arc::new(tokio::sync::Semaphore::new(MAX_READING));
+    loop {
+        // A stream is taken only when a reader is free; until then it waits in QUIC.
+        let Ok(reader) = readers.clone().acquire_owned().await else {
+            return;
+        };
+        let Ok(stream) = conn.accept_uni().await else {
+            return;
+        };
         let out = out.clone();
         let receiver = receiver.clone();
         let reading = reading.clone();
         reading.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
+            let _reader = reader;
             let item = match sealed::read_update(stream, &receiver).await {
                 Ok(u) => Some(Incoming::Update(u)),
                 Err(e) if e.is_violation() => Some(Incoming::Bad(e.to_string())),
@@ -144,6 +183,143 @@ async fn accept_updates(
             }
             reading.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// What the decode thread made of one update.
+struct Decoded {
+    /// The sequence numbers applied (none while the update waits for an earlier one), or why
+    /// the update cannot be.
+    applied: Result<Vec<u64>, String>,
+    /// The update later ones wait for, if any.
+    missing: Option<u64>,
+    /// The update's ops and tile bytes, and the screen's size after it.
+    ops: usize,
+    bytes: usize,
+    size: (u32, u32),
+    /// SHA-256 of the screen after it, with `hash_frames`, when something was applied.
+    sha256: Option<String>,
+}
+
+/// The thread that applies a session's screen updates to the viewer, in the order the loop
+/// hands them over ([`DECODE_QUEUE`] at most), and runs the window's [`FrameHook`]: a decode
+/// takes up to a few passes over the screen (the codec's work budget), too long for an async
+/// thread that also drives the connection.
+struct DecodeThread {
+    updates: mpsc::Sender<ScreenUpdate>,
+    decoded: mpsc::Receiver<Decoded>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl DecodeThread {
+    fn start(
+        viewer: Arc<Mutex<Viewer>>,
+        mut on_frame: Option<FrameHook>,
+        hash_frames: bool,
+    ) -> std::io::Result<Self> {
+        let (updates, mut incoming) = mpsc::channel::<ScreenUpdate>(DECODE_QUEUE);
+        let (done, decoded) = mpsc::channel::<Decoded>(DECODE_QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("technician-decode".into())
+            .spawn(move || {
+                let mut damage = Vec::new();
+                while let Some(u) = incoming.blocking_recv() {
+                    if stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let (ops, bytes) = (u.ops.len(), u.tile_data.len());
+                    let result = {
+                        let mut v = viewer.lock().expect("viewer lock");
+                        damage.clear();
+                        let applied = v
+                            .offer_with_damage(u, &mut damage)
+                            .map_err(|e| e.to_string());
+                        let changed = applied.as_ref().is_ok_and(|seqs| !seqs.is_empty());
+                        if let (true, Some(hook)) = (changed, on_frame.as_mut()) {
+                            hook(v.framebuffer(), &damage);
+                        }
+                        Decoded {
+                            missing: v.missing(),
+                            ops,
+                            bytes,
+                            size: (v.framebuffer().width(), v.framebuffer().height()),
+                            sha256: (hash_frames && changed).then(|| v.pixels_sha256()),
+                            applied,
+                        }
+                    };
+                    if done.blocking_send(result).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            updates,
+            decoded,
+            stop,
+            thread,
+        })
+    }
+
+    /// Stops the thread after the update it is on and waits for it: the viewer is final then.
+    async fn stop(self) {
+        let Self {
+            updates,
+            decoded,
+            stop,
+            thread,
+        } = self;
+        stop.store(true, Ordering::SeqCst);
+        drop((updates, decoded));
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
+    }
+}
+
+/// Why the session ends, once its log is full.
+fn recording_full(recorder: &Option<Arc<Mutex<Recorder>>>) -> Option<String> {
+    let r = recorder.as_ref()?.lock().expect("recorder lock");
+    r.is_full().then(|| {
+        format!(
+            "the session log {} reached its limit of {} MB; the session ended so that all of \
+             it stays recorded",
+            r.path().display(),
+            r.limit() >> 20
+        )
+    })
+}
+
+/// Counts the agent's consent changes against [`MAX_CONSENT_CHANGES`] a second.
+struct ConsentMeter {
+    since: Instant,
+    count: u32,
+}
+
+impl ConsentMeter {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// One more change; the reason the session ends when there were too many this second.
+    fn change(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        if now.duration_since(self.since) >= Duration::from_secs(1) {
+            self.since = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        if self.count > MAX_CONSENT_CHANGES {
+            return Err(format!(
+                "the agent changed consent more than {MAX_CONSENT_CHANGES} times in a second; a \
+                 person does not"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -259,6 +435,7 @@ pub async fn run(
         tx.send(&PeerMessage::Recorded).await?;
     }
     // Before the screen: the user's consent. The agent may be asking them (up to a minute).
+    let mut consents = ConsentMeter::new();
     loop {
         let msg = tokio::select! {
             m = rx.recv() => match m {
@@ -287,6 +464,14 @@ pub async fn run(
         };
         match msg {
             Some(PeerMessage::Consent(state)) => {
+                if let Err(why) = consents.change() {
+                    let reason = EndReason::Error(why.clone());
+                    let _ = tx.send(&PeerMessage::EndSession { reason }).await;
+                    let _ = tx.finish().await;
+                    conn.await_departure(Duration::from_secs(2)).await;
+                    let viewer = Arc::new(Mutex::new(Viewer::new()));
+                    return Ok((Ended::Failed(why), Stats::default(), viewer));
+                }
                 record(&opts.recorder, |r| r.consent(state));
                 opts.tell(SessionEvent::Consent(state));
                 report_consent(report, state)
@@ -336,7 +521,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
     });
 
-    let (upd_tx, mut upd_rx) = mpsc::channel(64);
+    let (upd_tx, mut upd_rx) = mpsc::channel(UPDATE_QUEUE);
     let reading = Arc::new(AtomicUsize::new(0));
     let acceptor = tokio::spawn(accept_updates(
         connection.clone(),
@@ -351,9 +536,22 @@ pub async fn run(
         .viewer
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
-    let mut on_frame = opts.on_frame.take();
     let mut live_input = opts.input.take();
-    let mut damage: Vec<Damage> = Vec::new();
+    let mut decoder =
+        match DecodeThread::start(viewer.clone(), opts.on_frame.take(), opts.hash_frames) {
+            Ok(d) => d,
+            Err(e) => {
+                acceptor.abort();
+                let why = format!("cannot start the screen decoder: {e}");
+                let reason = EndReason::Error(why.clone());
+                let _ = out_tx.send(PeerMessage::EndSession { reason }).await;
+                drop(out_tx);
+                let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+                return Ok((Ended::Failed(why), Stats::default(), viewer));
+            }
+        };
+    // Updates handed to the decoder and not yet back.
+    let mut decoding = 0usize;
     let (mut second_updates, mut second_bytes) = (0u32, 0u64);
     let (changed_tx, changed_rx) = watch::channel(0u64);
     let mut script = opts.script.clone();
@@ -370,65 +568,65 @@ pub async fn run(
             }
         };
         tokio::select! {
-            item = upd_rx.recv() => match item {
+            item = upd_rx.recv(), if decoding < DECODE_QUEUE => match item {
                 Some(Incoming::Update(u)) => {
                     // As received, before reordering: the replay reorders the same way.
                     record(&opts.recorder, |r| r.update(&u));
-                    let tiles = u.ops.len();
-                    let bytes = u.tile_data.len();
-                    let (applied, waiting_for) = {
-                        let mut v = viewer.lock().expect("viewer lock");
-                        damage.clear();
-                        let applied = v.offer_with_damage(u, &mut damage);
-                        if let (Ok(seqs), Some(hook)) = (&applied, on_frame.as_mut()) {
-                            if !seqs.is_empty() {
-                                hook(v.framebuffer(), &damage);
-                            }
-                        }
-                        (applied, v.missing())
-                    };
-                    let applied = match applied {
-                        Ok(a) => a,
-                        Err(e) => break Ended::Failed(e.to_string()),
-                    };
-                    missing = match (waiting_for, missing) {
-                        (Some(seq), Some((was, since))) if seq == was => Some((seq, since)),
-                        (Some(seq), _) => Some((seq, Instant::now())),
-                        (None, _) => None,
-                    };
-                    stats.tile_bytes += bytes as u64;
-                    second_bytes += bytes as u64;
-                    for seq in applied {
-                        stats.updates += 1;
-                        second_updates += 1;
-                        if out_tx.send(PeerMessage::UpdateAck { seq }).await.is_err() {
-                            break;
-                        }
-                        if opts.report_updates {
-                            let (width, height) = {
-                                let v = viewer.lock().expect("viewer lock");
-                                (v.framebuffer().width(), v.framebuffer().height())
-                            };
-                            let mut fields = json!({
-                                "seq": seq, "ops": tiles, "bytes": bytes,
-                                "width": width, "height": height,
-                            });
-                            if opts.hash_frames {
-                                fields["sha256"] = json!(viewer.lock().expect("viewer lock").pixels_sha256());
-                            }
-                            report.event("update", fields, "");
-                        }
+                    if let Some(why) = recording_full(&opts.recorder) {
+                        break Ended::Failed(why);
                     }
-                    changed_tx.send_modify(|n| *n += 1);
-                    if let Some(steps) = script.take() {
-                        script_task = Some(tokio::spawn(play(steps, out_tx.clone(), viewer.clone(), changed_rx.clone(), report)));
+                    // Room for it: `decoding` is below the channel's capacity.
+                    if decoder.updates.try_send(u).is_err() {
+                        break Ended::Failed("the screen decoder stopped".into());
                     }
+                    decoding += 1;
                 }
                 Some(Incoming::Bad(why)) => break Ended::Failed(why),
                 None => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("the connection closed".into()).await?)),
             },
+            done = decoder.decoded.recv() => {
+                let Some(done) = done else {
+                    break Ended::Failed("the screen decoder stopped".into());
+                };
+                decoding -= 1;
+                let applied = match done.applied {
+                    Ok(a) => a,
+                    Err(e) => break Ended::Failed(e),
+                };
+                missing = match (done.missing, missing) {
+                    (Some(seq), Some((was, since))) if seq == was => Some((seq, since)),
+                    (Some(seq), _) => Some((seq, Instant::now())),
+                    (None, _) => None,
+                };
+                stats.tile_bytes += done.bytes as u64;
+                second_bytes += done.bytes as u64;
+                for seq in applied {
+                    stats.updates += 1;
+                    second_updates += 1;
+                    if out_tx.send(PeerMessage::UpdateAck { seq }).await.is_err() {
+                        break;
+                    }
+                    if opts.report_updates {
+                        let mut fields = json!({
+                            "seq": seq, "ops": done.ops, "bytes": done.bytes,
+                            "width": done.size.0, "height": done.size.1,
+                        });
+                        if let Some(sha) = &done.sha256 {
+                            fields["sha256"] = json!(sha);
+                        }
+                        report.event("update", fields, "");
+                    }
+                }
+                changed_tx.send_modify(|n| *n += 1);
+                if let Some(steps) = script.take() {
+                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), viewer.clone(), changed_rx.clone(), report)));
+                }
+            }
             msg = rx.recv() => match msg {
                 Ok(Some(PeerMessage::Consent(state))) => {
+                    if let Err(why) = consents.change() {
+                        break Ended::Failed(why);
+                    }
                     record(&opts.recorder, |r| r.consent(state));
                     opts.tell(SessionEvent::Consent(state));
                     report_consent(report, state)
@@ -505,6 +703,7 @@ pub async fn run(
         t.abort();
     }
     acceptor.abort();
+    decoder.stop().await;
     // Tell the agent why, unless it ended the session itself.
     let goodbye = match &ended {
         Ended::ByTechnician => Some(EndReason::TechnicianEnded),
@@ -526,4 +725,60 @@ pub async fn run(
         conn.await_departure(Duration::from_secs(2)).await;
     }
     Ok((ended, stats, viewer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A whole-screen update of 2x1 pixels of one colour, as the codec makes it.
+    fn solid(seq: u64, color: u8) -> ScreenUpdate {
+        let mut enc = protocol::codec::Encoder::new(2, 1);
+        enc.request_full();
+        enc.encode(&[color, color, color, 0].repeat(2), 2, 1, 0, seq)
+            .expect("a full update")
+    }
+
+    #[tokio::test]
+    async fn updates_are_applied_and_presented_off_the_async_threads() {
+        let viewer = Arc::new(Mutex::new(Viewer::new()));
+        let presented = Arc::new(Mutex::new(Vec::new()));
+        let seen = presented.clone();
+        let hook: FrameHook = Box::new(move |fb, damage| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            seen.lock()
+                .unwrap()
+                .push((thread, fb.pixels()[0], damage.len()));
+        });
+        let mut decoder = DecodeThread::start(viewer.clone(), Some(hook), true).unwrap();
+        decoder.updates.try_send(solid(2, 9)).unwrap();
+        decoder.updates.try_send(solid(1, 5)).unwrap();
+        let early = decoder.decoded.recv().await.unwrap();
+        assert_eq!(early.applied, Ok(vec![]));
+        assert_eq!(early.missing, Some(1));
+        let both = decoder.decoded.recv().await.unwrap();
+        assert_eq!(both.applied, Ok(vec![1, 2]));
+        assert_eq!(both.size, (2, 1));
+        assert_eq!(both.sha256, Some(viewer.lock().unwrap().pixels_sha256()));
+        assert_eq!(
+            *presented.lock().unwrap(),
+            vec![(Some("technician-decode".to_string()), 9, 2)]
+        );
+        // A malformed update comes back as the reason, and the thread stops when asked.
+        let mut bad = solid(3, 1);
+        bad.width = 0;
+        decoder.updates.try_send(bad).unwrap();
+        let refused = decoder.decoded.recv().await.unwrap();
+        assert!(refused.applied.unwrap_err().contains("update 3"));
+        decoder.stop().await;
+    }
+
+    #[test]
+    fn a_flood_of_consent_changes_is_refused() {
+        let mut meter = ConsentMeter::new();
+        for _ in 0..MAX_CONSENT_CHANGES {
+            meter.change().unwrap();
+        }
+        assert!(meter.change().unwrap_err().contains("a person does not"));
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Updates travel on separate streams and may arrive out of order; [`Viewer`] applies them
 //! strictly in sequence, holding early ones back. The agent keeps only a few unacknowledged, so
-//! a viewer holding more than [`MAX_EARLY`] is facing a broken or hostile agent and says so.
+//! a viewer holding more than [`MAX_EARLY`] updates, or [`MAX_EARLY_BYTES`] of them, is facing a
+//! broken or hostile agent and says so.
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -69,6 +70,12 @@ impl Damage {
 /// Updates that may wait for an earlier one.
 pub const MAX_EARLY: usize = 32;
 
+/// Bytes of updates that may wait for an earlier one (`protocol::codec::order::held_bytes`):
+/// two of the largest updates the peer plane carries (`PEER_MAX_FRAME`, 40 MB each). The agent
+/// keeps two unacknowledged by default, so an honest agent holds at most one back; without this
+/// cap, 32 held updates could be 1.3 GB.
+pub const MAX_EARLY_BYTES: usize = 2 * protocol::wire::PEER_MAX_FRAME;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ViewerError {
     #[error("{0}; the agent ignores flow control")]
@@ -92,7 +99,7 @@ impl Viewer {
     pub fn new() -> Self {
         Self {
             fb: Decoder::new(),
-            order: InOrder::new(MAX_EARLY),
+            order: InOrder::with_byte_limit(MAX_EARLY, MAX_EARLY_BYTES),
         }
     }
 
@@ -182,6 +189,43 @@ mod tests {
         assert!(matches!(
             v.offer(solid(100, 1)),
             Err(ViewerError::Order(OrderError::TooFarAhead { .. }))
+        ));
+    }
+
+    #[test]
+    fn updates_held_back_are_capped_in_bytes_not_only_in_number() {
+        // An agent that never sends update 1 and sends large ones after it: each is 10 MB of
+        // tile data (their content never matters: they wait, undecoded).
+        let big = |seq: u64| ScreenUpdate {
+            seq,
+            width: 8,
+            height: 8,
+            ops: Vec::new(),
+            tile_data: vec![0; 10 << 20],
+        };
+        let mut v = Viewer::new();
+        let mut held = 0usize;
+        let refused = (2..2 + MAX_EARLY as u64).find_map(|seq| match v.offer(big(seq)) {
+            Ok(applied) => {
+                assert!(applied.is_empty());
+                held += 10 << 20;
+                None
+            }
+            Err(e) => Some(e),
+        });
+        let e = refused.expect("a viewer holding back hundreds of megabytes refuses more");
+        assert!(held <= MAX_EARLY_BYTES, "held {held} bytes");
+        assert!(
+            matches!(e, ViewerError::Order(OrderError::TooMuchHeld { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().contains("flow control"), "{e}");
+        // The update they wait for is still taken, however large.
+        let mut v = Viewer::new();
+        v.offer(big(2)).unwrap();
+        assert!(matches!(
+            v.offer(big(1)),
+            Err(ViewerError::Apply { seq: 1, .. })
         ));
     }
 

@@ -2,13 +2,14 @@
 //!
 //! Each update travels on a stream of its own, so they can arrive out of order. [`InOrder`]
 //! holds an early one back until those before it are there, and hands them out strictly in
-//! sequence. It holds at most `max_early` updates: the agent keeps only a few unacknowledged, so
-//! more means a broken or hostile sender. The technician's viewer and the session-log replay
-//! both use it, so a replay reorders exactly as the live viewer did.
+//! sequence. It holds at most `max_early` updates, and at most `max_bytes` of them (an update
+//! may be tens of megabytes): the agent keeps only a few unacknowledged, so more means a broken
+//! or hostile sender. The technician's viewer and the session-log replay both use it, so a
+//! replay reorders exactly as the live viewer did.
 
 use std::collections::BTreeMap;
 
-use crate::peer::ScreenUpdate;
+use crate::peer::{CodecOp, ScreenUpdate};
 
 /// Why an update cannot be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -17,21 +18,55 @@ pub enum OrderError {
     Stale { seq: u64 },
     #[error("update {seq} is too far ahead (expecting {expected})")]
     TooFarAhead { seq: u64, expected: u64 },
+    #[error(
+        "update {seq} would make {bytes} bytes of updates wait for update {expected}; at most \
+         {max} may"
+    )]
+    TooMuchHeld {
+        seq: u64,
+        expected: u64,
+        bytes: usize,
+        max: usize,
+    },
+}
+
+/// The memory an update holds while it waits: its tile data, its video pictures and its ops.
+pub fn held_bytes(update: &ScreenUpdate) -> usize {
+    let video: usize = update
+        .ops
+        .iter()
+        .map(|op| match op {
+            CodecOp::Video { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    update.tile_data.len() + video + update.ops.len() * std::mem::size_of::<CodecOp>()
 }
 
 pub struct InOrder {
     next_seq: u64,
     early: BTreeMap<u64, ScreenUpdate>,
     max_early: usize,
+    /// [`held_bytes`] of the updates in `early`, and their most.
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl InOrder {
-    /// Expects update 1 first; holds at most `max_early` back.
+    /// Expects update 1 first; holds at most `max_early` back, whatever their size.
     pub fn new(max_early: usize) -> Self {
+        Self::with_byte_limit(max_early, usize::MAX)
+    }
+
+    /// Expects update 1 first; holds at most `max_early` back, of at most `max_bytes` together
+    /// ([`held_bytes`]). The update all others wait for is taken whatever its size.
+    pub fn with_byte_limit(max_early: usize, max_bytes: usize) -> Self {
         Self {
             next_seq: 1,
             early: BTreeMap::new(),
             max_early,
+            bytes: 0,
+            max_bytes,
         }
     }
 
@@ -47,6 +82,17 @@ impl InOrder {
                 expected: self.next_seq,
             });
         }
+        let size = held_bytes(&update);
+        let bytes = self.bytes.saturating_add(size);
+        if seq != self.next_seq && bytes > self.max_bytes {
+            return Err(OrderError::TooMuchHeld {
+                seq,
+                expected: self.next_seq,
+                bytes,
+                max: self.max_bytes,
+            });
+        }
+        self.bytes = bytes;
         self.early.insert(seq, update);
         Ok(())
     }
@@ -54,6 +100,7 @@ impl InOrder {
     /// The next update in sequence, if it is here.
     pub fn pop(&mut self) -> Option<ScreenUpdate> {
         let u = self.early.remove(&self.next_seq)?;
+        self.bytes -= held_bytes(&u);
         self.next_seq += 1;
         Some(u)
     }
@@ -98,5 +145,29 @@ mod tests {
                 expected: 3
             })
         );
+    }
+
+    #[test]
+    fn updates_held_back_are_capped_in_bytes() {
+        let sized = |seq: u64, n: usize| ScreenUpdate {
+            tile_data: vec![0; n],
+            ..update(seq)
+        };
+        let mut o = InOrder::with_byte_limit(8, 1000);
+        o.push(sized(2, 600)).unwrap();
+        assert!(matches!(
+            o.push(sized(3, 600)),
+            Err(OrderError::TooMuchHeld {
+                seq: 3,
+                expected: 1,
+                ..
+            })
+        ));
+        // The one they wait for is taken whatever its size, and frees what it unblocks.
+        o.push(sized(1, 5000)).unwrap();
+        assert_eq!(o.pop().map(|u| u.seq), Some(1));
+        assert_eq!(o.pop().map(|u| u.seq), Some(2));
+        assert_eq!(o.bytes, 0);
+        o.push(sized(4, 900)).unwrap();
     }
 }

@@ -18,6 +18,12 @@ use crate::wire;
 /// Updates that may wait for an earlier one (the live viewer allows 32).
 pub const MAX_EARLY: usize = 64;
 
+/// Bytes of updates that may wait for an earlier one ([`crate::codec::order::held_bytes`]):
+/// twice what the live viewer allows (`technician::viewer::MAX_EARLY_BYTES`, two of the largest
+/// updates), so a log the viewer took replays, and a hostile log cannot make a replay hold
+/// 64 updates of 40 MB.
+pub const MAX_EARLY_BYTES: usize = 4 * wire::PEER_MAX_FRAME;
+
 /// Why a log cannot be replayed further.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -69,7 +75,7 @@ impl Replayer {
     pub fn new() -> Self {
         Self {
             fb: Decoder::new(),
-            order: InOrder::new(MAX_EARLY),
+            order: InOrder::with_byte_limit(MAX_EARLY, MAX_EARLY_BYTES),
             applied: 0,
         }
     }

@@ -88,6 +88,12 @@ impl<W: Write> LogWriter<W> {
         self.bytes_written
     }
 
+    /// Bytes of the log so far: handed to the `Write`, or waiting to be (the size the file will
+    /// have once they are written out).
+    pub fn appended_bytes(&self) -> u64 {
+        self.bytes_written + self.buf.len() as u64
+    }
+
     /// Hash of the last record appended (written out or still buffered).
     pub fn chain_hash(&self) -> [u8; HASH_LEN] {
         self.prev
