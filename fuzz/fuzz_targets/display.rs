@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(FromRelay::Registered { code, .. }) => {
             let _ = code.to_string();
         }
-        Ok(FromRelay::Paired { peer }) => {
+        Ok(FromRelay::Paired { peer, .. }) => {
             let _ = peer.role.to_string();
             let _ = peer.introduce();
         }

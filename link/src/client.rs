@@ -75,6 +75,8 @@ pub struct RelayConnection {
     pub relay_software: String,
     /// What the relay asks of session recording, once logged in (technician).
     pub recording: Option<RecordingPolicy>,
+    /// The session's identifier in the relay's ledger, once paired.
+    pub session: Option<String>,
 }
 
 /// Resolves `HOST:PORT` to the first address it names.
@@ -142,6 +144,20 @@ pub fn client_endpoint_trusting(
     } else {
         "0.0.0.0:0".parse().expect("literal")
     };
+    client_endpoint_at(bind, trust, presented)
+}
+
+/// As [`client_endpoint`], on a socket bound to `bind` (tests that play many sources bind
+/// 127.0.0.x).
+pub fn client_endpoint_bound(bind: SocketAddr, pin: Fingerprint) -> std::io::Result<Endpoint> {
+    client_endpoint_at(bind, ServerTrust::Pinned(pin), Presented::default())
+}
+
+fn client_endpoint_at(
+    bind: SocketAddr,
+    trust: ServerTrust,
+    presented: Presented,
+) -> std::io::Result<Endpoint> {
     let mut endpoint = transport::endpoint(bind, None)?;
     let tls = tls::client_config(trust, presented).map_err(std::io::Error::other)?;
     let quic =
@@ -279,6 +295,7 @@ impl RelayConnection {
             relay_addr,
             relay_software: String::new(),
             recording: None,
+            session: None,
         };
         this.control_send
             .send(&ToRelay::Hello {
@@ -343,7 +360,10 @@ impl RelayConnection {
     /// Waits until a technician joins (agent, after [`RelayConnection::register`]).
     pub async fn wait_paired(&mut self) -> Result<PeerInfo, LinkError> {
         match self.next().await? {
-            FromRelay::Paired { peer } => Ok(peer),
+            FromRelay::Paired { peer, session } => {
+                self.session = Some(session);
+                Ok(peer)
+            }
             other => Err(unexpected(&other, "pairing")),
         }
     }
@@ -549,7 +569,10 @@ impl RelayConnection {
     pub async fn join(&mut self, code: SessionCode) -> Result<PeerInfo, LinkError> {
         self.control_send.send(&ToRelay::Join { code }).await?;
         match self.next().await? {
-            FromRelay::Paired { peer } => Ok(peer),
+            FromRelay::Paired { peer, session } => {
+                self.session = Some(session);
+                Ok(peer)
+            }
             other => Err(unexpected(&other, "pairing")),
         }
     }

@@ -31,6 +31,10 @@ pub fn transport_config(
     idle_timeout: Duration,
     keep_alive: Option<Duration>,
 ) -> Arc<TransportConfig> {
+    Arc::new(settings(idle_timeout, keep_alive))
+}
+
+fn settings(idle_timeout: Duration, keep_alive: Option<Duration>) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(idle_timeout).unwrap_or(IdleTimeout::from(VarInt::from_u32(10_000))),
@@ -43,6 +47,25 @@ pub fn transport_config(
     t.max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS));
     t.datagram_receive_buffer_size(Some(64 * 1024));
     t.datagram_send_buffer_size(64 * 1024);
+    t
+}
+
+/// The relay's transport settings: as [`transport_config`], but a new connection starts with
+/// `unpaired_window` bytes of connection flow control, no unidirectional streams and only the
+/// control stream, so that a peer that has proved nothing cannot make the relay hold more than
+/// that for it. The relay raises the limits once the peer logs in or is paired.
+pub fn relay_transport_config(
+    idle_timeout: Duration,
+    keep_alive: Option<Duration>,
+    unpaired_window: u32,
+) -> Arc<TransportConfig> {
+    let mut t = settings(idle_timeout, keep_alive);
+    // The stream window stays full size (it cannot be raised later): the connection window
+    // bounds what all streams together may hold.
+    t.receive_window(VarInt::from_u32(unpaired_window));
+    t.send_window(u64::from(unpaired_window).max(64 * 1024));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(1));
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
     Arc::new(t)
 }
 

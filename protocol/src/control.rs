@@ -133,6 +133,10 @@ pub enum ToRelay {
     FetchLog { log_id: String, offset: u64 },
 }
 
+/// Seconds between the checkpoints a recording technician sends while a session runs. Where
+/// the relay's policy requires a recording it ends a session that sends none for two intervals.
+pub const CHECKPOINT_INTERVAL_SECS: u64 = 5;
+
 /// Most checkpoints in one [`FromRelay::LogCheckpoints`]: well inside a control frame.
 pub const CHECKPOINT_BATCH: usize = 256;
 
@@ -292,6 +296,16 @@ pub enum ErrorCode {
     NotPermitted,
     /// A session-log upload, checkpoint or fetch the relay cannot serve (the message says why).
     LogRefused,
+    /// A peer that is not paired asked nothing of the relay for too long.
+    Timeout,
+    /// The relay's policy requires a recorded session and the technician's client sent no
+    /// checkpoint of its session log in time.
+    RecordingMissing,
+    /// The account's share of the relay's log storage is used up.
+    QuotaExceeded,
+    /// The account has a second factor (or the relay requires one): a one-time code is needed
+    /// with the password.
+    SecondFactorRequired,
 }
 
 /// Relay to peer.
@@ -307,6 +321,10 @@ pub enum FromRelay {
     },
     Paired {
         peer: PeerInfo,
+        /// The session's identifier in the relay's ledger of paired sessions. The technician's
+        /// session log is checkpointed and uploaded under it, and the relay takes a log only
+        /// for a session of its ledger.
+        session: String,
     },
     /// Answer to [`ToRelay::Login`] and [`ToRelay::Resume`]: who the technician is now, and
     /// the token to resume with until it expires.
@@ -481,6 +499,7 @@ mod tests {
                     software: "technician 0.1.0".into(),
                     account: None,
                 },
+                session: "s-0123456789abcdef".into(),
             },
         ];
         for m in msgs {

@@ -28,7 +28,9 @@ pub mod wire;
 /// The protocol version this build speaks. A peer with another version is refused with an error
 /// naming both. Version 2 adds technician logins and session-log uploads to the control plane
 /// and seals the peer plane end to end (see [`e2e`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3 names each paired session (its row in the relay's ledger) and asks for a second
+/// factor where an account has one.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Version of this software, reported in hello and session-start messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

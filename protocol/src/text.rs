@@ -75,7 +75,10 @@ mod tests {
         assert!(shown.contains("\\u{d}"), "{shown}");
         assert!(shown.contains("\\u{1b}[2K"), "{shown}");
         assert!(shown.contains("\\u{202e}"), "{shown}");
-        assert!(matches!(printable("technician 0.1.0 — ñ"), Cow::Borrowed(_)));
+        assert!(matches!(
+            printable("technician 0.1.0 — ñ"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

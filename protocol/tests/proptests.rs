@@ -206,10 +206,11 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
             .prop_map(|(role, description, software, account)| FromRelay::Paired {
                 peer: PeerInfo {
                     role,
-                    description,
+                    description: description.clone(),
                     software,
                     account,
-                }
+                },
+                session: description,
             }),
         (
             technician_account(),

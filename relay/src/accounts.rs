@@ -32,6 +32,46 @@ use sha2::{Digest, Sha256};
 /// The database file in the relay's data directory.
 pub const DATABASE_FILE: &str = "relay.db";
 
+/// Gives `path` the permission bits `mode` (owner-only: 0o600 for files, 0o700 for
+/// directories), if it exists.
+pub fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Makes the database at `path` owner-only before SQLite opens it: created empty with mode
+/// 0600 if missing (SQLite then gives its `-wal` and `-shm` files the same mode), and the mode
+/// put right on a database, write-ahead log and shared-memory file made before.
+///
+/// An existing database is never opened here: closing any descriptor of a database file drops
+/// every POSIX lock this process holds on it, including those of SQLite connections already
+/// open, after which another process may take the write-ahead log away from under them.
+pub fn prepare_database(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        make_private(Path::new(&p), 0o600)?;
+    }
+    Ok(())
+}
+
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// Longest password accepted (hashing cost grows with length).
@@ -181,6 +221,11 @@ pub enum AccountError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot create the database {path} owner-only: {source}")]
+    Prepare {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
 }
@@ -309,6 +354,34 @@ impl fmt::Debug for Accounts {
 /// Name, tier, role, enabled.
 type Row = (String, u8, String, bool);
 
+/// Name, tier, role, enabled, password hash, failures in a row, locked until (ms).
+type Found = (String, u8, String, bool, String, u32, i64);
+
+/// What a password login checks against, read from the database (see
+/// [`Accounts::login_candidate`]).
+pub struct Candidate {
+    found: Option<Found>,
+    stored: String,
+    hasher: Argon2<'static>,
+}
+
+impl Candidate {
+    /// Whether `password` is the account's (always false for an unknown name, after the same
+    /// work; a malformed stored hash never verifies). Argon2: run it off the database lock and
+    /// off the async threads.
+    pub fn check(&self, password: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(&self.stored) else {
+            return false;
+        };
+        password.len() <= MAX_PASSWORD_BYTES
+            && self
+                .hasher
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+            && self.found.is_some()
+    }
+}
+
 impl Accounts {
     /// Where the database lives in a data directory.
     pub fn path_in(data_dir: &Path) -> PathBuf {
@@ -328,6 +401,10 @@ impl Accounts {
         policy: LoginPolicy,
         hasher: Argon2<'static>,
     ) -> Result<Self, AccountError> {
+        prepare_database(path).map_err(|source| AccountError::Prepare {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(|source| AccountError::Open {
             path: path.to_path_buf(),
             source,
@@ -370,18 +447,6 @@ impl Accounts {
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| AccountError::Hash(e.to_string()))
-    }
-
-    /// Checks `password` against a stored PHC string; a malformed hash never verifies.
-    fn password_matches(&self, password: &str, stored: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(stored) else {
-            return false;
-        };
-        password.len() <= MAX_PASSWORD_BYTES
-            && self
-                .hasher
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
     }
 
     /// A hash to verify against when the name is unknown, so that an unknown name takes as long
@@ -545,7 +610,15 @@ impl Accounts {
         password: &str,
         now: SystemTime,
     ) -> Result<Login, LoginError> {
-        type Found = (String, u8, String, bool, String, u32, i64);
+        let candidate = self.login_candidate(name)?;
+        let matched = candidate.check(password);
+        self.login_outcome(&candidate, matched, now)
+    }
+
+    /// The first step of a password login, quick: what the database holds of `name`. The
+    /// password is then checked with [`Candidate::check`] (Argon2, tens of milliseconds) without
+    /// the database, and the outcome recorded with [`Accounts::login_outcome`].
+    pub fn login_candidate(&self, name: &str) -> Result<Candidate, AccountError> {
         let found: Option<Found> = if check_name(name).is_ok() {
             self.conn
                 .query_row(
@@ -568,9 +641,30 @@ impl Accounts {
         } else {
             None
         };
-        let Some((name, tier, role, enabled, hash, failures, locked_until)) = found else {
-            // Same work as a wrong password, same answer.
-            let _ = self.password_matches(password, self.dummy_hash());
+        // An unknown name is checked against a dummy hash: the same work as a wrong password.
+        let stored = found
+            .as_ref()
+            .map_or_else(|| self.dummy_hash().to_string(), |f| f.4.clone());
+        Ok(Candidate {
+            found,
+            stored,
+            hasher: self.hasher.clone(),
+        })
+    }
+
+    /// The last step of a password login: counts a failure or issues a token. A locked account
+    /// is locked whatever the password, and a disabled one answers [`LoginError::Disabled`]
+    /// only when the password was right: the relay's [`crate::login::Gate`] gives the peer the
+    /// same answer for all of these as for an unknown name, so that nothing tells a guesser
+    /// which names exist or confirms a password.
+    pub fn login_outcome(
+        &mut self,
+        candidate: &Candidate,
+        matched: bool,
+        now: SystemTime,
+    ) -> Result<Login, LoginError> {
+        let Some((name, tier, role, enabled, _, failures, locked_until)) = candidate.found.clone()
+        else {
             return Err(LoginError::BadCredentials);
         };
         let now_ms = millis(now);
@@ -579,7 +673,7 @@ impl Accounts {
                 retry_after: Duration::from_millis((locked_until - now_ms) as u64),
             });
         }
-        if !self.password_matches(password, &hash) {
+        if !matched {
             let failures = failures.saturating_add(1);
             let until = self
                 .policy
@@ -591,14 +685,14 @@ impl Accounts {
             )?;
             return Err(LoginError::BadCredentials);
         }
+        if !enabled {
+            return Err(LoginError::Disabled);
+        }
         if failures != 0 {
             self.conn.execute(
                 "UPDATE technicians SET failed_logins = 0, locked_until = 0 WHERE name = ?1",
                 params![name],
             )?;
-        }
-        if !enabled {
-            return Err(LoginError::Disabled);
         }
         let technician = Self::technician((name, tier, role, enabled), 0, now);
         let token = Token(hex::encode(
@@ -760,7 +854,7 @@ mod tests {
         assert!(!stored.contains(PW));
         // The default hasher verifies hashes made with other parameters.
         let d = Accounts::open(&Accounts::path_in(dir.path())).unwrap();
-        assert!(d.password_matches(PW, &stored));
+        assert!(d.login_candidate("alice").unwrap().check(PW));
     }
 
     #[test]

@@ -41,6 +41,24 @@ pub struct Config {
     pub log_retention: Duration,
     /// Largest session log the relay stores, in bytes.
     pub max_log_bytes: u64,
+    /// Connections the relay holds at once, in all; more are refused before their handshake.
+    pub max_connections: usize,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may hold at once. Generous enough
+    /// for an office of technicians and end users behind one address.
+    pub max_connections_per_source: usize,
+    /// How long a peer that is not paired may leave the relay waiting for its next message
+    /// (an agent's wait for a technician is bounded by `code_ttl` instead).
+    pub unpaired_timeout: Duration,
+    /// Session codes one source may hold waiting at once.
+    pub max_waiting_codes_per_source: u32,
+    /// Code registrations one source may make per minute.
+    pub registrations_per_minute: u32,
+    /// Stored session-log bytes one account may hold (its logs past retention are deleted).
+    pub account_log_quota: u64,
+    /// Checkpoints kept per session log; one every five seconds fills 100,000 in almost six days.
+    pub max_checkpoints_per_log: u32,
+    /// Whether every account must log in with a one-time code (TOTP) as well as its password.
+    pub require_totp: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
@@ -61,6 +79,14 @@ impl Default for Config {
             allow_no_record: false,
             log_retention: Duration::from_secs(90 * 86_400),
             max_log_bytes: 8 << 30,
+            max_connections: 10_000,
+            max_connections_per_source: 256,
+            unpaired_timeout: Duration::from_secs(60),
+            max_waiting_codes_per_source: 32,
+            registrations_per_minute: 30,
+            account_log_quota: 64 << 30,
+            max_checkpoints_per_log: 100_000,
+            require_totp: false,
         }
     }
 }
@@ -102,6 +128,14 @@ pub struct FileConfig {
     pub allow_no_record: Option<bool>,
     pub log_retention_days: Option<u64>,
     pub max_log_mb: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_source: Option<usize>,
+    pub unpaired_timeout_secs: Option<u64>,
+    pub max_waiting_codes_per_source: Option<u32>,
+    pub registrations_per_minute: Option<u32>,
+    pub account_log_quota_mb: Option<u64>,
+    pub max_checkpoints_per_log: Option<u32>,
+    pub require_totp: Option<bool>,
 }
 
 impl FileConfig {
@@ -128,6 +162,14 @@ impl FileConfig {
             allow_no_record,
             log_retention_days,
             max_log_mb,
+            max_connections,
+            max_connections_per_source,
+            unpaired_timeout_secs,
+            max_waiting_codes_per_source,
+            registrations_per_minute,
+            account_log_quota_mb,
+            max_checkpoints_per_log,
+            require_totp,
         } = self;
         if let Some(v) = listen {
             cfg.listen = v;
@@ -168,6 +210,30 @@ impl FileConfig {
         if let Some(v) = max_log_mb {
             cfg.max_log_bytes = v.saturating_mul(1 << 20);
         }
+        if let Some(v) = max_connections {
+            cfg.max_connections = v;
+        }
+        if let Some(v) = max_connections_per_source {
+            cfg.max_connections_per_source = v;
+        }
+        if let Some(v) = unpaired_timeout_secs {
+            cfg.unpaired_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = max_waiting_codes_per_source {
+            cfg.max_waiting_codes_per_source = v;
+        }
+        if let Some(v) = registrations_per_minute {
+            cfg.registrations_per_minute = v;
+        }
+        if let Some(v) = account_log_quota_mb {
+            cfg.account_log_quota = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = max_checkpoints_per_log {
+            cfg.max_checkpoints_per_log = v;
+        }
+        if let Some(v) = require_totp {
+            cfg.require_totp = v;
+        }
     }
 }
 
@@ -206,6 +272,28 @@ impl Config {
         anyhow::ensure!(
             self.log_retention >= Duration::from_secs(86_400),
             "log_retention_days must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_connections >= 1 && self.max_connections_per_source >= 1,
+            "max_connections and max_connections_per_source must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_connections_per_source <= self.max_connections,
+            "max_connections_per_source ({}) cannot be more than max_connections ({})",
+            self.max_connections_per_source,
+            self.max_connections
+        );
+        anyhow::ensure!(
+            self.unpaired_timeout >= Duration::from_secs(1),
+            "unpaired_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_waiting_codes_per_source >= 1 && self.registrations_per_minute >= 1,
+            "max_waiting_codes_per_source and registrations_per_minute must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_checkpoints_per_log >= 10,
+            "max_checkpoints_per_log must be at least 10"
         );
         if let Some(k) = self.keep_alive {
             anyhow::ensure!(

@@ -23,8 +23,14 @@ pub struct Identity {
 
 /// Loads the identity from `data_dir`, generating it there first if it does not exist.
 pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<Identity> {
-    fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    }
     let cert_path = data_dir.join(CERT_FILE);
     let key_path = data_dir.join(KEY_FILE);
     let generated = match (cert_path.exists(), key_path.exists()) {

@@ -19,6 +19,8 @@ pub mod accounts;
 pub mod config;
 pub mod forward;
 pub mod identity;
+pub mod ledger;
+pub mod limits;
 pub mod login;
 pub mod logstore;
 pub mod ratelimit;

@@ -8,7 +8,14 @@
 //! A token that is not known counts as a failure of its address. Every refusal is logged with
 //! its reason and the account name, never the password or the token.
 //!
-//! The database work (Argon2 takes tens of milliseconds) runs on tokio's blocking pool.
+//! Each password login is counted as a failure of its address and name *before* any work is
+//! done, and given back if it succeeds: a burst of parallel guesses is limited exactly like the
+//! same guesses one after another. At most [`ARGON2_AT_ONCE`] password checks run at a time
+//! (Argon2 takes tens of milliseconds and 19 MiB each), on tokio's blocking pool and without the
+//! accounts database's lock, so token checks (joins, resumes) never wait behind them. Names
+//! longer than any account's are refused before they are used as a key anywhere. An unknown
+//! name, a wrong password, a locked account and a disabled one get the same answer. Logouts
+//! count unknown tokens as failures of their address, like resumes.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +25,7 @@ use protocol::control::{ErrorCode, TechnicianAccount};
 use tracing::{error, info};
 
 use crate::accounts::{Accounts, LoginError, Technician, TokenError};
+use crate::limits::{source_of, Source};
 use crate::ratelimit::{Backoff, BackoffPolicy};
 use crate::server::Refusal;
 
@@ -39,6 +47,12 @@ pub const NAME_BACKOFF: BackoffPolicy = BackoffPolicy {
     forget_after: Duration::from_secs(15 * 60),
 };
 
+/// Password checks (Argon2) that run at once; the rest wait their turn.
+pub const ARGON2_AT_ONCE: usize = 2;
+
+/// Longest account name (as [`crate::accounts`] allows them).
+const MAX_NAME: usize = 64;
+
 /// A technician logged in on one connection.
 #[derive(Debug, Clone)]
 pub struct LoggedIn {
@@ -51,8 +65,9 @@ pub struct LoggedIn {
 pub struct Gate {
     accounts: Arc<Mutex<Accounts>>,
     organisation: String,
-    by_address: Mutex<Backoff<IpAddr>>,
+    by_address: Mutex<Backoff<Source>>,
     by_name: Mutex<Backoff<String>>,
+    argon2: tokio::sync::Semaphore,
 }
 
 fn limited(secs_of: Duration, whom: String) -> Refusal {
@@ -80,6 +95,7 @@ impl Gate {
             organisation,
             by_address: Mutex::new(Backoff::new(ADDRESS_BACKOFF)),
             by_name: Mutex::new(Backoff::new(NAME_BACKOFF)),
+            argon2: tokio::sync::Semaphore::new(ARGON2_AT_ONCE),
         }
     }
 
@@ -107,17 +123,24 @@ impl Gate {
 
     fn address_open(&self, ip: IpAddr) -> Result<(), Refusal> {
         let now = Instant::now();
+        let source = source_of(ip);
         self.by_address
             .lock()
             .expect("backoff lock")
-            .check(&ip, now)
-            .map_err(|wait| limited(wait, format!("from {ip}")))
+            .check(&source, now)
+            .map_err(|wait| limited(wait, format!("from {source}")))
     }
 
     fn address_failed(&self, ip: IpAddr) {
         let now = Instant::now();
-        if let Some(wait) = self.by_address.lock().expect("backoff lock").fail(&ip, now) {
-            info!(peer = %ip, wait_secs = wait.as_secs(), "logins from this address delayed after failures");
+        let source = source_of(ip);
+        if let Some(wait) = self
+            .by_address
+            .lock()
+            .expect("backoff lock")
+            .fail(&source, now)
+        {
+            info!(peer = %source, wait_secs = wait.as_secs(), "logins from this address delayed after failures");
         }
     }
 
@@ -128,23 +151,53 @@ impl Gate {
         name: String,
         password: String,
     ) -> Result<LoggedIn, Refusal> {
+        let bad = || Refusal::new(ErrorCode::BadCredentials, "wrong name or password");
         self.address_open(ip)?;
-        let key = name.to_lowercase();
-        if let Err(wait) = self
-            .by_name
-            .lock()
-            .expect("backoff lock")
-            .check(&key, Instant::now())
-        {
-            return Err(limited(wait, "for this account".into()));
+        if name.len() > MAX_NAME {
+            // No account has such a name: not worth a key in any table.
+            self.address_failed(ip);
+            info!(peer = %ip, name_bytes = name.len(), "login refused: name too long");
+            return Err(bad());
         }
+        let key = name.to_lowercase();
+        let now = Instant::now();
+        {
+            let mut by_name = self.by_name.lock().expect("backoff lock");
+            if let Err(wait) = by_name.check(&key, now) {
+                return Err(limited(wait, "for this account".into()));
+            }
+            // Counted before the work, given back on success (see the module docs).
+            by_name.fail(&key, now);
+        }
+        self.address_failed(ip);
+        let refund = |ok: bool| {
+            if ok {
+                self.by_name.lock().expect("backoff lock").succeed(&key);
+                self.by_address
+                    .lock()
+                    .expect("backoff lock")
+                    .refund(&source_of(ip));
+            }
+        };
+        let permit = self.argon2.acquire().await.map_err(internal)?;
         let who = name.clone();
+        let candidate = self
+            .with_accounts(move |a| a.login_candidate(&who))
+            .await?
+            .map_err(internal)?;
+        let (candidate, matched) = tokio::task::spawn_blocking(move || {
+            let matched = candidate.check(&password);
+            (candidate, matched)
+        })
+        .await
+        .map_err(internal)?;
+        drop(permit);
         let result = self
-            .with_accounts(move |a| a.verify_login(&who, &password, SystemTime::now()))
+            .with_accounts(move |a| a.login_outcome(&candidate, matched, SystemTime::now()))
             .await?;
         let refusal = match result {
             Ok(login) => {
-                self.by_name.lock().expect("backoff lock").succeed(&key);
+                refund(true);
                 info!(peer = %ip, account = %login.technician.name, tier = login.technician.tier, "logged in");
                 let expires_in = login
                     .expires_at
@@ -156,25 +209,23 @@ impl Gate {
                     expires_in,
                 });
             }
-            Err(LoginError::BadCredentials) => {
-                self.address_failed(ip);
-                self.by_name
-                    .lock()
-                    .expect("backoff lock")
-                    .fail(&key, Instant::now());
-                Refusal::new(ErrorCode::BadCredentials, "wrong name or password")
+            Err(LoginError::NotAllowed(role)) => {
+                refund(true);
+                Refusal::new(
+                    ErrorCode::NotPermitted,
+                    format!("this account may not log in here (role {role})"),
+                )
             }
-            Err(LoginError::LockedOut { retry_after }) => {
-                limited(retry_after, "for this account".into())
+            Err(
+                e @ (LoginError::BadCredentials
+                | LoginError::LockedOut { .. }
+                | LoginError::Disabled),
+            ) => {
+                // One answer for all three: nothing tells which names exist or that a
+                // password was right. The log says which it was.
+                info!(peer = %ip, account = %protocol::text::printable(&name), why = %e, "login refused");
+                return Err(bad());
             }
-            Err(LoginError::Disabled) => Refusal::new(
-                ErrorCode::AccountDisabled,
-                "this account is disabled; ask an administrator of the relay",
-            ),
-            Err(LoginError::NotAllowed(role)) => Refusal::new(
-                ErrorCode::NotPermitted,
-                format!("this account may not log in here (role {role})"),
-            ),
             Err(LoginError::Account(e)) => return Err(internal(e)),
         };
         info!(peer = %ip, account = %name, code = ?refusal.code, reason = %refusal.message, "login refused");
@@ -210,12 +261,17 @@ impl Gate {
         }
     }
 
-    /// Revokes a token (whoever presents it may end it).
+    /// Revokes a token (whoever presents it may end it). Limited like a resume: a token that
+    /// is not known counts as a failure of the address.
     pub async fn logout(&self, ip: IpAddr, token: String) -> Result<(), Refusal> {
+        self.address_open(ip)?;
         let revoked = self
             .with_accounts(move |a| a.revoke_token(&token, SystemTime::now()))
             .await?
             .map_err(internal)?;
+        if !revoked {
+            self.address_failed(ip);
+        }
         info!(peer = %ip, revoked, "logout");
         Ok(())
     }

@@ -9,11 +9,20 @@
 //!
 //! Uploads are resumable: an upload is offered with its size and SHA-256, the relay answers
 //! with how much it already holds, and the rest is appended at that offset; the file counts as
-//! stored only once its size and hash match the offer. Logs older than the retention period are
-//! deleted by [`LogStore::sweep`], which records each deletion (what, when, why) in the index.
+//! stored only once its size and hash match the offer. Logs the relay received longer ago than
+//! the retention period (by its own clock, not the date the upload claims) are deleted by
+//! [`LogStore::sweep`], which records each deletion (what, when, why) in the index.
+//!
+//! A log is taken only for a session of the relay's [ledger](crate::ledger), from the account
+//! that ran it, and once per session. Each account may hold at most its quota of stored bytes,
+//! and each log at most [`Limits::max_checkpoints`] checkpoints, in record order.
+//!
+//! The files are private to the relay's user (the directory 0700, each file 0600), though they
+//! are encrypted: who talked to whom, and how much, is the relay's business only.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,6 +81,22 @@ pub enum StoreError {
     },
     #[error("log {0} arrived whole but its SHA-256 differs from the offer; it was discarded")]
     HashMismatch(String),
+    #[error("log {0} is not of a session this relay paired for this account")]
+    NoSession(String),
+    #[error(
+        "log {id} ({size} bytes) would pass this account's share of the relay's storage: \
+         {used} of {quota} bytes are used"
+    )]
+    Quota {
+        id: String,
+        size: u64,
+        used: u64,
+        quota: u64,
+    },
+    #[error("log {id} has its limit of {max} checkpoints")]
+    TooManyCheckpoints { id: String, max: u32 },
+    #[error("log {id}: checkpoint of record {got} after one of record {last}")]
+    CheckpointBackwards { id: String, got: u64, last: u64 },
     #[error("the log archive: {0}")]
     Io(#[from] std::io::Error),
     #[error("the log index: {0}")]
@@ -90,7 +115,8 @@ CREATE TABLE IF NOT EXISTS session_logs (
     size        INTEGER NOT NULL,
     sha256      TEXT NOT NULL,
     complete    INTEGER NOT NULL DEFAULT 0,
-    stored_at   INTEGER
+    stored_at   INTEGER,
+    offered_at  INTEGER
 );
 CREATE TABLE IF NOT EXISTS log_checkpoints (
     log_id      TEXT NOT NULL,
@@ -127,27 +153,80 @@ fn check_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
+/// What the archive takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest log, in bytes.
+    pub max_size: u64,
+    /// Stored (and half-uploaded) bytes one account may hold.
+    pub account_quota: u64,
+    /// Checkpoints kept per log.
+    pub max_checkpoints: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_size: 8 << 30,
+            account_quota: 64 << 30,
+            max_checkpoints: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    /// No limits: for the administrator's own commands, which only read.
+    pub fn none() -> Self {
+        Self {
+            max_size: u64::MAX,
+            account_quota: u64::MAX,
+            max_checkpoints: u32::MAX,
+        }
+    }
+}
+
 /// The archive: files under `logs/`, index in `relay.db`.
 pub struct LogStore {
     conn: Connection,
     dir: PathBuf,
-    max_size: u64,
+    limits: Limits,
+}
+
+/// A whole upload, checked and ready to be hashed (off the store's lock) and put in place.
+#[derive(Debug)]
+pub struct Finishing {
+    id: String,
+    part: PathBuf,
+    sha256: String,
 }
 
 impl LogStore {
-    /// Opens (creating if needed) the archive of the data directory `data_dir`; logs larger
-    /// than `max_size` bytes are refused.
-    pub fn open(data_dir: &Path, max_size: u64) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the archive of the data directory `data_dir`, with the
+    /// ledger's table beside its own.
+    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let dir = data_dir.join(LOGS_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let conn = Connection::open(data_dir.join(DATABASE_FILE))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        crate::accounts::make_private(&dir, 0o700)?;
+        let db = data_dir.join(DATABASE_FILE);
+        crate::accounts::prepare_database(&db)?;
+        let conn = Connection::open(db)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn,
-            dir,
-            max_size,
-        })
+        conn.execute_batch(crate::ledger::SCHEMA)?;
+        // Indexes made before receipt times were kept: the time of storing stands in.
+        let has_offered: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('session_logs') WHERE name = 'offered_at'")?
+            .exists([])?;
+        if !has_offered {
+            conn.execute_batch(
+                "ALTER TABLE session_logs ADD COLUMN offered_at INTEGER;
+                 UPDATE session_logs SET offered_at = COALESCE(stored_at, started_at);",
+            )?;
+        }
+        Ok(Self { conn, dir, limits })
     }
 
     /// Where log `id` is (or will be) stored.
@@ -163,13 +242,14 @@ impl LogStore {
     /// (the offset to go on from; `offer.size` when it is stored whole).
     pub fn begin(&self, technician: &str, offer: &Offer) -> Result<u64, StoreError> {
         check_id(&offer.id)?;
-        if offer.size > self.max_size {
+        if offer.size > self.limits.max_size {
             return Err(StoreError::TooLarge {
                 id: offer.id.clone(),
                 size: offer.size,
-                max: self.max_size,
+                max: self.limits.max_size,
             });
         }
+        self.session_of(technician, &offer.id)?;
         if let Some(known) = self.get(&offer.id)? {
             if known.technician != technician {
                 return Err(StoreError::NotYours(offer.id.clone()));
@@ -179,9 +259,24 @@ impl LogStore {
             }
             return Ok(known.received);
         }
+        let used: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(size), 0) FROM session_logs WHERE technician = ?1",
+            params![technician],
+            |r| r.get(0),
+        )?;
+        let used = used as u64;
+        if used.saturating_add(offer.size) > self.limits.account_quota {
+            return Err(StoreError::Quota {
+                id: offer.id.clone(),
+                size: offer.size,
+                used,
+                quota: self.limits.account_quota,
+            });
+        }
         self.conn.execute(
             "INSERT INTO session_logs (id, technician, agent, started_at, duration_ms, records,
-                 chain_hash, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 chain_hash, size, sha256, offered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 offer.id,
                 technician,
@@ -192,6 +287,7 @@ impl LogStore {
                 offer.chain_hash,
                 offer.size as i64,
                 offer.sha256,
+                now_ms() as i64,
             ],
         )?;
         // A stale partial file of an id the index did not know is not trusted.
@@ -231,6 +327,7 @@ impl LogStore {
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.part_path(id))?;
         // Not synced per chunk: `finish` syncs, and checks the hash, so what a crash loses is
         // only sent again.
@@ -241,9 +338,25 @@ impl LogStore {
     /// The upload of `id` is over: checks size and hash, moves the file into place and marks
     /// it stored. A file whose hash does not match is discarded (the upload starts over).
     pub fn finish(&self, technician: &str, id: &str) -> Result<StoredLog, StoreError> {
+        match self.finishing(technician, id)? {
+            Ok(log) => Ok(log),
+            Err(f) => {
+                let hashed = f.hash();
+                self.finished(f, hashed)
+            }
+        }
+    }
+
+    /// The first step of [`LogStore::finish`], under the store's lock: `Ok` with the log if it
+    /// is stored already, else `Err` with the upload to hash.
+    pub fn finishing(
+        &self,
+        technician: &str,
+        id: &str,
+    ) -> Result<Result<StoredLog, Finishing>, StoreError> {
         let log = self.owned(technician, id)?;
         if log.complete {
-            return Ok(log);
+            return Ok(Ok(log));
         }
         if log.received != log.offer.size {
             return Err(StoreError::Incomplete {
@@ -255,20 +368,55 @@ impl LogStore {
         let part = self.part_path(id);
         // An empty log has no part file.
         if log.offer.size == 0 {
-            File::create(&part)?;
+            OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&part)?;
         }
-        File::open(&part)?.sync_all()?;
-        if hex::encode(sha256_file(&part)?) != log.offer.sha256 {
-            std::fs::remove_file(&part)?;
-            return Err(StoreError::HashMismatch(id.to_string()));
+        Ok(Err(Finishing {
+            id: id.to_string(),
+            part,
+            sha256: log.offer.sha256,
+        }))
+    }
+
+    /// The last step of [`LogStore::finish`], under the store's lock again: given the hash of
+    /// the synced part file, puts it in place (and syncs the directory) or discards it.
+    pub fn finished(
+        &self,
+        f: Finishing,
+        hashed: std::io::Result<[u8; 32]>,
+    ) -> Result<StoredLog, StoreError> {
+        if hex::encode(hashed?) != f.sha256 {
+            std::fs::remove_file(&f.part)?;
+            return Err(StoreError::HashMismatch(f.id));
         }
-        std::fs::rename(&part, self.path(id))?;
+        std::fs::rename(&f.part, self.path(&f.id))?;
+        // The rename is durable only once the directory is.
+        File::open(&self.dir)?.sync_all()?;
         self.conn.execute(
             "UPDATE session_logs SET complete = 1, stored_at = ?2 WHERE id = ?1",
-            params![id, now_ms() as i64],
+            params![f.id, now_ms() as i64],
         )?;
-        self.get(id)?
-            .ok_or_else(|| StoreError::Unknown(id.to_string()))
+        self.get(&f.id)?.ok_or(StoreError::Unknown(f.id))
+    }
+
+    /// The ledger session `id` of `technician`, or why a log of it is not taken.
+    fn session_of(&self, technician: &str, id: &str) -> Result<(), StoreError> {
+        let owner: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT technician FROM sessions WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match owner {
+            Some(o) if o == technician => Ok(()),
+            _ => Err(StoreError::NoSession(id.to_string())),
+        }
     }
 
     fn owned(&self, technician: &str, id: &str) -> Result<StoredLog, StoreError> {
@@ -282,7 +430,9 @@ impl LogStore {
     }
 
     /// Keeps a checkpoint of log `id` from `technician` (the log need not be offered yet: the
-    /// session is still going on).
+    /// session is still going on). The log must be of the technician's ledger session `id`;
+    /// checkpoints come in record order (the same one again is a heartbeat, kept once), up to
+    /// the limit per log.
     pub fn checkpoint(
         &self,
         technician: &str,
@@ -290,21 +440,28 @@ impl LogStore {
         cp: &Checkpoint,
     ) -> Result<(), StoreError> {
         check_id(id)?;
-        if let Some(log) = self.get(id)? {
-            if log.technician != technician {
-                return Err(StoreError::NotYours(id.to_string()));
+        self.session_of(technician, id)?;
+        let (count, last): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), MAX(idx) FROM log_checkpoints WHERE log_id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        match last.map(|l| l as u64) {
+            Some(last) if cp.index < last => {
+                return Err(StoreError::CheckpointBackwards {
+                    id: id.to_string(),
+                    got: cp.index,
+                    last,
+                })
             }
+            Some(last) if cp.index == last => return Ok(()),
+            _ => {}
         }
-        let owner: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT technician FROM log_checkpoints WHERE log_id = ?1 LIMIT 1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if owner.is_some_and(|o| o != technician) {
-            return Err(StoreError::NotYours(id.to_string()));
+        if count >= i64::from(self.limits.max_checkpoints) {
+            return Err(StoreError::TooManyCheckpoints {
+                id: id.to_string(),
+                max: self.limits.max_checkpoints,
+            });
         }
         self.conn.execute(
             "INSERT OR IGNORE INTO log_checkpoints (log_id, technician, idx, time_ms, chain_hash,
@@ -323,10 +480,23 @@ impl LogStore {
 
     /// The checkpoints held for log `id`, in record order.
     pub fn checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        self.checkpoints_page(id, None, u32::MAX)
+    }
+
+    /// Up to `limit` checkpoints of log `id` after record `after` (from the first with `None`),
+    /// in record order: a fetch reads them a batch at a time.
+    pub fn checkpoints_page(
+        &self,
+        id: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let after = after.map_or(-1, |a| a as i64);
         let mut stmt = self.conn.prepare(
-            "SELECT idx, time_ms, chain_hash FROM log_checkpoints WHERE log_id = ?1 ORDER BY idx",
+            "SELECT idx, time_ms, chain_hash FROM log_checkpoints WHERE log_id = ?1 AND idx > ?2
+             ORDER BY idx LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![id], |r| {
+        let rows = stmt.query_map(params![id, after, i64::from(limit)], |r| {
             let hash: Vec<u8> = r.get(2)?;
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, hash))
         })?;
@@ -348,21 +518,48 @@ impl LogStore {
     /// last: what a log fetched from here is checked against.
     pub fn checkpoints_with_seal(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let mut checkpoints = self.checkpoints(id)?;
-        if let Some(log) = self.get(id)? {
-            let hash = hex::decode(&log.offer.chain_hash)
-                .ok()
-                .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
-            if let (Some(index), Some(chain_hash)) = (log.offer.records.checked_sub(1), hash) {
-                if !checkpoints.iter().any(|c| c.index == index) {
-                    checkpoints.push(Checkpoint {
-                        index,
-                        time_ms: log.offer.duration_ms,
-                        chain_hash,
-                    });
-                }
+        if let Some(seal) = self.seal(id)? {
+            if !checkpoints.iter().any(|c| c.index == seal.index) {
+                checkpoints.push(seal);
             }
         }
         Ok(checkpoints)
+    }
+
+    /// The seal of log `id` as offered (its last record's chain hash) as a checkpoint.
+    pub fn seal(&self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let Some(log) = self.get(id)? else {
+            return Ok(None);
+        };
+        let hash = hex::decode(&log.offer.chain_hash)
+            .ok()
+            .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
+        Ok(match (log.offer.records.checked_sub(1), hash) {
+            (Some(index), Some(chain_hash)) => Some(Checkpoint {
+                index,
+                time_ms: log.offer.duration_ms,
+                chain_hash,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Whether a checkpoint of record `index` of log `id` is held.
+    pub fn has_checkpoint(&self, id: &str, index: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare("SELECT 1 FROM log_checkpoints WHERE log_id = ?1 AND idx = ?2")?
+            .exists(params![id, index as i64])?)
+    }
+
+    /// How many checkpoints are held for log `id`.
+    pub fn checkpoint_count(&self, id: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM log_checkpoints WHERE log_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Up to `max` bytes of stored log `id` from `offset`.
@@ -425,8 +622,9 @@ impl LogStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes every log whose session started more than `retention` before `now` (stored or
-    /// half-uploaded), with its checkpoints, and records each deletion. Returns the ids.
+    /// Deletes every log the relay received more than `retention` before `now` (stored or
+    /// half-uploaded), with its checkpoints, and records each deletion. Returns the ids. The
+    /// time is the relay's own, of the offer: a date the upload claims moves nothing.
     pub fn sweep(&self, now: SystemTime, retention: Duration) -> Result<Vec<String>, StoreError> {
         let now = now
             .duration_since(UNIX_EPOCH)
@@ -436,7 +634,7 @@ impl LogStore {
         let ids: Vec<String> = {
             let mut stmt = self
                 .conn
-                .prepare("SELECT id FROM session_logs WHERE started_at < ?1")?;
+                .prepare("SELECT id FROM session_logs WHERE offered_at < ?1")?;
             let rows = stmt.query_map(params![cutoff], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -482,6 +680,14 @@ impl LogStore {
     }
 }
 
+impl Finishing {
+    /// Syncs the part file and hashes it: the long step, without the store's lock.
+    pub fn hash(&self) -> std::io::Result<[u8; 32]> {
+        File::open(&self.part)?.sync_all()?;
+        sha256_file(&self.part)
+    }
+}
+
 fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(0))?;
@@ -499,6 +705,26 @@ fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limits(max_size: u64) -> Limits {
+        Limits {
+            max_size,
+            ..Limits::default()
+        }
+    }
+
+    /// A ledger session `id` of `who`, as the relay writes one at pairing.
+    fn session(store: &LogStore, id: &str, who: &str) {
+        store
+            .conn
+            .execute(
+                "INSERT INTO sessions (id, technician, tier, technician_addr, agent_addr,
+                     agent_software, code_hash, recording_required, paired_at)
+                 VALUES (?1, ?2, 1, '10.0.0.7:5000', '10.0.0.9:6000', 'agent', '00', 1, 0)",
+                params![id, who],
+            )
+            .unwrap();
+    }
 
     fn offer(id: &str, data: &[u8], started: u64) -> Offer {
         Offer {
@@ -519,7 +745,8 @@ mod tests {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let o = offer("log-0001", &data, now_ms());
         {
-            let store = LogStore::open(dir.path(), 1 << 30).unwrap();
+            let store = LogStore::open(dir.path(), limits(1 << 30)).unwrap();
+            session(&store, &o.id, "alice");
             assert_eq!(store.begin("alice", &o).unwrap(), 0);
             assert_eq!(
                 store.append("alice", &o.id, 0, &data[..40_000]).unwrap(),
@@ -527,10 +754,10 @@ mod tests {
             );
             // The connection drops here; the store is closed with the relay.
         }
-        let store = LogStore::open(dir.path(), 1 << 30).unwrap();
+        let store = LogStore::open(dir.path(), limits(1 << 30)).unwrap();
         assert!(matches!(
             store.begin("bob", &o),
-            Err(StoreError::NotYours(_))
+            Err(StoreError::NoSession(_))
         ));
         let at = store.begin("alice", &o).unwrap();
         assert_eq!(at, 40_000, "the relay says how much it holds");
@@ -558,9 +785,10 @@ mod tests {
     #[test]
     fn a_corrupted_upload_is_discarded_and_bad_offers_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), 1000).unwrap();
+        let store = LogStore::open(dir.path(), limits(1000)).unwrap();
         let data = vec![7u8; 500];
         let o = offer("log-0002", &data, now_ms());
+        session(&store, &o.id, "alice");
         store.begin("alice", &o).unwrap();
         let mut bad = data.clone();
         bad[100] ^= 1;
@@ -575,6 +803,7 @@ mod tests {
             Err(StoreError::Overrun { .. })
         ));
         let big = offer("log-0003", &vec![0u8; 1001], now_ms());
+        session(&store, &big.id, "alice");
         assert!(matches!(
             store.begin("alice", &big),
             Err(StoreError::TooLarge { .. })
@@ -592,35 +821,150 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_are_kept_per_log_and_owner() {
+    fn checkpoints_are_kept_per_session_and_owner_in_order_up_to_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), 1000).unwrap();
+        let store = LogStore::open(
+            dir.path(),
+            Limits {
+                max_checkpoints: 10,
+                ..limits(1000)
+            },
+        )
+        .unwrap();
         let cp = |index| Checkpoint {
             index,
             time_ms: index * 100,
             chain_hash: [index as u8; 32],
         };
-        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+        // Only for a session of the ledger, of that account.
+        assert!(matches!(
+            store.checkpoint("alice", "log-0004", &cp(3)),
+            Err(StoreError::NoSession(_))
+        ));
+        session(&store, "log-0004", "alice");
         store.checkpoint("alice", "log-0004", &cp(3)).unwrap();
+        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+        // The same one again is a heartbeat; an earlier one is refused.
+        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+        assert!(matches!(
+            store.checkpoint("alice", "log-0004", &cp(4)),
+            Err(StoreError::CheckpointBackwards {
+                got: 4,
+                last: 9,
+                ..
+            })
+        ));
         assert!(matches!(
             store.checkpoint("bob", "log-0004", &cp(12)),
-            Err(StoreError::NotYours(_))
+            Err(StoreError::NoSession(_))
         ));
         assert_eq!(store.checkpoints("log-0004").unwrap(), vec![cp(3), cp(9)]);
+        for i in 10..18 {
+            store.checkpoint("alice", "log-0004", &cp(i)).unwrap();
+        }
+        assert!(matches!(
+            store.checkpoint("alice", "log-0004", &cp(30)),
+            Err(StoreError::TooManyCheckpoints { max: 10, .. })
+        ));
+        // Read a page at a time.
+        let page = store.checkpoints_page("log-0004", Some(9), 3).unwrap();
+        assert_eq!(page, vec![cp(10), cp(11), cp(12)]);
+        assert_eq!(store.checkpoint_count("log-0004").unwrap(), 10);
+    }
+
+    #[test]
+    fn uploads_are_taken_only_for_own_ledger_sessions_and_within_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(
+            dir.path(),
+            Limits {
+                account_quota: 1000,
+                ..limits(1000)
+            },
+        )
+        .unwrap();
+        let data = vec![1u8; 600];
+        let o = offer("log-0005", &data, now_ms());
+        assert!(matches!(
+            store.begin("alice", &o),
+            Err(StoreError::NoSession(_))
+        ));
+        session(&store, "log-0005", "alice");
+        session(&store, "log-0006", "alice");
+        session(&store, "log-0007", "bob");
+        assert!(matches!(
+            store.begin("bob", &o),
+            Err(StoreError::NoSession(_))
+        ));
+        store.begin("alice", &o).unwrap();
+        let second = offer("log-0006", &data, now_ms());
+        assert!(matches!(
+            store.begin("alice", &second),
+            Err(StoreError::Quota {
+                used: 600,
+                quota: 1000,
+                ..
+            })
+        ));
+        // Another account has its own share.
+        store
+            .begin("bob", &offer("log-0007", &data, now_ms()))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_archive_and_its_database_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), limits(1000)).unwrap();
+        session(&store, "log-0008", "alice");
+        let data = vec![3u8; 10];
+        store
+            .begin("alice", &offer("log-0008", &data, now_ms()))
+            .unwrap();
+        store.append("alice", "log-0008", 0, &data[..5]).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&store.part_path("log-0008")), 0o600);
+        store.append("alice", "log-0008", 5, &data[5..]).unwrap();
+        store.finish("alice", "log-0008").unwrap();
+        assert_eq!(mode(&store.path("log-0008")), 0o600);
+        assert_eq!(mode(&dir.path().join(LOGS_DIR)), 0o700);
+        let db = dir.path().join(DATABASE_FILE);
+        assert_eq!(mode(&db), 0o600);
+        let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
     }
 
     #[test]
     fn logs_past_retention_are_deleted_and_the_deletion_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), 1 << 20).unwrap();
+        let store = LogStore::open(dir.path(), limits(1 << 20)).unwrap();
         let day = 86_400_000;
         let now = now_ms();
-        for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2)] {
+        for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2), ("log-zero-1", 0)] {
             let data = id.as_bytes().repeat(10);
-            let o = offer(id, &data, now - age_days * day);
+            session(&store, id, "alice");
+            // One upload claims to be from 1970: the relay's own time of receipt counts.
+            let started = if age_days == 0 {
+                0
+            } else {
+                now - age_days * day
+            };
+            let o = offer(id, &data, started);
             store.begin("alice", &o).unwrap();
             store.append("alice", id, 0, &data).unwrap();
             store.finish("alice", id).unwrap();
+            if age_days > 0 {
+                store
+                    .conn
+                    .execute(
+                        "UPDATE session_logs SET offered_at = ?2 WHERE id = ?1",
+                        params![id, (now - age_days * day) as i64],
+                    )
+                    .unwrap();
+            }
         }
         let deleted = store
             .sweep(SystemTime::now(), Duration::from_secs(30 * 86_400))
@@ -628,9 +972,13 @@ mod tests {
         assert_eq!(deleted, vec!["log-old-01".to_string()]);
         assert!(!store.path("log-old-01").exists());
         assert!(store.path("log-new-01").exists());
+        assert!(
+            store.path("log-zero-1").exists(),
+            "a claimed date deletes nothing"
+        );
         let d = store.deletions().unwrap();
         assert_eq!(d.len(), 1);
         assert!(d[0].reason.contains("30 days"), "{}", d[0].reason);
-        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(store.list().unwrap().len(), 2);
     }
 }

@@ -33,7 +33,11 @@ struct Cli {
     data_dir: Option<PathBuf>,
     /// TOML config file; keys: listen, data_dir, organisation, code_ttl_secs, token_ttl_secs,
     /// join_attempts, join_window_secs, idle_timeout_ms, keep_alive_ms, audit_key,
-    /// allow_no_record, log_retention_days, max_log_mb
+    /// allow_no_record, log_retention_days, max_log_mb, require_totp, and the limits
+    /// max_connections [10000], max_connections_per_source [256, per IPv4 address or IPv6 /64],
+    /// unpaired_timeout_secs [60], max_waiting_codes_per_source [32],
+    /// registrations_per_minute [30], account_log_quota_mb [65536],
+    /// max_checkpoints_per_log [100000]
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The organisation that runs this relay, as users are told ("alice (tier 2) of Example
@@ -238,13 +242,21 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
     use relay::logstore::LogStore;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let store = LogStore::open(data_dir, u64::MAX)?;
+    use protocol::text::printable;
+    let store = LogStore::open(data_dir, relay::logstore::Limits::none())?;
+    let ledger = relay::ledger::Ledger::open(data_dir)?;
     match action {
         LogsCommand::List { json } => {
             let logs = store.list()?;
+            let missing = ledger.without_log()?;
             if json {
                 for log in &logs {
                     println!("{}", serde_json::to_string(log)?);
+                }
+                for s in &missing {
+                    let mut v = serde_json::to_value(s)?;
+                    v["state"] = "no log stored".into();
+                    println!("{v}");
                 }
             } else if logs.is_empty() {
                 println!("No session logs stored in {}.", data_dir.display());
@@ -262,10 +274,33 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
                     println!(
                         "{:<36} {:<16} {:<23} {:>12} {:>12}  {state}",
                         log.offer.id,
-                        log.technician,
+                        printable(&log.technician),
                         format_utc(log.offer.started_unix_ms),
                         format_ms(log.offer.duration_ms),
                         log.offer.size
+                    );
+                }
+            }
+            if !json && !missing.is_empty() {
+                println!();
+                println!("Sessions the relay paired whose log it does not hold:");
+                println!(
+                    "{:<36} {:<16} {:<23} {:<9} {:<21}  ended",
+                    "session", "technician", "paired", "recording", "agent"
+                );
+                for s in &missing {
+                    println!(
+                        "{:<36} {:<16} {:<23} {:<9} {:<21}  {}",
+                        s.id,
+                        printable(&s.technician),
+                        format_utc(s.paired_unix_ms),
+                        if s.recording_required {
+                            "required"
+                        } else {
+                            "optional"
+                        },
+                        s.agent_addr,
+                        printable(s.end_reason.as_deref().unwrap_or("still running"))
                     );
                 }
             }
@@ -274,8 +309,8 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
             Some(log) => {
                 let checkpoints = store.checkpoints(&id)?;
                 println!("log          {}", log.offer.id);
-                println!("technician   {}", log.technician);
-                println!("agent        {}", log.offer.agent);
+                println!("technician   {}", printable(&log.technician));
+                println!("agent        {}", printable(&log.offer.agent));
                 println!("started      {}", format_utc(log.offer.started_unix_ms));
                 println!("duration     {}", format_ms(log.offer.duration_ms));
                 println!("records      {}", log.offer.records);
@@ -358,7 +393,7 @@ impl Cli {
             audit_key: self.audit_key.clone(),
             allow_no_record: self.allow_no_record.then_some(true),
             log_retention_days: self.log_retention_days,
-            max_log_mb: None,
+            ..FileConfig::default()
         };
         flags.apply(&mut cfg);
         cfg.validate()?;

@@ -145,6 +145,20 @@ impl<K: Hash + Eq + Clone> Backoff<K> {
         delay
     }
 
+    /// Takes back one failure counted ahead of an attempt that then succeeded (see
+    /// [`crate::login`]), lifting the lock if what is left would not have set one.
+    pub fn refund(&mut self, key: &K) {
+        if let Some(f) = self.entries.get_mut(key) {
+            f.count = f.count.saturating_sub(1);
+            if self.policy.delay_after(f.count).is_none() {
+                f.locked_until = f.last;
+            }
+            if f.count == 0 {
+                self.entries.remove(key);
+            }
+        }
+    }
+
     /// A success: `key` starts again with its free failures.
     pub fn succeed(&mut self, key: &K) {
         self.entries.remove(key);

@@ -8,7 +8,7 @@
 //! peer at once on the control stream. A peer that breaks the protocol is sent an error and
 //! disconnected with a reason; nothing it sends can stop the relay or another session.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,17 @@ use crate::accounts::{AccountRole, Accounts};
 use crate::config::Config;
 use crate::forward::{self, SharedTap};
 use crate::identity::Identity;
+use crate::ledger::{Ledger, Pairing};
+use crate::limits::{Connections, Slot, Windows};
 use crate::login::{Gate, LoggedIn};
 use crate::logstore::{LogStore, StoreError};
 use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
 
-/// How long a new connection has to say hello.
+/// How long a new connection has to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the relay waits for a write to a peer to be taken (its flow control to open).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a peer that was told its partner left may take to close before the relay closes it.
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// How often expired codes and idle rate-limit entries are purged.
@@ -54,17 +58,26 @@ struct WaitingAgent {
 struct Partner {
     conn: Connection,
     info: PeerInfo,
+    /// The session's row in the ledger.
+    session: String,
 }
+
+/// Longest a session whose recording the policy requires may go without a checkpoint.
+const CHECKPOINT_DEADLINE: Duration =
+    Duration::from_secs(2 * protocol::control::CHECKPOINT_INTERVAL_SECS);
 
 struct Shared {
     cfg: Config,
     /// The archive of uploaded session logs (blocking I/O: used from `spawn_blocking`).
     logs: Arc<Mutex<LogStore>>,
+    /// The relay's record of paired sessions (blocking I/O: used from `spawn_blocking`).
+    ledger: Arc<Mutex<Ledger>>,
     rendezvous: Mutex<Rendezvous<WaitingAgent>>,
-    joins: Mutex<RateLimiter<IpAddr>>,
+    joins: Mutex<RateLimiter<crate::limits::Source>>,
     logins: Gate,
     shutdown: watch::Receiver<bool>,
     tap: SharedTap,
+    conns: Connections,
 }
 
 /// A running relay endpoint.
@@ -154,9 +167,10 @@ impl Relay {
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .context("the TLS configuration does not suit QUIC")?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        server.transport_config(link::transport::transport_config(
+        server.transport_config(link::transport::relay_transport_config(
             cfg.idle_timeout,
             cfg.keep_alive,
+            Windows::UNPAIRED,
         ));
         let endpoint = link::transport::endpoint(cfg.listen, Some(server)).with_context(|| {
             format!(
@@ -164,19 +178,32 @@ impl Relay {
                 cfg.listen
             )
         })?;
-        let logs = LogStore::open(&cfg.data_dir, cfg.max_log_bytes).with_context(|| {
+        let limits = crate::logstore::Limits {
+            max_size: cfg.max_log_bytes,
+            account_quota: cfg.account_log_quota,
+            max_checkpoints: cfg.max_checkpoints_per_log,
+        };
+        let logs = LogStore::open(&cfg.data_dir, limits).with_context(|| {
             format!(
                 "cannot open the session-log archive in {}",
+                cfg.data_dir.display()
+            )
+        })?;
+        let ledger = Ledger::open(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot open the ledger of sessions in {}",
                 cfg.data_dir.display()
             )
         })?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             logs: Arc::new(Mutex::new(logs)),
+            ledger: Arc::new(Mutex::new(ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
             logins: Gate::new(accounts, cfg.organisation.clone()),
             shutdown,
+            conns: Connections::new(cfg.max_connections, cfg.max_connections_per_source),
             cfg,
             tap,
         });
@@ -202,12 +229,22 @@ impl Relay {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
+                    let remote = incoming.remote_address();
+                    // Counted before the handshake: a source at its limit costs no TLS work.
+                    let slot = match self.shared.conns.admit(remote.ip()) {
+                        Ok(slot) => slot,
+                        Err(full) => {
+                            debug!(peer = %remote, reason = %full, "connection refused");
+                            incoming.refuse();
+                            continue;
+                        }
+                    };
                     let shared = self.shared.clone();
                     conns.spawn(async move {
-                        let remote = incoming.remote_address();
-                        match incoming.await {
-                            Ok(conn) => serve(conn, shared).await,
-                            Err(e) => debug!(peer = %remote, error = %e, "handshake failed"),
+                        match tokio::time::timeout(HELLO_TIMEOUT, incoming).await {
+                            Ok(Ok(conn)) => serve(conn, shared, slot).await,
+                            Ok(Err(e)) => debug!(peer = %remote, error = %e, "handshake failed"),
+                            Err(_) => debug!(peer = %remote, "handshake not finished in time"),
                         }
                     });
                 }
@@ -246,8 +283,8 @@ impl Relay {
     }
 }
 
-/// One connection, start to end.
-async fn serve(conn: Connection, shared: Arc<Shared>) {
+/// One connection, start to end; `_slot` holds its place in the connection limits until then.
+async fn serve(conn: Connection, shared: Arc<Shared>, _slot: Slot) {
     let remote = conn.remote_address();
     let (send, recv) = match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok(s)) => s,
@@ -303,10 +340,11 @@ async fn control(
     shared: &Shared,
 ) -> Result<(), Refusal> {
     let remote = conn.remote_address();
-    let frame = match inp.recv_frame().await {
-        Ok(Some(f)) => f.to_vec(),
-        Ok(None) => return Ok(()),
-        Err(e) => return refusal_for(e).map_or(Ok(()), Err),
+    let frame = match tokio::time::timeout(HELLO_TIMEOUT, inp.recv_frame()).await {
+        Err(_) => return Err(Refusal::violation("no hello in time")),
+        Ok(Ok(Some(f))) => f.to_vec(),
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return refusal_for(e).map_or(Ok(()), Err),
     };
     let (role, software) = match inp.decode(&frame) {
         Ok(ToRelay::Hello {
@@ -336,10 +374,12 @@ async fn control(
         },
     )
     .await?;
+    // What a peer says of itself is shown to the other peer and in the relay's own output:
+    // bounded and made printable here, whatever the peers do with it.
     let info = PeerInfo {
         role,
         description: format!("{role} at {remote}"),
-        software,
+        software: protocol::text::tame(&software, protocol::text::MAX_PEER_STRING),
         account: None,
     };
     debug!(peer = %remote, %role, "hello");
@@ -362,12 +402,33 @@ fn unsupported(theirs: u16) -> Refusal {
 
 async fn send(out: &mut FramedSend<FromRelay>, msg: FromRelay) -> Result<(), Refusal> {
     // A failed write means the peer is gone; the refusal that follows goes nowhere, harmlessly.
-    out.send(&msg).await.map_err(|e| {
-        Refusal::new(
+    match tokio::time::timeout(SEND_TIMEOUT, out.send(&msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Refusal::new(
             ErrorCode::Internal,
             format!("cannot write to the peer: {e}"),
-        )
-    })
+        )),
+        Err(_) => Err(Refusal::violation(format!(
+            "the peer took nothing the relay sent for {} seconds",
+            SEND_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The next control message of a peer that is not paired yet, which must come within the
+/// relay's `unpaired_timeout`.
+async fn read_unpaired(inp: &mut FramedRecv<ToRelay>, shared: &Shared) -> Result<Read, Refusal> {
+    let limit = shared.cfg.unpaired_timeout;
+    match tokio::time::timeout(limit, read(inp)).await {
+        Ok(r) => r,
+        Err(_) => Err(Refusal::new(
+            ErrorCode::Timeout,
+            format!(
+                "nothing was asked of the relay for {} seconds; connect again when you need it",
+                limit.as_secs()
+            ),
+        )),
+    }
 }
 
 async fn agent(
@@ -378,7 +439,7 @@ async fn agent(
     info: PeerInfo,
 ) -> Result<(), Refusal> {
     let remote = conn.remote_address();
-    match read(inp).await? {
+    match read_unpaired(inp, shared).await? {
         Read::Msg(ToRelay::Register) => {}
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
@@ -451,9 +512,19 @@ async fn agent(
             }
         }
     };
-    info!(peer = %remote, code = %code, technician = %partner.info.description, "paired");
-    send(out, FromRelay::Paired { peer: partner.info }).await?;
-    paired(conn, Role::Agent, &partner.conn, out, inp, shared, None).await
+    info!(peer = %remote, code = %code, technician = %partner.info.description, session = %partner.session, "paired");
+    Windows::paired(conn);
+    send(
+        out,
+        FromRelay::Paired {
+            peer: partner.info,
+            session: partner.session.clone(),
+        },
+    )
+    .await?;
+    paired(conn, Role::Agent, &partner.conn, out, inp, shared, None)
+        .await
+        .map(|_| ())
 }
 
 fn expired(shared: &Shared) -> Refusal {
@@ -477,15 +548,17 @@ async fn technician(
     // Log in (or out) as often as the technician likes; then join.
     let mut login: Option<LoggedIn> = None;
     let code = loop {
-        match read(inp).await? {
+        match read_unpaired(inp, shared).await? {
             Read::Msg(ToRelay::Join { code }) => break code,
             Read::Msg(ToRelay::Login { name, password }) => {
                 let l = shared.logins.password(remote.ip(), name, password).await?;
+                Windows::logged_in(conn);
                 send(out, logged_in(&l, &shared.cfg)).await?;
                 login = Some(l);
             }
             Read::Msg(ToRelay::Resume { token }) => {
                 let l = shared.logins.resume(remote.ip(), token).await?;
+                Windows::logged_in(conn);
                 send(out, logged_in(&l, &shared.cfg)).await?;
                 login = Some(l);
             }
@@ -530,21 +603,19 @@ async fn technician(
         }
     };
     let now = Instant::now();
+    let source = crate::limits::source_of(remote.ip());
     if let Err(wait) = shared
         .joins
         .lock()
         .expect("limiter lock")
-        .attempt(&remote.ip(), now)
+        .attempt(&source, now)
     {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
         return Err(Refusal::new(
             ErrorCode::RateLimited {
                 retry_after_secs: secs,
             },
-            format!(
-                "too many join attempts from {}; try again in {secs} seconds",
-                remote.ip()
-            ),
+            format!("too many join attempts from {source}; try again in {secs} seconds"),
         ));
     }
     let Some(login) = login else {
@@ -559,31 +630,99 @@ async fn technician(
     let agent = lookup(shared, &code, now)?;
     let agent_info = agent.info.clone();
     let agent_conn = agent.conn.clone();
+    let recording_required = shared.cfg.audit_key.is_some() && !shared.cfg.allow_no_record;
+    let session = {
+        let (technician, tier) = (account.name.clone(), account.tier);
+        let (technician_addr, agent_addr) =
+            (remote.to_string(), agent_conn.remote_address().to_string());
+        let (software, digits) = (agent_info.software.clone(), code.digits().to_string());
+        with_ledger(shared, move |l| {
+            l.open_session(&Pairing {
+                technician: &technician,
+                tier,
+                technician_addr,
+                agent_addr,
+                agent_software: &software,
+                code_digits: &digits,
+                recording_required,
+            })
+        })
+        .await?
+    };
     if agent
         .pair
         .send(Partner {
             conn: conn.clone(),
             info,
+            session: session.clone(),
         })
         .is_err()
     {
+        close_in_ledger(shared, &session, "the agent left before the pairing".into()).await;
         return Err(Refusal::new(
             ErrorCode::UnknownCode,
             "the agent with this code left just now; ask the user to start it again",
         ));
     }
-    info!(peer = %remote, code = %code, account = %account.name, tier = account.tier, "technician joined");
-    send(out, FromRelay::Paired { peer: agent_info }).await?;
-    paired(
-        conn,
-        Role::Technician,
-        &agent_conn,
-        out,
-        inp,
-        shared,
-        Some(&account.name),
-    )
-    .await
+    info!(peer = %remote, code = %code, account = %account.name, tier = account.tier, %session, "technician joined");
+    Windows::paired(conn);
+    let ended = async {
+        send(
+            out,
+            FromRelay::Paired {
+                peer: agent_info,
+                session: session.clone(),
+            },
+        )
+        .await?;
+        paired(
+            conn,
+            Role::Technician,
+            &agent_conn,
+            out,
+            inp,
+            shared,
+            Some(Recorded {
+                technician: &account.name,
+                session: &session,
+                required: recording_required,
+            }),
+        )
+        .await
+    }
+    .await;
+    let why = match &ended {
+        Ok(words) => words.clone(),
+        Err(r) => r.message.clone(),
+    };
+    close_in_ledger(shared, &session, why).await;
+    ended.map(|_| ())
+}
+
+/// Runs `f` on the ledger off the async threads; a failure is a refusal (the relay does not
+/// run a session it cannot record in its ledger).
+async fn with_ledger<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&Ledger) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, Refusal> {
+    let ledger = shared.ledger.clone();
+    tokio::task::spawn_blocking(move || f(&ledger.lock().unwrap_or_else(|p| p.into_inner())))
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the ledger failed: {e}")))?
+        .map_err(|e| {
+            warn!(error = %e, "the ledger of sessions");
+            Refusal::new(
+                ErrorCode::Internal,
+                "the relay cannot write its ledger of sessions; try again later",
+            )
+        })
+}
+
+async fn close_in_ledger(shared: &Shared, session: &str, why: String) {
+    let id = session.to_string();
+    if let Err(r) = with_ledger(shared, move |l| l.close_session(&id, &why)).await {
+        warn!(%session, reason = %r.message, "the session's end is not in the ledger");
+    }
 }
 
 fn logged_in(l: &LoggedIn, cfg: &Config) -> FromRelay {
@@ -607,7 +746,13 @@ async fn with_logs<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&logs.lock().expect("log store lock")))
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}")))?
-        .map_err(|e| Refusal::new(ErrorCode::LogRefused, e.to_string()))
+        .map_err(|e| {
+            let code = match e {
+                StoreError::Quota { .. } => ErrorCode::QuotaExceeded,
+                _ => ErrorCode::LogRefused,
+            };
+            Refusal::new(code, e.to_string())
+        })
 }
 
 /// Sends stored log `log_id` from `offset` to `login`, if it may have it: the technician who
@@ -621,10 +766,13 @@ async fn fetch_log(
 ) -> Result<(), Refusal> {
     let who = shared.logins.live_account(login).await?;
     let id = log_id.clone();
-    let (log, checkpoints) = with_logs(shared, move |s| {
-        let log = s.get(&id)?;
-        let cps = s.checkpoints_with_seal(&id)?;
-        Ok((log, cps))
+    let (log, held, seal) = with_logs(shared, move |s| {
+        // The seal goes last, unless a stored checkpoint is of the same record.
+        let seal = match s.seal(&id)? {
+            Some(c) if !s.has_checkpoint(&id, c.index)? => Some(c),
+            _ => None,
+        };
+        Ok((s.get(&id)?, s.checkpoint_count(&id)?, seal))
     })
     .await?;
     let refused = |m: String| Err(Refusal::new(ErrorCode::LogRefused, m));
@@ -655,23 +803,39 @@ async fn fetch_log(
         ));
     }
     info!(account = %who.name, role = %who.role, log = %log_id, "log fetched");
+    // The checkpoints go a batch at a time from the index, the seal's last.
+    let total = held + u64::from(seal.is_some());
     send(
         out,
         FromRelay::LogFound {
             log: log.offer.clone(),
             technician: log.technician.clone(),
-            checkpoints: checkpoints.len() as u32,
+            checkpoints: u32::try_from(total).unwrap_or(u32::MAX),
         },
     )
     .await?;
-    for batch in checkpoints.chunks(protocol::control::CHECKPOINT_BATCH) {
-        send(
-            out,
-            FromRelay::LogCheckpoints {
-                checkpoints: batch.to_vec(),
-            },
-        )
+    let batch_len = protocol::control::CHECKPOINT_BATCH;
+    let mut seal = seal;
+    let mut after = None;
+    // A short page is the last: the seal fits after it (an empty page when the one before was
+    // full).
+    loop {
+        let id = log_id.clone();
+        let mut batch = with_logs(shared, move |s| {
+            s.checkpoints_page(&id, after, batch_len as u32)
+        })
         .await?;
+        let last_page = batch.len() < batch_len;
+        after = batch.last().map(|c| c.index);
+        if last_page {
+            batch.extend(seal.take());
+        }
+        if !batch.is_empty() {
+            send(out, FromRelay::LogCheckpoints { checkpoints: batch }).await?;
+        }
+        if last_page {
+            break;
+        }
     }
     let mut at = offset;
     while at < log.offer.size {
@@ -725,7 +889,21 @@ async fn log_message(
             .map(|_| ()),
         ToRelay::UploadEnd { log_id } => {
             let id = log_id.clone();
-            let log = with_logs(shared, move |s| s.finish(&name, &id)).await?;
+            let log = match with_logs(shared, move |s| s.finishing(&name, &id)).await? {
+                Ok(log) => log,
+                Err(finishing) => {
+                    // Syncing and hashing gigabytes takes seconds: not under the store's lock.
+                    let (finishing, hashed) = tokio::task::spawn_blocking(move || {
+                        let hashed = finishing.hash();
+                        (finishing, hashed)
+                    })
+                    .await
+                    .map_err(|e| {
+                        Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}"))
+                    })?;
+                    with_logs(shared, move |s| s.finished(finishing, hashed)).await?
+                }
+            };
             info!(log = %log.offer.id, technician = %log.technician, bytes = log.offer.size, "session log stored");
             send(out, FromRelay::UploadStored { log_id }).await
         }
@@ -764,7 +942,18 @@ enum End {
     Refused(Refusal),
 }
 
+/// The technician's side of a paired session: whose it is, its ledger row, and whether the
+/// relay's policy requires it to be recorded.
+struct Recorded<'a> {
+    technician: &'a str,
+    session: &'a str,
+    required: bool,
+}
+
 /// Forwards `own`'s peer plane to `other` until one of them ends, then tells `own`'s peer.
+/// `Ok` says in words how it ended. On the technician's side (`recorded`), checkpoints of its
+/// session log are taken, and where the recording is required a session without one for
+/// [`CHECKPOINT_DEADLINE`] is ended.
 async fn paired(
     own: &Connection,
     role: Role,
@@ -772,10 +961,12 @@ async fn paired(
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
     shared: &Shared,
-    technician: Option<&str>,
-) -> Result<(), Refusal> {
+    recorded: Option<Recorded<'_>>,
+) -> Result<String, Refusal> {
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
+    let required = recorded.as_ref().is_some_and(|r| r.required);
+    let mut deadline = tokio::time::Instant::now() + CHECKPOINT_DEADLINE;
     let end = {
         let forwarding = forward::forward_from(own, other, role, &shared.tap, &mut tasks);
         tokio::pin!(forwarding);
@@ -783,26 +974,44 @@ async fn paired(
             break tokio::select! {
                 _ = &mut forwarding => End::OwnGone,
                 why = other.closed() => End::OtherGone(left_reason(why)),
-                r = read(inp) => match r {
-                    Ok(Read::Gone) => End::OwnGone,
-                    // A technician's session log reports how far it has got while the session runs.
-                    Ok(Read::Msg(m @ ToRelay::Checkpoint { .. })) if technician.is_some() => {
-                        match log_message(out, shared, technician.unwrap_or_default(), m).await {
-                            Ok(()) => continue,
+                r = read(inp) => match (r, &recorded) {
+                    (Ok(Read::Gone), _) => End::OwnGone,
+                    // A technician's session log reports how far it has got while the session
+                    // runs, under the session's own identifier.
+                    (Ok(Read::Msg(ToRelay::Checkpoint { log_id, .. })), Some(rec)) if log_id != rec.session => {
+                        End::Refused(Refusal::new(
+                            ErrorCode::LogRefused,
+                            format!("checkpoints of this session go under its identifier {}, not {log_id}", rec.session),
+                        ))
+                    }
+                    (Ok(Read::Msg(m @ ToRelay::Checkpoint { .. })), Some(rec)) => {
+                        match log_message(out, shared, rec.technician, m).await {
+                            Ok(()) => {
+                                deadline = tokio::time::Instant::now() + CHECKPOINT_DEADLINE;
+                                continue;
+                            }
                             Err(refusal) => End::Refused(refusal),
                         }
                     }
-                    Ok(Read::Msg(m)) => End::Refused(Refusal::violation(format!(
+                    (Ok(Read::Msg(m)), _) => End::Refused(Refusal::violation(format!(
                         "{} is not allowed once paired", m
                     ))),
-                    Err(refusal) => End::Refused(refusal),
+                    (Err(refusal), _) => End::Refused(refusal),
                 },
+                _ = tokio::time::sleep_until(deadline), if required => End::Refused(Refusal::new(
+                    ErrorCode::RecordingMissing,
+                    format!(
+                        "this relay requires every session to be recorded, and the technician's \
+                         client sent no checkpoint of its session log for {} seconds",
+                        CHECKPOINT_DEADLINE.as_secs()
+                    ),
+                )),
                 _ = shutdown.changed() => End::Refused(Refusal::new(ErrorCode::ShuttingDown, "the relay is shutting down")),
             };
         }
     };
     match end {
-        End::OwnGone => Ok(()),
+        End::OwnGone => Ok(format!("the {role} left")),
         End::Refused(r) => Err(r),
         // The relay closed the other connection because it is shutting down: that is the news
         // for this peer too, whichever of the two this task noticed first.
@@ -812,6 +1021,7 @@ async fn paired(
         )),
         End::OtherGone(reason) => {
             info!(peer = %own.remote_address(), %reason, "telling the peer its partner left");
+            let words = format!("the other side left: {reason}");
             // The explanation goes out before the cut streams are reset.
             let _ = out.send(&FromRelay::PeerLeft { reason }).await;
             drop(tasks);
@@ -825,7 +1035,7 @@ async fn paired(
                     b"the other side left",
                 );
             }
-            Ok(())
+            Ok(words)
         }
     }
 }

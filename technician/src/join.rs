@@ -24,7 +24,6 @@ use protocol::sessionlog::{
     code_sha256, CloseReason, Participant, SessionOpened, TypedText, Verdict,
 };
 use protocol::text::{tame, MAX_PEER_STRING, MAX_REASON};
-use rand::TryRngCore;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -349,7 +348,11 @@ pub async fn join(
         tell(JoinEvent::Recording(Some(recorder.path().to_path_buf())));
         Some(Arc::new(Mutex::new(recorder)))
     };
-    let log_id = (recorder.is_some() && recipient.is_some()).then(new_log_id);
+    // The log goes to the relay under the session's row in its ledger.
+    let log_id = conn
+        .session
+        .clone()
+        .filter(|_| recorder.is_some() && recipient.is_some());
     // Session events go to the window wrapped as join events.
     let session_events = live.events.clone().map(|join_tx| {
         let (tx, mut rx) = mpsc::unbounded_channel::<SessionEvent>();
@@ -503,15 +506,6 @@ pub async fn join(
         ok,
         log: sealed.map(|(p, _, _)| p),
     })
-}
-
-/// A new identifier for a session log on the relay: 32 hex digits from the OS's randomness.
-fn new_log_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut b)
-        .expect("the operating system's random number generator works");
-    hex::encode(b)
 }
 
 /// Uploads every log waiting in the spool for this relay, oldest first. A log the relay

@@ -120,8 +120,30 @@ impl SessionOptions {
     }
 }
 
-/// Seconds between checkpoints of the session log sent to the relay.
-pub const CHECKPOINT_SECS: u64 = 5;
+/// Seconds between checkpoints of the session log sent to the relay: from pairing on, while
+/// the user is asked too, since a relay that requires recording ends a session that sends none
+/// for two intervals.
+pub const CHECKPOINT_SECS: u64 = protocol::control::CHECKPOINT_INTERVAL_SECS;
+
+/// The checkpoint of the session log to send the relay now, if it keeps logs.
+fn checkpoint_due(opts: &SessionOptions) -> Option<(String, protocol::sessionlog::Checkpoint)> {
+    let (rec, id) = (opts.recorder.as_ref()?, opts.log_id.as_ref()?);
+    let cp = rec.lock().expect("recorder lock").checkpoint()?;
+    Some((id.clone(), cp))
+}
+
+/// Sends the relay the checkpoint [`checkpoint_due`] gave, if any.
+async fn send_checkpoint(
+    conn: &mut RelayConnection,
+    due: Option<(String, protocol::sessionlog::Checkpoint)>,
+) {
+    if let Some((id, cp)) = due {
+        // A broken control stream shows in `conn.next()`; nothing to do here.
+        if let Err(e) = conn.checkpoint(&id, cp).await {
+            debug!(error = %e, "checkpoint not sent");
+        }
+    }
+}
 
 /// How the session ended.
 #[derive(Debug)]
@@ -405,9 +427,17 @@ pub async fn run(
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
 ) -> Result<(Ended, Stats, Arc<Mutex<Viewer>>), LinkError> {
     let connection = conn.connection.clone();
-    let exchanged = tokio::select! {
-        s = sealed::technician_session(&connection, code, START_TIMEOUT) => s,
-        _ = &mut user_end => return Ok((Ended::ByTechnician, Stats::default(), Arc::new(Mutex::new(Viewer::new())))),
+    // Checkpoints from the start (the first at once), through the handshake and the user's
+    // consent, until the session loop takes over.
+    let mut beat = tokio::time::interval(Duration::from_secs(CHECKPOINT_SECS));
+    let handshake = sealed::technician_session(&connection, code, START_TIMEOUT);
+    tokio::pin!(handshake);
+    let exchanged = loop {
+        tokio::select! {
+            s = &mut handshake => break s,
+            _ = beat.tick() => send_checkpoint(conn, checkpoint_due(&opts)).await,
+            _ = &mut user_end => return Ok((Ended::ByTechnician, Stats::default(), Arc::new(Mutex::new(Viewer::new())))),
+        }
     };
     let SealedSession {
         send: mut tx,
@@ -460,6 +490,10 @@ pub async fn run(
                 Err(e) => Err(e),
                 Ok(other) => Err(LinkError::Protocol(format!("unexpected control message: {other:?}"))),
             },
+            _ = beat.tick() => {
+                send_checkpoint(conn, checkpoint_due(&opts)).await;
+                continue;
+            }
             _ = &mut user_end => return Ok((Ended::ByTechnician, Stats::default(), Arc::new(Mutex::new(Viewer::new())))),
         };
         match msg {
@@ -560,6 +594,7 @@ pub async fn run(
 
     let mut flush = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
+    send_checkpoint(conn, checkpoint_due(&opts)).await;
     let ended = loop {
         let script_done = async {
             match script_task.as_mut() {
@@ -676,14 +711,8 @@ pub async fn run(
                 });
                 record(&opts.recorder, |r| r.tick());
                 ticks += 1;
-                if let (Some(rec), Some(id), true) = (&opts.recorder, &opts.log_id, ticks.is_multiple_of(CHECKPOINT_SECS)) {
-                    let cp = rec.lock().expect("recorder lock").checkpoint();
-                    if let Some(cp) = cp {
-                        // A broken control stream shows in `conn.next()`; nothing to do here.
-                        if let Err(e) = conn.checkpoint(id, cp).await {
-                            debug!(error = %e, "checkpoint not sent");
-                        }
-                    }
+                if ticks.is_multiple_of(CHECKPOINT_SECS) {
+                    send_checkpoint(conn, checkpoint_due(&opts)).await;
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(250)), if missing.is_some() => {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use protocol::control::{ErrorCode, Role};
 use tests::{data, run, start_agent, start_technician, Relay, PROMPT, TECHNICIAN};
 
 const SESSION: Duration = Duration::from_secs(120);
@@ -64,14 +65,20 @@ fn relay_cmd(relay: &Relay, args: &[&str]) -> tests::Ran {
     run("relay", &all, "")
 }
 
-/// The stored logs, as `relay logs list --json` says.
-fn stored(relay: &Relay) -> Vec<serde_json::Value> {
+/// What `relay logs list --json` says: the stored logs, and the paired sessions whose log the
+/// relay does not hold.
+fn listed(relay: &Relay) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let r = relay_cmd(relay, &["logs", "list", "--json"]);
     assert!(r.success, "{}", r.text());
     r.stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .partition(|v| v["state"] != "no log stored")
+}
+
+/// The stored logs, as `relay logs list --json` says.
+fn stored(relay: &Relay) -> Vec<serde_json::Value> {
+    listed(relay).0
 }
 
 /// Every file the relay keeps (its database and archive), concatenated.
@@ -301,11 +308,26 @@ fn a_log_waits_in_the_spool_while_the_relay_is_down_and_goes_up_after_the_next_s
 fn an_upload_cut_off_half_way_resumes_and_ends_with_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let (_key, public) = audit_key(dir.path());
-    let relay = Relay::start(&dir.path().join("relay"), &["--audit-key", &public]);
+    let relay = Relay::start(
+        &dir.path().join("relay"),
+        &["--audit-key", &public, "--allow-no-record"],
+    );
+    // A session the relay paired, left unrecorded: its row in the ledger takes one log.
+    let source = format!("corpus:{}", data("typing.scrn").display());
+    let (mut agent, code) = start_agent(&relay, &["--source", &source, "--speed", "0"]);
+    let mut tech = start_technician(&relay, &code, &["--no-record"]);
+    assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
+    let (logs, missing) = listed(&relay);
+    assert!(logs.is_empty(), "{logs:?}");
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["technician"], TECHNICIAN);
+    assert_eq!(missing[0]["recording_required"], false);
+    let session_id = missing[0]["id"].as_str().unwrap().to_string();
     let file = dir.path().join("log.age");
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
     std::fs::write(&file, &bytes).unwrap();
-    let offer = protocol::control::LogOffer {
+    let mut offer = protocol::control::LogOffer {
         id: "0123456789abcdef".into(),
         agent: "agent".into(),
         started_unix_ms: 1_800_000_000_000,
@@ -317,6 +339,31 @@ fn an_upload_cut_off_half_way_resumes_and_ends_with_identical_bytes() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
+        // A log of no session the relay paired is refused, and so is the session's log from
+        // another account.
+        let mut c = relay.technician_connection().await;
+        let err = c.upload(&offer, &file, |_, _| {}).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not of a session this relay paired"),
+            "{err}"
+        );
+        c.close_and_wait("refused").await;
+        offer.id = session_id.clone();
+        relay.add_user("mallory", 1, "another long password");
+        let mut m =
+            link::RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician)
+                .await
+                .unwrap();
+        m.login("mallory", "another long password").await.unwrap();
+        let err = m.upload(&offer, &file, |_, _| {}).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not of a session this relay paired"),
+            "{err}"
+        );
+        m.close_and_wait("refused").await;
+
         // First attempt: the connection drops after about a third of the bytes.
         let mut c = relay.technician_connection().await;
         let half = dir.path().join("first-part");
@@ -336,14 +383,73 @@ fn an_upload_cut_off_half_way_resumes_and_ends_with_identical_bytes() {
         );
         c.close_and_wait("done").await;
     });
-    let logs = stored(&relay);
+    let (logs, missing) = listed(&relay);
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0]["complete"], true);
+    assert!(
+        missing.is_empty(),
+        "the session has its log now: {missing:?}"
+    );
     let kept = relay
         .data_dir
         .join("logs")
-        .join("0123456789abcdef.tlog.age");
+        .join(format!("{session_id}.tlog.age"));
     assert_eq!(std::fs::read(kept).unwrap(), bytes);
+}
+
+/// A technician's client that records nothing (a modified one: it joins and sends no
+/// checkpoint) is cut off where the relay's policy requires recording, the agent is told, and
+/// the ledger shows the session without a log.
+#[test]
+fn a_client_that_sends_no_checkpoints_is_cut_off_where_recording_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_key, public) = audit_key(dir.path());
+    let relay = Relay::start(&dir.path().join("relay"), &["--audit-key", &public]);
+    let source = format!("corpus:{}", data("idle-clock.scrn").display());
+    let (mut agent, code) = start_agent(&relay, &["--source", &source, "--speed", "0.1"]);
+    let rendezvous = code.split('-').next().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let waited = rt.block_on(async {
+        let mut c = relay.technician_connection().await;
+        let code = protocol::control::SessionCode::parse(&rendezvous).unwrap();
+        c.join(code).await.expect("paired");
+        assert!(c.session.as_deref().is_some_and(|s| s.starts_with("s-")));
+        let started = std::time::Instant::now();
+        let end = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match c.next().await {
+                    Ok(_) => continue,
+                    Err(e) => return e,
+                }
+            }
+        })
+        .await
+        .expect("the relay ends the session");
+        match end {
+            link::LinkError::Refused {
+                code: ErrorCode::RecordingMissing,
+                message,
+            } => assert!(message.contains("no checkpoint"), "{message}"),
+            other => panic!("expected a recording-missing refusal, got {other:?}"),
+        }
+        started.elapsed()
+    });
+    assert!(
+        waited >= Duration::from_secs(9) && waited <= Duration::from_secs(15),
+        "two checkpoint intervals (10 s), not {waited:?}"
+    );
+    // The agent learns the technician is gone and ends.
+    agent.wait_exit(PROMPT);
+    let (_, missing) = listed(&relay);
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["recording_required"], true);
+    assert!(
+        missing[0]["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("requires every session to be recorded"),
+        "{missing:?}"
+    );
 }
 
 #[test]
