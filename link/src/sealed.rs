@@ -186,7 +186,8 @@ async fn exchange(
     mut send: SendStream,
     recv: RecvStream,
 ) -> Result<SealedSession, PeerPlaneError> {
-    let mut reader = FrameReader::new(recv, SEALED_MAX_FRAME);
+    // A handshake frame is refused on its length, before its body is read.
+    let mut reader = FrameReader::new(recv, HANDSHAKE_MAX_FRAME);
     let mut out = Vec::new();
     let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         loop {
@@ -200,18 +201,16 @@ async fn exchange(
             if let Some(keys) = hs.take_keys() {
                 return Ok(keys);
             }
-            let frame = reader
-                .next_frame()
-                .await?
-                .ok_or(PeerPlaneError::EndedDuringHandshake)?;
-            if frame.len() > HANDSHAKE_MAX_FRAME {
-                return Err(PeerPlaneError::Handshake(HandshakeError::Malformed(
-                    format!(
-                        "a handshake frame of {} bytes; the limit is {HANDSHAKE_MAX_FRAME}",
-                        frame.len()
-                    ),
-                )));
-            }
+            let frame = match reader.next_frame().await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Err(PeerPlaneError::EndedDuringHandshake),
+                Err(FrameError::TooLarge { len, max }) => {
+                    return Err(PeerPlaneError::Handshake(HandshakeError::Malformed(
+                        format!("a handshake frame of {len} bytes; the limit is {max}"),
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            };
             let msg = HandshakeMessage::decode(frame)
                 .map_err(|e| HandshakeError::Malformed(e.to_string()));
             if let Err(e) = msg.and_then(|m| hs.handle(m)) {
@@ -221,6 +220,7 @@ async fn exchange(
     })
     .await
     .unwrap_or(Err(PeerPlaneError::HandshakeTimeout));
+    reader.set_max(SEALED_MAX_FRAME);
     match result {
         Ok(keys) => Ok(SealedSession {
             send: SealedSend::new(send, keys.session_sealer()),

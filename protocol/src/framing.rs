@@ -105,10 +105,36 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }
+
+    /// Changes the largest frame taken from now on (a handshake reads with a small limit, the
+    /// session after it with a larger one).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_frame_past_the_current_limit_is_refused_before_its_body_is_read() {
+        // A handshake-sized limit: the length alone refuses the frame, though its body never
+        // comes (a reader that waited for the body would hang here).
+        let mut announced = (60u32 * 1024).to_le_bytes().to_vec();
+        announced.extend_from_slice(&[0u8; 16]);
+        let mut r = FrameReader::new(&announced[..], 1024);
+        assert!(matches!(
+            r.next_frame().await,
+            Err(FrameError::TooLarge {
+                len: 61440,
+                max: 1024
+            })
+        ));
+        // Raised afterwards, the same length passes the check (and then the body is short).
+        let mut r = FrameReader::new(&announced[..], 1024);
+        r.set_max(64 * 1024);
+        assert!(matches!(r.next_frame().await, Err(FrameError::Truncated)));
+    }
+
     use super::*;
 
     #[test]

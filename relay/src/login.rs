@@ -68,6 +68,9 @@ pub struct Gate {
     by_address: Mutex<Backoff<Source>>,
     by_name: Mutex<Backoff<String>>,
     argon2: tokio::sync::Semaphore,
+    /// Password checks running now, and the most seen at once.
+    checking: std::sync::atomic::AtomicUsize,
+    most_checking: std::sync::atomic::AtomicUsize,
 }
 
 fn limited(secs_of: Duration, whom: String) -> Refusal {
@@ -96,7 +99,15 @@ impl Gate {
             by_address: Mutex::new(Backoff::new(ADDRESS_BACKOFF)),
             by_name: Mutex::new(Backoff::new(NAME_BACKOFF)),
             argon2: tokio::sync::Semaphore::new(ARGON2_AT_ONCE),
+            checking: Default::default(),
+            most_checking: Default::default(),
         }
+    }
+
+    /// The most password checks that ran at once so far.
+    pub fn most_checks_at_once(&self) -> usize {
+        self.most_checking
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on the accounts on the blocking pool.
@@ -185,13 +196,20 @@ impl Gate {
             .with_accounts(move |a| a.login_candidate(&who))
             .await?
             .map_err(internal)?;
-        let (candidate, matched) = tokio::task::spawn_blocking(move || {
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let now = self.checking.fetch_add(1, Relaxed) + 1;
+            self.most_checking.fetch_max(now, Relaxed);
+        }
+        let checked = tokio::task::spawn_blocking(move || {
             let matched = candidate.check(&password);
             (candidate, matched)
         })
-        .await
-        .map_err(internal)?;
+        .await;
+        self.checking
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         drop(permit);
+        let (candidate, matched) = checked.map_err(internal)?;
         let result = self
             .with_accounts(move |a| a.login_outcome(&candidate, matched, SystemTime::now()))
             .await?;
@@ -425,6 +443,84 @@ mod tests {
         assert_eq!(
             g.may_join(&l).await.unwrap_err().code,
             ErrorCode::NotPermitted
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_parallel_guesses_is_limited_like_the_same_guesses_in_a_row() {
+        let g = Arc::new(gate());
+        let guesses = 40;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..guesses {
+            let g = g.clone();
+            tasks.spawn(async move {
+                g.password(ip(1), format!("guess{i}"), "wrong password".into())
+                    .await
+                    .unwrap_err()
+                    .code
+            });
+        }
+        let (mut checked, mut limited) = (0, 0);
+        while let Some(code) = tasks.join_next().await {
+            match code.unwrap() {
+                ErrorCode::BadCredentials => checked += 1,
+                ErrorCode::RateLimited { .. } => limited += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // All forty start before any ends: only the free failures of the address and the one
+        // that sets its delay are let through to a password check.
+        assert!(
+            checked <= ADDRESS_BACKOFF.free_failures as usize + 1,
+            "{checked} of {guesses} parallel guesses were checked"
+        );
+        assert_eq!(checked + limited, guesses);
+        assert!(g.most_checks_at_once() <= ARGON2_AT_ONCE);
+        // A right password after that, from another address, still logs in and refunds.
+        g.password(ip(7), "alice".into(), PW.into()).await.unwrap();
+        // Logouts of unknown tokens count against the address too.
+        let mut refused = None;
+        for _ in 0..ADDRESS_BACKOFF.free_failures + 2 {
+            if let Err(r) = g.logout(ip(8), "0".repeat(64)).await {
+                refused = Some(r);
+                break;
+            }
+        }
+        assert!(
+            matches!(
+                refused,
+                Some(Refusal {
+                    code: ErrorCode::RateLimited { .. },
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_locked_or_disabled_account_answers_like_an_unknown_name() {
+        let g = gate();
+        g.accounts
+            .lock()
+            .unwrap()
+            .disable("alice", SystemTime::now())
+            .unwrap();
+        let r = g
+            .password(ip(1), "alice".into(), PW.into())
+            .await
+            .unwrap_err();
+        assert_eq!(r.code, ErrorCode::BadCredentials, "{r:?}");
+        assert_eq!(r.message, "wrong name or password");
+        let r = g
+            .password(ip(1), "x".repeat(10_000), PW.into())
+            .await
+            .unwrap_err();
+        assert_eq!(r.code, ErrorCode::BadCredentials);
+        assert_eq!(
+            g.by_name.lock().unwrap().tracked(),
+            1,
+            "a long name is kept nowhere"
         );
     }
 
