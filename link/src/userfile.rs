@@ -14,6 +14,17 @@ pub fn config_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("tandem-config"))
 }
 
+/// Creates `dir` (and its parents) if needed, and makes it owner-only (mode 0700) even when it
+/// existed before with another mode.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Writes `contents` to `path` with mode 0600, creating its directory (mode 0700) if needed.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     write_private_with(path, |f| f.write_all(contents))

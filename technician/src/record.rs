@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::BufWriter;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -69,12 +70,15 @@ impl Recorder {
         opened: &SessionOpened,
         limit: u64,
     ) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
+        // The log holds the screen and what was typed, in the clear: owner-only, like the
+        // directory that holds it.
+        link::userfile::private_dir(dir)
             .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
         let path = dir.join(format!("session-{}.tlog", opened.started_unix_ms));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| format!("cannot create the session log {}: {e}", path.display()))?;
         let writer = LogWriter::create(BufWriter::new(file), opened)
@@ -208,6 +212,20 @@ mod tests {
             code_sha256: code_sha256("123456789"),
             typed_text: TypedText::Full,
         }
+    }
+
+    #[test]
+    fn the_plaintext_log_and_its_directory_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        // A directory made before, readable by all, is made private too.
+        std::fs::create_dir(&logs).unwrap();
+        std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rec = Recorder::create(&logs, &opened()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(rec.path()), 0o600);
+        assert_eq!(mode(&logs), 0o700);
     }
 
     #[test]
