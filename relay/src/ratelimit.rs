@@ -1,17 +1,18 @@
 //! Limits on attempts by one source (an address, an account name).
 //!
-//! - [`RateLimiter`]: token buckets, for join attempts. Each address may make `attempts`
-//!   attempts in a burst; tokens come back at `attempts` per `window`. A refused attempt learns
-//!   how long until the next one would pass. Buckets that have refilled completely carry no
-//!   information and are purged, so the table holds only addresses active within the last
-//!   window.
+//! - [`RateLimiter`]: token buckets, for join attempts and code registrations. Each source may
+//!   make `attempts` attempts in a burst; tokens come back at `attempts` per `window`. A refused
+//!   attempt learns how long until the next one would pass. Buckets that have refilled
+//!   completely carry no information and are purged, so the table holds only sources active
+//!   within the last window. The purge takes them in the order they refill and stops at the
+//!   first that has not: its work is what it forgets, not the size of the table.
 //! - [`Backoff`]: growing delays after failures, for logins. A few failures are free; after
 //!   that each failure locks the key for a delay that doubles, up to a maximum. A success clears
 //!   the key; failures are forgotten after a quiet spell.
 //!
 //! Pure: the time is an argument.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -19,20 +20,25 @@ use std::time::{Duration, Instant};
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// When the bucket is full again if nothing more is taken from it.
+    full_at: Instant,
 }
 
 pub struct RateLimiter<K> {
     buckets: HashMap<K, Bucket>,
+    /// Every bucket, by its `full_at`: the order [`RateLimiter::purge`] forgets them in.
+    refills: BTreeSet<(Instant, K)>,
     capacity: f64,
     per_token: Duration,
 }
 
-impl<K: Hash + Eq + Clone> RateLimiter<K> {
+impl<K: Hash + Eq + Ord + Clone> RateLimiter<K> {
     /// `attempts` per `window`, all of them usable at once.
     pub fn new(attempts: u32, window: Duration) -> Self {
         let attempts = attempts.max(1);
         Self {
             buckets: HashMap::new(),
+            refills: BTreeSet::new(),
             capacity: f64::from(attempts),
             per_token: window / attempts,
         }
@@ -48,28 +54,41 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// Counts one attempt by `key`. `Err(wait)` when it is over the limit: the next attempt
     /// will pass after `wait`.
     pub fn attempt(&mut self, key: &K, now: Instant) -> Result<(), Duration> {
-        let mut b = self.buckets.get(key).copied().unwrap_or(Bucket {
+        let known = self.buckets.get(key).copied();
+        let mut b = known.unwrap_or(Bucket {
             tokens: self.capacity,
             updated: now,
+            full_at: now,
         });
         self.refill(&mut b, now);
-        let result = if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(self.per_token.mul_f64(1.0 - b.tokens))
-        };
+        if b.tokens < 1.0 {
+            // Nothing taken: the bucket is full again when it would have been.
+            self.buckets.insert(key.clone(), b);
+            return Err(self.per_token.mul_f64(1.0 - b.tokens));
+        }
+        b.tokens -= 1.0;
+        if let Some(old) = known {
+            self.refills.remove(&(old.full_at, key.clone()));
+        }
+        b.full_at = now + self.per_token.mul_f64(self.capacity - b.tokens);
+        self.refills.insert((b.full_at, key.clone()));
         self.buckets.insert(key.clone(), b);
-        result
+        Ok(())
     }
 
-    /// Drops buckets that are full again.
-    pub fn purge(&mut self, now: Instant) {
-        let (capacity, per_token) = (self.capacity, self.per_token);
-        self.buckets.retain(|_, b| {
-            let elapsed = now.saturating_duration_since(b.updated);
-            b.tokens + elapsed.as_secs_f64() / per_token.as_secs_f64() < capacity
-        });
+    /// Drops buckets that are full again; returns how many. Looks at no other bucket.
+    pub fn purge(&mut self, now: Instant) -> usize {
+        let mut forgotten = 0;
+        while self
+            .refills
+            .first()
+            .is_some_and(|(full_at, _)| *full_at <= now)
+        {
+            let (_, key) = self.refills.pop_first().expect("a first entry");
+            self.buckets.remove(&key);
+            forgotten += 1;
+        }
+        forgotten
     }
 
     pub fn tracked(&self) -> usize {
@@ -239,9 +258,35 @@ mod tests {
         let t0 = Instant::now();
         l.attempt(&1, t0).unwrap();
         l.attempt(&2, t0).unwrap();
-        l.purge(t0 + Duration::from_millis(500));
+        assert_eq!(l.purge(t0 + Duration::from_millis(500)), 0);
         assert_eq!(l.tracked(), 2);
-        l.purge(t0 + Duration::from_secs(2));
+        assert_eq!(l.purge(t0 + Duration::from_secs(2)), 2);
         assert_eq!(l.tracked(), 0);
+    }
+
+    #[test]
+    fn purge_takes_only_the_refilled_and_a_bucket_used_again_waits_for_its_new_time() {
+        // One token a second, two at most.
+        let mut l = RateLimiter::new(2, Duration::from_secs(2));
+        let t0 = Instant::now();
+        l.attempt(&0, t0).unwrap();
+        let later = t0 + Duration::from_secs(1);
+        for key in 1..=10_000 {
+            l.attempt(&key, later).unwrap();
+        }
+        // Key 0 is full at t0 + 1 s, the others a second later: one bucket forgotten, one
+        // looked at past it, the rest untouched.
+        assert_eq!(l.purge(t0 + Duration::from_millis(1500)), 1);
+        assert_eq!(l.tracked(), 10_000);
+        assert_eq!(l.refills.len(), 10_000, "one refill entry per bucket");
+
+        // A bucket taken from again is full later, and stays until then.
+        l.attempt(&0, t0 + Duration::from_millis(1500)).unwrap();
+        // Full at 2.5 s; taken from at 2 s with 1.5 tokens: full at 3.5 s instead.
+        l.attempt(&0, t0 + Duration::from_secs(2)).unwrap();
+        assert_eq!(l.purge(t0 + Duration::from_millis(2600)), 10_000);
+        assert_eq!(l.tracked(), 1);
+        assert_eq!(l.purge(t0 + Duration::from_secs(4)), 1);
+        assert_eq!((l.tracked(), l.refills.len()), (0, 0));
     }
 }

@@ -249,10 +249,18 @@ impl Relay {
                     });
                 }
                 _ = purge.tick() => {
+                    // Each purge takes only what is due, so none holds up the accepts.
                     let now = Instant::now();
-                    self.shared.rendezvous.lock().expect("rendezvous lock").purge(now);
-                    self.shared.joins.lock().expect("limiter lock").purge(now);
+                    let purged = self.shared.rendezvous.lock().expect("rendezvous lock").purge(now);
+                    let joins = self.shared.joins.lock().expect("limiter lock").purge(now);
                     self.shared.logins.purge(now);
+                    debug!(
+                        expired = purged.expired,
+                        tombstones_forgotten = purged.forgotten,
+                        registration_sources_forgotten = purged.sources,
+                        join_sources_forgotten = joins,
+                        "purged"
+                    );
                 }
                 _ = sweep.tick() => {
                     let retention = self.shared.cfg.log_retention;
@@ -455,14 +463,29 @@ async fn agent(
         info,
         pair: tx,
     };
-    let (code, expires_at) = {
+    let source = crate::limits::source_of(remote.ip());
+    let limits = crate::rendezvous::Limits {
+        max_waiting_per_source: shared.cfg.max_waiting_codes_per_source as usize,
+        registrations_per_minute: shared.cfg.registrations_per_minute,
+    };
+    let registered = {
         let mut rng = rand::rngs::OsRng.unwrap_err();
         shared.rendezvous.lock().expect("rendezvous lock").register(
             waiting,
+            source,
+            limits,
             Instant::now(),
             &mut rng,
         )
     };
+    let (code, expires_at) = registered.map_err(|e| {
+        Refusal::new(
+            ErrorCode::RateLimited {
+                retry_after_secs: e.retry_after_secs(),
+            },
+            e.to_string(),
+        )
+    })?;
     info!(peer = %remote, code = %code, "agent registered");
     let withdraw = || {
         shared
