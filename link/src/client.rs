@@ -375,10 +375,21 @@ impl RelayConnection {
         name: &str,
         password: &str,
     ) -> Result<(TechnicianAccount, String, u64), LinkError> {
+        self.login_with_code(name, password, None).await
+    }
+
+    /// As [`RelayConnection::login`], with the one-time code of the account's second factor.
+    pub async fn login_with_code(
+        &mut self,
+        name: &str,
+        password: &str,
+        one_time: Option<&str>,
+    ) -> Result<(TechnicianAccount, String, u64), LinkError> {
         self.control_send
             .send(&ToRelay::Login {
                 name: name.to_string(),
                 password: password.to_string(),
+                one_time: one_time.map(str::to_string),
             })
             .await?;
         self.logged_in().await

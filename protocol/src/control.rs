@@ -101,8 +101,14 @@ pub enum ToRelay {
     Register,
     /// A technician presents a code (after logging in).
     Join { code: SessionCode },
-    /// A technician logs in with its account's name and password.
-    Login { name: String, password: String },
+    /// A technician logs in with its account's name and password, and the one-time code of its
+    /// authenticator when the account has a second factor (the relay answers
+    /// [`ErrorCode::SecondFactorRequired`] to a login without one).
+    Login {
+        name: String,
+        password: String,
+        one_time: Option<String>,
+    },
     /// A technician logs in with the token of an earlier [`ToRelay::Login`].
     Resume { token: String },
     /// A technician ends a token's validity (logs out); the relay answers
@@ -433,6 +439,7 @@ mod tests {
         let login = wire::encode_frame(&ToRelay::Login {
             name: "alice".into(),
             password: "secret secret".into(),
+            one_time: None,
         });
         assert_eq!(peek_hello_version(&login[4..]), None);
     }
@@ -462,6 +469,7 @@ mod tests {
         let login = ToRelay::Login {
             name: "alice".into(),
             password: "hunter2 hunter2".into(),
+            one_time: Some("123456".into()),
         };
         assert_eq!(login.to_string(), "login");
     }

@@ -108,7 +108,13 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
         }),
         Just(ToRelay::Register),
         session_code().prop_map(|code| ToRelay::Join { code }),
-        (text(), text()).prop_map(|(name, password)| ToRelay::Login { name, password }),
+        (text(), text(), prop::option::of(text())).prop_map(|(name, password, one_time)| {
+            ToRelay::Login {
+                name,
+                password,
+                one_time,
+            }
+        }),
         text().prop_map(|token| ToRelay::Resume { token }),
         text().prop_map(|token| ToRelay::Logout { token }),
         (text(), any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(

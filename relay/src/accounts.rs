@@ -242,6 +242,15 @@ pub enum LoginError {
     Disabled,
     #[error("this account may not join sessions (role {0})")]
     NotAllowed(AccountRole),
+    /// The password was right; the account's one-time code is needed too.
+    #[error("a one-time code is needed too")]
+    SecondFactorRequired,
+    /// The policy requires a one-time code and the account has no second factor enrolled.
+    #[error("the relay requires a one-time code and this account has no second factor")]
+    SecondFactorMissing,
+    /// The one-time code was wrong, old or used before (counted as a failure).
+    #[error("wrong one-time code")]
+    WrongCode,
     #[error(transparent)]
     Account(#[from] AccountError),
 }
@@ -354,8 +363,22 @@ impl fmt::Debug for Accounts {
 /// Name, tier, role, enabled.
 type Row = (String, u8, String, bool);
 
-/// Name, tier, role, enabled, password hash, failures in a row, locked until (ms).
-type Found = (String, u8, String, bool, String, u32, i64);
+/// What a password login reads of an account.
+#[derive(Clone)]
+struct Found {
+    name: String,
+    tier: u8,
+    role: String,
+    enabled: bool,
+    hash: String,
+    failures: u32,
+    /// Milliseconds since the epoch.
+    locked_until: i64,
+    /// Base32 TOTP secret, when the account has a second factor.
+    totp: Option<String>,
+    /// The last time step whose one-time code was used.
+    totp_last_step: i64,
+}
 
 /// What a password login checks against, read from the database (see
 /// [`Accounts::login_candidate`]).
@@ -428,6 +451,16 @@ impl Accounts {
         // answers "memory", which is fine too.
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.execute_batch(SCHEMA)?;
+        // Databases made before second factors existed gain their columns.
+        let has_totp = conn
+            .prepare("SELECT 1 FROM pragma_table_info('technicians') WHERE name = 'totp_secret'")?
+            .exists([])?;
+        if !has_totp {
+            conn.execute_batch(
+                "ALTER TABLE technicians ADD COLUMN totp_secret TEXT;
+                 ALTER TABLE technicians ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;",
+            )?;
+        }
         Ok(Self {
             conn,
             policy,
@@ -622,19 +655,22 @@ impl Accounts {
         let found: Option<Found> = if check_name(name).is_ok() {
             self.conn
                 .query_row(
-                    "SELECT name, tier, role, enabled, password_hash, failed_logins, locked_until
+                    "SELECT name, tier, role, enabled, password_hash, failed_logins, locked_until,
+                         totp_secret, totp_last_step
                      FROM technicians WHERE name = ?1",
                     params![name],
                     |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ))
+                        Ok(Found {
+                            name: r.get(0)?,
+                            tier: r.get(1)?,
+                            role: r.get(2)?,
+                            enabled: r.get(3)?,
+                            hash: r.get(4)?,
+                            failures: r.get(5)?,
+                            locked_until: r.get(6)?,
+                            totp: r.get(7)?,
+                            totp_last_step: r.get(8)?,
+                        })
                     },
                 )
                 .optional()?
@@ -644,7 +680,7 @@ impl Accounts {
         // An unknown name is checked against a dummy hash: the same work as a wrong password.
         let stored = found
             .as_ref()
-            .map_or_else(|| self.dummy_hash().to_string(), |f| f.4.clone());
+            .map_or_else(|| self.dummy_hash().to_string(), |f| f.hash.clone());
         Ok(Candidate {
             found,
             stored,
@@ -663,37 +699,83 @@ impl Accounts {
         matched: bool,
         now: SystemTime,
     ) -> Result<Login, LoginError> {
-        let Some((name, tier, role, enabled, _, failures, locked_until)) = candidate.found.clone()
-        else {
+        self.login_outcome_with(candidate, matched, None, false, now)
+    }
+
+    /// As [`Accounts::login_outcome`], with the one-time code given (if any) and whether the
+    /// relay requires one of every account. An account with a second factor logs in only with
+    /// its code of now (give or take a step), each code once; a wrong code counts as a failed
+    /// login.
+    pub fn login_outcome_with(
+        &mut self,
+        candidate: &Candidate,
+        matched: bool,
+        one_time: Option<&str>,
+        require_totp: bool,
+        now: SystemTime,
+    ) -> Result<Login, LoginError> {
+        let Some(found) = candidate.found.clone() else {
             return Err(LoginError::BadCredentials);
         };
         let now_ms = millis(now);
-        if locked_until > now_ms {
+        if found.locked_until > now_ms {
             return Err(LoginError::LockedOut {
-                retry_after: Duration::from_millis((locked_until - now_ms) as u64),
+                retry_after: Duration::from_millis((found.locked_until - now_ms) as u64),
             });
         }
-        if !matched {
-            let failures = failures.saturating_add(1);
-            let until = self
+        let fail = |this: &mut Self| -> Result<(), LoginError> {
+            let failures = found.failures.saturating_add(1);
+            let until = this
                 .policy
                 .delay_after(failures)
                 .map_or(0, |d| now_ms.saturating_add(d.as_millis() as i64));
-            self.conn.execute(
+            this.conn.execute(
                 "UPDATE technicians SET failed_logins = ?2, locked_until = ?3 WHERE name = ?1",
-                params![name, failures, until],
+                params![found.name, failures, until],
             )?;
+            Ok(())
+        };
+        if !matched {
+            fail(self)?;
             return Err(LoginError::BadCredentials);
         }
-        if !enabled {
+        if !found.enabled {
             return Err(LoginError::Disabled);
         }
-        if failures != 0 {
+        match (&found.totp, one_time) {
+            (None, _) if require_totp => return Err(LoginError::SecondFactorMissing),
+            (None, _) => {}
+            (Some(_), None) => return Err(LoginError::SecondFactorRequired),
+            (Some(secret), Some(code)) => {
+                let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                let last = u64::try_from(found.totp_last_step).unwrap_or(0);
+                match crate::totp::check(secret, code, secs, last) {
+                    Some(step) => {
+                        self.conn.execute(
+                            "UPDATE technicians SET totp_last_step = ?2 WHERE name = ?1",
+                            params![found.name, step as i64],
+                        )?;
+                    }
+                    None => {
+                        fail(self)?;
+                        return Err(LoginError::WrongCode);
+                    }
+                }
+            }
+        }
+        if found.failures != 0 {
             self.conn.execute(
                 "UPDATE technicians SET failed_logins = 0, locked_until = 0 WHERE name = ?1",
-                params![name],
+                params![found.name],
             )?;
         }
+        let Found {
+            name,
+            tier,
+            role,
+            enabled,
+            ..
+        } = found;
         let technician = Self::technician((name, tier, role, enabled), 0, now);
         let token = Token(hex::encode(
             random_bytes::<32>().map_err(LoginError::Account)?,
@@ -713,6 +795,43 @@ impl Accounts {
             expires_at,
             technician,
         })
+    }
+
+    /// Gives account `name` a new second factor (a fresh TOTP secret, returned base32), or takes
+    /// it away (`enrol` false). Either way the account's logins end: the next one asks for the
+    /// code of the new secret, or none.
+    pub fn set_totp(
+        &mut self,
+        name: &str,
+        enrol: bool,
+        now: SystemTime,
+    ) -> Result<Option<String>, AccountError> {
+        let secret = enrol.then(crate::totp::new_secret);
+        let n = self.conn.execute(
+            "UPDATE technicians SET totp_secret = ?2, totp_last_step = 0 WHERE name = ?1",
+            params![name, secret],
+        )?;
+        if n == 0 {
+            return Err(AccountError::Unknown(name.to_string()));
+        }
+        revoke_all(&self.conn, name, now)?;
+        Ok(secret)
+    }
+
+    /// Whether account `name` has a second factor.
+    pub fn has_totp(&self, name: &str) -> Result<bool, AccountError> {
+        let secret: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT totp_secret FROM technicians WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match secret {
+            None => Err(AccountError::Unknown(name.to_string())),
+            Some(s) => Ok(s.is_some()),
+        }
     }
 
     /// The account a token belongs to, if the token is valid at `now` and the account enabled.

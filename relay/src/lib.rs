@@ -26,3 +26,4 @@ pub mod logstore;
 pub mod ratelimit;
 pub mod rendezvous;
 pub mod server;
+pub mod totp;

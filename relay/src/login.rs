@@ -71,6 +71,8 @@ pub struct Gate {
     /// Password checks running now, and the most seen at once.
     checking: std::sync::atomic::AtomicUsize,
     most_checking: std::sync::atomic::AtomicUsize,
+    /// Whether every account must give a one-time code (the relay's `require_totp`).
+    require_totp: bool,
 }
 
 fn limited(secs_of: Duration, whom: String) -> Refusal {
@@ -93,6 +95,11 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 
 impl Gate {
     pub fn new(accounts: Accounts, organisation: String) -> Self {
+        Self::with_policy(accounts, organisation, false)
+    }
+
+    /// As [`Gate::new`]; with `require_totp` every account must log in with a one-time code.
+    pub fn with_policy(accounts: Accounts, organisation: String, require_totp: bool) -> Self {
         Self {
             accounts: Arc::new(Mutex::new(accounts)),
             organisation,
@@ -101,6 +108,7 @@ impl Gate {
             argon2: tokio::sync::Semaphore::new(ARGON2_AT_ONCE),
             checking: Default::default(),
             most_checking: Default::default(),
+            require_totp,
         }
     }
 
@@ -142,6 +150,21 @@ impl Gate {
             .map_err(|wait| limited(wait, format!("from {source}")))
     }
 
+    /// Checks the address and counts an attempt as its failure in one step, so that parallel
+    /// attempts cannot all pass the check before any is counted.
+    fn address_reserve(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let source = source_of(ip);
+        let mut by_address = self.by_address.lock().expect("backoff lock");
+        by_address
+            .check(&source, now)
+            .map_err(|wait| limited(wait, format!("from {source}")))?;
+        if let Some(wait) = by_address.fail(&source, now) {
+            info!(peer = %source, wait_secs = wait.as_secs(), "logins from this address delayed after failures");
+        }
+        Ok(())
+    }
+
     fn address_failed(&self, ip: IpAddr) {
         let now = Instant::now();
         let source = source_of(ip);
@@ -162,11 +185,23 @@ impl Gate {
         name: String,
         password: String,
     ) -> Result<LoggedIn, Refusal> {
+        self.password_and_code(ip, name, password, None).await
+    }
+
+    /// A login with name, password and, for an account with a second factor, its one-time
+    /// code. A wrong code counts as a failure like a wrong password.
+    pub async fn password_and_code(
+        &self,
+        ip: IpAddr,
+        name: String,
+        password: String,
+        one_time: Option<String>,
+    ) -> Result<LoggedIn, Refusal> {
         let bad = || Refusal::new(ErrorCode::BadCredentials, "wrong name or password");
-        self.address_open(ip)?;
+        // Counted before the work, given back on success (see the module docs).
+        self.address_reserve(ip)?;
         if name.len() > MAX_NAME {
             // No account has such a name: not worth a key in any table.
-            self.address_failed(ip);
             info!(peer = %ip, name_bytes = name.len(), "login refused: name too long");
             return Err(bad());
         }
@@ -175,20 +210,29 @@ impl Gate {
         {
             let mut by_name = self.by_name.lock().expect("backoff lock");
             if let Err(wait) = by_name.check(&key, now) {
-                return Err(limited(wait, "for this account".into()));
-            }
-            // Counted before the work, given back on success (see the module docs).
-            by_name.fail(&key, now);
-        }
-        self.address_failed(ip);
-        let refund = |ok: bool| {
-            if ok {
-                self.by_name.lock().expect("backoff lock").succeed(&key);
+                drop(by_name);
+                // Refused before any work: the address's attempt is given back.
                 self.by_address
                     .lock()
                     .expect("backoff lock")
                     .refund(&source_of(ip));
+                return Err(limited(wait, "for this account".into()));
             }
+            by_name.fail(&key, now);
+        }
+        // `cleared`: a success, which forgets the name's failures; else only the failure
+        // counted ahead is given back (the password was right, something else is missing).
+        let refund = |cleared: bool| {
+            let mut by_name = self.by_name.lock().expect("backoff lock");
+            if cleared {
+                by_name.succeed(&key);
+            } else {
+                by_name.refund(&key);
+            }
+            self.by_address
+                .lock()
+                .expect("backoff lock")
+                .refund(&source_of(ip));
         };
         let permit = self.argon2.acquire().await.map_err(internal)?;
         let who = name.clone();
@@ -210,8 +254,17 @@ impl Gate {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         drop(permit);
         let (candidate, matched) = checked.map_err(internal)?;
+        let require = self.require_totp;
         let result = self
-            .with_accounts(move |a| a.login_outcome(&candidate, matched, SystemTime::now()))
+            .with_accounts(move |a| {
+                a.login_outcome_with(
+                    &candidate,
+                    matched,
+                    one_time.as_deref(),
+                    require,
+                    SystemTime::now(),
+                )
+            })
             .await?;
         let refusal = match result {
             Ok(login) => {
@@ -228,11 +281,37 @@ impl Gate {
                 });
             }
             Err(LoginError::NotAllowed(role)) => {
-                refund(true);
+                refund(false);
                 Refusal::new(
                     ErrorCode::NotPermitted,
                     format!("this account may not log in here (role {role})"),
                 )
+            }
+            Err(LoginError::SecondFactorRequired) => {
+                refund(false);
+                Refusal::new(
+                    ErrorCode::SecondFactorRequired,
+                    "this account logs in with a one-time code too: give the six digits its \
+                     authenticator app shows now",
+                )
+            }
+            Err(LoginError::SecondFactorMissing) => {
+                refund(false);
+                Refusal::new(
+                    ErrorCode::NotPermitted,
+                    format!(
+                        "this relay requires a one-time code with every login and the account \
+                         {name} has no second factor yet; an administrator enrols it with: \
+                         relay user totp {name}"
+                    ),
+                )
+            }
+            Err(LoginError::WrongCode) => {
+                info!(peer = %ip, account = %name, "login refused: wrong one-time code");
+                return Err(Refusal::new(
+                    ErrorCode::BadCredentials,
+                    "wrong name, password or one-time code",
+                ));
             }
             Err(
                 e @ (LoginError::BadCredentials

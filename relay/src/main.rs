@@ -55,6 +55,10 @@ struct Cli {
     /// Let technicians run sessions without recording them (`technician connect --no-record`)
     #[arg(long)]
     allow_no_record: bool,
+    /// Make every account log in with a one-time code (TOTP) as well as its password; enrol
+    /// each with `relay user totp NAME` first
+    #[arg(long)]
+    require_totp: bool,
     /// Days stored session logs are kept before they are deleted [default: 90]
     #[arg(long, value_name = "DAYS")]
     log_retention_days: Option<u64>,
@@ -141,6 +145,15 @@ enum UserCommand {
     Passwd { name: String },
     /// End every login of an account without changing anything else
     Revoke { name: String },
+    /// Give an account a second factor: prints an otpauth:// URI and its QR code for an
+    /// authenticator app (any TOTP app); from then on a login asks for the app's six-digit code
+    /// as well as the password. Running it again replaces the secret; ends the account's logins
+    Totp {
+        name: String,
+        /// Take the account's second factor away instead
+        #[arg(long)]
+        off: bool,
+    },
     /// Delete an account
     Remove { name: String },
 }
@@ -166,7 +179,7 @@ fn read_new_password(name: &str) -> anyhow::Result<String> {
     }
 }
 
-fn user_command(data_dir: &Path, action: UserCommand) -> anyhow::Result<()> {
+fn user_command(data_dir: &Path, organisation: &str, action: UserCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let path = Accounts::path_in(data_dir);
@@ -228,6 +241,30 @@ fn user_command(data_dir: &Path, action: UserCommand) -> anyhow::Result<()> {
         UserCommand::Revoke { name } => {
             let n = accounts.revoke_tokens(&name, now)?;
             println!("Ended {n} login(s) of {name}.");
+        }
+        UserCommand::Totp { name, off: true } => {
+            accounts.set_totp(&name, false, now)?;
+            println!("{name} logs in with the password alone now; its logins have ended.");
+        }
+        UserCommand::Totp { name, off: false } => {
+            let secret = accounts
+                .set_totp(&name, true, now)?
+                .context("no secret was made")?;
+            let uri = relay::totp::uri(&secret, &name, organisation);
+            println!("{name} now logs in with a one-time code as well as the password.");
+            println!("Scan this with the authenticator app (or enter the secret by hand):");
+            println!();
+            if let Some(qr) = relay::totp::qr(&uri) {
+                print!("{qr}");
+            }
+            println!();
+            println!("  {uri}");
+            println!("  secret: {secret}");
+            println!();
+            println!(
+                "Keep this out of sight: whoever has it makes the codes. Its logins have ended; \
+                 the next asks for the code."
+            );
         }
         UserCommand::Remove { name } => {
             accounts.remove(&name)?;
@@ -392,6 +429,7 @@ impl Cli {
             token_ttl_secs: self.token_ttl_secs,
             audit_key: self.audit_key.clone(),
             allow_no_record: self.allow_no_record.then_some(true),
+            require_totp: self.require_totp.then_some(true),
             log_retention_days: self.log_retention_days,
             ..FileConfig::default()
         };
@@ -413,7 +451,9 @@ async fn stop_signal() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.config()?;
     match cli.command {
-        Some(Command::User { action }) => return user_command(&cfg.data_dir, action),
+        Some(Command::User { action }) => {
+            return user_command(&cfg.data_dir, &cfg.organisation, action)
+        }
         Some(Command::Logs { action }) => return logs_command(&cfg.data_dir, action),
         _ => {}
     }

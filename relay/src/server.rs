@@ -201,7 +201,7 @@ impl Relay {
             ledger: Arc::new(Mutex::new(ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
-            logins: Gate::new(accounts, cfg.organisation.clone()),
+            logins: Gate::with_policy(accounts, cfg.organisation.clone(), cfg.require_totp),
             shutdown,
             conns: Connections::new(cfg.max_connections, cfg.max_connections_per_source),
             cfg,
@@ -573,8 +573,15 @@ async fn technician(
     let code = loop {
         match read_unpaired(inp, shared).await? {
             Read::Msg(ToRelay::Join { code }) => break code,
-            Read::Msg(ToRelay::Login { name, password }) => {
-                let l = shared.logins.password(remote.ip(), name, password).await?;
+            Read::Msg(ToRelay::Login {
+                name,
+                password,
+                one_time,
+            }) => {
+                let l = shared
+                    .logins
+                    .password_and_code(remote.ip(), name, password, one_time)
+                    .await?;
                 Windows::logged_in(conn);
                 send(out, logged_in(&l, &shared.cfg)).await?;
                 login = Some(l);

@@ -84,9 +84,10 @@ pub async fn log_in(
     target: &RelayTarget,
     user: &str,
     password: &str,
+    one_time: Option<&str>,
 ) -> anyhow::Result<(TechnicianAccount, u64)> {
     let mut tokens = target.tokens()?;
-    let (account, token, expires_in) = conn.login(user, password).await?;
+    let (account, token, expires_in) = conn.login_with_code(user, password, one_time).await?;
     tokens.put(
         &target.relay,
         StoredLogin::new(
@@ -204,6 +205,10 @@ pub fn advice(e: &LinkError) -> Option<&'static str> {
             ErrorCode::UnsupportedVersion => Some("Update the technician client to match the relay."),
             ErrorCode::BadCredentials => Some("Check the account name and password; after a few failures logins are delayed."),
             ErrorCode::AccountDisabled => Some("Ask an administrator of the relay to enable your account (relay user enable NAME)."),
+            ErrorCode::SecondFactorRequired => Some("Give the six-digit code your authenticator app shows (technician login --code DIGITS)."),
+            ErrorCode::RecordingMissing => Some("This relay requires every session to be recorded; use a technician client that records and checkpoints its session log."),
+            ErrorCode::QuotaExceeded => Some("Ask an administrator of the relay for a larger share (account_log_quota_mb) or to delete old logs; the log waits in the spool."),
+            ErrorCode::Timeout => Some("Connect again when you need the relay."),
             _ => None,
         },
         LinkError::WrongFingerprint { .. } => Some(

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use link::client::Trusted;
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
+use protocol::control::ErrorCode;
 use protocol::e2e::UserCode;
 use serde_json::json;
 use technician::join::{self, not_logged_in, JoinOptions, Live, RelayTarget};
@@ -146,6 +147,11 @@ struct Login {
     /// Your account's name on the relay
     #[arg(long, value_name = "NAME")]
     user: String,
+    /// The six-digit code of your authenticator app, for an account with a second factor
+    /// [default: asked when the relay wants one: at the terminal, or the next line of standard
+    /// input after the password]
+    #[arg(long, value_name = "DIGITS")]
+    code: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -218,10 +224,50 @@ fn when(secs: u64) -> String {
     }
 }
 
+/// The one-time code of an account's authenticator: asked at the terminal, or one more line of
+/// standard input.
+fn read_code(user: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("One-time code for {user} (from the authenticator app): ");
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the code from the terminal")?;
+        Ok(line.trim().to_string())
+    } else {
+        link::userfile::password_line()
+            .context("the relay asks for a one-time code: give it with --code or on the line after the password")
+    }
+}
+
 async fn login(args: Login, report: Reporter) -> anyhow::Result<ExitCode> {
     let password = read_password(&args.relay.relay, &args.user)?;
     let (mut conn, _) = args.relay.connect(report).await?;
-    let result = join::log_in(&mut conn, &args.relay.target(), &args.user, &password).await;
+    let target = args.relay.target();
+    let mut result = join::log_in(
+        &mut conn,
+        &target,
+        &args.user,
+        &password,
+        args.code.as_deref(),
+    )
+    .await;
+    let wants_code = |r: &anyhow::Result<_>| {
+        matches!(
+            r.as_ref().err().and_then(|e| e.downcast_ref::<LinkError>()),
+            Some(LinkError::Refused {
+                code: ErrorCode::SecondFactorRequired,
+                ..
+            })
+        )
+    };
+    if args.code.is_none() && wants_code(&result) {
+        // The relay closed that connection with its answer: the code goes on a new one.
+        let code = read_code(&args.user)?;
+        let (again, _) = args.relay.connect(report).await?;
+        conn = again;
+        result = join::log_in(&mut conn, &target, &args.user, &password, Some(&code)).await;
+    }
     drop(password);
     let (account, expires_in) = result?;
     conn.close_and_wait("logged in").await;

@@ -64,10 +64,10 @@ fn a_refused_login_is_shown_in_words_and_the_form_can_be_used_again() {
         "no second login while one runs"
     );
     h.state_mut().model.update(Event::LoginFailed(
-        "The name or the password is wrong.".into(),
+        "The name, the password or the one-time code is wrong.".into(),
     ));
     h.run_steps(6);
-    h.get_by_label("The name or the password is wrong.");
+    h.get_by_label("The name, the password or the one-time code is wrong.");
     h.get_by_label("Log in");
 }
 

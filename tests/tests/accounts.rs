@@ -273,3 +273,77 @@ fn wrong_passwords_are_refused_alike_and_then_delayed() {
         r.text()
     );
 }
+
+/// The six-digit code of `secret` now, as an authenticator app shows it.
+fn code_now(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!(
+        "{:06}",
+        relay::totp::code_at(secret, relay::totp::step_of(now)).unwrap()
+    )
+}
+
+#[test]
+fn a_second_factor_is_asked_at_login_each_code_taken_once_and_required_where_the_policy_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &["--organisation", "Example Support"]);
+    relay.ensure_technician();
+    let r = relay.user(&["totp", TECHNICIAN], "");
+    assert!(r.success, "{}", r.text());
+    assert!(
+        r.stdout.contains("otpauth://totp/")
+            && r.stdout.contains(&format!(":{TECHNICIAN}?secret=")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains('▀'), "a QR code is drawn: {}", r.stdout);
+    let secret = r
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret: "))
+        .expect("the secret is printed")
+        .to_string();
+
+    // Enrolling ended the logins: a join needs a new login, and the password alone is not it.
+    let tokens = std::fs::read_to_string(relay.tokens_file()).unwrap();
+    let r = relay.login(TECHNICIAN, TECHNICIAN_PASSWORD);
+    assert!(!r.success, "{}", r.text());
+    assert!(r.text().contains("one-time code"), "{}", r.text());
+    // The code on the line after the password: logged in.
+    let code = code_now(&secret);
+    let r = relay.login(TECHNICIAN, &format!("{TECHNICIAN_PASSWORD}\n{code}"));
+    assert!(r.success, "{}", r.text());
+    assert_ne!(
+        std::fs::read_to_string(relay.tokens_file()).unwrap(),
+        tokens
+    );
+    // The same code again is refused (each code once), like a wrong one.
+    let r = relay.login(TECHNICIAN, &format!("{TECHNICIAN_PASSWORD}\n{code}"));
+    assert!(!r.success);
+    assert!(
+        r.text().contains("wrong name, password or one-time code"),
+        "{}",
+        r.text()
+    );
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = relay.login(TECHNICIAN, &format!("{TECHNICIAN_PASSWORD}\n{wrong}"));
+    assert!(!r.success);
+    assert!(
+        r.text().contains("wrong name, password or one-time code"),
+        "{}",
+        r.text()
+    );
+
+    // Where the policy requires a second factor, an account without one cannot log in.
+    relay.add_user("nina", 1, "a password of nina");
+    let mut relay = relay;
+    relay.proc.signal(libc::SIGTERM);
+    relay.proc.wait_exit(PROMPT);
+    let relay = Relay::start_at(&relay.addr, dir.path(), &["--require-totp"]);
+    let r = relay.login("nina", "a password of nina");
+    assert!(!r.success);
+    assert!(r.text().contains("relay user totp nina"), "{}", r.text());
+}

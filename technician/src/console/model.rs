@@ -36,6 +36,9 @@ pub struct LoginForm {
     pub relay: String,
     pub user: String,
     pub password: String,
+    /// The authenticator's one-time code, for an account with a second factor (may stay
+    /// empty otherwise).
+    pub one_time: String,
     /// Waiting for the relay.
     pub busy: bool,
     /// The last refusal, in words for a person.
@@ -207,6 +210,7 @@ pub enum Command {
         relay: String,
         user: String,
         password: String,
+        one_time: Option<String>,
     },
     Trust {
         relay: String,
@@ -300,10 +304,13 @@ impl Model {
                 }
                 f.busy = true;
                 f.error = None;
+                let code = std::mem::take(&mut f.one_time);
+                let code = code.trim();
                 vec![Command::Connect {
                     relay,
                     user,
                     password: std::mem::take(&mut f.password),
+                    one_time: (!code.is_empty()).then(|| code.to_string()),
                 }]
             }
             Event::FirstContact { fingerprint } => {
@@ -616,7 +623,8 @@ mod tests {
             vec![Command::Connect {
                 relay: "relay:4433".into(),
                 user: "alice".into(),
-                password: "secret".into()
+                password: "secret".into(),
+                one_time: None,
             }]
         );
         assert!(m.login.password.is_empty(), "the form forgets the password");

@@ -57,6 +57,7 @@ pub enum Request {
         relay: String,
         user: String,
         password: String,
+        one_time: Option<String>,
     },
     Trust {
         fingerprint: String,
@@ -163,6 +164,7 @@ struct Pending {
     relay: String,
     user: String,
     password: String,
+    one_time: Option<String>,
     fingerprint: Fingerprint,
 }
 
@@ -171,7 +173,10 @@ fn words(e: &anyhow::Error) -> String {
     if let Some(LinkError::Refused { code, message }) = e.downcast_ref::<LinkError>() {
         let said = match code {
             ErrorCode::BadCredentials => {
-                "The name or the password is wrong. After a few failures the relay makes you wait before the next try."
+                "The name, the password or the one-time code is wrong. After a few failures the relay makes you wait before the next try."
+            }
+            ErrorCode::SecondFactorRequired => {
+                "This account logs in with a one-time code too: enter the six digits your authenticator app shows, and log in again."
             }
             ErrorCode::AccountDisabled => {
                 "This account is disabled. Ask an administrator of the relay to enable it."
@@ -203,8 +208,9 @@ async fn log_in(
     target: &RelayTarget,
     user: &str,
     password: &str,
+    one_time: Option<&str>,
 ) {
-    match join::log_in(&mut conn, target, user, password).await {
+    match join::log_in(&mut conn, target, user, password, one_time).await {
         Ok((account, _)) => {
             conn.close_and_wait("logged in").await;
             out.send(Event::LoggedIn {
@@ -236,6 +242,7 @@ async fn worker(
                 relay,
                 user,
                 password,
+                one_time,
             } => {
                 let target = config.target(&relay);
                 let connected = RelayConnection::connect_trusting_with(
@@ -256,10 +263,13 @@ async fn worker(
                             relay,
                             user,
                             password,
+                            one_time,
                             fingerprint,
                         });
                     }
-                    Ok((conn, _)) => log_in(&out, conn, &target, &user, &password).await,
+                    Ok((conn, _)) => {
+                        log_in(&out, conn, &target, &user, &password, one_time.as_deref()).await
+                    }
                     Err(e) => out.send(Event::LoginFailed(words(&e.into()))),
                 }
             }
@@ -280,7 +290,15 @@ async fn worker(
                     )));
                     continue;
                 }
-                log_in(&out, p.conn, &target, &p.user, &p.password).await;
+                log_in(
+                    &out,
+                    p.conn,
+                    &target,
+                    &p.user,
+                    &p.password,
+                    p.one_time.as_deref(),
+                )
+                .await;
             }
             Request::Refuse => {
                 if let Some(p) = pending.take() {

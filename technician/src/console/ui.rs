@@ -96,10 +96,12 @@ impl ConsoleApp {
                 relay,
                 user,
                 password,
+                one_time,
             } => self.net(Request::Connect {
                 relay,
                 user,
                 password,
+                one_time,
             }),
             Command::Trust { fingerprint, .. } => self.net(Request::Trust { fingerprint }),
             Command::Refuse => self.net(Request::Refuse),
@@ -289,6 +291,19 @@ impl ConsoleApp {
                                 )
                                 .labelled_by(l.id);
                             if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                                events.push(Event::LoginSubmitted);
+                            }
+                            ui.end_row();
+                            let l = ui.label(self.w.text("login-code"));
+                            let code = ui
+                                .add_enabled(
+                                    !f.busy,
+                                    egui::TextEdit::singleline(&mut f.one_time)
+                                        .hint_text(self.w.text("login-code-hint"))
+                                        .desired_width(260.0),
+                                )
+                                .labelled_by(l.id);
+                            if code.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                                 events.push(Event::LoginSubmitted);
                             }
                             ui.end_row();
