@@ -64,6 +64,16 @@ const RELAY_FLAGS: [&str; 6] = [
     "--idle-timeout-ms",
     "10000",
 ];
+/// Limits the bench's relay is started with (a `--config` file): every connection of the bench
+/// comes from 127.0.0.1, so the per-source limits on connections, waiting codes and
+/// registrations, which stop one address from holding a relay, are raised past what the bench
+/// opens. Nothing here touches forwarding or the state a session holds.
+const RELAY_LIMITS: &str = "max_connections = 100000
+max_connections_per_source = 100000
+max_waiting_codes_per_source = 100000
+registrations_per_minute = 1000000
+";
+
 /// The direct server's transport settings: those of the relay as started here (the idle
 /// timeout above, and no keep-alives of its own), so that both paths run alike.
 const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -737,12 +747,17 @@ impl RelayProcess {
             .prefix("tandem-bench-relay-")
             .tempdir()
             .context("cannot create a temporary data directory for the relay")?;
+        let limits = data_dir.path().join("bench-limits.toml");
+        std::fs::write(&limits, RELAY_LIMITS)
+            .with_context(|| format!("cannot write {}", limits.display()))?;
         let mut command = Command::new(bin);
         command
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir.path())
+            .arg("--config")
+            .arg(&limits)
             .args(RELAY_FLAGS)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
