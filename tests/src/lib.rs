@@ -8,14 +8,19 @@
 //!
 //! The binaries are the ones `cargo build --workspace` put beside the test executable's
 //! directory (`target/<profile>/`); a missing one is a clear failure, never a skip.
+//!
+//! A relay started with [`Relay::start_in`] runs in the relay's namespace of a
+//! [`harness::Network`]; [`start_agent`] and [`start_technician`] then start the peers in their
+//! own namespaces, each reaching the relay over its own shaped link.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use harness::{Host, Network, Side};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -80,8 +85,23 @@ impl Proc {
     /// An `agent` stays in the terminal (`--no-window`) unless `args` ask for `--window`: the
     /// tests answer it on its standard input, whatever `DISPLAY` the tests run under.
     pub fn spawn_env(name: &str, args: &[&str], env: &[(&str, &str)], stdin: bool) -> Proc {
+        Self::spawn_in(None, name, args, env, stdin)
+    }
+
+    /// As [`Proc::spawn_env`], inside network namespace `ns` when one is given.
+    pub fn spawn_in(
+        ns: Option<&harness::netns::Netns>,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: bool,
+    ) -> Proc {
         let terminal = name == "agent" && !args.contains(&"--window");
-        let mut child = Command::new(bin(name))
+        let mut command = match ns {
+            Some(ns) => ns.command(bin(name)),
+            None => Command::new(bin(name)),
+        };
+        let mut child = command
             .args(terminal.then_some("--no-window"))
             .args(args)
             .envs(env.iter().copied())
@@ -287,8 +307,17 @@ impl Ran {
 
 /// Runs `name` with `args` and `stdin` as its whole standard input.
 pub fn run(name: &str, args: &[&str], stdin: &str) -> Ran {
+    run_in(None, name, args, stdin)
+}
+
+/// As [`run`], inside network namespace `ns` when one is given.
+pub fn run_in(ns: Option<&harness::netns::Netns>, name: &str, args: &[&str], stdin: &str) -> Ran {
     use std::io::Write;
-    let mut child = Command::new(bin(name))
+    let mut command = match ns {
+        Some(ns) => ns.command(bin(name)),
+        None => Command::new(bin(name)),
+    };
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -306,13 +335,16 @@ pub fn run(name: &str, args: &[&str], stdin: &str) -> Ran {
     }
 }
 
-/// A relay process on a free loopback port.
+/// A relay process on a free loopback port, or in the relay's namespace of a network.
 pub struct Relay {
     pub proc: Proc,
+    /// Where it listens (in its namespace, for a relay of a network).
     pub addr: String,
     pub fingerprint: String,
     pub data_dir: PathBuf,
     technician_ready: OnceLock<()>,
+    /// The network it runs in, if not this machine's loopback.
+    pub net: Option<Arc<Network>>,
 }
 
 impl Relay {
@@ -330,11 +362,31 @@ impl Relay {
         Self::start_program_at(program, "127.0.0.1:0", data_dir, extra)
     }
 
+    /// A relay in the relay's namespace of `net`, listening on
+    /// [`harness::network::RELAY_LISTEN`]; peers reach it over their links.
+    pub fn start_in(net: Arc<Network>, data_dir: &Path, extra: &[&str]) -> Relay {
+        let listen = harness::network::RELAY_LISTEN;
+        let mut relay = Self::start_program_in(Some(&net), "relay", listen, data_dir, extra);
+        relay.net = Some(net);
+        relay
+    }
+
     fn start_program_at(program: &str, listen: &str, data_dir: &Path, extra: &[&str]) -> Relay {
+        Self::start_program_in(None, program, listen, data_dir, extra)
+    }
+
+    fn start_program_in(
+        net: Option<&Network>,
+        program: &str,
+        listen: &str,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Relay {
         let dir = data_dir.to_str().expect("utf-8 path");
         let mut args = vec!["--listen", listen, "--data-dir", dir];
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn(program, &args);
+        let ns = net.map(|n| n.netns(Host::Relay));
+        let mut proc = Proc::spawn_in(ns, program, &args, &[], false);
         let listen = proc.wait_line(PROMPT, "its address", |l| l.contains("listening on "));
         let addr = listen
             .split_whitespace()
@@ -356,14 +408,46 @@ impl Relay {
             fingerprint,
             data_dir: data_dir.to_path_buf(),
             technician_ready: OnceLock::new(),
+            net: None,
         }
     }
 
-    /// Arguments every peer needs to reach this relay (with the fingerprint given).
+    /// Arguments every peer needs to reach this relay (with the fingerprint given); for a
+    /// relay on loopback (see [`Relay::peer_args_on`] for one in a network).
     pub fn peer_args(&self) -> Vec<String> {
+        assert!(
+            self.net.is_none(),
+            "a relay in a network has an address for each side: use peer_args_on"
+        );
+        self.peer_args_at(self.addr.clone())
+    }
+
+    /// Where a peer on `side` reaches this relay.
+    pub fn addr_on(&self, side: Side) -> String {
+        match &self.net {
+            Some(_) => Network::relay_addr(side).to_string(),
+            None => self.addr.clone(),
+        }
+    }
+
+    /// The network namespace of the peers on `side`, for a relay in a network.
+    pub fn netns_of(&self, side: Side) -> Option<&harness::netns::Netns> {
+        let host = match side {
+            Side::Agent => Host::Agent,
+            Side::Technician => Host::Technician,
+        };
+        self.net.as_deref().map(|n| n.netns(host))
+    }
+
+    /// Arguments a peer on `side` needs to reach this relay.
+    pub fn peer_args_on(&self, side: Side) -> Vec<String> {
+        self.peer_args_at(self.addr_on(side))
+    }
+
+    fn peer_args_at(&self, addr: String) -> Vec<String> {
         vec![
             "--relay".into(),
-            self.addr.clone(),
+            addr,
             "--fingerprint".into(),
             self.fingerprint.clone(),
             "--known-relays".into(),
@@ -396,17 +480,19 @@ impl Relay {
         assert!(r.success, "relay user add {name} failed: {}", r.text());
     }
 
-    /// Runs `technician login` as `name` (the password on stdin), with the test's files.
+    /// Runs `technician login` as `name` (the password on stdin), with the test's files
+    /// (in the technician's namespace, for a relay in a network).
     pub fn login(&self, name: &str, password: &str) -> Ran {
         let mut args = vec!["login".to_string(), "--user".into(), name.into()];
-        args.extend(self.peer_args());
+        args.extend(self.peer_args_on(Side::Technician));
         args.extend([
             "--tokens".into(),
             self.tokens_file().display().to_string(),
             "--json".into(),
         ]);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        run("technician", &refs, &format!("{password}\n"))
+        let ns = self.netns_of(Side::Technician);
+        run_in(ns, "technician", &refs, &format!("{password}\n"))
     }
 
     /// Creates [`TECHNICIAN`] (unless a relay before this one on the same data directory
@@ -455,14 +541,14 @@ impl Relay {
 /// `args` say otherwise) and waits for its session code: the whole code, rendezvous part and
 /// secret part (`123456789-4821`), as the user would read it out.
 pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
-    let mut all: Vec<String> = relay.peer_args();
+    let mut all: Vec<String> = relay.peer_args_on(Side::Agent);
     all.push("--json".into());
     if !args.contains(&"--consent") {
         all.extend(["--consent".into(), "control".into()]);
     }
     all.extend(args.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn("agent", &refs);
+    let mut agent = Proc::spawn_in(relay.netns_of(Side::Agent), "agent", &refs, &[], false);
     let code = agent.wait_event("code", PROMPT)["code"]
         .as_str()
         .expect("code is a string")
@@ -481,7 +567,7 @@ pub fn start_technician(relay: &Relay, code: &str, args: &[&str]) -> Proc {
 /// `--json`), logged in or not.
 pub fn start_technician_unprepared(relay: &Relay, code: &str, args: &[&str]) -> Proc {
     let mut all: Vec<String> = vec!["connect".into(), code.into()];
-    all.extend(relay.peer_args());
+    all.extend(relay.peer_args_on(Side::Technician));
     all.push("--tokens".into());
     all.push(relay.tokens_file().display().to_string());
     all.push("--json".into());
@@ -490,7 +576,13 @@ pub fn start_technician_unprepared(relay: &Relay, code: &str, args: &[&str]) -> 
     all.push(relay.data_dir.join("technician-logs").display().to_string());
     all.extend(args.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    Proc::spawn("technician", &refs)
+    Proc::spawn_in(
+        relay.netns_of(Side::Technician),
+        "technician",
+        &refs,
+        &[],
+        false,
+    )
 }
 
 /// SHA-256 (hex) of every frame of a SCRNSEQ1 file, in order.
