@@ -27,12 +27,12 @@
 //! client), [`windowed`] (viewer windows on their own display) and [`pixels`] (what that
 //! display shows).
 
-mod ours;
+pub(crate) mod ours;
 mod pixels;
-mod probe;
+pub(crate) mod probe;
 pub(crate) mod procs;
 mod rfb;
-mod window;
+pub(crate) mod window;
 mod windowed;
 
 use std::process::Command;
@@ -246,16 +246,18 @@ fn missing_words(system: System) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // The relay and the agent, as a user runs them
 
-/// A relay process on loopback and the real `agent` on `display` registered with it. Fields
-/// drop in order: the agent, then the relay, then its directory.
-struct TandemPeers {
-    agent: Spawned,
+/// A relay process on loopback (or in a network's relay namespace) and the real `agent` on
+/// `display` registered with it. Fields drop in order: the agent, then the relay, then its
+/// directory.
+pub(crate) struct TandemPeers {
+    pub agent: Spawned,
     /// Kept running as long as the agent is.
     _relay: Spawned,
-    addr: String,
-    fingerprint: Fingerprint,
+    /// Where the technician reaches the relay.
+    pub addr: String,
+    pub fingerprint: Fingerprint,
     /// The session code the agent printed, whole.
-    code: String,
+    pub code: String,
     data_dir: tempfile::TempDir,
 }
 
@@ -265,21 +267,37 @@ impl TandemPeers {
     }
 }
 
-/// Starts the relay (with a fresh data directory and the bench's account) and the agent
-/// (`--source x11 --consent control`), and reads the agent's session code.
-fn start_tandem(
+/// Starts the relay (with a fresh data directory, the bench's account and `relay_args`) and the
+/// agent (`--source x11 --consent control`), and reads the agent's session code. In a `net`,
+/// each in its own namespace, the agent reaching the relay over its link. The agent's
+/// diagnostics go to this process's stderr with `agent_stderr`, else nowhere.
+pub(crate) fn start_tandem(
     relay_bin: &std::path::Path,
     agent_bin: &std::path::Path,
     display: &str,
+    net: Option<&harness::Network>,
+    relay_args: &[&str],
+    agent_stderr: bool,
 ) -> anyhow::Result<TandemPeers> {
+    use harness::{Host, Network, Side};
+    let in_ns = |host: Host, program: &std::path::Path| match net {
+        Some(net) => net.netns(host).command(program),
+        None => Command::new(program),
+    };
     let data_dir = tempfile::Builder::new()
         .prefix("tandem-bench-e2e-")
         .tempdir()
         .context("cannot create a data directory for the relay")?;
-    let mut command = Command::new(relay_bin);
+    let mut command = in_ns(Host::Relay, relay_bin);
+    let listen = if net.is_some() {
+        harness::network::RELAY_LISTEN
+    } else {
+        "127.0.0.1:0"
+    };
     command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir.path());
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data_dir.path())
+        .args(relay_args);
     let mut relay = Spawned::start("relay", command, true)?;
     let (mut addr, mut fingerprint) = (None::<String>, None::<Fingerprint>);
     while addr.is_none() || fingerprint.is_none() {
@@ -297,19 +315,26 @@ fn start_tandem(
             })?);
         }
     }
-    let (addr, fingerprint) = (addr.expect("read"), fingerprint.expect("read"));
+    let (mut addr, fingerprint) = (addr.expect("read"), fingerprint.expect("read"));
     progress(BENCH, format!("relay pid {} on {addr}", relay.pid()));
     crate::relay::add_bench_account(relay_bin, data_dir.path())?;
 
-    let mut command = Command::new(agent_bin);
+    let mut command = in_ns(Host::Agent, agent_bin);
+    let agent_addr = match net {
+        Some(_) => Network::relay_addr(Side::Agent).to_string(),
+        None => addr.clone(),
+    };
+    if net.is_some() {
+        addr = Network::relay_addr(Side::Technician).to_string();
+    }
     command
-        .args(["--relay", &addr, "--fingerprint"])
+        .args(["--relay", &agent_addr, "--fingerprint"])
         .arg(fingerprint.to_string())
         .arg("--known-relays")
         .arg(data_dir.path().join("known-relays.json"))
         .args(["--source", "x11", "--consent", "control", "--json"])
         .env("DISPLAY", display);
-    let mut agent = Spawned::start("agent", command, true)?;
+    let mut agent = Spawned::start("agent", command, agent_stderr)?;
     let code = agent.wait_line(Duration::from_secs(20), "a session code", |l| {
         let v: serde_json::Value = serde_json::from_str(l).ok()?;
         (v["event"] == "code").then(|| v["code"].as_str().map(str::to_string))?
@@ -360,7 +385,7 @@ async fn measure_ours(
     win: Arc<TestWindow>,
     args: &Args,
 ) -> anyhow::Result<Option<Measured>> {
-    let peers = start_tandem(relay_bin, agent_bin, display)?;
+    let peers = start_tandem(relay_bin, agent_bin, display, None, &[], true)?;
     let (addr, fingerprint) = (peers.addr.clone(), peers.fingerprint);
     let (user, password) = crate::relay::bench_account();
     let mut conn = RelayConnection::connect(&addr, fingerprint, Role::Technician)
@@ -378,7 +403,14 @@ async fn measure_ours(
 
     let probe = Arc::new(ScreenProbe::new(WINDOW));
     let (input_tx, input_rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = tokio::spawn(ours::technician(conn, code, probe.clone(), input_rx));
+    let received = Arc::new(ours::Received::default());
+    let session = tokio::spawn(ours::technician(
+        conn,
+        code,
+        probe.clone(),
+        input_rx,
+        received,
+    ));
     let agent_pid = peers.agent.pid();
     let (samples, warmup, seconds) = (args.samples, args.warmup, args.seconds);
     let measured = tokio::task::spawn_blocking(move || {
@@ -584,7 +616,7 @@ fn measure_window(
             };
             let screen = windowed::viewer_display()?;
             let mut probe = pixels::PixelProbe::open(&screen.display)?;
-            let peers = start_tandem(relay_bin, agent_bin, display)?;
+            let peers = start_tandem(relay_bin, agent_bin, display, None, &[], true)?;
             let launch = windowed::ConsoleLaunch {
                 technician: &technician,
                 relay_addr: &peers.addr,

@@ -1,6 +1,7 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
-//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `record.rs`, `e2e.rs`); the shared report format
+//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `record.rs`, `e2e.rs`,
+//! `network.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod codec;
 mod e2e;
+mod network;
 mod procstat;
 mod record;
 mod relay;
@@ -47,6 +49,11 @@ enum Bench {
     /// screen on its own Xvfb, latency to that display's pixels and the viewer's CPU (needs
     /// `cargo build --release -p relay -p agent -p technician` first)
     E2e(e2e::Args),
+    /// Typing echo, screen updates and bytes over bad networks (delay, loss, rate, a 5 s
+    /// outage on the agent's link), each peer in a network namespace, and whether the delay
+    /// grows over the run (needs root, nftables, Xvfb, and
+    /// `cargo build --release -p relay -p agent` first)
+    Network(network::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +61,7 @@ fn main() -> ExitCode {
     let pure = match &cli.bench {
         Bench::Codec(args) => Some(codec::main(args, cli.json)),
         Bench::Record(args) => Some(record::main(args, cli.json)),
+        Bench::Network(args) => Some(network::main(args, cli.json)),
         _ => None,
     };
     if let Some(result) = pure {
@@ -76,7 +84,9 @@ fn main() -> ExitCode {
         match cli.bench {
             Bench::Relay(args) => relay::run(args).await,
             Bench::E2e(args) => e2e::run(args).await,
-            Bench::Codec(_) | Bench::Record(_) => unreachable!("run above, outside the runtime"),
+            Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
+                unreachable!("run above, outside the runtime")
+            }
         }
     });
     rt.shutdown_timeout(Duration::from_secs(1));

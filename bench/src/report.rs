@@ -1,6 +1,7 @@
 //! How every bench prints its figures: a readable table by default, or with `--json` one JSON
 //! object a line on stdout, `{"bench":…,"system":…,"metric":…,"value":…,"unit":…}`, for scripts
-//! that compare runs. A bench collects [`Figure`]s (and the [`Target`]s they are judged against)
+//! that compare runs; a bench that runs one system under several conditions (`network`) adds
+//! `"scenario":…`, and its table has a column per scenario. A bench collects [`Figure`]s (and the [`Target`]s they are judged against)
 //! in a [`Report`] and prints it once at the end; progress goes to stderr meanwhile.
 
 use std::fmt::Write as _;
@@ -14,6 +15,8 @@ use serde::Serialize;
 pub struct Figure {
     /// Which system was measured (`relay`, `direct`, …): the table's columns.
     pub system: &'static str,
+    /// Under which conditions, for a bench that has them: then the table's columns.
+    pub scenario: Option<&'static str>,
     /// Stable name for scripts, e.g. `latency_1k_p50_ms`: the table's rows.
     pub metric: &'static str,
     pub value: f64,
@@ -47,6 +50,8 @@ pub struct Report {
 #[derive(Serialize)]
 struct JsonLine<'a> {
     bench: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scenario: Option<&'a str>,
     system: &'a str,
     metric: &'a str,
     value: f64,
@@ -95,6 +100,7 @@ impl Report {
     ) {
         self.figures.push(Figure {
             system,
+            scenario: None,
             metric,
             value,
             unit,
@@ -102,6 +108,22 @@ impl Report {
         });
     }
 
+    /// As [`Report::add`], for `system` in `scenario`.
+    pub fn add_in(
+        &mut self,
+        scenario: &'static str,
+        system: &'static str,
+        metric: &'static str,
+        value: f64,
+        unit: &'static str,
+        decimals: usize,
+    ) {
+        self.add(system, metric, value, unit, decimals);
+        self.figures.last_mut().expect("just added").scenario = Some(scenario);
+    }
+
+    /// A target for `system`'s `metric` (for a bench with scenarios, `system` names the
+    /// scenario).
     pub fn target(
         &mut self,
         system: &'static str,
@@ -136,6 +158,7 @@ impl Report {
         for f in &self.figures {
             let line = JsonLine {
                 bench: self.bench,
+                scenario: f.scenario,
                 system: f.system,
                 metric: f.metric,
                 value: round(f.value, f.decimals),
@@ -152,8 +175,8 @@ impl Report {
         let mut systems: Vec<&str> = Vec::new();
         let mut metrics: Vec<&str> = self.labels.iter().map(|(m, _)| *m).collect();
         for f in &self.figures {
-            if !systems.contains(&f.system) {
-                systems.push(f.system);
+            if !systems.contains(&f.column()) {
+                systems.push(f.column());
             }
             if !metrics.contains(&f.metric) {
                 metrics.push(f.metric);
@@ -172,7 +195,7 @@ impl Report {
         let cell = |system: &str, metric: &str| -> String {
             self.figures
                 .iter()
-                .find(|f| f.system == system && f.metric == metric)
+                .find(|f| f.column() == system && f.metric == metric)
                 .map_or_else(
                     || "-".to_string(),
                     |f| format!("{:.*}", f.decimals, f.value),
@@ -194,7 +217,7 @@ impl Report {
                     let others = self
                         .figures
                         .iter()
-                        .any(|f| f.metric == m && f.system != t.system);
+                        .any(|f| f.metric == m && f.column() != t.system);
                     if others {
                         format!("{}: {} ({verdict})", t.system, t.wanted)
                     } else {
@@ -261,6 +284,13 @@ impl Report {
     }
 }
 
+impl Figure {
+    /// The table column it goes in: its scenario, or else its system.
+    fn column(&self) -> &'static str {
+        self.scenario.unwrap_or(self.system)
+    }
+}
+
 /// Splits `text` into lines of at most `width` characters at spaces (longer words stay whole).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
@@ -310,6 +340,22 @@ mod tests {
             let keys: Vec<&String> = l.as_object().unwrap().keys().collect();
             assert_eq!(keys.len(), 5);
         }
+    }
+
+    #[test]
+    fn a_scenario_is_named_in_json_and_is_the_column() {
+        let mut r = Report::new("network");
+        r.add_in("rtt50", "ours", "echo_p50_ms", 61.0, "ms", 1);
+        r.add_in("loss2", "ours", "echo_p50_ms", 70.0, "ms", 1);
+        let line: serde_json::Value =
+            serde_json::from_str(r.json_lines().unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"bench":"network","scenario":"rtt50","system":"ours","metric":"echo_p50_ms","value":61.0,"unit":"ms"})
+        );
+        let t = r.table();
+        let head = t.lines().find(|l| l.starts_with("metric")).unwrap();
+        assert!(head.contains("rtt50") && head.contains("loss2"), "{head}");
     }
 
     #[test]

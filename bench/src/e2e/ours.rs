@@ -9,6 +9,7 @@
 //! [`Screen`] is the one place that knows the screen codec.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,13 +48,23 @@ impl Screen {
     }
 }
 
+/// What the technician has applied so far: updates, and their tile bytes (the codec's
+/// payload, without sealing or QUIC).
+#[derive(Debug, Default)]
+pub struct Received {
+    pub updates: AtomicU64,
+    pub tile_bytes: AtomicU64,
+}
+
 /// Runs the technician side of a paired session until the agent ends it, the connection goes,
-/// or `input` closes. Errors are the protocol going wrong.
+/// or `input` closes, counting what it applies in `received`. Errors are the protocol going
+/// wrong.
 pub async fn technician(
     conn: RelayConnection,
     code: UserCode,
     probe: Arc<ScreenProbe>,
     mut input: mpsc::UnboundedReceiver<InputEvent>,
+    received: Arc<Received>,
 ) -> anyhow::Result<()> {
     let connection = conn.connection.clone();
     let SealedSession {
@@ -99,6 +110,10 @@ pub async fn technician(
                         failed = Some(e);
                         break;
                     }
+                    received.updates.fetch_add(1, Ordering::Relaxed);
+                    received
+                        .tile_bytes
+                        .fetch_add(u.tile_data.len() as u64, Ordering::Relaxed);
                     let (pixels, width) = screen.pixels();
                     probe.observe(pixels, width);
                     if let Err(e) = tx.send(&PeerMessage::UpdateAck { seq: next_seq }).await {

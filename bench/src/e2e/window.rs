@@ -1,9 +1,10 @@
 //! The bench's own X window: a solid square it repaints in a colour of its choosing, and the
-//! pointer motion it receives.
+//! pointer motion and key presses it receives.
 //!
 //! Two X connections: one paints (a fill, then a `GetInputFocus` round trip, after which the
 //! server has executed the fill: that is T0 of a screen sample), the other only reads events on
-//! a thread and timestamps each pointer motion the window receives (T1 of an input sample).
+//! a thread and timestamps each pointer motion the window receives (T1 of an input sample) and
+//! each key press (what the network bench echoes, as a terminal echoes a typed glyph).
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,17 +14,20 @@ use anyhow::Context;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ChangeGCAux, ChangeWindowAttributesAux, ConnectionExt as _, CreateGCAux, CreateWindowAux,
-    EventMask, Rectangle, WindowClass,
+    EventMask, InputFocus, Rectangle, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
 use super::probe::Rect;
 
-/// The last pointer position the window was told about, and when.
+/// The last pointer position the window was told about, and when; and the key presses.
 #[derive(Default)]
 struct Motion {
     last: Option<((i16, i16), Instant)>,
+    /// Key presses received so far, and when the last one was.
+    keys: u64,
+    last_key: Option<Instant>,
 }
 
 pub struct TestWindow {
@@ -76,7 +80,8 @@ impl TestWindow {
         events
             .change_window_attributes(
                 window,
-                &ChangeWindowAttributesAux::new().event_mask(EventMask::POINTER_MOTION),
+                &ChangeWindowAttributesAux::new()
+                    .event_mask(EventMask::POINTER_MOTION | EventMask::KEY_PRESS),
             )
             .map_err(x)?;
         events.get_input_focus().map_err(x)?.reply().map_err(x)?;
@@ -164,6 +169,34 @@ impl TestWindow {
         Ok(())
     }
 
+    /// Gives the window the keyboard focus, so that typed keys reach it wherever the pointer is.
+    pub fn focus(&self) -> anyhow::Result<()> {
+        self.conn
+            .set_input_focus(InputFocus::PARENT, self.window, x11rb::CURRENT_TIME)
+            .map_err(x)?;
+        self.conn.get_input_focus().map_err(x)?.reply().map_err(x)?;
+        Ok(())
+    }
+
+    /// Key presses the window has received so far.
+    pub fn key_presses(&self) -> u64 {
+        self.motion.0.lock().expect("motion lock").keys
+    }
+
+    /// Waits until the window has received more than `seen` key presses; returns when the last
+    /// one was read, or `None` at `deadline`.
+    pub fn wait_key(&self, seen: u64, deadline: Instant) -> Option<Instant> {
+        let (lock, cv) = &*self.motion;
+        let mut m = lock.lock().expect("motion lock");
+        loop {
+            if m.keys > seen {
+                return m.last_key;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            m = cv.wait_timeout(m, left).expect("motion lock").0;
+        }
+    }
+
     /// Waits until the window is told the pointer is at (`wx`, `wy`) (window coordinates);
     /// returns when the event was read, or `None` at `deadline`.
     pub fn wait_motion(&self, wx: i16, wy: i16, deadline: Instant) -> Option<Instant> {
@@ -184,11 +217,20 @@ impl TestWindow {
 fn read_motion(events: Arc<RustConnection>, shared: Arc<(Mutex<Motion>, Condvar)>) {
     // Ends when the connection is shut down (the window dropped) or lost.
     while let Ok(ev) = events.wait_for_event() {
-        if let Event::MotionNotify(m) = ev {
-            let at = Instant::now();
-            let (lock, cv) = &*shared;
-            lock.lock().expect("motion lock").last = Some(((m.event_x, m.event_y), at));
-            cv.notify_all();
+        let at = Instant::now();
+        let (lock, cv) = &*shared;
+        match ev {
+            Event::MotionNotify(m) => {
+                lock.lock().expect("motion lock").last = Some(((m.event_x, m.event_y), at));
+                cv.notify_all();
+            }
+            Event::KeyPress(_) => {
+                let mut m = lock.lock().expect("motion lock");
+                m.keys += 1;
+                m.last_key = Some(at);
+                cv.notify_all();
+            }
+            _ => {}
         }
     }
 }
