@@ -12,7 +12,9 @@
 //!
 //! Per scenario: echo latency p50 and p99; updates applied a second and their tile bytes; what
 //! the agent's link carried each way (QUIC and all, as the forwarder saw it); and whether the
-//! delay grew: the p50 of the samples sent in the first 10 s against that of the last 10 s. It
+//! delay grew: the p50 of the samples sent in the first 10 s against that of the last 10 s, and
+//! the least-squares trend of all of them, which judges it ([`grew`]: where echoes spread over
+//! hundreds of milliseconds, 10 s windows of a dozen samples each move by a hundred). It
 //! must not: the agent keeps at most two updates unacknowledged and merges in between, so a
 //! slow link means fewer, larger updates, never a growing queue.
 //!
@@ -423,11 +425,49 @@ fn p50_between(samples: &[Sample], from: Duration, to: Duration) -> f64 {
     percentile_ms(&latencies(&within), 50.0)
 }
 
-/// Whether the delay grew: the last window's p50 above the first's by more than a quarter and
-/// 20 ms (noise on a shared machine is some milliseconds; a queue that grows adds its backlog).
-fn grew(first_ms: f64, last_ms: f64) -> bool {
-    // A missing figure (no samples in a window) counts as grown: it is no sign of health.
-    first_ms.is_nan() || last_ms.is_nan() || last_ms > first_ms * 1.25 + 20.0
+/// The least-squares trend of the echo latency over the run: its slope in ms a minute and that
+/// slope's standard error, from the samples for which `keep` holds. `None` with fewer than 3.
+fn trend(samples: &[Sample], keep: impl Fn(&Sample) -> bool) -> Option<(f64, f64)> {
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| keep(s))
+        .map(|s| {
+            (
+                s.sent.as_secs_f64() / 60.0,
+                s.latency.as_secs_f64() * 1000.0,
+            )
+        })
+        .collect();
+    let n = points.len() as f64;
+    if points.len() < 3 {
+        return None;
+    }
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    let residual: f64 = points
+        .iter()
+        .map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2))
+        .sum();
+    Some((slope, (residual / (n - 2.0) / sxx).sqrt()))
+}
+
+/// Whether the delay grew over a run of `minutes`, from its [`trend`] and the p50 of its first
+/// window: grown when even the low end of the slope (two standard errors below it) adds more
+/// than a quarter of that p50 and 20 ms over the run. A wide spread (10 % loss) moves the p50
+/// of 10 s windows by a hundred milliseconds either way; a queue that grows does so steadily.
+fn grew(trend: Option<(f64, f64)>, first_ms: f64, minutes: f64) -> bool {
+    match trend {
+        // No trend (too few echoes) is no sign of health.
+        None => true,
+        Some((slope, se)) => (slope - 2.0 * se) * minutes > first_ms.max(0.0) * 0.25 + 20.0,
+    }
 }
 
 fn report(args: &Args, results: &[(Scenario, Measured)]) -> Report {
@@ -455,8 +495,10 @@ fn report(args: &Args, results: &[(Scenario, Measured)]) -> Report {
         SAMPLE_TIMEOUT.as_secs()
     ));
     r.note(format!(
-        "delay growth: p50 of the echoes sent in the last {0} s minus that of the first {0} s; \
-         grown if more than 1.25 x the first + 20 ms. link kbit/s: what the forwarder passed on \
+        "delay growth: p50 of the echoes sent in the last {0} s minus that of the first {0} s, and \
+         the least-squares trend of every echo over the run (± its standard error, the outage's \
+         echoes left out); grown if the trend less two standard errors adds more than a quarter \
+         of the first {0} s p50 + 20 ms over the run. link kbit/s: what the forwarder passed on \
          the agent's link (QUIC, with retransmissions), up = agent to relay. outage: the agent's \
          link dropped for {1} s in the middle, relay --idle-timeout-ms {2}",
         GROWTH_WINDOW.as_secs(),
@@ -474,6 +516,8 @@ fn report(args: &Args, results: &[(Scenario, Measured)]) -> Report {
     r.label("echo_first_p50_ms", "echo p50, first 10 s");
     r.label("echo_last_p50_ms", "echo p50, last 10 s");
     r.label("delay_growth_ms", "delay growth (last - first)");
+    r.label("echo_trend_ms_per_min", "echo trend over the run");
+    r.label("echo_trend_se_ms_per_min", "its standard error");
     r.label("updates_per_s", "screen updates a second");
     r.label("update_kb_per_s", "update tile bytes a second");
     r.label("link_up_kbit_s", "agent link up (agent -> relay)");
@@ -566,11 +610,20 @@ fn report(args: &Args, results: &[(Scenario, Measured)]) -> Report {
                 m.link_dropped
             ));
         }
+        // The outage's own echoes (sent before the link came back, arriving after it was cut)
+        // are its spike, not a trend.
+        let outage = m.restored.map(|back| (back.saturating_sub(OUTAGE), back));
+        let t = trend(&m.samples, |x| {
+            outage.is_none_or(|(cut, back)| x.arrived < cut || x.sent > back)
+        });
+        let (slope, se) = t.unwrap_or((f64::NAN, f64::NAN));
+        add(&mut r, "echo_trend_ms_per_min", slope, "ms/min", 1);
+        add(&mut r, "echo_trend_se_ms_per_min", se, "ms/min", 1);
         r.target(
             s,
-            "delay_growth_ms",
+            "echo_trend_ms_per_min",
             "no growth",
-            !grew(first, last) && m.survived,
+            !grew(t, first, m.seconds / 60.0) && m.survived,
         );
         if *scenario == Scenario::Loss2 {
             let rtt = shape.rtt.as_millis() as f64;
@@ -593,22 +646,39 @@ fn report(args: &Args, results: &[(Scenario, Measured)]) -> Report {
 mod tests {
     use super::*;
 
+    fn at(sent_ms: u64, lat_ms: u64) -> Sample {
+        Sample {
+            sent: Duration::from_millis(sent_ms),
+            latency: Duration::from_millis(lat_ms),
+            arrived: Duration::from_millis(sent_ms + lat_ms),
+        }
+    }
+
     #[test]
-    fn growth_is_a_quarter_and_twenty_milliseconds() {
-        assert!(!grew(60.0, 80.0));
-        assert!(!grew(100.0, 145.0));
-        assert!(grew(100.0, 146.0));
-        assert!(grew(f64::NAN, 10.0), "no samples is no verdict of health");
+    fn a_steady_climb_is_growth_and_a_flat_spread_is_not() {
+        // 100 ms a minute on top of 60 ms, for a minute.
+        let climbing: Vec<Sample> = (0..200).map(|i| at(i * 300, 60 + i / 2)).collect();
+        let t = trend(&climbing, |_| true).unwrap();
+        assert!((t.0 - 100.0).abs() < 3.0, "{t:?}");
+        assert!(grew(Some(t), 60.0, 1.0));
+        // A wide spread with no trend: 300 to 900 ms at random.
+        let mut x = 7u64;
+        let flat: Vec<Sample> = (0..80)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                at(i * 750, 300 + (x >> 33) % 600)
+            })
+            .collect();
+        let t = trend(&flat, |_| true).unwrap();
+        assert!(!grew(Some(t), 500.0, 1.0), "{t:?}");
+        assert!(grew(None, 60.0, 1.0), "no samples is no verdict of health");
     }
 
     #[test]
     fn windows_take_the_samples_sent_in_them() {
-        let s = |sent_ms: u64, lat_ms: u64| Sample {
-            sent: Duration::from_millis(sent_ms),
-            latency: Duration::from_millis(lat_ms),
-            arrived: Duration::from_millis(sent_ms + lat_ms),
-        };
-        let samples = [s(0, 10), s(5_000, 20), s(9_999, 30), s(10_000, 99)];
+        let samples = [at(0, 10), at(5_000, 20), at(9_999, 30), at(10_000, 99)];
         assert_eq!(
             p50_between(&samples, Duration::ZERO, Duration::from_secs(10)),
             20.0
