@@ -177,14 +177,10 @@ impl Ledger {
     /// recording are the ones an auditor asks about.
     pub fn without_log(&self) -> rusqlite::Result<Vec<Session>> {
         let sql = format!(
-            "SELECT {} FROM sessions s WHERE ended_at IS NOT NULL AND NOT EXISTS
-                 (SELECT 1 FROM session_logs l WHERE l.id = s.id AND l.complete = 1)
+            "SELECT {} FROM sessions WHERE ended_at IS NOT NULL
+                 AND id NOT IN (SELECT id FROM session_logs WHERE complete = 1)
              ORDER BY paired_at, id",
             Self::COLUMNS
-                .split(',')
-                .map(|c| format!("s.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], Self::row)?;

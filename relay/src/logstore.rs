@@ -22,7 +22,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -205,11 +205,7 @@ impl LogStore {
     /// ledger's table beside its own.
     pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let dir = data_dir.join(LOGS_DIR);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        crate::accounts::make_private(&dir, 0o700)?;
+        link::userfile::private_dir(&dir)?;
         let db = data_dir.join(DATABASE_FILE);
         crate::accounts::prepare_database(&db)?;
         let conn = Connection::open(db)?;

@@ -335,6 +335,14 @@ pub fn run_in(ns: Option<&harness::netns::Netns>, name: &str, args: &[&str], std
     }
 }
 
+/// A relay configuration file `relay.toml` in `dir` holding `body`; returns its path, for
+/// `--config`.
+pub fn relay_config(dir: &Path, body: &str) -> String {
+    let path = dir.join("relay.toml");
+    std::fs::write(&path, body).expect("write the relay's config file");
+    path.display().to_string()
+}
+
 /// A relay process on a free loopback port, or in the relay's namespace of a network.
 pub struct Relay {
     pub proc: Proc,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use link::channel::FramedRecv;
 use protocol::control::{ErrorCode, FromRelay, Role, ToRelay};
-use tests::{data, frame_hashes, start_agent, start_technician, Relay, PROMPT};
+use tests::{data, frame_hashes, relay_config, start_agent, start_technician, Relay, PROMPT};
 
 /// Stalled connections the attacker holds.
 const STALLED: usize = 200;
@@ -28,12 +28,6 @@ fn rss(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .expect("VmRSS");
     kb * 1024
-}
-
-fn config(dir: &std::path::Path, body: &str) -> String {
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, body).unwrap();
-    path.display().to_string()
 }
 
 /// One stalled attacker connection: a hello as an agent, then a frame announced at 60 KiB
@@ -86,7 +80,7 @@ async fn stall(endpoint: quinn::Endpoint, relay: SocketAddr) -> Option<quinn::Co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_stalled_connections_leave_the_relay_bounded_and_a_session_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "unpaired_timeout_secs = 10\n");
+    let cfg = relay_config(dir.path(), "unpaired_timeout_secs = 10\n");
     let relay = Relay::start(dir.path(), &["--config", &cfg]);
     let corpus = data("typing.scrn");
     let source = format!("corpus:{}", corpus.display());
@@ -153,7 +147,7 @@ async fn two_hundred_stalled_connections_leave_the_relay_bounded_and_a_session_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_source_is_held_to_its_share_and_a_silent_peer_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = relay_config(
         dir.path(),
         "max_connections_per_source = 20\nunpaired_timeout_secs = 2\n",
     );

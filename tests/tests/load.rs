@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use link::RelayConnection;
 use protocol::control::Role;
-use tests::{Relay, PROMPT};
+use tests::{relay_config, Relay, PROMPT};
 
 const SESSIONS: usize = 100;
 /// Streams each agent side opens, one a second, of [`STREAM_BYTES`] (25 KB/s: 200 kbit/s).
@@ -96,22 +96,15 @@ fn relay_token(relay: &Relay) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_sessions_at_once_lose_nothing_beside_stalled_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("relay.toml");
     // Everything here comes from 127.0.0.1: the per-source limits are raised for it.
-    std::fs::write(
-        &cfg,
+    let cfg = relay_config(
+        dir.path(),
         "join_attempts = 100000\nregistrations_per_minute = 100000\n\
          max_waiting_codes_per_source = 1000\nmax_connections_per_source = 1000\n",
-    )
-    .unwrap();
+    );
     let relay = Relay::start(
         dir.path(),
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--idle-timeout-ms",
-            "10000",
-        ],
+        &["--config", &cfg, "--idle-timeout-ms", "10000"],
     );
     relay.ensure_technician();
     let addr: SocketAddr = relay.addr.parse().unwrap();

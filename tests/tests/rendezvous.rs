@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use link::{LinkError, RelayConnection};
 use protocol::control::{ErrorCode, Role, SessionCode};
-use tests::{data, start_agent, start_technician, Relay, PROMPT};
+use tests::{data, relay_config, start_agent, start_technician, Relay, PROMPT};
 
 fn source() -> String {
     format!("corpus:{}", data("idle-clock.scrn").display())
@@ -90,13 +90,6 @@ async fn join_rate_limit_triggers_and_lifts() {
     }
 }
 
-/// A relay configuration file in `dir` holding `body`.
-fn config(dir: &std::path::Path, body: &str) -> String {
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, body).unwrap();
-    path.display().to_string()
-}
-
 /// An agent connection from 127.0.0.1 asking for a code.
 async fn register(relay: &Relay) -> (RelayConnection, Result<SessionCode, LinkError>) {
     let mut c = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Agent)
@@ -135,7 +128,7 @@ fn rate_limited(result: Result<SessionCode, LinkError>) -> (u32, String) {
 async fn registrations_past_the_rate_are_refused_while_another_source_registers() {
     let dir = tempfile::tempdir().unwrap();
     // One code every 15 seconds after the first four: the test ends long before a refill.
-    let cfg = config(dir.path(), "registrations_per_minute = 4\n");
+    let cfg = relay_config(dir.path(), "registrations_per_minute = 4\n");
     let relay = Relay::start(dir.path(), &["--config", &cfg]);
     let mut given = 0;
     for _ in 0..10 {
@@ -163,7 +156,7 @@ async fn registrations_past_the_rate_are_refused_while_another_source_registers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_holds_its_cap_of_waiting_codes_until_one_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "max_waiting_codes_per_source = 3\n");
+    let cfg = relay_config(dir.path(), "max_waiting_codes_per_source = 3\n");
     let relay = Relay::start(dir.path(), &["--config", &cfg]);
     let mut waiting = Vec::new();
     for _ in 0..3 {
