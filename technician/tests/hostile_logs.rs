@@ -7,33 +7,11 @@ use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use protocol::control::Role;
 use protocol::peer::{CodecOp, CodecTile, EndReason, ScreenUpdate, TileCoding};
-use protocol::sessionlog::{
-    code_sha256, CloseReason, LogWriter, Participant, SessionOpened, TypedText,
-};
+use protocol::sessionlog::{CloseReason, LogWriter};
 
-fn opened(agent_software: &str) -> SessionOpened {
-    SessionOpened {
-        started_unix_ms: 1_714_572_192_000,
-        relay_address: "127.0.0.1:4433".into(),
-        relay_fingerprint: "00".repeat(32),
-        relay_software: "relay test".into(),
-        technician: Participant {
-            role: Role::Technician,
-            description: "technician at 127.0.0.1:5000".into(),
-            software: "technician test".into(),
-        },
-        agent: Participant {
-            role: Role::Agent,
-            description: "agent at 127.0.0.1:6000".into(),
-            software: agent_software.into(),
-        },
-        protocol_version: protocol::PROTOCOL_VERSION,
-        code_sha256: code_sha256("123456789"),
-        typed_text: TypedText::CountOnly,
-    }
-}
+mod common;
+use common::opened;
 
 /// A sealed log holding `updates` at 100 ms apart, the agent's software string `software` and
 /// an agent's end reason `reason`.

@@ -10,39 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use protocol::codec::Encoder;
-use protocol::control::Role;
 use protocol::input::{InputEvent, Key, Modifiers};
 use protocol::peer::{ConsentState, EndReason};
 use protocol::scrnseq;
-use protocol::sessionlog::{
-    code_sha256, CloseReason, LogReader, LogWriter, Participant, Player, SessionOpened, TypedText,
-};
+use protocol::sessionlog::{CloseReason, LogReader, LogWriter, Player};
 use technician::logtool;
+
+mod common;
+use common::opened;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/typing.scrn")
-}
-
-fn opened() -> SessionOpened {
-    SessionOpened {
-        started_unix_ms: 1_714_572_192_000,
-        relay_address: "127.0.0.1:4433".into(),
-        relay_fingerprint: "00".repeat(32),
-        relay_software: "relay test".into(),
-        technician: Participant {
-            role: Role::Technician,
-            description: "technician at 127.0.0.1:5000".into(),
-            software: "technician test".into(),
-        },
-        agent: Participant {
-            role: Role::Agent,
-            description: "agent at 127.0.0.1:6000".into(),
-            software: "agent test".into(),
-        },
-        protocol_version: protocol::PROTOCOL_VERSION,
-        code_sha256: code_sha256("123456789"),
-        typed_text: TypedText::CountOnly,
-    }
 }
 
 /// Records the corpus session as the technician would see it: every frame encoded with the
@@ -52,7 +30,7 @@ fn record(path: &Path) -> u64 {
     let mut reader = scrnseq::Reader::new(BufReader::new(File::open(corpus()).unwrap())).unwrap();
     let h = reader.header();
     let mut enc = Encoder::new(h.width, h.height);
-    let mut log = LogWriter::create(File::create(path).unwrap(), &opened()).unwrap();
+    let mut log = LogWriter::create(File::create(path).unwrap(), &opened("agent test")).unwrap();
     log.consent(1, ConsentState::Control).unwrap();
     let mut seq = 1;
     let mut last = 0;
