@@ -167,10 +167,11 @@ async fn one_source_is_held_to_its_share_and_a_silent_peer_is_cut_off() {
         "{refused:?}"
     );
     // Another source is let in, says hello, and then says nothing: cut off with a reason.
+    // The relay's clock runs from the connection's arrival, so ours starts before connecting.
+    let started = Instant::now();
     let mut c = link::RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Agent)
         .await
         .expect("another source connects");
-    let started = Instant::now();
     let answer = tokio::time::timeout(PROMPT, c.next())
         .await
         .expect("in time");
