@@ -625,7 +625,7 @@ impl UpdateSession {
 }
 
 /// The `relay` binary built next to this one (`target/release/relay` for a release bench).
-fn relay_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn relay_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot tell where the bench executable is")?;
     let dir = exe.parent().with_context(|| {
         format!(
@@ -658,7 +658,7 @@ fn udp_drops(ports: &[u16]) -> anyhow::Result<u64> {
 }
 
 /// Awaits `fut`, failing with "`what` took longer than `limit`" if it does not finish in time.
-async fn within<T>(
+pub(crate) async fn within<T>(
     limit: Duration,
     what: &str,
     fut: impl std::future::Future<Output = anyhow::Result<T>>,
@@ -673,13 +673,13 @@ async fn within<T>(
 // The relay process
 
 /// A `relay` process this bench started, with its data directory. Dropping it kills the process.
-struct RelayProcess {
+pub(crate) struct RelayProcess {
     child: Child,
-    pid: u32,
-    addr: SocketAddr,
-    fingerprint: Fingerprint,
+    pub(crate) pid: u32,
+    pub(crate) addr: SocketAddr,
+    pub(crate) fingerprint: Fingerprint,
     /// A login token of the bench's technician account, for every technician connection.
-    token: Arc<str>,
+    pub(crate) token: Arc<str>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -742,7 +742,7 @@ pub(crate) async fn technician_token(
 impl RelayProcess {
     /// Starts the relay on a free loopback port with a temporary data directory and reads the
     /// address and fingerprint it prints.
-    async fn start(bin: &Path) -> anyhow::Result<Self> {
+    pub(crate) async fn start(bin: &Path) -> anyhow::Result<Self> {
         let data_dir = tempfile::Builder::new()
             .prefix("tandem-bench-relay-")
             .tempdir()
@@ -845,7 +845,7 @@ impl RelayProcess {
     }
 
     /// Stops the relay: SIGTERM, then SIGKILL if it has not exited within two seconds.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         // SAFETY: sends a signal to the process this guard started and has not yet reaped.
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
@@ -965,7 +965,7 @@ impl RelayedSession {
 }
 
 /// Connects an agent and a technician (logged in with `token`), registers a code and joins it.
-async fn open_pair(
+pub(crate) async fn open_pair(
     agent_ep: &Endpoint,
     tech_ep: &Endpoint,
     relay: SocketAddr,
@@ -1323,7 +1323,7 @@ const SETTLE_MAX: Duration = Duration::from_secs(30);
 
 /// The process's RSS once it has stopped moving: at least [`SETTLE_MIN`] after asking, and then
 /// once three readings a second apart agree within 0.5% (or [`SETTLE_MAX`] has passed).
-async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+pub(crate) async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
     let deadline = Instant::now() + SETTLE_MAX;
     tokio::time::sleep(SETTLE_MIN - Duration::from_secs(2)).await;
     let mut readings = vec![procstat::rss_kib(pid)?];

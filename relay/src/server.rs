@@ -392,8 +392,10 @@ async fn control(
     };
     debug!(peer = %remote, %role, "hello");
     match role {
-        Role::Agent => agent(conn, out, inp, shared, info).await,
-        Role::Technician => technician(conn, out, inp, shared, info).await,
+        // Boxed: a connection's task then holds only the state of the path it is on (an idle
+        // paired session is most of a relay's connections, and its memory is per connection).
+        Role::Agent => Box::pin(agent(conn, out, inp, shared, info)).await,
+        Role::Technician => Box::pin(technician(conn, out, inp, shared, info)).await,
     }
 }
 
@@ -545,7 +547,7 @@ async fn agent(
         },
     )
     .await?;
-    paired(conn, Role::Agent, &partner.conn, out, inp, shared, None)
+    Box::pin(paired(conn, Role::Agent, &partner.conn, out, inp, shared, None))
         .await
         .map(|_| ())
 }
@@ -600,7 +602,7 @@ async fn technician(
                 send(out, FromRelay::LoggedOut).await?;
             }
             Read::Msg(ToRelay::FetchLog { log_id, offset }) => match &login {
-                Some(l) => fetch_log(out, shared, l, log_id, offset).await?,
+                Some(l) => Box::pin(fetch_log(out, shared, l, log_id, offset)).await?,
                 None => {
                     return Err(Refusal::new(
                         ErrorCode::NotLoggedIn,
@@ -614,7 +616,7 @@ async fn technician(
                 | ToRelay::UploadChunk { .. }
                 | ToRelay::UploadEnd { .. }),
             ) => match &login {
-                Some(l) => log_message(out, shared, &l.account.name, m).await?,
+                Some(l) => Box::pin(log_message(out, shared, &l.account.name, m)).await?,
                 None => {
                     return Err(Refusal::new(
                         ErrorCode::NotLoggedIn,
@@ -705,7 +707,7 @@ async fn technician(
             },
         )
         .await?;
-        paired(
+        Box::pin(paired(
             conn,
             Role::Technician,
             &agent_conn,
@@ -717,7 +719,7 @@ async fn technician(
                 session: &session,
                 required: recording_required,
             }),
-        )
+        ))
         .await
     }
     .await;
@@ -1015,7 +1017,8 @@ async fn paired(
                         ))
                     }
                     (Ok(Read::Msg(m @ ToRelay::Checkpoint { .. })), Some(rec)) => {
-                        match log_message(out, shared, rec.technician, m).await {
+                        // Boxed: a checkpoint is brief, the wait for the next one is not.
+                        match Box::pin(log_message(out, shared, rec.technician, m)).await {
                             Ok(()) => {
                                 deadline = tokio::time::Instant::now() + CHECKPOINT_DEADLINE;
                                 continue;
