@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod codec;
 mod e2e;
+mod load;
 mod network;
 mod procstat;
 mod record;
@@ -54,6 +55,10 @@ enum Bench {
     /// grows over the run (needs root, nftables, Xvfb, and
     /// `cargo build --release -p relay -p agent` first)
     Network(network::Args),
+    /// A thousand paired sessions through one relay process with the traffic of live sessions,
+    /// beside stalled attackers and direct sessions under the same load: relay CPU and memory
+    /// per session, added latency, sessions lost (needs `cargo build --release -p relay` first)
+    Load(load::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
         match cli.bench {
             Bench::Relay(args) => relay::run(args).await,
             Bench::E2e(args) => e2e::run(args).await,
+            Bench::Load(args) => load::run(args).await,
             Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
                 unreachable!("run above, outside the runtime")
             }

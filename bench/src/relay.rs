@@ -56,7 +56,7 @@ const UPDATE: usize = 200 * 1024;
 /// of sessions from one address, so the join rate limit is lifted; and the idle timeout is
 /// raised from the relay's sub-second default so that a scheduling stall on a busy machine does
 /// not end the bench's sessions. Neither touches forwarding or the state a session holds.
-const RELAY_FLAGS: [&str; 6] = [
+pub(crate) const RELAY_FLAGS: [&str; 6] = [
     "--join-attempts",
     "1000000",
     "--join-window-secs",
