@@ -98,6 +98,8 @@ pub struct InjectorStats {
 
 struct Shared {
     gate: InputGate,
+    /// Set by [`Injector::release_held`]; the worker releases what is held and clears it.
+    release: AtomicBool,
     /// Signalled each time the worker takes an event off the queue.
     room: Notify,
     injected: AtomicU64,
@@ -141,6 +143,7 @@ impl Injector {
         let (queue, events) = mpsc::sync_channel(QUEUE_EVENTS);
         let shared = Arc::new(Shared {
             gate,
+            release: AtomicBool::new(false),
             room: Notify::new(),
             injected: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
@@ -177,6 +180,13 @@ impl Injector {
             // The worker stopped after a failure, which `InjectFailure` reports.
             Err(TrySendError::Disconnected(_)) => Ok(()),
         }
+    }
+
+    /// Asks the worker to release every key and button held (within [`GATE_POLL`] when idle):
+    /// the technician is not heard from, so nothing may stay pressed meanwhile. Input that
+    /// follows is injected as usual.
+    pub fn release_held(&self) {
+        self.shared.release.store(true, Ordering::Release);
     }
 
     /// Resolves when the worker has taken an event off the queue since the last call.
@@ -251,7 +261,12 @@ fn worker(
     let mut held = false;
     let mut released_once = false;
     loop {
-        match events.recv_timeout(GATE_POLL) {
+        let next = events.recv_timeout(GATE_POLL);
+        if shared.release.swap(false, Ordering::AcqRel) {
+            released_once |= held;
+            release(sink.as_mut(), &mut held);
+        }
+        match next {
             Ok(event) => {
                 shared.room.notify_one();
                 if !gate.is_open() {
@@ -397,6 +412,44 @@ mod tests {
             "the queued event was typed"
         );
         assert_eq!(stats.discarded, 1);
+    }
+
+    #[tokio::test]
+    async fn held_input_is_released_on_request_and_input_goes_on_after() {
+        let sink = Slow::default();
+        let gate = InputGate::new();
+        gate.open();
+        let (injector, _) = Injector::start(Box::new(sink.clone()), gate.clone()).unwrap();
+        injector.offer(typed("a")).unwrap();
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait("the key was not injected", &|| {
+            sink.chars.lock().unwrap().len() == 1
+        });
+        assert_eq!(sink.releases.load(Ordering::SeqCst), 0);
+        // Nothing else arrives: the worker releases on its own wake-up.
+        let asked = Instant::now();
+        injector.release_held();
+        wait("held input was not released", &|| {
+            sink.releases.load(Ordering::SeqCst) == 1
+        });
+        assert!(
+            asked.elapsed() < GATE_POLL * 4,
+            "released after {:?}",
+            asked.elapsed()
+        );
+        // The gate stays open: later input is injected as before.
+        injector.offer(typed("b")).unwrap();
+        wait("input after the release was not injected", &|| {
+            sink.chars.lock().unwrap().len() == 2
+        });
+        let stats = injector.finish(Duration::from_secs(5)).await;
+        assert_eq!(stats.injected, 2);
     }
 
     #[tokio::test]

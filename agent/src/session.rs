@@ -39,7 +39,7 @@ use link::sealed::{self, last_word, PeerPlaneError, SealedRecv, SealedSend, Seal
 use link::{LinkError, RelayConnection};
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
-use protocol::control::PeerInfo;
+use protocol::control::{FromRelay, PeerInfo};
 use protocol::e2e::UserCode;
 use protocol::peer::{CodecOp, ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use serde_json::json;
@@ -436,7 +436,7 @@ pub async fn run(
     let (decided, timed_out) = tokio::select! {
         s = obtain_consent(opts.consent, &mut *person, peer, recorded, report) => s,
         msg = rx.recv() => return before_consent(msg, &mut tx, conn).await,
-        ctl = conn.next() => return match ctl {
+        ctl = conn.next_skipping_silences() => return match ctl {
             Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
             Err(e) => Err(e),
             Ok(other) => Err(LinkError::Protocol(format!(
@@ -619,6 +619,17 @@ pub async fn run(
                     Some(r) => break Ended::Reason(r),
                     None => break Ended::PeerLeft(reason.to_string()),
                 },
+                Ok(FromRelay::PeerQuiet { silent_ms }) => {
+                    // Whatever the technician held down must not stay pressed while it is gone.
+                    injector.release_held();
+                    person.status.send(Status::PeerQuiet(true));
+                    report.event("peer_quiet", json!({ "silent_ms": silent_ms }),
+                        format!("Nothing heard from the technician for {:.1} s; the session waits for their connection.", f64::from(silent_ms) / 1000.0));
+                }
+                Ok(FromRelay::PeerBack) => {
+                    person.status.send(Status::PeerQuiet(false));
+                    report.event("peer_back", json!({}), "The technician's connection is back.");
+                }
                 // The link is gone: the guards stop the capture and release held input.
                 Err(e) => return Err(e),
                 Ok(other) => return Err(LinkError::Protocol(format!(

@@ -63,6 +63,9 @@ pub enum Status {
     Sharing { peer: PeerInfo, control: bool },
     /// Control was taken away; view only from now on.
     ControlStopped,
+    /// The technician's connection fell silent (`true`; the session waits for it) or is heard
+    /// again (`false`).
+    PeerQuiet(bool),
     /// It is over.
     Ended(EndedWhy),
     /// Interrupted from the terminal (Ctrl+C): the window closes too, so that the program

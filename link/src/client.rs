@@ -332,6 +332,17 @@ impl RelayConnection {
         }
     }
 
+    /// As [`RelayConnection::next`], passing over the relay's news of a silent partner
+    /// ([`FromRelay::PeerQuiet`], [`FromRelay::PeerBack`]), for a caller with no use for it.
+    pub async fn next_skipping_silences(&mut self) -> Result<FromRelay, LinkError> {
+        loop {
+            match self.next().await? {
+                FromRelay::PeerQuiet { .. } | FromRelay::PeerBack => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+
     fn lost(&self) -> LinkError {
         match self.connection.close_reason() {
             Some(quinn::ConnectionError::ApplicationClosed(c))
@@ -592,7 +603,12 @@ impl RelayConnection {
     /// `Ok` with the reason the other peer left (or `fallback` when the relay says nothing);
     /// `Err` when the relay itself is going away or the connection to it failed.
     pub async fn explain_departure(&mut self, fallback: String) -> Result<String, LinkError> {
-        match tokio::time::timeout(std::time::Duration::from_secs(1), self.next()).await {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            self.next_skipping_silences(),
+        )
+        .await
+        {
             Ok(Err(LinkError::PeerLeft(reason))) => Ok(reason.to_string()),
             Ok(Err(e)) => Err(e),
             _ => Ok(fallback),

@@ -345,6 +345,15 @@ pub enum FromRelay {
     PeerLeft {
         reason: PeerLeftReason,
     },
+    /// Nothing has been heard from the partner for `silent_ms` (its keep-alives stopped): its
+    /// network may be down for a moment. The session is kept until the relay's idle timeout
+    /// ends it with [`FromRelay::PeerLeft`]; [`FromRelay::PeerBack`] if the partner is heard
+    /// again before.
+    PeerQuiet {
+        silent_ms: u32,
+    },
+    /// The partner of an earlier [`FromRelay::PeerQuiet`] is heard again.
+    PeerBack,
     ShuttingDown,
     /// Answer to [`ToRelay::UploadBegin`]: go on from `offset` (the size: nothing to send).
     UploadAt {

@@ -28,8 +28,8 @@ pub mod wire;
 /// The protocol version this build speaks. A peer with another version is refused with an error
 /// naming both. Version 2 adds technician logins and session-log uploads to the control plane
 /// and seals the peer plane end to end (see [`e2e`]).
-/// Version 3 names each paired session (its row in the relay's ledger) and asks for a second
-/// factor where an account has one.
+/// Version 3 names each paired session (its row in the relay's ledger), asks for a second
+/// factor where an account has one, and tells a peer when its partner falls silent.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Version of this software, reported in hello and session-start messages.

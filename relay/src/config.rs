@@ -21,8 +21,9 @@ pub struct Config {
     pub join_attempts: u32,
     pub join_window: Duration,
     /// A connection from which nothing is heard this long is dead: this bounds how late a
-    /// vanished peer is noticed. Peers send keep-alives every 150 ms, so a healthy link stays
-    /// well inside it; on links that lose several packets in a row, raise it.
+    /// vanished peer is noticed. Peers send keep-alives every 150 ms; after a second of silence
+    /// the partner is told the peer is not responding, and the session lasts until this ends it,
+    /// so a network outage shorter than this is survived.
     pub idle_timeout: Duration,
     /// Keep-alives from the relay itself; `None` (the default) leaves them to the peers.
     pub keep_alive: Option<Duration>,
@@ -71,7 +72,7 @@ impl Default for Config {
             code_ttl: Duration::from_secs(600),
             join_attempts: 10,
             join_window: Duration::from_secs(60),
-            idle_timeout: Duration::from_millis(600),
+            idle_timeout: Duration::from_secs(10),
             keep_alive: None,
             organisation: default_organisation(),
             token_ttl: Duration::from_secs(12 * 3600),

@@ -71,8 +71,9 @@ struct Cli {
     /// Length of the join rate-limit window in seconds [default: 60]
     #[arg(long, value_name = "SECS")]
     join_window_secs: Option<u64>,
-    /// Milliseconds of silence after which a peer counts as gone; the other peer is told at
-    /// once [default: 600]
+    /// Milliseconds of silence after which a peer counts as gone and its partner is told it
+    /// left; after one second of silence the partner is told it is not responding, so an
+    /// outage shorter than this is survived [default: 10000]
     #[arg(long, value_name = "MS")]
     idle_timeout_ms: Option<u64>,
     /// Milliseconds between keep-alives sent by the relay; 0 leaves them to the peers, which

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use link::report::Reporter;
 use link::sealed::{self, last_word, SealedSession};
 use link::{LinkError, RelayConnection};
+use protocol::control::FromRelay;
 use protocol::e2e::{UpdateReceiver, UserCode};
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use protocol::text::{tame, MAX_PEER_STRING};
@@ -84,6 +85,8 @@ pub enum SessionEvent {
         updates_per_sec: u32,
         bits_per_sec: u64,
     },
+    /// The relay hears nothing from the agent for now (`true`), or hears it again (`false`).
+    PeerQuiet(bool),
 }
 
 #[derive(Default)]
@@ -479,7 +482,7 @@ pub async fn run(
                 }
                 Err(e) => return Err(e.into()),
             },
-            ctl = conn.next() => return match ctl {
+            ctl = conn.next_skipping_silences() => return match ctl {
                 Err(LinkError::PeerLeft(reason)) => {
                     let ended = match last_word(&mut rx).await {
                         Some(r) => Ended::ByAgent(r),
@@ -677,6 +680,17 @@ pub async fn run(
                     Some(r) => break Ended::ByAgent(r),
                     None => break Ended::Failed(format!("the agent left: {reason}")),
                 },
+                Ok(FromRelay::PeerQuiet { silent_ms }) => {
+                    opts.tell(SessionEvent::PeerQuiet(true));
+                    report.event("peer_quiet", json!({ "silent_ms": silent_ms }), format!(
+                        "Nothing heard from the agent for {:.1} s; the session waits for its connection.",
+                        f64::from(silent_ms) / 1000.0
+                    ));
+                }
+                Ok(FromRelay::PeerBack) => {
+                    opts.tell(SessionEvent::PeerQuiet(false));
+                    report.event("peer_back", json!({}), "The agent's connection is back.");
+                }
                 Err(e) => { acceptor.abort(); return Err(e) }
                 Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }
             },

@@ -1,5 +1,6 @@
-//! Departures and restarts: a killed peer is reported to the other within a second; a relay
-//! told to stop tells its peers; a restarted relay keeps its certificate.
+//! Departures and restarts: a killed peer's silence is reported to the other within a second
+//! or two, its departure at the relay's idle timeout; a relay told to stop tells its peers; a
+//! restarted relay keeps its certificate.
 
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,27 @@ fn session(relay: &Relay) -> (Proc, Proc) {
     (agent, tech)
 }
 
+/// The relay's idle timeout in these tests: a killed peer's silence is told after a second,
+/// its departure after this.
+const IDLE_TIMEOUT_MS: &str = "3000";
+const IDLE_TIMEOUT: Duration = Duration::from_millis(3000);
+/// Silence after which the partner is told (1 s), checked every 250 ms, with room for a busy
+/// machine.
+const TOLD_QUIET_WITHIN: Duration = Duration::from_millis(2000);
+
 #[test]
-fn killing_the_agent_tells_the_technician_within_a_second() {
+fn killing_the_agent_tells_the_technician_at_once_and_ends_at_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
+    let relay = Relay::start(dir.path(), &["--idle-timeout-ms", IDLE_TIMEOUT_MS]);
     let (agent, mut tech) = session(&relay);
     let killed = Instant::now();
     agent.signal(libc::SIGKILL);
-    let ended = tech.wait_event("ended", Duration::from_secs(5));
+    let quiet = tech.wait_event("peer_quiet", Duration::from_secs(5));
+    let told = killed.elapsed();
+    eprintln!("told quiet after {told:?}: {quiet}");
+    assert!(told <= TOLD_QUIET_WITHIN, "told quiet after {told:?}");
+    assert!(quiet["silent_ms"].as_u64().unwrap() >= 1000, "{quiet}");
+    let ended = tech.wait_event("ended", Duration::from_secs(10));
     let after = killed.elapsed();
     assert!(
         ended["message"]
@@ -35,15 +49,20 @@ fn killing_the_agent_tells_the_technician_within_a_second() {
             .contains("connection was lost"),
         "{ended}"
     );
-    eprintln!("told after {after:?}");
-    assert!(after <= Duration::from_secs(1), "told after {after:?}");
+    eprintln!("told it left after {after:?}");
+    assert!(
+        after >= IDLE_TIMEOUT - Duration::from_millis(500)
+            && after <= IDLE_TIMEOUT + Duration::from_secs(2),
+        "told it left after {after:?}"
+    );
+    assert!(tech.events("peer_back").is_empty(), "{}", tech.transcript());
     assert!(!tech.wait_exit(PROMPT).success());
 }
 
 #[test]
-fn killing_the_technician_tells_the_agent_within_a_second() {
+fn killing_the_technician_tells_the_agent_at_once_and_ends_at_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
+    let relay = Relay::start(dir.path(), &["--idle-timeout-ms", IDLE_TIMEOUT_MS]);
     let (mut agent, mut tech) = session(&relay);
     let log = tech.wait_event("recording", PROMPT)["path"]
         .as_str()
@@ -51,7 +70,11 @@ fn killing_the_technician_tells_the_agent_within_a_second() {
         .to_string();
     let killed = Instant::now();
     tech.signal(libc::SIGKILL);
-    let ended = agent.wait_event("ended", Duration::from_secs(5));
+    agent.wait_event("peer_quiet", Duration::from_secs(5));
+    let told = killed.elapsed();
+    eprintln!("told quiet after {told:?}");
+    assert!(told <= TOLD_QUIET_WITHIN, "told quiet after {told:?}");
+    let ended = agent.wait_event("ended", Duration::from_secs(10));
     let after = killed.elapsed();
     assert_eq!(ended["reason"], "PeerLeft", "{ended}");
     assert!(
@@ -61,8 +84,12 @@ fn killing_the_technician_tells_the_agent_within_a_second() {
             .contains("connection was lost"),
         "{ended}"
     );
-    eprintln!("told after {after:?}");
-    assert!(after <= Duration::from_secs(1), "told after {after:?}");
+    eprintln!("told it left after {after:?}");
+    assert!(
+        after >= IDLE_TIMEOUT - Duration::from_millis(500)
+            && after <= IDLE_TIMEOUT + Duration::from_secs(2),
+        "told it left after {after:?}"
+    );
     agent.wait_exit(PROMPT);
     // The killed technician's log is whole up to its last record: it ended early, untampered.
     let (code, text) = tests::verify_log(&log);
@@ -91,7 +118,7 @@ fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
         assert!(
             err["message"].as_str().unwrap().contains("shutting down"),
             "{}: {err}",
-            p.name
+            p.name()
         );
     }
 
@@ -99,7 +126,7 @@ fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
     assert_eq!(again.fingerprint, first);
     assert!(!again
         .proc
-        .stdout
+        .stdout()
         .iter()
         .any(|l| l.contains("new certificate")));
 }

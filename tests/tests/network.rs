@@ -15,10 +15,6 @@ const SESSION: Duration = Duration::from_secs(180);
 
 /// The outage the relay must ride out.
 const OUTAGE: Duration = Duration::from_secs(5);
-/// The relay's idle timeout in the outage test: longer than the outage plus the time QUIC's
-/// backed-off probes take to notice that the link is back (some 0.1 to 0.3 s here; 5.2 s
-/// was enough). The relay's default, 0.6 s, ends the session within a second of the cut.
-const OUTAGE_IDLE_TIMEOUT_MS: &str = "8000";
 
 fn network(agent: Shape, technician: Shape) -> Arc<Network> {
     Arc::new(
@@ -113,11 +109,8 @@ fn a_session_resumes_after_a_five_second_outage_and_ends_bit_exact() {
     // A 50 ms round trip on the agent's link, which then goes dead for 5 s.
     let net = network(Shape::rtt(50), Shape::CLEAN);
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start_in(
-        net.clone(),
-        dir.path(),
-        &["--idle-timeout-ms", OUTAGE_IDLE_TIMEOUT_MS],
-    );
+    // The relay's default idle timeout (10 s) outlasts the outage.
+    let relay = Relay::start_in(net.clone(), dir.path(), &[]);
     let corpus = data("typing.scrn");
     let source = format!("corpus:{}", corpus.display());
     // 80 frames at 0.4 times the speed: 10 s of typing, which goes on during the outage.
@@ -138,6 +131,9 @@ fn a_session_resumes_after_a_five_second_outage_and_ends_bit_exact() {
         "the technician ended during the outage\n{}",
         tech.transcript()
     );
+    // The technician is told the agent fell silent, while the session waits for it.
+    let quiet = tech.events("peer_quiet");
+    assert_eq!(quiet.len(), 1, "{}", tech.transcript());
     net.restore(Side::Agent).unwrap();
     eprintln!("link restored after {:?}", cut.elapsed());
     let during = tech.events("update").len();
@@ -164,6 +160,7 @@ fn a_session_resumes_after_a_five_second_outage_and_ends_bit_exact() {
         "first update after the outage {:?} after it began",
         cut.elapsed()
     );
+    tech.wait_event("peer_back", PROMPT);
 
     assert!(
         tech.wait_exit(SESSION).success(),

@@ -239,12 +239,21 @@ fn nothing_stays_pressed_when_the_technician_vanishes() {
     assert_ne!(buttons, 0, "the button is held before the cut");
     assert!(!keys.is_empty(), "shift is held before the cut");
     tech.signal(libc::SIGKILL);
-    agent.wait_event("ended", PROMPT);
+    // Released as soon as the relay says the technician is silent, long before the idle
+    // timeout ends the session.
+    agent.wait_event("peer_quiet", Duration::from_secs(5));
     assert!(
-        wait_until(Duration::from_secs(5), || x.held() == (0, vec![])),
-        "still held after the session was cut: {:?}",
+        wait_until(Duration::from_secs(1), || x.held() == (0, vec![])),
+        "still held after the technician fell silent: {:?}",
         x.held()
     );
+    assert!(
+        agent.events("ended").is_empty(),
+        "the session ended before the idle timeout\n{}",
+        agent.transcript()
+    );
+    agent.wait_event("ended", PROMPT);
+    assert_eq!(x.held(), (0, vec![]));
 }
 
 #[test]

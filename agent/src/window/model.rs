@@ -37,6 +37,8 @@ pub enum Screen {
         control: bool,
         /// End session was pressed; the session is saying goodbye.
         ending: bool,
+        /// Nothing is heard from the technician's connection for now.
+        quiet: bool,
     },
     /// It is over.
     Ended { why: EndedWhy },
@@ -191,12 +193,33 @@ impl WindowModel {
                 peer,
                 control,
                 ending: false,
+                quiet: false,
             },
             Status::ControlStopped => match std::mem::replace(&mut self.screen, Screen::Starting) {
-                Screen::Sharing { peer, ending, .. } => Screen::Sharing {
+                Screen::Sharing {
+                    peer,
+                    ending,
+                    quiet,
+                    ..
+                } => Screen::Sharing {
                     peer,
                     control: false,
                     ending,
+                    quiet,
+                },
+                other => other,
+            },
+            Status::PeerQuiet(now) => match std::mem::replace(&mut self.screen, Screen::Starting) {
+                Screen::Sharing {
+                    peer,
+                    control,
+                    ending,
+                    ..
+                } => Screen::Sharing {
+                    peer,
+                    control,
+                    ending,
+                    quiet: now,
                 },
                 other => other,
             },

@@ -102,7 +102,8 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             peer,
             control,
             ending,
-        } => bar(ui, cat, peer, *control, *ending),
+            quiet,
+        } => bar(ui, cat, peer, *control, *ending, *quiet),
         Screen::Ended { why } => ended(ui, cat, why),
     }
 }
@@ -250,14 +251,15 @@ fn bar(
     peer: &PeerInfo,
     control: bool,
     ending: bool,
+    quiet: bool,
 ) -> Option<Action> {
     let mut clicked = None;
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.horizontal_centered(|ui| {
-            let key = if control {
-                "bar-controlling"
-            } else {
-                "bar-viewing"
+            let key = match (quiet, control) {
+                (true, _) => "bar-quiet",
+                (false, true) => "bar-controlling",
+                (false, false) => "bar-viewing",
             };
             ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {

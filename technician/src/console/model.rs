@@ -95,6 +95,8 @@ pub struct SessionView {
     /// Recorded into this log (`Some(None)`: the relay allows it unrecorded and it is not).
     pub recording: Option<Option<PathBuf>>,
     pub quality: Option<Quality>,
+    /// The relay hears nothing from the agent for now; the session waits for it.
+    pub quiet: bool,
     pub scale: ViewScale,
     pub fullscreen: bool,
     /// Keys go to the remote machine, the local desktop's shortcuts included.
@@ -122,6 +124,7 @@ impl SessionView {
             screen: None,
             recording: None,
             quality: None,
+            quiet: false,
             scale,
             fullscreen,
             grabbed: false,
@@ -193,6 +196,8 @@ pub enum Event {
         height: u32,
     },
     Quality(Quality),
+    /// The agent fell silent (`true`) or is heard again (`false`).
+    PeerQuiet(bool),
     SessionEnded {
         message: String,
         log: Option<PathBuf>,
@@ -424,6 +429,12 @@ impl Model {
             Event::Quality(q) => {
                 if let Some(s) = &mut self.session {
                     s.quality = Some(q);
+                }
+                vec![]
+            }
+            Event::PeerQuiet(quiet) => {
+                if let Some(s) = &mut self.session {
+                    s.quiet = quiet;
                 }
                 vec![]
             }

@@ -415,6 +415,7 @@ async fn run_session(
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
+                    JoinEvent::Session(SessionEvent::PeerQuiet(quiet)) => Event::PeerQuiet(quiet),
                     JoinEvent::Session(SessionEvent::Started { width, height }) => {
                         Event::ScreenStarted { width, height }
                     }

@@ -502,6 +502,14 @@ impl ConsoleApp {
                 }
                 None => {}
             }
+            if s.quiet {
+                ui.separator();
+                ui.colored_label(
+                    Color32::from_rgb(220, 150, 40),
+                    self.w.text("session-quiet"),
+                )
+                .on_hover_text(self.w.text("session-quiet-tip"));
+            }
             if let Some(q) = s.quality {
                 ui.separator();
                 ui.label(self.w.fmt(

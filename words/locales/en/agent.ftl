@@ -43,6 +43,7 @@ who-account = { $name } (tier { $tier }, { $organisation })
 who-unverified = { $description } (not logged in)
 bar-controlling = { $who } is controlling your screen
 bar-viewing = { $who } is viewing your screen
+bar-quiet = Waiting for the connection of { $who }…
 bar-stop-control = Stop control
 bar-end = End session
 

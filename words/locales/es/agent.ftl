@@ -43,6 +43,7 @@ who-account = { $name } (nivel { $tier }, { $organisation })
 who-unverified = { $description } (sin iniciar sesión)
 bar-controlling = { $who } está controlando su pantalla
 bar-viewing = { $who } está viendo su pantalla
+bar-quiet = Esperando la conexión de { $who }…
 bar-stop-control = Quitar el control
 bar-end = Terminar la sesión
 
