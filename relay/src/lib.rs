@@ -2,6 +2,8 @@
 //!
 //! - [`accounts`]: technician accounts (SQLite, Argon2id), login back-off, session tokens;
 //! - [`config`]: settings from flags and an optional TOML file;
+//! - [`desk`]: the support desk's queue of help requests, a pure state machine of stored
+//!   events;
 //! - [`identity`]: the relay's TLS certificate, generated on first start and reused;
 //! - [`logstore`]: the archive of encrypted session logs: resumable uploads, checkpoints,
 //!   retention;
@@ -17,6 +19,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod desk;
 pub mod forward;
 pub mod identity;
 pub mod ledger;

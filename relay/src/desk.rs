@@ -1,0 +1,554 @@
+//! The support desk's queue of help requests: a pure state machine driven by events.
+//!
+//! A user files a help request from the agent (a description, the machine's name and OS, an
+//! optional ticket number of the desk's own system); it waits in the queue of tier 1. A
+//! technician sees the requests of their tier and of the tiers below, oldest first, and takes
+//! one: a request is taken by exactly one technician, however many try at once. Every change is
+//! an [`Event`] with its time and who caused it; [`Desk::apply`] is the only way the state
+//! changes, so the state after a relay restart is the state the stored events replay to, and the
+//! desk's figures can be computed from the events alone. [`Journal`] stores them in the relay's
+//! database, in order, and never rewrites one.
+//!
+//! Commands ([`Desk::file`], [`Desk::take`], [`Desk::take_next`], [`Desk::cancel`]) check the
+//! state and return the event to store and apply, or why they cannot be done. Times are
+//! milliseconds since the Unix epoch, given by the caller.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::DATABASE_FILE;
+
+/// Longest description kept, in characters; longer ones are cut.
+pub const MAX_DESCRIPTION: usize = 500;
+/// Longest machine name, OS and ticket number kept, in characters.
+pub const MAX_FIELD: usize = 100;
+/// Requests waiting at once, over all tiers: a filing beyond is refused.
+pub const MAX_WAITING: usize = 10_000;
+/// The highest tier.
+pub const MAX_TIER: u8 = 3;
+
+/// What a user asks for, as filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filing {
+    pub description: String,
+    pub machine: String,
+    pub os: String,
+    pub ticket: Option<String>,
+}
+
+impl Filing {
+    /// The filing with every field trimmed, bounded and printable (see
+    /// [`protocol::text::tame`]); an empty ticket is none.
+    pub fn tamed(self) -> Self {
+        use protocol::text::tame;
+        Self {
+            description: tame(self.description.trim(), MAX_DESCRIPTION),
+            machine: tame(self.machine.trim(), MAX_FIELD),
+            os: tame(self.os.trim(), MAX_FIELD),
+            ticket: self
+                .ticket
+                .map(|t| tame(t.trim(), MAX_FIELD))
+                .filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// One change of the desk, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    Filed {
+        id: u64,
+        at: u64,
+        tier: u8,
+        filing: Filing,
+    },
+    Taken {
+        id: u64,
+        at: u64,
+        by: String,
+    },
+    /// The user withdrew the request while it waited.
+    Cancelled {
+        id: u64,
+        at: u64,
+    },
+}
+
+impl Event {
+    pub fn id(&self) -> u64 {
+        match self {
+            Event::Filed { id, .. } | Event::Taken { id, .. } | Event::Cancelled { id, .. } => *id,
+        }
+    }
+
+    pub fn at(&self) -> u64 {
+        match self {
+            Event::Filed { at, .. } | Event::Taken { at, .. } | Event::Cancelled { at, .. } => *at,
+        }
+    }
+
+    /// The event's kind, as stored beside it for queries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Filed { .. } => "filed",
+            Event::Taken { .. } => "taken",
+            Event::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum State {
+    Waiting,
+    Taken { by: String, at: u64 },
+    Cancelled { at: u64 },
+}
+
+/// A request as the desk holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Request {
+    pub id: u64,
+    pub filed_at: u64,
+    /// The tier whose queue it waits in.
+    pub tier: u8,
+    pub filing: Filing,
+    pub state: State,
+}
+
+/// Why a command cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeskError {
+    #[error("there is no help request {0}")]
+    Unknown(u64),
+    #[error("help request {id} was already taken by {by}")]
+    AlreadyTaken { id: u64, by: String },
+    #[error("help request {0} was cancelled by the user")]
+    Cancelled(u64),
+    #[error("help request {id} waits for tier {tier}; a tier {yours} technician cannot take it")]
+    AboveTier { id: u64, tier: u8, yours: u8 },
+    #[error("no help request is waiting for tier {0} or below")]
+    NoneWaiting(u8),
+    #[error("{0} help requests are waiting already; try again later")]
+    Full(usize),
+    #[error("the stored desk events are out of order: {0}")]
+    Replay(String),
+}
+
+/// The queue of help requests. See the module's words.
+#[derive(Debug, Default)]
+pub struct Desk {
+    /// Every request, by id (ids are given in filing order).
+    requests: BTreeMap<u64, Request>,
+    /// Waiting ids by tier, oldest first (ids grow with time).
+    waiting: [std::collections::BTreeSet<u64>; MAX_TIER as usize],
+    next_id: u64,
+}
+
+impl Desk {
+    pub fn new() -> Self {
+        Self {
+            next_id: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The desk the events replay to.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Self, DeskError> {
+        let mut desk = Self::new();
+        for e in events {
+            desk.check(e)?;
+            desk.apply(e);
+        }
+        Ok(desk)
+    }
+
+    /// Whether `event` may follow the state as it is (what [`Desk::replay`] insists on).
+    fn check(&self, event: &Event) -> Result<(), DeskError> {
+        match event {
+            Event::Filed { id, tier, .. } => {
+                if *id < self.next_id || !(1..=MAX_TIER).contains(tier) {
+                    return Err(DeskError::Replay(format!(
+                        "request {id} filed for tier {tier} after request {}",
+                        self.next_id - 1
+                    )));
+                }
+                Ok(())
+            }
+            Event::Taken { id, .. } | Event::Cancelled { id, .. } => {
+                match self.requests.get(id).map(|r| &r.state) {
+                    Some(State::Waiting) => Ok(()),
+                    _ => Err(DeskError::Replay(format!(
+                        "request {id} {} while not waiting",
+                        event.kind()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Changes the state by `event`, which a command of this desk returned (or which replays
+    /// one it returned before).
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Filed {
+                id,
+                at,
+                tier,
+                filing,
+            } => {
+                self.next_id = self.next_id.max(id + 1);
+                self.waiting[usize::from(tier - 1)].insert(*id);
+                self.requests.insert(
+                    *id,
+                    Request {
+                        id: *id,
+                        filed_at: *at,
+                        tier: *tier,
+                        filing: filing.clone(),
+                        state: State::Waiting,
+                    },
+                );
+            }
+            Event::Taken { id, at, by } => {
+                if let Some(r) = self.requests.get_mut(id) {
+                    self.waiting[usize::from(r.tier - 1)].remove(id);
+                    r.state = State::Taken {
+                        by: by.clone(),
+                        at: *at,
+                    };
+                }
+            }
+            Event::Cancelled { id, at } => {
+                if let Some(r) = self.requests.get_mut(id) {
+                    self.waiting[usize::from(r.tier - 1)].remove(id);
+                    r.state = State::Cancelled { at: *at };
+                }
+            }
+        }
+    }
+
+    /// Files a request in tier 1's queue.
+    pub fn file(&self, filing: Filing, at: u64) -> Result<Event, DeskError> {
+        let waiting = self.waiting_count();
+        if waiting >= MAX_WAITING {
+            return Err(DeskError::Full(waiting));
+        }
+        Ok(Event::Filed {
+            id: self.next_id,
+            at,
+            tier: 1,
+            filing: filing.tamed(),
+        })
+    }
+
+    /// `by` (of `tier`) takes request `id`.
+    pub fn take(&self, id: u64, by: &str, tier: u8, at: u64) -> Result<Event, DeskError> {
+        let r = self.requests.get(&id).ok_or(DeskError::Unknown(id))?;
+        match &r.state {
+            State::Waiting if r.tier > tier => Err(DeskError::AboveTier {
+                id,
+                tier: r.tier,
+                yours: tier,
+            }),
+            State::Waiting => Ok(Event::Taken {
+                id,
+                at,
+                by: by.to_string(),
+            }),
+            State::Taken { by, .. } => Err(DeskError::AlreadyTaken { id, by: by.clone() }),
+            State::Cancelled { .. } => Err(DeskError::Cancelled(id)),
+        }
+    }
+
+    /// `by` (of `tier`) takes the oldest request waiting for their tier or below.
+    pub fn take_next(&self, by: &str, tier: u8, at: u64) -> Result<Event, DeskError> {
+        let id = self
+            .visible(tier)
+            .next()
+            .map(|r| r.id)
+            .ok_or(DeskError::NoneWaiting(tier))?;
+        self.take(id, by, tier, at)
+    }
+
+    /// The user withdraws request `id`.
+    pub fn cancel(&self, id: u64, at: u64) -> Result<Event, DeskError> {
+        let r = self.requests.get(&id).ok_or(DeskError::Unknown(id))?;
+        match &r.state {
+            State::Waiting => Ok(Event::Cancelled { id, at }),
+            State::Taken { by, .. } => Err(DeskError::AlreadyTaken { id, by: by.clone() }),
+            State::Cancelled { .. } => Err(DeskError::Cancelled(id)),
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Request> {
+        self.requests.get(&id)
+    }
+
+    /// The requests a technician of `tier` may take: those waiting for their tier or a lower
+    /// one, oldest first.
+    pub fn visible(&self, tier: u8) -> impl Iterator<Item = &Request> {
+        let mut ids: Vec<u64> = self
+            .waiting
+            .iter()
+            .take(usize::from(tier.min(MAX_TIER)))
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.requests.get(&id))
+    }
+
+    /// Where a waiting request stands in its tier's queue: 1 for the next to be taken.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        let r = self.requests.get(&id)?;
+        if r.state != State::Waiting {
+            return None;
+        }
+        let queue = &self.waiting[usize::from(r.tier - 1)];
+        Some(queue.range(..id).count() + 1)
+    }
+
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.iter().map(|q| q.len()).sum()
+    }
+}
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS desk_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    request INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    event   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS desk_events_by_request ON desk_events (request, seq);
+";
+
+/// The desk's events in the relay's database, in the order they happened. Events are only ever
+/// appended.
+pub struct Journal {
+    conn: Connection,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the desk's events in {path}: {source}")]
+    Db {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("a stored desk event does not read back: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error("cannot prepare {path}: {source}")]
+    Prepare {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Journal {
+    /// Opens the journal in `data_dir`'s database, creating its table if need be.
+    pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
+        let path = data_dir.join(DATABASE_FILE);
+        let shown = path.display().to_string();
+        crate::accounts::prepare_database(&path).map_err(|source| JournalError::Prepare {
+            path: shown.clone(),
+            source,
+        })?;
+        let db = |source| JournalError::Db {
+            path: shown.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Self { conn })
+    }
+
+    /// Stores `event` after every event stored before.
+    pub fn append(&self, event: &Event) -> Result<(), JournalError> {
+        let text =
+            serde_json::to_string(event).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        self.conn
+            .execute(
+                "INSERT INTO desk_events (request, kind, at, event) VALUES (?1, ?2, ?3, ?4)",
+                params![event.id() as i64, event.kind(), event.at() as i64, text],
+            )
+            .map_err(|source| JournalError::Db {
+                path: DATABASE_FILE.into(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Every event, in order.
+    pub fn events(&self) -> Result<Vec<Event>, JournalError> {
+        let db = |source| JournalError::Db {
+            path: DATABASE_FILE.into(),
+            source,
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event FROM desk_events ORDER BY seq")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(db)?;
+        let mut events = Vec::new();
+        for row in rows {
+            let text = row.map_err(db)?;
+            events.push(
+                serde_json::from_str(&text)
+                    .map_err(|e| JournalError::Corrupt(format!("{e}: {text}")))?,
+            );
+        }
+        Ok(events)
+    }
+
+    /// The desk as the stored events leave it.
+    pub fn desk(&self) -> Result<Desk, JournalError> {
+        Ok(Desk::replay(&self.events()?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filing(what: &str) -> Filing {
+        Filing {
+            description: what.into(),
+            machine: "pc-17".into(),
+            os: "Debian 12".into(),
+            ticket: None,
+        }
+    }
+
+    /// Runs a command's event into the desk, as the relay does.
+    fn run(
+        desk: &mut Desk,
+        command: impl FnOnce(&Desk) -> Result<Event, DeskError>,
+    ) -> Result<Event, DeskError> {
+        let e = command(desk)?;
+        desk.apply(&e);
+        Ok(e)
+    }
+
+    #[test]
+    fn requests_wait_oldest_first_and_are_taken_once() {
+        let mut d = Desk::new();
+        for (i, what) in ["printer", "mail", "vpn"].iter().enumerate() {
+            let e = run(&mut d, |d| d.file(filing(what), 100 + i as u64)).unwrap();
+            assert_eq!(e.id(), i as u64 + 1);
+        }
+        assert_eq!(d.position(1), Some(1));
+        assert_eq!(d.position(3), Some(3));
+        let next = run(&mut d, |d| d.take_next("alice", 1, 200)).unwrap();
+        assert_eq!(next.id(), 1);
+        assert_eq!(d.position(1), None);
+        assert_eq!(d.position(2), Some(1));
+        assert_eq!(
+            d.take(1, "bob", 1, 201),
+            Err(DeskError::AlreadyTaken {
+                id: 1,
+                by: "alice".into()
+            })
+        );
+        let ids: Vec<u64> = d.visible(1).map(|r| r.id).collect();
+        assert_eq!(ids, vec![2, 3]);
+        run(&mut d, |d| d.cancel(2, 202)).unwrap();
+        assert_eq!(d.take(2, "bob", 1, 203), Err(DeskError::Cancelled(2)));
+        assert_eq!(
+            d.cancel(1, 204),
+            Err(DeskError::AlreadyTaken {
+                id: 1,
+                by: "alice".into()
+            })
+        );
+        assert_eq!(d.take(9, "bob", 1, 205), Err(DeskError::Unknown(9)));
+        assert_eq!(run(&mut d, |d| d.take_next("bob", 2, 206)).unwrap().id(), 3);
+        assert_eq!(d.take_next("bob", 1, 207), Err(DeskError::NoneWaiting(1)));
+        assert_eq!(d.waiting_count(), 0);
+    }
+
+    #[test]
+    fn a_replay_gives_the_same_desk_and_refuses_events_out_of_order() {
+        let mut d = Desk::new();
+        let mut log = Vec::new();
+        for i in 0..5 {
+            log.push(run(&mut d, |d| d.file(filing("x"), i)).unwrap());
+        }
+        log.push(run(&mut d, |d| d.take(2, "alice", 1, 10)).unwrap());
+        log.push(run(&mut d, |d| d.cancel(4, 11)).unwrap());
+        let again = Desk::replay(&log).unwrap();
+        assert_eq!(again.requests, d.requests);
+        assert_eq!(again.waiting, d.waiting);
+        // A new filing after the replay takes the next number.
+        assert_eq!(again.file(filing("y"), 12).unwrap().id(), 6);
+        // Taken twice: not a history this desk can have had.
+        let mut bad = log.clone();
+        bad.push(Event::Taken {
+            id: 2,
+            at: 13,
+            by: "bob".into(),
+        });
+        assert!(matches!(Desk::replay(&bad), Err(DeskError::Replay(_))));
+    }
+
+    #[test]
+    fn what_a_user_files_is_bounded_and_printable() {
+        let d = Desk::new();
+        let long = format!("\u{1b}[31mred\r{}", "x".repeat(2 * MAX_DESCRIPTION));
+        let Event::Filed { filing, .. } = d
+            .file(
+                Filing {
+                    description: long,
+                    machine: "m\u{7}".into(),
+                    os: "os".into(),
+                    ticket: Some("  ".into()),
+                },
+                0,
+            )
+            .unwrap()
+        else {
+            unreachable!()
+        };
+        // Cut to the limit, then its two control characters written out as escapes.
+        assert!(filing.description.ends_with('…'), "{}", filing.description);
+        assert_eq!(
+            filing.description.chars().count(),
+            MAX_DESCRIPTION + "\\u{1b}\\u{d}".chars().count() - 2
+        );
+        assert!(!filing.description.contains('\u{1b}'));
+        assert!(!filing.description.contains('\r'));
+        assert!(!filing.machine.contains('\u{7}'));
+        assert_eq!(filing.ticket, None);
+    }
+
+    #[test]
+    fn the_journal_keeps_the_events_across_opening_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Desk::new();
+        {
+            let j = Journal::open(dir.path()).unwrap();
+            for i in 0..3 {
+                let e = run(&mut d, |d| d.file(filing("x"), i)).unwrap();
+                j.append(&e).unwrap();
+            }
+            let e = run(&mut d, |d| d.take_next("alice", 1, 5)).unwrap();
+            j.append(&e).unwrap();
+        }
+        let j = Journal::open(dir.path()).unwrap();
+        let again = j.desk().unwrap();
+        assert_eq!(again.requests, d.requests);
+        let ids: Vec<u64> = again.visible(1).map(|r| r.id).collect();
+        assert_eq!(ids, vec![2, 3]);
+    }
+}
