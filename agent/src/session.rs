@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use link::report::Reporter;
 use link::sealed::{self, last_word, PeerPlaneError, SealedRecv, SealedSend, SealedSession};
+use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
@@ -494,6 +495,9 @@ pub async fn run(
     let mut finished = false;
     let mut dropped = 0u64;
     let mut dropped_reported = Instant::now() - Duration::from_secs(1);
+    let mut relay_silence = Silence::new(&conn.connection);
+    let mut silence_tick = link::silence::ticker();
+    let mut quiet = Quiet::default();
     let ended = loop {
         tokio::select! {
             produced = prod_rx.recv(), if !finished => match produced {
@@ -614,6 +618,23 @@ pub async fn run(
                 UserCommand::StopControl => {}
                 UserCommand::End => break Ended::Reason(EndReason::UserEnded),
             },
+            _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
+                Some(Change::Quiet(silent)) => {
+                    injector.release_held();
+                    quiet.relay = true;
+                    person.status.send(Status::PeerQuiet(quiet.any()));
+                    report.event("relay_quiet", json!({ "silent_ms": silent.as_millis() as u64 }), format!(
+                        "Nothing heard from the relay for {:.1} s; the session waits for the connection.",
+                        silent.as_secs_f64()
+                    ));
+                }
+                Some(Change::Back) => {
+                    quiet.relay = false;
+                    person.status.send(Status::PeerQuiet(quiet.any()));
+                    report.event("relay_back", json!({}), "The relay is heard again.");
+                }
+                None => {}
+            },
             ctl = conn.next() => match ctl {
                 Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
                     Some(r) => break Ended::Reason(r),
@@ -622,12 +643,14 @@ pub async fn run(
                 Ok(FromRelay::PeerQuiet { silent_ms }) => {
                     // Whatever the technician held down must not stay pressed while it is gone.
                     injector.release_held();
-                    person.status.send(Status::PeerQuiet(true));
+                    quiet.technician = true;
+                    person.status.send(Status::PeerQuiet(quiet.any()));
                     report.event("peer_quiet", json!({ "silent_ms": silent_ms }),
                         format!("Nothing heard from the technician for {:.1} s; the session waits for their connection.", f64::from(silent_ms) / 1000.0));
                 }
                 Ok(FromRelay::PeerBack) => {
-                    person.status.send(Status::PeerQuiet(false));
+                    quiet.technician = false;
+                    person.status.send(Status::PeerQuiet(quiet.any()));
                     report.event("peer_back", json!({}), "The technician's connection is back.");
                 }
                 // The link is gone: the guards stop the capture and release held input.
@@ -718,5 +741,19 @@ impl Truncated {
         if self.events > 0 {
             self.report(report, true);
         }
+    }
+}
+
+/// What is silent for now, of what the session hears from: the relay itself, or the technician
+/// (as the relay says).
+#[derive(Default)]
+struct Quiet {
+    relay: bool,
+    technician: bool,
+}
+
+impl Quiet {
+    fn any(&self) -> bool {
+        self.relay || self.technician
     }
 }

@@ -18,6 +18,7 @@ pub mod client;
 pub mod known;
 pub mod report;
 pub mod sealed;
+pub mod silence;
 pub mod tls;
 pub mod transport;
 pub mod userfile;

@@ -62,48 +62,6 @@ struct Partner {
     session: String,
 }
 
-/// Silence from a paired peer after which its partner is told it is not responding (peers send
-/// keep-alives every 150 ms); the session itself lasts until the idle timeout. How often the
-/// silence is checked.
-const QUIET_AFTER: Duration = Duration::from_secs(1);
-const QUIET_CHECK: Duration = Duration::from_millis(250);
-
-/// Whether a peer's connection has been silent, judged by the datagrams received on it.
-struct Silence {
-    datagrams: u64,
-    heard_at: tokio::time::Instant,
-    told: bool,
-}
-
-impl Silence {
-    fn new(conn: &Connection) -> Self {
-        Self {
-            datagrams: conn.stats().udp_rx.datagrams,
-            heard_at: tokio::time::Instant::now(),
-            told: false,
-        }
-    }
-
-    /// What the partner must be told now, if anything.
-    fn check(&mut self, conn: &Connection) -> Option<FromRelay> {
-        let now = tokio::time::Instant::now();
-        let datagrams = conn.stats().udp_rx.datagrams;
-        if datagrams != self.datagrams {
-            self.datagrams = datagrams;
-            self.heard_at = now;
-            return std::mem::take(&mut self.told).then_some(FromRelay::PeerBack);
-        }
-        let silent = now - self.heard_at;
-        if self.told || silent < QUIET_AFTER {
-            return None;
-        }
-        self.told = true;
-        Some(FromRelay::PeerQuiet {
-            silent_ms: silent.as_millis().min(u128::from(u32::MAX)) as u32,
-        })
-    }
-}
-
 /// Longest a session whose recording the policy requires may go without a checkpoint.
 const CHECKPOINT_DEADLINE: Duration =
     Duration::from_secs(2 * protocol::control::CHECKPOINT_INTERVAL_SECS);
@@ -1050,9 +1008,9 @@ async fn paired(
     let required = recorded.as_ref().is_some_and(|r| r.required);
     let mut deadline = tokio::time::Instant::now() + CHECKPOINT_DEADLINE;
     // A silence shorter than the idle timeout is worth telling: the session outlives it.
-    let watch_silence = shared.cfg.idle_timeout > QUIET_AFTER;
-    let mut silence = Silence::new(other);
-    let mut silence_check = tokio::time::interval(QUIET_CHECK);
+    let watch_silence = shared.cfg.idle_timeout > link::silence::QUIET_AFTER;
+    let mut silence = link::silence::Silence::new(other);
+    let mut silence_check = link::silence::ticker();
     let end = {
         let forwarding = forward::forward_from(own, other, role, &shared.tap, &mut tasks);
         tokio::pin!(forwarding);
@@ -1093,7 +1051,7 @@ async fn paired(
                         CHECKPOINT_DEADLINE.as_secs()
                     ),
                 )),
-                _ = silence_check.tick(), if watch_silence => match silence.check(other) {
+                _ = silence_check.tick(), if watch_silence => match silence.check(other).map(partner_news) {
                     Some(news) => match send(out, news).await {
                         Ok(()) => continue,
                         Err(refusal) => End::Refused(refusal),
@@ -1131,6 +1089,16 @@ async fn paired(
             }
             Ok(words)
         }
+    }
+}
+
+/// What a peer is told of its partner's silence.
+fn partner_news(change: link::silence::Change) -> FromRelay {
+    match change {
+        link::silence::Change::Quiet(silent) => FromRelay::PeerQuiet {
+            silent_ms: silent.as_millis().min(u128::from(u32::MAX)) as u32,
+        },
+        link::silence::Change::Back => FromRelay::PeerBack,
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use link::report::Reporter;
 use link::sealed::{self, last_word, SealedSession};
+use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
 use protocol::control::FromRelay;
 use protocol::e2e::{UpdateReceiver, UserCode};
@@ -87,6 +88,8 @@ pub enum SessionEvent {
     },
     /// The relay hears nothing from the agent for now (`true`), or hears it again (`false`).
     PeerQuiet(bool),
+    /// Nothing is heard from the relay for now (`true`), or it is heard again (`false`).
+    RelayQuiet(bool),
 }
 
 #[derive(Default)]
@@ -597,6 +600,8 @@ pub async fn run(
 
     let mut flush = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
+    let mut relay_silence = Silence::new(&conn.connection);
+    let mut silence_tick = link::silence::ticker();
     send_checkpoint(conn, checkpoint_due(&opts)).await;
     let ended = loop {
         let script_done = async {
@@ -674,6 +679,20 @@ pub async fn run(
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
                 Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
                 Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
+            },
+            _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
+                Some(Change::Quiet(silent)) => {
+                    opts.tell(SessionEvent::RelayQuiet(true));
+                    report.event("relay_quiet", json!({ "silent_ms": silent.as_millis() as u64 }), format!(
+                        "Nothing heard from the relay for {:.1} s; the session waits for the connection.",
+                        silent.as_secs_f64()
+                    ));
+                }
+                Some(Change::Back) => {
+                    opts.tell(SessionEvent::RelayQuiet(false));
+                    report.event("relay_back", json!({}), "The relay is heard again.");
+                }
+                None => {}
             },
             ctl = conn.next() => match ctl {
                 Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {

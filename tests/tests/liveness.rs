@@ -98,6 +98,36 @@ fn killing_the_technician_tells_the_agent_at_once_and_ends_at_the_idle_timeout()
 }
 
 #[test]
+fn killing_the_relay_is_noticed_by_both_at_once_and_ends_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &["--idle-timeout-ms", IDLE_TIMEOUT_MS]);
+    let (mut agent, mut tech) = session(&relay);
+    let killed = Instant::now();
+    relay.proc.signal(libc::SIGKILL);
+    for (who, p) in [("technician", &mut tech), ("agent", &mut agent)] {
+        let quiet = p.wait_event("relay_quiet", Duration::from_secs(5));
+        let told = killed.elapsed();
+        eprintln!("{who} told the relay is quiet after {told:?}: {quiet}");
+        assert!(told <= TOLD_QUIET_WITHIN, "{who}: after {told:?}");
+    }
+    // QUIC's idle timeout is the smaller of the two ends': the relay's here. The technician's
+    // session ends; the agent reports the lost link as its error.
+    for (who, p, event) in [
+        ("technician", &mut tech, "ended"),
+        ("agent", &mut agent, "error"),
+    ] {
+        let end = p.wait_event(event, Duration::from_secs(10));
+        let after = killed.elapsed();
+        assert!(end.to_string().contains("lost"), "{who}: {end}");
+        eprintln!("{who} ended after {after:?}");
+        assert!(
+            after <= IDLE_TIMEOUT + Duration::from_secs(2),
+            "{who} ended after {after:?}"
+        );
+    }
+}
+
+#[test]
 fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
     let mut relay = Relay::start(dir.path(), &[]);

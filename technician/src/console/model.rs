@@ -97,6 +97,8 @@ pub struct SessionView {
     pub quality: Option<Quality>,
     /// The relay hears nothing from the agent for now; the session waits for it.
     pub quiet: bool,
+    /// Nothing is heard from the relay for now.
+    pub relay_quiet: bool,
     pub scale: ViewScale,
     pub fullscreen: bool,
     /// Keys go to the remote machine, the local desktop's shortcuts included.
@@ -125,6 +127,7 @@ impl SessionView {
             recording: None,
             quality: None,
             quiet: false,
+            relay_quiet: false,
             scale,
             fullscreen,
             grabbed: false,
@@ -198,6 +201,8 @@ pub enum Event {
     Quality(Quality),
     /// The agent fell silent (`true`) or is heard again (`false`).
     PeerQuiet(bool),
+    /// The relay fell silent (`true`) or is heard again (`false`).
+    RelayQuiet(bool),
     SessionEnded {
         message: String,
         log: Option<PathBuf>,
@@ -435,6 +440,12 @@ impl Model {
             Event::PeerQuiet(quiet) => {
                 if let Some(s) = &mut self.session {
                     s.quiet = quiet;
+                }
+                vec![]
+            }
+            Event::RelayQuiet(quiet) => {
+                if let Some(s) = &mut self.session {
+                    s.relay_quiet = quiet;
                 }
                 vec![]
             }

@@ -416,6 +416,7 @@ async fn run_session(
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
                     JoinEvent::Session(SessionEvent::PeerQuiet(quiet)) => Event::PeerQuiet(quiet),
+                    JoinEvent::Session(SessionEvent::RelayQuiet(quiet)) => Event::RelayQuiet(quiet),
                     JoinEvent::Session(SessionEvent::Started { width, height }) => {
                         Event::ScreenStarted { width, height }
                     }

@@ -502,13 +502,16 @@ impl ConsoleApp {
                 }
                 None => {}
             }
-            if s.quiet {
+            // The relay's silence hides the agent's: say the one that is nearer.
+            let quiet = match (s.relay_quiet, s.quiet) {
+                (true, _) => Some(("session-relay-quiet", "session-relay-quiet-tip")),
+                (false, true) => Some(("session-quiet", "session-quiet-tip")),
+                (false, false) => None,
+            };
+            if let Some((text, tip)) = quiet {
                 ui.separator();
-                ui.colored_label(
-                    Color32::from_rgb(220, 150, 40),
-                    self.w.text("session-quiet"),
-                )
-                .on_hover_text(self.w.text("session-quiet-tip"));
+                ui.colored_label(Color32::from_rgb(220, 150, 40), self.w.text(text))
+                    .on_hover_text(self.w.text(tip));
             }
             if let Some(q) = s.quality {
                 ui.separator();
