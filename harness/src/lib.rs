@@ -4,13 +4,22 @@
 //! - [`netns`]: one network namespace, and the ways to run programs and threads inside it;
 //! - [`network`]: three namespaces (relay, agent, technician) joined by two shaped links,
 //!   loss from nftables, rate from `tc tbf`, an outage on demand;
-//! - [`forward`]: the delay, a UDP forwarder in user space (the kernel has no netem).
+//! - [`forward`]: the delay, a UDP forwarder in user space (the kernel has no netem);
+//! - [`process`]: a child process, its output collected and waited on with time limits, that
+//!   dies with its starter;
+//! - [`relay`]: the relay binary started on a data directory, and what it prints on start-up;
+//! - [`xvfb`]: a private X server;
+//! - [`programs`]: where the workspace's binaries and the machine's tools are.
 //!
-//! Everything here needs root, `ip` and `tc` (iproute2) and `nft` (nftables), and says which is
-//! missing when it cannot start.
+//! The networks need root, `ip` and `tc` (iproute2) and `nft` (nftables), and say which is
+//! missing when they cannot start.
 
 pub mod forward;
 pub mod netns;
 pub mod network;
+pub mod process;
+pub mod programs;
+pub mod relay;
+pub mod xvfb;
 
 pub use network::{Host, Network, Shape, Side};

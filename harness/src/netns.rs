@@ -147,10 +147,10 @@ impl Netns {
             stdin,
         )
         .map_err(|e| match program {
-            "nft" if !on_path("nft") => anyhow::anyhow!(
+            "nft" if !crate::programs::on_path("nft") => anyhow::anyhow!(
                 "nft is missing: packet loss needs nftables (apt-get install -y nftables)"
             ),
-            "tc" if !on_path("tc") => {
+            "tc" if !crate::programs::on_path("tc") => {
                 anyhow::anyhow!(
                     "tc is missing: rate limits need iproute2 (apt-get install -y iproute2)"
                 )
@@ -175,44 +175,17 @@ fn delete(name: &str) {
         .status();
 }
 
-fn output(mut command: Command, what: &str, stdin: Option<&str>) -> anyhow::Result<()> {
-    use std::io::Write;
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot run `{what}`"))?;
-    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-        input
-            .write_all(text.as_bytes())
-            .with_context(|| format!("cannot write the input of `{what}`"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("`{what}` did not finish"))?;
-    if !out.status.success() {
+fn output(command: Command, what: &str, stdin: Option<&str>) -> anyhow::Result<()> {
+    let out = crate::process::run(&format!("`{what}`"), command, stdin.unwrap_or_default())?;
+    if !out.success {
         bail!(
             "`{what}` failed ({}): {}{}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim()
+            out.stderr.trim(),
+            out.stdout.trim()
         );
     }
     Ok(())
-}
-
-/// Whether `program` is found on `PATH` (or in the sbin directories, where root's tools live).
-pub fn on_path(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .any(|dir| dir.join(program).is_file())
 }
 
 /// Deletes the namespaces of processes that are gone (a test killed outright leaves its own).
