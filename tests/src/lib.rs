@@ -1,5 +1,8 @@
 //! Harness for the end-to-end tests: starts the real `relay`, `agent` and `technician` binaries
-//! as processes, reads their output line by line, and waits on conditions with timeouts.
+//! as processes, reads their output line by line, and waits on conditions with timeouts. The
+//! processes, the relay's start-up and Xvfb are the `harness` crate's, shared with the
+//! benches; here they are wrapped for tests, which fail (with the process's transcript) where
+//! the harness returns an error.
 //!
 //! Technicians log in first: [`start_technician`] creates the account [`TECHNICIAN`] on the
 //! test relay (`relay user add`, password on stdin) and logs in with `technician login` once per
@@ -13,34 +16,33 @@
 //! [`harness::Network`]; [`start_agent`] and [`start_technician`] then start the peers in their
 //! own namespaces, each reaching the relay over its own shaped link.
 
-use std::io::{BufRead, BufReader, Read};
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, ExitStatus};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use harness::process::{Options, Process};
 use harness::{Host, Network, Side};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+pub use harness::process::Ran;
 
 pub mod x11;
 
 /// `target/<profile>/NAME`, checked to exist.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "the `{name}` binary is missing at {}; build the workspace first (cargo build --workspace)",
-        path.display()
-    );
-    path
+    must(harness::programs::sibling_binary(
+        name,
+        "cargo build --workspace",
+    ))
+}
+
+/// The value, or a failed test saying why (with the process's transcript, for a wait).
+#[track_caller]
+fn must<T, E: Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A file under `tests/data`.
@@ -50,29 +52,9 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A running program whose stdout and stderr lines are collected.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    lines: Receiver<(bool, String)>,
-    /// Every stdout line seen so far.
-    pub stdout: Vec<String>,
-    /// Every stderr line seen so far.
-    pub stderr: Vec<String>,
-    status: Option<ExitStatus>,
-    stdin: Option<std::process::ChildStdin>,
-}
-
-fn pump(r: impl Read + Send + 'static, is_err: bool, tx: mpsc::Sender<(bool, String)>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { return };
-            if tx.send((is_err, line)).is_err() {
-                return;
-            }
-        }
-    });
-}
+/// A running program whose stdout and stderr lines are collected
+/// ([`harness::process::Process`]); a wait that fails, fails the test. Dropping it kills it.
+pub struct Proc(Process);
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
@@ -97,66 +79,44 @@ impl Proc {
         stdin: bool,
     ) -> Proc {
         let terminal = name == "agent" && !args.contains(&"--window");
-        let mut command = match ns {
-            Some(ns) => ns.command(bin(name)),
-            None => Command::new(bin(name)),
-        };
-        let mut child = command
+        let mut command = harness::process::command(ns, bin(name));
+        command
             .args(terminal.then_some("--no-window"))
             .args(args)
-            .envs(env.iter().copied())
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        pump(child.stdout.take().expect("piped"), false, tx.clone());
-        pump(child.stderr.take().expect("piped"), true, tx);
-        Proc {
-            name: name.to_string(),
-            child,
-            lines: rx,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            status: None,
+            .envs(env.iter().copied());
+        let options = Options {
             stdin,
-        }
+            ..Options::default()
+        };
+        Proc(must(Process::start(name, command, options)))
+    }
+
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// Every stdout line seen so far.
+    pub fn stdout(&self) -> &[String] {
+        self.0.stdout()
+    }
+
+    /// Every stderr line seen so far.
+    pub fn stderr(&self) -> &[String] {
+        self.0.stderr()
     }
 
     /// Writes a line to the program's standard input.
     pub fn send_line(&mut self, line: &str) {
-        use std::io::Write;
-        let stdin = self.stdin.as_mut().expect("started with a piped stdin");
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .expect("write to stdin");
+        must(self.0.send_line(line))
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn take(&mut self, (is_err, line): (bool, String)) -> Option<String> {
-        if is_err {
-            self.stderr.push(line);
-            None
-        } else {
-            self.stdout.push(line.clone());
-            Some(line)
-        }
+        self.0.pid()
     }
 
     /// Everything seen, for failure messages.
     pub fn transcript(&self) -> String {
-        format!(
-            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
-            self.name,
-            self.stdout.join("\n"),
-            self.name,
-            self.stderr.join("\n")
-        )
+        self.0.transcript()
     }
 
     /// Waits for a stdout line matching `pred`, failing with the transcript after `timeout`.
@@ -166,49 +126,25 @@ impl Proc {
         what: &str,
         pred: impl Fn(&str) -> bool,
     ) -> String {
-        if let Some(l) = self.stdout.iter().find(|l| pred(l)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(item) => {
-                    if let Some(line) = self.take(item) {
-                        if pred(&line) {
-                            return line;
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "{} did not print {what} within {timeout:?}\n{}",
-                        self.name,
-                        self.transcript()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "{} ended without printing {what}\n{}",
-                        self.name,
-                        self.transcript()
-                    )
-                }
-            }
-        }
+        must(
+            self.0
+                .wait_line(timeout, what, |l| pred(l).then(|| l.to_string())),
+        )
     }
 
     /// Waits for a JSON status event `{"event": event, …}` on stdout.
     pub fn wait_event(&mut self, event: &str, timeout: Duration) -> Value {
-        let line = self.wait_line(timeout, &format!("a `{event}` event"), |l| {
-            serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == event)
-        });
-        serde_json::from_str(&line).expect("checked above")
+        let what = format!("a `{event}` event");
+        must(self.0.wait_line(timeout, &what, |l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(|v| v["event"] == event)
+        }))
     }
 
     /// All JSON events named `event` seen so far on stdout.
     pub fn events(&self, event: &str) -> Vec<Value> {
-        self.stdout
+        self.stdout()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["event"] == event)
@@ -217,66 +153,18 @@ impl Proc {
 
     /// Waits for the process to exit, collecting the rest of its output.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        if let Some(s) = self.status {
-            return s;
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            while let Ok(item) = self.lines.try_recv() {
-                self.take(item);
-            }
-            if let Some(s) = self.child.try_wait().expect("wait on child") {
-                // Drain what the pipes still hold.
-                while let Ok(item) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.take(item);
-                }
-                self.status = Some(s);
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} did not exit within {timeout:?}\n{}",
-                    self.name,
-                    self.transcript()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        must(self.0.wait_exit(timeout))
     }
 
     /// Waits up to `limit` for the process to exit, collecting output meanwhile; `None` if it
     /// is still running then.
     pub fn wait_exit_or(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            while let Ok(item) = self.lines.recv_timeout(Duration::from_millis(10)) {
-                self.take(item);
-            }
-            if let Some(s) = self.child.try_wait().expect("wait on child") {
-                self.status = Some(s);
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-        }
+        must(self.0.wait_exit_or(limit))
     }
 
     /// Sends a signal (SIGKILL, SIGTERM, SIGINT).
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.0.signal(sig)
     }
 }
 
@@ -290,21 +178,6 @@ pub const TECHNICIAN_PASSWORD: &str = "a long test password";
 /// Its tier.
 pub const TECHNICIAN_TIER: u8 = 2;
 
-/// What a finished command printed.
-#[derive(Debug)]
-pub struct Ran {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Ran {
-    /// Both outputs, for assertions and failure messages.
-    pub fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
 /// Runs `name` with `args` and `stdin` as its whole standard input.
 pub fn run(name: &str, args: &[&str], stdin: &str) -> Ran {
     run_in(None, name, args, stdin)
@@ -312,27 +185,9 @@ pub fn run(name: &str, args: &[&str], stdin: &str) -> Ran {
 
 /// As [`run`], inside network namespace `ns` when one is given.
 pub fn run_in(ns: Option<&harness::netns::Netns>, name: &str, args: &[&str], stdin: &str) -> Ran {
-    use std::io::Write;
-    let mut command = match ns {
-        Some(ns) => ns.command(bin(name)),
-        None => Command::new(bin(name)),
-    };
-    let mut child = command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let mut input = child.stdin.take().expect("piped");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    let out = child.wait_with_output().expect("wait for the command");
-    Ran {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut command = harness::process::command(ns, bin(name));
+    command.args(args);
+    must(harness::process::run(name, command, stdin))
 }
 
 /// A relay configuration file `relay.toml` in `dir` holding `body`; returns its path, for
@@ -390,30 +245,19 @@ impl Relay {
         data_dir: &Path,
         extra: &[&str],
     ) -> Relay {
-        let dir = data_dir.to_str().expect("utf-8 path");
-        let mut args = vec!["--listen", listen, "--data-dir", dir];
-        args.extend_from_slice(extra);
         let ns = net.map(|n| n.netns(Host::Relay));
-        let mut proc = Proc::spawn_in(ns, program, &args, &[], false);
-        let listen = proc.wait_line(PROMPT, "its address", |l| l.contains("listening on "));
-        let addr = listen
-            .split_whitespace()
-            .nth(2)
-            .expect("listening on ADDR")
-            .to_string();
-        let fp = proc.wait_line(PROMPT, "its fingerprint", |l| {
-            l.contains("fingerprint (SHA-256): ")
-        });
-        let fingerprint = fp
-            .split("fingerprint (SHA-256): ")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .expect("fingerprint")
-            .to_string();
+        let mut command = harness::relay::command(&bin(program), listen, data_dir, ns);
+        command.args(extra);
+        let relay = must(harness::relay::Relay::start(
+            program,
+            command,
+            Options::default(),
+            PROMPT,
+        ));
         Relay {
-            proc,
-            addr,
-            fingerprint,
+            proc: Proc(relay.process),
+            addr: relay.addr.to_string(),
+            fingerprint: relay.fingerprint,
             data_dir: data_dir.to_path_buf(),
             technician_ready: OnceLock::new(),
             net: None,
@@ -475,17 +319,23 @@ impl Relay {
 
     /// Runs `relay --data-dir DIR user ARGS…` with `stdin`.
     pub fn user(&self, args: &[&str], stdin: &str) -> Ran {
-        let dir = self.data_dir.display().to_string();
-        let mut all = vec!["--data-dir", &dir, "user"];
-        all.extend_from_slice(args);
-        run("relay", &all, stdin)
+        must(harness::relay::user(
+            &bin("relay"),
+            &self.data_dir,
+            args,
+            stdin,
+        ))
     }
 
     /// Creates an account (`relay user add`, the password on stdin); panics if that fails.
     pub fn add_user(&self, name: &str, tier: u8, password: &str) {
-        let tier = tier.to_string();
-        let r = self.user(&["add", name, "--tier", &tier], &format!("{password}\n"));
-        assert!(r.success, "relay user add {name} failed: {}", r.text());
+        must(harness::relay::add_user(
+            &bin("relay"),
+            &self.data_dir,
+            name,
+            tier,
+            password,
+        ))
     }
 
     /// Runs `technician login` as `name` (the password on stdin), with the test's files

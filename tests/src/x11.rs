@@ -2,18 +2,19 @@
 //! `-displayfd`), plus what the tests ask the X server directly: the root window's image and
 //! which keys and buttons it believes are held.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use harness::process::Stop;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
 use x11rb::rust_connection::RustConnection;
 
-use crate::{Proc, PROMPT};
+use crate::{must, Proc, PROMPT};
 
-/// A private X server. Dropping it stops it.
+/// A private X server ([`harness::xvfb::Xvfb`]). Dropping it kills it.
 pub struct Xvfb {
-    child: Child,
+    _server: harness::xvfb::Xvfb,
     /// `:N`, for `DISPLAY`.
     pub display: String,
     pub width: u32,
@@ -29,48 +30,12 @@ impl Xvfb {
 
     /// As [`Xvfb::start`], with `extra` arguments for the server (`+extension GLX`).
     pub fn start_with(width: u32, height: u32, extra: &[&str]) -> Xvfb {
-        let mut child = match Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
-            .args(extra)
-            .args(["-screen", "0"])
-            .arg(format!("{width}x{height}x24"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                panic!("Xvfb is missing: these tests need a private X server; install it with `apt-get install -y xvfb`")
-            }
-            Err(e) => panic!("cannot start Xvfb: {e}"),
-        };
-        let mut out = child.stdout.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = Vec::new();
-            let mut byte = [0u8; 1];
-            while let Ok(1) = out.read(&mut byte) {
-                if byte[0] == b'\n' {
-                    break;
-                }
-                buf.push(byte[0]);
-            }
-            let _ = tx.send(String::from_utf8_lossy(&buf).trim().to_string());
-            // Keep the pipe open so Xvfb never writes into a closed one.
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        let number = rx
-            .recv_timeout(PROMPT)
-            .unwrap_or_else(|_| panic!("Xvfb did not report its display within {PROMPT:?}"));
-        assert!(!number.is_empty(), "Xvfb exited without a display number");
+        let server = must(harness::xvfb::Xvfb::start(width, height, extra, Stop::Kill));
         Xvfb {
-            child,
-            display: format!(":{number}"),
+            display: server.display.clone(),
             width,
             height,
+            _server: server,
         }
     }
 
@@ -170,13 +135,6 @@ impl Xvfb {
         let mut win = Proc::spawn_env("testwin", &refs, &[("DISPLAY", &self.display)], false);
         win.wait_event("ready", PROMPT);
         win
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -262,7 +262,7 @@ fn tampered_with(mode: &str, words: &str, corpus: &str) -> Vec<Value> {
         assert!(
             !status.success(),
             "{} should fail\n{}",
-            p.name,
+            p.name(),
             p.transcript()
         );
         let ended = p.wait_event("ended", PROMPT);
@@ -270,7 +270,7 @@ fn tampered_with(mode: &str, words: &str, corpus: &str) -> Vec<Value> {
         assert!(
             message.contains(words),
             "{}: `{message}` does not say `{words}`\n{}",
-            p.name,
+            p.name(),
             p.transcript()
         );
     }
@@ -373,7 +373,7 @@ fn a_wrong_secret_fails_on_both_sides_and_spends_the_code() {
         assert!(
             !status.success(),
             "{} should fail\n{}",
-            p.name,
+            p.name(),
             p.transcript()
         );
         let err = p.wait_event("error", PROMPT);
@@ -381,14 +381,14 @@ fn a_wrong_secret_fails_on_both_sides_and_spends_the_code() {
         assert!(
             message.contains("the code did not match"),
             "{}: {message}",
-            p.name
+            p.name()
         );
         assert!(
-            p.stderr
+            p.stderr()
                 .iter()
                 .any(|l| l.contains("the code did not match")),
             "{} says so to a person too\n{}",
-            p.name,
+            p.name(),
             p.transcript()
         );
     }

@@ -87,7 +87,7 @@ async fn a_thousand_join_attempts_are_stopped_while_a_session_plays_on() {
     relay.proc.wait_exit(PROMPT);
     let logged = relay
         .proc
-        .stderr
+        .stderr()
         .iter()
         .filter(|l| l.contains("refused") && l.contains("too many join attempts"))
         .count();
