@@ -46,8 +46,8 @@ use protocol::e2e::UserCode;
 use protocol::input::InputEvent;
 
 use crate::report::{progress, Report};
+use harness::process::Process;
 use probe::{Rect, ScreenProbe};
-use procs::Spawned;
 use window::TestWindow;
 
 const BENCH: &str = "e2e";
@@ -166,7 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         } else {
             None
         };
-    let xvfb = procs::Xvfb::start(SCREEN.0, SCREEN.1)?;
+    let xvfb = procs::xvfb(SCREEN.0, SCREEN.1, &[])?;
     progress(
         BENCH,
         format!(
@@ -174,7 +174,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
             xvfb.display,
             SCREEN.0,
             SCREEN.1,
-            xvfb.proc.pid()
+            xvfb.pid()
         ),
     );
     let win = Arc::new(TestWindow::open(&xvfb.display, WINDOW, 0x202020)?);
@@ -250,9 +250,9 @@ fn missing_words(system: System) -> &'static str {
 /// `display` registered with it. Fields drop in order: the agent, then the relay, then its
 /// directory.
 pub(crate) struct TandemPeers {
-    pub agent: Spawned,
+    pub agent: Process,
     /// Kept running as long as the agent is.
-    _relay: Spawned,
+    _relay: harness::relay::Relay,
     /// Where the technician reaches the relay.
     pub addr: String,
     pub fingerprint: Fingerprint,
@@ -280,53 +280,40 @@ pub(crate) fn start_tandem(
     agent_stderr: bool,
 ) -> anyhow::Result<TandemPeers> {
     use harness::{Host, Network, Side};
-    let in_ns = |host: Host, program: &std::path::Path| match net {
-        Some(net) => net.netns(host).command(program),
-        None => Command::new(program),
-    };
     let data_dir = tempfile::Builder::new()
         .prefix("tandem-bench-e2e-")
         .tempdir()
         .context("cannot create a data directory for the relay")?;
-    let mut command = in_ns(Host::Relay, relay_bin);
     let listen = if net.is_some() {
         harness::network::RELAY_LISTEN
     } else {
         "127.0.0.1:0"
     };
-    command
-        .args(["--listen", listen, "--data-dir"])
-        .arg(data_dir.path())
-        .args(relay_args);
-    let mut relay = Spawned::start("relay", command, true)?;
-    let (mut addr, mut fingerprint) = (None::<String>, None::<Fingerprint>);
-    while addr.is_none() || fingerprint.is_none() {
-        let line = relay.wait_line(
-            Duration::from_secs(15),
-            "its address and fingerprint",
-            |l| Some(l.to_string()),
-        )?;
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        } else if let Some(rest) = line.split("fingerprint (SHA-256):").nth(1) {
-            let word = rest.split_whitespace().next().unwrap_or_default();
-            fingerprint = Some(word.parse().map_err(|e| {
-                anyhow::anyhow!("the relay printed an unreadable fingerprint `{word}`: {e}")
-            })?);
-        }
-    }
-    let (mut addr, fingerprint) = (addr.expect("read"), fingerprint.expect("read"));
-    progress(BENCH, format!("relay pid {} on {addr}", relay.pid()));
+    let netns = |host| net.map(|n| n.netns(host));
+    let mut command =
+        harness::relay::command(relay_bin, listen, data_dir.path(), netns(Host::Relay));
+    command.args(relay_args);
+    let relay = harness::relay::Relay::start(
+        "relay",
+        command,
+        procs::options(true),
+        Duration::from_secs(15),
+    )?;
+    let fingerprint = crate::relay::parse_fingerprint(&relay.fingerprint)?;
+    progress(
+        BENCH,
+        format!("relay pid {} on {}", relay.process.pid(), relay.addr),
+    );
     crate::relay::add_bench_account(relay_bin, data_dir.path())?;
 
-    let mut command = in_ns(Host::Agent, agent_bin);
-    let agent_addr = match net {
-        Some(_) => Network::relay_addr(Side::Agent).to_string(),
-        None => addr.clone(),
+    let (agent_addr, addr) = match net {
+        Some(_) => (
+            Network::relay_addr(Side::Agent).to_string(),
+            Network::relay_addr(Side::Technician).to_string(),
+        ),
+        None => (relay.addr.to_string(), relay.addr.to_string()),
     };
-    if net.is_some() {
-        addr = Network::relay_addr(Side::Technician).to_string();
-    }
+    let mut command = harness::process::command(netns(Host::Agent), agent_bin);
     command
         .args(["--relay", &agent_addr, "--fingerprint"])
         .arg(fingerprint.to_string())
@@ -334,11 +321,8 @@ pub(crate) fn start_tandem(
         .arg(data_dir.path().join("known-relays.json"))
         .args(["--source", "x11", "--consent", "control", "--json"])
         .env("DISPLAY", display);
-    let mut agent = Spawned::start("agent", command, agent_stderr)?;
-    let code = agent.wait_line(Duration::from_secs(20), "a session code", |l| {
-        let v: serde_json::Value = serde_json::from_str(l).ok()?;
-        (v["event"] == "code").then(|| v["code"].as_str().map(str::to_string))?
-    })?;
+    let mut agent = procs::start("agent", command, agent_stderr)?;
+    let code = procs::wait_code(&mut agent)?;
     progress(
         BENCH,
         format!("agent pid {} registered code {code}", agent.pid()),
@@ -457,14 +441,14 @@ impl Viewer for VncViewer {
 
 /// Starts the VNC server of `system` (`Tigervnc` or `X11vnc`) on `display`: the guard and
 /// its loopback port, or `None` if it is not installed.
-fn start_vnc_server(system: System, display: &str) -> anyhow::Result<Option<(Spawned, u16)>> {
+fn start_vnc_server(system: System, display: &str) -> anyhow::Result<Option<(Process, u16)>> {
     let port = procs::free_tcp_port()?;
     let port_s = port.to_string();
     let (program, args): (&str, Vec<&str>) = match system {
         // Debian's `x0vncserver` is a Perl wrapper that daemonizes and runs `X0tigervnc`; run
         // the server itself, so that its CPU time can be read and it ends with its guard.
         System::Tigervnc => (
-            if procs::on_path("X0tigervnc") {
+            if harness::programs::on_path("X0tigervnc") {
                 "X0tigervnc"
             } else {
                 "x0vncserver"
@@ -494,7 +478,7 @@ fn start_vnc_server(system: System, display: &str) -> anyhow::Result<Option<(Spa
         ),
         other => unreachable!("{} is not a VNC server", other.name()),
     };
-    if !procs::on_path(program) {
+    if !harness::programs::on_path(program) {
         progress(
             BENCH,
             format!("{}: {}", system.name(), missing_words(system)),
@@ -503,7 +487,7 @@ fn start_vnc_server(system: System, display: &str) -> anyhow::Result<Option<(Spa
     }
     let mut command = Command::new(program);
     command.args(&args).env("DISPLAY", display);
-    let mut server = Spawned::start(program, command, false)?;
+    let mut server = procs::start(program, command, false)?;
     procs::wait_listening(&mut server, port, Duration::from_secs(20))?;
     progress(
         BENCH,
@@ -525,7 +509,7 @@ fn measure_vnc(
     let Some((server, port)) = start_vnc_server(system, display)? else {
         return Ok(None);
     };
-    let program = server.name.clone();
+    let program = server.name().to_string();
     let probe = Arc::new(ScreenProbe::new(WINDOW));
     let client = rfb::RfbClient::connect(port, probe.clone())?;
     progress(BENCH, format!("connected to \"{}\"", client.server_name));
@@ -580,7 +564,7 @@ fn measure_window(
         .context("cannot create a directory for the viewer")?;
     match system {
         System::Vncviewer => {
-            if !procs::on_path("vncviewer") {
+            if !harness::programs::on_path("vncviewer") {
                 progress(BENCH, format!("vncviewer: {}", missing_words(system)));
                 return Ok(None);
             }

@@ -184,11 +184,8 @@ struct Measured {
 pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
     let relay_bin = procs::sibling_binary("relay")?;
     let agent_bin = procs::sibling_binary("agent")?;
-    let xvfb = procs::Xvfb::start(SCREEN.0, SCREEN.1)?;
-    progress(
-        BENCH,
-        format!("Xvfb {} pid {}", xvfb.display, xvfb.proc.pid()),
-    );
+    let xvfb = procs::xvfb(SCREEN.0, SCREEN.1, &[])?;
+    progress(BENCH, format!("Xvfb {} pid {}", xvfb.display, xvfb.pid()));
     let win = TestWindow::open(&xvfb.display, ECHO, 0x202020)?;
     win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
     win.focus()?;

@@ -250,7 +250,7 @@ impl ProcRow {
 
 /// A relay with the bench's technician logged in, for real sessions.
 struct Sessions {
-    relay: crate::e2e::procs::Spawned,
+    relay: harness::relay::Relay,
     dir: tempfile::TempDir,
     addr: String,
     fingerprint: String,
@@ -258,12 +258,9 @@ struct Sessions {
     technician: PathBuf,
 }
 
-const ACCOUNT: &str = "bench";
-const PASSWORD: &str = "bench password, not a secret";
-
 impl Sessions {
     fn start() -> anyhow::Result<Self> {
-        use crate::e2e::procs::{sibling_binary, Spawned};
+        use crate::e2e::procs::{self, sibling_binary};
         use std::time::Duration;
         let relay_bin = sibling_binary("relay")?;
         let agent = sibling_binary("agent")?;
@@ -272,82 +269,32 @@ impl Sessions {
             .prefix("tandem-bench-record-")
             .tempdir()?;
         let data = dir.path().join("relay");
-        let run = |args: &[&str], stdin: &str| -> anyhow::Result<String> {
-            use std::io::Write;
-            let (bin, rest) = args.split_first().expect("a program");
-            let mut child = std::process::Command::new(bin)
-                .args(rest)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()?;
-            child
-                .stdin
-                .take()
-                .context("stdin")?
-                .write_all(stdin.as_bytes())?;
-            let out = child.wait_with_output()?;
-            anyhow::ensure!(
-                out.status.success(),
-                "{} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        };
-        let data_s = data.to_str().context("utf-8 path")?.to_string();
-        run(
-            &[
-                relay_bin.to_str().context("utf-8 path")?,
-                "--data-dir",
-                &data_s,
-                "user",
-                "add",
-                ACCOUNT,
-                "--tier",
-                "1",
-            ],
-            &format!("{PASSWORD}\n"),
+        crate::relay::add_bench_account(&relay_bin, &data)?;
+        let mut command = harness::relay::command(&relay_bin, "127.0.0.1:0", &data, None);
+        command.arg("--allow-no-record");
+        let relay = harness::relay::Relay::start(
+            "relay",
+            command,
+            procs::options(false),
+            Duration::from_secs(20),
         )?;
-        let mut cmd = std::process::Command::new(&relay_bin);
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data_s,
-            "--allow-no-record",
-        ]);
-        let mut relay = Spawned::start("relay", cmd, false)?;
-        let limit = Duration::from_secs(20);
-        let addr = relay.wait_line(limit, "its address", |l| {
-            l.split("listening on ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .map(str::to_string)
-        })?;
-        let fingerprint = relay.wait_line(limit, "its fingerprint", |l| {
-            l.split("fingerprint (SHA-256): ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .map(str::to_string)
-        })?;
         let this = Self {
+            addr: relay.addr.to_string(),
+            fingerprint: relay.fingerprint.clone(),
             relay,
             dir,
-            addr,
-            fingerprint,
             agent,
             technician,
         };
-        let mut login = vec![this.technician.to_str().context("utf-8 path")?.to_string()];
-        login.extend(["login".into(), "--user".into(), ACCOUNT.into()]);
-        login.extend(this.peer_args());
-        login.extend([
-            "--tokens".into(),
-            this.dir.path().join("tokens.json").display().to_string(),
-        ]);
-        let refs: Vec<&str> = login.iter().map(String::as_str).collect();
-        run(&refs, &format!("{PASSWORD}\n"))?;
+        let (user, password) = crate::relay::bench_account();
+        let mut login = std::process::Command::new(&this.technician);
+        login
+            .args(["login", "--user", user])
+            .args(this.peer_args())
+            .arg("--tokens")
+            .arg(this.dir.path().join("tokens.json"));
+        let out = harness::process::run("technician login", login, &format!("{password}\n"))?;
+        anyhow::ensure!(out.success, "technician login failed: {}", out.stderr);
         Ok(this)
     }
 
@@ -365,19 +312,15 @@ impl Sessions {
 
     /// One session on `file`; the technician's CPU time in ms.
     fn session(&mut self, file: &std::path::Path, record: bool) -> anyhow::Result<f64> {
-        use crate::e2e::procs::Spawned;
-        use std::time::Duration;
-        self.relay.check_running()?;
+        use crate::e2e::procs;
+        self.relay.process.check_running()?;
         let mut cmd = std::process::Command::new(&self.agent);
         cmd.args(self.peer_args())
             .arg("--source")
             .arg(format!("corpus:{}", file.display()))
             .args(["--consent", "control", "--json"]);
-        let mut agent = Spawned::start("agent", cmd, false)?;
-        let code = agent.wait_line(Duration::from_secs(20), "a session code", |l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["event"] == "code").then(|| v["code"].as_str().map(str::to_string))?
-        })?;
+        let mut agent = procs::start("agent", cmd, false)?;
+        let code = procs::wait_code(&mut agent)?;
         let d = self.dir.path();
         let mut cmd = std::process::Command::new(&self.technician);
         cmd.args(["connect", &code])
@@ -406,7 +349,7 @@ impl Sessions {
             "the technician's session failed (status {status})"
         );
         agent
-            .wait_line(Duration::from_secs(5), "its end", |_| None::<()>)
+            .wait_line(std::time::Duration::from_secs(5), "its end", |_| None::<()>)
             .ok();
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);

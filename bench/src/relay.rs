@@ -23,12 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
+use harness::process::{Options, Process, Stderr, Stop};
 use link::tls::{self, Fingerprint};
 use link::{transport, RelayConnection};
 use protocol::control::Role;
 use quinn::{Connection, Endpoint, ReadExactError, RecvStream, SendStream};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 
 use crate::procstat;
@@ -78,6 +77,9 @@ registrations_per_minute = 1000000
 /// timeout above, and no keep-alives of its own), so that both paths run alike.
 const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVER_KEEP_ALIVE: Option<Duration> = None;
+
+/// How long the relay may take to print each of its address and its fingerprint.
+const STARTING: Duration = Duration::from_secs(15);
 
 /// Idle sessions opened at once while building up the memory phase.
 const OPEN_CONCURRENCY: usize = 32;
@@ -626,22 +628,7 @@ impl UpdateSession {
 
 /// The `relay` binary built next to this one (`target/release/relay` for a release bench).
 pub(crate) fn relay_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot tell where the bench executable is")?;
-    let dir = exe.parent().with_context(|| {
-        format!(
-            "the bench executable {} has no parent directory",
-            exe.display()
-        )
-    })?;
-    let bin = dir.join(format!("relay{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        bail!(
-            "the relay binary is missing: expected {} next to the bench; build it first with \
-             `cargo build --release -p relay`",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    harness::programs::sibling_binary("relay", "cargo build --release -p relay")
 }
 
 /// The local port of an endpoint's socket.
@@ -674,7 +661,7 @@ pub(crate) async fn within<T>(
 
 /// A `relay` process this bench started, with its data directory. Dropping it kills the process.
 pub(crate) struct RelayProcess {
-    child: Child,
+    process: Process,
     pub(crate) pid: u32,
     pub(crate) addr: SocketAddr,
     pub(crate) fingerprint: Fingerprint,
@@ -690,33 +677,19 @@ const BENCH_PASSWORD: &str = "bench password, not a secret";
 /// Creates the bench's technician account in the relay's `data_dir` (`relay user add`, the
 /// password on stdin); its name and password are [`bench_account`].
 pub(crate) fn add_bench_account(relay_bin: &Path, data_dir: &Path) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(relay_bin)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["user", "add", BENCH_ACCOUNT, "--tier", "1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", relay_bin.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{BENCH_PASSWORD}").context("cannot give relay user add the password")?;
-    }
-    let out = child
-        .wait_with_output()
-        .context("relay user add did not finish")?;
-    ensure!(
-        out.status.success(),
-        "relay user add failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    harness::relay::add_user(relay_bin, data_dir, BENCH_ACCOUNT, 1, BENCH_PASSWORD)
 }
 
 /// The bench's technician account: name and password.
 pub(crate) fn bench_account() -> (&'static str, &'static str) {
     (BENCH_ACCOUNT, BENCH_PASSWORD)
+}
+
+/// The fingerprint a relay printed, parsed.
+pub(crate) fn parse_fingerprint(printed: &str) -> anyhow::Result<Fingerprint> {
+    printed.parse().map_err(|e| {
+        anyhow::anyhow!("the relay printed an unreadable fingerprint `{printed}`: {e}")
+    })
 }
 
 /// Creates the bench's technician account in the relay's `data_dir`, logs in on the running
@@ -742,6 +715,10 @@ pub(crate) async fn technician_token(
 impl RelayProcess {
     /// Starts the relay on a free loopback port with a temporary data directory and reads the
     /// address and fingerprint it prints.
+    ///
+    /// The relay is started on the caller's thread, which it dies with (`PR_SET_PDEATHSIG`),
+    /// and this thread waits the moment it takes to print its address: not a blocking-pool
+    /// thread, which would end while the relay runs.
     pub(crate) async fn start(bin: &Path) -> anyhow::Result<Self> {
         let data_dir = tempfile::Builder::new()
             .prefix("tandem-bench-relay-")
@@ -750,122 +727,42 @@ impl RelayProcess {
         let limits = data_dir.path().join("bench-limits.toml");
         std::fs::write(&limits, RELAY_LIMITS)
             .with_context(|| format!("cannot write {}", limits.display()))?;
-        let mut command = Command::new(bin);
-        command
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .arg("--config")
-            .arg(&limits)
-            .args(RELAY_FLAGS)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .kill_on_drop(true);
-        // If this process dies without running destructors (a signal), the kernel kills the relay.
-        // SAFETY: prctl is async-signal-safe and only changes this child's own attributes.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id().context("the relay exited at once")?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the relay's stdout is not piped")?;
-        // From here on `guard` kills the process if anything fails.
-        let mut guard = Self {
-            child,
-            pid,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            fingerprint: Fingerprint([0; 32]),
-            token: Arc::from(""),
-            _data_dir: data_dir,
+        let mut command = harness::relay::command(bin, "127.0.0.1:0", data_dir.path(), None);
+        command.arg("--config").arg(&limits).args(RELAY_FLAGS);
+        let options = Options {
+            stderr: Stderr::Inherit,
+            stop: Stop::Kill,
+            ..Options::default()
         };
-
-        let mut lines = BufReader::new(stdout).lines();
-        let mut addr = None;
-        let mut fingerprint = None;
-        let read = async {
-            while addr.is_none() || fingerprint.is_none() {
-                let Some(line) = lines
-                    .next_line()
-                    .await
-                    .context("cannot read the relay's output")?
-                else {
-                    bail!("the relay exited before printing its address and fingerprint");
-                };
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let word = rest.split_whitespace().next().unwrap_or_default();
-                    addr = Some(word.parse::<SocketAddr>().with_context(|| {
-                        format!("the relay printed an unreadable address: {line}")
-                    })?);
-                } else if let Some(rest) = line.split("certificate fingerprint (SHA-256):").nth(1) {
-                    let word = rest.split_whitespace().next().unwrap_or_default();
-                    fingerprint = Some(word.parse::<Fingerprint>().with_context(|| {
-                        format!("the relay printed an unreadable fingerprint: {line}")
-                    })?);
-                }
-            }
-            Ok(())
-        };
-        let started = within(Duration::from_secs(15), "the relay's start", read).await;
-        if let Err(e) = started {
-            let status = guard.child.try_wait().ok().flatten();
-            return Err(match status {
-                Some(s) => e.context(format!("the relay at {} exited ({s})", bin.display())),
-                None => e,
-            });
-        }
-        guard.addr = addr.context("no address")?;
-        guard.fingerprint = fingerprint.context("no fingerprint")?;
-        // Keep reading so that the relay never blocks on (or fails writing to) a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let token = technician_token(
-            bin,
-            guard._data_dir.path(),
-            &guard.addr.to_string(),
-            guard.fingerprint,
-        )
-        .await?;
-        guard.token = Arc::from(token);
+        let relay = harness::relay::Relay::start("relay", command, options, STARTING)
+            .with_context(|| format!("cannot start the relay at {}", bin.display()))?;
+        let fingerprint = parse_fingerprint(&relay.fingerprint)?;
+        let pid = relay.process.pid();
+        let token =
+            technician_token(bin, data_dir.path(), &relay.addr.to_string(), fingerprint).await?;
         progress(
             BENCH,
-            format!("relay pid {pid} listening on {}", guard.addr),
+            format!("relay pid {pid} listening on {}", relay.addr),
         );
-        Ok(guard)
+        Ok(Self {
+            process: relay.process,
+            pid,
+            addr: relay.addr,
+            fingerprint,
+            token: Arc::from(token),
+            _data_dir: data_dir,
+        })
     }
 
     /// Stops the relay: SIGTERM, then SIGKILL if it has not exited within two seconds.
-    pub(crate) async fn stop(mut self) {
-        // SAFETY: sends a signal to the process this guard started and has not yet reaped.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.start_kill();
-            let _ = self.child.wait().await;
-        }
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        // Nothing to do if `stop` already reaped it; otherwise kill it now.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.start_kill();
-        }
+    pub(crate) async fn stop(self) {
+        let Self {
+            process, _data_dir, ..
+        } = self;
+        let stopping = tokio::task::spawn_blocking(move || {
+            process.stop(Stop::Terminate(Duration::from_secs(2)))
+        });
+        let _ = stopping.await;
     }
 }
 

@@ -27,10 +27,12 @@ use anyhow::{bail, Context};
 
 use super::pixels::PixelProbe;
 use super::probe::Rect;
-use super::procs::{self, Spawned, Xvfb};
+use super::procs;
 use super::window::TestWindow;
 use super::{colour, gap, pct, ACTIVE_HZ, POINTER_PARK, SAMPLE_TIMEOUT, SCREEN, WINDOW};
 use crate::report::progress;
+use harness::process::{Process, StdoutLines};
+use harness::xvfb::Xvfb;
 
 /// How long a viewer may take from its start to showing the screen (GL start-up included).
 const FIRST_SCREEN: Duration = Duration::from_secs(60);
@@ -97,7 +99,7 @@ struct ConsoleState {
 }
 
 /// Reads the console's JSON lines into `state`.
-fn read_console(lines: std::sync::mpsc::Receiver<String>, state: Arc<Mutex<ConsoleState>>) {
+fn read_console(lines: StdoutLines, state: Arc<Mutex<ConsoleState>>) {
     for line in lines {
         let mut s = state.lock().expect("console state lock");
         if let Some(area) = parse_viewer_area(&line) {
@@ -138,7 +140,7 @@ enum AreaSource {
 
 /// A viewer process with its window on the viewer display.
 pub struct RunningViewer {
-    proc: Spawned,
+    proc: Process,
     area: AreaSource,
     log: PathBuf,
 }
@@ -158,7 +160,7 @@ impl RunningViewer {
     /// Fails, with what the viewer last said, if it has exited.
     fn check(&mut self) -> anyhow::Result<()> {
         if let Err(e) = self.proc.check_running() {
-            return Err(e.context(self.last_words()));
+            return Err(anyhow::Error::from(e).context(self.last_words()));
         }
         Ok(())
     }
@@ -203,7 +205,7 @@ impl RunningViewer {
 
 /// The viewer's own Xvfb: 1920x1080x24 with GLX.
 pub fn viewer_display() -> anyhow::Result<Xvfb> {
-    let xvfb = Xvfb::start_with(SCREEN.0, SCREEN.1, &["+extension", "GLX"])?;
+    let xvfb = procs::xvfb(SCREEN.0, SCREEN.1, &["+extension", "GLX"])?;
     progress(
         super::BENCH,
         format!(
@@ -211,7 +213,7 @@ pub fn viewer_display() -> anyhow::Result<Xvfb> {
             xvfb.display,
             SCREEN.0,
             SCREEN.1,
-            xvfb.proc.pid()
+            xvfb.pid()
         ),
     );
     Ok(xvfb)
@@ -227,7 +229,7 @@ pub fn start_vncviewer(display: &str, port: u16, home: &Path) -> anyhow::Result<
         .arg(format!("127.0.0.1::{port}"))
         .env("DISPLAY", display)
         .env("HOME", home);
-    let proc = Spawned::start_logged("vncviewer", command, &log)?;
+    let proc = procs::start_logged("vncviewer", command, &log)?;
     Ok(RunningViewer {
         proc,
         // Full screen on a display the size of the served one: 1:1 at the top-left.
@@ -300,9 +302,9 @@ pub fn start_console(
         .env("XDG_CONFIG_HOME", launch.dir.join("config"))
         .env("XDG_DATA_HOME", launch.dir.join("data"))
         .env("XDG_CACHE_HOME", launch.dir.join("cache"));
-    let mut proc = Spawned::start_logged("technician console", command, &log)?;
+    let mut proc = procs::start_logged("technician console", command, &log)?;
     let state = Arc::new(Mutex::new(ConsoleState::default()));
-    let lines = proc.take_lines()?;
+    let lines = proc.take_stdout()?;
     let shared = state.clone();
     std::thread::Builder::new()
         .name("console-out".into())
@@ -317,8 +319,8 @@ pub fn start_console(
 
 /// `technician login` as `user`, the password on stdin, into `launch.tokens`.
 pub fn login(launch: &ConsoleLaunch<'_>, user: &str, password: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut child = Command::new(launch.technician)
+    let mut command = Command::new(launch.technician);
+    command
         .args(["login", "--user", user, "--relay", launch.relay_addr])
         .arg("--fingerprint")
         .arg(&launch.fingerprint)
@@ -326,24 +328,10 @@ pub fn login(launch: &ConsoleLaunch<'_>, user: &str, password: &str) -> anyhow::
         .arg(&launch.known_relays)
         .arg("--tokens")
         .arg(&launch.tokens)
-        .arg("--json")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot start technician login")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{password}").context("cannot give technician login the password")?;
-    }
-    let out = child
-        .wait_with_output()
-        .context("technician login did not finish")?;
-    if !out.status.success() {
-        bail!(
-            "technician login failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        .arg("--json");
+    let out = harness::process::run("technician login", command, &format!("{password}\n"))?;
+    if !out.success {
+        bail!("technician login failed: {}", out.text());
     }
     Ok(())
 }
@@ -408,7 +396,7 @@ pub fn measure(
         if started.elapsed() > FIRST_SCREEN {
             bail!(
                 "{} did not show the agent's screen within {} s: still waiting for {}; {}",
-                viewer.proc.name,
+                viewer.proc.name(),
                 FIRST_SCREEN.as_secs(),
                 viewer.waiting_for(),
                 viewer.last_words()
@@ -419,7 +407,7 @@ pub fn measure(
         super::BENCH,
         format!(
             "{} shows the screen after {:.1} s, viewer area {:?}",
-            viewer.proc.name,
+            viewer.proc.name(),
             started.elapsed().as_secs_f64(),
             viewer.area()
         ),
@@ -439,7 +427,7 @@ pub fn measure(
             .with_context(|| {
                 format!(
                     "the square no longer shows in {}'s viewer area {:?}",
-                    viewer.proc.name,
+                    viewer.proc.name(),
                     viewer.area()
                 )
             })?;
@@ -473,7 +461,7 @@ pub fn measure(
                 super::BENCH,
                 format!(
                     "{}: no pointer motion came through in {warmup} warm-up moves; input not measured",
-                    viewer.proc.name
+                    viewer.proc.name()
                 ),
             );
             input_measured = false;
