@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol::control::{
-    ErrorCode, FromRelay, LogOffer, PeerInfo, PeerLeftReason, RecordingPolicy, Role, SessionCode,
-    TechnicianAccount, ToRelay,
+    ErrorCode, FromRelay, LogOffer, PeerInfo, PeerLeftReason, QueueEntry, RecordingPolicy,
+    RequestFiling, Role, SessionCode, TechnicianAccount, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
 
@@ -96,6 +96,17 @@ pub async fn resolve(relay: &str) -> Result<SocketAddr, LinkError> {
 /// A client endpoint that trusts only the certificate with fingerprint `pin`.
 pub fn client_endpoint(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Result<Endpoint> {
     client_endpoint_trusting(relay_addr, ServerTrust::Pinned(pin), Presented::default())
+}
+
+/// What happens to a waiting help request, as [`RelayConnection::next_in_queue`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueNews {
+    /// Its place in the queue now (1: next).
+    Place(u32),
+    /// A technician took it: the session is paired.
+    Taken(PeerInfo),
+    /// It was withdrawn.
+    Cancelled,
 }
 
 /// How the relay's certificate was checked on a connection made with
@@ -596,6 +607,93 @@ impl RelayConnection {
                 Ok(peer)
             }
             other => Err(unexpected(&other, "pairing")),
+        }
+    }
+
+    /// Files a help request (agent) in the relay's queue. Returns the request's number, its
+    /// place (1: next) and the secret to take it back with ([`RelayConnection::resume_request`])
+    /// after a dropped connection.
+    pub async fn file_request(
+        &mut self,
+        filing: RequestFiling,
+    ) -> Result<(u64, u32, String), LinkError> {
+        self.control_send
+            .send(&ToRelay::FileRequest { filing })
+            .await?;
+        self.queued().await
+    }
+
+    /// Takes a waiting help request back (agent) after a dropped connection; its place is kept.
+    pub async fn resume_request(
+        &mut self,
+        request: u64,
+        secret: String,
+    ) -> Result<(u64, u32, String), LinkError> {
+        self.control_send
+            .send(&ToRelay::ResumeRequest { request, secret })
+            .await?;
+        self.queued().await
+    }
+
+    async fn queued(&mut self) -> Result<(u64, u32, String), LinkError> {
+        match self.next().await? {
+            FromRelay::Queued {
+                request,
+                position,
+                secret,
+            } => Ok((request, position, secret)),
+            other => Err(unexpected(&other, "the help request's place in the queue")),
+        }
+    }
+
+    /// While a help request waits (agent): its new place, or the technician who took it.
+    pub async fn next_in_queue(&mut self) -> Result<QueueNews, LinkError> {
+        match self.next().await? {
+            FromRelay::QueuePlace { position } => Ok(QueueNews::Place(position)),
+            FromRelay::Paired { peer, session } => {
+                self.session = Some(session);
+                Ok(QueueNews::Taken(peer))
+            }
+            FromRelay::RequestCancelled => Ok(QueueNews::Cancelled),
+            other => Err(unexpected(&other, "news of the help request")),
+        }
+    }
+
+    /// Withdraws the waiting help request (agent); [`RelayConnection::next_in_queue`] then
+    /// says [`QueueNews::Cancelled`] (or that it was taken at that moment).
+    pub async fn cancel_request(&mut self) -> Result<(), LinkError> {
+        Ok(self.control_send.send(&ToRelay::CancelRequest).await?)
+    }
+
+    /// Asks for the queue (logged-in technician); [`RelayConnection::next_queue`] then gives
+    /// it now and after every change.
+    pub async fn watch_queue(&mut self) -> Result<(), LinkError> {
+        Ok(self.control_send.send(&ToRelay::WatchQueue).await?)
+    }
+
+    /// The queue as it is now (technician, after [`RelayConnection::watch_queue`]): the
+    /// requests it may take, oldest first, and how many more wait behind them.
+    pub async fn next_queue(&mut self) -> Result<(Vec<QueueEntry>, u32), LinkError> {
+        match self.next().await? {
+            FromRelay::Queue { requests, more } => Ok((requests, more)),
+            other => Err(unexpected(&other, "the queue")),
+        }
+    }
+
+    /// Takes a help request (logged-in technician; `None`: the oldest it may take) and is
+    /// paired with its agent, as [`RelayConnection::join`] is with a code's.
+    pub async fn take(&mut self, request: Option<u64>) -> Result<PeerInfo, LinkError> {
+        self.control_send.send(&ToRelay::Take { request }).await?;
+        loop {
+            match self.next().await? {
+                FromRelay::Paired { peer, session } => {
+                    self.session = Some(session);
+                    return Ok(peer);
+                }
+                // A change of the queue sent before the take was read.
+                FromRelay::Queue { .. } => continue,
+                other => return Err(unexpected(&other, "pairing")),
+            }
         }
     }
 

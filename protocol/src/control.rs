@@ -137,7 +137,50 @@ pub enum ToRelay {
     /// [`FromRelay::LogFound`], then [`FromRelay::LogCheckpoints`] until all are sent, then
     /// [`FromRelay::LogChunk`]s up to the end.
     FetchLog { log_id: String, offset: u64 },
+    /// An agent files a help request instead of asking for a code; the relay answers
+    /// [`FromRelay::Queued`], then [`FromRelay::QueuePlace`] as the queue moves, and
+    /// [`FromRelay::Paired`] when a technician takes it.
+    FileRequest { filing: RequestFiling },
+    /// An agent whose connection dropped takes its waiting request back, with the secret that
+    /// [`FromRelay::Queued`] gave it; its place is kept.
+    ResumeRequest { request: u64, secret: String },
+    /// An agent withdraws its waiting request; the relay answers [`FromRelay::RequestCancelled`].
+    CancelRequest,
+    /// A logged-in technician asks for the requests it may take: [`FromRelay::Queue`] now and
+    /// after every change, until it takes one or leaves.
+    WatchQueue,
+    /// A logged-in technician takes a request (`None`: the oldest it may take); the relay
+    /// answers [`FromRelay::Paired`] as for a code, or refuses (taken by someone else, gone).
+    Take { request: Option<u64> },
 }
+
+/// What a user asks for in a help request. The relay bounds every field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFiling {
+    /// In the user's words ("the printer stops after each page").
+    pub description: String,
+    /// The machine's name.
+    pub machine: String,
+    /// The operating system, as the agent tells it.
+    pub os: String,
+    /// The desk's own ticket number for it, if the user has one.
+    pub ticket: Option<String>,
+}
+
+/// A waiting help request, as a technician sees it in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: u64,
+    /// The tier whose queue it waits in.
+    pub tier: u8,
+    pub filed_unix_ms: u64,
+    pub filing: RequestFiling,
+    /// Whether the user's agent is connected now (only then can it be taken).
+    pub connected: bool,
+}
+
+/// Most entries of one [`FromRelay::Queue`]: the oldest, well inside a control frame.
+pub const QUEUE_SHOWN: usize = 50;
 
 /// Seconds between the checkpoints a recording technician sends while a session runs. Where
 /// the relay's policy requires a recording it ends a session that sends none for two intervals.
@@ -191,6 +234,11 @@ impl fmt::Display for ToRelay {
             ToRelay::UploadChunk { .. } => "upload chunk",
             ToRelay::UploadEnd { .. } => "upload end",
             ToRelay::FetchLog { .. } => "fetch log",
+            ToRelay::FileRequest { .. } => "file request",
+            ToRelay::ResumeRequest { .. } => "resume request",
+            ToRelay::CancelRequest => "cancel request",
+            ToRelay::WatchQueue => "watch queue",
+            ToRelay::Take { .. } => "take",
         })
     }
 }
@@ -312,6 +360,14 @@ pub enum ErrorCode {
     /// The account has a second factor (or the relay requires one): a one-time code is needed
     /// with the password.
     SecondFactorRequired,
+    /// No waiting help request has this number (or the secret to take it back is wrong).
+    UnknownRequest,
+    /// Another technician took the request first (the message says who).
+    RequestTaken,
+    /// The request's agent is not connected now; it can be taken once it is back.
+    RequestAway,
+    /// The queue holds as many requests as the relay allows.
+    QueueFull,
 }
 
 /// Relay to peer.
@@ -354,6 +410,26 @@ pub enum FromRelay {
     },
     /// The partner of an earlier [`FromRelay::PeerQuiet`] is heard again.
     PeerBack,
+    /// Answer to [`ToRelay::FileRequest`] (and [`ToRelay::ResumeRequest`]): the request's number,
+    /// its place in the queue (1: next), and the secret to take it back with after a dropped
+    /// connection.
+    Queued {
+        request: u64,
+        position: u32,
+        secret: String,
+    },
+    /// The waiting request's place changed.
+    QueuePlace {
+        position: u32,
+    },
+    /// Answer to [`ToRelay::CancelRequest`]: the request is withdrawn.
+    RequestCancelled,
+    /// The requests the technician may take, oldest first (at most [`QUEUE_SHOWN`]), and how
+    /// many more wait behind them.
+    Queue {
+        requests: Vec<QueueEntry>,
+        more: u32,
+    },
     ShuttingDown,
     /// Answer to [`ToRelay::UploadBegin`]: go on from `offset` (the size: nothing to send).
     UploadAt {

@@ -64,6 +64,9 @@ pub enum Event {
         at: u64,
         tier: u8,
         filing: Filing,
+        /// SHA-256 (hex) of the secret the agent takes the request back with after a dropped
+        /// connection.
+        secret_hash: String,
     },
     Taken {
         id: u64,
@@ -117,6 +120,7 @@ pub struct Request {
     pub tier: u8,
     pub filing: Filing,
     pub state: State,
+    secret_hash: String,
 }
 
 /// Why a command cannot be done.
@@ -199,6 +203,7 @@ impl Desk {
                 at,
                 tier,
                 filing,
+                secret_hash,
             } => {
                 self.next_id = self.next_id.max(id + 1);
                 self.waiting[usize::from(tier - 1)].insert(*id);
@@ -210,6 +215,7 @@ impl Desk {
                         tier: *tier,
                         filing: filing.clone(),
                         state: State::Waiting,
+                        secret_hash: secret_hash.clone(),
                     },
                 );
             }
@@ -231,8 +237,8 @@ impl Desk {
         }
     }
 
-    /// Files a request in tier 1's queue.
-    pub fn file(&self, filing: Filing, at: u64) -> Result<Event, DeskError> {
+    /// Files a request in tier 1's queue; `secret` is what its agent takes it back with.
+    pub fn file(&self, filing: Filing, secret: &str, at: u64) -> Result<Event, DeskError> {
         let waiting = self.waiting_count();
         if waiting >= MAX_WAITING {
             return Err(DeskError::Full(waiting));
@@ -242,6 +248,7 @@ impl Desk {
             at,
             tier: 1,
             filing: filing.tamed(),
+            secret_hash: hash_secret(secret),
         })
     }
 
@@ -284,6 +291,14 @@ impl Desk {
         }
     }
 
+    /// Whether `secret` is the one request `id` was filed with, and it still waits.
+    pub fn may_resume(&self, id: u64, secret: &str) -> bool {
+        // Hashes are compared, so how long the comparison takes tells nothing of the secret.
+        self.requests
+            .get(&id)
+            .is_some_and(|r| r.state == State::Waiting && r.secret_hash == hash_secret(secret))
+    }
+
     pub fn get(&self, id: u64) -> Option<&Request> {
         self.requests.get(&id)
     }
@@ -315,6 +330,11 @@ impl Desk {
     pub fn waiting_count(&self) -> usize {
         self.waiting.iter().map(|q| q.len()).sum()
     }
+}
+
+fn hash_secret(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 pub(crate) const SCHEMA: &str = "
@@ -445,7 +465,7 @@ mod tests {
     fn requests_wait_oldest_first_and_are_taken_once() {
         let mut d = Desk::new();
         for (i, what) in ["printer", "mail", "vpn"].iter().enumerate() {
-            let e = run(&mut d, |d| d.file(filing(what), 100 + i as u64)).unwrap();
+            let e = run(&mut d, |d| d.file(filing(what), "s", 100 + i as u64)).unwrap();
             assert_eq!(e.id(), i as u64 + 1);
         }
         assert_eq!(d.position(1), Some(1));
@@ -483,7 +503,7 @@ mod tests {
         let mut d = Desk::new();
         let mut log = Vec::new();
         for i in 0..5 {
-            log.push(run(&mut d, |d| d.file(filing("x"), i)).unwrap());
+            log.push(run(&mut d, |d| d.file(filing("x"), "s", i)).unwrap());
         }
         log.push(run(&mut d, |d| d.take(2, "alice", 1, 10)).unwrap());
         log.push(run(&mut d, |d| d.cancel(4, 11)).unwrap());
@@ -491,7 +511,7 @@ mod tests {
         assert_eq!(again.requests, d.requests);
         assert_eq!(again.waiting, d.waiting);
         // A new filing after the replay takes the next number.
-        assert_eq!(again.file(filing("y"), 12).unwrap().id(), 6);
+        assert_eq!(again.file(filing("y"), "s", 12).unwrap().id(), 6);
         // Taken twice: not a history this desk can have had.
         let mut bad = log.clone();
         bad.push(Event::Taken {
@@ -514,6 +534,7 @@ mod tests {
                     os: "os".into(),
                     ticket: Some("  ".into()),
                 },
+                "s",
                 0,
             )
             .unwrap()
@@ -539,7 +560,7 @@ mod tests {
         {
             let j = Journal::open(dir.path()).unwrap();
             for i in 0..3 {
-                let e = run(&mut d, |d| d.file(filing("x"), i)).unwrap();
+                let e = run(&mut d, |d| d.file(filing("x"), "s", i)).unwrap();
                 j.append(&e).unwrap();
             }
             let e = run(&mut d, |d| d.take_next("alice", 1, 5)).unwrap();

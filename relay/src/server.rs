@@ -36,6 +36,8 @@ use crate::logstore::{LogStore, StoreError};
 use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
 
+mod help;
+
 /// How long a new connection has to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the relay waits for a write to a peer to be taken (its flow control to open).
@@ -73,6 +75,8 @@ struct Shared {
     /// The relay's record of paired sessions (blocking I/O: used from `spawn_blocking`).
     ledger: Arc<Mutex<Ledger>>,
     rendezvous: Mutex<Rendezvous<WaitingAgent>>,
+    /// The queue of help requests.
+    help: help::Help,
     joins: Mutex<RateLimiter<crate::limits::Source>>,
     logins: Gate,
     shutdown: watch::Receiver<bool>,
@@ -200,6 +204,12 @@ impl Relay {
             logs: Arc::new(Mutex::new(logs)),
             ledger: Arc::new(Mutex::new(ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
+            help: help::Help::open(&cfg.data_dir).with_context(|| {
+                format!(
+                    "cannot open the help requests in {}",
+                    cfg.data_dir.display()
+                )
+            })?,
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
             logins: Gate::with_policy(accounts, cfg.organisation.clone(), cfg.require_totp),
             shutdown,
@@ -451,9 +461,12 @@ async fn agent(
     let remote = conn.remote_address();
     match read_unpaired(inp, shared).await? {
         Read::Msg(ToRelay::Register) => {}
+        Read::Msg(m @ (ToRelay::FileRequest { .. } | ToRelay::ResumeRequest { .. })) => {
+            return Box::pin(help::requester(conn, out, inp, shared, info, m)).await
+        }
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
-                "an agent sends register after hello, not {}",
+                "an agent sends register, file request or resume request after hello, not {}",
                 other
             )))
         }
@@ -580,9 +593,22 @@ async fn technician(
     let remote = conn.remote_address();
     // Log in (or out) as often as the technician likes; then join.
     let mut login: Option<LoggedIn> = None;
-    let code = loop {
+    let wanted = loop {
         match read_unpaired(inp, shared).await? {
-            Read::Msg(ToRelay::Join { code }) => break code,
+            Read::Msg(ToRelay::Join { code }) => break Wanted::Code(code),
+            Read::Msg(ToRelay::Take { request }) => break Wanted::Request(request),
+            Read::Msg(ToRelay::WatchQueue) => match &login {
+                Some(l) => match Box::pin(help::watch(out, inp, shared, l.account.tier)).await? {
+                    Some(request) => break Wanted::Request(request),
+                    None => return Ok(()),
+                },
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::NotLoggedIn,
+                        "log in first: the queue is shown to logged-in technicians only",
+                    ))
+                }
+            },
             Read::Msg(ToRelay::Login {
                 name,
                 password,
@@ -634,8 +660,8 @@ async fn technician(
             },
             Read::Msg(other) => {
                 return Err(Refusal::violation(format!(
-                    "a technician sends login, resume, logout, session-log messages or join \
-                     after hello, not {}",
+                    "a technician sends login, resume, logout, session-log messages, join, \
+                     watch queue or take after hello, not {}",
                     other
                 )))
             }
@@ -644,12 +670,17 @@ async fn technician(
     };
     let now = Instant::now();
     let source = crate::limits::source_of(remote.ip());
-    if let Err(wait) = shared
-        .joins
-        .lock()
-        .expect("limiter lock")
-        .attempt(&source, now)
-    {
+    // Codes are guessed; taking from the queue needs no limit beyond the login's.
+    let attempt = if matches!(wanted, Wanted::Code(_)) {
+        shared
+            .joins
+            .lock()
+            .expect("limiter lock")
+            .attempt(&source, now)
+    } else {
+        Ok(())
+    };
+    if let Err(wait) = attempt {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
         return Err(Refusal::new(
             ErrorCode::RateLimited {
@@ -667,7 +698,13 @@ async fn technician(
     // The token may have been revoked, or the account disabled, since the login.
     let account = shared.logins.may_join(&login).await?;
     info.account = Some(account.clone());
-    let agent = lookup(shared, &code, now)?;
+    let (agent, what) = match wanted {
+        Wanted::Code(code) => (lookup(shared, &code, now)?, code.digits().to_string()),
+        Wanted::Request(request) => {
+            let (id, agent) = help::take(shared, &account.name, account.tier, request).await?;
+            (agent, format!("request {id}"))
+        }
+    };
     let agent_info = agent.info.clone();
     let agent_conn = agent.conn.clone();
     let recording_required = shared.cfg.audit_key.is_some() && !shared.cfg.allow_no_record;
@@ -675,7 +712,7 @@ async fn technician(
         let (technician, tier) = (account.name.clone(), account.tier);
         let (technician_addr, agent_addr) =
             (remote.to_string(), agent_conn.remote_address().to_string());
-        let (software, digits) = (agent_info.software.clone(), code.digits().to_string());
+        let (software, digits) = (agent_info.software.clone(), what.clone());
         with_ledger(shared, move |l| {
             l.open_session(&Pairing {
                 technician: &technician,
@@ -704,7 +741,7 @@ async fn technician(
             "the agent with this code left just now; ask the user to start it again",
         ));
     }
-    info!(peer = %remote, code = %code, account = %account.name, tier = account.tier, %session, "technician joined");
+    info!(peer = %remote, joined = %what, account = %account.name, tier = account.tier, %session, "technician joined");
     Windows::paired(conn);
     let ended = async {
         send(
@@ -973,6 +1010,13 @@ fn lookup(shared: &Shared, code: &SessionCode, now: Instant) -> Result<WaitingAg
         };
         Refusal::new(code, e.to_string())
     })
+}
+
+/// What a technician asks to be paired with: the agent of a code, or of a help request (`None`:
+/// the oldest it may take).
+enum Wanted {
+    Code(SessionCode),
+    Request(Option<u64>),
 }
 
 /// What ended a paired session, from one side's view.

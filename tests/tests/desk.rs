@@ -1,0 +1,169 @@
+//! The help-request queue through a real relay process: agents file requests and are told their
+//! place, technicians watch the queue and take requests, ten of them racing for one get it
+//! exactly once, and a relay restarted mid-queue keeps every request in its order.
+
+use link::client::QueueNews;
+use link::{LinkError, RelayConnection};
+use protocol::control::{ErrorCode, RequestFiling, Role};
+use tests::{Relay, PROMPT};
+
+fn filing(what: &str) -> RequestFiling {
+    RequestFiling {
+        description: what.into(),
+        machine: "pc-17".into(),
+        os: "Debian 12".into(),
+        ticket: Some("T-1001".into()),
+    }
+}
+
+async fn agent(relay: &Relay) -> RelayConnection {
+    RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Agent)
+        .await
+        .expect("an agent connects")
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PROMPT, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {PROMPT:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_in_order_and_ten_technicians_racing_take_one_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let mut first = agent(&relay).await;
+    let (id1, place1, _) = first
+        .file_request(filing("the printer stops"))
+        .await
+        .unwrap();
+    let mut second = agent(&relay).await;
+    let (id2, place2, _) = second.file_request(filing("no mail")).await.unwrap();
+    assert_eq!((place1, place2), (1, 2));
+    assert!(id2 > id1);
+
+    let mut watcher = relay.technician_connection().await;
+    watcher.watch_queue().await.unwrap();
+    let (queue, more) = within("the queue", watcher.next_queue()).await.unwrap();
+    assert_eq!(more, 0);
+    let ids: Vec<u64> = queue.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![id1, id2]);
+    assert!(queue.iter().all(|e| e.connected && e.tier == 1));
+    assert_eq!(queue[0].filing.description, "the printer stops");
+    assert_eq!(queue[0].filing.ticket.as_deref(), Some("T-1001"));
+
+    // Ten technicians take the first request at once: one is paired, nine are told who won.
+    let mut racers = Vec::new();
+    for _ in 0..10 {
+        racers.push(relay.technician_connection().await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut t) in racers.into_iter().enumerate() {
+        tasks.spawn(async move { (i, t.take(Some(id1)).await, t) });
+    }
+    let mut won = Vec::new();
+    let mut lost = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, outcome, conn) = done.unwrap();
+        match outcome {
+            Ok(peer) => won.push((i, peer, conn)),
+            Err(LinkError::Refused { code, message }) => lost.push((code, message)),
+            Err(e) => panic!("technician {i}: {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "taken {} times", won.len());
+    assert_eq!(lost.len(), 9);
+    for (code, message) in &lost {
+        assert_eq!(*code, ErrorCode::RequestTaken, "{message}");
+        assert!(message.contains("already taken by tess"), "{message}");
+    }
+    // The user's agent is paired with the winner; the other request moves up.
+    match within("the first agent's news", first.next_in_queue()).await {
+        Ok(QueueNews::Taken(peer)) => {
+            assert_eq!(peer.account.as_ref().map(|a| a.name.as_str()), Some("tess"))
+        }
+        other => panic!("the first agent heard {other:?}"),
+    }
+    assert!(first.session.is_some());
+    match within("the second agent's news", second.next_in_queue()).await {
+        Ok(QueueNews::Place(1)) => {}
+        other => panic!("the second agent heard {other:?}"),
+    }
+    // The watcher sees the queue without the taken request.
+    let queue = loop {
+        let (q, _) = within("the queue after the take", watcher.next_queue())
+            .await
+            .unwrap();
+        if q.len() == 1 {
+            break q;
+        }
+    };
+    assert_eq!(queue[0].id, id2);
+
+    // A withdrawn request is gone for everyone.
+    second.cancel_request().await.unwrap();
+    match within("the cancel", second.next_in_queue()).await {
+        Ok(QueueNews::Cancelled) => {}
+        other => panic!("the second agent heard {other:?}"),
+    }
+    let mut late = relay.technician_connection().await;
+    match late.take(Some(id2)).await {
+        Err(LinkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::UnknownRequest),
+        other => panic!("took a cancelled request: {other:?}"),
+    }
+    drop(won);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_relay_keeps_every_request_and_a_returning_agent_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(dir.path(), &[]);
+    let mut secrets = Vec::new();
+    for what in ["one", "two", "three"] {
+        let mut a = agent(&relay).await;
+        let (id, _, secret) = a.file_request(filing(what)).await.unwrap();
+        secrets.push((id, secret));
+        a.close("the user's machine went to sleep");
+    }
+    relay.proc.signal(libc::SIGTERM);
+    relay.proc.wait_exit(PROMPT);
+    relay = Relay::start(dir.path(), &[]);
+
+    let mut watcher = relay.technician_connection().await;
+    watcher.watch_queue().await.unwrap();
+    let (queue, _) = within("the queue", watcher.next_queue()).await.unwrap();
+    let ids: Vec<u64> = queue.iter().map(|e| e.id).collect();
+    assert_eq!(ids, secrets.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    assert!(queue.iter().all(|e| !e.connected));
+
+    // Away: it cannot be taken until its agent is back.
+    let mut taker = relay.technician_connection().await;
+    let (id2, secret2) = secrets[1].clone();
+    match taker.take(Some(id2)).await {
+        Err(LinkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::RequestAway),
+        other => panic!("took a request whose agent is away: {other:?}"),
+    }
+    // A wrong secret takes nothing back.
+    let mut impostor = agent(&relay).await;
+    match impostor.resume_request(id2, "0".repeat(32)).await {
+        Err(LinkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::UnknownRequest),
+        other => panic!("resumed with a wrong secret: {other:?}"),
+    }
+    let mut back = agent(&relay).await;
+    let (id, place, _) = back.resume_request(id2, secret2).await.unwrap();
+    assert_eq!(
+        (id, place),
+        (id2, 2),
+        "the second request keeps the second place"
+    );
+    let mut taker = relay.technician_connection().await;
+    let peer = taker
+        .take(None)
+        .await
+        .expect("take the oldest connected request");
+    assert_eq!(peer.role, Role::Agent);
+    match within("the returning agent's news", back.next_in_queue()).await {
+        Ok(QueueNews::Taken(_)) => {}
+        other => panic!("the returning agent heard {other:?}"),
+    }
+}
