@@ -16,6 +16,7 @@ use agent::status::{Status, StatusTx};
 use clap::{Parser, ValueEnum};
 use link::report::Reporter;
 use link::Fingerprint;
+use protocol::control::RequestFiling;
 use protocol::peer::ConsentState;
 use serde_json::json;
 
@@ -102,6 +103,14 @@ struct Cli {
     /// With --json, also report every screen update sent
     #[arg(long)]
     report_updates: bool,
+    /// Ask for help through the desk's queue instead of showing a code: what is wrong, in a
+    /// sentence ("the printer stops after each page"). A technician takes the request; both of
+    /// you then see a 6-digit verification code to compare
+    #[arg(long, value_name = "TEXT")]
+    request: Option<String>,
+    /// With --request: the ticket number of the request in your desk's own system
+    #[arg(long, value_name = "T", requires = "request")]
+    ticket: Option<String>,
     /// Show diagnostic logs on stderr (-v: info, -vv: debug)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -223,6 +232,14 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
             consent,
             lossless: cli.lossless,
         },
+        request: cli.request.as_ref().map(|description| RequestFiling {
+            description: description.clone(),
+            machine: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            os: operating_system(),
+            ticket: cli.ticket.clone(),
+        }),
     };
     share::run(opts, factory, describe, sink, &mut person, report).await
 }
@@ -319,4 +336,16 @@ fn main() -> ExitCode {
     }
     drop(side);
     net.join().unwrap_or(ExitCode::FAILURE)
+}
+
+/// The operating system as a person names it: `PRETTY_NAME` of /etc/os-release, or the kernel's.
+fn operating_system() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_string())
 }

@@ -41,7 +41,6 @@ use link::{LinkError, RelayConnection};
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
 use protocol::control::{FromRelay, PeerInfo};
-use protocol::e2e::UserCode;
 use protocol::peer::{CodecOp, ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
@@ -393,7 +392,7 @@ async fn obtain_consent(
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     conn: &mut RelayConnection,
-    code: &UserCode,
+    meeting: &sealed::Meeting,
     peer: &PeerInfo,
     factory: SourceFactory,
     sink: Box<dyn InputSink>,
@@ -405,7 +404,7 @@ pub async fn run(
     let connection = conn.connection.clone();
     // The key exchange first: nothing else travels before both ends proved they hold the code.
     let exchanged = tokio::select! {
-        s = sealed::agent_session(&connection, code) => s,
+        s = sealed::agent_session_met(&connection, meeting) => s,
         _ = &mut user_end => return Ok(Ended::Reason(EndReason::UserEnded)),
     };
     let SealedSession {
@@ -422,6 +421,15 @@ pub async fn run(
         Err(e) => return Err(e.into()),
     };
 
+    // Without a code (a help request), the two people compare six digits: a relay in the middle
+    // would have made each end a different one.
+    if let Some(v) = keys.verification_code() {
+        report.event(
+            "verification",
+            json!({ "code": v.digits() }),
+            format!("Verification code: {v}. Your technician sees the same six digits; if they read out others, end the session."),
+        );
+    }
     // Consent next: nothing is captured before it. (Sent even when the answer is preset: the
     // technician learns at once whether someone is being asked.)
     tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;

@@ -8,10 +8,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use link::client::QueueNews;
 use link::report::Reporter;
-use link::sealed::PeerPlaneError;
+use link::sealed::{Meeting, PeerPlaneError};
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::Role;
+use protocol::control::{PeerInfo, RequestFiling, Role};
 use protocol::e2e::{CodeSecret, HandshakeError, UserCode};
 use protocol::peer::EndReason;
 use serde_json::json;
@@ -33,6 +34,8 @@ pub struct ShareOptions {
     /// The file of remembered relay fingerprints.
     pub known_relays: PathBuf,
     pub session: SessionOptions,
+    /// File a help request in the relay's queue instead of showing a code.
+    pub request: Option<RequestFiling>,
 }
 
 /// How a run ended, when it did not fail.
@@ -133,6 +136,56 @@ pub async fn run(
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
         format!("Connected to the relay at {}. Ready to share {describe}.", conn.relay_addr),
     );
+    let window_end = person.input.end_requested();
+    let status = person.status.clone();
+    let mut user_end = Box::pin(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => status.send(Status::Interrupted),
+            _ = window_end => {}
+        }
+    });
+    let (meeting, peer) = match opts.request.clone() {
+        Some(filing) => match queue(&mut conn, filing, &report, &mut user_end).await? {
+            Some(met) => met,
+            None => return Ok(Outcome::Cancelled),
+        },
+        None => match by_code(&mut conn, person, &report, &mut user_end).await? {
+            Some(met) => met,
+            None => return Ok(Outcome::Cancelled),
+        },
+    };
+    let account = peer.account.as_ref();
+    report.event(
+        "paired",
+        json!({
+            "peer": peer.description, "software": peer.software,
+            "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
+            "organisation": account.map(|a| &a.organisation),
+        }),
+        format!("A technician connected: {}.", shown::introduce(&peer)),
+    );
+    let ended = session::run(
+        &mut conn,
+        &meeting,
+        &peer,
+        factory,
+        sink,
+        person,
+        opts.session,
+        report,
+        user_end,
+    )
+    .await?;
+    finish(conn, ended, &report).await
+}
+
+/// Shows a code and waits for the technician who enters it; `None` if the person cancelled.
+async fn by_code(
+    conn: &mut RelayConnection,
+    person: &mut Person,
+    report: &Reporter,
+    user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
     let (rendezvous, expires) = conn.register().await?;
     // The secret part is drawn here and never sent: the relay knows only the nine digits.
     let code = UserCode::new(rendezvous, CodeSecret::generate());
@@ -154,44 +207,80 @@ pub async fn run(
             expires.div_ceil(60)
         ),
     );
-    let window_end = person.input.end_requested();
-    let status = person.status.clone();
-    let mut user_end = Box::pin(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => status.send(Status::Interrupted),
-            _ = window_end => {}
-        }
-    });
     let peer = tokio::select! {
         p = conn.wait_paired() => p?,
-        _ = &mut user_end => {
-            conn.close_and_wait("the user cancelled").await;
-            report.event("ended", json!({ "reason": "cancelled" }), "Cancelled; no session took place.");
-            return Ok(Outcome::Cancelled);
+        _ = &mut *user_end => {
+            cancelled(conn, report).await;
+            return Ok(None);
         }
     };
-    let account = peer.account.as_ref();
+    Ok(Some((Meeting::Code(code), peer)))
+}
+
+async fn cancelled(conn: &mut RelayConnection, report: &Reporter) {
+    conn.close_and_wait("the user cancelled").await;
     report.event(
-        "paired",
-        json!({
-            "peer": peer.description, "software": peer.software,
-            "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
-            "organisation": account.map(|a| &a.organisation),
-        }),
-        format!("A technician connected: {}.", shown::introduce(&peer)),
+        "ended",
+        json!({ "reason": "cancelled" }),
+        "Cancelled; no session took place.",
     );
-    let ended = session::run(
-        &mut conn,
-        &code,
-        &peer,
-        factory,
-        sink,
-        person,
-        opts.session,
-        report,
-        user_end,
-    )
-    .await?;
+}
+
+/// Files a help request and waits in the queue until a technician takes it, saying the place
+/// as it moves; `None` if the person cancelled (the request is withdrawn).
+async fn queue(
+    conn: &mut RelayConnection,
+    filing: RequestFiling,
+    report: &Reporter,
+    user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
+    let (request, position, _secret) = conn.file_request(filing).await?;
+    report.event(
+        "queued",
+        json!({ "request": request, "position": position }),
+        format!("Help request {request} is in the queue, number {position}. A technician will take it; keep this open."),
+    );
+    loop {
+        let news = tokio::select! {
+            n = conn.next_in_queue() => n?,
+            _ = &mut *user_end => {
+                conn.cancel_request().await?;
+                match conn.next_in_queue().await? {
+                    QueueNews::Taken(peer) => return Ok(Some((Meeting::Queue(conn.session.clone().unwrap_or_default()), peer))),
+                    _ => {
+                        cancelled(conn, report).await;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        match news {
+            QueueNews::Place(position) => report.event(
+                "queue_place",
+                json!({ "request": request, "position": position }),
+                format!("Number {position} in the queue."),
+            ),
+            QueueNews::Taken(peer) => {
+                report.event(
+                    "claimed",
+                    json!({ "request": request }),
+                    "A technician took your help request.",
+                );
+                return Ok(Some((
+                    Meeting::Queue(conn.session.clone().unwrap_or_default()),
+                    peer,
+                )));
+            }
+            QueueNews::Cancelled => {
+                cancelled(conn, report).await;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Closes the link after the session and says how it ended.
+async fn finish(conn: RelayConnection, ended: Ended, report: &Reporter) -> anyhow::Result<Outcome> {
     let (reason, human) = match &ended {
         Ended::Reason(r) => (
             protocol::text::clip(&format!("{r:?}"), protocol::text::MAX_REASON).into_owned(),

@@ -305,11 +305,11 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
         consent,
         lossless: true,
     };
-    let agent_code = code.clone();
+    let meeting = sealed::Meeting::Code(code.clone());
     let run = tokio::spawn(async move {
         session::run(
             &mut conn,
-            &agent_code,
+            &meeting,
             &technician_info(),
             changing(),
             Box::new(sink),

@@ -151,16 +151,58 @@ pub fn context(code: &UserCode) -> Context {
     Context::new(protocol::PROTOCOL_VERSION, code.rendezvous().digits())
 }
 
+/// How the agent and the technician found each other, which decides their key exchange: a
+/// code the user read out (SPAKE2 on its secret part), or a help request taken from the queue
+/// (X25519, both ends shown a 6-digit verification code to compare).
+#[derive(Debug, Clone)]
+pub enum Meeting {
+    Code(UserCode),
+    /// Paired from the queue: the relay's identifier of the session, which both ends were told.
+    Queue(String),
+}
+
+impl Meeting {
+    fn context(&self) -> Context {
+        match self {
+            Meeting::Code(code) => context(code),
+            Meeting::Queue(session) => {
+                Context::new(protocol::PROTOCOL_VERSION, format!("queue {session}"))
+            }
+        }
+    }
+
+    fn handshake(&self, role: protocol::control::Role) -> Handshake {
+        use protocol::control::Role;
+        let ctx = self.context();
+        match (self, role) {
+            (Meeting::Code(code), Role::Agent) => Handshake::agent_with_code(&ctx, code.secret()),
+            (Meeting::Code(code), Role::Technician) => {
+                Handshake::technician_with_code(&ctx, code.secret())
+            }
+            (Meeting::Queue(_), Role::Agent) => Handshake::agent_with_exchange(&ctx, None),
+            (Meeting::Queue(_), Role::Technician) => Handshake::technician_with_exchange(&ctx),
+        }
+    }
+}
+
 /// The agent's side: opens the session stream and runs the exchange keyed by `code`.
 pub async fn agent_session(
     connection: &Connection,
     code: &UserCode,
 ) -> Result<SealedSession, PeerPlaneError> {
+    agent_session_met(connection, &Meeting::Code(code.clone())).await
+}
+
+/// As [`agent_session`], for either way of meeting.
+pub async fn agent_session_met(
+    connection: &Connection,
+    meeting: &Meeting,
+) -> Result<SealedSession, PeerPlaneError> {
     let (send, recv) = connection
         .open_bi()
         .await
         .map_err(|e| PeerPlaneError::Broken(e.to_string()))?;
-    let hs = Handshake::agent_with_code(&context(code), code.secret());
+    let hs = meeting.handshake(protocol::control::Role::Agent);
     exchange(hs, send, recv).await
 }
 
@@ -171,12 +213,21 @@ pub async fn technician_session(
     code: &UserCode,
     start_timeout: Duration,
 ) -> Result<Option<SealedSession>, PeerPlaneError> {
+    technician_session_met(connection, &Meeting::Code(code.clone()), start_timeout).await
+}
+
+/// As [`technician_session`], for either way of meeting.
+pub async fn technician_session_met(
+    connection: &Connection,
+    meeting: &Meeting,
+    start_timeout: Duration,
+) -> Result<Option<SealedSession>, PeerPlaneError> {
     let (send, recv) = match tokio::time::timeout(start_timeout, connection.accept_bi()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(PeerPlaneError::Broken(e.to_string())),
         Err(_) => return Ok(None),
     };
-    let hs = Handshake::technician_with_code(&context(code), code.secret());
+    let hs = meeting.handshake(protocol::control::Role::Technician);
     exchange(hs, send, recv).await.map(Some)
 }
 

@@ -13,11 +13,9 @@ use std::time::SystemTime;
 use anyhow::Context;
 use link::client::Trusted;
 use link::report::Reporter;
-use link::sealed::PeerPlaneError;
+use link::sealed::{Meeting, PeerPlaneError};
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::{
-    ErrorCode, LogOffer, RecordingPolicy, Role, SessionCode, TechnicianAccount,
-};
+use protocol::control::{ErrorCode, LogOffer, RecordingPolicy, Role, TechnicianAccount};
 use protocol::e2e::{HandshakeError, UserCode};
 use protocol::input::InputEvent;
 use protocol::sessionlog::{
@@ -148,6 +146,14 @@ pub struct Outcome {
     pub log: Option<PathBuf>,
 }
 
+/// What the technician joins: the session of a code the user read out, or a help request taken
+/// from the queue (`None`: the oldest it may take).
+#[derive(Debug, Clone)]
+pub enum Joining {
+    Code(UserCode),
+    Request(Option<u64>),
+}
+
 /// Opens the session's log in the log directory.
 fn start_recording(
     target: &RelayTarget,
@@ -155,7 +161,7 @@ fn start_recording(
     conn: &RelayConnection,
     trusted: &Trusted,
     account: &TechnicianAccount,
-    code: &SessionCode,
+    rendezvous: &str,
     peer: &protocol::control::PeerInfo,
 ) -> anyhow::Result<Recorder> {
     let started_unix_ms = std::time::SystemTime::now()
@@ -184,7 +190,7 @@ fn start_recording(
             software: peer.software.clone(),
         },
         protocol_version: protocol::PROTOCOL_VERSION,
-        code_sha256: code_sha256(code.digits()),
+        code_sha256: code_sha256(rendezvous),
         typed_text: if opts.typed_text_count_only {
             TypedText::CountOnly
         } else {
@@ -246,7 +252,7 @@ pub fn not_logged_in(relay: &str, stored: Option<&StoredLogin>, why: &str) -> an
 /// itself ended is the [`Outcome`].
 pub async fn join(
     target: &RelayTarget,
-    code: &UserCode,
+    joining: &Joining,
     opts: JoinOptions,
     live: Live,
     report: Reporter,
@@ -308,7 +314,25 @@ pub async fn join(
     let log_dir = opts.log_dir.clone().unwrap_or_else(default_log_dir);
     let spool = Spool::new(log_dir.join("upload-spool"));
     // The relay sees only the rendezvous part; the secret part stays here.
-    let peer = conn.join(code.rendezvous().clone()).await?;
+    let peer = match joining {
+        Joining::Code(code) => conn.join(code.rendezvous().clone()).await?,
+        Joining::Request(request) => conn.take(*request).await?,
+    };
+    let session_id = conn.session.clone().unwrap_or_default();
+    // What the session is known by: the code's rendezvous part, or the relay's session
+    // identifier for a request.
+    let (what, rendezvous, meeting) = match joining {
+        Joining::Code(code) => (
+            format!("session {}", code.rendezvous()),
+            code.rendezvous().digits().to_string(),
+            Meeting::Code(code.clone()),
+        ),
+        Joining::Request(_) => (
+            format!("help request session {session_id}"),
+            session_id.clone(),
+            Meeting::Queue(session_id.clone()),
+        ),
+    };
     // What the agent says of itself, as a person may see it: bounded, and nothing in it acts
     // on a terminal or reorders a label.
     let (who, software) = (
@@ -318,10 +342,7 @@ pub async fn join(
     report.event(
         "paired",
         json!({ "peer": who, "software": software }),
-        format!(
-            "Joined session {} with {who} ({software}).",
-            code.rendezvous()
-        ),
+        format!("Joined {what} with {who} ({software})."),
     );
     tell(JoinEvent::Paired {
         account: account.to_string(),
@@ -336,15 +357,8 @@ pub async fn join(
         tell(JoinEvent::Recording(None));
         None
     } else {
-        let recorder = start_recording(
-            target,
-            &opts,
-            &conn,
-            &trusted,
-            &account,
-            code.rendezvous(),
-            &peer,
-        )?;
+        let recorder =
+            start_recording(target, &opts, &conn, &trusted, &account, &rendezvous, &peer)?;
         report.event(
             "recording",
             json!({ "path": recorder.path().display().to_string() }),
@@ -384,7 +398,7 @@ pub async fn join(
     };
     // However the session ends, its log is sealed (and spooled for the relay) below.
     let (ended, stats, viewer) =
-        match session::run(&mut conn, code, session_opts, report, user_end).await {
+        match session::run(&mut conn, &meeting, session_opts, report, user_end).await {
             Ok(r) => r,
             Err(e) => {
                 let mut message = e.to_string();

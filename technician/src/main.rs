@@ -13,7 +13,7 @@ use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::ErrorCode;
 use protocol::e2e::UserCode;
 use serde_json::json;
-use technician::join::{self, not_logged_in, JoinOptions, Live, RelayTarget};
+use technician::join::{self, not_logged_in, JoinOptions, Joining, Live, RelayTarget};
 use technician::script;
 use technician::tokens::Tokens;
 
@@ -44,6 +44,11 @@ enum Command {
     Logout(Logout),
     /// Join the session with the code the user reads out (log in first)
     Connect(Connect),
+    /// Show the help requests waiting for your tier and the tiers below, oldest first
+    Queue(Queue),
+    /// Take a help request from the queue (by number, or --next) and run its session like
+    /// `connect`; the user and you compare a 6-digit verification code
+    Take(Take),
     /// Fetch a session log stored on the relay (your own; auditors and administrators: any),
     /// with the checkpoints the relay holds for it; open it with `technician log decrypt`
     FetchLog(FetchLog),
@@ -179,6 +184,36 @@ struct Connect {
     code: String,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct Take {
+    /// The number of the help request to take (`technician queue` lists them)
+    #[arg(required_unless_present = "next", conflicts_with = "next")]
+    request: Option<u64>,
+    /// Take the oldest request you may take whose user is connected
+    #[arg(long)]
+    next: bool,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct Queue {
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Keep showing the queue as it changes, until Ctrl+C
+    #[arg(long)]
+    watch: bool,
+}
+
+/// How a session runs, for `connect` and `take`.
+#[derive(clap::Args, Debug)]
+struct SessionArgs {
     /// Play this input script once the screen arrives (see docs/input-script.md)
     #[arg(long, value_name = "FILE")]
     input_script: Option<PathBuf>,
@@ -383,8 +418,62 @@ async fn logout(args: Logout, report: Reporter) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
-    let code = parse_code(&args.code)?;
+/// Prints the queue once, or as it changes with `--watch`.
+async fn queue(args: Queue, report: Reporter) -> anyhow::Result<ExitCode> {
+    let target = args.relay.target();
+    let stored = target.stored_login()?;
+    let (mut conn, _) = target.connect(report).await?;
+    conn.resume(&stored.token).await?;
+    conn.watch_queue().await?;
+    loop {
+        let (requests, more) = conn.next_queue().await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut text = if requests.is_empty() {
+            "No help request is waiting.".to_string()
+        } else {
+            format!(
+                "{} help request(s) waiting, oldest first:",
+                requests.len() + more as usize
+            )
+        };
+        for r in &requests {
+            let waited = now.saturating_sub(r.filed_unix_ms) / 1000;
+            text.push_str(&format!(
+                "\n  {:>5}  tier {}  waiting {}  {}{}  ({} on {}){}",
+                r.id,
+                r.tier,
+                when(waited),
+                protocol::text::printable(&r.filing.description),
+                r.filing
+                    .ticket
+                    .as_deref()
+                    .map(|t| format!(" [ticket {}]", protocol::text::printable(t)))
+                    .unwrap_or_default(),
+                protocol::text::printable(&r.filing.machine),
+                protocol::text::printable(&r.filing.os),
+                if r.connected { "" } else { "  (user away)" },
+            ));
+        }
+        if more > 0 {
+            text.push_str(&format!("\n  … and {more} more"));
+        }
+        report.event("queue", json!({ "requests": requests, "more": more }), text);
+        if !args.watch {
+            conn.close_and_wait("done").await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+async fn run_session(
+    joining: Joining,
+    relay: RelayArgs,
+    args: SessionArgs,
+    report: Reporter,
+) -> anyhow::Result<ExitCode> {
     // Check the script before anything happens, so that an error costs no session.
     let script = match &args.input_script {
         Some(p) => Some(script::load(p)?),
@@ -403,8 +492,8 @@ async fn connect(args: Connect, report: Reporter) -> anyhow::Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
     });
     let outcome = join::join(
-        &args.relay.target(),
-        &code,
+        &relay.target(),
+        &joining,
         opts,
         Live::default(),
         report,
@@ -468,7 +557,26 @@ fn main() -> ExitCode {
         }
         Command::Connect(args) => {
             let report = Reporter::new(args.relay.json);
-            finish(report, rt.block_on(connect(args, report)))
+            let joining = match parse_code(&args.code) {
+                Ok(code) => Joining::Code(code),
+                Err(e) => return finish(report, Err(e)),
+            };
+            finish(
+                report,
+                rt.block_on(run_session(joining, args.relay, args.session, report)),
+            )
+        }
+        Command::Take(args) => {
+            let report = Reporter::new(args.relay.json);
+            let joining = Joining::Request(args.request.filter(|_| !args.next));
+            finish(
+                report,
+                rt.block_on(run_session(joining, args.relay, args.session, report)),
+            )
+        }
+        Command::Queue(args) => {
+            let report = Reporter::new(args.relay.json);
+            finish(report, rt.block_on(queue(args, report)))
         }
         Command::FetchLog(args) => {
             let report = Reporter::new(args.relay.json);

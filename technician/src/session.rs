@@ -27,7 +27,7 @@ use link::sealed::{self, last_word, SealedSession};
 use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
 use protocol::control::FromRelay;
-use protocol::e2e::{UpdateReceiver, UserCode};
+use protocol::e2e::UpdateReceiver;
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
@@ -427,7 +427,7 @@ async fn play(
 /// [`protocol::e2e::HandshakeError::CodeMismatch`] ("the code did not match"), as an `Err`.
 pub async fn run(
     conn: &mut RelayConnection,
-    code: &UserCode,
+    meeting: &sealed::Meeting,
     mut opts: SessionOptions,
     report: Reporter,
     mut user_end: impl std::future::Future<Output = ()> + Unpin,
@@ -436,7 +436,7 @@ pub async fn run(
     // Checkpoints from the start (the first at once), through the handshake and the user's
     // consent, until the session loop takes over.
     let mut beat = tokio::time::interval(Duration::from_secs(CHECKPOINT_SECS));
-    let handshake = sealed::technician_session(&connection, code, START_TIMEOUT);
+    let handshake = sealed::technician_session_met(&connection, meeting, START_TIMEOUT);
     tokio::pin!(handshake);
     let exchanged = loop {
         tokio::select! {
@@ -466,6 +466,15 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // Paired from the queue: the two people compare six digits that a relay in the middle
+    // could not have made equal.
+    if let Some(v) = keys.verification_code() {
+        report.event(
+            "verification",
+            json!({ "code": v.digits() }),
+            format!("Verification code: {v}. Ask the user to read out the six digits their screen shows; if they differ, end the session."),
+        );
+    }
     if opts.recorder.is_some() {
         // The user is told before being asked to consent.
         tx.send(&PeerMessage::Recorded).await?;

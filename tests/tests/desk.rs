@@ -167,3 +167,89 @@ async fn a_restarted_relay_keeps_every_request_and_a_returning_agent_its_place()
         other => panic!("the returning agent heard {other:?}"),
     }
 }
+
+/// The whole way with the real programs: `agent --request` waits in the queue, `technician
+/// queue` shows it, `technician take --next` takes it, both ends show the same verification
+/// code, and the screen arrives.
+#[test]
+fn an_agent_asking_for_help_is_taken_from_the_queue_and_both_see_one_verification_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    relay.ensure_technician();
+    let source = format!("corpus:{}", tests::data("typing.scrn").display());
+    let mut agent_args = relay.peer_args();
+    agent_args.extend(
+        [
+            "--json",
+            "--consent",
+            "control",
+            "--source",
+            &source,
+            "--request",
+            "the printer stops after each page",
+            "--ticket",
+            "T-7",
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = agent_args.iter().map(String::as_str).collect();
+    let mut agent = tests::Proc::spawn("agent", &refs);
+    let queued = agent.wait_event("queued", PROMPT);
+    assert_eq!(queued["position"], 1, "{queued}");
+
+    let tokens = relay.tokens_file().display().to_string();
+    let mut args = vec!["queue".to_string()];
+    args.extend(relay.peer_args());
+    args.extend(["--tokens", &tokens, "--json"].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let listed = tests::run("technician", &refs, "");
+    assert!(listed.success, "{}", listed.text());
+    let queue: serde_json::Value = listed
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "queue")
+        .expect("a queue event");
+    let first = &queue["requests"][0];
+    assert_eq!(first["id"], queued["request"], "{queue}");
+    assert_eq!(
+        first["filing"]["description"],
+        "the printer stops after each page"
+    );
+    assert_eq!(first["filing"]["ticket"], "T-7");
+    assert_eq!(first["connected"], true);
+
+    let script = dir.path().join("script.txt");
+    std::fs::write(&script, "wait 500\nend\n").unwrap();
+    let logs = dir.path().join("logs").display().to_string();
+    let script = script.display().to_string();
+    let mut args = vec!["take".to_string(), "--next".to_string()];
+    args.extend(relay.peer_args());
+    args.extend(
+        [
+            "--tokens",
+            &tokens,
+            "--json",
+            "--report-updates",
+            "--log-dir",
+            &logs,
+            "--input-script",
+            &script,
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut tech = tests::Proc::spawn("technician", &refs);
+    agent.wait_event("claimed", PROMPT);
+    let theirs = agent.wait_event("verification", PROMPT);
+    let ours = tech.wait_event("verification", PROMPT);
+    assert_eq!(theirs["code"], ours["code"]);
+    assert_eq!(ours["code"].as_str().unwrap().len(), 6, "{ours}");
+    tech.wait_event("update", PROMPT);
+    assert!(
+        tech.wait_exit(PROMPT).success(),
+        "technician failed\n{}",
+        tech.transcript()
+    );
+    agent.wait_exit(PROMPT);
+}

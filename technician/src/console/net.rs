@@ -449,7 +449,15 @@ async fn run_session(
     let user_end = Box::pin(async {
         let _ = end.await;
     });
-    let result = join::join(&target, &code, opts, live, report, user_end).await;
+    let result = join::join(
+        &target,
+        &join::Joining::Code(code.clone()),
+        opts,
+        live,
+        report,
+        user_end,
+    )
+    .await;
     // Events of the session first, then its end.
     let _ = tokio::time::timeout(Duration::from_secs(1), forward).await;
     match result {
