@@ -316,6 +316,7 @@ async fn obtain_consent(
     person: &mut Person,
     peer: &PeerInfo,
     recorded: bool,
+    verification: Option<String>,
     report: Reporter,
 ) -> (ConsentState, bool) {
     match policy {
@@ -339,6 +340,7 @@ async fn obtain_consent(
             person.status.send(Status::Asking {
                 peer: peer.clone(),
                 recorded,
+                verification,
                 timeout,
                 deadline: Instant::now() + timeout,
             });
@@ -423,6 +425,7 @@ pub async fn run(
 
     // Without a code (a help request), the two people compare six digits: a relay in the middle
     // would have made each end a different one.
+    let verification = keys.verification_code().map(|v| v.to_string());
     if let Some(v) = keys.verification_code() {
         report.event(
             "verification",
@@ -443,7 +446,7 @@ pub async fn run(
     // session (see `before_consent`), input above all, which would otherwise wait in the stream
     // and reach the screen in one burst the moment control is allowed.
     let (decided, timed_out) = tokio::select! {
-        s = obtain_consent(opts.consent, &mut *person, peer, recorded, report) => s,
+        s = obtain_consent(opts.consent, &mut *person, peer, recorded, verification, report) => s,
         msg = rx.recv() => return before_consent(msg, &mut tx, conn).await,
         ctl = conn.next_skipping_silences() => return match ctl {
             Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),

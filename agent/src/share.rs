@@ -145,7 +145,7 @@ pub async fn run(
         }
     });
     let (meeting, peer) = match opts.request.clone() {
-        Some(filing) => match queue(&mut conn, filing, &report, &mut user_end).await? {
+        Some(filing) => match queue(&mut conn, filing, person, &report, &mut user_end).await? {
             Some(met) => met,
             None => return Ok(Outcome::Cancelled),
         },
@@ -231,10 +231,12 @@ async fn cancelled(conn: &mut RelayConnection, report: &Reporter) {
 async fn queue(
     conn: &mut RelayConnection,
     filing: RequestFiling,
+    person: &mut Person,
     report: &Reporter,
     user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
     let (request, position, _secret) = conn.file_request(filing).await?;
+    person.status.send(Status::Queued { request, position });
     report.event(
         "queued",
         json!({ "request": request, "position": position }),
@@ -255,11 +257,14 @@ async fn queue(
             }
         };
         match news {
-            QueueNews::Place(position) => report.event(
-                "queue_place",
-                json!({ "request": request, "position": position }),
-                format!("Number {position} in the queue."),
-            ),
+            QueueNews::Place(position) => {
+                person.status.send(Status::Queued { request, position });
+                report.event(
+                    "queue_place",
+                    json!({ "request": request, "position": position }),
+                    format!("Number {position} in the queue."),
+                )
+            }
             QueueNews::Taken(peer) => {
                 report.event(
                     "claimed",

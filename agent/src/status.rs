@@ -50,10 +50,15 @@ pub enum Status {
         copied: String,
         expires_at: Instant,
     },
+    /// A help request waits in the relay's queue, at this place (1: next).
+    Queued { request: u64, position: u32 },
     /// A technician asks; the person has until `deadline`.
     Asking {
         peer: PeerInfo,
         recorded: bool,
+        /// The six digits to compare with the technician (`042 917`), for a session from the
+        /// queue; a code session needs none.
+        verification: Option<String>,
         timeout: Duration,
         deadline: Instant,
     },

@@ -36,6 +36,7 @@ fn asking() -> Status {
     Status::Asking {
         peer: alice(),
         recorded: true,
+        verification: None,
         timeout: Duration::from_secs(60),
         deadline: Instant::now() + Duration::from_secs(60),
     }
@@ -284,6 +285,7 @@ fn the_consent_screen_keeps_the_relays_word_apart_from_the_technicians() {
         .send(Status::Asking {
             peer,
             recorded: false,
+            verification: None,
             timeout: Duration::from_secs(30),
             deadline: Instant::now() + Duration::from_secs(30),
         })
@@ -345,6 +347,7 @@ fn hostile_strings_from_the_technician_are_shown_escaped_and_clipped() {
         .send(Status::Asking {
             peer: peer.clone(),
             recorded: false,
+            verification: None,
             timeout: Duration::from_secs(30),
             deadline: Instant::now() + Duration::from_secs(30),
         })
@@ -411,10 +414,22 @@ fn every_screen_finds_its_words(lang: &Lang) {
             copied: "469544742-4821".into(),
             expires_at: now,
         },
+        Status::Queued {
+            request: 7,
+            position: 3,
+        },
         asking(),
+        Status::Asking {
+            peer: alice(),
+            recorded: true,
+            verification: Some("042 917".into()),
+            timeout: Duration::from_secs(60),
+            deadline: now + Duration::from_secs(60),
+        },
         Status::Asking {
             peer: unverified.clone(),
             recorded: false,
+            verification: None,
             timeout: Duration::from_secs(1),
             deadline: now + Duration::from_secs(1),
         },
@@ -453,6 +468,44 @@ fn every_screen_finds_its_words(lang: &Lang) {
         missing.is_empty(),
         "{lang}: the window asked for words its catalogue lacks: {missing:?}"
     );
+}
+
+#[test]
+fn a_waiting_request_shows_its_place_and_can_be_withdrawn_and_its_consent_the_six_digits() {
+    let rt = runtime();
+    let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
+    status
+        .send(Status::Queued {
+            request: 7,
+            position: 3,
+        })
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("You are number 3 in the queue");
+    status
+        .send(Status::Queued {
+            request: 7,
+            position: 1,
+        })
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("You are number 1 in the queue");
+    harness.get_by_label("Withdraw the request").click();
+    harness.run_steps(2);
+    assert_eq!(rt.block_on(input.next_command()), UserCommand::End);
+
+    let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
+    status
+        .send(Status::Asking {
+            peer: alice(),
+            recorded: false,
+            verification: Some("042 917".into()),
+            timeout: Duration::from_secs(30),
+            deadline: Instant::now() + Duration::from_secs(30),
+        })
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("042 917");
 }
 
 #[test]

@@ -23,10 +23,13 @@ pub enum Screen {
         copied: String,
         expires_at: Instant,
     },
+    /// A help request waits in the queue.
+    Queued { request: u64, position: u32 },
     /// A technician asks.
     Consent {
         peer: PeerInfo,
         recorded: bool,
+        verification: Option<String>,
         deadline: Instant,
     },
     /// Answered; the session is starting.
@@ -178,14 +181,17 @@ impl WindowModel {
                 copied,
                 expires_at,
             },
+            Status::Queued { request, position } => Screen::Queued { request, position },
             Status::Asking {
                 peer,
                 recorded,
+                verification,
                 deadline,
                 ..
             } => Screen::Consent {
                 peer,
                 recorded,
+                verification,
                 deadline,
             },
             Status::Answered => Screen::Starting,
@@ -237,9 +243,10 @@ impl WindowModel {
                 self.copied_at = Some(now);
                 vec![Effect::Copy(copied.clone())]
             }
-            (Action::Cancel, Screen::Code { .. } | Screen::Connecting { .. }) => {
-                say(FromUser::Command(UserCommand::End))
-            }
+            (
+                Action::Cancel,
+                Screen::Code { .. } | Screen::Connecting { .. } | Screen::Queued { .. },
+            ) => say(FromUser::Command(UserCommand::End)),
             (Action::Answer(state), Screen::Consent { .. }) => {
                 self.screen = if state == ConsentState::Denied {
                     Screen::Ended {
@@ -285,6 +292,7 @@ mod tests {
     fn asking(now: Instant) -> WindowModel {
         let mut m = WindowModel::new();
         m.apply(Status::Asking {
+            verification: None,
             peer: alice(),
             recorded: true,
             timeout: Duration::from_secs(60),

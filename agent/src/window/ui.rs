@@ -83,11 +83,21 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
         Screen::Code {
             shown, expires_at, ..
         } => code(ui, model, cat, shown, *expires_at, now),
+        Screen::Queued { request, position } => queued(ui, cat, *request, *position),
         Screen::Consent {
             peer,
             recorded,
+            verification,
             deadline,
-        } => consent(ui, cat, peer, *recorded, *deadline, now),
+        } => consent(
+            ui,
+            cat,
+            peer,
+            *recorded,
+            verification.as_deref(),
+            *deadline,
+            now,
+        ),
         Screen::Starting => {
             egui::CentralPanel::default_margins().show(ui, |ui| {
                 ui.add_space(40.0);
@@ -151,11 +161,39 @@ fn code(
     clicked
 }
 
+fn queued(ui: &mut Ui, cat: &Catalogue, request: u64, position: u32) -> Option<Action> {
+    let mut clicked = None;
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.heading(cat.text("queue-heading"));
+        ui.add_space(16.0);
+        ui.vertical_centered(|ui| {
+            ui.label(
+                RichText::new(cat.fmt("queue-position", &[("position", position.into())]))
+                    .size(28.0)
+                    .strong(),
+            );
+            ui.label(cat.fmt("queue-request", &[("request", request.into())]));
+        });
+        ui.add_space(16.0);
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(cat.text("queue-waiting"));
+        });
+        ui.add_space(16.0);
+        if ui.button(cat.text("queue-cancel")).clicked() {
+            clicked = Some(Action::Cancel);
+        }
+    });
+    clicked
+}
+
+#[allow(clippy::too_many_arguments)]
 fn consent(
     ui: &mut Ui,
     cat: &Catalogue,
     peer: &PeerInfo,
     recorded: bool,
+    verification: Option<&str>,
     deadline: Instant,
     now: Instant,
 ) -> Option<Action> {
@@ -227,6 +265,11 @@ fn consent(
             .small()
             .weak(),
         );
+        if let Some(v) = verification {
+            ui.add_space(10.0);
+            ui.label(cat.text("consent-verification"));
+            ui.label(RichText::new(v).monospace().size(32.0).strong());
+        }
         ui.add_space(10.0);
         ui.label(RichText::new(cat.text("consent-abilities")).strong());
         ui.label(format!("• {}", cat.text("consent-can-control")));
