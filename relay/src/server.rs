@@ -551,6 +551,17 @@ async fn agent(
         }
     };
     info!(peer = %remote, code = %code, technician = %partner.info.description, session = %partner.session, "paired");
+    agent_paired(conn, out, inp, shared, partner).await
+}
+
+/// The agent's side once a technician is handed to it: told who, then the paired session.
+async fn agent_paired(
+    conn: &Connection,
+    out: &mut FramedSend<FromRelay>,
+    inp: &mut FramedRecv<ToRelay>,
+    shared: &Shared,
+    partner: Partner,
+) -> Result<(), Refusal> {
     Windows::paired(conn);
     send(
         out,

@@ -289,26 +289,7 @@ pub(super) async fn requester(
         }
     };
     info!(peer = %remote, request = id, technician = %partner.info.description, session = %partner.session, "paired from a help request");
-    Windows::paired(conn);
-    send(
-        out,
-        FromRelay::Paired {
-            peer: partner.info,
-            session: partner.session.clone(),
-        },
-    )
-    .await?;
-    Box::pin(paired(
-        conn,
-        Role::Agent,
-        &partner.conn,
-        out,
-        inp,
-        shared,
-        None,
-    ))
-    .await
-    .map(|_| ())
+    agent_paired(conn, out, inp, shared, partner).await
 }
 
 /// A logged-in technician watching its queue: the queue now and after every change, until it
