@@ -90,6 +90,8 @@ pub enum SessionEvent {
     PeerQuiet(bool),
     /// Nothing is heard from the relay for now (`true`), or it is heard again (`false`).
     RelayQuiet(bool),
+    /// The six digits to compare with the user (`042 917`), for a session from the queue.
+    Verification(String),
 }
 
 #[derive(Default)]
@@ -469,6 +471,7 @@ pub async fn run(
     // Paired from the queue: the two people compare six digits that a relay in the middle
     // could not have made equal.
     if let Some(v) = keys.verification_code() {
+        opts.tell(SessionEvent::Verification(v.to_string()));
         report.event(
             "verification",
             json!({ "code": v.digits() }),

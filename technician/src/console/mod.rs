@@ -138,6 +138,7 @@ pub fn run(opts: ConsoleOptions) -> anyhow::Result<()> {
             let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
             let net = net::Net::start(config, viewer.clone(), presenter.clone(), wake)?;
             let mut app = ui::ConsoleApp::new(model, words, Some(net), viewer, presenter, report);
+            app.watch_queue_if_logged_in(&cc.egui_ctx);
             if let Some(code) = first {
                 app.model.home.code = code;
                 app.join_when_logged_in = true;

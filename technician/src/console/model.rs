@@ -6,6 +6,7 @@
 //! the network worker) and returns the [`Command`]s for the network worker. Nothing here draws,
 //! touches the network or reads a clock, so it is tested directly.
 
+use protocol::control::QueueEntry;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ pub struct Home {
     pub code: String,
     pub error: Option<String>,
     pub recent: Vec<RecentSession>,
+    /// The help requests this technician may take, oldest first, and how many more wait
+    /// (`None`: not heard from the relay yet).
+    pub queue: Option<(Vec<QueueEntry>, u32)>,
 }
 
 /// Connection quality as the toolbar shows it.
@@ -99,6 +103,8 @@ pub struct SessionView {
     pub quiet: bool,
     /// Nothing is heard from the relay for now.
     pub relay_quiet: bool,
+    /// The six digits to compare with the user, for a session from the queue.
+    pub verification: Option<String>,
     pub scale: ViewScale,
     pub fullscreen: bool,
     /// Keys go to the remote machine, the local desktop's shortcuts included.
@@ -128,6 +134,7 @@ impl SessionView {
             quality: None,
             quiet: false,
             relay_quiet: false,
+            verification: None,
             scale,
             fullscreen,
             grabbed: false,
@@ -170,6 +177,8 @@ pub enum Event {
     AcceptRelay,
     RefuseRelay,
     JoinSubmitted,
+    /// Take this help request (`None`: the oldest whose user is connected).
+    TakeSubmitted(Option<u64>),
     EndSession,
     SetScale(ViewScale),
     ToggleFullscreen,
@@ -188,6 +197,11 @@ pub enum Event {
     },
     LoginFailed(String),
     JoinFailed(String),
+    /// The queue as the relay sends it.
+    Queue {
+        requests: Vec<QueueEntry>,
+        more: u32,
+    },
     Paired {
         account: String,
         peer: String,
@@ -203,6 +217,8 @@ pub enum Event {
     PeerQuiet(bool),
     /// The relay fell silent (`true`) or is heard again (`false`).
     RelayQuiet(bool),
+    /// The verification code of a session from the queue.
+    Verification(String),
     SessionEnded {
         message: String,
         log: Option<PathBuf>,
@@ -230,6 +246,12 @@ pub enum Command {
     Join {
         code: String,
     },
+    /// Take a help request (`None`: the oldest) and run its session.
+    Take {
+        request: Option<u64>,
+    },
+    /// Follow the queue of the logged-in account.
+    WatchQueue,
     End,
     Snapshot(PathBuf),
     SendKeys(SpecialKeys),
@@ -355,7 +377,28 @@ impl Model {
                 if self.screen == Screen::Login {
                     self.screen = Screen::Home;
                 }
+                vec![Command::WatchQueue]
+            }
+            Event::Queue { requests, more } => {
+                self.home.queue = Some((requests, more));
                 vec![]
+            }
+            Event::TakeSubmitted(request) => {
+                if self.session.as_ref().is_some_and(|s| s.ended.is_none()) {
+                    return vec![];
+                }
+                let label = match request {
+                    Some(id) => format!("request {id}"),
+                    None => "the next request".to_string(),
+                };
+                self.home.error = None;
+                self.session = Some(SessionView::new(
+                    label,
+                    self.default_scale,
+                    self.start_fullscreen,
+                ));
+                self.screen = Screen::Session;
+                vec![Command::Take { request }]
             }
             Event::LoginFailed(why) => {
                 self.login.busy = false;
@@ -446,6 +489,12 @@ impl Model {
             Event::RelayQuiet(quiet) => {
                 if let Some(s) = &mut self.session {
                     s.relay_quiet = quiet;
+                }
+                vec![]
+            }
+            Event::Verification(code) => {
+                if let Some(s) = &mut self.session {
+                    s.verification = Some(code);
                 }
                 vec![]
             }
@@ -598,6 +647,46 @@ mod tests {
         assert_eq!(m.screen, Screen::Session);
         // A second join while it runs does nothing.
         assert!(m.update(Event::JoinSubmitted).is_empty());
+    }
+
+    #[test]
+    fn the_queue_is_followed_after_login_and_a_request_taken_from_it() {
+        let mut m = Model::new("relay:4433".into(), "alice".into(), None);
+        let cmds = m.update(Event::LoggedIn {
+            account: "alice (tier 1)".into(),
+        });
+        assert_eq!(cmds, vec![Command::WatchQueue]);
+        assert!(m.home.queue.is_none());
+        let entry = QueueEntry {
+            id: 12,
+            tier: 1,
+            filed_unix_ms: 0,
+            filing: protocol::control::RequestFiling {
+                description: "the printer stops".into(),
+                machine: "pc-17".into(),
+                os: "Debian 12".into(),
+                ticket: None,
+            },
+            connected: true,
+        };
+        m.update(Event::Queue {
+            requests: vec![entry.clone()],
+            more: 0,
+        });
+        assert_eq!(m.home.queue, Some((vec![entry], 0)));
+        assert_eq!(
+            m.update(Event::TakeSubmitted(Some(12))),
+            vec![Command::Take { request: Some(12) }]
+        );
+        assert_eq!(m.screen, Screen::Session);
+        // One session at a time.
+        assert!(m.update(Event::TakeSubmitted(None)).is_empty());
+        m.update(Event::JoinFailed("taken by bob".into()));
+        assert_eq!(m.screen, Screen::Home);
+        assert_eq!(
+            m.update(Event::TakeSubmitted(None)),
+            vec![Command::Take { request: None }]
+        );
     }
 
     #[test]

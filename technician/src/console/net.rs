@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::model::{Event, Quality};
 use super::present::Presenter;
-use crate::join::{self, JoinEvent, JoinOptions, Live, RelayTarget};
+use crate::join::{self, JoinEvent, JoinOptions, Joining, Live, RelayTarget};
 use crate::session::SessionEvent;
 use crate::viewer::{self, Viewer};
 
@@ -67,6 +67,16 @@ pub enum Request {
         relay: String,
         code: String,
         input: mpsc::Receiver<InputEvent>,
+    },
+    /// Take a help request (`None`: the oldest) and run its session.
+    Take {
+        relay: String,
+        request: Option<u64>,
+        input: mpsc::Receiver<InputEvent>,
+    },
+    /// Follow the queue with the kept login of `relay` (replacing an earlier watch).
+    WatchQueue {
+        relay: String,
     },
     End,
     Snapshot(PathBuf),
@@ -233,6 +243,7 @@ async fn worker(
 ) {
     let mut pending: Option<Pending> = None;
     let mut end: Option<oneshot::Sender<()>> = None;
+    let mut watching: Option<tokio::task::JoinHandle<()>> = None;
     // Set on SIGINT or SIGTERM: the window closes once the session has ended.
     let quitting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -305,7 +316,29 @@ async fn worker(
                     p.conn.close("the relay's fingerprint was refused");
                 }
             }
-            Request::Join { relay, code, input } => {
+            Request::WatchQueue { relay } => {
+                if let Some(old) = watching.take() {
+                    old.abort();
+                }
+                let target = config.target(&relay);
+                watching = Some(tokio::spawn(watch_queue(target, out.clone())));
+            }
+            req @ (Request::Join { .. } | Request::Take { .. }) => {
+                let (relay, joining, input) = match req {
+                    Request::Join { relay, code, input } => match UserCode::parse(&code) {
+                        Ok(c) => (relay, Joining::Code(c), input),
+                        Err(e) => {
+                            out.send(Event::JoinFailed(e.to_string()));
+                            continue;
+                        }
+                    },
+                    Request::Take {
+                        relay,
+                        request,
+                        input,
+                    } => (relay, Joining::Request(request), input),
+                    _ => unreachable!("matched above"),
+                };
                 let (end_tx, end_rx) = oneshot::channel();
                 end = Some(end_tx);
                 let target = config.target(&relay);
@@ -324,7 +357,7 @@ async fn worker(
                 tokio::spawn(async move {
                     run_session(
                         target,
-                        code,
+                        joining,
                         opts,
                         input,
                         viewer,
@@ -373,10 +406,37 @@ async fn worker(
     }
 }
 
+/// Follows the queue with the kept login, telling the window each change; tries again every
+/// few seconds when the relay cannot be reached.
+async fn watch_queue(target: RelayTarget, out: Outbox) {
+    loop {
+        let watched: Result<(), String> = async {
+            let stored = target.stored_login().map_err(|e| e.to_string())?;
+            let (mut conn, _) = target
+                .connect(Reporter::new(false))
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.resume(&stored.token)
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.watch_queue().await.map_err(|e| e.to_string())?;
+            loop {
+                let (requests, more) = conn.next_queue().await.map_err(|e| e.to_string())?;
+                out.send(Event::Queue { requests, more });
+            }
+        }
+        .await;
+        if let Err(e) = watched {
+            tracing::debug!(error = %e, "the queue could not be followed; trying again");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_session(
     target: RelayTarget,
-    code: String,
+    joining: Joining,
     opts: JoinOptions,
     input: mpsc::Receiver<InputEvent>,
     viewer: Arc<Mutex<Viewer>>,
@@ -385,10 +445,6 @@ async fn run_session(
     report: Reporter,
     out: Outbox,
 ) {
-    let code = match UserCode::parse(&code) {
-        Ok(c) => c,
-        Err(e) => return out.send(Event::JoinFailed(e.to_string())),
-    };
     *viewer.lock().expect("viewer lock") = Viewer::new();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<JoinEvent>();
     let forward = {
@@ -417,6 +473,9 @@ async fn run_session(
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
                     JoinEvent::Session(SessionEvent::PeerQuiet(quiet)) => Event::PeerQuiet(quiet),
                     JoinEvent::Session(SessionEvent::RelayQuiet(quiet)) => Event::RelayQuiet(quiet),
+                    JoinEvent::Session(SessionEvent::Verification(code)) => {
+                        Event::Verification(code)
+                    }
                     JoinEvent::Session(SessionEvent::Started { width, height }) => {
                         Event::ScreenStarted { width, height }
                     }
@@ -449,15 +508,7 @@ async fn run_session(
     let user_end = Box::pin(async {
         let _ = end.await;
     });
-    let result = join::join(
-        &target,
-        &join::Joining::Code(code.clone()),
-        opts,
-        live,
-        report,
-        user_end,
-    )
-    .await;
+    let result = join::join(&target, &joining, opts, live, report, user_end).await;
     // Events of the session first, then its end.
     let _ = tokio::time::timeout(Duration::from_secs(1), forward).await;
     match result {

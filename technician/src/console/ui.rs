@@ -84,6 +84,13 @@ impl ConsoleApp {
         }
     }
 
+    /// Follows the queue when a login is kept from before (a fresh login starts it itself).
+    pub fn watch_queue_if_logged_in(&mut self, ctx: &egui::Context) {
+        if self.model.me.is_some() {
+            self.carry_out(ctx, Command::WatchQueue);
+        }
+    }
+
     fn net(&self, r: Request) {
         if let Some(n) = &self.net {
             n.send(r);
@@ -119,6 +126,28 @@ impl ConsoleApp {
                     code,
                     input: rx,
                 });
+            }
+            Command::Take { request } => {
+                let (tx, rx) = mpsc::channel(1024);
+                self.input = Some(tx);
+                let relay = self
+                    .model
+                    .me
+                    .as_ref()
+                    .map(|m| m.relay.clone())
+                    .unwrap_or_else(|| self.model.login.relay.clone());
+                self.net(Request::Take {
+                    relay,
+                    request,
+                    input: rx,
+                });
+            }
+            Command::WatchQueue => {
+                if let Some(me) = &self.model.me {
+                    self.net(Request::WatchQueue {
+                        relay: me.relay.clone(),
+                    });
+                }
             }
             Command::End => self.net(Request::End),
             Command::Snapshot(path) => self.net(Request::Snapshot(path)),
@@ -415,7 +444,65 @@ impl ConsoleApp {
                     });
                 }
                 cols[1].heading(self.w.text("home-queue"));
-                cols[1].label(self.w.text("home-queue-later"));
+                match &self.model.home.queue {
+                    None => {
+                        cols[1].label(self.w.text("home-queue-later"));
+                    }
+                    Some((requests, more)) => {
+                        if requests.is_empty() {
+                            cols[1].label(self.w.text("home-queue-empty"));
+                        } else if cols[1].button(self.w.text("home-queue-next")).clicked() {
+                            events.push(Event::TakeSubmitted(None));
+                        }
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as u64)
+                            .unwrap_or(0);
+                        for r in requests {
+                            cols[1].group(|ui| {
+                                ui.horizontal(|ui| {
+                                    ui.strong(format!("#{}", r.id));
+                                    ui.label(self.w.fmt(
+                                        "home-queue-waiting",
+                                        &[(
+                                            "minutes",
+                                            Value::from(
+                                                now.saturating_sub(r.filed_unix_ms) / 60_000,
+                                            ),
+                                        )],
+                                    ));
+                                });
+                                ui.label(protocol::text::printable(&r.filing.description));
+                                ui.label(
+                                    RichText::new(format!(
+                                        "{} · {}{}",
+                                        protocol::text::printable(&r.filing.machine),
+                                        protocol::text::printable(&r.filing.os),
+                                        r.filing
+                                            .ticket
+                                            .as_deref()
+                                            .map(|t| format!(" · {}", protocol::text::printable(t)))
+                                            .unwrap_or_default()
+                                    ))
+                                    .small(),
+                                );
+                                if r.connected {
+                                    if ui.button(self.w.text("home-queue-take")).clicked() {
+                                        events.push(Event::TakeSubmitted(Some(r.id)));
+                                    }
+                                } else {
+                                    ui.label(RichText::new(self.w.text("home-queue-away")).weak());
+                                }
+                            });
+                        }
+                        if *more > 0 {
+                            cols[1].label(
+                                self.w
+                                    .fmt("home-queue-more", &[("count", Value::from(*more))]),
+                            );
+                        }
+                    }
+                }
                 cols[1].add_space(20.0);
                 let heading = cols[1].heading(self.w.text("home-open-log"));
                 cols[1].horizontal(|ui| {
@@ -501,6 +588,17 @@ impl ConsoleApp {
                     ui.label(self.w.text("session-not-recording"));
                 }
                 None => {}
+            }
+            if let Some(v) = &s.verification {
+                ui.separator();
+                ui.label(
+                    RichText::new(
+                        self.w
+                            .fmt("session-verification", &[("code", Value::from(v.clone()))]),
+                    )
+                    .strong(),
+                )
+                .on_hover_text(self.w.text("session-verification-tip"));
             }
             // The relay's silence hides the agent's: say the one that is nearer.
             let quiet = match (s.relay_quiet, s.quiet) {
