@@ -253,3 +253,67 @@ fn an_agent_asking_for_help_is_taken_from_the_queue_and_both_see_one_verificatio
     );
     agent.wait_exit(PROMPT);
 }
+
+/// One address cannot fill the queue: it holds at most its share of waiting requests, and files
+/// at most so many a minute, as with session codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_its_share_of_the_queue_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tests::relay_config(
+        dir.path(),
+        "max_waiting_codes_per_source = 3\nregistrations_per_minute = 5\n",
+    );
+    let relay = Relay::start(dir.path(), &["--config", &cfg]);
+    let mut waiting = Vec::new();
+    for i in 0..3 {
+        let mut a = agent(&relay).await;
+        a.file_request(filing(&format!("request {i}")))
+            .await
+            .unwrap();
+        waiting.push(a);
+    }
+    let mut fourth = agent(&relay).await;
+    match fourth.file_request(filing("one too many")).await {
+        Err(LinkError::Refused { code, message }) => {
+            assert!(
+                matches!(code, ErrorCode::RateLimited { .. }),
+                "{code:?}: {message}"
+            );
+            assert!(message.contains("wait already"), "{message}");
+        }
+        other => panic!("a fourth waiting request from one address: {other:?}"),
+    }
+    // One leaves: there is room again (once the relay has seen it go), until the five filings
+    // of the minute are used up.
+    waiting.pop().unwrap().close("gone");
+    for n in 4..=5 {
+        let mut filed = None;
+        for _ in 0..50 {
+            let mut a = agent(&relay).await;
+            match a.file_request(filing("again")).await {
+                Ok(_) => {
+                    filed = Some(a);
+                    break;
+                }
+                Err(LinkError::Refused { message, .. }) if message.contains("wait already") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("filing {n}: {e}"),
+            }
+        }
+        filed
+            .unwrap_or_else(|| panic!("filing {n}: no room after one left"))
+            .close("gone");
+    }
+    let mut sixth = agent(&relay).await;
+    match sixth.file_request(filing("the sixth this minute")).await {
+        Err(LinkError::Refused { code, message }) => {
+            assert!(
+                matches!(code, ErrorCode::RateLimited { .. }),
+                "{code:?}: {message}"
+            );
+            assert!(message.contains("too many help requests"), "{message}");
+        }
+        other => panic!("a sixth filing within a minute: {other:?}"),
+    }
+}

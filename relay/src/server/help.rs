@@ -14,12 +14,67 @@ use protocol::control::{QueueEntry, RequestFiling, QUEUE_SHOWN};
 
 use super::*;
 use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError};
+use crate::limits::Source;
 
 /// The desk, its journal and the agents waiting on a connection now.
 struct State {
     desk: Desk,
     journal: Journal,
     present: HashMap<u64, WaitingAgent>,
+    /// When each source filed its requests within the last minute, for the relay's
+    /// per-source limits (those of session codes: one address cannot fill the queue).
+    filings: HashMap<Source, Vec<Instant>>,
+}
+
+/// Sources remembered at once before the old entries are swept out.
+const FILING_SOURCES: usize = 10_000;
+
+impl State {
+    /// Whether `source` may file one more request now: at most `per_minute` filings a minute,
+    /// and at most `waiting` of its agents waiting at once.
+    fn may_file(
+        &mut self,
+        source: Source,
+        per_minute: u32,
+        waiting: usize,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let minute = Duration::from_secs(60);
+        if self.filings.len() > FILING_SOURCES {
+            self.filings
+                .retain(|_, times| times.iter().any(|t| now.duration_since(*t) < minute));
+        }
+        let times = self.filings.entry(source).or_default();
+        times.retain(|t| now.duration_since(*t) < minute);
+        if times.len() >= per_minute as usize {
+            let oldest = times.iter().min().copied().unwrap_or(now);
+            let secs = (minute - now.duration_since(oldest)).as_secs().max(1) as u32;
+            return Err(Refusal::new(
+                ErrorCode::RateLimited {
+                    retry_after_secs: secs,
+                },
+                format!("too many help requests from {source}; try again in {secs} seconds"),
+            ));
+        }
+        let from_here = self
+            .present
+            .values()
+            .filter(|w| crate::limits::source_of(w.conn.remote_address().ip()) == source)
+            .count();
+        if from_here >= waiting {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited {
+                    retry_after_secs: 60,
+                },
+                format!(
+                    "{from_here} help requests from {source} wait already, the most this relay \
+                     allows from one address"
+                ),
+            ));
+        }
+        times.push(now);
+        Ok(())
+    }
 }
 
 /// The help-request side of the relay, shared by every connection.
@@ -68,6 +123,7 @@ impl Help {
                 desk,
                 journal,
                 present: HashMap::new(),
+                filings: HashMap::new(),
             })),
             changed: watch::channel(0).0,
         })
@@ -157,8 +213,14 @@ pub(super) async fn requester(
                 .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
             let secret = hex::encode(bytes);
             let s = secret.clone();
+            let source = crate::limits::source_of(remote.ip());
+            let (per_minute, waiting_cap) = (
+                shared.cfg.registrations_per_minute,
+                shared.cfg.max_waiting_codes_per_source as usize,
+            );
             let id = help
                 .with(move |st| {
+                    st.may_file(source, per_minute, waiting_cap, Instant::now())?;
                     let filing = Filing {
                         description: filing.description,
                         machine: filing.machine,
