@@ -235,12 +235,20 @@ async fn queue(
     report: &Reporter,
     user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
-    let (request, position, _secret) = conn.file_request(filing).await?;
-    person.status.send(Status::Queued { request, position });
+    let queued = conn.file_request(filing).await?;
+    let (request, position) = (queued.request, queued.position);
+    person.status.send(Status::Queued {
+        request,
+        position,
+        expected_wait_secs: queued.expected_wait_secs,
+    });
     report.event(
         "queued",
-        json!({ "request": request, "position": position }),
-        format!("Help request {request} is in the queue, number {position}. A technician will take it; keep this open."),
+        json!({ "request": request, "position": position, "expected_wait_secs": queued.expected_wait_secs }),
+        format!(
+            "Help request {request} is in the queue, number {position}{}. A technician will take it; keep this open.",
+            expected(queued.expected_wait_secs)
+        ),
     );
     loop {
         let news = tokio::select! {
@@ -257,12 +265,19 @@ async fn queue(
             }
         };
         match news {
-            QueueNews::Place(position) => {
-                person.status.send(Status::Queued { request, position });
+            QueueNews::Place {
+                position,
+                expected_wait_secs,
+            } => {
+                person.status.send(Status::Queued {
+                    request,
+                    position,
+                    expected_wait_secs,
+                });
                 report.event(
                     "queue_place",
-                    json!({ "request": request, "position": position }),
-                    format!("Number {position} in the queue."),
+                    json!({ "request": request, "position": position, "expected_wait_secs": expected_wait_secs }),
+                    format!("Number {position} in the queue{}.", expected(expected_wait_secs)),
                 )
             }
             QueueNews::Taken(peer) => {
@@ -282,6 +297,12 @@ async fn queue(
             }
         }
     }
+}
+
+/// `, expected wait about 5 minutes`, when it is known.
+fn expected(secs: Option<u32>) -> String {
+    secs.map(|s| format!(", expected wait about {} minute(s)", s.div_ceil(60).max(1)))
+        .unwrap_or_default()
 }
 
 /// Closes the link after the session and says how it ended.

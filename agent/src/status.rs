@@ -51,7 +51,12 @@ pub enum Status {
         expires_at: Instant,
     },
     /// A help request waits in the relay's queue, at this place (1: next).
-    Queued { request: u64, position: u32 },
+    Queued {
+        request: u64,
+        position: u32,
+        /// How long it may wait yet, in seconds (`None`: not known).
+        expected_wait_secs: Option<u32>,
+    },
     /// A technician asks; the person has until `deadline`.
     Asking {
         peer: PeerInfo,

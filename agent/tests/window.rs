@@ -417,6 +417,7 @@ fn every_screen_finds_its_words(lang: &Lang) {
         Status::Queued {
             request: 7,
             position: 3,
+            expected_wait_secs: Some(300),
         },
         asking(),
         Status::Asking {
@@ -478,14 +479,17 @@ fn a_waiting_request_shows_its_place_and_can_be_withdrawn_and_its_consent_the_si
         .send(Status::Queued {
             request: 7,
             position: 3,
+            expected_wait_secs: Some(300),
         })
         .unwrap();
     harness.run_steps(2);
     harness.get_by_label("You are number 3 in the queue");
+    harness.get_by_label("Expected wait: about 5 minutes");
     status
         .send(Status::Queued {
             request: 7,
             position: 1,
+            expected_wait_secs: Some(300),
         })
         .unwrap();
     harness.run_steps(2);

@@ -98,11 +98,28 @@ pub fn client_endpoint(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Res
     client_endpoint_trusting(relay_addr, ServerTrust::Pinned(pin), Presented::default())
 }
 
+/// A help request in the queue, as [`RelayConnection::file_request`] and
+/// [`RelayConnection::resume_request`] answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub request: u64,
+    /// Its place (1: next).
+    pub position: u32,
+    /// How long it may wait yet, in seconds (`None`: not known).
+    pub expected_wait_secs: Option<u32>,
+    /// What takes it back after a dropped connection.
+    pub secret: String,
+}
+
 /// What happens to a waiting help request, as [`RelayConnection::next_in_queue`] tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueNews {
-    /// Its place in the queue now (1: next).
-    Place(u32),
+    /// Its place in the queue now (1: next), and how long it may wait yet in seconds (`None`:
+    /// not known).
+    Place {
+        position: u32,
+        expected_wait_secs: Option<u32>,
+    },
     /// A technician took it: the session is paired.
     Taken(PeerInfo),
     /// It was withdrawn.
@@ -613,10 +630,7 @@ impl RelayConnection {
     /// Files a help request (agent) in the relay's queue. Returns the request's number, its
     /// place (1: next) and the secret to take it back with ([`RelayConnection::resume_request`])
     /// after a dropped connection.
-    pub async fn file_request(
-        &mut self,
-        filing: RequestFiling,
-    ) -> Result<(u64, u32, String), LinkError> {
+    pub async fn file_request(&mut self, filing: RequestFiling) -> Result<Queued, LinkError> {
         self.control_send
             .send(&ToRelay::FileRequest { filing })
             .await?;
@@ -628,20 +642,26 @@ impl RelayConnection {
         &mut self,
         request: u64,
         secret: String,
-    ) -> Result<(u64, u32, String), LinkError> {
+    ) -> Result<Queued, LinkError> {
         self.control_send
             .send(&ToRelay::ResumeRequest { request, secret })
             .await?;
         self.queued().await
     }
 
-    async fn queued(&mut self) -> Result<(u64, u32, String), LinkError> {
+    async fn queued(&mut self) -> Result<Queued, LinkError> {
         match self.next().await? {
             FromRelay::Queued {
                 request,
                 position,
+                expected_wait_secs,
                 secret,
-            } => Ok((request, position, secret)),
+            } => Ok(Queued {
+                request,
+                position,
+                expected_wait_secs,
+                secret,
+            }),
             other => Err(unexpected(&other, "the help request's place in the queue")),
         }
     }
@@ -649,7 +669,13 @@ impl RelayConnection {
     /// While a help request waits (agent): its new place, or the technician who took it.
     pub async fn next_in_queue(&mut self) -> Result<QueueNews, LinkError> {
         match self.next().await? {
-            FromRelay::QueuePlace { position } => Ok(QueueNews::Place(position)),
+            FromRelay::QueuePlace {
+                position,
+                expected_wait_secs,
+            } => Ok(QueueNews::Place {
+                position,
+                expected_wait_secs,
+            }),
             FromRelay::Paired { peer, session } => {
                 self.session = Some(session);
                 Ok(QueueNews::Taken(peer))

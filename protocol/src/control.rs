@@ -416,11 +416,15 @@ pub enum FromRelay {
     Queued {
         request: u64,
         position: u32,
+        /// How long it may wait yet, from how fast the tier's queue moved in the last hour
+        /// (`None`: no request of the tier was taken in that hour).
+        expected_wait_secs: Option<u32>,
         secret: String,
     },
     /// The waiting request's place changed.
     QueuePlace {
         position: u32,
+        expected_wait_secs: Option<u32>,
     },
     /// Answer to [`ToRelay::CancelRequest`]: the request is withdrawn.
     RequestCancelled,

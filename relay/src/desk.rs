@@ -327,6 +327,26 @@ impl Desk {
         Some(queue.range(..id).count() + 1)
     }
 
+    /// How long request `id` may wait yet, in milliseconds: its place divided by the rate at
+    /// which its tier's requests were taken in the hour before `now`. `None` when none was.
+    pub fn expected_wait(&self, id: u64, now: u64) -> Option<u64> {
+        const HOUR: u64 = 3_600_000;
+        let position = self.position(id)? as u64;
+        let tier = self.requests.get(&id)?.tier;
+        let taken = self
+            .requests
+            .values()
+            .rev()
+            // A request filed more than a day before is not looked at: the walk stays short.
+            .take_while(|r| now.saturating_sub(r.filed_at) <= 24 * HOUR)
+            .filter(|r| {
+                r.tier == tier
+                    && matches!(r.state, State::Taken { at, .. } if now.saturating_sub(at) <= HOUR)
+            })
+            .count() as u64;
+        (taken > 0).then(|| position * HOUR / taken)
+    }
+
     pub fn waiting_count(&self) -> usize {
         self.waiting.iter().map(|q| q.len()).sum()
     }
@@ -496,6 +516,31 @@ mod tests {
         assert_eq!(run(&mut d, |d| d.take_next("bob", 2, 206)).unwrap().id(), 3);
         assert_eq!(d.take_next("bob", 1, 207), Err(DeskError::NoneWaiting(1)));
         assert_eq!(d.waiting_count(), 0);
+    }
+
+    #[test]
+    fn the_expected_wait_follows_how_fast_the_queue_moved_in_the_last_hour() {
+        const MIN: u64 = 60_000;
+        let mut d = Desk::new();
+        for i in 0..6 {
+            run(&mut d, |d| d.file(filing("x"), "s", i * MIN)).unwrap();
+        }
+        // Nothing taken yet: not known.
+        assert_eq!(d.expected_wait(1, 10 * MIN), None);
+        // Three taken in the last hour: one every 20 minutes.
+        for at in [20, 30, 40] {
+            run(&mut d, |d| d.take_next("alice", 1, at * MIN)).unwrap();
+        }
+        assert_eq!(d.position(4), Some(1));
+        assert_eq!(d.expected_wait(4, 50 * MIN), Some(20 * MIN));
+        assert_eq!(d.expected_wait(6, 50 * MIN), Some(60 * MIN));
+        // Two hours later the old takes no longer count.
+        assert_eq!(d.expected_wait(4, 170 * MIN), None);
+        assert_eq!(
+            d.expected_wait(1, 50 * MIN),
+            None,
+            "taken requests wait no more"
+        );
     }
 
     #[test]

@@ -33,12 +33,15 @@ async fn requests_wait_in_order_and_ten_technicians_racing_take_one_exactly_once
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
     let mut first = agent(&relay).await;
-    let (id1, place1, _) = first
+    let queued = first
         .file_request(filing("the printer stops"))
         .await
         .unwrap();
+    let (id1, place1) = (queued.request, queued.position);
+    assert_eq!(queued.expected_wait_secs, None, "nothing was taken yet");
     let mut second = agent(&relay).await;
-    let (id2, place2, _) = second.file_request(filing("no mail")).await.unwrap();
+    let queued = second.file_request(filing("no mail")).await.unwrap();
+    let (id2, place2) = (queued.request, queued.position);
     assert_eq!((place1, place2), (1, 2));
     assert!(id2 > id1);
 
@@ -86,7 +89,7 @@ async fn requests_wait_in_order_and_ten_technicians_racing_take_one_exactly_once
     }
     assert!(first.session.is_some());
     match within("the second agent's news", second.next_in_queue()).await {
-        Ok(QueueNews::Place(1)) => {}
+        Ok(QueueNews::Place { position: 1, .. }) => {}
         other => panic!("the second agent heard {other:?}"),
     }
     // The watcher sees the queue without the taken request.
@@ -121,7 +124,8 @@ async fn a_restarted_relay_keeps_every_request_and_a_returning_agent_its_place()
     let mut secrets = Vec::new();
     for what in ["one", "two", "three"] {
         let mut a = agent(&relay).await;
-        let (id, _, secret) = a.file_request(filing(what)).await.unwrap();
+        let q = a.file_request(filing(what)).await.unwrap();
+        let (id, secret) = (q.request, q.secret);
         secrets.push((id, secret));
         a.close("the user's machine went to sleep");
     }
@@ -150,7 +154,8 @@ async fn a_restarted_relay_keeps_every_request_and_a_returning_agent_its_place()
         other => panic!("resumed with a wrong secret: {other:?}"),
     }
     let mut back = agent(&relay).await;
-    let (id, place, _) = back.resume_request(id2, secret2).await.unwrap();
+    let q = back.resume_request(id2, secret2).await.unwrap();
+    let (id, place) = (q.request, q.position);
     assert_eq!(
         (id, place),
         (id2, 2),

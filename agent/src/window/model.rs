@@ -24,7 +24,11 @@ pub enum Screen {
         expires_at: Instant,
     },
     /// A help request waits in the queue.
-    Queued { request: u64, position: u32 },
+    Queued {
+        request: u64,
+        position: u32,
+        expected_wait_secs: Option<u32>,
+    },
     /// A technician asks.
     Consent {
         peer: PeerInfo,
@@ -181,7 +185,15 @@ impl WindowModel {
                 copied,
                 expires_at,
             },
-            Status::Queued { request, position } => Screen::Queued { request, position },
+            Status::Queued {
+                request,
+                position,
+                expected_wait_secs,
+            } => Screen::Queued {
+                request,
+                position,
+                expected_wait_secs,
+            },
             Status::Asking {
                 peer,
                 recorded,

@@ -83,7 +83,11 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
         Screen::Code {
             shown, expires_at, ..
         } => code(ui, model, cat, shown, *expires_at, now),
-        Screen::Queued { request, position } => queued(ui, cat, *request, *position),
+        Screen::Queued {
+            request,
+            position,
+            expected_wait_secs,
+        } => queued(ui, cat, *request, *position, *expected_wait_secs),
         Screen::Consent {
             peer,
             recorded,
@@ -161,7 +165,13 @@ fn code(
     clicked
 }
 
-fn queued(ui: &mut Ui, cat: &Catalogue, request: u64, position: u32) -> Option<Action> {
+fn queued(
+    ui: &mut Ui,
+    cat: &Catalogue,
+    request: u64,
+    position: u32,
+    expected_wait_secs: Option<u32>,
+) -> Option<Action> {
     let mut clicked = None;
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.heading(cat.text("queue-heading"));
@@ -173,6 +183,10 @@ fn queued(ui: &mut Ui, cat: &Catalogue, request: u64, position: u32) -> Option<A
                     .strong(),
             );
             ui.label(cat.fmt("queue-request", &[("request", request.into())]));
+            if let Some(secs) = expected_wait_secs {
+                let minutes = secs.div_ceil(60).max(1);
+                ui.label(cat.fmt("queue-expected", &[("minutes", minutes.into())]));
+            }
         });
         ui.add_space(16.0);
         ui.horizontal(|ui| {

@@ -147,9 +147,15 @@ impl Help {
         Ok(value)
     }
 
-    fn position(&self, id: u64) -> Option<u32> {
+    /// The request's place and how long it may wait yet, in seconds.
+    fn place(&self, id: u64) -> Option<(u32, Option<u32>)> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.desk.position(id).map(|p| p as u32)
+        let position = state.desk.position(id)? as u32;
+        let wait = state
+            .desk
+            .expected_wait(id, now_ms())
+            .map(|ms| (ms / 1000).min(u64::from(u32::MAX)) as u32);
+        Some((position, wait))
     }
 
     /// The queue a technician of `tier` sees.
@@ -260,12 +266,14 @@ pub(super) async fn requester(
             )))
         }
     };
-    let mut place = help.position(id).unwrap_or(0);
+    let (position, expected_wait_secs) = help.place(id).unwrap_or((0, None));
+    let mut place = position;
     send(
         out,
         FromRelay::Queued {
             request: id,
-            position: place,
+            position,
+            expected_wait_secs,
             secret,
         },
     )
@@ -298,10 +306,10 @@ pub(super) async fn requester(
                 }
             },
             _ = changed.changed() => {
-                if let Some(now) = help.position(id) {
+                if let Some((now, expected_wait_secs)) = help.place(id) {
                     if now != place {
                         place = now;
-                        send(out, FromRelay::QueuePlace { position: place }).await?;
+                        send(out, FromRelay::QueuePlace { position: place, expected_wait_secs }).await?;
                     }
                 }
             }

@@ -66,3 +66,4 @@ queue-request = Request { $request }
 queue-waiting = Waiting for a technician to take your request. Keep this window open.
 queue-cancel = Withdraw the request
 consent-verification = Verification code: your technician sees these six digits too. Ask them to read theirs out; if they differ, deny.
+queue-expected = Expected wait: about { $minutes } minutes

@@ -66,3 +66,4 @@ queue-request = Solicitud { $request }
 queue-waiting = Esperando a que un técnico tome su solicitud. Mantenga esta ventana abierta.
 queue-cancel = Retirar la solicitud
 consent-verification = Código de verificación: su técnico ve también estos seis dígitos. Pídale que lea los suyos; si no coinciden, deniegue.
+queue-expected = Espera prevista: unos { $minutes } minutos
