@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use link::sealed::{SealedRecv, SealedSend};
-use link::tls::{self, Fingerprint};
+use link::tls::Fingerprint;
 use link::transport;
 use protocol::e2e::SessionKeys;
 use protocol::framing::FrameReader;
@@ -476,18 +476,7 @@ struct DirectServer {
 
 impl DirectServer {
     fn start() -> anyhow::Result<Self> {
-        let id = tls::generate_self_signed(vec!["localhost".into()])
-            .context("cannot generate a certificate")?;
-        let pin = Fingerprint::of(&id.cert_der);
-        let tls = tls::server_config(id.cert_der, id.key_der)
-            .context("the generated certificate is not usable")?;
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .context("the TLS configuration does not suit QUIC")?;
-        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        cfg.transport_config(transport::transport_config(
-            transport::CLIENT_IDLE_TIMEOUT,
-            None,
-        ));
+        let (cfg, pin) = crate::relay::direct_server_config(transport::CLIENT_IDLE_TIMEOUT, None)?;
         let endpoint = transport::endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), Some(cfg))
             .context("cannot open a server endpoint on loopback")?;
         let addr = endpoint.local_addr().context("the server's address")?;
@@ -869,34 +858,14 @@ impl Figures<'_> {
                 "sessions",
                 0,
             );
-            r.add(
-                system,
-                "input_latency_p50_ms",
-                percentile_ms(&t.input_us, 0.5),
-                "ms",
-                3,
-            );
-            r.add(
-                system,
-                "input_latency_p99_ms",
-                percentile_ms(&t.input_us, 0.99),
-                "ms",
-                3,
-            );
-            r.add(
-                system,
-                "update_latency_p50_ms",
-                percentile_ms(&t.update_us, 0.5),
-                "ms",
-                3,
-            );
-            r.add(
-                system,
-                "update_latency_p99_ms",
-                percentile_ms(&t.update_us, 0.99),
-                "ms",
-                3,
-            );
+            for (metric, samples, p) in [
+                ("input_latency_p50_ms", &t.input_us, 0.5),
+                ("input_latency_p99_ms", &t.input_us, 0.99),
+                ("update_latency_p50_ms", &t.update_us, 0.5),
+                ("update_latency_p99_ms", &t.update_us, 0.99),
+            ] {
+                r.add(system, metric, percentile_ms(samples, p), "ms", 3);
+            }
             r.add(
                 system,
                 "updates_per_s",

@@ -886,20 +886,28 @@ struct DirectSession {
     received: Arc<AtomicU64>,
 }
 
+/// The configuration of a server endpoint standing for the technician on a direct path: a
+/// fresh self-signed certificate (its fingerprint for the clients to pin) and the transport
+/// settings with `idle_timeout` and `keep_alive`.
+pub(crate) fn direct_server_config(
+    idle_timeout: Duration,
+    keep_alive: Option<Duration>,
+) -> anyhow::Result<(quinn::ServerConfig, Fingerprint)> {
+    let id = tls::generate_self_signed(vec!["localhost".into()])
+        .context("cannot generate a certificate")?;
+    let pin = Fingerprint::of(&id.cert_der);
+    let tls = tls::server_config(id.cert_der, id.key_der)
+        .context("the generated certificate is not usable")?;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .context("the TLS configuration does not suit QUIC")?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(transport::transport_config(idle_timeout, keep_alive));
+    Ok((cfg, pin))
+}
+
 impl DirectSession {
     async fn open() -> anyhow::Result<Self> {
-        let id = tls::generate_self_signed(vec!["localhost".into()])
-            .context("cannot generate a certificate")?;
-        let pin = Fingerprint::of(&id.cert_der);
-        let tls = tls::server_config(id.cert_der, id.key_der)
-            .context("the generated certificate is not usable")?;
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .context("the TLS configuration does not suit QUIC")?;
-        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        cfg.transport_config(transport::transport_config(
-            SERVER_IDLE_TIMEOUT,
-            SERVER_KEEP_ALIVE,
-        ));
+        let (cfg, pin) = direct_server_config(SERVER_IDLE_TIMEOUT, SERVER_KEEP_ALIVE)?;
         let server = Endpoint::server(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("cannot open a server endpoint on loopback")?;
         let addr = server

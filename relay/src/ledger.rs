@@ -71,7 +71,8 @@ pub struct Ledger {
     conn: Connection,
 }
 
-fn now_ms() -> u64 {
+/// The wall clock in milliseconds since the Unix epoch (0 before it).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -259,6 +259,20 @@ fn an_agent_asking_for_help_is_taken_from_the_queue_and_both_see_one_verificatio
     agent.wait_exit(PROMPT);
 }
 
+/// Checks that `filed` was refused as rate-limited, with words containing `says`.
+fn rate_limited<T: std::fmt::Debug>(filed: Result<T, LinkError>, says: &str, what: &str) {
+    match filed {
+        Err(LinkError::Refused { code, message }) => {
+            assert!(
+                matches!(code, ErrorCode::RateLimited { .. }),
+                "{what}: {code:?}: {message}"
+            );
+            assert!(message.contains(says), "{what}: {message}");
+        }
+        other => panic!("{what} was let in: {other:?}"),
+    }
+}
+
 /// One address cannot fill the queue: it holds at most its share of waiting requests, and files
 /// at most so many a minute, as with session codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,16 +292,11 @@ async fn one_address_holds_its_share_of_the_queue_and_no_more() {
         waiting.push(a);
     }
     let mut fourth = agent(&relay).await;
-    match fourth.file_request(filing("one too many")).await {
-        Err(LinkError::Refused { code, message }) => {
-            assert!(
-                matches!(code, ErrorCode::RateLimited { .. }),
-                "{code:?}: {message}"
-            );
-            assert!(message.contains("wait already"), "{message}");
-        }
-        other => panic!("a fourth waiting request from one address: {other:?}"),
-    }
+    rate_limited(
+        fourth.file_request(filing("one too many")).await,
+        "wait already",
+        "a fourth waiting request from one address",
+    );
     // One leaves: there is room again (once the relay has seen it go), until the five filings
     // of the minute are used up.
     waiting.pop().unwrap().close("gone");
@@ -311,14 +320,9 @@ async fn one_address_holds_its_share_of_the_queue_and_no_more() {
             .close("gone");
     }
     let mut sixth = agent(&relay).await;
-    match sixth.file_request(filing("the sixth this minute")).await {
-        Err(LinkError::Refused { code, message }) => {
-            assert!(
-                matches!(code, ErrorCode::RateLimited { .. }),
-                "{code:?}: {message}"
-            );
-            assert!(message.contains("too many help requests"), "{message}");
-        }
-        other => panic!("a sixth filing within a minute: {other:?}"),
-    }
+    rate_limited(
+        sixth.file_request(filing("the sixth this minute")).await,
+        "too many help requests",
+        "a sixth filing within a minute",
+    );
 }

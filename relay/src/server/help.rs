@@ -14,6 +14,7 @@ use protocol::control::{QueueEntry, RequestFiling, QUEUE_SHOWN};
 
 use super::*;
 use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError};
+use crate::ledger::now_ms;
 use crate::limits::Source;
 
 /// The desk, its journal and the agents waiting on a connection now.
@@ -82,13 +83,6 @@ pub(super) struct Help {
     state: Arc<Mutex<State>>,
     /// Counts changes of the queue: watchers wake on it.
     changed: watch::Sender<u64>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn refusal(e: DeskError) -> Refusal {

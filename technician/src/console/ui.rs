@@ -91,6 +91,20 @@ impl ConsoleApp {
         }
     }
 
+    /// What a new session needs from the window: the relay it goes through, and the channel
+    /// its live input arrives on.
+    fn session_start(&mut self) -> (String, mpsc::Receiver<InputEvent>) {
+        let (tx, rx) = mpsc::channel(1024);
+        self.input = Some(tx);
+        let relay = self
+            .model
+            .me
+            .as_ref()
+            .map(|m| m.relay.clone())
+            .unwrap_or_else(|| self.model.login.relay.clone());
+        (relay, rx)
+    }
+
     fn net(&self, r: Request) {
         if let Some(n) = &self.net {
             n.send(r);
@@ -113,33 +127,15 @@ impl ConsoleApp {
             Command::Trust { fingerprint, .. } => self.net(Request::Trust { fingerprint }),
             Command::Refuse => self.net(Request::Refuse),
             Command::Join { code } => {
-                let (tx, rx) = mpsc::channel(1024);
-                self.input = Some(tx);
-                let relay = self
-                    .model
-                    .me
-                    .as_ref()
-                    .map(|m| m.relay.clone())
-                    .unwrap_or_else(|| self.model.login.relay.clone());
-                self.net(Request::Join {
-                    relay,
-                    code,
-                    input: rx,
-                });
+                let (relay, input) = self.session_start();
+                self.net(Request::Join { relay, code, input });
             }
             Command::Take { request } => {
-                let (tx, rx) = mpsc::channel(1024);
-                self.input = Some(tx);
-                let relay = self
-                    .model
-                    .me
-                    .as_ref()
-                    .map(|m| m.relay.clone())
-                    .unwrap_or_else(|| self.model.login.relay.clone());
+                let (relay, input) = self.session_start();
                 self.net(Request::Take {
                     relay,
                     request,
-                    input: rx,
+                    input,
                 });
             }
             Command::WatchQueue => {
