@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use protocol::control::{
     ErrorCode, FromRelay, LogOffer, PeerInfo, PeerLeftReason, QueueEntry, RecordingPolicy,
-    RequestFiling, Role, SessionCode, TechnicianAccount, ToRelay,
+    RequestFiling, Role, SessionCode, TechnicianAccount, TechnicianPresence, TierLoad, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
 
@@ -77,6 +77,9 @@ pub struct RelayConnection {
     pub recording: Option<RecordingPolicy>,
     /// The session's identifier in the relay's ledger, once paired.
     pub session: Option<String>,
+    /// For a technician paired from a help request: the request as it was taken (its filing,
+    /// and the note of whoever escalated or held it).
+    pub request: Option<QueueEntry>,
 }
 
 /// Resolves `HOST:PORT` to the first address it names.
@@ -124,6 +127,26 @@ pub enum QueueNews {
     Taken(PeerInfo),
     /// It was withdrawn.
     Cancelled,
+}
+
+/// What a technician watching the queue hears, as [`RelayConnection::next_desk`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeskNews {
+    /// The requests it may take, oldest first, and how many more wait behind them.
+    Queue {
+        requests: Vec<QueueEntry>,
+        more: u32,
+    },
+    /// Routing offers it this request: take or decline it within `expires_in_secs`.
+    Offer {
+        request: QueueEntry,
+        expires_in_secs: u32,
+    },
+    /// For leads: the tiers' queues and the technicians' presence.
+    Dashboard {
+        tiers: Vec<TierLoad>,
+        technicians: Vec<TechnicianPresence>,
+    },
 }
 
 /// How the relay's certificate was checked on a connection made with
@@ -324,6 +347,7 @@ impl RelayConnection {
             relay_software: String::new(),
             recording: None,
             session: None,
+            request: None,
         };
         this.control_send
             .send(&ToRelay::Hello {
@@ -399,8 +423,13 @@ impl RelayConnection {
     /// Waits until a technician joins (agent, after [`RelayConnection::register`]).
     pub async fn wait_paired(&mut self) -> Result<PeerInfo, LinkError> {
         match self.next().await? {
-            FromRelay::Paired { peer, session } => {
+            FromRelay::Paired {
+                peer,
+                session,
+                request,
+            } => {
                 self.session = Some(session);
+                self.request = request;
                 Ok(peer)
             }
             other => Err(unexpected(&other, "pairing")),
@@ -619,8 +648,13 @@ impl RelayConnection {
     pub async fn join(&mut self, code: SessionCode) -> Result<PeerInfo, LinkError> {
         self.control_send.send(&ToRelay::Join { code }).await?;
         match self.next().await? {
-            FromRelay::Paired { peer, session } => {
+            FromRelay::Paired {
+                peer,
+                session,
+                request,
+            } => {
                 self.session = Some(session);
+                self.request = request;
                 Ok(peer)
             }
             other => Err(unexpected(&other, "pairing")),
@@ -676,8 +710,13 @@ impl RelayConnection {
                 position,
                 expected_wait_secs,
             }),
-            FromRelay::Paired { peer, session } => {
+            FromRelay::Paired {
+                peer,
+                session,
+                request,
+            } => {
                 self.session = Some(session);
+                self.request = request;
                 Ok(QueueNews::Taken(peer))
             }
             FromRelay::RequestCancelled => Ok(QueueNews::Cancelled),
@@ -699,10 +738,74 @@ impl RelayConnection {
 
     /// The queue as it is now (technician, after [`RelayConnection::watch_queue`]): the
     /// requests it may take, oldest first, and how many more wait behind them.
+    /// Offers and the dashboard are passed over ([`RelayConnection::next_desk`] gives them).
     pub async fn next_queue(&mut self) -> Result<(Vec<QueueEntry>, u32), LinkError> {
+        loop {
+            match self.next_desk().await? {
+                DeskNews::Queue { requests, more } => return Ok((requests, more)),
+                DeskNews::Offer { .. } | DeskNews::Dashboard { .. } => continue,
+            }
+        }
+    }
+
+    /// The next news of the desk (technician, after [`RelayConnection::watch_queue`]).
+    pub async fn next_desk(&mut self) -> Result<DeskNews, LinkError> {
         match self.next().await? {
-            FromRelay::Queue { requests, more } => Ok((requests, more)),
+            FromRelay::Queue { requests, more } => Ok(DeskNews::Queue { requests, more }),
+            FromRelay::Offer {
+                request,
+                expires_in_secs,
+            } => Ok(DeskNews::Offer {
+                request,
+                expires_in_secs,
+            }),
+            FromRelay::Dashboard { tiers, technicians } => {
+                Ok(DeskNews::Dashboard { tiers, technicians })
+            }
             other => Err(unexpected(&other, "the queue")),
+        }
+    }
+
+    /// Says whether this technician is away (watching the queue). No answer.
+    pub async fn set_presence(&mut self, away: bool) -> Result<(), LinkError> {
+        Ok(self
+            .control_send
+            .send(&ToRelay::SetPresence { away })
+            .await?)
+    }
+
+    /// Declines a request routing offered (watching the queue). No answer.
+    pub async fn decline(&mut self, request: u64) -> Result<(), LinkError> {
+        Ok(self.control_send.send(&ToRelay::Decline { request }).await?)
+    }
+
+    /// In a session from a help request: asks the relay to escalate, hold or close it
+    /// (`action` is [`ToRelay::Escalate`], [`ToRelay::Hold`] or [`ToRelay::Resolve`]). Its
+    /// answer, [`FromRelay::RequestPassed`] or a refusal, comes through
+    /// [`RelayConnection::next`] like the session's other news.
+    pub async fn pass_on(&mut self, action: ToRelay) -> Result<(), LinkError> {
+        Ok(self.control_send.send(&action).await?)
+    }
+
+    /// Answers the survey of a help request (agent, on a fresh connection): `score` 1 to 5.
+    pub async fn answer_survey(
+        &mut self,
+        request: u64,
+        secret: String,
+        score: u8,
+        comment: String,
+    ) -> Result<(), LinkError> {
+        self.control_send
+            .send(&ToRelay::AnswerSurvey {
+                request,
+                secret,
+                score,
+                comment,
+            })
+            .await?;
+        match self.next().await? {
+            FromRelay::SurveyTaken => Ok(()),
+            other => Err(unexpected(&other, "the survey's receipt")),
         }
     }
 
@@ -712,12 +815,19 @@ impl RelayConnection {
         self.control_send.send(&ToRelay::Take { request }).await?;
         loop {
             match self.next().await? {
-                FromRelay::Paired { peer, session } => {
+                FromRelay::Paired {
+                    peer,
+                    session,
+                    request,
+                } => {
                     self.session = Some(session);
+                    self.request = request;
                     return Ok(peer);
                 }
-                // A change of the queue sent before the take was read.
-                FromRelay::Queue { .. } => continue,
+                // News of the queue sent before the take was read.
+                FromRelay::Queue { .. } | FromRelay::Dashboard { .. } | FromRelay::Offer { .. } => {
+                    continue
+                }
                 other => return Err(unexpected(&other, "pairing")),
             }
         }

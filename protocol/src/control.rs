@@ -152,6 +152,94 @@ pub enum ToRelay {
     /// A logged-in technician takes a request (`None`: the oldest it may take); the relay
     /// answers [`FromRelay::Paired`] as for a code, or refuses (taken by someone else, gone).
     Take { request: Option<u64> },
+    /// A technician watching the queue says whether it is away (routing offers nothing to an
+    /// away technician). No answer; the presence shows in leads' dashboards.
+    SetPresence { away: bool },
+    /// A technician watching the queue says no to the request routing offered it
+    /// ([`FromRelay::Offer`]); it goes to the next technician.
+    Decline { request: u64 },
+    /// In a session from a help request: pass the request on, with a note for whoever takes it
+    /// next. The relay answers [`FromRelay::RequestPassed`]; the technician then leaves the
+    /// session and the user's agent waits in the new queue.
+    Escalate { to: EscalationTarget, note: String },
+    /// In a session from a help request: park it in the technician's own queue, to take back
+    /// later. Answered with [`FromRelay::RequestPassed`].
+    Hold { note: String },
+    /// In a session from a help request: the work on it is done, solved or not. Answered with
+    /// [`FromRelay::RequestPassed`].
+    Resolve { resolved: bool, note: String },
+    /// An agent, first after hello: the user's answer to the survey after a session of its help
+    /// request (`score` 1 to 5), with the request's secret. Answered with
+    /// [`FromRelay::SurveyTaken`].
+    AnswerSurvey {
+        request: u64,
+        secret: String,
+        score: u8,
+        comment: String,
+    },
+}
+
+/// Where an escalation sends a help request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EscalationTarget {
+    /// The queue of a tier (2 or 3).
+    Tier(u8),
+    /// One technician, by account name: only they see and take it.
+    Technician(String),
+}
+
+/// What the technician before left with a request they escalated or held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub by: String,
+    pub note: String,
+    /// The session so far, as the relay's ledger names it (its log is fetched under it).
+    pub session: String,
+    /// Held (parked by `by` for themselves) rather than escalated.
+    pub held: bool,
+}
+
+/// A technician as leads see them on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TechnicianPresence {
+    pub name: String,
+    pub tier: u8,
+    pub presence: Presence,
+    pub sessions: u32,
+}
+
+/// Whether a technician can take work now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Presence {
+    /// Watching the queue, not away, below their session limit.
+    Available,
+    /// In as many sessions as their limit.
+    Busy,
+    /// Watching the queue but away.
+    Away,
+    /// Not watching the queue.
+    Offline,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Available => "available",
+            Presence::Busy => "busy",
+            Presence::Away => "away",
+            Presence::Offline => "offline",
+        }
+    }
+}
+
+/// One tier's queue as leads see it on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierLoad {
+    pub tier: u8,
+    pub waiting: u32,
+    /// When the request waiting longest entered the queue.
+    pub oldest_queued_unix_ms: Option<u64>,
+    pub overdue: u32,
 }
 
 /// What a user asks for in a help request. The relay bounds every field.
@@ -177,6 +265,16 @@ pub struct QueueEntry {
     pub filing: RequestFiling,
     /// Whether the user's agent is connected now (only then can it be taken).
     pub connected: bool,
+    /// When it entered this tier's queue (filed, escalated, held, overflowed).
+    pub queued_unix_ms: u64,
+    /// It has waited longer than its tier's rules allow.
+    pub overdue: bool,
+    /// Routing offered it to this technician, who has not answered yet.
+    pub offered_to: Option<String>,
+    /// Only this technician may take it.
+    pub reserved_for: Option<String>,
+    /// The note of the escalation or hold that put it here.
+    pub handoff: Option<Handoff>,
 }
 
 /// Most entries of one [`FromRelay::Queue`]: the oldest, well inside a control frame.
@@ -239,6 +337,12 @@ impl fmt::Display for ToRelay {
             ToRelay::CancelRequest => "cancel request",
             ToRelay::WatchQueue => "watch queue",
             ToRelay::Take { .. } => "take",
+            ToRelay::SetPresence { .. } => "set presence",
+            ToRelay::Decline { .. } => "decline",
+            ToRelay::Escalate { .. } => "escalate",
+            ToRelay::Hold { .. } => "hold",
+            ToRelay::Resolve { .. } => "resolve",
+            ToRelay::AnswerSurvey { .. } => "answer survey",
         })
     }
 }
@@ -387,6 +491,8 @@ pub enum FromRelay {
         /// session log is checkpointed and uploaded under it, and the relay takes a log only
         /// for a session of its ledger.
         session: String,
+        /// To the technician of a session from a help request: the request as it was taken.
+        request: Option<QueueEntry>,
     },
     /// Answer to [`ToRelay::Login`] and [`ToRelay::Resume`]: who the technician is now, and
     /// the token to resume with until it expires.
@@ -434,6 +540,25 @@ pub enum FromRelay {
         requests: Vec<QueueEntry>,
         more: u32,
     },
+    /// Routing offers the technician this request: take it ([`ToRelay::Take`]) or decline it
+    /// ([`ToRelay::Decline`]) within `expires_in_secs`.
+    Offer {
+        request: QueueEntry,
+        expires_in_secs: u32,
+    },
+    /// To leads and administrators watching the queue, with every change: each tier's queue and
+    /// each technician's presence.
+    Dashboard {
+        tiers: Vec<TierLoad>,
+        technicians: Vec<TechnicianPresence>,
+    },
+    /// Answer to [`ToRelay::Escalate`], [`ToRelay::Hold`] and [`ToRelay::Resolve`]: done, in
+    /// words for the technician and the user ("escalated to tier 2").
+    RequestPassed {
+        words: String,
+    },
+    /// Answer to [`ToRelay::AnswerSurvey`].
+    SurveyTaken,
     ShuttingDown,
     /// Answer to [`ToRelay::UploadBegin`]: go on from `offset` (the size: nothing to send).
     UploadAt {
@@ -597,6 +722,7 @@ mod tests {
                     account: None,
                 },
                 session: "s-0123456789abcdef".into(),
+                request: None,
             },
         ];
         for m in msgs {

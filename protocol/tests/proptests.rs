@@ -217,6 +217,7 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
                     account,
                 },
                 session: description,
+                request: None,
             }),
         (
             technician_account(),

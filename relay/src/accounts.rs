@@ -88,6 +88,8 @@ pub enum AccountRole {
     Auditor,
     /// Manages accounts; also works as a technician.
     Admin,
+    /// Works as a technician and sees the desk's dashboard (queues, who is available).
+    Lead,
 }
 
 impl AccountRole {
@@ -96,12 +98,21 @@ impl AccountRole {
             AccountRole::Technician => "technician",
             AccountRole::Auditor => "auditor",
             AccountRole::Admin => "admin",
+            AccountRole::Lead => "lead",
         }
     }
 
     /// May this account be paired with an agent?
     pub fn may_join_sessions(self) -> bool {
-        matches!(self, AccountRole::Technician | AccountRole::Admin)
+        matches!(
+            self,
+            AccountRole::Technician | AccountRole::Admin | AccountRole::Lead
+        )
+    }
+
+    /// Does this account see the desk's dashboard?
+    pub fn sees_dashboard(self) -> bool {
+        matches!(self, AccountRole::Admin | AccountRole::Lead)
     }
 }
 
@@ -118,8 +129,9 @@ impl FromStr for AccountRole {
             "technician" => Ok(AccountRole::Technician),
             "auditor" => Ok(AccountRole::Auditor),
             "admin" => Ok(AccountRole::Admin),
+            "lead" => Ok(AccountRole::Lead),
             other => Err(format!(
-                "unknown role {other:?}; the roles are technician, auditor and admin"
+                "unknown role {other:?}; the roles are technician, lead, auditor and admin"
             )),
         }
     }

@@ -60,6 +60,120 @@ pub struct Config {
     pub max_checkpoints_per_log: u32,
     /// Whether every account must log in with a one-time code (TOTP) as well as its password.
     pub require_totp: bool,
+    /// The support desk's rules: routing and waiting limits per tier.
+    pub desk: DeskRules,
+}
+
+/// How the desk treats help requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeskRules {
+    /// Rules of tiers 1, 2 and 3.
+    pub tiers: [TierRules; 3],
+    /// A waiting request whose agent has been away this long is given up (abandoned).
+    pub abandon_after: Duration,
+    /// Sessions a technician holds at once before they count as busy (routing offers nothing
+    /// to a busy technician).
+    pub sessions_per_technician: u32,
+}
+
+impl Default for DeskRules {
+    fn default() -> Self {
+        Self {
+            tiers: Default::default(),
+            abandon_after: Duration::from_secs(15 * 60),
+            sessions_per_technician: 1,
+        }
+    }
+}
+
+impl DeskRules {
+    /// The rules of `tier` (1 to 3).
+    pub fn tier(&self, tier: u8) -> &TierRules {
+        &self.tiers[usize::from(tier.clamp(1, 3) - 1)]
+    }
+}
+
+/// One tier's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierRules {
+    pub routing: Routing,
+    /// How long an offered request waits for the technician's answer.
+    pub offer_timeout: Duration,
+    /// Requests waiting longer are shown as overdue.
+    pub overdue_after: Option<Duration>,
+    /// Requests waiting longer move on to the next tier's queue.
+    pub overflow_after: Option<Duration>,
+}
+
+impl Default for TierRules {
+    fn default() -> Self {
+        Self {
+            routing: Routing::None,
+            offer_timeout: Duration::from_secs(30),
+            overdue_after: Some(Duration::from_secs(5 * 60)),
+            overflow_after: None,
+        }
+    }
+}
+
+/// How a tier's requests find a technician.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// They wait to be taken.
+    None,
+    /// Each is offered to the available technician of the tier with the fewest sessions, who
+    /// takes or declines it within `offer_secs`; then to the next.
+    LeastBusy,
+}
+
+/// The `[desk]` table of the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDesk {
+    pub abandon_after_secs: Option<u64>,
+    pub sessions_per_technician: Option<u32>,
+    pub tier1: Option<FileTier>,
+    pub tier2: Option<FileTier>,
+    pub tier3: Option<FileTier>,
+}
+
+/// A `[desk.tierN]` table; 0 turns a limit off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTier {
+    pub routing: Option<Routing>,
+    pub offer_secs: Option<u64>,
+    pub overdue_after_secs: Option<u64>,
+    pub overflow_after_secs: Option<u64>,
+}
+
+impl FileDesk {
+    fn apply(self, rules: &mut DeskRules) {
+        if let Some(v) = self.abandon_after_secs {
+            rules.abandon_after = Duration::from_secs(v);
+        }
+        if let Some(v) = self.sessions_per_technician {
+            rules.sessions_per_technician = v;
+        }
+        let limit = |v: u64| (v > 0).then(|| Duration::from_secs(v));
+        for (i, tier) in [self.tier1, self.tier2, self.tier3].into_iter().enumerate() {
+            let Some(t) = tier else { continue };
+            let r = &mut rules.tiers[i];
+            if let Some(v) = t.routing {
+                r.routing = v;
+            }
+            if let Some(v) = t.offer_secs {
+                r.offer_timeout = Duration::from_secs(v);
+            }
+            if let Some(v) = t.overdue_after_secs {
+                r.overdue_after = limit(v);
+            }
+            if let Some(v) = t.overflow_after_secs {
+                r.overflow_after = limit(v);
+            }
+        }
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
@@ -88,6 +202,7 @@ impl Default for Config {
             account_log_quota: 64 << 30,
             max_checkpoints_per_log: 100_000,
             require_totp: false,
+            desk: DeskRules::default(),
         }
     }
 }
@@ -137,6 +252,7 @@ pub struct FileConfig {
     pub account_log_quota_mb: Option<u64>,
     pub max_checkpoints_per_log: Option<u32>,
     pub require_totp: Option<bool>,
+    pub desk: Option<FileDesk>,
 }
 
 impl FileConfig {
@@ -171,7 +287,11 @@ impl FileConfig {
             account_log_quota_mb,
             max_checkpoints_per_log,
             require_totp,
+            desk,
         } = self;
+        if let Some(d) = desk {
+            d.apply(&mut cfg.desk);
+        }
         if let Some(v) = listen {
             cfg.listen = v;
         }
@@ -296,6 +416,25 @@ impl Config {
             self.max_checkpoints_per_log >= 10,
             "max_checkpoints_per_log must be at least 10"
         );
+        anyhow::ensure!(
+            self.desk.sessions_per_technician >= 1,
+            "desk.sessions_per_technician must be at least 1"
+        );
+        anyhow::ensure!(
+            self.desk.abandon_after >= Duration::from_secs(1),
+            "desk.abandon_after_secs must be at least 1"
+        );
+        for (i, t) in self.desk.tiers.iter().enumerate() {
+            anyhow::ensure!(
+                t.offer_timeout >= Duration::from_secs(1),
+                "desk.tier{}.offer_secs must be at least 1",
+                i + 1
+            );
+            anyhow::ensure!(
+                i < 2 || t.overflow_after.is_none(),
+                "desk.tier3.overflow_after_secs: tier 3 has no tier above to overflow into"
+            );
+        }
         if let Some(k) = self.keep_alive {
             anyhow::ensure!(
                 k < self.idle_timeout,
@@ -331,5 +470,18 @@ mod tests {
         assert_eq!(c.organisation, "Example Support");
         c.validate().unwrap();
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        let f: FileConfig = toml::from_str(
+            "[desk]\nabandon_after_secs = 60\n[desk.tier1]\nrouting = \"least-busy\"\n\
+             offer_secs = 5\noverdue_after_secs = 0\noverflow_after_secs = 120\n",
+        )
+        .unwrap();
+        f.apply(&mut c);
+        assert_eq!(c.desk.tier(1).routing, Routing::LeastBusy);
+        assert_eq!(c.desk.tier(1).overdue_after, None);
+        assert_eq!(c.desk.tier(1).overflow_after, Some(Duration::from_secs(120)));
+        assert_eq!(c.desk.tier(2).routing, Routing::None);
+        assert_eq!(c.desk.abandon_after, Duration::from_secs(60));
+        c.validate().unwrap();
+        assert!(toml::from_str::<FileConfig>("[desk.tier1]\nrouting = \"random\"").is_err());
     }
 }

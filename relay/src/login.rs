@@ -395,6 +395,18 @@ impl Gate {
         Err(refusal)
     }
 
+    /// The enabled account named `name` that may join sessions, if there is one.
+    pub async fn technician_named(
+        &self,
+        name: String,
+    ) -> Result<Option<crate::accounts::Technician>, Refusal> {
+        let found = self
+            .with_accounts(move |a| a.get(&name, SystemTime::now()))
+            .await?
+            .map_err(internal)?;
+        Ok(found.filter(|t| t.enabled && t.role.may_join_sessions()))
+    }
+
     /// The account behind a login that still holds (token live, account enabled).
     pub async fn live_account(
         &self,

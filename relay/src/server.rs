@@ -21,7 +21,7 @@ use protocol::control::{
 use protocol::framing::FrameError;
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use rand::TryRngCore;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -204,7 +204,7 @@ impl Relay {
             logs: Arc::new(Mutex::new(logs)),
             ledger: Arc::new(Mutex::new(ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
-            help: help::Help::open(&cfg.data_dir).with_context(|| {
+            help: help::Help::open(&cfg.data_dir, cfg.desk.clone()).with_context(|| {
                 format!(
                     "cannot open the help requests in {}",
                     cfg.data_dir.display()
@@ -234,6 +234,15 @@ impl Relay {
         let mut conns = JoinSet::new();
         let mut purge = tokio::time::interval(PURGE_INTERVAL);
         let mut sweep = tokio::time::interval(LOG_SWEEP_INTERVAL);
+        let desk = self.shared.clone();
+        let desk_clock = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(help::TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                desk.help.tick().await;
+            }
+        });
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -286,6 +295,7 @@ impl Relay {
                 _ = &mut stop => break,
             }
         }
+        desk_clock.abort();
         info!(connections = conns.len(), "shutting down");
         let _ = self.shutdown_tx.send(true);
         // Let the tasks tell their peers; then close whatever is left.
@@ -464,9 +474,11 @@ async fn agent(
         Read::Msg(m @ (ToRelay::FileRequest { .. } | ToRelay::ResumeRequest { .. })) => {
             return Box::pin(help::requester(conn, out, inp, shared, info, m)).await
         }
+        Read::Msg(m @ ToRelay::AnswerSurvey { .. }) => return help::survey(out, shared, m).await,
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
-                "an agent sends register, file request or resume request after hello, not {}",
+                "an agent sends register, file request, resume request or a survey answer after \
+                 hello, not {}",
                 other
             )))
         }
@@ -568,6 +580,7 @@ async fn agent_paired(
         FromRelay::Paired {
             peer: partner.info,
             session: partner.session.clone(),
+                request: None,
         },
     )
     .await?;
@@ -609,10 +622,13 @@ async fn technician(
             Read::Msg(ToRelay::Join { code }) => break Wanted::Code(code),
             Read::Msg(ToRelay::Take { request }) => break Wanted::Request(request),
             Read::Msg(ToRelay::WatchQueue) => match &login {
-                Some(l) => match Box::pin(help::watch(out, inp, shared, l.account.tier)).await? {
-                    Some(request) => break Wanted::Request(request),
-                    None => return Ok(()),
-                },
+                Some(l) => {
+                    let account = shared.logins.live_account(l).await?;
+                    match Box::pin(help::watch(out, inp, shared, &account)).await? {
+                        Some(request) => break Wanted::Request(request),
+                        None => return Ok(()),
+                    }
+                }
                 None => {
                     return Err(Refusal::new(
                         ErrorCode::NotLoggedIn,
@@ -709,13 +725,14 @@ async fn technician(
     // The token may have been revoked, or the account disabled, since the login.
     let account = shared.logins.may_join(&login).await?;
     info.account = Some(account.clone());
-    let (agent, what) = match wanted {
-        Wanted::Code(code) => (lookup(shared, &code, now)?, code.digits().to_string()),
+    let (agent, what, request) = match wanted {
+        Wanted::Code(code) => (lookup(shared, &code, now)?, code.digits().to_string(), None),
         Wanted::Request(request) => {
-            let (id, agent) = help::take(shared, &account.name, account.tier, request).await?;
-            (agent, format!("request {id}"))
+            let (entry, agent) = help::take(shared, &account.name, account.tier, request).await?;
+            (agent, format!("request {}", entry.id), Some(entry))
         }
     };
+    let request_id = request.as_ref().map(|r| r.id);
     let agent_info = agent.info.clone();
     let agent_conn = agent.conn.clone();
     let recording_required = shared.cfg.audit_key.is_some() && !shared.cfg.allow_no_record;
@@ -747,6 +764,9 @@ async fn technician(
         .is_err()
     {
         close_in_ledger(shared, &session, "the agent left before the pairing".into()).await;
+        if let Some(id) = request_id {
+            help::session_over(shared, id, &account.name, None).await;
+        }
         return Err(Refusal::new(
             ErrorCode::UnknownCode,
             "the agent with this code left just now; ask the user to start it again",
@@ -754,12 +774,14 @@ async fn technician(
     }
     info!(peer = %remote, joined = %what, account = %account.name, tier = account.tier, %session, "technician joined");
     Windows::paired(conn);
+    let counted = shared.help.session_begins(&account.name, account.tier);
     let ended = async {
         send(
             out,
             FromRelay::Paired {
                 peer: agent_info,
                 session: session.clone(),
+                request,
             },
         )
         .await?;
@@ -774,15 +796,34 @@ async fn technician(
                 technician: &account.name,
                 session: &session,
                 required: recording_required,
+                request: request_id,
             }),
         ))
         .await
     }
     .await;
+    drop(counted);
     let why = match &ended {
         Ok(words) => words.clone(),
         Err(r) => r.message.clone(),
     };
+    if let Some(id) = request_id {
+        // Ended on purpose by one of the two (a close with words), or lost.
+        let on_purpose = |c: &Connection| {
+            matches!(
+                c.close_reason(),
+                Some(ConnectionError::ApplicationClosed(_))
+            )
+        };
+        let words = if on_purpose(conn) {
+            Some("the technician ended the session without closing the request".to_string())
+        } else if on_purpose(&agent_conn) {
+            Some("the user ended the session".to_string())
+        } else {
+            None
+        };
+        help::session_over(shared, id, &account.name, words).await;
+    }
     close_in_ledger(shared, &session, why).await;
     ended.map(|_| ())
 }
@@ -1043,6 +1084,8 @@ struct Recorded<'a> {
     technician: &'a str,
     session: &'a str,
     required: bool,
+    /// The help request the session is for, which the technician may pass on or close.
+    request: Option<u64>,
 }
 
 /// Forwards `own`'s peer plane to `other` until one of them ends, then tells `own`'s peer.
@@ -1090,6 +1133,21 @@ async fn paired(
                                 deadline = tokio::time::Instant::now() + CHECKPOINT_DEADLINE;
                                 continue;
                             }
+                            Err(refusal) => End::Refused(refusal),
+                        }
+                    }
+                    (Ok(Read::Msg(m @ (ToRelay::Escalate { .. } | ToRelay::Hold { .. } | ToRelay::Resolve { .. }))), Some(rec)) => {
+                        let answer = match rec.request {
+                            Some(id) => Box::pin(help::pass_on(shared, id, rec.technician, rec.session, m)).await,
+                            None => Err(Refusal::new(ErrorCode::NotPermitted, "this session is not from a help request: there is nothing to escalate, hold or close")),
+                        };
+                        // A refusal here is an answer: the session goes on.
+                        let reply = match answer {
+                            Ok(words) => FromRelay::RequestPassed { words },
+                            Err(r) => FromRelay::Error { code: r.code, message: r.message },
+                        };
+                        match send(out, reply).await {
+                            Ok(()) => continue,
                             Err(refusal) => End::Refused(refusal),
                         }
                     }

@@ -7,15 +7,46 @@
 //! is taken exactly once (the check and the event happen under one lock). Which agents are
 //! connected now is kept here, in memory only: a request whose agent is away waits, and can be
 //! taken once the agent is back.
+//!
+//! A clock ([`Help::tick`], four times a second) applies the desk's rules of time: requests
+//! overflow into the next tier, go overdue, are abandoned when their agent stays away, and
+//! routing offers them to technicians and takes back offers not answered in time. Presence
+//! (who watches the queue, who is away, who is in how many sessions) is kept in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use protocol::control::{QueueEntry, RequestFiling, QUEUE_SHOWN};
+use protocol::control::{
+    EscalationTarget, Handoff, Presence, QueueEntry, RequestFiling, TechnicianPresence, TierLoad,
+    QUEUE_SHOWN,
+};
 
 use super::*;
-use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError};
+use crate::accounts::Technician;
+use crate::config::{DeskRules, Routing};
+use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError, Request, Target};
 use crate::ledger::now_ms;
 use crate::limits::Source;
+
+/// How long an agent taking its request back waits for the session before to be wound up.
+const RESUME_WAIT: Duration = Duration::from_secs(3);
+
+/// How often the desk's rules of time are applied.
+pub(super) const TICK: Duration = Duration::from_millis(250);
+
+/// A technician as the desk knows them now.
+struct Person {
+    tier: u8,
+    /// Connections watching the queue.
+    watching: usize,
+    away: bool,
+    sessions: u32,
+}
+
+/// A connection watching the queue, and where its offers go.
+struct Watcher {
+    name: String,
+    offers: mpsc::Sender<u64>,
+}
 
 /// The desk, its journal and the agents waiting on a connection now.
 struct State {
@@ -25,6 +56,18 @@ struct State {
     /// When each source filed its requests within the last minute, for the relay's
     /// per-source limits (those of session codes: one address cannot fill the queue).
     filings: HashMap<Source, Vec<Instant>>,
+    /// Waiting requests whose agent is not connected, since when.
+    away_since: HashMap<u64, Instant>,
+    people: HashMap<String, Person>,
+    watchers: HashMap<u64, Watcher>,
+    next_watcher: u64,
+    /// Waiting requests past their tier's overdue limit.
+    overdue: HashSet<u64>,
+    rules: DeskRules,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
 /// Sources remembered at once before the old entries are swept out.
@@ -76,6 +119,173 @@ impl State {
         times.push(now);
         Ok(())
     }
+
+    fn presence(&self, name: &str) -> Presence {
+        match self.people.get(name) {
+            Some(p) if p.sessions >= self.rules.sessions_per_technician => Presence::Busy,
+            Some(p) if p.watching == 0 => Presence::Offline,
+            Some(p) if p.away => Presence::Away,
+            Some(_) => Presence::Available,
+            None => Presence::Offline,
+        }
+    }
+
+    fn person(&mut self, name: &str, tier: u8) -> &mut Person {
+        let p = self.people.entry(name.to_string()).or_insert(Person {
+            tier,
+            watching: 0,
+            away: false,
+            sessions: 0,
+        });
+        p.tier = tier;
+        p
+    }
+
+    /// Forgets a person with nothing going on, so the map holds only the people of now.
+    fn forget_idle(&mut self, name: &str) {
+        if self
+            .people
+            .get(name)
+            .is_some_and(|p| p.watching == 0 && p.sessions == 0)
+        {
+            self.people.remove(name);
+        }
+    }
+
+    fn entry(&self, r: &Request) -> QueueEntry {
+        QueueEntry {
+            id: r.id,
+            tier: r.tier,
+            filed_unix_ms: r.filed_at,
+            filing: RequestFiling {
+                description: r.filing.description.clone(),
+                machine: r.filing.machine.clone(),
+                os: r.filing.os.clone(),
+                ticket: r.filing.ticket.clone(),
+            },
+            connected: self.present.contains_key(&r.id),
+            queued_unix_ms: r.queued_at,
+            overdue: self.overdue.contains(&r.id),
+            offered_to: r.offered.as_ref().map(|(to, _)| to.clone()),
+            reserved_for: r.reserved_for.clone(),
+            handoff: r.handoff.as_ref().map(|h| Handoff {
+                by: h.by.clone(),
+                note: h.note.clone(),
+                session: h.session.clone(),
+                held: h.held,
+            }),
+        }
+    }
+
+    /// Applies the desk's rules of time at `now_ms` (and `now`). Returns whether the queue
+    /// changed.
+    fn tick(&mut self, now_ms: u64, now: Instant) -> Result<bool, Refusal> {
+        // Which waiting requests have no agent, since when.
+        let desk = &self.desk;
+        let present = &self.present;
+        self.away_since.retain(|id, _| {
+            !present.contains_key(id)
+                && desk
+                    .get(*id)
+                    .is_some_and(|r| r.state == crate::desk::State::Waiting)
+        });
+        for t in 1..=crate::desk::MAX_TIER {
+            for r in self.desk.queue_of(t) {
+                if !self.present.contains_key(&r.id) {
+                    self.away_since.entry(r.id).or_insert(now);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        let abandon = self.rules.abandon_after;
+        for (id, since) in &self.away_since {
+            if now.duration_since(*since) >= abandon {
+                events.extend(self.desk.abandon(*id, now_ms).ok());
+            }
+        }
+        let mut overdue = HashSet::new();
+        for t in 1..=crate::desk::MAX_TIER {
+            let rules = self.rules.tier(t);
+            for r in self.desk.queue_of(t) {
+                let waited = now_ms.saturating_sub(r.queued_at);
+                if let Some((to, at)) = &r.offered {
+                    if now_ms.saturating_sub(*at) >= ms(rules.offer_timeout) {
+                        events.extend(self.desk.decline(r.id, to, true, now_ms).ok());
+                    }
+                }
+                if rules.overflow_after.is_some_and(|d| waited >= ms(d)) {
+                    events.extend(self.desk.overflow(r.id, now_ms).ok());
+                }
+                if rules.overdue_after.is_some_and(|d| waited >= ms(d)) {
+                    overdue.insert(r.id);
+                }
+            }
+        }
+        let mut changed = overdue.iter().any(|id| !self.overdue.contains(id));
+        self.overdue = overdue;
+        for e in events {
+            // Two rules may have acted on one request: the first wins.
+            if self.desk.check(&e).is_ok() {
+                if let Event::Abandoned { id, .. } = &e {
+                    self.away_since.remove(id);
+                }
+                record(self, &e)?;
+                changed = true;
+            }
+        }
+        for (id, name) in self.routes() {
+            let event = self.desk.offer(id, &name, now_ms).map_err(refusal)?;
+            record(self, &event)?;
+            changed = true;
+            for w in self.watchers.values().filter(|w| w.name == name) {
+                // A watcher too slow to read its offers lets this one time out.
+                let _ = w.offers.try_send(id);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The offers routing makes now: each waiting request of a least-busy tier whose agent is
+    /// here and that is offered to nobody goes to the available technician of that tier with
+    /// the fewest sessions who has not declined it and has no other offer open.
+    fn routes(&self) -> Vec<(u64, String)> {
+        let mut busy: HashSet<&str> = HashSet::new();
+        for t in 1..=crate::desk::MAX_TIER {
+            for r in self.desk.queue_of(t) {
+                if let Some((to, _)) = &r.offered {
+                    busy.insert(to);
+                }
+            }
+        }
+        let mut routes = Vec::new();
+        for t in 1..=crate::desk::MAX_TIER {
+            if self.rules.tier(t).routing != Routing::LeastBusy {
+                continue;
+            }
+            let mut candidates: Vec<(u32, &str)> = self
+                .people
+                .iter()
+                .filter(|(name, p)| p.tier == t && self.presence(name) == Presence::Available)
+                .map(|(name, p)| (p.sessions, name.as_str()))
+                .collect();
+            candidates.sort_unstable();
+            for r in self.desk.queue_of(t) {
+                if r.offered.is_some() || !self.present.contains_key(&r.id) {
+                    continue;
+                }
+                let pick = candidates.iter().find(|(_, name)| {
+                    !busy.contains(name)
+                        && !r.declined.iter().any(|d| d == name)
+                        && r.reserved_for.as_deref().is_none_or(|n| n == *name)
+                });
+                if let Some((_, name)) = pick {
+                    busy.insert(name);
+                    routes.push((r.id, name.to_string()));
+                }
+            }
+        }
+        routes
+    }
 }
 
 /// The help-request side of the relay, shared by every connection.
@@ -87,11 +297,18 @@ pub(super) struct Help {
 
 fn refusal(e: DeskError) -> Refusal {
     let code = match &e {
-        DeskError::Unknown(_) | DeskError::Cancelled(_) | DeskError::NoneWaiting(_) => {
-            ErrorCode::UnknownRequest
-        }
+        DeskError::Unknown(_)
+        | DeskError::Cancelled(_)
+        | DeskError::Closed(_)
+        | DeskError::NotWaiting(_)
+        | DeskError::NoSurvey(_)
+        | DeskError::NoneWaiting(_) => ErrorCode::UnknownRequest,
         DeskError::AlreadyTaken { .. } => ErrorCode::RequestTaken,
-        DeskError::AboveTier { .. } => ErrorCode::NotPermitted,
+        DeskError::AboveTier { .. }
+        | DeskError::Reserved { .. }
+        | DeskError::NotYours { .. }
+        | DeskError::NoTier(_) => ErrorCode::NotPermitted,
+        DeskError::BadScore(_) => ErrorCode::ProtocolViolation,
         DeskError::Full(_) => ErrorCode::QueueFull,
         DeskError::Replay(_) => ErrorCode::Internal,
     };
@@ -108,19 +325,69 @@ fn journal_refusal(e: JournalError) -> Refusal {
 
 impl Help {
     /// The desk as the journal in `data_dir` leaves it.
-    pub(super) fn open(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+    pub(super) fn open(data_dir: &std::path::Path, rules: DeskRules) -> anyhow::Result<Self> {
         let journal = Journal::open(data_dir)?;
         let desk = journal.desk()?;
-        info!(waiting = desk.waiting_count(), "help requests loaded");
+        let mut state = State {
+            desk,
+            journal,
+            present: HashMap::new(),
+            filings: HashMap::new(),
+            away_since: HashMap::new(),
+            people: HashMap::new(),
+            watchers: HashMap::new(),
+            next_watcher: 0,
+            overdue: HashSet::new(),
+            rules,
+        };
+        // Every session died with the relay that ran it: their requests wait again.
+        let orphans: Vec<u64> = state.desk.in_hand().map(|r| r.id).collect();
+        for id in &orphans {
+            let event = state
+                .desk
+                .give_back(*id, "the relay restarted during the session", now_ms())?;
+            record(&mut state, &event).map_err(|r| anyhow::anyhow!(r.message))?;
+        }
+        info!(
+            waiting = state.desk.waiting_count(),
+            returned = orphans.len(),
+            "help requests loaded"
+        );
         Ok(Self {
-            state: Arc::new(Mutex::new(State {
-                desk,
-                journal,
-                present: HashMap::new(),
-                filings: HashMap::new(),
-            })),
+            state: Arc::new(Mutex::new(state)),
             changed: watch::channel(0).0,
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Applies the desk's rules of time (see the module's words).
+    pub(super) async fn tick(&self) {
+        let ticked = self
+            .with(|st| {
+                let changed = st.tick(now_ms(), Instant::now())?;
+                Ok(((), changed))
+            })
+            .await;
+        if let Err(r) = ticked {
+            warn!(error = %r.message, "the desk's rules of time failed");
+        }
+    }
+
+    /// Counts a session of technician `name` (of `tier`) until the guard is dropped.
+    pub(super) fn session_begins(&self, name: &str, tier: u8) -> SessionCount<'_> {
+        self.lock().person(name, tier).sessions += 1;
+        self.notify();
+        SessionCount {
+            help: self,
+            name: name.to_string(),
+        }
     }
 
     /// Runs `f` on the state off the async threads (the journal writes to SQLite); tells the
@@ -143,7 +410,7 @@ impl Help {
 
     /// The request's place and how long it may wait yet, in seconds.
     fn place(&self, id: u64) -> Option<(u32, Option<u32>)> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock();
         let position = state.desk.position(id)? as u32;
         let wait = state
             .desk
@@ -152,35 +419,118 @@ impl Help {
         Some((position, wait))
     }
 
-    /// The queue a technician of `tier` sees.
-    fn snapshot(&self, tier: u8) -> FromRelay {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// The queue technician `name` of `tier` sees, and the dashboard for leads.
+    fn snapshot(&self, name: &str, tier: u8, lead: bool) -> Vec<FromRelay> {
+        let state = self.lock();
         let mut requests = Vec::new();
         let mut more = 0u32;
-        for r in state.desk.visible(tier) {
+        for r in state.desk.visible(name, tier) {
             if requests.len() == QUEUE_SHOWN {
                 more += 1;
                 continue;
             }
-            requests.push(QueueEntry {
-                id: r.id,
-                tier: r.tier,
-                filed_unix_ms: r.filed_at,
-                filing: RequestFiling {
-                    description: r.filing.description.clone(),
-                    machine: r.filing.machine.clone(),
-                    os: r.filing.os.clone(),
-                    ticket: r.filing.ticket.clone(),
-                },
-                connected: state.present.contains_key(&r.id),
-            });
+            requests.push(state.entry(r));
         }
-        FromRelay::Queue { requests, more }
+        let mut out = vec![FromRelay::Queue { requests, more }];
+        if lead {
+            let tiers = (1..=crate::desk::MAX_TIER)
+                .map(|t| {
+                    let mut queue = state.desk.queue_of(t).peekable();
+                    let oldest = queue.peek().map(|r| r.queued_at);
+                    let (mut waiting, mut overdue) = (0u32, 0u32);
+                    for r in queue {
+                        waiting += 1;
+                        overdue += u32::from(state.overdue.contains(&r.id));
+                    }
+                    TierLoad {
+                        tier: t,
+                        waiting,
+                        // The queue is in filing order; a request back from a hold may be
+                        // first without having waited longest.
+                        oldest_queued_unix_ms: state
+                            .desk
+                            .queue_of(t)
+                            .map(|r| r.queued_at)
+                            .min()
+                            .or(oldest),
+                        overdue,
+                    }
+                })
+                .collect();
+            let mut technicians: Vec<TechnicianPresence> = state
+                .people
+                .iter()
+                .map(|(n, p)| TechnicianPresence {
+                    name: n.clone(),
+                    tier: p.tier,
+                    presence: state.presence(n),
+                    sessions: p.sessions,
+                })
+                .collect();
+            technicians.sort_by(|a, b| (a.tier, &a.name).cmp(&(b.tier, &b.name)));
+            out.push(FromRelay::Dashboard { tiers, technicians });
+        }
+        out
+    }
+
+    /// The offer of request `id`, if it is still open.
+    fn offer(&self, id: u64, name: &str) -> Option<FromRelay> {
+        let state = self.lock();
+        let r = state.desk.get(id)?;
+        let (to, at) = r.offered.as_ref()?;
+        if to != name {
+            return None;
+        }
+        let limit = ms(state.rules.tier(r.tier).offer_timeout);
+        let left = (at + limit).saturating_sub(now_ms()) / 1000;
+        Some(FromRelay::Offer {
+            request: state.entry(r),
+            expires_in_secs: left.max(1) as u32,
+        })
     }
 }
 
-/// Applies `event` after storing it.
+/// Holds a technician's session in the count of their sessions (see [`Help::session_begins`]).
+pub(super) struct SessionCount<'a> {
+    help: &'a Help,
+    name: String,
+}
+
+impl Drop for SessionCount<'_> {
+    fn drop(&mut self) {
+        let mut st = self.help.lock();
+        if let Some(p) = st.people.get_mut(&self.name) {
+            p.sessions = p.sessions.saturating_sub(1);
+        }
+        st.forget_idle(&self.name);
+        drop(st);
+        self.help.notify();
+    }
+}
+
+/// Holds a connection among the queue's watchers until dropped.
+struct Watching<'a> {
+    help: &'a Help,
+    key: u64,
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        let mut st = self.help.lock();
+        if let Some(w) = st.watchers.remove(&self.key) {
+            if let Some(p) = st.people.get_mut(&w.name) {
+                p.watching = p.watching.saturating_sub(1);
+            }
+            st.forget_idle(&w.name);
+        }
+        drop(st);
+        self.help.notify();
+    }
+}
+
+/// Applies `event` after storing it. An event the desk could not replay is never stored.
 fn record(state: &mut State, event: &Event) -> Result<(), Refusal> {
+    state.desk.check(event).map_err(refusal)?;
     state.journal.append(event).map_err(journal_refusal)?;
     state.desk.apply(event);
     Ok(())
@@ -237,6 +587,23 @@ pub(super) async fn requester(
             (id, secret)
         }
         ToRelay::ResumeRequest { request, secret } => {
+            // Straight after a session, the desk may not have heard yet how it ended (the
+            // technician's side records that): a request still taken is waited for briefly.
+            let mut changed = help.changed.subscribe();
+            let deadline = tokio::time::Instant::now() + RESUME_WAIT;
+            loop {
+                let taken = matches!(
+                    help.lock().desk.get(request).map(|r| &r.state),
+                    Some(crate::desk::State::Taken { .. })
+                );
+                if !taken
+                    || tokio::time::timeout_at(deadline, changed.changed())
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
             let s = secret.clone();
             help.with(move |st| {
                 if !st.desk.may_resume(request, &s) {
@@ -277,7 +644,7 @@ pub(super) async fn requester(
     let mine = conn.stable_id();
     // Forgets this connection as the request's agent, unless a newer one took its place.
     let leave = |help: &Help| {
-        let mut st = help.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = help.lock();
         if st
             .present
             .get(&id)
@@ -356,26 +723,76 @@ pub(super) async fn requester(
     agent_paired(conn, out, inp, shared, partner).await
 }
 
-/// A logged-in technician watching its queue: the queue now and after every change, until it
-/// takes a request (`Some` with what it asked for) or leaves (`None`).
+/// A logged-in technician watching its queue: the queue now and after every change (with the
+/// dashboard for leads), and the offers routing makes it, until it takes a request (`Some` with
+/// what it asked for) or leaves (`None`).
 pub(super) async fn watch(
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
     shared: &Shared,
-    tier: u8,
+    account: &Technician,
 ) -> Result<Option<Option<u64>>, Refusal> {
     let help = &shared.help;
+    let (name, tier, lead) = (
+        account.name.as_str(),
+        account.tier,
+        account.role.sees_dashboard(),
+    );
+    let (offer_tx, mut offers) = mpsc::channel(8);
+    let _watching = {
+        let mut st = help.lock();
+        st.person(name, tier).watching += 1;
+        let key = st.next_watcher;
+        st.next_watcher += 1;
+        st.watchers.insert(
+            key,
+            Watcher {
+                name: name.to_string(),
+                offers: offer_tx,
+            },
+        );
+        drop(st);
+        help.notify();
+        Watching { help, key }
+    };
     let mut changed = help.changed.subscribe();
-    send(out, help.snapshot(tier)).await?;
+    for m in help.snapshot(name, tier, lead) {
+        send(out, m).await?;
+    }
     loop {
         tokio::select! {
-            _ = changed.changed() => send(out, help.snapshot(tier)).await?,
+            _ = changed.changed() => {
+                for m in help.snapshot(name, tier, lead) {
+                    send(out, m).await?;
+                }
+            }
+            Some(id) = offers.recv() => {
+                if let Some(offer) = help.offer(id, name) {
+                    send(out, offer).await?;
+                }
+            }
             r = read(inp) => match r? {
                 Read::Msg(ToRelay::Take { request }) => return Ok(Some(request)),
+                Read::Msg(ToRelay::SetPresence { away }) => {
+                    help.lock().person(name, tier).away = away;
+                    help.notify();
+                }
+                Read::Msg(ToRelay::Decline { request }) => {
+                    let who = name.to_string();
+                    let declined = help.with(move |st| {
+                        let event = st.desk.decline(request, &who, false, now_ms()).map_err(refusal)?;
+                        record(st, &event)?;
+                        Ok(((), true))
+                    }).await;
+                    // An offer that timed out or was taken meanwhile: nothing left to decline.
+                    if let Err(r) = declined {
+                        debug!(request, reason = %r.message, "decline not applied");
+                    }
+                }
                 Read::Gone => return Ok(None),
                 Read::Msg(m) => {
                     return Err(Refusal::violation(format!(
-                        "a technician watching the queue sends take, not {m}"
+                        "a technician watching the queue sends take, decline or set presence, not {m}"
                     )))
                 }
             },
@@ -383,14 +800,15 @@ pub(super) async fn watch(
     }
 }
 
-/// Takes `request` (or the oldest the account may take whose agent is connected) for
-/// `account`: exactly one technician gets a request, the others are refused with who did.
+/// Takes `request` (or the oldest the account may take whose agent is connected and that is
+/// not offered to someone else) for `account`: exactly one technician gets a request, the
+/// others are refused with who did.
 pub(super) async fn take(
     shared: &Shared,
     name: &str,
     tier: u8,
     request: Option<u64>,
-) -> Result<(u64, WaitingAgent), Refusal> {
+) -> Result<(QueueEntry, WaitingAgent), Refusal> {
     let name = name.to_string();
     shared
         .help
@@ -399,9 +817,12 @@ pub(super) async fn take(
                 Some(id) => id,
                 None => st
                     .desk
-                    .visible(tier)
+                    .visible(&name, tier)
+                    .find(|r| {
+                        st.present.contains_key(&r.id)
+                            && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
+                    })
                     .map(|r| r.id)
-                    .find(|id| st.present.contains_key(id))
                     .ok_or_else(|| refusal(DeskError::NoneWaiting(tier)))?,
             };
             let event = st.desk.take(id, &name, tier, now_ms()).map_err(refusal)?;
@@ -414,9 +835,147 @@ pub(super) async fn take(
                     ),
                 ));
             }
+            let entry = st.entry(st.desk.get(id).expect("the take checked it"));
             record(st, &event)?;
             let agent = st.present.remove(&id).expect("checked just above");
-            Ok(((id, agent), true))
+            Ok(((entry, agent), true))
         })
         .await
+}
+
+/// A technician in a session from help request `id` passes it on or closes it
+/// ([`ToRelay::Escalate`], [`ToRelay::Hold`], [`ToRelay::Resolve`]); `session` is the ledger's.
+/// Returns the words of what was done.
+pub(super) async fn pass_on(
+    shared: &Shared,
+    id: u64,
+    name: &str,
+    session: &str,
+    msg: ToRelay,
+) -> Result<String, Refusal> {
+    let (name, session) = (name.to_string(), session.to_string());
+    let (to, words) = match &msg {
+        ToRelay::Escalate {
+            to: EscalationTarget::Tier(t),
+            ..
+        } => (Some(Target::Tier(*t)), format!("escalated to tier {t}")),
+        ToRelay::Escalate {
+            to: EscalationTarget::Technician(other),
+            ..
+        } => {
+            let other = protocol::text::tame(other.trim(), crate::desk::MAX_FIELD);
+            if other == name {
+                return Err(Refusal::new(
+                    ErrorCode::NotPermitted,
+                    "a request is escalated to someone else; hold it to keep it for yourself",
+                ));
+            }
+            let Some(t) = shared.logins.technician_named(other.clone()).await? else {
+                return Err(Refusal::new(
+                    ErrorCode::NotPermitted,
+                    format!("there is no technician {other:?} who may take sessions"),
+                ));
+            };
+            (
+                Some(Target::Technician {
+                    name: t.name.clone(),
+                    tier: t.tier,
+                }),
+                format!("escalated to {} (tier {})", t.name, t.tier),
+            )
+        }
+        ToRelay::Hold { .. } => (None, format!("held in {name}'s own queue")),
+        ToRelay::Resolve { resolved: true, .. } => (None, "closed as resolved".to_string()),
+        ToRelay::Resolve { .. } => (None, "closed as not resolved".to_string()),
+        other => {
+            return Err(Refusal::violation(format!(
+                "{other} is not a way to pass on a help request"
+            )))
+        }
+    };
+    shared
+        .help
+        .with(move |st| {
+            let at = now_ms();
+            let event = match (msg, to) {
+                (ToRelay::Escalate { note, .. }, Some(to)) => {
+                    st.desk.escalate(id, &name, to, &note, &session, at)
+                }
+                (ToRelay::Hold { note }, _) => st.desk.hold(id, &name, &note, &session, at),
+                (ToRelay::Resolve { resolved, note }, _) => {
+                    st.desk.close(id, &name, resolved, &note, at)
+                }
+                _ => unreachable!("matched above"),
+            }
+            .map_err(refusal)?;
+            record(st, &event)?;
+            Ok(((), true))
+        })
+        .await?;
+    info!(request = id, %words, "help request passed on");
+    Ok(words)
+}
+
+/// The session of help request `id` that `name` took has ended: unless they passed it on or
+/// closed it, it is closed as not resolved (someone ended it on purpose) or goes back to its
+/// queue (a connection died, the relay is stopping).
+pub(super) async fn session_over(shared: &Shared, id: u64, name: &str, on_purpose: Option<String>) {
+    let name = name.to_string();
+    let done = shared
+        .help
+        .with(move |st| {
+            let still_mine = matches!(
+                st.desk.get(id).map(|r| &r.state),
+                Some(crate::desk::State::Taken { by, .. }) if *by == name
+            );
+            if !still_mine {
+                return Ok(((), false));
+            }
+            let at = now_ms();
+            let event = match on_purpose {
+                Some(why) => st.desk.close(id, &name, false, &why, at),
+                None => st
+                    .desk
+                    .give_back(id, "the session's connection was lost", at),
+            }
+            .map_err(refusal)?;
+            record(st, &event)?;
+            Ok(((), true))
+        })
+        .await;
+    if let Err(r) = done {
+        warn!(request = id, error = %r.message, "the end of a help request's session is not recorded");
+    }
+}
+
+/// An agent's answer to the survey of its help request.
+pub(super) async fn survey(
+    out: &mut FramedSend<FromRelay>,
+    shared: &Shared,
+    msg: ToRelay,
+) -> Result<(), Refusal> {
+    let ToRelay::AnswerSurvey {
+        request,
+        secret,
+        score,
+        comment,
+    } = msg
+    else {
+        return Err(Refusal::violation("not a survey answer"));
+    };
+    shared
+        .help
+        .with(move |st| {
+            let event = st
+                .desk
+                .survey(request, &secret, score, &comment, now_ms())
+                .map_err(refusal)?;
+            record(st, &event)?;
+            Ok(((), false))
+        })
+        .await?;
+    info!(request, score, "survey answered");
+    send(out, FromRelay::SurveyTaken).await?;
+    let _ = out.finish();
+    Ok(())
 }
