@@ -139,7 +139,7 @@ pub enum DeskNews {
     },
     /// Routing offers it this request: take or decline it within `expires_in_secs`.
     Offer {
-        request: QueueEntry,
+        request: Box<QueueEntry>,
         expires_in_secs: u32,
     },
     /// For leads: the tiers' queues and the technicians' presence.
@@ -756,7 +756,7 @@ impl RelayConnection {
                 request,
                 expires_in_secs,
             } => Ok(DeskNews::Offer {
-                request,
+                request: Box::new(request),
                 expires_in_secs,
             }),
             FromRelay::Dashboard { tiers, technicians } => {
@@ -776,7 +776,10 @@ impl RelayConnection {
 
     /// Declines a request routing offered (watching the queue). No answer.
     pub async fn decline(&mut self, request: u64) -> Result<(), LinkError> {
-        Ok(self.control_send.send(&ToRelay::Decline { request }).await?)
+        Ok(self
+            .control_send
+            .send(&ToRelay::Decline { request })
+            .await?)
     }
 
     /// In a session from a help request: asks the relay to escalate, hold or close it

@@ -478,7 +478,10 @@ mod tests {
         f.apply(&mut c);
         assert_eq!(c.desk.tier(1).routing, Routing::LeastBusy);
         assert_eq!(c.desk.tier(1).overdue_after, None);
-        assert_eq!(c.desk.tier(1).overflow_after, Some(Duration::from_secs(120)));
+        assert_eq!(
+            c.desk.tier(1).overflow_after,
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(c.desk.tier(2).routing, Routing::None);
         assert_eq!(c.desk.abandon_after, Duration::from_secs(60));
         c.validate().unwrap();

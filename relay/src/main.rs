@@ -102,6 +102,24 @@ enum Command {
         #[command(subcommand)]
         action: LogsCommand,
     },
+    /// The support desk's figures from its record of help requests, per tier and per
+    /// technician: requests, wait before first response (median, 90th percentile), abandoned
+    /// (cancelled or given up while waiting), escalated, first-contact resolution at tier 1,
+    /// median handle time and the survey average
+    Report {
+        /// Only requests filed at or after this UTC date: YYYY-MM-DD or "YYYY-MM-DD HH:MM"
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only this tier's figures, and the technicians' work in it
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=3))]
+        tier: Option<u8>,
+        /// One JSON object
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Comma-separated rows with a header
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -440,6 +458,45 @@ impl Cli {
     }
 }
 
+fn report_command(
+    data_dir: &Path,
+    since: Option<String>,
+    tier: Option<u8>,
+    json: bool,
+    csv: bool,
+) -> anyhow::Result<()> {
+    let since = match since {
+        Some(text) => Some(protocol::sessionlog::parse_utc(&text).with_context(|| {
+            format!("--since {text:?} is not a date: give YYYY-MM-DD or \"YYYY-MM-DD HH:MM\" (UTC)")
+        })?),
+        None => None,
+    };
+    let path = data_dir.join(relay::accounts::DATABASE_FILE);
+    anyhow::ensure!(
+        path.exists(),
+        "no relay state in {} (relay.db is missing): give the relay's --data-dir",
+        data_dir.display()
+    );
+    let journal = relay::desk::Journal::open(data_dir)?;
+    let events = journal.events()?;
+    let report = relay::desk::report::report(&events, since, tier);
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if csv {
+        print!("{}", report.csv());
+    } else {
+        match since {
+            Some(ms) => println!(
+                "Help requests filed since {}:\n",
+                protocol::sessionlog::format_utc(ms)
+            ),
+            None => println!("All help requests:\n"),
+        }
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -456,6 +513,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return user_command(&cfg.data_dir, &cfg.organisation, action)
         }
         Some(Command::Logs { action }) => return logs_command(&cfg.data_dir, action),
+        Some(Command::Report {
+            since,
+            tier,
+            json,
+            csv,
+        }) => return report_command(&cfg.data_dir, since, tier, json, csv),
         _ => {}
     }
     let id = identity::load_or_generate(&cfg.data_dir)?;

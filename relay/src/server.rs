@@ -580,7 +580,7 @@ async fn agent_paired(
         FromRelay::Paired {
             peer: partner.info,
             session: partner.session.clone(),
-                request: None,
+            request: None,
         },
     )
     .await?;

@@ -27,7 +27,7 @@ mod tests;
 use std::io::Read;
 
 pub use checkpoint::{Checkpoint, CheckpointFile, Finding};
-pub use reader::{format_ms, format_utc, LogReader, OpenError, RawRecord, Verdict};
+pub use reader::{format_ms, format_utc, parse_utc, LogReader, OpenError, RawRecord, Verdict};
 pub use record::{
     code_sha256, CloseReason, Participant, Record, RecordedInput, SessionOpened, TypedText,
 };

@@ -147,6 +147,58 @@ pub fn format_utc(unix_ms: u64) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch of a UTC date, `YYYY-MM-DD`, optionally with a time
+/// (`YYYY-MM-DD HH:MM[:SS]`, or `T` between the two, and a `Z` or ` UTC` after); `None` when
+/// the text is not such a date.
+pub fn parse_utc(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix(" UTC"))
+        .unwrap_or(text);
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let mut d = date.split('-');
+    let (year, month, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let secs_of_day = match time {
+        None => 0,
+        Some(t) => {
+            let parts: Vec<i64> = t
+                .split(':')
+                .map(|p| p.parse().ok())
+                .collect::<Option<_>>()?;
+            let (h, m, s) = match parts[..] {
+                [h, m] => (h, m, 0),
+                [h, m, s] => (h, m, s),
+                _ => return None,
+            };
+            if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&s) {
+                return None;
+            }
+            h * 3600 + m * 60 + s
+        }
+    };
+    // Howard Hinnant's days-from-civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + secs_of_day;
+    u64::try_from(secs).ok().map(|s| s * 1000)
+}
+
 /// `mm:ss.mmm` (or `h:mm:ss.mmm`) from ms.
 pub fn format_ms(ms: u64) -> String {
     let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
@@ -472,5 +524,24 @@ impl<R: Read> Iterator for LogReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_record().transpose()
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn dates_read_back_as_they_are_written() {
+        for ms in [0, 951_782_400_000, 1_796_169_600_000, 4_102_444_799_000] {
+            let text = format_utc(ms);
+            assert_eq!(parse_utc(&text), Some(ms), "{text}");
+        }
+        assert_eq!(parse_utc("2026-12-02"), Some(1_796_169_600_000));
+        assert_eq!(parse_utc("2026-12-02T01:02:03Z"), Some(1_796_173_323_000));
+        assert_eq!(parse_utc("2026-12-02 01:02"), Some(1_796_173_320_000));
+        for bad in ["", "2026-13-01", "yesterday", "2026-12-02T25:00", "2026-12"] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
     }
 }

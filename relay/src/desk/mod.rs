@@ -625,13 +625,7 @@ impl Desk {
     }
 
     /// `by` says no to the request offered to them (or lets the time pass: `timed_out`).
-    pub fn decline(
-        &self,
-        id: u64,
-        by: &str,
-        timed_out: bool,
-        at: u64,
-    ) -> Result<Event, DeskError> {
+    pub fn decline(&self, id: u64, by: &str, timed_out: bool, at: u64) -> Result<Event, DeskError> {
         let r = self.waiting_request(id)?;
         if r.offered.as_ref().is_none_or(|(to, _)| to != by) {
             return Err(DeskError::NotYours {
@@ -829,7 +823,9 @@ impl Desk {
             // A request filed more than a day before is not looked at: the walk stays short.
             .take_while(|r| now.saturating_sub(r.filed_at) <= 24 * HOUR)
             .filter(|r| {
-                r.tier == tier && r.last_taken.is_some_and(|at| now.saturating_sub(at) <= HOUR)
+                r.tier == tier
+                    && r.last_taken
+                        .is_some_and(|at| now.saturating_sub(at) <= HOUR)
             })
             .count() as u64;
         (taken > 0).then(|| position * HOUR / taken)

@@ -54,8 +54,22 @@ pub struct Report {
     /// The first instant of the requests counted (filed at or after), ms since the epoch.
     pub since_unix_ms: Option<u64>,
     pub tier: Option<u8>,
-    pub tiers: Vec<(u8, Figures)>,
-    pub technicians: Vec<(String, Figures)>,
+    pub tiers: Vec<TierRow>,
+    pub technicians: Vec<TechnicianRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TierRow {
+    pub tier: u8,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TechnicianRow {
+    pub name: String,
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 #[derive(Default)]
@@ -240,7 +254,9 @@ pub fn report<'a>(
                 track.entry = Some(at);
                 tiers.entry(to.tier()).or_default().requests.insert(id);
             }
-            Event::Held { .. } | Event::Returned { .. } => end_take(track, at, &mut tiers, &mut people, counts),
+            Event::Held { .. } | Event::Returned { .. } => {
+                end_take(track, at, &mut tiers, &mut people, counts)
+            }
             Event::Overflowed { tier: t, .. } => {
                 if track.first.is_some() {
                     track.others = true;
@@ -260,7 +276,11 @@ pub fn report<'a>(
                 if *resolved && first_alone {
                     tiers.entry(1).or_default().resolved_first.insert(id);
                     if counts(1) {
-                        people.entry(by.clone()).or_default().resolved_first.insert(id);
+                        people
+                            .entry(by.clone())
+                            .or_default()
+                            .resolved_first
+                            .insert(id);
                     }
                 }
             }
@@ -285,12 +305,18 @@ pub fn report<'a>(
         tiers: tiers
             .into_iter()
             .filter(|(t, _)| counts(*t))
-            .map(|(t, acc)| (t, acc.figures(true)))
+            .map(|(tier, acc)| TierRow {
+                tier,
+                figures: acc.figures(true),
+            })
             .collect(),
         technicians: people
             .into_iter()
             .filter(|(_, acc)| !acc.taken.is_empty())
-            .map(|(name, acc)| (name, acc.figures(false)))
+            .map(|(name, acc)| TechnicianRow {
+                name,
+                figures: acc.figures(false),
+            })
             .collect(),
     }
 }
@@ -306,11 +332,11 @@ impl Report {
         let rows = self
             .tiers
             .iter()
-            .map(|(t, f)| ("tier", t.to_string(), f))
+            .map(|r| ("tier", r.tier.to_string(), &r.figures))
             .chain(
                 self.technicians
                     .iter()
-                    .map(|(n, f)| ("technician", csv_field(n), f)),
+                    .map(|r| ("technician", csv_field(&r.name), &r.figures)),
             );
         for (scope, name, f) in rows {
             let cells = [
@@ -336,7 +362,14 @@ impl Report {
         let mut out = String::new();
         let header = format!(
             "{:<16} {:>8} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
-            "", "requests", "wait p50", "wait p90", "abandon", "escalate", "1st-fix", "handle p50",
+            "",
+            "requests",
+            "wait p50",
+            "wait p90",
+            "abandon",
+            "escalate",
+            "1st-fix",
+            "handle p50",
             "survey"
         );
         let row = |name: &str, f: &Figures| {
@@ -356,14 +389,14 @@ impl Report {
             )
         };
         out.push_str(&header);
-        for (t, f) in &self.tiers {
-            out.push_str(&row(&format!("tier {t}"), f));
+        for r in &self.tiers {
+            out.push_str(&row(&format!("tier {}", r.tier), &r.figures));
         }
         if !self.technicians.is_empty() {
             out.push('\n');
             out.push_str(&header);
-            for (name, f) in &self.technicians {
-                out.push_str(&row(name, f));
+            for r in &self.technicians {
+                out.push_str(&row(&r.name, &r.figures));
             }
         }
         out
@@ -431,10 +464,9 @@ mod tests {
         // after 8 more and resolves it after 20; survey 3.
         run(&mut d, &|d| d.file(filing(), "s2", 10 * MIN));
         run(&mut d, &|d| d.take(2, "bob", 1, 14 * MIN));
-        run(
-            &mut d,
-            &|d| d.escalate(2, "bob", Target::Tier(2), "driver", "sess", 20 * MIN),
-        );
+        run(&mut d, &|d| {
+            d.escalate(2, "bob", Target::Tier(2), "driver", "sess", 20 * MIN)
+        });
         run(&mut d, &|d| d.take(2, "carol", 2, 28 * MIN));
         run(&mut d, &|d| d.close(2, "carol", true, "", 48 * MIN));
         run(&mut d, &|d| d.survey(2, "s2", 3, "slow", 50 * MIN));
@@ -463,8 +495,14 @@ mod tests {
     #[test]
     fn the_figures_of_a_scripted_day_are_those_worked_out_by_hand() {
         let r = report(&day(), None, None);
-        let tier = |t: u8| &r.tiers.iter().find(|(n, _)| *n == t).unwrap().1;
-        let person = |name: &str| &r.technicians.iter().find(|(n, _)| n == name).unwrap().1;
+        let tier = |t: u8| &r.tiers.iter().find(|row| row.tier == t).unwrap().figures;
+        let person = |name: &str| {
+            &r.technicians
+                .iter()
+                .find(|row| row.name == name)
+                .unwrap()
+                .figures
+        };
         let t1 = tier(1);
         // Filed 1 to 6 at tier 1.
         assert_eq!(t1.requests, 6);
@@ -523,18 +561,22 @@ mod tests {
         let events = day();
         // From minute 40 on: requests 4, 5, 6.
         let r = report(&events, Some(40 * MIN), None);
-        assert_eq!(r.tiers[0].1.requests, 3);
-        assert_eq!(r.tiers[1].1.requests, 1);
-        assert!(r.technicians.iter().all(|(n, _)| n != "bob"));
+        assert_eq!(r.tiers[0].figures.requests, 3);
+        assert_eq!(r.tiers[1].figures.requests, 1);
+        assert!(r.technicians.iter().all(|row| row.name != "bob"));
         // Tier 2 only: its row, and carol's work there.
         let r = report(&events, None, Some(2));
         assert_eq!(r.tiers.len(), 1);
-        assert_eq!(r.tiers[0].0, 2);
-        let names: Vec<&str> = r.technicians.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(r.tiers[0].tier, 2);
+        let names: Vec<&str> = r.technicians.iter().map(|row| row.name.as_str()).collect();
         assert_eq!(names, vec!["carol"]);
         let csv = r.csv();
         assert_eq!(csv.lines().count(), 3, "{csv}");
-        assert!(csv.lines().nth(1).unwrap().starts_with("tier,2,2,270.000,480.000,0,"));
+        assert!(csv
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("tier,2,2,270.000,480.000,0,"));
     }
 
     #[test]

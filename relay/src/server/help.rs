@@ -343,9 +343,10 @@ impl Help {
         // Every session died with the relay that ran it: their requests wait again.
         let orphans: Vec<u64> = state.desk.in_hand().map(|r| r.id).collect();
         for id in &orphans {
-            let event = state
-                .desk
-                .give_back(*id, "the relay restarted during the session", now_ms())?;
+            let event =
+                state
+                    .desk
+                    .give_back(*id, "the relay restarted during the session", now_ms())?;
             record(&mut state, &event).map_err(|r| anyhow::anyhow!(r.message))?;
         }
         info!(

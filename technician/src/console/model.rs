@@ -668,6 +668,11 @@ mod tests {
                 ticket: None,
             },
             connected: true,
+            queued_unix_ms: 0,
+            overdue: false,
+            offered_to: None,
+            reserved_for: None,
+            handoff: None,
         };
         m.update(Event::Queue {
             requests: vec![entry.clone()],
