@@ -326,3 +326,143 @@ async fn one_address_holds_its_share_of_the_queue_and_no_more() {
         "a sixth filing within a minute",
     );
 }
+
+/// A technician connection logged in as `name` (created with `tier`).
+async fn technician_as(relay: &Relay, name: &str, tier: u8) -> RelayConnection {
+    let t = tier.to_string();
+    let r = relay.user(&["add", name, "--tier", &t], "a long enough password\n");
+    assert!(
+        r.success || r.text().contains("already exists"),
+        "{}",
+        r.text()
+    );
+    let mut c = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician)
+        .await
+        .expect("connect");
+    c.login(name, "a long enough password")
+        .await
+        .expect("log in");
+    c
+}
+
+/// The next offer a watching technician hears.
+async fn offer(c: &mut RelayConnection) -> (u64, u32) {
+    within("an offer", async {
+        loop {
+            if let link::client::DeskNews::Offer {
+                request,
+                expires_in_secs,
+            } = c.next_desk().await.expect("the desk's news")
+            {
+                return (request.id, expires_in_secs);
+            }
+        }
+    })
+    .await
+}
+
+/// Least-busy routing offers a request to one available technician at a time; a decline and a
+/// time-out pass it on, and nobody is offered it twice. The taker closes it as resolved, the
+/// user answers the survey, and `relay report` counts all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_offers_declines_and_times_out_and_the_report_counts_the_close_and_survey() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tests::relay_config(
+        dir.path(),
+        "[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 2\n",
+    );
+    let relay = Relay::start(dir.path(), &["--config", &cfg]);
+    let mut ann = technician_as(&relay, "ann", 1).await;
+    let mut ben = technician_as(&relay, "ben", 1).await;
+    for t in [&mut ann, &mut ben] {
+        t.watch_queue().await.unwrap();
+    }
+    let mut user = agent(&relay).await;
+    let queued = user.file_request(filing("vpn drops")).await.unwrap();
+    // Both available with no sessions: ann first by name; she declines, ben is offered it.
+    let (id, secs) = offer(&mut ann).await;
+    assert_eq!(id, queued.request);
+    assert!((1..=2).contains(&secs), "{secs}");
+    ann.decline(id).await.unwrap();
+    let (again, _) = offer(&mut ben).await;
+    assert_eq!(again, id);
+    // Ben lets the time pass: nobody else is left who has not declined, so no more offers;
+    // the request waits in the queue for anyone to take.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut taker = technician_as(&relay, "ann", 1).await;
+    taker.take(Some(id)).await.expect("ann takes it herself");
+    match within("the user's news", user.next_in_queue()).await {
+        Ok(QueueNews::Taken(peer)) => {
+            assert_eq!(peer.account.map(|a| a.name).as_deref(), Some("ann"))
+        }
+        other => panic!("the user heard {other:?}"),
+    }
+    // Closed as resolved in the session: the relay says so.
+    taker
+        .pass_on(protocol::control::ToRelay::Resolve {
+            resolved: true,
+            note: "reinstalled the client".into(),
+        })
+        .await
+        .unwrap();
+    let passed = within("the relay's answer", async {
+        loop {
+            match taker.next().await {
+                Ok(protocol::control::FromRelay::RequestPassed { words }) => return words,
+                Ok(_) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(passed, "closed as resolved");
+    taker.close("done");
+    drop(user);
+    // The survey, once, with the request's secret.
+    let mut later = agent(&relay).await;
+    later
+        .answer_survey(id, queued.secret.clone(), 4, "quick".into())
+        .await
+        .expect("the survey is taken");
+    let mut twice = agent(&relay).await;
+    match twice
+        .answer_survey(id, queued.secret, 5, String::new())
+        .await
+    {
+        Err(LinkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::UnknownRequest),
+        other => panic!("a second survey answer: {other:?}"),
+    }
+    drop(relay);
+    let out = std::process::Command::new(tests::bin("relay"))
+        .args([
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "report",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tier1 = &report["tiers"][0];
+    assert_eq!(tier1["tier"], 1);
+    assert_eq!(tier1["requests"], 1);
+    assert_eq!(tier1["first_contact_resolution"], 1.0);
+    assert_eq!(tier1["survey_average"], 4.0);
+    let ann_row = report["technicians"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ann")
+        .expect("ann's row");
+    assert_eq!(ann_row["requests"], 1);
+    // The wait before the first response spans the two offers (about 2 s and more).
+    assert!(
+        tier1["wait_median_secs"].as_f64().unwrap() >= 2.0,
+        "{tier1}"
+    );
+}

@@ -977,6 +977,8 @@ pub(super) async fn survey(
         .await?;
     info!(request, score, "survey answered");
     send(out, FromRelay::SurveyTaken).await?;
+    // Delivered before the connection closes.
     let _ = out.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(1), out.stream_mut().stopped()).await;
     Ok(())
 }
