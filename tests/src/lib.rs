@@ -375,6 +375,26 @@ impl Relay {
     /// An in-process technician connection to this relay, logged in as [`TECHNICIAN`].
     pub async fn technician_connection(&self) -> link::RelayConnection {
         self.ensure_technician();
+        self.logged_in(TECHNICIAN, TECHNICIAN_PASSWORD).await
+    }
+
+    /// An in-process technician connection logged in as `name` of `tier`, whose account is
+    /// created (with the password [`TECHNICIAN_PASSWORD`]) unless it exists.
+    pub async fn technician_connection_as(&self, name: &str, tier: u8) -> link::RelayConnection {
+        let t = tier.to_string();
+        let r = self.user(
+            &["add", name, "--tier", &t],
+            &format!("{TECHNICIAN_PASSWORD}\n"),
+        );
+        assert!(
+            r.success || r.text().contains("already exists"),
+            "relay user add {name} failed: {}",
+            r.text()
+        );
+        self.logged_in(name, TECHNICIAN_PASSWORD).await
+    }
+
+    async fn logged_in(&self, name: &str, password: &str) -> link::RelayConnection {
         let mut c = link::RelayConnection::connect(
             &self.addr,
             self.fingerprint(),
@@ -382,9 +402,9 @@ impl Relay {
         )
         .await
         .expect("connect to the relay");
-        c.login(TECHNICIAN, TECHNICIAN_PASSWORD)
+        c.login(name, password)
             .await
-            .expect("log in as the test technician");
+            .unwrap_or_else(|e| panic!("log in as {name}: {e}"));
         c
     }
 

@@ -327,24 +327,6 @@ async fn one_address_holds_its_share_of_the_queue_and_no_more() {
     );
 }
 
-/// A technician connection logged in as `name` (created with `tier`).
-async fn technician_as(relay: &Relay, name: &str, tier: u8) -> RelayConnection {
-    let t = tier.to_string();
-    let r = relay.user(&["add", name, "--tier", &t], "a long enough password\n");
-    assert!(
-        r.success || r.text().contains("already exists"),
-        "{}",
-        r.text()
-    );
-    let mut c = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician)
-        .await
-        .expect("connect");
-    c.login(name, "a long enough password")
-        .await
-        .expect("log in");
-    c
-}
-
 /// The next offer a watching technician hears.
 async fn offer(c: &mut RelayConnection) -> (u64, u32) {
     within("an offer", async {
@@ -372,8 +354,8 @@ async fn routing_offers_declines_and_times_out_and_the_report_counts_the_close_a
         "[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 2\n",
     );
     let relay = Relay::start(dir.path(), &["--config", &cfg]);
-    let mut ann = technician_as(&relay, "ann", 1).await;
-    let mut ben = technician_as(&relay, "ben", 1).await;
+    let mut ann = relay.technician_connection_as("ann", 1).await;
+    let mut ben = relay.technician_connection_as("ben", 1).await;
     for t in [&mut ann, &mut ben] {
         t.watch_queue().await.unwrap();
     }
@@ -389,7 +371,7 @@ async fn routing_offers_declines_and_times_out_and_the_report_counts_the_close_a
     // Ben lets the time pass: nobody else is left who has not declined, so no more offers;
     // the request waits in the queue for anyone to take.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let mut taker = technician_as(&relay, "ann", 1).await;
+    let mut taker = relay.technician_connection_as("ann", 1).await;
     taker.take(Some(id)).await.expect("ann takes it herself");
     match within("the user's news", user.next_in_queue()).await {
         Ok(QueueNews::Taken(peer)) => {

@@ -223,19 +223,6 @@ impl Event {
             Event::Surveyed { .. } => "surveyed",
         }
     }
-
-    /// Who caused it, where a technician did.
-    pub fn by(&self) -> Option<&str> {
-        match self {
-            Event::Offered { to: by, .. }
-            | Event::Declined { by, .. }
-            | Event::Taken { by, .. }
-            | Event::Escalated { by, .. }
-            | Event::Held { by, .. }
-            | Event::Closed { by, .. } => Some(by),
-            _ => None,
-        }
-    }
 }
 
 /// Where a request stands.
@@ -307,8 +294,8 @@ pub enum DeskError {
     Reserved { id: u64, name: String },
     #[error("help request {id} is not {name}'s to pass on or close")]
     NotYours { id: u64, name: String },
-    #[error("help request {0} is not waiting")]
-    NotWaiting(u64),
+    #[error("help request {0} is not in a technician's hands")]
+    NotTaken(u64),
     #[error("there is no tier {0}: tiers are 1 to {MAX_TIER}")]
     NoTier(u8),
     #[error("the survey of help request {0} was answered already, or its session has not begun")]
@@ -661,7 +648,7 @@ impl Desk {
             at,
             by: by.to_string(),
             to,
-            note: protocol::text::tame(note.trim(), MAX_NOTE),
+            note: tame_note(note),
             session: session.to_string(),
         })
     }
@@ -680,7 +667,7 @@ impl Desk {
             id,
             at,
             by: by.to_string(),
-            note: protocol::text::tame(note.trim(), MAX_NOTE),
+            note: tame_note(note),
             session: session.to_string(),
         })
     }
@@ -700,7 +687,7 @@ impl Desk {
             at,
             by: by.to_string(),
             resolved,
-            note: protocol::text::tame(note.trim(), MAX_NOTE),
+            note: tame_note(note),
         })
     }
 
@@ -721,7 +708,7 @@ impl Desk {
     pub fn give_back(&self, id: u64, why: &str, at: u64) -> Result<Event, DeskError> {
         let r = self.requests.get(&id).ok_or(DeskError::Unknown(id))?;
         if !matches!(r.state, State::Taken { .. }) {
-            return Err(DeskError::NotWaiting(id));
+            return Err(DeskError::NotTaken(id));
         }
         Ok(Event::Returned {
             id,
@@ -765,7 +752,7 @@ impl Desk {
             id,
             at,
             score,
-            comment: protocol::text::tame(comment.trim(), MAX_NOTE),
+            comment: tame_note(comment),
         })
     }
 
@@ -784,11 +771,6 @@ impl Desk {
     /// The requests technician `name` of `tier` may take: those waiting for their tier or a
     /// lower one and not reserved for someone else, oldest first.
     pub fn visible<'a>(&'a self, name: &'a str, tier: u8) -> impl Iterator<Item = &'a Request> {
-        self.waiting_in(tier).filter(move |r| r.open_to(name, tier))
-    }
-
-    /// Every request waiting for `tier` or a lower one, oldest first.
-    pub fn waiting_in(&self, tier: u8) -> impl Iterator<Item = &Request> {
         let mut ids: Vec<u64> = self
             .waiting
             .iter()
@@ -797,7 +779,9 @@ impl Desk {
             .copied()
             .collect();
         ids.sort_unstable();
-        ids.into_iter().filter_map(|id| self.requests.get(&id))
+        ids.into_iter()
+            .filter_map(|id| self.requests.get(&id))
+            .filter(move |r| r.open_to(name, tier))
     }
 
     /// Where a waiting request stands in its tier's queue: 1 for the next to be taken.
@@ -835,7 +819,7 @@ impl Desk {
         self.waiting.iter().map(|q| q.len()).sum()
     }
 
-    /// Waiting ids of `tier`'s own queue, oldest first.
+    /// The requests waiting in `tier`'s own queue, oldest filing first.
     pub fn queue_of(&self, tier: u8) -> impl Iterator<Item = &Request> {
         self.waiting
             .get(usize::from(tier.saturating_sub(1)))
@@ -850,6 +834,11 @@ impl Desk {
             .values()
             .filter(|r| matches!(r.state, State::Taken { .. }))
     }
+}
+
+/// A note or comment as stored: trimmed, bounded to [`MAX_NOTE`] and printable.
+fn tame_note(text: &str) -> String {
+    protocol::text::tame(text.trim(), MAX_NOTE)
 }
 
 fn hash_secret(secret: &str) -> String {

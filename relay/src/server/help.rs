@@ -189,25 +189,19 @@ impl State {
                     .get(*id)
                     .is_some_and(|r| r.state == crate::desk::State::Waiting)
         });
-        for t in 1..=crate::desk::MAX_TIER {
-            for r in self.desk.queue_of(t) {
-                if !self.present.contains_key(&r.id) {
-                    self.away_since.entry(r.id).or_insert(now);
-                }
-            }
-        }
         let mut events = Vec::new();
         let abandon = self.rules.abandon_after;
-        for (id, since) in &self.away_since {
-            if now.duration_since(*since) >= abandon {
-                events.extend(self.desk.abandon(*id, now_ms).ok());
-            }
-        }
         let mut overdue = HashSet::new();
         for t in 1..=crate::desk::MAX_TIER {
             let rules = self.rules.tier(t);
             for r in self.desk.queue_of(t) {
                 let waited = now_ms.saturating_sub(r.queued_at);
+                if !self.present.contains_key(&r.id) {
+                    let since = *self.away_since.entry(r.id).or_insert(now);
+                    if now.duration_since(since) >= abandon {
+                        events.extend(self.desk.abandon(r.id, now_ms).ok());
+                    }
+                }
                 if let Some((to, at)) = &r.offered {
                     if now_ms.saturating_sub(*at) >= ms(rules.offer_timeout) {
                         events.extend(self.desk.decline(r.id, to, true, now_ms).ok());
@@ -300,7 +294,7 @@ fn refusal(e: DeskError) -> Refusal {
         DeskError::Unknown(_)
         | DeskError::Cancelled(_)
         | DeskError::Closed(_)
-        | DeskError::NotWaiting(_)
+        | DeskError::NotTaken(_)
         | DeskError::NoSurvey(_)
         | DeskError::NoneWaiting(_) => ErrorCode::UnknownRequest,
         DeskError::AlreadyTaken { .. } => ErrorCode::RequestTaken,
@@ -436,26 +430,23 @@ impl Help {
         if lead {
             let tiers = (1..=crate::desk::MAX_TIER)
                 .map(|t| {
-                    let mut queue = state.desk.queue_of(t).peekable();
-                    let oldest = queue.peek().map(|r| r.queued_at);
-                    let (mut waiting, mut overdue) = (0u32, 0u32);
-                    for r in queue {
-                        waiting += 1;
-                        overdue += u32::from(state.overdue.contains(&r.id));
-                    }
-                    TierLoad {
+                    let mut load = TierLoad {
                         tier: t,
-                        waiting,
-                        // The queue is in filing order; a request back from a hold may be
-                        // first without having waited longest.
-                        oldest_queued_unix_ms: state
-                            .desk
-                            .queue_of(t)
-                            .map(|r| r.queued_at)
-                            .min()
-                            .or(oldest),
-                        overdue,
+                        waiting: 0,
+                        oldest_queued_unix_ms: None,
+                        overdue: 0,
+                    };
+                    // The queue is in filing order; a request back from a hold may be first
+                    // without having waited longest.
+                    for r in state.desk.queue_of(t) {
+                        load.waiting += 1;
+                        load.overdue += u32::from(state.overdue.contains(&r.id));
+                        load.oldest_queued_unix_ms = Some(
+                            load.oldest_queued_unix_ms
+                                .map_or(r.queued_at, |o| o.min(r.queued_at)),
+                        );
                     }
+                    load
                 })
                 .collect();
             let mut technicians: Vec<TechnicianPresence> = state
