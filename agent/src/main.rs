@@ -37,7 +37,7 @@ use serde_json::json;
 ///
 /// The window speaks the locale's language (LC_ALL, LC_MESSAGES, LANG: English or Spanish);
 /// a desk adds or changes its words with files in $TANDEM_LOCALE_DIR/<lang>/agent.ftl.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "agent", version, about, long_about)]
 struct Cli {
     /// Relay address, HOST:PORT
@@ -111,6 +111,13 @@ struct Cli {
     /// With --request: the ticket number of the request in your desk's own system
     #[arg(long, value_name = "T", requires = "request")]
     ticket: Option<String>,
+    /// With --request: once the desk closes the request, answer its one-question survey with
+    /// this score, from 1 (bad) to 5 (very good). The window asks the person instead
+    #[arg(long, value_name = "N", requires = "request", value_parser = clap::value_parser!(u8).range(1..=5))]
+    survey: Option<u8>,
+    /// With --survey: a comment to go with the score
+    #[arg(long, value_name = "TEXT", requires = "survey", default_value = "")]
+    survey_comment: String,
     /// Show diagnostic logs on stderr (-v: info, -vv: debug)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -240,8 +247,19 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
             os: operating_system(),
             ticket: cli.ticket.clone(),
         }),
+        survey: cli.survey.map(|score| (score, cli.survey_comment.clone())),
     };
-    share::run(opts, factory, describe, sink, &mut person, report).await
+    // The first session's parts are open already; a help request's later sessions open theirs.
+    let mut first = Some((sink, factory));
+    let parts: share::SessionParts = Box::new(move || match first.take() {
+        Some(p) => Ok(p),
+        None => {
+            let sink = open_sink(&cli)?;
+            let (factory, _) = source_factory(&cli)?;
+            Ok((sink, factory))
+        }
+    });
+    share::run(opts, parts, describe, &mut person, report).await
 }
 
 /// Runs on the network thread: the whole run, its end told to the window and its failure

@@ -12,7 +12,7 @@ use link::client::QueueNews;
 use link::report::Reporter;
 use link::sealed::{Meeting, PeerPlaneError};
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::{PeerInfo, RequestFiling, Role};
+use protocol::control::{ErrorCode, PeerInfo, RequestFiling, Role};
 use protocol::e2e::{CodeSecret, HandshakeError, UserCode};
 use protocol::peer::EndReason;
 use serde_json::json;
@@ -36,6 +36,8 @@ pub struct ShareOptions {
     pub session: SessionOptions,
     /// File a help request in the relay's queue instead of showing a code.
     pub request: Option<RequestFiling>,
+    /// The answer to the desk's survey once the request is closed: score 1 to 5, comment.
+    pub survey: Option<(u8, String)>,
 }
 
 /// How a run ended, when it did not fail.
@@ -98,13 +100,30 @@ pub fn explain_error(e: &anyhow::Error) -> (String, EndedWhy) {
     }
 }
 
-/// Runs the agent once: until the session ends, the person cancels (End session in the
-/// window, or Ctrl+C), or something fails.
+/// What makes the input sink and the screen source of a session: a help request may have
+/// several sessions in one run (escalated, held, or back after a lost connection).
+pub type SessionParts =
+    Box<dyn FnMut() -> anyhow::Result<(Box<dyn InputSink>, SourceFactory)> + Send>;
+
+/// Connects to the relay (again, for a help request's next step).
+async fn connect(opts: &ShareOptions, report: &Reporter) -> anyhow::Result<RelayConnection> {
+    let (conn, trusted) = RelayConnection::connect_trusting(
+        &opts.relay,
+        opts.fingerprint,
+        &opts.known_relays,
+        Role::Agent,
+    )
+    .await?;
+    report.trust(&opts.relay, &trusted, &opts.known_relays);
+    Ok(conn)
+}
+
+/// Runs the agent once: until the session ends (for a help request: until the desk closes it),
+/// the person cancels (End session in the window, or Ctrl+C), or something fails.
 pub async fn run(
     opts: ShareOptions,
-    factory: SourceFactory,
+    mut parts: SessionParts,
     describe: String,
-    sink: Box<dyn InputSink>,
     person: &mut Person,
     report: Reporter,
 ) -> anyhow::Result<Outcome> {
@@ -123,60 +142,120 @@ pub async fn run(
     person.status.send(Status::Connecting {
         relay: opts.relay.clone(),
     });
-    let (mut conn, trusted) = RelayConnection::connect_trusting(
-        &opts.relay,
-        opts.fingerprint,
-        &opts.known_relays,
-        Role::Agent,
-    )
-    .await?;
-    report.trust(&opts.relay, &trusted, &opts.known_relays);
+    let mut conn = connect(&opts, &report).await?;
     report.event(
         "connected",
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software, "source": describe }),
         format!("Connected to the relay at {}. Ready to share {describe}.", conn.relay_addr),
     );
-    let window_end = person.input.end_requested();
-    let status = person.status.clone();
-    let mut user_end = Box::pin(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => status.send(Status::Interrupted),
-            _ = window_end => {}
-        }
-    });
-    let (meeting, peer) = match opts.request.clone() {
-        Some(filing) => match queue(&mut conn, filing, person, &report, &mut user_end).await? {
-            Some(met) => met,
-            None => return Ok(Outcome::Cancelled),
-        },
-        None => match by_code(&mut conn, person, &report, &mut user_end).await? {
-            Some(met) => met,
-            None => return Ok(Outcome::Cancelled),
-        },
+    // Made anew for each wait: one that has fired is not waited on again.
+    let user_end = |person: &Person| {
+        let window_end = person.input.end_requested();
+        let status = person.status.clone();
+        Box::pin(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => status.send(Status::Interrupted),
+                _ = window_end => {}
+            }
+        })
     };
-    let account = peer.account.as_ref();
+    // The help request, while there is one: what takes it back after each session.
+    let mut ticket: Option<(u64, String)> = None;
+    let (mut meeting, mut peer) = match opts.request.clone() {
+        Some(filing) => {
+            let queued = conn.file_request(filing).await?;
+            ticket = Some((queued.request, queued.secret.clone()));
+            let mut end = user_end(person);
+            match queue(&mut conn, queued, false, person, &report, &mut end).await? {
+                Some(met) => met,
+                None => return Ok(Outcome::Cancelled),
+            }
+        }
+        None => {
+            let mut end = user_end(person);
+            match by_code(&mut conn, person, &report, &mut end).await? {
+                Some(met) => met,
+                None => return Ok(Outcome::Cancelled),
+            }
+        }
+    };
+    loop {
+        let account = peer.account.as_ref();
+        report.event(
+            "paired",
+            json!({
+                "peer": peer.description, "software": peer.software,
+                "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
+                "organisation": account.map(|a| &a.organisation),
+            }),
+            format!("A technician connected: {}.", shown::introduce(&peer)),
+        );
+        let (sink, factory) = parts()?;
+        let ended = session::run(
+            &mut conn,
+            &meeting,
+            &peer,
+            factory,
+            sink,
+            person,
+            opts.session.clone(),
+            report,
+            user_end(person),
+        )
+        .await?;
+        let outcome = finish(conn, ended, &report).await?;
+        let Some((request, secret)) = ticket.clone() else {
+            return Ok(outcome);
+        };
+        // The desk has the request's next step: back in a queue (escalated, held, a lost
+        // connection), or closed.
+        conn = connect(&opts, &report).await?;
+        match conn.resume_request(request, secret.clone()).await {
+            Ok(queued) => {
+                let mut end = user_end(person);
+                match queue(&mut conn, queued, true, person, &report, &mut end).await? {
+                    Some(met) => (meeting, peer) = met,
+                    None => return Ok(Outcome::Cancelled),
+                }
+            }
+            Err(LinkError::Refused {
+                code: ErrorCode::UnknownRequest,
+                ..
+            }) => {
+                conn.close("the help request is closed");
+                report.event(
+                    "request_closed",
+                    json!({ "request": request }),
+                    format!("The desk closed help request {request}."),
+                );
+                if let Some((score, comment)) = opts.survey.clone() {
+                    survey(&opts, request, secret, score, comment, &report).await?;
+                }
+                return Ok(outcome);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Answers the desk's one-question survey of a closed help request.
+async fn survey(
+    opts: &ShareOptions,
+    request: u64,
+    secret: String,
+    score: u8,
+    comment: String,
+    report: &Reporter,
+) -> anyhow::Result<()> {
+    let mut conn = connect(opts, report).await?;
+    conn.answer_survey(request, secret, score, comment).await?;
+    conn.close("the survey is answered");
     report.event(
-        "paired",
-        json!({
-            "peer": peer.description, "software": peer.software,
-            "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
-            "organisation": account.map(|a| &a.organisation),
-        }),
-        format!("A technician connected: {}.", shown::introduce(&peer)),
+        "survey_answered",
+        json!({ "request": request, "score": score }),
+        format!("Thank you: your answer ({score} of 5) went to the desk."),
     );
-    let ended = session::run(
-        &mut conn,
-        &meeting,
-        &peer,
-        factory,
-        sink,
-        person,
-        opts.session,
-        report,
-        user_end,
-    )
-    .await?;
-    finish(conn, ended, &report).await
+    Ok(())
 }
 
 /// Shows a code and waits for the technician who enters it; `None` if the person cancelled.
@@ -226,29 +305,39 @@ async fn cancelled(conn: &mut RelayConnection, report: &Reporter) {
     );
 }
 
-/// Files a help request and waits in the queue until a technician takes it, saying the place
-/// as it moves; `None` if the person cancelled (the request is withdrawn).
+/// Waits in the queue with a filed (or taken back) help request until a technician takes it,
+/// saying the place as it moves; `None` if the person cancelled (the request is withdrawn).
+/// `again`: the request comes back to the queue after a session (escalated, held, or its
+/// session's connection lost).
 async fn queue(
     conn: &mut RelayConnection,
-    filing: RequestFiling,
+    queued: link::client::Queued,
+    again: bool,
     person: &mut Person,
     report: &Reporter,
     user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
-    let queued = conn.file_request(filing).await?;
     let (request, position) = (queued.request, queued.position);
     person.status.send(Status::Queued {
         request,
         position,
         expected_wait_secs: queued.expected_wait_secs,
     });
-    report.event(
-        "queued",
-        json!({ "request": request, "position": position, "expected_wait_secs": queued.expected_wait_secs }),
+    let said = if again {
+        format!(
+            "Help request {request} waits for its next technician, number {position} in the queue{}. Keep this open.",
+            expected(queued.expected_wait_secs)
+        )
+    } else {
         format!(
             "Help request {request} is in the queue, number {position}{}. A technician will take it; keep this open.",
             expected(queued.expected_wait_secs)
-        ),
+        )
+    };
+    report.event(
+        "queued",
+        json!({ "request": request, "position": position, "expected_wait_secs": queued.expected_wait_secs, "again": again }),
+        said,
     );
     loop {
         let news = tokio::select! {

@@ -119,6 +119,8 @@ pub struct Live {
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     pub on_frame: Option<FrameHook>,
     pub events: Option<mpsc::UnboundedSender<JoinEvent>>,
+    /// Steps of the session's help request a window asks for.
+    pub desk: Option<mpsc::Receiver<crate::desk::DeskAction>>,
 }
 
 /// What a window is told besides the session's own events.
@@ -152,6 +154,34 @@ pub struct Outcome {
 pub enum Joining {
     Code(UserCode),
     Request(Option<u64>),
+}
+
+/// A taken help request in words: what the user wrote, their machine, and the note of whoever
+/// passed it on.
+fn request_words(entry: &protocol::control::QueueEntry) -> String {
+    let f = &entry.filing;
+    let clip = |s: &str| tame(s, MAX_PEER_STRING);
+    let mut text = format!(
+        "Help request {}: \"{}\" from {} ({})",
+        entry.id,
+        clip(&f.description),
+        clip(&f.machine),
+        clip(&f.os)
+    );
+    if let Some(t) = &f.ticket {
+        text.push_str(&format!(", ticket {}", clip(t)));
+    }
+    text.push('.');
+    if let Some(h) = &entry.handoff {
+        let how = if h.held { "held" } else { "escalated" };
+        text.push_str(&format!(
+            "\n{} {how} it with the note: {}\n(the session before is {} in the relay's ledger)",
+            clip(&h.by),
+            clip(&h.note),
+            clip(&h.session),
+        ));
+    }
+    text
 }
 
 /// Opens the session's log in the log directory.
@@ -344,6 +374,9 @@ pub async fn join(
         json!({ "peer": who, "software": software }),
         format!("Joined {what} with {who} ({software})."),
     );
+    if let Some(entry) = &conn.request {
+        report.event("request", json!({ "request": entry }), request_words(entry));
+    }
     tell(JoinEvent::Paired {
         account: account.to_string(),
         peer: who.clone(),
@@ -367,6 +400,22 @@ pub async fn join(
         tell(JoinEvent::Recording(Some(recorder.path().to_path_buf())));
         Some(Arc::new(Mutex::new(recorder)))
     };
+    if let (Some(r), Some(entry)) = (&recorder, &conn.request) {
+        let handoff = entry.handoff.as_ref();
+        let words = match handoff {
+            Some(h) if h.held => format!("taken again after {} held it", h.by),
+            Some(h) => format!("taken after {} escalated it", h.by),
+            None => "taken from the queue".to_string(),
+        };
+        let step = protocol::sessionlog::DeskStep {
+            request: entry.id,
+            action: "taken".into(),
+            to: None,
+            note: handoff.map(|h| h.note.clone()).unwrap_or_default(),
+            words,
+        };
+        r.lock().expect("recorder lock").desk_step(&step);
+    }
     // The log goes to the relay under the session's row in its ledger.
     let log_id = conn
         .session
@@ -392,6 +441,7 @@ pub async fn join(
         recorder: recorder.clone(),
         log_id: log_id.clone(),
         input: live.input,
+        desk: live.desk,
         viewer: live.viewer,
         on_frame: live.on_frame,
         events: session_events,

@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod console;
+pub mod desk;
 pub mod join;
 pub mod logtool;
 pub mod record;

@@ -151,6 +151,11 @@ impl Recorder {
         self.with(|w, t| w.consent(t, state));
     }
 
+    /// A step of the session's help request (taken with a hand-off, escalated, held, closed).
+    pub fn desk_step(&mut self, step: &protocol::sessionlog::DeskStep) {
+        self.with(|w, t| w.desk_step(t, step));
+    }
+
     pub fn input(&mut self, event: &InputEvent) {
         self.with(|w, t| w.input(t, event));
     }

@@ -13,6 +13,12 @@
 //! wait-change MS        pause until the screen changes, or MS pass
 //! snapshot FILE.png     write the screen as the technician sees it
 //! end                   end the session
+//!
+//! # in a session taken from the desk's queue; each ends the session once the relay did it
+//! escalate TIER|NAME NOTE  pass the request up to tier 2 or 3, or to one technician, with a note
+//! hold [NOTE]           park the request in your own queue, to take it again later
+//! resolve [NOTE]        close the request as solved
+//! unresolved [NOTE]     close it as not solved
 //! ```
 //!
 //! The whole script is checked before the session starts; an error names its line.
@@ -21,22 +27,39 @@ use std::path::{Path, PathBuf};
 
 use protocol::input::{self, InputEvent, Key, Modifiers, MouseButton, NamedKey};
 
+use crate::desk::{self, DeskAction};
+
 /// One action of a script.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Move { x: u32, y: u32 },
+    Move {
+        x: u32,
+        y: u32,
+    },
     Click(MouseButton),
     ButtonDown(MouseButton),
     ButtonUp(MouseButton),
     KeyDown(Key),
     KeyUp(Key),
-    Wheel { dx: i32, dy: i32 },
+    Wheel {
+        dx: i32,
+        dy: i32,
+    },
     Type(String),
-    Key { modifiers: Modifiers, key: Key },
-    Wait { ms: u64 },
-    WaitChange { ms: u64 },
+    Key {
+        modifiers: Modifiers,
+        key: Key,
+    },
+    Wait {
+        ms: u64,
+    },
+    WaitChange {
+        ms: u64,
+    },
     Snapshot(PathBuf),
     End,
+    /// Escalate, hold or close the session's help request.
+    Desk(DeskAction),
 }
 
 /// An action and the line it came from.
@@ -180,9 +203,28 @@ fn parse_line(line: &str) -> Result<Action, String> {
             return Ok(Action::Snapshot(PathBuf::from(path)));
         }
         "end" => Action::End,
+        "escalate" => {
+            let rest = rest.trim_start();
+            let (to, note) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let to = desk::parse_target(to)?;
+            let note = unescape(note.trim())?;
+            if note.is_empty() {
+                return Err("`escalate` needs a note for whoever takes the request next, e.g. `escalate 2 the driver needs an administrator`".into());
+            }
+            return Ok(Action::Desk(DeskAction::Escalate { to, note }));
+        }
+        "hold" => {
+            let note = unescape(rest.trim())?;
+            return Ok(Action::Desk(DeskAction::Hold { note }));
+        }
+        "resolve" | "unresolved" => {
+            let note = unescape(rest.trim())?;
+            let resolved = verb == "resolve";
+            return Ok(Action::Desk(DeskAction::Close { resolved, note }));
+        }
         other => {
             return Err(format!(
-                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end"
+                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved"
             ))
         }
     };
@@ -276,9 +318,11 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
             }
             out
         }
-        Action::Wait { .. } | Action::WaitChange { .. } | Action::Snapshot(_) | Action::End => {
-            Vec::new()
-        }
+        Action::Wait { .. }
+        | Action::WaitChange { .. }
+        | Action::Snapshot(_)
+        | Action::End
+        | Action::Desk(_) => Vec::new(),
     }
 }
 
@@ -300,6 +344,51 @@ mod tests {
         assert_eq!(actions[8], Action::WaitChange { ms: 500 });
         assert_eq!(actions[9], Action::Snapshot("out dir/a b.png".into()));
         assert_eq!(actions[10], Action::End);
+    }
+
+    #[test]
+    fn desk_steps_name_a_tier_or_a_technician_and_escalations_need_a_note() {
+        use protocol::control::EscalationTarget;
+        let steps = parse(
+            "escalate 2 the driver needs an administrator\nescalate tier3 see the note\nescalate ana over to you\nhold\nresolve fixed the spooler\nunresolved the user left\n",
+            "s",
+        )
+        .unwrap();
+        let actions: Vec<Action> = steps.into_iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Desk(DeskAction::Escalate {
+                    to: EscalationTarget::Tier(2),
+                    note: "the driver needs an administrator".into()
+                }),
+                Action::Desk(DeskAction::Escalate {
+                    to: EscalationTarget::Tier(3),
+                    note: "see the note".into()
+                }),
+                Action::Desk(DeskAction::Escalate {
+                    to: EscalationTarget::Technician("ana".into()),
+                    note: "over to you".into()
+                }),
+                Action::Desk(DeskAction::Hold { note: "".into() }),
+                Action::Desk(DeskAction::Close {
+                    resolved: true,
+                    note: "fixed the spooler".into()
+                }),
+                Action::Desk(DeskAction::Close {
+                    resolved: false,
+                    note: "the user left".into()
+                }),
+            ]
+        );
+        assert!(parse("escalate 2\n", "f")
+            .unwrap_err()
+            .message
+            .contains("needs a note"));
+        assert!(parse("escalate 4 up\n", "f")
+            .unwrap_err()
+            .message
+            .contains("no tier 4"));
     }
 
     #[test]

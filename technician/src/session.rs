@@ -31,9 +31,10 @@ use protocol::e2e::UpdateReceiver;
 use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
 use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
+use crate::desk::DeskAction;
 use crate::record::Recorder;
 use crate::script::{self, Action, Step};
 use crate::viewer::{self, Damage, Viewer};
@@ -92,6 +93,12 @@ pub enum SessionEvent {
     RelayQuiet(bool),
     /// The six digits to compare with the user (`042 917`), for a session from the queue.
     Verification(String),
+    /// The relay did the step asked of the session's help request (its words); the session
+    /// ends.
+    RequestPassed(String),
+    /// The relay refused the step asked of the session's help request (why); the session goes
+    /// on.
+    RequestRefused(String),
 }
 
 #[derive(Default)]
@@ -110,6 +117,8 @@ pub struct SessionOptions {
     pub log_id: Option<String>,
     /// Input from a window, passed on to the agent as it comes (besides the script's).
     pub input: Option<mpsc::Receiver<InputEvent>>,
+    /// Steps of the session's help request from a window (escalate, hold, close).
+    pub desk: Option<mpsc::Receiver<DeskAction>>,
     /// The framebuffer to hold the remote screen in (a window shares it); a new one otherwise.
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     /// Called for every applied update (a window presenting the screen).
@@ -385,10 +394,23 @@ fn report_consent(report: Reporter, state: ConsentState) {
     report.event("consent", json!({ "state": name }), words);
 }
 
+/// A step of the help request asked for, and who waits for the relay's answer (a script).
+type DeskAsk = (DeskAction, Option<oneshot::Sender<Result<(), String>>>);
+
+/// The step as a verb: `escalate`, `hold`, `close`.
+fn verb(step: &DeskAction) -> &'static str {
+    match step {
+        DeskAction::Escalate { .. } => "escalate",
+        DeskAction::Hold { .. } => "hold",
+        DeskAction::Close { .. } => "close",
+    }
+}
+
 /// Plays the script. Returns `Ok(true)` when it ended the session with `end`.
 async fn play(
     steps: Vec<Step>,
     input: mpsc::Sender<PeerMessage>,
+    desk: mpsc::Sender<DeskAsk>,
     viewer: Arc<Mutex<Viewer>>,
     mut changes: watch::Receiver<u64>,
     report: Reporter,
@@ -417,6 +439,18 @@ async fn play(
                 );
             }
             Action::End => return Ok(true),
+            Action::Desk(step) => {
+                let (tx, rx) = oneshot::channel();
+                desk.send((step.clone(), Some(tx)))
+                    .await
+                    .map_err(|_| at("the session ended".into()))?;
+                match rx.await {
+                    // The session ends now; nothing after this line runs.
+                    Ok(Ok(())) => std::future::pending::<()>().await,
+                    Ok(Err(why)) => return Err(at(why)),
+                    Err(_) => return Err(at("the session ended".into())),
+                }
+            }
             _ => {}
         }
     }
@@ -589,6 +623,11 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
     let mut live_input = opts.input.take();
+    let mut live_desk = opts.desk.take();
+    let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
+    // The step sent to the relay and not yet answered.
+    let mut pending: Option<DeskAsk> = None;
+    let request = conn.request.as_ref().map(|r| r.id);
     let mut decoder =
         match DecodeThread::start(viewer.clone(), opts.on_frame.take(), opts.hash_frames) {
             Ok(d) => d,
@@ -674,7 +713,7 @@ pub async fn run(
                 }
                 changed_tx.send_modify(|n| *n += 1);
                 if let Some(steps) = script.take() {
-                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), viewer.clone(), changed_rx.clone(), report)));
+                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), changed_rx.clone(), report)));
                 }
             }
             msg = rx.recv() => match msg {
@@ -721,6 +760,35 @@ pub async fn run(
                 Ok(FromRelay::PeerBack) => {
                     opts.tell(SessionEvent::PeerQuiet(false));
                     report.event("peer_back", json!({}), "The agent's connection is back.");
+                }
+                Ok(FromRelay::RequestPassed { words }) if pending.is_some() => {
+                    let (step, answer) = pending.take().expect("checked");
+                    let words = tame(&words, MAX_PEER_STRING);
+                    let id = request.unwrap_or_default();
+                    record(&opts.recorder, |r| r.desk_step(&step.step(id, &words)));
+                    opts.tell(SessionEvent::RequestPassed(words.clone()));
+                    report.event(
+                        "request_passed",
+                        json!({ "request": id, "action": step.name(), "to": step.to(), "note": step.note(), "words": words }),
+                        format!("Help request {id}: {words}. The session ends."),
+                    );
+                    if let Some(a) = answer {
+                        let _ = a.send(Ok(()));
+                    }
+                    break Ended::ByTechnician;
+                }
+                Err(LinkError::Refused { code, message }) if pending.is_some() => {
+                    let (step, answer) = pending.take().expect("checked");
+                    let why = tame(&message, MAX_PEER_STRING);
+                    opts.tell(SessionEvent::RequestRefused(why.clone()));
+                    report.event(
+                        "request_refused",
+                        json!({ "action": step.name(), "code": format!("{code:?}"), "message": why }),
+                        format!("The relay did not {} the help request: {why}. The session goes on.", verb(&step)),
+                    );
+                    if let Some(a) = answer {
+                        let _ = a.send(Err(format!("the relay refused: {why}")));
+                    }
                 }
                 Err(e) => { acceptor.abort(); return Err(e) }
                 Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }
@@ -770,6 +838,45 @@ pub async fn run(
                     }
                 }
             }
+            asked = async {
+                tokio::select! {
+                    a = desk_rx.recv() => a,
+                    a = async {
+                        match live_desk.as_mut() {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => match a {
+                        Some(step) => Some((step, None)),
+                        None => std::future::pending().await,
+                    },
+                }
+            } => {
+                let Some((step, answer)) = asked else { continue };
+                let refused = if pending.is_some() {
+                    Some("another step of this request is on its way to the relay".to_string())
+                } else if request.is_none() {
+                    Some("this session is not from a help request: there is nothing to escalate, hold or close".to_string())
+                } else {
+                    None
+                };
+                match refused {
+                    Some(why) => {
+                        opts.tell(SessionEvent::RequestRefused(why.clone()));
+                        report.event("request_refused", json!({ "action": step.name(), "message": why }), format!("Cannot {} now: {why}.", verb(&step)));
+                        if let Some(a) = answer {
+                            let _ = a.send(Err(why));
+                        }
+                    }
+                    None => {
+                        if let Err(e) = conn.pass_on(step.message()).await {
+                            acceptor.abort();
+                            return Err(e);
+                        }
+                        pending = Some((step, answer));
+                    }
+                }
+            },
             _ = &mut user_end => break Ended::ByTechnician,
         }
     };

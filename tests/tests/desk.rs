@@ -448,3 +448,205 @@ async fn routing_offers_declines_and_times_out_and_the_report_counts_the_close_a
         "{tier1}"
     );
 }
+
+/// Logs `name` (an account of `tier`, created here) in with its own logins file; returns the
+/// file.
+fn log_in_as(relay: &Relay, dir: &std::path::Path, name: &str, tier: u8) -> String {
+    let t = tier.to_string();
+    let r = relay.user(
+        &["add", name, "--tier", &t],
+        &format!("{}\n", tests::TECHNICIAN_PASSWORD),
+    );
+    assert!(r.success, "relay user add {name}: {}", r.text());
+    let tokens = dir
+        .join(format!("{name}-tokens.json"))
+        .display()
+        .to_string();
+    let mut args = vec!["login".to_string(), "--user".into(), name.into()];
+    args.extend(relay.peer_args());
+    args.extend(["--tokens", &tokens, "--json"].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = tests::run(
+        "technician",
+        &refs,
+        &format!("{}\n", tests::TECHNICIAN_PASSWORD),
+    );
+    assert!(r.success, "technician login as {name}: {}", r.text());
+    tokens
+}
+
+/// `technician take --next` with a logins file and an input script; recorded into `dir/logs`.
+fn take_next(relay: &Relay, dir: &std::path::Path, tokens: &str, script: &str) -> tests::Proc {
+    let file = dir.join(format!("script-{}.txt", rand_suffix()));
+    std::fs::write(&file, script).unwrap();
+    let logs = dir.join("logs").display().to_string();
+    let file = file.display().to_string();
+    let mut args = vec!["take".to_string(), "--next".to_string()];
+    args.extend(relay.peer_args());
+    args.extend(
+        [
+            "--tokens",
+            tokens,
+            "--json",
+            "--log-dir",
+            &logs,
+            "--input-script",
+            &file,
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    tests::Proc::spawn("technician", &refs)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// What `technician log show` prints of a log.
+fn log_text(path: &str) -> String {
+    let r = tests::run("technician", &["log", "show", path], "");
+    assert!(r.success, "technician log show {path}: {}", r.text());
+    r.stdout
+}
+
+/// Escalation the whole way with the real programs: tier 1 takes the request and escalates it
+/// to tier 2 with a note; the agent goes back to the queue with it; tier 2 takes it, reads the
+/// note, is let in by the user, and closes it as resolved; the user answers the survey. Both
+/// session logs hold the steps, and `relay report` counts the escalation and the survey.
+#[test]
+fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let tom = log_in_as(&relay, dir.path(), "tom", 1);
+    let ana = log_in_as(&relay, dir.path(), "ana", 2);
+    let source = format!("corpus:{}", tests::data("typing.scrn").display());
+    let mut agent_args = relay.peer_args();
+    agent_args.extend(
+        [
+            "--json",
+            "--consent",
+            "control",
+            "--source",
+            &source,
+            "--request",
+            "the printer stops after each page",
+            "--survey",
+            "4",
+            "--survey-comment",
+            "second person fixed it",
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = agent_args.iter().map(String::as_str).collect();
+    let mut agent = tests::Proc::spawn("agent", &refs);
+    let queued = agent.wait_event("queued", PROMPT);
+    let id = queued["request"].as_u64().unwrap();
+
+    let mut first = take_next(
+        &relay,
+        dir.path(),
+        &tom,
+        "wait-change 5000\nescalate 2 the driver needs an administrator\n",
+    );
+    let passed = first.wait_event("request_passed", PROMPT);
+    assert_eq!(passed["action"], "escalated", "{passed}");
+    assert_eq!(passed["words"], "escalated to tier 2", "{passed}");
+    let tom_log = first.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .map(String::from);
+    assert!(first.wait_exit(PROMPT).success(), "{}", first.transcript());
+    // The agent waits again, with the same request.
+    let again = agent.wait_event("ended", PROMPT);
+    assert_eq!(again["reason"], "TechnicianEnded", "{again}");
+    let requeued: serde_json::Value =
+        serde_json::from_str(&agent.wait_line(PROMPT, "queued again", |l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["event"] == "queued" && v["again"] == true)
+        }))
+        .unwrap();
+    assert_eq!(requeued["request"], id);
+
+    // Tier 1 does not see it any more; tier 2 takes it with the note.
+    let mut second = take_next(
+        &relay,
+        dir.path(),
+        &ana,
+        "wait-change 5000\nresolve reinstalled the driver as administrator\n",
+    );
+    let request = second.wait_event("request", PROMPT);
+    assert_eq!(request["request"]["id"], id, "{request}");
+    assert_eq!(request["request"]["tier"], 2, "{request}");
+    let handoff = &request["request"]["handoff"];
+    assert_eq!(handoff["by"], "tom", "{request}");
+    assert_eq!(handoff["note"], "the driver needs an administrator");
+    // The user is asked again, for the new person (here: the preset answer).
+    second.wait_event("consent", PROMPT);
+    let closed = second.wait_event("request_passed", PROMPT);
+    assert_eq!(closed["words"], "closed as resolved", "{closed}");
+    let ana_log = second.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .map(String::from);
+    assert!(
+        second.wait_exit(PROMPT).success(),
+        "{}",
+        second.transcript()
+    );
+    agent.wait_event("request_closed", PROMPT);
+    agent.wait_event("survey_answered", PROMPT);
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
+    let technicians: Vec<String> = agent
+        .events("paired")
+        .iter()
+        .map(|p| p["technician"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(technicians, ["tom", "ana"]);
+
+    // The steps are in both session logs.
+    let tom_text = log_text(&tom_log.expect("tom's log is sealed"));
+    assert!(
+        tom_text.contains("escalated to tier 2")
+            && tom_text.contains("the driver needs an administrator"),
+        "{tom_text}"
+    );
+    let ana_text = log_text(&ana_log.expect("ana's log is sealed"));
+    assert!(
+        ana_text.contains("taken after tom escalated it"),
+        "{ana_text}"
+    );
+    assert!(ana_text.contains("closed as resolved"), "{ana_text}");
+
+    drop(relay);
+    let out = std::process::Command::new(tests::bin("relay"))
+        .args([
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "report",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tier = |t: u64| {
+        report["tiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["tier"] == t)
+            .unwrap_or_else(|| panic!("no row for tier {t}: {report}"))
+            .clone()
+    };
+    assert_eq!(tier(1)["requests"], 1, "{report}");
+    assert_eq!(tier(1)["escalated"], 1, "{report}");
+    assert_eq!(tier(1)["first_contact_resolution"], 0.0, "{report}");
+    assert_eq!(tier(2)["requests"], 1, "{report}");
+    assert_eq!(tier(2)["surveys"], 1, "{report}");
+    assert_eq!(tier(2)["survey_average"], 4.0, "{report}");
+}

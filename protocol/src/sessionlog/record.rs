@@ -27,8 +27,9 @@ pub const KIND_CONSENT: u16 = 4;
 pub const KIND_INPUT: u16 = 5;
 /// Reserved for chat messages (not written yet).
 pub const KIND_CHAT: u16 = 6;
-/// Reserved for escalation notes (not written yet).
-pub const KIND_ESCALATION: u16 = 7;
+/// [`DeskStep`]: what was done with the session's help request (taken, escalated, held,
+/// closed), with its note.
+pub const KIND_DESK_STEP: u16 = 7;
 /// A [`ScreenUpdate`] of the screen codec, exactly as received.
 pub const KIND_SCREEN_UPDATE: u16 = 8;
 /// [`ErrorNote`].
@@ -160,6 +161,33 @@ pub struct ErrorNote {
     pub message: String,
 }
 
+/// A step of the session's help request on the desk, as the technician's client saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeskStep {
+    /// The request's number on the relay.
+    pub request: u64,
+    /// What was done: `taken` (with the hand-off note that came with it, if any),
+    /// `escalated`, `held`, `resolved`, `unresolved`.
+    pub action: String,
+    /// To whom, for an escalation: `tier 2`, or a technician's name.
+    pub to: Option<String>,
+    /// The technician's note.
+    pub note: String,
+    /// The relay's words for what it did ("escalated to tier 2").
+    pub words: String,
+}
+
+impl std::fmt::Display for DeskStep {
+    /// `help request 4: escalated to tier 2 ("the printer driver needs an admin")`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "help request {}: {}", self.request, self.words)?;
+        if !self.note.is_empty() {
+            write!(f, " ({:?})", self.note)?;
+        }
+        Ok(())
+    }
+}
+
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CloseReason {
@@ -197,6 +225,7 @@ pub enum Record {
     Input(RecordedInput),
     ScreenUpdate(ScreenUpdate),
     Error(ErrorNote),
+    DeskStep(DeskStep),
     SessionClosed(SessionClosed),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
@@ -225,7 +254,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_CONSENT => "consent",
         KIND_INPUT => "input",
         KIND_CHAT => "chat",
-        KIND_ESCALATION => "escalation",
+        KIND_DESK_STEP => "desk_step",
         KIND_SCREEN_UPDATE => "screen_update",
         KIND_ERROR => "error",
         KIND_SESSION_CLOSED => "session_closed",
@@ -247,6 +276,7 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_CONSENT
             | KIND_INPUT
             | KIND_ERROR
+            | KIND_DESK_STEP
             | KIND_SESSION_CLOSED
             | KIND_SEAL => MAX_EVENT_BODY,
             _ => MAX_SCREEN_BODY,
@@ -265,6 +295,7 @@ impl Record {
             Record::Input(_) => KIND_INPUT,
             Record::ScreenUpdate(_) => KIND_SCREEN_UPDATE,
             Record::Error(_) => KIND_ERROR,
+            Record::DeskStep(_) => KIND_DESK_STEP,
             Record::SessionClosed(_) => KIND_SESSION_CLOSED,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
@@ -293,6 +324,7 @@ impl Record {
             KIND_INPUT => Record::Input(d(kind, body)?),
             KIND_SCREEN_UPDATE => Record::ScreenUpdate(d(kind, body)?),
             KIND_ERROR => Record::Error(d(kind, body)?),
+            KIND_DESK_STEP => Record::DeskStep(d(kind, body)?),
             KIND_SESSION_CLOSED => Record::SessionClosed(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
@@ -324,6 +356,7 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::Input(v) => e(v, out),
         BodyRef::ScreenUpdate(v) => e(v, out),
         BodyRef::Error(v) => e(v, out),
+        BodyRef::DeskStep(v) => e(v, out),
         BodyRef::SessionClosed(v) => e(v, out),
         BodyRef::Seal => {}
     }
@@ -339,6 +372,7 @@ pub(crate) enum BodyRef<'a> {
     Input(&'a RecordedInput),
     ScreenUpdate(&'a ScreenUpdate),
     Error(&'a ErrorNote),
+    DeskStep(&'a DeskStep),
     SessionClosed(&'a SessionClosed),
     Seal,
 }
@@ -353,6 +387,7 @@ impl BodyRef<'_> {
             BodyRef::Input(_) => KIND_INPUT,
             BodyRef::ScreenUpdate(_) => KIND_SCREEN_UPDATE,
             BodyRef::Error(_) => KIND_ERROR,
+            BodyRef::DeskStep(_) => KIND_DESK_STEP,
             BodyRef::SessionClosed(_) => KIND_SESSION_CLOSED,
             BodyRef::Seal => KIND_SEAL,
         }

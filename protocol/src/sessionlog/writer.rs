@@ -14,9 +14,9 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::record::{
-    encode_body, max_body, BodyRef, CloseReason, ErrorNote, Participant, ParticipantJoined,
-    ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE,
-    KIND_SEAL,
+    encode_body, max_body, BodyRef, CloseReason, DeskStep, ErrorNote, Participant,
+    ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
+    KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
 use crate::input::InputEvent;
@@ -166,6 +166,11 @@ impl<W: Write> LogWriter<W> {
             message: message[..end].to_owned(),
         };
         self.append(time_ms, BodyRef::Error(&body))
+    }
+
+    /// A step of the session's help request (taken, escalated, held, closed).
+    pub fn desk_step(&mut self, time_ms: u64, step: &DeskStep) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::DeskStep(step))
     }
 
     /// The session is over (does not seal: more records may follow, e.g. a late error).

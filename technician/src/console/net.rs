@@ -468,6 +468,10 @@ async fn run_session(
                     shown = Some(now);
                 }
                 out.send(match e {
+                    // The console asks no steps of the desk yet.
+                    JoinEvent::Session(
+                        SessionEvent::RequestPassed(_) | SessionEvent::RequestRefused(_),
+                    ) => continue,
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
@@ -504,6 +508,7 @@ async fn run_session(
             }
         })),
         events: Some(ev_tx),
+        desk: None,
     };
     let user_end = Box::pin(async {
         let _ = end.await;

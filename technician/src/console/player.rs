@@ -114,6 +114,8 @@ pub enum Event {
     Input(InputSummary),
     /// An error noted during the session.
     Error(String),
+    /// A step of the session's help request (taken, escalated, held, closed), in words.
+    DeskStep(String),
     SessionClosed(CloseReason),
     /// A record whose hashes check but whose body this program cannot read.
     Unreadable,
@@ -294,6 +296,7 @@ impl TimelineBuilder {
             },
             Record::Consent(c) => Event::Consent(c),
             Record::Error(e) => Event::Error(short(&e.message)),
+            Record::DeskStep(d) => Event::DeskStep(short(&d.to_string())),
             Record::SessionClosed(c) => Event::SessionClosed(match c.reason {
                 CloseReason::Failed(why) => CloseReason::Failed(short(&why)),
                 CloseReason::ByAgent(protocol::peer::EndReason::Error(why)) => {
