@@ -840,19 +840,26 @@ pub async fn run(
             }
             asked = async {
                 tokio::select! {
-                    a = desk_rx.recv() => a,
+                    // The script's sender lives as long as this loop: never `None`.
+                    a = desk_rx.recv() => Ok(a),
                     a = async {
                         match live_desk.as_mut() {
                             Some(rx) => rx.recv().await,
                             None => std::future::pending().await,
                         }
-                    } => match a {
-                        Some(step) => Some((step, None)),
-                        None => std::future::pending().await,
-                    },
+                    } => Err(a),
                 }
             } => {
-                let Some((step, answer)) = asked else { continue };
+                let (step, answer) = match asked {
+                    Ok(Some(ask)) => ask,
+                    Ok(None) => continue,
+                    Err(Some(step)) => (step, None),
+                    // The window closed its side: no more steps from it, the session goes on.
+                    Err(None) => {
+                        live_desk = None;
+                        continue;
+                    }
+                };
                 let refused = if pending.is_some() {
                     Some("another step of this request is on its way to the relay".to_string())
                 } else if request.is_none() {
