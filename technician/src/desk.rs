@@ -34,6 +34,15 @@ impl DeskAction {
         }
     }
 
+    /// The step as a verb: `escalate`, `hold`, `close`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            DeskAction::Escalate { .. } => "escalate",
+            DeskAction::Hold { .. } => "hold",
+            DeskAction::Close { .. } => "close",
+        }
+    }
+
     /// Where an escalation sends the request, in words: `tier 2`, or the technician's name.
     pub fn to(&self) -> Option<String> {
         match self {

@@ -397,12 +397,31 @@ fn report_consent(report: Reporter, state: ConsentState) {
 /// A step of the help request asked for, and who waits for the relay's answer (a script).
 type DeskAsk = (DeskAction, Option<oneshot::Sender<Result<(), String>>>);
 
-/// The step as a verb: `escalate`, `hold`, `close`.
-fn verb(step: &DeskAction) -> &'static str {
-    match step {
-        DeskAction::Escalate { .. } => "escalate",
-        DeskAction::Hold { .. } => "hold",
-        DeskAction::Close { .. } => "close",
+/// Tells the window, the report and the script (if it asked) that `step` was not done: `code`
+/// is the relay's refusal, `None` when the session did not send it.
+fn refuse(
+    opts: &SessionOptions,
+    report: Reporter,
+    (step, answer): DeskAsk,
+    why: String,
+    code: Option<protocol::control::ErrorCode>,
+) {
+    opts.tell(SessionEvent::RequestRefused(why.clone()));
+    let verb = step.verb();
+    let (said, answered) = match code {
+        Some(_) => (
+            format!("The relay did not {verb} the help request: {why}. The session goes on."),
+            format!("the relay refused: {why}"),
+        ),
+        None => (format!("Cannot {verb} now: {why}."), why.clone()),
+    };
+    report.event(
+        "request_refused",
+        json!({ "action": step.name(), "code": code.map(|c| format!("{c:?}")), "message": why }),
+        said,
+    );
+    if let Some(a) = answer {
+        let _ = a.send(Err(answered));
     }
 }
 
@@ -623,8 +642,18 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
     let mut live_input = opts.input.take();
-    let mut live_desk = opts.desk.take();
+    // Steps from the script and from a window, one way in.
     let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
+    let window_desk = opts.desk.take().map(|mut steps| {
+        let tx = desk_tx.clone();
+        tokio::spawn(async move {
+            while let Some(step) = steps.recv().await {
+                if tx.send((step, None)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
     // The step sent to the relay and not yet answered.
     let mut pending: Option<DeskAsk> = None;
     let request = conn.request.as_ref().map(|r| r.id);
@@ -778,17 +807,8 @@ pub async fn run(
                     break Ended::ByTechnician;
                 }
                 Err(LinkError::Refused { code, message }) if pending.is_some() => {
-                    let (step, answer) = pending.take().expect("checked");
-                    let why = tame(&message, MAX_PEER_STRING);
-                    opts.tell(SessionEvent::RequestRefused(why.clone()));
-                    report.event(
-                        "request_refused",
-                        json!({ "action": step.name(), "code": format!("{code:?}"), "message": why }),
-                        format!("The relay did not {} the help request: {why}. The session goes on.", verb(&step)),
-                    );
-                    if let Some(a) = answer {
-                        let _ = a.send(Err(format!("the relay refused: {why}")));
-                    }
+                    let ask = pending.take().expect("checked");
+                    refuse(&opts, report, ask, tame(&message, MAX_PEER_STRING), Some(code));
                 }
                 Err(e) => { acceptor.abort(); return Err(e) }
                 Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }
@@ -838,28 +858,8 @@ pub async fn run(
                     }
                 }
             }
-            asked = async {
-                tokio::select! {
-                    // The script's sender lives as long as this loop: never `None`.
-                    a = desk_rx.recv() => Ok(a),
-                    a = async {
-                        match live_desk.as_mut() {
-                            Some(rx) => rx.recv().await,
-                            None => std::future::pending().await,
-                        }
-                    } => Err(a),
-                }
-            } => {
-                let (step, answer) = match asked {
-                    Ok(Some(ask)) => ask,
-                    Ok(None) => continue,
-                    Err(Some(step)) => (step, None),
-                    // The window closed its side: no more steps from it, the session goes on.
-                    Err(None) => {
-                        live_desk = None;
-                        continue;
-                    }
-                };
+            // The script's sender lives as long as this loop: never `None`.
+            Some(ask) = desk_rx.recv() => {
                 let refused = if pending.is_some() {
                     Some("another step of this request is on its way to the relay".to_string())
                 } else if request.is_none() {
@@ -868,19 +868,13 @@ pub async fn run(
                     None
                 };
                 match refused {
-                    Some(why) => {
-                        opts.tell(SessionEvent::RequestRefused(why.clone()));
-                        report.event("request_refused", json!({ "action": step.name(), "message": why }), format!("Cannot {} now: {why}.", verb(&step)));
-                        if let Some(a) = answer {
-                            let _ = a.send(Err(why));
-                        }
-                    }
+                    Some(why) => refuse(&opts, report, ask, why, None),
                     None => {
-                        if let Err(e) = conn.pass_on(step.message()).await {
+                        if let Err(e) = conn.pass_on(ask.0.message()).await {
                             acceptor.abort();
                             return Err(e);
                         }
-                        pending = Some((step, answer));
+                        pending = Some(ask);
                     }
                 }
             },
@@ -888,6 +882,9 @@ pub async fn run(
         }
     };
     if let Some(t) = script_task {
+        t.abort();
+    }
+    if let Some(t) = window_desk {
         t.abort();
     }
     acceptor.abort();

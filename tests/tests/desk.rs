@@ -181,24 +181,7 @@ fn an_agent_asking_for_help_is_taken_from_the_queue_and_both_see_one_verificatio
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
     relay.ensure_technician();
-    let source = format!("corpus:{}", tests::data("typing.scrn").display());
-    let mut agent_args = relay.peer_args();
-    agent_args.extend(
-        [
-            "--json",
-            "--consent",
-            "control",
-            "--source",
-            &source,
-            "--request",
-            "the printer stops after each page",
-            "--ticket",
-            "T-7",
-        ]
-        .map(String::from),
-    );
-    let refs: Vec<&str> = agent_args.iter().map(String::as_str).collect();
-    let mut agent = tests::Proc::spawn("agent", &refs);
+    let mut agent = request_help(&relay, &["--ticket", "T-7"]);
     let queued = agent.wait_event("queued", PROMPT);
     assert_eq!(queued["position"], 1, "{queued}");
 
@@ -224,27 +207,13 @@ fn an_agent_asking_for_help_is_taken_from_the_queue_and_both_see_one_verificatio
     assert_eq!(first["filing"]["ticket"], "T-7");
     assert_eq!(first["connected"], true);
 
-    let script = dir.path().join("script.txt");
-    std::fs::write(&script, "wait 500\nend\n").unwrap();
-    let logs = dir.path().join("logs").display().to_string();
-    let script = script.display().to_string();
-    let mut args = vec!["take".to_string(), "--next".to_string()];
-    args.extend(relay.peer_args());
-    args.extend(
-        [
-            "--tokens",
-            &tokens,
-            "--json",
-            "--report-updates",
-            "--log-dir",
-            &logs,
-            "--input-script",
-            &script,
-        ]
-        .map(String::from),
+    let mut tech = take_next(
+        &relay,
+        dir.path(),
+        &tokens,
+        "wait 500\nend\n",
+        &["--report-updates"],
     );
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut tech = tests::Proc::spawn("technician", &refs);
     agent.wait_event("claimed", PROMPT);
     let theirs = agent.wait_event("verification", PROMPT);
     let ours = tech.wait_event("verification", PROMPT);
@@ -475,8 +444,37 @@ fn log_in_as(relay: &Relay, dir: &std::path::Path, name: &str, tier: u8) -> Stri
     tokens
 }
 
-/// `technician take --next` with a logins file and an input script; recorded into `dir/logs`.
-fn take_next(relay: &Relay, dir: &std::path::Path, tokens: &str, script: &str) -> tests::Proc {
+/// `agent --request` for "the printer stops after each page", with `extra` arguments, sharing
+/// the corpus file `typing.scrn` with control allowed.
+fn request_help(relay: &Relay, extra: &[&str]) -> tests::Proc {
+    let source = format!("corpus:{}", tests::data("typing.scrn").display());
+    let mut args = relay.peer_args();
+    args.extend(
+        [
+            "--json",
+            "--consent",
+            "control",
+            "--source",
+            &source,
+            "--request",
+            "the printer stops after each page",
+        ]
+        .map(String::from),
+    );
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    tests::Proc::spawn("agent", &refs)
+}
+
+/// `technician take --next` with a logins file, an input script and `extra` arguments;
+/// recorded into `dir/logs`.
+fn take_next(
+    relay: &Relay,
+    dir: &std::path::Path,
+    tokens: &str,
+    script: &str,
+    extra: &[&str],
+) -> tests::Proc {
     let file = dir.join(format!("script-{}.txt", rand_suffix()));
     std::fs::write(&file, script).unwrap();
     let logs = dir.join("logs").display().to_string();
@@ -495,6 +493,7 @@ fn take_next(relay: &Relay, dir: &std::path::Path, tokens: &str, script: &str) -
         ]
         .map(String::from),
     );
+    args.extend(extra.iter().map(|a| a.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     tests::Proc::spawn("technician", &refs)
 }
@@ -522,26 +521,15 @@ fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveye
     let relay = Relay::start(dir.path(), &[]);
     let tom = log_in_as(&relay, dir.path(), "tom", 1);
     let ana = log_in_as(&relay, dir.path(), "ana", 2);
-    let source = format!("corpus:{}", tests::data("typing.scrn").display());
-    let mut agent_args = relay.peer_args();
-    agent_args.extend(
-        [
-            "--json",
-            "--consent",
-            "control",
-            "--source",
-            &source,
-            "--request",
-            "the printer stops after each page",
+    let mut agent = request_help(
+        &relay,
+        &[
             "--survey",
             "4",
             "--survey-comment",
             "second person fixed it",
-        ]
-        .map(String::from),
+        ],
     );
-    let refs: Vec<&str> = agent_args.iter().map(String::as_str).collect();
-    let mut agent = tests::Proc::spawn("agent", &refs);
     let queued = agent.wait_event("queued", PROMPT);
     let id = queued["request"].as_u64().unwrap();
 
@@ -550,6 +538,7 @@ fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveye
         dir.path(),
         &tom,
         "wait-change 5000\nescalate 2 the driver needs an administrator\n",
+        &[],
     );
     let passed = first.wait_event("request_passed", PROMPT);
     assert_eq!(passed["action"], "escalated", "{passed}");
@@ -575,6 +564,7 @@ fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveye
         dir.path(),
         &ana,
         "wait-change 5000\nresolve reinstalled the driver as administrator\n",
+        &[],
     );
     let request = second.wait_event("request", PROMPT);
     assert_eq!(request["request"]["id"], id, "{request}");
