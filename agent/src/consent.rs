@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use protocol::control::PeerInfo;
+use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
@@ -88,6 +88,37 @@ pub fn question(peer: &PeerInfo, recorded: bool, timeout: Duration) -> String {
         crate::shown::introduce(peer),
         timeout.as_secs()
     )
+}
+
+/// The question about a technician joining a session already running (`joining`), or the first
+/// (`None`): what [`question`] asks, after why they come.
+pub fn question_joining(
+    peer: &PeerInfo,
+    recorded: bool,
+    timeout: Duration,
+    joining: Option<&Joining>,
+) -> String {
+    let who = peer
+        .account
+        .as_ref()
+        .map(|a| crate::shown::name(&a.name).into_owned())
+        .unwrap_or_else(|| crate::shown::name(&peer.description).into_owned());
+    let why = match joining {
+        None => return question(peer, recorded, timeout),
+        Some(Joining::Escalation { by, note }) if note.is_empty() => format!(
+            "{} passed your help request on to {who}.",
+            crate::shown::name(by)
+        ),
+        Some(Joining::Escalation { by, note }) => format!(
+            "{} passed your help request on to {who}: \"{}\".",
+            crate::shown::name(by),
+            crate::shown::reason(note)
+        ),
+        Some(Joining::Monitor) => {
+            format!("{who}, a team lead, wants to watch this session and may take over control.")
+        }
+    };
+    format!("{why}\n{}", question(peer, recorded, timeout))
 }
 
 /// How many things the person said may wait for the session: they are a person's clicks and

@@ -8,8 +8,9 @@
 //! - [`consent`]: asking the person, or the answer given in advance, and the commands they give
 //!   during a session, from the terminal and the window alike;
 //! - [`status`]: what the agent tells the window as it goes;
-//! - [`session`]: the peer session once paired: consent, screen updates under flow control
-//!   ([`flow`]), input in;
+//! - [`session`]: the peer session once paired, with one technician or several: consent, who
+//!   holds control, input in; [`viewer`]: each technician's own connection, capture, encoder
+//!   and screen updates under flow control ([`flow`]);
 //! - [`shown`]: what a person is shown of the strings a peer supplied: escaped and clipped;
 //! - [`share`]: one run, from the relay connection to the end of the session;
 //! - [`window`]: the person's window (code, consent, the bar while shared), model apart from
@@ -26,4 +27,5 @@ pub mod shown;
 pub mod sink;
 pub mod source;
 pub mod status;
+pub mod viewer;
 pub mod window;

@@ -138,7 +138,7 @@ fn source_factory(cli: &Cli) -> anyhow::Result<(SourceFactory, String)> {
         let probe = X11Source::open(display, max_fps)?;
         let describe = probe.describe();
         drop(probe);
-        let f: SourceFactory = Box::new(move || {
+        let f: SourceFactory = std::sync::Arc::new(move || {
             Ok(Box::new(X11Source::open(display, max_fps)?) as Box<dyn ScreenSource>)
         });
         return Ok((f, describe));
@@ -148,7 +148,7 @@ fn source_factory(cli: &Cli) -> anyhow::Result<(SourceFactory, String)> {
             let path = PathBuf::from(path);
             let speed = cli.speed;
             let describe = CorpusSource::open(&path, speed)?.describe();
-            let f: SourceFactory = Box::new(move || {
+            let f: SourceFactory = std::sync::Arc::new(move || {
                 Ok(Box::new(CorpusSource::open(&path, speed)?) as Box<dyn ScreenSource>)
             });
             Ok((f, describe))

@@ -1,62 +1,70 @@
-//! The agent's side of a paired session.
+//! The agent's side of a paired session, with one technician or several.
 //!
-//! The agent opens the session stream and runs the end-to-end key exchange on it, keyed by the
-//! secret part of the code it showed the user (`link::sealed`); a technician who entered another
-//! code fails it, and everything after it is sealed. Then, unless consent was given in advance,
-//! the agent tells the technician it is asking the user. Nothing is captured before the user
-//! agrees, and the technician may send nothing meanwhile but word that it records the session:
-//! anything else, input above all, ends the session, so nothing sent during the question can
-//! reach the screen once the person allows control.
+//! Each technician is a viewer ([`crate::viewer`]): its own relay connection, end-to-end session,
+//! capture thread, encoder and credit, so that a slow viewer slows only itself. The first is the
+//! one paired under the code (or from the queue); others join while the session runs, when the
+//! relay invites them on any viewer's connection ([`protocol::control::FromRelay::Invite`]: an
+//! escalation taken by the next technician, a lead monitoring): the agent attaches another
+//! connection, and the newcomer is a viewer like the first.
 //!
-//! Then a capture thread makes the screen source and owns it and the screen codec's encoder
-//! (`protocol::codec`): it waits for a credit, captures, and encodes the difference between what
-//! the viewer holds and the new frame (changed tiles, scrolled and moved regions as copies);
-//! unchanged frames cost no update. Each update goes out on its own unidirectional stream. There
-//! are at most `max_in_flight` updates the technician has not acknowledged, or whose stream is
-//! still being written ([`crate::flow`]: each acknowledged once, in order; a repeated one earns
-//! nothing); while there are, nothing is captured, and changes in between merge into the next
-//! update. So a slow viewer gets fewer, larger updates, never a growing queue.
+//! This module is the session around them. It asks the person about each technician in turn
+//! (or applies the answer given in advance), and decides who holds control: the first allowed
+//! control holds it; an escalation's next technician takes it once the person allows them
+//! control; the one holding it may hand it to another participant the person allowed control;
+//! a lead who joined to monitor may take it over where the person allowed it. When the one
+//! holding it leaves, it passes to the participant who has been in the session longest among
+//! those allowed control, and the person is told. Everyone else observes: their input is
+//! dropped (by their viewer, and checked again here) and reported. Every participant is told who
+//! is there and who holds control ([`protocol::peer::PeerMessage::Participants`]) once there is
+//! more than one.
 //!
-//! Input is injected only while the user allows control; otherwise it is dropped and counted.
-//! It is injected by a worker thread ([`crate::injector`]), never in this loop, so the person's
-//! commands are taken at once however much the technician sends; text per event is capped. Whenever
-//! control ends (the user stops it, the session ends, the technician leaves, the link breaks)
-//! every key and button still held is released: the injector is a guard that does it when
-//! dropped, on every way out.
+//! Input is injected only from the one holding control, while the person allows control. It is
+//! injected by a worker thread ([`crate::injector`]), never in this loop, so the person's
+//! commands are taken at once however much the technician sends; text per event is capped.
+//! Whenever control ends or moves (the person stops it, the session ends, the holder leaves,
+//! falls silent, or hands it on) every key and button still held is released: the injector is
+//! a guard that does it when dropped, on every way out.
 //!
-//! What the technician supplied (its description, its end reasons) is shown escaped
-//! ([`crate::shown`]).
+//! The session ends when the last technician has left, or the person ends it (End session,
+//! Ctrl+C, `q`).
 //!
 //! The person is a [`Person`]: what they say (terminal or window), the gate their commands close,
 //! and the window's status, kept up to date here.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use link::report::Reporter;
-use link::sealed::{self, last_word, PeerPlaneError, SealedRecv, SealedSend, SealedSession};
-use link::silence::{Change, Silence};
+use link::sealed::Meeting;
 use link::{LinkError, RelayConnection};
-use protocol::codec::encoder::REFINE_AFTER_MS;
-use protocol::codec::Encoder;
-use protocol::control::{FromRelay, PeerInfo};
-use protocol::peer::{CodecOp, ConsentState, EndReason, PeerMessage, ScreenUpdate};
+use protocol::control::{Joining, PeerInfo, Role};
+use protocol::peer::{ConsentState, EndReason, Participant};
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::consent::{ConsentPolicy, UserCommand, UserInput};
-use crate::flow::{Ack, Window};
+use crate::consent::{parse_answer, parse_command, ConsentPolicy, FromUser, UserCommand, UserInput};
 use crate::injector::{cap_text, Injector, InputGate, MAX_TEXT_CHARS};
 use crate::shown;
 use crate::sink::InputSink;
-use crate::source::{Capture, SourceFactory};
+use crate::source::SourceFactory;
 use crate::status::{Status, StatusTx};
+use crate::viewer::{self, FromViewer, ToViewer, ViewerId, ViewerSetup};
 
 /// How long the end of a session waits for the input worker to let go of everything.
 const RELEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long the end of a session waits for its viewers to say goodbye.
+const GOODBYE_WAIT: Duration = Duration::from_secs(5);
+
+/// News from the viewers waiting for the session to read them.
+const NEWS_WAITING: usize = 64;
+
+/// Technicians in one session at once (each is a connection, a capture thread and an encoder):
+/// invites beyond this are not attached, and the technician invited is refused by the relay
+/// when the invite times out.
+pub const MAX_VIEWERS: usize = 8;
 
 /// The person at the shared screen, as a session sees them.
 pub struct Person {
@@ -105,200 +113,661 @@ pub enum Ended {
     PeerLeft(String),
 }
 
-/// What the capture thread hands the session.
-enum Produced {
-    Ready {
-        width: u32,
-        height: u32,
-        describe: String,
-    },
-    Update {
-        update: ScreenUpdate,
-        frame_id: u64,
-    },
-    Finished,
-    Failed(String),
+/// The words of how a session (or one technician's part of it) ended: the short reason for
+/// scripts, and the sentence for a person.
+pub fn ended_words(ended: &Ended) -> (String, String) {
+    match ended {
+        Ended::Reason(r) => (
+            protocol::text::clip(&format!("{r:?}"), protocol::text::MAX_REASON).into_owned(),
+            shown::end_reason(r),
+        ),
+        Ended::Unanswered => (
+            format!("{:?}", EndReason::ConsentDenied),
+            "nobody answered in time, so the session was denied".to_string(),
+        ),
+        Ended::PeerLeft(why) => (
+            "PeerLeft".to_string(),
+            format!("the technician left: {}", shown::reason(why)),
+        ),
+    }
 }
 
-fn capture_thread(
-    factory: SourceFactory,
-    credits: mpsc::Receiver<()>,
-    out: tmpsc::Sender<Produced>,
-    stop: Arc<AtomicBool>,
-    lossless: bool,
-) {
-    let mut source = match factory() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = out.blocking_send(Produced::Failed(e.to_string()));
+/// One technician of the session, as the session keeps them.
+struct Member {
+    info: PeerInfo,
+    /// The account name (or the relay's description of a peer without one).
+    name: String,
+    tier: u8,
+    /// Why they joined a session already running (`None`: the first).
+    joining: Option<Joining>,
+    /// The person let them in.
+    admitted: bool,
+    /// The person allowed them control.
+    may_control: bool,
+    /// The consent they were last told.
+    told: Option<ConsentState>,
+    /// They were sent a list of participants (lists go out once there is more than one
+    /// participant, and after that always).
+    listed: bool,
+    /// The relay hears nothing of them, or nothing of the relay on their connection, for now.
+    quiet: bool,
+    relay_quiet: bool,
+    /// The person did not answer about them in time.
+    unanswered: bool,
+    orders: tmpsc::UnboundedSender<ToViewer>,
+}
+
+impl Member {
+    fn tell(&self, order: ToViewer) {
+        // A viewer that is over reads no more; its end is on its way.
+        let _ = self.orders.send(order);
+    }
+}
+
+/// A technician waiting for the person's answer.
+struct Ask {
+    id: ViewerId,
+    recorded: bool,
+    verification: Option<String>,
+}
+
+/// The question the person is being asked now, about viewer `id`.
+struct Question {
+    id: ViewerId,
+    deadline: tokio::time::Instant,
+}
+
+/// Who is in the session and who holds control.
+struct Room {
+    members: BTreeMap<ViewerId, Member>,
+    owner: Option<ViewerId>,
+    /// The person allows control (until they stop it).
+    control_allowed: bool,
+    report: Reporter,
+    status: StatusTx,
+    gate: InputGate,
+    /// Input that reached the session from a viewer not holding control (a race with a change
+    /// of control), dropped.
+    dropped: u64,
+    /// The screen is shared with someone: the window shows the sharing bar from then on.
+    sharing: bool,
+}
+
+impl Room {
+    fn name(&self, id: ViewerId) -> String {
+        self.members
+            .get(&id)
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Holds control now: the owner, while the person allows control.
+    fn controls(&self, id: ViewerId) -> bool {
+        self.owner == Some(id) && self.control_allowed
+    }
+
+    fn participants_for(&self, id: ViewerId) -> Vec<Participant> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.admitted)
+            .map(|(other, m)| Participant {
+                name: m.name.clone(),
+                tier: m.tier,
+                you: *other == id,
+                controls: self.controls(*other),
+                may_control: m.may_control,
+                monitoring: matches!(m.joining, Some(Joining::Monitor)),
+            })
+            .collect()
+    }
+
+    /// Tells every technician let in what changed: whether they hold control, and who is there.
+    fn tell_all(&mut self) {
+        let admitted = self.members.values().filter(|m| m.admitted).count();
+        let ids: Vec<ViewerId> = self.members.keys().copied().collect();
+        for id in ids {
+            let state = if self.controls(id) {
+                ConsentState::Control
+            } else {
+                ConsentState::ViewOnly
+            };
+            let list = self.participants_for(id);
+            let m = self.members.get_mut(&id).expect("listed above");
+            if !m.admitted {
+                continue;
+            }
+            if m.told != Some(state) {
+                m.told = Some(state);
+                m.tell(ToViewer::Consent(state));
+            }
+            if admitted > 1 || m.listed {
+                m.listed = true;
+                m.tell(ToViewer::Participants(list));
+            }
+        }
+        self.show();
+    }
+
+    /// What the window shows while the screen is shared.
+    fn show(&self) {
+        if !self.sharing {
             return;
         }
-    };
-    let (w, h) = source.size();
-    let ready = Produced::Ready {
-        width: w,
-        height: h,
-        describe: source.describe(),
-    };
-    if out.blocking_send(ready).is_err() {
-        return;
+        let shown = self
+            .owner
+            .or_else(|| self.members.iter().find(|(_, m)| m.admitted).map(|(id, _)| *id));
+        let Some(shown) = shown else { return };
+        let others = self
+            .members
+            .iter()
+            .filter(|(id, m)| m.admitted && **id != shown)
+            .map(|(_, m)| m.name.clone())
+            .collect();
+        self.status.send(Status::Sharing {
+            peer: self.members[&shown].info.clone(),
+            control: self.controls(shown),
+            others,
+        });
     }
-    let mut encoder = if lossless {
-        Encoder::lossless(w, h)
-    } else {
-        Encoder::new(w, h)
+
+    /// Gives control to `to` (or nobody), telling the person why. Returns whether it moved.
+    fn set_owner(&mut self, to: Option<ViewerId>, why: &str) -> bool {
+        if self.owner == to {
+            return false;
+        }
+        let from = self.owner.map(|id| self.name(id));
+        self.owner = to;
+        let to_name = to.map(|id| self.name(id));
+        let words = match &to_name {
+            Some(n) if self.control_allowed => format!(
+                "{} now controls your screen ({why}).",
+                shown::name(n)
+            ),
+            Some(n) => format!(
+                "{} now leads the session, view only ({why}).",
+                shown::name(n)
+            ),
+            None => format!("Nobody controls your screen now ({why})."),
+        };
+        self.report.event(
+            "control",
+            json!({ "technician": to_name, "from": from, "why": why }),
+            words,
+        );
+        true
+    }
+
+    /// After the holder of control left: the participant in the session longest among those
+    /// allowed control takes it, else nobody.
+    fn pass_on_control(&mut self, left: &str) -> bool {
+        let next = self
+            .members
+            .iter()
+            .find(|(_, m)| m.admitted && m.may_control)
+            .map(|(id, _)| *id);
+        self.set_owner(next, &format!("{} left", left))
+    }
+}
+
+/// Runs the session from its first technician, paired on `first`, until the last technician has
+/// left or the person ends it. `meeting` is how the first met the agent (the code the user was
+/// shown, or the queue); `sources` makes each viewer's screen source. A technician who entered
+/// another code ends it with [`protocol::e2e::HandshakeError::CodeMismatch`] ("the code did not
+/// match"), as an `Err`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    first: RelayConnection,
+    meeting: Meeting,
+    peer: PeerInfo,
+    sources: SourceFactory,
+    sink: Box<dyn InputSink>,
+    person: &mut Person,
+    opts: SessionOptions,
+    report: Reporter,
+    mut user_end: impl std::future::Future<Output = ()> + Unpin,
+) -> Result<Ended, LinkError> {
+    let redial = first.redial();
+    let (news_tx, mut news) = tmpsc::channel::<(ViewerId, FromViewer)>(NEWS_WAITING);
+    let mut viewers = JoinSet::new();
+    let gate = person.gate.clone();
+    let mut room = Room {
+        members: BTreeMap::new(),
+        owner: None,
+        control_allowed: true,
+        report,
+        status: person.status.clone(),
+        gate: gate.clone(),
+        dropped: 0,
+        sharing: false,
     };
-    let started = Instant::now();
-    let mut seq = 0u64;
-    let mut failures = 0u32;
-    // The frame the last update showed (a refinement shows it again, exactly).
-    let mut last_frame = 0u64;
-    while credits.recv().is_ok() {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
+    let mut next_id: ViewerId = 0;
+    let mut join = |room: &mut Room,
+                    viewers: &mut JoinSet<()>,
+                    conn: RelayConnection,
+                    meeting: Meeting,
+                    info: PeerInfo,
+                    joining: Option<Joining>| {
+        let id = next_id;
+        next_id += 1;
+        let (name, tier) = match &info.account {
+            Some(a) => (a.name.clone(), a.tier),
+            None => (info.description.clone(), 0),
+        };
+        let (orders, orders_rx) = tmpsc::unbounded_channel();
+        let setup = ViewerSetup {
+            id,
+            conn,
+            meeting,
+            factory: sources.clone(),
+            opts: opts.clone(),
+            report,
+            name: name.clone(),
+        };
+        viewers.spawn(viewer::run(setup, orders_rx, news_tx.clone()));
+        room.members.insert(
+            id,
+            Member {
+                info,
+                name,
+                tier,
+                joining,
+                admitted: false,
+                may_control: false,
+                told: None,
+                listed: false,
+                quiet: false,
+                relay_quiet: false,
+                unanswered: false,
+                orders,
+            },
+        );
+    };
+    join(&mut room, &mut viewers, first, meeting, peer, None);
+
+    // However the session ends (also by an error on the way out, `?`), dropping the injector
+    // releases every key and button the technician held (see `crate::injector`).
+    let (injector, mut inject_failure) = Injector::start(sink, gate.clone())
+        .map_err(|e| LinkError::Protocol(format!("cannot start the input thread: {e}")))?;
+    let mut pending: Option<protocol::input::InputEvent> = None;
+    let mut truncated = Truncated::default();
+    let mut attaching: JoinSet<Result<(RelayConnection, PeerInfo, Joining), LinkError>> =
+        JoinSet::new();
+    let mut asks: VecDeque<Ask> = VecDeque::new();
+    let mut question: Option<Question> = None;
+    // Once the session is ending: every viewer was told, and is given this long to go.
+    let mut ending: Option<tokio::time::Instant> = None;
+    let mut last: Option<Result<Ended, LinkError>> = None;
+    let mut sharing_reported = false;
+    let policy = opts.consent;
+    let end_all = |room: &mut Room, reason: EndReason, ending: &mut Option<tokio::time::Instant>| {
+        if ending.is_none() {
+            *ending = Some(tokio::time::Instant::now() + GOODBYE_WAIT);
+            for m in room.members.values() {
+                m.tell(ToViewer::End(reason.clone()));
             }
-            let captured = source.capture();
-            let now_ms = started.elapsed().as_millis() as u64;
-            // An update from the encoder takes the next number.
-            let next = seq + 1;
-            let mut numbered = |update: Option<ScreenUpdate>, frame_id: u64| {
-                update.map(|update| {
-                    seq = next;
-                    Produced::Update { update, frame_id }
-                })
-            };
-            let produced = match captured {
-                // The end of a recording: what was sent lossy is refined first, so the viewer
-                // is left with the exact last frame.
-                Ok(Capture::Finished) => {
-                    let update = encoder.refine(now_ms + REFINE_AFTER_MS + 1, next);
-                    numbered(update, last_frame).unwrap_or(Produced::Finished)
-                }
-                // A still screen: what was sent lossy is refined once it has been still long
-                // enough (the source wakes up at least every 250 ms).
-                Ok(Capture::Unchanged) => {
-                    let update = encoder.refine(now_ms, next);
-                    match numbered(update, last_frame) {
-                        Some(p) => p,
-                        None => continue,
-                    }
-                }
-                Ok(Capture::Frame(f)) => {
-                    failures = 0;
-                    last_frame = f.id;
-                    let update = encoder.encode(f.pixels, f.width, f.height, now_ms, next);
-                    match numbered(update, f.id) {
-                        Some(p) => p,
-                        None => continue,
-                    }
-                }
-                // A transient failure (the screen is being reconfigured) is retried; a lasting
-                // one ends the session with its words.
-                Err(e) if failures < 10 => {
-                    failures += 1;
-                    warn!(error = %e, attempt = failures, "capture failed; retrying");
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(failures)));
-                    continue;
-                }
-                Err(e) => Produced::Failed(e.to_string()),
-            };
-            let last = !matches!(produced, Produced::Update { .. });
-            if out.blocking_send(produced).is_err() || last {
-                return;
-            }
+        }
+    };
+    loop {
+        if room.members.is_empty() {
             break;
         }
-    }
-}
-
-/// Tells the capture thread to stop when the session is over, however it ends.
-struct StopCapture(Arc<AtomicBool>);
-
-impl Drop for StopCapture {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// What kind of message the technician sent, in words (not the message: it may be megabytes).
-fn kind(msg: &PeerMessage) -> &'static str {
-    match msg {
-        PeerMessage::SessionStart { .. } => "a session start",
-        PeerMessage::ScreenUpdate(_) => "a screen update",
-        PeerMessage::UpdateAck { .. } => "an update acknowledgement",
-        PeerMessage::Input(_) => "an input event",
-        PeerMessage::Consent(_) => "a consent",
-        PeerMessage::EndSession { .. } => "the end of the session",
-        PeerMessage::Recorded => "word that it records the session",
-    }
-}
-
-/// The end of a session for what the technician sent before the person answered (anything but
-/// word that it records, first). Input there ends it: nothing the technician typed or clicked
-/// while the person read the question may reach the screen once they allow control, and a
-/// technician's program sends none before it is allowed.
-async fn before_consent(
-    msg: Result<Option<PeerMessage>, PeerPlaneError>,
-    tx: &mut SealedSend,
-    conn: &mut RelayConnection,
-) -> Result<Ended, LinkError> {
-    let reason = match msg {
-        Ok(Some(PeerMessage::EndSession { reason })) => {
-            if !matches!(reason, EndReason::TechnicianEnded) {
-                goodbye(tx, conn, &reason).await;
+        // The next question, when none is open.
+        if question.is_none() && ending.is_none() {
+            if let Some(ask) = asks.pop_front() {
+                if let Some(m) = room.members.get(&ask.id) {
+                    match policy {
+                        ConsentPolicy::Preset(state) => {
+                            room.report.event(
+                                "consent",
+                                json!({ "state": consent_name(state), "preset": true, "technician": m.name }),
+                                format!(
+                                    "Unattended mode: accepting {} with {} as set by --consent.",
+                                    shown::introduce(&m.info),
+                                    if state == ConsentState::Control { "control" } else { "view only" }
+                                ),
+                            );
+                            if answer(&mut room, ask.id, state, false) {
+                                injector.release_held();
+                            }
+                        }
+                        ConsentPolicy::Ask { timeout } => {
+                            let deadline = Instant::now() + timeout;
+                            person.status.send(Status::Asking {
+                                peer: m.info.clone(),
+                                recorded: ask.recorded,
+                                verification: ask.verification.clone(),
+                                joining: m.joining.clone(),
+                                timeout,
+                                deadline,
+                            });
+                            let account = m.info.account.as_ref();
+                            room.report.event(
+                                "consent_request",
+                                json!({
+                                    "peer": m.info.description, "timeout_secs": timeout.as_secs(), "recorded": ask.recorded,
+                                    "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
+                                    "organisation": account.map(|a| &a.organisation),
+                                    "joining": m.joining.as_ref().map(joining_name),
+                                }),
+                                crate::consent::question_joining(&m.info, ask.recorded, timeout, m.joining.as_ref()),
+                            );
+                            question = Some(Question {
+                                id: ask.id,
+                                deadline: deadline.into(),
+                            });
+                        }
+                    }
+                }
+                continue;
             }
-            return Ok(Ended::Reason(reason));
         }
-        Ok(Some(PeerMessage::Input(_))) => {
-            warn!("the technician sent input before the user allowed control; ending the session");
-            EndReason::Error("the technician sent input before the user allowed control".into())
+        let goodbye_deadline = async {
+            match ending {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let question_deadline = async {
+            match &question {
+                Some(q) => tokio::time::sleep_until(q.deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            n = news.recv(), if pending.is_none() => {
+                let Some((id, n)) = n else { break };
+                match n {
+                    FromViewer::Ask { recorded, verification } => asks.push_back(Ask { id, recorded, verification }),
+                    FromViewer::Sharing { describe, width, height } => {
+                        let control = room.controls(id);
+                        let name = room.name(id);
+                        if !sharing_reported {
+                            sharing_reported = true;
+                            room.report.event(
+                                "sharing",
+                                json!({ "source": describe, "width": width, "height": height, "control": control, "technician": name }),
+                                format!(
+                                    "Your screen ({describe}) is shared with {}{}.\nType v and Enter to stop control (view only), q and Enter or Ctrl+C to end the session.",
+                                    shown::name(&room.members[&id].info.description),
+                                    if control { ", who may use mouse and keyboard" } else { ", view only" }
+                                ),
+                            );
+                        } else {
+                            room.report.event(
+                                "sharing",
+                                json!({ "source": describe, "width": width, "height": height, "control": control, "technician": name }),
+                                format!("Your screen is shared with {} too.", shown::name(&name)),
+                            );
+                        }
+                        room.sharing = true;
+                        room.show();
+                    }
+                    FromViewer::Input(mut event) => {
+                        if room.controls(id) && gate.is_open() {
+                            truncated.add(cap_text(&mut event), room.report);
+                            pending = injector.offer(event).err();
+                        } else {
+                            room.dropped += 1;
+                            debug!(viewer = id, "input from a technician not holding control dropped");
+                        }
+                    }
+                    FromViewer::HandOver(to) => {
+                        let from = room.name(id);
+                        let target = room
+                            .members
+                            .iter()
+                            .find(|(other, m)| **other != id && m.admitted && m.name == to)
+                            .map(|(other, m)| (*other, m.may_control));
+                        let refusal = match target {
+                            _ if room.owner != Some(id) => Some(format!("{} does not hold control", shown::name(&from))),
+                            None => Some(format!("nobody called {} is in the session", shown::name(&to))),
+                            Some((_, false)) => Some(format!("you did not allow {} control", shown::name(&to))),
+                            Some((other, true)) => {
+                                if room.set_owner(Some(other), &format!("{} handed it over", from)) {
+                                    injector.release_held();
+                                }
+                                None
+                            }
+                        };
+                        if let Some(why) = refusal {
+                            room.report.event("handover_refused", json!({ "technician": from, "to": to, "message": why }),
+                                format!("A hand-over of control to {} was refused: {why}.", shown::name(&to)));
+                        }
+                        room.tell_all();
+                    }
+                    FromViewer::TakeOver => {
+                        let m = &room.members[&id];
+                        let may = m.admitted && m.may_control && matches!(m.joining, Some(Joining::Monitor));
+                        let name = m.name.clone();
+                        if may {
+                            if room.set_owner(Some(id), &format!("{} took over as a lead", name)) {
+                                injector.release_held();
+                            }
+                        } else {
+                            room.report.event("takeover_refused", json!({ "technician": name }),
+                                format!("{} asked to take control, but only a lead you allowed control may take it over.", shown::name(&name)));
+                        }
+                        room.tell_all();
+                    }
+                    FromViewer::Invite { ticket, joining } => {
+                        if ending.is_some() {
+                            continue;
+                        }
+                        if room.members.len() + attaching.len() >= MAX_VIEWERS {
+                            room.report.event("invite_refused", json!({ "limit": MAX_VIEWERS }),
+                                format!("Another technician wanted to join, but {MAX_VIEWERS} are in the session already."));
+                            continue;
+                        }
+                        let redial = redial.clone();
+                        attaching.spawn(async move {
+                            let mut conn = redial.connect(Role::Agent).await?;
+                            let peer = conn.attach(ticket).await?;
+                            Ok((conn, peer, joining))
+                        });
+                    }
+                    FromViewer::PeerQuiet(q) | FromViewer::RelayQuiet(q) => {
+                        if let Some(m) = room.members.get_mut(&id) {
+                            match n {
+                                FromViewer::PeerQuiet(_) => m.quiet = q,
+                                _ => m.relay_quiet = q,
+                            }
+                        }
+                        // Whatever the one in control held down must not stay pressed while
+                        // nothing is heard of them.
+                        if q && room.owner == Some(id) {
+                            injector.release_held();
+                        }
+                        let any = room.members.values().any(|m| m.admitted && (m.quiet || m.relay_quiet));
+                        person.status.send(Status::PeerQuiet(any));
+                    }
+                    FromViewer::Ended(result) => {
+                        let Some(m) = room.members.remove(&id) else { continue };
+                        asks.retain(|a| a.id != id);
+                        if question.as_ref().is_some_and(|q| q.id == id) {
+                            question = None;
+                        }
+                        let result = match result {
+                            Ok(Ended::Reason(EndReason::ConsentDenied)) if m.unanswered => Ok(Ended::Unanswered),
+                            other => other,
+                        };
+                        if !room.members.is_empty() && ending.is_none() {
+                            let words = match &result {
+                                Ok(e) => ended_words(e).1,
+                                Err(e) => e.to_string(),
+                            };
+                            room.report.event("technician_left", json!({ "technician": m.name, "message": words }),
+                                format!("{} left the session: {}.", shown::name(&m.name), words));
+                            if room.owner == Some(id) {
+                                room.owner = None;
+                                room.pass_on_control(&m.name);
+                                injector.release_held();
+                            }
+                            room.tell_all();
+                        }
+                        last = Some(result);
+                    }
+                }
+            }
+            _ = injector.room(), if pending.is_some() => {
+                if let Some(event) = pending.take() {
+                    if gate.is_open() {
+                        pending = injector.offer(event).err();
+                    }
+                }
+            }
+            e = inject_failure.wait() => {
+                end_all(&mut room, EndReason::Error(e.to_string()), &mut ending);
+            }
+            said = person.input.next() => {
+                let Some(said) = said else { continue };
+                let asked = question.as_ref().map(|q| q.id);
+                let (answer_given, command) = match said {
+                    FromUser::Answer(a) => (Some(a), None),
+                    FromUser::Command(c) => (None, Some(c)),
+                    FromUser::Line(l) => match (asked, parse_answer(&l), parse_command(&l)) {
+                        (Some(_), Some(a), _) => (Some(a), None),
+                        (_, _, Some(c)) => (None, Some(c)),
+                        (Some(_), None, None) => {
+                            room.report.event("consent_unknown_answer", json!({ "answer": l }),
+                                "Please type c (control), v (view only) or d (deny), then Enter.");
+                            (None, None)
+                        }
+                        _ => (None, None),
+                    },
+                };
+                match (asked, answer_given, command) {
+                    (Some(id), Some(a), _) => {
+                        question = None;
+                        if answer(&mut room, id, a, false) {
+                            injector.release_held();
+                        }
+                    }
+                    (_, _, Some(UserCommand::End)) => end_all(&mut room, EndReason::UserEnded, &mut ending),
+                    (_, _, Some(UserCommand::StopControl)) if room.control_allowed => {
+                        room.control_allowed = false;
+                        // Already closed by the side the person spoke through; the worker
+                        // releases what is held as soon as it sees it.
+                        gate.close();
+                        pending = None;
+                        person.status.send(Status::ControlStopped);
+                        room.report.event("consent", json!({ "state": "view_only" }),
+                            "Control stopped: the technicians can only see the screen now.");
+                        room.tell_all();
+                    }
+                    _ => {}
+                }
+            }
+            _ = question_deadline => {
+                if let Some(q) = question.take() {
+                    if answer(&mut room, q.id, ConsentState::Denied, true) {
+                        injector.release_held();
+                    }
+                }
+            }
+            Some(attached) = attaching.join_next(), if !attaching.is_empty() => match attached {
+                Ok(Ok((conn, peer, joining))) if ending.is_none() => {
+                    let account = peer.account.as_ref();
+                    room.report.event(
+                        "joining",
+                        json!({
+                            "peer": peer.description, "technician": account.map(|a| &a.name),
+                            "tier": account.map(|a| a.tier), "joining": joining_name(&joining),
+                        }),
+                        format!("Another technician connected: {}.", shown::introduce(&peer)),
+                    );
+                    let meeting = Meeting::Queue(conn.session.clone().unwrap_or_default());
+                    join(&mut room, &mut viewers, conn, meeting, peer, Some(joining));
+                }
+                Ok(Ok((conn, _, _))) => conn.close("the session is ending"),
+                Ok(Err(e)) => room.report.event("joining_failed", json!({ "message": e.to_string() }),
+                    format!("Another technician could not join: {e}.")),
+                Err(e) => info!(error = %e, "attaching a viewer stopped"),
+            },
+            _ = &mut user_end => end_all(&mut room, EndReason::UserEnded, &mut ending),
+            _ = goodbye_deadline => {
+                info!(left = room.members.len(), "viewers did not say goodbye in time");
+                viewers.abort_all();
+                break;
+            }
         }
-        Ok(Some(PeerMessage::Recorded)) => EndReason::Error(
-            "the technician said it records this session only after the user was asked".into(),
-        ),
-        Ok(Some(other)) => EndReason::Error(format!(
-            "the technician sent {} before the user consented",
-            kind(&other)
-        )),
-        Err(e) if e.is_violation() => EndReason::Error(e.to_string()),
-        Ok(None) => {
-            return Ok(Ended::PeerLeft(
-                conn.explain_departure("the technician closed the session stream".into())
-                    .await?,
-            ))
-        }
-        Err(e) => {
-            return Ok(Ended::PeerLeft(
-                conn.explain_departure(format!("the session stream broke: {e}"))
-                    .await?,
-            ))
-        }
-    };
-    goodbye(tx, conn, &reason).await;
-    Ok(Ended::Reason(reason))
-}
-
-/// A message already received and not yet read, if there is one (without waiting for more).
-async fn already_received(
-    rx: &mut SealedRecv,
-) -> Option<Result<Option<PeerMessage>, PeerPlaneError>> {
-    tokio::select! {
-        biased;
-        msg = rx.recv() => Some(msg),
-        _ = std::future::ready(()) => None,
     }
+    // Viewers still ending do not wait for the session to read their news.
+    news.close();
+    let injected = injector.finish(RELEASE_WAIT).await;
+    debug!(
+        injected = injected.injected,
+        discarded = injected.discarded,
+        "input worker done"
+    );
+    truncated.report_final(room.report);
+    if room.dropped > 0 {
+        room.report.event(
+            "input_dropped",
+            json!({ "count": room.dropped, "final": true, "late": true }),
+            format!(
+                "{} input events arrived as control changed and were dropped.",
+                room.dropped
+            ),
+        );
+    }
+    last.unwrap_or(Ok(Ended::Reason(EndReason::UserEnded)))
 }
 
-/// Tells the technician the session is over and why, then waits (briefly) until it has left.
-async fn goodbye(tx: &mut SealedSend, conn: &mut RelayConnection, reason: &EndReason) {
-    let _ = tx
-        .send(&PeerMessage::EndSession {
-            reason: reason.clone(),
-        })
-        .await;
-    let _ = tx.finish().await;
-    conn.await_departure(Duration::from_secs(2)).await;
+/// The person's answer about viewer `id` (`timed_out`: no answer in time, a deny): tells it,
+/// lets it in or sends it away, and decides who holds control. Returns whether control moved
+/// (what was held must be released).
+fn answer(room: &mut Room, id: ViewerId, state: ConsentState, timed_out: bool) -> bool {
+    let Some(m) = room.members.get_mut(&id) else {
+        return false;
+    };
+    let name = m.name.clone();
+    room.report.event(
+        "consent",
+        json!({ "state": consent_name(state), "timed_out": timed_out, "technician": name }),
+        match (state, timed_out) {
+            (_, true) => "No answer in time: the session is denied.".to_string(),
+            (ConsentState::Control, _) => format!(
+                "Allowed: {} may see the screen and use mouse and keyboard.",
+                shown::name(&name)
+            ),
+            (ConsentState::ViewOnly, _) => format!(
+                "Allowed: {} may see the screen, not control it.",
+                shown::name(&name)
+            ),
+            _ => format!("Denied: nothing is shared with {}.", shown::name(&name)),
+        },
+    );
+    if state == ConsentState::Denied {
+        m.unanswered = timed_out;
+        m.tell(ToViewer::Consent(ConsentState::Denied));
+        room.show();
+        return false;
+    }
+    m.admitted = true;
+    m.may_control = state == ConsentState::Control;
+    let escalation = matches!(m.joining, Some(Joining::Escalation { .. }));
+    let first = room.members.values().filter(|m| m.admitted).count() == 1;
+    if first {
+        room.status.send(Status::Answered);
+    }
+    let mut moved = false;
+    if state == ConsentState::Control {
+        // The person's latest answer allows control again, if they had stopped it.
+        if !room.control_allowed || !room.gate.is_open() {
+            room.control_allowed = true;
+        }
+        room.gate.open();
+        if room.owner.is_none() || escalation {
+            let why = if escalation {
+                "the request was escalated to them and you allowed it"
+            } else {
+                "you allowed it"
+            };
+            moved = room.set_owner(Some(id), why);
+        }
+    }
+    room.tell_all();
+    moved
 }
 
 fn consent_name(state: ConsentState) -> &'static str {
@@ -310,401 +779,12 @@ fn consent_name(state: ConsentState) -> &'static str {
     }
 }
 
-/// Asks the user (or applies the preset answer); says whether the time ran out.
-async fn obtain_consent(
-    policy: ConsentPolicy,
-    person: &mut Person,
-    peer: &PeerInfo,
-    recorded: bool,
-    verification: Option<String>,
-    report: Reporter,
-) -> (ConsentState, bool) {
-    match policy {
-        ConsentPolicy::Preset(state) => {
-            report.event(
-                "consent",
-                json!({ "state": consent_name(state), "preset": true }),
-                format!(
-                    "Unattended mode: accepting {} with {} as set by --consent.",
-                    shown::introduce(peer),
-                    if state == ConsentState::Control {
-                        "control"
-                    } else {
-                        "view only"
-                    }
-                ),
-            );
-            (state, false)
-        }
-        ConsentPolicy::Ask { timeout } => {
-            person.status.send(Status::Asking {
-                peer: peer.clone(),
-                recorded,
-                verification,
-                timeout,
-                deadline: Instant::now() + timeout,
-            });
-            let question = crate::consent::question(peer, recorded, timeout);
-            let account = peer.account.as_ref();
-            report.event(
-                "consent_request",
-                json!({
-                    "peer": peer.description, "timeout_secs": timeout.as_secs(), "recorded": recorded,
-                    "technician": account.map(|a| &a.name), "tier": account.map(|a| a.tier),
-                    "organisation": account.map(|a| &a.organisation),
-                }),
-                &question,
-            );
-            let (state, timed_out) = person
-                .input
-                .ask(timeout, |l| {
-                    report.event(
-                        "consent_unknown_answer",
-                        json!({ "answer": l }),
-                        "Please type c (control), v (view only) or d (deny), then Enter.",
-                    )
-                })
-                .await;
-            report.event(
-                "consent",
-                json!({ "state": consent_name(state), "timed_out": timed_out }),
-                match (state, timed_out) {
-                    (_, true) => "No answer in time: the session is denied.",
-                    (ConsentState::Control, _) => {
-                        "Allowed: the technician may see the screen and use mouse and keyboard."
-                    }
-                    (ConsentState::ViewOnly, _) => {
-                        "Allowed: the technician may see the screen, not control it."
-                    }
-                    _ => "Denied: nothing is shared.",
-                },
-            );
-            if state != ConsentState::Denied {
-                person.status.send(Status::Answered);
-            }
-            (state, timed_out)
-        }
+/// Why a technician joins, as JSON events name it.
+fn joining_name(joining: &Joining) -> &'static str {
+    match joining {
+        Joining::Escalation { .. } => "escalation",
+        Joining::Monitor => "monitor",
     }
-}
-
-/// Runs the session on a paired connection until it ends. `code` is the code the user was shown;
-/// its secret part keys the exchange with the technician. A technician who entered another code
-/// ends it with [`protocol::e2e::HandshakeError::CodeMismatch`] ("the code did not match"), as
-/// an `Err`.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    conn: &mut RelayConnection,
-    meeting: &sealed::Meeting,
-    peer: &PeerInfo,
-    factory: SourceFactory,
-    sink: Box<dyn InputSink>,
-    person: &mut Person,
-    opts: SessionOptions,
-    report: Reporter,
-    mut user_end: impl std::future::Future<Output = ()> + Unpin,
-) -> Result<Ended, LinkError> {
-    let connection = conn.connection.clone();
-    // The key exchange first: nothing else travels before both ends proved they hold the code.
-    let exchanged = tokio::select! {
-        s = sealed::agent_session_met(&connection, meeting) => s,
-        _ = &mut user_end => return Ok(Ended::Reason(EndReason::UserEnded)),
-    };
-    let SealedSession {
-        send: mut tx,
-        recv: mut rx,
-        keys,
-    } = match exchanged {
-        Ok(s) => s,
-        Err(e) if !e.is_violation() => {
-            return Ok(Ended::PeerLeft(
-                conn.explain_departure(e.to_string()).await?,
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
-
-    // Without a code (a help request), the two people compare six digits: a relay in the middle
-    // would have made each end a different one.
-    let verification = keys.verification_code().map(|v| v.to_string());
-    if let Some(v) = keys.verification_code() {
-        report.event(
-            "verification",
-            json!({ "code": v.digits() }),
-            format!("Verification code: {v}. Your technician sees the same six digits; if they read out others, end the session."),
-        );
-    }
-    // Consent next: nothing is captured before it. (Sent even when the answer is preset: the
-    // technician learns at once whether someone is being asked.)
-    tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
-    // A recording technician says so first, so that the user knows before answering.
-    let recorded = match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
-        Ok(Ok(Some(PeerMessage::Recorded))) => true,
-        Err(_) => false,
-        Ok(msg) => return before_consent(msg, &mut tx, conn).await,
-    };
-    // While the person decides, the technician has nothing to say: whatever it sends ends the
-    // session (see `before_consent`), input above all, which would otherwise wait in the stream
-    // and reach the screen in one burst the moment control is allowed.
-    let (decided, timed_out) = tokio::select! {
-        s = obtain_consent(opts.consent, &mut *person, peer, recorded, verification, report) => s,
-        msg = rx.recv() => return before_consent(msg, &mut tx, conn).await,
-        ctl = conn.next_skipping_silences() => return match ctl {
-            Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
-            Err(e) => Err(e),
-            Ok(other) => Err(LinkError::Protocol(format!(
-                "unexpected control message: {}",
-                protocol::text::clip(&format!("{other:?}"), 200)
-            ))),
-        },
-        _ = &mut user_end => (ConsentState::Denied, false),
-    };
-    if decided != ConsentState::Denied {
-        // Received while the answer came, and not read yet: sent before it too.
-        if let Some(msg) = already_received(&mut rx).await {
-            return before_consent(msg, &mut tx, conn).await;
-        }
-    }
-    tx.send(&PeerMessage::Consent(decided)).await?;
-    if decided == ConsentState::Denied {
-        let reason = EndReason::ConsentDenied;
-        goodbye(&mut tx, conn, &reason).await;
-        return Ok(if timed_out {
-            Ended::Unanswered
-        } else {
-            Ended::Reason(reason)
-        });
-    }
-    let mut control = decided == ConsentState::Control;
-    let gate = person.gate.clone();
-    if control {
-        gate.open();
-    }
-    // From here on, however the session ends (also by an error on the way out, `?`), dropping
-    // the injector releases every key and button the technician held (see `crate::injector`).
-    let (injector, mut inject_failure) = Injector::start(sink, gate.clone())
-        .map_err(|e| LinkError::Protocol(format!("cannot start the input thread: {e}")))?;
-    let mut pending: Option<protocol::input::InputEvent> = None;
-    let mut truncated = Truncated::default();
-
-    let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(opts.max_in_flight);
-    for _ in 0..opts.max_in_flight {
-        credit_tx.send(()).expect("room for the initial credits");
-    }
-    let (prod_tx, mut prod_rx) = tmpsc::channel(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = stop.clone();
-    let _stop_capture = StopCapture(stop.clone());
-    let lossless = opts.lossless;
-    std::thread::Builder::new()
-        .name("capture".into())
-        .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop, lossless))
-        .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
-
-    let mut window = Window::new(opts.max_in_flight);
-    // The updates being written, one task each: at most `max_in_flight`.
-    let mut sending: JoinSet<u64> = JoinSet::new();
-    let mut finished = false;
-    let mut dropped = 0u64;
-    let mut dropped_reported = Instant::now() - Duration::from_secs(1);
-    let mut relay_silence = Silence::new(&conn.connection);
-    let mut silence_tick = link::silence::ticker();
-    let mut quiet = Quiet::default();
-    let ended = loop {
-        tokio::select! {
-            produced = prod_rx.recv(), if !finished => match produced {
-                Some(Produced::Ready { width, height, describe }) => {
-                    tx.send(&PeerMessage::SessionStart {
-                        width,
-                        height,
-                        agent_version: protocol::SOFTWARE_VERSION.into(),
-                    })
-                    .await?;
-                    person.status.send(Status::Sharing { peer: peer.clone(), control });
-                    report.event(
-                        "sharing",
-                        json!({ "source": describe, "width": width, "height": height, "control": control }),
-                        format!(
-                            "Your screen ({describe}) is shared with {}{}.\nType v and Enter to stop control (view only), q and Enter or Ctrl+C to end the session.",
-                            shown::name(&peer.description),
-                            if control { ", who may use mouse and keyboard" } else { ", view only" }
-                        ),
-                    );
-                }
-                Some(Produced::Update { update, frame_id }) => {
-                    let seq = update.seq;
-                    window.sent(seq);
-                    if opts.report_updates {
-                        report.event("update_sent", json!({
-                            "seq": update.seq, "frame": frame_id, "ops": update.ops.len(),
-                            "video": update.ops.iter().filter(|o| matches!(o, CodecOp::Video { .. })).count(),
-                            "width": update.width, "height": update.height,
-                        }), "");
-                    }
-                    // On its own stream, sealed record by record as it goes out.
-                    let outgoing = sealed::prepare_update(&keys, update);
-                    let c = connection.clone();
-                    sending.spawn(async move {
-                        if let Err(e) = sealed::send_update(&c, outgoing).await {
-                            debug!(error = %e, "a screen update could not be sent; the connection is ending");
-                        }
-                        seq
-                    });
-                }
-                Some(Produced::Finished) | None => {
-                    finished = true;
-                    if window.is_idle() {
-                        break Ended::Reason(EndReason::SourceFinished);
-                    }
-                }
-                Some(Produced::Failed(e)) => break Ended::Reason(EndReason::Error(format!("screen capture failed: {e}"))),
-            },
-            // While the worker's queue is full the technician's stream waits, so flow control
-            // slows the technician; everything else goes on.
-            _ = injector.room(), if pending.is_some() => {
-                if let Some(event) = pending.take() {
-                    if gate.is_open() {
-                        pending = injector.offer(event).err();
-                    }
-                }
-            },
-            e = inject_failure.wait() => {
-                break Ended::Reason(EndReason::Error(e.to_string()));
-            },
-            Some(written) = sending.join_next(), if !sending.is_empty() => match written {
-                Ok(seq) => {
-                    if window.written(seq) {
-                        let _ = credit_tx.try_send(());
-                    }
-                    if finished && window.is_idle() {
-                        break Ended::Reason(EndReason::SourceFinished);
-                    }
-                }
-                Err(e) => break Ended::Reason(EndReason::Error(format!("sending a screen update failed: {e}"))),
-            },
-            msg = rx.recv(), if pending.is_none() => match msg {
-                Ok(Some(PeerMessage::UpdateAck { seq })) => match window.ack(seq) {
-                    Ok(Ack::Freed) => {
-                        let _ = credit_tx.try_send(());
-                        if finished && window.is_idle() {
-                            break Ended::Reason(EndReason::SourceFinished);
-                        }
-                    }
-                    Ok(Ack::Writing) => {}
-                    Ok(Ack::Repeated) => debug!(seq, "a repeated acknowledgement ignored"),
-                    Err(e) => break Ended::Reason(EndReason::Error(e.to_string())),
-                },
-                Ok(Some(PeerMessage::Input(mut event))) => {
-                    if !control || !gate.is_open() {
-                        dropped += 1;
-                        if dropped_reported.elapsed() >= Duration::from_millis(500) {
-                            dropped_reported = Instant::now();
-                            report.event("input_dropped", json!({ "count": dropped }),
-                                format!("View only: {dropped} input events from the technician were dropped."));
-                        }
-                    } else {
-                        truncated.add(cap_text(&mut event), report);
-                        pending = injector.offer(event).err();
-                    }
-                }
-                Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
-                Ok(Some(other)) => {
-                    break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", kind(&other))));
-                }
-                Ok(None) => break Ended::PeerLeft(conn.explain_departure("the technician closed the session stream".into()).await?),
-                Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(e.to_string())),
-                Err(e) => break Ended::PeerLeft(conn.explain_departure(format!("the session stream broke: {e}")).await?),
-            },
-            cmd = person.input.next_command() => match cmd {
-                UserCommand::StopControl if control => {
-                    control = false;
-                    // Already closed by the side the person spoke through; the worker
-                    // releases what is held as soon as it sees it.
-                    gate.close();
-                    pending = None;
-                    person.status.send(Status::ControlStopped);
-                    tx.send(&PeerMessage::Consent(ConsentState::ViewOnly)).await?;
-                    report.event("consent", json!({ "state": "view_only" }),
-                        "Control stopped: the technician can only see the screen now.");
-                }
-                UserCommand::StopControl => {}
-                UserCommand::End => break Ended::Reason(EndReason::UserEnded),
-            },
-            _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
-                Some(Change::Quiet(silent)) => {
-                    injector.release_held();
-                    quiet.relay = true;
-                    person.status.send(Status::PeerQuiet(quiet.any()));
-                    report.event("relay_quiet", json!({ "silent_ms": silent.as_millis() as u64 }), format!(
-                        "Nothing heard from the relay for {:.1} s; the session waits for the connection.",
-                        silent.as_secs_f64()
-                    ));
-                }
-                Some(Change::Back) => {
-                    quiet.relay = false;
-                    person.status.send(Status::PeerQuiet(quiet.any()));
-                    report.event("relay_back", json!({}), "The relay is heard again.");
-                }
-                None => {}
-            },
-            ctl = conn.next() => match ctl {
-                Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
-                    Some(r) => break Ended::Reason(r),
-                    None => break Ended::PeerLeft(reason.to_string()),
-                },
-                Ok(FromRelay::PeerQuiet { silent_ms }) => {
-                    // Whatever the technician held down must not stay pressed while it is gone.
-                    injector.release_held();
-                    quiet.technician = true;
-                    person.status.send(Status::PeerQuiet(quiet.any()));
-                    report.event("peer_quiet", json!({ "silent_ms": silent_ms }),
-                        format!("Nothing heard from the technician for {:.1} s; the session waits for their connection.", f64::from(silent_ms) / 1000.0));
-                }
-                Ok(FromRelay::PeerBack) => {
-                    quiet.technician = false;
-                    person.status.send(Status::PeerQuiet(quiet.any()));
-                    report.event("peer_back", json!({}), "The technician's connection is back.");
-                }
-                // The link is gone: the guards stop the capture and release held input.
-                Err(e) => return Err(e),
-                Ok(other) => return Err(LinkError::Protocol(format!(
-                    "unexpected control message during a session: {}",
-                    protocol::text::clip(&format!("{other:?}"), 200)
-                ))),
-            },
-            _ = &mut user_end => break Ended::Reason(EndReason::UserEnded),
-        }
-    };
-    // The capture thread notices within one capture; it is not joined, so a capture blocked on
-    // a slow screen cannot hold up the end of the session.
-    stop.store(true, Ordering::Relaxed);
-    drop(credit_tx);
-    let injected = injector.finish(RELEASE_WAIT).await;
-    debug!(
-        injected = injected.injected,
-        discarded = injected.discarded,
-        "input worker done"
-    );
-    truncated.report_final(report);
-    if window.repeated() > 0 {
-        warn!(
-            repeated = window.repeated(),
-            "the technician repeated acknowledgements; they were ignored"
-        );
-    }
-    if dropped > 0 {
-        report.event(
-            "input_dropped",
-            json!({ "count": dropped, "final": true }),
-            format!("{dropped} input events were dropped while the session was view only."),
-        );
-    }
-    if let Ended::Reason(reason) = &ended {
-        // Tell the technician why, unless it was the technician who ended it.
-        if !matches!(reason, EndReason::TechnicianEnded) {
-            goodbye(&mut tx, conn, reason).await;
-        }
-    }
-    Ok(ended)
 }
 
 /// Text cut from key events that carried more than [`MAX_TEXT_CHARS`] characters: counted, and
@@ -752,19 +832,5 @@ impl Truncated {
         if self.events > 0 {
             self.report(report, true);
         }
-    }
-}
-
-/// What is silent for now, of what the session hears from: the relay itself, or the technician
-/// (as the relay says).
-#[derive(Default)]
-struct Quiet {
-    relay: bool,
-    technician: bool,
-}
-
-impl Quiet {
-    fn any(&self) -> bool {
-        self.relay || self.technician
     }
 }

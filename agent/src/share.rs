@@ -192,9 +192,9 @@ pub async fn run(
         );
         let (sink, factory) = parts()?;
         let ended = session::run(
-            &mut conn,
-            &meeting,
-            &peer,
+            conn,
+            meeting,
+            peer,
             factory,
             sink,
             person,
@@ -203,7 +203,7 @@ pub async fn run(
             user_end(person),
         )
         .await?;
-        let outcome = finish(conn, ended, &report).await?;
+        let outcome = finish(ended, &report);
         let Some((request, secret)) = ticket.clone() else {
             return Ok(outcome);
         };
@@ -394,27 +394,13 @@ fn expected(secs: Option<u32>) -> String {
         .unwrap_or_default()
 }
 
-/// Closes the link after the session and says how it ended.
-async fn finish(conn: RelayConnection, ended: Ended, report: &Reporter) -> anyhow::Result<Outcome> {
-    let (reason, human) = match &ended {
-        Ended::Reason(r) => (
-            protocol::text::clip(&format!("{r:?}"), protocol::text::MAX_REASON).into_owned(),
-            shown::end_reason(r),
-        ),
-        Ended::Unanswered => (
-            format!("{:?}", EndReason::ConsentDenied),
-            "nobody answered in time, so the session was denied".to_string(),
-        ),
-        Ended::PeerLeft(why) => (
-            "PeerLeft".to_string(),
-            format!("the technician left: {}", shown::reason(why)),
-        ),
-    };
-    conn.close_and_wait(&human).await;
+/// Says how the session ended (each technician's connection was closed with its words).
+fn finish(ended: Ended, report: &Reporter) -> Outcome {
+    let (reason, human) = session::ended_words(&ended);
     report.event(
         "ended",
         json!({ "reason": reason, "message": human }),
         format!("Session ended: {human}."),
     );
-    Ok(Outcome::Session(ended))
+    Outcome::Session(ended)
 }

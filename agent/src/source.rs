@@ -43,7 +43,8 @@ pub enum SourceError {
 }
 
 /// Something that can be shared. A source lives on the capture thread that made it (X11
-/// capturers cannot move between threads), so sessions receive a [`SourceFactory`].
+/// capturers cannot move between threads), so sessions receive a [`SourceFactory`], which makes
+/// one for each technician's capture thread.
 pub trait ScreenSource {
     /// Screen size in pixels, before the first capture.
     fn size(&self) -> (u32, u32);
@@ -53,8 +54,10 @@ pub trait ScreenSource {
     fn capture(&mut self) -> Result<Capture<'_>, SourceError>;
 }
 
-/// Makes the source on the capture thread.
-pub type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn ScreenSource>, SourceError> + Send>;
+/// Makes a source on a capture thread: one for each technician of a session (each has its own
+/// capture and encoder).
+pub type SourceFactory =
+    std::sync::Arc<dyn Fn() -> Result<Box<dyn ScreenSource>, SourceError> + Send + Sync>;
 
 /// Plays a `SCRNSEQ1` file. Paced: frames are shown at their recorded times (scaled by
 /// `speed`), and when the viewer is behind the frames in between are skipped, as a live screen

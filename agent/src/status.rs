@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use protocol::control::PeerInfo;
+use protocol::control::{Joining, PeerInfo};
 
 /// Why a session, or the wait for one, ended; the window says it in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,13 +64,20 @@ pub enum Status {
         /// The six digits to compare with the technician (`042 917`), for a session from the
         /// queue; a code session needs none.
         verification: Option<String>,
+        /// Why they join a session already running (`None`: the first technician).
+        joining: Option<Joining>,
         timeout: Duration,
         deadline: Instant,
     },
     /// The person answered; the session is starting.
     Answered,
-    /// The screen is shared; with control, or view only.
-    Sharing { peer: PeerInfo, control: bool },
+    /// The screen is shared; `peer` holds control (or leads the session, view only), and the
+    /// `others` (account names) watch too.
+    Sharing {
+        peer: PeerInfo,
+        control: bool,
+        others: Vec<String>,
+    },
     /// Control was taken away; view only from now on.
     ControlStopped,
     /// The technician's connection fell silent (`true`; the session waits for it) or is heard

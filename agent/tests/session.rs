@@ -60,7 +60,7 @@ impl ScreenSource for Changing {
 }
 
 fn changing() -> SourceFactory {
-    Box::new(|| {
+    Arc::new(|| {
         Ok(Box::new(Changing {
             pixels: vec![0; 64 * 64 * 4],
             id: 0,
@@ -286,7 +286,7 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
     let relay_addr = addr.to_string();
     let connecting = RelayConnection::connect(&relay_addr, pin, Role::Agent);
     let (conn, (connection, control)) = tokio::join!(connecting, relay);
-    let mut conn = conn.expect("the agent connects to the fake relay");
+    let conn = conn.expect("the agent connects to the fake relay");
 
     let code = UserCode::new(
         SessionCode::from_digits("123456789".into()).unwrap(),
@@ -308,9 +308,9 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
     let meeting = sealed::Meeting::Code(code.clone());
     let run = tokio::spawn(async move {
         session::run(
-            &mut conn,
-            &meeting,
-            &technician_info(),
+            conn,
+            meeting,
+            technician_info(),
             changing(),
             Box::new(sink),
             &mut person,

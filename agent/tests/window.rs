@@ -34,6 +34,7 @@ fn alice() -> PeerInfo {
 
 fn asking() -> Status {
     Status::Asking {
+        joining: None,
         peer: alice(),
         recorded: true,
         verification: None,
@@ -185,6 +186,7 @@ fn button_stops_injection(button_key: &str, command: UserCommand) {
     let (mut harness, status, mut input) = window(&lang, gate.clone());
     status
         .send(Status::Sharing {
+            others: vec![],
             peer: alice(),
             control: true,
         })
@@ -263,6 +265,7 @@ fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
     let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
     status
         .send(Status::Sharing {
+            others: vec![],
             peer: alice(),
             control: true,
         })
@@ -283,6 +286,7 @@ fn the_consent_screen_keeps_the_relays_word_apart_from_the_technicians() {
     peer.software = "Totally Official Support Tool".into();
     status
         .send(Status::Asking {
+            joining: None,
             peer,
             recorded: false,
             verification: None,
@@ -345,6 +349,7 @@ fn hostile_strings_from_the_technician_are_shown_escaped_and_clipped() {
     }
     status
         .send(Status::Asking {
+            joining: None,
             peer: peer.clone(),
             recorded: false,
             verification: None,
@@ -367,6 +372,7 @@ fn hostile_strings_from_the_technician_are_shown_escaped_and_clipped() {
 
     status
         .send(Status::Sharing {
+            others: vec![],
             peer,
             control: true,
         })
@@ -421,6 +427,7 @@ fn every_screen_finds_its_words(lang: &Lang) {
         },
         asking(),
         Status::Asking {
+            joining: None,
             peer: alice(),
             recorded: true,
             verification: Some("042 917".into()),
@@ -428,6 +435,7 @@ fn every_screen_finds_its_words(lang: &Lang) {
             deadline: now + Duration::from_secs(60),
         },
         Status::Asking {
+            joining: None,
             peer: unverified.clone(),
             recorded: false,
             verification: None,
@@ -436,10 +444,12 @@ fn every_screen_finds_its_words(lang: &Lang) {
         },
         Status::Answered,
         Status::Sharing {
+            others: vec![],
             peer: alice(),
             control: true,
         },
         Status::Sharing {
+            others: vec![],
             peer: unverified,
             control: false,
         },
@@ -501,6 +511,7 @@ fn a_waiting_request_shows_its_place_and_can_be_withdrawn_and_its_consent_the_si
     let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
     status
         .send(Status::Asking {
+            joining: None,
             peer: alice(),
             recorded: false,
             verification: Some("042 917".into()),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol::control::{
-    ErrorCode, FromRelay, LogOffer, PeerInfo, PeerLeftReason, QueueEntry, RecordingPolicy,
+    ErrorCode, FromRelay, LiveSession, LogOffer, PeerInfo, PeerLeftReason, QueueEntry, RecordingPolicy,
     RequestFiling, Role, SessionCode, TechnicianAccount, TechnicianPresence, TierLoad, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
@@ -114,6 +114,21 @@ pub struct Queued {
     pub secret: String,
 }
 
+/// Makes further connections to the relay of an existing [`RelayConnection`]
+/// ([`RelayConnection::redial`]).
+#[derive(Debug, Clone)]
+pub struct Redial {
+    endpoint: Endpoint,
+    relay_addr: SocketAddr,
+}
+
+impl Redial {
+    /// Connects and says hello as `role`.
+    pub async fn connect(&self, role: Role) -> Result<RelayConnection, LinkError> {
+        RelayConnection::connect_with(self.endpoint.clone(), self.relay_addr, role).await
+    }
+}
+
 /// What happens to a waiting help request, as [`RelayConnection::next_in_queue`] tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueNews {
@@ -142,10 +157,12 @@ pub enum DeskNews {
         request: Box<QueueEntry>,
         expires_in_secs: u32,
     },
-    /// For leads: the tiers' queues and the technicians' presence.
+    /// For leads: the tiers' queues, the technicians' presence, and the live sessions they may
+    /// monitor.
     Dashboard {
         tiers: Vec<TierLoad>,
         technicians: Vec<TechnicianPresence>,
+        sessions: Vec<LiveSession>,
     },
 }
 
@@ -759,9 +776,15 @@ impl RelayConnection {
                 request: Box::new(request),
                 expires_in_secs,
             }),
-            FromRelay::Dashboard { tiers, technicians } => {
-                Ok(DeskNews::Dashboard { tiers, technicians })
-            }
+            FromRelay::Dashboard {
+                tiers,
+                technicians,
+                sessions,
+            } => Ok(DeskNews::Dashboard {
+                tiers,
+                technicians,
+                sessions,
+            }),
             other => Err(unexpected(&other, "the queue")),
         }
     }
@@ -812,10 +835,41 @@ impl RelayConnection {
         }
     }
 
+    /// What makes further connections to this relay through this connection's endpoint (the
+    /// same socket, and the same trust in the relay's certificate): an agent's connections for
+    /// further viewers of its session.
+    pub fn redial(&self) -> Redial {
+        Redial {
+            endpoint: self.endpoint.clone(),
+            relay_addr: self.relay_addr,
+        }
+    }
+
+    /// Attaches this connection (agent, first after hello) to the live session whose invite
+    /// carried `ticket` ([`FromRelay::Invite`]), and waits until it is paired with the
+    /// technician waiting under it.
+    pub async fn attach(&mut self, ticket: String) -> Result<PeerInfo, LinkError> {
+        self.control_send.send(&ToRelay::Attach { ticket }).await?;
+        self.wait_paired().await
+    }
+
+    /// Joins live session `session` to monitor it (a logged-in lead), as
+    /// [`RelayConnection::join`] joins by code.
+    pub async fn monitor(&mut self, session: String) -> Result<PeerInfo, LinkError> {
+        self.control_send.send(&ToRelay::Monitor { session }).await?;
+        self.take_pairing().await
+    }
+
     /// Takes a help request (logged-in technician; `None`: the oldest it may take) and is
     /// paired with its agent, as [`RelayConnection::join`] is with a code's.
     pub async fn take(&mut self, request: Option<u64>) -> Result<PeerInfo, LinkError> {
         self.control_send.send(&ToRelay::Take { request }).await?;
+        self.take_pairing().await
+    }
+
+    /// The pairing that answers a take or monitor, past news of the queue sent before the
+    /// request was read.
+    async fn take_pairing(&mut self) -> Result<PeerInfo, LinkError> {
         loop {
             match self.next().await? {
                 FromRelay::Paired {

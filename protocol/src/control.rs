@@ -177,6 +177,36 @@ pub enum ToRelay {
         score: u8,
         comment: String,
     },
+    /// An agent, first after hello on a further connection: it attaches a viewer the relay
+    /// announced with [`FromRelay::Invite`] to its live session, with that invite's ticket.
+    /// The relay pairs the connection with the waiting technician ([`FromRelay::Paired`]).
+    Attach { ticket: String },
+    /// A logged-in lead (or administrator) asks to watch a live session of their tiers, named
+    /// by its ledger identifier (the dashboard lists them). Paired like a join, as an observer
+    /// the user must let in; the lead may later take over control.
+    Monitor { session: String },
+}
+
+/// Why the relay asks an agent for another viewer of its live session ([`FromRelay::Invite`]),
+/// so that the user can be told before they are asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Joining {
+    /// The request was escalated by `by` with this note; the next technician took it.
+    Escalation { by: String, note: String },
+    /// A lead watches the session, and may take over control.
+    Monitor,
+}
+
+/// A live session as leads see it on the dashboard, to monitor it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSession {
+    /// Its identifier in the relay's ledger ([`ToRelay::Monitor`] names it so).
+    pub session: String,
+    pub technician: String,
+    pub tier: u8,
+    /// The help request it serves, if any.
+    pub request: Option<u64>,
+    pub started_unix_ms: u64,
 }
 
 /// Where an escalation sends a help request.
@@ -280,6 +310,10 @@ pub struct QueueEntry {
 /// Most entries of one [`FromRelay::Queue`]: the oldest, well inside a control frame.
 pub const QUEUE_SHOWN: usize = 50;
 
+/// Seconds an agent has to attach a further connection after an invite
+/// ([`FromRelay::Invite`]); the technician waiting for it is refused after that.
+pub const ATTACH_SECS: u64 = 10;
+
 /// Seconds between the checkpoints a recording technician sends while a session runs. Where
 /// the relay's policy requires a recording it ends a session that sends none for two intervals.
 pub const CHECKPOINT_INTERVAL_SECS: u64 = 5;
@@ -343,6 +377,8 @@ impl fmt::Display for ToRelay {
             ToRelay::Hold { .. } => "hold",
             ToRelay::Resolve { .. } => "resolve",
             ToRelay::AnswerSurvey { .. } => "answer survey",
+            ToRelay::Attach { .. } => "attach",
+            ToRelay::Monitor { .. } => "monitor",
         })
     }
 }
@@ -472,6 +508,9 @@ pub enum ErrorCode {
     RequestAway,
     /// The queue holds as many requests as the relay allows.
     QueueFull,
+    /// No live session has this identifier, or its agent did not let another technician
+    /// connect in time.
+    UnknownSession,
 }
 
 /// Relay to peer.
@@ -551,7 +590,14 @@ pub enum FromRelay {
     Dashboard {
         tiers: Vec<TierLoad>,
         technicians: Vec<TechnicianPresence>,
+        /// The live sessions of the lead's tiers and below (at most [`QUEUE_SHOWN`]).
+        sessions: Vec<LiveSession>,
     },
+    /// To an agent in a live session: a technician waits to join it (an escalation was taken, a
+    /// lead monitors). The agent opens another connection and sends [`ToRelay::Attach`] with
+    /// `ticket` within [`ATTACH_SECS`]; the user is asked about the newcomer as for any
+    /// technician.
+    Invite { ticket: String, joining: Joining },
     /// Answer to [`ToRelay::Escalate`], [`ToRelay::Hold`] and [`ToRelay::Resolve`]: done, in
     /// words for the technician and the user ("escalated to tier 2").
     RequestPassed {

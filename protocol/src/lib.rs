@@ -30,7 +30,9 @@ pub mod wire;
 /// and seals the peer plane end to end (see [`e2e`]).
 /// Version 3 names each paired session (its row in the relay's ledger), asks for a second
 /// factor where an account has one, and tells a peer when its partner falls silent.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 4 adds the support desk (help requests, queues, escalation) and sessions with several
+/// technicians (invites, attach, monitor, participants and control hand-over).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Version of this software, reported in hello and session-start messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

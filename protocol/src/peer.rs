@@ -77,6 +77,32 @@ pub enum PeerMessage {
     /// Technician to agent, first on the session stream: this session is recorded into a
     /// session log, so the user can be told before they consent.
     Recorded,
+    /// Agent to technician, whenever it changes: who is in the session and who holds control.
+    /// The first entry with `you` is the receiver.
+    Participants(Vec<Participant>),
+    /// Technician to agent, from the one who holds control: give it to the participant of this
+    /// account name. The agent refuses (and says so in the next [`PeerMessage::Participants`])
+    /// a hand-over from anyone else, or to someone the user did not allow control.
+    HandOver { to: String },
+    /// Technician to agent, from a lead who joined to monitor: take control from whoever holds
+    /// it, where the user allowed the lead control.
+    TakeOver,
+}
+
+/// One technician of a session with several, as the agent tells each of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The account name, as the relay vouched for it.
+    pub name: String,
+    pub tier: u8,
+    /// This entry is the technician receiving the list.
+    pub you: bool,
+    /// Holds control of mouse and keyboard now (at most one does).
+    pub controls: bool,
+    /// The user allowed this one control (only such a one can be handed control).
+    pub may_control: bool,
+    /// Joined as a lead monitoring the session (may take over control).
+    pub monitoring: bool,
 }
 
 /// How one tile of a [`ScreenUpdate`] is coded; the payload formats are described in

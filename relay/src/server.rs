@@ -62,6 +62,9 @@ struct Partner {
     info: PeerInfo,
     /// The session's row in the ledger.
     session: String,
+    /// To the agent's side: technicians waiting to join the live session, for the agent to
+    /// attach another connection to.
+    invites: mpsc::Receiver<help::Invite>,
 }
 
 /// Longest a session whose recording the policy requires may go without a checkpoint.
@@ -75,6 +78,9 @@ struct Shared {
     /// The relay's record of paired sessions (blocking I/O: used from `spawn_blocking`).
     ledger: Arc<Mutex<Ledger>>,
     rendezvous: Mutex<Rendezvous<WaitingAgent>>,
+    /// Technicians waiting for an agent in a live session to attach another connection, by
+    /// the ticket of the invite (see [`invite`]).
+    attaching: Mutex<std::collections::HashMap<String, oneshot::Sender<WaitingAgent>>>,
     /// The queue of help requests.
     help: help::Help,
     joins: Mutex<RateLimiter<crate::limits::Source>>,
@@ -204,6 +210,7 @@ impl Relay {
             logs: Arc::new(Mutex::new(logs)),
             ledger: Arc::new(Mutex::new(ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
+            attaching: Mutex::new(std::collections::HashMap::new()),
             help: help::Help::open(&cfg.data_dir, cfg.desk.clone()).with_context(|| {
                 format!(
                     "cannot open the help requests in {}",
@@ -475,10 +482,13 @@ async fn agent(
             return Box::pin(help::requester(conn, out, inp, shared, info, m)).await
         }
         Read::Msg(m @ ToRelay::AnswerSurvey { .. }) => return help::survey(out, shared, m).await,
+        Read::Msg(ToRelay::Attach { ticket }) => {
+            return Box::pin(attach(conn, out, inp, shared, info, ticket)).await
+        }
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
-                "an agent sends register, file request, resume request or a survey answer after \
-                 hello, not {}",
+                "an agent sends register, file request, resume request, attach or a survey \
+                 answer after hello, not {}",
                 other
             )))
         }
@@ -566,6 +576,80 @@ async fn agent(
     agent_paired(conn, out, inp, shared, partner).await
 }
 
+/// An agent's further connection to its live session, for the technician waiting under
+/// `ticket` (see [`invite`]): handed to that technician, then paired as under a code.
+async fn attach(
+    conn: &Connection,
+    out: &mut FramedSend<FromRelay>,
+    inp: &mut FramedRecv<ToRelay>,
+    shared: &Shared,
+    info: PeerInfo,
+    ticket: String,
+) -> Result<(), Refusal> {
+    let waiting = shared
+        .attaching
+        .lock()
+        .expect("attaching lock")
+        .remove(&ticket);
+    let gone = || {
+        Refusal::new(
+            ErrorCode::UnknownSession,
+            "no technician waits to join under this ticket any more",
+        )
+    };
+    let waiting = waiting.ok_or_else(gone)?;
+    let (tx, rx) = oneshot::channel();
+    let agent = WaitingAgent {
+        conn: conn.clone(),
+        info,
+        pair: tx,
+    };
+    waiting.send(agent).map_err(|_| gone())?;
+    let partner = match tokio::time::timeout(HELLO_TIMEOUT, rx).await {
+        Ok(Ok(p)) => p,
+        _ => return Err(gone()),
+    };
+    info!(peer = %conn.remote_address(), technician = %partner.info.description, session = %partner.session, "another viewer attached");
+    agent_paired(conn, out, inp, shared, partner).await
+}
+
+/// Asks the agent of a live session (through `invites`, which its side of the session reads)
+/// for another connection, and waits for it to attach: the technician then pairs with it as
+/// with an agent waiting under a code.
+async fn invite(
+    shared: &Shared,
+    invites: mpsc::Sender<help::Invite>,
+    joining: protocol::control::Joining,
+) -> Result<WaitingAgent, Refusal> {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    let ticket = hex::encode(bytes);
+    let (tx, rx) = oneshot::channel();
+    let attaching = || shared.attaching.lock().expect("attaching lock");
+    attaching().insert(ticket.clone(), tx);
+    let limit = Duration::from_secs(protocol::control::ATTACH_SECS);
+    let attached = match invites.try_send(help::Invite {
+        ticket: ticket.clone(),
+        joining,
+    }) {
+        Ok(()) => tokio::time::timeout(limit, rx).await.ok().and_then(Result::ok),
+        Err(_) => None,
+    };
+    attaching().remove(&ticket);
+    attached.ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::UnknownSession,
+            format!(
+                "the user's agent did not let another technician join within {} seconds (the \
+                 session may have just ended)",
+                limit.as_secs()
+            ),
+        )
+    })
+}
+
 /// The agent's side once a technician is handed to it: told who, then the paired session.
 async fn agent_paired(
     conn: &Connection,
@@ -591,7 +675,7 @@ async fn agent_paired(
         out,
         inp,
         shared,
-        None,
+        Side::Agent(partner.invites),
     ))
     .await
     .map(|_| ())
@@ -621,6 +705,7 @@ async fn technician(
         match read_unpaired(inp, shared).await? {
             Read::Msg(ToRelay::Join { code }) => break Wanted::Code(code),
             Read::Msg(ToRelay::Take { request }) => break Wanted::Request(request),
+            Read::Msg(ToRelay::Monitor { session }) => break Wanted::Monitor(session),
             Read::Msg(ToRelay::WatchQueue) => match &login {
                 Some(l) => {
                     let account = shared.logins.live_account(l).await?;
@@ -688,7 +773,7 @@ async fn technician(
             Read::Msg(other) => {
                 return Err(Refusal::violation(format!(
                     "a technician sends login, resume, logout, session-log messages, join, \
-                     watch queue or take after hello, not {}",
+                     watch queue, take or monitor after hello, not {}",
                     other
                 )))
             }
@@ -725,11 +810,38 @@ async fn technician(
     // The token may have been revoked, or the account disabled, since the login.
     let account = shared.logins.may_join(&login).await?;
     info.account = Some(account.clone());
+    let monitor = matches!(wanted, Wanted::Monitor(_));
     let (agent, what, request) = match wanted {
         Wanted::Code(code) => (lookup(shared, &code, now)?, code.digits().to_string(), None),
         Wanted::Request(request) => {
-            let (entry, agent) = help::take(shared, &account.name, account.tier, request).await?;
+            let (entry, reach) = help::take(shared, &account.name, account.tier, request).await?;
+            let agent = match reach {
+                help::Reach::Waiting(agent) => agent,
+                help::Reach::Live {
+                    session,
+                    invites,
+                    joining,
+                } => {
+                    info!(peer = %remote, request = entry.id, %session, "joining the live session of an escalated request");
+                    match invite(shared, invites, joining).await {
+                        Ok(agent) => agent,
+                        Err(refusal) => {
+                            // Taken, but its agent cannot be reached: it waits again.
+                            help::session_over(shared, entry.id, &account.name, None).await;
+                            return Err(refusal);
+                        }
+                    }
+                }
+            };
             (agent, format!("request {}", entry.id), Some(entry))
+        }
+        Wanted::Monitor(session) => {
+            let who = shared.logins.live_account(&login).await?;
+            (
+                monitored(shared, &who, &session).await?,
+                format!("monitor {session}"),
+                None,
+            )
         }
     };
     let request_id = request.as_ref().map(|r| r.id);
@@ -754,12 +866,14 @@ async fn technician(
         })
         .await?
     };
+    let (invites, invited) = mpsc::channel(INVITES_WAITING);
     if agent
         .pair
         .send(Partner {
             conn: conn.clone(),
             info,
             session: session.clone(),
+            invites: invited,
         })
         .is_err()
     {
@@ -775,6 +889,17 @@ async fn technician(
     info!(peer = %remote, joined = %what, account = %account.name, tier = account.tier, %session, "technician joined");
     Windows::paired(conn);
     let counted = shared.help.session_begins(&account.name, account.tier);
+    let live = shared.help.live_begins(
+        &session,
+        help::Live {
+            invites,
+            technician: account.name.clone(),
+            tier: account.tier,
+            request: request_id,
+            started_at: crate::ledger::now_ms(),
+            monitor,
+        },
+    );
     let ended = async {
         send(
             out,
@@ -792,7 +917,7 @@ async fn technician(
             out,
             inp,
             shared,
-            Some(Recorded {
+            Side::Technician(Recorded {
                 technician: &account.name,
                 session: &session,
                 required: recording_required,
@@ -802,6 +927,7 @@ async fn technician(
         .await
     }
     .await;
+    drop(live);
     drop(counted);
     let why = match &ended {
         Ok(words) => words.clone(),
@@ -1064,11 +1190,57 @@ fn lookup(shared: &Shared, code: &SessionCode, now: Instant) -> Result<WaitingAg
     })
 }
 
+/// Invites for one live session that may wait for its agent at once (technicians racing to join
+/// it beyond this are refused; each invite is answered within [`protocol::control::ATTACH_SECS`]).
+const INVITES_WAITING: usize = 4;
+
+/// The agent of live session `session`, attached for lead `who` to monitor it: leads and
+/// administrators may monitor the sessions of their tier and below.
+async fn monitored(
+    shared: &Shared,
+    who: &crate::accounts::Technician,
+    session: &str,
+) -> Result<WaitingAgent, Refusal> {
+    if !who.role.sees_dashboard() {
+        return Err(Refusal::new(
+            ErrorCode::NotPermitted,
+            format!(
+                "the account {} has the role {}; only leads and administrators monitor sessions",
+                who.name, who.role
+            ),
+        ));
+    }
+    let unknown = || {
+        Refusal::new(
+            ErrorCode::UnknownSession,
+            format!("no session {session} runs on this relay now"),
+        )
+    };
+    let (invites, tier, monitoring) = shared.help.live_session(session).ok_or_else(unknown)?;
+    if monitoring {
+        return Err(unknown());
+    }
+    if tier > who.tier {
+        return Err(Refusal::new(
+            ErrorCode::NotPermitted,
+            format!(
+                "session {session} is a tier {tier} technician's; {} (tier {}) monitors sessions \
+                 of tiers up to {}",
+                who.name, who.tier, who.tier
+            ),
+        ));
+    }
+    info!(lead = %who.name, %session, "monitoring a session");
+    invite(shared, invites, protocol::control::Joining::Monitor).await
+}
+
 /// What a technician asks to be paired with: the agent of a code, or of a help request (`None`:
 /// the oldest it may take).
 enum Wanted {
     Code(SessionCode),
     Request(Option<u64>),
+    /// A lead joins a live session, named by its ledger identifier.
+    Monitor(String),
 }
 
 /// What ended a paired session, from one side's view.
@@ -1088,10 +1260,27 @@ struct Recorded<'a> {
     request: Option<u64>,
 }
 
+/// Which end of a paired session a task serves, with what only that end has.
+enum Side<'a> {
+    /// The agent's: invites to pass on for technicians waiting to join its live session.
+    Agent(mpsc::Receiver<help::Invite>),
+    Technician(Recorded<'a>),
+}
+
+/// The next invite for the agent, if it has a live session whose technicians can still invite
+/// (else pending for ever).
+async fn next_invite(invites: &mut Option<mpsc::Receiver<help::Invite>>) -> Option<help::Invite> {
+    match invites.as_mut() {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Forwards `own`'s peer plane to `other` until one of them ends, then tells `own`'s peer.
-/// `Ok` says in words how it ended. On the technician's side (`recorded`), checkpoints of its
-/// session log are taken, and where the recording is required a session without one for
-/// [`CHECKPOINT_DEADLINE`] is ended.
+/// `Ok` says in words how it ended. On the technician's side, checkpoints of its session log
+/// are taken, and where the recording is required a session without one for
+/// [`CHECKPOINT_DEADLINE`] is ended. On the agent's side, invites of further technicians are
+/// passed on.
 async fn paired(
     own: &Connection,
     role: Role,
@@ -1099,8 +1288,12 @@ async fn paired(
     out: &mut FramedSend<FromRelay>,
     inp: &mut FramedRecv<ToRelay>,
     shared: &Shared,
-    recorded: Option<Recorded<'_>>,
+    side: Side<'_>,
 ) -> Result<String, Refusal> {
+    let (recorded, mut invites) = match side {
+        Side::Agent(invites) => (None, Some(invites)),
+        Side::Technician(recorded) => (Some(recorded), None),
+    };
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
     let required = recorded.as_ref().is_some_and(|r| r.required);
@@ -1170,6 +1363,17 @@ async fn paired(
                         Err(refusal) => End::Refused(refusal),
                     },
                     None => continue,
+                },
+                invite = next_invite(&mut invites) => match invite {
+                    Some(help::Invite { ticket, joining }) => match send(out, FromRelay::Invite { ticket, joining }).await {
+                        Ok(()) => continue,
+                        Err(refusal) => End::Refused(refusal),
+                    },
+                    // The technician's side is over: no one invites through it any more.
+                    None => {
+                        invites = None;
+                        continue;
+                    }
                 },
                 _ = shutdown.changed() => End::Refused(Refusal::new(ErrorCode::ShuttingDown, "the relay is shutting down")),
             };

@@ -148,12 +148,14 @@ pub struct Outcome {
     pub log: Option<PathBuf>,
 }
 
-/// What the technician joins: the session of a code the user read out, or a help request taken
-/// from the queue (`None`: the oldest it may take).
+/// What the technician joins: the session of a code the user read out, a help request taken
+/// from the queue (`None`: the oldest it may take), or a live session a lead monitors (by its
+/// identifier in the relay's ledger).
 #[derive(Debug, Clone)]
 pub enum Joining {
     Code(UserCode),
     Request(Option<u64>),
+    Monitor(String),
 }
 
 /// A taken help request in words: what the user wrote, their machine, and the note of whoever
@@ -347,6 +349,7 @@ pub async fn join(
     let peer = match joining {
         Joining::Code(code) => conn.join(code.rendezvous().clone()).await?,
         Joining::Request(request) => conn.take(*request).await?,
+        Joining::Monitor(session) => conn.monitor(session.clone()).await?,
     };
     let session_id = conn.session.clone().unwrap_or_default();
     // What the session is known by: the code's rendezvous part, or the relay's session
@@ -359,6 +362,11 @@ pub async fn join(
         ),
         Joining::Request(_) => (
             format!("help request session {session_id}"),
+            session_id.clone(),
+            Meeting::Queue(session_id.clone()),
+        ),
+        Joining::Monitor(watched) => (
+            format!("session {watched} to monitor it"),
             session_id.clone(),
             Meeting::Queue(session_id.clone()),
         ),

@@ -3,11 +3,11 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use link::client::Trusted;
+use link::client::{DeskNews, Trusted};
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::ErrorCode;
@@ -49,6 +49,9 @@ enum Command {
     /// Take a help request from the queue (by number, or --next) and run its session like
     /// `connect`; the user and you compare a 6-digit verification code
     Take(Take),
+    /// Watch a live session of your tiers as a lead (`technician queue` lists them); the user is
+    /// asked to let you in, and you may take over control (`takeover` in an input script)
+    Monitor(Monitor),
     /// Fetch a session log stored on the relay (your own; auditors and administrators: any),
     /// with the checkpoints the relay holds for it; open it with `technician log decrypt`
     FetchLog(FetchLog),
@@ -200,6 +203,16 @@ struct Take {
     relay: RelayArgs,
     #[command(flatten)]
     session: SessionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct Monitor {
+    /// The live session's identifier, as `technician queue` shows it to leads
+    session: String,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    session_args: SessionArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -418,54 +431,154 @@ async fn logout(args: Logout, report: Reporter) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints the queue once, or as it changes with `--watch`.
+/// Prints the queue once, or as it changes with `--watch`: the requests, the offers routing
+/// makes, and for leads the dashboard (each tier's queue, the technicians, the live sessions).
 async fn queue(args: Queue, report: Reporter) -> anyhow::Result<ExitCode> {
     let target = args.relay.target();
     let stored = target.stored_login()?;
     let (mut conn, _) = target.connect(report).await?;
     conn.resume(&stored.token).await?;
     conn.watch_queue().await?;
+    let mut shown_queue = false;
     loop {
-        let (requests, more) = conn.next_queue().await?;
+        // Once the queue is shown, a one-off look waits only for the dashboard sent with it.
+        let news = if shown_queue && !args.watch {
+            match tokio::time::timeout(Duration::from_millis(300), conn.next_desk()).await {
+                Ok(n) => n?,
+                Err(_) => break,
+            }
+        } else {
+            conn.next_desk().await?
+        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let mut text = if requests.is_empty() {
-            "No help request is waiting.".to_string()
-        } else {
-            format!(
-                "{} help request(s) waiting, oldest first:",
-                requests.len() + more as usize
-            )
-        };
-        for r in &requests {
-            let waited = now.saturating_sub(r.filed_unix_ms) / 1000;
-            text.push_str(&format!(
-                "\n  {:>5}  tier {}  waiting {}  {}{}  ({} on {}){}",
-                r.id,
-                r.tier,
-                when(waited),
-                protocol::text::printable(&r.filing.description),
-                r.filing
-                    .ticket
-                    .as_deref()
-                    .map(|t| format!(" [ticket {}]", protocol::text::printable(t)))
-                    .unwrap_or_default(),
-                protocol::text::printable(&r.filing.machine),
-                protocol::text::printable(&r.filing.os),
-                if r.connected { "" } else { "  (user away)" },
-            ));
-        }
-        if more > 0 {
-            text.push_str(&format!("\n  … and {more} more"));
-        }
-        report.event("queue", json!({ "requests": requests, "more": more }), text);
-        if !args.watch {
-            conn.close_and_wait("done").await;
-            return Ok(ExitCode::SUCCESS);
+        let waited = |since: u64| when(now.saturating_sub(since) / 1000);
+        match news {
+            DeskNews::Queue { requests, more } => {
+                let mut text = if requests.is_empty() {
+                    "No help request is waiting.".to_string()
+                } else {
+                    format!(
+                        "{} help request(s) waiting, oldest first:",
+                        requests.len() + more as usize
+                    )
+                };
+                for r in &requests {
+                    text.push_str(&format!("\n  {}", request_line(r, &waited)));
+                }
+                if more > 0 {
+                    text.push_str(&format!("\n  … and {more} more"));
+                }
+                report.event("queue", json!({ "requests": requests, "more": more }), text);
+                shown_queue = true;
+            }
+            DeskNews::Offer {
+                request,
+                expires_in_secs,
+            } => report.event(
+                "offer",
+                json!({ "request": request, "expires_in_secs": expires_in_secs }),
+                format!(
+                    "Offered to you: {}\n  take it with `technician take {}` within {expires_in_secs} s",
+                    request_line(&request, &waited),
+                    request.id
+                ),
+            ),
+            DeskNews::Dashboard {
+                tiers,
+                technicians,
+                sessions,
+            } => {
+                let mut text = "Desk now:".to_string();
+                for t in &tiers {
+                    text.push_str(&format!(
+                        "\n  tier {}: {} waiting{}{}",
+                        t.tier,
+                        t.waiting,
+                        t.oldest_queued_unix_ms
+                            .map(|o| format!(", oldest {}", waited(o)))
+                            .unwrap_or_default(),
+                        if t.overdue > 0 {
+                            format!(", {} OVERDUE", t.overdue)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                for p in &technicians {
+                    text.push_str(&format!(
+                        "\n  {} (tier {}): {}, {} session(s)",
+                        protocol::text::printable(&p.name),
+                        p.tier,
+                        p.presence.as_str(),
+                        p.sessions
+                    ));
+                }
+                if sessions.is_empty() {
+                    text.push_str("\n  No live session to monitor.");
+                }
+                for s in &sessions {
+                    text.push_str(&format!(
+                        "\n  session {}: {} (tier {}){} for {}  (technician monitor {})",
+                        s.session,
+                        protocol::text::printable(&s.technician),
+                        s.tier,
+                        s.request
+                            .map(|r| format!(", help request {r}"))
+                            .unwrap_or_default(),
+                        waited(s.started_unix_ms),
+                        s.session
+                    ));
+                }
+                report.event(
+                    "dashboard",
+                    json!({ "tiers": tiers, "technicians": technicians, "sessions": sessions }),
+                    text,
+                );
+            }
         }
     }
+    conn.close_and_wait("done").await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One waiting request in a line: number, tier, wait, what the user wrote, ticket, machine, and
+/// what is special about it (away, overdue, offered, reserved, handed over).
+fn request_line(r: &protocol::control::QueueEntry, waited: &dyn Fn(u64) -> String) -> String {
+    let p = |s: &str| protocol::text::printable(s).into_owned();
+    let mut line = format!(
+        "{:>5}  tier {}  waiting {}  {}{}  ({} on {})",
+        r.id,
+        r.tier,
+        waited(r.queued_unix_ms),
+        p(&r.filing.description),
+        r.filing
+            .ticket
+            .as_deref()
+            .map(|t| format!(" [ticket {}]", p(t)))
+            .unwrap_or_default(),
+        p(&r.filing.machine),
+        p(&r.filing.os),
+    );
+    if !r.connected {
+        line.push_str("  (user away)");
+    }
+    if r.overdue {
+        line.push_str("  OVERDUE");
+    }
+    if let Some(to) = &r.offered_to {
+        line.push_str(&format!("  (offered to {})", p(to)));
+    }
+    if let Some(to) = &r.reserved_for {
+        line.push_str(&format!("  (for {} only)", p(to)));
+    }
+    if let Some(h) = &r.handoff {
+        let how = if h.held { "held by" } else { "escalated by" };
+        line.push_str(&format!("\n         {how} {}: \"{}\"", p(&h.by), p(&h.note)));
+    }
+    line
 }
 
 async fn run_session(
@@ -572,6 +685,14 @@ fn main() -> ExitCode {
             finish(
                 report,
                 rt.block_on(run_session(joining, args.relay, args.session, report)),
+            )
+        }
+        Command::Monitor(args) => {
+            let report = Reporter::new(args.relay.json);
+            let joining = Joining::Monitor(args.session);
+            finish(
+                report,
+                rt.block_on(run_session(joining, args.relay, args.session_args, report)),
             )
         }
         Command::Queue(args) => {

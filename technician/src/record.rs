@@ -156,6 +156,20 @@ impl Recorder {
         self.with(|w, t| w.desk_step(t, step));
     }
 
+    /// Another technician joined the session, or left it (`left`: why), as the agent's list
+    /// of participants showed it.
+    pub fn participant(&mut self, who: &protocol::sessionlog::Participant, left: Option<&str>) {
+        self.with(|w, t| match left {
+            None => w.participant_joined(t, who),
+            Some(why) => w.participant_left(t, who, why),
+        });
+    }
+
+    /// Who holds control now, in a session with several technicians.
+    pub fn control(&mut self, change: &protocol::sessionlog::ControlChange) {
+        self.with(|w, t| w.control(t, change));
+    }
+
     pub fn input(&mut self, event: &InputEvent) {
         self.with(|w, t| w.input(t, event));
     }

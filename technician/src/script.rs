@@ -14,11 +14,18 @@
 //! snapshot FILE.png     write the screen as the technician sees it
 //! end                   end the session
 //!
-//! # in a session taken from the desk's queue; each ends the session once the relay did it
-//! escalate TIER|NAME NOTE  pass the request up to tier 2 or 3, or to one technician, with a note
-//! hold [NOTE]           park the request in your own queue, to take it again later
-//! resolve [NOTE]        close the request as solved
-//! unresolved [NOTE]     close it as not solved
+//! # in a session taken from the desk's queue
+//! escalate TIER|NAME NOTE  pass the request up to tier 2 or 3, or to one technician, with a
+//!                       note; the session goes on until whoever takes it joins (and you `end`)
+//! hold [NOTE]           park the request in your own queue, to take it again later (ends the
+//!                       session)
+//! resolve [NOTE]        close the request as solved (ends the session)
+//! unresolved [NOTE]     close it as not solved (ends the session)
+//!
+//! # with several technicians in one session
+//! handover NAME         give control to another technician the user allowed control
+//! takeover              take control (a lead who joined with `technician monitor`)
+//! wait-control NAME MS  wait until NAME holds control (`me`: you), or fail after MS
 //! ```
 //!
 //! The whole script is checked before the session starts; an error names its line.
@@ -60,6 +67,15 @@ pub enum Action {
     End,
     /// Escalate, hold or close the session's help request.
     Desk(DeskAction),
+    /// Give control to the participant of this account name.
+    HandOver(String),
+    /// Take control (a lead monitoring the session).
+    TakeOver,
+    /// Wait until this participant (`None`: this technician) holds control, failing after `ms`.
+    WaitControl {
+        name: Option<String>,
+        ms: u64,
+    },
 }
 
 /// An action and the line it came from.
@@ -213,6 +229,22 @@ fn parse_line(line: &str) -> Result<Action, String> {
             }
             return Ok(Action::Desk(DeskAction::Escalate { to, note }));
         }
+        "handover" => {
+            let name = words
+                .next()
+                .ok_or("`handover` needs the account name of the technician to give control to")?;
+            Action::HandOver(name.to_string())
+        }
+        "takeover" => Action::TakeOver,
+        "wait-control" => {
+            let who = words
+                .next()
+                .ok_or("`wait-control` needs a technician's name (or `me`) and a time in ms")?;
+            Action::WaitControl {
+                name: (who != "me").then(|| who.to_string()),
+                ms: number(words.next(), "duration in ms")?,
+            }
+        }
         "hold" => {
             let note = unescape(rest.trim())?;
             return Ok(Action::Desk(DeskAction::Hold { note }));
@@ -224,7 +256,7 @@ fn parse_line(line: &str) -> Result<Action, String> {
         }
         other => {
             return Err(format!(
-                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved"
+                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control"
             ))
         }
     };
@@ -322,7 +354,10 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
         | Action::WaitChange { .. }
         | Action::Snapshot(_)
         | Action::End
-        | Action::Desk(_) => Vec::new(),
+        | Action::Desk(_)
+        | Action::HandOver(_)
+        | Action::TakeOver
+        | Action::WaitControl { .. } => Vec::new(),
     }
 }
 
@@ -389,6 +424,34 @@ mod tests {
             .unwrap_err()
             .message
             .contains("no tier 4"));
+    }
+
+    #[test]
+    fn control_steps_name_a_technician() {
+        let steps = parse(
+            "handover ana\ntakeover\nwait-control ana 5000\nwait-control me 100\n",
+            "s",
+        )
+        .unwrap();
+        let actions: Vec<Action> = steps.into_iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::HandOver("ana".into()),
+                Action::TakeOver,
+                Action::WaitControl {
+                    name: Some("ana".into()),
+                    ms: 5000
+                },
+                Action::WaitControl { name: None, ms: 100 },
+            ]
+        );
+        assert!(parse("handover\n", "f").is_err());
+        assert!(parse("takeover now\n", "f").is_err());
+        assert!(parse("wait-control ana\n", "f")
+            .unwrap_err()
+            .message
+            .contains("duration"));
     }
 
     #[test]

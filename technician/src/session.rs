@@ -28,7 +28,7 @@ use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
 use protocol::control::FromRelay;
 use protocol::e2e::UpdateReceiver;
-use protocol::peer::{ConsentState, EndReason, PeerMessage, ScreenUpdate};
+use protocol::peer::{ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
 use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -99,6 +99,8 @@ pub enum SessionEvent {
     /// The relay refused the step asked of the session's help request (why); the session goes
     /// on.
     RequestRefused(String),
+    /// The technicians of the session and who holds control, once there is more than one.
+    Participants(Vec<Participant>),
 }
 
 #[derive(Default)]
@@ -371,6 +373,103 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Consent(_) => "a consent change",
         PeerMessage::EndSession { .. } => "an end of session",
         PeerMessage::Recorded => "a recording notice",
+        PeerMessage::Participants(_) => "a list of participants",
+        PeerMessage::HandOver { .. } => "a hand-over of control",
+        PeerMessage::TakeOver => "a take-over of control",
+    }
+}
+
+/// Most technicians an agent may list in one session (it keeps fewer).
+pub const MAX_PARTICIPANTS: usize = 16;
+
+/// Who holds control of the remote screen now, as the agent last said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlNow {
+    /// The one holding it, by account name, in a session with several technicians.
+    pub holder: Option<String>,
+    /// This technician holds it.
+    pub me: bool,
+}
+
+/// The technicians of the session as the agent last listed them: who joined and left, and who
+/// holds control, go into the session log, the report and the window.
+#[derive(Default)]
+struct Company {
+    list: Vec<Participant>,
+}
+
+impl Company {
+    /// Takes in the agent's new list (`Err`: one no agent sends).
+    fn update(
+        &mut self,
+        list: Vec<Participant>,
+        opts: &SessionOptions,
+        report: Reporter,
+        control: &watch::Sender<ControlNow>,
+    ) -> Result<(), String> {
+        if list.len() > MAX_PARTICIPANTS {
+            return Err(format!(
+                "the agent listed {} technicians in the session; there are at most {MAX_PARTICIPANTS}",
+                list.len()
+            ));
+        }
+        if list.iter().filter(|p| p.controls).count() > 1 || list.iter().filter(|p| p.you).count() != 1 {
+            return Err("the agent's list of participants does not add up (two in control, or not this technician once)".into());
+        }
+        let list: Vec<Participant> = list
+            .into_iter()
+            .map(|p| Participant {
+                name: tame(&p.name, MAX_PEER_STRING),
+                ..p
+            })
+            .collect();
+        let who = |p: &Participant| protocol::sessionlog::Participant {
+            role: protocol::control::Role::Technician,
+            description: format!("{} (tier {})", p.name, p.tier),
+            software: String::new(),
+        };
+        let has = |l: &[Participant], p: &Participant| l.iter().any(|q| q.name == p.name && q.you == p.you);
+        for p in list.iter().filter(|p| !p.you && !has(&self.list, p)) {
+            record(&opts.recorder, |r| r.participant(&who(p), None));
+            report.event(
+                "participant_joined",
+                json!({ "technician": p.name, "tier": p.tier, "monitoring": p.monitoring, "may_control": p.may_control }),
+                format!("{} (tier {}) joined the session{}.", p.name, p.tier, if p.monitoring { " to monitor it" } else { "" }),
+            );
+        }
+        for p in self.list.iter().filter(|p| !p.you && !has(&list, p)) {
+            record(&opts.recorder, |r| r.participant(&who(p), Some("left the session")));
+            report.event(
+                "participant_left",
+                json!({ "technician": p.name }),
+                format!("{} left the session.", p.name),
+            );
+        }
+        let holder = list.iter().find(|p| p.controls);
+        let was = self.list.iter().find(|p| p.controls);
+        if holder.map(|p| (&p.name, p.you)) != was.map(|p| (&p.name, p.you)) {
+            let change = protocol::sessionlog::ControlChange {
+                holder: holder.map(|p| p.name.clone()),
+                recorder_holds: holder.is_some_and(|p| p.you),
+            };
+            record(&opts.recorder, |r| r.control(&change));
+            report.event(
+                "control",
+                json!({ "technician": change.holder, "me": change.recorder_holds }),
+                match (&change.holder, change.recorder_holds) {
+                    (Some(_), true) => "You hold control of the remote screen now.".to_string(),
+                    (Some(n), false) => format!("{n} holds control now; you observe (your input is not passed on)."),
+                    (None, _) => "Nobody holds control now.".to_string(),
+                },
+            );
+        }
+        control.send_modify(|c| {
+            c.holder = holder.map(|p| p.name.clone());
+            c.me = holder.is_some_and(|p| p.you);
+        });
+        opts.tell(SessionEvent::Participants(list.clone()));
+        self.list = list;
+        Ok(())
     }
 }
 
@@ -432,6 +531,7 @@ async fn play(
     desk: mpsc::Sender<DeskAsk>,
     viewer: Arc<Mutex<Viewer>>,
     mut changes: watch::Receiver<u64>,
+    mut control: watch::Receiver<ControlNow>,
     report: Reporter,
 ) -> Result<bool, String> {
     for step in steps {
@@ -464,10 +564,35 @@ async fn play(
                     .await
                     .map_err(|_| at("the session ended".into()))?;
                 match rx.await {
+                    // An escalation goes on until whoever takes it has joined.
+                    Ok(Ok(())) if matches!(step, DeskAction::Escalate { .. }) => {}
                     // The session ends now; nothing after this line runs.
                     Ok(Ok(())) => std::future::pending::<()>().await,
                     Ok(Err(why)) => return Err(at(why)),
                     Err(_) => return Err(at("the session ended".into())),
+                }
+            }
+            Action::HandOver(to) => input
+                .send(PeerMessage::HandOver { to: to.clone() })
+                .await
+                .map_err(|_| at("the session ended".into()))?,
+            Action::TakeOver => input
+                .send(PeerMessage::TakeOver)
+                .await
+                .map_err(|_| at("the session ended".into()))?,
+            Action::WaitControl { name, ms } => {
+                let holds = |c: &ControlNow| match name {
+                    None => c.me,
+                    Some(n) => c.holder.as_deref() == Some(n.as_str()),
+                };
+                let limit = Duration::from_millis(*ms);
+                let waited = tokio::time::timeout(limit, control.wait_for(holds)).await;
+                if !matches!(waited, Ok(Ok(_))) {
+                    let who = name.as_deref().unwrap_or("you");
+                    return Err(at(format!(
+                        "{who} did not hold control within {} ms",
+                        ms
+                    )));
                 }
             }
             _ => {}
@@ -537,6 +662,8 @@ pub async fn run(
     }
     // Before the screen: the user's consent. The agent may be asking them (up to a minute).
     let mut consents = ConsentMeter::new();
+    let mut company = Company::default();
+    let (control_tx, control_rx) = watch::channel(ControlNow::default());
     loop {
         let msg = tokio::select! {
             m = rx.recv() => match m {
@@ -579,7 +706,21 @@ pub async fn run(
                 }
                 record(&opts.recorder, |r| r.consent(state));
                 opts.tell(SessionEvent::Consent(state));
+                control_tx.send_modify(|c| c.me = state == ConsentState::Control);
                 report_consent(report, state)
+            }
+            Some(PeerMessage::Participants(list)) => {
+                let changed = consents
+                    .change()
+                    .and_then(|()| company.update(list, &opts, report, &control_tx));
+                if let Err(why) = changed {
+                    let reason = EndReason::Error(why.clone());
+                    let _ = tx.send(&PeerMessage::EndSession { reason }).await;
+                    let _ = tx.finish().await;
+                    conn.await_departure(Duration::from_secs(2)).await;
+                    let viewer = Arc::new(Mutex::new(Viewer::new()));
+                    return Ok((Ended::Failed(why), Stats::default(), viewer));
+                }
             }
             Some(PeerMessage::EndSession { reason }) => {
                 return Ok((
@@ -742,7 +883,7 @@ pub async fn run(
                 }
                 changed_tx.send_modify(|n| *n += 1);
                 if let Some(steps) = script.take() {
-                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), changed_rx.clone(), report)));
+                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), changed_rx.clone(), control_rx.clone(), report)));
                 }
             }
             msg = rx.recv() => match msg {
@@ -752,7 +893,13 @@ pub async fn run(
                     }
                     record(&opts.recorder, |r| r.consent(state));
                     opts.tell(SessionEvent::Consent(state));
+                    control_tx.send_modify(|c| c.me = state == ConsentState::Control);
                     report_consent(report, state)
+                }
+                Ok(Some(PeerMessage::Participants(list))) => {
+                    if let Err(why) = consents.change().and_then(|()| company.update(list, &opts, report, &control_tx)) {
+                        break Ended::Failed(why);
+                    }
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
@@ -796,15 +943,24 @@ pub async fn run(
                     let id = request.unwrap_or_default();
                     record(&opts.recorder, |r| r.desk_step(&step.step(id, &words)));
                     opts.tell(SessionEvent::RequestPassed(words.clone()));
+                    // An escalation goes on with this technician until whoever takes it joins
+                    // (they may then stay and observe, or leave); the other steps end it.
+                    let goes_on = matches!(step, DeskAction::Escalate { .. });
                     report.event(
                         "request_passed",
                         json!({ "request": id, "action": step.name(), "to": step.to(), "note": step.note(), "words": words }),
-                        format!("Help request {id}: {words}. The session ends."),
+                        if goes_on {
+                            format!("Help request {id}: {words}. The session goes on until the next technician joins; end it when you leave.")
+                        } else {
+                            format!("Help request {id}: {words}. The session ends.")
+                        },
                     );
                     if let Some(a) = answer {
                         let _ = a.send(Ok(()));
                     }
-                    break Ended::ByTechnician;
+                    if !goes_on {
+                        break Ended::ByTechnician;
+                    }
                 }
                 Err(LinkError::Refused { code, message }) if pending.is_some() => {
                     let ask = pending.take().expect("checked");

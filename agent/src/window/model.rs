@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::control::PeerInfo;
+use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 
 use crate::consent::{FromUser, UserCommand};
@@ -34,14 +34,18 @@ pub enum Screen {
         peer: PeerInfo,
         recorded: bool,
         verification: Option<String>,
+        /// Why they join a session already running (`None`: the first technician).
+        joining: Option<Joining>,
         deadline: Instant,
     },
     /// Answered; the session is starting.
     Starting,
-    /// The screen is shared: the small bar.
+    /// The screen is shared: the small bar. `peer` holds control (or leads, view only); the
+    /// `others` watch too.
     Sharing {
         peer: PeerInfo,
         control: bool,
+        others: Vec<String>,
         /// End session was pressed; the session is saying goodbye.
         ending: bool,
         /// Nothing is heard from the technician's connection for now.
@@ -198,49 +202,47 @@ impl WindowModel {
                 peer,
                 recorded,
                 verification,
+                joining,
                 deadline,
                 ..
             } => Screen::Consent {
                 peer,
                 recorded,
                 verification,
+                joining,
                 deadline,
             },
             Status::Answered => Screen::Starting,
-            Status::Sharing { peer, control } => Screen::Sharing {
+            Status::Sharing {
                 peer,
                 control,
-                ending: false,
-                quiet: false,
-            },
-            Status::ControlStopped => match std::mem::replace(&mut self.screen, Screen::Starting) {
-                Screen::Sharing {
-                    peer,
-                    ending,
-                    quiet,
-                    ..
-                } => Screen::Sharing {
-                    peer,
-                    control: false,
-                    ending,
-                    quiet,
-                },
-                other => other,
-            },
-            Status::PeerQuiet(now) => match std::mem::replace(&mut self.screen, Screen::Starting) {
+                others,
+            } => {
+                // Who controls may change while shared: what the person did stays.
+                let (ending, quiet) = match &self.screen {
+                    Screen::Sharing { ending, quiet, .. } => (*ending, *quiet),
+                    _ => (false, false),
+                };
                 Screen::Sharing {
                     peer,
                     control,
+                    others,
                     ending,
-                    ..
-                } => Screen::Sharing {
-                    peer,
-                    control,
-                    ending,
-                    quiet: now,
-                },
-                other => other,
-            },
+                    quiet,
+                }
+            }
+            Status::ControlStopped => {
+                if let Screen::Sharing { control, .. } = &mut self.screen {
+                    *control = false;
+                }
+                return;
+            }
+            Status::PeerQuiet(now) => {
+                if let Screen::Sharing { quiet, .. } = &mut self.screen {
+                    *quiet = now;
+                }
+                return;
+            }
             Status::Ended(why) => Screen::Ended { why },
             Status::Interrupted => return,
         };
@@ -304,6 +306,7 @@ mod tests {
     fn asking(now: Instant) -> WindowModel {
         let mut m = WindowModel::new();
         m.apply(Status::Asking {
+            joining: None,
             verification: None,
             peer: alice(),
             recorded: true,
@@ -336,6 +339,7 @@ mod tests {
         let now = Instant::now();
         let mut m = WindowModel::new();
         m.apply(Status::Sharing {
+            others: vec![],
             peer: alice(),
             control: true,
         });

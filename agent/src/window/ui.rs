@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use egui::{Color32, RichText, Ui, Vec2};
-use protocol::control::PeerInfo;
+use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 use words::Catalogue;
 
@@ -92,6 +92,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             peer,
             recorded,
             verification,
+            joining,
             deadline,
         } => consent(
             ui,
@@ -99,6 +100,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             peer,
             *recorded,
             verification.as_deref(),
+            joining.as_ref(),
             *deadline,
             now,
         ),
@@ -115,9 +117,10 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
         Screen::Sharing {
             peer,
             control,
+            others,
             ending,
             quiet,
-        } => bar(ui, cat, peer, *control, *ending, *quiet),
+        } => bar(ui, cat, peer, *control, others, *ending, *quiet),
         Screen::Ended { why } => ended(ui, cat, why),
     }
 }
@@ -202,12 +205,14 @@ fn queued(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 fn consent(
     ui: &mut Ui,
     cat: &Catalogue,
     peer: &PeerInfo,
     recorded: bool,
     verification: Option<&str>,
+    joining: Option<&Joining>,
     deadline: Instant,
     now: Instant,
 ) -> Option<Action> {
@@ -241,7 +246,29 @@ fn consent(
             ui.add_space(12.0);
         });
     egui::CentralPanel::default_margins().show(ui, |ui| {
-        ui.heading(cat.text("consent-heading"));
+        ui.heading(cat.text(match joining {
+            None => "consent-heading",
+            Some(_) => "consent-heading-another",
+        }));
+        match joining {
+            Some(Joining::Escalation { by, note }) => {
+                ui.label(cat.fmt(
+                    "consent-escalated",
+                    &[("by", fit(by, NAME_CHARS).into())],
+                ));
+                if !note.is_empty() {
+                    ui.label(RichText::new(fit(note, REASON_CHARS)).italics());
+                }
+                ui.label(cat.fmt(
+                    "consent-escalated-control",
+                    &[("by", fit(by, NAME_CHARS).into())],
+                ));
+            }
+            Some(Joining::Monitor) => {
+                ui.label(cat.text("consent-monitor"));
+            }
+            None => {}
+        }
         ui.add_space(10.0);
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
@@ -307,6 +334,7 @@ fn bar(
     cat: &Catalogue,
     peer: &PeerInfo,
     control: bool,
+    others: &[String],
     ending: bool,
     quiet: bool,
 ) -> Option<Action> {
@@ -318,7 +346,14 @@ fn bar(
                 (false, true) => "bar-controlling",
                 (false, false) => "bar-viewing",
             };
-            ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
+            ui.vertical(|ui| {
+                ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
+                if !others.is_empty() {
+                    let names: Vec<String> =
+                        others.iter().map(|n| fit(n, NAME_CHARS)).collect();
+                    ui.label(cat.fmt("bar-also", &[("names", names.join(", ").into())]));
+                }
+            });
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let end = egui::Button::new(white(cat.text("bar-end"))).fill(END_FILL);
                 if ui.add_enabled(!ending, end).clicked() {

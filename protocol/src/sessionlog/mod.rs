@@ -29,7 +29,7 @@ use std::io::Read;
 pub use checkpoint::{Checkpoint, CheckpointFile, Finding};
 pub use reader::{format_ms, format_utc, parse_utc, LogReader, OpenError, RawRecord, Verdict};
 pub use record::{
-    code_sha256, CloseReason, DeskStep, Participant, Record, RecordedInput, SessionOpened,
+    code_sha256, CloseReason, ControlChange, DeskStep, Participant, Record, RecordedInput, SessionOpened,
     TypedText,
 };
 pub use replay::{Player, ReplayError, Replayer};

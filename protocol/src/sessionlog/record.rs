@@ -36,6 +36,8 @@ pub const KIND_SCREEN_UPDATE: u16 = 8;
 pub const KIND_ERROR: u16 = 9;
 /// [`SessionClosed`].
 pub const KIND_SESSION_CLOSED: u16 = 10;
+/// [`ControlChange`]: who holds control, in a session with several technicians.
+pub const KIND_CONTROL: u16 = 11;
 /// The seal: empty body, always the last record of a finished log.
 pub const KIND_SEAL: u16 = 0xffff;
 
@@ -209,6 +211,26 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
+/// Who holds control of mouse and keyboard now, in a session with several technicians, as the
+/// agent told this technician.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlChange {
+    /// The account name of the one holding control; `None`: nobody.
+    pub holder: Option<String>,
+    /// The holder is the technician who recorded this log.
+    pub recorder_holds: bool,
+}
+
+impl std::fmt::Display for ControlChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.holder, self.recorder_holds) {
+            (Some(_), true) => f.write_str("control passed to this technician"),
+            (Some(name), false) => write!(f, "control passed to {name}"),
+            (None, _) => f.write_str("nobody holds control"),
+        }
+    }
+}
+
 /// The session is over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClosed {
@@ -227,6 +249,7 @@ pub enum Record {
     Error(ErrorNote),
     DeskStep(DeskStep),
     SessionClosed(SessionClosed),
+    Control(ControlChange),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
     Unknown {
@@ -258,6 +281,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_SCREEN_UPDATE => "screen_update",
         KIND_ERROR => "error",
         KIND_SESSION_CLOSED => "session_closed",
+        KIND_CONTROL => "control",
         KIND_SEAL => "seal",
         _ => "unknown",
     }
@@ -278,6 +302,7 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_ERROR
             | KIND_DESK_STEP
             | KIND_SESSION_CLOSED
+            | KIND_CONTROL
             | KIND_SEAL => MAX_EVENT_BODY,
             _ => MAX_SCREEN_BODY,
         }
@@ -297,6 +322,7 @@ impl Record {
             Record::Error(_) => KIND_ERROR,
             Record::DeskStep(_) => KIND_DESK_STEP,
             Record::SessionClosed(_) => KIND_SESSION_CLOSED,
+            Record::Control(_) => KIND_CONTROL,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
         }
@@ -326,6 +352,7 @@ impl Record {
             KIND_ERROR => Record::Error(d(kind, body)?),
             KIND_DESK_STEP => Record::DeskStep(d(kind, body)?),
             KIND_SESSION_CLOSED => Record::SessionClosed(d(kind, body)?),
+            KIND_CONTROL => Record::Control(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
                     return Err(BodyError {
@@ -358,6 +385,7 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::Error(v) => e(v, out),
         BodyRef::DeskStep(v) => e(v, out),
         BodyRef::SessionClosed(v) => e(v, out),
+        BodyRef::Control(v) => e(v, out),
         BodyRef::Seal => {}
     }
 }
@@ -374,6 +402,7 @@ pub(crate) enum BodyRef<'a> {
     Error(&'a ErrorNote),
     DeskStep(&'a DeskStep),
     SessionClosed(&'a SessionClosed),
+    Control(&'a ControlChange),
     Seal,
 }
 
@@ -389,6 +418,7 @@ impl BodyRef<'_> {
             BodyRef::Error(_) => KIND_ERROR,
             BodyRef::DeskStep(_) => KIND_DESK_STEP,
             BodyRef::SessionClosed(_) => KIND_SESSION_CLOSED,
+            BodyRef::Control(_) => KIND_CONTROL,
             BodyRef::Seal => KIND_SEAL,
         }
     }

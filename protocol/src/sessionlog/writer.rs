@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::record::{
     encode_body, max_body, BodyRef, CloseReason, DeskStep, ErrorNote, Participant,
-    ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
+    ControlChange, ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
     KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
@@ -166,6 +166,11 @@ impl<W: Write> LogWriter<W> {
             message: message[..end].to_owned(),
         };
         self.append(time_ms, BodyRef::Error(&body))
+    }
+
+    /// Who holds control now, in a session with several technicians.
+    pub fn control(&mut self, time_ms: u64, change: &ControlChange) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Control(change))
     }
 
     /// A step of the session's help request (taken, escalated, held, closed).

@@ -16,8 +16,8 @@
 use std::collections::{HashMap, HashSet};
 
 use protocol::control::{
-    EscalationTarget, Handoff, Presence, QueueEntry, RequestFiling, TechnicianPresence, TierLoad,
-    QUEUE_SHOWN,
+    EscalationTarget, Handoff, Joining, LiveSession, Presence, QueueEntry, RequestFiling,
+    TechnicianPresence, TierLoad, QUEUE_SHOWN,
 };
 
 use super::*;
@@ -42,6 +42,36 @@ struct Person {
     sessions: u32,
 }
 
+/// A paired session running now, as the desk knows it: whose it is, and how to ask its agent
+/// for another viewer ([`Invite`]).
+pub(super) struct Live {
+    pub invites: mpsc::Sender<Invite>,
+    pub technician: String,
+    pub tier: u8,
+    pub request: Option<u64>,
+    pub started_at: u64,
+    /// A lead's monitoring of another session: not listed on the dashboard.
+    pub monitor: bool,
+}
+
+/// A technician waits to join a live session: its agent is to attach a connection with
+/// `ticket`.
+pub(super) struct Invite {
+    pub ticket: String,
+    pub joining: Joining,
+}
+
+/// How a request a technician took reaches its agent: waiting on a connection of its own, or in
+/// a live session (an escalation taken while the first technician is still there).
+pub(super) enum Reach {
+    Waiting(WaitingAgent),
+    Live {
+        session: String,
+        invites: mpsc::Sender<Invite>,
+        joining: Joining,
+    },
+}
+
 /// A connection watching the queue, and where its offers go.
 struct Watcher {
     name: String,
@@ -63,6 +93,10 @@ struct State {
     next_watcher: u64,
     /// Waiting requests past their tier's overdue limit.
     overdue: HashSet<u64>,
+    /// Paired sessions running now, by their ledger identifier.
+    live: HashMap<String, Live>,
+    /// How many live sessions serve each request.
+    live_requests: HashMap<u64, usize>,
     rules: DeskRules,
 }
 
@@ -74,6 +108,12 @@ fn ms(d: Duration) -> u64 {
 const FILING_SOURCES: usize = 10_000;
 
 impl State {
+    /// Whether the agent of request `id` can be reached now: waiting on a connection, or in a
+    /// live session.
+    fn reachable(&self, id: u64) -> bool {
+        self.present.contains_key(&id) || self.live_requests.contains_key(&id)
+    }
+
     /// Whether `source` may file one more request now: at most `per_minute` filings a minute,
     /// and at most `waiting` of its agents waiting at once.
     fn may_file(
@@ -163,7 +203,7 @@ impl State {
                 os: r.filing.os.clone(),
                 ticket: r.filing.ticket.clone(),
             },
-            connected: self.present.contains_key(&r.id),
+            connected: self.reachable(r.id),
             queued_unix_ms: r.queued_at,
             overdue: self.overdue.contains(&r.id),
             offered_to: r.offered.as_ref().map(|(to, _)| to.clone()),
@@ -182,9 +222,10 @@ impl State {
     fn tick(&mut self, now_ms: u64, now: Instant) -> Result<bool, Refusal> {
         // Which waiting requests have no agent, since when.
         let desk = &self.desk;
-        let present = &self.present;
+        let (present, live) = (&self.present, &self.live_requests);
         self.away_since.retain(|id, _| {
             !present.contains_key(id)
+                && !live.contains_key(id)
                 && desk
                     .get(*id)
                     .is_some_and(|r| r.state == crate::desk::State::Waiting)
@@ -196,7 +237,7 @@ impl State {
             let rules = self.rules.tier(t);
             for r in self.desk.queue_of(t) {
                 let waited = now_ms.saturating_sub(r.queued_at);
-                if !self.present.contains_key(&r.id) {
+                if !self.reachable(r.id) {
                     let since = *self.away_since.entry(r.id).or_insert(now);
                     if now.duration_since(since) >= abandon {
                         events.extend(self.desk.abandon(r.id, now_ms).ok());
@@ -264,7 +305,7 @@ impl State {
                 .collect();
             candidates.sort_unstable();
             for r in self.desk.queue_of(t) {
-                if r.offered.is_some() || !self.present.contains_key(&r.id) {
+                if r.offered.is_some() || !self.reachable(r.id) {
                     continue;
                 }
                 let pick = candidates.iter().find(|(_, name)| {
@@ -332,6 +373,8 @@ impl Help {
             watchers: HashMap::new(),
             next_watcher: 0,
             overdue: HashSet::new(),
+            live: HashMap::new(),
+            live_requests: HashMap::new(),
             rules,
         };
         // Every session died with the relay that ran it: their requests wait again.
@@ -460,7 +503,25 @@ impl Help {
                 })
                 .collect();
             technicians.sort_by(|a, b| (a.tier, &a.name).cmp(&(b.tier, &b.name)));
-            out.push(FromRelay::Dashboard { tiers, technicians });
+            let mut sessions: Vec<LiveSession> = state
+                .live
+                .iter()
+                .filter(|(_, l)| !l.monitor && l.tier <= tier)
+                .map(|(id, l)| LiveSession {
+                    session: id.clone(),
+                    technician: l.technician.clone(),
+                    tier: l.tier,
+                    request: l.request,
+                    started_unix_ms: l.started_at,
+                })
+                .collect();
+            sessions.sort_by(|a, b| (a.started_unix_ms, &a.session).cmp(&(b.started_unix_ms, &b.session)));
+            sessions.truncate(QUEUE_SHOWN);
+            out.push(FromRelay::Dashboard {
+                tiers,
+                technicians,
+                sessions,
+            });
         }
         out
     }
@@ -479,6 +540,56 @@ impl Help {
             request: state.entry(r),
             expires_in_secs: left.max(1) as u32,
         })
+    }
+}
+
+impl Help {
+    /// Keeps paired session `session` among the live ones until the guard is dropped, so that
+    /// an escalation of its request can be taken while it runs and leads can monitor it.
+    pub(super) fn live_begins(&self, session: &str, live: Live) -> LiveGuard<'_> {
+        let mut st = self.lock();
+        if let Some(id) = live.request {
+            *st.live_requests.entry(id).or_default() += 1;
+        }
+        st.live.insert(session.to_string(), live);
+        drop(st);
+        self.notify();
+        LiveGuard {
+            help: self,
+            session: session.to_string(),
+        }
+    }
+
+    /// Where to invite another viewer of live session `session`, its technician's tier, and
+    /// whether it is a lead's monitoring.
+    pub(super) fn live_session(&self, session: &str) -> Option<(mpsc::Sender<Invite>, u8, bool)> {
+        let st = self.lock();
+        let l = st.live.get(session)?;
+        Some((l.invites.clone(), l.tier, l.monitor))
+    }
+}
+
+/// Holds a session among the live ones (see [`Help::live_begins`]).
+pub(super) struct LiveGuard<'a> {
+    help: &'a Help,
+    session: String,
+}
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.help.lock();
+        if let Some(l) = st.live.remove(&self.session) {
+            if let Some(id) = l.request {
+                if let Some(n) = st.live_requests.get_mut(&id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        st.live_requests.remove(&id);
+                    }
+                }
+            }
+        }
+        drop(st);
+        self.help.notify();
     }
 }
 
@@ -792,15 +903,16 @@ pub(super) async fn watch(
     }
 }
 
-/// Takes `request` (or the oldest the account may take whose agent is connected and that is
+/// Takes `request` (or the oldest the account may take whose agent can be reached and that is
 /// not offered to someone else) for `account`: exactly one technician gets a request, the
-/// others are refused with who did.
+/// others are refused with who did. Its agent waits on a connection of its own, or is in a live
+/// session (an escalation taken while the technician before is still there).
 pub(super) async fn take(
     shared: &Shared,
     name: &str,
     tier: u8,
     request: Option<u64>,
-) -> Result<(QueueEntry, WaitingAgent), Refusal> {
+) -> Result<(QueueEntry, Reach), Refusal> {
     let name = name.to_string();
     shared
         .help
@@ -811,14 +923,14 @@ pub(super) async fn take(
                     .desk
                     .visible(&name, tier)
                     .find(|r| {
-                        st.present.contains_key(&r.id)
+                        st.reachable(r.id)
                             && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
                     })
                     .map(|r| r.id)
                     .ok_or_else(|| refusal(DeskError::NoneWaiting(tier)))?,
             };
             let event = st.desk.take(id, &name, tier, now_ms()).map_err(refusal)?;
-            if !st.present.contains_key(&id) {
+            if !st.reachable(id) {
                 return Err(Refusal::new(
                     ErrorCode::RequestAway,
                     format!(
@@ -828,9 +940,37 @@ pub(super) async fn take(
                 ));
             }
             let entry = st.entry(st.desk.get(id).expect("the take checked it"));
+            let reach = match st.present.remove(&id) {
+                Some(agent) => Reach::Waiting(agent),
+                None => {
+                    // The session the request was passed on from, if it still runs; else any
+                    // live session of the request.
+                    let from = entry.handoff.as_ref().map(|h| h.session.as_str());
+                    let (session, live) = st
+                        .live
+                        .iter()
+                        .filter(|(_, l)| l.request == Some(id))
+                        .max_by_key(|(s, l)| (Some(s.as_str()) == from, l.started_at))
+                        .expect("reachable and not waiting: live");
+                    let joining = match &entry.handoff {
+                        Some(h) => Joining::Escalation {
+                            by: h.by.clone(),
+                            note: h.note.clone(),
+                        },
+                        None => Joining::Escalation {
+                            by: live.technician.clone(),
+                            note: String::new(),
+                        },
+                    };
+                    Reach::Live {
+                        session: session.clone(),
+                        invites: live.invites.clone(),
+                        joining,
+                    }
+                }
+            };
             record(st, &event)?;
-            let agent = st.present.remove(&id).expect("checked just above");
-            Ok(((entry, agent), true))
+            Ok(((entry, reach), true))
         })
         .await
 }

@@ -470,7 +470,9 @@ async fn run_session(
                 out.send(match e {
                     // The console asks no steps of the desk yet.
                     JoinEvent::Session(
-                        SessionEvent::RequestPassed(_) | SessionEvent::RequestRefused(_),
+                        SessionEvent::RequestPassed(_)
+                        | SessionEvent::RequestRefused(_)
+                        | SessionEvent::Participants(_),
                     ) => continue,
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),

@@ -116,6 +116,8 @@ pub enum Event {
     Error(String),
     /// A step of the session's help request (taken, escalated, held, closed), in words.
     DeskStep(String),
+    /// Control passed to another technician of the session (or to nobody), in words.
+    Control(String),
     SessionClosed(CloseReason),
     /// A record whose hashes check but whose body this program cannot read.
     Unreadable,
@@ -297,6 +299,7 @@ impl TimelineBuilder {
             Record::Consent(c) => Event::Consent(c),
             Record::Error(e) => Event::Error(short(&e.message)),
             Record::DeskStep(d) => Event::DeskStep(short(&d.to_string())),
+            Record::Control(c) => Event::Control(short(&c.to_string())),
             Record::SessionClosed(c) => Event::SessionClosed(match c.reason {
                 CloseReason::Failed(why) => CloseReason::Failed(short(&why)),
                 CloseReason::ByAgent(protocol::peer::EndReason::Error(why)) => {

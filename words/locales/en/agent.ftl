@@ -37,6 +37,10 @@ consent-allow-control = Allow control
 consent-view-only = View only
 consent-deny = Deny
 consent-answered = Starting the session…
+consent-heading-another = Another technician asks to join your session
+consent-escalated = { $by } passed your help request on to them, with this note:
+consent-escalated-control = If you allow control, control passes to them; { $by } stays and watches until they leave.
+consent-monitor = A team lead asks to watch your session. If you allow control, they may also take over control.
 
 ## While shared
 who-account = { $name } (tier { $tier }, { $organisation })
@@ -46,6 +50,7 @@ bar-viewing = { $who } is viewing your screen
 bar-quiet = Waiting for the connection of { $who }…
 bar-stop-control = Stop control
 bar-end = End session
+bar-also = Also watching: { $names }
 
 ## Ended
 ended-heading = The session has ended

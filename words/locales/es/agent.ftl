@@ -37,6 +37,10 @@ consent-allow-control = Permitir el control
 consent-view-only = Solo ver
 consent-deny = Rechazar
 consent-answered = Iniciando la sesión…
+consent-heading-another = Otro técnico pide unirse a su sesión
+consent-escalated = { $by } le ha pasado su solicitud de ayuda, con esta nota:
+consent-escalated-control = Si permite el control, el control pasa a esta persona; { $by } se queda mirando hasta que se vaya.
+consent-monitor = Un responsable del equipo pide ver su sesión. Si permite el control, también podrá tomar el control.
 
 ## Mientras se comparte
 who-account = { $name } (nivel { $tier }, { $organisation })
@@ -46,6 +50,7 @@ bar-viewing = { $who } está viendo su pantalla
 bar-quiet = Esperando la conexión de { $who }…
 bar-stop-control = Quitar el control
 bar-end = Terminar la sesión
+bar-also = También miran: { $names }
 
 ## Terminada
 ended-heading = La sesión ha terminado

@@ -1,0 +1,720 @@
+//! One technician's side of a session, as the agent runs it: its own relay connection, its own
+//! end-to-end session, and its own capture thread, screen encoder and credit.
+//!
+//! A session may have several technicians (an escalation's next technician, a lead
+//! monitoring); each is a viewer task of this module, and the session
+//! ([`crate::session`]) coordinates them: it asks the person about each, decides who holds
+//! control, and injects only that one's input. A viewer task tells the session what happens
+//! ([`FromViewer`]) and takes its orders ([`ToViewer`]); everything else (screen updates,
+//! acknowledgements, the link's silences) stays inside the task, so a slow viewer slows only
+//! itself.
+//!
+//! The steps of a viewer:
+//! 1. The end-to-end key exchange on the session stream it opens, keyed by the code's secret
+//!    part or, without a code, the queue kind with six digits to compare (`link::sealed`).
+//! 2. It tells the technician the person is being asked, waits (briefly) for word that the
+//!    session is recorded, then asks the session to ask the person ([`FromViewer::Ask`]).
+//!    Anything else the technician sends meanwhile ends this viewer: input typed during the
+//!    question must never reach the screen once control is allowed.
+//! 3. Once the person allowed it, a capture thread makes the screen source and owns it and the
+//!    encoder (`protocol::codec`): it waits for a credit, captures, and encodes the difference
+//!    between what this viewer holds and the new frame. Each update goes out on its own
+//!    unidirectional stream; at most `max_in_flight` are unacknowledged ([`crate::flow`]), and
+//!    changes in between merge into the next update.
+//! 4. Input is passed to the session only while this viewer holds control; otherwise it is
+//!    dropped here, counted and reported (the session checks again before injecting).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use link::report::Reporter;
+use link::sealed::{self, last_word, Meeting, PeerPlaneError, SealedRecv, SealedSend};
+use link::silence::{Change, Silence};
+use link::{LinkError, RelayConnection};
+use protocol::codec::encoder::REFINE_AFTER_MS;
+use protocol::codec::Encoder;
+use protocol::control::{FromRelay, Joining};
+use protocol::input::InputEvent;
+use protocol::peer::{CodecOp, ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
+use serde_json::json;
+use tokio::sync::mpsc as tmpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use crate::flow::{Ack, Window};
+use crate::session::{Ended, SessionOptions};
+use crate::shown;
+use crate::source::{Capture, SourceFactory};
+
+/// Which viewer of a session: numbered in the order they joined.
+pub type ViewerId = u32;
+
+/// What a viewer tells the session.
+#[derive(Debug)]
+pub enum FromViewer {
+    /// The keys are agreed and the technician said whether it records: the person is to be
+    /// asked. `verification`: the six digits to compare, for a session without a code.
+    Ask {
+        recorded: bool,
+        verification: Option<String>,
+    },
+    /// The screen is being shared with it: the source, and its size.
+    Sharing {
+        describe: String,
+        width: u32,
+        height: u32,
+    },
+    /// An input event from the technician, sent while it was told it holds control.
+    Input(InputEvent),
+    /// The technician holding control hands it to the participant of this account name.
+    HandOver(String),
+    /// A lead monitoring the session takes control.
+    TakeOver,
+    /// The relay invites another technician into the session: attach a connection with
+    /// `ticket`.
+    Invite { ticket: String, joining: Joining },
+    /// The relay hears nothing of this technician for now (`true`), or hears it again.
+    PeerQuiet(bool),
+    /// Nothing is heard from the relay on this viewer's connection (`true`), or it is again.
+    RelayQuiet(bool),
+    /// The viewer is over (its connection closed with words that say why).
+    Ended(Result<Ended, LinkError>),
+}
+
+/// What the session tells a viewer.
+#[derive(Debug, Clone)]
+pub enum ToViewer {
+    /// The person's answer, first, and every change after it: [`ConsentState::Control`] only
+    /// while this viewer holds control. [`ConsentState::Denied`] ends the viewer.
+    Consent(ConsentState),
+    /// Who is in the session and who holds control.
+    Participants(Vec<Participant>),
+    /// End this viewer's session for this reason.
+    End(EndReason),
+}
+
+/// What a viewer task needs.
+pub struct ViewerSetup {
+    pub id: ViewerId,
+    pub conn: RelayConnection,
+    pub meeting: Meeting,
+    /// Makes this viewer's screen source on its capture thread.
+    pub factory: SourceFactory,
+    pub opts: SessionOptions,
+    pub report: Reporter,
+    /// Who it is, for what is reported (the account name).
+    pub name: String,
+}
+
+/// What the capture thread hands the viewer.
+enum Produced {
+    Ready {
+        width: u32,
+        height: u32,
+        describe: String,
+    },
+    Update {
+        update: ScreenUpdate,
+        frame_id: u64,
+    },
+    Finished,
+    Failed(String),
+}
+
+fn capture_thread(
+    factory: SourceFactory,
+    credits: mpsc::Receiver<()>,
+    out: tmpsc::Sender<Produced>,
+    stop: Arc<AtomicBool>,
+    lossless: bool,
+) {
+    let mut source = match factory() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.blocking_send(Produced::Failed(e.to_string()));
+            return;
+        }
+    };
+    let (w, h) = source.size();
+    let ready = Produced::Ready {
+        width: w,
+        height: h,
+        describe: source.describe(),
+    };
+    if out.blocking_send(ready).is_err() {
+        return;
+    }
+    let mut encoder = if lossless {
+        Encoder::lossless(w, h)
+    } else {
+        Encoder::new(w, h)
+    };
+    let started = Instant::now();
+    let mut seq = 0u64;
+    let mut failures = 0u32;
+    // The frame the last update showed (a refinement shows it again, exactly).
+    let mut last_frame = 0u64;
+    while credits.recv().is_ok() {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let captured = source.capture();
+            let now_ms = started.elapsed().as_millis() as u64;
+            // An update from the encoder takes the next number.
+            let next = seq + 1;
+            let mut numbered = |update: Option<ScreenUpdate>, frame_id: u64| {
+                update.map(|update| {
+                    seq = next;
+                    Produced::Update { update, frame_id }
+                })
+            };
+            let produced = match captured {
+                // The end of a recording: what was sent lossy is refined first, so the viewer
+                // is left with the exact last frame.
+                Ok(Capture::Finished) => {
+                    let update = encoder.refine(now_ms + REFINE_AFTER_MS + 1, next);
+                    numbered(update, last_frame).unwrap_or(Produced::Finished)
+                }
+                // A still screen: what was sent lossy is refined once it has been still long
+                // enough (the source wakes up at least every 250 ms).
+                Ok(Capture::Unchanged) => {
+                    let update = encoder.refine(now_ms, next);
+                    match numbered(update, last_frame) {
+                        Some(p) => p,
+                        None => continue,
+                    }
+                }
+                Ok(Capture::Frame(f)) => {
+                    failures = 0;
+                    last_frame = f.id;
+                    let update = encoder.encode(f.pixels, f.width, f.height, now_ms, next);
+                    match numbered(update, f.id) {
+                        Some(p) => p,
+                        None => continue,
+                    }
+                }
+                // A transient failure (the screen is being reconfigured) is retried; a lasting
+                // one ends the session with its words.
+                Err(e) if failures < 10 => {
+                    failures += 1;
+                    warn!(error = %e, attempt = failures, "capture failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(failures)));
+                    continue;
+                }
+                Err(e) => Produced::Failed(e.to_string()),
+            };
+            let last = !matches!(produced, Produced::Update { .. });
+            if out.blocking_send(produced).is_err() || last {
+                return;
+            }
+            break;
+        }
+    }
+}
+
+/// Tells the capture thread to stop when the viewer is over, however it ends.
+struct StopCapture(Arc<AtomicBool>);
+
+impl Drop for StopCapture {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What kind of message the technician sent, in words (not the message: it may be megabytes).
+fn kind(msg: &PeerMessage) -> &'static str {
+    match msg {
+        PeerMessage::SessionStart { .. } => "a session start",
+        PeerMessage::ScreenUpdate(_) => "a screen update",
+        PeerMessage::UpdateAck { .. } => "an update acknowledgement",
+        PeerMessage::Input(_) => "an input event",
+        PeerMessage::Consent(_) => "a consent",
+        PeerMessage::EndSession { .. } => "the end of the session",
+        PeerMessage::Recorded => "word that it records the session",
+        PeerMessage::Participants(_) => "a list of participants",
+        PeerMessage::HandOver { .. } => "a hand-over of control",
+        PeerMessage::TakeOver => "a take-over of control",
+    }
+}
+
+/// The end of a viewer for what the technician sent before the person answered (anything but
+/// word that it records, first). Input there ends it: nothing the technician typed or clicked
+/// while the person read the question may reach the screen once they allow control, and a
+/// technician's program sends none before it is allowed.
+async fn before_consent(
+    msg: Result<Option<PeerMessage>, PeerPlaneError>,
+    tx: &mut SealedSend,
+    conn: &mut RelayConnection,
+) -> Result<Ended, LinkError> {
+    let reason = match msg {
+        Ok(Some(PeerMessage::EndSession { reason })) => {
+            if !matches!(reason, EndReason::TechnicianEnded) {
+                goodbye(tx, conn, &reason).await;
+            }
+            return Ok(Ended::Reason(reason));
+        }
+        Ok(Some(PeerMessage::Input(_))) => {
+            warn!("the technician sent input before the user allowed control; ending the session");
+            EndReason::Error("the technician sent input before the user allowed control".into())
+        }
+        Ok(Some(PeerMessage::Recorded)) => EndReason::Error(
+            "the technician said it records this session only after the user was asked".into(),
+        ),
+        Ok(Some(other)) => EndReason::Error(format!(
+            "the technician sent {} before the user consented",
+            kind(&other)
+        )),
+        Err(e) if e.is_violation() => EndReason::Error(e.to_string()),
+        Ok(None) => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure("the technician closed the session stream".into())
+                    .await?,
+            ))
+        }
+        Err(e) => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure(format!("the session stream broke: {e}"))
+                    .await?,
+            ))
+        }
+    };
+    goodbye(tx, conn, &reason).await;
+    Ok(Ended::Reason(reason))
+}
+
+/// A message already received and not yet read, if there is one (without waiting for more).
+async fn already_received(
+    rx: &mut SealedRecv,
+) -> Option<Result<Option<PeerMessage>, PeerPlaneError>> {
+    tokio::select! {
+        biased;
+        msg = rx.recv() => Some(msg),
+        _ = std::future::ready(()) => None,
+    }
+}
+
+/// Tells the technician the session is over and why, then waits (briefly) until it has left.
+async fn goodbye(tx: &mut SealedSend, conn: &mut RelayConnection, reason: &EndReason) {
+    let _ = tx
+        .send(&PeerMessage::EndSession {
+            reason: reason.clone(),
+        })
+        .await;
+    let _ = tx.finish().await;
+    conn.await_departure(Duration::from_secs(2)).await;
+}
+
+/// Runs one viewer from the key exchange to its end, then closes its connection with words
+/// that say how it ended, and tells the session ([`FromViewer::Ended`]).
+pub async fn run(
+    setup: ViewerSetup,
+    mut orders: tmpsc::UnboundedReceiver<ToViewer>,
+    events: tmpsc::Sender<(ViewerId, FromViewer)>,
+) {
+    let ViewerSetup {
+        id,
+        mut conn,
+        meeting,
+        factory,
+        opts,
+        report,
+        name,
+    } = setup;
+    let mut said = Said {
+        id,
+        events: &events,
+    };
+    let ended = serve(
+        &mut conn,
+        &meeting,
+        factory,
+        &opts,
+        report,
+        &name,
+        &mut orders,
+        &mut said,
+    )
+    .await;
+    if let Ok(e) = &ended {
+        conn.close_and_wait(&crate::session::ended_words(e).1).await;
+    }
+    let _ = events.send((id, FromViewer::Ended(ended))).await;
+}
+
+/// Where a viewer's news go.
+struct Said<'a> {
+    id: ViewerId,
+    events: &'a tmpsc::Sender<(ViewerId, FromViewer)>,
+}
+
+impl Said<'_> {
+    /// Passes `news` on; `false` once the session has stopped listening.
+    async fn tell(&mut self, news: FromViewer) -> bool {
+        self.events.send((self.id, news)).await.is_ok()
+    }
+}
+
+/// What a viewer is told before it streams: the answer, or the end.
+enum Before {
+    Answer(ConsentState),
+    End(EndReason),
+}
+
+/// The next order that matters before the person answered. A list of participants is kept in
+/// `list` (the latest), to send once the answer is out.
+async fn order_before(
+    orders: &mut tmpsc::UnboundedReceiver<ToViewer>,
+    list: &mut Option<Vec<Participant>>,
+) -> Before {
+    loop {
+        match orders.recv().await {
+            Some(ToViewer::Consent(state)) => return Before::Answer(state),
+            Some(ToViewer::End(reason)) => return Before::End(reason),
+            Some(ToViewer::Participants(l)) => *list = Some(l),
+            None => return Before::End(EndReason::UserEnded),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    conn: &mut RelayConnection,
+    meeting: &Meeting,
+    factory: SourceFactory,
+    opts: &SessionOptions,
+    report: Reporter,
+    name: &str,
+    orders: &mut tmpsc::UnboundedReceiver<ToViewer>,
+    said: &mut Said<'_>,
+) -> Result<Ended, LinkError> {
+    let connection = conn.connection.clone();
+    let mut list = None;
+    // The key exchange first: nothing else travels before both ends proved they met.
+    let exchanged = tokio::select! {
+        s = sealed::agent_session_met(&connection, meeting) => s,
+        order = order_before(orders, &mut list) => return Ok(Ended::Reason(match order {
+            Before::End(reason) => reason,
+            Before::Answer(_) => EndReason::UserEnded,
+        })),
+    };
+    let sealed::SealedSession {
+        send: mut tx,
+        recv: mut rx,
+        keys,
+    } = match exchanged {
+        Ok(s) => s,
+        Err(e) if !e.is_violation() => {
+            return Ok(Ended::PeerLeft(
+                conn.explain_departure(e.to_string()).await?,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    // Without a code (a help request, a further viewer), the two people compare six digits: a
+    // relay in the middle would have made each end a different one.
+    let verification = keys.verification_code().map(|v| v.to_string());
+    if let Some(v) = keys.verification_code() {
+        report.event(
+            "verification",
+            json!({ "code": v.digits(), "technician": name }),
+            format!("Verification code for {}: {v}. Your technician sees the same six digits; if they read out others, end the session.", shown::name(name)),
+        );
+    }
+    // Consent next: nothing is captured before it. (Sent even when the answer is preset: the
+    // technician learns at once whether someone is being asked.)
+    tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
+    // A recording technician says so first, so that the user knows before answering.
+    let recorded = match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
+        Ok(Ok(Some(PeerMessage::Recorded))) => true,
+        Err(_) => false,
+        Ok(msg) => return before_consent(msg, &mut tx, conn).await,
+    };
+    if !said
+        .tell(FromViewer::Ask {
+            recorded,
+            verification,
+        })
+        .await
+    {
+        return Ok(Ended::Reason(EndReason::UserEnded));
+    }
+    // While the person decides, the technician has nothing to say: whatever it sends ends the
+    // viewer (see `before_consent`), input above all, which would otherwise wait in the stream
+    // and reach the screen in one burst the moment control is allowed.
+    let decided = tokio::select! {
+        order = order_before(orders, &mut list) => match order {
+            Before::Answer(state) => state,
+            Before::End(reason) => {
+                goodbye(&mut tx, conn, &reason).await;
+                return Ok(Ended::Reason(reason));
+            }
+        },
+        msg = rx.recv() => return before_consent(msg, &mut tx, conn).await,
+        ctl = conn.next_skipping_silences() => return match ctl {
+            Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
+            Err(e) => Err(e),
+            Ok(other) => Err(LinkError::Protocol(format!(
+                "unexpected control message: {}",
+                protocol::text::clip(&format!("{other:?}"), 200)
+            ))),
+        },
+    };
+    if decided != ConsentState::Denied {
+        // Received while the answer came, and not read yet: sent before it too.
+        if let Some(msg) = already_received(&mut rx).await {
+            return before_consent(msg, &mut tx, conn).await;
+        }
+    }
+    tx.send(&PeerMessage::Consent(decided)).await?;
+    if decided == ConsentState::Denied {
+        let reason = EndReason::ConsentDenied;
+        goodbye(&mut tx, conn, &reason).await;
+        return Ok(Ended::Reason(reason));
+    }
+    if let Some(list) = list {
+        tx.send(&PeerMessage::Participants(list)).await?;
+    }
+    let mut control = decided == ConsentState::Control;
+
+    let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(opts.max_in_flight);
+    for _ in 0..opts.max_in_flight {
+        credit_tx.send(()).expect("room for the initial credits");
+    }
+    let (prod_tx, mut prod_rx) = tmpsc::channel(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let _stop_capture = StopCapture(stop.clone());
+    let lossless = opts.lossless;
+    std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop, lossless))
+        .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
+
+    let mut window = Window::new(opts.max_in_flight);
+    // The updates being written, one task each: at most `max_in_flight`.
+    let mut sending: JoinSet<u64> = JoinSet::new();
+    let mut finished = false;
+    let mut dropped = Dropped::default();
+    let mut relay_silence = Silence::new(&conn.connection);
+    let mut silence_tick = link::silence::ticker();
+    let ended = loop {
+        tokio::select! {
+            produced = prod_rx.recv(), if !finished => match produced {
+                Some(Produced::Ready { width, height, describe }) => {
+                    tx.send(&PeerMessage::SessionStart {
+                        width,
+                        height,
+                        agent_version: protocol::SOFTWARE_VERSION.into(),
+                    })
+                    .await?;
+                    said.tell(FromViewer::Sharing { describe, width, height }).await;
+                }
+                Some(Produced::Update { update, frame_id }) => {
+                    let seq = update.seq;
+                    window.sent(seq);
+                    if opts.report_updates {
+                        report.event("update_sent", json!({
+                            "seq": update.seq, "frame": frame_id, "ops": update.ops.len(),
+                            "video": update.ops.iter().filter(|o| matches!(o, CodecOp::Video { .. })).count(),
+                            "width": update.width, "height": update.height, "technician": name,
+                        }), "");
+                    }
+                    // On its own stream, sealed record by record as it goes out.
+                    let outgoing = sealed::prepare_update(&keys, update);
+                    let c = connection.clone();
+                    sending.spawn(async move {
+                        if let Err(e) = sealed::send_update(&c, outgoing).await {
+                            debug!(error = %e, "a screen update could not be sent; the connection is ending");
+                        }
+                        seq
+                    });
+                }
+                Some(Produced::Finished) | None => {
+                    finished = true;
+                    if window.is_idle() {
+                        break Ended::Reason(EndReason::SourceFinished);
+                    }
+                }
+                Some(Produced::Failed(e)) => break Ended::Reason(EndReason::Error(format!("screen capture failed: {e}"))),
+            },
+            Some(written) = sending.join_next(), if !sending.is_empty() => match written {
+                Ok(seq) => {
+                    if window.written(seq) {
+                        let _ = credit_tx.try_send(());
+                    }
+                    if finished && window.is_idle() {
+                        break Ended::Reason(EndReason::SourceFinished);
+                    }
+                }
+                Err(e) => break Ended::Reason(EndReason::Error(format!("sending a screen update failed: {e}"))),
+            },
+            msg = rx.recv() => match msg {
+                Ok(Some(PeerMessage::UpdateAck { seq })) => match window.ack(seq) {
+                    Ok(Ack::Freed) => {
+                        let _ = credit_tx.try_send(());
+                        if finished && window.is_idle() {
+                            break Ended::Reason(EndReason::SourceFinished);
+                        }
+                    }
+                    Ok(Ack::Writing) => {}
+                    Ok(Ack::Repeated) => debug!(seq, "a repeated acknowledgement ignored"),
+                    Err(e) => break Ended::Reason(EndReason::Error(e.to_string())),
+                },
+                Ok(Some(PeerMessage::Input(event))) => {
+                    if control {
+                        // Waits while the session's input is full: flow control then slows the
+                        // technician, and this viewer's screen waits with it.
+                        said.tell(FromViewer::Input(event)).await;
+                    } else {
+                        dropped.add(report, name);
+                    }
+                }
+                Ok(Some(PeerMessage::HandOver { to })) => {
+                    said.tell(FromViewer::HandOver(protocol::text::tame(&to, protocol::text::MAX_PEER_STRING))).await;
+                }
+                Ok(Some(PeerMessage::TakeOver)) => {
+                    said.tell(FromViewer::TakeOver).await;
+                }
+                Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
+                Ok(Some(other)) => {
+                    break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", kind(&other))));
+                }
+                Ok(None) => break Ended::PeerLeft(conn.explain_departure("the technician closed the session stream".into()).await?),
+                Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(e.to_string())),
+                Err(e) => break Ended::PeerLeft(conn.explain_departure(format!("the session stream broke: {e}")).await?),
+            },
+            order = orders.recv() => match order {
+                Some(ToViewer::Consent(state)) => {
+                    if state == ConsentState::Denied {
+                        break Ended::Reason(EndReason::ConsentDenied);
+                    }
+                    control = state == ConsentState::Control;
+                    tx.send(&PeerMessage::Consent(state)).await?;
+                }
+                Some(ToViewer::Participants(list)) => tx.send(&PeerMessage::Participants(list)).await?,
+                Some(ToViewer::End(reason)) => break Ended::Reason(reason),
+                None => break Ended::Reason(EndReason::UserEnded),
+            },
+            _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
+                Some(Change::Quiet(silent)) => {
+                    said.tell(FromViewer::RelayQuiet(true)).await;
+                    report.event("relay_quiet", json!({ "silent_ms": silent.as_millis() as u64 }), format!(
+                        "Nothing heard from the relay for {:.1} s; the session waits for the connection.",
+                        silent.as_secs_f64()
+                    ));
+                }
+                Some(Change::Back) => {
+                    said.tell(FromViewer::RelayQuiet(false)).await;
+                    report.event("relay_back", json!({}), "The relay is heard again.");
+                }
+                None => {}
+            },
+            ctl = conn.next() => match ctl {
+                Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
+                    Some(r) => break Ended::Reason(r),
+                    None => break Ended::PeerLeft(reason.to_string()),
+                },
+                Ok(FromRelay::PeerQuiet { silent_ms }) => {
+                    said.tell(FromViewer::PeerQuiet(true)).await;
+                    report.event("peer_quiet", json!({ "silent_ms": silent_ms, "technician": name }),
+                        format!("Nothing heard from {} for {:.1} s; the session waits for their connection.", shown::name(name), f64::from(silent_ms) / 1000.0));
+                }
+                Ok(FromRelay::PeerBack) => {
+                    said.tell(FromViewer::PeerQuiet(false)).await;
+                    report.event("peer_back", json!({ "technician": name }), format!("The connection of {} is back.", shown::name(name)));
+                }
+                Ok(FromRelay::Invite { ticket, joining }) => {
+                    said.tell(FromViewer::Invite { ticket, joining }).await;
+                }
+                // The link is gone: the guard stops the capture.
+                Err(e) => return Err(e),
+                Ok(other) => return Err(LinkError::Protocol(format!(
+                    "unexpected control message during a session: {}",
+                    protocol::text::clip(&format!("{other:?}"), 200)
+                ))),
+            },
+        }
+    };
+    // The capture thread notices within one capture; it is not joined, so a capture blocked on
+    // a slow screen cannot hold up the end of the session.
+    stop.store(true, Ordering::Relaxed);
+    drop(credit_tx);
+    if window.repeated() > 0 {
+        warn!(
+            repeated = window.repeated(),
+            "the technician repeated acknowledgements; they were ignored"
+        );
+    }
+    dropped.report_final(report, name);
+    if let Ended::Reason(reason) = &ended {
+        // Tell the technician why, unless it was the technician who ended it.
+        if !matches!(reason, EndReason::TechnicianEnded) {
+            goodbye(&mut tx, conn, reason).await;
+        }
+    }
+    Ok(ended)
+}
+
+/// Input events a viewer sent while it did not hold control: dropped, counted, and reported at
+/// most twice a second.
+#[derive(Default)]
+struct Dropped {
+    count: u64,
+    reported: Option<Instant>,
+}
+
+impl Dropped {
+    fn add(&mut self, report: Reporter, name: &str) {
+        self.count += 1;
+        if self
+            .reported
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+        {
+            self.reported = Some(Instant::now());
+            report.event(
+                "input_dropped",
+                json!({ "count": self.count, "technician": name }),
+                format!(
+                    "{} input events from {} were dropped: they do not hold control.",
+                    self.count,
+                    shown::name(name)
+                ),
+            );
+        }
+    }
+
+    fn report_final(&self, report: Reporter, name: &str) {
+        if self.count > 0 {
+            report.event(
+                "input_dropped",
+                json!({ "count": self.count, "final": true, "technician": name }),
+                format!(
+                    "{} input events from {} were dropped while they did not hold control.",
+                    self.count,
+                    shown::name(name)
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a message of `kind` names a peer-plane message the agent takes after consent.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_has_words() {
+        let msgs = [
+            PeerMessage::TakeOver,
+            PeerMessage::HandOver { to: "ana".into() },
+            PeerMessage::Participants(vec![]),
+        ];
+        for m in msgs {
+            assert!(kind(&m).starts_with('a'), "{m:?}");
+        }
+    }
+}
