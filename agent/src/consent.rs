@@ -12,6 +12,12 @@
 //! [`FromUser::Command`]). Both hold a [`UserSide`], which also closes the [`InputGate`] the
 //! moment the person stops control or ends the session, before the session has read the
 //! command.
+//!
+//! What the window says to the desk rather than to a session (a help request filed instead of
+//! waiting with the code, the survey's answer: [`ToDesk`]) goes to the run on a channel of its
+//! own ([`UserSide::tell_desk`], [`UserInput::help_asked`], [`UserInput::survey_answer`]), so
+//! that lines typed in the terminal before a technician came stay for the consent question as
+//! they always have.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -23,6 +29,7 @@ use protocol::peer::ConsentState;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
+use crate::desk::{HelpAsked, SurveyAnswer, ToDesk};
 use crate::injector::InputGate;
 
 /// How consent is obtained.
@@ -129,6 +136,7 @@ const WAITING: usize = 16;
 #[derive(Debug, Clone)]
 pub struct UserSide {
     tx: mpsc::Sender<FromUser>,
+    desk: mpsc::Sender<ToDesk>,
     gate: InputGate,
     end: Arc<watch::Sender<bool>>,
 }
@@ -154,6 +162,13 @@ impl UserSide {
         }
     }
 
+    /// Passes `said` to the run: a help request, or the survey's answer.
+    pub fn tell_desk(&self, said: ToDesk) {
+        if let Err(e) = self.desk.try_send(said) {
+            warn!(error = %e, "the agent is not reading what the user tells the desk");
+        }
+    }
+
     /// Waits (on a thread that is not the runtime's) until the session reads `said`.
     fn say_blocking(&self, said: FromUser) -> bool {
         if let FromUser::Line(l) = &said {
@@ -169,21 +184,25 @@ impl UserSide {
 pub struct UserInput {
     rx: mpsc::Receiver<FromUser>,
     closed: bool,
+    desk: mpsc::Receiver<ToDesk>,
     end: watch::Receiver<bool>,
 }
 
 /// A channel for the person's words; `gate` is the gate their commands close.
 pub fn channel(gate: InputGate) -> (UserSide, UserInput) {
     let (tx, rx) = mpsc::channel(WAITING);
+    let (desk_tx, desk) = mpsc::channel(WAITING);
     let (end_tx, end) = watch::channel(false);
     let side = UserSide {
         tx,
+        desk: desk_tx,
         gate,
         end: Arc::new(end_tx),
     };
     let input = UserInput {
         rx,
         closed: false,
+        desk,
         end,
     };
     (side, input)
@@ -227,6 +246,40 @@ impl UserInput {
         let said = self.rx.recv().await;
         self.closed = said.is_none();
         said
+    }
+
+    /// The next thing told to the desk that `pick` takes; others are passed over (a survey's
+    /// answer while a code is shown, a help request once there is one). Forever pending when
+    /// nobody can tell any more.
+    async fn next_for_desk<T>(&mut self, pick: impl Fn(ToDesk) -> Option<T>) -> T {
+        loop {
+            match self.desk.recv().await {
+                Some(said) => {
+                    if let Some(t) = pick(said) {
+                        return t;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Waits until the person files a help request from the window.
+    pub async fn help_asked(&mut self) -> HelpAsked {
+        self.next_for_desk(|said| match said {
+            ToDesk::AskHelp(asked) => Some(asked),
+            ToDesk::Survey(_) => None,
+        })
+        .await
+    }
+
+    /// Waits until the person answers the survey (or skips it) in the window.
+    pub async fn survey_answer(&mut self) -> SurveyAnswer {
+        self.next_for_desk(|said| match said {
+            ToDesk::Survey(answer) => Some(answer),
+            ToDesk::AskHelp(_) => None,
+        })
+        .await
     }
 
     /// Waits for an answer to the consent question. Unknown lines are passed to `on_unknown`

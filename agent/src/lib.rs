@@ -8,16 +8,19 @@
 //! - [`consent`]: asking the person, or the answer given in advance, and the commands they give
 //!   during a session, from the terminal and the window alike;
 //! - [`status`]: what the agent tells the window as it goes;
+//! - [`desk`]: what the person asks of the support desk from the window: a help request (with
+//!   what it says of this machine) and the survey's answer;
 //! - [`session`]: the peer session once paired, with one technician or several: consent, who
 //!   holds control, input in; [`viewer`]: each technician's own connection, capture, encoder
 //!   and screen updates under flow control ([`flow`]);
 //! - [`shown`]: what a person is shown of the strings a peer supplied: escaped and clipped;
 //! - [`share`]: one run, from the relay connection to the end of the session;
-//! - [`window`]: the person's window (code, consent, the bar while shared), model apart from
-//!   drawing.
+//! - [`window`]: the person's window (code or help request, consent, the bar while shared,
+//!   the survey), model apart from drawing.
 
 pub mod capture;
 pub mod consent;
+pub mod desk;
 pub mod flow;
 pub mod inject;
 pub mod injector;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use agent::capture::{self, X11Source};
 use agent::consent::{self, ConsentPolicy, FromUser, UserCommand};
+use agent::desk::Machine;
 use agent::inject::X11InputSink;
 use agent::injector::InputGate;
 use agent::session::{Person, SessionOptions};
@@ -16,7 +17,6 @@ use agent::status::{Status, StatusTx};
 use clap::{Parser, ValueEnum};
 use link::report::Reporter;
 use link::Fingerprint;
-use protocol::control::RequestFiling;
 use protocol::peer::ConsentState;
 use serde_json::json;
 
@@ -28,9 +28,10 @@ use serde_json::json;
 /// leave this machine: they key the encryption between you and the technician, so the relay
 /// cannot see your screen or fake the technician's input.
 ///
-/// On a desktop (DISPLAY set) the agent opens a window: the code, the consent question with
-/// Allow control / View only / Deny, and while shared a small bar with Stop control and End
-/// session. It stays in the terminal with --no-window, without a display, with --json (scripts)
+/// On a desktop (DISPLAY set) the agent opens a window: the code (with Request help, to ask
+/// the desk's queue instead), the consent question with Allow control / View only / Deny,
+/// while shared a small bar with Stop control and End session, and once the desk closes a help
+/// request its survey. It stays in the terminal with --no-window, without a display, with --json (scripts)
 /// and with --consent view or control (unattended machines); --window opens the window even
 /// then. In the terminal, answer c, v or d and Enter; during the session type v and Enter to
 /// stop control, q and Enter or Ctrl+C to end it. The terminal answers in window mode too.
@@ -112,7 +113,8 @@ struct Cli {
     #[arg(long, value_name = "T", requires = "request")]
     ticket: Option<String>,
     /// With --request: once the desk closes the request, answer its one-question survey with
-    /// this score, from 1 (bad) to 5 (very good). The window asks the person instead
+    /// this score, from 1 (bad) to 5 (very good). Only after a technician saw the screen; the
+    /// window asks the person instead
     #[arg(long, value_name = "N", requires = "request", value_parser = clap::value_parser!(u8).range(1..=5))]
     survey: Option<u8>,
     /// With --survey: a comment to go with the score
@@ -226,6 +228,7 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
         ConsentArg::View => ConsentPolicy::Preset(ConsentState::ViewOnly),
         ConsentArg::Control => ConsentPolicy::Preset(ConsentState::Control),
     };
+    let machine = Machine::this();
     let opts = ShareOptions {
         relay,
         fingerprint: cli.fingerprint,
@@ -239,14 +242,11 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
             consent,
             lossless: cli.lossless,
         },
-        request: cli.request.as_ref().map(|description| RequestFiling {
-            description: description.clone(),
-            machine: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
-            os: operating_system(),
-            ticket: cli.ticket.clone(),
-        }),
+        request: cli
+            .request
+            .as_ref()
+            .map(|description| machine.filing(description, cli.ticket.as_deref())),
+        machine,
         survey: cli.survey.map(|score| (score, cli.survey_comment.clone())),
     };
     // The first session's parts are open already; a help request's later sessions open theirs.
@@ -354,16 +354,4 @@ fn main() -> ExitCode {
     }
     drop(side);
     net.join().unwrap_or(ExitCode::FAILURE)
-}
-
-/// The operating system as a person names it: `PRETTY_NAME` of /etc/os-release, or the kernel's.
-fn operating_system() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::OS.to_string())
 }

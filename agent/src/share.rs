@@ -4,6 +4,21 @@
 //! and to the window through the [`Person`]'s [`StatusTx`](crate::status::StatusTx); the
 //! binary only parses flags and prints the final error. What the technician and the relay said
 //! (who it is, why it ended, why it failed) is printed escaped ([`crate::shown`]).
+//!
+//! A help request is filed at the start (`--request`), or from the window while the code is
+//! shown ([`ToDesk::AskHelp`](crate::desk::ToDesk)). In the second case the code's connection
+//! is closed first and the request filed on a new one. The relay withdraws a waiting code when
+//! its connection closes, so the code is dead before the request exists; and a technician who
+//! enters the code at that very moment meets a closed connection and is told the agent left,
+//! rather than reaching a connection that has moved on to the queue (on the same connection,
+//! their pairing could arrive where the agent waits for the request's place). The cost is one
+//! more handshake with the relay, once.
+//!
+//! When the desk closes the request, its one-question survey is asked only if a technician saw
+//! the screen in one of the request's sessions (the person allowed control or view only): a
+//! request closed after the person said no, let the question go unanswered, or ended the
+//! session before anything was shared, asks nothing, as "how well were you helped" has no
+//! answer then. The window asks it ([`Status::Survey`]); without a window, `--survey` answers.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,6 +32,7 @@ use protocol::e2e::{CodeSecret, HandshakeError, UserCode};
 use protocol::peer::EndReason;
 use serde_json::json;
 
+use crate::desk::{HelpAsked, Machine, SurveyAnswer};
 use crate::session::{self, Ended, Person, SessionOptions};
 use crate::shown;
 use crate::sink::InputSink;
@@ -36,7 +52,10 @@ pub struct ShareOptions {
     pub session: SessionOptions,
     /// File a help request in the relay's queue instead of showing a code.
     pub request: Option<RequestFiling>,
-    /// The answer to the desk's survey once the request is closed: score 1 to 5, comment.
+    /// What a help request filed from the window says of this machine.
+    pub machine: Machine,
+    /// Without a window: the answer to the desk's survey once the request is closed, score
+    /// 1 to 5 and comment.
     pub survey: Option<(u8, String)>,
 }
 
@@ -47,12 +66,22 @@ pub enum Outcome {
     Cancelled,
     /// A session took place and ended so.
     Session(Ended),
+    /// The desk closed the help request after its last session ended so; `answered`: the
+    /// survey was answered.
+    RequestClosed { last: Ended, answered: bool },
 }
 
 impl Outcome {
     /// Whether the program should exit with success.
     pub fn success(&self) -> bool {
-        !matches!(self, Outcome::Session(Ended::Reason(EndReason::Error(_))))
+        !matches!(
+            self,
+            Outcome::Session(Ended::Reason(EndReason::Error(_)))
+                | Outcome::RequestClosed {
+                    last: Ended::Reason(EndReason::Error(_)),
+                    ..
+                }
+        )
     }
 }
 
@@ -60,6 +89,7 @@ impl Outcome {
 pub fn ended_why(outcome: &Outcome) -> EndedWhy {
     match outcome {
         Outcome::Cancelled => EndedWhy::Cancelled,
+        Outcome::RequestClosed { answered, .. } => EndedWhy::RequestClosed { thanked: *answered },
         Outcome::Session(Ended::Unanswered) => EndedWhy::TimedOut,
         Outcome::Session(Ended::PeerLeft(why)) => EndedWhy::TechnicianLeft(why.clone()),
         Outcome::Session(Ended::Reason(r)) => match r {
@@ -154,30 +184,33 @@ pub async fn run(
         let status = person.status.clone();
         Box::pin(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => status.send(Status::Interrupted),
+                _ = tokio::signal::ctrl_c() => {
+                    status.send(Status::Interrupted);
+                }
                 _ = window_end => {}
             }
         })
     };
     // The help request, while there is one: what takes it back after each session.
     let mut ticket: Option<(u64, String)> = None;
-    let (mut meeting, mut peer) = match opts.request.clone() {
-        Some(filing) => {
-            let queued = conn.file_request(filing).await?;
-            ticket = Some((queued.request, queued.secret.clone()));
-            let mut end = user_end(person);
-            match queue(&mut conn, queued, false, person, &report, &mut end).await? {
-                Some(met) => met,
-                None => return Ok(Outcome::Cancelled),
+    let mut end = user_end(person);
+    let met = match opts.request.clone() {
+        Some(filing) => file(&mut conn, filing, &mut ticket, person, &report, &mut end).await?,
+        None => match by_code(&mut conn, person, &report, &mut end).await? {
+            Waited::Met(meeting, peer) => Some((meeting, peer)),
+            Waited::Cancelled => None,
+            Waited::AskedHelp(asked) => {
+                // The code's connection is closed; the request goes on a new one.
+                conn = connect(&opts, &report).await?;
+                let filing = opts
+                    .machine
+                    .filing(&asked.description, asked.ticket.as_deref());
+                file(&mut conn, filing, &mut ticket, person, &report, &mut end).await?
             }
-        }
-        None => {
-            let mut end = user_end(person);
-            match by_code(&mut conn, person, &report, &mut end).await? {
-                Some(met) => met,
-                None => return Ok(Outcome::Cancelled),
-            }
-        }
+        },
+    };
+    let Some((mut meeting, mut peer)) = met else {
+        return Ok(Outcome::Cancelled);
     };
     loop {
         let account = peer.account.as_ref();
@@ -203,9 +236,9 @@ pub async fn run(
             user_end(person),
         )
         .await?;
-        let outcome = finish(ended, &report);
+        let last = finish(ended, &report);
         let Some((request, secret)) = ticket.clone() else {
-            return Ok(outcome);
+            return Ok(Outcome::Session(last));
         };
         // The desk has the request's next step: back in a queue (escalated, held, a lost
         // connection), or closed.
@@ -223,19 +256,82 @@ pub async fn run(
                 ..
             }) => {
                 conn.close("the help request is closed");
+                let shared = person.status.has_shared();
                 report.event(
                     "request_closed",
-                    json!({ "request": request }),
-                    format!("The desk closed help request {request}."),
+                    json!({ "request": request, "shared": shared }),
+                    format!(
+                        "The desk closed help request {request}.{}",
+                        if shared {
+                            ""
+                        } else {
+                            " No technician saw this screen, so there is no survey to answer."
+                        }
+                    ),
                 );
-                if let Some((score, comment)) = opts.survey.clone() {
-                    survey(&opts, request, secret, score, comment, &report).await?;
+                let mut answered = false;
+                if shared {
+                    let answer =
+                        survey_answer(&opts, request, person, &report, user_end(person)).await;
+                    if let Some((score, comment)) = answer {
+                        survey(&opts, request, secret, score, comment, &report).await?;
+                        answered = true;
+                    }
                 }
-                return Ok(outcome);
+                return Ok(Outcome::RequestClosed { last, answered });
             }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The answer to the survey of the closed request `request`: asked in the window when there is
+/// one, else `--survey`'s; `None` when there is none (skipped, the window closed, Ctrl+C).
+async fn survey_answer(
+    opts: &ShareOptions,
+    request: u64,
+    person: &mut Person,
+    report: &Reporter,
+    user_end: impl std::future::Future<Output = ()>,
+) -> Option<(u8, String)> {
+    if !person.status.send(Status::Survey { request }) {
+        return opts.survey.clone();
+    }
+    report.event(
+        "survey_asked",
+        json!({ "request": request }),
+        "How well were you helped? The window asks; answer there.",
+    );
+    let answer = tokio::select! {
+        answer = person.input.survey_answer() => answer,
+        _ = user_end => SurveyAnswer::Skipped,
+    };
+    match answer {
+        SurveyAnswer::Score { score, comment } => Some((score, comment)),
+        SurveyAnswer::Skipped => {
+            report.event(
+                "survey_skipped",
+                json!({ "request": request }),
+                "The survey was not answered.",
+            );
+            None
+        }
+    }
+}
+
+/// Files a help request and waits in the queue with it (see [`queue`]); `ticket` becomes its
+/// number and secret, to take it back after each session.
+async fn file(
+    conn: &mut RelayConnection,
+    filing: RequestFiling,
+    ticket: &mut Option<(u64, String)>,
+    person: &mut Person,
+    report: &Reporter,
+    user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
+    let queued = conn.file_request(filing).await?;
+    *ticket = Some((queued.request, queued.secret.clone()));
+    queue(conn, queued, false, person, report, user_end).await
 }
 
 /// Answers the desk's one-question survey of a closed help request.
@@ -258,13 +354,25 @@ async fn survey(
     Ok(())
 }
 
-/// Shows a code and waits for the technician who enters it; `None` if the person cancelled.
+/// How the wait with a code ended.
+enum Waited {
+    /// A technician entered the code.
+    Met(Meeting, PeerInfo),
+    /// The person cancelled.
+    Cancelled,
+    /// The person asked the desk for help instead; the code's connection is closed, so the
+    /// relay has withdrawn the code.
+    AskedHelp(HelpAsked),
+}
+
+/// Shows a code and waits for the technician who enters it, or until the person cancels or
+/// asks for help instead.
 async fn by_code(
     conn: &mut RelayConnection,
     person: &mut Person,
     report: &Reporter,
     user_end: &mut (impl std::future::Future<Output = ()> + Unpin),
-) -> anyhow::Result<Option<(Meeting, PeerInfo)>> {
+) -> anyhow::Result<Waited> {
     let (rendezvous, expires) = conn.register().await?;
     // The secret part is drawn here and never sent: the relay knows only the nine digits.
     let code = UserCode::new(rendezvous, CodeSecret::generate());
@@ -290,10 +398,19 @@ async fn by_code(
         p = conn.wait_paired() => p?,
         _ = &mut *user_end => {
             cancelled(conn, report).await;
-            return Ok(None);
+            return Ok(Waited::Cancelled);
+        }
+        asked = person.input.help_asked() => {
+            conn.close_and_wait("the user asked the desk for help instead").await;
+            report.event(
+                "code_withdrawn",
+                json!({ "reason": "help_requested" }),
+                "The code no longer works: you asked the desk for help instead.",
+            );
+            return Ok(Waited::AskedHelp(asked));
         }
     };
-    Ok(Some((Meeting::Code(code), peer)))
+    Ok(Waited::Met(Meeting::Code(code), peer))
 }
 
 async fn cancelled(conn: &mut RelayConnection, report: &Reporter) {
@@ -395,12 +512,12 @@ fn expected(secs: Option<u32>) -> String {
 }
 
 /// Says how the session ended (each technician's connection was closed with its words).
-fn finish(ended: Ended, report: &Reporter) -> Outcome {
+fn finish(ended: Ended, report: &Reporter) -> Ended {
     let (reason, human) = session::ended_words(&ended);
     report.event(
         "ended",
         json!({ "reason": reason, "message": human }),
         format!("Session ended: {human}."),
     );
-    Outcome::Session(ended)
+    ended
 }

@@ -6,7 +6,12 @@
 //! agent has a `StatusTx` that goes nowhere ([`StatusTx::none`]). There are a handful of these
 //! per session, so the channel needs no bound; after each, the window is woken (the waker is
 //! set once the window exists).
+//!
+//! A `StatusTx` also remembers whether the screen was shared at all ([`StatusTx::has_shared`]),
+//! in any session of the run: the desk's survey asks how well the person was helped, which
+//! only means something once a technician saw the screen.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,6 +41,8 @@ pub enum EndedWhy {
     CodeMismatch,
     /// The agent could not go on (no relay, no code), in these words.
     Failed(String),
+    /// The desk closed the help request; `thanked`: the person answered its survey.
+    RequestClosed { thanked: bool },
 }
 
 /// One step of the agent's progress.
@@ -83,6 +90,8 @@ pub enum Status {
     /// The technician's connection fell silent (`true`; the session waits for it) or is heard
     /// again (`false`).
     PeerQuiet(bool),
+    /// The desk closed help request `request`: how well was the person helped?
+    Survey { request: u64 },
     /// It is over.
     Ended(EndedWhy),
     /// Interrupted from the terminal (Ctrl+C): the window closes too, so that the program
@@ -97,6 +106,7 @@ type Waker = Box<dyn Fn() + Send + Sync>;
 pub struct StatusTx {
     tx: Option<mpsc::Sender<Status>>,
     waker: Arc<OnceLock<Waker>>,
+    shared: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for StatusTx {
@@ -113,6 +123,7 @@ impl StatusTx {
         StatusTx {
             tx: None,
             waker: Arc::new(OnceLock::new()),
+            shared: Arc::default(),
         }
     }
 
@@ -122,6 +133,7 @@ impl StatusTx {
         let s = StatusTx {
             tx: Some(tx),
             waker: Arc::new(OnceLock::new()),
+            shared: Arc::default(),
         };
         (s, rx)
     }
@@ -140,11 +152,53 @@ impl StatusTx {
         }
     }
 
-    pub fn send(&self, status: Status) {
-        if let Some(tx) = &self.tx {
-            // A window that has closed no longer listens; that is fine.
-            let _ = tx.send(status);
-            self.wake();
+    /// Tells the window; whether a window took it in (none for the terminal, or once the
+    /// window has closed or failed to open).
+    pub fn send(&self, status: Status) -> bool {
+        if matches!(status, Status::Sharing { .. }) {
+            self.shared.store(true, Ordering::SeqCst);
         }
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        // A window that has closed no longer listens; that is fine.
+        let listened = tx.send(status).is_ok();
+        self.wake();
+        listened
+    }
+
+    /// Whether the screen has been shared with a technician since this channel was made.
+    pub fn has_shared(&self) -> bool {
+        self.shared.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_remembers_a_shared_screen_and_says_whether_a_window_listens() {
+        let peer = PeerInfo {
+            role: protocol::control::Role::Technician,
+            description: "technician at 10.0.0.7:5000".into(),
+            software: "technician 0.1.0".into(),
+            account: None,
+        };
+        let terminal = StatusTx::none();
+        assert!(!terminal.send(Status::Answered));
+        assert!(!terminal.has_shared());
+        terminal.clone().send(Status::Sharing {
+            peer: peer.clone(),
+            control: false,
+            others: vec![],
+        });
+        assert!(terminal.has_shared());
+
+        let (window, rx) = StatusTx::channel();
+        assert!(window.send(Status::Survey { request: 7 }));
+        assert!(!window.has_shared());
+        drop(rx);
+        assert!(!window.send(Status::Survey { request: 7 }));
     }
 }

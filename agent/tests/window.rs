@@ -1,13 +1,15 @@
 //! The agent's window driven through egui_kittest, without a display: each consent button
 //! grants exactly its scope as the session reads it; Stop control and End session stop the
-//! injection worker while a flood of input is arriving; every screen finds all its words in
-//! English and in Spanish.
+//! injection worker while a flood of input is arriving; Request help files what the person
+//! wrote, and the survey sends the score and comment they chose, or nothing when skipped; every
+//! screen finds all its words in English and in Spanish.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::consent::{self, UserCommand, UserInput};
+use agent::desk::{HelpAsked, SurveyAnswer};
 use agent::injector::{Injector, InputGate};
 use agent::sink::{InputSink, SinkError};
 use agent::status::{EndedWhy, Status};
@@ -453,6 +455,7 @@ fn every_screen_finds_its_words(lang: &Lang) {
             peer: unverified,
             control: false,
         },
+        Status::Survey { request: 12 },
     ];
     let endings = [
         EndedWhy::UserEnded,
@@ -465,6 +468,8 @@ fn every_screen_finds_its_words(lang: &Lang) {
         EndedWhy::Cancelled,
         EndedWhy::CodeMismatch,
         EndedWhy::Failed("no relay".into()),
+        EndedWhy::RequestClosed { thanked: false },
+        EndedWhy::RequestClosed { thanked: true },
     ];
     let all = screens
         .into_iter()
@@ -474,6 +479,18 @@ fn every_screen_finds_its_words(lang: &Lang) {
         status.send(s).unwrap();
         harness.run_steps(2);
     }
+    // The screens a click opens: the help form (empty, then sending) and the survey's
+    // (chosen, then sending).
+    let cat = Catalogue::new("agent", lang);
+    status.send(code(now)).unwrap();
+    harness.run_steps(2);
+    click(&mut harness, &cat.text("code-request-help"));
+    type_into(&mut harness, &cat.text("help-description"), "x");
+    click(&mut harness, &cat.text("help-send"));
+    status.send(Status::Survey { request: 12 }).unwrap();
+    harness.run_steps(2);
+    click(&mut harness, &cat.text("survey-score-3"));
+    click(&mut harness, &cat.text("survey-send"));
     let missing = harness.state().catalogue().missing();
     assert!(
         missing.is_empty(),
@@ -521,6 +538,150 @@ fn a_waiting_request_shows_its_place_and_can_be_withdrawn_and_its_consent_the_si
         .unwrap();
     harness.run_steps(2);
     harness.get_by_label("042 917");
+}
+
+fn code(now: Instant) -> Status {
+    Status::Code {
+        shown: "469 544 742 - 4821".into(),
+        copied: "469544742-4821".into(),
+        expires_at: now + Duration::from_secs(300),
+    }
+}
+
+/// What the window told the desk within a moment (`None`: nothing): the help request filed.
+fn help_asked(rt: &tokio::runtime::Runtime, input: &mut UserInput) -> Option<HelpAsked> {
+    let wait = async { tokio::time::timeout(Duration::from_millis(200), input.help_asked()).await };
+    rt.block_on(wait).ok()
+}
+
+/// What the window told the desk within a moment: the survey's answer.
+fn survey_answer(rt: &tokio::runtime::Runtime, input: &mut UserInput) -> Option<SurveyAnswer> {
+    let wait =
+        async { tokio::time::timeout(Duration::from_millis(200), input.survey_answer()).await };
+    rt.block_on(wait).ok()
+}
+
+/// Clicks the button (or field) named `label`, and lets the window take it in.
+fn click(harness: &mut Harness<'static, AgentWindow>, label: &str) {
+    harness.get_by_label(label).click();
+    harness.run_steps(2);
+}
+
+/// Gives the field named `label` the keyboard and types `text` into it.
+fn type_into(harness: &mut Harness<'static, AgentWindow>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run_steps(2);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+/// A window asking the survey of request 12, in `lang`.
+fn survey_window(
+    lang: &Lang,
+) -> (
+    tokio::runtime::Runtime,
+    Harness<'static, AgentWindow>,
+    mpsc::Sender<Status>,
+    UserInput,
+) {
+    let (mut harness, status, input) = window(lang, InputGate::new());
+    status.send(Status::Survey { request: 12 }).unwrap();
+    harness.run_steps(2);
+    (runtime(), harness, status, input)
+}
+
+#[test]
+fn request_help_beside_the_code_files_what_the_person_wrote_then_shows_the_queue() {
+    let rt = runtime();
+    let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
+    status.send(code(Instant::now())).unwrap();
+    harness.run_steps(2);
+    click(&mut harness, "Request help");
+    harness.get_by_label("Ask your support desk for help");
+    harness.get_by_label("When you send the request, your session code stops working.");
+    // The description has the keyboard as soon as the form opens.
+    let describe = "What is wrong? Say it in your own words:";
+    assert!(harness.get_by_label(describe).is_focused());
+    // Nothing written yet: Send request sends nothing.
+    let send = harness.get_by_label("Send request").accesskit_node();
+    assert!(send.is_disabled());
+    click(&mut harness, "Send request");
+    assert_eq!(help_asked(&rt, &mut input), None);
+    type_into(&mut harness, describe, "the printer stops after each page");
+    // Back shows the code again; the words wait in the form.
+    click(&mut harness, "Back");
+    harness.get_by_label("469 544 742 - 4821");
+    click(&mut harness, "Request help");
+    assert_eq!(
+        harness.get_by_label(describe).value().as_deref(),
+        Some("the printer stops after each page")
+    );
+    type_into(
+        &mut harness,
+        "Ticket number from your desk, if you have one:",
+        "T-7",
+    );
+    click(&mut harness, "Send request");
+    assert_eq!(
+        help_asked(&rt, &mut input),
+        Some(HelpAsked {
+            description: "the printer stops after each page".into(),
+            ticket: Some("T-7".into()),
+        })
+    );
+    harness.get_by_label("Sending your request to the desk…");
+    // The run withdrew the code and filed the request: the queue, as for `--request`.
+    status
+        .send(Status::Queued {
+            request: 12,
+            position: 2,
+            expected_wait_secs: Some(120),
+        })
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("You are number 2 in the queue");
+    harness.get_by_label("Withdraw the request");
+}
+
+#[test]
+fn the_survey_sends_the_chosen_score_with_the_comment_and_thanks() {
+    let (rt, mut harness, status, mut input) = survey_window(&Lang::english());
+    harness.get_by_label("How well were you helped?");
+    let send = harness.get_by_label("Send answer").accesskit_node();
+    assert!(send.is_disabled());
+    click(&mut harness, "2 Badly");
+    click(&mut harness, "4 Well");
+    type_into(
+        &mut harness,
+        "Anything you want to add? (optional)",
+        "quick and kind",
+    );
+    click(&mut harness, "Send answer");
+    assert_eq!(
+        survey_answer(&rt, &mut input),
+        Some(SurveyAnswer::Score {
+            score: 4,
+            comment: "quick and kind".into(),
+        })
+    );
+    harness.get_by_label("Sending your answer to the desk…");
+    status
+        .send(Status::Ended(EndedWhy::RequestClosed { thanked: true }))
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Your help request is closed");
+    harness.get_by_label_contains("Thank you: your answer went to the desk.");
+    harness.get_by_label("Close");
+}
+
+#[test]
+fn skipping_the_survey_sends_no_score() {
+    let (rt, mut harness, _status, mut input) = survey_window(&Lang::spanish());
+    click(&mut harness, "5 Muy bien");
+    click(&mut harness, "Omitir");
+    assert_eq!(survey_answer(&rt, &mut input), Some(SurveyAnswer::Skipped));
+    assert_eq!(survey_answer(&rt, &mut input), None, "a second answer");
+    harness.get_by_label("El servicio ha cerrado su solicitud de ayuda.");
 }
 
 #[test]

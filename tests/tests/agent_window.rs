@@ -3,9 +3,13 @@
 //! is found with `xdotool`, read back from the X server (GetImage), and clicked with
 //! `xdotool`: Allow control grants control as the technician sees it, the window becomes the
 //! small bar, and End session ends the session at once, leaving the window on its last screen.
+//! And a help request asked from the window instead of the code: typed into its form, taken by
+//! a technician who sees those words, let in, closed as resolved, and rated in the window's
+//! survey.
 //!
 //! The buttons are found in the X server's pixels by their fill, which nothing else in the
-//! window uses (`agent::window::ui::ALLOW_CONTROL_FILL` and `END_FILL`, repeated here).
+//! window uses (`agent::window::ui::ALLOW_CONTROL_FILL`, `END_FILL`, `PRIMARY_FILL` and
+//! `SCORE_FILL`, repeated here).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +22,10 @@ use x11rb::rust_connection::RustConnection;
 const ALLOW_CONTROL_FILL: [u8; 3] = [0x1a, 0x7f, 0x37];
 /// The fill of End session (`agent::window::ui::END_FILL`).
 const END_FILL: [u8; 3] = [0xb3, 0x26, 0x1e];
+/// The fill of Request help, Send request and Send answer (`agent::window::ui::PRIMARY_FILL`).
+const PRIMARY_FILL: [u8; 3] = [0x1f, 0x5f, 0xbf];
+/// The fill of the survey's scores not chosen (`agent::window::ui::SCORE_FILL`).
+const SCORE_FILL: [u8; 3] = [0xf2, 0xc0, 0x4e];
 
 /// A window's pixels as the X server holds them, RGB, with its size.
 struct Shot {
@@ -64,10 +72,9 @@ impl Shot {
     /// The centre of the pixels within a few steps of `colour`, if there are enough of them
     /// to be a button.
     fn find(&self, colour: [u8; 3]) -> Option<(usize, usize)> {
-        let near = |p: &[u8; 3]| (0..3).all(|i| p[i].abs_diff(colour[i]) <= 6);
         let (mut n, mut sx, mut sy) = (0usize, 0usize, 0usize);
         for (i, p) in self.rgb.iter().enumerate() {
-            if near(p) {
+            if near(p, colour) {
                 n += 1;
                 sx += i % self.width;
                 sy += i / self.width;
@@ -75,6 +82,37 @@ impl Shot {
         }
         (n >= 400).then(|| (sx / n, sy / n))
     }
+
+    /// The centres of the buttons of `colour` side by side in a row, left to right: the runs of
+    /// columns that hold its pixels, at the height of their centre.
+    fn row_of(&self, colour: [u8; 3]) -> Vec<(usize, usize)> {
+        let Some((_, cy)) = self.find(colour) else {
+            return Vec::new();
+        };
+        let mut holds = vec![0usize; self.width];
+        for (i, p) in self.rgb.iter().enumerate() {
+            if near(p, colour) {
+                holds[i % self.width] += 1;
+            }
+        }
+        let mut runs = Vec::new();
+        let mut start = None;
+        for (x, &n) in holds.iter().chain([&0]).enumerate() {
+            match (start, n >= 10) {
+                (None, true) => start = Some(x),
+                (Some(s), false) => {
+                    runs.push(((s + x) / 2, cy));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        runs
+    }
+}
+
+fn near(p: &[u8; 3], colour: [u8; 3]) -> bool {
+    (0..3).all(|i| p[i].abs_diff(colour[i]) <= 6)
 }
 
 /// The agent's window, once it is mapped.
@@ -125,6 +163,15 @@ fn wait_for_colour(conn: &RustConnection, window: u32, colour: [u8; 3], what: &s
     }
 }
 
+/// Waits until the window no longer shows `colour`.
+fn wait_for_no_colour(conn: &RustConnection, window: u32, colour: [u8; 3], what: &str) {
+    let deadline = Instant::now() + PROMPT;
+    while Shot::of(conn, window).is_none_or(|s| s.find(colour).is_some()) {
+        assert!(Instant::now() < deadline, "{what} stayed for {PROMPT:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn click(x: &Xvfb, window: u32, (cx, cy): (usize, usize)) {
     let (id, cx, cy) = (window.to_string(), cx.to_string(), cy.to_string());
     let (ok, _) = x.xdotool(&["mousemove", "--window", &id, &cx, &cy]);
@@ -135,22 +182,24 @@ fn click(x: &Xvfb, window: u32, (cx, cy): (usize, usize)) {
     assert!(ok, "xdotool click failed");
 }
 
-#[test]
-fn allow_control_clicked_in_the_real_window_grants_control() {
+/// An X server with GLX, with xdotool there (a test fails, never skips, without it).
+fn display() -> Xvfb {
     let x = Xvfb::start_with(1280, 800, &["+extension", "GLX"]);
-    // Fail, never skip, when xdotool is missing.
     x.xdotool(&["version"]);
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &["--organisation", "Example Support"]);
+    x
+}
+
+/// The agent in window mode on `x`, sharing it and asking the person; with --json for the test
+/// to read its events (--window opens the window all the same).
+fn window_agent(x: &Xvfb, relay: &Relay) -> Proc {
     let mut args = relay.peer_args();
-    // --json for the test to read the code; --window so that it opens the window all the same.
     args.extend(
         ["--json", "--window", "--source", "x11", "--consent", "ask"]
             .iter()
             .map(|s| s.to_string()),
     );
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn_env(
+    Proc::spawn_env(
         "agent",
         &refs,
         &[
@@ -159,7 +208,15 @@ fn allow_control_clicked_in_the_real_window_grants_control() {
             ("LC_ALL", "en_US.UTF-8"),
         ],
         false,
-    );
+    )
+}
+
+#[test]
+fn allow_control_clicked_in_the_real_window_grants_control() {
+    let x = display();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &["--organisation", "Example Support"]);
+    let mut agent = window_agent(&x, &relay);
     let code = agent.wait_event("code", PROMPT)["code"]
         .as_str()
         .expect("the code")
@@ -227,4 +284,84 @@ fn allow_control_clicked_in_the_real_window_grants_control() {
         "the agent left before the person closed its window\n{}",
         agent.transcript()
     );
+}
+
+/// `technician take --next` as the test's technician, playing `script`.
+fn take_next(relay: &Relay, dir: &std::path::Path, script: &str) -> Proc {
+    relay.ensure_technician();
+    let file = dir.join("script.txt");
+    std::fs::write(&file, script).unwrap();
+    let mut args = vec!["take".to_string(), "--next".to_string()];
+    args.extend(relay.peer_args());
+    args.extend([
+        "--tokens".to_string(),
+        relay.tokens_file().display().to_string(),
+        "--json".into(),
+        "--log-dir".into(),
+        dir.join("logs").display().to_string(),
+        "--input-script".into(),
+        file.display().to_string(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Proc::spawn("technician", &refs)
+}
+
+#[test]
+fn a_help_request_typed_in_the_real_window_is_taken_closed_and_rated_there() {
+    let x = display();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let mut agent = window_agent(&x, &relay);
+    agent.wait_event("code", PROMPT);
+    let window = find_window(&x, &mut agent);
+    let conn = x.connect();
+
+    // Request help, beside the code; the form opens with the keyboard in its description (Send
+    // request is greyed until something is written there).
+    let shot = wait_for_colour(&conn, window, PRIMARY_FILL, "Request help");
+    click(&x, window, shot.find(PRIMARY_FILL).expect("found above"));
+    wait_for_no_colour(&conn, window, PRIMARY_FILL, "Request help");
+    // There is no window manager to give the window the keyboard: give it as one would.
+    let (ok, _) = x.xdotool(&["windowfocus", "--sync", &window.to_string()]);
+    assert!(ok, "xdotool windowfocus failed");
+    let wrong = "the printer stops after each page";
+    let (ok, _) = x.xdotool(&["type", "--delay", "20", wrong]);
+    assert!(ok, "xdotool type failed");
+    let shot = wait_for_colour(&conn, window, PRIMARY_FILL, "Send request");
+    click(&x, window, shot.find(PRIMARY_FILL).expect("found above"));
+    let withdrawn = agent.wait_event("code_withdrawn", PROMPT);
+    assert_eq!(withdrawn["reason"], "help_requested", "{withdrawn}");
+    let queued = agent.wait_event("queued", PROMPT);
+
+    // The technician reads what was typed, with this machine's name, and closes it once let in.
+    let mut tech = take_next(&relay, dir.path(), "resolve cleared the print queue\n");
+    let taken = tech.wait_event("request", PROMPT);
+    let filing = &taken["request"]["filing"];
+    assert_eq!(taken["request"]["id"], queued["request"], "{taken}");
+    assert_eq!(filing["description"], wrong, "{taken}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(filing["machine"], host.trim(), "{taken}");
+    agent.wait_event("consent_request", PROMPT);
+    let shot = wait_for_colour(&conn, window, ALLOW_CONTROL_FILL, "Allow control");
+    click(
+        &x,
+        window,
+        shot.find(ALLOW_CONTROL_FILL).expect("found above"),
+    );
+    let passed = tech.wait_event("request_passed", PROMPT);
+    assert_eq!(passed["words"], "closed as resolved", "{passed}");
+    let closed = agent.wait_event("request_closed", PROMPT);
+    assert_eq!(closed["shared"], true, "{closed}");
+
+    // The survey: five scores in a row, the last "5 Very well"; then Send answer.
+    agent.wait_event("survey_asked", PROMPT);
+    let shot = wait_for_colour(&conn, window, SCORE_FILL, "the survey's scores");
+    let scores = shot.row_of(SCORE_FILL);
+    assert_eq!(scores.len(), 5, "scores at {scores:?}");
+    click(&x, window, scores[4]);
+    let shot = wait_for_colour(&conn, window, PRIMARY_FILL, "Send answer");
+    click(&x, window, shot.find(PRIMARY_FILL).expect("found above"));
+    let answered = agent.wait_event("survey_answered", PROMPT);
+    assert_eq!(answered["score"], 5, "{answered}");
+    assert_eq!(answered["request"], queued["request"], "{answered}");
 }

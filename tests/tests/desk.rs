@@ -447,13 +447,19 @@ fn log_in_as(relay: &Relay, dir: &std::path::Path, name: &str, tier: u8) -> Stri
 /// `agent --request` for "the printer stops after each page", with `extra` arguments, sharing
 /// the corpus file `typing.scrn` with control allowed.
 fn request_help(relay: &Relay, extra: &[&str]) -> tests::Proc {
+    request_help_answering(relay, "control", extra)
+}
+
+/// As [`request_help`], with `--consent consent`; with `ask`, the test answers on the agent's
+/// standard input.
+fn request_help_answering(relay: &Relay, consent: &str, extra: &[&str]) -> tests::Proc {
     let source = format!("corpus:{}", tests::data("typing.scrn").display());
     let mut args = relay.peer_args();
     args.extend(
         [
             "--json",
             "--consent",
-            "control",
+            consent,
             "--source",
             &source,
             "--request",
@@ -463,7 +469,7 @@ fn request_help(relay: &Relay, extra: &[&str]) -> tests::Proc {
     );
     args.extend(extra.iter().map(|a| a.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    tests::Proc::spawn("agent", &refs)
+    tests::Proc::spawn_env("agent", &refs, &[], consent == "ask")
 }
 
 /// `technician take --next` with a logins file, an input script and `extra` arguments;
@@ -639,4 +645,31 @@ fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveye
     assert_eq!(tier(2)["requests"], 1, "{report}");
     assert_eq!(tier(2)["surveys"], 1, "{report}");
     assert_eq!(tier(2)["survey_average"], 4.0, "{report}");
+}
+
+/// The survey asks how well the user was helped, so a request closed without anything shared
+/// asks none: the user denies the technician who took it, the session ends unresolved, the
+/// desk closes the request, and the agent says so and leaves without answering, `--survey`
+/// or not.
+#[test]
+fn a_request_closed_without_anything_shared_asks_no_survey() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let tom = log_in_as(&relay, dir.path(), "tom", 1);
+    let mut agent = request_help_answering(&relay, "ask", &["--survey", "4"]);
+    agent.wait_event("queued", PROMPT);
+    let mut tech = take_next(&relay, dir.path(), &tom, "resolve\n", &[]);
+    agent.wait_event("consent_request", PROMPT);
+    agent.send_line("d");
+    let ended = agent.wait_event("ended", PROMPT);
+    assert_eq!(ended["reason"], "ConsentDenied", "{ended}");
+    let closed = agent.wait_event("request_closed", PROMPT);
+    assert_eq!(closed["shared"], false, "{closed}");
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
+    assert!(
+        agent.events("survey_answered").is_empty(),
+        "{}",
+        agent.transcript()
+    );
+    tech.wait_exit(PROMPT);
 }

@@ -1,12 +1,14 @@
-//! The agent's window: the code, the consent question, the bar while shared, how it ended.
+//! The agent's window: the code (or the form to ask the desk for help instead, and the place
+//! in its queue), the consent question, the bar while shared, the desk's survey, how it ended.
 //!
 //! Kept as rerun's viewer keeps its app state apart from its `ui/`: [`model`] is the state as
 //! plain data (tested without egui), [`ui`] draws it and reports clicks, and [`AgentWindow`]
 //! joins them to the agent: it takes [`Status`] from the network thread, sends the person's
-//! answers and commands through a [`UserSide`], puts the code on the clipboard, and shrinks to
-//! an always-on-top bar while the screen is shared. It runs on the main thread
-//! (eframe with the glow renderer, which Mesa's software rasteriser runs without a GPU) and
-//! repaints only when a status arrives, the person acts, or a countdown ticks.
+//! answers and commands (and what they tell the desk) through a [`UserSide`], puts the code on
+//! the clipboard, and shrinks to an always-on-top bar while the screen is shared. It runs on
+//! the main thread (eframe with the glow renderer, which Mesa's software rasteriser runs
+//! without a GPU) and repaints only when a status arrives, the person acts, or a countdown
+//! ticks.
 
 pub mod model;
 pub mod ui;
@@ -64,6 +66,7 @@ impl AgentWindow {
             for effect in self.model.act(action, now) {
                 match effect {
                     Effect::Say(said) => self.side.say(said),
+                    Effect::Desk(said) => self.side.tell_desk(said),
                     Effect::Copy(text) => ctx.copy_text(text),
                     Effect::CloseWindow => close = true,
                 }

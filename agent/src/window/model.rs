@@ -3,6 +3,12 @@
 //! [`WindowModel::act`] turns the person's clicks ([`Action`]) into [`Effect`]s (words for the
 //! session, text for the clipboard, closing the window), so the whole flow is tested without a
 //! display.
+//!
+//! Beside the code, Request help opens a form (what is wrong, the desk's ticket number) whose
+//! Send request tells the desk ([`Effect::Desk`]); the run then withdraws the code and the
+//! window shows the queue. Once the desk closes a help request the window asks its survey
+//! (a score 1 to 5 and a comment) with Send answer and Skip. What the person types is kept
+//! here, within the relay's bounds ([`crate::desk`]), and drawn by the ui from here.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +16,9 @@ use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 
 use crate::consent::{FromUser, UserCommand};
+use crate::desk::{
+    HelpAsked, SurveyAnswer, ToDesk, COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS,
+};
 use crate::status::{EndedWhy, Status};
 
 /// The screen the window shows.
@@ -22,7 +31,11 @@ pub enum Screen {
         shown: String,
         copied: String,
         expires_at: Instant,
+        /// The form to ask the desk for help instead is open over it.
+        asking_help: bool,
     },
+    /// The help request is on its way to the desk.
+    Filing,
     /// A help request waits in the queue.
     Queued {
         request: u64,
@@ -51,8 +64,46 @@ pub enum Screen {
         /// Nothing is heard from the technician's connection for now.
         quiet: bool,
     },
+    /// The desk closed the help request: how well was the person helped?
+    Survey {
+        request: u64,
+        /// 1 (very badly) to 5 (very well), once chosen.
+        score: Option<u8>,
+        comment: String,
+    },
+    /// The survey's answer is on its way.
+    SendingAnswer,
     /// It is over.
     Ended { why: EndedWhy },
+}
+
+/// What the person has written in the help form so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelpForm {
+    /// What is wrong.
+    pub description: String,
+    /// The desk's ticket number, if they have one.
+    pub ticket: String,
+}
+
+impl HelpForm {
+    /// The request to file, once the person has said what is wrong.
+    pub fn asked(&self) -> Option<HelpAsked> {
+        let description = self.description.trim();
+        let ticket = self.ticket.trim();
+        (!description.is_empty()).then(|| HelpAsked {
+            description: description.to_string(),
+            ticket: (!ticket.is_empty()).then(|| ticket.to_string()),
+        })
+    }
+}
+
+/// `text` cut to its first `max` characters.
+fn at_most(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
+    }
+    text
 }
 
 /// How big the window is and where it sits.
@@ -65,15 +116,31 @@ pub enum Layout {
 }
 
 /// Something the person did in the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     CopyCode,
     /// Cancel while waiting for a technician.
     Cancel,
+    /// Request help, beside the code: opens the form.
+    RequestHelp,
+    /// The form's words, as now typed.
+    EditForm(HelpForm),
+    /// Send request, in the form.
+    SendRequest,
+    /// Back from the form to the code.
+    Back,
     /// A consent button: Allow control, View only, Deny.
     Answer(ConsentState),
     StopControl,
     EndSession,
+    /// A score of the survey, 1 to 5.
+    Score(u8),
+    /// The survey's comment, as now typed.
+    Comment(String),
+    /// Send answer, in the survey.
+    SendAnswer,
+    /// Skip, in the survey.
+    SkipSurvey,
     /// Close, once it is over.
     Close,
 }
@@ -83,6 +150,8 @@ pub enum Action {
 pub enum Effect {
     /// Tell the session.
     Say(FromUser),
+    /// Tell the desk (through the run).
+    Desk(ToDesk),
     /// Put this text on the clipboard.
     Copy(String),
     /// Close the window.
@@ -99,6 +168,8 @@ pub struct WindowModel {
     copied_at: Option<Instant>,
     /// The agent was interrupted from its terminal: the window goes.
     interrupted: bool,
+    /// The help form's words, kept when the person goes back to the code.
+    draft: HelpForm,
 }
 
 impl Default for WindowModel {
@@ -126,7 +197,13 @@ impl WindowModel {
             },
             copied_at: None,
             interrupted: false,
+            draft: HelpForm::default(),
         }
+    }
+
+    /// What the help form holds.
+    pub fn draft(&self) -> &HelpForm {
+        &self.draft
     }
 
     /// Whether the window should close on its own (the agent was interrupted).
@@ -188,6 +265,7 @@ impl WindowModel {
                 shown,
                 copied,
                 expires_at,
+                asking_help: false,
             },
             Status::Queued {
                 request,
@@ -243,6 +321,11 @@ impl WindowModel {
                 }
                 return;
             }
+            Status::Survey { request } => Screen::Survey {
+                request,
+                score: None,
+                comment: String::new(),
+            },
             Status::Ended(why) => Screen::Ended { why },
             Status::Interrupted => return,
         };
@@ -253,10 +336,49 @@ impl WindowModel {
     pub fn act(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         let say = |f: FromUser| vec![Effect::Say(f)];
         match (action, &mut self.screen) {
-            (Action::CopyCode, Screen::Code { copied, .. }) => {
+            (
+                Action::CopyCode,
+                Screen::Code {
+                    copied,
+                    asking_help: false,
+                    ..
+                },
+            ) => {
                 self.copied_at = Some(now);
                 vec![Effect::Copy(copied.clone())]
             }
+            (Action::RequestHelp, Screen::Code { asking_help, .. }) => {
+                *asking_help = true;
+                Vec::new()
+            }
+            (Action::Back, Screen::Code { asking_help, .. }) => {
+                *asking_help = false;
+                Vec::new()
+            }
+            (
+                Action::EditForm(form),
+                Screen::Code {
+                    asking_help: true, ..
+                },
+            ) => {
+                self.draft = HelpForm {
+                    description: at_most(form.description, DESCRIPTION_CHARS),
+                    ticket: at_most(form.ticket, TICKET_CHARS),
+                };
+                Vec::new()
+            }
+            (
+                Action::SendRequest,
+                Screen::Code {
+                    asking_help: true, ..
+                },
+            ) => match self.draft.asked() {
+                Some(asked) => {
+                    self.screen = Screen::Filing;
+                    vec![Effect::Desk(ToDesk::AskHelp(asked))]
+                }
+                None => Vec::new(),
+            },
             (
                 Action::Cancel,
                 Screen::Code { .. } | Screen::Connecting { .. } | Screen::Queued { .. },
@@ -278,6 +400,35 @@ impl WindowModel {
             (Action::EndSession, Screen::Sharing { ending, .. }) => {
                 *ending = true;
                 say(FromUser::Command(UserCommand::End))
+            }
+            (Action::Score(n), Screen::Survey { score, .. }) if (1..=5).contains(&n) => {
+                *score = Some(n);
+                Vec::new()
+            }
+            (Action::Comment(text), Screen::Survey { comment, .. }) => {
+                *comment = at_most(text, COMMENT_CHARS);
+                Vec::new()
+            }
+            (
+                Action::SendAnswer,
+                Screen::Survey {
+                    score: Some(score),
+                    comment,
+                    ..
+                },
+            ) => {
+                let answer = SurveyAnswer::Score {
+                    score: *score,
+                    comment: comment.trim().to_string(),
+                };
+                self.screen = Screen::SendingAnswer;
+                vec![Effect::Desk(ToDesk::Survey(answer))]
+            }
+            (Action::SkipSurvey, Screen::Survey { .. }) => {
+                self.screen = Screen::Ended {
+                    why: EndedWhy::RequestClosed { thanked: false },
+                };
+                vec![Effect::Desk(ToDesk::Survey(SurveyAnswer::Skipped))]
             }
             (Action::Close, Screen::Ended { .. }) => vec![Effect::CloseWindow],
             _ => Vec::new(),
@@ -366,6 +517,150 @@ mod tests {
         m.apply(Status::Interrupted);
         assert!(m.interrupted());
         assert!(matches!(m.screen(), Screen::Consent { .. }));
+    }
+
+    fn code(now: Instant) -> WindowModel {
+        let mut m = WindowModel::new();
+        m.apply(Status::Code {
+            shown: "469 544 742 - 4821".into(),
+            copied: "469544742-4821".into(),
+            expires_at: now + Duration::from_secs(300),
+        });
+        m
+    }
+
+    fn form(description: &str, ticket: &str) -> HelpForm {
+        HelpForm {
+            description: description.into(),
+            ticket: ticket.into(),
+        }
+    }
+
+    fn asking_help(m: &WindowModel) -> bool {
+        matches!(
+            m.screen(),
+            Screen::Code {
+                asking_help: true,
+                ..
+            }
+        )
+    }
+
+    #[test]
+    fn request_help_sends_what_the_person_wrote_once_they_said_what_is_wrong() {
+        let now = Instant::now();
+        let mut m = code(now);
+        assert!(m.act(Action::RequestHelp, now).is_empty());
+        assert!(asking_help(&m));
+        // Nothing said yet: Send request does nothing.
+        m.act(Action::EditForm(form("   ", "")), now);
+        assert!(m.act(Action::SendRequest, now).is_empty());
+        assert!(asking_help(&m));
+        m.act(
+            Action::EditForm(form("  the printer stops after each page\n", " T-7 ")),
+            now,
+        );
+        // Back to the code, which copies as before; the words stay for the next time.
+        assert!(m.act(Action::Back, now).is_empty());
+        assert!(!asking_help(&m));
+        assert_eq!(
+            m.act(Action::CopyCode, now),
+            vec![Effect::Copy("469544742-4821".into())]
+        );
+        m.act(Action::RequestHelp, now);
+        assert_eq!(m.draft().ticket, " T-7 ");
+        assert_eq!(
+            m.act(Action::SendRequest, now),
+            vec![Effect::Desk(ToDesk::AskHelp(HelpAsked {
+                description: "the printer stops after each page".into(),
+                ticket: Some("T-7".into()),
+            }))]
+        );
+        assert_eq!(m.screen(), &Screen::Filing);
+        // Sent once: a second click finds another screen.
+        assert!(m.act(Action::SendRequest, now).is_empty());
+        m.apply(Status::Queued {
+            request: 12,
+            position: 3,
+            expected_wait_secs: None,
+        });
+        assert!(matches!(m.screen(), Screen::Queued { request: 12, .. }));
+    }
+
+    #[test]
+    fn the_help_form_keeps_no_more_than_the_relay_does_and_no_ticket_is_none() {
+        let now = Instant::now();
+        let mut m = code(now);
+        // Typing in a form that is not open does nothing.
+        m.act(Action::EditForm(form("early", "")), now);
+        assert_eq!(m.draft(), &HelpForm::default());
+        m.act(Action::RequestHelp, now);
+        let long = form(
+            &"é".repeat(DESCRIPTION_CHARS + 10),
+            &"7".repeat(TICKET_CHARS + 1),
+        );
+        m.act(Action::EditForm(long), now);
+        assert_eq!(m.draft().description.chars().count(), DESCRIPTION_CHARS);
+        assert_eq!(m.draft().ticket.chars().count(), TICKET_CHARS);
+        m.act(Action::EditForm(form("the printer", "")), now);
+        let sent = m.act(Action::SendRequest, now);
+        assert!(
+            matches!(
+                &sent[..],
+                [Effect::Desk(ToDesk::AskHelp(HelpAsked {
+                    ticket: None,
+                    ..
+                }))]
+            ),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn the_survey_sends_a_chosen_score_with_its_comment() {
+        let now = Instant::now();
+        let mut m = WindowModel::new();
+        m.apply(Status::Survey { request: 12 });
+        // No score yet: nothing to send; scores are 1 to 5.
+        assert!(m.act(Action::SendAnswer, now).is_empty());
+        m.act(Action::Score(0), now);
+        m.act(Action::Score(6), now);
+        assert!(m.act(Action::SendAnswer, now).is_empty());
+        m.act(Action::Score(2), now);
+        m.act(Action::Score(4), now);
+        m.act(Action::Comment(" quick and kind \n".into()), now);
+        m.act(Action::Comment("x".repeat(COMMENT_CHARS + 5)), now);
+        m.act(Action::Comment(" quick and kind \n".into()), now);
+        assert_eq!(
+            m.act(Action::SendAnswer, now),
+            vec![Effect::Desk(ToDesk::Survey(SurveyAnswer::Score {
+                score: 4,
+                comment: "quick and kind".into(),
+            }))]
+        );
+        assert_eq!(m.screen(), &Screen::SendingAnswer);
+        assert!(m.act(Action::SendAnswer, now).is_empty());
+        m.apply(Status::Ended(EndedWhy::RequestClosed { thanked: true }));
+        assert_eq!(m.act(Action::Close, now), vec![Effect::CloseWindow]);
+    }
+
+    #[test]
+    fn skipping_the_survey_says_so_and_ends() {
+        let now = Instant::now();
+        let mut m = WindowModel::new();
+        m.apply(Status::Survey { request: 12 });
+        m.act(Action::Score(5), now);
+        assert_eq!(
+            m.act(Action::SkipSurvey, now),
+            vec![Effect::Desk(ToDesk::Survey(SurveyAnswer::Skipped))]
+        );
+        assert_eq!(
+            m.screen(),
+            &Screen::Ended {
+                why: EndedWhy::RequestClosed { thanked: false }
+            }
+        );
+        assert_eq!(m.layout(), Layout::Full);
     }
 
     #[test]

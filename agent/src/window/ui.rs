@@ -4,7 +4,9 @@
 //! The consent buttons sit in a row at the bottom left of the window, each
 //! [`BUTTON_SIZE`]; Allow control is filled with [`ALLOW_CONTROL_FILL`], which nothing else in
 //! the window uses, so a test driving the real window from outside (`xdotool`) finds it in the
-//! X server's pixels.
+//! X server's pixels. In the same way Request help, Send request and Send answer (one on each
+//! screen) are filled with [`PRIMARY_FILL`], and the survey's five scores with [`SCORE_FILL`]
+//! (the chosen one with [`SCORE_CHOSEN_FILL`]).
 //!
 //! Every string a peer supplied (names, the technician's description and software, reasons) is
 //! drawn through [`crate::shown::fit`]: escaped, and clipped to [`NAME_CHARS`], [`CLAIM_CHARS`],
@@ -13,12 +15,13 @@
 
 use std::time::Instant;
 
-use egui::{Color32, RichText, Ui, Vec2};
+use egui::{Color32, Id, RichText, Ui, Vec2};
 use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 use words::Catalogue;
 
-use super::model::{minutes_seconds, seconds_left, Action, Screen, WindowModel};
+use super::model::{minutes_seconds, seconds_left, Action, HelpForm, Screen, WindowModel};
+use crate::desk::{COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS};
 use crate::shown::fit;
 use crate::status::EndedWhy;
 
@@ -26,8 +29,17 @@ use crate::status::EndedWhy;
 pub const ALLOW_CONTROL_FILL: Color32 = Color32::from_rgb(0x1a, 0x7f, 0x37);
 /// The fill of End session.
 pub const END_FILL: Color32 = Color32::from_rgb(0xb3, 0x26, 0x1e);
-/// The size of the consent buttons.
+/// The fill of the one button on a screen that moves on with the desk: Request help, Send
+/// request, Send answer.
+pub const PRIMARY_FILL: Color32 = Color32::from_rgb(0x1f, 0x5f, 0xbf);
+/// The fill of the survey's scores not chosen.
+pub const SCORE_FILL: Color32 = Color32::from_rgb(0xf2, 0xc0, 0x4e);
+/// The fill of the chosen score.
+pub const SCORE_CHOSEN_FILL: Color32 = Color32::from_rgb(0xa8, 0x5d, 0x00);
+/// The size of the consent buttons, and of the buttons that move on with the desk.
 pub const BUTTON_SIZE: Vec2 = Vec2::new(170.0, 40.0);
+/// The size of each of the survey's scores: five in a row fit the window.
+pub const SCORE_SIZE: Vec2 = Vec2::new(106.0, 40.0);
 /// The window's size, but while shared.
 pub const FULL_SIZE: Vec2 = Vec2::new(620.0, 520.0);
 /// The bar's size while the screen is shared.
@@ -67,22 +79,47 @@ fn white(text: String) -> RichText {
     RichText::new(text).color(Color32::WHITE).strong()
 }
 
+/// A button that moves on with the desk, filled with [`PRIMARY_FILL`].
+fn primary(text: String) -> egui::Button<'static> {
+    egui::Button::new(white(text)).fill(PRIMARY_FILL)
+}
+
+/// A screen that only waits: a spinner and what it waits for.
+fn busy(ui: &mut Ui, words: String) -> Option<Action> {
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.add_space(40.0);
+        ui.vertical_centered(|ui| {
+            ui.spinner();
+            ui.label(words);
+        });
+    });
+    None
+}
+
 /// Draws the window's screen; returns what was clicked.
 pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> Option<Action> {
-    match model.screen() {
-        Screen::Connecting { relay } => {
-            egui::CentralPanel::default_margins().show(ui, |ui| {
-                ui.add_space(40.0);
-                ui.vertical_centered(|ui| {
-                    ui.spinner();
-                    ui.label(cat.fmt("connecting", &[("relay", relay.as_str().into())]));
-                });
-            });
-            None
+    if !matches!(
+        model.screen(),
+        Screen::Code {
+            asking_help: true,
+            ..
         }
+    ) {
+        // The next time the form opens, its description takes the keyboard again.
+        ui.data_mut(|d| d.remove::<bool>(Id::unique(FORM_FOCUSED)));
+    }
+    match model.screen() {
+        Screen::Connecting { relay } => busy(
+            ui,
+            cat.fmt("connecting", &[("relay", relay.as_str().into())]),
+        ),
+        Screen::Code {
+            asking_help: true, ..
+        } => help_form(ui, cat, model.draft()),
         Screen::Code {
             shown, expires_at, ..
         } => code(ui, model, cat, shown, *expires_at, now),
+        Screen::Filing => busy(ui, cat.text("help-sending")),
         Screen::Queued {
             request,
             position,
@@ -104,16 +141,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             *deadline,
             now,
         ),
-        Screen::Starting => {
-            egui::CentralPanel::default_margins().show(ui, |ui| {
-                ui.add_space(40.0);
-                ui.vertical_centered(|ui| {
-                    ui.spinner();
-                    ui.label(cat.text("consent-answered"));
-                });
-            });
-            None
-        }
+        Screen::Starting => busy(ui, cat.text("consent-answered")),
         Screen::Sharing {
             peer,
             control,
@@ -121,6 +149,8 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             ending,
             quiet,
         } => bar(ui, cat, peer, *control, others, *ending, *quiet),
+        Screen::Survey { score, comment, .. } => survey(ui, cat, *score, comment),
+        Screen::SendingAnswer => busy(ui, cat.text("survey-sending")),
         Screen::Ended { why } => ended(ui, cat, why),
     }
 }
@@ -161,8 +191,167 @@ fn code(
             });
         }
         ui.add_space(16.0);
-        if ui.button(cat.text("code-cancel")).clicked() {
-            clicked = Some(Action::Cancel);
+        ui.separator();
+        ui.add_space(8.0);
+        ui.label(cat.text("code-or-request"));
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            let request = primary(cat.text("code-request-help")).min_size(BUTTON_SIZE);
+            if ui.add(request).clicked() {
+                clicked = Some(Action::RequestHelp);
+            }
+            let cancel = egui::Button::new(cat.text("code-cancel")).min_size(BUTTON_SIZE);
+            if ui.add(cancel).clicked() {
+                clicked = Some(Action::Cancel);
+            }
+        });
+    });
+    clicked
+}
+
+/// Where egui keeps whether the open help form has put the keyboard in its description.
+const FORM_FOCUSED: &str = "help-form-focused";
+
+/// A row of buttons at the bottom of the window, apart from what scrolls above it.
+fn bottom_row(ui: &mut Ui, id: &'static str, add: impl FnOnce(&mut Ui)) {
+    egui::Panel::bottom(id)
+        .resizable(false)
+        .show_separator_line(true)
+        .show(ui, |ui| {
+            ui.add_space(12.0);
+            ui.horizontal(add);
+            ui.add_space(12.0);
+        });
+}
+
+/// The bottom row of a screen that moves on with the desk: its primary button (greyed until
+/// `ready`) and, beside it, the way out.
+fn moving_on(
+    ui: &mut Ui,
+    cat: &Catalogue,
+    id: &'static str,
+    (key, ready, action): (&str, bool, Action),
+    (other_key, other): (&str, Action),
+) -> Option<Action> {
+    let mut clicked = None;
+    bottom_row(ui, id, |ui| {
+        let button = primary(cat.text(key)).min_size(BUTTON_SIZE);
+        if ui.add_enabled(ready, button).clicked() {
+            clicked = Some(action);
+        }
+        let button = egui::Button::new(cat.text(other_key)).min_size(BUTTON_SIZE);
+        if ui.add(button).clicked() {
+            clicked = Some(other);
+        }
+    });
+    clicked
+}
+
+fn help_form(ui: &mut Ui, cat: &Catalogue, form: &HelpForm) -> Option<Action> {
+    let ready = form.asked().is_some();
+    let mut clicked = moving_on(
+        ui,
+        cat,
+        "help-buttons",
+        ("help-send", ready, Action::SendRequest),
+        ("help-back", Action::Back),
+    );
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.heading(cat.text("help-heading"));
+        ui.add_space(8.0);
+        ui.label(cat.text("help-explain"));
+        ui.add_space(12.0);
+        let mut edited = form.clone();
+        let label = ui.label(RichText::new(cat.text("help-description")).strong());
+        let typed = ui.add(
+            egui::TextEdit::multiline(&mut edited.description)
+                .id(Id::unique("help-description"))
+                .desired_rows(4)
+                .desired_width(f32::INFINITY)
+                .char_limit(DESCRIPTION_CHARS)
+                .hint_text(cat.text("help-description-hint")),
+        );
+        let typed = typed.labelled_by(label.id);
+        if !ui.data(|d| {
+            d.get_temp::<bool>(Id::unique(FORM_FOCUSED))
+                .unwrap_or(false)
+        }) {
+            typed.request_focus();
+            ui.data_mut(|d| d.insert_temp(Id::unique(FORM_FOCUSED), true));
+        }
+        let mut changed = typed.changed();
+        ui.add_space(12.0);
+        let label = ui.label(RichText::new(cat.text("help-ticket")).strong());
+        let typed = ui
+            .add(
+                egui::TextEdit::singleline(&mut edited.ticket)
+                    .id(Id::unique("help-ticket"))
+                    .char_limit(TICKET_CHARS),
+            )
+            .labelled_by(label.id);
+        changed |= typed.changed();
+        if changed {
+            clicked = Some(Action::EditForm(edited));
+        }
+        ui.add_space(12.0);
+        ui.label(cat.text("help-code-stops"));
+        if !ready {
+            ui.add_space(4.0);
+            ui.label(RichText::new(cat.text("help-describe-first")).weak());
+        }
+    });
+    clicked
+}
+
+fn survey(ui: &mut Ui, cat: &Catalogue, score: Option<u8>, comment: &str) -> Option<Action> {
+    let mut clicked = moving_on(
+        ui,
+        cat,
+        "survey-buttons",
+        ("survey-send", score.is_some(), Action::SendAnswer),
+        ("survey-skip", Action::SkipSurvey),
+    );
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ui.heading(cat.text("survey-heading"));
+        ui.add_space(12.0);
+        ui.label(
+            RichText::new(cat.text("survey-question"))
+                .size(20.0)
+                .strong(),
+        );
+        ui.add_space(12.0);
+        ui.horizontal(|ui| {
+            for n in 1..=5u8 {
+                let label = cat.text(&format!("survey-score-{n}"));
+                let button = if score == Some(n) {
+                    egui::Button::new(white(label)).fill(SCORE_CHOSEN_FILL)
+                } else {
+                    egui::Button::new(RichText::new(label).color(Color32::BLACK).strong())
+                        .fill(SCORE_FILL)
+                };
+                if ui.add(button.min_size(SCORE_SIZE)).clicked() {
+                    clicked = Some(Action::Score(n));
+                }
+            }
+        });
+        ui.add_space(16.0);
+        let label = ui.label(RichText::new(cat.text("survey-comment")).strong());
+        let mut text = comment.to_string();
+        let typed = ui
+            .add(
+                egui::TextEdit::multiline(&mut text)
+                    .id(Id::unique("survey-comment"))
+                    .desired_rows(3)
+                    .desired_width(f32::INFINITY)
+                    .char_limit(COMMENT_CHARS),
+            )
+            .labelled_by(label.id);
+        if typed.changed() {
+            clicked = Some(Action::Comment(text));
+        }
+        if score.is_none() {
+            ui.add_space(8.0);
+            ui.label(RichText::new(cat.text("survey-choose-first")).weak());
         }
     });
     clicked
@@ -217,34 +406,27 @@ fn consent(
     now: Instant,
 ) -> Option<Action> {
     let mut clicked = None;
-    egui::Panel::bottom("consent-buttons")
-        .resizable(false)
-        .show_separator_line(true)
-        .show(ui, |ui| {
-            ui.add_space(12.0);
-            ui.horizontal(|ui| {
-                let buttons = [
-                    (
-                        "consent-allow-control",
-                        ConsentState::Control,
-                        Some(ALLOW_CONTROL_FILL),
-                    ),
-                    ("consent-view-only", ConsentState::ViewOnly, None),
-                    ("consent-deny", ConsentState::Denied, None),
-                ];
-                for (key, state, fill) in buttons {
-                    let label = cat.text(key);
-                    let button = match fill {
-                        Some(f) => egui::Button::new(white(label)).fill(f),
-                        None => egui::Button::new(RichText::new(label).strong()),
-                    };
-                    if ui.add(button.min_size(BUTTON_SIZE)).clicked() {
-                        clicked = Some(Action::Answer(state));
-                    }
-                }
-            });
-            ui.add_space(12.0);
-        });
+    bottom_row(ui, "consent-buttons", |ui| {
+        let buttons = [
+            (
+                "consent-allow-control",
+                ConsentState::Control,
+                Some(ALLOW_CONTROL_FILL),
+            ),
+            ("consent-view-only", ConsentState::ViewOnly, None),
+            ("consent-deny", ConsentState::Denied, None),
+        ];
+        for (key, state, fill) in buttons {
+            let label = cat.text(key);
+            let button = match fill {
+                Some(f) => egui::Button::new(white(label)).fill(f),
+                None => egui::Button::new(RichText::new(label).strong()),
+            };
+            if ui.add(button.min_size(BUTTON_SIZE)).clicked() {
+                clicked = Some(Action::Answer(state));
+            }
+        }
+    });
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.heading(cat.text(match joining {
             None => "consent-heading",
@@ -389,13 +571,18 @@ pub fn ended_words(why: &EndedWhy, cat: &Catalogue) -> String {
         EndedWhy::Cancelled => cat.text("ended-cancelled"),
         EndedWhy::CodeMismatch => cat.text("ended-code-mismatch"),
         EndedWhy::Failed(w) => failed(w),
+        EndedWhy::RequestClosed { thanked: false } => cat.text("ended-request-closed"),
+        EndedWhy::RequestClosed { thanked: true } => cat.text("ended-request-thanks"),
     }
 }
 
 fn ended(ui: &mut Ui, cat: &Catalogue, why: &EndedWhy) -> Option<Action> {
     let mut clicked = None;
     egui::CentralPanel::default_margins().show(ui, |ui| {
-        ui.heading(cat.text("ended-heading"));
+        ui.heading(cat.text(match why {
+            EndedWhy::RequestClosed { .. } => "ended-request-heading",
+            _ => "ended-heading",
+        }));
         ui.add_space(12.0);
         ui.label(ended_words(why, cat));
         ui.add_space(20.0);

@@ -16,6 +16,20 @@ code-valid = Valid for { $time }, once.
 code-expired = This code has expired. Close this window and start Tandem again for a new one.
 code-waiting = Waiting for your technician to enter the code…
 code-cancel = Cancel
+code-or-request = No technician to read the code to? Ask your support desk for help instead: your request waits in their queue until a technician takes it.
+code-request-help = Request help
+
+## Asking the desk for help instead of a code
+help-heading = Ask your support desk for help
+help-explain = Your request tells the desk what you write here, with this computer's name and system. A technician takes it from their queue and connects to you; you still decide whether they may see your screen.
+help-description = What is wrong? Say it in your own words:
+help-description-hint = For example: the printer stops after each page
+help-ticket = Ticket number from your desk, if you have one:
+help-code-stops = When you send the request, your session code stops working.
+help-describe-first = Write what is wrong to send the request.
+help-send = Send request
+help-back = Back
+help-sending = Sending your request to the desk…
 
 ## Consent
 consent-heading = A technician asks to see your screen
@@ -72,3 +86,20 @@ queue-waiting = Waiting for a technician to take your request. Keep this window 
 queue-cancel = Withdraw the request
 consent-verification = Verification code: your technician sees these six digits too. Ask them to read theirs out; if they differ, deny.
 queue-expected = Expected wait: about { $minutes } minutes
+
+## The desk's survey, once it closed a help request
+survey-heading = The desk has closed your help request
+survey-question = How well were you helped?
+survey-score-1 = 1 Very badly
+survey-score-2 = 2 Badly
+survey-score-3 = 3 Fairly
+survey-score-4 = 4 Well
+survey-score-5 = 5 Very well
+survey-comment = Anything you want to add? (optional)
+survey-choose-first = Choose how well you were helped to send your answer.
+survey-send = Send answer
+survey-skip = Skip
+survey-sending = Sending your answer to the desk…
+ended-request-heading = Your help request is closed
+ended-request-closed = The desk has closed your help request.
+ended-request-thanks = The desk has closed your help request. Thank you: your answer went to the desk.

@@ -16,6 +16,20 @@ code-valid = Válido durante { $time }, una sola vez.
 code-expired = Este código ha caducado. Cierre esta ventana y vuelva a abrir Tandem para obtener otro.
 code-waiting = Esperando a que su técnico introduzca el código…
 code-cancel = Cancelar
+code-or-request = ¿No tiene a ningún técnico a quien leer el código? Pida ayuda a su servicio de soporte: su solicitud espera en su cola hasta que un técnico la tome.
+code-request-help = Pedir ayuda
+
+## Pedir ayuda al servicio en lugar de un código
+help-heading = Pida ayuda a su servicio de soporte
+help-explain = Su solicitud le dice al servicio lo que escriba aquí, con el nombre y el sistema de este ordenador. Un técnico la toma de la cola y se conecta con usted; usted sigue decidiendo si puede ver su pantalla.
+help-description = ¿Qué ocurre? Cuéntelo con sus palabras:
+help-description-hint = Por ejemplo: la impresora se detiene después de cada página
+help-ticket = Número de incidencia de su servicio, si lo tiene:
+help-code-stops = Al enviar la solicitud, su código de sesión deja de funcionar.
+help-describe-first = Escriba qué ocurre para poder enviar la solicitud.
+help-send = Enviar la solicitud
+help-back = Volver
+help-sending = Enviando su solicitud al servicio…
 
 ## Consentimiento
 consent-heading = Un técnico pide ver su pantalla
@@ -72,3 +86,20 @@ queue-waiting = Esperando a que un técnico tome su solicitud. Mantenga esta ven
 queue-cancel = Retirar la solicitud
 consent-verification = Código de verificación: su técnico ve también estos seis dígitos. Pídale que lea los suyos; si no coinciden, deniegue.
 queue-expected = Espera prevista: unos { $minutes } minutos
+
+## La encuesta del servicio, una vez cerrada una solicitud de ayuda
+survey-heading = El servicio ha cerrado su solicitud de ayuda
+survey-question = ¿Cómo le han ayudado?
+survey-score-1 = 1 Muy mal
+survey-score-2 = 2 Mal
+survey-score-3 = 3 Regular
+survey-score-4 = 4 Bien
+survey-score-5 = 5 Muy bien
+survey-comment = ¿Quiere añadir algo? (opcional)
+survey-choose-first = Elija cómo le han ayudado para poder enviar su respuesta.
+survey-send = Enviar la respuesta
+survey-skip = Omitir
+survey-sending = Enviando su respuesta al servicio…
+ended-request-heading = Su solicitud de ayuda está cerrada
+ended-request-closed = El servicio ha cerrado su solicitud de ayuda.
+ended-request-thanks = El servicio ha cerrado su solicitud de ayuda. Gracias: su respuesta ha llegado al servicio.
