@@ -327,7 +327,8 @@ pub fn session_request(
                 (DeskKind::Unresolved, "desk-unresolve"),
             ] {
                 let open = r.form.as_ref().is_some_and(|f| f.kind == kind);
-                if ui.selectable_label(open, w.text(key)).clicked() && !open {
+                let button = egui::Button::new(w.text(key)).selected(open);
+                if ui.add(button).clicked() && !open {
                     events.push(Event::OpenDeskForm(kind));
                 }
             }

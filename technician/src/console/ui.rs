@@ -19,7 +19,7 @@ use words::{Catalogue, Value};
 use super::desk_ui;
 use super::grab::KeyboardGrab;
 use super::keys;
-use super::model::{Command, Event, Model, Notice, Screen, SpecialKeys, ViewScale};
+use super::model::{Command, Event, Model, Notice, Screen, SessionView, SpecialKeys, ViewScale};
 use super::net::{Net, Request, SharedPresenter};
 use super::present::{Placement, Presenter, Scale};
 use super::{now_unix_ms, player, player_ui};
@@ -518,158 +518,168 @@ impl ConsoleApp {
         }
     }
 
+    /// The toolbar's items but the last: the session, who, consent, recording, verification,
+    /// quality, the view's scale, full screen, snapshot and keys.
+    fn toolbar_left(&self, ui: &mut egui::Ui, s: &SessionView, events: &mut Vec<Event>) {
+        ui.strong(&s.code);
+        if let Some(a) = &s.account {
+            ui.label(a)
+                .on_hover_text(s.peer.clone().unwrap_or_default());
+        }
+        ui.separator();
+        match (s.ended.is_some(), s.consent, s.screen) {
+            (true, _, _) => {}
+            (_, ConsentState::Control, _) => {
+                ui.colored_label(
+                    Color32::from_rgb(60, 170, 90),
+                    self.w.text("session-control"),
+                )
+                .on_hover_text(self.w.text("session-control-tip"));
+            }
+            (_, ConsentState::ViewOnly, _) => {
+                ui.colored_label(
+                    Color32::from_rgb(220, 160, 40),
+                    self.w.text("session-view-only"),
+                )
+                .on_hover_text(self.w.text("session-view-only-tip"));
+            }
+            (_, ConsentState::Denied, _) => {
+                ui.label(self.w.text("session-denied"));
+            }
+            (_, ConsentState::Asking, _) => {
+                ui.label(self.w.text("session-waiting-consent"));
+            }
+        }
+        match s.notice {
+            Some(Notice::ControlStopped) => {
+                ui.colored_label(
+                    Color32::from_rgb(220, 160, 40),
+                    self.w.text("notice-control-stopped"),
+                );
+            }
+            Some(Notice::ControlGranted) => {
+                ui.label(self.w.text("notice-control-granted"));
+            }
+            None => {}
+        }
+        ui.separator();
+        match &s.recording {
+            Some(Some(path)) => {
+                ui.colored_label(
+                    Color32::from_rgb(210, 60, 60),
+                    self.w.text("session-recording"),
+                )
+                .on_hover_text(self.w.fmt(
+                    "session-recording-tip",
+                    &[("path", Value::from(path.display().to_string()))],
+                ));
+            }
+            Some(None) => {
+                ui.label(self.w.text("session-not-recording"));
+            }
+            None => {}
+        }
+        if let Some(v) = &s.verification {
+            ui.separator();
+            ui.label(
+                RichText::new(
+                    self.w
+                        .fmt("session-verification", &[("code", Value::from(v.clone()))]),
+                )
+                .strong(),
+            )
+            .on_hover_text(self.w.text("session-verification-tip"));
+        }
+        // The relay's silence hides the agent's: say the one that is nearer.
+        let quiet = match (s.relay_quiet, s.quiet) {
+            (true, _) => Some(("session-relay-quiet", "session-relay-quiet-tip")),
+            (false, true) => Some(("session-quiet", "session-quiet-tip")),
+            (false, false) => None,
+        };
+        if let Some((text, tip)) = quiet {
+            ui.separator();
+            ui.colored_label(Color32::from_rgb(220, 150, 40), self.w.text(text))
+                .on_hover_text(self.w.text(tip));
+        }
+        if let Some(q) = s.quality {
+            ui.separator();
+            ui.label(self.w.fmt(
+                "session-quality",
+                &[
+                    (
+                        "rtt",
+                        Value::from(format!("{:.1}", q.rtt.as_secs_f64() * 1e3)),
+                    ),
+                    ("ups", Value::from(q.updates_per_sec)),
+                    ("mbit", Value::from(format!("{:.2}", q.mbit_per_sec))),
+                ],
+            ))
+            .on_hover_text(self.w.text("session-quality-tip"));
+        }
+        ui.separator();
+        let mut scale = s.scale;
+        ui.selectable_value(&mut scale, ViewScale::Fit, self.w.text("session-fit"));
+        ui.selectable_value(
+            &mut scale,
+            ViewScale::OneToOne,
+            self.w.text("session-one-to-one"),
+        );
+        if scale != s.scale {
+            events.push(Event::SetScale(scale));
+        }
+        if ui
+            .selectable_label(s.fullscreen, self.w.text("session-fullscreen"))
+            .clicked()
+        {
+            events.push(Event::ToggleFullscreen);
+        }
+        if ui
+            .add_enabled(
+                s.screen.is_some(),
+                egui::Button::new(self.w.text("session-snapshot")),
+            )
+            .clicked()
+        {
+            let name = format!(
+                "tandem-{}.png",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            );
+            events.push(Event::Snapshot(self.snapshot_dir.join(name)));
+        }
+        ui.add_enabled_ui(s.may_control(), |ui| {
+            ui.menu_button(self.w.text("session-send-keys"), |ui| {
+                for k in SpecialKeys::ALL {
+                    let key = match k {
+                        SpecialKeys::CtrlAltDel => "keys-ctrl-alt-del",
+                        SpecialKeys::AltTab => "keys-alt-tab",
+                        SpecialKeys::AltF4 => "keys-alt-f4",
+                        SpecialKeys::Super => "keys-super",
+                        SpecialKeys::PrintScreen => "keys-print-screen",
+                    };
+                    if ui.button(self.w.text(key)).clicked() {
+                        events.push(Event::SendKeys(k));
+                        ui.close();
+                    }
+                }
+            });
+        });
+    }
+
     fn toolbar(&mut self, ui: &mut egui::Ui, events: &mut Vec<Event>) {
         let Some(s) = &self.model.session else { return };
-        ui.horizontal_wrapped(|ui| {
-            ui.strong(&s.code);
-            if let Some(a) = &s.account {
-                ui.label(a)
-                    .on_hover_text(s.peer.clone().unwrap_or_default());
-            }
-            ui.separator();
-            match (s.ended.is_some(), s.consent, s.screen) {
-                (true, _, _) => {}
-                (_, ConsentState::Control, _) => {
-                    ui.colored_label(
-                        Color32::from_rgb(60, 170, 90),
-                        self.w.text("session-control"),
-                    )
-                    .on_hover_text(self.w.text("session-control-tip"));
-                }
-                (_, ConsentState::ViewOnly, _) => {
-                    ui.colored_label(
-                        Color32::from_rgb(220, 160, 40),
-                        self.w.text("session-view-only"),
-                    )
-                    .on_hover_text(self.w.text("session-view-only-tip"));
-                }
-                (_, ConsentState::Denied, _) => {
-                    ui.label(self.w.text("session-denied"));
-                }
-                (_, ConsentState::Asking, _) => {
-                    ui.label(self.w.text("session-waiting-consent"));
-                }
-            }
-            match s.notice {
-                Some(Notice::ControlStopped) => {
-                    ui.colored_label(
-                        Color32::from_rgb(220, 160, 40),
-                        self.w.text("notice-control-stopped"),
-                    );
-                }
-                Some(Notice::ControlGranted) => {
-                    ui.label(self.w.text("notice-control-granted"));
-                }
-                None => {}
-            }
-            ui.separator();
-            match &s.recording {
-                Some(Some(path)) => {
-                    ui.colored_label(
-                        Color32::from_rgb(210, 60, 60),
-                        self.w.text("session-recording"),
-                    )
-                    .on_hover_text(self.w.fmt(
-                        "session-recording-tip",
-                        &[("path", Value::from(path.display().to_string()))],
-                    ));
-                }
-                Some(None) => {
-                    ui.label(self.w.text("session-not-recording"));
-                }
-                None => {}
-            }
-            if let Some(v) = &s.verification {
-                ui.separator();
-                ui.label(
-                    RichText::new(
-                        self.w
-                            .fmt("session-verification", &[("code", Value::from(v.clone()))]),
-                    )
-                    .strong(),
-                )
-                .on_hover_text(self.w.text("session-verification-tip"));
-            }
-            // The relay's silence hides the agent's: say the one that is nearer.
-            let quiet = match (s.relay_quiet, s.quiet) {
-                (true, _) => Some(("session-relay-quiet", "session-relay-quiet-tip")),
-                (false, true) => Some(("session-quiet", "session-quiet-tip")),
-                (false, false) => None,
-            };
-            if let Some((text, tip)) = quiet {
-                ui.separator();
-                ui.colored_label(Color32::from_rgb(220, 150, 40), self.w.text(text))
-                    .on_hover_text(self.w.text(tip));
-            }
-            if let Some(q) = s.quality {
-                ui.separator();
-                ui.label(self.w.fmt(
-                    "session-quality",
-                    &[
-                        (
-                            "rtt",
-                            Value::from(format!("{:.1}", q.rtt.as_secs_f64() * 1e3)),
-                        ),
-                        ("ups", Value::from(q.updates_per_sec)),
-                        ("mbit", Value::from(format!("{:.2}", q.mbit_per_sec))),
-                    ],
-                ))
-                .on_hover_text(self.w.text("session-quality-tip"));
-            }
-            ui.separator();
-            let mut scale = s.scale;
-            ui.selectable_value(&mut scale, ViewScale::Fit, self.w.text("session-fit"));
-            ui.selectable_value(
-                &mut scale,
-                ViewScale::OneToOne,
-                self.w.text("session-one-to-one"),
-            );
-            if scale != s.scale {
-                events.push(Event::SetScale(scale));
-            }
-            if ui
-                .selectable_label(s.fullscreen, self.w.text("session-fullscreen"))
-                .clicked()
-            {
-                events.push(Event::ToggleFullscreen);
-            }
-            if ui
-                .add_enabled(
-                    s.screen.is_some(),
-                    egui::Button::new(self.w.text("session-snapshot")),
-                )
-                .clicked()
-            {
-                let name = format!(
-                    "tandem-{}.png",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0)
-                );
-                events.push(Event::Snapshot(self.snapshot_dir.join(name)));
-            }
-            ui.add_enabled_ui(s.may_control(), |ui| {
-                ui.menu_button(self.w.text("session-send-keys"), |ui| {
-                    for k in SpecialKeys::ALL {
-                        let key = match k {
-                            SpecialKeys::CtrlAltDel => "keys-ctrl-alt-del",
-                            SpecialKeys::AltTab => "keys-alt-tab",
-                            SpecialKeys::AltF4 => "keys-alt-f4",
-                            SpecialKeys::Super => "keys-super",
-                            SpecialKeys::PrintScreen => "keys-print-screen",
-                        };
-                        if ui.button(self.w.text(key)).clicked() {
-                            events.push(Event::SendKeys(k));
-                            ui.close();
-                        }
-                    }
-                });
-            });
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+        // End session (or Back to home) keeps its place at the right; the rest wraps into
+        // rows where the window (or a longer language) leaves too little width.
+        let mut right = None;
+        egui::Sides::new().shrink_left().show(
+            ui,
+            |ui| ui.horizontal_wrapped(|ui| self.toolbar_left(ui, s, events)),
+            |ui| {
                 if s.ended.is_some() {
                     if ui.button(self.w.text("session-back")).clicked() {
-                        events.push(Event::BackHome);
+                        right = Some(Event::BackHome);
                     }
                 } else if ui
                     .button(
@@ -678,10 +688,11 @@ impl ConsoleApp {
                     )
                     .clicked()
                 {
-                    events.push(Event::EndSession);
+                    right = Some(Event::EndSession);
                 }
-            });
-        });
+            },
+        );
+        events.extend(right);
         if let Some(snap) = &s.snapshot {
             match snap {
                 Ok(p) => ui.label(self.w.fmt(
