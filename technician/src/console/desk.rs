@@ -12,7 +12,9 @@ use crate::desk::DeskAction;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Offer {
     pub request: QueueEntry,
-    pub expires_unix_ms: u64,
+    /// `None` for an offer seen only in the queue (made before this console followed it, or
+    /// while its connection was down): the relay's clock ends it, and the queue says when.
+    pub expires_unix_ms: Option<u64>,
 }
 
 impl Offer {
@@ -20,15 +22,28 @@ impl Offer {
     pub fn new(request: QueueEntry, expires_in_secs: u32, now_unix_ms: u64) -> Self {
         Self {
             request,
-            expires_unix_ms: now_unix_ms.saturating_add(u64::from(expires_in_secs) * 1000),
+            expires_unix_ms: Some(now_unix_ms.saturating_add(u64::from(expires_in_secs) * 1000)),
         }
     }
 
-    /// Whole seconds left to answer at `now_unix_ms` (0: it has expired).
-    pub fn secs_left(&self, now_unix_ms: u64) -> u64 {
+    /// The first request the queue shows offered to `me`, whose user is connected, unless
+    /// `me` declined it already (the queue may show it before the relay has the decline).
+    pub fn in_queue(requests: &[QueueEntry], me: &str, declined: &[u64]) -> Option<Self> {
+        requests
+            .iter()
+            .find(|e| {
+                e.connected && e.offered_to.as_deref() == Some(me) && !declined.contains(&e.id)
+            })
+            .map(|e| Self {
+                request: e.clone(),
+                expires_unix_ms: None,
+            })
+    }
+
+    /// Whole seconds left to answer at `now_unix_ms` (0: it has expired; `None`: not known).
+    pub fn secs_left(&self, now_unix_ms: u64) -> Option<u64> {
         self.expires_unix_ms
-            .saturating_sub(now_unix_ms)
-            .div_ceil(1000)
+            .map(|at| at.saturating_sub(now_unix_ms).div_ceil(1000))
     }
 
     /// Whether the offer still stands after the queue changed: the queue shows its request
@@ -294,14 +309,14 @@ mod tests {
     #[test]
     fn an_offer_counts_down_and_stands_while_the_queue_shows_it_offered_to_me() {
         let offer = Offer::new(waiting(7, Some("ann")), 30, 1_000_000);
-        assert_eq!(offer.secs_left(1_000_000), 30);
+        assert_eq!(offer.secs_left(1_000_000), Some(30));
         assert_eq!(
             offer.secs_left(1_029_001),
-            1,
+            Some(1),
             "a part of a second left is a second"
         );
-        assert_eq!(offer.secs_left(1_030_000), 0);
-        assert_eq!(offer.secs_left(2_000_000), 0);
+        assert_eq!(offer.secs_left(1_030_000), Some(0));
+        assert_eq!(offer.secs_left(2_000_000), Some(0));
         assert!(offer.stands_in(&[waiting(7, Some("ann"))], 0, "ann"));
         assert!(
             !offer.stands_in(&[waiting(7, Some("ben"))], 0, "ann"),
@@ -316,6 +331,25 @@ mod tests {
             offer.stands_in(&[waiting(8, None)], 3, "ann"),
             "not listed among more than the queue shows"
         );
+    }
+
+    #[test]
+    fn an_offer_made_before_the_console_followed_the_queue_is_found_in_it() {
+        let away = QueueEntry {
+            connected: false,
+            ..waiting(5, Some("ann"))
+        };
+        let queue = [
+            waiting(4, None),
+            away,
+            waiting(6, Some("ann")),
+            waiting(7, Some("ann")),
+        ];
+        let found = Offer::in_queue(&queue, "ann", &[]).unwrap();
+        assert_eq!(found.request.id, 6, "the first whose user is here");
+        assert_eq!(found.secs_left(0), None, "its time is not known");
+        assert_eq!(Offer::in_queue(&queue, "ann", &[6]).unwrap().request.id, 7);
+        assert!(Offer::in_queue(&queue, "ben", &[]).is_none());
     }
 
     #[test]

@@ -111,14 +111,13 @@ pub fn offer(
                 if ui.button(w.text("offer-decline")).clicked() {
                     events.push(Event::DeclineOffer);
                 }
-                ui.label(
-                    RichText::new(w.fmt(
-                        "offer-time-left",
-                        &[("seconds", Value::from(offer.secs_left(now_ms)))],
-                    ))
-                    .strong()
-                    .color(AMBER),
-                );
+                if let Some(secs) = offer.secs_left(now_ms) {
+                    ui.label(
+                        RichText::new(w.fmt("offer-time-left", &[("seconds", Value::from(secs))]))
+                            .strong()
+                            .color(AMBER),
+                    );
+                }
             });
         });
 }

@@ -17,6 +17,10 @@ use crate::desk::DeskAction;
 use protocol::e2e::UserCode;
 use protocol::peer::ConsentState;
 
+/// Declined offers remembered, so that a queue sent before the relay had the decline does not
+/// bring the offer back.
+const MAX_DECLINED_KEPT: usize = 16;
+
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
@@ -84,6 +88,9 @@ pub struct Home {
     pub queue: Option<(Vec<QueueEntry>, u32)>,
     /// The request routing offers this technician now.
     pub offer: Option<Offer>,
+    /// The offers this technician declined lately (newest last), which the queue may still show
+    /// as theirs for a moment.
+    pub declined: Vec<u64>,
     /// This technician told the desk they are away (routing offers them nothing).
     pub away: bool,
     /// The desk's queues and technicians, for leads (`None`: the relay sends none).
@@ -444,6 +451,9 @@ impl Model {
                         self.home.offer = None;
                     }
                 }
+                if self.home.offer.is_none() {
+                    self.home.offer = Offer::in_queue(&requests, me, &self.home.declined);
+                }
                 self.home.queue = Some((requests, more));
                 vec![]
             }
@@ -457,7 +467,7 @@ impl Model {
             }
             Event::Tick { now_unix_ms } => {
                 if let Some(o) = &self.home.offer {
-                    if o.secs_left(now_unix_ms) == 0 {
+                    if o.secs_left(now_unix_ms) == Some(0) {
                         self.home.offer = None;
                     }
                 }
@@ -471,9 +481,16 @@ impl Model {
                 _ => vec![],
             },
             Event::DeclineOffer => match self.home.offer.take() {
-                Some(o) => vec![Command::Decline {
-                    request: o.request.id,
-                }],
+                Some(o) => {
+                    let declined = &mut self.home.declined;
+                    declined.push(o.request.id);
+                    if declined.len() > MAX_DECLINED_KEPT {
+                        declined.remove(0);
+                    }
+                    vec![Command::Decline {
+                        request: o.request.id,
+                    }]
+                }
                 None => vec![],
             },
             Event::SetAway(away) => {
@@ -975,6 +992,22 @@ mod tests {
         );
         assert!(m.home.offer.is_none());
         assert!(m.update(Event::DeclineOffer).is_empty());
+        m.update(Event::Queue {
+            requests: vec![waiting(12, Some("alice"))],
+            more: 0,
+        });
+        assert!(
+            m.home.offer.is_none(),
+            "a queue sent before the relay had the decline"
+        );
+
+        // An offer the console missed (made while it was not following) is found in the queue.
+        let mut m = home();
+        m.update(Event::Queue {
+            requests: vec![waiting(12, None), waiting(13, Some("alice"))],
+            more: 0,
+        });
+        assert_eq!(m.home.offer.as_ref().unwrap().request.id, 13);
 
         let mut m = offered();
         m.update(Event::Tick {
