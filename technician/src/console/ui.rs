@@ -673,25 +673,28 @@ impl ConsoleApp {
         // End session (or Back to home) keeps its place at the right; the rest wraps into
         // rows where the window (or a longer language) leaves too little width.
         let mut right = None;
-        egui::Sides::new().shrink_left().show(
-            ui,
-            |ui| ui.horizontal_wrapped(|ui| self.toolbar_left(ui, s, events)),
-            |ui| {
-                if s.ended.is_some() {
-                    if ui.button(self.w.text("session-back")).clicked() {
-                        right = Some(Event::BackHome);
+        egui::Sides::new()
+            .shrink_left()
+            .wrap_mode(egui::TextWrapMode::Extend)
+            .show(
+                ui,
+                |ui| ui.horizontal_wrapped(|ui| self.toolbar_left(ui, s, events)),
+                |ui| {
+                    if s.ended.is_some() {
+                        if ui.button(self.w.text("session-back")).clicked() {
+                            right = Some(Event::BackHome);
+                        }
+                    } else if ui
+                        .button(
+                            RichText::new(self.w.text("session-end"))
+                                .color(Color32::from_rgb(220, 80, 60)),
+                        )
+                        .clicked()
+                    {
+                        right = Some(Event::EndSession);
                     }
-                } else if ui
-                    .button(
-                        RichText::new(self.w.text("session-end"))
-                            .color(Color32::from_rgb(220, 80, 60)),
-                    )
-                    .clicked()
-                {
-                    right = Some(Event::EndSession);
-                }
-            },
-        );
+                },
+            );
         events.extend(right);
         if let Some(snap) = &s.snapshot {
             match snap {
