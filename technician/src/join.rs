@@ -131,6 +131,8 @@ pub enum JoinEvent {
         account: String,
         peer: String,
     },
+    /// The session is with the user of this help request, as it was taken.
+    Request(Box<protocol::control::QueueEntry>),
     /// The session log goes here (`None`: not recorded).
     Recording(Option<PathBuf>),
     Session(SessionEvent),
@@ -384,6 +386,7 @@ pub async fn join(
     );
     if let Some(entry) = &conn.request {
         report.event("request", json!({ "request": entry }), request_words(entry));
+        tell(JoinEvent::Request(Box::new(entry.clone())));
     }
     tell(JoinEvent::Paired {
         account: account.to_string(),

@@ -1,25 +1,33 @@
 //! The console's screens driven through egui_kittest, without a display or a network: what the
 //! technician clicks changes the model, what the model holds is what the window says, and input
-//! reaches the remote machine only while the user allows control.
+//! reaches the remote machine only while the user allows control. Where the test plays the
+//! network worker (`Net::without_worker`), it sends the relay's news as events and checks what
+//! the window asks of the network: the desk's offers, presence, dashboard and the steps of a
+//! session's help request.
 
 use std::sync::{Arc, Mutex};
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use link::report::Reporter;
+use protocol::control::{
+    EscalationTarget, Handoff, Presence, QueueEntry, RequestFiling, TechnicianPresence, TierLoad,
+};
 use protocol::input::InputEvent;
 use protocol::peer::ConsentState;
-use technician::console::model::{Event, LoggedIn, Model, Screen};
+use technician::console::model::{Dashboard, Event, LoggedIn, Model, Screen};
+use technician::console::net::{Net, Request, WorkerEnds};
 use technician::console::ui::ConsoleApp;
+use technician::desk::DeskAction;
 use technician::viewer::Viewer;
 use tokio::sync::mpsc;
 
-fn app(model: Model) -> ConsoleApp {
+fn app(model: Model, net: Option<Net>) -> ConsoleApp {
     let words = words::Catalogue::new("console", &words::Lang::english());
     ConsoleApp::new(
         model,
         words,
-        None,
+        net,
         Arc::new(Mutex::new(Viewer::new())),
         Arc::new(Mutex::new(None)),
         Reporter::new(false),
@@ -27,9 +35,62 @@ fn app(model: Model) -> ConsoleApp {
 }
 
 fn harness(model: Model) -> Harness<'static, ConsoleApp> {
+    build(app(model, None))
+}
+
+fn build(app: ConsoleApp) -> Harness<'static, ConsoleApp> {
     Harness::builder()
         .with_size(egui::vec2(1100.0, 700.0))
-        .build_ui_state(|ui, app: &mut ConsoleApp| app.show(ui, None), app(model))
+        .build_ui_state(|ui, app: &mut ConsoleApp| app.show(ui, None), app)
+}
+
+/// The console logged in as alice, with the test as its network worker.
+fn harness_with_worker() -> (Harness<'static, ConsoleApp>, WorkerEnds) {
+    let (net, ends) = Net::without_worker();
+    let mut h = build(app(logged_in(), Some(net)));
+    h.run_steps(2);
+    (h, ends)
+}
+
+/// The relay's news, as the worker tells the window, and a few frames to show it.
+fn news(h: &mut Harness<'static, ConsoleApp>, ends: &WorkerEnds, events: Vec<Event>) {
+    for e in events {
+        ends.events.send(e).unwrap();
+    }
+    h.run_steps(4);
+}
+
+/// What the window asked of the network since the last call.
+fn asked(ends: &mut WorkerEnds) -> Vec<Request> {
+    std::iter::from_fn(|| ends.requests.try_recv().ok()).collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A waiting request of tier 1 whose user is connected.
+fn request(id: u64, description: &str) -> QueueEntry {
+    QueueEntry {
+        id,
+        tier: 1,
+        filed_unix_ms: now_ms(),
+        filing: RequestFiling {
+            description: description.into(),
+            machine: "pc-17".into(),
+            os: "Debian 12".into(),
+            ticket: None,
+        },
+        connected: true,
+        queued_unix_ms: now_ms(),
+        overdue: false,
+        offered_to: None,
+        reserved_for: None,
+        handoff: None,
+    }
 }
 
 fn logged_in() -> Model {
@@ -244,4 +305,353 @@ fn an_ended_session_says_why_and_goes_home_into_recent_sessions() {
     h.run_steps(6);
     assert_eq!(h.state().model.screen, Screen::Home);
     h.get_by_label("you ended the session");
+}
+
+#[test]
+fn an_offer_shows_its_time_left_and_is_declined_or_accepted() {
+    let (mut h, mut ends) = harness_with_worker();
+    let offered = QueueEntry {
+        offered_to: Some("alice".into()),
+        ..request(12, "the printer stops after each page")
+    };
+    news(
+        &mut h,
+        &ends,
+        vec![
+            Event::Queue {
+                requests: vec![offered.clone()],
+                more: 0,
+            },
+            Event::Offer {
+                request: offered.clone(),
+                expires_in_secs: 30,
+                now_unix_ms: now_ms(),
+            },
+        ],
+    );
+    h.get_by_label("Help request #12 is offered to you");
+    h.get_by_label_contains("s left to answer");
+    h.get_by_label("Offered to you");
+    h.get_by_label("Decline").click();
+    h.run_steps(4);
+    assert!(matches!(
+        &asked(&mut ends)[..],
+        [Request::Decline { request: 12 }]
+    ));
+    assert!(h
+        .query_by_label("Help request #12 is offered to you")
+        .is_none());
+
+    // An offer left unanswered goes when its time is up.
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Offer {
+            request: offered.clone(),
+            expires_in_secs: 1,
+            now_unix_ms: now_ms() - 1_000,
+        }],
+    );
+    assert!(h
+        .query_by_label("Help request #12 is offered to you")
+        .is_none());
+
+    let next = QueueEntry {
+        offered_to: Some("alice".into()),
+        ..request(13, "no mail since this morning")
+    };
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Offer {
+            request: next,
+            expires_in_secs: 30,
+            now_unix_ms: now_ms(),
+        }],
+    );
+    h.get_by_label("Accept").click();
+    h.run_steps(4);
+    assert!(matches!(
+        &asked(&mut ends)[..],
+        [Request::Take {
+            request: Some(13),
+            ..
+        }]
+    ));
+    assert_eq!(h.state().model.screen, Screen::Session);
+}
+
+#[test]
+fn the_presence_switch_tells_the_desk() {
+    let (mut h, mut ends) = harness_with_worker();
+    assert!(
+        h.query_by_label("Away").is_none(),
+        "no switch before the queue is followed"
+    );
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Queue {
+            requests: vec![],
+            more: 0,
+        }],
+    );
+    h.get_by_label("Away").click();
+    h.run_steps(4);
+    assert!(matches!(
+        &asked(&mut ends)[..],
+        [Request::SetPresence { away: true }]
+    ));
+    h.get_by_label("Available").click();
+    h.run_steps(4);
+    assert!(matches!(
+        &asked(&mut ends)[..],
+        [Request::SetPresence { away: false }]
+    ));
+}
+
+#[test]
+fn the_queue_marks_overdue_offered_reserved_and_passed_on_requests() {
+    let (mut h, ends) = harness_with_worker();
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Queue {
+            requests: vec![
+                QueueEntry {
+                    overdue: true,
+                    ..request(3, "the printer stops")
+                },
+                QueueEntry {
+                    offered_to: Some("ben".into()),
+                    ..request(4, "no mail")
+                },
+                QueueEntry {
+                    reserved_for: Some("alice".into()),
+                    handoff: Some(Handoff {
+                        by: "bob".into(),
+                        note: "the driver needs an administrator".into(),
+                        session: "s-1".into(),
+                        held: false,
+                    }),
+                    ..request(5, "the scanner")
+                },
+                QueueEntry {
+                    handoff: Some(Handoff {
+                        by: "alice".into(),
+                        note: String::new(),
+                        session: "s-2".into(),
+                        held: true,
+                    }),
+                    ..request(6, "waiting for a reboot")
+                },
+            ],
+            more: 0,
+        }],
+    );
+    h.get_by_label("Overdue");
+    h.get_by_label("Offered to ben");
+    h.get_by_label("Reserved for you");
+    h.get_by_label("Escalated by bob: the driver needs an administrator");
+    h.get_by_label("Held by alice");
+}
+
+#[test]
+fn leads_see_each_tiers_queue_with_its_oldest_wait_and_technicians_by_presence() {
+    let (mut h, ends) = harness_with_worker();
+    let tech = |name: &str, tier, presence, sessions| TechnicianPresence {
+        name: name.into(),
+        tier,
+        presence,
+        sessions,
+    };
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Dashboard(Dashboard {
+            tiers: vec![
+                TierLoad {
+                    tier: 1,
+                    waiting: 3,
+                    oldest_queued_unix_ms: Some(now_ms() - 250_000),
+                    overdue: 2,
+                },
+                TierLoad {
+                    tier: 2,
+                    waiting: 0,
+                    oldest_queued_unix_ms: None,
+                    overdue: 0,
+                },
+            ],
+            technicians: vec![
+                tech("ann", 1, Presence::Available, 0),
+                tech("ben", 1, Presence::Busy, 1),
+                tech("cy", 2, Presence::Away, 0),
+            ],
+        })],
+    );
+    h.get_by_label("Desk overview");
+    h.get_by_label("Tier 1");
+    // 250 s ago, give or take the frame.
+    h.get_by_label_contains("4 min 1");
+    h.get_by_label("none waiting");
+    h.get_by_label("Available (1):");
+    h.get_by_label("ann (tier 1, 0 sessions)");
+    h.get_by_label("Busy (1):");
+    h.get_by_label("ben (tier 1, 1 session)");
+    h.get_by_label("Away (1):");
+    assert!(h.query_by_label("Offline (0):").is_none());
+}
+
+/// A taken request's session, its request named by the relay; returns where its steps go.
+fn in_request_session(
+    h: &mut Harness<'static, ConsoleApp>,
+    ends: &mut WorkerEnds,
+) -> mpsc::Receiver<DeskAction> {
+    news(
+        h,
+        ends,
+        vec![Event::Queue {
+            requests: vec![request(12, "the printer stops after each page")],
+            more: 0,
+        }],
+    );
+    h.get_by_label("Take the next request").click();
+    h.run_steps(4);
+    let desk = match asked(ends).pop() {
+        Some(Request::Take {
+            request: None,
+            desk,
+            ..
+        }) => desk,
+        _ => panic!("the window did not ask to take the next request"),
+    };
+    assert!(
+        h.query_by_label("Escalate…").is_none(),
+        "no steps before the relay says which request"
+    );
+    let taken = QueueEntry {
+        handoff: Some(Handoff {
+            by: "bob".into(),
+            note: "tried a new cable".into(),
+            session: "s-1".into(),
+            held: false,
+        }),
+        ..request(12, "the printer stops after each page")
+    };
+    news(
+        h,
+        ends,
+        vec![
+            Event::RequestTaken(taken),
+            Event::Paired {
+                account: "alice (tier 2) of Example Support".into(),
+                peer: "agent at 10.0.0.7:5000".into(),
+            },
+            Event::ScreenStarted {
+                width: 200,
+                height: 100,
+            },
+            Event::Consent(ConsentState::Control),
+        ],
+    );
+    desk
+}
+
+#[test]
+fn a_session_from_a_request_is_escalated_with_its_note_and_goes_on() {
+    let (mut h, mut ends) = harness_with_worker();
+    let mut desk = in_request_session(&mut h, &mut ends);
+    h.get_by_label("Help request #12");
+    h.get_by_label("Escalated by bob: tried a new cable");
+    h.get_by_label("Escalate…").click();
+    h.run_steps(4);
+    h.get_by_label("Escalate to tier 2").click();
+    h.run_steps(4);
+    h.get_by_label_contains("Write a note for whoever takes the request next");
+    assert!(desk.try_recv().is_err(), "no escalation without a note");
+    h.get_by_label("Tier 3").click();
+    h.run_steps(4);
+    let note = "Note for whoever takes it next (required)";
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, note)
+        .focus();
+    h.run_steps(2);
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, note)
+        .type_text("the driver needs an administrator");
+    h.run_steps(4);
+    h.get_by_label("Escalate to tier 3").click();
+    h.run_steps(4);
+    assert_eq!(
+        desk.try_recv().ok(),
+        Some(DeskAction::Escalate {
+            to: EscalationTarget::Tier(3),
+            note: "the driver needs an administrator".into()
+        })
+    );
+    h.get_by_label("Asking the relay…");
+    news(
+        &mut h,
+        &ends,
+        vec![Event::RequestPassed("escalated to tier 3".into())],
+    );
+    h.get_by_label("Done: escalated to tier 3.");
+    assert!(
+        h.query_by_label("Hold…").is_none(),
+        "the request is no longer this technician's"
+    );
+    // The session goes on until it ends, as any session.
+    h.get_by_label("End session");
+    news(
+        &mut h,
+        &ends,
+        vec![Event::SessionEnded {
+            message: "you ended the session".into(),
+            log: None,
+        }],
+    );
+    h.get_by_label("Back to home").click();
+    h.run_steps(4);
+    h.get_by_label("Help request 12: escalated to tier 3");
+}
+
+#[test]
+fn hold_and_close_are_sent_and_a_refusal_is_shown() {
+    let (mut h, mut ends) = harness_with_worker();
+    let mut desk = in_request_session(&mut h, &mut ends);
+    h.get_by_label("Close as not resolved…").click();
+    h.run_steps(4);
+    h.get_by_label("Close as not resolved").click();
+    h.run_steps(4);
+    assert_eq!(
+        desk.try_recv().ok(),
+        Some(DeskAction::Close {
+            resolved: false,
+            note: String::new()
+        })
+    );
+    news(
+        &mut h,
+        &ends,
+        vec![Event::RequestRefused(
+            "the relay refused: help request 12 is closed".into(),
+        )],
+    );
+    h.get_by_label("Not done: the relay refused: help request 12 is closed");
+    h.get_by_label("Hold…").click();
+    h.run_steps(4);
+    h.get_by_label("Hold in my queue").click();
+    h.run_steps(4);
+    assert_eq!(
+        desk.try_recv().ok(),
+        Some(DeskAction::Hold {
+            note: String::new()
+        })
+    );
+}
+
+#[test]
+fn a_session_by_code_has_no_help_request_steps() {
+    let (h, _rx) = in_session(ConsentState::Control);
+    assert!(h.query_by_label("Escalate…").is_none());
+    assert!(h.query_by_label("Hold…").is_none());
 }

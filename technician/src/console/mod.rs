@@ -2,8 +2,10 @@
 //! `technician` alone).
 //!
 //! - [`model`]: everything the console shows, as plain data, and how events change it (tested
-//!   without egui);
-//! - [`ui`]: the egui code that draws the model and turns clicks into events;
+//!   without egui); [`desk`]: its support-desk parts (offers, the leads' dashboard, the steps
+//!   of a session's help request);
+//! - [`ui`]: the egui code that draws the model and turns clicks into events; [`desk_ui`]: its
+//!   support-desk parts;
 //! - [`net`]: the network worker (login, the session through [`crate::join`], as `technician
 //!   connect` runs it);
 //! - [`present`]: the remote screen in a child X window, updated with only the rectangles that
@@ -13,6 +15,8 @@
 //!   grab while the viewer has the keyboard;
 //! - [`player`]: the session-log player's state; [`player_ui`] draws it.
 
+pub mod desk;
+pub mod desk_ui;
 pub mod grab;
 pub mod keys;
 pub mod model;
@@ -33,6 +37,14 @@ use link::Fingerprint;
 use crate::tokens::Tokens;
 use crate::viewer::Viewer;
 use model::{Event, LoggedIn, Model, ViewScale};
+
+/// The time now (Unix milliseconds): the shell reads the clock and hands it to the model.
+pub(crate) fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// How the console starts.
 #[derive(Debug, Clone, Default)]

@@ -1,8 +1,9 @@
 //! The console's state as plain data, and how events change it.
 //!
-//! Everything the console shows is here: the login form, home (code entry, recent sessions),
-//! the session view (who, consent, recording, quality, how the screen is fitted) and the
-//! player. [`Model::update`] takes an [`Event`] (from the person, through the egui code, or from
+//! Everything the console shows is here: the login form, home (code entry, recent sessions,
+//! the help-request queue, an offer from routing, presence, the leads' dashboard), the session
+//! view (who, consent, recording, quality, how the screen is fitted, the help request's steps)
+//! and the player. The desk's parts are in [`super::desk`]. [`Model::update`] takes an [`Event`] (from the person, through the egui code, or from
 //! the network worker) and returns the [`Command`]s for the network worker. Nothing here draws,
 //! touches the network or reads a clock, so it is tested directly.
 
@@ -10,8 +11,15 @@ use protocol::control::QueueEntry;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::desk::{Answer, Dashboard, DeskKind, Offer, SessionRequest};
+use crate::desk::DeskAction;
+
 use protocol::e2e::UserCode;
 use protocol::peer::ConsentState;
+
+/// Declined offers remembered, so that a queue sent before the relay had the decline does not
+/// bring the offer back.
+const MAX_DECLINED_KEPT: usize = 16;
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +72,9 @@ pub struct RecentSession {
     /// How it ended, in words.
     pub outcome: String,
     pub log: Option<PathBuf>,
+    /// The help request of the session, and what the relay did with it ("escalated to tier
+    /// 2"), when the technician passed it on or closed it.
+    pub passed: Option<(u64, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,6 +86,15 @@ pub struct Home {
     /// The help requests this technician may take, oldest first, and how many more wait
     /// (`None`: not heard from the relay yet).
     pub queue: Option<(Vec<QueueEntry>, u32)>,
+    /// The request routing offers this technician now.
+    pub offer: Option<Offer>,
+    /// The offers this technician declined lately (newest last), which the queue may still show
+    /// as theirs for a moment.
+    pub declined: Vec<u64>,
+    /// This technician told the desk they are away (routing offers them nothing).
+    pub away: bool,
+    /// The desk's queues and technicians, for leads (`None`: the relay sends none).
+    pub dashboard: Option<Dashboard>,
 }
 
 /// Connection quality as the toolbar shows it.
@@ -105,6 +125,8 @@ pub struct SessionView {
     pub relay_quiet: bool,
     /// The six digits to compare with the user, for a session from the queue.
     pub verification: Option<String>,
+    /// The help request the session came from, and the steps taken with it.
+    pub request: Option<SessionRequest>,
     pub scale: ViewScale,
     pub fullscreen: bool,
     /// Keys go to the remote machine, the local desktop's shortcuts included.
@@ -135,6 +157,7 @@ impl SessionView {
             quiet: false,
             relay_quiet: false,
             verification: None,
+            request: None,
             scale,
             fullscreen,
             grabbed: false,
@@ -179,6 +202,17 @@ pub enum Event {
     JoinSubmitted,
     /// Take this help request (`None`: the oldest whose user is connected).
     TakeSubmitted(Option<u64>),
+    /// Take the request routing offers.
+    AcceptOffer,
+    /// Say no to the request routing offers; it goes to the next technician.
+    DeclineOffer,
+    /// Tell the desk this technician is away (`true`) or available.
+    SetAway(bool),
+    /// Open the form of a step of the session's help request.
+    OpenDeskForm(DeskKind),
+    CancelDeskForm,
+    /// Send the open form's step to the relay.
+    SubmitDeskForm,
     EndSession,
     SetScale(ViewScale),
     ToggleFullscreen,
@@ -201,6 +235,25 @@ pub enum Event {
     Queue {
         requests: Vec<QueueEntry>,
         more: u32,
+    },
+    /// Routing offers this technician a request, open for `expires_in_secs` from
+    /// `now_unix_ms` (when it arrived).
+    Offer {
+        request: QueueEntry,
+        expires_in_secs: u32,
+        now_unix_ms: u64,
+    },
+    /// The leads' dashboard, with each change.
+    Dashboard(Dashboard),
+    /// The session is with the user of this help request (as taken).
+    RequestTaken(QueueEntry),
+    /// The relay did the step asked of the session's help request: its words.
+    RequestPassed(String),
+    /// The relay (or the session) refused the step: why.
+    RequestRefused(String),
+    /// The time now, for what counts down (the offer).
+    Tick {
+        now_unix_ms: u64,
     },
     Paired {
         account: String,
@@ -252,6 +305,14 @@ pub enum Command {
     },
     /// Follow the queue of the logged-in account.
     WatchQueue,
+    Decline {
+        request: u64,
+    },
+    SetPresence {
+        away: bool,
+    },
+    /// A step of the session's help request, for the relay.
+    Desk(DeskAction),
     End,
     Snapshot(PathBuf),
     SendKeys(SpecialKeys),
@@ -380,12 +441,110 @@ impl Model {
                 vec![Command::WatchQueue]
             }
             Event::Queue { requests, more } => {
+                let me = self
+                    .me
+                    .as_ref()
+                    .map(|m| m.user.as_str())
+                    .unwrap_or_default();
+                if let Some(o) = &self.home.offer {
+                    if !o.stands_in(&requests, more, me) {
+                        self.home.offer = None;
+                    }
+                }
+                if self.home.offer.is_none() {
+                    self.home.offer = Offer::in_queue(&requests, me, &self.home.declined);
+                }
                 self.home.queue = Some((requests, more));
                 vec![]
             }
-            Event::TakeSubmitted(request) => {
-                if self.session.as_ref().is_some_and(|s| s.ended.is_none()) {
+            Event::Offer {
+                request,
+                expires_in_secs,
+                now_unix_ms,
+            } => {
+                self.home.offer = Some(Offer::new(request, expires_in_secs, now_unix_ms));
+                vec![]
+            }
+            Event::Tick { now_unix_ms } => {
+                if let Some(o) = &self.home.offer {
+                    if o.secs_left(now_unix_ms) == Some(0) {
+                        self.home.offer = None;
+                    }
+                }
+                vec![]
+            }
+            Event::AcceptOffer => match &self.home.offer {
+                Some(o) if !self.in_session() => {
+                    let id = o.request.id;
+                    self.update(Event::TakeSubmitted(Some(id)))
+                }
+                _ => vec![],
+            },
+            Event::DeclineOffer => match self.home.offer.take() {
+                Some(o) => {
+                    let declined = &mut self.home.declined;
+                    declined.push(o.request.id);
+                    if declined.len() > MAX_DECLINED_KEPT {
+                        declined.remove(0);
+                    }
+                    vec![Command::Decline {
+                        request: o.request.id,
+                    }]
+                }
+                None => vec![],
+            },
+            Event::SetAway(away) => {
+                if self.home.away == away {
                     return vec![];
+                }
+                self.home.away = away;
+                vec![Command::SetPresence { away }]
+            }
+            Event::Dashboard(d) => {
+                self.home.dashboard = Some(d);
+                vec![]
+            }
+            Event::RequestTaken(entry) => {
+                if let Some(s) = &mut self.session {
+                    s.code = format!("request {}", entry.id);
+                    s.request = Some(SessionRequest::new(entry));
+                }
+                vec![]
+            }
+            Event::OpenDeskForm(kind) => {
+                if let Some(r) = self.live_request() {
+                    r.open(kind);
+                }
+                vec![]
+            }
+            Event::CancelDeskForm => {
+                if let Some(r) = self.live_request() {
+                    r.cancel();
+                }
+                vec![]
+            }
+            Event::SubmitDeskForm => match self.live_request().and_then(|r| r.submit()) {
+                Some(action) => vec![Command::Desk(action)],
+                None => vec![],
+            },
+            Event::RequestPassed(words) => {
+                if let Some(r) = self.session.as_mut().and_then(|s| s.request.as_mut()) {
+                    r.answered(Answer::Passed(words));
+                }
+                vec![]
+            }
+            Event::RequestRefused(why) => {
+                if let Some(r) = self.session.as_mut().and_then(|s| s.request.as_mut()) {
+                    r.answered(Answer::Refused(why));
+                }
+                vec![]
+            }
+            Event::TakeSubmitted(request) => {
+                if self.in_session() {
+                    return vec![];
+                }
+                if request.is_some() && self.home.offer.as_ref().map(|o| o.request.id) == request {
+                    self.home.offer = None;
                 }
                 let label = match request {
                     Some(id) => format!("request {id}"),
@@ -408,7 +567,7 @@ impl Model {
                 vec![]
             }
             Event::JoinSubmitted => {
-                if self.session.as_ref().is_some_and(|s| s.ended.is_none()) {
+                if self.in_session() {
                     return vec![];
                 }
                 match check_code(&self.home.code) {
@@ -510,6 +669,9 @@ impl Model {
                             peer: s.peer.clone().unwrap_or_default(),
                             outcome: message,
                             log,
+                            passed: s.request.as_ref().and_then(|r| {
+                                r.passed().map(|words| (r.entry.id, words.to_string()))
+                            }),
                         },
                     );
                     self.home.recent.truncate(20);
@@ -581,11 +743,28 @@ impl Model {
             Event::LogOut => match self.me.take() {
                 Some(me) => {
                     self.screen = Screen::Login;
+                    self.home.queue = None;
+                    self.home.offer = None;
+                    self.home.dashboard = None;
+                    self.home.away = false;
                     vec![Command::LogOut { relay: me.relay }]
                 }
                 None => vec![],
             },
         }
+    }
+
+    /// A session is running (not ended).
+    fn in_session(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.ended.is_none())
+    }
+
+    /// The help request of the running session, while it may take steps.
+    fn live_request(&mut self) -> Option<&mut SessionRequest> {
+        self.session
+            .as_mut()
+            .filter(|s| s.ended.is_none())
+            .and_then(|s| s.request.as_mut())
     }
 
     /// Shows the player (the log opened).
@@ -597,7 +776,9 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
+    use super::super::desk::waiting;
     use super::*;
+    use protocol::control::{EscalationTarget, Presence, TechnicianPresence, TierLoad};
 
     fn home() -> Model {
         Model::new(
@@ -657,23 +838,7 @@ mod tests {
         });
         assert_eq!(cmds, vec![Command::WatchQueue]);
         assert!(m.home.queue.is_none());
-        let entry = QueueEntry {
-            id: 12,
-            tier: 1,
-            filed_unix_ms: 0,
-            filing: protocol::control::RequestFiling {
-                description: "the printer stops".into(),
-                machine: "pc-17".into(),
-                os: "Debian 12".into(),
-                ticket: None,
-            },
-            connected: true,
-            queued_unix_ms: 0,
-            overdue: false,
-            offered_to: None,
-            reserved_for: None,
-            handoff: None,
-        };
+        let entry = waiting(12, None);
         m.update(Event::Queue {
             requests: vec![entry.clone()],
             more: 0,
@@ -781,5 +946,198 @@ mod tests {
         m.update(Event::BackHome);
         assert_eq!(m.screen, Screen::Home);
         assert_eq!(m.home.recent[0].outcome, "you ended the session");
+    }
+
+    /// Alice at home, following the queue, which holds request 12 offered to her for 30 s
+    /// from t = 1000 s.
+    fn offered() -> Model {
+        let mut m = home();
+        m.update(Event::Offer {
+            request: waiting(12, Some("alice")),
+            expires_in_secs: 30,
+            now_unix_ms: 1_000_000,
+        });
+        m.update(Event::Queue {
+            requests: vec![waiting(12, Some("alice")), waiting(13, None)],
+            more: 0,
+        });
+        m
+    }
+
+    #[test]
+    fn an_offer_is_accepted_by_taking_it() {
+        let mut m = offered();
+        assert!(
+            m.home.offer.is_some(),
+            "the queue shows it offered to alice"
+        );
+        assert_eq!(
+            m.update(Event::AcceptOffer),
+            vec![Command::Take { request: Some(12) }]
+        );
+        assert!(m.home.offer.is_none());
+        assert_eq!(m.screen, Screen::Session);
+        assert!(
+            m.update(Event::AcceptOffer).is_empty(),
+            "no offer left to accept"
+        );
+    }
+
+    #[test]
+    fn an_offer_is_declined_and_goes_when_it_expires_or_is_taken() {
+        let mut m = offered();
+        assert_eq!(
+            m.update(Event::DeclineOffer),
+            vec![Command::Decline { request: 12 }]
+        );
+        assert!(m.home.offer.is_none());
+        assert!(m.update(Event::DeclineOffer).is_empty());
+        m.update(Event::Queue {
+            requests: vec![waiting(12, Some("alice"))],
+            more: 0,
+        });
+        assert!(
+            m.home.offer.is_none(),
+            "a queue sent before the relay had the decline"
+        );
+
+        // An offer the console missed (made while it was not following) is found in the queue.
+        let mut m = home();
+        m.update(Event::Queue {
+            requests: vec![waiting(12, None), waiting(13, Some("alice"))],
+            more: 0,
+        });
+        assert_eq!(m.home.offer.as_ref().unwrap().request.id, 13);
+
+        let mut m = offered();
+        m.update(Event::Tick {
+            now_unix_ms: 1_029_500,
+        });
+        assert!(m.home.offer.is_some(), "half a second left");
+        m.update(Event::Tick {
+            now_unix_ms: 1_030_000,
+        });
+        assert!(m.home.offer.is_none(), "expired");
+
+        let mut m = offered();
+        m.update(Event::Queue {
+            requests: vec![waiting(13, None)],
+            more: 0,
+        });
+        assert!(m.home.offer.is_none(), "someone else took it");
+
+        // Busy in a session: the offer waits, unaccepted, until it expires.
+        let mut m = offered();
+        m.home.code = "4695447424821".into();
+        m.update(Event::JoinSubmitted);
+        assert!(m.update(Event::AcceptOffer).is_empty());
+        assert!(m.home.offer.is_some());
+    }
+
+    #[test]
+    fn presence_is_sent_when_it_changes_and_forgotten_at_logout() {
+        let mut m = home();
+        assert!(
+            m.update(Event::SetAway(false)).is_empty(),
+            "available already"
+        );
+        assert_eq!(
+            m.update(Event::SetAway(true)),
+            vec![Command::SetPresence { away: true }]
+        );
+        assert!(m.home.away);
+        m.update(Event::Dashboard(Dashboard {
+            tiers: vec![TierLoad {
+                tier: 1,
+                waiting: 2,
+                oldest_queued_unix_ms: Some(5),
+                overdue: 1,
+            }],
+            technicians: vec![TechnicianPresence {
+                name: "alice".into(),
+                tier: 2,
+                presence: Presence::Away,
+                sessions: 0,
+            }],
+        }));
+        assert_eq!(m.home.dashboard.as_ref().unwrap().tiers[0].waiting, 2);
+        m.update(Event::LogOut);
+        assert!(!m.home.away && m.home.dashboard.is_none() && m.home.queue.is_none());
+    }
+
+    #[test]
+    fn a_session_from_a_request_escalates_it_and_goes_on_until_it_ends() {
+        let mut m = home();
+        m.update(Event::TakeSubmitted(None));
+        assert!(
+            m.update(Event::OpenDeskForm(DeskKind::Hold)).is_empty()
+                && m.session.as_ref().unwrap().request.is_none(),
+            "no steps before the relay said which request"
+        );
+        m.update(Event::RequestTaken(waiting(12, None)));
+        assert_eq!(m.session.as_ref().unwrap().code, "request 12");
+        m.update(Event::OpenDeskForm(DeskKind::Escalate));
+        assert!(m.update(Event::SubmitDeskForm).is_empty(), "no note yet");
+        let r = m.session.as_mut().unwrap().request.as_mut().unwrap();
+        r.form.as_mut().unwrap().note = "needs an administrator".into();
+        assert_eq!(
+            m.update(Event::SubmitDeskForm),
+            vec![Command::Desk(DeskAction::Escalate {
+                to: EscalationTarget::Tier(2),
+                note: "needs an administrator".into()
+            })]
+        );
+        assert!(m.update(Event::SubmitDeskForm).is_empty(), "sent once");
+        m.update(Event::RequestPassed("escalated to tier 2".into()));
+        let s = m.session.as_ref().unwrap();
+        assert!(
+            s.ended.is_none(),
+            "the session ends when it ends, not at the answer"
+        );
+        assert_eq!(
+            s.request.as_ref().unwrap().passed(),
+            Some("escalated to tier 2")
+        );
+        m.update(Event::SessionEnded {
+            message: "you ended the session".into(),
+            log: None,
+        });
+        assert_eq!(
+            m.home.recent[0].passed,
+            Some((12, "escalated to tier 2".into()))
+        );
+        assert!(m.update(Event::OpenDeskForm(DeskKind::Hold)).is_empty());
+        assert!(m
+            .session
+            .as_ref()
+            .unwrap()
+            .request
+            .as_ref()
+            .unwrap()
+            .form
+            .is_none());
+    }
+
+    #[test]
+    fn a_refused_step_is_shown_and_may_be_sent_again() {
+        let mut m = home();
+        m.update(Event::TakeSubmitted(Some(12)));
+        m.update(Event::RequestTaken(waiting(12, None)));
+        m.update(Event::OpenDeskForm(DeskKind::Resolved));
+        assert_eq!(
+            m.update(Event::SubmitDeskForm),
+            vec![Command::Desk(DeskAction::Close {
+                resolved: true,
+                note: String::new()
+            })]
+        );
+        m.update(Event::RequestRefused("the request is closed".into()));
+        let r = m.session.as_ref().unwrap().request.as_ref().unwrap();
+        assert_eq!(
+            r.answer,
+            Some(Answer::Refused("the request is closed".into()))
+        );
+        assert!(r.may_ask());
+        assert_eq!(m.update(Event::SubmitDeskForm).len(), 1);
     }
 }

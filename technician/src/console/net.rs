@@ -1,23 +1,27 @@
-//! The console's network worker: a tokio runtime on a thread of its own that logs in, runs the
-//! session through [`crate::join`] (the same code as `technician connect`) and tells the window
-//! what happened as [`Event`]s. The window never waits on the network.
+//! The console's network worker: a tokio runtime on a thread of its own that logs in, follows
+//! the desk (the queue, offers from routing, the leads' dashboard; presence and declines go the
+//! other way), runs the session through [`crate::join`] (the same code as `technician
+//! connect`, the window's steps of the help request included) and tells the window what
+//! happened as [`Event`]s. The window never waits on the network.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use link::client::{FirstUse, Trusted};
+use link::client::{DeskNews, FirstUse, Trusted};
 use link::known::KnownRelays;
 use link::report::Reporter;
 use link::{Fingerprint, LinkError, RelayConnection};
 use protocol::control::{ErrorCode, Role};
 use protocol::e2e::UserCode;
 use protocol::input::InputEvent;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use super::model::{Event, Quality};
+use super::model::{Dashboard, Event, Quality};
+use super::now_unix_ms;
 use super::present::Presenter;
+use crate::desk::DeskAction;
 use crate::join::{self, JoinEvent, JoinOptions, Joining, Live, RelayTarget};
 use crate::session::SessionEvent;
 use crate::viewer::{self, Viewer};
@@ -68,15 +72,25 @@ pub enum Request {
         code: String,
         input: mpsc::Receiver<InputEvent>,
     },
-    /// Take a help request (`None`: the oldest) and run its session.
+    /// Take a help request (`None`: the oldest) and run its session; `desk` brings the
+    /// window's steps of the request (escalate, hold, close).
     Take {
         relay: String,
         request: Option<u64>,
         input: mpsc::Receiver<InputEvent>,
+        desk: mpsc::Receiver<DeskAction>,
     },
     /// Follow the queue with the kept login of `relay` (replacing an earlier watch).
     WatchQueue {
         relay: String,
+    },
+    /// Tell the desk this technician is away or available (kept for the next watch too).
+    SetPresence {
+        away: bool,
+    },
+    /// Say no to the request routing offered.
+    Decline {
+        request: u64,
     },
     End,
     Snapshot(PathBuf),
@@ -134,8 +148,30 @@ impl Net {
         })
     }
 
+    /// A handle whose worker is the caller, who receives the window's requests and sends the
+    /// network's events through the [`WorkerEnds`] (tests play the network this way).
+    pub fn without_worker() -> (Self, WorkerEnds) {
+        let (req_tx, req_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = std::sync::mpsc::channel();
+        (
+            Self {
+                requests: req_tx,
+                events: ev_rx,
+            },
+            WorkerEnds {
+                requests: req_rx,
+                events: ev_tx,
+            },
+        )
+    }
+
     pub fn send(&self, request: Request) {
         let _ = self.requests.send(request);
+    }
+
+    /// The next event, waiting up to `limit` for one.
+    pub fn next_event(&self, limit: Duration) -> Option<Event> {
+        self.events.recv_timeout(limit).ok()
     }
 
     /// The events that arrived since the last call.
@@ -153,6 +189,12 @@ impl Net {
             }
         }
     }
+}
+
+/// The worker's side of a [`Net`] made by [`Net::without_worker`].
+pub struct WorkerEnds {
+    pub requests: mpsc::UnboundedReceiver<Request>,
+    pub events: std::sync::mpsc::Sender<Event>,
 }
 
 #[derive(Clone)]
@@ -244,6 +286,9 @@ async fn worker(
     let mut pending: Option<Pending> = None;
     let mut end: Option<oneshot::Sender<()>> = None;
     let mut watching: Option<tokio::task::JoinHandle<()>> = None;
+    // What the watch tells the relay: whether this technician is away, the offers declined.
+    let (presence, _) = watch::channel(false);
+    let mut declines: Option<mpsc::UnboundedSender<u64>> = None;
     // Set on SIGINT or SIGTERM: the window closes once the session has ended.
     let quitting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -321,12 +366,27 @@ async fn worker(
                     old.abort();
                 }
                 let target = config.target(&relay);
-                watching = Some(tokio::spawn(watch_queue(target, out.clone())));
+                let (tx, rx) = mpsc::unbounded_channel();
+                declines = Some(tx);
+                watching = Some(tokio::spawn(watch_queue(
+                    target,
+                    out.clone(),
+                    presence.subscribe(),
+                    rx,
+                )));
+            }
+            Request::SetPresence { away } => {
+                presence.send_replace(away);
+            }
+            Request::Decline { request } => {
+                if let Some(tx) = &declines {
+                    let _ = tx.send(request);
+                }
             }
             req @ (Request::Join { .. } | Request::Take { .. }) => {
-                let (relay, joining, input) = match req {
+                let (relay, joining, input, desk) = match req {
                     Request::Join { relay, code, input } => match UserCode::parse(&code) {
-                        Ok(c) => (relay, Joining::Code(c), input),
+                        Ok(c) => (relay, Joining::Code(c), input, None),
                         Err(e) => {
                             out.send(Event::JoinFailed(e.to_string()));
                             continue;
@@ -336,7 +396,8 @@ async fn worker(
                         relay,
                         request,
                         input,
-                    } => (relay, Joining::Request(request), input),
+                        desk,
+                    } => (relay, Joining::Request(request), input, Some(desk)),
                     _ => unreachable!("matched above"),
                 };
                 let (end_tx, end_rx) = oneshot::channel();
@@ -360,6 +421,7 @@ async fn worker(
                         joining,
                         opts,
                         input,
+                        desk,
                         viewer,
                         presenter,
                         end_rx,
@@ -393,6 +455,12 @@ async fn worker(
                 }
             }
             Request::LogOut { relay } => {
+                // A technician who logged out is offered nothing and counts as offline.
+                if let Some(w) = watching.take() {
+                    w.abort();
+                }
+                declines = None;
+                presence.send_replace(false);
                 let target = config.target(&relay);
                 let stored = target.tokens().and_then(|mut t| t.remove(&relay));
                 if let Ok(Some(login)) = stored {
@@ -406,9 +474,16 @@ async fn worker(
     }
 }
 
-/// Follows the queue with the kept login, telling the window each change; tries again every
-/// few seconds when the relay cannot be reached.
-async fn watch_queue(target: RelayTarget, out: Outbox) {
+/// Follows the desk with the kept login, telling the window each change of the queue, each
+/// offer and each dashboard, and telling the relay this technician's presence (again on each
+/// new connection) and the offers they decline; tries again every few seconds when the relay
+/// cannot be reached.
+async fn watch_queue(
+    target: RelayTarget,
+    out: Outbox,
+    mut away: watch::Receiver<bool>,
+    mut declines: mpsc::UnboundedReceiver<u64>,
+) {
     loop {
         let watched: Result<(), String> = async {
             let stored = target.stored_login().map_err(|e| e.to_string())?;
@@ -420,14 +495,45 @@ async fn watch_queue(target: RelayTarget, out: Outbox) {
                 .await
                 .map_err(|e| e.to_string())?;
             conn.watch_queue().await.map_err(|e| e.to_string())?;
+            // Declines asked while no connection was up answer offers gone with it.
+            while declines.try_recv().is_ok() {}
+            // Told on each new connection: the relay may remember the last one's.
+            let mut told = None;
             loop {
-                let (requests, more) = conn.next_queue().await.map_err(|e| e.to_string())?;
-                out.send(Event::Queue { requests, more });
+                let now_away = *away.borrow_and_update();
+                if told != Some(now_away) {
+                    conn.set_presence(now_away)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    told = Some(now_away);
+                }
+                tokio::select! {
+                    news = conn.next_desk() => out.send(match news.map_err(|e| e.to_string())? {
+                        DeskNews::Queue { requests, more } => Event::Queue { requests, more },
+                        DeskNews::Offer { request, expires_in_secs } => Event::Offer {
+                            request: *request,
+                            expires_in_secs,
+                            now_unix_ms: now_unix_ms(),
+                        },
+                        DeskNews::Dashboard { tiers, technicians } => {
+                            Event::Dashboard(Dashboard { tiers, technicians })
+                        }
+                    }),
+                    changed = away.changed() => {
+                        changed.map_err(|_| "the console is closing".to_string())?;
+                    }
+                    Some(request) = declines.recv() => {
+                        conn.decline(request).await.map_err(|e| e.to_string())?;
+                    }
+                }
             }
         }
         .await;
         if let Err(e) = watched {
             tracing::debug!(error = %e, "the queue could not be followed; trying again");
+        }
+        if away.has_changed().is_err() {
+            return;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -439,6 +545,7 @@ async fn run_session(
     joining: Joining,
     opts: JoinOptions,
     input: mpsc::Receiver<InputEvent>,
+    desk: Option<mpsc::Receiver<DeskAction>>,
     viewer: Arc<Mutex<Viewer>>,
     presenter: SharedPresenter,
     end: oneshot::Receiver<()>,
@@ -468,12 +575,15 @@ async fn run_session(
                     shown = Some(now);
                 }
                 out.send(match e {
-                    // The console asks no steps of the desk yet.
-                    JoinEvent::Session(
-                        SessionEvent::RequestPassed(_)
-                        | SessionEvent::RequestRefused(_)
-                        | SessionEvent::Participants(_),
-                    ) => continue,
+                    JoinEvent::Request(entry) => Event::RequestTaken(*entry),
+                    JoinEvent::Session(SessionEvent::RequestPassed(words)) => {
+                        Event::RequestPassed(words)
+                    }
+                    JoinEvent::Session(SessionEvent::RequestRefused(why)) => {
+                        Event::RequestRefused(why)
+                    }
+                    // The console does not list the session's other technicians yet.
+                    JoinEvent::Session(SessionEvent::Participants(_)) => continue,
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
@@ -510,7 +620,7 @@ async fn run_session(
             }
         })),
         events: Some(ev_tx),
-        desk: None,
+        desk,
     };
     let user_end = Box::pin(async {
         let _ = end.await;

@@ -1,6 +1,8 @@
 //! The console's egui code: it reads the [`Model`] and turns clicks into [`Event`]s; nothing
 //! else. The remote screen itself is not drawn here but by the [`Presenter`]'s child window,
-//! which this code only places over the viewer area.
+//! which this code only places over the viewer area. The support desk's parts (the offer, the
+//! presence switch, the dashboard, the help request's steps in a session) are drawn by
+//! [`super::desk_ui`].
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -14,12 +16,14 @@ use tokio::sync::mpsc;
 use tracing::warn;
 use words::{Catalogue, Value};
 
+use super::desk_ui;
 use super::grab::KeyboardGrab;
 use super::keys;
-use super::model::{Command, Event, Model, Notice, Screen, SpecialKeys, ViewScale};
+use super::model::{Command, Event, Model, Notice, Screen, SessionView, SpecialKeys, ViewScale};
 use super::net::{Net, Request, SharedPresenter};
 use super::present::{Placement, Presenter, Scale};
-use super::{player, player_ui};
+use super::{now_unix_ms, player, player_ui};
+use crate::desk::DeskAction;
 use crate::viewer::Viewer;
 
 pub struct ConsoleApp {
@@ -31,6 +35,8 @@ pub struct ConsoleApp {
     /// The presenter could not be made (no X11 window): said once.
     presenter_failed: Option<String>,
     input: Option<mpsc::Sender<InputEvent>>,
+    /// Where the steps of the running session's help request go.
+    desk: Option<mpsc::Sender<DeskAction>>,
     /// The full-screen state last asked of the window.
     applied_fullscreen: Option<bool>,
     was_focused: bool,
@@ -64,6 +70,7 @@ impl ConsoleApp {
             presenter,
             presenter_failed: None,
             input: None,
+            desk: None,
             applied_fullscreen: None,
             was_focused: false,
             grab: None,
@@ -132,11 +139,27 @@ impl ConsoleApp {
             }
             Command::Take { request } => {
                 let (relay, input) = self.session_start();
+                let (tx, desk) = mpsc::channel(4);
+                self.desk = Some(tx);
                 self.net(Request::Take {
                     relay,
                     request,
                     input,
+                    desk,
                 });
+            }
+            Command::Decline { request } => self.net(Request::Decline { request }),
+            Command::SetPresence { away } => self.net(Request::SetPresence { away }),
+            Command::Desk(action) => {
+                // The model sends one step at a time: there is room.
+                if let Some(tx) = &self.desk {
+                    if tx.try_send(action).is_err() {
+                        self.dispatch(
+                            ctx,
+                            Event::RequestRefused("the session is not running".into()),
+                        );
+                    }
+                }
             }
             Command::WatchQueue => {
                 if let Some(me) = &self.model.me {
@@ -188,6 +211,7 @@ impl ConsoleApp {
             }
             if matches!(e, Event::SessionEnded { .. } | Event::JoinFailed(_)) {
                 self.input = None;
+                self.desk = None;
                 self.place_viewer(ctx, None);
             }
             self.dispatch(ctx, e);
@@ -394,300 +418,284 @@ impl ConsoleApp {
                 });
             });
         });
+        let now = now_unix_ms();
+        let me = self
+            .model
+            .me
+            .as_ref()
+            .map(|m| m.user.clone())
+            .unwrap_or_default();
+        let w = &self.w;
+        let home = &mut self.model.home;
         egui::CentralPanel::default().show(root, |ui| {
-            ui.add_space(12.0);
-            let heading = ui.heading(self.w.text("home-code"));
-            ui.horizontal(|ui| {
-                let edit = ui
-                    .add(
-                        egui::TextEdit::singleline(&mut self.model.home.code)
-                            .hint_text(self.w.text("home-code-hint"))
-                            .font(egui::TextStyle::Heading)
-                            .desired_width(320.0),
-                    )
-                    .labelled_by(heading.id);
-                if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                    events.push(Event::JoinSubmitted);
-                }
-                if ui
-                    .button(RichText::new(self.w.text("home-join")).heading())
-                    .clicked()
-                {
-                    events.push(Event::JoinSubmitted);
-                }
-            });
-            if let Some(err) = &self.model.home.error {
-                ui.colored_label(Color32::from_rgb(220, 80, 60), err);
-            }
-            ui.add_space(20.0);
-            ui.columns(2, |cols| {
-                cols[0].heading(self.w.text("home-recent"));
-                if self.model.home.recent.is_empty() {
-                    cols[0].label(self.w.text("home-no-recent"));
-                }
-                for r in &self.model.home.recent {
-                    cols[0].group(|ui| {
-                        ui.strong(&r.code);
-                        if !r.peer.is_empty() {
-                            ui.label(&r.peer);
+            egui::ScrollArea::vertical()
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    if let Some(o) = &home.offer {
+                        ui.add_space(8.0);
+                        desk_ui::offer(ui, w, o, now, &mut events);
+                    }
+                    ui.add_space(12.0);
+                    let heading = ui.heading(w.text("home-code"));
+                    ui.horizontal(|ui| {
+                        let edit = ui
+                            .add(
+                                egui::TextEdit::singleline(&mut home.code)
+                                    .hint_text(w.text("home-code-hint"))
+                                    .font(egui::TextStyle::Heading)
+                                    .desired_width(320.0),
+                            )
+                            .labelled_by(heading.id);
+                        if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                            events.push(Event::JoinSubmitted);
                         }
-                        ui.label(&r.outcome);
-                        if let Some(log) = &r.log {
-                            if ui.button(self.w.text("home-play")).clicked() {
-                                events.push(Event::OpenLog(log.clone()));
-                            }
+                        if ui
+                            .button(RichText::new(w.text("home-join")).heading())
+                            .clicked()
+                        {
+                            events.push(Event::JoinSubmitted);
                         }
                     });
-                }
-                cols[1].heading(self.w.text("home-queue"));
-                match &self.model.home.queue {
-                    None => {
-                        cols[1].label(self.w.text("home-queue-later"));
+                    if let Some(err) = &home.error {
+                        ui.colored_label(Color32::from_rgb(220, 80, 60), err);
                     }
-                    Some((requests, more)) => {
-                        if requests.is_empty() {
-                            cols[1].label(self.w.text("home-queue-empty"));
-                        } else if cols[1].button(self.w.text("home-queue-next")).clicked() {
-                            events.push(Event::TakeSubmitted(None));
+                    ui.add_space(20.0);
+                    ui.columns(2, |cols| {
+                        if let Some(d) = &home.dashboard {
+                            desk_ui::dashboard(&mut cols[0], w, d, now);
+                            cols[0].add_space(20.0);
                         }
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as u64)
-                            .unwrap_or(0);
-                        for r in requests {
-                            cols[1].group(|ui| {
-                                ui.horizontal(|ui| {
-                                    ui.strong(format!("#{}", r.id));
-                                    ui.label(self.w.fmt(
-                                        "home-queue-waiting",
-                                        &[(
-                                            "minutes",
-                                            Value::from(
-                                                now.saturating_sub(r.filed_unix_ms) / 60_000,
-                                            ),
-                                        )],
-                                    ));
-                                });
-                                ui.label(protocol::text::printable(&r.filing.description));
-                                ui.label(
-                                    RichText::new(format!(
-                                        "{} · {}{}",
-                                        protocol::text::printable(&r.filing.machine),
-                                        protocol::text::printable(&r.filing.os),
-                                        r.filing
-                                            .ticket
-                                            .as_deref()
-                                            .map(|t| format!(" · {}", protocol::text::printable(t)))
-                                            .unwrap_or_default()
-                                    ))
-                                    .small(),
-                                );
-                                if r.connected {
-                                    if ui.button(self.w.text("home-queue-take")).clicked() {
-                                        events.push(Event::TakeSubmitted(Some(r.id)));
-                                    }
-                                } else {
-                                    ui.label(RichText::new(self.w.text("home-queue-away")).weak());
+                        recent_sessions(&mut cols[0], w, &home.recent, &mut events);
+                        cols[1].heading(w.text("home-queue"));
+                        match &home.queue {
+                            None => {
+                                cols[1].label(w.text("home-queue-later"));
+                            }
+                            Some((requests, more)) => {
+                                desk_ui::presence_switch(&mut cols[1], w, home.away, &mut events);
+                                if requests.is_empty() {
+                                    cols[1].label(w.text("home-queue-empty"));
+                                } else if cols[1].button(w.text("home-queue-next")).clicked() {
+                                    events.push(Event::TakeSubmitted(None));
                                 }
-                            });
+                                for r in requests {
+                                    desk_ui::queue_entry(&mut cols[1], w, r, &me, now, &mut events);
+                                }
+                                if *more > 0 {
+                                    cols[1].label(
+                                        w.fmt("home-queue-more", &[("count", Value::from(*more))]),
+                                    );
+                                }
+                            }
                         }
-                        if *more > 0 {
-                            cols[1].label(
-                                self.w
-                                    .fmt("home-queue-more", &[("count", Value::from(*more))]),
-                            );
+                        cols[1].add_space(20.0);
+                        let heading = cols[1].heading(w.text("home-open-log"));
+                        cols[1].horizontal(|ui| {
+                            ui.add(
+                                egui::TextEdit::singleline(&mut self.log_path)
+                                    .hint_text(w.text("home-log-path"))
+                                    .desired_width(260.0),
+                            )
+                            .labelled_by(heading.id);
+                            if ui.button(w.text("home-open")).clicked()
+                                && !self.log_path.trim().is_empty()
+                            {
+                                events.push(Event::OpenLog(PathBuf::from(self.log_path.trim())));
+                            }
+                        });
+                        if let Some(err) = &self.model.player_error {
+                            cols[1].colored_label(Color32::from_rgb(220, 80, 60), err);
                         }
-                    }
-                }
-                cols[1].add_space(20.0);
-                let heading = cols[1].heading(self.w.text("home-open-log"));
-                cols[1].horizontal(|ui| {
-                    ui.add(
-                        egui::TextEdit::singleline(&mut self.log_path)
-                            .hint_text(self.w.text("home-log-path"))
-                            .desired_width(260.0),
-                    )
-                    .labelled_by(heading.id);
-                    if ui.button(self.w.text("home-open")).clicked()
-                        && !self.log_path.trim().is_empty()
-                    {
-                        events.push(Event::OpenLog(PathBuf::from(self.log_path.trim())));
-                    }
+                    });
                 });
-                if let Some(err) = &self.model.player_error {
-                    cols[1].colored_label(Color32::from_rgb(220, 80, 60), err);
-                }
-            });
         });
+        // The offer's time left and the dashboard's oldest waits move with the clock.
+        if self.model.home.offer.is_some() || self.model.home.dashboard.is_some() {
+            ctx.request_repaint_after(std::time::Duration::from_secs(1));
+        }
         for e in events {
             self.dispatch(ctx, e);
         }
     }
 
-    fn toolbar(&mut self, ui: &mut egui::Ui, events: &mut Vec<Event>) {
-        let Some(s) = &self.model.session else { return };
-        ui.horizontal_wrapped(|ui| {
-            ui.strong(&s.code);
-            if let Some(a) = &s.account {
-                ui.label(a)
-                    .on_hover_text(s.peer.clone().unwrap_or_default());
-            }
-            ui.separator();
-            match (s.ended.is_some(), s.consent, s.screen) {
-                (true, _, _) => {}
-                (_, ConsentState::Control, _) => {
-                    ui.colored_label(
-                        Color32::from_rgb(60, 170, 90),
-                        self.w.text("session-control"),
-                    )
-                    .on_hover_text(self.w.text("session-control-tip"));
-                }
-                (_, ConsentState::ViewOnly, _) => {
-                    ui.colored_label(
-                        Color32::from_rgb(220, 160, 40),
-                        self.w.text("session-view-only"),
-                    )
-                    .on_hover_text(self.w.text("session-view-only-tip"));
-                }
-                (_, ConsentState::Denied, _) => {
-                    ui.label(self.w.text("session-denied"));
-                }
-                (_, ConsentState::Asking, _) => {
-                    ui.label(self.w.text("session-waiting-consent"));
-                }
-            }
-            match s.notice {
-                Some(Notice::ControlStopped) => {
-                    ui.colored_label(
-                        Color32::from_rgb(220, 160, 40),
-                        self.w.text("notice-control-stopped"),
-                    );
-                }
-                Some(Notice::ControlGranted) => {
-                    ui.label(self.w.text("notice-control-granted"));
-                }
-                None => {}
-            }
-            ui.separator();
-            match &s.recording {
-                Some(Some(path)) => {
-                    ui.colored_label(
-                        Color32::from_rgb(210, 60, 60),
-                        self.w.text("session-recording"),
-                    )
-                    .on_hover_text(self.w.fmt(
-                        "session-recording-tip",
-                        &[("path", Value::from(path.display().to_string()))],
-                    ));
-                }
-                Some(None) => {
-                    ui.label(self.w.text("session-not-recording"));
-                }
-                None => {}
-            }
-            if let Some(v) = &s.verification {
-                ui.separator();
-                ui.label(
-                    RichText::new(
-                        self.w
-                            .fmt("session-verification", &[("code", Value::from(v.clone()))]),
-                    )
-                    .strong(),
+    /// The toolbar's items but the last: the session, who, consent, recording, verification,
+    /// quality, the view's scale, full screen, snapshot and keys.
+    fn toolbar_left(&self, ui: &mut egui::Ui, s: &SessionView, events: &mut Vec<Event>) {
+        ui.strong(&s.code);
+        if let Some(a) = &s.account {
+            ui.label(a)
+                .on_hover_text(s.peer.clone().unwrap_or_default());
+        }
+        ui.separator();
+        match (s.ended.is_some(), s.consent, s.screen) {
+            (true, _, _) => {}
+            (_, ConsentState::Control, _) => {
+                ui.colored_label(
+                    Color32::from_rgb(60, 170, 90),
+                    self.w.text("session-control"),
                 )
-                .on_hover_text(self.w.text("session-verification-tip"));
+                .on_hover_text(self.w.text("session-control-tip"));
             }
-            // The relay's silence hides the agent's: say the one that is nearer.
-            let quiet = match (s.relay_quiet, s.quiet) {
-                (true, _) => Some(("session-relay-quiet", "session-relay-quiet-tip")),
-                (false, true) => Some(("session-quiet", "session-quiet-tip")),
-                (false, false) => None,
-            };
-            if let Some((text, tip)) = quiet {
-                ui.separator();
-                ui.colored_label(Color32::from_rgb(220, 150, 40), self.w.text(text))
-                    .on_hover_text(self.w.text(tip));
-            }
-            if let Some(q) = s.quality {
-                ui.separator();
-                ui.label(self.w.fmt(
-                    "session-quality",
-                    &[
-                        (
-                            "rtt",
-                            Value::from(format!("{:.1}", q.rtt.as_secs_f64() * 1e3)),
-                        ),
-                        ("ups", Value::from(q.updates_per_sec)),
-                        ("mbit", Value::from(format!("{:.2}", q.mbit_per_sec))),
-                    ],
-                ))
-                .on_hover_text(self.w.text("session-quality-tip"));
-            }
-            ui.separator();
-            let mut scale = s.scale;
-            ui.selectable_value(&mut scale, ViewScale::Fit, self.w.text("session-fit"));
-            ui.selectable_value(
-                &mut scale,
-                ViewScale::OneToOne,
-                self.w.text("session-one-to-one"),
-            );
-            if scale != s.scale {
-                events.push(Event::SetScale(scale));
-            }
-            if ui
-                .selectable_label(s.fullscreen, self.w.text("session-fullscreen"))
-                .clicked()
-            {
-                events.push(Event::ToggleFullscreen);
-            }
-            if ui
-                .add_enabled(
-                    s.screen.is_some(),
-                    egui::Button::new(self.w.text("session-snapshot")),
+            (_, ConsentState::ViewOnly, _) => {
+                ui.colored_label(
+                    Color32::from_rgb(220, 160, 40),
+                    self.w.text("session-view-only"),
                 )
-                .clicked()
-            {
-                let name = format!(
-                    "tandem-{}.png",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0)
+                .on_hover_text(self.w.text("session-view-only-tip"));
+            }
+            (_, ConsentState::Denied, _) => {
+                ui.label(self.w.text("session-denied"));
+            }
+            (_, ConsentState::Asking, _) => {
+                ui.label(self.w.text("session-waiting-consent"));
+            }
+        }
+        match s.notice {
+            Some(Notice::ControlStopped) => {
+                ui.colored_label(
+                    Color32::from_rgb(220, 160, 40),
+                    self.w.text("notice-control-stopped"),
                 );
-                events.push(Event::Snapshot(self.snapshot_dir.join(name)));
             }
-            ui.add_enabled_ui(s.may_control(), |ui| {
-                ui.menu_button(self.w.text("session-send-keys"), |ui| {
-                    for k in SpecialKeys::ALL {
-                        let key = match k {
-                            SpecialKeys::CtrlAltDel => "keys-ctrl-alt-del",
-                            SpecialKeys::AltTab => "keys-alt-tab",
-                            SpecialKeys::AltF4 => "keys-alt-f4",
-                            SpecialKeys::Super => "keys-super",
-                            SpecialKeys::PrintScreen => "keys-print-screen",
-                        };
-                        if ui.button(self.w.text(key)).clicked() {
-                            events.push(Event::SendKeys(k));
-                            ui.close();
-                        }
+            Some(Notice::ControlGranted) => {
+                ui.label(self.w.text("notice-control-granted"));
+            }
+            None => {}
+        }
+        ui.separator();
+        match &s.recording {
+            Some(Some(path)) => {
+                ui.colored_label(
+                    Color32::from_rgb(210, 60, 60),
+                    self.w.text("session-recording"),
+                )
+                .on_hover_text(self.w.fmt(
+                    "session-recording-tip",
+                    &[("path", Value::from(path.display().to_string()))],
+                ));
+            }
+            Some(None) => {
+                ui.label(self.w.text("session-not-recording"));
+            }
+            None => {}
+        }
+        if let Some(v) = &s.verification {
+            ui.separator();
+            ui.label(
+                RichText::new(
+                    self.w
+                        .fmt("session-verification", &[("code", Value::from(v.clone()))]),
+                )
+                .strong(),
+            )
+            .on_hover_text(self.w.text("session-verification-tip"));
+        }
+        // The relay's silence hides the agent's: say the one that is nearer.
+        let quiet = match (s.relay_quiet, s.quiet) {
+            (true, _) => Some(("session-relay-quiet", "session-relay-quiet-tip")),
+            (false, true) => Some(("session-quiet", "session-quiet-tip")),
+            (false, false) => None,
+        };
+        if let Some((text, tip)) = quiet {
+            ui.separator();
+            ui.colored_label(Color32::from_rgb(220, 150, 40), self.w.text(text))
+                .on_hover_text(self.w.text(tip));
+        }
+        if let Some(q) = s.quality {
+            ui.separator();
+            ui.label(self.w.fmt(
+                "session-quality",
+                &[
+                    (
+                        "rtt",
+                        Value::from(format!("{:.1}", q.rtt.as_secs_f64() * 1e3)),
+                    ),
+                    ("ups", Value::from(q.updates_per_sec)),
+                    ("mbit", Value::from(format!("{:.2}", q.mbit_per_sec))),
+                ],
+            ))
+            .on_hover_text(self.w.text("session-quality-tip"));
+        }
+        ui.separator();
+        let mut scale = s.scale;
+        ui.selectable_value(&mut scale, ViewScale::Fit, self.w.text("session-fit"));
+        ui.selectable_value(
+            &mut scale,
+            ViewScale::OneToOne,
+            self.w.text("session-one-to-one"),
+        );
+        if scale != s.scale {
+            events.push(Event::SetScale(scale));
+        }
+        if ui
+            .selectable_label(s.fullscreen, self.w.text("session-fullscreen"))
+            .clicked()
+        {
+            events.push(Event::ToggleFullscreen);
+        }
+        if ui
+            .add_enabled(
+                s.screen.is_some(),
+                egui::Button::new(self.w.text("session-snapshot")),
+            )
+            .clicked()
+        {
+            let name = format!(
+                "tandem-{}.png",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            );
+            events.push(Event::Snapshot(self.snapshot_dir.join(name)));
+        }
+        ui.add_enabled_ui(s.may_control(), |ui| {
+            ui.menu_button(self.w.text("session-send-keys"), |ui| {
+                for k in SpecialKeys::ALL {
+                    let key = match k {
+                        SpecialKeys::CtrlAltDel => "keys-ctrl-alt-del",
+                        SpecialKeys::AltTab => "keys-alt-tab",
+                        SpecialKeys::AltF4 => "keys-alt-f4",
+                        SpecialKeys::Super => "keys-super",
+                        SpecialKeys::PrintScreen => "keys-print-screen",
+                    };
+                    if ui.button(self.w.text(key)).clicked() {
+                        events.push(Event::SendKeys(k));
+                        ui.close();
                     }
-                });
-            });
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                if s.ended.is_some() {
-                    if ui.button(self.w.text("session-back")).clicked() {
-                        events.push(Event::BackHome);
-                    }
-                } else if ui
-                    .button(
-                        RichText::new(self.w.text("session-end"))
-                            .color(Color32::from_rgb(220, 80, 60)),
-                    )
-                    .clicked()
-                {
-                    events.push(Event::EndSession);
                 }
             });
         });
+    }
+
+    fn toolbar(&mut self, ui: &mut egui::Ui, events: &mut Vec<Event>) {
+        let Some(s) = &self.model.session else { return };
+        // End session (or Back to home) keeps its place at the right; the rest wraps into
+        // rows where the window (or a longer language) leaves too little width.
+        let mut right = None;
+        egui::Sides::new()
+            .shrink_left()
+            .wrap_mode(egui::TextWrapMode::Extend)
+            .show(
+                ui,
+                |ui| ui.horizontal_wrapped(|ui| self.toolbar_left(ui, s, events)),
+                |ui| {
+                    if s.ended.is_some() {
+                        if ui.button(self.w.text("session-back")).clicked() {
+                            right = Some(Event::BackHome);
+                        }
+                    } else if ui
+                        .button(
+                            RichText::new(self.w.text("session-end"))
+                                .color(Color32::from_rgb(220, 80, 60)),
+                        )
+                        .clicked()
+                    {
+                        right = Some(Event::EndSession);
+                    }
+                },
+            );
+        events.extend(right);
         if let Some(snap) = &s.snapshot {
             match snap {
                 Ok(p) => ui.label(self.w.fmt(
@@ -722,6 +730,15 @@ impl ConsoleApp {
             .is_some_and(|s| s.fullscreen && s.ended.is_none())
         {
             egui::Panel::top("toolbar").show(root, |ui| self.toolbar(ui, &mut events));
+            let w = &self.w;
+            if let Some(s) = &mut self.model.session {
+                let ended = s.ended.is_some();
+                if let Some(r) = &mut s.request {
+                    egui::Panel::top("help-request").show(root, |ui| {
+                        desk_ui::session_request(ui, w, r, ended, &mut events)
+                    });
+                }
+            }
         }
         let ppp = ctx.pixels_per_point();
         let session = self.model.session.clone();
@@ -906,6 +923,43 @@ impl ConsoleApp {
     }
 }
 
+/// The sessions of this run, newest first: how each ended, what the relay did with its help
+/// request, and its log to play.
+fn recent_sessions(
+    ui: &mut egui::Ui,
+    w: &Catalogue,
+    recent: &[super::model::RecentSession],
+    events: &mut Vec<Event>,
+) {
+    ui.heading(w.text("home-recent"));
+    if recent.is_empty() {
+        ui.label(w.text("home-no-recent"));
+    }
+    for r in recent {
+        ui.group(|ui| {
+            ui.strong(&r.code);
+            if !r.peer.is_empty() {
+                ui.label(&r.peer);
+            }
+            ui.label(&r.outcome);
+            if let Some((id, words)) = &r.passed {
+                ui.label(w.fmt(
+                    "recent-passed",
+                    &[
+                        ("id", Value::from(*id)),
+                        ("words", Value::from(words.clone())),
+                    ],
+                ));
+            }
+            if let Some(log) = &r.log {
+                if ui.button(w.text("home-play")).clicked() {
+                    events.push(Event::OpenLog(log.clone()));
+                }
+            }
+        });
+    }
+}
+
 /// The X11 window id of the console's window, if it is an X11 window.
 fn x11_window(frame: &eframe::Frame) -> Option<u32> {
     use raw_window_handle::{HasWindowHandle, RawWindowHandle};
@@ -960,6 +1014,14 @@ impl ConsoleApp {
             self.ensure_grab(ctx, frame);
         }
         self.drain_network(ctx);
+        if self.model.home.offer.is_some() {
+            self.dispatch(
+                ctx,
+                Event::Tick {
+                    now_unix_ms: now_unix_ms(),
+                },
+            );
+        }
         if self.join_when_logged_in && self.model.screen == Screen::Home {
             self.join_when_logged_in = false;
             self.dispatch(ctx, Event::JoinSubmitted);

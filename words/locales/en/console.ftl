@@ -72,3 +72,66 @@ session-back = Back to home
 snapshot-saved = Saved { $path }
 snapshot-failed = Snapshot not saved: { $why }
 player-back = Back
+
+offer-title = Help request #{ $id } is offered to you
+offer-accept = Accept
+offer-decline = Decline
+offer-time-left = { $seconds } s left to answer
+presence-label = You are:
+presence-available = Available
+presence-away = Away
+presence-busy = Busy
+presence-offline = Offline
+presence-tip = Routing offers help requests only to available technicians. Away, you still see the queue and may take from it.
+queue-overdue = Overdue
+queue-overdue-tip = This request has waited longer than its tier's rules allow.
+queue-offered-you = Offered to you
+queue-offered = Offered to { $name }
+queue-reserved-you = Reserved for you
+queue-reserved = Reserved for { $name }
+handoff-held = Held by { $by }
+handoff-held-note = Held by { $by }: { $note }
+handoff-escalated = Escalated by { $by }
+handoff-escalated-note = Escalated by { $by }: { $note }
+
+dash-title = Desk overview
+dash-tier = Queue
+dash-waiting = Waiting
+dash-oldest = Oldest wait
+dash-overdue = Overdue
+dash-tier-n = Tier { $tier }
+dash-none = none waiting
+dash-technicians = Technicians
+dash-no-technicians = No technician is following the desk.
+dash-presence-count = { $presence } ({ $count }):
+dash-technician = { $name } (tier { $tier }, { $sessions ->
+    [one] 1 session
+   *[other] { $sessions } sessions
+})
+span-seconds = { $seconds } s
+span-minutes = { $minutes } min { $seconds } s
+span-hours = { $hours } h { $minutes } min
+
+desk-request = Help request #{ $id }
+desk-asking = Asking the relay…
+desk-passed = Done: { $words }.
+desk-refused = Not done: { $why }
+desk-escalate = Escalate…
+desk-hold = Hold…
+desk-resolve = Close as resolved…
+desk-unresolve = Close as not resolved…
+desk-escalate-to = Escalate to
+desk-to-technician = A technician:
+desk-technician-name = Name
+desk-note-required = Note for whoever takes it next (required)
+desk-note = Note (optional)
+desk-problem-note = Write a note for whoever takes the request next: what you found and what is left to do.
+desk-problem-name = Enter the name of the technician to escalate to.
+desk-send-escalate-tier = Escalate to tier { $tier }
+desk-send-escalate-someone = Escalate to this technician
+desk-send-escalate-name = Escalate to { $name }
+desk-send-hold = Hold in my queue
+desk-send-resolve = Close as resolved
+desk-send-unresolve = Close as not resolved
+desk-cancel = Cancel
+recent-passed = Help request { $id }: { $words }

@@ -72,3 +72,66 @@ session-back = Volver al inicio
 snapshot-saved = Guardada { $path }
 snapshot-failed = Captura no guardada: { $why }
 player-back = Volver
+
+offer-title = Se le ofrece la solicitud de ayuda n.º { $id }
+offer-accept = Aceptar
+offer-decline = Rechazar
+offer-time-left = Quedan { $seconds } s para responder
+presence-label = Usted está:
+presence-available = Disponible
+presence-away = Ausente
+presence-busy = Ocupado
+presence-offline = Desconectado
+presence-tip = El reparto ofrece solicitudes de ayuda solo a los técnicos disponibles. Ausente, sigue viendo la cola y puede tomar de ella.
+queue-overdue = Con retraso
+queue-overdue-tip = Esta solicitud ha esperado más de lo que permiten las reglas de su nivel.
+queue-offered-you = Ofrecida a usted
+queue-offered = Ofrecida a { $name }
+queue-reserved-you = Reservada para usted
+queue-reserved = Reservada para { $name }
+handoff-held = Retenida por { $by }
+handoff-held-note = Retenida por { $by }: { $note }
+handoff-escalated = Escalada por { $by }
+handoff-escalated-note = Escalada por { $by }: { $note }
+
+dash-title = Resumen del servicio
+dash-tier = Cola
+dash-waiting = En espera
+dash-oldest = Espera más larga
+dash-overdue = Con retraso
+dash-tier-n = Nivel { $tier }
+dash-none = ninguna en espera
+dash-technicians = Técnicos
+dash-no-technicians = Ningún técnico sigue el servicio.
+dash-presence-count = { $presence } ({ $count }):
+dash-technician = { $name } (nivel { $tier }, { $sessions ->
+    [one] 1 sesión
+   *[other] { $sessions } sesiones
+})
+span-seconds = { $seconds } s
+span-minutes = { $minutes } min { $seconds } s
+span-hours = { $hours } h { $minutes } min
+
+desk-request = Solicitud de ayuda n.º { $id }
+desk-asking = Preguntando al relé…
+desk-passed = Hecho: { $words }.
+desk-refused = No se hizo: { $why }
+desk-escalate = Escalar…
+desk-hold = Retener…
+desk-resolve = Cerrar como resuelta…
+desk-unresolve = Cerrar como no resuelta…
+desk-escalate-to = Escalar a
+desk-to-technician = Un técnico:
+desk-technician-name = Nombre
+desk-note-required = Nota para quien la tome después (obligatoria)
+desk-note = Nota (opcional)
+desk-problem-note = Escriba una nota para quien tome la solicitud después: lo que encontró y lo que queda por hacer.
+desk-problem-name = Escriba el nombre del técnico al que escalarla.
+desk-send-escalate-tier = Escalar al nivel { $tier }
+desk-send-escalate-someone = Escalar a este técnico
+desk-send-escalate-name = Escalar a { $name }
+desk-send-hold = Retener en mi cola
+desk-send-resolve = Cerrar como resuelta
+desk-send-unresolve = Cerrar como no resuelta
+desk-cancel = Cancelar
+recent-passed = Solicitud de ayuda { $id }: { $words }
