@@ -44,7 +44,9 @@ use tokio::sync::mpsc as tmpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::consent::{parse_answer, parse_command, ConsentPolicy, FromUser, UserCommand, UserInput};
+use crate::consent::{
+    parse_answer, parse_command, ConsentPolicy, FromUser, UserCommand, UserInput,
+};
 use crate::injector::{cap_text, Injector, InputGate, MAX_TEXT_CHARS};
 use crate::shown;
 use crate::sink::InputSink;
@@ -253,9 +255,12 @@ impl Room {
         if !self.sharing {
             return;
         }
-        let shown = self
-            .owner
-            .or_else(|| self.members.iter().find(|(_, m)| m.admitted).map(|(id, _)| *id));
+        let shown = self.owner.or_else(|| {
+            self.members
+                .iter()
+                .find(|(_, m)| m.admitted)
+                .map(|(id, _)| *id)
+        });
         let Some(shown) = shown else { return };
         let others = self
             .members
@@ -279,10 +284,9 @@ impl Room {
         self.owner = to;
         let to_name = to.map(|id| self.name(id));
         let words = match &to_name {
-            Some(n) if self.control_allowed => format!(
-                "{} now controls your screen ({why}).",
-                shown::name(n)
-            ),
+            Some(n) if self.control_allowed => {
+                format!("{} now controls your screen ({why}).", shown::name(n))
+            }
             Some(n) => format!(
                 "{} now leads the session, view only ({why}).",
                 shown::name(n)
@@ -384,10 +388,12 @@ pub async fn run(
     };
     join(&mut room, &mut viewers, first, meeting, peer, None);
 
-    // However the session ends (also by an error on the way out, `?`), dropping the injector
-    // releases every key and button the technician held (see `crate::injector`).
-    let (injector, mut inject_failure) = Injector::start(sink, gate.clone())
-        .map_err(|e| LinkError::Protocol(format!("cannot start the input thread: {e}")))?;
+    // Started with the first input to inject. However the session ends (also by an error on the
+    // way out, `?`), dropping the injector releases every key and button the technician held
+    // (see `crate::injector`).
+    let mut sink = Some(sink);
+    let mut injector: Option<Injector> = None;
+    let mut inject_failure: Option<crate::injector::InjectFailure> = None;
     let mut pending: Option<protocol::input::InputEvent> = None;
     let mut truncated = Truncated::default();
     let mut attaching: JoinSet<Result<(RelayConnection, PeerInfo, Joining), LinkError>> =
@@ -398,19 +404,22 @@ pub async fn run(
     let mut ending: Option<tokio::time::Instant> = None;
     let mut last: Option<Result<Ended, LinkError>> = None;
     let mut sharing_reported = false;
+    let mut user_ended = false;
     let policy = opts.consent;
-    let end_all = |room: &mut Room, reason: EndReason, ending: &mut Option<tokio::time::Instant>| {
-        if ending.is_none() {
-            *ending = Some(tokio::time::Instant::now() + GOODBYE_WAIT);
-            for m in room.members.values() {
-                m.tell(ToViewer::End(reason.clone()));
+    let end_all =
+        |room: &mut Room, reason: EndReason, ending: &mut Option<tokio::time::Instant>| {
+            if ending.is_none() {
+                *ending = Some(tokio::time::Instant::now() + GOODBYE_WAIT);
+                for m in room.members.values() {
+                    m.tell(ToViewer::End(reason.clone()));
+                }
             }
-        }
-    };
+        };
     loop {
         if room.members.is_empty() {
             break;
         }
+
         // The next question, when none is open.
         if question.is_none() && ending.is_none() {
             if let Some(ask) = asks.pop_front() {
@@ -427,7 +436,7 @@ pub async fn run(
                                 ),
                             );
                             if answer(&mut room, ask.id, state, false) {
-                                injector.release_held();
+                                release_held(&injector);
                             }
                         }
                         ConsentPolicy::Ask { timeout } => {
@@ -504,8 +513,16 @@ pub async fn run(
                     }
                     FromViewer::Input(mut event) => {
                         if room.controls(id) && gate.is_open() {
+                            // The input worker starts with the first event to inject.
+                            if let Some(sink) = sink.take() {
+                                let (i, f) = Injector::start(sink, gate.clone()).map_err(|e| {
+                                    LinkError::Protocol(format!("cannot start the input thread: {e}"))
+                                })?;
+                                injector = Some(i);
+                                inject_failure = Some(f);
+                            }
                             truncated.add(cap_text(&mut event), room.report);
-                            pending = injector.offer(event).err();
+                            pending = injector.as_ref().and_then(|i| i.offer(event).err());
                         } else {
                             room.dropped += 1;
                             debug!(viewer = id, "input from a technician not holding control dropped");
@@ -524,7 +541,7 @@ pub async fn run(
                             Some((_, false)) => Some(format!("you did not allow {} control", shown::name(&to))),
                             Some((other, true)) => {
                                 if room.set_owner(Some(other), &format!("{} handed it over", from)) {
-                                    injector.release_held();
+                                    release_held(&injector);
                                 }
                                 None
                             }
@@ -541,7 +558,7 @@ pub async fn run(
                         let name = m.name.clone();
                         if may {
                             if room.set_owner(Some(id), &format!("{} took over as a lead", name)) {
-                                injector.release_held();
+                                release_held(&injector);
                             }
                         } else {
                             room.report.event("takeover_refused", json!({ "technician": name }),
@@ -575,7 +592,7 @@ pub async fn run(
                         // Whatever the one in control held down must not stay pressed while
                         // nothing is heard of them.
                         if q && room.owner == Some(id) {
-                            injector.release_held();
+                            release_held(&injector);
                         }
                         let any = room.members.values().any(|m| m.admitted && (m.quiet || m.relay_quiet));
                         person.status.send(Status::PeerQuiet(any));
@@ -600,7 +617,7 @@ pub async fn run(
                             if room.owner == Some(id) {
                                 room.owner = None;
                                 room.pass_on_control(&m.name);
-                                injector.release_held();
+                                release_held(&injector);
                             }
                             room.tell_all();
                         }
@@ -608,14 +625,14 @@ pub async fn run(
                     }
                 }
             }
-            _ = injector.room(), if pending.is_some() => {
+            _ = room_for_input(&injector), if pending.is_some() => {
                 if let Some(event) = pending.take() {
                     if gate.is_open() {
-                        pending = injector.offer(event).err();
+                        pending = injector.as_ref().and_then(|i| i.offer(event).err());
                     }
                 }
             }
-            e = inject_failure.wait() => {
+            e = input_failure(&mut inject_failure) => {
                 end_all(&mut room, EndReason::Error(e.to_string()), &mut ending);
             }
             said = person.input.next() => {
@@ -639,7 +656,7 @@ pub async fn run(
                     (Some(id), Some(a), _) => {
                         question = None;
                         if answer(&mut room, id, a, false) {
-                            injector.release_held();
+                            release_held(&injector);
                         }
                     }
                     (_, _, Some(UserCommand::End)) => end_all(&mut room, EndReason::UserEnded, &mut ending),
@@ -660,7 +677,7 @@ pub async fn run(
             _ = question_deadline => {
                 if let Some(q) = question.take() {
                     if answer(&mut room, q.id, ConsentState::Denied, true) {
-                        injector.release_held();
+                        release_held(&injector);
                     }
                 }
             }
@@ -683,7 +700,11 @@ pub async fn run(
                     format!("Another technician could not join: {e}.")),
                 Err(e) => info!(error = %e, "attaching a viewer stopped"),
             },
-            _ = &mut user_end => end_all(&mut room, EndReason::UserEnded, &mut ending),
+            // Not polled again once it has fired.
+            _ = &mut user_end, if !user_ended => {
+                user_ended = true;
+                end_all(&mut room, EndReason::UserEnded, &mut ending);
+            }
             _ = goodbye_deadline => {
                 info!(left = room.members.len(), "viewers did not say goodbye in time");
                 viewers.abort_all();
@@ -693,12 +714,14 @@ pub async fn run(
     }
     // Viewers still ending do not wait for the session to read their news.
     news.close();
-    let injected = injector.finish(RELEASE_WAIT).await;
-    debug!(
-        injected = injected.injected,
-        discarded = injected.discarded,
-        "input worker done"
-    );
+    if let Some(injector) = injector {
+        let injected = injector.finish(RELEASE_WAIT).await;
+        debug!(
+            injected = injected.injected,
+            discarded = injected.discarded,
+            "input worker done"
+        );
+    }
     truncated.report_final(room.report);
     if room.dropped > 0 {
         room.report.event(
@@ -711,6 +734,31 @@ pub async fn run(
         );
     }
     last.unwrap_or(Ok(Ended::Reason(EndReason::UserEnded)))
+}
+
+/// Releases every key and button the input worker holds, if it runs.
+fn release_held(injector: &Option<Injector>) {
+    if let Some(i) = injector {
+        i.release_held();
+    }
+}
+
+/// Resolves when the input worker has room for another event.
+async fn room_for_input(injector: &Option<Injector>) {
+    match injector {
+        Some(i) => i.room().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves if the input worker's sink failed.
+async fn input_failure(
+    failure: &mut Option<crate::injector::InjectFailure>,
+) -> crate::sink::SinkError {
+    match failure {
+        Some(f) => f.wait().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The person's answer about viewer `id` (`timed_out`: no answer in time, a deny): tells it,

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol::control::{
-    ErrorCode, FromRelay, LiveSession, LogOffer, PeerInfo, PeerLeftReason, QueueEntry, RecordingPolicy,
-    RequestFiling, Role, SessionCode, TechnicianAccount, TechnicianPresence, TierLoad, ToRelay,
+    ErrorCode, FromRelay, LiveSession, LogOffer, PeerInfo, PeerLeftReason, QueueEntry,
+    RecordingPolicy, RequestFiling, Role, SessionCode, TechnicianAccount, TechnicianPresence,
+    TierLoad, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
 
@@ -856,7 +857,9 @@ impl RelayConnection {
     /// Joins live session `session` to monitor it (a logged-in lead), as
     /// [`RelayConnection::join`] joins by code.
     pub async fn monitor(&mut self, session: String) -> Result<PeerInfo, LinkError> {
-        self.control_send.send(&ToRelay::Monitor { session }).await?;
+        self.control_send
+            .send(&ToRelay::Monitor { session })
+            .await?;
         self.take_pairing().await
     }
 

@@ -597,7 +597,10 @@ pub enum FromRelay {
     /// lead monitors). The agent opens another connection and sends [`ToRelay::Attach`] with
     /// `ticket` within [`ATTACH_SECS`]; the user is asked about the newcomer as for any
     /// technician.
-    Invite { ticket: String, joining: Joining },
+    Invite {
+        ticket: String,
+        joining: Joining,
+    },
     /// Answer to [`ToRelay::Escalate`], [`ToRelay::Hold`] and [`ToRelay::Resolve`]: done, in
     /// words for the technician and the user ("escalated to tier 2").
     RequestPassed {

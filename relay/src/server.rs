@@ -634,7 +634,10 @@ async fn invite(
         ticket: ticket.clone(),
         joining,
     }) {
-        Ok(()) => tokio::time::timeout(limit, rx).await.ok().and_then(Result::ok),
+        Ok(()) => tokio::time::timeout(limit, rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
         Err(_) => None,
     };
     attaching().remove(&ticket);

@@ -381,7 +381,7 @@ pub async fn join(
     );
     report.event(
         "paired",
-        json!({ "peer": who, "software": software }),
+        json!({ "peer": who, "software": software, "session": session_id }),
         format!("Joined {what} with {who} ({software})."),
     );
     if let Some(entry) = &conn.request {

@@ -244,6 +244,10 @@ fn describe(record: &Record) -> String {
             "session opened: technician {} with agent {}",
             o.technician.description, o.agent.description
         ),
+        Record::ParticipantJoined(p) if p.participant.software.is_empty() => format!(
+            "{} joined: {}",
+            p.participant.role, p.participant.description
+        ),
         Record::ParticipantJoined(p) => format!(
             "{} joined: {} ({})",
             p.participant.role, p.participant.description, p.participant.software

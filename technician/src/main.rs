@@ -576,7 +576,11 @@ fn request_line(r: &protocol::control::QueueEntry, waited: &dyn Fn(u64) -> Strin
     }
     if let Some(h) = &r.handoff {
         let how = if h.held { "held by" } else { "escalated by" };
-        line.push_str(&format!("\n         {how} {}: \"{}\"", p(&h.by), p(&h.note)));
+        line.push_str(&format!(
+            "\n         {how} {}: \"{}\"",
+            p(&h.by),
+            p(&h.note)
+        ));
     }
     line
 }

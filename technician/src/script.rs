@@ -25,7 +25,8 @@
 //! # with several technicians in one session
 //! handover NAME         give control to another technician the user allowed control
 //! takeover              take control (a lead who joined with `technician monitor`)
-//! wait-control NAME MS  wait until NAME holds control (`me`: you), or fail after MS
+//! wait-control WHO MS   wait until WHO holds control (a name, `me`, or `other`: anyone but
+//!                       you), or fail after MS
 //! ```
 //!
 //! The whole script is checked before the session starts; an error names its line.
@@ -71,11 +72,22 @@ pub enum Action {
     HandOver(String),
     /// Take control (a lead monitoring the session).
     TakeOver,
-    /// Wait until this participant (`None`: this technician) holds control, failing after `ms`.
+    /// Wait until `who` holds control, failing after `ms`.
     WaitControl {
-        name: Option<String>,
+        who: Holder,
         ms: u64,
     },
+}
+
+/// Whom a script waits for to hold control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// This technician.
+    Me,
+    /// Anyone but this technician.
+    Other,
+    /// The technician of this account name.
+    Named(String),
 }
 
 /// An action and the line it came from.
@@ -237,11 +249,16 @@ fn parse_line(line: &str) -> Result<Action, String> {
         }
         "takeover" => Action::TakeOver,
         "wait-control" => {
-            let who = words
-                .next()
-                .ok_or("`wait-control` needs a technician's name (or `me`) and a time in ms")?;
+            let who = words.next().ok_or(
+                "`wait-control` needs who (a technician's name, `me` or `other`) and a time in ms",
+            )?;
+            let who = match who {
+                "me" => Holder::Me,
+                "other" => Holder::Other,
+                name => Holder::Named(name.to_string()),
+            };
             Action::WaitControl {
-                name: (who != "me").then(|| who.to_string()),
+                who,
                 ms: number(words.next(), "duration in ms")?,
             }
         }
@@ -429,7 +446,7 @@ mod tests {
     #[test]
     fn control_steps_name_a_technician() {
         let steps = parse(
-            "handover ana\ntakeover\nwait-control ana 5000\nwait-control me 100\n",
+            "handover ana\ntakeover\nwait-control ana 5000\nwait-control me 100\nwait-control other 9\n",
             "s",
         )
         .unwrap();
@@ -440,10 +457,17 @@ mod tests {
                 Action::HandOver("ana".into()),
                 Action::TakeOver,
                 Action::WaitControl {
-                    name: Some("ana".into()),
+                    who: Holder::Named("ana".into()),
                     ms: 5000
                 },
-                Action::WaitControl { name: None, ms: 100 },
+                Action::WaitControl {
+                    who: Holder::Me,
+                    ms: 100
+                },
+                Action::WaitControl {
+                    who: Holder::Other,
+                    ms: 9
+                },
             ]
         );
         assert!(parse("handover\n", "f").is_err());

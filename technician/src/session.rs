@@ -36,7 +36,7 @@ use tracing::debug;
 
 use crate::desk::DeskAction;
 use crate::record::Recorder;
-use crate::script::{self, Action, Step};
+use crate::script::{self, Action, Holder, Step};
 use crate::viewer::{self, Damage, Viewer};
 use protocol::input::InputEvent;
 
@@ -413,7 +413,9 @@ impl Company {
                 list.len()
             ));
         }
-        if list.iter().filter(|p| p.controls).count() > 1 || list.iter().filter(|p| p.you).count() != 1 {
+        if list.iter().filter(|p| p.controls).count() > 1
+            || list.iter().filter(|p| p.you).count() != 1
+        {
             return Err("the agent's list of participants does not add up (two in control, or not this technician once)".into());
         }
         let list: Vec<Participant> = list
@@ -428,7 +430,9 @@ impl Company {
             description: format!("{} (tier {})", p.name, p.tier),
             software: String::new(),
         };
-        let has = |l: &[Participant], p: &Participant| l.iter().any(|q| q.name == p.name && q.you == p.you);
+        let has = |l: &[Participant], p: &Participant| {
+            l.iter().any(|q| q.name == p.name && q.you == p.you)
+        };
         for p in list.iter().filter(|p| !p.you && !has(&self.list, p)) {
             record(&opts.recorder, |r| r.participant(&who(p), None));
             report.event(
@@ -438,7 +442,9 @@ impl Company {
             );
         }
         for p in self.list.iter().filter(|p| !p.you && !has(&list, p)) {
-            record(&opts.recorder, |r| r.participant(&who(p), Some("left the session")));
+            record(&opts.recorder, |r| {
+                r.participant(&who(p), Some("left the session"))
+            });
             report.event(
                 "participant_left",
                 json!({ "technician": p.name }),
@@ -458,7 +464,9 @@ impl Company {
                 json!({ "technician": change.holder, "me": change.recorder_holds }),
                 match (&change.holder, change.recorder_holds) {
                     (Some(_), true) => "You hold control of the remote screen now.".to_string(),
-                    (Some(n), false) => format!("{n} holds control now; you observe (your input is not passed on)."),
+                    (Some(n), false) => {
+                        format!("{n} holds control now; you observe (your input is not passed on).")
+                    }
                     (None, _) => "Nobody holds control now.".to_string(),
                 },
             );
@@ -580,19 +588,21 @@ async fn play(
                 .send(PeerMessage::TakeOver)
                 .await
                 .map_err(|_| at("the session ended".into()))?,
-            Action::WaitControl { name, ms } => {
-                let holds = |c: &ControlNow| match name {
-                    None => c.me,
-                    Some(n) => c.holder.as_deref() == Some(n.as_str()),
+            Action::WaitControl { who, ms } => {
+                let holds = |c: &ControlNow| match who {
+                    Holder::Me => c.me,
+                    Holder::Other => c.holder.is_some() && !c.me,
+                    Holder::Named(n) => c.holder.as_deref() == Some(n.as_str()),
                 };
                 let limit = Duration::from_millis(*ms);
                 let waited = tokio::time::timeout(limit, control.wait_for(holds)).await;
                 if !matches!(waited, Ok(Ok(_))) {
-                    let who = name.as_deref().unwrap_or("you");
-                    return Err(at(format!(
-                        "{who} did not hold control within {} ms",
-                        ms
-                    )));
+                    let who = match who {
+                        Holder::Me => "you",
+                        Holder::Other => "another technician",
+                        Holder::Named(n) => n,
+                    };
+                    return Err(at(format!("{who} did not hold control within {ms} ms")));
                 }
             }
             _ => {}

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 pub use harness::process::Ran;
 
+pub mod desk;
 pub mod x11;
 
 /// `target/<profile>/NAME`, checked to exist.
@@ -289,6 +290,16 @@ impl Relay {
             Side::Technician => Host::Technician,
         };
         self.net.as_deref().map(|n| n.netns(host))
+    }
+
+    /// For a relay in a network: the relay's own namespace, and the arguments a peer there
+    /// needs to reach it directly, over no shaped link.
+    pub fn beside(&self) -> (Option<&harness::netns::Netns>, Vec<String>) {
+        let net = self.net.as_deref().expect("beside: a relay in a network");
+        (
+            Some(net.netns(Host::Relay)),
+            self.peer_args_at(harness::network::RELAY_LISTEN.to_string()),
+        )
     }
 
     /// Arguments a peer on `side` needs to reach this relay.

@@ -138,6 +138,23 @@ impl Xvfb {
     }
 }
 
+impl Xvfb {
+    /// Starts `noisewin` on this display: a window of fresh noise `fps` times a second.
+    pub fn noise_window(&self, x: i32, y: i32, w: u32, h: u32, fps: u32) -> Proc {
+        let args = [
+            x.to_string(),
+            y.to_string(),
+            w.to_string(),
+            h.to_string(),
+            fps.to_string(),
+        ];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut win = Proc::spawn_env("noisewin", &refs, &[("DISPLAY", &self.display)], false);
+        win.wait_event("ready", PROMPT);
+        win
+    }
+}
+
 /// Reads a PNG written by the technician as RGB rows.
 pub fn png_rgb(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
     let dec = png::Decoder::new(std::io::BufReader::new(

@@ -5,6 +5,7 @@
 use link::client::QueueNews;
 use link::{LinkError, RelayConnection};
 use protocol::control::{ErrorCode, RequestFiling, Role};
+use tests::desk::{log_in_as, log_text, request_help, take_next};
 use tests::{Relay, PROMPT};
 
 fn filing(what: &str) -> RequestFiling {
@@ -181,7 +182,7 @@ fn an_agent_asking_for_help_is_taken_from_the_queue_and_both_see_one_verificatio
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
     relay.ensure_technician();
-    let mut agent = request_help(&relay, &["--ticket", "T-7"]);
+    let mut agent = request_help(&relay, "control", &["--ticket", "T-7"]);
     let queued = agent.wait_event("queued", PROMPT);
     assert_eq!(queued["position"], 1, "{queued}");
 
@@ -418,117 +419,19 @@ async fn routing_offers_declines_and_times_out_and_the_report_counts_the_close_a
     );
 }
 
-/// Logs `name` (an account of `tier`, created here) in with its own logins file; returns the
-/// file.
-fn log_in_as(relay: &Relay, dir: &std::path::Path, name: &str, tier: u8) -> String {
-    let t = tier.to_string();
-    let r = relay.user(
-        &["add", name, "--tier", &t],
-        &format!("{}\n", tests::TECHNICIAN_PASSWORD),
-    );
-    assert!(r.success, "relay user add {name}: {}", r.text());
-    let tokens = dir
-        .join(format!("{name}-tokens.json"))
-        .display()
-        .to_string();
-    let mut args = vec!["login".to_string(), "--user".into(), name.into()];
-    args.extend(relay.peer_args());
-    args.extend(["--tokens", &tokens, "--json"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = tests::run(
-        "technician",
-        &refs,
-        &format!("{}\n", tests::TECHNICIAN_PASSWORD),
-    );
-    assert!(r.success, "technician login as {name}: {}", r.text());
-    tokens
-}
-
-/// `agent --request` for "the printer stops after each page", with `extra` arguments, sharing
-/// the corpus file `typing.scrn` with control allowed.
-fn request_help(relay: &Relay, extra: &[&str]) -> tests::Proc {
-    request_help_answering(relay, "control", extra)
-}
-
-/// As [`request_help`], with `--consent consent`; with `ask`, the test answers on the agent's
-/// standard input.
-fn request_help_answering(relay: &Relay, consent: &str, extra: &[&str]) -> tests::Proc {
-    let source = format!("corpus:{}", tests::data("typing.scrn").display());
-    let mut args = relay.peer_args();
-    args.extend(
-        [
-            "--json",
-            "--consent",
-            consent,
-            "--source",
-            &source,
-            "--request",
-            "the printer stops after each page",
-        ]
-        .map(String::from),
-    );
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    tests::Proc::spawn_env("agent", &refs, &[], consent == "ask")
-}
-
-/// `technician take --next` with a logins file, an input script and `extra` arguments;
-/// recorded into `dir/logs`.
-fn take_next(
-    relay: &Relay,
-    dir: &std::path::Path,
-    tokens: &str,
-    script: &str,
-    extra: &[&str],
-) -> tests::Proc {
-    let file = dir.join(format!("script-{}.txt", rand_suffix()));
-    std::fs::write(&file, script).unwrap();
-    let logs = dir.join("logs").display().to_string();
-    let file = file.display().to_string();
-    let mut args = vec!["take".to_string(), "--next".to_string()];
-    args.extend(relay.peer_args());
-    args.extend(
-        [
-            "--tokens",
-            tokens,
-            "--json",
-            "--log-dir",
-            &logs,
-            "--input-script",
-            &file,
-        ]
-        .map(String::from),
-    );
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    tests::Proc::spawn("technician", &refs)
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
-}
-
-/// What `technician log show` prints of a log.
-fn log_text(path: &str) -> String {
-    let r = tests::run("technician", &["log", "show", path], "");
-    assert!(r.success, "technician log show {path}: {}", r.text());
-    r.stdout
-}
-
-/// Escalation the whole way with the real programs: tier 1 takes the request and escalates it
-/// to tier 2 with a note; the agent goes back to the queue with it; tier 2 takes it, reads the
+/// Escalation the whole way with the real programs: tier 1 takes the request, escalates it
+/// to tier 2 with a note and leaves; the agent goes back to the queue with it; tier 2 takes it, reads the
 /// note, is let in by the user, and closes it as resolved; the user answers the survey. Both
 /// session logs hold the steps, and `relay report` counts the escalation and the survey.
 #[test]
 fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveyed() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let tom = log_in_as(&relay, dir.path(), "tom", 1);
-    let ana = log_in_as(&relay, dir.path(), "ana", 2);
+    let tom = log_in_as(&relay, dir.path(), "tom", 1, &[]);
+    let ana = log_in_as(&relay, dir.path(), "ana", 2, &[]);
     let mut agent = request_help(
         &relay,
+        "control",
         &[
             "--survey",
             "4",
@@ -543,7 +446,7 @@ fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveye
         &relay,
         dir.path(),
         &tom,
-        "wait-change 5000\nescalate 2 the driver needs an administrator\n",
+        "wait-change 5000\nescalate 2 the driver needs an administrator\nend\n",
         &[],
     );
     let passed = first.wait_event("request_passed", PROMPT);
@@ -655,8 +558,8 @@ fn an_escalated_request_reaches_tier_two_with_its_note_and_is_closed_and_surveye
 fn a_request_closed_without_anything_shared_asks_no_survey() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let tom = log_in_as(&relay, dir.path(), "tom", 1);
-    let mut agent = request_help_answering(&relay, "ask", &["--survey", "4"]);
+    let tom = log_in_as(&relay, dir.path(), "tom", 1, &[]);
+    let mut agent = request_help(&relay, "ask", &["--survey", "4"]);
     agent.wait_event("queued", PROMPT);
     let mut tech = take_next(&relay, dir.path(), &tom, "resolve\n", &[]);
     agent.wait_event("consent_request", PROMPT);

@@ -434,10 +434,7 @@ fn consent(
         }));
         match joining {
             Some(Joining::Escalation { by, note }) => {
-                ui.label(cat.fmt(
-                    "consent-escalated",
-                    &[("by", fit(by, NAME_CHARS).into())],
-                ));
+                ui.label(cat.fmt("consent-escalated", &[("by", fit(by, NAME_CHARS).into())]));
                 if !note.is_empty() {
                     ui.label(RichText::new(fit(note, REASON_CHARS)).italics());
                 }
@@ -531,8 +528,7 @@ fn bar(
             ui.vertical(|ui| {
                 ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
                 if !others.is_empty() {
-                    let names: Vec<String> =
-                        others.iter().map(|n| fit(n, NAME_CHARS)).collect();
+                    let names: Vec<String> = others.iter().map(|n| fit(n, NAME_CHARS)).collect();
                     ui.label(cat.fmt("bar-also", &[("names", names.join(", ").into())]));
                 }
             });

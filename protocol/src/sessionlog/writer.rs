@@ -14,8 +14,8 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::record::{
-    encode_body, max_body, BodyRef, CloseReason, DeskStep, ErrorNote, Participant,
-    ControlChange, ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
+    encode_body, max_body, BodyRef, CloseReason, ControlChange, DeskStep, ErrorNote, Participant,
+    ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
     KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};

@@ -515,7 +515,9 @@ impl Help {
                     started_unix_ms: l.started_at,
                 })
                 .collect();
-            sessions.sort_by(|a, b| (a.started_unix_ms, &a.session).cmp(&(b.started_unix_ms, &b.session)));
+            sessions.sort_by(|a, b| {
+                (a.started_unix_ms, &a.session).cmp(&(b.started_unix_ms, &b.session))
+            });
             sessions.truncate(QUEUE_SHOWN);
             out.push(FromRelay::Dashboard {
                 tiers,
@@ -923,8 +925,7 @@ pub(super) async fn take(
                     .desk
                     .visible(&name, tier)
                     .find(|r| {
-                        st.reachable(r.id)
-                            && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
+                        st.reachable(r.id) && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
                     })
                     .map(|r| r.id)
                     .ok_or_else(|| refusal(DeskError::NoneWaiting(tier)))?,
@@ -1050,7 +1051,8 @@ pub(super) async fn pass_on(
 
 /// The session of help request `id` that `name` took has ended: unless they passed it on or
 /// closed it, it is closed as not resolved (someone ended it on purpose) or goes back to its
-/// queue (a connection died, the relay is stopping).
+/// queue (a connection died, the relay is stopping, or another technician is still with the
+/// user: an escalation's next technician the user turned away, or who left first).
 pub(super) async fn session_over(shared: &Shared, id: u64, name: &str, on_purpose: Option<String>) {
     let name = name.to_string();
     let done = shared
@@ -1064,7 +1066,13 @@ pub(super) async fn session_over(shared: &Shared, id: u64, name: &str, on_purpos
                 return Ok(((), false));
             }
             let at = now_ms();
+            let others_stay = st.live_requests.contains_key(&id);
             let event = match on_purpose {
+                _ if others_stay => st.desk.give_back(
+                    id,
+                    "the next technician left while another stays with the user",
+                    at,
+                ),
                 Some(why) => st.desk.close(id, &name, false, &why, at),
                 None => st
                     .desk

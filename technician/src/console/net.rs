@@ -515,7 +515,9 @@ async fn watch_queue(
                             expires_in_secs,
                             now_unix_ms: now_unix_ms(),
                         },
-                        DeskNews::Dashboard { tiers, technicians } => {
+                        DeskNews::Dashboard {
+                            tiers, technicians, ..
+                        } => {
                             Event::Dashboard(Dashboard { tiers, technicians })
                         }
                     }),
