@@ -396,9 +396,20 @@ pub struct ControlNow {
 #[derive(Default)]
 struct Company {
     list: Vec<Participant>,
+    /// A list came: from then on it alone says who holds control (a consent change and the
+    /// list that goes with it arrive one after the other).
+    listed: bool,
 }
 
 impl Company {
+    /// The agent's consent for this technician: whether it holds control, while the session has
+    /// no list of participants.
+    fn consent(&self, state: ConsentState, control: &watch::Sender<ControlNow>) {
+        if !self.listed {
+            control.send_modify(|c| c.me = state == ConsentState::Control);
+        }
+    }
+
     /// Takes in the agent's new list (`Err`: one no agent sends).
     fn update(
         &mut self,
@@ -477,6 +488,7 @@ impl Company {
         });
         opts.tell(SessionEvent::Participants(list.clone()));
         self.list = list;
+        self.listed = true;
         Ok(())
     }
 }
@@ -716,7 +728,7 @@ pub async fn run(
                 }
                 record(&opts.recorder, |r| r.consent(state));
                 opts.tell(SessionEvent::Consent(state));
-                control_tx.send_modify(|c| c.me = state == ConsentState::Control);
+                company.consent(state, &control_tx);
                 report_consent(report, state)
             }
             Some(PeerMessage::Participants(list)) => {
@@ -903,7 +915,7 @@ pub async fn run(
                     }
                     record(&opts.recorder, |r| r.consent(state));
                     opts.tell(SessionEvent::Consent(state));
-                    control_tx.send_modify(|c| c.me = state == ConsentState::Control);
+                    company.consent(state, &control_tx);
                     report_consent(report, state)
                 }
                 Ok(Some(PeerMessage::Participants(list))) => {
