@@ -388,7 +388,7 @@ pub async fn run(
     };
     join(&mut room, &mut viewers, first, meeting, peer, None);
 
-    // Started with the first input to inject. However the session ends (also by an error on the
+    // Started once someone is first given control. However the session ends (also by an error on the
     // way out, `?`), dropping the injector releases every key and button the technician held
     // (see `crate::injector`).
     let mut sink = Some(sink);
@@ -418,6 +418,16 @@ pub async fn run(
     loop {
         if room.members.is_empty() {
             break;
+        }
+        // The input worker starts once someone is first given control.
+        if room.owner.is_some() {
+            if let Some(sink) = sink.take() {
+                let (i, f) = Injector::start(sink, gate.clone()).map_err(|e| {
+                    LinkError::Protocol(format!("cannot start the input thread: {e}"))
+                })?;
+                injector = Some(i);
+                inject_failure = Some(f);
+            }
         }
 
         // The next question, when none is open.
@@ -513,14 +523,6 @@ pub async fn run(
                     }
                     FromViewer::Input(mut event) => {
                         if room.controls(id) && gate.is_open() {
-                            // The input worker starts with the first event to inject.
-                            if let Some(sink) = sink.take() {
-                                let (i, f) = Injector::start(sink, gate.clone()).map_err(|e| {
-                                    LinkError::Protocol(format!("cannot start the input thread: {e}"))
-                                })?;
-                                injector = Some(i);
-                                inject_failure = Some(f);
-                            }
                             truncated.add(cap_text(&mut event), room.report);
                             pending = injector.as_ref().and_then(|i| i.offer(event).err());
                         } else {
@@ -880,5 +882,163 @@ impl Truncated {
         if self.events > 0 {
             self.report(report, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::control::TechnicianAccount;
+
+    fn room() -> Room {
+        Room {
+            members: BTreeMap::new(),
+            owner: None,
+            control_allowed: true,
+            report: Reporter::new(true),
+            status: StatusTx::none(),
+            gate: InputGate::new(),
+            dropped: 0,
+            sharing: true,
+        }
+    }
+
+    /// Adds technician `name` (joined as `joining`); returns its orders.
+    fn arrive(
+        room: &mut Room,
+        id: ViewerId,
+        name: &str,
+        joining: Option<Joining>,
+    ) -> tmpsc::UnboundedReceiver<ToViewer> {
+        let (orders, rx) = tmpsc::unbounded_channel();
+        let info = PeerInfo {
+            role: Role::Technician,
+            description: format!("technician {name}"),
+            software: "technician".into(),
+            account: Some(TechnicianAccount {
+                name: name.into(),
+                tier: 1,
+                organisation: "Example Support".into(),
+            }),
+        };
+        room.members.insert(
+            id,
+            Member {
+                info,
+                name: name.into(),
+                tier: 1,
+                joining,
+                admitted: false,
+                may_control: false,
+                told: None,
+                listed: false,
+                quiet: false,
+                relay_quiet: false,
+                unanswered: false,
+                orders,
+            },
+        );
+        rx
+    }
+
+    /// The consents a viewer was told, in order (lists passed over).
+    fn consents(rx: &mut tmpsc::UnboundedReceiver<ToViewer>) -> Vec<ConsentState> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let ToViewer::Consent(c) = o {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn holder(room: &Room) -> Option<String> {
+        room.owner.map(|id| room.name(id))
+    }
+
+    #[test]
+    fn the_first_allowed_control_holds_it_and_an_escalation_takes_it_once_allowed() {
+        let mut room = room();
+        let mut tom = arrive(&mut room, 0, "tom", None);
+        assert!(answer(&mut room, 0, ConsentState::Control, false));
+        assert_eq!(holder(&room), Some("tom".into()));
+        assert_eq!(consents(&mut tom), [ConsentState::Control]);
+        let escalation = Joining::Escalation {
+            by: "tom".into(),
+            note: "needs an administrator".into(),
+        };
+        let mut ana = arrive(&mut room, 1, "ana", Some(escalation));
+        // Let in to watch only: Tom keeps control.
+        assert!(!answer(&mut room, 1, ConsentState::ViewOnly, false));
+        assert_eq!(holder(&room), Some("tom".into()));
+        assert_eq!(consents(&mut ana), [ConsentState::ViewOnly]);
+        assert!(consents(&mut tom).is_empty());
+        // The same with control: it passes to Ana, and Tom is told he only views.
+        room.members.get_mut(&1).unwrap().admitted = false;
+        assert!(answer(&mut room, 1, ConsentState::Control, false));
+        assert_eq!(holder(&room), Some("ana".into()));
+        assert_eq!(consents(&mut tom), [ConsentState::ViewOnly]);
+        assert_eq!(consents(&mut ana), [ConsentState::Control]);
+    }
+
+    #[test]
+    fn a_lead_monitoring_observes_until_it_takes_over_and_control_passes_on_departure() {
+        let mut room = room();
+        let _tom = arrive(&mut room, 0, "tom", None);
+        answer(&mut room, 0, ConsentState::Control, false);
+        let mut lena = arrive(&mut room, 1, "lena", Some(Joining::Monitor));
+        assert!(!answer(&mut room, 1, ConsentState::Control, false));
+        assert_eq!(holder(&room), Some("tom".into()));
+        assert_eq!(consents(&mut lena), [ConsentState::ViewOnly]);
+        let view = arrive(&mut room, 2, "vic", Some(Joining::Monitor));
+        drop(view);
+        answer(&mut room, 2, ConsentState::ViewOnly, false);
+        // Tom leaves: the one there longest among those allowed control takes it (Lena, not
+        // Vic, who may only watch).
+        room.members.remove(&0);
+        room.owner = None;
+        assert!(room.pass_on_control("tom"));
+        assert_eq!(holder(&room), Some("lena".into()));
+        room.tell_all();
+        assert_eq!(consents(&mut lena), [ConsentState::Control]);
+        // Lena leaves too: nobody Vic could be given control to.
+        room.members.remove(&1);
+        room.owner = None;
+        room.pass_on_control("lena");
+        assert_eq!(holder(&room), None);
+    }
+
+    #[test]
+    fn a_denied_technician_is_sent_away_and_a_timed_out_one_counts_as_unanswered() {
+        let mut room = room();
+        let mut tom = arrive(&mut room, 0, "tom", None);
+        assert!(!answer(&mut room, 0, ConsentState::Denied, true));
+        assert_eq!(consents(&mut tom), [ConsentState::Denied]);
+        assert!(room.members[&0].unanswered);
+        assert!(!room.members[&0].admitted);
+        assert_eq!(holder(&room), None);
+    }
+
+    #[test]
+    fn lists_go_out_once_there_are_two_and_say_who_controls() {
+        let mut room = room();
+        let mut tom = arrive(&mut room, 0, "tom", None);
+        answer(&mut room, 0, ConsentState::Control, false);
+        let listed = |rx: &mut tmpsc::UnboundedReceiver<ToViewer>| {
+            let mut last = None;
+            while let Ok(o) = rx.try_recv() {
+                if let ToViewer::Participants(l) = o {
+                    last = Some(l);
+                }
+            }
+            last
+        };
+        assert_eq!(listed(&mut tom), None, "one technician needs no list");
+        let _ana = arrive(&mut room, 1, "ana", None);
+        answer(&mut room, 1, ConsentState::ViewOnly, false);
+        let list = listed(&mut tom).expect("a list once there are two");
+        assert_eq!(list.len(), 2);
+        assert!(list[0].you && list[0].controls && list[0].may_control);
+        assert!(!list[1].you && !list[1].controls && !list[1].may_control);
     }
 }
