@@ -12,6 +12,9 @@
 //! overflow into the next tier, go overdue, are abandoned when their agent stays away, and
 //! routing offers them to technicians and takes back offers not answered in time. Presence
 //! (who watches the queue, who is away, who is in how many sessions) is kept in memory.
+//!
+//! A thousand agents may wait and fifty technicians watch: after a change the places and the
+//! order of the queue are worked out once for all of them, and kept until the next event.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,12 +26,16 @@ use protocol::control::{
 use super::*;
 use crate::accounts::Technician;
 use crate::config::{DeskRules, Routing};
-use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError, Request, Target};
+use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError, Place, Request, Target};
 use crate::ledger::now_ms;
 use crate::limits::Source;
 
 /// How long an agent taking its request back waits for the session before to be wound up.
 const RESUME_WAIT: Duration = Duration::from_secs(3);
+
+/// How long the places worked out for the agents are used while the desk does not change (the
+/// expected wait moves with the clock).
+const PLACES_KEPT_MS: u64 = 1000;
 
 /// How often the desk's rules of time are applied.
 pub(super) const TICK: Duration = Duration::from_millis(250);
@@ -64,6 +71,25 @@ struct State {
     /// Waiting requests past their tier's overdue limit.
     overdue: HashSet<u64>,
     rules: DeskRules,
+    /// Every waiting request's place, and when it was worked out: worked out once for all the
+    /// agents told after a change, forgotten with the next event.
+    places: Option<(u64, HashMap<u64, Place>)>,
+    /// Every waiting request, oldest first: read once for all the watchers sent the queue after
+    /// a change, forgotten with the next event.
+    line: Option<Vec<InLine>>,
+}
+
+/// A waiting request as the watchers' queues are cut from it.
+struct InLine {
+    id: u64,
+    tier: u8,
+    reserved_for: Option<String>,
+}
+
+impl InLine {
+    fn open_to(&self, name: &str, tier: u8) -> bool {
+        crate::desk::open_to(self.tier, self.reserved_for.as_deref(), name, tier)
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -333,6 +359,8 @@ impl Help {
             next_watcher: 0,
             overdue: HashSet::new(),
             rules,
+            places: None,
+            line: None,
         };
         // Every session died with the relay that ran it: their requests wait again.
         let orphans: Vec<u64> = state.desk.in_hand().map(|r| r.id).collect();
@@ -405,26 +433,47 @@ impl Help {
 
     /// The request's place and how long it may wait yet, in seconds.
     fn place(&self, id: u64) -> Option<(u32, Option<u32>)> {
-        let state = self.lock();
-        let position = state.desk.position(id)? as u32;
-        let wait = state
-            .desk
-            .expected_wait(id, now_ms())
-            .map(|ms| (ms / 1000).min(u64::from(u32::MAX)) as u32);
-        Some((position, wait))
+        let mut state = self.lock();
+        let now = now_ms();
+        let (at, places) = match state.places.take() {
+            Some((at, places)) if now.saturating_sub(at) < PLACES_KEPT_MS => (at, places),
+            _ => (now, state.desk.places(now)),
+        };
+        let place = places.get(&id).copied();
+        state.places = Some((at, places));
+        let Place {
+            position,
+            expected_wait,
+        } = place?;
+        let wait = expected_wait.map(|ms| (ms / 1000).min(u64::from(u32::MAX)) as u32);
+        Some((position as u32, wait))
     }
 
     /// The queue technician `name` of `tier` sees, and the dashboard for leads.
     fn snapshot(&self, name: &str, tier: u8, lead: bool) -> Vec<FromRelay> {
-        let state = self.lock();
+        let mut state = self.lock();
+        if state.line.is_none() {
+            let line = state
+                .desk
+                .waiting()
+                .map(|r| InLine {
+                    id: r.id,
+                    tier: r.tier,
+                    reserved_for: r.reserved_for.clone(),
+                })
+                .collect();
+            state.line = Some(line);
+        }
+        let state = &*state;
         let mut requests = Vec::new();
         let mut more = 0u32;
-        for r in state.desk.visible(name, tier) {
+        let line = state.line.iter().flatten();
+        for r in line.filter(|r| r.open_to(name, tier)) {
             if requests.len() == QUEUE_SHOWN {
                 more += 1;
                 continue;
             }
-            requests.push(state.entry(r));
+            requests.extend(state.desk.get(r.id).map(|r| state.entry(r)));
         }
         let mut out = vec![FromRelay::Queue { requests, more }];
         if lead {
@@ -525,6 +574,8 @@ fn record(state: &mut State, event: &Event) -> Result<(), Refusal> {
     state.desk.check(event).map_err(refusal)?;
     state.journal.append(event).map_err(journal_refusal)?;
     state.desk.apply(event);
+    state.places = None;
+    state.line = None;
     Ok(())
 }
 
