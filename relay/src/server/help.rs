@@ -10,11 +10,15 @@
 //!
 //! A clock ([`Help::tick`], four times a second) applies the desk's rules of time: requests
 //! overflow into the next tier, go overdue, are abandoned when their agent stays away, and
-//! routing offers them to technicians and takes back offers not answered in time. Presence
-//! (who watches the queue, who is away, who is in how many sessions) is kept in memory.
+//! routing offers them to technicians and takes back offers not answered in time; and if the
+//! queue moved since the last tick, the waiting agents are told their places. Presence (who
+//! watches the queue, who is away, who is in how many sessions) is kept in memory, and only
+//! leads' dashboards follow it.
 //!
 //! A thousand agents may wait and fifty technicians watch: after a change the places and the
-//! order of the queue are worked out once for all of them, and kept until the next event.
+//! order of the queue are worked out once for all of them (and kept until the next event); a
+//! watcher is sent its queue a moment after a change, the changes of a burst as one, and only
+//! what changed of its queue and dashboard.
 
 use std::collections::{HashMap, HashSet};
 
@@ -32,6 +36,9 @@ use crate::limits::Source;
 
 /// How long an agent taking its request back waits for the session before to be wound up.
 const RESUME_WAIT: Duration = Duration::from_secs(3);
+
+/// How long after a change a watcher is sent its queue: the changes of a burst go as one.
+const NEWS_SETTLE: Duration = Duration::from_millis(15);
 
 /// How long the places worked out for the agents are used while the desk does not change (the
 /// expected wait moves with the clock).
@@ -311,8 +318,16 @@ impl State {
 /// The help-request side of the relay, shared by every connection.
 pub(super) struct Help {
     state: Arc<Mutex<State>>,
-    /// Counts changes of the queue: watchers wake on it.
+    /// Counts changes of the queue (and of which agents are connected): watchers wake on it.
     changed: watch::Sender<u64>,
+    /// Counts changes of the technicians' presence, which only leads' dashboards show: leads
+    /// wake on it.
+    presence: watch::Sender<u64>,
+    /// Counts the clock's ticks after which the queue had changed: waiting agents wake on it
+    /// to be told their place. The queue moves in bursts (a take, a new filing, a session's
+    /// end), and an agent is told its place once a tick at most, each place worked out once
+    /// for all of them.
+    moved: watch::Sender<u64>,
 }
 
 fn refusal(e: DeskError) -> Refusal {
@@ -379,6 +394,8 @@ impl Help {
         Ok(Self {
             state: Arc::new(Mutex::new(state)),
             changed: watch::channel(0).0,
+            presence: watch::channel(0).0,
+            moved: watch::channel(0).0,
         })
     }
 
@@ -386,8 +403,9 @@ impl Help {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn notify(&self) {
-        self.changed.send_modify(|n| *n += 1);
+    /// Tells the leads' dashboards that a technician's presence changed.
+    fn presence_changed(&self) {
+        self.presence.send_modify(|n| *n += 1);
     }
 
     /// Applies the desk's rules of time (see the module's words).
@@ -401,12 +419,15 @@ impl Help {
         if let Err(r) = ticked {
             warn!(error = %r.message, "the desk's rules of time failed");
         }
+        let changes = *self.changed.borrow();
+        self.moved
+            .send_if_modified(|told| std::mem::replace(told, changes) != changes);
     }
 
     /// Counts a session of technician `name` (of `tier`) until the guard is dropped.
     pub(super) fn session_begins(&self, name: &str, tier: u8) -> SessionCount<'_> {
         self.lock().person(name, tier).sessions += 1;
-        self.notify();
+        self.presence_changed();
         SessionCount {
             help: self,
             name: name.to_string(),
@@ -545,7 +566,7 @@ impl Drop for SessionCount<'_> {
         }
         st.forget_idle(&self.name);
         drop(st);
-        self.help.notify();
+        self.help.presence_changed();
     }
 }
 
@@ -565,7 +586,7 @@ impl Drop for Watching<'_> {
             st.forget_idle(&w.name);
         }
         drop(st);
-        self.help.notify();
+        self.help.presence_changed();
     }
 }
 
@@ -682,7 +703,7 @@ pub(super) async fn requester(
         },
     )
     .await?;
-    let mut changed = help.changed.subscribe();
+    let mut moved = help.moved.subscribe();
     let mut shutdown = shared.shutdown.clone();
     let mine = conn.stable_id();
     // Forgets this connection as the request's agent, unless a newer one took its place.
@@ -709,7 +730,7 @@ pub(super) async fn requester(
                     ))
                 }
             },
-            _ = changed.changed() => {
+            _ = moved.changed() => {
                 if let Some((now, expected_wait_secs)) = help.place(id) {
                     if now != place {
                         place = now;
@@ -795,19 +816,27 @@ pub(super) async fn watch(
             },
         );
         drop(st);
-        help.notify();
+        help.presence_changed();
         Watching { help, key }
     };
     let mut changed = help.changed.subscribe();
-    for m in help.snapshot(name, tier, lead) {
-        send(out, m).await?;
-    }
+    let mut presence = help.presence.subscribe();
+    let mut shown = Vec::new();
+    send_news(out, help.snapshot(name, tier, lead), &mut shown).await?;
+    let mut due = None;
     loop {
         tokio::select! {
-            _ = changed.changed() => {
-                for m in help.snapshot(name, tier, lead) {
-                    send(out, m).await?;
-                }
+            _ = changed.changed(), if due.is_none() => {
+                due = Some(tokio::time::Instant::now() + NEWS_SETTLE);
+            }
+            _ = presence.changed(), if lead && due.is_none() => {
+                due = Some(tokio::time::Instant::now() + NEWS_SETTLE);
+            }
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                due = None;
+                changed.borrow_and_update();
+                presence.borrow_and_update();
+                send_news(out, help.snapshot(name, tier, lead), &mut shown).await?;
             }
             Some(id) = offers.recv() => {
                 if let Some(offer) = help.offer(id, name) {
@@ -818,7 +847,7 @@ pub(super) async fn watch(
                 Read::Msg(ToRelay::Take { request }) => return Ok(Some(request)),
                 Read::Msg(ToRelay::SetPresence { away }) => {
                     help.lock().person(name, tier).away = away;
-                    help.notify();
+                    help.presence_changed();
                 }
                 Read::Msg(ToRelay::Decline { request }) => {
                     let who = name.to_string();
@@ -841,6 +870,21 @@ pub(super) async fn watch(
             },
         }
     }
+}
+
+/// Sends each of the queue and the dashboard `now` that differs from what was `shown` last.
+async fn send_news(
+    out: &mut FramedSend<FromRelay>,
+    now: Vec<FromRelay>,
+    shown: &mut Vec<FromRelay>,
+) -> Result<(), Refusal> {
+    for (i, m) in now.iter().enumerate() {
+        if shown.get(i) != Some(m) {
+            send(out, m.clone()).await?;
+        }
+    }
+    *shown = now;
+    Ok(())
 }
 
 /// Takes `request` (or the oldest the account may take whose agent is connected and that is
