@@ -36,7 +36,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::procstat;
-use crate::relay::{open_pair, relay_binary, settled_rss, within, RelayProcess};
+use crate::relay::{
+    client_endpoints, open_many, open_pair, relay_binary, settled_rss, within, RelayProcess,
+};
 use crate::report::{progress, Report};
 use crate::sealing::session_keys;
 
@@ -507,50 +509,32 @@ impl DirectServer {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-fn endpoints(relay: SocketAddr, pin: Fingerprint, n: usize) -> anyhow::Result<Vec<Endpoint>> {
-    (0..n)
-        .map(|_| link::client::client_endpoint(relay, pin).context("cannot open a client endpoint"))
-        .collect()
-}
-
 /// Opens `count` sessions through the relay, [`OPEN_CONCURRENCY`] at a time, with their
 /// session streams started.
 async fn open_relayed(relay: &RelayProcess, count: u32) -> anyhow::Result<Vec<Ready>> {
-    let agents = endpoints(relay.addr, relay.fingerprint, ENDPOINTS)?;
-    let technicians = endpoints(relay.addr, relay.fingerprint, ENDPOINTS)?;
-    let mut ready = Vec::with_capacity(count as usize);
-    let mut pending = JoinSet::new();
-    let mut started = 0u32;
-    while started < count || !pending.is_empty() {
-        while started < count && pending.len() < OPEN_CONCURRENCY {
-            let i = started as usize;
-            let (a, t) = (
-                agents[i % ENDPOINTS].clone(),
-                technicians[i % ENDPOINTS].clone(),
-            );
-            let (addr, token) = (relay.addr, relay.token.clone());
-            pending.spawn(async move {
-                within(Duration::from_secs(30), "pairing a session", async {
-                    let (agent, technician) = open_pair(&a, &t, addr, &token).await?;
-                    start_session(Pair {
-                        agent: agent.connection.clone(),
-                        technician: technician.connection.clone(),
-                        _hold: Some((agent, technician)),
-                    })
-                    .await
+    let agents = client_endpoints(relay.addr, relay.fingerprint, ENDPOINTS)?;
+    let technicians = client_endpoints(relay.addr, relay.fingerprint, ENDPOINTS)?;
+    open_many(BENCH, count, OPEN_CONCURRENCY, "sessions paired", |i| {
+        let i = i as usize;
+        let (a, t) = (
+            agents[i % ENDPOINTS].clone(),
+            technicians[i % ENDPOINTS].clone(),
+        );
+        let (addr, token) = (relay.addr, relay.token.clone());
+        async move {
+            within(Duration::from_secs(30), "pairing a session", async {
+                let (agent, technician) = open_pair(&a, &t, addr, &token).await?;
+                start_session(Pair {
+                    agent: agent.connection.clone(),
+                    technician: technician.connection.clone(),
+                    _hold: Some((agent, technician)),
                 })
                 .await
-            });
-            started += 1;
+            })
+            .await
         }
-        if let Some(done) = pending.join_next().await {
-            ready.push(done.context("a pairing task failed")??);
-            if ready.len() % 100 == 0 {
-                progress(BENCH, format!("{} of {count} sessions paired", ready.len()));
-            }
-        }
-    }
-    Ok(ready)
+    })
+    .await
 }
 
 async fn open_direct(server: &DirectServer, count: u32) -> anyhow::Result<Vec<Ready>> {

@@ -1,7 +1,7 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
 //! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `record.rs`, `e2e.rs`,
-//! `network.rs`); the shared report format
+//! `network.rs`, `load.rs`, `desk.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod codec;
+mod desk;
 mod e2e;
 mod load;
 mod network;
@@ -59,6 +60,12 @@ enum Bench {
     /// beside stalled attackers and direct sessions under the same load: relay CPU and memory
     /// per session, added latency, sessions lost (needs `cargo build --release -p relay` first)
     Load(load::Args),
+    /// The support desk under load: a thousand help requests waiting (their agents connected)
+    /// and fifty technicians watching the queue through one relay process; claims a second and
+    /// claim latency (by id and the next, beside joining by code), the time until every watcher
+    /// sees a new request (beside a bare control-plane round trip), and the relay's memory
+    /// (needs `cargo build --release -p relay` first)
+    Desk(desk::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +97,7 @@ fn main() -> ExitCode {
             Bench::Relay(args) => relay::run(args).await,
             Bench::E2e(args) => e2e::run(args).await,
             Bench::Load(args) => load::run(args).await,
+            Bench::Desk(args) => desk::run(args).await,
             Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
                 unreachable!("run above, outside the runtime")
             }

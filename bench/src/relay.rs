@@ -656,6 +656,49 @@ pub(crate) async fn within<T>(
     }
 }
 
+/// Runs `open(i)` for each `i` in `0..count`, `concurrency` at a time, and returns what they
+/// opened, in the order they finished; says how many are done every hundred (`done`: "sessions
+/// paired").
+pub(crate) async fn open_many<T, Fut>(
+    bench: &str,
+    count: u32,
+    concurrency: usize,
+    done: &str,
+    open: impl Fn(u32) -> Fut,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let mut opened = Vec::with_capacity(count as usize);
+    let mut pending = JoinSet::new();
+    let mut started = 0u32;
+    while started < count || !pending.is_empty() {
+        while started < count && pending.len() < concurrency {
+            pending.spawn(open(started));
+            started += 1;
+        }
+        if let Some(finished) = pending.join_next().await {
+            opened.push(finished.context("an opening task failed")??);
+            if opened.len() % 100 == 0 {
+                progress(bench, format!("{} of {count} {done}", opened.len()));
+            }
+        }
+    }
+    Ok(opened)
+}
+
+/// `n` client endpoints for connections to the relay at `relay`, which they pin.
+pub(crate) fn client_endpoints(
+    relay: SocketAddr,
+    pin: Fingerprint,
+    n: usize,
+) -> anyhow::Result<Vec<Endpoint>> {
+    (0..n)
+        .map(|_| link::client::client_endpoint(relay, pin).context("cannot open a client endpoint"))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The relay process
 
@@ -752,6 +795,11 @@ impl RelayProcess {
             token: Arc::from(token),
             _data_dir: data_dir,
         })
+    }
+
+    /// Its data directory (its database: accounts, desk, ledger).
+    pub(crate) fn data_dir(&self) -> &Path {
+        self._data_dir.path()
     }
 
     /// Stops the relay: SIGTERM, then SIGKILL if it has not exited within two seconds.
@@ -1007,7 +1055,7 @@ struct Latency {
 }
 
 /// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
@@ -1149,14 +1197,12 @@ async fn idle_sessions(relay_bin: &Path, sessions: u32) -> anyhow::Result<IdleMe
         .context("cannot open the agents' endpoint")?;
     let tech_ep = link::client::client_endpoint(relay.addr, relay.fingerprint)
         .context("cannot open the technicians' endpoint")?;
-    let mut open = Vec::with_capacity(sessions as usize + 1);
     let first = within(
         Duration::from_secs(10),
         "pairing the first session",
         async { Ok(open_pair(&agent_ep, &tech_ep, relay.addr, &relay.token).await?) },
     )
     .await?;
-    open.push(first);
     let before_kib = settled_rss(relay.pid).await?;
     let clients_before_kib = procstat::rss_kib(std::process::id())?;
 
@@ -1167,27 +1213,19 @@ async fn idle_sessions(relay_bin: &Path, sessions: u32) -> anyhow::Result<IdleMe
             sessions * 2
         ),
     );
-    let mut pending = JoinSet::new();
-    let mut started = 0u32;
-    while started < sessions || !pending.is_empty() {
-        while started < sessions && pending.len() < OPEN_CONCURRENCY {
-            let (a, t, addr) = (agent_ep.clone(), tech_ep.clone(), relay.addr);
-            let token = relay.token.clone();
-            pending.spawn(async move {
-                within(Duration::from_secs(20), "pairing a session", async {
-                    Ok(open_pair(&a, &t, addr, &token).await?)
-                })
-                .await
-            });
-            started += 1;
+    let mut open = open_many(BENCH, sessions, OPEN_CONCURRENCY, "sessions paired", |i| {
+        let (a, t, addr) = (agent_ep.clone(), tech_ep.clone(), relay.addr);
+        let token = relay.token.clone();
+        async move {
+            within(Duration::from_secs(20), "pairing a session", async {
+                Ok(open_pair(&a, &t, addr, &token).await?)
+            })
+            .await
+            .with_context(|| format!("cannot open idle session {i} of {sessions}"))
         }
-        if let Some(done) = pending.join_next().await {
-            let pair = done.context("a pairing task failed")?.with_context(|| {
-                format!("cannot open idle session {} of {sessions}", open.len())
-            })?;
-            open.push(pair);
-        }
-    }
+    })
+    .await?;
+    open.push(first);
     progress(BENCH, "memory: letting the relay settle");
     let after_kib = settled_rss(relay.pid).await?;
     let clients_after_kib = procstat::rss_kib(std::process::id())?;

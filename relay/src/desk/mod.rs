@@ -20,7 +20,7 @@
 //! the event to store and apply, or why they cannot be done. Times are milliseconds since the
 //! Unix epoch, given by the caller. [`report`] computes the desk's figures from the events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rusqlite::{params, Connection};
@@ -273,8 +273,14 @@ pub struct Request {
 impl Request {
     /// Whether a technician named `name` of `tier` may see and take it while it waits.
     pub fn open_to(&self, name: &str, tier: u8) -> bool {
-        self.tier <= tier && self.reserved_for.as_deref().is_none_or(|r| r == name)
+        open_to(self.tier, self.reserved_for.as_deref(), name, tier)
     }
+}
+
+/// Whether a technician named `name` of `tier` may see and take a request waiting for tier
+/// `waits_for` (and reserved for one technician, if so).
+pub fn open_to(waits_for: u8, reserved_for: Option<&str>, name: &str, tier: u8) -> bool {
+    waits_for <= tier && reserved_for.is_none_or(|r| r == name)
 }
 
 /// Why a command cannot be done.
@@ -771,17 +777,29 @@ impl Desk {
     /// The requests technician `name` of `tier` may take: those waiting for their tier or a
     /// lower one and not reserved for someone else, oldest first.
     pub fn visible<'a>(&'a self, name: &'a str, tier: u8) -> impl Iterator<Item = &'a Request> {
-        let mut ids: Vec<u64> = self
-            .waiting
-            .iter()
-            .take(usize::from(tier.min(MAX_TIER)))
-            .flatten()
-            .copied()
-            .collect();
-        ids.sort_unstable();
-        ids.into_iter()
-            .filter_map(|id| self.requests.get(&id))
+        self.waiting_up_to(tier)
             .filter(move |r| r.open_to(name, tier))
+    }
+
+    /// Every waiting request, oldest filing first, whatever its tier.
+    pub fn waiting(&self) -> impl Iterator<Item = &Request> {
+        self.waiting_up_to(MAX_TIER)
+    }
+
+    /// The requests waiting for `tier` or a lower one, oldest filing first. The tiers' queues
+    /// are merged as they are read, so the first few cost no more than that.
+    fn waiting_up_to(&self, tier: u8) -> impl Iterator<Item = &Request> {
+        let mut queues: Vec<_> = self.waiting[..usize::from(tier.min(MAX_TIER))]
+            .iter()
+            .map(|q| q.iter().peekable())
+            .collect();
+        std::iter::from_fn(move || {
+            let (_, oldest) = (0..queues.len())
+                .filter_map(|k| queues[k].peek().map(|id| (**id, k)))
+                .min()?;
+            queues[oldest].next()
+        })
+        .filter_map(|id| self.requests.get(id))
     }
 
     /// Where a waiting request stands in its tier's queue: 1 for the next to be taken.
@@ -797,22 +815,49 @@ impl Desk {
     /// How long request `id` may wait yet, in milliseconds: its place divided by the rate at
     /// which its tier's requests were taken in the hour before `now`. `None` when none was.
     pub fn expected_wait(&self, id: u64, now: u64) -> Option<u64> {
-        const HOUR: u64 = 3_600_000;
-        let position = self.position(id)? as u64;
+        let position = self.position(id)?;
         let tier = self.requests.get(&id)?.tier;
-        let taken = self
+        wait_at(position, self.taken_last_hour(now)[usize::from(tier - 1)])
+    }
+
+    /// Every waiting request's [`Place`], as [`Desk::position`] and [`Desk::expected_wait`]
+    /// give them one at a time, in one walk of the queues (and one of the last day's requests).
+    pub fn places(&self, now: u64) -> HashMap<u64, Place> {
+        let taken = self.taken_last_hour(now);
+        let mut places = HashMap::with_capacity(self.waiting_count());
+        for (queue, taken) in self.waiting.iter().zip(taken) {
+            for (i, id) in queue.iter().enumerate() {
+                let position = i + 1;
+                let expected_wait = wait_at(position, taken);
+                places.insert(
+                    *id,
+                    Place {
+                        position,
+                        expected_wait,
+                    },
+                );
+            }
+        }
+        places
+    }
+
+    /// How many requests of each tier were last taken in the hour before `now`.
+    fn taken_last_hour(&self, now: u64) -> [u64; MAX_TIER as usize] {
+        let mut taken = [0; MAX_TIER as usize];
+        for r in self
             .requests
             .values()
             .rev()
             // A request filed more than a day before is not looked at: the walk stays short.
-            .take_while(|r| now.saturating_sub(r.filed_at) <= 24 * HOUR)
-            .filter(|r| {
-                r.tier == tier
-                    && r.last_taken
-                        .is_some_and(|at| now.saturating_sub(at) <= HOUR)
-            })
-            .count() as u64;
-        (taken > 0).then(|| position * HOUR / taken)
+            .take_while(|r| now.saturating_sub(r.filed_at) <= DAY)
+        {
+            if r.last_taken
+                .is_some_and(|at| now.saturating_sub(at) <= HOUR)
+            {
+                taken[usize::from(r.tier - 1)] += 1;
+            }
+        }
+        taken
     }
 
     pub fn waiting_count(&self) -> usize {
@@ -834,6 +879,22 @@ impl Desk {
             .values()
             .filter(|r| matches!(r.state, State::Taken { .. }))
     }
+}
+
+/// A waiting request's place in its tier's queue (1: the next to be taken) and how long it
+/// may wait yet, in milliseconds (`None`: not known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub position: usize,
+    pub expected_wait: Option<u64>,
+}
+
+const HOUR: u64 = 3_600_000;
+const DAY: u64 = 24 * HOUR;
+
+/// The wait at `position` when `taken` requests were taken in the last hour.
+fn wait_at(position: usize, taken: u64) -> Option<u64> {
+    (taken > 0).then(|| position as u64 * HOUR / taken)
 }
 
 /// A note or comment as stored: trimmed, bounded to [`MAX_NOTE`] and printable.
@@ -970,6 +1031,17 @@ mod tests {
         Ok(e)
     }
 
+    const MIN: u64 = 60_000;
+
+    /// A desk with `n` requests filed a minute apart from time 0, numbered 1 to `n`.
+    fn filed_a_minute_apart(n: u64) -> Desk {
+        let mut d = Desk::new();
+        for i in 0..n {
+            run(&mut d, |d| d.file(filing("x"), "s", i * MIN)).unwrap();
+        }
+        d
+    }
+
     #[test]
     fn requests_wait_oldest_first_and_are_taken_once() {
         let mut d = Desk::new();
@@ -1009,11 +1081,7 @@ mod tests {
 
     #[test]
     fn the_expected_wait_follows_how_fast_the_queue_moved_in_the_last_hour() {
-        const MIN: u64 = 60_000;
-        let mut d = Desk::new();
-        for i in 0..6 {
-            run(&mut d, |d| d.file(filing("x"), "s", i * MIN)).unwrap();
-        }
+        let mut d = filed_a_minute_apart(6);
         // Nothing taken yet: not known.
         assert_eq!(d.expected_wait(1, 10 * MIN), None);
         // Three taken in the last hour: one every 20 minutes.
@@ -1030,6 +1098,45 @@ mod tests {
             None,
             "taken requests wait no more"
         );
+    }
+
+    #[test]
+    fn every_place_at_once_is_each_place_alone_and_tiers_are_seen_merged_oldest_first() {
+        let mut d = filed_a_minute_apart(12);
+        // Requests in all three tiers' queues, and some in no queue.
+        run(&mut d, |d| d.take(2, "alice", 1, 20 * MIN)).unwrap();
+        run(&mut d, |d| d.take(5, "alice", 1, 21 * MIN)).unwrap();
+        run(&mut d, |d| d.overflow(7, 22 * MIN)).unwrap();
+        run(&mut d, |d| d.overflow(3, 22 * MIN)).unwrap();
+        run(&mut d, |d| {
+            d.escalate(5, "alice", Target::Tier(3), "disk", "s1", 23 * MIN)
+        })
+        .unwrap();
+        run(&mut d, |d| d.cancel(9, 24 * MIN)).unwrap();
+
+        let now = 30 * MIN;
+        let places = d.places(now);
+        assert_eq!(places.len(), d.waiting_count());
+        for id in 1..=12 {
+            let alone = d.position(id).map(|position| Place {
+                position,
+                expected_wait: d.expected_wait(id, now),
+            });
+            assert_eq!(places.get(&id).copied(), alone, "request {id}");
+        }
+        // One of tier 1's requests was taken in the hour (the other went on to tier 3).
+        assert_eq!(
+            places[&4],
+            Place {
+                position: 2,
+                expected_wait: Some(2 * HOUR)
+            }
+        );
+
+        let seen = |tier| d.visible("bob", tier).map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(seen(1), vec![1, 4, 6, 8, 10, 11, 12]);
+        assert_eq!(seen(2), vec![1, 3, 4, 6, 7, 8, 10, 11, 12]);
+        assert_eq!(seen(3), vec![1, 3, 4, 5, 6, 7, 8, 10, 11, 12]);
     }
 
     #[test]

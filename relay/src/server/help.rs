@@ -10,8 +10,15 @@
 //!
 //! A clock ([`Help::tick`], four times a second) applies the desk's rules of time: requests
 //! overflow into the next tier, go overdue, are abandoned when their agent stays away, and
-//! routing offers them to technicians and takes back offers not answered in time. Presence
-//! (who watches the queue, who is away, who is in how many sessions) is kept in memory.
+//! routing offers them to technicians and takes back offers not answered in time; and if the
+//! queue moved since the last tick, the waiting agents are told their places. Presence (who
+//! watches the queue, who is away, who is in how many sessions) is kept in memory, and only
+//! leads' dashboards follow it.
+//!
+//! A thousand agents may wait and fifty technicians watch: after a change the places and the
+//! order of the queue are worked out once for all of them (and kept until the next event); a
+//! watcher is sent its queue a moment after a change, the changes of a burst as one, and only
+//! what changed of its queue and dashboard.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,12 +30,19 @@ use protocol::control::{
 use super::*;
 use crate::accounts::Technician;
 use crate::config::{DeskRules, Routing};
-use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError, Request, Target};
+use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError, Place, Request, Target};
 use crate::ledger::now_ms;
 use crate::limits::Source;
 
 /// How long an agent taking its request back waits for the session before to be wound up.
 const RESUME_WAIT: Duration = Duration::from_secs(3);
+
+/// How long after a change a watcher is sent its queue: the changes of a burst go as one.
+const NEWS_SETTLE: Duration = Duration::from_millis(15);
+
+/// How long the places worked out for the agents are used while the desk does not change (the
+/// expected wait moves with the clock).
+const PLACES_KEPT_MS: u64 = 1000;
 
 /// How often the desk's rules of time are applied.
 pub(super) const TICK: Duration = Duration::from_millis(250);
@@ -98,6 +112,25 @@ struct State {
     /// How many live sessions serve each request.
     live_requests: HashMap<u64, usize>,
     rules: DeskRules,
+    /// Every waiting request's place, and when it was worked out: worked out once for all the
+    /// agents told after a change, forgotten with the next event.
+    places: Option<(u64, HashMap<u64, Place>)>,
+    /// Every waiting request, oldest first: read once for all the watchers sent the queue after
+    /// a change, forgotten with the next event.
+    line: Option<Vec<InLine>>,
+}
+
+/// A waiting request as the watchers' queues are cut from it.
+struct InLine {
+    id: u64,
+    tier: u8,
+    reserved_for: Option<String>,
+}
+
+impl InLine {
+    fn open_to(&self, name: &str, tier: u8) -> bool {
+        crate::desk::open_to(self.tier, self.reserved_for.as_deref(), name, tier)
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -326,8 +359,16 @@ impl State {
 /// The help-request side of the relay, shared by every connection.
 pub(super) struct Help {
     state: Arc<Mutex<State>>,
-    /// Counts changes of the queue: watchers wake on it.
+    /// Counts changes of the queue (and of which agents are connected): watchers wake on it.
     changed: watch::Sender<u64>,
+    /// Counts changes of the technicians' presence, which only leads' dashboards show: leads
+    /// wake on it.
+    presence: watch::Sender<u64>,
+    /// Counts the clock's ticks after which the queue had changed: waiting agents wake on it
+    /// to be told their place. The queue moves in bursts (a take, a new filing, a session's
+    /// end), and an agent is told its place once a tick at most, each place worked out once
+    /// for all of them.
+    moved: watch::Sender<u64>,
 }
 
 fn refusal(e: DeskError) -> Refusal {
@@ -376,6 +417,8 @@ impl Help {
             live: HashMap::new(),
             live_requests: HashMap::new(),
             rules,
+            places: None,
+            line: None,
         };
         // Every session died with the relay that ran it: their requests wait again.
         let orphans: Vec<u64> = state.desk.in_hand().map(|r| r.id).collect();
@@ -394,6 +437,8 @@ impl Help {
         Ok(Self {
             state: Arc::new(Mutex::new(state)),
             changed: watch::channel(0).0,
+            presence: watch::channel(0).0,
+            moved: watch::channel(0).0,
         })
     }
 
@@ -401,8 +446,16 @@ impl Help {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn notify(&self) {
+    /// Tells the leads' dashboards that a technician's presence changed.
+    fn presence_changed(&self) {
+        self.presence.send_modify(|n| *n += 1);
+    }
+
+    /// Tells the queue's watchers and the leads that a live session began or ended (a request
+    /// of it can be taken, or not; the dashboard lists it, or not).
+    fn live_changed(&self) {
         self.changed.send_modify(|n| *n += 1);
+        self.presence.send_modify(|n| *n += 1);
     }
 
     /// Applies the desk's rules of time (see the module's words).
@@ -416,12 +469,15 @@ impl Help {
         if let Err(r) = ticked {
             warn!(error = %r.message, "the desk's rules of time failed");
         }
+        let changes = *self.changed.borrow();
+        self.moved
+            .send_if_modified(|told| std::mem::replace(told, changes) != changes);
     }
 
     /// Counts a session of technician `name` (of `tier`) until the guard is dropped.
     pub(super) fn session_begins(&self, name: &str, tier: u8) -> SessionCount<'_> {
         self.lock().person(name, tier).sessions += 1;
-        self.notify();
+        self.presence_changed();
         SessionCount {
             help: self,
             name: name.to_string(),
@@ -448,26 +504,47 @@ impl Help {
 
     /// The request's place and how long it may wait yet, in seconds.
     fn place(&self, id: u64) -> Option<(u32, Option<u32>)> {
-        let state = self.lock();
-        let position = state.desk.position(id)? as u32;
-        let wait = state
-            .desk
-            .expected_wait(id, now_ms())
-            .map(|ms| (ms / 1000).min(u64::from(u32::MAX)) as u32);
-        Some((position, wait))
+        let mut state = self.lock();
+        let now = now_ms();
+        let (at, places) = match state.places.take() {
+            Some((at, places)) if now.saturating_sub(at) < PLACES_KEPT_MS => (at, places),
+            _ => (now, state.desk.places(now)),
+        };
+        let place = places.get(&id).copied();
+        state.places = Some((at, places));
+        let Place {
+            position,
+            expected_wait,
+        } = place?;
+        let wait = expected_wait.map(|ms| (ms / 1000).min(u64::from(u32::MAX)) as u32);
+        Some((position as u32, wait))
     }
 
     /// The queue technician `name` of `tier` sees, and the dashboard for leads.
     fn snapshot(&self, name: &str, tier: u8, lead: bool) -> Vec<FromRelay> {
-        let state = self.lock();
+        let mut state = self.lock();
+        if state.line.is_none() {
+            let line = state
+                .desk
+                .waiting()
+                .map(|r| InLine {
+                    id: r.id,
+                    tier: r.tier,
+                    reserved_for: r.reserved_for.clone(),
+                })
+                .collect();
+            state.line = Some(line);
+        }
+        let state = &*state;
         let mut requests = Vec::new();
         let mut more = 0u32;
-        for r in state.desk.visible(name, tier) {
+        let line = state.line.iter().flatten();
+        for r in line.filter(|r| r.open_to(name, tier)) {
             if requests.len() == QUEUE_SHOWN {
                 more += 1;
                 continue;
             }
-            requests.push(state.entry(r));
+            requests.extend(state.desk.get(r.id).map(|r| state.entry(r)));
         }
         let mut out = vec![FromRelay::Queue { requests, more }];
         if lead {
@@ -555,7 +632,7 @@ impl Help {
         }
         st.live.insert(session.to_string(), live);
         drop(st);
-        self.notify();
+        self.live_changed();
         LiveGuard {
             help: self,
             session: session.to_string(),
@@ -591,7 +668,7 @@ impl Drop for LiveGuard<'_> {
             }
         }
         drop(st);
-        self.help.notify();
+        self.help.live_changed();
     }
 }
 
@@ -609,7 +686,7 @@ impl Drop for SessionCount<'_> {
         }
         st.forget_idle(&self.name);
         drop(st);
-        self.help.notify();
+        self.help.presence_changed();
     }
 }
 
@@ -629,7 +706,7 @@ impl Drop for Watching<'_> {
             st.forget_idle(&w.name);
         }
         drop(st);
-        self.help.notify();
+        self.help.presence_changed();
     }
 }
 
@@ -638,6 +715,8 @@ fn record(state: &mut State, event: &Event) -> Result<(), Refusal> {
     state.desk.check(event).map_err(refusal)?;
     state.journal.append(event).map_err(journal_refusal)?;
     state.desk.apply(event);
+    state.places = None;
+    state.line = None;
     Ok(())
 }
 
@@ -744,7 +823,7 @@ pub(super) async fn requester(
         },
     )
     .await?;
-    let mut changed = help.changed.subscribe();
+    let mut moved = help.moved.subscribe();
     let mut shutdown = shared.shutdown.clone();
     let mine = conn.stable_id();
     // Forgets this connection as the request's agent, unless a newer one took its place.
@@ -771,7 +850,7 @@ pub(super) async fn requester(
                     ))
                 }
             },
-            _ = changed.changed() => {
+            _ = moved.changed() => {
                 if let Some((now, expected_wait_secs)) = help.place(id) {
                     if now != place {
                         place = now;
@@ -857,19 +936,27 @@ pub(super) async fn watch(
             },
         );
         drop(st);
-        help.notify();
+        help.presence_changed();
         Watching { help, key }
     };
     let mut changed = help.changed.subscribe();
-    for m in help.snapshot(name, tier, lead) {
-        send(out, m).await?;
-    }
+    let mut presence = help.presence.subscribe();
+    let mut shown = Vec::new();
+    send_news(out, help.snapshot(name, tier, lead), &mut shown).await?;
+    let mut due = None;
     loop {
         tokio::select! {
-            _ = changed.changed() => {
-                for m in help.snapshot(name, tier, lead) {
-                    send(out, m).await?;
-                }
+            _ = changed.changed(), if due.is_none() => {
+                due = Some(tokio::time::Instant::now() + NEWS_SETTLE);
+            }
+            _ = presence.changed(), if lead && due.is_none() => {
+                due = Some(tokio::time::Instant::now() + NEWS_SETTLE);
+            }
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                due = None;
+                changed.borrow_and_update();
+                presence.borrow_and_update();
+                send_news(out, help.snapshot(name, tier, lead), &mut shown).await?;
             }
             Some(id) = offers.recv() => {
                 if let Some(offer) = help.offer(id, name) {
@@ -880,7 +967,7 @@ pub(super) async fn watch(
                 Read::Msg(ToRelay::Take { request }) => return Ok(Some(request)),
                 Read::Msg(ToRelay::SetPresence { away }) => {
                     help.lock().person(name, tier).away = away;
-                    help.notify();
+                    help.presence_changed();
                 }
                 Read::Msg(ToRelay::Decline { request }) => {
                     let who = name.to_string();
@@ -903,6 +990,21 @@ pub(super) async fn watch(
             },
         }
     }
+}
+
+/// Sends each of the queue and the dashboard `now` that differs from what was `shown` last.
+async fn send_news(
+    out: &mut FramedSend<FromRelay>,
+    now: Vec<FromRelay>,
+    shown: &mut Vec<FromRelay>,
+) -> Result<(), Refusal> {
+    for (i, m) in now.iter().enumerate() {
+        if shown.get(i) != Some(m) {
+            send(out, m.clone()).await?;
+        }
+    }
+    *shown = now;
+    Ok(())
 }
 
 /// Takes `request` (or the oldest the account may take whose agent can be reached and that is
