@@ -369,6 +369,21 @@ impl Encoder {
         t_ms: u64,
         seq: u64,
     ) -> Option<Update> {
+        self.encode_changed(frame, width, height, None, t_ms, seq)
+    }
+
+    /// As [`Encoder::encode`], where the source knows what changed: `changed`, when given, are
+    /// the rectangles outside which `frame` equals the frame of the previous call, and only the
+    /// tiles they touch are compared with what the viewer holds.
+    pub fn encode_changed(
+        &mut self,
+        frame: &[u8],
+        width: u32,
+        height: u32,
+        changed: Option<&[Rect]>,
+        t_ms: u64,
+        seq: u64,
+    ) -> Option<Update> {
         assert_eq!(
             frame.len(),
             width as usize * height as usize * BPP,
@@ -380,7 +395,7 @@ impl Encoder {
                 ..Self::new(width, height)
             };
         }
-        self.encode_inner(frame, t_ms)
+        self.encode_inner(frame, changed, t_ms)
             .map(|(ops, tile_data)| Update {
                 seq,
                 width,
@@ -390,7 +405,12 @@ impl Encoder {
             })
     }
 
-    fn encode_inner(&mut self, frame: &[u8], t_ms: u64) -> Option<(Vec<CodecOp>, Vec<u8>)> {
+    fn encode_inner(
+        &mut self,
+        frame: &[u8],
+        changed: Option<&[Rect]>,
+        t_ms: u64,
+    ) -> Option<(Vec<CodecOp>, Vec<u8>)> {
         let full = std::mem::take(&mut self.full_pending);
         let grid = self.grid;
         if full {
@@ -398,9 +418,20 @@ impl Encoder {
             self.dirty.fill(true);
         } else {
             self.dirty.fill(false);
-            if detect::mark_changed(&grid, frame, &self.reference, &mut self.dirty) == 0
-                && self.region.is_none()
-            {
+            let marked = match changed {
+                // The video region's tiles are compared whatever the rectangles say: what the
+                // viewer holds there may lag the previous frame (a skipped picture).
+                Some(rects) => detect::mark_changed_in(
+                    &grid,
+                    frame,
+                    &self.reference,
+                    rects,
+                    self.region.iter().flat_map(|r| r.tiles(&grid)),
+                    &mut self.dirty,
+                ),
+                None => detect::mark_changed(&grid, frame, &self.reference, &mut self.dirty),
+            };
+            if marked == 0 && self.region.is_none() {
                 return None;
             }
         }
