@@ -531,7 +531,7 @@ fn set_up(scenario: Scenario, d: &mut Desktop) -> anyhow::Result<String> {
                 "1050",
             ])?;
             let mut s = String::from("search --onlyvisible --class gnumeric windowactivate\n");
-            let _ = write!(s, "{}mousemove 900 600\n", pause(600));
+            let _ = writeln!(s, "{}mousemove 900 600", pause(600));
             s.push_str(&wheel(7, 20, 60));
             s.push_str(&pause(1000));
             s.push_str(&wheel(7, 16, 60));
