@@ -206,7 +206,9 @@ impl TileEncoder {
     /// Appends the payload of `frame`'s pixels in `r` to `out` and returns its coding.
     /// `reference` is the image the viewer holds (same stride), when its pixels in `r` are known
     /// exactly; it enables the delta codings. `lossy_step`: a tile that only the predicted coding
-    /// would carry exactly is coded [`TileCoding::NearLossless`] with this step instead.
+    /// would carry exactly, and that looks like a natural image (fewer than a quarter of its
+    /// pixels equal to their left neighbour: not text, however anti-aliased), is coded
+    /// [`TileCoding::NearLossless`] with this step instead.
     pub fn encode(
         &mut self,
         frame: &[u8],
@@ -224,10 +226,17 @@ impl TileEncoder {
         let mut unchanged = 0usize;
         let mut last = px(frame, r.offset(stride, 0)) ^ 1;
         let mut last_i = 0u8;
+        // Pixels equal to their left neighbour: most of a tile of text or widgets (the
+        // background between strokes, however many shades anti-aliasing adds), few of a
+        // photograph's.
+        let mut repeats = 0usize;
         for row in 0..r.h {
             let o = r.offset(stride, row);
+            let mut left = px(frame, o) ^ 1;
             for col in 0..r.w {
                 let p = px(frame, o + col * BPP);
+                repeats += usize::from(p == left);
+                left = p;
                 if let Some(reference) = reference {
                     if px(reference, o + col * BPP) == p {
                         unchanged += 1;
@@ -268,7 +277,7 @@ impl TileEncoder {
             push_runs(out, &self.indices);
             return TileCoding::Palette;
         }
-        if let Some(step) = lossy_step {
+        if let Some(step) = lossy_step.filter(|_| repeats * 4 < n) {
             self.near_lossless(frame, stride, r, step, out);
             return TileCoding::NearLossless;
         }
@@ -637,7 +646,8 @@ mod tests {
     fn near_lossless_tiles_stay_within_half_a_step() {
         let (w, h) = (64, 48);
         // Grain that differs from pixel to pixel, from a hash of the position.
-        let noise = |x: usize, y: usize| (((x * 7919 + y * 104_729) * 2_654_435_761) >> 13) as u8 % 9;
+        let noise =
+            |x: usize, y: usize| (((x * 7919 + y * 104_729) * 2_654_435_761) >> 13) as u8 % 9;
         let photo = image(w, h, |x, y| {
             let n = noise(x, y);
             [
@@ -669,6 +679,21 @@ mod tests {
         let packed = |p: &[u8]| zstd::bulk::compress(p, 1).unwrap().len();
         let (lossy, exact) = (packed(&lossy), packed(&exact));
         assert!(lossy < exact, "{lossy} bytes near-lossless, {exact} exact");
+        // Anti-aliased text has more shades than a palette holds, but mostly background: it
+        // stays exact even where near-lossless is allowed.
+        let text = image(w, h, |x, y| {
+            if y % 12 < 8 && x % 5 == 0 {
+                let shade = ((x * 31 + y * 17) % 200) as u8;
+                [shade, shade / 2, 255 - shade, 0]
+            } else {
+                [250, 250, 250, 0]
+            }
+        });
+        let mut out = Vec::new();
+        assert_eq!(
+            enc.encode(&text, None, w * BPP, r, Some(7), &mut out),
+            TileCoding::Predicted
+        );
     }
 
     #[test]
