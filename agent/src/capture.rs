@@ -1,43 +1,41 @@
-//! Live screen capture on X11: a [`ScreenSource`] over `scrap`, driven by the X DAMAGE
-//! extension.
+//! Live screen capture on X11: a [`ScreenSource`] that grabs only what changed, driven by the X
+//! DAMAGE extension, through memory shared with the X server ([`crate::shm_image`]).
 //!
-//! A second X connection (x11rb) subscribes to damage on the root window. `capture` waits until
-//! the server reports a change (or, where DAMAGE is missing, until the fallback period passes),
-//! repairs the damage, and grabs the screen with scrap's shared-memory capturer, so a change is
-//! captured as soon as it happens and an idle screen costs nothing. Captures are at most
-//! `max_fps` a second. scrap pipelines its requests (each frame it returns was requested at the
-//! end of the previous call); a change-driven capture therefore asks twice and keeps the fresh
-//! second image. A change of the root window's size (xrandr) rebuilds the capturer: the next
-//! frame has the new size, and the encoder sends it whole.
+//! An X connection (x11rb) subscribes to damage on the root window. `capture` waits until the
+//! server reports a change (or, where DAMAGE is missing, until the fallback period passes),
+//! takes the damaged area as rectangles (`DamageSubtract` into an XFIXES region, which repairs
+//! it, so a change during the grab raises a new event; then `FetchRegion`), and has the server
+//! write just those rectangles into the shared memory; they are copied into the frame, which
+//! lives in the same memory, and handed on with it ([`Frame::changed`]) so that the encoder
+//! compares only them. Many rectangles, or most of the monitor, are grabbed as the whole monitor
+//! in one request, straight into the frame. Every [`FULL_CHECK`] the whole monitor is grabbed
+//! anyway (and the encoder compares all of it), so a change the server failed to report is sent
+//! within that time. Captures are at most `max_fps` a second. A change of the root window's
+//! size (xrandr) maps new memory: the next frame has the new size, and the encoder sends it
+//! whole.
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use protocol::codec::tile::Rect;
 use x11rb::connection::Connection;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::randr::ConnectionExt as _;
-use x11rb::protocol::xfixes::ConnectionExt as _;
+use x11rb::protocol::xfixes::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{self, ChangeWindowAttributesAux, ConnectionExt as _, EventMask};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
+use crate::shm_image::ShmImage;
 use crate::source::{Capture, Frame, ScreenSource, SourceError};
 
 /// How long `capture` waits for a change before returning [`Capture::Unchanged`], so that its
 /// caller can check whether the session is still on.
 const WAIT_SLICE: Duration = Duration::from_millis(250);
-
-/// One monitor of the X screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MonitorInfo {
-    pub index: usize,
-    pub name: String,
-    pub x: i32,
-    pub y: i32,
-    pub width: u32,
-    pub height: u32,
-    pub primary: bool,
-}
+/// How often the whole monitor is grabbed and compared, whatever DAMAGE says.
+pub const FULL_CHECK: Duration = Duration::from_secs(1);
+/// More damaged rectangles than this are grabbed as the whole monitor.
+const MAX_RECTS: usize = 64;
 
 fn x11_err(what: &str, e: impl std::fmt::Display) -> SourceError {
     SourceError::X11(format!("{what}: {e}"))
@@ -52,7 +50,19 @@ fn connect() -> Result<(RustConnection, usize), SourceError> {
     })
 }
 
-/// The monitors of the X screen, in the order scrap lists them.
+/// One monitor of the X screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorInfo {
+    pub index: usize,
+    pub name: String,
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+    pub primary: bool,
+}
+
+/// The monitors of the X screen (RandR's order), or the whole screen where RandR lists none.
 pub fn list_monitors() -> Result<Vec<MonitorInfo>, SourceError> {
     let (conn, screen_num) = connect()?;
     monitors(&conn, screen_num)
@@ -107,28 +117,23 @@ pub fn primary_index(monitors: &[MonitorInfo]) -> usize {
 pub struct X11Source {
     display: Option<usize>,
     monitor: MonitorInfo,
-    capturer: scrap::Capturer,
     conn: RustConnection,
     screen_num: usize,
     root: xproto::Window,
     root_size: (u16, u16),
-    damage: Option<damage::Damage>,
+    /// The damage object on the root window, and the region its damage is moved into.
+    damage: Option<(damage::Damage, xfixes::Region)>,
+    /// The monitor's frame (its first `width * height * 4` bytes), then as much room for
+    /// grabs of damaged rectangles.
+    shm: ShmImage,
+    /// What changed in the last frame, in the monitor's coordinates.
+    changed: Vec<Rect>,
     min_interval: Duration,
     last_capture: Option<Instant>,
+    /// When the whole monitor was last grabbed; `None`: the next capture grabs it.
+    last_full: Option<Instant>,
     pending_change: bool,
     frame_id: u64,
-}
-
-fn open_capturer(index: usize) -> Result<scrap::Capturer, SourceError> {
-    let mut all =
-        scrap::Display::all().map_err(|e| x11_err("cannot list displays for capture", e))?;
-    if index >= all.len() {
-        return Err(SourceError::X11(format!(
-            "display {index} does not exist; `agent --list-displays` lists them"
-        )));
-    }
-    scrap::Capturer::new(all.swap_remove(index))
-        .map_err(|e| x11_err("cannot start capturing (MIT-SHM)", e))
 }
 
 impl X11Source {
@@ -143,7 +148,7 @@ impl X11Source {
                 list.len()
             ))
         })?;
-        let capturer = open_capturer(index)?;
+        let shm = Self::shared_memory(&conn, &monitor)?;
         let screen = &conn.setup().roots[screen_num];
         let root = screen.root;
         let root_size = (screen.width_in_pixels, screen.height_in_pixels);
@@ -161,27 +166,123 @@ impl X11Source {
         Ok(Self {
             display,
             monitor,
-            capturer,
             conn,
             screen_num,
             root,
             root_size,
             damage,
+            shm,
+            changed: Vec::new(),
             min_interval: Duration::from_secs_f64(1.0 / max_fps.max(1.0)),
             last_capture: None,
+            last_full: None,
             pending_change: true,
             frame_id: 0,
         })
     }
 
-    fn subscribe_damage(conn: &RustConnection, root: xproto::Window) -> Option<damage::Damage> {
+    /// Shared memory for a frame of `monitor` and as much again for grabs of parts of it.
+    fn shared_memory(
+        conn: &RustConnection,
+        monitor: &MonitorInfo,
+    ) -> Result<ShmImage, SourceError> {
+        let frame = monitor.width as usize * monitor.height as usize * 4;
+        ShmImage::new(conn, 2 * frame)
+    }
+
+    fn subscribe_damage(
+        conn: &RustConnection,
+        root: xproto::Window,
+    ) -> Option<(damage::Damage, xfixes::Region)> {
         // DAMAGE needs XFIXES' version negotiated first.
         conn.xfixes_query_version(5, 0).ok()?.reply().ok()?;
         conn.damage_query_version(1, 1).ok()?.reply().ok()?;
         let id = conn.generate_id().ok()?;
         conn.damage_create(id, root, damage::ReportLevel::NON_EMPTY)
             .ok()?;
-        Some(id)
+        let region = conn.generate_id().ok()?;
+        conn.xfixes_create_region(region, &[]).ok()?;
+        Some((id, region))
+    }
+
+    /// Moves the damage reported so far into `changed` (the monitor's coordinates, clipped to
+    /// it), repairing it. Returns false when grabbing the whole monitor is better (no DAMAGE,
+    /// many rectangles, most of the monitor).
+    fn take_damage(&mut self) -> Result<bool, SourceError> {
+        self.changed.clear();
+        let Some((d, region)) = self.damage else {
+            return Ok(false);
+        };
+        self.conn
+            .damage_subtract(d, x11rb::NONE, region)
+            .map_err(|e| x11_err("X connection lost", e))?;
+        let rects = self
+            .conn
+            .xfixes_fetch_region(region)
+            .map_err(|e| x11_err("X connection lost", e))?
+            .reply()
+            .map_err(|e| x11_err("cannot read the damaged region", e))?
+            .rectangles;
+        if rects.len() > MAX_RECTS {
+            return Ok(false);
+        }
+        let m = &self.monitor;
+        let (mx1, my1) = (m.x + m.width as i32, m.y + m.height as i32);
+        let mut area = 0usize;
+        for r in rects {
+            let x0 = i32::from(r.x).max(m.x);
+            let y0 = i32::from(r.y).max(m.y);
+            let x1 = (i32::from(r.x) + i32::from(r.width)).min(mx1);
+            let y1 = (i32::from(r.y) + i32::from(r.height)).min(my1);
+            if x1 > x0 && y1 > y0 {
+                let rect = Rect {
+                    x: (x0 - m.x) as usize,
+                    y: (y0 - m.y) as usize,
+                    w: (x1 - x0) as usize,
+                    h: (y1 - y0) as usize,
+                };
+                area += rect.w * rect.h;
+                self.changed.push(rect);
+            }
+        }
+        // Most of the monitor: one grab of all of it costs less than many.
+        Ok(area * 2 < m.width as usize * m.height as usize)
+    }
+
+    /// Grabs the rectangles in `changed` into the frame.
+    fn grab_changed(&mut self) -> Result<(), SourceError> {
+        let (mx, my) = (self.monitor.x, self.monitor.y);
+        let stride = self.monitor.width as usize * 4;
+        let scratch = stride * self.monitor.height as usize;
+        for r in &self.changed {
+            let area = (
+                (mx + r.x as i32) as i16,
+                (my + r.y as i32) as i16,
+                r.w as u16,
+                r.h as u16,
+            );
+            self.shm.grab(&self.conn, self.root, area, scratch)?;
+            let (frame, grabbed) = self.shm.bytes_mut().split_at_mut(scratch);
+            for row in 0..r.h {
+                let from = row * r.w * 4;
+                let to = (r.y + row) * stride + r.x * 4;
+                frame[to..to + r.w * 4].copy_from_slice(&grabbed[from..from + r.w * 4]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Grabs the whole monitor into the frame.
+    fn grab_whole(&mut self) -> Result<(), SourceError> {
+        let m = &self.monitor;
+        let area = (m.x as i16, m.y as i16, m.width as u16, m.height as u16);
+        self.shm.grab(&self.conn, self.root, area, 0)?;
+        self.last_full = Some(Instant::now());
+        Ok(())
+    }
+
+    fn full_due(&self) -> bool {
+        self.last_full.is_none_or(|t| t.elapsed() >= FULL_CHECK)
     }
 
     /// Handles queued X events; returns true when one of them says the screen changed.
@@ -207,7 +308,7 @@ impl X11Source {
         Ok(changed)
     }
 
-    /// The screen changed size: look the monitor up again and start a new capturer.
+    /// The screen changed size: look the monitor up again and map new memory.
     fn rebuild(&mut self) -> Result<(), SourceError> {
         let list = monitors(&self.conn, self.screen_num)?;
         let index = self.display.unwrap_or_else(|| primary_index(&list));
@@ -215,7 +316,9 @@ impl X11Source {
             .get(index)
             .cloned()
             .ok_or_else(|| SourceError::X11(format!("display {index} went away")))?;
-        self.capturer = open_capturer(index)?;
+        self.shm.detach(&self.conn);
+        self.shm = Self::shared_memory(&self.conn, &self.monitor)?;
+        self.last_full = None;
         tracing::info!(
             width = self.monitor.width,
             height = self.monitor.height,
@@ -241,7 +344,7 @@ impl X11Source {
 
 impl ScreenSource for X11Source {
     fn size(&self) -> (u32, u32) {
-        (self.capturer.width() as u32, self.capturer.height() as u32)
+        (self.monitor.width, self.monitor.height)
     }
 
     fn describe(&self) -> String {
@@ -260,13 +363,14 @@ impl ScreenSource for X11Source {
     }
 
     fn capture(&mut self) -> Result<Capture<'_>, SourceError> {
-        // Wait for a change: a damage event, or the timer where there is no DAMAGE.
+        // Wait for a change: a damage event, the full check, or the timer where there is no
+        // DAMAGE.
         if self.drain_events()? {
             self.pending_change = true;
         }
-        if self.damage.is_some() && !self.pending_change {
+        if self.damage.is_some() && !self.pending_change && !self.full_due() {
             self.wait_readable(WAIT_SLICE);
-            if !self.drain_events()? {
+            if !self.drain_events()? && !self.full_due() {
                 return Ok(Capture::Unchanged);
             }
         }
@@ -278,36 +382,28 @@ impl ScreenSource for X11Source {
             }
         }
         self.pending_change = false;
-        if let Some(d) = self.damage {
-            // Repair before grabbing, so a change during the grab raises a new event.
-            self.conn
-                .damage_subtract(d, x11rb::NONE, x11rb::NONE)
-                .and_then(|_| self.conn.flush())
-                .map_err(|e| x11_err("X connection lost", e))?;
+        let partial = self.take_damage()? && !self.full_due();
+        if partial {
+            self.grab_changed()?;
+        } else {
+            self.grab_whole()?;
         }
-        // scrap returns the image it requested at the end of its previous call; the second call
-        // returns one requested now.
-        let _stale = self
-            .capturer
-            .frame()
-            .map_err(|e| x11_err("capture failed", e))?;
         self.last_capture = Some(Instant::now());
         self.frame_id += 1;
-        let (w, h) = (self.capturer.width() as u32, self.capturer.height() as u32);
-        let frame = self
-            .capturer
-            .frame()
-            .map_err(|e| x11_err("capture failed", e))?;
-        let bytes: &[u8] = &frame;
-        // SAFETY: scrap's frame is a view of the capturer's shared-memory buffer, which lives as
-        // long as the capturer and is written again only by the next `frame()` call; both
-        // need `&mut self`, which the returned borrow holds.
-        let pixels: &[u8] = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let (w, h) = (self.monitor.width, self.monitor.height);
         Ok(Capture::Frame(Frame {
             width: w,
             height: h,
-            pixels: &pixels[..w as usize * h as usize * 4],
+            pixels: &self.shm.bytes()[..w as usize * h as usize * 4],
+            changed: partial.then_some(&self.changed[..]),
             id: self.frame_id,
         }))
+    }
+}
+
+impl Drop for X11Source {
+    fn drop(&mut self) {
+        self.shm.detach(&self.conn);
+        let _ = self.conn.flush();
     }
 }

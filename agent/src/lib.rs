@@ -1,7 +1,8 @@
 //! The agent: the program on the end user's machine.
 //!
 //! - [`source`]: where screen frames come from ([`source::ScreenSource`]): a corpus file player
-//!   for tests and benchmarks; [`capture`]: the live X11 screen, driven by DAMAGE;
+//!   for tests and benchmarks; [`capture`]: the live X11 screen, driven by DAMAGE, grabbing only
+//!   what changed through [`shm_image`];
 //! - [`sink`]: where the technician's input goes ([`sink::InputSink`]): a recorder for tests;
 //!   [`inject`]: real input through XTEST; [`injector`]: the worker thread that injects, only
 //!   while the person allows control;
@@ -26,6 +27,7 @@ pub mod inject;
 pub mod injector;
 pub mod session;
 pub mod share;
+pub mod shm_image;
 pub mod shown;
 pub mod sink;
 pub mod source;

@@ -17,6 +17,9 @@ pub struct Frame<'a> {
     pub width: u32,
     pub height: u32,
     pub pixels: &'a [u8],
+    /// The rectangles that changed since the source's previous frame, where the source knows
+    /// (outside them the pixels are those of the previous frame); `None`: anything may have.
+    pub changed: Option<&'a [protocol::codec::tile::Rect]>,
     pub id: u64,
 }
 
@@ -106,6 +109,7 @@ impl CorpusSource {
             width: h.width,
             height: h.height,
             pixels: self.reader.current(),
+            changed: None,
             id: u64::from(self.reader.next_index()) - 1,
         })
     }

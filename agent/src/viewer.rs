@@ -189,7 +189,8 @@ fn capture_thread(
                 Ok(Capture::Frame(f)) => {
                     failures = 0;
                     last_frame = f.id;
-                    let update = encoder.encode(f.pixels, f.width, f.height, now_ms, next);
+                    let update = encoder
+                        .encode_changed(f.pixels, f.width, f.height, f.changed, now_ms, next);
                     match numbered(update, f.id) {
                         Some(p) => p,
                         None => continue,

@@ -54,6 +54,7 @@ impl ScreenSource for Changing {
             width: 64,
             height: 64,
             pixels: &self.pixels,
+            changed: None,
             id: self.id,
         }))
     }

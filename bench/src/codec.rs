@@ -15,6 +15,13 @@
 //!
 //! `psnr_db_moving` (ours, files with lossy regions): PSNR over the pixels of the regions the
 //! encoder sent lossy, on the frames where it did, as the viewer saw them.
+//! `inexact_tiles_still_1s` (ours): how many times a 64x64 tile of the screen that had not
+//! changed for a second was not exact on the viewer's side, summed over the frames (0 when every
+//! region is exact within a second of stopping).
+//!
+//! Our encoder is told which rectangles changed since the previous frame, as the agent's X11
+//! capture tells it from DAMAGE (here: per band of 64 rows, from the first to the last changed
+//! tile, found outside the timed part).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,47 +29,58 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use protocol::codec::detect::{self, Grid};
+use protocol::codec::tile::Rect;
 use protocol::codec::{Decoder, Encoder};
 use protocol::scrnseq::Reader;
 
 /// Which corpus files a bench reads.
 #[derive(clap::Args, Debug)]
 pub struct CorpusArgs {
-    /// Directory of `SCRNSEQ1` files (`*.scrn`) [default: ../shared/corpus]
+    /// Directory of `SCRNSEQ1` files (`*.scrn`), such as `bench capture` writes; may be given
+    /// more than once [default: ../shared/corpus]
     #[arg(long)]
-    corpus: Option<PathBuf>,
+    corpus: Vec<PathBuf>,
     /// Only the files whose name contains this
     #[arg(long)]
     only: Option<String>,
 }
 
 impl CorpusArgs {
-    /// The `SCRNSEQ1` files of the corpus directory whose name contains `only`, sorted.
+    /// The `SCRNSEQ1` files of the corpus directories whose name contains `only`, sorted
+    /// within each directory.
     pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let corpus = self.corpus.clone().unwrap_or_else(|| {
+        let dirs = if self.corpus.is_empty() {
             let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-            if here.is_dir() {
+            vec![if here.is_dir() {
                 here
             } else {
                 PathBuf::from("../shared/corpus")
-            }
-        });
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
-            .with_context(|| format!("cannot read the corpus directory {}", corpus.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "scrn"))
-            .filter(|p| {
-                self.only.as_ref().is_none_or(|o| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().contains(o.as_str()))
+            }]
+        } else {
+            self.corpus.clone()
+        };
+        let mut all = Vec::new();
+        for corpus in &dirs {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(corpus)
+                .with_context(|| format!("cannot read the corpus directory {}", corpus.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "scrn"))
+                .filter(|p| {
+                    self.only.as_ref().is_none_or(|o| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().contains(o.as_str()))
+                    })
                 })
-            })
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("no .scrn files in {}", corpus.display());
+                .collect();
+            files.sort();
+            all.extend(files);
         }
-        Ok(files)
+        if all.is_empty() {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            bail!("no .scrn files in {}", names.join(", "));
+        }
+        Ok(all)
     }
 }
 
@@ -74,6 +92,9 @@ pub struct Args {
     /// Skip the ffmpeg peers (ours only)
     #[arg(long)]
     no_peers: bool,
+    /// Only this peer (x264, vp9rt, x264ll); may be given more than once [default: all]
+    #[arg(long)]
+    peer: Vec<String>,
 }
 
 const PEERS: [(&str, &[&str]); 3] = [
@@ -149,6 +170,9 @@ struct Figures {
     samples: f64,
     moving_se: f64,
     moving_samples: f64,
+    /// (frame, tile) pairs where the source tile had been still for a second and the viewer's
+    /// was not exact.
+    still_inexact: u64,
 }
 
 fn percentile(v: &[f64], p: f64) -> Option<f64> {
@@ -209,18 +233,88 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<Reader<std::io::BufReader<std:
         .with_context(|| format!("{} is not a SCRNSEQ1 file", path.display()))
 }
 
+/// What changed between two frames, as the X server's DAMAGE would say it (coarser: per band of
+/// 64 rows, from the first to the last changed tile), and per tile when it last changed.
+struct Damage {
+    grid: Grid,
+    previous: Vec<u8>,
+    rects: Vec<Rect>,
+    last_change: Vec<u64>,
+}
+
+impl Damage {
+    fn new(width: u32, height: u32) -> Self {
+        let grid = Grid::new(width, height);
+        Self {
+            grid,
+            previous: Vec::new(),
+            rects: Vec::new(),
+            last_change: vec![0; grid.tiles()],
+        }
+    }
+
+    /// The changed rectangles of `frame` (all of it for the first), noting when tiles changed.
+    fn update(&mut self, frame: &[u8], t_ms: u64) -> &[Rect] {
+        let g = self.grid;
+        self.rects.clear();
+        if self.previous.len() != frame.len() {
+            self.previous = frame.to_vec();
+            self.last_change.fill(t_ms);
+            self.rects.push(Rect {
+                x: 0,
+                y: 0,
+                w: g.width,
+                h: g.height,
+            });
+            return &self.rects;
+        }
+        for ty in 0..g.rows {
+            let mut band: Option<(usize, usize)> = None;
+            for tx in 0..g.cols {
+                let i = ty * g.cols + tx;
+                if !detect::tile_equal(&g, frame, &self.previous, i) {
+                    self.last_change[i] = t_ms;
+                    band = Some((band.map_or(tx, |b| b.0), tx + 1));
+                }
+            }
+            if let Some((a, b)) = band {
+                let (x, y, _, h) = g.rect(ty * g.cols + a);
+                let (bx, _, bw, _) = g.rect(ty * g.cols + b - 1);
+                self.rects.push(Rect {
+                    x,
+                    y,
+                    w: bx + bw - x,
+                    h,
+                });
+            }
+        }
+        self.previous.copy_from_slice(frame);
+        &self.rects
+    }
+
+    /// Tiles still for at least a second at `t_ms` where `shown` differs from `frame`.
+    fn still_inexact(&self, shown: &[u8], frame: &[u8], t_ms: u64) -> u64 {
+        (0..self.grid.tiles())
+            .filter(|&i| t_ms.saturating_sub(self.last_change[i]) >= 1000)
+            .filter(|&i| !detect::tile_equal(&self.grid, shown, frame, i))
+            .count() as u64
+    }
+}
+
 fn ours(path: &Path) -> anyhow::Result<Figures> {
     let mut r = open(path)?;
     let h = r.header();
     let mut enc = Encoder::new(h.width, h.height);
     let mut dec = Decoder::new();
+    let mut damage = Damage::new(h.width, h.height);
     let mut fig = Figures::default();
     let mut wire = Vec::new();
     let mut seq = 0u64;
     while let Some((t_ms, frame)) = r.next_frame()? {
         seq += 1;
+        let changed = damage.update(frame, u64::from(t_ms));
         let t0 = thread_cpu();
-        let update = enc.encode(frame, h.width, h.height, t_ms as u64, seq);
+        let update = enc.encode_changed(frame, h.width, h.height, Some(changed), t_ms as u64, seq);
         let ms = (thread_cpu() - t0).as_secs_f64() * 1e3;
         fig.encode_ms.push(ms);
         match &update {
@@ -240,6 +334,7 @@ fn ours(path: &Path) -> anyhow::Result<Figures> {
             fig.exact += 1;
         } else {
             fig.se += squared_error(dec.pixels(), frame);
+            fig.still_inexact += damage.still_inexact(dec.pixels(), frame, u64::from(t_ms));
             let stride = h.width as usize * 4;
             for (x, y, w, hh) in enc.lossy_rects() {
                 for row in y..y + hh {
@@ -359,6 +454,13 @@ fn metrics(row: &Row) -> Vec<(&'static str, Option<f64>, &'static str)> {
     if ours && f.moving_samples > 0.0 {
         m.push(("psnr_db_moving", psnr(f.moving_se, f.moving_samples), "dB"));
     }
+    if ours {
+        m.push((
+            "inexact_tiles_still_1s",
+            Some(f.still_inexact as f64),
+            "tiles",
+        ));
+    }
     m
 }
 
@@ -386,6 +488,7 @@ fn cell(v: Option<f64>, metric: &str) -> String {
             out
         }
         Some(v) if metric == "bitexact_share" => format!("{v:.3}"),
+        Some(v) if metric == "inexact_tiles_still_1s" => format!("{v:.0}"),
         Some(v) if metric.starts_with("psnr") => format!("{v:.1}"),
         Some(v) => format!("{v:.2}"),
     }
@@ -407,7 +510,10 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
             fig: ours(path)?,
         });
         if !args.no_peers {
-            for (system, peer_args) in PEERS {
+            let chosen = PEERS
+                .iter()
+                .filter(|(name, _)| args.peer.is_empty() || args.peer.iter().any(|p| p == name));
+            for &(system, peer_args) in chosen {
                 eprintln!("bench codec: {scenario}: {system}");
                 rows.push(Row {
                     scenario: scenario.clone(),

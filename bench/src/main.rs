@@ -1,7 +1,7 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
-//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `record.rs`, `e2e.rs`,
-//! `network.rs`, `load.rs`, `desk.rs`); the shared report format
+//! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `capture.rs`, `record.rs`,
+//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod capture;
 mod codec;
 mod desk;
 mod e2e;
@@ -37,6 +38,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
+    /// Records a screen sequence (SCRNSEQ1) of one kind of screen content: real programs on a
+    /// private Xvfb driven by a script (needs Xvfb, openbox, xdotool and the scenario's programs)
+    Capture(capture::Args),
     /// The screen codec against x264, VP9 and lossless x264 through ffmpeg, on the corpus
     Codec(codec::Args),
     /// What recording the session log costs the technician (CPU, bytes), against receiving
@@ -71,6 +75,7 @@ enum Bench {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let pure = match &cli.bench {
+        Bench::Capture(args) => Some(capture::main(args)),
         Bench::Codec(args) => Some(codec::main(args, cli.json)),
         Bench::Record(args) => Some(record::main(args, cli.json)),
         Bench::Network(args) => Some(network::main(args, cli.json)),
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
             Bench::E2e(args) => e2e::run(args).await,
             Bench::Load(args) => load::run(args).await,
             Bench::Desk(args) => desk::run(args).await,
-            Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
+            Bench::Capture(_) | Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
                 unreachable!("run above, outside the runtime")
             }
         }

@@ -44,11 +44,12 @@ enum ArbOp {
 }
 
 fn coding(c: u8) -> TileCoding {
-    match c % 5 {
+    match c % 6 {
         0 => TileCoding::Solid,
         1 => TileCoding::Palette,
         2 => TileCoding::PaletteDelta,
         3 => TileCoding::Predicted,
+        4 => TileCoding::NearLossless,
         _ => TileCoding::Temporal,
     }
 }

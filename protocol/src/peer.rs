@@ -119,6 +119,9 @@ pub enum TileCoding {
     Predicted,
     /// Byte-wise difference against the pixels the framebuffer already holds there.
     Temporal,
+    /// Lossy: residuals of a median-edge predictor over B, G, R, quantised so that no channel
+    /// is off by more than half the step; for natural images while they move.
+    NearLossless,
 }
 
 /// A rectangle of the screen coded losslessly; its payload is the next `len` bytes of the

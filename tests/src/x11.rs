@@ -109,14 +109,30 @@ impl Xvfb {
     pub fn resize(&self, width: u32, height: u32) {
         let name = format!("{width}x{height}test");
         let (w, h) = (width.to_string(), height.to_string());
-        let steps: [Vec<&str>; 3] = [
+        self.xrandr(&[
             vec!["--newmode", &name, "40", &w, &w, &w, &w, &h, &h, &h, &h],
             vec!["--addmode", "screen", &name],
             vec!["--output", "screen", "--mode", &name],
-        ];
+        ]);
+    }
+
+    /// Makes the screen two monitors side by side, each half its width (`xrandr
+    /// --setmonitor`), as a desk with two displays has.
+    pub fn split_in_two_monitors(&self) {
+        let (half, h) = (self.width / 2, self.height);
+        let left = format!("{half}/260x{h}/200+0+0");
+        let right = format!("{half}/260x{h}/200+{half}+0");
+        self.xrandr(&[
+            vec!["--setmonitor", "left", &left, "screen"],
+            vec!["--setmonitor", "right", &right, "none"],
+        ]);
+    }
+
+    /// Runs `xrandr` once per argument list. Fails the test when `xrandr` is missing.
+    fn xrandr(&self, steps: &[Vec<&str>]) {
         for args in steps {
             let out = Command::new("xrandr")
-                .args(&args)
+                .args(args)
                 .env("DISPLAY", &self.display)
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run xrandr ({e}); install it with `apt-get install -y x11-xserver-utils`"));

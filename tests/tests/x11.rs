@@ -1,5 +1,6 @@
-//! The real agent on a real X server (Xvfb): the technician sees the screen bit for bit, its
-//! input arrives at a real window, view-only and denial hold, and nothing stays pressed.
+//! The real agent on a real X server (Xvfb): the technician sees the screen bit for bit (one
+//! monitor of two, a resized screen), its input arrives at a real window, view-only and denial
+//! hold, and nothing stays pressed.
 
 use std::time::Duration;
 
@@ -40,6 +41,17 @@ fn script(dir: &std::path::Path, text: &str) -> String {
     let p = dir.join("script.txt");
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
+}
+
+/// Waits for the technician's session to end well and reads the snapshot its script saved.
+fn snapshot_of(tech: &mut Proc, agent: &Proc, snap: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    assert!(
+        tech.wait_exit(SESSION).success(),
+        "{}\n{}",
+        tech.transcript(),
+        agent.transcript()
+    );
+    png_rgb(snap)
 }
 
 fn window_events(win: &mut Proc, kind: &str) -> Vec<Value> {
@@ -276,17 +288,40 @@ fn a_resized_screen_is_followed() {
     tech.wait_line(PROMPT, "an update of the new size", |l| {
         l.contains("\"width\":800")
     });
-    assert!(
-        tech.wait_exit(SESSION).success(),
-        "{}\n{}",
-        tech.transcript(),
-        agent.transcript()
-    );
-    let (w, h, seen) = png_rgb(&snap);
+    let (w, h, seen) = snapshot_of(&mut tech, &agent, &snap);
     assert_eq!((w, h), (800, 600));
     assert!(
         seen == x.root_rgb(),
         "the technician's picture differs from the resized screen"
+    );
+    agent.wait_exit(PROMPT);
+}
+
+#[test]
+fn the_second_of_two_monitors_is_shared_alone() {
+    let x = Xvfb::start(1024, 768);
+    x.split_in_two_monitors();
+    // One window on each monitor: the right one's must arrive, the left one's must not.
+    let _left = x.test_window(100, 80, 300, 200);
+    let _right = x.test_window(600, 300, 300, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "view", "--display", "1"], false);
+    let snap = dir.path().join("right.png");
+    let s = script(
+        dir.path(),
+        &format!("wait 1500\nsnapshot {}\nend\n", snap.display()),
+    );
+    let mut tech = tests::start_technician(&relay, &code, &["--input-script", &s]);
+    let (w, h, seen) = snapshot_of(&mut tech, &agent, &snap);
+    assert_eq!((w, h), (512, 768));
+    let root = x.root_rgb();
+    let right_half: Vec<u8> = (0..768usize)
+        .flat_map(|y| root[(y * 1024 + 512) * 3..(y * 1024 + 1024) * 3].to_vec())
+        .collect();
+    assert!(
+        seen == right_half,
+        "the technician's picture is not the right-hand monitor"
     );
     agent.wait_exit(PROMPT);
 }

@@ -2,8 +2,10 @@
 //!
 //! Rows are compared whole first (one `memcmp` of a 1920-pixel row is close to memory speed),
 //! and only a row that differs is compared tile by tile, so an unchanged 1080p frame costs one
-//! pass over two images and nothing more.
+//! pass over two images and nothing more. Where the source says which rectangles changed
+//! (X DAMAGE), only the tiles they touch are compared ([`mark_changed_in`]).
 
+use super::tile::Rect;
 use super::{BPP, TILE};
 
 /// The tile grid of a screen.
@@ -62,6 +64,38 @@ pub fn mark_changed(grid: &Grid, frame: &[u8], reference: &[u8], dirty: &mut [bo
                 dirty[band + tx] = true;
             }
         }
+    }
+    dirty.iter().filter(|d| **d).count()
+}
+
+/// As [`mark_changed`], where `frame` may differ from `reference` only inside `rects` (and in
+/// the tiles `also` selects): only the tiles those touch are compared.
+pub fn mark_changed_in(
+    grid: &Grid,
+    frame: &[u8],
+    reference: &[u8],
+    rects: &[Rect],
+    also: impl Iterator<Item = usize>,
+    dirty: &mut [bool],
+) -> usize {
+    let check = |i: usize, dirty: &mut [bool]| {
+        if !dirty[i] && !tile_equal(grid, frame, reference, i) {
+            dirty[i] = true;
+        }
+    };
+    for r in rects {
+        if r.w == 0 || r.h == 0 || r.x >= grid.width || r.y >= grid.height {
+            continue;
+        }
+        let (x1, y1) = ((r.x + r.w).min(grid.width), (r.y + r.h).min(grid.height));
+        for ty in r.y / TILE..y1.div_ceil(TILE) {
+            for tx in r.x / TILE..x1.div_ceil(TILE) {
+                check(ty * grid.cols + tx, dirty);
+            }
+        }
+    }
+    for i in also {
+        check(i, dirty);
     }
     dirty.iter().filter(|d| **d).count()
 }

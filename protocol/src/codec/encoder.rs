@@ -19,6 +19,19 @@
 //! restarts on the smaller box, or ends) and are sent again losslessly in the same update, so a
 //! region is exact again within a second of stopping. [`Encoder::refine`] does that on a screen
 //! that stopped changing altogether.
+//!
+//! # Natural images that move
+//!
+//! A photograph scrolling in, a panned map, a slideshow: content that is new where it appears
+//! rather than changing in place, so it never turns hot. A tile that changes next to moved
+//! content in the same update, or that changed shortly before ([`REFINE_AFTER_MS`]), and that
+//! only the predicted coding would carry exactly, is sent near-lossless
+//! ([`super::tile::TileCoding::NearLossless`], no channel off by more than [`LOSSY_STEP`] / 2)
+//! instead. The viewer's lossy tiles are tracked, and copies carry them along (a scrolled photo
+//! is still a copy of what the viewer holds); once a tile has been still for
+//! [`REFINE_AFTER_MS`] it is sent exactly, at most [`MAX_REFINE_TILES`] an update, so a
+//! screenful of photographs is exact within a second of stopping. Text and widgets (palette
+//! tiles) stay exact throughout.
 
 use super::decoder::copy_rect;
 use super::detect::{self, Grid};
@@ -38,8 +51,13 @@ pub const HOT_CHANGES: usize = 5;
 pub const HOT_WINDOW_MS: u64 = 500;
 /// Fewest hot tiles that start a video region: smaller churn is cheap enough exactly.
 pub const MIN_VIDEO_TILES: usize = 4;
-/// A video region's tile unchanged this long is refined to lossless.
+/// A video region's tile, or a near-lossless tile, unchanged this long is refined to lossless.
 pub const REFINE_AFTER_MS: u64 = 500;
+/// The step of near-lossless tiles: no channel is off by more than 3 (about 42 dB).
+pub const LOSSY_STEP: u8 = 7;
+/// Most tiles one update refines, so that refining a screenful of photographs is spread over a
+/// few updates instead of making one slow.
+pub const MAX_REFINE_TILES: usize = 96;
 
 /// A video region: a box of whole tiles (`tx0..tx1`, `ty0..ty1`) carried by one H.264 stream.
 struct Region {
@@ -134,6 +152,10 @@ pub struct Encoder {
     last_change: Vec<u64>,
     /// Tiles next to a copy destination in the current update.
     near_copy: Vec<bool>,
+    /// Per tile: the viewer holds it near-lossless (copies carry this along with the pixels).
+    lossy: Vec<bool>,
+    /// Per tile: refined to lossless in the current update.
+    refining: Vec<bool>,
     region: Option<Region>,
     next_stream: u32,
     /// The video encoder failed once: everything stays exact.
@@ -161,6 +183,8 @@ impl Encoder {
             costly: vec![0; grid.tiles()],
             last_change: vec![0; grid.tiles()],
             near_copy: vec![false; grid.tiles()],
+            lossy: vec![false; grid.tiles()],
+            refining: vec![false; grid.tiles()],
             region: None,
             next_stream: 0,
             video_off: false,
@@ -232,6 +256,7 @@ impl Encoder {
                 (y as i64 - m.dy as i64) as usize,
             );
             copy_rect(&mut self.reference, stride, (sx, sy), (x, y), (w, h));
+            self.move_lossy((sx, sy), (x, y), (w, h));
             ops.push(CodecOp::Copy {
                 src_x: sx as u32,
                 src_y: sy as u32,
@@ -245,6 +270,52 @@ impl Encoder {
         for m in &self.moves {
             self.dirty[m.tile] = !detect::tile_equal(&grid, frame, &self.reference, m.tile);
         }
+    }
+
+    /// A copy of the `size` rectangle at `src` to the tiles at `dst` (whole tiles) carries the
+    /// viewer's near-lossless pixels along: a destination tile is lossy when any tile its
+    /// source overlaps was.
+    fn move_lossy(
+        &mut self,
+        (sx, sy): (usize, usize),
+        (dx, dy): (usize, usize),
+        (w, h): (usize, usize),
+    ) {
+        let grid = self.grid;
+        let cols = grid.cols;
+        let (tx0, ty0) = (dx / TILE, dy / TILE);
+        let (tx1, ty1) = ((dx + w).div_ceil(TILE), (dy + h).div_ceil(TILE));
+        let mut moved = Vec::with_capacity((tx1 - tx0) * (ty1 - ty0));
+        for ty in ty0..ty1 {
+            for tx in tx0..tx1 {
+                // The destination tile's pixels within the copy, and where they come from.
+                let (x, y, tw, th) = grid.rect(ty * cols + tx);
+                let (x0, y0) = (x.max(dx), y.max(dy));
+                let (x1, y1) = ((x + tw).min(dx + w), (y + th).min(dy + h));
+                let (ax, ay) = (x0 - dx + sx, y0 - dy + sy);
+                let (bx, by) = (x1 - dx + sx - 1, y1 - dy + sy - 1);
+                let lossy = (ay / TILE..=by / TILE)
+                    .any(|uy| (ax / TILE..=bx / TILE).any(|ux| self.lossy[uy * cols + ux]));
+                moved.push(lossy);
+            }
+        }
+        let mut k = 0;
+        for ty in ty0..ty1 {
+            for tx in tx0..tx1 {
+                self.lossy[ty * cols + tx] = moved[k];
+                k += 1;
+            }
+        }
+    }
+
+    /// Whether tile `i`, changing at `t_ms`, may go near-lossless: content that moved in this
+    /// update (scrolled or dragged in, or uncovered) or changed shortly before (a slideshow, a
+    /// panned picture), and only when exact coding would need the predicted coding.
+    fn may_go_lossy(&self, i: usize, t_ms: u64) -> bool {
+        let before = self.changes[i][HOT_CHANGES - 2];
+        !self.lossless
+            && (self.near_copy[i]
+                || (before != u64::MAX && t_ms.saturating_sub(before) <= REFINE_AFTER_MS))
     }
 
     /// Whether tile `i` changes quickly and is expensive to send exactly.
@@ -317,12 +388,18 @@ impl Encoder {
 
     /// The rectangles `(x, y, w, h)` the viewer holds lossy now (for measuring).
     pub fn lossy_rects(&self) -> Vec<(usize, usize, usize, usize)> {
-        self.region
-            .iter()
+        let region = self.region.as_ref();
+        let grid = self.grid;
+        let tiles = (0..grid.tiles())
+            .filter(|&i| self.lossy[i] && !region.is_some_and(|r| r.contains(&grid, i)))
+            .map(|i| grid.rect(i));
+        region
             .map(|r| {
-                let r = r.rect(&self.grid);
+                let r = r.rect(&grid);
                 (r.x, r.y, r.w, r.h)
             })
+            .into_iter()
+            .chain(tiles)
             .collect()
     }
 
@@ -334,20 +411,22 @@ impl Encoder {
 
     /// Whether part of the viewer's image is lossy and waits for [`Encoder::refine`].
     pub fn refine_pending(&self) -> bool {
-        self.region.is_some()
+        self.region.is_some() || self.lossy.contains(&true)
     }
 
     /// On a screen that has not changed since the last frame given to [`Encoder::encode`]:
     /// the update that refines to lossless what has stayed still for [`REFINE_AFTER_MS`] by
     /// `t_ms`, or `None` when nothing is due.
     pub fn refine(&mut self, t_ms: u64, seq: u64) -> Option<Update> {
-        let region = self.region.as_ref()?;
         // Nothing still long enough yet: no need to go through the frame.
         let grid = self.grid;
-        if region
-            .tiles(&grid)
-            .all(|i| t_ms.saturating_sub(self.last_change[i]) <= REFINE_AFTER_MS)
-        {
+        let due = |i: usize| t_ms.saturating_sub(self.last_change[i]) > REFINE_AFTER_MS;
+        let region_due = self
+            .region
+            .as_ref()
+            .is_some_and(|r| r.tiles(&grid).any(due));
+        let stills_due = (0..grid.tiles()).any(|i| self.lossy[i] && due(i));
+        if !region_due && !stills_due {
             return None;
         }
         let frame = self.reference.clone();
@@ -369,6 +448,21 @@ impl Encoder {
         t_ms: u64,
         seq: u64,
     ) -> Option<Update> {
+        self.encode_changed(frame, width, height, None, t_ms, seq)
+    }
+
+    /// As [`Encoder::encode`], where the source knows what changed: `changed`, when given, are
+    /// the rectangles outside which `frame` equals the frame of the previous call, and only the
+    /// tiles they touch are compared with what the viewer holds.
+    pub fn encode_changed(
+        &mut self,
+        frame: &[u8],
+        width: u32,
+        height: u32,
+        changed: Option<&[Rect]>,
+        t_ms: u64,
+        seq: u64,
+    ) -> Option<Update> {
         assert_eq!(
             frame.len(),
             width as usize * height as usize * BPP,
@@ -380,7 +474,7 @@ impl Encoder {
                 ..Self::new(width, height)
             };
         }
-        self.encode_inner(frame, t_ms)
+        self.encode_inner(frame, changed, t_ms)
             .map(|(ops, tile_data)| Update {
                 seq,
                 width,
@@ -390,17 +484,34 @@ impl Encoder {
             })
     }
 
-    fn encode_inner(&mut self, frame: &[u8], t_ms: u64) -> Option<(Vec<CodecOp>, Vec<u8>)> {
+    fn encode_inner(
+        &mut self,
+        frame: &[u8],
+        changed: Option<&[Rect]>,
+        t_ms: u64,
+    ) -> Option<(Vec<CodecOp>, Vec<u8>)> {
         let full = std::mem::take(&mut self.full_pending);
         let grid = self.grid;
         if full {
             self.region = None;
+            self.lossy.fill(false);
             self.dirty.fill(true);
         } else {
             self.dirty.fill(false);
-            if detect::mark_changed(&grid, frame, &self.reference, &mut self.dirty) == 0
-                && self.region.is_none()
-            {
+            let marked = match changed {
+                // The video region's tiles are compared whatever the rectangles say: what the
+                // viewer holds there may lag the previous frame (a skipped picture).
+                Some(rects) => detect::mark_changed_in(
+                    &grid,
+                    frame,
+                    &self.reference,
+                    rects,
+                    self.region.iter().flat_map(|r| r.tiles(&grid)),
+                    &mut self.dirty,
+                ),
+                None => detect::mark_changed(&grid, frame, &self.reference, &mut self.dirty),
+            };
+            if marked == 0 && !self.refine_pending() {
                 return None;
             }
         }
@@ -420,6 +531,12 @@ impl Encoder {
         }
         let mut ops = Vec::new();
         self.near_copy.fill(false);
+        // Changed in place or moved: either way the tile's content is not still.
+        for i in 0..grid.tiles() {
+            if self.dirty[i] {
+                self.last_change[i] = t_ms;
+            }
+        }
         if !full {
             self.copies(frame, &mut ops);
             // Moved content, where it came from, and one tile around: what a scroll or a drag
@@ -452,39 +569,59 @@ impl Encoder {
             }
         }
         for i in 0..grid.tiles() {
-            if self.dirty[i] {
-                self.last_change[i] = t_ms;
-                if !self.near_copy[i] {
-                    push_change(&mut self.changes[i], t_ms);
-                }
+            if self.dirty[i] && !self.near_copy[i] {
+                push_change(&mut self.changes[i], t_ms);
             }
         }
         // The video region: start or grow it over hot tiles, shrink or end it over still ones.
         let mut refine = Vec::new();
         if !full {
             video_changed |= self.plan_region(t_ms, &mut refine);
-            // In tile order already (a region's tiles run row by row): searched below.
-            debug_assert!(refine.is_sorted());
+        }
+        // Near-lossless tiles still long enough are refined, a bounded number per update.
+        self.refining.fill(false);
+        for &i in &refine {
+            self.refining[i] = true;
+        }
+        let mut budget = MAX_REFINE_TILES;
+        for i in 0..grid.tiles() {
+            if budget == 0 {
+                break;
+            }
+            if self.lossy[i]
+                && !self.dirty[i]
+                && !self.refining[i]
+                && t_ms.saturating_sub(self.last_change[i]) > REFINE_AFTER_MS
+                && !self.region.as_ref().is_some_and(|r| r.contains(&grid, i))
+            {
+                self.refining[i] = true;
+                budget -= 1;
+            }
         }
         self.payload.clear();
         let stride = grid.stride();
         for i in 0..grid.tiles() {
-            let lossy = refine.binary_search(&i).is_ok();
-            if !self.dirty[i] && !lossy {
+            let refining = self.refining[i];
+            if !self.dirty[i] && !refining {
                 continue;
             }
             let (x, y, w, h) = grid.rect(i);
             let r = Rect { x, y, w, h };
-            // What the viewer holds of a lossy tile is not known: code it on its own.
-            let reference = (!full && !lossy).then_some(&self.reference[..]);
+            // What the viewer holds of a lossy tile is not known exactly: code it on its own.
+            let reference = (!full && !refining && !self.lossy[i]).then_some(&self.reference[..]);
+            let step = (!full && !refining && self.may_go_lossy(i, t_ms)).then_some(LOSSY_STEP);
             let start = self.payload.len();
             let coding = self
                 .tiles
-                .encode(frame, reference, stride, r, &mut self.payload);
+                .encode(frame, reference, stride, r, step, &mut self.payload);
             let len = self.payload.len() - start;
+            self.lossy[i] = coding == TileCoding::NearLossless;
             // Many colours (more than a palette holds) is what natural images have and text,
             // widgets and flat content do not.
-            let many_colours = matches!(coding, TileCoding::Predicted | TileCoding::Temporal);
+            let many_colours = matches!(
+                coding,
+                TileCoding::Predicted | TileCoding::Temporal | TileCoding::NearLossless
+            );
             self.costly[i] = (self.costly[i] << 1) | u8::from(many_colours);
             ops.push(CodecOp::Tile(CodecTile {
                 x: x as u32,

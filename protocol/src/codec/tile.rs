@@ -11,7 +11,13 @@
 //! - [`TileCoding::Predicted`]: four planes of `w * h` bytes (B-G, G, R-G, X), each the residual
 //!   of the median-edge (LOCO-I) predictor within the tile; for many-coloured content;
 //! - [`TileCoding::Temporal`]: four planes of the byte-wise difference from the pixel the
-//!   framebuffer holds; for many-coloured content of which only part changed.
+//!   framebuffer holds; for many-coloured content of which only part changed;
+//! - [`TileCoding::NearLossless`] (lossy, only when the encoder asks for it): a byte `step`
+//!   (odd), then three planes (B, G, R) of `w * h` bytes: each channel's residual from the
+//!   median-edge predictor over the pixels as decoded, divided by `step` with rounding and
+//!   zigzag-coded (0, -1, 1, -2, …), so that no channel is off by more than `step / 2`; the
+//!   fourth byte of each pixel is 0. For natural images while they move: a photograph
+//!   scrolling in costs a fraction of its exact bytes, and is sent exactly once it stops.
 //!
 //! Payloads are not compressed here: the encoder compresses all the payloads of an update as one
 //! zstd frame, so repeated glyphs in different tiles share their cost. The choice between
@@ -100,6 +106,8 @@ impl ColorTable {
 pub struct TileEncoder {
     table: ColorTable,
     indices: Vec<u8>,
+    /// A near-lossless tile's channels as the viewer decodes them (predictions use those).
+    decoded: Vec<u8>,
 }
 
 impl Default for TileEncoder {
@@ -148,6 +156,30 @@ fn med(a: u8, b: u8, c: u8) -> u8 {
     }
 }
 
+/// The median-edge prediction of sample `(row, col)` of a plane `w` wide from the samples
+/// before it (left, up, up-left; an edge repeats its neighbour, the first sample is 128).
+#[inline]
+fn predict(plane: &[u8], w: usize, row: usize, col: usize) -> i32 {
+    let i = row * w + col;
+    match (row, col) {
+        (0, 0) => 128,
+        (0, _) => i32::from(plane[i - 1]),
+        (_, 0) => i32::from(plane[i - w]),
+        _ => i32::from(med(plane[i - 1], plane[i - w], plane[i - w - 1])),
+    }
+}
+
+/// 0, -1, 1, -2, 2… as 0, 1, 2, 3, 4… (a quantised residual fits: at most 255 / 3 either way).
+#[inline]
+fn zigzag(q: i32) -> u8 {
+    ((q << 1) ^ (q >> 31)) as u8
+}
+
+#[inline]
+fn unzigzag(z: u8) -> i32 {
+    i32::from(z >> 1) ^ -i32::from(z & 1)
+}
+
 /// Byte `ch` of a pixel after colour decorrelation: B-G, G, R-G, X.
 #[inline]
 fn decorrelate(p: u32, ch: usize) -> u8 {
@@ -167,18 +199,23 @@ impl TileEncoder {
         Self {
             table: ColorTable::new(),
             indices: Vec::with_capacity(64 * 64),
+            decoded: Vec::with_capacity(3 * 64 * 64),
         }
     }
 
     /// Appends the payload of `frame`'s pixels in `r` to `out` and returns its coding.
     /// `reference` is the image the viewer holds (same stride), when its pixels in `r` are known
-    /// exactly; it enables the delta codings.
+    /// exactly; it enables the delta codings. `lossy_step`: a tile that only the predicted coding
+    /// would carry exactly, and that looks like a natural image (fewer than a quarter of its
+    /// pixels equal to their left neighbour: not text, however anti-aliased), is coded
+    /// [`TileCoding::NearLossless`] with this step instead.
     pub fn encode(
         &mut self,
         frame: &[u8],
         reference: Option<&[u8]>,
         stride: usize,
         r: Rect,
+        lossy_step: Option<u8>,
         out: &mut Vec<u8>,
     ) -> TileCoding {
         let n = r.w * r.h;
@@ -189,10 +226,17 @@ impl TileEncoder {
         let mut unchanged = 0usize;
         let mut last = px(frame, r.offset(stride, 0)) ^ 1;
         let mut last_i = 0u8;
+        // Pixels equal to their left neighbour: most of a tile of text or widgets (the
+        // background between strokes, however many shades anti-aliasing adds), few of a
+        // photograph's.
+        let mut repeats = 0usize;
         for row in 0..r.h {
             let o = r.offset(stride, row);
+            let mut left = px(frame, o) ^ 1;
             for col in 0..r.w {
                 let p = px(frame, o + col * BPP);
+                repeats += usize::from(p == left);
+                left = p;
                 if let Some(reference) = reference {
                     if px(reference, o + col * BPP) == p {
                         unchanged += 1;
@@ -233,8 +277,46 @@ impl TileEncoder {
             push_runs(out, &self.indices);
             return TileCoding::Palette;
         }
+        if let Some(step) = lossy_step.filter(|_| repeats * 4 < n) {
+            self.near_lossless(frame, stride, r, step, out);
+            return TileCoding::NearLossless;
+        }
         self.planes(frame, None, stride, r, out);
         TileCoding::Predicted
+    }
+
+    /// The [`TileCoding::NearLossless`] payload of `frame`'s pixels in `r`.
+    fn near_lossless(&mut self, frame: &[u8], stride: usize, r: Rect, step: u8, out: &mut Vec<u8>) {
+        let step = step | 1;
+        let (w, n) = (r.w, r.w * r.h);
+        self.decoded.clear();
+        self.decoded.resize(3 * n, 0);
+        out.push(step);
+        let start = out.len();
+        out.resize(start + 3 * n, 0);
+        let planes = &mut out[start..];
+        let half = i32::from(step / 2);
+        let step = i32::from(step);
+        for ch in 0..3 {
+            let decoded = &mut self.decoded[ch * n..(ch + 1) * n];
+            let plane = &mut planes[ch * n..(ch + 1) * n];
+            for row in 0..r.h {
+                let o = r.offset(stride, row);
+                for col in 0..w {
+                    let i = row * w + col;
+                    let pred = predict(decoded, w, row, col);
+                    let x = i32::from(frame[o + col * BPP + ch]);
+                    let e = x - pred;
+                    let q = if e >= 0 {
+                        (e + half) / step
+                    } else {
+                        -((half - e) / step)
+                    };
+                    decoded[i] = (pred + q * step).clamp(0, 255) as u8;
+                    plane[i] = zigzag(q);
+                }
+            }
+        }
     }
 
     fn palette_delta(
@@ -416,6 +498,50 @@ pub fn decode(
             }
             Ok(())
         }
+        TileCoding::NearLossless => {
+            let (&step, planes) = payload
+                .split_first()
+                .ok_or(CodecError::BadTile("empty near-lossless tile"))?;
+            if step % 2 == 0 || step < 3 {
+                return Err(CodecError::BadTile(
+                    "near-lossless step not an odd number from 3",
+                ));
+            }
+            if planes.len() != 3 * n {
+                return Err(CodecError::BadTile(
+                    "near-lossless tile of the wrong length",
+                ));
+            }
+            let step = i32::from(step);
+            // Each channel is predicted from its own decoded samples, read back from the
+            // framebuffer as they are written.
+            for ch in 0..3 {
+                let plane = &planes[ch * n..(ch + 1) * n];
+                for row in 0..r.h {
+                    let o = r.offset(stride, row);
+                    for col in 0..r.w {
+                        let at = o + col * BPP + ch;
+                        let pred = match (row, col) {
+                            (0, 0) => 128,
+                            (0, _) => i32::from(fb[at - BPP]),
+                            (_, 0) => i32::from(fb[at - stride]),
+                            _ => {
+                                i32::from(med(fb[at - BPP], fb[at - stride], fb[at - stride - BPP]))
+                            }
+                        };
+                        let q = unzigzag(plane[row * r.w + col]);
+                        fb[at] = (pred + q * step).clamp(0, 255) as u8;
+                    }
+                }
+            }
+            for row in 0..r.h {
+                let o = r.offset(stride, row);
+                for col in 0..r.w {
+                    fb[o + col * BPP + 3] = 0;
+                }
+            }
+            Ok(())
+        }
         TileCoding::Predicted | TileCoding::Temporal => {
             if payload.len() != n * BPP {
                 return Err(CodecError::BadTile("plane tile of the wrong length"));
@@ -475,7 +601,7 @@ mod tests {
         };
         let mut enc = TileEncoder::new();
         let mut out = Vec::new();
-        let coding = enc.encode(frame, reference, w * BPP, r, &mut out);
+        let coding = enc.encode(frame, reference, w * BPP, r, None, &mut out);
         let mut fb = reference.map_or_else(|| vec![7; frame.len()], <[u8]>::to_vec);
         decode(coding, &out, &mut fb, w * BPP, r).unwrap();
         for y in r.y..r.y + r.h {
@@ -517,6 +643,60 @@ mod tests {
     }
 
     #[test]
+    fn near_lossless_tiles_stay_within_half_a_step() {
+        let (w, h) = (64, 48);
+        // Grain that differs from pixel to pixel, from a hash of the position.
+        let noise =
+            |x: usize, y: usize| (((x * 7919 + y * 104_729) * 2_654_435_761) >> 13) as u8 % 9;
+        let photo = image(w, h, |x, y| {
+            let n = noise(x, y);
+            [
+                (x * 3 + n as usize) as u8,
+                (y * 4 + 250) as u8,
+                ((x + y) * 2) as u8 ^ n,
+                0,
+            ]
+        });
+        let r = Rect { x: 0, y: 0, w, h };
+        let mut enc = TileEncoder::new();
+        let (mut exact, mut lossy) = (Vec::new(), Vec::new());
+        assert_eq!(
+            enc.encode(&photo, None, w * BPP, r, None, &mut exact),
+            TileCoding::Predicted
+        );
+        assert_eq!(
+            enc.encode(&photo, None, w * BPP, r, Some(7), &mut lossy),
+            TileCoding::NearLossless
+        );
+        let mut fb = vec![99; photo.len()];
+        decode(TileCoding::NearLossless, &lossy, &mut fb, w * BPP, r).unwrap();
+        let worst = fb
+            .chunks_exact(BPP)
+            .zip(photo.chunks_exact(BPP))
+            .flat_map(|(a, b)| (0..3).map(move |c| a[c].abs_diff(b[c])))
+            .max();
+        assert_eq!(worst, Some(3));
+        let packed = |p: &[u8]| zstd::bulk::compress(p, 1).unwrap().len();
+        let (lossy, exact) = (packed(&lossy), packed(&exact));
+        assert!(lossy < exact, "{lossy} bytes near-lossless, {exact} exact");
+        // Anti-aliased text has more shades than a palette holds, but mostly background: it
+        // stays exact even where near-lossless is allowed.
+        let text = image(w, h, |x, y| {
+            if y % 12 < 8 && x % 5 == 0 {
+                let shade = ((x * 31 + y * 17) % 200) as u8;
+                [shade, shade / 2, 255 - shade, 0]
+            } else {
+                [250, 250, 250, 0]
+            }
+        });
+        let mut out = Vec::new();
+        assert_eq!(
+            enc.encode(&text, None, w * BPP, r, Some(7), &mut out),
+            TileCoding::Predicted
+        );
+    }
+
+    #[test]
     fn malformed_payloads_are_errors() {
         let mut fb = vec![0u8; 16 * 16 * BPP];
         let r = Rect {
@@ -545,5 +725,9 @@ mod tests {
             &mut fb
         ));
         assert!(bad(TileCoding::Predicted, &[0; 63], &mut fb));
+        assert!(bad(TileCoding::NearLossless, &[], &mut fb));
+        assert!(bad(TileCoding::NearLossless, &[4; 49], &mut fb));
+        assert!(bad(TileCoding::NearLossless, &[7; 48], &mut fb));
+        assert!(!bad(TileCoding::NearLossless, &[7; 49], &mut fb));
     }
 }
