@@ -28,12 +28,12 @@
 //! display shows).
 
 pub(crate) mod ours;
-mod pixels;
+pub(crate) mod pixels;
 pub(crate) mod probe;
 pub(crate) mod procs;
 mod rfb;
 pub(crate) mod window;
-mod windowed;
+pub(crate) mod windowed;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -51,9 +51,9 @@ use probe::{Rect, ScreenProbe};
 use window::TestWindow;
 
 const BENCH: &str = "e2e";
-const SCREEN: (u32, u32) = (1920, 1080);
+pub(crate) const SCREEN: (u32, u32) = (1920, 1080);
 /// The window whose colour changes. Away from the screen's centre, where the pointer starts.
-const WINDOW: Rect = Rect {
+pub(crate) const WINDOW: Rect = Rect {
     x: 160,
     y: 120,
     width: 200,
@@ -61,9 +61,9 @@ const WINDOW: Rect = Rect {
 };
 /// Where the pointer is parked while the screen is measured: a software cursor over the window
 /// would keep it from being one colour.
-const POINTER_PARK: (i16, i16) = (1800, 1000);
+pub(crate) const POINTER_PARK: (i16, i16) = (1800, 1000);
 /// A sample that has not arrived by then is counted as lost.
-const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Repaints a second during the active CPU phase.
 const ACTIVE_HZ: u32 = 30;
 
@@ -658,12 +658,12 @@ fn from_window(m: windowed::WindowMeasured) -> Measured {
 // The measurement, the same for every system
 
 /// The colour of sample `i` (0xRRGGBB), scattered over the colour cube.
-fn colour(i: u32) -> u32 {
+pub(crate) fn colour(i: u32) -> u32 {
     (i.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 8) & 0x00ff_ffff
 }
 
 /// An irregular pause of 15 to 50 ms between samples.
-fn gap(i: u32) -> Duration {
+pub(crate) fn gap(i: u32) -> Duration {
     Duration::from_millis(15 + u64::from(i.wrapping_mul(2_654_435_761) >> 16) % 36)
 }
 
@@ -774,7 +774,7 @@ fn pct(cpu: Duration, wall: Duration) -> f64 {
 }
 
 /// Nearest-rank percentile of sorted samples, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

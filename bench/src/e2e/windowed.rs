@@ -54,7 +54,7 @@ pub struct ViewerArea {
 impl ViewerArea {
     /// Where the remote rectangle `r` is on the viewer display (root coordinates), if all of it
     /// shows.
-    fn place(&self, r: Rect) -> Option<Rect> {
+    pub(crate) fn place(&self, r: Rect) -> Option<Rect> {
         if r.x + r.width > self.width || r.y + r.height > self.height {
             return None;
         }
@@ -150,7 +150,7 @@ impl RunningViewer {
         self.proc.pid()
     }
 
-    fn area(&self) -> Option<ViewerArea> {
+    pub(crate) fn area(&self) -> Option<ViewerArea> {
         match &self.area {
             AreaSource::Fixed(a) => Some(*a),
             AreaSource::Console(s) => s.lock().expect("console state lock").area,
@@ -158,7 +158,7 @@ impl RunningViewer {
     }
 
     /// Fails, with what the viewer last said, if it has exited.
-    fn check(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
         if let Err(e) = self.proc.check_running() {
             return Err(anyhow::Error::from(e).context(self.last_words()));
         }
@@ -378,41 +378,7 @@ pub fn measure(
     );
     win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
     let first = 0x00c0_c0c0;
-    win.fill(first)?;
-    let started = Instant::now();
-    loop {
-        viewer.check()?;
-        if let Some(rect) = viewer.area().and_then(|a| a.place(WINDOW)) {
-            let deadline = Instant::now() + Duration::from_millis(200);
-            if probe
-                .wait_for(rect, first, LOOK_PERIOD, deadline)?
-                .is_some()
-            {
-                break;
-            }
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if started.elapsed() > FIRST_SCREEN {
-            bail!(
-                "{} did not show the agent's screen within {} s: still waiting for {}; {}",
-                viewer.proc.name(),
-                FIRST_SCREEN.as_secs(),
-                viewer.waiting_for(),
-                viewer.last_words()
-            );
-        }
-    }
-    progress(
-        super::BENCH,
-        format!(
-            "{} shows the screen after {:.1} s, viewer area {:?}",
-            viewer.proc.name(),
-            started.elapsed().as_secs_f64(),
-            viewer.area()
-        ),
-    );
-    probe.take_look_costs();
+    wait_first_screen(win, viewer, probe, first)?;
 
     let mut screen = Vec::new();
     let mut screen_lost = 0;
@@ -555,9 +521,55 @@ pub fn measure(
     })
 }
 
+/// Fills the square with `first` and waits until the viewer shows it (its start-up, GL and
+/// the session's included), failing with what the viewer last said after [`FIRST_SCREEN`].
+pub(crate) fn wait_first_screen(
+    win: &TestWindow,
+    viewer: &mut RunningViewer,
+    probe: &mut PixelProbe,
+    first: u32,
+) -> anyhow::Result<()> {
+    win.fill(first)?;
+    let started = Instant::now();
+    loop {
+        viewer.check()?;
+        if let Some(rect) = viewer.area().and_then(|a| a.place(WINDOW)) {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            if probe
+                .wait_for(rect, first, LOOK_PERIOD, deadline)?
+                .is_some()
+            {
+                break;
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if started.elapsed() > FIRST_SCREEN {
+            bail!(
+                "{} did not show the agent's screen within {} s: still waiting for {}; {}",
+                viewer.proc.name(),
+                FIRST_SCREEN.as_secs(),
+                viewer.waiting_for(),
+                viewer.last_words()
+            );
+        }
+    }
+    progress(
+        super::BENCH,
+        format!(
+            "{} shows the screen after {:.1} s, viewer area {:?}",
+            viewer.proc.name(),
+            started.elapsed().as_secs_f64(),
+            viewer.area()
+        ),
+    );
+    probe.take_look_costs();
+    Ok(())
+}
+
 /// `c`, or `c` with its channels flipped if it is too close to `prev` to tell apart within the
 /// probe's tolerance.
-fn distinct_colour(c: u32, prev: u32) -> u32 {
+pub(crate) fn distinct_colour(c: u32, prev: u32) -> u32 {
     let far = (0..3).any(|i| ((c >> (8 * i)) as u8).abs_diff((prev >> (8 * i)) as u8) > 32);
     if far {
         c

@@ -18,12 +18,12 @@ use protocol::input::InputEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use super::model::{Dashboard, Event, Quality};
+use super::model::{ClipboardNote, Dashboard, Event, Quality};
 use super::now_unix_ms;
 use super::present::Presenter;
 use crate::desk::DeskAction;
 use crate::join::{self, JoinEvent, JoinOptions, Joining, Live, RelayTarget};
-use crate::session::SessionEvent;
+use crate::session::{SessionEvent, ToolAction};
 use crate::viewer::{self, Viewer};
 
 /// The presenter, once the window exists; the session's frame hook draws through it.
@@ -71,6 +71,7 @@ pub enum Request {
         relay: String,
         code: String,
         input: mpsc::Receiver<InputEvent>,
+        tools: mpsc::Receiver<ToolAction>,
     },
     /// Take a help request (`None`: the oldest) and run its session; `desk` brings the
     /// window's steps of the request (escalate, hold, close).
@@ -78,6 +79,7 @@ pub enum Request {
         relay: String,
         request: Option<u64>,
         input: mpsc::Receiver<InputEvent>,
+        tools: mpsc::Receiver<ToolAction>,
         desk: mpsc::Receiver<DeskAction>,
     },
     /// Follow the queue with the kept login of `relay` (replacing an earlier watch).
@@ -384,9 +386,14 @@ async fn worker(
                 }
             }
             req @ (Request::Join { .. } | Request::Take { .. }) => {
-                let (relay, joining, input, desk) = match req {
-                    Request::Join { relay, code, input } => match UserCode::parse(&code) {
-                        Ok(c) => (relay, Joining::Code(c), input, None),
+                let (relay, joining, input, tools, desk) = match req {
+                    Request::Join {
+                        relay,
+                        code,
+                        input,
+                        tools,
+                    } => match UserCode::parse(&code) {
+                        Ok(c) => (relay, Joining::Code(c), input, tools, None),
                         Err(e) => {
                             out.send(Event::JoinFailed(e.to_string()));
                             continue;
@@ -396,8 +403,9 @@ async fn worker(
                         relay,
                         request,
                         input,
+                        tools,
                         desk,
-                    } => (relay, Joining::Request(request), input, Some(desk)),
+                    } => (relay, Joining::Request(request), input, tools, Some(desk)),
                     _ => unreachable!("matched above"),
                 };
                 let (end_tx, end_rx) = oneshot::channel();
@@ -405,6 +413,7 @@ async fn worker(
                 let target = config.target(&relay);
                 let opts = JoinOptions {
                     log_dir: config.log_dir.clone(),
+                    clipboard: true,
                     ..JoinOptions::default()
                 };
                 let (out, viewer, presenter, report) = (
@@ -420,7 +429,7 @@ async fn worker(
                         target,
                         joining,
                         opts,
-                        input,
+                        (input, tools),
                         desk,
                         viewer,
                         presenter,
@@ -546,7 +555,7 @@ async fn run_session(
     target: RelayTarget,
     joining: Joining,
     opts: JoinOptions,
-    input: mpsc::Receiver<InputEvent>,
+    (input, tools): (mpsc::Receiver<InputEvent>, mpsc::Receiver<ToolAction>),
     desk: Option<mpsc::Receiver<DeskAction>>,
     viewer: Arc<Mutex<Viewer>>,
     presenter: SharedPresenter,
@@ -606,11 +615,36 @@ async fn run_session(
                         updates_per_sec,
                         mbit_per_sec: bits_per_sec as f64 / 1e6,
                     }),
+                    JoinEvent::Session(SessionEvent::Chat(chat)) => Event::ChatReceived {
+                        chat,
+                        at_unix_ms: now_unix_ms(),
+                    },
+                    JoinEvent::Session(SessionEvent::Monitors(list)) => Event::Monitors(list),
+                    JoinEvent::Session(SessionEvent::ClipboardShared(shared)) => {
+                        Event::ClipboardShared(shared)
+                    }
+                    JoinEvent::Session(SessionEvent::Clipboard {
+                        direction,
+                        kind,
+                        bytes,
+                    }) => Event::Clipboard(ClipboardNote {
+                        direction,
+                        kind,
+                        bytes,
+                    }),
                 });
             }
         })
     };
     let hook_presenter = presenter.clone();
+    let cursor_presenter = presenter.clone();
+    let cursor: crate::cursor::CursorHook = Arc::new(move |update| {
+        if let Some(p) = cursor_presenter.lock().expect("presenter lock").as_mut() {
+            if let Err(e) = p.cursor(update) {
+                warn!(error = %e, "the user's pointer could not be drawn");
+            }
+        }
+    });
     let live = Live {
         input: Some(input),
         viewer: Some(viewer),
@@ -623,6 +657,8 @@ async fn run_session(
         })),
         events: Some(ev_tx),
         desk,
+        tools: Some(tools),
+        cursor: Some(cursor),
     };
     let user_end = Box::pin(async {
         let _ = end.await;
