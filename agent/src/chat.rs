@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn terminal_lines_after_a_chevron_are_chat() {
-        assert_eq!(parse_line("> who is calling?"), Some("who is calling?".into()));
+        assert_eq!(
+            parse_line("> who is calling?"),
+            Some("who is calling?".into())
+        );
         assert_eq!(parse_line("  >hola"), Some("hola".into()));
         assert_eq!(parse_line(">   "), None);
         assert_eq!(parse_line("v"), None);

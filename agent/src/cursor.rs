@@ -137,7 +137,11 @@ impl PointerWatch for X11Pointer {
         if moved != Moved::default() {
             return Ok(moved);
         }
-        let limit = if self.raw_motion { limit.min(POLL) } else { POLL };
+        let limit = if self.raw_motion {
+            limit.min(POLL)
+        } else {
+            POLL
+        };
         let mut fds = [libc::pollfd {
             fd: self.conn.stream().as_raw_fd(),
             events: libc::POLLIN,

@@ -75,8 +75,7 @@ impl Area {
     /// The position of desktop point (`x`, `y`) in what is shown, and whether it lies inside.
     pub fn from_desktop(&self, x: i32, y: i32) -> (i32, i32, bool) {
         let (rx, ry) = (x - self.x, y - self.y);
-        let inside =
-            rx >= 0 && ry >= 0 && (rx as u32) < self.width && (ry as u32) < self.height;
+        let inside = rx >= 0 && ry >= 0 && (rx as u32) < self.width && (ry as u32) < self.height;
         (rx, ry, inside)
     }
 }

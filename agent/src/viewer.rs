@@ -40,11 +40,11 @@ use link::report::Reporter;
 use link::sealed::{self, last_word, Meeting, PeerPlaneError, SealedRecv, SealedSend};
 use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
+use protocol::chat::{Chat, ChatMeter};
+use protocol::clipboard::ClipboardData;
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
 use protocol::control::{FromRelay, Joining};
-use protocol::chat::{Chat, ChatMeter};
-use protocol::clipboard::ClipboardData;
 use protocol::cursor::CursorShape;
 use protocol::input::InputEvent;
 use protocol::monitor::{MonitorChoice, Monitors};
@@ -219,10 +219,13 @@ fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
                     .show(choice)
                     .map(|()| {
                         *area.lock().expect("area lock") = source.area();
-                        (source.monitors().unwrap_or_else(|| Monitors {
-                            list: Vec::new(),
-                            shown: choice,
-                        }), source.describe())
+                        (
+                            source.monitors().unwrap_or_else(|| Monitors {
+                                list: Vec::new(),
+                                shown: choice,
+                            }),
+                            source.describe(),
+                        )
                     })
                     .map_err(|e| e.to_string());
                 if out.blocking_send(Produced::Switched(switched)).is_err() {
@@ -432,9 +435,10 @@ impl Said<'_> {
     }
 }
 
-/// What a viewer is told before it streams: the answer, or the end.
+/// What a viewer is told before its keys are agreed: the person answered (too early: the
+/// technician is not there yet to be told), or the end.
 enum Before {
-    Answer(ConsentState),
+    Answered,
     End(EndReason),
 }
 
@@ -446,7 +450,7 @@ async fn order_before(
 ) -> Before {
     loop {
         match orders.recv().await {
-            Some(ToViewer::Consent(state)) => return Before::Answer(state),
+            Some(ToViewer::Consent(_)) => return Before::Answered,
             Some(ToViewer::End(reason)) => return Before::End(reason),
             Some(ToViewer::Participants(l)) => *list = Some(l),
             // Before the keys are agreed there is nobody to tell; nothing is copied before
@@ -475,7 +479,7 @@ async fn serve(
         s = sealed::agent_session_met(&connection, meeting) => s,
         order = order_before(orders, &mut list) => return Ok(Ended::Reason(match order {
             Before::End(reason) => reason,
-            Before::Answer(_) => EndReason::UserEnded,
+            Before::Answered => EndReason::UserEnded,
         })),
     };
     let sealed::SealedSession {
@@ -631,7 +635,7 @@ async fn serve(
     // Until the session start is out, the technician takes only consent, lists and chat: what
     // else is for the started session waits (pointer shapes in their channel; whether the
     // clipboard is shared, here).
-    let mut started = false;
+    let mut screen_started = false;
     let mut clipboard_told: Option<bool> = None;
     let mut window = Window::new(opts.max_in_flight);
     // The updates being written, one task each: at most `max_in_flight`.
@@ -653,7 +657,7 @@ async fn serve(
                     if let Some(m) = monitors {
                         tx.send(&PeerMessage::Monitors(m)).await?;
                     }
-                    started = true;
+                    screen_started = true;
                     if let Some(shared) = clipboard_told.take() {
                         tx.send(&PeerMessage::ClipboardShared(shared)).await?;
                     }
@@ -767,12 +771,12 @@ async fn serve(
                 Some(ToViewer::Participants(list)) => tx.send(&PeerMessage::Participants(list)).await?,
                 Some(ToViewer::Chat(chat)) => tx.send(&PeerMessage::Chat(chat)).await?,
                 Some(ToViewer::Clipboard(data)) => tx.send(&PeerMessage::Clipboard(data)).await?,
-                Some(ToViewer::ClipboardShared(shared)) if started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
+                Some(ToViewer::ClipboardShared(shared)) if screen_started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
                 Some(ToViewer::ClipboardShared(shared)) => clipboard_told = Some(shared),
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
             },
-            Some(shape) = shapes.recv(), if started => tx.send(&PeerMessage::CursorShape(shape)).await?,
+            Some(shape) = shapes.recv(), if screen_started => tx.send(&PeerMessage::CursorShape(shape)).await?,
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
                 Some(Change::Quiet(silent)) => {
                     said.tell(FromViewer::RelayQuiet(true)).await;

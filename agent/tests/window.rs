@@ -426,9 +426,14 @@ fn the_person_can_chat_from_the_question_on_and_switch_the_clipboard_off() {
         Some(consent::FromUser::Chat("who is calling?".into()))
     );
     // The session says the lines back, the person's own and the technician's answer.
-    status.send(Status::Chat(line(None, "who is calling?"))).unwrap();
     status
-        .send(Status::Chat(line(Some("alice"), "Alice, from the help desk")))
+        .send(Status::Chat(line(None, "who is calling?")))
+        .unwrap();
+    status
+        .send(Status::Chat(line(
+            Some("alice"),
+            "Alice, from the help desk",
+        )))
         .unwrap();
     harness.run_steps(2);
     harness.get_by_label("Alice, from the help desk");
@@ -444,10 +449,15 @@ fn the_person_can_chat_from_the_question_on_and_switch_the_clipboard_off() {
         })
         .unwrap();
     status
-        .send(Status::Chat(line(Some("alice"), "opening the printer settings")))
+        .send(Status::Chat(line(
+            Some("alice"),
+            "opening the printer settings",
+        )))
         .unwrap();
     harness.run_steps(2);
-    assert!(harness.query_by_label("opening the printer settings").is_none());
+    assert!(harness
+        .query_by_label("opening the printer settings")
+        .is_none());
     click(&mut harness, "Chat (1)");
     harness.get_by_label("opening the printer settings");
     // The switch: the session is told at once.
@@ -555,7 +565,9 @@ fn every_screen_finds_its_words(lang: &Lang) {
             control: true,
         })
         .unwrap();
-    status.send(Status::Chat(line(Some("alice"), "hello"))).unwrap();
+    status
+        .send(Status::Chat(line(Some("alice"), "hello")))
+        .unwrap();
     harness.run_steps(2);
     click(
         &mut harness,

@@ -11,9 +11,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use protocol::cursor::{PeerDatagram, MAX_DATAGRAM};
 use protocol::e2e::handshake::HANDSHAKE_MAX_FRAME;
 use protocol::e2e::seal::RECORD_OVERHEAD;
-use protocol::cursor::{PeerDatagram, MAX_DATAGRAM};
 use protocol::e2e::{
     Context, DatagramOpener, DatagramSealer, Handshake, HandshakeError, HandshakeMessage,
     OpenError, Opener, SealError, Sealer, SessionKeys, UpdateReceiver, UserCode,

@@ -32,7 +32,9 @@ pub struct Chat {
 pub enum ChatError {
     #[error("a chat message of {0} bytes; the limit is {MAX_CHAT_BYTES}")]
     TooLong(usize),
-    #[error("more than {MAX_CHAT_PER_SEC} chat messages in a second; a person does not type so fast")]
+    #[error(
+        "more than {MAX_CHAT_PER_SEC} chat messages in a second; a person does not type so fast"
+    )]
     TooMany,
     #[error("an empty chat message")]
     Empty,
@@ -125,6 +127,11 @@ mod tests {
         let long = "é".repeat(MAX_CHAT_BYTES);
         let cut = outgoing(&long).unwrap();
         assert!(cut.len() <= MAX_CHAT_BYTES && cut.len() >= MAX_CHAT_BYTES - 1);
-        assert!(Chat { from: None, text: cut }.check().is_ok());
+        assert!(Chat {
+            from: None,
+            text: cut
+        }
+        .check()
+        .is_ok());
     }
 }

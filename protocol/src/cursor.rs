@@ -186,10 +186,16 @@ mod tests {
         assert_eq!(block(1, 4, [0, 0, 0, 255]).check(), Ok(()));
         let mut short = block(1, 4, [0; 4]);
         short.pixels.pop();
-        assert!(matches!(short.check(), Err(CursorError::WrongLength { .. })));
+        assert!(matches!(
+            short.check(),
+            Err(CursorError::WrongLength { .. })
+        ));
         let mut off = block(1, 4, [0; 4]);
         off.hot_x = 4;
-        assert!(matches!(off.check(), Err(CursorError::HotspotOutside { .. })));
+        assert!(matches!(
+            off.check(),
+            Err(CursorError::HotspotOutside { .. })
+        ));
         let big = CursorShape {
             width: MAX_CURSOR_SIDE + 1,
             ..block(1, 1, [0; 4])

@@ -105,7 +105,9 @@ impl Selections {
         let state = State::new(conn, screen, copied)?;
         let (orders, orders_rx) = mpsc::channel();
         let (wake, woken) = UnixStream::pair().map_err(SelectionError::Thread)?;
-        woken.set_nonblocking(true).map_err(SelectionError::Thread)?;
+        woken
+            .set_nonblocking(true)
+            .map_err(SelectionError::Thread)?;
         let thread = std::thread::Builder::new()
             .name("selections".into())
             .spawn(move || state.run(orders_rx, woken))
@@ -153,7 +155,6 @@ pub(crate) struct Atoms {
     pub text_plain_utf8: Atom,
     pub png: Atom,
     pub incr: Atom,
-    pub atom: Atom,
     /// Where each selection is read into, on our window.
     pub into_clipboard: Atom,
     pub into_primary: Atom,
@@ -161,7 +162,7 @@ pub(crate) struct Atoms {
 
 impl Atoms {
     fn intern(conn: &RustConnection) -> Result<Self, SelectionError> {
-        let names: [&[u8]; 13] = [
+        let names: [&[u8]; 12] = [
             b"CLIPBOARD",
             b"PRIMARY",
             b"TARGETS",
@@ -172,7 +173,6 @@ impl Atoms {
             b"text/plain;charset=utf-8",
             b"image/png",
             b"INCR",
-            b"ATOM",
             b"TANDEM_CLIPBOARD",
             b"TANDEM_PRIMARY",
         ];
@@ -196,9 +196,8 @@ impl Atoms {
             text_plain_utf8: atoms[7],
             png: atoms[8],
             incr: atoms[9],
-            atom: atoms[10],
-            into_clipboard: atoms[11],
-            into_primary: atoms[12],
+            into_clipboard: atoms[10],
+            into_primary: atoms[11],
         })
     }
 
@@ -210,11 +209,13 @@ impl Atoms {
     }
 
     pub fn which(&self, atom: Atom) -> Option<Selection> {
-        Selection::BOTH.into_iter().find(|s| self.selection(*s) == atom)
+        Selection::BOTH
+            .into_iter()
+            .find(|s| self.selection(*s) == atom)
     }
 
     /// The property of our window a selection is read into.
-    pub fn into(&self, which: Selection) -> Atom {
+    pub fn property(&self, which: Selection) -> Atom {
         match which {
             Selection::Clipboard => self.into_clipboard,
             Selection::Primary => self.into_primary,
@@ -341,7 +342,7 @@ impl State {
                 }
                 Event::PropertyNotify(p) if p.window == self.window => {
                     for which in Selection::BOTH {
-                        if p.atom == self.atoms.into(which) {
+                        if p.atom == self.atoms.property(which) {
                             if let Some(r) = self.reads[index(which)].take() {
                                 self.reads[index(which)] = r.on_property(self, &p)?;
                             }
@@ -377,7 +378,11 @@ impl State {
         self.reads[index(which)] = None;
         let taken = self
             .conn
-            .set_selection_owner(self.window, self.atoms.selection(which), x11rb::CURRENT_TIME)
+            .set_selection_owner(
+                self.window,
+                self.atoms.selection(which),
+                x11rb::CURRENT_TIME,
+            )
             .and_then(|_| self.conn.flush());
         if let Err(e) = taken {
             warn!(error = %e, "cannot take the selection");

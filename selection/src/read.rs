@@ -20,7 +20,11 @@ enum Step {
     /// Asked for the content as `target`.
     Data { kind: ClipKind, target: Atom },
     /// The owner sends the content in pieces; these have come so far.
-    Pieces { kind: ClipKind, target: Atom, got: Vec<u8> },
+    Pieces {
+        kind: ClipKind,
+        target: Atom,
+        got: Vec<u8>,
+    },
 }
 
 /// A read of one selection in progress.
@@ -40,7 +44,7 @@ impl Reading {
                 state.window,
                 a.selection(which),
                 a.targets,
-                a.into(which),
+                a.property(which),
                 x11rb::CURRENT_TIME,
             )
             .map_err(x_err)?;
@@ -68,7 +72,7 @@ impl Reading {
             return Ok(None);
         }
         let a = &state.atoms;
-        let prop = a.into(self.which);
+        let prop = a.property(self.which);
         match self.step {
             Step::Targets => {
                 let reply = state
@@ -78,7 +82,13 @@ impl Reading {
                     .reply()
                     .map_err(x_err)?;
                 let offered: Vec<Atom> = reply.value32().map(|v| v.collect()).unwrap_or_default();
-                let text = [a.utf8_string, a.text_plain_utf8, a.string, a.text_plain, a.text];
+                let text = [
+                    a.utf8_string,
+                    a.text_plain_utf8,
+                    a.string,
+                    a.text_plain,
+                    a.text,
+                ];
                 let pick = text
                     .iter()
                     .find(|t| offered.contains(t))
@@ -133,7 +143,7 @@ impl Reading {
                     });
                     return Ok(None);
                 }
-                self.deliver(state, target, reply.value);
+                deliver(state, self.which, target, reply.value);
                 Ok(None)
             }
             // Pieces come as property changes.
@@ -170,7 +180,7 @@ impl Reading {
             .get_property(
                 true,
                 state.window,
-                state.atoms.into(self.which),
+                state.atoms.property(self.which),
                 AtomEnum::ANY,
                 0,
                 left as u32,
@@ -181,7 +191,7 @@ impl Reading {
         state.conn.flush().map_err(x_err)?;
         // An empty piece ends the content.
         if reply.value.is_empty() {
-            self.deliver(state, target, got);
+            deliver(state, self.which, target, got);
             return Ok(None);
         }
         let bytes = got.len() + reply.value.len() + reply.bytes_after as usize;
@@ -200,30 +210,30 @@ impl Reading {
             ..self
         }))
     }
+}
 
-    /// Hands the content on, as text or as a PNG image.
-    fn deliver(&self, state: &State, target: Atom, bytes: Vec<u8>) {
-        let a = &state.atoms;
-        let content = if target == a.png {
-            if !bytes.starts_with(&PNG_SIGNATURE) {
-                return;
-            }
-            ClipContent::Png(bytes)
-        } else if target == a.string || target == a.text_plain {
-            // Latin-1.
-            ClipContent::Text(bytes.iter().map(|&b| char::from(b)).collect())
-        } else {
-            ClipContent::Text(match String::from_utf8(bytes) {
-                Ok(s) => s,
-                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })
-        };
-        if content.is_empty() {
+/// Hands the content of `which` on, as text or as a PNG image.
+fn deliver(state: &State, which: Selection, target: Atom, bytes: Vec<u8>) {
+    let a = &state.atoms;
+    let content = if target == a.png {
+        if !bytes.starts_with(&PNG_SIGNATURE) {
             return;
         }
-        state.tell(Copied::Content {
-            selection: self.which,
-            content,
-        });
+        ClipContent::Png(bytes)
+    } else if target == a.string || target == a.text_plain {
+        // Latin-1.
+        ClipContent::Text(bytes.iter().map(|&b| char::from(b)).collect())
+    } else {
+        ClipContent::Text(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    };
+    if content.is_empty() {
+        return;
     }
+    state.tell(Copied::Content {
+        selection: which,
+        content,
+    });
 }

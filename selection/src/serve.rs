@@ -49,7 +49,13 @@ pub(crate) fn answer(state: &State, req: &SelectionRequestEvent) -> Result<(), S
 /// Puts `content` as the requested target into `property`; whether it could.
 fn put(state: &State, req: &SelectionRequestEvent, property: Atom, content: &ClipContent) -> bool {
     let a = &state.atoms;
-    let text_targets = [a.utf8_string, a.text_plain_utf8, a.string, a.text_plain, a.text];
+    let text_targets = [
+        a.utf8_string,
+        a.text_plain_utf8,
+        a.string,
+        a.text_plain,
+        a.text,
+    ];
     let written = if req.target == a.targets {
         let mut offered = vec![a.targets];
         match content {
@@ -58,7 +64,13 @@ fn put(state: &State, req: &SelectionRequestEvent, property: Atom, content: &Cli
         }
         state
             .conn
-            .change_property32(PropMode::REPLACE, req.requestor, property, AtomEnum::ATOM, &offered)
+            .change_property32(
+                PropMode::REPLACE,
+                req.requestor,
+                property,
+                AtomEnum::ATOM,
+                &offered,
+            )
             .map(|_| ())
     } else {
         let (kind, bytes): (Atom, std::borrow::Cow<'_, [u8]>) = match content {

@@ -104,6 +104,8 @@ mod tests {
             from: None,
             text: "x".into(),
         });
-        assert!(flood.unwrap_err().contains("a person does not type so fast"));
+        assert!(flood
+            .unwrap_err()
+            .contains("a person does not type so fast"));
     }
 }

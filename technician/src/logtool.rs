@@ -516,7 +516,9 @@ fn record_json(rec: &RawRecord) -> serde_json::Value {
             });
             match &c.content {
                 Some(ClipContent::Text(t)) => v["record"]["text"] = json!(t),
-                Some(ClipContent::Png(p)) => v["record"]["png_sha256"] = json!(hex(&Sha256::digest(p))),
+                Some(ClipContent::Png(p)) => {
+                    v["record"]["png_sha256"] = json!(hex(&Sha256::digest(p)))
+                }
                 None => {}
             }
         }

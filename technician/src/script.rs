@@ -424,7 +424,10 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
         | Action::Desk(_)
         | Action::HandOver(_)
         | Action::TakeOver
-        | Action::WaitControl { .. } => Vec::new(),
+        | Action::WaitControl { .. }
+        | Action::Chat(_)
+        | Action::Clipboard(_)
+        | Action::Monitor(_) => Vec::new(),
     }
 }
 

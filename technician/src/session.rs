@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use link::report::Reporter;
+use link::sealed::DatagramReceiver;
 use link::sealed::{self, last_word, SealedSession};
 use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
-use link::sealed::DatagramReceiver;
 use protocol::chat::Chat;
 use protocol::clipboard::{ClipContent, ClipKind, ClipboardData, Selection};
 use protocol::control::FromRelay;
@@ -431,7 +431,12 @@ fn kind(m: &PeerMessage) -> &'static str {
 
 /// Records and says what this technician sends that the log keeps besides input: its chat,
 /// and clipboards it passes to the user.
-fn sent(msg: &PeerMessage, recorder: &Option<Arc<Mutex<Recorder>>>, report: Reporter, content: bool) {
+fn sent(
+    msg: &PeerMessage,
+    recorder: &Option<Arc<Mutex<Recorder>>>,
+    report: Reporter,
+    content: bool,
+) {
     match msg {
         PeerMessage::Input(ev) => record(recorder, |r| r.input(ev)),
         PeerMessage::Chat(c) => crate::chat::note(
@@ -901,7 +906,9 @@ pub async fn run(
             .count();
         for step in steps.drain(..head) {
             if let Action::Chat(text) = step.action {
-                let _ = out_tx.send(PeerMessage::Chat(Chat { from: None, text })).await;
+                let _ = out_tx
+                    .send(PeerMessage::Chat(Chat { from: None, text }))
+                    .await;
             }
         }
     }

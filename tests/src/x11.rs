@@ -235,7 +235,10 @@ impl Xvfb {
         .unwrap();
         conn.change_window_attributes(root, &ChangeWindowAttributesAux::new().cursor(cursor))
             .unwrap();
-        conn.get_input_focus().unwrap().reply().expect("X round trip");
+        conn.get_input_focus()
+            .unwrap()
+            .reply()
+            .expect("X round trip");
     }
 
     /// The pointer's image as XFIXES gives it: its number and the SHA-256 (hex) of its pixels
@@ -244,13 +247,20 @@ impl Xvfb {
         use sha2::{Digest, Sha256};
         use x11rb::protocol::xfixes::ConnectionExt as _;
         let conn = self.connect();
-        conn.xfixes_query_version(5, 0).unwrap().reply().expect("XFIXES");
+        conn.xfixes_query_version(5, 0)
+            .unwrap()
+            .reply()
+            .expect("XFIXES");
         let img = conn
             .xfixes_get_cursor_image()
             .unwrap()
             .reply()
             .expect("GetCursorImage");
-        let bytes: Vec<u8> = img.cursor_image.iter().flat_map(|p| p.to_le_bytes()).collect();
+        let bytes: Vec<u8> = img
+            .cursor_image
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
         (img.cursor_serial, hex::encode(Sha256::digest(bytes)))
     }
 
@@ -260,7 +270,10 @@ impl Xvfb {
         let root = conn.setup().roots[0].root;
         conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, x, y)
             .unwrap();
-        conn.get_input_focus().unwrap().reply().expect("X round trip");
+        conn.get_input_focus()
+            .unwrap()
+            .reply()
+            .expect("X round trip");
     }
 }
 

@@ -49,11 +49,8 @@ fn chat_goes_both_ways_in_order_before_consent_too_and_is_in_the_log() {
         "chat Hello, this is the help desk.\nchat About your printer.\nwait 100\nchat I can see your screen now: é€ and a \\ttab\n",
     )
     .unwrap();
-    let mut tech = tests::start_technician(
-        &relay,
-        &code,
-        &["--input-script", script.to_str().unwrap()],
-    );
+    let mut tech =
+        tests::start_technician(&relay, &code, &["--input-script", script.to_str().unwrap()]);
     agent.wait_event("consent_request", PROMPT);
     wait_for(&mut agent, "the technician's second message", |v| {
         v["event"] == "chat" && v["text"] == "About your printer."
@@ -64,10 +61,17 @@ fn chat_goes_both_ways_in_order_before_consent_too_and_is_in_the_log() {
     wait_for(&mut tech, "the user's second message", |v| {
         v["event"] == "chat" && v["text"] == "and why?"
     });
-    assert!(tech.events("session_start").is_empty(), "nothing shared yet");
+    assert!(
+        tech.events("session_start").is_empty(),
+        "nothing shared yet"
+    );
     agent.send_line("c");
     wait_for(&mut agent, "the technician's third message", |v| {
-        v["event"] == "chat" && v["from"] == "technician" && v["text"].as_str().is_some_and(|t| t.starts_with("I can see"))
+        v["event"] == "chat"
+            && v["from"] == "technician"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("I can see"))
     });
     for i in 1..=5 {
         agent.send_line(&format!("> line {i}"));
@@ -84,7 +88,15 @@ fn chat_goes_both_ways_in_order_before_consent_too_and_is_in_the_log() {
         "About your printer.",
         "I can see your screen now: é€ and a \ttab",
     ];
-    let from_user = ["who is calling?", "and why?", "line 1", "line 2", "line 3", "line 4", "line 5"];
+    let from_user = [
+        "who is calling?",
+        "and why?",
+        "line 1",
+        "line 2",
+        "line 3",
+        "line 4",
+        "line 5",
+    ];
     // Each end in the order written; the agent names the technician as the relay vouched.
     let got: Vec<String> = agent
         .events("chat")
@@ -123,9 +135,17 @@ fn chat_goes_both_ways_in_order_before_consent_too_and_is_in_the_log() {
     let expected: Vec<(String, String)> = from_technician[..2]
         .iter()
         .map(|t| ("Recorder".to_string(), t.to_string()))
-        .chain(from_user[..2].iter().map(|t| ("User".to_string(), t.to_string())))
+        .chain(
+            from_user[..2]
+                .iter()
+                .map(|t| ("User".to_string(), t.to_string())),
+        )
         .chain([("Recorder".to_string(), from_technician[2].to_string())])
-        .chain(from_user[2..].iter().map(|t| ("User".to_string(), t.to_string())))
+        .chain(
+            from_user[2..]
+                .iter()
+                .map(|t| ("User".to_string(), t.to_string())),
+        )
         .collect();
     assert_eq!(logged, expected);
     // And in words.

@@ -121,7 +121,9 @@ fn clipboard_text_and_a_png_pass_through_real_selections_both_ways_until_switche
         v["event"] == "clipboard_shared" && v["shared"] == false
     });
     desk.copy("clipboard", "UTF8_STRING", b"not for the user");
-    wait_for(&mut tech, "the refusal", |v| v["event"] == "clipboard_refused");
+    wait_for(&mut tech, "the refusal", |v| {
+        v["event"] == "clipboard_refused"
+    });
     user.copy("clipboard", "UTF8_STRING", b"not for the technician");
     wait_for(&mut agent, "the refusal", |v| {
         v["event"] == "clipboard_refused" && v["direction"] == "to_technician"
@@ -164,7 +166,10 @@ fn clipboard_text_and_a_png_pass_through_real_selections_both_ways_until_switche
     let summary: Vec<(String, String, String, u64)> = clips
         .iter()
         .map(|r| {
-            assert!(r.get("text").is_none(), "content kept against the policy: {r}");
+            assert!(
+                r.get("text").is_none(),
+                "content kept against the policy: {r}"
+            );
             (
                 r["direction"].as_str().unwrap().into(),
                 r["selection"].as_str().unwrap().into(),
@@ -200,13 +205,22 @@ fn nothing_is_copied_in_view_only_mode() {
     );
     tech.wait_event("session_start", PROMPT);
     desk.copy("clipboard", "UTF8_STRING", b"from the desk");
-    wait_for(&mut tech, "the refusal", |v| v["event"] == "clipboard_refused");
+    wait_for(&mut tech, "the refusal", |v| {
+        v["event"] == "clipboard_refused"
+    });
     user.copy("clipboard", "UTF8_STRING", b"the user's own");
     user.copy("primary", "UTF8_STRING", b"selected by the user");
     barrier(&mut agent, &mut tech, "view only");
     assert!(tech.events("clipboard").is_empty(), "{}", tech.transcript());
-    assert!(agent.events("clipboard").is_empty(), "{}", agent.transcript());
-    assert!(agent.events("clipboard_refused").is_empty(), "what the user copies while nobody controls is not mentioned");
+    assert!(
+        agent.events("clipboard").is_empty(),
+        "{}",
+        agent.transcript()
+    );
+    assert!(
+        agent.events("clipboard_refused").is_empty(),
+        "what the user copies while nobody controls is not mentioned"
+    );
     assert_eq!(
         user.paste("clipboard", "UTF8_STRING").as_deref(),
         Some(&b"the user's own"[..])
@@ -238,7 +252,11 @@ fn the_users_pointer_reaches_the_technician_with_its_shape() {
     });
     assert_eq!(shape["sha256"], sha256.as_str(), "{shape}");
     wait_for(&mut tech, "the pointer where the user moved it", |v| {
-        v["event"] == "cursor" && v["x"] == 123 && v["y"] == 45 && v["shape"] == serial && v["visible"] == true
+        v["event"] == "cursor"
+            && v["x"] == 123
+            && v["y"] == 45
+            && v["shape"] == serial
+            && v["visible"] == true
     });
     agent.send_line("q");
     assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
@@ -264,11 +282,20 @@ fn a_monitor_switch_shows_the_other_monitor_and_then_all_of_them_bit_for_bit() {
         ),
     )
     .unwrap();
-    let mut tech = tests::start_technician(&relay, &code, &["--input-script", script.to_str().unwrap()]);
-    assert!(tech.wait_exit(SESSION).success(), "{}\n{}", tech.transcript(), agent.transcript());
+    let mut tech =
+        tests::start_technician(&relay, &code, &["--input-script", script.to_str().unwrap()]);
+    assert!(
+        tech.wait_exit(SESSION).success(),
+        "{}\n{}",
+        tech.transcript(),
+        agent.transcript()
+    );
     let listed = tech.events("monitors");
     assert_eq!(listed[0]["monitors"].as_array().unwrap().len(), 2);
-    let shown: Vec<&str> = listed.iter().map(|m| m["shown"].as_str().unwrap()).collect();
+    let shown: Vec<&str> = listed
+        .iter()
+        .map(|m| m["shown"].as_str().unwrap())
+        .collect();
     assert_eq!(shown, ["0", "1", "all"]);
     let root = x.root_rgb();
     let right_half: Vec<u8> = (0..768usize)
@@ -276,10 +303,16 @@ fn a_monitor_switch_shows_the_other_monitor_and_then_all_of_them_bit_for_bit() {
         .collect();
     let (w, h, seen) = png_rgb(&right);
     assert_eq!((w, h), (512, 768));
-    assert!(seen == right_half, "the technician's picture is not the right-hand monitor");
+    assert!(
+        seen == right_half,
+        "the technician's picture is not the right-hand monitor"
+    );
     let (w, h, seen) = png_rgb(&all);
     assert_eq!((w, h), (1024, 768));
-    assert!(seen == root, "the technician's picture is not the whole desktop");
+    assert!(
+        seen == root,
+        "the technician's picture is not the whole desktop"
+    );
     assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
     assert_eq!(agent.events("monitor").len(), 2, "{}", agent.transcript());
 }

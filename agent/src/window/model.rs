@@ -318,7 +318,9 @@ impl WindowModel {
             return;
         }
         if let Status::Chat(line) = status {
-            if line.from.is_some() && !self.chat.open {
+            // Beside the consent question the chat is always in view.
+            let in_view = self.chat.open || matches!(self.screen, Screen::Consent { .. });
+            if line.from.is_some() && !in_view {
                 self.chat.unread += 1;
                 self.chat.attention = true;
             }
@@ -412,6 +414,7 @@ impl WindowModel {
     /// nothing.
     pub fn act(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         let say = |f: FromUser| vec![Effect::Say(f)];
+        let chat_offered = self.chat_offered();
         match (action, &mut self.screen) {
             (
                 Action::CopyCode,
@@ -508,7 +511,7 @@ impl WindowModel {
                 vec![Effect::Desk(ToDesk::Survey(SurveyAnswer::Skipped))]
             }
             (Action::Close, Screen::Ended { .. }) => vec![Effect::CloseWindow],
-            (Action::ToggleChat, _) if self.chat_offered() => {
+            (Action::ToggleChat, _) if chat_offered => {
                 self.chat.open = !self.chat.open;
                 if self.chat.open {
                     self.chat.unread = 0;
@@ -519,7 +522,7 @@ impl WindowModel {
                 self.chat.draft = at_most(text, protocol::chat::MAX_CHAT_BYTES / 4);
                 Vec::new()
             }
-            (Action::SendChat, _) if self.chat_offered() => {
+            (Action::SendChat, _) if chat_offered => {
                 match protocol::chat::outgoing(&std::mem::take(&mut self.chat.draft)) {
                     // The session says it back as a line of the chat, wherever it was typed.
                     Some(text) => say(FromUser::Chat(text)),

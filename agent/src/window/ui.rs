@@ -20,9 +20,7 @@ use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 use words::Catalogue;
 
-use super::model::{
-    minutes_seconds, seconds_left, Action, ChatBox, HelpForm, Screen, WindowModel,
-};
+use super::model::{minutes_seconds, seconds_left, Action, ChatBox, HelpForm, Screen, WindowModel};
 use crate::desk::{COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS};
 use crate::shown::fit;
 use crate::status::EndedWhy;
@@ -137,24 +135,17 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             verification,
             joining,
             deadline,
-        } => {
-            // The chat beside the question: the person may ask who is calling first.
-            let chatted = egui::Panel::right("chat")
-                .exact_size(CHAT_WIDTH)
-                .show(ui, |ui| chat(ui, cat, model.chat(), true))
-                .inner;
-            consent(
-                ui,
-                cat,
-                peer,
-                *recorded,
-                verification.as_deref(),
-                joining.as_ref(),
-                *deadline,
-                now,
-            )
-            .or(chatted)
-        }
+        } => consent(
+            ui,
+            cat,
+            peer,
+            *recorded,
+            verification.as_deref(),
+            joining.as_ref(),
+            *deadline,
+            now,
+            model.chat(),
+        ),
         Screen::Starting => busy(ui, cat.text("consent-answered")),
         Screen::Sharing {
             peer,
@@ -427,7 +418,6 @@ fn queued(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn consent(
     ui: &mut Ui,
     cat: &Catalogue,
@@ -437,6 +427,7 @@ fn consent(
     joining: Option<&Joining>,
     deadline: Instant,
     now: Instant,
+    chat_box: &ChatBox,
 ) -> Option<Action> {
     let mut clicked = None;
     bottom_row(ui, "consent-buttons", |ui| {
@@ -460,6 +451,12 @@ fn consent(
             }
         }
     });
+    // The chat beside the question, above the answers: the person may ask who is calling
+    // first.
+    let chatted = egui::Panel::right("chat")
+        .exact_size(CHAT_WIDTH)
+        .show(ui, |ui| chat(ui, cat, chat_box, true))
+        .inner;
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.heading(cat.text(match joining {
             None => "consent-heading",
@@ -538,7 +535,7 @@ fn consent(
         let left = seconds_left(deadline, now);
         ui.label(RichText::new(cat.fmt("consent-countdown", &[("seconds", left.into())])).strong());
     });
-    clicked
+    clicked.or(chatted)
 }
 
 /// What the bar shows while the screen is shared.
@@ -608,7 +605,10 @@ fn chat(ui: &mut Ui, cat: &Catalogue, chat: &ChatBox, beside: bool) -> Option<Ac
     }
     let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     let send = ui
-        .add_enabled(!draft.trim().is_empty(), egui::Button::new(cat.text("chat-send")))
+        .add_enabled(
+            !draft.trim().is_empty(),
+            egui::Button::new(cat.text("chat-send")),
+        )
         .clicked();
     if (send || enter) && !chat.draft.trim().is_empty() {
         clicked = Some(Action::SendChat);

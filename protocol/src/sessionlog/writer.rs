@@ -18,10 +18,10 @@ use super::record::{
     DeskStep, ErrorNote, Participant, ParticipantJoined, ParticipantLeft, RecordedInput,
     SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
 };
-use crate::cursor::{CursorPosition, CursorShape};
-use crate::monitor::Monitors;
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
+use crate::cursor::{CursorPosition, CursorShape};
 use crate::input::InputEvent;
+use crate::monitor::Monitors;
 use crate::peer::{ConsentState, ScreenUpdate};
 
 /// Screen updates are written out once this many bytes wait in memory.

@@ -396,9 +396,7 @@ impl Presenter {
         let (shape, fx, fy) = self.cursor.drawn()?;
         // Where its hotspot falls in the image.
         let (ix, iy) = match scale {
-            Scale::OneToOne { offset_x, offset_y } => {
-                (fx - offset_x as i32, fy - offset_y as i32)
-            }
+            Scale::OneToOne { offset_x, offset_y } => (fx - offset_x as i32, fy - offset_y as i32),
             Scale::Fit => {
                 let sx = f64::from(self.img_w) / f64::from(self.mapping.src_w.max(1));
                 let sy = f64::from(self.img_h) / f64::from(self.mapping.src_h.max(1));

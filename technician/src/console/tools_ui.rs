@@ -63,7 +63,10 @@ pub fn monitor_menu(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Ve
                 .map(MonitorChoice::One)
                 .chain([MonitorChoice::All]);
             for choice in choices {
-                if ui.selectable_label(m.shown == choice, name(choice)).clicked() {
+                if ui
+                    .selectable_label(m.shown == choice, name(choice))
+                    .clicked()
+                {
                     events.push(Event::ShowMonitor(choice));
                     ui.close();
                 }
@@ -95,10 +98,17 @@ pub fn clipboard_note(ui: &mut Ui, w: &Catalogue, s: &SessionView) {
 }
 
 /// The chat panel: the messages, newest at the bottom, then the field and Send.
-pub fn chat_panel(ui: &mut Ui, w: &Catalogue, s: &SessionView, now_unix_ms: u64, events: &mut Vec<Event>) {
+pub fn chat_panel(
+    ui: &mut Ui,
+    w: &Catalogue,
+    s: &SessionView,
+    now_unix_ms: u64,
+    events: &mut Vec<Event>,
+) {
     ui.heading(w.text("session-chat"));
     let running = s.ended.is_none();
-    let bottom = 64.0;
+    // Room under the messages for the label, two rows of the field and Send.
+    let bottom = 120.0;
     egui::ScrollArea::vertical()
         .stick_to_bottom(true)
         .auto_shrink([false, false])
@@ -137,8 +147,8 @@ pub fn chat_panel(ui: &mut Ui, w: &Catalogue, s: &SessionView, now_unix_ms: u64,
         events.push(Event::ChatDraft(draft.clone()));
     }
     // Enter sends; Shift+Enter makes a new line.
-    let enter = field.has_focus()
-        && ui.input(|i| i.key_pressed(egui::Key::Enter) && !i.modifiers.shift);
+    let enter =
+        field.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter) && !i.modifiers.shift);
     let send = ui
         .add_enabled(
             running && !draft.trim().is_empty(),

@@ -783,7 +783,9 @@ impl ConsoleApp {
                 .resizable(true)
                 .default_size(280.0)
                 .min_size(200.0)
-                .show(root, |ui| tools_ui::chat_panel(ui, &self.w, s, now, &mut events));
+                .show(root, |ui| {
+                    tools_ui::chat_panel(ui, &self.w, s, now, &mut events)
+                });
         }
         let ppp = ctx.pixels_per_point();
         let session = self.model.session.clone();
