@@ -164,23 +164,19 @@ impl SharedClipboard {
     /// Watches this display's selections when `enabled` (and the display allows it; otherwise
     /// says why, and nothing is shared).
     pub fn open(enabled: bool, report: Reporter) -> Self {
-        let (tx, copied) = mpsc::channel(8);
-        let selections = if enabled {
-            match Selections::start(None, tx) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    warn!(error = %e, "the clipboard is not shared");
-                    report.event(
-                        "clipboard_unavailable",
-                        json!({ "message": e.to_string() }),
-                        format!("The clipboard cannot be shared: {e}."),
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let selection::Watched {
+            selections,
+            copied,
+            failed,
+        } = selection::watch(enabled);
+        if let Some(e) = failed {
+            warn!(error = %e, "the clipboard is not shared");
+            report.event(
+                "clipboard_unavailable",
+                json!({ "message": e.to_string() }),
+                format!("The clipboard cannot be shared: {e}."),
+            );
+        }
         Self {
             selections,
             copied,

@@ -70,6 +70,32 @@ fn x_err(e: impl std::fmt::Display) -> SelectionError {
     SelectionError::X(e.to_string())
 }
 
+/// What [`watch`] gives: the selections watched (`None` when not asked for, or when they cannot
+/// be: then `failed` says why), and what other programs copy.
+pub struct Watched {
+    pub selections: Option<Selections>,
+    pub copied: tokio::sync::mpsc::Receiver<Copied>,
+    pub failed: Option<SelectionError>,
+}
+
+/// Watches the selections of `$DISPLAY` when `enabled`.
+pub fn watch(enabled: bool) -> Watched {
+    let (tx, copied) = tokio::sync::mpsc::channel(8);
+    let (selections, failed) = if enabled {
+        match Selections::start(None, tx) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    Watched {
+        selections,
+        copied,
+        failed,
+    }
+}
+
 /// Orders for the selection thread.
 enum Order {
     Set {

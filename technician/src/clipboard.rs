@@ -82,22 +82,18 @@ pub struct LocalClipboard {
 impl LocalClipboard {
     /// Watches this display's selections when `enabled`; says why not when it cannot.
     pub fn open(enabled: bool, report: Reporter) -> Self {
-        let (tx, copied) = tokio::sync::mpsc::channel(8);
-        let selections = if enabled {
-            match selection::Selections::start(None, tx) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    report.event(
-                        "clipboard_unavailable",
-                        json!({ "message": e.to_string() }),
-                        format!("The clipboard cannot be shared: {e}."),
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let selection::Watched {
+            selections,
+            copied,
+            failed,
+        } = selection::watch(enabled);
+        if let Some(e) = failed {
+            report.event(
+                "clipboard_unavailable",
+                json!({ "message": e.to_string() }),
+                format!("The clipboard cannot be shared: {e}."),
+            );
+        }
         Self {
             selections,
             copied,

@@ -11,7 +11,22 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
 use x11rb::rust_connection::RustConnection;
 
-use crate::{must, Proc, PROMPT};
+use crate::{must, Proc, Relay, PROMPT};
+
+/// Starts an agent sharing `x` (`--source x11`, `--json`, then `args`), its standard input open
+/// for the test to type into where `stdin`, and waits for its code.
+pub fn x11_agent(relay: &Relay, x: &Xvfb, args: &[&str], stdin: bool) -> (Proc, String) {
+    let mut all: Vec<String> = relay.peer_args();
+    all.extend(["--json".into(), "--source".into(), "x11".into()]);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut agent = Proc::spawn_env("agent", &refs, &[("DISPLAY", &x.display)], stdin);
+    let code = agent.wait_event("code", PROMPT)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (agent, code)
+}
 
 /// A private X server ([`harness::xvfb::Xvfb`]). Dropping it kills it.
 pub struct Xvfb {

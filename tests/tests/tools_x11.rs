@@ -7,25 +7,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::x11::{png_rgb, Xvfb};
+use tests::x11::{png_rgb, x11_agent, Xvfb};
 use tests::{run, Proc, Relay, PROMPT};
 
 const SESSION: Duration = Duration::from_secs(60);
-
-/// Starts an agent sharing `x` (with `args`), its standard input open for the test to type
-/// into, and waits for its code.
-fn x11_agent(relay: &Relay, x: &Xvfb, args: &[&str]) -> (Proc, String) {
-    let mut all: Vec<String> = relay.peer_args();
-    all.extend(["--json".into(), "--source".into(), "x11".into()]);
-    all.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn_env("agent", &refs, &[("DISPLAY", &x.display)], true);
-    let code = agent.wait_event("code", PROMPT)["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (agent, code)
-}
 
 /// Waits for a JSON event of `p` for which `pred` holds.
 fn wait_for(p: &mut Proc, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -68,7 +53,7 @@ fn clipboard_text_and_a_png_pass_through_real_selections_both_ways_until_switche
     let desk = Xvfb::start(320, 240);
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &user, &["--consent", "control"]);
+    let (mut agent, code) = x11_agent(&relay, &user, &["--consent", "control"], true);
     let mut tech = tests::start_technician_env(
         &relay,
         &code,
@@ -196,7 +181,7 @@ fn nothing_is_copied_in_view_only_mode() {
     let desk = Xvfb::start(320, 240);
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &user, &["--consent", "view"]);
+    let (mut agent, code) = x11_agent(&relay, &user, &["--consent", "view"], true);
     let mut tech = tests::start_technician_env(
         &relay,
         &code,
@@ -239,7 +224,7 @@ fn the_users_pointer_reaches_the_technician_with_its_shape() {
     let user = Xvfb::start(640, 480);
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &user, &["--consent", "view"]);
+    let (mut agent, code) = x11_agent(&relay, &user, &["--consent", "view"], true);
     let mut tech = tests::start_technician(&relay, &code, &["--report-updates"]);
     tech.wait_event("session_start", PROMPT);
     tech.wait_event("cursor_shape", PROMPT);
@@ -270,7 +255,7 @@ fn a_monitor_switch_shows_the_other_monitor_and_then_all_of_them_bit_for_bit() {
     let _right = x.test_window(600, 300, 300, 200);
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "view", "--display", "0"]);
+    let (mut agent, code) = x11_agent(&relay, &x, &["--consent", "view", "--display", "0"], true);
     let (right, all) = (dir.path().join("right.png"), dir.path().join("all.png"));
     let script = dir.path().join("monitors.txt");
     std::fs::write(
