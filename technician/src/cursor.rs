@@ -110,6 +110,9 @@ impl CursorState {
     }
 }
 
+/// A cursor state shared between the session's tasks and a window.
+pub type SharedCursor = Arc<Mutex<CursorState>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +153,3 @@ mod tests {
         assert!(c.drawn().is_none());
     }
 }
-
-/// A cursor state shared between the session's tasks and a window.
-pub type SharedCursor = Arc<Mutex<CursorState>>;

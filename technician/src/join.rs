@@ -127,6 +127,8 @@ pub struct Live {
     pub tools: Option<mpsc::Receiver<session::ToolAction>>,
     /// Where the user's pointer goes (a window drawing it).
     pub cursor: Option<crate::cursor::CursorHook>,
+    /// Hand-overs and take-overs of control a window asks for.
+    pub control: Option<mpsc::Receiver<crate::session::ControlStep>>,
 }
 
 /// What a window is told besides the session's own events.
@@ -461,6 +463,7 @@ pub async fn join(
         log_id: log_id.clone(),
         input: live.input,
         desk: live.desk,
+        control: live.control,
         viewer: live.viewer,
         on_frame: live.on_frame,
         events: session_events,

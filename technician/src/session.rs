@@ -156,6 +156,9 @@ pub struct SessionOptions {
     pub input: Option<mpsc::Receiver<InputEvent>>,
     /// Steps of the session's help request from a window (escalate, hold, close).
     pub desk: Option<mpsc::Receiver<DeskAction>>,
+    /// Hand-overs and take-overs of control from a window, in a session with several
+    /// technicians.
+    pub control: Option<mpsc::Receiver<ControlStep>>,
     /// The framebuffer to hold the remote screen in (a window shares it); a new one otherwise.
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     /// Called for every applied update (a window presenting the screen).
@@ -467,6 +470,24 @@ async fn leave_early(
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
     conn.await_departure(Duration::from_secs(2)).await;
+}
+
+/// What a window asks of control in a session with several technicians (the agent decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlStep {
+    /// Give control to the technician of this account name.
+    HandOver(String),
+    /// Take control, as a lead monitoring the session.
+    TakeOver,
+}
+
+impl ControlStep {
+    fn message(self) -> PeerMessage {
+        match self {
+            ControlStep::HandOver(to) => PeerMessage::HandOver { to },
+            ControlStep::TakeOver => PeerMessage::TakeOver,
+        }
+    }
 }
 
 /// Most technicians an agent may list in one session (it keeps fewer).
@@ -1045,6 +1066,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
     let mut live_input = opts.input.take();
+    let mut control_steps = opts.control.take();
     // Steps from the script and from a window, one way in.
     let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
     let window_desk = opts.desk.take().map(|mut steps| {
@@ -1290,6 +1312,19 @@ pub async fn run(
                 }
                 // The window closed its side: no more live input, the session goes on.
                 None => live_input = None,
+            },
+            step = async {
+                match control_steps.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match step {
+                Some(step) => {
+                    if out_tx.send(step.message()).await.is_err() {
+                        break Ended::Failed("the session stream closed".into());
+                    }
+                }
+                None => control_steps = None,
             },
             _ = flush.tick() => {
                 opts.tell(SessionEvent::Quality {

@@ -23,7 +23,7 @@ use super::now_unix_ms;
 use super::present::Presenter;
 use crate::desk::DeskAction;
 use crate::join::{self, JoinEvent, JoinOptions, Joining, Live, RelayTarget};
-use crate::session::{SessionEvent, ToolAction};
+use crate::session::{ControlStep, SessionEvent, ToolAction};
 use crate::viewer::{self, Viewer};
 
 /// The presenter, once the window exists; the session's frame hook draws through it.
@@ -72,6 +72,7 @@ pub enum Request {
         code: String,
         input: mpsc::Receiver<InputEvent>,
         tools: mpsc::Receiver<ToolAction>,
+        control: mpsc::Receiver<ControlStep>,
     },
     /// Take a help request (`None`: the oldest) and run its session; `desk` brings the
     /// window's steps of the request (escalate, hold, close).
@@ -80,7 +81,16 @@ pub enum Request {
         request: Option<u64>,
         input: mpsc::Receiver<InputEvent>,
         tools: mpsc::Receiver<ToolAction>,
+        control: mpsc::Receiver<ControlStep>,
         desk: mpsc::Receiver<DeskAction>,
+    },
+    /// Watch a live session as a lead and run it like a join.
+    Monitor {
+        relay: String,
+        session: String,
+        input: mpsc::Receiver<InputEvent>,
+        tools: mpsc::Receiver<ToolAction>,
+        control: mpsc::Receiver<ControlStep>,
     },
     /// Follow the queue with the kept login of `relay` (replacing an earlier watch).
     WatchQueue {
@@ -385,15 +395,16 @@ async fn worker(
                     let _ = tx.send(request);
                 }
             }
-            req @ (Request::Join { .. } | Request::Take { .. }) => {
-                let (relay, joining, input, tools, desk) = match req {
+            req @ (Request::Join { .. } | Request::Take { .. } | Request::Monitor { .. }) => {
+                let (relay, joining, input, tools, control, desk) = match req {
                     Request::Join {
                         relay,
                         code,
                         input,
                         tools,
+                        control,
                     } => match UserCode::parse(&code) {
-                        Ok(c) => (relay, Joining::Code(c), input, tools, None),
+                        Ok(c) => (relay, Joining::Code(c), input, tools, control, None),
                         Err(e) => {
                             out.send(Event::JoinFailed(e.to_string()));
                             continue;
@@ -404,8 +415,30 @@ async fn worker(
                         request,
                         input,
                         tools,
+                        control,
                         desk,
-                    } => (relay, Joining::Request(request), input, tools, Some(desk)),
+                    } => (
+                        relay,
+                        Joining::Request(request),
+                        input,
+                        tools,
+                        control,
+                        Some(desk),
+                    ),
+                    Request::Monitor {
+                        relay,
+                        session,
+                        input,
+                        tools,
+                        control,
+                    } => (
+                        relay,
+                        Joining::Monitor(session),
+                        input,
+                        tools,
+                        control,
+                        None,
+                    ),
                     _ => unreachable!("matched above"),
                 };
                 let (end_tx, end_rx) = oneshot::channel();
@@ -429,7 +462,11 @@ async fn worker(
                         target,
                         joining,
                         opts,
-                        (input, tools),
+                        SessionChannels {
+                            input,
+                            tools,
+                            control,
+                        },
                         desk,
                         viewer,
                         presenter,
@@ -525,9 +562,15 @@ async fn watch_queue(
                             now_unix_ms: now_unix_ms(),
                         },
                         DeskNews::Dashboard {
-                            tiers, technicians, ..
+                            tiers,
+                            technicians,
+                            sessions,
                         } => {
-                            Event::Dashboard(Dashboard { tiers, technicians })
+                            Event::Dashboard(Dashboard {
+                                tiers,
+                                technicians,
+                                sessions,
+                            })
                         }
                     }),
                     changed = away.changed() => {
@@ -550,12 +593,24 @@ async fn watch_queue(
     }
 }
 
+/// What a window sends into a running session: its live input, its tools (chat, monitor
+/// switches) and its steps of control.
+struct SessionChannels {
+    input: mpsc::Receiver<InputEvent>,
+    tools: mpsc::Receiver<ToolAction>,
+    control: mpsc::Receiver<ControlStep>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_session(
     target: RelayTarget,
     joining: Joining,
     opts: JoinOptions,
-    (input, tools): (mpsc::Receiver<InputEvent>, mpsc::Receiver<ToolAction>),
+    SessionChannels {
+        input,
+        tools,
+        control,
+    }: SessionChannels,
     desk: Option<mpsc::Receiver<DeskAction>>,
     viewer: Arc<Mutex<Viewer>>,
     presenter: SharedPresenter,
@@ -593,8 +648,9 @@ async fn run_session(
                     JoinEvent::Session(SessionEvent::RequestRefused(why)) => {
                         Event::RequestRefused(why)
                     }
-                    // The console does not list the session's other technicians yet.
-                    JoinEvent::Session(SessionEvent::Participants(_)) => continue,
+                    JoinEvent::Session(SessionEvent::Participants(list)) => {
+                        Event::Participants(list)
+                    }
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
@@ -659,6 +715,7 @@ async fn run_session(
         desk,
         tools: Some(tools),
         cursor: Some(cursor),
+        control: Some(control),
     };
     let user_end = Box::pin(async {
         let _ = end.await;

@@ -24,7 +24,7 @@ use super::net::{Net, Request, SharedPresenter};
 use super::present::{Placement, Presenter, Scale};
 use super::{now_unix_ms, player, player_ui, tools_ui};
 use crate::desk::DeskAction;
-use crate::session::ToolAction;
+use crate::session::{ControlStep, ToolAction};
 use crate::viewer::Viewer;
 
 pub struct ConsoleApp {
@@ -40,6 +40,8 @@ pub struct ConsoleApp {
     desk: Option<mpsc::Sender<DeskAction>>,
     /// Where the running session's chat and monitor switches go.
     tools: Option<mpsc::Sender<ToolAction>>,
+    /// Where hand-overs and take-overs of control in the running session go.
+    control: Option<mpsc::Sender<ControlStep>>,
     /// The full-screen state last asked of the window.
     applied_fullscreen: Option<bool>,
     was_focused: bool,
@@ -75,6 +77,7 @@ impl ConsoleApp {
             input: None,
             desk: None,
             tools: None,
+            control: None,
             applied_fullscreen: None,
             was_focused: false,
             grab: None,
@@ -103,25 +106,28 @@ impl ConsoleApp {
     }
 
     /// What a new session needs from the window: the relay it goes through, and the channels
-    /// its live input and its tools (chat, monitor switches) arrive on.
+    /// its live input, its tools (chat, monitor switches) and its steps of control arrive on.
     fn session_start(
         &mut self,
     ) -> (
         String,
         mpsc::Receiver<InputEvent>,
         mpsc::Receiver<ToolAction>,
+        mpsc::Receiver<ControlStep>,
     ) {
         let (tx, rx) = mpsc::channel(1024);
         self.input = Some(tx);
         let (tools_tx, tools) = mpsc::channel(16);
         self.tools = Some(tools_tx);
+        let (control_tx, control_rx) = mpsc::channel(4);
+        self.control = Some(control_tx);
         let relay = self
             .model
             .me
             .as_ref()
             .map(|m| m.relay.clone())
             .unwrap_or_else(|| self.model.login.relay.clone());
-        (relay, rx, tools)
+        (relay, rx, tools, control_rx)
     }
 
     fn net(&self, r: Request) {
@@ -146,16 +152,17 @@ impl ConsoleApp {
             Command::Trust { fingerprint, .. } => self.net(Request::Trust { fingerprint }),
             Command::Refuse => self.net(Request::Refuse),
             Command::Join { code } => {
-                let (relay, input, tools) = self.session_start();
+                let (relay, input, tools, control) = self.session_start();
                 self.net(Request::Join {
                     relay,
                     code,
                     input,
                     tools,
+                    control,
                 });
             }
             Command::Take { request } => {
-                let (relay, input, tools) = self.session_start();
+                let (relay, input, tools, control) = self.session_start();
                 let (tx, desk) = mpsc::channel(4);
                 self.desk = Some(tx);
                 self.net(Request::Take {
@@ -163,6 +170,7 @@ impl ConsoleApp {
                     request,
                     input,
                     tools,
+                    control,
                     desk,
                 });
             }
@@ -171,6 +179,22 @@ impl ConsoleApp {
                     if tx.try_send(action).is_err() {
                         warn!("the session is not taking chat or monitor switches");
                     }
+                }
+            }
+            Command::Monitor { session } => {
+                let (relay, input, tools, control) = self.session_start();
+                self.net(Request::Monitor {
+                    relay,
+                    session,
+                    input,
+                    tools,
+                    control,
+                });
+            }
+            Command::Control(step) => {
+                // A person's clicks: a full channel drops one rather than stall the window.
+                if let Some(tx) = &self.control {
+                    let _ = tx.try_send(step);
                 }
             }
             Command::Decline { request } => self.net(Request::Decline { request }),
@@ -243,6 +267,7 @@ impl ConsoleApp {
                 self.input = None;
                 self.desk = None;
                 self.tools = None;
+                self.control = None;
                 self.place_viewer(ctx, None);
             }
             self.dispatch(ctx, e);
@@ -493,7 +518,7 @@ impl ConsoleApp {
                     ui.add_space(20.0);
                     ui.columns(2, |cols| {
                         if let Some(d) = &home.dashboard {
-                            desk_ui::dashboard(&mut cols[0], w, d, now);
+                            desk_ui::dashboard(&mut cols[0], w, d, now, &mut events);
                             cols[0].add_space(20.0);
                         }
                         recent_sessions(&mut cols[0], w, &home.recent, &mut events);
@@ -772,6 +797,11 @@ impl ConsoleApp {
                     egui::Panel::top("help-request").show(root, |ui| {
                         desk_ui::session_request(ui, w, r, ended, &mut events)
                     });
+                }
+                if !s.participants.is_empty() {
+                    let view = &*s;
+                    egui::Panel::top("participants")
+                        .show(root, |ui| desk_ui::participants(ui, w, view, &mut events));
                 }
             }
         }
