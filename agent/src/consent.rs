@@ -60,6 +60,8 @@ pub enum FromUser {
     Answer(ConsentState),
     /// A session button.
     Command(UserCommand),
+    /// The answer to files a technician offered, from the window.
+    Files(crate::files::FileAnswer),
 }
 
 /// Parses an answer to the consent question.
@@ -148,7 +150,7 @@ impl UserSide {
         let ends_control = match &said {
             FromUser::Command(_) => true,
             FromUser::Line(l) => parse_command(l).is_some(),
-            FromUser::Answer(_) => false,
+            FromUser::Answer(_) | FromUser::Files(_) => false,
         };
         if ends_control {
             self.gate.close();

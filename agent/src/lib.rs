@@ -14,6 +14,8 @@
 //! - [`session`]: the peer session once paired, with one technician or several: consent, who
 //!   holds control, input in; [`viewer`]: each technician's own connection, capture, encoder
 //!   and screen updates under flow control ([`flow`]);
+//! - [`files`]: files between the person and a technician: who may move them, the offers put
+//!   to the person, what is reported (the transfers themselves are `link::files`);
 //! - [`shown`]: what a person is shown of the strings a peer supplied: escaped and clipped;
 //! - [`share`]: one run, from the relay connection to the end of the session;
 //! - [`window`]: the person's window (code or help request, consent, the bar while shared,
@@ -22,6 +24,7 @@
 pub mod capture;
 pub mod consent;
 pub mod desk;
+pub mod files;
 pub mod flow;
 pub mod inject;
 pub mod injector;

@@ -23,6 +23,9 @@
 //!    changes in between merge into the next update.
 //! 4. Input is passed to the session only while this viewer holds control; otherwise it is
 //!    dropped here, counted and reported (the session checks again before injecting).
+//! 5. Files run beside the screen (`link::files`): the technician's offers and fetches are
+//!    answered here where no person need be asked ([`crate::files::decide`]: only while this
+//!    viewer holds control), else put to the session, which asks the person.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -78,6 +81,10 @@ pub enum FromViewer {
     PeerQuiet(bool),
     /// Nothing is heard from the relay on this viewer's connection (`true`), or it is again.
     RelayQuiet(bool),
+    /// What happened to files with this technician.
+    Files(link::files::FileNews),
+    /// The technician offers files: ask the person.
+    FileQuestion(protocol::transfer::IncomingOffer),
     /// The viewer is over (its connection closed with words that say why).
     Ended(Result<Ended, LinkError>),
 }
@@ -92,6 +99,8 @@ pub enum ToViewer {
     Participants(Vec<Participant>),
     /// End this viewer's session for this reason.
     End(EndReason),
+    /// The person's answer about files, or anything else asked of this viewer's files.
+    Files(link::files::Command),
 }
 
 /// What a viewer task needs.
@@ -237,6 +246,7 @@ fn kind(msg: &PeerMessage) -> &'static str {
         PeerMessage::Participants(_) => "a list of participants",
         PeerMessage::HandOver { .. } => "a hand-over of control",
         PeerMessage::TakeOver => "a take-over of control",
+        PeerMessage::File(_) => "word about files",
     }
 }
 
@@ -374,6 +384,8 @@ async fn order_before(
             Some(ToViewer::Consent(state)) => return Before::Answer(state),
             Some(ToViewer::End(reason)) => return Before::End(reason),
             Some(ToViewer::Participants(l)) => *list = Some(l),
+            // Nothing of files is asked before the person answered.
+            Some(ToViewer::Files(_)) => {}
             None => return Before::End(EndReason::UserEnded),
         }
     }
@@ -494,6 +506,8 @@ async fn serve(
         .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop, lossless))
         .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
 
+    // Files beside the screen; the technician opens no other unidirectional streams.
+    let mut files = link::files::Files::start(connection.clone(), keys.file_keys(), true);
     let mut window = Window::new(opts.max_in_flight);
     // The updates being written, one task each: at most `max_in_flight`.
     let mut sending: JoinSet<u64> = JoinSet::new();
@@ -579,6 +593,7 @@ async fn serve(
                 Ok(Some(PeerMessage::TakeOver)) => {
                     said.tell(FromViewer::TakeOver).await;
                 }
+                Ok(Some(PeerMessage::File(m))) => files.command(link::files::Command::Peer(m)).await,
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
                 Ok(Some(other)) => {
                     break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", kind(&other))));
@@ -596,8 +611,25 @@ async fn serve(
                     tx.send(&PeerMessage::Consent(state)).await?;
                 }
                 Some(ToViewer::Participants(list)) => tx.send(&PeerMessage::Participants(list)).await?,
+                Some(ToViewer::Files(command)) => files.command(command).await,
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
+            },
+            out = files.next() => match out {
+                link::files::Out::Peer(m) => tx.send(&PeerMessage::File(m)).await?,
+                link::files::Out::News(news) => {
+                    let decision = crate::files::decide(&news, control, &opts.files);
+                    said.tell(FromViewer::Files(news)).await;
+                    crate::files::tell_decision(report, name, &decision);
+                    match decision {
+                        crate::files::Decision::Answer(command) => files.command(command).await,
+                        crate::files::Decision::Ask(offer) => {
+                            said.tell(FromViewer::FileQuestion(offer)).await;
+                        }
+                        crate::files::Decision::Nothing => {}
+                    }
+                }
+                link::files::Out::Broken(why) => break Ended::Reason(EndReason::Error(why)),
             },
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
                 Some(Change::Quiet(silent)) => {

@@ -10,7 +10,9 @@
 //! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
 //! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus;
 //! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay;
-//! - [`text`]: bounding and escaping the strings a peer supplies before a person sees them.
+//! - [`text`]: bounding and escaping the strings a peer supplies before a person sees them;
+//! - [`transfer`]: file transfer between the user and a technician: offers, acceptance, resume
+//!   points, each file's stream and its SHA-256 check.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
@@ -23,6 +25,7 @@ pub mod peer;
 pub mod scrnseq;
 pub mod sessionlog;
 pub mod text;
+pub mod transfer;
 pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error

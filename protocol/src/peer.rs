@@ -10,6 +10,10 @@
 //! opens ([`PeerMessage::ScreenUpdate`]), so a lost packet delays only that update. The
 //! technician applies updates in sequence order and acknowledges each with
 //! [`PeerMessage::UpdateAck`]; the agent keeps only a few unacknowledged.
+//!
+//! Files travel the same way ([`crate::transfer`]): offers, answers and word of each file on
+//! the session stream ([`PeerMessage::File`]), each file's bytes alone on a unidirectional
+//! stream its sender opens, sealed for that file.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +91,8 @@ pub enum PeerMessage {
     /// Technician to agent, from a lead who joined to monitor: take control from whoever holds
     /// it, where the user allowed the lead control.
     TakeOver,
+    /// Either way: file transfer (offers, answers, fetches, word of each file).
+    File(crate::transfer::FileMessage),
 }
 
 /// One technician of a session with several, as the agent tells each of them.

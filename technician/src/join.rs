@@ -121,6 +121,8 @@ pub struct Live {
     pub events: Option<mpsc::UnboundedSender<JoinEvent>>,
     /// Steps of the session's help request a window asks for.
     pub desk: Option<mpsc::Receiver<crate::desk::DeskAction>>,
+    /// Files a window sends or fetches.
+    pub files: Option<mpsc::Receiver<crate::files::FileStep>>,
 }
 
 /// What a window is told besides the session's own events.
@@ -453,6 +455,7 @@ pub async fn join(
         log_id: log_id.clone(),
         input: live.input,
         desk: live.desk,
+        files: live.files,
         viewer: live.viewer,
         on_frame: live.on_frame,
         events: session_events,

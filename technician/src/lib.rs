@@ -7,11 +7,14 @@
 //! - [`viewer`]: the remote screen as the technician holds it: updates applied in sequence,
 //!   snapshots as PNG;
 //! - [`session`]: the technician's side of a paired session;
+//! - [`files`]: files sent to the user and fetched from them, as a session's steps, logged and
+//!   reported;
 //! - [`tokens`]: the logins (`technician login`) kept per relay.
 
 pub mod archive;
 pub mod console;
 pub mod desk;
+pub mod files;
 pub mod join;
 pub mod logtool;
 pub mod record;

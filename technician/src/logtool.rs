@@ -268,6 +268,7 @@ fn describe(record: &Record) -> String {
         Record::Error(e) => format!("error: {}", e.message),
         Record::DeskStep(d) => d.to_string(),
         Record::Control(c) => c.to_string(),
+        Record::FileTransfer(f) => f.to_string(),
         Record::SessionClosed(c) => format!("session closed: {}", c.reason),
         Record::Seal => "sealed".into(),
         Record::Unknown { kind } => format!("record of kind {kind} (newer than this program)"),
@@ -481,6 +482,10 @@ fn record_json(rec: &RawRecord) -> serde_json::Value {
         Ok(Record::Error(e)) => v["record"] = serde_json::to_value(e).unwrap_or_default(),
         Ok(Record::DeskStep(d)) => v["record"] = serde_json::to_value(d).unwrap_or_default(),
         Ok(Record::Control(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
+        Ok(Record::FileTransfer(f)) => {
+            v["record"] = serde_json::to_value(&f).unwrap_or_default();
+            v["record"]["sha256"] = json!(hex(&f.sha256));
+        }
         Ok(Record::SessionClosed(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
         Ok(Record::Seal) | Ok(Record::Unknown { .. }) => {}
         Err(e) => v["error"] = json!(e.to_string()),

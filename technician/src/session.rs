@@ -6,7 +6,8 @@
 //!
 //! Tasks: one writer owns the send half of the session stream (acks and input go through it in
 //! order); one acceptor reads each screen-update stream ([`MAX_READING`] at a time) and hands
-//! the update over; the script runner (if any) plays actions. The main loop records each update
+//! the update over, and hands each file stream to the session's file transfers
+//! ([`crate::files`]); the script runner (if any) plays actions. The main loop records each update
 //! as it arrives and hands it to the decode thread, which applies updates in sequence (and lets
 //! a window present them) off the async threads, so that a large update never stalls the
 //! connection's tasks. The loop acknowledges what was applied and watches the session stream
@@ -27,7 +28,8 @@ use link::sealed::{self, last_word, SealedSession};
 use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
 use protocol::control::FromRelay;
-use protocol::e2e::UpdateReceiver;
+use protocol::e2e::{StreamKind, UpdateReceiver};
+use protocol::framing::FrameReader;
 use protocol::peer::{ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
 use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
@@ -101,6 +103,8 @@ pub enum SessionEvent {
     RequestRefused(String),
     /// The technicians of the session and who holds control, once there is more than one.
     Participants(Vec<Participant>),
+    /// What happened to files sent or fetched.
+    Files(link::files::FileNews),
 }
 
 #[derive(Default)]
@@ -121,6 +125,8 @@ pub struct SessionOptions {
     pub input: Option<mpsc::Receiver<InputEvent>>,
     /// Steps of the session's help request from a window (escalate, hold, close).
     pub desk: Option<mpsc::Receiver<DeskAction>>,
+    /// Files a window sends or fetches.
+    pub files: Option<mpsc::Receiver<crate::files::FileStep>>,
     /// The framebuffer to hold the remote screen in (a window shares it); a new one otherwise.
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     /// Called for every applied update (a window presenting the screen).
@@ -188,11 +194,13 @@ enum Incoming {
 }
 
 /// Reads each update stream the agent opens: one sealed update each, every number once, at
-/// most [`MAX_READING`] at a time. `reading` counts the streams being read.
+/// most [`MAX_READING`] at a time. `reading` counts the streams being read. A file's stream
+/// goes to `files` once its first record says it is one.
 async fn accept_updates(
     conn: quinn::Connection,
     receiver: UpdateReceiver,
     out: mpsc::Sender<Incoming>,
+    files: mpsc::Sender<FrameReader<quinn::RecvStream>>,
     reading: Arc<AtomicUsize>,
 ) {
     let receiver = Arc::new(Mutex::new(receiver));
@@ -206,12 +214,22 @@ async fn accept_updates(
             return;
         };
         let out = out.clone();
+        let files = files.clone();
         let receiver = receiver.clone();
         let reading = reading.clone();
         reading.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let _reader = reader;
-            let item = match sealed::read_update(stream, &receiver).await {
+            let read = match sealed::first_record(stream).await {
+                Ok((stream, id)) if id.kind == StreamKind::File => {
+                    let _ = files.send(stream).await;
+                    reading.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                Ok((stream, _)) => sealed::read_update_from(stream, &receiver).await,
+                Err(e) => Err(e),
+            };
+            let item = match read {
                 Ok(u) => Some(Incoming::Update(u)),
                 Err(e) if e.is_violation() => Some(Incoming::Bad(e.to_string())),
                 Err(e) => {
@@ -376,6 +394,7 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Participants(_) => "a list of participants",
         PeerMessage::HandOver { .. } => "a hand-over of control",
         PeerMessage::TakeOver => "a take-over of control",
+        PeerMessage::File(_) => "word about files",
     }
 }
 
@@ -545,17 +564,28 @@ fn refuse(
 }
 
 /// Plays the script. Returns `Ok(true)` when it ended the session with `end`.
+/// Where a script's steps that wait for an answer go: the help request's, and the files'.
+#[derive(Clone)]
+struct Asks {
+    desk: mpsc::Sender<DeskAsk>,
+    files: mpsc::Sender<crate::files::FileAsk>,
+}
+
 async fn play(
     steps: Vec<Step>,
     input: mpsc::Sender<PeerMessage>,
-    desk: mpsc::Sender<DeskAsk>,
+    asks: Asks,
     viewer: Arc<Mutex<Viewer>>,
     mut changes: watch::Receiver<u64>,
     mut control: watch::Receiver<ControlNow>,
     report: Reporter,
 ) -> Result<bool, String> {
     for step in steps {
-        let at = |e: String| format!("script line {}: {e}", step.line);
+        // Line 0: a step of the command line (`technician send`), not of a script file.
+        let at = |e: String| match step.line {
+            0 => e,
+            line => format!("script line {line}: {e}"),
+        };
         for ev in script::events(&step.action) {
             input
                 .send(PeerMessage::Input(ev))
@@ -580,7 +610,8 @@ async fn play(
             Action::End => return Ok(true),
             Action::Desk(step) => {
                 let (tx, rx) = oneshot::channel();
-                desk.send((step.clone(), Some(tx)))
+                asks.desk
+                    .send((step.clone(), Some(tx)))
                     .await
                     .map_err(|_| at("the session ended".into()))?;
                 match rx.await {
@@ -600,6 +631,17 @@ async fn play(
                 .send(PeerMessage::TakeOver)
                 .await
                 .map_err(|_| at("the session ended".into()))?,
+            Action::Send(paths) => {
+                let step = crate::files::FileStep::Send(paths.clone());
+                file_step(&asks, step).await.map_err(at)?;
+            }
+            Action::Fetch { path, dir } => {
+                let step = crate::files::FileStep::Fetch {
+                    path: path.clone(),
+                    dir: dir.clone(),
+                };
+                file_step(&asks, step).await.map_err(at)?;
+            }
             Action::WaitControl { who, ms } => {
                 let holds = |c: &ControlNow| match who {
                     Holder::Me => c.me,
@@ -622,6 +664,17 @@ async fn play(
     }
     report.event("script_done", json!({}), "The input script has finished.");
     Ok(false)
+}
+
+/// Runs a file step and waits until it is done: every file arrived and checked, or why not.
+async fn file_step(asks: &Asks, step: crate::files::FileStep) -> Result<(), String> {
+    let (tx, rx) = oneshot::channel();
+    asks.files
+        .send((step, Some(tx)))
+        .await
+        .map_err(|_| "the session ended".to_string())?;
+    rx.await
+        .unwrap_or_else(|_| Err("the session ended before the files arrived".into()))
 }
 
 /// Runs the session on a paired connection until it ends. `code` is the code the user read out;
@@ -790,13 +843,16 @@ pub async fn run(
     });
 
     let (upd_tx, mut upd_rx) = mpsc::channel(UPDATE_QUEUE);
+    let (file_streams_tx, mut file_streams) = mpsc::channel(MAX_READING);
     let reading = Arc::new(AtomicUsize::new(0));
     let acceptor = tokio::spawn(accept_updates(
         connection.clone(),
         keys.update_receiver(),
         upd_tx,
+        file_streams_tx,
         reading.clone(),
     ));
+    let mut files = crate::files::TechFiles::start(connection.clone(), keys.file_keys());
     // The update later ones wait for, and since when.
     let mut missing: Option<(u64, Instant)> = None;
     drop(keys);
@@ -807,6 +863,21 @@ pub async fn run(
     let mut live_input = opts.input.take();
     // Steps from the script and from a window, one way in.
     let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
+    let (files_tx, mut files_rx) = mpsc::channel::<crate::files::FileAsk>(4);
+    let window_files = opts.files.take().map(|mut steps| {
+        let tx = files_tx.clone();
+        tokio::spawn(async move {
+            while let Some(step) = steps.recv().await {
+                if tx.send((step, None)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let asks = Asks {
+        desk: desk_tx.clone(),
+        files: files_tx,
+    };
     let window_desk = opts.desk.take().map(|mut steps| {
         let tx = desk_tx.clone();
         tokio::spawn(async move {
@@ -905,7 +976,7 @@ pub async fn run(
                 }
                 changed_tx.send_modify(|n| *n += 1);
                 if let Some(steps) = script.take() {
-                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), changed_rx.clone(), control_rx.clone(), report)));
+                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), asks.clone(), viewer.clone(), changed_rx.clone(), control_rx.clone(), report)));
                 }
             }
             msg = rx.recv() => match msg {
@@ -923,6 +994,7 @@ pub async fn run(
                         break Ended::Failed(why);
                     }
                 }
+                Ok(Some(PeerMessage::File(m))) => files.peer(m).await,
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
@@ -1036,6 +1108,22 @@ pub async fn run(
                     }
                 }
             }
+            Some(stream) = file_streams.recv() => files.stream(stream).await,
+            // `asks` holds a sender as long as this loop: never `None`.
+            Some(ask) = files_rx.recv() => files.ask(ask).await,
+            out = files.next() => {
+                let tell = |news| opts.tell(SessionEvent::Files(news));
+                let sinks = crate::files::Sinks { recorder: &opts.recorder, report, tell: &tell };
+                match files.handle(out, &sinks).await {
+                    Some(Ok(msg)) => {
+                        if out_tx.send(PeerMessage::File(msg)).await.is_err() {
+                            break Ended::Failed("the session stream closed".into());
+                        }
+                    }
+                    Some(Err(why)) => break Ended::Failed(why),
+                    None => {}
+                }
+            }
             // The script's sender lives as long as this loop: never `None`.
             Some(ask) = desk_rx.recv() => {
                 let refused = if pending.is_some() {
@@ -1063,6 +1151,9 @@ pub async fn run(
         t.abort();
     }
     if let Some(t) = window_desk {
+        t.abort();
+    }
+    if let Some(t) = window_files {
         t.abort();
     }
     acceptor.abort();

@@ -6,8 +6,8 @@
 //! kind: u8 | flags: u8 | stream: u64 LE | counter: u64 LE | ciphertext | tag (16 bytes)
 //! ```
 //!
-//! - `kind` and `stream` name the stream ([`StreamId`]): the session stream, or the screen update
-//!   with that sequence number. Each stream has its own key per direction, expanded from the
+//! - `kind` and `stream` name the stream ([`StreamId`]): the session stream, the screen update
+//!   with that sequence number, or the file with that number (`crate::transfer`). Each stream has its own key per direction, expanded from the
 //!   direction's traffic secret with the kind and number, so a record moved to another stream
 //!   (or an update stream replayed under another number) does not open.
 //! - `counter` numbers the records of one stream in one direction from 0; it is the AEAD nonce
@@ -54,6 +54,8 @@ pub enum StreamKind {
     Session,
     /// A unidirectional stream carrying one screen update.
     Update,
+    /// A unidirectional stream carrying one file (`crate::transfer`).
+    File,
 }
 
 impl StreamKind {
@@ -61,6 +63,7 @@ impl StreamKind {
         match self {
             StreamKind::Session => 0,
             StreamKind::Update => 1,
+            StreamKind::File => 2,
         }
     }
 
@@ -68,6 +71,7 @@ impl StreamKind {
         match b {
             0 => Some(StreamKind::Session),
             1 => Some(StreamKind::Update),
+            2 => Some(StreamKind::File),
             _ => None,
         }
     }
@@ -77,7 +81,8 @@ impl StreamKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
     pub kind: StreamKind,
-    /// 0 for the session stream; the update's sequence number for an update stream.
+    /// 0 for the session stream; the update's sequence number for an update stream; the file's
+    /// number for a file stream.
     pub id: u64,
 }
 
@@ -91,6 +96,13 @@ impl StreamId {
         Self {
             kind: StreamKind::Update,
             id: seq,
+        }
+    }
+
+    pub fn file(id: u64) -> Self {
+        Self {
+            kind: StreamKind::File,
+            id,
         }
     }
 
@@ -110,6 +122,7 @@ impl fmt::Display for StreamId {
         match self.kind {
             StreamKind::Session => f.write_str("the session stream"),
             StreamKind::Update => write!(f, "screen update stream {}", self.id),
+            StreamKind::File => write!(f, "the stream of file {}", self.id),
         }
     }
 }

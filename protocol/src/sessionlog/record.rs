@@ -38,6 +38,8 @@ pub const KIND_ERROR: u16 = 9;
 pub const KIND_SESSION_CLOSED: u16 = 10;
 /// [`ControlChange`]: who holds control, in a session with several technicians.
 pub const KIND_CONTROL: u16 = 11;
+/// [`FileTransfer`]: a file sent to the user or fetched from them, and how it went.
+pub const KIND_FILE_TRANSFER: u16 = 12;
 /// The seal: empty body, always the last record of a finished log.
 pub const KIND_SEAL: u16 = 0xffff;
 
@@ -231,6 +233,92 @@ impl std::fmt::Display for ControlChange {
     }
 }
 
+/// Which way a file went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileDirection {
+    /// The technician sent it to the user.
+    ToUser,
+    /// The technician fetched it from the user's machine.
+    FromUser,
+}
+
+/// How a file transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileOutcome {
+    /// It arrived whole and its SHA-256 matched; stored under this name (its last part may
+    /// differ from the offered one, where that was taken), after `resumed_from` bytes that had
+    /// arrived in an earlier attempt.
+    Delivered { stored_as: String, resumed_from: u64 },
+    /// The receiving side declined it (the user, or the agent's rules), and why.
+    Declined { reason: String },
+    /// It did not arrive, and why.
+    Failed { reason: String },
+}
+
+/// A file the technician sent to the user or fetched from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTransfer {
+    pub direction: FileDirection,
+    /// Its path under what was offered, `/` between the parts, as offered.
+    pub name: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// Who accepted it on the receiving side (`None`: nobody did).
+    pub accepted_by: Option<crate::transfer::AcceptedBy>,
+    pub outcome: FileOutcome,
+}
+
+impl std::fmt::Display for FileTransfer {
+    /// `file to the user: report.pdf (1.2 MB, SHA-256 3f0a…), accepted by the user, stored as
+    /// report (1).pdf`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let way = match self.direction {
+            FileDirection::ToUser => "file to the user",
+            FileDirection::FromUser => "file from the user",
+        };
+        let sha = crate::transfer::sha256_hex(&self.sha256);
+        write!(
+            f,
+            "{way}: {} ({}, SHA-256 {})",
+            crate::text::printable(&self.name),
+            crate::transfer::bytes_words(self.size),
+            &sha[..16]
+        )?;
+        match self.accepted_by {
+            Some(crate::transfer::AcceptedBy::Person) => f.write_str(", accepted by the user")?,
+            Some(crate::transfer::AcceptedBy::Unattended) => {
+                f.write_str(", accepted unattended (agent --accept-files)")?
+            }
+            Some(crate::transfer::AcceptedBy::Requester) => {
+                f.write_str(", fetched by the technician (agent --allow-files)")?
+            }
+            None => {}
+        }
+        match &self.outcome {
+            FileOutcome::Delivered {
+                stored_as,
+                resumed_from,
+            } => {
+                write!(f, ", stored as {}", crate::text::printable(stored_as))?;
+                if *resumed_from > 0 {
+                    write!(
+                        f,
+                        " (resumed after {})",
+                        crate::transfer::bytes_words(*resumed_from)
+                    )?;
+                }
+                Ok(())
+            }
+            FileOutcome::Declined { reason } => {
+                write!(f, ", declined: {}", crate::text::printable(reason))
+            }
+            FileOutcome::Failed { reason } => {
+                write!(f, ", failed: {}", crate::text::printable(reason))
+            }
+        }
+    }
+}
+
 /// The session is over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClosed {
@@ -250,6 +338,7 @@ pub enum Record {
     DeskStep(DeskStep),
     SessionClosed(SessionClosed),
     Control(ControlChange),
+    FileTransfer(FileTransfer),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
     Unknown {
@@ -282,6 +371,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_ERROR => "error",
         KIND_SESSION_CLOSED => "session_closed",
         KIND_CONTROL => "control",
+        KIND_FILE_TRANSFER => "file_transfer",
         KIND_SEAL => "seal",
         _ => "unknown",
     }
@@ -303,6 +393,7 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_DESK_STEP
             | KIND_SESSION_CLOSED
             | KIND_CONTROL
+            | KIND_FILE_TRANSFER
             | KIND_SEAL => MAX_EVENT_BODY,
             _ => MAX_SCREEN_BODY,
         }
@@ -323,6 +414,7 @@ impl Record {
             Record::DeskStep(_) => KIND_DESK_STEP,
             Record::SessionClosed(_) => KIND_SESSION_CLOSED,
             Record::Control(_) => KIND_CONTROL,
+            Record::FileTransfer(_) => KIND_FILE_TRANSFER,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
         }
@@ -353,6 +445,7 @@ impl Record {
             KIND_DESK_STEP => Record::DeskStep(d(kind, body)?),
             KIND_SESSION_CLOSED => Record::SessionClosed(d(kind, body)?),
             KIND_CONTROL => Record::Control(d(kind, body)?),
+            KIND_FILE_TRANSFER => Record::FileTransfer(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
                     return Err(BodyError {
@@ -386,6 +479,7 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::DeskStep(v) => e(v, out),
         BodyRef::SessionClosed(v) => e(v, out),
         BodyRef::Control(v) => e(v, out),
+        BodyRef::FileTransfer(v) => e(v, out),
         BodyRef::Seal => {}
     }
 }
@@ -403,6 +497,7 @@ pub(crate) enum BodyRef<'a> {
     DeskStep(&'a DeskStep),
     SessionClosed(&'a SessionClosed),
     Control(&'a ControlChange),
+    FileTransfer(&'a FileTransfer),
     Seal,
 }
 
@@ -419,6 +514,7 @@ impl BodyRef<'_> {
             BodyRef::DeskStep(_) => KIND_DESK_STEP,
             BodyRef::SessionClosed(_) => KIND_SESSION_CLOSED,
             BodyRef::Control(_) => KIND_CONTROL,
+            BodyRef::FileTransfer(_) => KIND_FILE_TRANSFER,
             BodyRef::Seal => KIND_SEAL,
         }
     }

@@ -14,7 +14,8 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::record::{
-    encode_body, max_body, BodyRef, CloseReason, ControlChange, DeskStep, ErrorNote, Participant,
+    encode_body, max_body, BodyRef, CloseReason, ControlChange, DeskStep, ErrorNote, FileTransfer,
+    Participant,
     ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
     KIND_SCREEN_UPDATE, KIND_SEAL,
 };
@@ -171,6 +172,11 @@ impl<W: Write> LogWriter<W> {
     /// Who holds control now, in a session with several technicians.
     pub fn control(&mut self, time_ms: u64, change: &ControlChange) -> Result<(), WriteError> {
         self.append(time_ms, BodyRef::Control(change))
+    }
+
+    /// A file sent to the user or fetched from them, and how it went.
+    pub fn file_transfer(&mut self, time_ms: u64, file: &FileTransfer) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::FileTransfer(file))
     }
 
     /// A step of the session's help request (taken, escalated, held, closed).

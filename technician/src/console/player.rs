@@ -118,6 +118,8 @@ pub enum Event {
     DeskStep(String),
     /// Control passed to another technician of the session (or to nobody), in words.
     Control(String),
+    /// A file sent to the user or fetched from them, in words.
+    File(String),
     SessionClosed(CloseReason),
     /// A record whose hashes check but whose body this program cannot read.
     Unreadable,
@@ -300,6 +302,7 @@ impl TimelineBuilder {
             Record::Error(e) => Event::Error(short(&e.message)),
             Record::DeskStep(d) => Event::DeskStep(short(&d.to_string())),
             Record::Control(c) => Event::Control(short(&c.to_string())),
+            Record::FileTransfer(f) => Event::File(short(&f.to_string())),
             Record::SessionClosed(c) => Event::SessionClosed(match c.reason {
                 CloseReason::Failed(why) => CloseReason::Failed(short(&why)),
                 CloseReason::ByAgent(protocol::peer::EndReason::Error(why)) => {
