@@ -301,7 +301,9 @@ impl UserInput {
                         None => on_unknown(&l),
                     },
                     Some(FromUser::Command(UserCommand::End)) => return ConsentState::Denied,
-                    Some(FromUser::Command(UserCommand::StopControl)) => {}
+                    // No files are offered before the person answered.
+                    Some(FromUser::Command(UserCommand::StopControl))
+                    | Some(FromUser::Files(_)) => {}
                     None => return ConsentState::Denied,
                 }
             }
@@ -322,7 +324,7 @@ impl UserInput {
                         return c;
                     }
                 }
-                Some(FromUser::Answer(_)) | None => {}
+                Some(FromUser::Answer(_)) | Some(FromUser::Files(_)) | None => {}
             }
         }
     }

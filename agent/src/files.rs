@@ -214,7 +214,11 @@ impl<V: Copy + PartialEq> Questions<V> {
 pub fn question_words<V>(q: &Question<V>, default_dir: &Path) -> String {
     let count = q.offer.files.len();
     let what = if count == 1 {
-        format!("{} ({})", shown(&q.offer.summary()), bytes_words(q.offer.total))
+        format!(
+            "{} ({})",
+            shown(&q.offer.summary()),
+            bytes_words(q.offer.total)
+        )
     } else {
         format!(
             "{} ({count} files, {})",
@@ -313,8 +317,8 @@ pub fn tell(
     let (event, mut fields) = news.event();
     fields["technician"] = json!(who);
     let who_shown = crate::shown::name(who);
-    let row = |file: &link::files::FileInfo, direction: Direction, state: TransferState| {
-        TransferShown {
+    let row =
+        |file: &link::files::FileInfo, direction: Direction, state: TransferState| TransferShown {
             key: (viewer, file.id),
             name: crate::shown::fit(&file.name, 80),
             incoming: direction == Direction::Receiving,
@@ -324,13 +328,15 @@ pub fn tell(
             rate: 0,
             eta_secs: None,
             state,
-        }
-    };
+        };
     let words = match news {
         // Put to the person when its turn comes ([`question_words`]).
         FileNews::Offered { .. } => String::new(),
         FileNews::FetchAsked { path, .. } => {
-            format!("{who_shown} asks for {} from this machine.", crate::shown::reason(path))
+            format!(
+                "{who_shown} asks for {} from this machine.",
+                crate::shown::reason(path)
+            )
         }
         FileNews::Offering { files, total, .. } => format!(
             "Sending {} ({}) to {who_shown}, as they asked.",
@@ -341,9 +347,15 @@ pub fn tell(
             format!("Files could not be sent to {who_shown}: {reason}.")
         }
         FileNews::Accepted {
-            resumed, dir, ours: false, ..
+            resumed,
+            dir,
+            ours: false,
+            ..
         } => {
-            let dir = dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+            let dir = dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
             if *resumed > 0 {
                 format!(
                     "Saving the files from {who_shown} in {dir} ({} arrived before; the rest follows).",
@@ -363,7 +375,11 @@ pub fn tell(
             format!("{who_shown} declined the files: {reason}.")
         }
         FileNews::FetchRefused { reason, .. } => format!("A fetch was refused: {reason}."),
-        FileNews::Started { file, direction, from } => {
+        FileNews::Started {
+            file,
+            direction,
+            from,
+        } => {
             let mut r = row(file, *direction, TransferState::Going);
             r.done = *from;
             status.send(crate::status::Status::Files(FileStatus::Transfer(r)));
@@ -381,7 +397,13 @@ pub fn tell(
             r.rate = *rate as u64;
             r.eta_secs = *eta_secs;
             status.send(crate::status::Status::Files(FileStatus::Transfer(r)));
-            progress_words(&crate::shown::reason(&file.name), *done, file.size, *rate, *eta_secs)
+            progress_words(
+                &crate::shown::reason(&file.name),
+                *done,
+                file.size,
+                *rate,
+                *eta_secs,
+            )
         }
         FileNews::Done {
             file,
@@ -616,7 +638,10 @@ mod tests {
     #[test]
     fn the_question_says_who_what_and_where() {
         let words = question_words(&question(0, 1), Path::new("/home/u/Downloads"));
-        assert!(words.starts_with("alice wants to send you report.pdf (5 B)."), "{words}");
+        assert!(
+            words.starts_with("alice wants to send you report.pdf (5 B)."),
+            "{words}"
+        );
         assert!(words.contains("Save it in /home/u/Downloads?"), "{words}");
     }
 }

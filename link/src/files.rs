@@ -2,7 +2,7 @@
 //!
 //! [`Files::start`] runs a task beside a session's loop. The loop hands it what the other end
 //! said about files ([`Command::Peer`]), the file streams the other end opened
-//! ([`Command::Stream`], unless the task accepts them itself), and what this end wants (offer
+//! ([`Files::stream`], unless the task accepts them itself), and what this end wants (offer
 //! files, fetch a path, accept or decline an offer); it takes out what to send on the session
 //! stream, news for the person and the logs, and word that the other end broke the protocol
 //! ([`Out`]). The loop never waits on the task for long: commands wait in a small queue, and
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use protocol::e2e::{FileKeys, StreamId, StreamKind};
 use protocol::framing::FrameReader;
 use protocol::transfer::{
-    self, AcceptedBy, Expected, FileId, FileMessage, IncomingOffer, Inbox, LocalFile, Meter,
+    self, AcceptedBy, Expected, FileId, FileMessage, Inbox, IncomingOffer, LocalFile, Meter,
     OfferId, Outbox, SendJob, StreamCheck, Verifier,
 };
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -63,17 +63,19 @@ const COMMANDS_WAITING: usize = 64;
 const NAME_TRIES: u32 = 10_000;
 
 /// Something this end's session wants of its file transfers, or passes on to them.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// What the other end said about files.
     Peer(FileMessage),
-    /// A file stream the other end opened, its first record read ([`sealed::first_record`]).
-    Stream(FrameReader<RecvStream>),
     /// Offer what lies at these paths (files, and folders with all in them); `tag` names the
     /// offer in the news until it has a number.
     Send { paths: Vec<PathBuf>, tag: u64 },
     /// Ask the other end for what lies at `path`; it lands in `dir`, accepted at once.
-    Fetch { path: String, dir: PathBuf, tag: u64 },
+    Fetch {
+        path: String,
+        dir: PathBuf,
+        tag: u64,
+    },
     /// Answer the other end's fetch `request` by offering what lies at `path`.
     Serve { request: u64, path: PathBuf },
     /// Refuse the other end's fetch `request`.
@@ -206,6 +208,7 @@ pub enum Out {
 /// of a file stays for a later resume).
 pub struct Files {
     commands: mpsc::Sender<Command>,
+    streams: mpsc::Sender<FrameReader<RecvStream>>,
     out: mpsc::UnboundedReceiver<Out>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -220,9 +223,10 @@ impl Files {
     /// Starts the file transfers of a session on `connection`, with the session's file keys.
     /// With `accept_streams`, the task takes every unidirectional stream the other end opens
     /// (an agent: a technician opens no other); otherwise the loop passes file streams in
-    /// ([`Command::Stream`]).
+    /// ([`Files::stream`]).
     pub fn start(connection: Connection, keys: FileKeys, accept_streams: bool) -> Self {
         let (commands, rx) = mpsc::channel(COMMANDS_WAITING);
+        let (streams, streams_rx) = mpsc::channel(COMMANDS_WAITING);
         let (out_tx, out) = mpsc::unbounded_channel();
         let engine = Engine {
             conn: connection,
@@ -238,9 +242,10 @@ impl Files {
             send_failures: BTreeMap::new(),
             started: Instant::now(),
         };
-        let task = tokio::spawn(engine.run(rx, accept_streams));
+        let task = tokio::spawn(engine.run(rx, streams_rx, accept_streams));
         Self {
             commands,
+            streams,
             out,
             task,
         }
@@ -251,6 +256,14 @@ impl Files {
     pub async fn command(&self, command: Command) {
         if self.commands.send(command).await.is_err() {
             debug!("the file task has stopped; a command was dropped");
+        }
+    }
+
+    /// Passes on a file stream the other end opened, its first record read
+    /// ([`sealed::first_record`]).
+    pub async fn stream(&self, reader: FrameReader<RecvStream>) {
+        if self.streams.send(reader).await.is_err() {
+            debug!("the file task has stopped; a stream was dropped");
         }
     }
 
@@ -347,7 +360,12 @@ struct Engine {
 }
 
 impl Engine {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, accept_streams: bool) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut streams: mpsc::Receiver<FrameReader<RecvStream>>,
+        accept_streams: bool,
+    ) {
         let mut tick = tokio::time::interval(PROGRESS_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut accepting = accept_streams;
@@ -362,6 +380,7 @@ impl Engine {
                     Some(c) => self.command(c),
                     None => return,
                 },
+                Some(reader) = streams.recv() => self.stream_opened(reader),
                 uni = self.conn.accept_uni(), if accepting => {
                     match uni {
                         Ok(stream) => {
@@ -404,7 +423,6 @@ impl Engine {
     fn command(&mut self, command: Command) -> Result<(), String> {
         match command {
             Command::Peer(msg) => self.from_peer(msg).map_err(|e| e.to_string()),
-            Command::Stream(reader) => self.stream_opened(reader),
             Command::Send { paths, tag } => {
                 self.work.spawn_blocking(move || Work::Hashed {
                     tag: Some(tag),
@@ -493,11 +511,7 @@ impl Engine {
     /// Stops what is left of `offer` here: queued files, the file streaming, files arriving.
     fn stop_offer(&mut self, offer: OfferId) -> bool {
         let mut any = self.outbox.cancel(offer) | self.inbox.cancelled(offer);
-        if self
-            .sending
-            .as_ref()
-            .is_some_and(|a| a.info.offer == offer)
-        {
+        if self.sending.as_ref().is_some_and(|a| a.info.offer == offer) {
             let active = self.sending.take().expect("checked");
             active.abort.abort();
             any = true;
@@ -569,13 +583,11 @@ impl Engine {
                         from: job.start,
                         by: job.by,
                     }),
-                    (Err(reason), None) | (Ok(_), Some(reason)) => {
-                        self.news(FileNews::Failed {
-                            file: info,
-                            direction: Direction::Sending,
-                            reason,
-                        })
-                    }
+                    (Err(reason), None) | (Ok(_), Some(reason)) => self.news(FileNews::Failed {
+                        file: info,
+                        direction: Direction::Sending,
+                        reason,
+                    }),
                     (Err(remote), Some(local)) => self.news(FileNews::Failed {
                         file: info,
                         direction: Direction::Sending,
@@ -876,8 +888,8 @@ pub fn local_files(paths: &[PathBuf]) -> Result<Vec<LocalFile>, String> {
     let mut found = Vec::new();
     for path in paths {
         let path = expand_home(path);
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1096,12 +1108,7 @@ async fn send_file(
 
 /// Reads `size - start` bytes of `path` from `start` in blocks, for [`send_file`]; an error if
 /// the file is shorter now than when it was offered.
-fn read_blocks(
-    path: &Path,
-    start: u64,
-    size: u64,
-    tx: mpsc::Sender<Result<Vec<u8>, String>>,
-) {
+fn read_blocks(path: &Path, start: u64, size: u64, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
     let result = (|| -> Result<(), String> {
         let mut f = std::fs::File::open(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -1207,7 +1214,9 @@ async fn receive_file(
         .await
         .map_err(|e| stopped(e.into()))?
     {
-        opener.open_in_place(extra).map_err(|e| violation(e.into()))?;
+        opener
+            .open_in_place(extra)
+            .map_err(|e| violation(e.into()))?;
     }
     let n = batch.len() as u64;
     let _ = tx.send(Block::Data(batch)).await;
@@ -1231,7 +1240,8 @@ fn write_blocks(
 ) -> Result<(String, PathBuf), String> {
     let name = expected.file.file_name().to_string();
     let partial = dir.join(transfer::partial_name(&name, &expected.file.sha256));
-    let cannot = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", partial.display());
+    let cannot =
+        |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", partial.display());
     let mut verifier = Verifier::new();
     let mut file = if expected.start == 0 {
         std::fs::OpenOptions::new()
@@ -1342,10 +1352,9 @@ impl FileNews {
                     })).collect::<Vec<_>>(),
                 }),
             ),
-            FileNews::FetchAsked { request, path } => (
-                "fetch_asked",
-                json!({ "request": request, "path": path }),
-            ),
+            FileNews::FetchAsked { request, path } => {
+                ("fetch_asked", json!({ "request": request, "path": path }))
+            }
             FileNews::Offering {
                 offer,
                 tag: _,
@@ -1379,10 +1388,9 @@ impl FileNews {
                 "files_declined",
                 json!({ "offer": offer, "message": reason, "ours": ours }),
             ),
-            FileNews::FetchRefused { path, reason, .. } => (
-                "fetch_refused",
-                json!({ "path": path, "message": reason }),
-            ),
+            FileNews::FetchRefused { path, reason, .. } => {
+                ("fetch_refused", json!({ "path": path, "message": reason }))
+            }
             FileNews::Started {
                 file: f,
                 direction,
@@ -1458,7 +1466,13 @@ pub fn summary_of(files: &[FileInfo]) -> String {
 }
 
 /// How far a file has got, in words: `report.pdf: 512.0 MB of 1.0 GB (51 %), 98.2 MB/s, 6 s left`.
-pub fn progress_words(name: &str, done: u64, size: u64, rate: f64, eta_secs: Option<u64>) -> String {
+pub fn progress_words(
+    name: &str,
+    done: u64,
+    size: u64,
+    rate: f64,
+    eta_secs: Option<u64>,
+) -> String {
     let percent = if size == 0 { 100 } else { done * 100 / size };
     let mut words = format!(
         "{name}: {} of {} ({percent} %)",

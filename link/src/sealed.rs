@@ -431,8 +431,8 @@ pub async fn send_update(
 }
 
 /// Largest record on a unidirectional stream: a screen update's or a file's.
-pub const UNI_MAX_FRAME: usize = max_usize(UPDATE_RECORD, protocol::transfer::FILE_RECORD)
-    + RECORD_OVERHEAD;
+pub const UNI_MAX_FRAME: usize =
+    max_usize(UPDATE_RECORD, protocol::transfer::FILE_RECORD) + RECORD_OVERHEAD;
 
 const fn max_usize(a: usize, b: usize) -> usize {
     if a > b {
@@ -454,7 +454,9 @@ pub async fn first_record(
         return Err(PeerPlaneError::EmptyUpdateStream);
     };
     let Some(id) = StreamId::of_record(record) else {
-        return Err(PeerPlaneError::Tampered(OpenError::TooShort { len: record.len() }));
+        return Err(PeerPlaneError::Tampered(OpenError::TooShort {
+            len: record.len(),
+        }));
     };
     Ok((reader, id))
 }

@@ -241,7 +241,9 @@ async fn a_transfer_resumes_from_a_partial_file_and_a_wrong_one_is_caught() {
         _ => None,
     });
     assert!(
-        failed.as_deref().is_some_and(|r| r.contains("SHA-256 differs")),
+        failed
+            .as_deref()
+            .is_some_and(|r| r.contains("SHA-256 differs")),
         "{seen:#?}"
     );
     assert!(!partial.exists());
@@ -290,11 +292,65 @@ async fn a_declined_offer_writes_nothing_and_a_hostile_name_lands_plain() {
             sha256: sha(&payload),
         }],
     });
-    let mut pair = Pair::new().await;
-    pair.agent.command(Command::Peer(offer)).await;
-    let out = pair.agent.next().await;
+    // The sending end is played by hand here: its offer, then the file's stream sealed with its
+    // keys.
+    let (_server, agent_conn, tech_conn) = connection().await;
+    let (agent_keys, tech_keys) = keys();
+    let mut agent = Files::start(agent_conn, agent_keys.file_keys(), true);
+    agent.command(Command::Peer(offer)).await;
+    let out = agent.next().await;
     let Out::News(FileNews::Offered { offer, .. }) = out else {
         panic!("{out:?}")
     };
     assert_eq!(offer.files[0].name(), "bashrc");
+    agent
+        .command(Command::Accept {
+            offer: offer.id,
+            dir: inner.clone(),
+            by: AcceptedBy::Person,
+        })
+        .await;
+    let accepted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Out::Peer(m @ FileMessage::Accept { .. }) = agent.next().await {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the offer is accepted");
+    assert!(matches!(accepted, FileMessage::Accept { ref resume, .. } if resume == &[0]));
+    let mut sealer = tech_keys.file_keys().sealer(0);
+    let mut records = Vec::new();
+    sealer
+        .seal_frame(&0u64.to_le_bytes(), false, &mut records)
+        .unwrap();
+    sealer.seal_frame(&payload, true, &mut records).unwrap();
+    let mut stream = tech_conn.open_uni().await.unwrap();
+    stream.write_all(&records).await.unwrap();
+    stream.finish().unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match agent.next().await {
+                Out::News(n @ FileNews::Done { .. }) => return n,
+                Out::News(n @ FileNews::Failed { .. }) => panic!("{n:?}"),
+                Out::Broken(why) => panic!("broken: {why}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the file arrives");
+    let FileNews::Done {
+        stored_as, path, ..
+    } = done
+    else {
+        unreachable!()
+    };
+    assert_eq!(stored_as, "bashrc");
+    assert_eq!(path.as_deref(), Some(inner.join("bashrc").as_path()));
+    assert_eq!(std::fs::read(inner.join("bashrc")).unwrap(), payload);
+    // Nothing else in the chosen folder, nothing beside it.
+    assert_eq!(std::fs::read_dir(&inner).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(dst.path()).unwrap().count(), 1);
 }

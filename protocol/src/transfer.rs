@@ -167,7 +167,11 @@ pub enum TransferError {
     #[error("a stream for file {0}, which was not accepted or already arrived")]
     UnexpectedStream(FileId),
     #[error("file {file}'s stream starts at byte {got}; {expected} was agreed")]
-    WrongStart { file: FileId, got: u64, expected: u64 },
+    WrongStart {
+        file: FileId,
+        got: u64,
+        expected: u64,
+    },
     #[error("file {file}'s stream carries more than its {size} bytes")]
     TooLong { file: FileId, size: u64 },
     #[error("file {file}'s stream ended after {got} of its {size} bytes")]
@@ -334,10 +338,8 @@ pub fn summary<'a>(paths: impl Iterator<Item = &'a [String]>) -> String {
         [one] => one.join("/"),
         many => {
             let first = many[0].first();
-            let shared = first.filter(|top| {
-                many.iter()
-                    .all(|p| p.len() > 1 && p.first() == Some(*top))
-            });
+            let shared =
+                first.filter(|top| many.iter().all(|p| p.len() > 1 && p.first() == Some(*top)));
             match shared {
                 Some(folder) => format!("{folder} ({} files)", many.len()),
                 None => format!("{} files", many.len()),
@@ -605,7 +607,10 @@ pub enum Answered {
         by: AcceptedBy,
         resume: Vec<u64>,
     },
-    Declined { offer: OfferId, reason: String },
+    Declined {
+        offer: OfferId,
+        reason: String,
+    },
 }
 
 /// The sending side: this end's offers, the files queued to stream, and those streamed and
@@ -960,9 +965,7 @@ impl Meter {
     pub fn sample(&mut self, now_ms: u64, done: u64) {
         self.done = done.min(self.size);
         self.samples.push_back((now_ms, self.done));
-        while self.samples.len() > 2
-            && now_ms.saturating_sub(self.samples[1].0) >= RATE_WINDOW_MS
-        {
+        while self.samples.len() > 2 && now_ms.saturating_sub(self.samples[1].0) >= RATE_WINDOW_MS {
             self.samples.pop_front();
         }
     }
@@ -1035,7 +1038,10 @@ mod tests {
         assert_eq!(sanitize_component("../../.bashrc"), "bashrc");
         assert_eq!(sanitize_component("report.pdf"), "report.pdf");
         assert_eq!(sanitize_component("a/b.txt"), "a_b.txt");
-        assert_eq!(sanitize_component("..\\..\\windows\\win.ini"), "windows_win.ini");
+        assert_eq!(
+            sanitize_component("..\\..\\windows\\win.ini"),
+            "windows_win.ini"
+        );
         assert_eq!(sanitize_component(".."), "file");
         assert_eq!(sanitize_component("..."), "file");
         assert_eq!(sanitize_component(""), "file");
@@ -1054,7 +1060,10 @@ mod tests {
         assert!(clipped.ends_with(".tar"));
         for hostile in ["../../.bashrc", "..", "a/../../b", "\0", "/"] {
             let s = sanitize_component(hostile);
-            assert!(!s.contains('/') && !s.contains('\\') && !s.starts_with('.'), "{s}");
+            assert!(
+                !s.contains('/') && !s.contains('\\') && !s.starts_with('.'),
+                "{s}"
+            );
             assert!(s != ".." && s != "." && !s.is_empty());
         }
     }
@@ -1071,7 +1080,10 @@ mod tests {
             free_name("notes", 100, is_taken).as_deref(),
             Some("notes (1)")
         );
-        assert_eq!(free_name("new.txt", 100, is_taken).as_deref(), Some("new.txt"));
+        assert_eq!(
+            free_name("new.txt", 100, is_taken).as_deref(),
+            Some("new.txt")
+        );
         assert_eq!(free_name("report.pdf", 2, is_taken), None);
     }
 
@@ -1117,7 +1129,10 @@ mod tests {
             })
         );
         let first = outbox.next_job().unwrap();
-        assert_eq!((first.file.name(), first.start), ("Photos/a.jpg".into(), 40));
+        assert_eq!(
+            (first.file.name(), first.start),
+            ("Photos/a.jpg".into(), 40)
+        );
         let second = outbox.next_job().unwrap();
         assert_eq!(second.start, 0);
         assert!(outbox.next_job().is_none());
@@ -1142,7 +1157,9 @@ mod tests {
         assert_eq!(result, Ok("a.jpg".into()));
         assert!(outbox.is_busy(), "the second file is not confirmed yet");
         assert_eq!(
-            outbox.received(first.file.id, &Ok("a.jpg".into())).unwrap_err(),
+            outbox
+                .received(first.file.id, &Ok("a.jpg".into()))
+                .unwrap_err(),
             TransferError::UnknownFile(first.file.id)
         );
     }
@@ -1313,10 +1330,7 @@ mod tests {
             },
         };
         let mut c = StreamCheck::new(&e);
-        assert_eq!(
-            c.record(&[1, 2, 3]).unwrap_err(),
-            TransferError::NoStart(4)
-        );
+        assert_eq!(c.record(&[1, 2, 3]).unwrap_err(), TransferError::NoStart(4));
         let mut c = StreamCheck::new(&e);
         assert_eq!(
             c.record(&0u64.to_le_bytes()).unwrap_err(),
@@ -1367,7 +1381,10 @@ mod tests {
         let FileMessage::Fetch { path, .. } = &msg else {
             panic!("{msg:?}")
         };
-        assert_eq!(outbox.fetch_asked(request, path).unwrap(), "/var/log/syslog");
+        assert_eq!(
+            outbox.fetch_asked(request, path).unwrap(),
+            "/var/log/syslog"
+        );
         assert_eq!(
             outbox.fetch_asked(request, path),
             Err(TransferError::FetchOutOfOrder {
@@ -1400,19 +1417,20 @@ mod tests {
     #[test]
     fn a_cancelled_offer_leaves_nothing_queued() {
         let (mut outbox, mut inbox) = (Outbox::new(), Inbox::new());
-        let offer = offer_between(
-            &mut outbox,
-            &mut inbox,
-            vec![local("a", 1), local("b", 1)],
-        );
-        let (answer, _) = inbox.accept(offer.id, vec![0, 0], AcceptedBy::Unattended).unwrap();
+        let offer = offer_between(&mut outbox, &mut inbox, vec![local("a", 1), local("b", 1)]);
+        let (answer, _) = inbox
+            .accept(offer.id, vec![0, 0], AcceptedBy::Unattended)
+            .unwrap();
         outbox.answered(&answer).unwrap();
         let streaming = outbox.next_job().unwrap();
         assert!(outbox.cancel(offer.id));
         assert!(!outbox.is_busy());
         assert!(outbox.next_job().is_none());
         // Word about the stopped files still on its way is taken quietly, once.
-        assert_eq!(outbox.received(streaming.file.id, &Ok("a".into())), Ok(None));
+        assert_eq!(
+            outbox.received(streaming.file.id, &Ok("a".into())),
+            Ok(None)
+        );
         assert!(outbox.received(streaming.file.id, &Ok("a".into())).is_err());
         assert!(inbox.cancelled(offer.id));
         assert_eq!(inbox.stream(offer.files[1].id), Ok(None));
@@ -1422,7 +1440,9 @@ mod tests {
         let waiting = outbox.offer(vec![local("c", 1)], None).unwrap();
         inbox.offered(waiting.clone()).unwrap();
         assert!(outbox.cancel(waiting.id));
-        let (late, _) = inbox.accept(waiting.id, vec![0], AcceptedBy::Person).unwrap();
+        let (late, _) = inbox
+            .accept(waiting.id, vec![0], AcceptedBy::Person)
+            .unwrap();
         assert_eq!(outbox.answered(&late), Ok(None));
     }
 
@@ -1446,7 +1466,10 @@ mod tests {
         let one = [p("report.pdf")];
         assert_eq!(summary(one.iter().map(Vec::as_slice)), "report.pdf");
         let folder = [p("Photos/a.jpg"), p("Photos/b/c.jpg")];
-        assert_eq!(summary(folder.iter().map(Vec::as_slice)), "Photos (2 files)");
+        assert_eq!(
+            summary(folder.iter().map(Vec::as_slice)),
+            "Photos (2 files)"
+        );
         let loose = [p("a"), p("b"), p("c")];
         assert_eq!(summary(loose.iter().map(Vec::as_slice)), "3 files");
         assert_eq!(bytes_words(999), "999 B");

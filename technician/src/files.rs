@@ -65,7 +65,8 @@ pub struct TechFiles {
 pub struct Sinks<'a> {
     pub recorder: &'a Option<Arc<Mutex<Recorder>>>,
     pub report: Reporter,
-    pub tell: &'a dyn Fn(FileNews),
+    /// A window following the session.
+    pub events: Option<&'a tokio::sync::mpsc::UnboundedSender<crate::session::SessionEvent>>,
 }
 
 /// Why an offer the agent made unasked is declined.
@@ -107,7 +108,7 @@ impl TechFiles {
 
     /// A file stream the agent opened.
     pub async fn stream(&self, reader: FrameReader<RecvStream>) {
-        self.link.command(Command::Stream(reader)).await;
+        self.link.stream(reader).await;
     }
 
     /// What the transfers have to say next.
@@ -129,7 +130,11 @@ impl TechFiles {
 
     /// Takes in what the transfers said: a message for the agent (`Some(Ok)`), the end of the
     /// session (`Some(Err)`: the agent broke the file protocol), or nothing more to do.
-    pub async fn handle(&mut self, out: Out, sinks: &Sinks<'_>) -> Option<Result<FileMessage, String>> {
+    pub async fn handle(
+        &mut self,
+        out: Out,
+        sinks: &Sinks<'_>,
+    ) -> Option<Result<FileMessage, String>> {
         let news = match out {
             Out::Peer(msg) => return Some(Ok(msg)),
             Out::Broken(why) => return Some(Err(why)),
@@ -138,7 +143,9 @@ impl TechFiles {
         self.follow(&news).await;
         self.record(&news, sinks.recorder);
         report(sinks.report, &news);
-        (sinks.tell)(news);
+        if let Some(tx) = sinks.events {
+            let _ = tx.send(crate::session::SessionEvent::Files(news));
+        }
         None
     }
 
@@ -335,7 +342,9 @@ pub fn report(report: Reporter, news: &FileNews) {
                 protocol::text::printable(&offer.summary())
             ),
         },
-        FileNews::FetchAsked { .. } => format!("The user's agent asked for files; refused ({NOT_FETCHED})."),
+        FileNews::FetchAsked { .. } => {
+            format!("The user's agent asked for files; refused ({NOT_FETCHED}).")
+        }
         FileNews::Accepted {
             ours: true,
             by,
@@ -357,14 +366,19 @@ pub fn report(report: Reporter, news: &FileNews) {
         }
         FileNews::Accepted { dir, .. } => format!(
             "Saving in {}.",
-            dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()
+            dir.as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
         ),
         FileNews::Declined {
             reason, ours: true, ..
         } => format!("The user's agent declined the files: {reason}."),
         FileNews::Declined { reason, .. } => format!("The files were not taken: {reason}."),
         FileNews::FetchRefused { path, reason, .. } => {
-            format!("The fetch of {} was refused: {reason}.", protocol::text::printable(path))
+            format!(
+                "The fetch of {} was refused: {reason}.",
+                protocol::text::printable(path)
+            )
         }
         FileNews::Progress {
             file,
@@ -372,7 +386,13 @@ pub fn report(report: Reporter, news: &FileNews) {
             rate,
             eta_secs,
             ..
-        } => progress_words(&protocol::text::printable(&file.name), *done, file.size, *rate, *eta_secs),
+        } => progress_words(
+            &protocol::text::printable(&file.name),
+            *done,
+            file.size,
+            *rate,
+            *eta_secs,
+        ),
         FileNews::Done {
             file,
             direction: Direction::Sending,
@@ -388,7 +408,9 @@ pub fn report(report: Reporter, news: &FileNews) {
             "Received {} ({}, SHA-256 checked): {}",
             protocol::text::printable(&file.name),
             bytes_words(file.size),
-            path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            path.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         ),
         FileNews::Failed { file, reason, .. } => format!(
             "{} did not arrive: {reason}.",

@@ -87,7 +87,10 @@ pub enum Action {
     Send(Vec<PathBuf>),
     /// Fetch a file or folder of the user's machine into a folder here, and wait until it
     /// arrived.
-    Fetch { path: String, dir: PathBuf },
+    Fetch {
+        path: String,
+        dir: PathBuf,
+    },
 }
 
 /// Whom a script waits for to hold control.

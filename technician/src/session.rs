@@ -1112,8 +1112,7 @@ pub async fn run(
             // `asks` holds a sender as long as this loop: never `None`.
             Some(ask) = files_rx.recv() => files.ask(ask).await,
             out = files.next() => {
-                let tell = |news| opts.tell(SessionEvent::Files(news));
-                let sinks = crate::files::Sinks { recorder: &opts.recorder, report, tell: &tell };
+                let sinks = crate::files::Sinks { recorder: &opts.recorder, report, events: opts.events.as_ref() };
                 match files.handle(out, &sinks).await {
                     Some(Ok(msg)) => {
                         if out_tx.send(PeerMessage::File(msg)).await.is_err() {

@@ -19,6 +19,7 @@ use crate::consent::{FromUser, UserCommand};
 use crate::desk::{
     HelpAsked, SurveyAnswer, ToDesk, COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS,
 };
+use crate::files::{FileAnswer, FileStatus, OfferShown, TransferShown, TransferState};
 use crate::status::{EndedWhy, Status};
 
 /// The screen the window shows.
@@ -143,6 +144,10 @@ pub enum Action {
     SkipSurvey,
     /// Close, once it is over.
     Close,
+    /// Save the files offered now in this folder (the folder shown, or one the person chose).
+    SaveFiles(std::path::PathBuf),
+    /// Decline the files offered now.
+    DeclineFiles,
 }
 
 /// What an action asks of the world around the model.
@@ -170,6 +175,44 @@ pub struct WindowModel {
     interrupted: bool,
     /// The help form's words, kept when the person goes back to the code.
     draft: HelpForm,
+    /// Files offered to the person now, and the files moving or moved.
+    files: FilesShown,
+}
+
+/// Files as the window shows them, whatever the screen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilesShown {
+    /// The offer put to the person now.
+    pub question: Option<OfferShown>,
+    /// Each file moving or moved in this session, in the order they started.
+    pub transfers: Vec<TransferShown>,
+}
+
+/// Rows of files the window keeps: the oldest finished ones go first.
+pub const TRANSFER_ROWS: usize = 8;
+
+impl FilesShown {
+    fn apply(&mut self, status: FileStatus) {
+        match status {
+            FileStatus::Question(q) => self.question = q,
+            FileStatus::Transfer(t) => {
+                match self.transfers.iter_mut().find(|r| r.key == t.key) {
+                    Some(row) => *row = t,
+                    None => self.transfers.push(t),
+                }
+                while self.transfers.len() > TRANSFER_ROWS {
+                    match self
+                        .transfers
+                        .iter()
+                        .position(|r| r.state != TransferState::Going)
+                    {
+                        Some(i) => self.transfers.remove(i),
+                        None => break,
+                    };
+                }
+            }
+        }
+    }
 }
 
 impl Default for WindowModel {
@@ -198,7 +241,13 @@ impl WindowModel {
             copied_at: None,
             interrupted: false,
             draft: HelpForm::default(),
+            files: FilesShown::default(),
         }
+    }
+
+    /// Files offered now, and files moving or moved.
+    pub fn files(&self) -> &FilesShown {
+        &self.files
     }
 
     /// What the help form holds.
@@ -253,6 +302,10 @@ impl WindowModel {
     pub fn apply(&mut self, status: Status) {
         if status == Status::Interrupted {
             self.interrupted = true;
+            return;
+        }
+        if let Status::Files(files) = status {
+            self.files.apply(files);
             return;
         }
         self.screen = match status {
@@ -327,7 +380,7 @@ impl WindowModel {
                 comment: String::new(),
             },
             Status::Ended(why) => Screen::Ended { why },
-            Status::Interrupted => return,
+            Status::Interrupted | Status::Files(_) => return,
         };
     }
 
@@ -335,6 +388,23 @@ impl WindowModel {
     /// nothing.
     pub fn act(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         let say = |f: FromUser| vec![Effect::Say(f)];
+        match action {
+            Action::SaveFiles(_) | Action::DeclineFiles => {
+                let Some(q) = self.files.question.take() else {
+                    return Vec::new();
+                };
+                let save_in = match action {
+                    Action::SaveFiles(dir) => Some(dir),
+                    _ => None,
+                };
+                return say(FromUser::Files(FileAnswer {
+                    viewer: q.viewer,
+                    offer: q.offer,
+                    save_in,
+                }));
+            }
+            _ => {}
+        }
         match (action, &mut self.screen) {
             (
                 Action::CopyCode,

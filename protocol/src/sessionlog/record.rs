@@ -248,7 +248,10 @@ pub enum FileOutcome {
     /// It arrived whole and its SHA-256 matched; stored under this name (its last part may
     /// differ from the offered one, where that was taken), after `resumed_from` bytes that had
     /// arrived in an earlier attempt.
-    Delivered { stored_as: String, resumed_from: u64 },
+    Delivered {
+        stored_as: String,
+        resumed_from: u64,
+    },
     /// The receiving side declined it (the user, or the agent's rules), and why.
     Declined { reason: String },
     /// It did not arrive, and why.

@@ -15,9 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::record::{
     encode_body, max_body, BodyRef, CloseReason, ControlChange, DeskStep, ErrorNote, FileTransfer,
-    Participant,
-    ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
-    KIND_SCREEN_UPDATE, KIND_SEAL,
+    Participant, ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened,
+    TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
 use crate::input::InputEvent;

@@ -586,6 +586,8 @@ async fn run_session(
                     }
                     // The console does not list the session's other technicians yet.
                     JoinEvent::Session(SessionEvent::Participants(_)) => continue,
+                    // Nor files: they are sent and fetched from the command line.
+                    JoinEvent::Session(SessionEvent::Files(_)) => continue,
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
@@ -623,6 +625,7 @@ async fn run_session(
         })),
         events: Some(ev_tx),
         desk,
+        files: None,
     };
     let user_end = Box::pin(async {
         let _ = end.await;

@@ -182,7 +182,9 @@ fn marker_color(what: &Event) -> Color32 {
     match what {
         Event::SessionOpened { .. } | Event::SessionClosed(_) => Color32::from_gray(220),
         Event::Joined { .. } | Event::Left { .. } => Color32::from_rgb(0x66, 0xbb, 0x6a),
-        Event::Consent(_) | Event::Control(_) | Event::File(_) => Color32::from_rgb(0x42, 0xa5, 0xf5),
+        Event::Consent(_) | Event::Control(_) | Event::File(_) => {
+            Color32::from_rgb(0x42, 0xa5, 0xf5)
+        }
         Event::Input(_) => Color32::from_rgb(0xba, 0x9b, 0xe0),
         Event::DeskStep(_) => Color32::from_rgb(0xff, 0xb7, 0x4d),
         Event::Error(_) | Event::Unreadable => RED,
