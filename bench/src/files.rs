@@ -64,8 +64,12 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     let relay_bin = relay_binary()?;
     let scratch = match &args.dir {
-        Some(d) => tempfile::Builder::new().prefix("tandem-bench-files-").tempdir_in(d),
-        None => tempfile::Builder::new().prefix("tandem-bench-files-").tempdir(),
+        Some(d) => tempfile::Builder::new()
+            .prefix("tandem-bench-files-")
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix("tandem-bench-files-")
+            .tempdir(),
     }
     .context("cannot make a scratch folder")?;
     let size = args.size_mb * 1_000_000;
@@ -234,11 +238,7 @@ async fn probe(
 
 /// The file from the agent's side to the technician's, sealed, through the relay; the screen's
 /// latency before and while it streams.
-async fn sealed_file(
-    relay: &RelayProcess,
-    source: &Path,
-    into: &Path,
-) -> anyhow::Result<Sealed> {
+async fn sealed_file(relay: &RelayProcess, source: &Path, into: &Path) -> anyhow::Result<Sealed> {
     let (agent_keys, tech_keys) = sealing::session_keys()?;
     let (agent, tech) = pair(relay).await?;
     let (streams_tx, mut streams) = mpsc::channel(16);
@@ -255,7 +255,10 @@ async fn sealed_file(
     let seq = AtomicU64::new(0);
     let never = std::sync::atomic::AtomicBool::new(false);
 
-    progress(BENCH, format!("screen latency, idle: {IDLE_SAMPLES} updates"));
+    progress(
+        BENCH,
+        format!("screen latency, idle: {IDLE_SAMPLES} updates"),
+    );
     // A few to warm up.
     probe(&agent.connection, &how, &seq, &arrived, Some(10), &never).await?;
     let mut idle = probe(
@@ -323,11 +326,9 @@ async fn sealed_file(
         }
         probe(&agent.connection, &how, &seq, &arrived, None, &stop).await
     };
-    let (done, busy) = within(
-        Duration::from_secs(3600),
-        "sending the file",
-        async { Ok(tokio::join!(transfer, probing)) },
-    )
+    let (done, busy) = within(Duration::from_secs(3600), "sending the file", async {
+        Ok(tokio::join!(transfer, probing))
+    })
     .await?;
     let (bytes, finished) = done?;
     let mut busy = busy?;
@@ -377,7 +378,10 @@ fn report(args: &Args, plain: &Rate, sealed: &Sealed) -> Report {
     r.label("throughput_ratio", "file throughput relative to plain");
     r.label("screen_latency_p50_ms", "screen update latency p50");
     r.label("screen_latency_p99_ms", "screen update latency p99");
-    r.label("screen_latency_ratio_p50", "p50 during the file relative to idle");
+    r.label(
+        "screen_latency_ratio_p50",
+        "p50 during the file relative to idle",
+    );
     r.add("plain", "throughput_mb_s", plain.mb_s(), "MB/s", 0);
     r.add("file", "throughput_mb_s", sealed.rate.mb_s(), "MB/s", 0);
     let ratio = sealed.rate.mb_s() / plain.mb_s();

@@ -148,6 +148,8 @@ pub enum Action {
     SaveFiles(std::path::PathBuf),
     /// Decline the files offered now.
     DeclineFiles,
+    /// The folder to save offered files in, as now typed.
+    EditFolder(String),
 }
 
 /// What an action asks of the world around the model.
@@ -186,15 +188,34 @@ pub struct FilesShown {
     pub question: Option<OfferShown>,
     /// Each file moving or moved in this session, in the order they started.
     pub transfers: Vec<TransferShown>,
+    /// The folder to save the offer in, as typed (the default folder when it is asked).
+    pub folder: String,
 }
+
+/// Most characters of the folder typed to save files in.
+pub const FOLDER_CHARS: usize = 4096;
 
 /// Rows of files the window keeps: the oldest finished ones go first.
 pub const TRANSFER_ROWS: usize = 8;
 
 impl FilesShown {
+    /// Whether an offer is asked or a file is moving.
+    pub fn busy(&self) -> bool {
+        self.question.is_some()
+            || self
+                .transfers
+                .iter()
+                .any(|t| t.state == TransferState::Going)
+    }
+
     fn apply(&mut self, status: FileStatus) {
         match status {
-            FileStatus::Question(q) => self.question = q,
+            FileStatus::Question(q) => {
+                if let Some(q) = &q {
+                    self.folder = q.default_dir.display().to_string();
+                }
+                self.question = q;
+            }
             FileStatus::Transfer(t) => {
                 match self.transfers.iter_mut().find(|r| r.key == t.key) {
                     Some(row) => *row = t,
@@ -264,9 +285,10 @@ impl WindowModel {
         &self.screen
     }
 
+    /// The bar while shared, unless files are offered or moving: then the window, to show them.
     pub fn layout(&self) -> Layout {
         match self.screen {
-            Screen::Sharing { .. } => Layout::Bar,
+            Screen::Sharing { .. } if !self.files.busy() => Layout::Bar,
             _ => Layout::Full,
         }
     }
@@ -389,6 +411,10 @@ impl WindowModel {
     pub fn act(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         let say = |f: FromUser| vec![Effect::Say(f)];
         match action {
+            Action::EditFolder(text) => {
+                self.files.folder = at_most(text, FOLDER_CHARS);
+                return Vec::new();
+            }
             Action::SaveFiles(_) | Action::DeclineFiles => {
                 let Some(q) = self.files.question.take() else {
                     return Vec::new();
@@ -755,5 +781,73 @@ mod tests {
         assert_eq!(seconds_left(*expires_at, now + Duration::from_secs(400)), 0);
         assert!(m.next_tick(now).unwrap() <= Duration::from_secs(1));
         assert_eq!(m.next_tick(now + Duration::from_secs(400)), None);
+    }
+
+    #[test]
+    fn offered_files_open_the_window_and_are_saved_where_the_person_says_or_declined() {
+        use crate::files::{FileAnswer, FileStatus, OfferShown, TransferShown, TransferState};
+        let now = Instant::now();
+        let mut m = asking(now);
+        m.act(Action::Answer(ConsentState::Control), now);
+        m.apply(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        });
+        assert_eq!(m.layout(), Layout::Bar);
+        let offer = OfferShown {
+            viewer: 2,
+            offer: 7,
+            who: "alice".into(),
+            summary: "report.pdf".into(),
+            count: 1,
+            total: 5,
+            default_dir: "/home/u/Downloads".into(),
+        };
+        m.apply(Status::Files(FileStatus::Question(Some(offer.clone()))));
+        assert_eq!(m.layout(), Layout::Full, "the question needs the window");
+        assert_eq!(m.files().folder, "/home/u/Downloads");
+        m.act(Action::EditFolder("/tmp/elsewhere".into()), now);
+        assert_eq!(
+            m.act(Action::SaveFiles(m.files().folder.clone().into()), now),
+            vec![Effect::Say(FromUser::Files(FileAnswer {
+                viewer: 2,
+                offer: 7,
+                save_in: Some("/tmp/elsewhere".into()),
+            }))]
+        );
+        assert!(m.act(Action::DeclineFiles, now).is_empty(), "answered once");
+        // While a file moves the window stays open; once it arrived, the bar comes back.
+        let mut row = TransferShown {
+            key: (2, 1),
+            name: "report.pdf".into(),
+            incoming: true,
+            who: "alice".into(),
+            done: 0,
+            size: 5,
+            rate: 0,
+            eta_secs: None,
+            state: TransferState::Going,
+        };
+        m.apply(Status::Files(FileStatus::Question(None)));
+        m.apply(Status::Files(FileStatus::Transfer(row.clone())));
+        assert_eq!(m.layout(), Layout::Full);
+        row.state = TransferState::Done("/tmp/elsewhere/report.pdf".into());
+        m.apply(Status::Files(FileStatus::Transfer(row)));
+        assert_eq!(m.files().transfers.len(), 1, "the same row, updated");
+        assert_eq!(m.layout(), Layout::Bar);
+        // A second offer, declined.
+        m.apply(Status::Files(FileStatus::Question(Some(OfferShown {
+            offer: 8,
+            ..offer
+        }))));
+        assert_eq!(
+            m.act(Action::DeclineFiles, now),
+            vec![Effect::Say(FromUser::Files(FileAnswer {
+                viewer: 2,
+                offer: 8,
+                save_in: None,
+            }))]
+        );
     }
 }
