@@ -70,6 +70,11 @@ session-click-to-control = Click the screen to control it.
 session-ended = Session ended: { $why }
 session-back = Back to home
 snapshot-saved = Saved { $path }
+file-sending = Sending { $name }: { $done } of { $size }
+file-fetching = Fetching { $name }: { $done } of { $size }
+file-rate = { $rate }/s, { $left } left
+file-done = { $name }: arrived, SHA-256 checked
+file-failed = { $name } did not arrive: { $why }
 snapshot-failed = Snapshot not saved: { $why }
 player-back = Back
 

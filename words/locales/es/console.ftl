@@ -70,6 +70,11 @@ session-click-to-control = Haga clic en la pantalla para controlarla.
 session-ended = Sesión terminada: { $why }
 session-back = Volver al inicio
 snapshot-saved = Guardada { $path }
+file-sending = Enviando { $name }: { $done } de { $size }
+file-fetching = Trayendo { $name }: { $done } de { $size }
+file-rate = { $rate }/s, quedan { $left }
+file-done = { $name }: llegó, SHA-256 comprobado
+file-failed = { $name } no llegó: { $why }
 snapshot-failed = Captura no guardada: { $why }
 player-back = Volver
 
