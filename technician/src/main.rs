@@ -758,35 +758,24 @@ fn main() -> ExitCode {
                 rt.block_on(run_session(joining, args.relay, args.session, report)),
             )
         }
-        Command::Send(args) => {
-            let report = Reporter::new(args.relay.json);
-            let action = script::Action::Send(args.files);
-            finish(
-                report,
-                rt.block_on(run_file_step(
-                    &args.code,
-                    action,
-                    args.relay,
-                    args.session,
-                    report,
-                )),
-            )
-        }
-        Command::Fetch(args) => {
-            let report = Reporter::new(args.relay.json);
-            let action = script::Action::Fetch {
-                path: args.path,
-                dir: args.output,
+        Command::Send(_) | Command::Fetch(_) => {
+            let (code, action, relay, session) = match command {
+                Command::Send(a) => (a.code, script::Action::Send(a.files), a.relay, a.session),
+                Command::Fetch(a) => (
+                    a.code,
+                    script::Action::Fetch {
+                        path: a.path,
+                        dir: a.output,
+                    },
+                    a.relay,
+                    a.session,
+                ),
+                _ => unreachable!("matched above"),
             };
+            let report = Reporter::new(relay.json);
             finish(
                 report,
-                rt.block_on(run_file_step(
-                    &args.code,
-                    action,
-                    args.relay,
-                    args.session,
-                    report,
-                )),
+                rt.block_on(run_file_step(&code, action, relay, session, report)),
             )
         }
         Command::Take(args) => {
