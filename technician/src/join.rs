@@ -123,6 +123,8 @@ pub struct Live {
     pub desk: Option<mpsc::Receiver<crate::desk::DeskAction>>,
     /// Files a window sends or fetches.
     pub files: Option<mpsc::Receiver<crate::files::FileStep>>,
+    /// Hand-overs and take-overs of control a window asks for.
+    pub control: Option<mpsc::Receiver<crate::session::ControlStep>>,
 }
 
 /// What a window is told besides the session's own events.
@@ -456,6 +458,7 @@ pub async fn join(
         input: live.input,
         desk: live.desk,
         files: live.files,
+        control: live.control,
         viewer: live.viewer,
         on_frame: live.on_frame,
         events: session_events,

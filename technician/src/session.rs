@@ -127,6 +127,9 @@ pub struct SessionOptions {
     pub desk: Option<mpsc::Receiver<DeskAction>>,
     /// Files a window sends or fetches.
     pub files: Option<mpsc::Receiver<crate::files::FileStep>>,
+    /// Hand-overs and take-overs of control from a window, in a session with several
+    /// technicians.
+    pub control: Option<mpsc::Receiver<ControlStep>>,
     /// The framebuffer to hold the remote screen in (a window shares it); a new one otherwise.
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     /// Called for every applied update (a window presenting the screen).
@@ -395,6 +398,24 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::HandOver { .. } => "a hand-over of control",
         PeerMessage::TakeOver => "a take-over of control",
         PeerMessage::File(_) => "word about files",
+    }
+}
+
+/// What a window asks of control in a session with several technicians (the agent decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlStep {
+    /// Give control to the technician of this account name.
+    HandOver(String),
+    /// Take control, as a lead monitoring the session.
+    TakeOver,
+}
+
+impl ControlStep {
+    fn message(self) -> PeerMessage {
+        match self {
+            ControlStep::HandOver(to) => PeerMessage::HandOver { to },
+            ControlStep::TakeOver => PeerMessage::TakeOver,
+        }
     }
 }
 
@@ -861,6 +882,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
     let mut live_input = opts.input.take();
+    let mut control_steps = opts.control.take();
     // Steps from the script and from a window, one way in.
     let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
     let (files_tx, mut files_rx) = mpsc::channel::<crate::files::FileAsk>(4);
@@ -1085,6 +1107,19 @@ pub async fn run(
                 }
                 // The window closed its side: no more live input, the session goes on.
                 None => live_input = None,
+            },
+            step = async {
+                match control_steps.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match step {
+                Some(step) => {
+                    if out_tx.send(step.message()).await.is_err() {
+                        break Ended::Failed("the session stream closed".into());
+                    }
+                }
+                None => control_steps = None,
             },
             _ = flush.tick() => {
                 opts.tell(SessionEvent::Quality {

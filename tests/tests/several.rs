@@ -120,8 +120,7 @@ fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_on
     let dropped = agent
         .events("input_dropped")
         .into_iter()
-        .filter(|e| e["technician"] == "tom" && e["final"] == true)
-        .last()
+        .rfind(|e| e["technician"] == "tom" && e["final"] == true)
         .unwrap_or_else(|| panic!("no dropped input of tom's\n{}", agent.transcript()));
     assert!(dropped["count"].as_u64().unwrap() >= 16, "{dropped}");
 

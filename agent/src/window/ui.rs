@@ -401,7 +401,6 @@ fn queued(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn consent(
     ui: &mut Ui,
     cat: &Catalogue,
