@@ -422,7 +422,7 @@ impl Engine {
 
     fn command(&mut self, command: Command) -> Result<(), String> {
         match command {
-            Command::Peer(msg) => self.from_peer(msg).map_err(|e| e.to_string()),
+            Command::Peer(msg) => self.peer_said(msg).map_err(|e| e.to_string()),
             Command::Send { paths, tag } => {
                 self.work.spawn_blocking(move || Work::Hashed {
                     tag: Some(tag),
@@ -531,7 +531,7 @@ impl Engine {
         any
     }
 
-    fn from_peer(&mut self, msg: FileMessage) -> Result<(), transfer::TransferError> {
+    fn peer_said(&mut self, msg: FileMessage) -> Result<(), transfer::TransferError> {
         match msg {
             FileMessage::Offer(offer) => {
                 let fetch = offer.fetch;
@@ -1473,7 +1473,7 @@ pub fn progress_words(
     rate: f64,
     eta_secs: Option<u64>,
 ) -> String {
-    let percent = if size == 0 { 100 } else { done * 100 / size };
+    let percent = (done * 100).checked_div(size).unwrap_or(100);
     let mut words = format!(
         "{name}: {} of {} ({percent} %)",
         transfer::bytes_words(done),

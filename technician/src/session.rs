@@ -1148,14 +1148,13 @@ pub async fn run(
             Some(ask) = files_rx.recv() => files.ask(ask).await,
             out = files.next() => {
                 let sinks = crate::files::Sinks { recorder: &opts.recorder, report, events: opts.events.as_ref() };
-                match files.handle(out, &sinks).await {
-                    Some(Ok(msg)) => {
-                        if out_tx.send(PeerMessage::File(msg)).await.is_err() {
-                            break Ended::Failed("the session stream closed".into());
-                        }
-                    }
+                let sent = match files.handle(out, &sinks).await {
+                    Some(Ok(msg)) => out_tx.send(PeerMessage::File(msg)).await.is_ok(),
                     Some(Err(why)) => break Ended::Failed(why),
-                    None => {}
+                    None => true,
+                };
+                if !sent {
+                    break Ended::Failed("the session stream closed".into());
                 }
             }
             // The script's sender lives as long as this loop: never `None`.
