@@ -514,6 +514,15 @@ impl Company {
     }
 }
 
+/// The next message of a window's channel, if there is one (else pending for ever); `None` once
+/// the window closed its side.
+async fn next_from<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs `f` on the recorder, if the session is recorded.
 fn record(recorder: &Option<Arc<Mutex<Recorder>>>, f: impl FnOnce(&mut Recorder)) {
     if let Some(r) = recorder {
@@ -1022,12 +1031,7 @@ pub async fn run(
                     Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
                 }
             }
-            ev = async {
-                match live_input.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match ev {
+            ev = next_from(&mut live_input) => match ev {
                 Some(ev) => {
                     if out_tx.send(PeerMessage::Input(ev)).await.is_err() {
                         break Ended::Failed("the session stream closed".into());
@@ -1036,12 +1040,7 @@ pub async fn run(
                 // The window closed its side: no more live input, the session goes on.
                 None => live_input = None,
             },
-            step = async {
-                match control_steps.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match step {
+            step = next_from(&mut control_steps) => match step {
                 Some(step) => {
                     if out_tx.send(step.message()).await.is_err() {
                         break Ended::Failed("the session stream closed".into());
