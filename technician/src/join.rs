@@ -121,6 +121,8 @@ pub struct Live {
     pub events: Option<mpsc::UnboundedSender<JoinEvent>>,
     /// Steps of the session's help request a window asks for.
     pub desk: Option<mpsc::Receiver<crate::desk::DeskAction>>,
+    /// Hand-overs and take-overs of control a window asks for.
+    pub control: Option<mpsc::Receiver<crate::session::ControlStep>>,
 }
 
 /// What a window is told besides the session's own events.
@@ -453,6 +455,7 @@ pub async fn join(
         log_id: log_id.clone(),
         input: live.input,
         desk: live.desk,
+        control: live.control,
         viewer: live.viewer,
         on_frame: live.on_frame,
         events: session_events,

@@ -121,6 +121,9 @@ pub struct SessionOptions {
     pub input: Option<mpsc::Receiver<InputEvent>>,
     /// Steps of the session's help request from a window (escalate, hold, close).
     pub desk: Option<mpsc::Receiver<DeskAction>>,
+    /// Hand-overs and take-overs of control from a window, in a session with several
+    /// technicians.
+    pub control: Option<mpsc::Receiver<ControlStep>>,
     /// The framebuffer to hold the remote screen in (a window shares it); a new one otherwise.
     pub viewer: Option<Arc<Mutex<Viewer>>>,
     /// Called for every applied update (a window presenting the screen).
@@ -379,6 +382,24 @@ fn kind(m: &PeerMessage) -> &'static str {
     }
 }
 
+/// What a window asks of control in a session with several technicians (the agent decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlStep {
+    /// Give control to the technician of this account name.
+    HandOver(String),
+    /// Take control, as a lead monitoring the session.
+    TakeOver,
+}
+
+impl ControlStep {
+    fn message(self) -> PeerMessage {
+        match self {
+            ControlStep::HandOver(to) => PeerMessage::HandOver { to },
+            ControlStep::TakeOver => PeerMessage::TakeOver,
+        }
+    }
+}
+
 /// Most technicians an agent may list in one session (it keeps fewer).
 pub const MAX_PARTICIPANTS: usize = 16;
 
@@ -490,6 +511,15 @@ impl Company {
         self.list = list;
         self.listed = true;
         Ok(())
+    }
+}
+
+/// The next message of a window's channel, if there is one (else pending for ever); `None` once
+/// the window closed its side.
+async fn next_from<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -805,6 +835,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(Viewer::new())));
     let mut live_input = opts.input.take();
+    let mut control_steps = opts.control.take();
     // Steps from the script and from a window, one way in.
     let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
     let window_desk = opts.desk.take().map(|mut steps| {
@@ -1000,12 +1031,7 @@ pub async fn run(
                     Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
                 }
             }
-            ev = async {
-                match live_input.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match ev {
+            ev = next_from(&mut live_input) => match ev {
                 Some(ev) => {
                     if out_tx.send(PeerMessage::Input(ev)).await.is_err() {
                         break Ended::Failed("the session stream closed".into());
@@ -1013,6 +1039,14 @@ pub async fn run(
                 }
                 // The window closed its side: no more live input, the session goes on.
                 None => live_input = None,
+            },
+            step = next_from(&mut control_steps) => match step {
+                Some(step) => {
+                    if out_tx.send(step.message()).await.is_err() {
+                        break Ended::Failed("the session stream closed".into());
+                    }
+                }
+                None => control_steps = None,
             },
             _ = flush.tick() => {
                 opts.tell(SessionEvent::Quality {

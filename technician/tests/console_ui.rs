@@ -2,8 +2,9 @@
 //! technician clicks changes the model, what the model holds is what the window says, and input
 //! reaches the remote machine only while the user allows control. Where the test plays the
 //! network worker (`Net::without_worker`), it sends the relay's news as events and checks what
-//! the window asks of the network: the desk's offers, presence, dashboard and the steps of a
-//! session's help request.
+//! the window asks of the network: the desk's offers, presence, dashboard, the steps of a
+//! session's help request, and the hand-over, take-over and monitoring of a session with several
+//! technicians.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,14 +12,16 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use link::report::Reporter;
 use protocol::control::{
-    EscalationTarget, Handoff, Presence, QueueEntry, RequestFiling, TechnicianPresence, TierLoad,
+    EscalationTarget, Handoff, LiveSession, Presence, QueueEntry, RequestFiling,
+    TechnicianPresence, TierLoad,
 };
 use protocol::input::InputEvent;
-use protocol::peer::ConsentState;
+use protocol::peer::{ConsentState, Participant};
 use technician::console::model::{Dashboard, Event, LoggedIn, Model, Screen};
 use technician::console::net::{Net, Request, WorkerEnds};
 use technician::console::ui::ConsoleApp;
 use technician::desk::DeskAction;
+use technician::session::ControlStep;
 use technician::viewer::Viewer;
 use tokio::sync::mpsc;
 
@@ -469,6 +472,7 @@ fn leads_see_each_tiers_queue_with_its_oldest_wait_and_technicians_by_presence()
         &mut h,
         &ends,
         vec![Event::Dashboard(Dashboard {
+            sessions: vec![],
             tiers: vec![
                 TierLoad {
                     tier: 1,
@@ -508,6 +512,14 @@ fn in_request_session(
     h: &mut Harness<'static, ConsoleApp>,
     ends: &mut WorkerEnds,
 ) -> mpsc::Receiver<DeskAction> {
+    in_request_session_with_control(h, ends).0
+}
+
+/// As [`in_request_session`], with where its steps of control go too.
+fn in_request_session_with_control(
+    h: &mut Harness<'static, ConsoleApp>,
+    ends: &mut WorkerEnds,
+) -> (mpsc::Receiver<DeskAction>, mpsc::Receiver<ControlStep>) {
     news(
         h,
         ends,
@@ -518,12 +530,13 @@ fn in_request_session(
     );
     h.get_by_label("Take the next request").click();
     h.run_steps(4);
-    let desk = match asked(ends).pop() {
+    let (desk, control) = match asked(ends).pop() {
         Some(Request::Take {
             request: None,
             desk,
+            control,
             ..
-        }) => desk,
+        }) => (desk, control),
         _ => panic!("the window did not ask to take the next request"),
     };
     assert!(
@@ -555,7 +568,7 @@ fn in_request_session(
             Event::Consent(ConsentState::Control),
         ],
     );
-    desk
+    (desk, control)
 }
 
 #[test]
@@ -654,4 +667,107 @@ fn a_session_by_code_has_no_help_request_steps() {
     let (h, _rx) = in_session(ConsentState::Control);
     assert!(h.query_by_label("Escalate…").is_none());
     assert!(h.query_by_label("Hold…").is_none());
+}
+
+fn participant(name: &str, you: bool, controls: bool, monitoring: bool) -> Participant {
+    Participant {
+        name: name.into(),
+        tier: if monitoring { 2 } else { 1 },
+        you,
+        controls,
+        may_control: true,
+        monitoring,
+    }
+}
+
+#[test]
+fn the_technician_in_control_gives_it_to_another_who_is_shown_in_control() {
+    let (mut h, mut ends) = harness_with_worker();
+    let (_desk, mut control) = in_request_session_with_control(&mut h, &mut ends);
+    assert!(
+        h.query_by_label("Technicians:").is_none(),
+        "alone, no list of technicians"
+    );
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Participants(vec![
+            participant("alice", true, true, false),
+            participant("ana", false, false, false),
+        ])],
+    );
+    h.get_by_label("you (in control)");
+    h.get_by_label("ana (tier 1, observing)");
+    h.get_by_label("Give control to ana").click();
+    h.run_steps(4);
+    assert_eq!(
+        control.try_recv().ok(),
+        Some(ControlStep::HandOver("ana".into()))
+    );
+    news(
+        &mut h,
+        &ends,
+        vec![
+            Event::Consent(ConsentState::ViewOnly),
+            Event::Participants(vec![
+                participant("alice", true, false, false),
+                participant("ana", false, true, false),
+            ]),
+        ],
+    );
+    h.get_by_label("you (observing)");
+    h.get_by_label("ana (tier 1, in control)");
+    assert!(h.query_by_label("Give control to ana").is_none());
+    assert!(h.query_by_label("Take over control").is_none());
+}
+
+#[test]
+fn a_lead_monitors_a_live_session_from_the_dashboard_and_takes_over() {
+    let (mut h, mut ends) = harness_with_worker();
+    news(
+        &mut h,
+        &ends,
+        vec![Event::Dashboard(Dashboard {
+            tiers: vec![],
+            technicians: vec![],
+            sessions: vec![LiveSession {
+                session: "s-42".into(),
+                technician: "tom".into(),
+                tier: 1,
+                request: Some(7),
+                started_unix_ms: now_ms() - 65_000,
+            }],
+        })],
+    );
+    h.get_by_label("tom (tier 1), help request 7");
+    h.get_by_label("Monitor").click();
+    h.run_steps(4);
+    let mut control = match asked(&mut ends).pop() {
+        Some(Request::Monitor {
+            session, control, ..
+        }) => {
+            assert_eq!(session, "s-42");
+            control
+        }
+        _ => panic!("the window did not ask to monitor the session"),
+    };
+    news(
+        &mut h,
+        &ends,
+        vec![
+            Event::ScreenStarted {
+                width: 200,
+                height: 100,
+            },
+            Event::Consent(ConsentState::ViewOnly),
+            Event::Participants(vec![
+                participant("tom", false, true, false),
+                participant("alice", true, false, true),
+            ]),
+        ],
+    );
+    h.get_by_label("tom (tier 1, in control)");
+    h.get_by_label("Take over control").click();
+    h.run_steps(4);
+    assert_eq!(control.try_recv().ok(), Some(ControlStep::TakeOver));
 }

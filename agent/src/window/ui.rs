@@ -394,7 +394,6 @@ fn queued(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn consent(
     ui: &mut Ui,
     cat: &Catalogue,

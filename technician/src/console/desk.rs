@@ -4,7 +4,9 @@
 //! asks for what the step needs before it goes to the relay. Plain data and functions of it,
 //! with the time passed in, so [`super::model`] and its tests need no egui, network or clock.
 
-use protocol::control::{EscalationTarget, Presence, QueueEntry, TechnicianPresence, TierLoad};
+use protocol::control::{
+    EscalationTarget, LiveSession, Presence, QueueEntry, TechnicianPresence, TierLoad,
+};
 
 use crate::desk::DeskAction;
 
@@ -62,6 +64,8 @@ impl Offer {
 pub struct Dashboard {
     pub tiers: Vec<TierLoad>,
     pub technicians: Vec<TechnicianPresence>,
+    /// The live sessions a lead may monitor.
+    pub sessions: Vec<LiveSession>,
 }
 
 impl Dashboard {
@@ -383,6 +387,7 @@ mod tests {
         };
         let d = Dashboard {
             tiers: vec![],
+            sessions: vec![],
             technicians: vec![
                 t("ann", Presence::Away),
                 t("ben", Presence::Available),

@@ -202,7 +202,13 @@ pub fn queue_entry(
 
 /// The leads' dashboard: each tier's queue (waiting, oldest wait as it grows, overdue), then
 /// the technicians by presence.
-pub fn dashboard(ui: &mut egui::Ui, w: &Catalogue, d: &Dashboard, now_ms: u64) {
+pub fn dashboard(
+    ui: &mut egui::Ui,
+    w: &Catalogue,
+    d: &Dashboard,
+    now_ms: u64,
+    events: &mut Vec<Event>,
+) {
     ui.heading(w.text("dash-title"));
     egui::Grid::new("dashboard-tiers")
         .striped(true)
@@ -268,6 +274,87 @@ pub fn dashboard(ui: &mut egui::Ui, w: &Catalogue, d: &Dashboard, now_ms: u64) {
             ui.label(names.join(", "));
         });
     }
+    ui.add_space(8.0);
+    ui.strong(w.text("dash-sessions"));
+    if d.sessions.is_empty() {
+        ui.label(w.text("dash-no-sessions"));
+    }
+    for s in &d.sessions {
+        ui.horizontal_wrapped(|ui| {
+            let what = match s.request {
+                Some(id) => w.fmt(
+                    "dash-session-request",
+                    &[
+                        ("name", Value::from(printable(&s.technician).into_owned())),
+                        ("tier", Value::from(s.tier)),
+                        ("id", Value::from(id)),
+                    ],
+                ),
+                None => w.fmt(
+                    "dash-session",
+                    &[
+                        ("name", Value::from(printable(&s.technician).into_owned())),
+                        ("tier", Value::from(s.tier)),
+                    ],
+                ),
+            };
+            ui.label(what);
+            ui.label(
+                RichText::new(span_words(w, Span::between(s.started_unix_ms, now_ms))).small(),
+            );
+            if ui.button(w.text("dash-monitor")).clicked() {
+                events.push(Event::MonitorSubmitted(s.session.clone()));
+            }
+        });
+    }
+}
+
+/// The technicians of a session with several: who is there, who holds control, and the
+/// buttons this technician may use (give control to another the user allowed it, or take it
+/// over as a lead monitoring).
+pub fn participants(
+    ui: &mut egui::Ui,
+    w: &Catalogue,
+    s: &crate::console::model::SessionView,
+    events: &mut Vec<Event>,
+) {
+    let ended = s.ended.is_some();
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(w.text("session-technicians"));
+        for p in &s.participants {
+            let key = match (p.you, p.controls) {
+                (true, true) => "session-you-control",
+                (true, false) => "session-you-observe",
+                (false, true) => "session-other-controls",
+                (false, false) => "session-other-observes",
+            };
+            let words = w.fmt(
+                key,
+                &[
+                    ("name", Value::from(printable(&p.name).into_owned())),
+                    ("tier", Value::from(p.tier)),
+                ],
+            );
+            if p.controls {
+                ui.label(RichText::new(words).strong().color(GREEN));
+            } else {
+                ui.label(words);
+            }
+            if !p.you && p.may_control && !p.controls && s.holds_control() && !ended {
+                let label = w.fmt(
+                    "session-hand-over",
+                    &[("name", Value::from(printable(&p.name).into_owned()))],
+                );
+                if ui.button(label).clicked() {
+                    events.push(Event::HandOver(p.name.clone()));
+                }
+            }
+            ui.add_space(12.0);
+        }
+        if s.may_take_over() && !ended && ui.button(w.text("session-take-over")).clicked() {
+            events.push(Event::TakeOver);
+        }
+    });
 }
 
 /// The help request of a session: what the user asked, the note of who passed it on, the

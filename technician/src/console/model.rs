@@ -13,9 +13,10 @@ use std::time::Duration;
 
 pub use super::desk::{Answer, Dashboard, DeskKind, Offer, SessionRequest};
 use crate::desk::DeskAction;
+use crate::session::ControlStep;
 
 use protocol::e2e::UserCode;
-use protocol::peer::ConsentState;
+use protocol::peer::{ConsentState, Participant};
 
 /// Declined offers remembered, so that a queue sent before the relay had the decline does not
 /// bring the offer back.
@@ -127,6 +128,9 @@ pub struct SessionView {
     pub verification: Option<String>,
     /// The help request the session came from, and the steps taken with it.
     pub request: Option<SessionRequest>,
+    /// The session's technicians and who holds control, once there is more than one (the
+    /// entry with `you` is this technician).
+    pub participants: Vec<Participant>,
     pub scale: ViewScale,
     pub fullscreen: bool,
     /// Keys go to the remote machine, the local desktop's shortcuts included.
@@ -144,6 +148,22 @@ pub enum Notice {
 }
 
 impl SessionView {
+    /// This technician holds control now (with others in the session; alone, consent says).
+    pub fn holds_control(&self) -> bool {
+        match self.participants.iter().find(|p| p.you) {
+            Some(me) => me.controls,
+            None => self.consent == ConsentState::Control,
+        }
+    }
+
+    /// This technician monitors the session as a lead, may control it, and does not yet.
+    pub fn may_take_over(&self) -> bool {
+        self.participants
+            .iter()
+            .find(|p| p.you)
+            .is_some_and(|me| me.monitoring && me.may_control && !me.controls)
+    }
+
     fn new(code: String, scale: ViewScale, fullscreen: bool) -> Self {
         Self {
             code,
@@ -158,6 +178,7 @@ impl SessionView {
             relay_quiet: false,
             verification: None,
             request: None,
+            participants: Vec::new(),
             scale,
             fullscreen,
             grabbed: false,
@@ -213,6 +234,12 @@ pub enum Event {
     CancelDeskForm,
     /// Send the open form's step to the relay.
     SubmitDeskForm,
+    /// Give control to the technician of this account name (in a session with several).
+    HandOver(String),
+    /// Take control, as a lead monitoring the session.
+    TakeOver,
+    /// Watch this live session as a lead (its identifier, from the dashboard).
+    MonitorSubmitted(String),
     EndSession,
     SetScale(ViewScale),
     ToggleFullscreen,
@@ -272,6 +299,8 @@ pub enum Event {
     RelayQuiet(bool),
     /// The verification code of a session from the queue.
     Verification(String),
+    /// The session's technicians, once there is more than one, and who holds control.
+    Participants(Vec<Participant>),
     SessionEnded {
         message: String,
         log: Option<PathBuf>,
@@ -303,6 +332,12 @@ pub enum Command {
     Take {
         request: Option<u64>,
     },
+    /// Watch a live session as a lead, and run it like a join.
+    Monitor {
+        session: String,
+    },
+    /// Hand control over, or take it over, in the running session.
+    Control(ControlStep),
     /// Follow the queue of the logged-in account.
     WatchQueue,
     Decline {
@@ -538,6 +573,37 @@ impl Model {
                     r.answered(Answer::Refused(why));
                 }
                 vec![]
+            }
+            Event::HandOver(to) => match &self.session {
+                Some(s) if s.holds_control() && s.ended.is_none() => {
+                    vec![Command::Control(ControlStep::HandOver(to))]
+                }
+                _ => vec![],
+            },
+            Event::TakeOver => match &self.session {
+                Some(s) if s.may_take_over() && s.ended.is_none() => {
+                    vec![Command::Control(ControlStep::TakeOver)]
+                }
+                _ => vec![],
+            },
+            Event::Participants(list) => {
+                if let Some(s) = &mut self.session {
+                    s.participants = list;
+                }
+                vec![]
+            }
+            Event::MonitorSubmitted(session) => {
+                if self.in_session() {
+                    return vec![];
+                }
+                self.home.error = None;
+                self.session = Some(SessionView::new(
+                    format!("session {session}"),
+                    self.default_scale,
+                    self.start_fullscreen,
+                ));
+                self.screen = Screen::Session;
+                vec![Command::Monitor { session }]
             }
             Event::TakeSubmitted(request) => {
                 if self.in_session() {
@@ -1047,6 +1113,7 @@ mod tests {
         );
         assert!(m.home.away);
         m.update(Event::Dashboard(Dashboard {
+            sessions: vec![],
             tiers: vec![TierLoad {
                 tier: 1,
                 waiting: 2,

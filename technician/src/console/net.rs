@@ -23,7 +23,7 @@ use super::now_unix_ms;
 use super::present::Presenter;
 use crate::desk::DeskAction;
 use crate::join::{self, JoinEvent, JoinOptions, Joining, Live, RelayTarget};
-use crate::session::SessionEvent;
+use crate::session::{ControlStep, SessionEvent};
 use crate::viewer::{self, Viewer};
 
 /// The presenter, once the window exists; the session's frame hook draws through it.
@@ -71,6 +71,7 @@ pub enum Request {
         relay: String,
         code: String,
         input: mpsc::Receiver<InputEvent>,
+        control: mpsc::Receiver<ControlStep>,
     },
     /// Take a help request (`None`: the oldest) and run its session; `desk` brings the
     /// window's steps of the request (escalate, hold, close).
@@ -78,7 +79,15 @@ pub enum Request {
         relay: String,
         request: Option<u64>,
         input: mpsc::Receiver<InputEvent>,
+        control: mpsc::Receiver<ControlStep>,
         desk: mpsc::Receiver<DeskAction>,
+    },
+    /// Watch a live session as a lead and run it like a join.
+    Monitor {
+        relay: String,
+        session: String,
+        input: mpsc::Receiver<InputEvent>,
+        control: mpsc::Receiver<ControlStep>,
     },
     /// Follow the queue with the kept login of `relay` (replacing an earlier watch).
     WatchQueue {
@@ -383,10 +392,15 @@ async fn worker(
                     let _ = tx.send(request);
                 }
             }
-            req @ (Request::Join { .. } | Request::Take { .. }) => {
-                let (relay, joining, input, desk) = match req {
-                    Request::Join { relay, code, input } => match UserCode::parse(&code) {
-                        Ok(c) => (relay, Joining::Code(c), input, None),
+            req @ (Request::Join { .. } | Request::Take { .. } | Request::Monitor { .. }) => {
+                let (relay, joining, input, control, desk) = match req {
+                    Request::Join {
+                        relay,
+                        code,
+                        input,
+                        control,
+                    } => match UserCode::parse(&code) {
+                        Ok(c) => (relay, Joining::Code(c), input, control, None),
                         Err(e) => {
                             out.send(Event::JoinFailed(e.to_string()));
                             continue;
@@ -396,8 +410,15 @@ async fn worker(
                         relay,
                         request,
                         input,
+                        control,
                         desk,
-                    } => (relay, Joining::Request(request), input, Some(desk)),
+                    } => (relay, Joining::Request(request), input, control, Some(desk)),
+                    Request::Monitor {
+                        relay,
+                        session,
+                        input,
+                        control,
+                    } => (relay, Joining::Monitor(session), input, control, None),
                     _ => unreachable!("matched above"),
                 };
                 let (end_tx, end_rx) = oneshot::channel();
@@ -420,7 +441,7 @@ async fn worker(
                         target,
                         joining,
                         opts,
-                        input,
+                        (input, control),
                         desk,
                         viewer,
                         presenter,
@@ -516,9 +537,15 @@ async fn watch_queue(
                             now_unix_ms: now_unix_ms(),
                         },
                         DeskNews::Dashboard {
-                            tiers, technicians, ..
+                            tiers,
+                            technicians,
+                            sessions,
                         } => {
-                            Event::Dashboard(Dashboard { tiers, technicians })
+                            Event::Dashboard(Dashboard {
+                                tiers,
+                                technicians,
+                                sessions,
+                            })
                         }
                     }),
                     changed = away.changed() => {
@@ -546,7 +573,7 @@ async fn run_session(
     target: RelayTarget,
     joining: Joining,
     opts: JoinOptions,
-    input: mpsc::Receiver<InputEvent>,
+    (input, control): (mpsc::Receiver<InputEvent>, mpsc::Receiver<ControlStep>),
     desk: Option<mpsc::Receiver<DeskAction>>,
     viewer: Arc<Mutex<Viewer>>,
     presenter: SharedPresenter,
@@ -584,8 +611,9 @@ async fn run_session(
                     JoinEvent::Session(SessionEvent::RequestRefused(why)) => {
                         Event::RequestRefused(why)
                     }
-                    // The console does not list the session's other technicians yet.
-                    JoinEvent::Session(SessionEvent::Participants(_)) => continue,
+                    JoinEvent::Session(SessionEvent::Participants(list)) => {
+                        Event::Participants(list)
+                    }
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
@@ -623,6 +651,7 @@ async fn run_session(
         })),
         events: Some(ev_tx),
         desk,
+        control: Some(control),
     };
     let user_end = Box::pin(async {
         let _ = end.await;

@@ -24,6 +24,7 @@ use super::net::{Net, Request, SharedPresenter};
 use super::present::{Placement, Presenter, Scale};
 use super::{now_unix_ms, player, player_ui};
 use crate::desk::DeskAction;
+use crate::session::ControlStep;
 use crate::viewer::Viewer;
 
 pub struct ConsoleApp {
@@ -37,6 +38,8 @@ pub struct ConsoleApp {
     input: Option<mpsc::Sender<InputEvent>>,
     /// Where the steps of the running session's help request go.
     desk: Option<mpsc::Sender<DeskAction>>,
+    /// Where hand-overs and take-overs of control in the running session go.
+    control: Option<mpsc::Sender<ControlStep>>,
     /// The full-screen state last asked of the window.
     applied_fullscreen: Option<bool>,
     was_focused: bool,
@@ -71,6 +74,7 @@ impl ConsoleApp {
             presenter_failed: None,
             input: None,
             desk: None,
+            control: None,
             applied_fullscreen: None,
             was_focused: false,
             grab: None,
@@ -98,18 +102,26 @@ impl ConsoleApp {
         }
     }
 
-    /// What a new session needs from the window: the relay it goes through, and the channel
-    /// its live input arrives on.
-    fn session_start(&mut self) -> (String, mpsc::Receiver<InputEvent>) {
+    /// What a new session needs from the window: the relay it goes through, and the channels
+    /// its live input and its steps of control arrive on.
+    fn session_start(
+        &mut self,
+    ) -> (
+        String,
+        mpsc::Receiver<InputEvent>,
+        mpsc::Receiver<ControlStep>,
+    ) {
         let (tx, rx) = mpsc::channel(1024);
         self.input = Some(tx);
+        let (control_tx, control_rx) = mpsc::channel(4);
+        self.control = Some(control_tx);
         let relay = self
             .model
             .me
             .as_ref()
             .map(|m| m.relay.clone())
             .unwrap_or_else(|| self.model.login.relay.clone());
-        (relay, rx)
+        (relay, rx, control_rx)
     }
 
     fn net(&self, r: Request) {
@@ -134,19 +146,40 @@ impl ConsoleApp {
             Command::Trust { fingerprint, .. } => self.net(Request::Trust { fingerprint }),
             Command::Refuse => self.net(Request::Refuse),
             Command::Join { code } => {
-                let (relay, input) = self.session_start();
-                self.net(Request::Join { relay, code, input });
+                let (relay, input, control) = self.session_start();
+                self.net(Request::Join {
+                    relay,
+                    code,
+                    input,
+                    control,
+                });
             }
             Command::Take { request } => {
-                let (relay, input) = self.session_start();
+                let (relay, input, control) = self.session_start();
                 let (tx, desk) = mpsc::channel(4);
                 self.desk = Some(tx);
                 self.net(Request::Take {
                     relay,
                     request,
                     input,
+                    control,
                     desk,
                 });
+            }
+            Command::Monitor { session } => {
+                let (relay, input, control) = self.session_start();
+                self.net(Request::Monitor {
+                    relay,
+                    session,
+                    input,
+                    control,
+                });
+            }
+            Command::Control(step) => {
+                // A person's clicks: a full channel drops one rather than stall the window.
+                if let Some(tx) = &self.control {
+                    let _ = tx.try_send(step);
+                }
             }
             Command::Decline { request } => self.net(Request::Decline { request }),
             Command::SetPresence { away } => self.net(Request::SetPresence { away }),
@@ -462,7 +495,7 @@ impl ConsoleApp {
                     ui.add_space(20.0);
                     ui.columns(2, |cols| {
                         if let Some(d) = &home.dashboard {
-                            desk_ui::dashboard(&mut cols[0], w, d, now);
+                            desk_ui::dashboard(&mut cols[0], w, d, now, &mut events);
                             cols[0].add_space(20.0);
                         }
                         recent_sessions(&mut cols[0], w, &home.recent, &mut events);
@@ -737,6 +770,11 @@ impl ConsoleApp {
                     egui::Panel::top("help-request").show(root, |ui| {
                         desk_ui::session_request(ui, w, r, ended, &mut events)
                     });
+                }
+                if !s.participants.is_empty() {
+                    let view = &*s;
+                    egui::Panel::top("participants")
+                        .show(root, |ui| desk_ui::participants(ui, w, view, &mut events));
                 }
             }
         }

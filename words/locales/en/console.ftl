@@ -135,3 +135,17 @@ desk-send-resolve = Close as resolved
 desk-send-unresolve = Close as not resolved
 desk-cancel = Cancel
 recent-passed = Help request { $id }: { $words }
+
+## Several technicians in one session
+dash-sessions = Live sessions
+dash-no-sessions = No session runs now.
+dash-session = { $name } (tier { $tier })
+dash-session-request = { $name } (tier { $tier }), help request { $id }
+dash-monitor = Monitor
+session-technicians = Technicians:
+session-you-control = you (in control)
+session-you-observe = you (observing)
+session-other-controls = { $name } (tier { $tier }, in control)
+session-other-observes = { $name } (tier { $tier }, observing)
+session-hand-over = Give control to { $name }
+session-take-over = Take over control

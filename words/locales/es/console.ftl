@@ -135,3 +135,17 @@ desk-send-resolve = Cerrar como resuelta
 desk-send-unresolve = Cerrar como no resuelta
 desk-cancel = Cancelar
 recent-passed = Solicitud de ayuda { $id }: { $words }
+
+## Several technicians in one session
+dash-sessions = Sesiones en curso
+dash-no-sessions = No hay ninguna sesión en curso.
+dash-session = { $name } (nivel { $tier })
+dash-session-request = { $name } (nivel { $tier }), solicitud de ayuda { $id }
+dash-monitor = Supervisar
+session-technicians = Técnicos:
+session-you-control = usted (con el control)
+session-you-observe = usted (observando)
+session-other-controls = { $name } (nivel { $tier }, con el control)
+session-other-observes = { $name } (nivel { $tier }, observando)
+session-hand-over = Dar el control a { $name }
+session-take-over = Tomar el control
