@@ -259,7 +259,11 @@ fn the_frame_at_a_time_set_on_the_timeline_is_the_one_log_frame_writes() {
         &frame_by_the_command(&log, 2_600, dir.path()),
         "after seeking back to 2.6 s",
     );
-    assert_near(&at_2600, &(W, H, screen(10)), "the update at 2.5 s as captured");
+    assert_near(
+        &at_2600,
+        &(W, H, screen(10)),
+        "the update at 2.5 s as captured",
+    );
 
     // Play forwards from there to the first position: the same frame as the jump gave.
     h.get_by_label(player_ui::PLAY).click();
