@@ -177,6 +177,33 @@ struct Member {
 }
 
 impl Member {
+    /// A technician who has just connected, not yet let in.
+    fn new(
+        info: PeerInfo,
+        joining: Option<Joining>,
+        orders: tmpsc::UnboundedSender<ToViewer>,
+    ) -> Self {
+        let (name, tier) = match &info.account {
+            Some(a) => (a.name.clone(), a.tier),
+            None => (info.description.clone(), 0),
+        };
+        Member {
+            info,
+            name,
+            tier,
+            joining,
+            admitted: false,
+            may_control: false,
+            told: None,
+            listed: false,
+            told_clipboard: None,
+            quiet: false,
+            relay_quiet: false,
+            unanswered: false,
+            orders,
+        }
+    }
+
     fn tell(&self, order: ToViewer) {
         // A viewer that is over reads no more; its end is on its way.
         let _ = self.orders.send(order);
@@ -406,11 +433,8 @@ pub async fn run(
                     joining: Option<Joining>| {
         let id = next_id;
         next_id += 1;
-        let (name, tier) = match &info.account {
-            Some(a) => (a.name.clone(), a.tier),
-            None => (info.description.clone(), 0),
-        };
         let (orders, orders_rx) = tmpsc::unbounded_channel();
+        let member = Member::new(info, joining, orders);
         let setup = ViewerSetup {
             id,
             conn,
@@ -418,27 +442,10 @@ pub async fn run(
             factory: sources.clone(),
             opts: opts.clone(),
             report,
-            name: name.clone(),
+            name: member.name.clone(),
         };
         viewers.spawn(viewer::run(setup, orders_rx, news_tx.clone()));
-        room.members.insert(
-            id,
-            Member {
-                info,
-                name,
-                tier,
-                joining,
-                admitted: false,
-                may_control: false,
-                told: None,
-                listed: false,
-                told_clipboard: None,
-                quiet: false,
-                relay_quiet: false,
-                unanswered: false,
-                orders,
-            },
-        );
+        room.members.insert(id, member);
     };
     join(&mut room, &mut viewers, first, meeting, peer, None);
 
@@ -1076,24 +1083,7 @@ mod tests {
                 organisation: "Example Support".into(),
             }),
         };
-        room.members.insert(
-            id,
-            Member {
-                info,
-                name: name.into(),
-                tier: 1,
-                joining,
-                admitted: false,
-                may_control: false,
-                told: None,
-                listed: false,
-                told_clipboard: None,
-                quiet: false,
-                relay_quiet: false,
-                unanswered: false,
-                orders,
-            },
-        );
+        room.members.insert(id, Member::new(info, joining, orders));
         rx
     }
 

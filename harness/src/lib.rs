@@ -8,6 +8,7 @@
 //! - [`process`]: a child process, its output collected and waited on with time limits, that
 //!   dies with its starter;
 //! - [`relay`]: the relay binary started on a data directory, and what it prints on start-up;
+//! - [`postgres`]: a throw-away PostgreSQL server with a fresh database for each test;
 //! - [`xvfb`]: a private X server;
 //! - [`programs`]: where the workspace's binaries and the machine's tools are.
 //!
@@ -17,6 +18,7 @@
 pub mod forward;
 pub mod netns;
 pub mod network;
+pub mod postgres;
 pub mod process;
 pub mod programs;
 pub mod relay;

@@ -1,7 +1,7 @@
 //! Technician accounts: who may log in to the relay, at which tier and in which role, and the
 //! session tokens a login hands out.
 //!
-//! Stored in the relay's SQLite database (`relay.db` in the data directory). Passwords are kept
+//! Stored in the relay's database ([`crate::storage`]: SQLite or PostgreSQL). Passwords are kept
 //! only as Argon2id hashes (PHC strings, so the parameters travel with each hash). A successful
 //! login returns a random 256-bit [`Token`]; the database keeps only its SHA-256 (a token is
 //! high-entropy, so a fast hash suffices), with an expiry, and a token can be revoked one by
@@ -14,11 +14,12 @@
 //! password. A success clears the count. (Limits per source address are the server's, with
 //! [`crate::ratelimit`].)
 //!
+//! Names are compared without regard to case (`Alice` is `alice`), on both backends.
+//!
 //! Blocking and CPU-heavy on purpose (Argon2 takes tens of milliseconds): the server calls it
 //! from `spawn_blocking`. The time is an argument, so tests need no clock.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,51 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::TryRngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-/// The database file in the relay's data directory.
-pub const DATABASE_FILE: &str = "relay.db";
-
-/// Gives `path` the permission bits `mode` (owner-only: 0o600 for files, 0o700 for
-/// directories), if it exists.
-pub fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-/// Makes the database at `path` owner-only before SQLite opens it: created empty with mode
-/// 0600 if missing (SQLite then gives its `-wal` and `-shm` files the same mode), and the mode
-/// put right on a database, write-ahead log and shared-memory file made before.
-///
-/// An existing database is never opened here: closing any descriptor of a database file drops
-/// every POSIX lock this process holds on it, including those of SQLite connections already
-/// open, after which another process may take the write-ahead log away from under them.
-pub fn prepare_database(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        make_private(Path::new(&p), 0o600)?;
-    }
-    Ok(())
-}
+use crate::storage::{params, Conn, Database, DbError, Row, Sql};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -228,18 +187,8 @@ pub enum AccountError {
     Hash(String),
     #[error("the operating system's random source failed: {0}")]
     Random(String),
-    #[error("the database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("cannot create the database {path} owner-only: {source}")]
-    Prepare {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    #[error("the accounts database: {0}")]
+    Database(#[from] DbError),
 }
 
 /// Why a login was refused. The words are for the technician; the server logs the variant.
@@ -267,8 +216,8 @@ pub enum LoginError {
     Account(#[from] AccountError),
 }
 
-impl From<rusqlite::Error> for LoginError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<DbError> for LoginError {
+    fn from(e: DbError) -> Self {
         LoginError::Account(AccountError::Database(e))
     }
 }
@@ -288,32 +237,11 @@ pub enum TokenError {
     Account(#[from] AccountError),
 }
 
-impl From<rusqlite::Error> for TokenError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<DbError> for TokenError {
+    fn from(e: DbError) -> Self {
         TokenError::Account(AccountError::Database(e))
     }
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS technicians (
-    name          TEXT PRIMARY KEY COLLATE NOCASE,
-    tier          INTEGER NOT NULL,
-    role          TEXT NOT NULL,
-    enabled       INTEGER NOT NULL DEFAULT 1,
-    password_hash TEXT NOT NULL,
-    failed_logins INTEGER NOT NULL DEFAULT 0,
-    locked_until  INTEGER NOT NULL DEFAULT 0,
-    created_at    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    hash       BLOB PRIMARY KEY,
-    name       TEXT NOT NULL REFERENCES technicians(name) ON DELETE CASCADE,
-    issued_at  INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    revoked_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS tokens_by_name ON tokens(name);
-";
 
 fn millis(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -359,7 +287,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], AccountError> {
 
 /// The technician accounts and their tokens.
 pub struct Accounts {
-    conn: Connection,
+    conn: Conn,
     policy: LoginPolicy,
     hasher: Argon2<'static>,
 }
@@ -371,9 +299,6 @@ impl fmt::Debug for Accounts {
             .finish_non_exhaustive()
     }
 }
-
-/// Name, tier, role, enabled.
-type Row = (String, u8, String, bool);
 
 /// What a password login reads of an account.
 #[derive(Clone)]
@@ -418,63 +343,30 @@ impl Candidate {
 }
 
 impl Accounts {
-    /// Where the database lives in a data directory.
-    pub fn path_in(data_dir: &Path) -> PathBuf {
-        data_dir.join(DATABASE_FILE)
-    }
-
-    /// Opens (creating if needed) the database at `path` with the default policy and Argon2id
-    /// parameters (19 MiB, 2 passes, 1 lane: the OWASP recommendation).
-    pub fn open(path: &Path) -> Result<Self, AccountError> {
-        Self::open_with(path, LoginPolicy::default(), Argon2::default())
+    /// The accounts of `db`, with the default policy and Argon2id parameters (19 MiB, 2
+    /// passes, 1 lane: the OWASP recommendation).
+    pub fn open(db: &Database) -> Result<Self, AccountError> {
+        Self::open_with(db, LoginPolicy::default(), Argon2::default())
     }
 
     /// As [`Accounts::open`], with a policy and hasher of the caller's choosing (tests use cheap
     /// Argon2 parameters). Hashes made with other parameters still verify.
     pub fn open_with(
-        path: &Path,
+        db: &Database,
         policy: LoginPolicy,
         hasher: Argon2<'static>,
     ) -> Result<Self, AccountError> {
-        prepare_database(path).map_err(|source| AccountError::Prepare {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let conn = Connection::open(path).map_err(|source| AccountError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::init(conn, policy, hasher)
+        Ok(Self {
+            conn: db.connect()?,
+            policy,
+            hasher,
+        })
     }
 
     /// An in-memory database (tests, benchmarks).
     pub fn in_memory(policy: LoginPolicy, hasher: Argon2<'static>) -> Result<Self, AccountError> {
-        Self::init(Connection::open_in_memory()?, policy, hasher)
-    }
-
-    fn init(
-        conn: Connection,
-        policy: LoginPolicy,
-        hasher: Argon2<'static>,
-    ) -> Result<Self, AccountError> {
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        // WAL lets `relay user ...` write while the server reads; the in-memory database
-        // answers "memory", which is fine too.
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch(SCHEMA)?;
-        // Databases made before second factors existed gain their columns.
-        let has_totp = conn
-            .prepare("SELECT 1 FROM pragma_table_info('technicians') WHERE name = 'totp_secret'")?
-            .exists([])?;
-        if !has_totp {
-            conn.execute_batch(
-                "ALTER TABLE technicians ADD COLUMN totp_secret TEXT;
-                 ALTER TABLE technicians ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;",
-            )?;
-        }
         Ok(Self {
-            conn,
+            conn: Conn::in_memory()?,
             policy,
             hasher,
         })
@@ -523,8 +415,8 @@ impl Accounts {
         let hash = self.hash_password(password)?;
         let inserted = self.conn.execute(
             "INSERT INTO technicians (name, tier, role, password_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO NOTHING",
-            params![name, tier, role.as_str(), hash, millis(now)],
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            params![name, tier, role.as_str(), &hash, millis(now)],
         )?;
         if inserted == 0 {
             return Err(AccountError::Exists(name.to_string()));
@@ -546,18 +438,18 @@ impl Accounts {
         now: SystemTime,
     ) -> Result<(), AccountError> {
         let hash = self.hash_password(password)?;
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE technicians SET password_hash = ?2, failed_logins = 0, locked_until = 0
-             WHERE name = ?1",
-            params![name, hash],
-        )?;
-        if n == 0 {
-            return Err(AccountError::Unknown(name.to_string()));
-        }
-        revoke_all(&tx, name, now)?;
-        tx.commit()?;
-        Ok(())
+        self.conn.transaction(|tx| {
+            let n = tx.execute(
+                "UPDATE technicians SET password_hash = $2, failed_logins = 0, locked_until = 0
+                 WHERE lower(name) = lower($1)",
+                params![name, &hash],
+            )?;
+            if n == 0 {
+                return Err(AccountError::Unknown(name.to_string()));
+            }
+            revoke_all(tx, name, now)?;
+            Ok(())
+        })
     }
 
     /// Disables an account (it can no longer log in, its tokens stop working) or enables it.
@@ -567,20 +459,20 @@ impl Accounts {
         enabled: bool,
         now: SystemTime,
     ) -> Result<(), AccountError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE technicians SET enabled = ?2, failed_logins = 0, locked_until = 0
-             WHERE name = ?1",
-            params![name, enabled],
-        )?;
-        if n == 0 {
-            return Err(AccountError::Unknown(name.to_string()));
-        }
-        if !enabled {
-            revoke_all(&tx, name, now)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.conn.transaction(|tx| {
+            let n = tx.execute(
+                "UPDATE technicians SET enabled = $2, failed_logins = 0, locked_until = 0
+                 WHERE lower(name) = lower($1)",
+                params![name, enabled],
+            )?;
+            if n == 0 {
+                return Err(AccountError::Unknown(name.to_string()));
+            }
+            if !enabled {
+                revoke_all(tx, name, now)?;
+            }
+            Ok(())
+        })
     }
 
     /// Disables an account and revokes its tokens.
@@ -590,61 +482,50 @@ impl Accounts {
 
     /// Deletes an account and its tokens.
     pub fn remove(&mut self, name: &str) -> Result<(), AccountError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM technicians WHERE name = ?1", params![name])?;
+        let n = self.conn.execute(
+            "DELETE FROM technicians WHERE lower(name) = lower($1)",
+            params![name],
+        )?;
         if n == 0 {
             return Err(AccountError::Unknown(name.to_string()));
         }
         Ok(())
     }
 
-    fn technician(row: Row, locked_until: i64, now: SystemTime) -> Technician {
-        let (name, tier, role, enabled) = row;
-        Technician {
-            name,
-            tier,
+    /// The account of a row `name, tier, role, enabled, locked_until`.
+    fn technician(row: &Row, now: SystemTime) -> Result<Technician, DbError> {
+        let role: String = row.get(2)?;
+        let locked_until: i64 = row.get(4)?;
+        Ok(Technician {
+            name: row.get(0)?,
+            tier: row.get(1)?,
             role: role.parse().unwrap_or(AccountRole::Technician),
-            enabled,
+            enabled: row.get(3)?,
             locked_until: (locked_until > millis(now)).then(|| from_millis(locked_until)),
-        }
+        })
     }
 
     /// One account, if it exists.
     pub fn get(&self, name: &str, now: SystemTime) -> Result<Option<Technician>, AccountError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT name, tier, role, enabled, locked_until FROM technicians WHERE name = ?1",
-                params![name],
-                |r| {
-                    Ok((
-                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
-                        r.get::<_, i64>(4)?,
-                    ))
-                },
-            )
-            .optional()?
-            .map(|(row, locked)| Self::technician(row, locked, now)))
+        let row = self.conn.query_opt(
+            "SELECT name, tier, role, enabled, locked_until FROM technicians
+             WHERE lower(name) = lower($1)",
+            params![name],
+        )?;
+        Ok(row.map(|r| Self::technician(&r, now)).transpose()?)
     }
 
     /// Every account, by name.
     pub fn list(&self, now: SystemTime) -> Result<Vec<Technician>, AccountError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT name, tier, role, enabled, locked_until FROM technicians ORDER BY name",
+        let rows = self.conn.query(
+            "SELECT name, tier, role, enabled, locked_until FROM technicians
+             ORDER BY lower(name)",
+            params![],
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (row, locked) = row?;
-            out.push(Self::technician(row, locked, now));
-        }
-        Ok(out)
+        Ok(rows
+            .iter()
+            .map(|r| Self::technician(r, now))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Checks a name and password. On success returns a fresh token; on failure counts the
@@ -664,31 +545,31 @@ impl Accounts {
     /// password is then checked with [`Candidate::check`] (Argon2, tens of milliseconds) without
     /// the database, and the outcome recorded with [`Accounts::login_outcome`].
     pub fn login_candidate(&self, name: &str) -> Result<Candidate, AccountError> {
-        let found: Option<Found> = if check_name(name).is_ok() {
-            self.conn
-                .query_row(
-                    "SELECT name, tier, role, enabled, password_hash, failed_logins, locked_until,
-                         totp_secret, totp_last_step
-                     FROM technicians WHERE name = ?1",
-                    params![name],
-                    |r| {
-                        Ok(Found {
-                            name: r.get(0)?,
-                            tier: r.get(1)?,
-                            role: r.get(2)?,
-                            enabled: r.get(3)?,
-                            hash: r.get(4)?,
-                            failures: r.get(5)?,
-                            locked_until: r.get(6)?,
-                            totp: r.get(7)?,
-                            totp_last_step: r.get(8)?,
-                        })
-                    },
-                )
-                .optional()?
+        let found = if check_name(name).is_ok() {
+            self.conn.query_opt(
+                "SELECT name, tier, role, enabled, password_hash, failed_logins, locked_until,
+                     totp_secret, totp_last_step
+                 FROM technicians WHERE lower(name) = lower($1)",
+                params![name],
+            )?
         } else {
             None
         };
+        let found = found
+            .map(|r| {
+                Ok::<_, DbError>(Found {
+                    name: r.get(0)?,
+                    tier: r.get(1)?,
+                    role: r.get(2)?,
+                    enabled: r.get(3)?,
+                    hash: r.get(4)?,
+                    failures: r.get(5)?,
+                    locked_until: r.get(6)?,
+                    totp: r.get(7)?,
+                    totp_last_step: r.get(8)?,
+                })
+            })
+            .transpose()?;
         // An unknown name is checked against a dummy hash: the same work as a wrong password.
         let stored = found
             .as_ref()
@@ -742,8 +623,8 @@ impl Accounts {
                 .delay_after(failures)
                 .map_or(0, |d| now_ms.saturating_add(d.as_millis() as i64));
             this.conn.execute(
-                "UPDATE technicians SET failed_logins = ?2, locked_until = ?3 WHERE name = ?1",
-                params![found.name, failures, until],
+                "UPDATE technicians SET failed_logins = $2, locked_until = $3 WHERE name = $1",
+                params![&found.name, failures, until],
             )?;
             Ok(())
         };
@@ -764,8 +645,8 @@ impl Accounts {
                 match crate::totp::check(secret, code, secs, last) {
                     Some(step) => {
                         self.conn.execute(
-                            "UPDATE technicians SET totp_last_step = ?2 WHERE name = ?1",
-                            params![found.name, step as i64],
+                            "UPDATE technicians SET totp_last_step = $2 WHERE name = $1",
+                            params![&found.name, step],
                         )?;
                     }
                     None => {
@@ -777,8 +658,8 @@ impl Accounts {
         }
         if found.failures != 0 {
             self.conn.execute(
-                "UPDATE technicians SET failed_logins = 0, locked_until = 0 WHERE name = ?1",
-                params![found.name],
+                "UPDATE technicians SET failed_logins = 0, locked_until = 0 WHERE name = $1",
+                params![&found.name],
             )?;
         }
         let Found {
@@ -788,16 +669,22 @@ impl Accounts {
             enabled,
             ..
         } = found;
-        let technician = Self::technician((name, tier, role, enabled), 0, now);
+        let technician = Technician {
+            name,
+            tier,
+            role: role.parse().unwrap_or(AccountRole::Technician),
+            enabled,
+            locked_until: None,
+        };
         let token = Token(hex::encode(
             random_bytes::<32>().map_err(LoginError::Account)?,
         ));
         let expires_at = now + self.policy.token_ttl;
         self.conn.execute(
-            "INSERT INTO tokens (hash, name, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO tokens (hash, name, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
             params![
-                Token::hash(token.as_str()),
-                technician.name,
+                &Token::hash(token.as_str()),
+                &technician.name,
                 now_ms,
                 millis(expires_at)
             ],
@@ -819,30 +706,30 @@ impl Accounts {
         now: SystemTime,
     ) -> Result<Option<String>, AccountError> {
         let secret = enrol.then(crate::totp::new_secret);
-        let n = self.conn.execute(
-            "UPDATE technicians SET totp_secret = ?2, totp_last_step = 0 WHERE name = ?1",
-            params![name, secret],
-        )?;
-        if n == 0 {
-            return Err(AccountError::Unknown(name.to_string()));
-        }
-        revoke_all(&self.conn, name, now)?;
+        self.conn.transaction(|tx| {
+            let n = tx.execute(
+                "UPDATE technicians SET totp_secret = $2, totp_last_step = 0
+                 WHERE lower(name) = lower($1)",
+                params![name, secret.as_ref()],
+            )?;
+            if n == 0 {
+                return Err(AccountError::Unknown(name.to_string()));
+            }
+            revoke_all(tx, name, now)?;
+            Ok(())
+        })?;
         Ok(secret)
     }
 
     /// Whether account `name` has a second factor.
     pub fn has_totp(&self, name: &str) -> Result<bool, AccountError> {
-        let secret: Option<Option<String>> = self
-            .conn
-            .query_row(
-                "SELECT totp_secret FROM technicians WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match secret {
+        let row = self.conn.query_opt(
+            "SELECT totp_secret FROM technicians WHERE lower(name) = lower($1)",
+            params![name],
+        )?;
+        match row {
             None => Err(AccountError::Unknown(name.to_string())),
-            Some(s) => Ok(s.is_some()),
+            Some(r) => Ok(r.get::<Option<String>>(0)?.is_some()),
         }
     }
 
@@ -860,48 +747,34 @@ impl Accounts {
         if token.len() != 64 {
             return Err(TokenError::Unknown);
         }
-        let found: Option<(i64, Option<i64>, String, u8, String, bool)> = self
-            .conn
-            .query_row(
-                "SELECT t.expires_at, t.revoked_at, a.name, a.tier, a.role, a.enabled
-                 FROM tokens t JOIN technicians a ON a.name = t.name WHERE t.hash = ?1",
-                params![Token::hash(token)],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((expires_at, revoked_at, name, tier, role, enabled)) = found else {
+        let found = self.conn.query_opt(
+            "SELECT a.name, a.tier, a.role, a.enabled, 0, t.expires_at, t.revoked_at
+             FROM tokens t JOIN technicians a ON a.name = t.name WHERE t.hash = $1",
+            params![&Token::hash(token)],
+        )?;
+        let Some(row) = found else {
             return Err(TokenError::Unknown);
         };
+        let technician = Self::technician(&row, now)?;
+        let expires_at: i64 = row.get(5)?;
         // A disabled account's tokens are revoked too; say the more useful of the two.
-        if !enabled {
+        if !technician.enabled {
             return Err(TokenError::Disabled);
         }
-        if revoked_at.is_some() {
+        if row.get::<Option<i64>>(6)?.is_some() {
             return Err(TokenError::Revoked);
         }
         if millis(now) >= expires_at {
             return Err(TokenError::Expired);
         }
-        Ok((
-            Self::technician((name, tier, role, enabled), 0, now),
-            from_millis(expires_at),
-        ))
+        Ok((technician, from_millis(expires_at)))
     }
 
     /// Revokes one token (a logout). False if it was not known or already revoked.
     pub fn revoke_token(&mut self, token: &str, now: SystemTime) -> Result<bool, AccountError> {
         let n = self.conn.execute(
-            "UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL",
-            params![Token::hash(token), millis(now)],
+            "UPDATE tokens SET revoked_at = $2 WHERE hash = $1 AND revoked_at IS NULL",
+            params![&Token::hash(token), millis(now)],
         )?;
         Ok(n > 0)
     }
@@ -911,21 +784,24 @@ impl Accounts {
         if self.get(name, now)?.is_none() {
             return Err(AccountError::Unknown(name.to_string()));
         }
-        Ok(revoke_all(&self.conn, name, now)?)
+        Ok(revoke_all(&self.conn, name, now)? as usize)
     }
 
     /// Deletes tokens that expired before `now` (revoked or not); returns how many.
     pub fn purge_expired(&mut self, now: SystemTime) -> Result<usize, AccountError> {
         Ok(self.conn.execute(
-            "DELETE FROM tokens WHERE expires_at <= ?1",
+            "DELETE FROM tokens WHERE expires_at <= $1",
             params![millis(now)],
-        )?)
+        )? as usize)
     }
 }
 
-fn revoke_all(conn: &Connection, name: &str, now: SystemTime) -> rusqlite::Result<usize> {
-    conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+/// Revokes every live token of account `name` (however its case is written).
+fn revoke_all(sql: &dyn Sql, name: &str, now: SystemTime) -> Result<u64, DbError> {
+    sql.execute(
+        "UPDATE tokens SET revoked_at = $2
+         WHERE name IN (SELECT name FROM technicians WHERE lower(name) = lower($1))
+             AND revoked_at IS NULL",
         params![name, millis(now)],
     )
 }
@@ -933,6 +809,8 @@ fn revoke_all(conn: &Connection, name: &str, now: SystemTime) -> rusqlite::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::testing::each_backend;
+    use crate::storage::Database;
     use argon2::{Algorithm, Params, Version};
 
     const PW: &str = "correct horse battery";
@@ -949,232 +827,239 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
     }
 
-    fn accounts(dir: &Path) -> Accounts {
-        Accounts::open_with(&Accounts::path_in(dir), LoginPolicy::default(), cheap()).unwrap()
+    fn accounts(db: &Database) -> Accounts {
+        Accounts::open_with(db, LoginPolicy::default(), cheap()).unwrap()
     }
 
     #[test]
     fn accounts_persist_with_argon2id_hashes_only() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let mut a = accounts(dir.path());
-            a.add_user("alice", PW, 2, AccountRole::Technician, t(0))
+        each_backend(|db| {
+            {
+                let mut a = accounts(db);
+                a.add_user("alice", PW, 2, AccountRole::Technician, t(0))
+                    .unwrap();
+                a.add_user("bob", PW, 3, AccountRole::Admin, t(0)).unwrap();
+            }
+            let a = accounts(db);
+            let list = a.list(t(1)).unwrap();
+            assert_eq!(
+                list.iter()
+                    .map(|u| (u.name.as_str(), u.tier, u.role))
+                    .collect::<Vec<_>>(),
+                [
+                    ("alice", 2, AccountRole::Technician),
+                    ("bob", 3, AccountRole::Admin)
+                ]
+            );
+            let stored: String = a
+                .conn
+                .query_one(
+                    "SELECT password_hash FROM technicians WHERE name = 'alice'",
+                    params![],
+                )
+                .and_then(|r| r.get(0))
                 .unwrap();
-            a.add_user("bob", PW, 3, AccountRole::Admin, t(0)).unwrap();
-        }
-        let a = accounts(dir.path());
-        let list = a.list(t(1)).unwrap();
-        assert_eq!(
-            list.iter()
-                .map(|u| (u.name.as_str(), u.tier, u.role))
-                .collect::<Vec<_>>(),
-            [
-                ("alice", 2, AccountRole::Technician),
-                ("bob", 3, AccountRole::Admin)
-            ]
-        );
-        let stored: String = a
-            .conn
-            .query_row(
-                "SELECT password_hash FROM technicians WHERE name = 'alice'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert!(!stored.contains(PW));
-        // The default hasher verifies hashes made with other parameters.
-        let d = Accounts::open(&Accounts::path_in(dir.path())).unwrap();
-        assert!(d.login_candidate("alice").unwrap().check(PW));
+            assert!(stored.starts_with("$argon2id$"), "{stored}");
+            assert!(!stored.contains(PW));
+            // The default hasher verifies hashes made with other parameters.
+            let d = Accounts::open(&Database::open(db.location()).unwrap()).unwrap();
+            assert!(d.login_candidate("alice").unwrap().check(PW));
+        });
     }
 
     #[test]
     fn add_refuses_bad_input_and_duplicates() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = accounts(dir.path());
-        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
-            .unwrap();
-        assert!(matches!(
-            a.add_user("ALICE", PW, 1, AccountRole::Technician, t(0)),
-            Err(AccountError::Exists(_))
-        ));
-        assert!(matches!(
-            a.add_user("a b", PW, 1, AccountRole::Technician, t(0)),
-            Err(AccountError::BadName(_))
-        ));
-        assert!(matches!(
-            a.add_user("carol", PW, 0, AccountRole::Technician, t(0)),
-            Err(AccountError::BadTier(0))
-        ));
-        assert!(matches!(
-            a.add_user("carol", "short", 1, AccountRole::Technician, t(0)),
-            Err(AccountError::PasswordTooShort)
-        ));
+        each_backend(|db| {
+            let mut a = accounts(db);
+            a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+                .unwrap();
+            assert!(matches!(
+                a.add_user("ALICE", PW, 1, AccountRole::Technician, t(0)),
+                Err(AccountError::Exists(_))
+            ));
+            assert!(matches!(
+                a.add_user("a b", PW, 1, AccountRole::Technician, t(0)),
+                Err(AccountError::BadName(_))
+            ));
+            assert!(matches!(
+                a.add_user("carol", PW, 0, AccountRole::Technician, t(0)),
+                Err(AccountError::BadTier(0))
+            ));
+            assert!(matches!(
+                a.add_user("carol", "short", 1, AccountRole::Technician, t(0)),
+                Err(AccountError::PasswordTooShort)
+            ));
+        });
     }
 
     #[test]
     fn login_gives_a_token_that_checks_until_it_expires() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = accounts(dir.path());
-        a.add_user("alice", PW, 2, AccountRole::Technician, t(0))
-            .unwrap();
-        let login = a.verify_login("alice", PW, t(10)).unwrap();
-        assert_eq!(login.token.as_str().len(), 64);
-        assert_eq!(login.technician.tier, 2);
-        let who = a.check_token(login.token.as_str(), t(20)).unwrap();
-        assert_eq!(who.name, "alice");
-        let ttl = a.policy().token_ttl;
-        assert!(matches!(
-            a.check_token(login.token.as_str(), t(10) + ttl),
-            Err(TokenError::Expired)
-        ));
-        assert!(matches!(
-            a.check_token(&"0".repeat(64), t(20)),
-            Err(TokenError::Unknown)
-        ));
-        assert!(matches!(
-            a.check_token("short", t(20)),
-            Err(TokenError::Unknown)
-        ));
-        // The database holds only the token's hash.
-        let n: i64 = a
-            .conn
-            .query_row(
-                "SELECT count(*) FROM tokens WHERE hash = ?1",
-                params![login.token.as_str().as_bytes()],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 0);
-        assert_eq!(a.purge_expired(t(10) + ttl).unwrap(), 1);
+        each_backend(|db| {
+            let mut a = accounts(db);
+            a.add_user("alice", PW, 2, AccountRole::Technician, t(0))
+                .unwrap();
+            let login = a.verify_login("alice", PW, t(10)).unwrap();
+            assert_eq!(login.token.as_str().len(), 64);
+            assert_eq!(login.technician.tier, 2);
+            let who = a.check_token(login.token.as_str(), t(20)).unwrap();
+            assert_eq!(who.name, "alice");
+            let ttl = a.policy().token_ttl;
+            assert!(matches!(
+                a.check_token(login.token.as_str(), t(10) + ttl),
+                Err(TokenError::Expired)
+            ));
+            assert!(matches!(
+                a.check_token(&"0".repeat(64), t(20)),
+                Err(TokenError::Unknown)
+            ));
+            assert!(matches!(
+                a.check_token("short", t(20)),
+                Err(TokenError::Unknown)
+            ));
+            // The database holds only the token's hash.
+            let n: i64 = a
+                .conn
+                .query_one(
+                    "SELECT count(*) FROM tokens WHERE hash = $1",
+                    params![login.token.as_str().as_bytes()],
+                )
+                .and_then(|r| r.get::<i64>(0))
+                .unwrap();
+            assert_eq!(n, 0);
+            assert_eq!(a.purge_expired(t(10) + ttl).unwrap(), 1);
+        });
     }
 
     #[test]
     fn wrong_password_and_unknown_name_get_the_same_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = accounts(dir.path());
-        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
-            .unwrap();
-        assert!(matches!(
-            a.verify_login("alice", "wrong password!", t(1)),
-            Err(LoginError::BadCredentials)
-        ));
-        assert!(matches!(
-            a.verify_login("mallory", PW, t(1)),
-            Err(LoginError::BadCredentials)
-        ));
-        assert!(matches!(
-            a.verify_login("bad name", PW, t(1)),
-            Err(LoginError::BadCredentials)
-        ));
+        each_backend(|db| {
+            let mut a = accounts(db);
+            a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+                .unwrap();
+            assert!(matches!(
+                a.verify_login("alice", "wrong password!", t(1)),
+                Err(LoginError::BadCredentials)
+            ));
+            assert!(matches!(
+                a.verify_login("mallory", PW, t(1)),
+                Err(LoginError::BadCredentials)
+            ));
+            assert!(matches!(
+                a.verify_login("bad name", PW, t(1)),
+                Err(LoginError::BadCredentials)
+            ));
+        });
     }
 
     #[test]
     fn failures_lock_the_account_for_a_growing_delay() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = accounts(dir.path());
-        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
-            .unwrap();
-        let p = a.policy().clone();
-        let mut now = t(100);
-        for _ in 0..p.free_failures {
-            assert!(matches!(
-                a.verify_login("alice", "nope nope nope", now),
-                Err(LoginError::BadCredentials)
-            ));
-        }
-        // Still free: the right password works and clears the count.
-        a.verify_login("alice", PW, now).unwrap();
-        let mut delays = Vec::new();
-        for i in 0..(p.free_failures + 4) {
-            assert!(matches!(
-                a.verify_login("alice", "nope nope nope", now),
-                Err(LoginError::BadCredentials)
-            ));
-            if i >= p.free_failures {
-                // Locked: even the right password is refused, without being checked.
-                let Err(LoginError::LockedOut { retry_after }) = a.verify_login("alice", PW, now)
-                else {
-                    panic!("locked out expected");
-                };
-                assert!(a.get("alice", now).unwrap().unwrap().locked_until.is_some());
-                delays.push(retry_after);
-                now += retry_after;
+        each_backend(|db| {
+            let mut a = accounts(db);
+            a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+                .unwrap();
+            let p = a.policy().clone();
+            let mut now = t(100);
+            for _ in 0..p.free_failures {
+                assert!(matches!(
+                    a.verify_login("alice", "nope nope nope", now),
+                    Err(LoginError::BadCredentials)
+                ));
             }
-        }
-        assert_eq!(
-            delays,
-            [2, 4, 8, 16].map(Duration::from_secs),
-            "the delay doubles"
-        );
-        a.verify_login("alice", PW, now).unwrap();
-        assert_eq!(p.delay_after(1000), Some(p.max_delay));
-        assert_eq!(p.delay_after(p.free_failures), None);
+            // Still free: the right password works and clears the count.
+            a.verify_login("alice", PW, now).unwrap();
+            let mut delays = Vec::new();
+            for i in 0..(p.free_failures + 4) {
+                assert!(matches!(
+                    a.verify_login("alice", "nope nope nope", now),
+                    Err(LoginError::BadCredentials)
+                ));
+                if i >= p.free_failures {
+                    // Locked: even the right password is refused, without being checked.
+                    let Err(LoginError::LockedOut { retry_after }) =
+                        a.verify_login("alice", PW, now)
+                    else {
+                        panic!("locked out expected");
+                    };
+                    assert!(a.get("alice", now).unwrap().unwrap().locked_until.is_some());
+                    delays.push(retry_after);
+                    now += retry_after;
+                }
+            }
+            assert_eq!(
+                delays,
+                [2, 4, 8, 16].map(Duration::from_secs),
+                "the delay doubles"
+            );
+            a.verify_login("alice", PW, now).unwrap();
+            assert_eq!(p.delay_after(1000), Some(p.max_delay));
+            assert_eq!(p.delay_after(p.free_failures), None);
+        });
     }
 
     #[test]
     fn revoking_disabling_and_password_changes_end_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = accounts(dir.path());
-        a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
-            .unwrap();
-        let t1 = a.verify_login("alice", PW, t(1)).unwrap().token;
-        let t2 = a.verify_login("alice", PW, t(1)).unwrap().token;
-        assert!(a.revoke_token(t1.as_str(), t(2)).unwrap());
-        assert!(!a.revoke_token(t1.as_str(), t(2)).unwrap());
-        assert!(matches!(
-            a.check_token(t1.as_str(), t(3)),
-            Err(TokenError::Revoked)
-        ));
-        a.check_token(t2.as_str(), t(3)).unwrap();
-        assert_eq!(a.revoke_tokens("alice", t(4)).unwrap(), 1);
-        assert!(matches!(
-            a.check_token(t2.as_str(), t(5)),
-            Err(TokenError::Revoked)
-        ));
+        each_backend(|db| {
+            let mut a = accounts(db);
+            a.add_user("alice", PW, 1, AccountRole::Technician, t(0))
+                .unwrap();
+            let t1 = a.verify_login("alice", PW, t(1)).unwrap().token;
+            let t2 = a.verify_login("alice", PW, t(1)).unwrap().token;
+            assert!(a.revoke_token(t1.as_str(), t(2)).unwrap());
+            assert!(!a.revoke_token(t1.as_str(), t(2)).unwrap());
+            assert!(matches!(
+                a.check_token(t1.as_str(), t(3)),
+                Err(TokenError::Revoked)
+            ));
+            a.check_token(t2.as_str(), t(3)).unwrap();
+            assert_eq!(a.revoke_tokens("alice", t(4)).unwrap(), 1);
+            assert!(matches!(
+                a.check_token(t2.as_str(), t(5)),
+                Err(TokenError::Revoked)
+            ));
 
-        let t3 = a.verify_login("alice", PW, t(6)).unwrap().token;
-        a.disable("alice", t(7)).unwrap();
-        assert!(matches!(
-            a.check_token(t3.as_str(), t(8)),
-            Err(TokenError::Disabled)
-        ));
-        assert!(matches!(
-            a.verify_login("alice", PW, t(8)),
-            Err(LoginError::Disabled)
-        ));
-        assert!(matches!(
-            a.verify_login("alice", "wrong password!", t(8)),
-            Err(LoginError::BadCredentials)
-        ));
-        a.set_enabled("alice", true, t(9)).unwrap();
-        let t4 = a.verify_login("alice", PW, t(9)).unwrap().token;
-        a.set_password("alice", "a new long password", t(10))
-            .unwrap();
-        assert!(matches!(
-            a.check_token(t4.as_str(), t(11)),
-            Err(TokenError::Revoked)
-        ));
-        assert!(a.verify_login("alice", PW, t(11)).is_err());
-        let t5 = a
-            .verify_login("alice", "a new long password", t(11))
-            .unwrap()
-            .token;
+            let t3 = a.verify_login("alice", PW, t(6)).unwrap().token;
+            a.disable("alice", t(7)).unwrap();
+            assert!(matches!(
+                a.check_token(t3.as_str(), t(8)),
+                Err(TokenError::Disabled)
+            ));
+            assert!(matches!(
+                a.verify_login("alice", PW, t(8)),
+                Err(LoginError::Disabled)
+            ));
+            assert!(matches!(
+                a.verify_login("alice", "wrong password!", t(8)),
+                Err(LoginError::BadCredentials)
+            ));
+            a.set_enabled("alice", true, t(9)).unwrap();
+            let t4 = a.verify_login("alice", PW, t(9)).unwrap().token;
+            a.set_password("alice", "a new long password", t(10))
+                .unwrap();
+            assert!(matches!(
+                a.check_token(t4.as_str(), t(11)),
+                Err(TokenError::Revoked)
+            ));
+            assert!(a.verify_login("alice", PW, t(11)).is_err());
+            let t5 = a
+                .verify_login("alice", "a new long password", t(11))
+                .unwrap()
+                .token;
 
-        a.remove("alice").unwrap();
-        assert!(matches!(
-            a.check_token(t5.as_str(), t(12)),
-            Err(TokenError::Unknown)
-        ));
-        assert!(matches!(a.remove("alice"), Err(AccountError::Unknown(_))));
-        assert!(matches!(
-            a.set_password("alice", PW, t(12)),
-            Err(AccountError::Unknown(_))
-        ));
-        assert!(matches!(
-            a.revoke_tokens("alice", t(12)),
-            Err(AccountError::Unknown(_))
-        ));
+            a.remove("alice").unwrap();
+            assert!(matches!(
+                a.check_token(t5.as_str(), t(12)),
+                Err(TokenError::Unknown)
+            ));
+            assert!(matches!(a.remove("alice"), Err(AccountError::Unknown(_))));
+            assert!(matches!(
+                a.set_password("alice", PW, t(12)),
+                Err(AccountError::Unknown(_))
+            ));
+            assert!(matches!(
+                a.revoke_tokens("alice", t(12)),
+                Err(AccountError::Unknown(_))
+            ));
+        });
     }
 
     #[test]

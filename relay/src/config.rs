@@ -13,8 +13,12 @@ use serde::Deserialize;
 pub struct Config {
     /// UDP address to listen on.
     pub listen: SocketAddr,
-    /// Where the certificate and key (and later the database) live.
+    /// Where the certificate, key and name, the SQLite database (without `database_url`) and
+    /// the stored session logs live.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database for the relay's state (`postgres://user:password@host/dbname`),
+    /// which several relays may share; `None`: SQLite, `relay.db` in the data directory.
+    pub database_url: Option<String>,
     /// How long an unused session code stays valid.
     pub code_ttl: Duration,
     /// Join attempts allowed per source address within `join_window`.
@@ -186,6 +190,7 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("literal"),
             data_dir: default_data_dir(),
+            database_url: None,
             code_ttl: Duration::from_secs(600),
             join_attempts: 10,
             join_window: Duration::from_secs(60),
@@ -213,13 +218,21 @@ impl Default for Config {
 
 /// "Tandem relay on HOSTNAME", or "Tandem relay" when the host has no name.
 pub fn default_organisation() -> String {
+    match hostname() {
+        Some(host) => format!("Tandem relay on {host}"),
+        None => "Tandem relay".to_string(),
+    }
+}
+
+/// This machine's host name, if it has one.
+pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     match std::str::from_utf8(&buf[..end]) {
-        Ok(host) if ok && !host.is_empty() => format!("Tandem relay on {host}"),
-        _ => "Tandem relay".to_string(),
+        Ok(host) if ok && !host.is_empty() => Some(host.to_string()),
+        _ => None,
     }
 }
 
@@ -237,6 +250,7 @@ pub fn default_data_dir() -> PathBuf {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub code_ttl_secs: Option<u64>,
     pub join_attempts: Option<u32>,
     pub join_window_secs: Option<u64>,
@@ -273,6 +287,7 @@ impl FileConfig {
         let FileConfig {
             listen,
             data_dir,
+            database_url,
             code_ttl_secs,
             join_attempts,
             join_window_secs,
@@ -303,6 +318,10 @@ impl FileConfig {
         }
         if let Some(v) = data_dir {
             cfg.data_dir = v;
+        }
+        if let Some(v) = database_url {
+            // An empty URL says SQLite, over a file that named PostgreSQL.
+            cfg.database_url = (!v.trim().is_empty()).then(|| v.trim().to_string());
         }
         if let Some(v) = code_ttl_secs {
             cfg.code_ttl = Duration::from_secs(v);
@@ -368,12 +387,29 @@ impl FileConfig {
 }
 
 impl Config {
+    /// Where the relay's state is: the PostgreSQL database of `database_url`, or `relay.db` in
+    /// the data directory.
+    pub fn database(&self) -> crate::storage::Location {
+        crate::storage::Location::of(&self.data_dir, self.database_url.as_deref())
+    }
+
     /// Refuses settings that cannot work, with a reason.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.code_ttl >= Duration::from_secs(1),
             "code_ttl_secs must be at least 1"
         );
+        if let Some(url) = &self.database_url {
+            // Its words may hold the password: they are not repeated.
+            anyhow::ensure!(
+                (url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.contains('='))
+                    && url.parse::<tokio_postgres::Config>().is_ok(),
+                "database_url must name a PostgreSQL database (postgres://USER:PASSWORD@HOST/\
+                 DBNAME); leave it out to keep the state in SQLite in the data directory"
+            );
+        }
         anyhow::ensure!(self.join_attempts >= 1, "join_attempts must be at least 1");
         anyhow::ensure!(
             self.join_window >= Duration::from_secs(1),
@@ -495,5 +531,30 @@ mod tests {
         assert_eq!(c.desk.abandon_after, Duration::from_secs(60));
         c.validate().unwrap();
         assert!(toml::from_str::<FileConfig>("[desk.tier1]\nrouting = \"random\"").is_err());
+    }
+
+    #[test]
+    fn a_database_url_names_postgresql_and_an_empty_one_sqlite() {
+        let mut c = Config::default();
+        assert!(
+            matches!(c.database(), crate::storage::Location::Sqlite(p) if p == c.data_dir.join("relay.db"))
+        );
+        let f: FileConfig =
+            toml::from_str("database_url = \"postgres://relay:pw@db.example.org/tandem\"").unwrap();
+        f.apply(&mut c);
+        c.validate().unwrap();
+        assert_eq!(
+            c.database(),
+            crate::storage::Location::Postgres("postgres://relay:pw@db.example.org/tandem".into())
+        );
+        c.database_url = Some("sqlite:///var/lib/relay.db".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("database_url must name a PostgreSQL database"),
+            "{e}"
+        );
+        let f: FileConfig = toml::from_str("database_url = \"\"").unwrap();
+        f.apply(&mut c);
+        assert_eq!(c.database_url, None);
     }
 }

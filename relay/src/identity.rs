@@ -1,5 +1,6 @@
 //! The relay's TLS identity: a self-signed certificate and key generated on first start into the
-//! data directory and reused after, so that the fingerprint clients pin stays the same.
+//! data directory and reused after, so that the fingerprint clients pin stays the same; and its
+//! name among relays that share a database ([`relay_name`]).
 
 use std::fs;
 use std::io::Write;
@@ -10,6 +11,7 @@ use link::tls::{self, Fingerprint};
 
 pub const CERT_FILE: &str = "relay-cert.der";
 pub const KEY_FILE: &str = "relay-key.der";
+pub const NAME_FILE: &str = "relay-name";
 
 /// The certificate and key the relay presents.
 pub struct Identity {
@@ -72,6 +74,32 @@ pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<Identity> {
     })
 }
 
+/// The name this relay marks what it holds with in its database (the sessions it paired, the
+/// help requests taken through it), so that relays sharing one database each tidy up after
+/// their own restart only: kept in `relay-name` in the data directory, made on first start
+/// from the host's name and six random hex digits (`desk-host-3fa9c1`).
+pub fn relay_name(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(NAME_FILE);
+    match fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    use rand::TryRngCore;
+    let mut suffix = [0u8; 3];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut suffix)
+        .context("the operating system's random source failed")?;
+    let host = crate::config::hostname().unwrap_or_else(|| "relay".into());
+    let name = format!("{host}-{}", hex::encode(suffix));
+    fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    fs::write(&path, format!("{name}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(name)
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -103,5 +131,13 @@ mod tests {
         std::fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
         let err = load_or_generate(dir.path()).err().unwrap().to_string();
         assert!(err.contains("no key"), "{err}");
+    }
+
+    #[test]
+    fn a_relay_keeps_its_name_and_another_data_directory_gets_another() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let name = relay_name(a.path()).unwrap();
+        assert_eq!(relay_name(a.path()).unwrap(), name);
+        assert_ne!(relay_name(b.path()).unwrap(), name);
     }
 }

@@ -9,34 +9,15 @@
 //! relay saw, and `relay logs list` shows the sessions whose log never arrived.
 //!
 //! Rows are never deleted by the relay: they are small, and they are the audit trail of who
-//! reached which machine when. At start, rows a crash left open are closed as "the relay
-//! stopped".
-
-use std::path::Path;
-use std::time::Duration;
+//! reached which machine when. Each row names the relay that paired the session
+//! ([`crate::identity::relay_name`]): relays that share a database each close, at start, only
+//! the rows a crash of their own left open, as "the relay stopped"
+//! ([`Ledger::close_left_open`]).
 
 use rand::TryRngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::DATABASE_FILE;
-
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sessions (
-    id                 TEXT PRIMARY KEY,
-    technician         TEXT NOT NULL,
-    tier               INTEGER NOT NULL,
-    technician_addr    TEXT NOT NULL,
-    agent_addr         TEXT NOT NULL,
-    agent_software     TEXT NOT NULL,
-    code_hash          TEXT NOT NULL,
-    recording_required INTEGER NOT NULL,
-    paired_at          INTEGER NOT NULL,
-    ended_at           INTEGER,
-    end_reason         TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_by_technician ON sessions (technician, paired_at);
-";
+use crate::storage::{params, Conn, Database, DbError, Row, Sql};
 
 /// A session as the ledger holds it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -53,6 +34,8 @@ pub struct Session {
     pub paired_unix_ms: u64,
     pub ended_unix_ms: Option<u64>,
     pub end_reason: Option<String>,
+    /// The relay that paired it (none for sessions from before rows named their relay).
+    pub relay: Option<String>,
 }
 
 /// What the relay knows of a session when it is paired.
@@ -68,7 +51,9 @@ pub struct Pairing<'a> {
 }
 
 pub struct Ledger {
-    conn: Connection,
+    conn: Conn,
+    /// This relay's name, written in the rows it opens.
+    relay: String,
 }
 
 /// The wall clock in milliseconds since the Unix epoch (0 before it).
@@ -90,56 +75,60 @@ fn new_id() -> String {
 }
 
 impl Ledger {
-    /// Opens the ledger of the data directory `data_dir` (creating the table if needed), and
-    /// closes the rows a stopped relay left open.
-    pub fn open(data_dir: &Path) -> Result<Self, crate::logstore::StoreError> {
-        let db = data_dir.join(DATABASE_FILE);
-        crate::accounts::prepare_database(&db)?;
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        let ledger = Self { conn };
-        ledger.conn.execute(
-            "UPDATE sessions SET ended_at = ?1, end_reason = 'the relay stopped'
-             WHERE ended_at IS NULL",
-            params![now_ms() as i64],
-        )?;
-        Ok(ledger)
+    /// The ledger of `db`, for the relay called `relay` (whose rows it opens and closes).
+    pub fn open(db: &Database, relay: &str) -> Result<Self, DbError> {
+        Ok(Self {
+            conn: db.connect()?,
+            relay: relay.to_string(),
+        })
+    }
+
+    /// Closes the rows this relay left open when it stopped (a crash, a kill) as "the relay
+    /// stopped", and those that name no relay (written before rows named theirs, by the one
+    /// relay of an SQLite database); rows of other relays sharing the database stay as they
+    /// are. Returns how many it closed.
+    pub fn close_left_open(&self) -> Result<u64, DbError> {
+        self.conn.execute(
+            "UPDATE sessions SET ended_at = $1, end_reason = 'the relay stopped'
+             WHERE ended_at IS NULL AND (relay = $2 OR relay IS NULL)",
+            params![now_ms(), &self.relay],
+        )
     }
 
     /// Writes the row of a new paired session; returns its identifier.
-    pub fn open_session(&self, p: &Pairing<'_>) -> rusqlite::Result<String> {
+    pub fn open_session(&self, p: &Pairing<'_>) -> Result<String, DbError> {
         let id = new_id();
         let code_hash = hex::encode(Sha256::digest(p.code_digits.as_bytes()));
         self.conn.execute(
             "INSERT INTO sessions (id, technician, tier, technician_addr, agent_addr,
-                 agent_software, code_hash, recording_required, paired_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 agent_software, code_hash, recording_required, paired_at, relay)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             params![
-                id,
+                &id,
                 p.technician,
                 p.tier,
-                p.technician_addr,
-                p.agent_addr,
+                &p.technician_addr,
+                &p.agent_addr,
                 p.agent_software,
-                code_hash,
+                &code_hash,
                 p.recording_required,
-                now_ms() as i64
+                now_ms(),
+                &self.relay
             ],
         )?;
         Ok(id)
     }
 
     /// Closes a session's row with why it ended (the first reason given stays).
-    pub fn close_session(&self, id: &str, reason: &str) -> rusqlite::Result<()> {
+    pub fn close_session(&self, id: &str, reason: &str) -> Result<(), DbError> {
         self.conn.execute(
-            "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
-            params![id, now_ms() as i64, reason],
+            "UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+            params![id, now_ms(), reason],
         )?;
         Ok(())
     }
 
-    fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    fn row(r: &Row) -> Result<Session, DbError> {
         Ok(Session {
             id: r.get(0)?,
             technician: r.get(1)?,
@@ -149,49 +138,59 @@ impl Ledger {
             agent_software: r.get(5)?,
             code_hash: r.get(6)?,
             recording_required: r.get(7)?,
-            paired_unix_ms: r.get::<_, i64>(8)? as u64,
-            ended_unix_ms: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+            paired_unix_ms: r.get(8)?,
+            ended_unix_ms: r.get(9)?,
             end_reason: r.get(10)?,
+            relay: r.get(11)?,
         })
     }
 
-    const COLUMNS: &'static str = "id, technician, tier, technician_addr, agent_addr,
-        agent_software, code_hash, recording_required, paired_at, ended_at, end_reason";
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[crate::storage::Param<'_>],
+    ) -> Result<Vec<Session>, DbError> {
+        self.conn
+            .query(sql, params)?
+            .iter()
+            .map(Self::row)
+            .collect()
+    }
 
-    pub fn get(&self, id: &str) -> rusqlite::Result<Option<Session>> {
-        let sql = format!("SELECT {} FROM sessions WHERE id = ?1", Self::COLUMNS);
-        self.conn.query_row(&sql, params![id], Self::row).optional()
+    const COLUMNS: &'static str = "id, technician, tier, technician_addr, agent_addr,
+        agent_software, code_hash, recording_required, paired_at, ended_at, end_reason, relay";
+
+    pub fn get(&self, id: &str) -> Result<Option<Session>, DbError> {
+        let sql = format!("SELECT {} FROM sessions WHERE id = $1", Self::COLUMNS);
+        Ok(self.rows(&sql, params![id])?.into_iter().next())
     }
 
     /// Every session, oldest first.
-    pub fn list(&self) -> rusqlite::Result<Vec<Session>> {
+    pub fn list(&self) -> Result<Vec<Session>, DbError> {
         let sql = format!(
             "SELECT {} FROM sessions ORDER BY paired_at, id",
             Self::COLUMNS
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], Self::row)?;
-        rows.collect()
+        self.rows(&sql, params![])
     }
 
     /// Sessions that ended without a stored log of theirs, oldest first: those that required a
     /// recording are the ones an auditor asks about.
-    pub fn without_log(&self) -> rusqlite::Result<Vec<Session>> {
+    pub fn without_log(&self) -> Result<Vec<Session>, DbError> {
         let sql = format!(
             "SELECT {} FROM sessions WHERE ended_at IS NOT NULL
-                 AND id NOT IN (SELECT id FROM session_logs WHERE complete = 1)
+                 AND id NOT IN (SELECT id FROM session_logs WHERE complete = TRUE)
              ORDER BY paired_at, id",
             Self::COLUMNS
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], Self::row)?;
-        rows.collect()
+        self.rows(&sql, params![])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::testing::each_backend;
 
     fn pairing<'a>(who: &'a str) -> Pairing<'a> {
         Pairing {
@@ -207,34 +206,44 @@ mod tests {
 
     #[test]
     fn sessions_are_recorded_closed_once_and_open_ones_closed_at_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::logstore::LogStore::open(dir.path(), Default::default()).unwrap();
-        let l = Ledger::open(dir.path()).unwrap();
-        let a = l.open_session(&pairing("alice")).unwrap();
-        let b = l.open_session(&pairing("bob")).unwrap();
-        assert_ne!(a, b);
-        assert!(a.starts_with("s-") && a.len() == 26, "{a}");
-        let row = l.get(&a).unwrap().unwrap();
-        assert_eq!(row.technician, "alice");
-        assert_eq!(
-            row.code_hash,
-            hex::encode(Sha256::digest(b"123456789")),
-            "the code itself is not kept"
-        );
-        assert!(row.ended_unix_ms.is_none());
-        l.close_session(&a, "the technician ended it").unwrap();
-        l.close_session(&a, "later words").unwrap();
-        let row = l.get(&a).unwrap().unwrap();
-        assert_eq!(row.end_reason.as_deref(), Some("the technician ended it"));
-        assert_eq!(l.without_log().unwrap().len(), 1, "b is still open");
-        drop(l);
-        let l = Ledger::open(dir.path()).unwrap();
-        let row = l.get(&b).unwrap().unwrap();
-        assert_eq!(row.end_reason.as_deref(), Some("the relay stopped"));
-        let mut missing: Vec<String> = l.without_log().unwrap().into_iter().map(|s| s.id).collect();
-        missing.sort();
-        let mut expected = [a, b];
-        expected.sort();
-        assert_eq!(missing, expected);
+        each_backend(|db| {
+            let l = Ledger::open(db, "relay-a").unwrap();
+            let a = l.open_session(&pairing("alice")).unwrap();
+            let b = l.open_session(&pairing("bob")).unwrap();
+            assert_ne!(a, b);
+            assert!(a.starts_with("s-") && a.len() == 26, "{a}");
+            let row = l.get(&a).unwrap().unwrap();
+            assert_eq!(row.technician, "alice");
+            assert_eq!(row.relay.as_deref(), Some("relay-a"));
+            assert!(row.recording_required);
+            assert_eq!(
+                row.code_hash,
+                hex::encode(Sha256::digest(b"123456789")),
+                "the code itself is not kept"
+            );
+            assert!(row.ended_unix_ms.is_none());
+            l.close_session(&a, "the technician ended it").unwrap();
+            l.close_session(&a, "later words").unwrap();
+            let row = l.get(&a).unwrap().unwrap();
+            assert_eq!(row.end_reason.as_deref(), Some("the technician ended it"));
+            assert_eq!(l.without_log().unwrap().len(), 1, "b is still open");
+            // Another relay on the same database, running: its session stays open when the
+            // first relay starts again.
+            let other = Ledger::open(db, "relay-b").unwrap();
+            let c = other.open_session(&pairing("carol")).unwrap();
+            drop(l);
+            let l = Ledger::open(db, "relay-a").unwrap();
+            assert_eq!(l.close_left_open().unwrap(), 1);
+            let row = l.get(&b).unwrap().unwrap();
+            assert_eq!(row.end_reason.as_deref(), Some("the relay stopped"));
+            assert!(l.get(&c).unwrap().unwrap().ended_unix_ms.is_none());
+            let mut missing: Vec<String> =
+                l.without_log().unwrap().into_iter().map(|s| s.id).collect();
+            missing.sort();
+            let mut expected = [a, b];
+            expected.sort();
+            assert_eq!(missing, expected);
+            assert_eq!(l.list().unwrap().len(), 3);
+        });
     }
 }

@@ -1,6 +1,6 @@
 //! The relay server.
 //!
-//! - [`accounts`]: technician accounts (SQLite, Argon2id), login back-off, session tokens;
+//! - [`accounts`]: technician accounts (Argon2id), login back-off, session tokens;
 //! - [`config`]: settings from flags and an optional TOML file;
 //! - [`desk`]: the support desk's queue of help requests, a pure state machine of stored
 //!   events;
@@ -12,7 +12,9 @@
 //!   with per-address and per-account back-off;
 //! - [`ratelimit`]: token buckets for join attempts, growing back-off for failed logins;
 //! - [`forward`]: splicing the peer plane of two paired connections;
-//! - [`server`]: the QUIC endpoint, the control plane of each connection, shutdown.
+//! - [`server`]: the QUIC endpoint, the control plane of each connection, shutdown;
+//! - [`storage`]: the relay's state in SQLite or PostgreSQL, one interface for both, with
+//!   versioned schema migrations.
 //!
 //! The rendezvous table and the rate limiter are pure state machines that take the time as an
 //! argument; the server is the async shell around them.
@@ -29,4 +31,5 @@ pub mod logstore;
 pub mod ratelimit;
 pub mod rendezvous;
 pub mod server;
+pub mod storage;
 pub mod totp;

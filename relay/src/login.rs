@@ -395,6 +395,15 @@ impl Gate {
         Err(refusal)
     }
 
+    /// How many accounts are enabled.
+    pub async fn enabled_accounts(&self) -> Result<usize, Refusal> {
+        let all = self
+            .with_accounts(|a| a.list(SystemTime::now()))
+            .await?
+            .map_err(internal)?;
+        Ok(all.iter().filter(|t| t.enabled).count())
+    }
+
     /// The enabled account named `name` that may join sessions, if there is one.
     pub async fn technician_named(
         &self,

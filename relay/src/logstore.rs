@@ -2,7 +2,7 @@
 //!
 //! Technicians upload each session's log encrypted to the organisation's audit key (see the
 //! technician's `archive` module); the relay keeps the bytes under `logs/` in its data
-//! directory and indexes them in its SQLite database (`relay.db`): who recorded it, when, how
+//! directory and indexes them in its database ([`crate::storage`]): who recorded it, when, how
 //! long, its size and SHA-256, and the log's final chain hash. During a session the technician
 //! also sends checkpoints (the running chain hash), kept here too, so that a log cut short
 //! after the session can be told from one that really ended early.
@@ -27,10 +27,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protocol::sessionlog::Checkpoint;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::DATABASE_FILE;
+use crate::storage::{params, Conn, Database, DbError, Row, Sql};
 
 /// Directory of the stored logs, inside the data directory.
 pub const LOGS_DIR: &str = "logs";
@@ -100,39 +99,8 @@ pub enum StoreError {
     #[error("the log archive: {0}")]
     Io(#[from] std::io::Error),
     #[error("the log index: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(#[from] DbError),
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS session_logs (
-    id          TEXT PRIMARY KEY,
-    technician  TEXT NOT NULL,
-    agent       TEXT NOT NULL,
-    started_at  INTEGER NOT NULL,
-    duration_ms INTEGER NOT NULL,
-    records     INTEGER NOT NULL,
-    chain_hash  TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    sha256      TEXT NOT NULL,
-    complete    INTEGER NOT NULL DEFAULT 0,
-    stored_at   INTEGER,
-    offered_at  INTEGER
-);
-CREATE TABLE IF NOT EXISTS log_checkpoints (
-    log_id      TEXT NOT NULL,
-    technician  TEXT NOT NULL,
-    idx         INTEGER NOT NULL,
-    time_ms     INTEGER NOT NULL,
-    chain_hash  BLOB NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (log_id, idx)
-);
-CREATE TABLE IF NOT EXISTS log_deletions (
-    id         TEXT NOT NULL,
-    deleted_at INTEGER NOT NULL,
-    reason     TEXT NOT NULL
-);
-";
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -187,7 +155,7 @@ impl Limits {
 
 /// The archive: files under `logs/`, index in `relay.db`.
 pub struct LogStore {
-    conn: Connection,
+    conn: Conn,
     dir: PathBuf,
     limits: Limits,
 }
@@ -201,28 +169,16 @@ pub struct Finishing {
 }
 
 impl LogStore {
-    /// Opens (creating if needed) the archive of the data directory `data_dir`, with the
-    /// ledger's table beside its own.
-    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the archive of the data directory `data_dir`, indexed in
+    /// `db`.
+    pub fn open(db: &Database, data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let dir = data_dir.join(LOGS_DIR);
         link::userfile::private_dir(&dir)?;
-        let db = data_dir.join(DATABASE_FILE);
-        crate::accounts::prepare_database(&db)?;
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(crate::ledger::SCHEMA)?;
-        // Indexes made before receipt times were kept: the time of storing stands in.
-        let has_offered: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('session_logs') WHERE name = 'offered_at'")?
-            .exists([])?;
-        if !has_offered {
-            conn.execute_batch(
-                "ALTER TABLE session_logs ADD COLUMN offered_at INTEGER;
-                 UPDATE session_logs SET offered_at = COALESCE(stored_at, started_at);",
-            )?;
-        }
-        Ok(Self { conn, dir, limits })
+        Ok(Self {
+            conn: db.connect()?,
+            dir,
+            limits,
+        })
     }
 
     /// Where log `id` is (or will be) stored.
@@ -255,12 +211,14 @@ impl LogStore {
             }
             return Ok(known.received);
         }
-        let used: i64 = self.conn.query_row(
-            "SELECT COALESCE(SUM(size), 0) FROM session_logs WHERE technician = ?1",
-            params![technician],
-            |r| r.get(0),
-        )?;
-        let used = used as u64;
+        let used: u64 = self
+            .conn
+            .query_one(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_logs
+                 WHERE technician = $1",
+                params![technician],
+            )?
+            .get(0)?;
         if used.saturating_add(offer.size) > self.limits.account_quota {
             return Err(StoreError::Quota {
                 id: offer.id.clone(),
@@ -272,18 +230,18 @@ impl LogStore {
         self.conn.execute(
             "INSERT INTO session_logs (id, technician, agent, started_at, duration_ms, records,
                  chain_hash, size, sha256, offered_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             params![
-                offer.id,
+                &offer.id,
                 technician,
-                offer.agent,
-                offer.started_unix_ms as i64,
-                offer.duration_ms as i64,
-                offer.records as i64,
-                offer.chain_hash,
-                offer.size as i64,
-                offer.sha256,
-                now_ms() as i64,
+                &offer.agent,
+                offer.started_unix_ms,
+                offer.duration_ms,
+                offer.records,
+                &offer.chain_hash,
+                offer.size,
+                &offer.sha256,
+                now_ms(),
             ],
         )?;
         // A stale partial file of an id the index did not know is not trusted.
@@ -393,8 +351,8 @@ impl LogStore {
         // The rename is durable only once the directory is.
         File::open(&self.dir)?.sync_all()?;
         self.conn.execute(
-            "UPDATE session_logs SET complete = 1, stored_at = ?2 WHERE id = ?1",
-            params![f.id, now_ms() as i64],
+            "UPDATE session_logs SET complete = TRUE, stored_at = $2 WHERE id = $1",
+            params![&f.id, now_ms()],
         )?;
         self.get(&f.id)?.ok_or(StoreError::Unknown(f.id))
     }
@@ -403,12 +361,9 @@ impl LogStore {
     fn session_of(&self, technician: &str, id: &str) -> Result<(), StoreError> {
         let owner: Option<String> = self
             .conn
-            .query_row(
-                "SELECT technician FROM sessions WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
+            .query_opt("SELECT technician FROM sessions WHERE id = $1", params![id])?
+            .map(|r| r.get(0))
+            .transpose()?;
         match owner {
             Some(o) if o == technician => Ok(()),
             _ => Err(StoreError::NoSession(id.to_string())),
@@ -437,12 +392,12 @@ impl LogStore {
     ) -> Result<(), StoreError> {
         check_id(id)?;
         self.session_of(technician, id)?;
-        let (count, last): (i64, Option<i64>) = self.conn.query_row(
-            "SELECT COUNT(*), MAX(idx) FROM log_checkpoints WHERE log_id = ?1",
+        let row = self.conn.query_one(
+            "SELECT COUNT(*), MAX(idx) FROM log_checkpoints WHERE log_id = $1",
             params![id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        match last.map(|l| l as u64) {
+        let (count, last): (i64, Option<u64>) = (row.get(0)?, row.get(1)?);
+        match last {
             Some(last) if cp.index < last => {
                 return Err(StoreError::CheckpointBackwards {
                     id: id.to_string(),
@@ -460,15 +415,15 @@ impl LogStore {
             });
         }
         self.conn.execute(
-            "INSERT OR IGNORE INTO log_checkpoints (log_id, technician, idx, time_ms, chain_hash,
-                 received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO log_checkpoints (log_id, technician, idx, time_ms, chain_hash,
+                 received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             params![
                 id,
                 technician,
-                cp.index as i64,
-                cp.time_ms as i64,
+                cp.index,
+                cp.time_ms,
                 &cp.chain_hash[..],
-                now_ms() as i64
+                now_ms()
             ],
         )?;
         Ok(())
@@ -487,22 +442,19 @@ impl LogStore {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Checkpoint>, StoreError> {
-        let after = after.map_or(-1, |a| a as i64);
-        let mut stmt = self.conn.prepare(
-            "SELECT idx, time_ms, chain_hash FROM log_checkpoints WHERE log_id = ?1 AND idx > ?2
-             ORDER BY idx LIMIT ?3",
+        let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
+        let rows = self.conn.query(
+            "SELECT idx, time_ms, chain_hash FROM log_checkpoints WHERE log_id = $1 AND idx > $2
+             ORDER BY idx LIMIT $3",
+            params![id, after, limit],
         )?;
-        let rows = stmt.query_map(params![id, after, i64::from(limit)], |r| {
-            let hash: Vec<u8> = r.get(2)?;
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, hash))
-        })?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (index, time_ms, hash) = row?;
+            let hash: Vec<u8> = row.get(2)?;
             if let Ok(chain_hash) = <[u8; 32]>::try_from(hash.as_slice()) {
                 out.push(Checkpoint {
-                    index: index as u64,
-                    time_ms: time_ms as u64,
+                    index: row.get(0)?,
+                    time_ms: row.get(1)?,
                     chain_hash,
                 });
             }
@@ -544,18 +496,22 @@ impl LogStore {
     pub fn has_checkpoint(&self, id: &str, index: u64) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .prepare("SELECT 1 FROM log_checkpoints WHERE log_id = ?1 AND idx = ?2")?
-            .exists(params![id, index as i64])?)
+            .query_opt(
+                "SELECT 1 FROM log_checkpoints WHERE log_id = $1 AND idx = $2",
+                params![id, index],
+            )?
+            .is_some())
     }
 
     /// How many checkpoints are held for log `id`.
     pub fn checkpoint_count(&self, id: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM log_checkpoints WHERE log_id = ?1",
-            params![id],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
+        Ok(self
+            .conn
+            .query_one(
+                "SELECT COUNT(*) FROM log_checkpoints WHERE log_id = $1",
+                params![id],
+            )?
+            .get(0)?)
     }
 
     /// Up to `max` bytes of stored log `id` from `offset`.
@@ -567,10 +523,10 @@ impl LogStore {
         Ok(buf)
     }
 
-    fn row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLog> {
+    fn row(&self, r: &Row) -> Result<StoredLog, DbError> {
         let id: String = r.get(0)?;
         let complete: bool = r.get(9)?;
-        let size = r.get::<_, i64>(7)? as u64;
+        let size: u64 = r.get(7)?;
         let received = if complete {
             size
         } else {
@@ -581,9 +537,9 @@ impl LogStore {
         Ok(StoredLog {
             offer: Offer {
                 agent: r.get(2)?,
-                started_unix_ms: r.get::<_, i64>(3)? as u64,
-                duration_ms: r.get::<_, i64>(4)? as u64,
-                records: r.get::<_, i64>(5)? as u64,
+                started_unix_ms: r.get(3)?,
+                duration_ms: r.get(4)?,
+                records: r.get(5)?,
                 chain_hash: r.get(6)?,
                 size,
                 sha256: r.get(8)?,
@@ -592,7 +548,7 @@ impl LogStore {
             technician: r.get(1)?,
             received,
             complete,
-            stored_unix_ms: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+            stored_unix_ms: r.get(10)?,
         })
     }
 
@@ -600,11 +556,9 @@ impl LogStore {
         chain_hash, size, sha256, complete, stored_at";
 
     pub fn get(&self, id: &str) -> Result<Option<StoredLog>, StoreError> {
-        let sql = format!("SELECT {} FROM session_logs WHERE id = ?1", Self::COLUMNS);
-        Ok(self
-            .conn
-            .query_row(&sql, params![id], |r| self.row(r))
-            .optional()?)
+        let sql = format!("SELECT {} FROM session_logs WHERE id = $1", Self::COLUMNS);
+        let row = self.conn.query_opt(&sql, params![id])?;
+        Ok(row.map(|r| self.row(&r)).transpose()?)
     }
 
     /// Every log in the index, oldest session first.
@@ -613,9 +567,8 @@ impl LogStore {
             "SELECT {} FROM session_logs ORDER BY started_at, id",
             Self::COLUMNS
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| self.row(r))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = self.conn.query(&sql, params![])?;
+        Ok(rows.iter().map(|r| self.row(r)).collect::<Result<_, _>>()?)
     }
 
     /// Deletes every log the relay received more than `retention` before `now` (stored or
@@ -626,14 +579,16 @@ impl LogStore {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
-        let ids: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id FROM session_logs WHERE offered_at < ?1")?;
-            let rows = stmt.query_map(params![cutoff], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        let ids: Vec<String> = self
+            .conn
+            .query(
+                "SELECT id FROM session_logs WHERE offered_at < $1",
+                params![cutoff],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Result<_, _>>()?;
         let days = retention.as_secs() / 86_400;
         for id in &ids {
             for p in [self.path(id), self.part_path(id)] {
@@ -643,18 +598,15 @@ impl LogStore {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let tx = self.conn.unchecked_transaction()?;
-            tx.execute("DELETE FROM session_logs WHERE id = ?1", params![id])?;
-            tx.execute("DELETE FROM log_checkpoints WHERE log_id = ?1", params![id])?;
-            tx.execute(
-                "INSERT INTO log_deletions (id, deleted_at, reason) VALUES (?1, ?2, ?3)",
-                params![
-                    id,
-                    now as i64,
-                    format!("retention period of {days} days passed")
-                ],
-            )?;
-            tx.commit()?;
+            let reason = format!("retention period of {days} days passed");
+            self.conn.transaction(|tx| {
+                tx.execute("DELETE FROM session_logs WHERE id = $1", params![id])?;
+                tx.execute("DELETE FROM log_checkpoints WHERE log_id = $1", params![id])?;
+                tx.execute(
+                    "INSERT INTO log_deletions (id, deleted_at, reason) VALUES ($1, $2, $3)",
+                    params![id, now, &reason],
+                )
+            })?;
             tracing::info!(log = %id, "deleted a session log: retention period passed");
         }
         Ok(ids)
@@ -662,17 +614,18 @@ impl LogStore {
 
     /// Every deletion recorded, oldest first.
     pub fn deletions(&self) -> Result<Vec<Deletion>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, deleted_at, reason FROM log_deletions ORDER BY deleted_at, id")?;
-        let rows = stmt.query_map([], |r| {
+        let rows = self.conn.query(
+            "SELECT id, deleted_at, reason FROM log_deletions ORDER BY deleted_at, id",
+            params![],
+        )?;
+        let deletions = rows.iter().map(|r| {
             Ok(Deletion {
                 id: r.get(0)?,
-                deleted_unix_ms: r.get::<_, i64>(1)? as u64,
+                deleted_unix_ms: r.get(1)?,
                 reason: r.get(2)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        });
+        deletions.collect()
     }
 }
 
@@ -701,6 +654,7 @@ fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::testing::{each_backend, Scratch};
 
     fn limits(max_size: u64) -> Limits {
         Limits {
@@ -716,7 +670,7 @@ mod tests {
             .execute(
                 "INSERT INTO sessions (id, technician, tier, technician_addr, agent_addr,
                      agent_software, code_hash, recording_required, paired_at)
-                 VALUES (?1, ?2, 1, '10.0.0.7:5000', '10.0.0.9:6000', 'agent', '00', 1, 0)",
+                 VALUES ($1, $2, 1, '10.0.0.7:5000', '10.0.0.9:6000', 'agent', '00', TRUE, 0)",
                 params![id, who],
             )
             .unwrap();
@@ -737,182 +691,189 @@ mod tests {
 
     #[test]
     fn an_interrupted_upload_resumes_and_ends_with_identical_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let o = offer("log-0001", &data, now_ms());
-        {
-            let store = LogStore::open(dir.path(), limits(1 << 30)).unwrap();
-            session(&store, &o.id, "alice");
-            assert_eq!(store.begin("alice", &o).unwrap(), 0);
-            assert_eq!(
-                store.append("alice", &o.id, 0, &data[..40_000]).unwrap(),
-                40_000
-            );
-            // The connection drops here; the store is closed with the relay.
-        }
-        let store = LogStore::open(dir.path(), limits(1 << 30)).unwrap();
-        assert!(matches!(
-            store.begin("bob", &o),
-            Err(StoreError::NoSession(_))
-        ));
-        let at = store.begin("alice", &o).unwrap();
-        assert_eq!(at, 40_000, "the relay says how much it holds");
-        assert!(matches!(
-            store.append("alice", &o.id, 0, &data[..10]),
-            Err(StoreError::WrongOffset {
-                expected: 40_000,
-                ..
-            })
-        ));
-        assert!(matches!(
-            store.finish("alice", &o.id),
-            Err(StoreError::Incomplete { .. })
-        ));
-        store
-            .append("alice", &o.id, at, &data[at as usize..])
-            .unwrap();
-        let log = store.finish("alice", &o.id).unwrap();
-        assert!(log.complete);
-        assert_eq!(std::fs::read(store.path(&o.id)).unwrap(), data);
-        assert_eq!(store.begin("alice", &o).unwrap(), data.len() as u64);
-        assert_eq!(store.list().unwrap().len(), 1);
+        each_backend(|db| {
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+            let o = offer("log-0001", &data, now_ms());
+            {
+                let store = LogStore::open(db, db.path(), limits(1 << 30)).unwrap();
+                session(&store, &o.id, "alice");
+                assert_eq!(store.begin("alice", &o).unwrap(), 0);
+                assert_eq!(
+                    store.append("alice", &o.id, 0, &data[..40_000]).unwrap(),
+                    40_000
+                );
+                // The connection drops here; the store is closed with the relay.
+            }
+            let store = LogStore::open(db, db.path(), limits(1 << 30)).unwrap();
+            assert!(matches!(
+                store.begin("bob", &o),
+                Err(StoreError::NoSession(_))
+            ));
+            let at = store.begin("alice", &o).unwrap();
+            assert_eq!(at, 40_000, "the relay says how much it holds");
+            assert!(matches!(
+                store.append("alice", &o.id, 0, &data[..10]),
+                Err(StoreError::WrongOffset {
+                    expected: 40_000,
+                    ..
+                })
+            ));
+            assert!(matches!(
+                store.finish("alice", &o.id),
+                Err(StoreError::Incomplete { .. })
+            ));
+            store
+                .append("alice", &o.id, at, &data[at as usize..])
+                .unwrap();
+            let log = store.finish("alice", &o.id).unwrap();
+            assert!(log.complete);
+            assert_eq!(std::fs::read(store.path(&o.id)).unwrap(), data);
+            assert_eq!(store.begin("alice", &o).unwrap(), data.len() as u64);
+            assert_eq!(store.list().unwrap().len(), 1);
+        });
     }
 
     #[test]
     fn a_corrupted_upload_is_discarded_and_bad_offers_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), limits(1000)).unwrap();
-        let data = vec![7u8; 500];
-        let o = offer("log-0002", &data, now_ms());
-        session(&store, &o.id, "alice");
-        store.begin("alice", &o).unwrap();
-        let mut bad = data.clone();
-        bad[100] ^= 1;
-        store.append("alice", &o.id, 0, &bad).unwrap();
-        assert!(matches!(
-            store.finish("alice", &o.id),
-            Err(StoreError::HashMismatch(_))
-        ));
-        assert_eq!(store.begin("alice", &o).unwrap(), 0, "starts over");
-        assert!(matches!(
-            store.append("alice", &o.id, 0, &vec![0u8; 501]),
-            Err(StoreError::Overrun { .. })
-        ));
-        let big = offer("log-0003", &vec![0u8; 1001], now_ms());
-        session(&store, &big.id, "alice");
-        assert!(matches!(
-            store.begin("alice", &big),
-            Err(StoreError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            store.begin("alice", &offer("../../etc", &data, 0)),
-            Err(StoreError::BadId(_))
-        ));
-        let mut other = o.clone();
-        other.sha256 = "00".repeat(32);
-        assert!(matches!(
-            store.begin("alice", &other),
-            Err(StoreError::Conflicting(_))
-        ));
+        each_backend(|db| {
+            let store = LogStore::open(db, db.path(), limits(1000)).unwrap();
+            let data = vec![7u8; 500];
+            let o = offer("log-0002", &data, now_ms());
+            session(&store, &o.id, "alice");
+            store.begin("alice", &o).unwrap();
+            let mut bad = data.clone();
+            bad[100] ^= 1;
+            store.append("alice", &o.id, 0, &bad).unwrap();
+            assert!(matches!(
+                store.finish("alice", &o.id),
+                Err(StoreError::HashMismatch(_))
+            ));
+            assert_eq!(store.begin("alice", &o).unwrap(), 0, "starts over");
+            assert!(matches!(
+                store.append("alice", &o.id, 0, &vec![0u8; 501]),
+                Err(StoreError::Overrun { .. })
+            ));
+            let big = offer("log-0003", &vec![0u8; 1001], now_ms());
+            session(&store, &big.id, "alice");
+            assert!(matches!(
+                store.begin("alice", &big),
+                Err(StoreError::TooLarge { .. })
+            ));
+            assert!(matches!(
+                store.begin("alice", &offer("../../etc", &data, 0)),
+                Err(StoreError::BadId(_))
+            ));
+            let mut other = o.clone();
+            other.sha256 = "00".repeat(32);
+            assert!(matches!(
+                store.begin("alice", &other),
+                Err(StoreError::Conflicting(_))
+            ));
+        });
     }
 
     #[test]
     fn checkpoints_are_kept_per_session_and_owner_in_order_up_to_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(
-            dir.path(),
-            Limits {
-                max_checkpoints: 10,
-                ..limits(1000)
-            },
-        )
-        .unwrap();
-        let cp = |index| Checkpoint {
-            index,
-            time_ms: index * 100,
-            chain_hash: [index as u8; 32],
-        };
-        // Only for a session of the ledger, of that account.
-        assert!(matches!(
-            store.checkpoint("alice", "log-0004", &cp(3)),
-            Err(StoreError::NoSession(_))
-        ));
-        session(&store, "log-0004", "alice");
-        store.checkpoint("alice", "log-0004", &cp(3)).unwrap();
-        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
-        // The same one again is a heartbeat; an earlier one is refused.
-        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
-        assert!(matches!(
-            store.checkpoint("alice", "log-0004", &cp(4)),
-            Err(StoreError::CheckpointBackwards {
-                got: 4,
-                last: 9,
-                ..
-            })
-        ));
-        assert!(matches!(
-            store.checkpoint("bob", "log-0004", &cp(12)),
-            Err(StoreError::NoSession(_))
-        ));
-        assert_eq!(store.checkpoints("log-0004").unwrap(), vec![cp(3), cp(9)]);
-        for i in 10..18 {
-            store.checkpoint("alice", "log-0004", &cp(i)).unwrap();
-        }
-        assert!(matches!(
-            store.checkpoint("alice", "log-0004", &cp(30)),
-            Err(StoreError::TooManyCheckpoints { max: 10, .. })
-        ));
-        // Read a page at a time.
-        let page = store.checkpoints_page("log-0004", Some(9), 3).unwrap();
-        assert_eq!(page, vec![cp(10), cp(11), cp(12)]);
-        assert_eq!(store.checkpoint_count("log-0004").unwrap(), 10);
+        each_backend(|db| {
+            let store = LogStore::open(
+                db,
+                db.path(),
+                Limits {
+                    max_checkpoints: 10,
+                    ..limits(1000)
+                },
+            )
+            .unwrap();
+            let cp = |index| Checkpoint {
+                index,
+                time_ms: index * 100,
+                chain_hash: [index as u8; 32],
+            };
+            // Only for a session of the ledger, of that account.
+            assert!(matches!(
+                store.checkpoint("alice", "log-0004", &cp(3)),
+                Err(StoreError::NoSession(_))
+            ));
+            session(&store, "log-0004", "alice");
+            store.checkpoint("alice", "log-0004", &cp(3)).unwrap();
+            store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+            // The same one again is a heartbeat; an earlier one is refused.
+            store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+            assert!(matches!(
+                store.checkpoint("alice", "log-0004", &cp(4)),
+                Err(StoreError::CheckpointBackwards {
+                    got: 4,
+                    last: 9,
+                    ..
+                })
+            ));
+            assert!(matches!(
+                store.checkpoint("bob", "log-0004", &cp(12)),
+                Err(StoreError::NoSession(_))
+            ));
+            assert_eq!(store.checkpoints("log-0004").unwrap(), vec![cp(3), cp(9)]);
+            for i in 10..18 {
+                store.checkpoint("alice", "log-0004", &cp(i)).unwrap();
+            }
+            assert!(matches!(
+                store.checkpoint("alice", "log-0004", &cp(30)),
+                Err(StoreError::TooManyCheckpoints { max: 10, .. })
+            ));
+            // Read a page at a time.
+            let page = store.checkpoints_page("log-0004", Some(9), 3).unwrap();
+            assert_eq!(page, vec![cp(10), cp(11), cp(12)]);
+            assert_eq!(store.checkpoint_count("log-0004").unwrap(), 10);
+        });
     }
 
     #[test]
     fn uploads_are_taken_only_for_own_ledger_sessions_and_within_the_quota() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(
-            dir.path(),
-            Limits {
-                account_quota: 1000,
-                ..limits(1000)
-            },
-        )
-        .unwrap();
-        let data = vec![1u8; 600];
-        let o = offer("log-0005", &data, now_ms());
-        assert!(matches!(
-            store.begin("alice", &o),
-            Err(StoreError::NoSession(_))
-        ));
-        session(&store, "log-0005", "alice");
-        session(&store, "log-0006", "alice");
-        session(&store, "log-0007", "bob");
-        assert!(matches!(
-            store.begin("bob", &o),
-            Err(StoreError::NoSession(_))
-        ));
-        store.begin("alice", &o).unwrap();
-        let second = offer("log-0006", &data, now_ms());
-        assert!(matches!(
-            store.begin("alice", &second),
-            Err(StoreError::Quota {
-                used: 600,
-                quota: 1000,
-                ..
-            })
-        ));
-        // Another account has its own share.
-        store
-            .begin("bob", &offer("log-0007", &data, now_ms()))
+        each_backend(|db| {
+            let store = LogStore::open(
+                db,
+                db.path(),
+                Limits {
+                    account_quota: 1000,
+                    ..limits(1000)
+                },
+            )
             .unwrap();
+            let data = vec![1u8; 600];
+            let o = offer("log-0005", &data, now_ms());
+            assert!(matches!(
+                store.begin("alice", &o),
+                Err(StoreError::NoSession(_))
+            ));
+            session(&store, "log-0005", "alice");
+            session(&store, "log-0006", "alice");
+            session(&store, "log-0007", "bob");
+            assert!(matches!(
+                store.begin("bob", &o),
+                Err(StoreError::NoSession(_))
+            ));
+            store.begin("alice", &o).unwrap();
+            let second = offer("log-0006", &data, now_ms());
+            assert!(matches!(
+                store.begin("alice", &second),
+                Err(StoreError::Quota {
+                    used: 600,
+                    quota: 1000,
+                    ..
+                })
+            ));
+            // Another account has its own share.
+            store
+                .begin("bob", &offer("log-0007", &data, now_ms()))
+                .unwrap();
+        });
     }
 
     #[test]
     fn the_archive_and_its_database_are_owner_only() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), limits(1000)).unwrap();
+        // The files of the archive, and SQLite's database beside them.
+        let db = &Scratch::new(crate::storage::Kind::Sqlite);
+        let store = LogStore::open(db, db.path(), limits(1000)).unwrap();
         session(&store, "log-0008", "alice");
         let data = vec![3u8; 10];
         store
@@ -924,10 +885,12 @@ mod tests {
         store.append("alice", "log-0008", 5, &data[5..]).unwrap();
         store.finish("alice", "log-0008").unwrap();
         assert_eq!(mode(&store.path("log-0008")), 0o600);
-        assert_eq!(mode(&dir.path().join(LOGS_DIR)), 0o700);
-        let db = dir.path().join(DATABASE_FILE);
-        assert_eq!(mode(&db), 0o600);
-        let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+        assert_eq!(mode(&db.path().join(LOGS_DIR)), 0o700);
+        let file = db.path().join(crate::storage::DATABASE_FILE);
+        assert_eq!(mode(&file), 0o600);
+        let wal = db
+            .path()
+            .join(format!("{}-wal", crate::storage::DATABASE_FILE));
         if wal.exists() {
             assert_eq!(mode(&wal), 0o600);
         }
@@ -935,46 +898,47 @@ mod tests {
 
     #[test]
     fn logs_past_retention_are_deleted_and_the_deletion_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), limits(1 << 20)).unwrap();
-        let day = 86_400_000;
-        let now = now_ms();
-        for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2), ("log-zero-1", 0)] {
-            let data = id.as_bytes().repeat(10);
-            session(&store, id, "alice");
-            // One upload claims to be from 1970: the relay's own time of receipt counts.
-            let started = if age_days == 0 {
-                0
-            } else {
-                now - age_days * day
-            };
-            let o = offer(id, &data, started);
-            store.begin("alice", &o).unwrap();
-            store.append("alice", id, 0, &data).unwrap();
-            store.finish("alice", id).unwrap();
-            if age_days > 0 {
-                store
-                    .conn
-                    .execute(
-                        "UPDATE session_logs SET offered_at = ?2 WHERE id = ?1",
-                        params![id, (now - age_days * day) as i64],
-                    )
-                    .unwrap();
+        each_backend(|db| {
+            let store = LogStore::open(db, db.path(), limits(1 << 20)).unwrap();
+            let day = 86_400_000;
+            let now = now_ms();
+            for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2), ("log-zero-1", 0)] {
+                let data = id.as_bytes().repeat(10);
+                session(&store, id, "alice");
+                // One upload claims to be from 1970: the relay's own time of receipt counts.
+                let started = if age_days == 0 {
+                    0
+                } else {
+                    now - age_days * day
+                };
+                let o = offer(id, &data, started);
+                store.begin("alice", &o).unwrap();
+                store.append("alice", id, 0, &data).unwrap();
+                store.finish("alice", id).unwrap();
+                if age_days > 0 {
+                    store
+                        .conn
+                        .execute(
+                            "UPDATE session_logs SET offered_at = $2 WHERE id = $1",
+                            params![id, now - age_days * day],
+                        )
+                        .unwrap();
+                }
             }
-        }
-        let deleted = store
-            .sweep(SystemTime::now(), Duration::from_secs(30 * 86_400))
-            .unwrap();
-        assert_eq!(deleted, vec!["log-old-01".to_string()]);
-        assert!(!store.path("log-old-01").exists());
-        assert!(store.path("log-new-01").exists());
-        assert!(
-            store.path("log-zero-1").exists(),
-            "a claimed date deletes nothing"
-        );
-        let d = store.deletions().unwrap();
-        assert_eq!(d.len(), 1);
-        assert!(d[0].reason.contains("30 days"), "{}", d[0].reason);
-        assert_eq!(store.list().unwrap().len(), 2);
+            let deleted = store
+                .sweep(SystemTime::now(), Duration::from_secs(30 * 86_400))
+                .unwrap();
+            assert_eq!(deleted, vec!["log-old-01".to_string()]);
+            assert!(!store.path("log-old-01").exists());
+            assert!(store.path("log-new-01").exists());
+            assert!(
+                store.path("log-zero-1").exists(),
+                "a claimed date deletes nothing"
+            );
+            let d = store.deletions().unwrap();
+            assert_eq!(d.len(), 1);
+            assert!(d[0].reason.contains("30 days"), "{}", d[0].reason);
+            assert_eq!(store.list().unwrap().len(), 2);
+        });
     }
 }

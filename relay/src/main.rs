@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +13,7 @@ use relay::accounts::{AccountRole, Accounts};
 use relay::config::{Config, FileConfig};
 use relay::identity;
 use relay::server::Relay;
+use relay::storage::{Database, Location};
 
 /// Tandem relay: pairs end users' agents with logged-in technicians by session code and forwards
 /// their traffic over QUIC.
@@ -31,7 +32,18 @@ struct Cli {
     /// Directory for the certificate, key and state [default: ~/.local/share/tandem/relay]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// TOML config file; keys: listen, data_dir, organisation, code_ttl_secs, token_ttl_secs,
+    /// Keep the relay's state (accounts, sessions, help requests, the log index) in this
+    /// PostgreSQL database, which several relays may share: postgres://USER:PASSWORD@HOST/DBNAME
+    /// [default: SQLite, relay.db in the data directory]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TANDEM_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// TOML config file; keys: listen, data_dir, database_url, organisation, code_ttl_secs, token_ttl_secs,
     /// join_attempts, join_window_secs, idle_timeout_ms, keep_alive_ms, audit_key,
     /// allow_no_record, record_clipboard, log_retention_days, max_log_mb, require_totp, and
     /// the limits max_connections [10000], max_connections_per_source [256, per IPv4 address
@@ -91,7 +103,8 @@ struct Cli {
 enum Command {
     /// Print the certificate fingerprint (generating the certificate if there is none) and exit
     Fingerprint,
-    /// Manage technician accounts (stored in relay.db in the data directory)
+    /// Manage technician accounts (in the relay's database: relay.db in the data directory, or
+    /// database_url)
     User {
         #[command(subcommand)]
         action: UserCommand,
@@ -198,11 +211,25 @@ fn read_new_password(name: &str) -> anyhow::Result<String> {
     }
 }
 
-fn user_command(data_dir: &Path, organisation: &str, action: UserCommand) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let path = Accounts::path_in(data_dir);
-    let mut accounts = Accounts::open(&path)?;
+/// The relay's database as `cfg` names it, for a command (creating the data directory for an
+/// SQLite one).
+fn open_database(cfg: &Config) -> anyhow::Result<Database> {
+    let location = cfg.database();
+    if let Location::Sqlite(_) = location {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
+    }
+    Database::open(&location)
+        .with_context(|| format!("cannot open the relay's state ({})", location.describe()))
+}
+
+fn user_command(cfg: &Config, action: UserCommand) -> anyhow::Result<()> {
+    let db = open_database(cfg)?;
+    let mut accounts = Accounts::open(&db)?;
     let now = SystemTime::now();
     match action {
         UserCommand::Add { name, tier, role } => {
@@ -219,8 +246,8 @@ fn user_command(data_dir: &Path, organisation: &str, action: UserCommand) -> any
             let all = accounts.list(now)?;
             if all.is_empty() {
                 println!(
-                    "No accounts in {}. Add one with: relay user add NAME --tier 1",
-                    path.display()
+                    "No accounts in the {}. Add one with: relay user add NAME --tier 1",
+                    db.location().describe()
                 );
             }
             for t in all {
@@ -269,7 +296,7 @@ fn user_command(data_dir: &Path, organisation: &str, action: UserCommand) -> any
             let secret = accounts
                 .set_totp(&name, true, now)?
                 .context("no secret was made")?;
-            let uri = relay::totp::uri(&secret, &name, organisation);
+            let uri = relay::totp::uri(&secret, &name, &cfg.organisation);
             println!("{name} now logs in with a one-time code as well as the password.");
             println!("Scan this with the authenticator app (or enter the secret by hand):");
             println!();
@@ -293,14 +320,15 @@ fn user_command(data_dir: &Path, organisation: &str, action: UserCommand) -> any
     Ok(())
 }
 
-fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
+fn logs_command(cfg: &Config, action: LogsCommand) -> anyhow::Result<()> {
     use protocol::sessionlog::{format_ms, format_utc, CheckpointFile};
-    use relay::logstore::LogStore;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     use protocol::text::printable;
-    let store = LogStore::open(data_dir, relay::logstore::Limits::none())?;
-    let ledger = relay::ledger::Ledger::open(data_dir)?;
+    use relay::logstore::LogStore;
+    let data_dir = cfg.data_dir.as_path();
+    let db = open_database(cfg)?;
+    let store = LogStore::open(&db, data_dir, relay::logstore::Limits::none())?;
+    // Reads only: the relay's name marks nothing here.
+    let ledger = relay::ledger::Ledger::open(&db, "")?;
     match action {
         LogsCommand::List { json } => {
             let logs = store.list()?;
@@ -315,7 +343,7 @@ fn logs_command(data_dir: &Path, action: LogsCommand) -> anyhow::Result<()> {
                     println!("{v}");
                 }
             } else if logs.is_empty() {
-                println!("No session logs stored in {}.", data_dir.display());
+                println!("No session logs stored.");
             } else {
                 println!(
                     "{:<36} {:<16} {:<23} {:>12} {:>12}  state",
@@ -439,6 +467,7 @@ impl Cli {
         let flags = FileConfig {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
             code_ttl_secs: self.code_ttl_secs,
             join_attempts: self.join_attempts,
             join_window_secs: self.join_window_secs,
@@ -459,7 +488,7 @@ impl Cli {
 }
 
 fn report_command(
-    data_dir: &Path,
+    cfg: &Config,
     since: Option<String>,
     tier: Option<u8>,
     json: bool,
@@ -471,13 +500,15 @@ fn report_command(
         })?),
         None => None,
     };
-    let path = data_dir.join(relay::accounts::DATABASE_FILE);
-    anyhow::ensure!(
-        path.exists(),
-        "no relay state in {} (relay.db is missing): give the relay's --data-dir",
-        data_dir.display()
-    );
-    let journal = relay::desk::Journal::open(data_dir)?;
+    if let Location::Sqlite(path) = cfg.database() {
+        anyhow::ensure!(
+            path.exists(),
+            "no relay state in {} (relay.db is missing): give the relay's --data-dir, or its \
+             --database-url",
+            cfg.data_dir.display()
+        );
+    }
+    let journal = relay::desk::Journal::open(&open_database(cfg)?)?;
     let events = journal.events()?;
     let report = relay::desk::report::report(&events, since, tier);
     if json {
@@ -506,27 +537,15 @@ async fn stop_signal() {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cfg = cli.config()?;
-    match cli.command {
-        Some(Command::User { action }) => {
-            return user_command(&cfg.data_dir, &cfg.organisation, action)
-        }
-        Some(Command::Logs { action }) => return logs_command(&cfg.data_dir, action),
-        Some(Command::Report {
-            since,
-            tier,
-            json,
-            csv,
-        }) => return report_command(&cfg.data_dir, since, tier, json, csv),
-        _ => {}
-    }
+/// The relay: serves until SIGINT or SIGTERM (or prints its fingerprint, `fingerprint`).
+async fn serve(cfg: Config, fingerprint_only: bool) -> anyhow::Result<()> {
     let id = identity::load_or_generate(&cfg.data_dir)?;
-    if let Some(Command::Fingerprint) = cli.command {
+    if fingerprint_only {
         println!("{}", id.fingerprint);
         return Ok(());
     }
     let data_dir = cfg.data_dir.clone();
+    let state = cfg.database().describe();
     let code_ttl = cfg.code_ttl;
     let organisation = cfg.organisation.clone();
     let recording = if cfg.allow_no_record {
@@ -541,11 +560,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         None => format!("session logs: kept by the technicians only (no audit_key); {recording}"),
     };
-    let accounts = relay::accounts::Accounts::open(&relay::accounts::Accounts::path_in(&data_dir))
-        .and_then(|a| a.list(SystemTime::now()))
-        .map(|l| l.iter().filter(|t| t.enabled).count())
-        .unwrap_or(0);
-    let relay = Relay::bind(cfg, &id)?;
+    let relay = Relay::bind(cfg, &id).await?;
+    let accounts = relay.enabled_accounts().await.unwrap_or(0);
     let addr = relay
         .local_addr()
         .context("cannot read the bound address")?;
@@ -553,6 +569,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!("  listening on {addr} (QUIC over UDP)");
     println!("  organisation: {organisation}");
     println!("  data directory {}", data_dir.display());
+    println!("  state: {state} (this relay is {})", relay.name());
     println!(
         "  certificate fingerprint (SHA-256): {}{}",
         id.fingerprint,
@@ -586,18 +603,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the command `cli` gives, or the relay.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = cli.config()?;
+    // The commands run without an async runtime: storage waits for its database itself.
+    match cli.command {
+        Some(Command::User { action }) => user_command(&cfg, action),
+        Some(Command::Logs { action }) => logs_command(&cfg, action),
+        Some(Command::Report {
+            since,
+            tier,
+            json,
+            csv,
+        }) => report_command(&cfg, since, tier, json, csv),
+        command => {
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let served = rt.block_on(serve(cfg, matches!(command, Some(Command::Fingerprint))));
+            rt.shutdown_timeout(Duration::from_secs(1));
+            served
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     link::report::init_tracing(cli.verbose);
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("relay: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(run(cli));
-    rt.shutdown_timeout(Duration::from_secs(1));
+    let result = run(cli);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

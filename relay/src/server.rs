@@ -95,6 +95,7 @@ pub struct Relay {
     endpoint: Endpoint,
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
+    name: String,
 }
 
 /// Why the relay ends a connection: an error message for the peer, and the close code.
@@ -156,22 +157,76 @@ async fn read(inp: &mut FramedRecv<ToRelay>) -> Result<Read, Refusal> {
     }
 }
 
-impl Relay {
-    /// Binds the endpoint with `identity`, with the technician accounts of the data directory.
-    pub fn bind(cfg: Config, identity: &Identity) -> anyhow::Result<Self> {
-        Self::bind_with_tap(cfg, identity, None)
-    }
+/// The relay's state as it starts: the stores of its database, opened (and the database's
+/// schema migrated) off the async threads.
+struct Stores {
+    /// This relay's name among relays sharing the database.
+    name: String,
+    accounts: Accounts,
+    logs: LogStore,
+    ledger: Ledger,
+    help: help::Help,
+}
 
-    /// As [`Relay::bind`], with a [`forward::Tap`] on the peer plane of every session (for tests
-    /// that play a hostile relay).
-    pub fn bind_with_tap(cfg: Config, identity: &Identity, tap: SharedTap) -> anyhow::Result<Self> {
-        let db = Accounts::path_in(&cfg.data_dir);
+impl Stores {
+    fn open(cfg: &Config) -> anyhow::Result<Self> {
+        let location = cfg.database();
+        let db = crate::storage::Database::open(&location)
+            .with_context(|| format!("cannot open the relay's state ({})", location.describe()))?;
+        let name = crate::identity::relay_name(&cfg.data_dir)?;
         let policy = crate::accounts::LoginPolicy {
             token_ttl: cfg.token_ttl,
             ..Default::default()
         };
         let accounts = Accounts::open_with(&db, policy, argon2::Argon2::default())
-            .with_context(|| format!("cannot open the accounts database {}", db.display()))?;
+            .context("cannot open the technician accounts")?;
+        let limits = crate::logstore::Limits {
+            max_size: cfg.max_log_bytes,
+            account_quota: cfg.account_log_quota,
+            max_checkpoints: cfg.max_checkpoints_per_log,
+        };
+        let logs = LogStore::open(&db, &cfg.data_dir, limits).with_context(|| {
+            format!(
+                "cannot open the session-log archive in {}",
+                cfg.data_dir.display()
+            )
+        })?;
+        let ledger = Ledger::open(&db, &name).context("cannot open the ledger of sessions")?;
+        // The sessions this relay ran when it stopped ended with it.
+        ledger
+            .close_left_open()
+            .context("cannot close the ledger's sessions of the relay's last run")?;
+        let help = help::Help::open(&db, &name, cfg.desk.clone())
+            .context("cannot open the help requests")?;
+        Ok(Self {
+            name,
+            accounts,
+            logs,
+            ledger,
+            help,
+        })
+    }
+}
+
+impl Relay {
+    /// Binds the endpoint with `identity`, with the relay's state in the database `cfg` names.
+    pub async fn bind(cfg: Config, identity: &Identity) -> anyhow::Result<Self> {
+        Self::bind_with_tap(cfg, identity, None).await
+    }
+
+    /// As [`Relay::bind`], with a [`forward::Tap`] on the peer plane of every session (for tests
+    /// that play a hostile relay).
+    pub async fn bind_with_tap(
+        cfg: Config,
+        identity: &Identity,
+        tap: SharedTap,
+    ) -> anyhow::Result<Self> {
+        let stores = {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || Stores::open(&cfg))
+                .await
+                .context("opening the relay's state failed")??
+        };
         let tls = link::tls::server_config(identity.cert_der.clone(), identity.key_der.clone())
             .context("the relay's certificate is not usable")?;
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -188,37 +243,15 @@ impl Relay {
                 cfg.listen
             )
         })?;
-        let limits = crate::logstore::Limits {
-            max_size: cfg.max_log_bytes,
-            account_quota: cfg.account_log_quota,
-            max_checkpoints: cfg.max_checkpoints_per_log,
-        };
-        let logs = LogStore::open(&cfg.data_dir, limits).with_context(|| {
-            format!(
-                "cannot open the session-log archive in {}",
-                cfg.data_dir.display()
-            )
-        })?;
-        let ledger = Ledger::open(&cfg.data_dir).with_context(|| {
-            format!(
-                "cannot open the ledger of sessions in {}",
-                cfg.data_dir.display()
-            )
-        })?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
-            logs: Arc::new(Mutex::new(logs)),
-            ledger: Arc::new(Mutex::new(ledger)),
+            logs: Arc::new(Mutex::new(stores.logs)),
+            ledger: Arc::new(Mutex::new(stores.ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
             attaching: Mutex::new(std::collections::HashMap::new()),
-            help: help::Help::open(&cfg.data_dir, cfg.desk.clone()).with_context(|| {
-                format!(
-                    "cannot open the help requests in {}",
-                    cfg.data_dir.display()
-                )
-            })?,
+            help: stores.help,
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
-            logins: Gate::with_policy(accounts, cfg.organisation.clone(), cfg.require_totp),
+            logins: Gate::with_policy(stores.accounts, cfg.organisation.clone(), cfg.require_totp),
             shutdown,
             conns: Connections::new(cfg.max_connections, cfg.max_connections_per_source),
             cfg,
@@ -228,11 +261,23 @@ impl Relay {
             endpoint,
             shared,
             shutdown_tx,
+            name: stores.name,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
+    }
+
+    /// The name this relay marks its sessions and takes with in its database
+    /// ([`crate::identity::relay_name`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many technician accounts are enabled.
+    pub async fn enabled_accounts(&self) -> Result<usize, Refusal> {
+        self.shared.logins.enabled_accounts().await
     }
 
     /// Serves until `stop` completes, then tells every peer the relay is shutting down and
@@ -961,7 +1006,7 @@ async fn technician(
 /// run a session it cannot record in its ledger).
 async fn with_ledger<T: Send + 'static>(
     shared: &Shared,
-    f: impl FnOnce(&Ledger) -> rusqlite::Result<T> + Send + 'static,
+    f: impl FnOnce(&Ledger) -> Result<T, crate::storage::DbError> + Send + 'static,
 ) -> Result<T, Refusal> {
     let ledger = shared.ledger.clone();
     tokio::task::spawn_blocking(move || f(&ledger.lock().unwrap_or_else(|p| p.into_inner())))

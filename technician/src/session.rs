@@ -625,17 +625,21 @@ impl Company {
     }
 }
 
-/// The next thing a window asks of the session's tools (never, without a window).
+/// The next thing a window asks of the session's tools (never, without a window). Once the
+/// window closed its side, the session goes on without it.
 async fn next_tool(tools: &mut Option<mpsc::Receiver<ToolAction>>) -> Option<ToolAction> {
-    match tools.as_mut() {
-        Some(rx) => match rx.recv().await {
-            Some(t) => Some(t),
-            // The window closed its side; the session goes on.
-            None => {
-                *tools = None;
-                None
-            }
-        },
+    let next = next_from(tools).await;
+    if next.is_none() {
+        *tools = None;
+    }
+    next
+}
+
+/// The next message of a window's channel, if there is one (else pending for ever); `None` once
+/// the window closed its side.
+async fn next_from<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -1371,12 +1375,7 @@ pub async fn run(
                     Err(e) => break Ended::Failed(format!("the script stopped: {e}")),
                 }
             }
-            ev = async {
-                match live_input.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match ev {
+            ev = next_from(&mut live_input) => match ev {
                 Some(ev) => {
                     if out_tx.send(PeerMessage::Input(ev)).await.is_err() {
                         break Ended::Failed("the session stream closed".into());
@@ -1385,12 +1384,7 @@ pub async fn run(
                 // The window closed its side: no more live input, the session goes on.
                 None => live_input = None,
             },
-            step = async {
-                match control_steps.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match step {
+            step = next_from(&mut control_steps) => match step {
                 Some(step) => {
                     if out_tx.send(step.message()).await.is_err() {
                         break Ended::Failed("the session stream closed".into());

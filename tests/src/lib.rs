@@ -405,7 +405,9 @@ impl Relay {
         self.logged_in(name, TECHNICIAN_PASSWORD).await
     }
 
-    async fn logged_in(&self, name: &str, password: &str) -> link::RelayConnection {
+    /// An in-process technician connection logged in as `name` with `password` (an account
+    /// made beforehand).
+    pub async fn logged_in(&self, name: &str, password: &str) -> link::RelayConnection {
         let mut c = link::RelayConnection::connect(
             &self.addr,
             self.fingerprint(),

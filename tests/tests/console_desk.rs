@@ -142,7 +142,11 @@ fn the_console_follows_presence_declines_an_offer_takes_it_and_escalates_it() {
     let tier1 = dashboard(&lead, "tier 1 waiting", |d| d.tiers[0].waiting == 1);
     assert!(tier1.tiers[0].oldest_queued_unix_ms.is_some());
 
-    // Declined: nobody else of tier 1 is there, so it waits, offered to no one.
+    // Ann's queue marks it as offered to her; she declines: nobody else of tier 1 is there, so
+    // it waits, offered to no one.
+    queued(&ann, "the request marked as offered to ann", id, |r| {
+        r.offered_to.as_deref() == Some("ann")
+    });
     ann.send(Request::Decline { request: id });
     queued(&ann, "the request offered to no one", id, |r| {
         r.offered_to.is_none()

@@ -576,3 +576,103 @@ fn a_request_closed_without_anything_shared_asks_no_survey() {
     );
     tech.wait_exit(PROMPT);
 }
+
+/// Ten technicians race for each of a hundred waiting requests at once: every request is taken
+/// exactly once, none is lost, and each of the nine others is told who took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_technicians_racing_for_a_hundred_requests_take_each_exactly_once() {
+    const REQUESTS: usize = 100;
+    const RACERS: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tests::relay_config(
+        dir.path(),
+        "max_waiting_codes_per_source = 200\nregistrations_per_minute = 1000\n\
+         max_connections_per_source = 4000\nmax_connections = 4000\n",
+    );
+    let relay = Relay::start(dir.path(), &["--config", &cfg]);
+    let mut agents = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..REQUESTS {
+        let mut a = agent(&relay).await;
+        let q = a
+            .file_request(filing(&format!("request {i}")))
+            .await
+            .unwrap();
+        ids.push(q.request);
+        agents.push(a);
+    }
+    // Each racer logs in once; each attempt is a connection of its own on its token.
+    let mut tokens = Vec::new();
+    for r in 0..RACERS {
+        let name = format!("racer{r}");
+        // Made with its account; then a login whose token the attempts resume.
+        relay.technician_connection_as(&name, 1).await.close("made");
+        let mut c = RelayConnection::connect(&relay.addr, relay.fingerprint(), Role::Technician)
+            .await
+            .unwrap();
+        let (_, token, _) = c.login(&name, tests::TECHNICIAN_PASSWORD).await.unwrap();
+        c.close("logged in");
+        tokens.push((name, token));
+    }
+    let addr = relay.addr.clone();
+    let pin = relay.fingerprint();
+    let mut winners: Vec<(u64, String, RelayConnection)> = Vec::new();
+    for &id in &ids {
+        let mut race = tokio::task::JoinSet::new();
+        for (name, token) in tokens.clone() {
+            let addr = addr.clone();
+            race.spawn(async move {
+                let mut c = RelayConnection::connect(&addr, pin, Role::Technician)
+                    .await
+                    .expect("connect");
+                c.resume(&token).await.expect("resume the login");
+                (name, c.take(Some(id)).await, c)
+            });
+        }
+        let mut won = Vec::new();
+        let mut told = Vec::new();
+        while let Some(done) = race.join_next().await {
+            let (name, outcome, conn) = done.unwrap();
+            match outcome {
+                Ok(_) => won.push((name, conn)),
+                Err(LinkError::Refused { code, message }) => {
+                    assert_eq!(code, ErrorCode::RequestTaken, "request {id}: {message}");
+                    told.push(message);
+                }
+                Err(e) => panic!("request {id}, {name}: {e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "request {id} was taken {} times", won.len());
+        let (winner, conn) = won.pop().unwrap();
+        assert_eq!(told.len(), RACERS - 1);
+        for message in &told {
+            assert!(
+                message.contains(&format!("already taken by {winner}")),
+                "request {id}: {message}"
+            );
+        }
+        winners.push((id, winner, conn));
+    }
+    // None lost: every agent was paired with its request's winner.
+    for (a, (id, winner, _)) in agents.iter_mut().zip(&winners) {
+        // Places told before the take are passed over.
+        loop {
+            match within("an agent's news", a.next_in_queue()).await {
+                Ok(QueueNews::Place { .. }) => continue,
+                Ok(QueueNews::Taken(peer)) => {
+                    assert_eq!(
+                        peer.account.as_ref().map(|t| t.name.as_str()),
+                        Some(winner.as_str()),
+                        "request {id}"
+                    );
+                    break;
+                }
+                other => panic!("the agent of request {id} heard {other:?}"),
+            }
+        }
+    }
+    let mut watcher = relay.technician_connection_as("tess", 1).await;
+    watcher.watch_queue().await.unwrap();
+    let (queue, more) = within("the queue", watcher.next_queue()).await.unwrap();
+    assert!(queue.is_empty() && more == 0, "{queue:?} and {more} more");
+}

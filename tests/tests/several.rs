@@ -48,21 +48,47 @@ fn event_about(proc: &mut Proc, event: &str, name: &str) -> Value {
     })
 }
 
-fn sink_arg(dir: &Path) -> (std::path::PathBuf, String) {
-    let sink = dir.join("input.jsonl");
-    let arg = format!("record:{}", sink.display());
-    (sink, arg)
+/// A relay, Tom (tier 1) and `second` (logged in with `extra`), and an agent asking for help
+/// that asks the user (on its standard input) and records the input it injects.
+struct Desk {
+    dir: tempfile::TempDir,
+    relay: Relay,
+    tom: String,
+    second: String,
+    agent: Proc,
+    sink: std::path::PathBuf,
+}
+
+fn desk(relay_args: &[&str], second: (&str, u8, &[&str])) -> Desk {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), relay_args);
+    let tom = log_in_as(&relay, dir.path(), "tom", 1, &[]);
+    let (name, tier, extra) = second;
+    let second = log_in_as(&relay, dir.path(), name, tier, extra);
+    let sink = dir.path().join("input.jsonl");
+    let input = format!("record:{}", sink.display());
+    let mut agent = request_help(&relay, "ask", &["--speed", SLOW, "--input", &input]);
+    agent.wait_event("queued", PROMPT);
+    Desk {
+        dir,
+        relay,
+        tom,
+        second,
+        agent,
+        sink,
+    }
 }
 
 #[test]
 fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_only_observes() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let tom = log_in_as(&relay, dir.path(), "tom", 1, &[]);
-    let ana = log_in_as(&relay, dir.path(), "ana", 2, &[]);
-    let (sink, input) = sink_arg(dir.path());
-    let mut agent = request_help(&relay, "ask", &["--speed", SLOW, "--input", &input]);
-    agent.wait_event("queued", PROMPT);
+    let Desk {
+        dir,
+        relay,
+        tom,
+        second: ana,
+        mut agent,
+        sink,
+    } = desk(&[], ("ana", 2, &[]));
 
     // Tom takes the request, types, escalates it and stays until Ana holds control; then he
     // types again (he only observes by then) and leaves.
@@ -148,13 +174,14 @@ fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_on
 
 #[test]
 fn a_user_who_turns_the_next_technician_away_keeps_the_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &[]);
-    let tom = log_in_as(&relay, dir.path(), "tom", 1, &[]);
-    let ana = log_in_as(&relay, dir.path(), "ana", 2, &[]);
-    let (sink, input) = sink_arg(dir.path());
-    let mut agent = request_help(&relay, "ask", &["--speed", SLOW, "--input", &input]);
-    agent.wait_event("queued", PROMPT);
+    let Desk {
+        dir,
+        relay,
+        tom,
+        second: ana,
+        mut agent,
+        sink,
+    } = desk(&[], ("ana", 2, &[]));
     // Tom escalates, then works on; he types well after Ana has been turned away.
     let mut first = take_next(
         &relay,
@@ -204,13 +231,17 @@ fn a_user_who_turns_the_next_technician_away_keeps_the_first() {
 
 #[test]
 fn a_lead_monitors_takes_over_hands_back_and_takes_control_when_its_holder_is_killed() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), &["--idle-timeout-ms", "3000"]);
-    let tom = log_in_as(&relay, dir.path(), "tom", 1, &[]);
-    let lena = log_in_as(&relay, dir.path(), "lena", 1, &["--role", "lead"]);
-    let (sink, input) = sink_arg(dir.path());
-    let mut agent = request_help(&relay, "ask", &["--speed", SLOW, "--input", &input]);
-    agent.wait_event("queued", PROMPT);
+    let Desk {
+        dir,
+        relay,
+        tom,
+        second: lena,
+        mut agent,
+        sink,
+    } = desk(
+        &["--idle-timeout-ms", "3000"],
+        ("lena", 1, &["--role", "lead"]),
+    );
     let mut first = take_next(
         &relay,
         dir.path(),

@@ -7,7 +7,8 @@
 //! an [`Event`] with its time and who caused it; [`Desk::apply`] is the only way the state
 //! changes, so the state after a relay restart is the state the stored events replay to, and the
 //! desk's figures can be computed from the events alone. [`Journal`] stores them in the relay's
-//! database, in order, and never rewrites one.
+//! database, in order, and never rewrites one; a [`Replica`] is the desk as one relay sees it,
+//! kept in step with the journal that other relays on the same database append to.
 //!
 //! A request's life: filed (tier 1's queue), perhaps offered to one technician by routing and
 //! declined, perhaps overflowed into the next tier's queue after waiting too long; taken; then
@@ -21,14 +22,13 @@
 //! Unix epoch, given by the caller. [`report`] computes the desk's figures from the events.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
-use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::DATABASE_FILE;
-
+pub mod journal;
 pub mod report;
+
+pub use journal::{Journal, JournalError, Replica};
 
 /// Longest description kept, in characters; longer ones are cut.
 pub const MAX_DESCRIPTION: usize = 500;
@@ -96,11 +96,7 @@ pub enum Event {
     },
     /// Routing offered the waiting request to one technician, who accepts (takes it) or
     /// declines within the tier's time limit.
-    Offered {
-        id: u64,
-        at: u64,
-        to: String,
-    },
+    Offered { id: u64, at: u64, to: String },
     /// The technician it was offered to said no, or let the time limit pass (`timed_out`).
     Declined {
         id: u64,
@@ -112,6 +108,10 @@ pub enum Event {
         id: u64,
         at: u64,
         by: String,
+        /// The relay whose session serves it (see [`journal::Replica`]); none in events
+        /// stored before relays named themselves.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relay: Option<String>,
     },
     /// The technician who had it passed it up, with a note for whoever takes it next; it waits
     /// again in `to`'s queue. `session` is the ledger's session so far.
@@ -132,11 +132,7 @@ pub enum Event {
         session: String,
     },
     /// It waited longer than its tier allows and moved on to the queue of `tier`.
-    Overflowed {
-        id: u64,
-        at: u64,
-        tier: u8,
-    },
+    Overflowed { id: u64, at: u64, tier: u8 },
     /// The technician who had it ended the work on it, solved or not.
     Closed {
         id: u64,
@@ -147,21 +143,11 @@ pub enum Event {
     },
     /// The session ended without its technician passing the request on or closing it (their
     /// connection died, or the relay restarted): it waits again at the head of its queue.
-    Returned {
-        id: u64,
-        at: u64,
-        why: String,
-    },
+    Returned { id: u64, at: u64, why: String },
     /// The user withdrew the request while it waited.
-    Cancelled {
-        id: u64,
-        at: u64,
-    },
+    Cancelled { id: u64, at: u64 },
     /// The request waited without its agent for longer than the relay keeps such requests.
-    Abandoned {
-        id: u64,
-        at: u64,
-    },
+    Abandoned { id: u64, at: u64 },
     /// The user answered the one-question survey after the session: 1 (bad) to 5 (very good).
     Surveyed {
         id: u64,
@@ -267,6 +253,8 @@ pub struct Request {
     pub surveyed: bool,
     /// When it was last taken.
     pub last_taken: Option<u64>,
+    /// The relay it was last taken through, whose session serves it while it is taken.
+    pub taken_through: Option<String>,
     secret_hash: String,
 }
 
@@ -436,6 +424,7 @@ impl Desk {
                         declined: Vec::new(),
                         surveyed: false,
                         last_taken: None,
+                        taken_through: None,
                         secret_hash: secret_hash.clone(),
                     },
                 );
@@ -453,7 +442,7 @@ impl Desk {
                     }
                 }
             }
-            Event::Taken { id, at, by } => {
+            Event::Taken { id, at, by, relay } => {
                 self.dequeue(
                     *id,
                     State::Taken {
@@ -463,6 +452,7 @@ impl Desk {
                 );
                 if let Some(r) = self.requests.get_mut(id) {
                     r.last_taken = Some(*at);
+                    r.taken_through = relay.clone();
                 }
             }
             Event::Escalated {
@@ -594,6 +584,7 @@ impl Desk {
             id,
             at,
             by: by.to_string(),
+            relay: None,
         })
     }
 
@@ -907,107 +898,6 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS desk_events (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    request INTEGER NOT NULL,
-    kind    TEXT NOT NULL,
-    at      INTEGER NOT NULL,
-    event   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS desk_events_by_request ON desk_events (request, seq);
-";
-
-/// The desk's events in the relay's database, in the order they happened. Events are only ever
-/// appended.
-pub struct Journal {
-    conn: Connection,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("the desk's events in {path}: {source}")]
-    Db {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("a stored desk event does not read back: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Desk(#[from] DeskError),
-    #[error("cannot prepare {path}: {source}")]
-    Prepare {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-impl Journal {
-    /// Opens the journal in `data_dir`'s database, creating its table if need be.
-    pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
-        let path = data_dir.join(DATABASE_FILE);
-        let shown = path.display().to_string();
-        crate::accounts::prepare_database(&path).map_err(|source| JournalError::Prepare {
-            path: shown.clone(),
-            source,
-        })?;
-        let db = |source| JournalError::Db {
-            path: shown.clone(),
-            source,
-        };
-        let conn = Connection::open(&path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(Self { conn })
-    }
-
-    /// Stores `event` after every event stored before.
-    pub fn append(&self, event: &Event) -> Result<(), JournalError> {
-        let text =
-            serde_json::to_string(event).map_err(|e| JournalError::Corrupt(e.to_string()))?;
-        self.conn
-            .execute(
-                "INSERT INTO desk_events (request, kind, at, event) VALUES (?1, ?2, ?3, ?4)",
-                params![event.id() as i64, event.kind(), event.at() as i64, text],
-            )
-            .map_err(|source| JournalError::Db {
-                path: DATABASE_FILE.into(),
-                source,
-            })?;
-        Ok(())
-    }
-
-    /// Every event, in order.
-    pub fn events(&self) -> Result<Vec<Event>, JournalError> {
-        let db = |source| JournalError::Db {
-            path: DATABASE_FILE.into(),
-            source,
-        };
-        let mut stmt = self
-            .conn
-            .prepare("SELECT event FROM desk_events ORDER BY seq")
-            .map_err(db)?;
-        let rows = stmt
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(db)?;
-        let mut events = Vec::new();
-        for row in rows {
-            let text = row.map_err(db)?;
-            events.push(
-                serde_json::from_str(&text)
-                    .map_err(|e| JournalError::Corrupt(format!("{e}: {text}")))?,
-            );
-        }
-        Ok(events)
-    }
-
-    /// The desk as the stored events leave it.
-    pub fn desk(&self) -> Result<Desk, JournalError> {
-        Ok(Desk::replay(&self.events()?)?)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1159,6 +1049,7 @@ mod tests {
             id: 2,
             at: 13,
             by: "bob".into(),
+            relay: None,
         });
         assert!(matches!(Desk::replay(&bad), Err(DeskError::Replay(_))));
     }
@@ -1192,25 +1083,5 @@ mod tests {
         assert!(!filing.description.contains('\r'));
         assert!(!filing.machine.contains('\u{7}'));
         assert_eq!(filing.ticket, None);
-    }
-
-    #[test]
-    fn the_journal_keeps_the_events_across_opening_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut d = Desk::new();
-        {
-            let j = Journal::open(dir.path()).unwrap();
-            for i in 0..3 {
-                let e = run(&mut d, |d| d.file(filing("x"), "s", i)).unwrap();
-                j.append(&e).unwrap();
-            }
-            let e = run(&mut d, |d| d.take_next("alice", 1, 5)).unwrap();
-            j.append(&e).unwrap();
-        }
-        let j = Journal::open(dir.path()).unwrap();
-        let again = j.desk().unwrap();
-        assert_eq!(again.requests, d.requests);
-        let ids: Vec<u64> = again.visible("bob", 1).map(|r| r.id).collect();
-        assert_eq!(ids, vec![2, 3]);
     }
 }

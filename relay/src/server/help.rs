@@ -30,7 +30,9 @@ use protocol::control::{
 use super::*;
 use crate::accounts::Technician;
 use crate::config::{DeskRules, Routing};
-use crate::desk::{Desk, DeskError, Event, Filing, Journal, JournalError, Place, Request, Target};
+use crate::desk::{
+    Desk, DeskError, Event, Filing, Journal, JournalError, Place, Replica, Request, Target,
+};
 use crate::ledger::now_ms;
 use crate::limits::Source;
 
@@ -92,10 +94,9 @@ struct Watcher {
     offers: mpsc::Sender<u64>,
 }
 
-/// The desk, its journal and the agents waiting on a connection now.
+/// The desk (kept in step with its journal) and the agents waiting on a connection now.
 struct State {
-    desk: Desk,
-    journal: Journal,
+    desk: Replica,
     present: HashMap<u64, WaitingAgent>,
     /// When each source filed its requests within the last minute, for the relay's
     /// per-source limits (those of session codes: one address cannot fill the queue).
@@ -141,6 +142,12 @@ fn ms(d: Duration) -> u64 {
 const FILING_SOURCES: usize = 10_000;
 
 impl State {
+    /// Forgets the places and the order worked out for the queue: the desk changed.
+    fn forget_views(&mut self) {
+        self.places = None;
+        self.line = None;
+    }
+
     /// Whether the agent of request `id` can be reached now: waiting on a connection, or in a
     /// live session.
     fn reachable(&self, id: u64) -> bool {
@@ -253,6 +260,11 @@ impl State {
     /// Applies the desk's rules of time at `now_ms` (and `now`). Returns whether the queue
     /// changed.
     fn tick(&mut self, now_ms: u64, now: Instant) -> Result<bool, Refusal> {
+        // What other relays on the same database did since.
+        let mut changed = self.desk.catch_up().map_err(journal_refusal)? > 0;
+        if changed {
+            self.forget_views();
+        }
         // Which waiting requests have no agent, since when.
         let desk = &self.desk;
         let (present, live) = (&self.present, &self.live_requests);
@@ -289,22 +301,29 @@ impl State {
                 }
             }
         }
-        let mut changed = overdue.iter().any(|id| !self.overdue.contains(id));
+        changed |= overdue.iter().any(|id| !self.overdue.contains(id));
         self.overdue = overdue;
         for e in events {
             // Two rules may have acted on one request: the first wins.
             if self.desk.check(&e).is_ok() {
-                if let Event::Abandoned { id, .. } = &e {
-                    self.away_since.remove(id);
-                }
-                record(self, &e)?;
+                let abandoned = matches!(e, Event::Abandoned { .. }).then(|| e.id());
                 changed = true;
+                if !store_current(self, e)? {
+                    // Another relay changed the desk first: the rules are applied to it on the
+                    // next tick.
+                    return Ok(true);
+                }
+                if let Some(id) = abandoned {
+                    self.away_since.remove(&id);
+                }
             }
         }
         for (id, name) in self.routes() {
             let event = self.desk.offer(id, &name, now_ms).map_err(refusal)?;
-            record(self, &event)?;
             changed = true;
+            if !store_current(self, event)? {
+                return Ok(true);
+            }
             for w in self.watchers.values().filter(|w| w.name == name) {
                 // A watcher too slow to read its offers lets this one time out.
                 let _ = w.offers.try_send(id);
@@ -392,6 +411,9 @@ fn refusal(e: DeskError) -> Refusal {
 }
 
 fn journal_refusal(e: JournalError) -> Refusal {
+    if let JournalError::Desk(e) = e {
+        return refusal(e);
+    }
     warn!(error = %e, "the desk's journal failed");
     Refusal::new(
         ErrorCode::Internal,
@@ -400,13 +422,15 @@ fn journal_refusal(e: JournalError) -> Refusal {
 }
 
 impl Help {
-    /// The desk as the journal in `data_dir` leaves it.
-    pub(super) fn open(data_dir: &std::path::Path, rules: DeskRules) -> anyhow::Result<Self> {
-        let journal = Journal::open(data_dir)?;
-        let desk = journal.desk()?;
+    /// The desk as the journal in `db` leaves it, for the relay called `relay`.
+    pub(super) fn open(
+        db: &crate::storage::Database,
+        relay: &str,
+        rules: DeskRules,
+    ) -> anyhow::Result<Self> {
+        let desk = Replica::open(Journal::open(db)?, relay)?;
         let mut state = State {
             desk,
-            journal,
             present: HashMap::new(),
             filings: HashMap::new(),
             away_since: HashMap::new(),
@@ -420,14 +444,14 @@ impl Help {
             places: None,
             line: None,
         };
-        // Every session died with the relay that ran it: their requests wait again.
-        let orphans: Vec<u64> = state.desk.in_hand().map(|r| r.id).collect();
+        // Every session of this relay died with it: their requests wait again. (Those taken
+        // through other relays on the same database are theirs.)
+        let orphans = state.desk.taken_here();
         for id in &orphans {
-            let event =
-                state
-                    .desk
-                    .give_back(*id, "the relay restarted during the session", now_ms())?;
-            record(&mut state, &event).map_err(|r| anyhow::anyhow!(r.message))?;
+            record(&mut state, |d| {
+                d.give_back(*id, "the relay restarted during the session", now_ms())
+            })
+            .map_err(|r| anyhow::anyhow!(r.message))?;
         }
         info!(
             waiting = state.desk.waiting_count(),
@@ -710,14 +734,24 @@ impl Drop for Watching<'_> {
     }
 }
 
-/// Applies `event` after storing it. An event the desk could not replay is never stored.
-fn record(state: &mut State, event: &Event) -> Result<(), Refusal> {
-    state.desk.check(event).map_err(refusal)?;
-    state.journal.append(event).map_err(journal_refusal)?;
-    state.desk.apply(event);
-    state.places = None;
-    state.line = None;
-    Ok(())
+/// Decides `command` on the desk, stores the event it returns and applies it (decided again on
+/// a newer desk when another relay on the same database stored an event first: see
+/// [`Replica::commit`]). An event the desk could not replay is never stored.
+fn record(
+    state: &mut State,
+    command: impl FnMut(&Desk) -> Result<Event, DeskError>,
+) -> Result<Event, Refusal> {
+    let event = state.desk.commit(command).map_err(journal_refusal);
+    state.forget_views();
+    event
+}
+
+/// Stores `event`, decided on the desk as it is, unless another relay stored an event first
+/// (see [`Replica::commit_if_current`]); whether it was stored.
+fn store_current(state: &mut State, event: Event) -> Result<bool, Refusal> {
+    let stored = state.desk.commit_if_current(event).map_err(journal_refusal);
+    state.forget_views();
+    Ok(stored?.is_some())
 }
 
 /// An agent's help request, from its first message ([`ToRelay::FileRequest`] or
@@ -761,8 +795,7 @@ pub(super) async fn requester(
                         os: filing.os,
                         ticket: filing.ticket,
                     };
-                    let event = st.desk.file(filing, &s, now_ms()).map_err(refusal)?;
-                    record(st, &event)?;
+                    let event = record(st, |d| d.file(filing.clone(), &s, now_ms()))?;
                     st.present.insert(event.id(), waiting);
                     Ok((event.id(), true))
                 })
@@ -862,8 +895,7 @@ pub(super) async fn requester(
                 match r? {
                     Read::Msg(ToRelay::CancelRequest) => {
                         let cancelled = help.with(move |st| {
-                            let event = st.desk.cancel(id, now_ms()).map_err(refusal)?;
-                            record(st, &event)?;
+                            record(st, |d| d.cancel(id, now_ms()))?;
                             st.present.remove(&id);
                             Ok(((), true))
                         }).await;
@@ -972,8 +1004,7 @@ pub(super) async fn watch(
                 Read::Msg(ToRelay::Decline { request }) => {
                     let who = name.to_string();
                     let declined = help.with(move |st| {
-                        let event = st.desk.decline(request, &who, false, now_ms()).map_err(refusal)?;
-                        record(st, &event)?;
+                        record(st, |d| d.decline(request, &who, false, now_ms()))?;
                         Ok(((), true))
                     }).await;
                     // An offer that timed out or was taken meanwhile: nothing left to decline.
@@ -1021,27 +1052,38 @@ pub(super) async fn take(
     shared
         .help
         .with(move |st| {
-            let id = match request {
-                Some(id) => id,
-                None => st
-                    .desk
-                    .visible(&name, tier)
-                    .find(|r| {
-                        st.reachable(r.id) && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
-                    })
-                    .map(|r| r.id)
-                    .ok_or_else(|| refusal(DeskError::NoneWaiting(tier)))?,
-            };
-            let event = st.desk.take(id, &name, tier, now_ms()).map_err(refusal)?;
-            if !st.reachable(id) {
-                return Err(Refusal::new(
-                    ErrorCode::RequestAway,
-                    format!(
-                        "the agent of help request {id} is not connected now; it can be taken \
-                         once the user's agent is back"
-                    ),
-                ));
+            if let Some(id) = request {
+                // Why it cannot be taken comes before where its agent is.
+                st.desk.take(id, &name, tier, now_ms()).map_err(refusal)?;
+                if !st.reachable(id) {
+                    return Err(Refusal::new(
+                        ErrorCode::RequestAway,
+                        format!(
+                            "the agent of help request {id} is not connected now; it can be \
+                             taken once the user's agent is back"
+                        ),
+                    ));
+                }
             }
+            // Decided on the desk as the journal stands: a request another relay's technician
+            // took first is refused (by id) or passed over (the next).
+            let (present, live) = (&st.present, &st.live_requests);
+            let taken = st.desk.commit(|d| {
+                let id = match request {
+                    Some(id) => id,
+                    None => d
+                        .visible(&name, tier)
+                        .find(|r| {
+                            (present.contains_key(&r.id) || live.contains_key(&r.id))
+                                && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
+                        })
+                        .map(|r| r.id)
+                        .ok_or(DeskError::NoneWaiting(tier))?,
+                };
+                d.take(id, &name, tier, now_ms())
+            });
+            st.forget_views();
+            let id = taken.map_err(journal_refusal)?.id();
             let entry = st.entry(st.desk.get(id).expect("the take checked it"));
             let reach = match st.present.remove(&id) {
                 Some(agent) => Reach::Waiting(agent),
@@ -1072,7 +1114,6 @@ pub(super) async fn take(
                     }
                 }
             };
-            record(st, &event)?;
             Ok(((entry, reach), true))
         })
         .await
@@ -1132,18 +1173,14 @@ pub(super) async fn pass_on(
         .help
         .with(move |st| {
             let at = now_ms();
-            let event = match (msg, to) {
+            record(st, |d| match (&msg, &to) {
                 (ToRelay::Escalate { note, .. }, Some(to)) => {
-                    st.desk.escalate(id, &name, to, &note, &session, at)
+                    d.escalate(id, &name, to.clone(), note, &session, at)
                 }
-                (ToRelay::Hold { note }, _) => st.desk.hold(id, &name, &note, &session, at),
-                (ToRelay::Resolve { resolved, note }, _) => {
-                    st.desk.close(id, &name, resolved, &note, at)
-                }
+                (ToRelay::Hold { note }, _) => d.hold(id, &name, note, &session, at),
+                (ToRelay::Resolve { resolved, note }, _) => d.close(id, &name, *resolved, note, at),
                 _ => unreachable!("matched above"),
-            }
-            .map_err(refusal)?;
-            record(st, &event)?;
+            })?;
             Ok(((), true))
         })
         .await?;
@@ -1160,29 +1197,34 @@ pub(super) async fn session_over(shared: &Shared, id: u64, name: &str, on_purpos
     let done = shared
         .help
         .with(move |st| {
-            let still_mine = matches!(
-                st.desk.get(id).map(|r| &r.state),
-                Some(crate::desk::State::Taken { by, .. }) if *by == name
-            );
-            if !still_mine {
-                return Ok(((), false));
-            }
             let at = now_ms();
             let others_stay = st.live_requests.contains_key(&id);
-            let event = match on_purpose {
-                _ if others_stay => st.desk.give_back(
-                    id,
-                    "the next technician left while another stays with the user",
-                    at,
-                ),
-                Some(why) => st.desk.close(id, &name, false, &why, at),
-                None => st
-                    .desk
-                    .give_back(id, "the session's connection was lost", at),
+            let done = st.desk.commit(|d| {
+                let still_mine = matches!(
+                    d.get(id).map(|r| &r.state),
+                    Some(crate::desk::State::Taken { by, .. }) if *by == name
+                );
+                match &on_purpose {
+                    _ if !still_mine => Err(DeskError::NotYours {
+                        id,
+                        name: name.clone(),
+                    }),
+                    _ if others_stay => d.give_back(
+                        id,
+                        "the next technician left while another stays with the user",
+                        at,
+                    ),
+                    Some(why) => d.close(id, &name, false, why, at),
+                    None => d.give_back(id, "the session's connection was lost", at),
+                }
+            });
+            st.forget_views();
+            match done {
+                Ok(_) => Ok(((), true)),
+                // Passed on or closed already, or given back by the relay meanwhile.
+                Err(JournalError::Desk(DeskError::NotYours { .. })) => Ok(((), false)),
+                Err(e) => Err(journal_refusal(e)),
             }
-            .map_err(refusal)?;
-            record(st, &event)?;
-            Ok(((), true))
         })
         .await;
     if let Err(r) = done {
@@ -1208,11 +1250,9 @@ pub(super) async fn survey(
     shared
         .help
         .with(move |st| {
-            let event = st
-                .desk
-                .survey(request, &secret, score, &comment, now_ms())
-                .map_err(refusal)?;
-            record(st, &event)?;
+            record(st, |d| {
+                d.survey(request, &secret, score, &comment, now_ms())
+            })?;
             Ok(((), false))
         })
         .await?;

@@ -257,7 +257,7 @@ async fn run() -> anyhow::Result<()> {
         tamper: args.tamper,
         record: Arc::new(Mutex::new(record)),
     };
-    let relay = Relay::bind_with_tap(cfg, &id, Some(Arc::new(tap)))?;
+    let relay = Relay::bind_with_tap(cfg, &id, Some(Arc::new(tap))).await?;
     let addr = relay.local_addr()?;
     println!("Hostile relay (tampering: {:?})", args.tamper);
     println!("  listening on {addr} (QUIC over UDP)");
