@@ -639,6 +639,17 @@ impl Help {
         }
     }
 
+    /// How many live sessions, waiting requests per tier and watchers there are now, for the
+    /// relay's metrics.
+    pub(super) fn gauges(&self) -> DeskGauges {
+        let st = self.lock();
+        DeskGauges {
+            sessions: st.live.len() as u64,
+            queue: [1, 2, 3].map(|tier| st.desk.queue_of(tier).count() as u64),
+            watchers: st.watchers.len() as u64,
+        }
+    }
+
     /// Where to invite another viewer of live session `session`, its technician's tier, and
     /// whether it is a lead's monitoring.
     pub(super) fn live_session(&self, session: &str) -> Option<(mpsc::Sender<Invite>, u8, bool)> {
@@ -646,6 +657,13 @@ impl Help {
         let l = st.live.get(session)?;
         Some((l.invites.clone(), l.tier, l.monitor))
     }
+}
+
+/// The desk's share of the relay's metrics.
+pub(super) struct DeskGauges {
+    pub(super) sessions: u64,
+    pub(super) queue: [u64; 3],
+    pub(super) watchers: u64,
 }
 
 /// Holds a session among the live ones (see [`Help::live_begins`]).
