@@ -392,8 +392,10 @@ impl S3 {
             .clone()
             .or_else(|| env("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env("AWS_ENDPOINT_URL"));
+        // Plain HTTP only when the endpoint says so (a store on the relay's own network).
+        let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
         if let Some(e) = &endpoint {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(e);
         }
         if let Some(k) = &location.access_key_id {
             b = b.with_access_key_id(k);
@@ -409,7 +411,8 @@ impl S3 {
         b = b.with_retry(retry).with_client_options(
             ClientOptions::new()
                 .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(S3_PATIENCE),
+                .with_timeout(S3_PATIENCE)
+                .with_allow_http(allow_http),
         );
         let store = b
             .build()
