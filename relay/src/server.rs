@@ -216,7 +216,8 @@ impl Relay {
             Some(addr) => {
                 let l = std::net::TcpListener::bind(addr).with_context(|| {
                     format!(
-                        "cannot listen on {addr} (TCP) for metrics and health: something else                          listens there; choose another admin_listen"
+                        "cannot listen on {addr} (TCP) for metrics and health: something else \
+                         listens there; choose another admin_listen"
                     )
                 })?;
                 l.set_nonblocking(true)?;
