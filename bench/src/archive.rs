@@ -44,7 +44,12 @@ pub fn main(args: &Args, json: bool) -> anyhow::Result<()> {
         "archive",
         format!("directory: {runs} uploads of {} MiB", args.mb),
     );
-    let directory = measure(&dir.path().join("directory"), &Location::DataDir, &data, runs)?;
+    let directory = measure(
+        &dir.path().join("directory"),
+        &Location::DataDir,
+        &data,
+        runs,
+    )?;
     progress("archive", "starting SeaweedFS for the S3 backend");
     let s3 = harness::s3::SeaweedFs::start(&dir.path().join("seaweedfs"), "tandem-logs")?;
     let location = Location::S3(S3Location {

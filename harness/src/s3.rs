@@ -79,7 +79,9 @@ impl SeaweedFs {
             Err(e) => return Err(e.into()),
         };
         process
-            .wait_line(READY, "SeaweedFS ready", |l| l.contains(READY_LINE).then_some(()))
+            .wait_line(READY, "SeaweedFS ready", |l| {
+                l.contains(READY_LINE).then_some(())
+            })
             .context("SeaweedFS did not start")?;
         let s3 = ports[SERVICES.iter().position(|s| *s == "s3").expect("listed")];
         Ok(SeaweedFs {

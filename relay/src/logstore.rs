@@ -880,11 +880,13 @@ mod tests {
         let mut chunk = vec![0u8; UPLOAD_CHUNK];
         r.read_exact(&mut chunk).unwrap();
         assert_eq!(chunk, &big[..UPLOAD_CHUNK]);
-        assert!(store.reader("log-none-01", 0).and_then(|mut r| {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).map_err(StoreError::from)
-        })
-        .is_err());
+        assert!(store
+            .reader("log-none-01", 0)
+            .and_then(|mut r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).map_err(StoreError::from)
+            })
+            .is_err());
     }
 
     fn a_crash_never_leaves_a_half_log_counted_as_stored(a: Archive) {
@@ -1057,7 +1059,11 @@ mod tests {
             _ => {
                 let dir = a.path().join(LOGS_DIR);
                 let stored = dir.join("log-0008.tlog.age");
-                (dir.clone(), dir.join("log-0008.tlog.age.part"), Some(stored))
+                (
+                    dir.clone(),
+                    dir.join("log-0008.tlog.age.part"),
+                    Some(stored),
+                )
             }
         };
         assert_eq!(mode(&waiting), 0o600);

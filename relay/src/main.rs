@@ -333,10 +333,7 @@ fn logs_command(cfg: &Config, action: LogsCommand) -> anyhow::Result<()> {
                     println!("{v}");
                 }
             } else if logs.is_empty() {
-                println!(
-                    "No session logs stored in {}.",
-                    store.objects().describe()
-                );
+                println!("No session logs stored in {}.", store.objects().describe());
             } else {
                 println!(
                     "{:<36} {:<16} {:<23} {:>12} {:>12}  state",

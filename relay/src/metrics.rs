@@ -97,6 +97,9 @@ pub struct Gauges {
     pub queue: [u64; 3],
     /// Technicians watching the queue.
     pub watchers: u64,
+    /// Database errors counted by their own parts (the accounts' gate, the desk's journal),
+    /// added to [`Metrics::database_errors`].
+    pub other_database_errors: u64,
 }
 
 /// The Prometheus text exposition of `counters` and `gauges`.
@@ -190,7 +193,10 @@ pub fn render(counters: &Metrics, gauges: &Gauges) -> String {
         "database_errors_total",
         "counter",
         "Errors of the relay's database.",
-        &[("", get(&counters.database_errors))],
+        &[(
+            "",
+            get(&counters.database_errors) + gauges.other_database_errors,
+        )],
     );
     metric(
         "storage_errors_total",
@@ -246,6 +252,7 @@ mod tests {
             waiting_codes: 3,
             queue: [4, 1, 0],
             watchers: 5,
+            other_database_errors: 2,
         };
         let s = parse(&render(&m, &g));
         assert_eq!(s["tandem_relay_sessions"], 2);
@@ -260,6 +267,6 @@ mod tests {
         );
         assert_eq!(s["tandem_relay_refusals_total{reason=\"rate_limited\"}"], 1);
         assert_eq!(s["tandem_relay_storage_errors_total"], 1);
-        assert_eq!(s["tandem_relay_database_errors_total"], 0);
+        assert_eq!(s["tandem_relay_database_errors_total"], 2);
     }
 }

@@ -393,7 +393,9 @@ impl S3 {
             .or_else(|| env("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env("AWS_ENDPOINT_URL"));
         // Plain HTTP only when the endpoint says so (a store on the relay's own network).
-        let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+        let allow_http = endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
         if let Some(e) = &endpoint {
             b = b.with_endpoint(e);
         }
@@ -595,12 +597,10 @@ impl S3 {
         let record = up.record.as_mut().expect("just set");
         let index = record.parts.len();
         let part = self
-            .wait(self.store.put_part(
-                &object,
-                &record.upload_id,
-                index,
-                PutPayload::from(data),
-            ))
+            .wait(
+                self.store
+                    .put_part(&object, &record.upload_id, index, PutPayload::from(data)),
+            )
             .map_err(|e| self.failed("sending a part of a log", e))?;
         record.parts.push(Part {
             etag: part.content_id,
@@ -656,7 +656,10 @@ impl S3 {
                 content_id: p.etag.clone(),
             })
             .collect();
-        let completed = self.wait(self.store.complete_multipart(&object, &record.upload_id, parts));
+        let completed = self.wait(
+            self.store
+                .complete_multipart(&object, &record.upload_id, parts),
+        );
         if let Err(e) = completed {
             // The completion may have happened with its answer lost: then the object is there.
             let head = self.wait(self.store.head(&object));
@@ -689,12 +692,7 @@ impl S3 {
         }
     }
 
-    fn seal_locked(
-        &self,
-        id: &str,
-        up: &mut Upload,
-        sha256: &str,
-    ) -> Result<Sealed, ObjectError> {
+    fn seal_locked(&self, id: &str, up: &mut Upload, sha256: &str) -> Result<Sealed, ObjectError> {
         let known = up.hash.clone().map(|h| hex::encode(h.finalize()));
         if known.as_deref().is_some_and(|h| h != sha256) {
             self.discard_locked(id, up)?;
@@ -822,7 +820,10 @@ impl ObjectReader {
             object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
             _ => std::io::ErrorKind::Other,
         };
-        std::io::Error::new(kind, format!("reading {} from {}: {e}", self.object, self.what))
+        std::io::Error::new(
+            kind,
+            format!("reading {} from {}: {e}", self.object, self.what),
+        )
     }
 }
 

@@ -1392,14 +1392,8 @@ async fn paired(
     let mut silence = link::silence::Silence::new(other);
     let mut silence_check = link::silence::ticker();
     let end = {
-        let forwarding = forward::forward_from(
-            own,
-            other,
-            role,
-            &shared.tap,
-            &shared.metrics,
-            &mut tasks,
-        );
+        let forwarding =
+            forward::forward_from(own, other, role, &shared.tap, &shared.metrics, &mut tasks);
         tokio::pin!(forwarding);
         loop {
             break tokio::select! {
@@ -1550,6 +1544,7 @@ impl crate::admin::Figures for Figures {
                 .waiting_count() as u64,
             queue: desk.queue,
             watchers: desk.watchers,
+            other_database_errors: s.logins.database_errors() + desk.journal_errors,
         };
         crate::metrics::render(&s.metrics, &gauges)
     }
@@ -1558,9 +1553,6 @@ impl crate::admin::Figures for Figures {
         if *self.0.shutdown.borrow() {
             return Err("shutting down".into());
         }
-        Ok(format!(
-            "serving: {} connections",
-            self.0.conns.open()
-        ))
+        Ok(format!("serving: {} connections", self.0.conns.open()))
     }
 }

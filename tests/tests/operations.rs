@@ -182,7 +182,10 @@ fn a_log_stored_in_s3_is_fetched_back_and_the_metrics_count_the_session() {
         m["tandem_relay_forwarded_bytes_total"] > 10_000.0,
         "the screen went through: {body}"
     );
-    assert_eq!(m["tandem_relay_sessions"], 0.0, "the session is over: {body}");
+    assert_eq!(
+        m["tandem_relay_sessions"], 0.0,
+        "the session is over: {body}"
+    );
     assert_eq!(m["tandem_relay_waiting_codes"], 0.0, "{body}");
     assert_eq!(m["tandem_relay_queue_length{tier=\"1\"}"], 0.0, "{body}");
     assert_eq!(m["tandem_relay_storage_errors_total"], 0.0, "{body}");

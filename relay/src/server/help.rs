@@ -118,6 +118,8 @@ struct State {
     /// Every waiting request, oldest first: read once for all the watchers sent the queue after
     /// a change, forgotten with the next event.
     line: Option<Vec<InLine>>,
+    /// Events the journal failed to store, for the relay's metrics.
+    journal_errors: u64,
 }
 
 /// A waiting request as the watchers' queues are cut from it.
@@ -419,6 +421,7 @@ impl Help {
             rules,
             places: None,
             line: None,
+            journal_errors: 0,
         };
         // Every session died with the relay that ran it: their requests wait again.
         let orphans: Vec<u64> = state.desk.in_hand().map(|r| r.id).collect();
@@ -647,6 +650,7 @@ impl Help {
             sessions: st.live.len() as u64,
             queue: [1, 2, 3].map(|tier| st.desk.queue_of(tier).count() as u64),
             watchers: st.watchers.len() as u64,
+            journal_errors: st.journal_errors,
         }
     }
 
@@ -664,6 +668,8 @@ pub(super) struct DeskGauges {
     pub(super) sessions: u64,
     pub(super) queue: [u64; 3],
     pub(super) watchers: u64,
+    /// Failures to record in the desk's journal so far.
+    pub(super) journal_errors: u64,
 }
 
 /// Holds a session among the live ones (see [`Help::live_begins`]).
@@ -731,7 +737,10 @@ impl Drop for Watching<'_> {
 /// Applies `event` after storing it. An event the desk could not replay is never stored.
 fn record(state: &mut State, event: &Event) -> Result<(), Refusal> {
     state.desk.check(event).map_err(refusal)?;
-    state.journal.append(event).map_err(journal_refusal)?;
+    if let Err(e) = state.journal.append(event) {
+        state.journal_errors += 1;
+        return Err(journal_refusal(e));
+    }
     state.desk.apply(event);
     state.places = None;
     state.line = None;
