@@ -196,6 +196,30 @@ pub struct LogStore {
     limits: Limits,
 }
 
+/// A chunk's place in an upload, checked: the chunk is written by [`Appending::write`].
+pub struct Appending {
+    id: String,
+    offset: u64,
+    objects: Arc<dyn LogObjects>,
+}
+
+impl Appending {
+    /// Writes the chunk (its length checked by [`LogStore::appending`]); returns the bytes
+    /// the upload holds now. An append beside it that got there first makes this one fail
+    /// with [`StoreError::WrongOffset`], as if it had been checked under the lock.
+    pub fn write(self, data: &[u8]) -> Result<u64, StoreError> {
+        match self.objects.append(&self.id, self.offset, data) {
+            Ok(()) => Ok(self.offset + data.len() as u64),
+            Err(ObjectError::Offset { id, offset, held }) => Err(StoreError::WrongOffset {
+                id,
+                got: offset,
+                expected: held,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// A whole upload, checked and ready to be sealed (off the store's lock): hashed and put in
 /// place.
 pub struct Finishing {
@@ -317,6 +341,20 @@ impl LogStore {
         offset: u64,
         data: &[u8],
     ) -> Result<u64, StoreError> {
+        self.appending(technician, id, offset, data.len() as u64)?
+            .write(data)
+    }
+
+    /// The first step of [`LogStore::append`], under the store's lock: checks that `len` bytes
+    /// at `offset` are what upload `id` of `technician` takes next, and returns the append to
+    /// do off the lock (sending a part to S3 may take a while; other uploads go on meanwhile).
+    pub fn appending(
+        &self,
+        technician: &str,
+        id: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Appending, StoreError> {
         let log = self.owned(technician, id)?;
         if log.complete {
             return Err(StoreError::Overrun {
@@ -331,14 +369,17 @@ impl LogStore {
                 expected: log.received,
             });
         }
-        if offset + data.len() as u64 > log.offer.size {
+        if offset + len > log.offer.size {
             return Err(StoreError::Overrun {
                 id: id.to_string(),
                 size: log.offer.size,
             });
         }
-        self.objects.append(id, offset, data)?;
-        Ok(offset + data.len() as u64)
+        Ok(Appending {
+            id: id.to_string(),
+            offset,
+            objects: self.objects.clone(),
+        })
     }
 
     /// The upload of `id` is over: checks size and hash, puts the bytes in place and marks
@@ -757,6 +798,7 @@ mod tests {
         uploads_are_taken_only_for_own_ledger_sessions_and_within_the_quota,
         the_relays_own_files_are_owner_only,
         logs_past_retention_are_deleted_and_the_deletion_recorded,
+        of_two_chunks_checked_for_the_same_place_only_the_first_is_written,
     );
 
     fn limits(max_size: u64) -> Limits {
@@ -861,6 +903,31 @@ mod tests {
         assert_eq!(fetched(&store, &o.id, 0), data);
         assert_eq!(store.begin("alice", &o).unwrap(), data.len() as u64);
         assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    fn of_two_chunks_checked_for_the_same_place_only_the_first_is_written(a: Archive) {
+        // Two connections of one technician upload the same log at once: both chunks are
+        // checked under the lock, then written beside each other off it.
+        let store = a.open(limits(1 << 30));
+        let data = bytes(200_000);
+        let o = offer("log-twice-1", &data, now_ms());
+        session(&store, &o.id, "alice");
+        let at = store.begin("alice", &o).unwrap();
+        let first = store.appending("alice", &o.id, at, 1000).unwrap();
+        let second = store.appending("alice", &o.id, at, 1000).unwrap();
+        assert_eq!(first.write(&data[..1000]).unwrap(), 1000);
+        assert!(matches!(
+            second.write(&data[..1000]),
+            Err(StoreError::WrongOffset {
+                got: 0,
+                expected: 1000,
+                ..
+            })
+        ));
+        assert_eq!(store.get(&o.id).unwrap().unwrap().received, 1000);
+        send(&store, &o.id, 1000, &data[1000..]);
+        assert!(store.finish("alice", &o.id).unwrap().complete);
+        assert_eq!(fetched(&store, &o.id, 0), data);
     }
 
     fn a_stored_log_is_read_back_from_any_offset(a: Archive) {

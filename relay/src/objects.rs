@@ -160,6 +160,8 @@ pub enum ObjectError {
     Record(String, serde_json::Error),
     #[error("cannot set up the object-storage client: {0}")]
     Setup(String),
+    #[error("upload {id} holds {held} bytes, not {offset}")]
+    Offset { id: String, offset: u64, held: u64 },
 }
 
 /// How sealing an upload ended.
@@ -181,7 +183,9 @@ pub trait LogObjects: Send + Sync {
     /// goes on from (it may have gone on through another relay meanwhile).
     fn resume(&self, id: &str) -> Result<u64, ObjectError>;
 
-    /// Appends `data` to the unfinished upload `id`, which holds `offset` bytes.
+    /// Appends `data` to the unfinished upload `id` at `offset`; fails with
+    /// [`ObjectError::Offset`], writing nothing, when the upload holds another number of
+    /// bytes (an append beside it got there first).
     fn append(&self, id: &str, offset: u64, data: &[u8]) -> Result<(), ObjectError>;
 
     /// The unfinished upload `id` holds all `size` bytes: checks that their SHA-256 is
@@ -237,6 +241,8 @@ fn sha256_of(mut reader: impl Read) -> std::io::Result<[u8; 32]> {
 /// Logs as files of a directory (0700), each file 0600.
 pub struct Directory {
     dir: PathBuf,
+    /// Held while an append checks where its upload stands and writes.
+    appending: Mutex<()>,
 }
 
 impl Directory {
@@ -244,6 +250,7 @@ impl Directory {
         link::userfile::private_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            appending: Mutex::new(()),
         })
     }
 
@@ -271,7 +278,16 @@ impl LogObjects for Directory {
         self.held(id)
     }
 
-    fn append(&self, id: &str, _offset: u64, data: &[u8]) -> Result<(), ObjectError> {
+    fn append(&self, id: &str, offset: u64, data: &[u8]) -> Result<(), ObjectError> {
+        let _one_at_a_time = self.appending.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.held(id)?;
+        if held != offset {
+            return Err(ObjectError::Offset {
+                id: id.to_string(),
+                offset,
+                held,
+            });
+        }
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -614,7 +630,20 @@ impl S3 {
         Ok(())
     }
 
-    fn append_locked(&self, id: &str, up: &mut Upload, data: &[u8]) -> Result<(), ObjectError> {
+    fn append_locked(
+        &self,
+        id: &str,
+        up: &mut Upload,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), ObjectError> {
+        if up.held() != offset {
+            return Err(ObjectError::Offset {
+                id: id.to_string(),
+                offset,
+                held: up.held(),
+            });
+        }
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -745,11 +774,11 @@ impl LogObjects for S3 {
         Ok(held)
     }
 
-    fn append(&self, id: &str, _offset: u64, data: &[u8]) -> Result<(), ObjectError> {
+    fn append(&self, id: &str, offset: u64, data: &[u8]) -> Result<(), ObjectError> {
         let u = self.upload(id, false)?;
         let mut up = u.lock().expect("upload lock");
-        let r = self.append_locked(id, &mut up, data);
-        if r.is_err() {
+        let r = self.append_locked(id, &mut up, offset, data);
+        if matches!(r, Err(ref e) if !matches!(e, ObjectError::Offset { .. })) {
             self.forget(id);
         }
         r

@@ -1056,7 +1056,16 @@ async fn with_logs<T: Send + 'static>(
     f: impl FnOnce(&LogStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Refusal> {
     let logs = shared.logs.clone();
-    tokio::task::spawn_blocking(move || f(&logs.lock().expect("log store lock")))
+    beside_logs(shared, move || f(&logs.lock().expect("log store lock"))).await
+}
+
+/// Runs `f`, a step of the log archive that needs no lock, off the async threads; its errors
+/// become refusals, counted as [`with_logs`] counts them.
+async fn beside_logs<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}")))?
         .map_err(|e| {
@@ -1223,7 +1232,10 @@ async fn log_message(
             data,
         } => {
             let n = data.len() as u64;
-            with_logs(shared, move |s| s.append(&name, &log_id, offset, &data)).await?;
+            let appending =
+                with_logs(shared, move |s| s.appending(&name, &log_id, offset, n)).await?;
+            // Off the store's lock: a chunk that completes a part sends it to S3.
+            beside_logs(shared, move || appending.write(&data)).await?;
             Metrics::add(&shared.metrics.upload_bytes, n);
             Ok(())
         }
