@@ -225,17 +225,23 @@ fn ignore_missing(r: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
-/// Feeds `reader` to the end through SHA-256.
-fn sha256_of(mut reader: impl Read) -> std::io::Result<[u8; 32]> {
-    let mut h = Sha256::new();
+/// Feeds `reader` to the end into `h`.
+fn feed(h: &mut Sha256, mut reader: impl Read) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {
-            return Ok(h.finalize().into());
+            return Ok(());
         }
         h.update(&buf[..n]);
     }
+}
+
+/// The SHA-256 of what `reader` gives to its end.
+fn sha256_of(reader: impl Read) -> std::io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    feed(&mut h, reader)?;
+    Ok(h.finalize().into())
 }
 
 /// Logs as files of a directory (0700), each file 0600.
@@ -550,15 +556,7 @@ impl S3 {
             if sent == 0 {
                 // Every byte is here: the running hash can be had again.
                 let mut h = Sha256::new();
-                let mut f = f;
-                let mut buf = vec![0u8; 1 << 16];
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
+                feed(&mut h, f)?;
                 hash = Some(h);
             }
         }
