@@ -12,7 +12,8 @@
 //! anyway (and the encoder compares all of it), so a change the server failed to report is sent
 //! within that time. Captures are at most `max_fps` a second. A change of the root window's
 //! size (xrandr) maps new memory: the next frame has the new size, and the encoder sends it
-//! whole.
+//! whole. So does a switch to another monitor, or to all of them as one desktop
+//! ([`ScreenSource::show`]), which a technician may ask for during a session.
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -26,8 +27,11 @@ use x11rb::protocol::xproto::{self, ChangeWindowAttributesAux, ConnectionExt as 
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
+use protocol::monitor::{Monitor, MonitorChoice, Monitors};
+
+use crate::cursor::{PointerWatch, X11Pointer};
 use crate::shm_image::ShmImage;
-use crate::source::{Capture, Frame, ScreenSource, SourceError};
+use crate::source::{Area, Capture, Frame, ScreenSource, SourceError};
 
 /// How long `capture` waits for a change before returning [`Capture::Unchanged`], so that its
 /// caller can check whether the session is still on.
@@ -113,9 +117,48 @@ pub fn primary_index(monitors: &[MonitorInfo]) -> usize {
     monitors.iter().position(|m| m.primary).unwrap_or(0)
 }
 
-/// Captures one monitor of the local X server.
+/// The size of the whole X screen (all its monitors), in pixels.
+pub fn screen_size() -> Result<(u32, u32), SourceError> {
+    let (conn, screen_num) = connect()?;
+    let screen = &conn.setup().roots[screen_num];
+    Ok((
+        u32::from(screen.width_in_pixels),
+        u32::from(screen.height_in_pixels),
+    ))
+}
+
+/// What `choice` shows (`None`: the primary monitor) among `list`, on a screen of `root` size.
+fn resolve(
+    list: &[MonitorInfo],
+    choice: Option<MonitorChoice>,
+    root: (u16, u16),
+) -> Result<MonitorInfo, SourceError> {
+    match choice {
+        None => Ok(list[primary_index(list)].clone()),
+        Some(MonitorChoice::One(index)) => list.get(index as usize).cloned().ok_or_else(|| {
+            SourceError::X11(format!(
+                "display {index} does not exist; there are {} (see `agent --list-displays`)",
+                list.len()
+            ))
+        }),
+        Some(MonitorChoice::All) => Ok(MonitorInfo {
+            index: list.len(),
+            name: "all monitors".into(),
+            x: 0,
+            y: 0,
+            width: u32::from(root.0),
+            height: u32::from(root.1),
+            primary: false,
+        }),
+    }
+}
+
+/// Captures one monitor of the local X server, or all of them.
 pub struct X11Source {
-    display: Option<usize>,
+    /// What it shows: `None` for the primary monitor.
+    choice: Option<MonitorChoice>,
+    /// The monitors as last listed.
+    list: Vec<MonitorInfo>,
     monitor: MonitorInfo,
     conn: RustConnection,
     screen_num: usize,
@@ -141,17 +184,12 @@ impl X11Source {
     pub fn open(display: Option<usize>, max_fps: f64) -> Result<Self, SourceError> {
         let (conn, screen_num) = connect()?;
         let list = monitors(&conn, screen_num)?;
-        let index = display.unwrap_or_else(|| primary_index(&list));
-        let monitor = list.get(index).cloned().ok_or_else(|| {
-            SourceError::X11(format!(
-                "display {index} does not exist; there are {} (see `agent --list-displays`)",
-                list.len()
-            ))
-        })?;
-        let shm = Self::shared_memory(&conn, &monitor)?;
         let screen = &conn.setup().roots[screen_num];
         let root = screen.root;
         let root_size = (screen.width_in_pixels, screen.height_in_pixels);
+        let choice = display.map(|d| MonitorChoice::One(d as u32));
+        let monitor = resolve(&list, choice, root_size)?;
+        let shm = Self::shared_memory(&conn, &monitor)?;
         // Follow size changes of the root window.
         conn.change_window_attributes(
             root,
@@ -164,7 +202,8 @@ impl X11Source {
         }
         conn.flush().map_err(|e| x11_err("X connection", e))?;
         Ok(Self {
-            display,
+            choice,
+            list,
             monitor,
             conn,
             screen_num,
@@ -308,14 +347,11 @@ impl X11Source {
         Ok(changed)
     }
 
-    /// The screen changed size: look the monitor up again and map new memory.
+    /// The screen changed size, or another monitor is to be shown: look the monitors up again
+    /// and map new memory.
     fn rebuild(&mut self) -> Result<(), SourceError> {
-        let list = monitors(&self.conn, self.screen_num)?;
-        let index = self.display.unwrap_or_else(|| primary_index(&list));
-        self.monitor = list
-            .get(index)
-            .cloned()
-            .ok_or_else(|| SourceError::X11(format!("display {index} went away")))?;
+        self.list = monitors(&self.conn, self.screen_num)?;
+        self.monitor = resolve(&self.list, self.choice, self.root_size)?;
         self.shm.detach(&self.conn);
         self.shm = Self::shared_memory(&self.conn, &self.monitor)?;
         self.last_full = None;
@@ -345,6 +381,57 @@ impl X11Source {
 impl ScreenSource for X11Source {
     fn size(&self) -> (u32, u32) {
         (self.monitor.width, self.monitor.height)
+    }
+
+    fn monitors(&self) -> Option<Monitors> {
+        let list = self
+            .list
+            .iter()
+            .map(|m| Monitor {
+                name: m.name.clone(),
+                x: m.x,
+                y: m.y,
+                width: m.width,
+                height: m.height,
+                primary: m.primary,
+            })
+            .collect();
+        let shown = self
+            .choice
+            .unwrap_or(MonitorChoice::One(primary_index(&self.list) as u32));
+        Some(Monitors { list, shown })
+    }
+
+    fn show(&mut self, choice: MonitorChoice) -> Result<(), SourceError> {
+        let was = self.choice;
+        self.choice = Some(choice);
+        if let Err(e) = self.rebuild() {
+            self.choice = was;
+            self.rebuild()?;
+            return Err(e);
+        }
+        self.pending_change = true;
+        Ok(())
+    }
+
+    fn area(&self) -> Area {
+        let m = &self.monitor;
+        Area {
+            x: m.x,
+            y: m.y,
+            width: m.width,
+            height: m.height,
+        }
+    }
+
+    fn pointer(&self) -> Option<Box<dyn PointerWatch>> {
+        match X11Pointer::open() {
+            Ok(p) => Some(Box::new(p)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the user's pointer cannot be followed");
+                None
+            }
+        }
     }
 
     fn describe(&self) -> String {

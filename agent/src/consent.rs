@@ -60,6 +60,10 @@ pub enum FromUser {
     Answer(ConsentState),
     /// A session button.
     Command(UserCommand),
+    /// A chat message to the technicians (the window's Send, or `> text` in the terminal).
+    Chat(String),
+    /// The window's switch of the shared clipboard: on (`true`) or off.
+    Clipboard(bool),
 }
 
 /// Parses an answer to the consent question.
@@ -148,7 +152,7 @@ impl UserSide {
         let ends_control = match &said {
             FromUser::Command(_) => true,
             FromUser::Line(l) => parse_command(l).is_some(),
-            FromUser::Answer(_) => false,
+            FromUser::Answer(_) | FromUser::Chat(_) | FromUser::Clipboard(_) => false,
         };
         if ends_control {
             self.gate.close();
@@ -299,7 +303,8 @@ impl UserInput {
                         None => on_unknown(&l),
                     },
                     Some(FromUser::Command(UserCommand::End)) => return ConsentState::Denied,
-                    Some(FromUser::Command(UserCommand::StopControl)) => {}
+                    Some(FromUser::Command(UserCommand::StopControl))
+                    | Some(FromUser::Chat(_) | FromUser::Clipboard(_)) => {}
                     None => return ConsentState::Denied,
                 }
             }
@@ -320,7 +325,7 @@ impl UserInput {
                         return c;
                     }
                 }
-                Some(FromUser::Answer(_)) | None => {}
+                Some(FromUser::Answer(_) | FromUser::Chat(_) | FromUser::Clipboard(_)) | None => {}
             }
         }
     }

@@ -2,7 +2,9 @@
 //!
 //! - [`source`]: where screen frames come from ([`source::ScreenSource`]): a corpus file player
 //!   for tests and benchmarks; [`capture`]: the live X11 screen, driven by DAMAGE, grabbing only
-//!   what changed through [`shm_image`];
+//!   what changed through [`shm_image`], one monitor or all of them ([`monitors`]: switches a
+//!   technician asks for); [`cursor`]: the user's own pointer, shape and position, for each
+//!   technician;
 //! - [`sink`]: where the technician's input goes ([`sink::InputSink`]): a recorder for tests;
 //!   [`inject`]: real input through XTEST; [`injector`]: the worker thread that injects, only
 //!   while the person allows control;
@@ -14,17 +16,23 @@
 //! - [`session`]: the peer session once paired, with one technician or several: consent, who
 //!   holds control, input in; [`viewer`]: each technician's own connection, capture, encoder
 //!   and screen updates under flow control ([`flow`]);
+//! - [`chat`]: chat between the person and the technicians, relayed through the agent;
+//!   [`clipboard`]: the clipboard shared with the technician holding control, while allowed;
 //! - [`shown`]: what a person is shown of the strings a peer supplied: escaped and clipped;
 //! - [`share`]: one run, from the relay connection to the end of the session;
 //! - [`window`]: the person's window (code or help request, consent, the bar while shared,
 //!   the survey), model apart from drawing.
 
 pub mod capture;
+pub mod chat;
+pub mod clipboard;
 pub mod consent;
+pub mod cursor;
 pub mod desk;
 pub mod flow;
 pub mod inject;
 pub mod injector;
+pub mod monitors;
 pub mod session;
 pub mod share;
 pub mod shm_image;

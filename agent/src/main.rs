@@ -30,11 +30,16 @@ use serde_json::json;
 ///
 /// On a desktop (DISPLAY set) the agent opens a window: the code (with Request help, to ask
 /// the desk's queue instead), the consent question with Allow control / View only / Deny,
-/// while shared a small bar with Stop control and End session, and once the desk closes a help
-/// request its survey. It stays in the terminal with --no-window, without a display, with --json (scripts)
+/// while shared a small bar with Stop control, End session, the chat and the clipboard's
+/// switch, and once the desk closes a help request its survey. It stays in the terminal with --no-window, without a display, with --json (scripts)
 /// and with --consent view or control (unattended machines); --window opens the window even
 /// then. In the terminal, answer c, v or d and Enter; during the session type v and Enter to
-/// stop control, q and Enter or Ctrl+C to end it. The terminal answers in window mode too.
+/// stop control, q and Enter or Ctrl+C to end it; a line that begins with > is a chat message
+/// to the technicians. The terminal answers in window mode too.
+///
+/// While you allow control, what you copy (Ctrl+C, or text you select) can be pasted by the
+/// technician holding control, and what they copy by you: text and images. The window's
+/// switch (in the terminal: `clipboard off`, `clipboard on`), or --no-clipboard, stops it.
 ///
 /// The window speaks the locale's language (LC_ALL, LC_MESSAGES, LANG: English or Spanish);
 /// a desk adds or changes its words with files in $TANDEM_LOCALE_DIR/<lang>/agent.ftl.
@@ -92,6 +97,9 @@ struct Cli {
     /// image goes as H.264 while it moves, and is sent exactly within a second of stopping
     #[arg(long)]
     lossless: bool,
+    /// Never share the clipboard with the technician, even while control is allowed
+    #[arg(long)]
+    no_clipboard: bool,
     /// Status as JSON lines on stdout, for scripts (no window unless --window)
     #[arg(long)]
     json: bool,
@@ -165,19 +173,12 @@ fn open_sink(cli: &Cli) -> anyhow::Result<Box<dyn InputSink>> {
     match spec.split_once(':') {
         Some(("record", path)) => Ok(Box::new(RecordingSink::create(&PathBuf::from(path))?)),
         None if spec == "drop" => Ok(Box::new(DropSink)),
-        None if spec == "x11" => {
-            let monitors = capture::list_monitors()?;
-            let index = cli
-                .display
-                .unwrap_or_else(|| capture::primary_index(&monitors));
-            let m = monitors.get(index).ok_or_else(|| {
-                anyhow::anyhow!("display {index} does not exist (see --list-displays)")
-            })?;
-            Ok(Box::new(X11InputSink::open(
-                (m.x, m.y),
-                (m.width, m.height),
-            )?))
-        }
+        // Each technician's viewer maps its pointer to the monitor it sees (it may switch), so
+        // the sink takes positions on the whole screen.
+        None if spec == "x11" => Ok(Box::new(X11InputSink::open(
+            (0, 0),
+            capture::screen_size()?,
+        )?)),
         _ => anyhow::bail!("unknown input sink `{spec}`; use x11, record:PATH or drop"),
     }
 }
@@ -241,6 +242,7 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
             report_updates: cli.report_updates,
             consent,
             lossless: cli.lossless,
+            clipboard: cli.source == "x11" && !cli.no_clipboard,
         },
         request: cli
             .request

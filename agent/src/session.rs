@@ -25,6 +25,11 @@
 //! falls silent, or hands it on) every key and button still held is released: the injector is
 //! a guard that does it when dropped, on every way out.
 //!
+//! Chat and the shared clipboard pass through here: the session relays chat between the person
+//! and every technician ([`crate::chat`]), and passes clipboards between the person and the
+//! one holding control only, while the person allows control and has not switched the
+//! clipboard off ([`crate::clipboard`]).
+//!
 //! The session ends when the last technician has left, or the person ends it (End session,
 //! Ctrl+C, `q`).
 //!
@@ -37,6 +42,8 @@ use std::time::{Duration, Instant};
 use link::report::Reporter;
 use link::sealed::Meeting;
 use link::{LinkError, RelayConnection};
+use protocol::chat::Chat;
+use protocol::clipboard::ClipboardData;
 use protocol::control::{Joining, PeerInfo, Role};
 use protocol::peer::{ConsentState, EndReason, Participant};
 use serde_json::json;
@@ -44,6 +51,7 @@ use tokio::sync::mpsc as tmpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::clipboard::{Direction, SharedClipboard};
 use crate::consent::{
     parse_answer, parse_command, ConsentPolicy, FromUser, UserCommand, UserInput,
 };
@@ -88,6 +96,9 @@ pub struct SessionOptions {
     pub consent: ConsentPolicy,
     /// Never send a region lossy (video), whatever moves on the screen.
     pub lossless: bool,
+    /// Share this display's clipboard (X selections) with the technician holding control,
+    /// while the person allows control.
+    pub clipboard: bool,
 }
 
 impl Default for SessionOptions {
@@ -99,6 +110,7 @@ impl Default for SessionOptions {
                 timeout: Duration::from_secs(60),
             },
             lossless: false,
+            clipboard: false,
         }
     }
 }
@@ -151,6 +163,8 @@ struct Member {
     /// They were sent a list of participants (lists go out once there is more than one
     /// participant, and after that always).
     listed: bool,
+    /// Whether the clipboard is shared with them, as they were last told.
+    told_clipboard: Option<bool>,
     /// The relay hears nothing of them, or nothing of the relay on their connection, for now.
     quiet: bool,
     relay_quiet: bool,
@@ -179,6 +193,7 @@ impl Member {
             may_control: false,
             told: None,
             listed: false,
+            told_clipboard: None,
             quiet: false,
             relay_quiet: false,
             unanswered: false,
@@ -219,6 +234,9 @@ struct Room {
     dropped: u64,
     /// The screen is shared with someone: the window shows the sharing bar from then on.
     sharing: bool,
+    /// This display's clipboard is watched and the person's switch is on: the one holding
+    /// control shares it while the person allows control.
+    clipboard: bool,
 }
 
 impl Room {
@@ -271,6 +289,12 @@ impl Room {
             if admitted > 1 || m.listed {
                 m.listed = true;
                 m.tell(ToViewer::Participants(list));
+            }
+            let shared = self.clipboard && state == ConsentState::Control;
+            let m = self.members.get_mut(&id).expect("listed above");
+            if m.told_clipboard != Some(shared) {
+                m.told_clipboard = Some(shared);
+                m.tell(ToViewer::ClipboardShared(shared));
             }
         }
         self.show();
@@ -327,6 +351,32 @@ impl Room {
         true
     }
 
+    /// A chat message for every technician whose keys are agreed, but `except` (its author).
+    fn tell_chat(&self, except: Option<ViewerId>, chat: Chat) {
+        for (id, m) in &self.members {
+            if Some(*id) != except {
+                m.tell(ToViewer::Chat(chat.clone()));
+            }
+        }
+    }
+
+    /// Says a chat message to the person (terminal and window): `from` is the technician's
+    /// name, `None` for the person's own.
+    fn show_chat(&self, from: Option<String>, text: String) {
+        crate::chat::report(self.report, from.as_deref(), &text);
+        self.status.send(Status::Chat(crate::chat::ChatLine {
+            from,
+            at: std::time::SystemTime::now(),
+            text,
+        }));
+    }
+
+    /// Whether `id` holds control for the clipboard (`None`: nobody holds it).
+    fn holds_for_clipboard(&self, id: Option<ViewerId>) -> Option<bool> {
+        self.owner?;
+        Some(id.is_some_and(|id| self.owner == Some(id)))
+    }
+
     /// After the holder of control left: the participant in the session longest among those
     /// allowed control takes it, else nobody.
     fn pass_on_control(&mut self, left: &str) -> bool {
@@ -369,6 +419,7 @@ pub async fn run(
         gate: gate.clone(),
         dropped: 0,
         sharing: false,
+        clipboard: false,
     };
     let mut next_id: ViewerId = 0;
     let mut join = |room: &mut Room,
@@ -412,6 +463,11 @@ pub async fn run(
     let mut last: Option<Result<Ended, LinkError>> = None;
     let mut sharing_reported = false;
     let mut user_ended = false;
+    let mut clipboard = SharedClipboard::open(opts.clipboard, room.report);
+    room.clipboard = clipboard.is_shared();
+    person
+        .status
+        .send(Status::ClipboardShared(clipboard.is_shared()));
     let policy = opts.consent;
     let end_all =
         |room: &mut Room, reason: EndReason, ending: &mut Option<tokio::time::Instant>| {
@@ -561,6 +617,23 @@ pub async fn run(
                         }
                         room.tell_all();
                     }
+                    FromViewer::Chat(text) => {
+                        let name = room.name(id);
+                        room.tell_chat(Some(id), Chat { from: Some(name.clone()), text: text.clone() });
+                        room.show_chat(Some(name), text);
+                    }
+                    FromViewer::Clipboard(data) => {
+                        let allowed = clipboard.policy.check(
+                            room.control_allowed && gate.is_open(),
+                            room.holds_for_clipboard(Some(id)),
+                        );
+                        let name = room.name(id);
+                        crate::clipboard::report(room.report, Direction::FromTechnician, Some(&name),
+                            data.selection, &data.content, allowed.err());
+                        if allowed.is_ok() {
+                            clipboard.paste(data);
+                        }
+                    }
                     FromViewer::TakeOver => {
                         let m = &room.members[&id];
                         let may = m.admitted && m.may_control && matches!(m.joining, Some(Joining::Monitor));
@@ -644,10 +717,60 @@ pub async fn run(
             e = input_failure(&mut inject_failure) => {
                 end_all(&mut room, EndReason::Error(e.to_string()), &mut ending);
             }
+            copied = clipboard.next() => match copied {
+                selection::Copied::Content { selection, content } => {
+                    let holder = room.owner;
+                    let allowed = clipboard.policy.check(
+                        room.control_allowed && gate.is_open(),
+                        room.holds_for_clipboard(holder),
+                    );
+                    // What the person copies while nothing is shared is nobody's business: said
+                    // only when a technician holds control and could have had it.
+                    let name = holder.map(|h| room.name(h));
+                    if allowed.is_ok() || (holder.is_some() && room.control_allowed) {
+                        crate::clipboard::report(room.report, Direction::ToTechnician, name.as_deref(),
+                            selection, &content, allowed.err());
+                    }
+                    if let (Ok(()), Some(h)) = (allowed, holder) {
+                        room.members[&h].tell(ToViewer::Clipboard(ClipboardData { selection, content }));
+                    }
+                }
+                selection::Copied::TooLarge { selection, kind, bytes } => {
+                    if room.owner.is_some() && room.control_allowed && clipboard.policy.switched_on {
+                        crate::clipboard::report_too_large(room.report, selection, kind, bytes);
+                    }
+                }
+            },
             said = person.input.next() => {
                 let Some(said) = said else { continue };
                 let asked = question.as_ref().map(|q| q.id);
+                let said = match said {
+                    FromUser::Line(l) => match (crate::chat::parse_line(&l), crate::clipboard::parse_switch(&l)) {
+                        (Some(text), _) => FromUser::Chat(text),
+                        (None, Some(on)) => FromUser::Clipboard(on),
+                        (None, None) => FromUser::Line(l),
+                    },
+                    other => other,
+                };
                 let (answer_given, command) = match said {
+                    FromUser::Chat(text) => {
+                        if let Some(text) = protocol::chat::outgoing(&text) {
+                            room.tell_chat(None, Chat { from: None, text: text.clone() });
+                            room.show_chat(None, text);
+                        }
+                        (None, None)
+                    }
+                    FromUser::Clipboard(on) => {
+                        clipboard.policy.switched_on = on;
+                        room.clipboard = clipboard.is_shared() && on;
+                        room.tell_all();
+                        room.report.event("clipboard_switch", json!({ "on": on }), if on {
+                            "The clipboard is shared with the technician in control again."
+                        } else {
+                            "The clipboard is no longer shared."
+                        });
+                        (None, None)
+                    }
                     FromUser::Answer(a) => (Some(a), None),
                     FromUser::Command(c) => (None, Some(c)),
                     FromUser::Line(l) => match (asked, parse_answer(&l), parse_command(&l)) {
@@ -907,6 +1030,7 @@ mod tests {
             gate: InputGate::new(),
             dropped: 0,
             sharing: true,
+            clipboard: true,
         }
     }
 
@@ -1008,6 +1132,64 @@ mod tests {
         assert!(room.members[&0].unanswered);
         assert!(!room.members[&0].admitted);
         assert_eq!(holder(&room), None);
+    }
+
+    /// Everything a viewer was told of chat and of the shared clipboard, in order.
+    fn tools(rx: &mut tmpsc::UnboundedReceiver<ToViewer>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            match o {
+                ToViewer::Chat(c) => out.push(format!("chat {:?}: {}", c.from, c.text)),
+                ToViewer::ClipboardShared(s) => out.push(format!("clipboard {s}")),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chat_reaches_every_other_technician_and_the_clipboard_only_the_holder() {
+        let mut room = room();
+        let mut tom = arrive(&mut room, 0, "tom", None);
+        answer(&mut room, 0, ConsentState::Control, false);
+        let mut ana = arrive(&mut room, 1, "ana", Some(Joining::Monitor));
+        answer(&mut room, 1, ConsentState::Control, false);
+        assert_eq!(tools(&mut tom), ["clipboard true"]);
+        assert_eq!(tools(&mut ana), ["clipboard false"]);
+        // Tom writes: Ana reads it, named as the relay vouched; Tom is not sent his own.
+        room.tell_chat(
+            Some(0),
+            Chat {
+                from: Some("tom".into()),
+                text: "rebooting now".into(),
+            },
+        );
+        assert!(tools(&mut tom).is_empty());
+        assert_eq!(tools(&mut ana), ["chat Some(\"tom\"): rebooting now"]);
+        // The person writes: both read it.
+        room.tell_chat(
+            None,
+            Chat {
+                from: None,
+                text: "ok".into(),
+            },
+        );
+        assert_eq!(tools(&mut tom), ["chat None: ok"]);
+        assert_eq!(tools(&mut ana), ["chat None: ok"]);
+        // The person stops control: the clipboard is no longer shared with Tom.
+        room.control_allowed = false;
+        room.tell_all();
+        assert_eq!(tools(&mut tom), ["clipboard false"]);
+        // Ana takes over once control is allowed again: it follows her.
+        room.control_allowed = true;
+        room.set_owner(Some(1), "took over");
+        room.tell_all();
+        assert!(tools(&mut tom).is_empty());
+        assert_eq!(tools(&mut ana), ["clipboard true"]);
+        // The switch off: nobody.
+        room.clipboard = false;
+        room.tell_all();
+        assert_eq!(tools(&mut ana), ["clipboard false"]);
     }
 
     #[test]

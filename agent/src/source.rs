@@ -3,13 +3,21 @@
 //! A source is pulled: the session asks for a capture only when the viewer has room for another
 //! update, so frames are never captured faster than the viewer acknowledges them. A capture call
 //! may block until the screen (may have) changed.
+//!
+//! A source that has several monitors lists them and switches between them
+//! ([`ScreenSource::monitors`], [`ScreenSource::show`]); it says where what it shows lies on the
+//! desktop ([`ScreenSource::area`]), which is where the technician's pointer lands, and may
+//! watch the user's own pointer there ([`ScreenSource::pointer`], see [`crate::cursor`]).
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use protocol::monitor::{MonitorChoice, Monitors};
 use protocol::scrnseq::{self, ScrnSeqError};
+
+use crate::cursor::PointerWatch;
 
 /// A captured frame: BGRX pixels, rows top to bottom. `id` numbers frames of the source (a
 /// corpus file's frame index), so that tests can tell which frame a viewer holds.
@@ -43,6 +51,33 @@ pub enum SourceError {
     Corpus { path: PathBuf, source: ScrnSeqError },
     #[error("{0}")]
     X11(String),
+    #[error("this screen has no monitor {0} to show")]
+    NoMonitors(MonitorChoice),
+}
+
+/// Where what a source shows lies on the desktop, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Area {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Area {
+    /// The desktop position of pixel (`x`, `y`) of what is shown, kept inside it.
+    pub fn to_desktop(&self, x: u32, y: u32) -> (u32, u32) {
+        let x = i64::from(x.min(self.width.saturating_sub(1))) + i64::from(self.x);
+        let y = i64::from(y.min(self.height.saturating_sub(1))) + i64::from(self.y);
+        (x.max(0) as u32, y.max(0) as u32)
+    }
+
+    /// The position of desktop point (`x`, `y`) in what is shown, and whether it lies inside.
+    pub fn from_desktop(&self, x: i32, y: i32) -> (i32, i32, bool) {
+        let (rx, ry) = (x - self.x, y - self.y);
+        let inside = rx >= 0 && ry >= 0 && (rx as u32) < self.width && (ry as u32) < self.height;
+        (rx, ry, inside)
+    }
 }
 
 /// Something that can be shared. A source lives on the capture thread that made it (X11
@@ -55,6 +90,28 @@ pub trait ScreenSource {
     fn describe(&self) -> String;
     /// Waits until there may be something new, then captures it.
     fn capture(&mut self) -> Result<Capture<'_>, SourceError>;
+    /// The monitors it can show and which it shows; `None` where there is no choice.
+    fn monitors(&self) -> Option<Monitors> {
+        None
+    }
+    /// Shows another monitor, or all of them as one desktop; the next capture has its size.
+    fn show(&mut self, choice: MonitorChoice) -> Result<(), SourceError> {
+        Err(SourceError::NoMonitors(choice))
+    }
+    /// Where what it shows lies on the desktop.
+    fn area(&self) -> Area {
+        let (width, height) = self.size();
+        Area {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+    /// A watch on the user's own pointer over this screen, where it has one.
+    fn pointer(&self) -> Option<Box<dyn PointerWatch>> {
+        None
+    }
 }
 
 /// Makes a source on a capture thread: one for each technician of a session (each has its own

@@ -87,6 +87,11 @@ pub enum Status {
     },
     /// Control was taken away; view only from now on.
     ControlStopped,
+    /// A chat message of the session (the person's own too, wherever they wrote it).
+    Chat(crate::chat::ChatLine),
+    /// Whether the clipboard can be shared with the technician holding control (this display's
+    /// selections are watched); the window offers its switch only then.
+    ClipboardShared(bool),
     /// The technician's connection fell silent (`true`; the session waits for it) or is heard
     /// again (`false`).
     PeerQuiet(bool),

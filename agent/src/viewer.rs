@@ -22,20 +22,32 @@
 //!    unidirectional stream; at most `max_in_flight` are unacknowledged ([`crate::flow`]), and
 //!    changes in between merge into the next update.
 //! 4. Input is passed to the session only while this viewer holds control; otherwise it is
-//!    dropped here, counted and reported (the session checks again before injecting).
+//!    dropped here, counted and reported (the session checks again before injecting). Pointer
+//!    positions are mapped to the desktop from the monitor this viewer sees.
+//!
+//! Chat passes both ways from the key exchange on, before the person answers too (they may ask
+//! who is calling); the session relays it between the person and every technician
+//! ([`crate::chat`]). Clipboards go to the session, which decides ([`crate::clipboard`]). A
+//! technician may switch what it sees to another monitor, or all of them: the capture thread
+//! switches its source and says so ([`PeerMessage::Monitors`]). Beside the capture thread, a
+//! pointer thread follows the user's own pointer ([`crate::cursor`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use link::report::Reporter;
 use link::sealed::{self, last_word, Meeting, PeerPlaneError, SealedRecv, SealedSend};
 use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
+use protocol::chat::{Chat, ChatMeter};
+use protocol::clipboard::ClipboardData;
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
 use protocol::control::{FromRelay, Joining};
+use protocol::cursor::CursorShape;
 use protocol::input::InputEvent;
+use protocol::monitor::{MonitorChoice, Monitors};
 use protocol::peer::{CodecOp, ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
 use serde_json::json;
 use tokio::sync::mpsc as tmpsc;
@@ -45,7 +57,7 @@ use tracing::{debug, warn};
 use crate::flow::{Ack, Window};
 use crate::session::{Ended, SessionOptions};
 use crate::shown;
-use crate::source::{Capture, SourceFactory};
+use crate::source::{Area, Capture, SourceFactory};
 
 /// Which viewer of a session: numbered in the order they joined.
 pub type ViewerId = u32;
@@ -71,6 +83,11 @@ pub enum FromViewer {
     HandOver(String),
     /// A lead monitoring the session takes control.
     TakeOver,
+    /// A chat message from the technician (checked against the limits).
+    Chat(String),
+    /// The technician's clipboard changed (checked against the limits); for the session to
+    /// pass on or drop.
+    Clipboard(ClipboardData),
     /// The relay invites another technician into the session: attach a connection with
     /// `ticket`.
     Invite { ticket: String, joining: Joining },
@@ -90,6 +107,12 @@ pub enum ToViewer {
     Consent(ConsentState),
     /// Who is in the session and who holds control.
     Participants(Vec<Participant>),
+    /// A chat message for the technician, from the person or another technician.
+    Chat(Chat),
+    /// The person's clipboard, for the technician holding control.
+    Clipboard(ClipboardData),
+    /// Whether the clipboard is shared with this technician now.
+    ClipboardShared(bool),
     /// End this viewer's session for this reason.
     End(EndReason),
 }
@@ -113,7 +136,10 @@ enum Produced {
         width: u32,
         height: u32,
         describe: String,
+        monitors: Option<Monitors>,
     },
+    /// The technician's view switched to another monitor (or all), or could not.
+    Switched(Result<(Monitors, String), String>),
     Update {
         update: ScreenUpdate,
         frame_id: u64,
@@ -122,13 +148,30 @@ enum Produced {
     Failed(String),
 }
 
-fn capture_thread(
-    factory: SourceFactory,
+/// What the capture thread is given besides its source.
+struct CaptureSetup {
     credits: mpsc::Receiver<()>,
     out: tmpsc::Sender<Produced>,
     stop: Arc<AtomicBool>,
     lossless: bool,
-) {
+    /// The technician's monitor switches.
+    switches: mpsc::Receiver<MonitorChoice>,
+    /// What this viewer sees on the desktop, kept up to date for the input and the pointer.
+    area: Arc<Mutex<Area>>,
+    /// Where the user's pointer goes: datagrams, and shapes for the session stream.
+    pointer: Option<(link::sealed::DatagramSender, tmpsc::Sender<CursorShape>)>,
+}
+
+fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
+    let CaptureSetup {
+        credits,
+        out,
+        stop,
+        lossless,
+        switches,
+        area,
+        pointer,
+    } = setup;
     let mut source = match factory() {
         Ok(s) => s,
         Err(e) => {
@@ -137,10 +180,21 @@ fn capture_thread(
         }
     };
     let (w, h) = source.size();
+    *area.lock().expect("area lock") = source.area();
+    if let (Some((datagrams, shapes)), Some(watch)) = (pointer, source.pointer()) {
+        let (area, stop) = (area.clone(), stop.clone());
+        let started = std::thread::Builder::new()
+            .name("pointer".into())
+            .spawn(move || crate::cursor::follow(watch, area, datagrams, shapes, stop));
+        if let Err(e) = started {
+            warn!(error = %e, "cannot start the pointer thread");
+        }
+    }
     let ready = Produced::Ready {
         width: w,
         height: h,
         describe: source.describe(),
+        monitors: source.monitors(),
     };
     if out.blocking_send(ready).is_err() {
         return;
@@ -159,6 +213,24 @@ fn capture_thread(
         loop {
             if stop.load(Ordering::Relaxed) {
                 return;
+            }
+            if let Ok(choice) = switches.try_recv() {
+                let switched = source
+                    .show(choice)
+                    .map(|()| {
+                        *area.lock().expect("area lock") = source.area();
+                        (
+                            source.monitors().unwrap_or_else(|| Monitors {
+                                list: Vec::new(),
+                                shown: choice,
+                            }),
+                            source.describe(),
+                        )
+                    })
+                    .map_err(|e| e.to_string());
+                if out.blocking_send(Produced::Switched(switched)).is_err() {
+                    return;
+                }
             }
             let captured = source.capture();
             let now_ms = started.elapsed().as_millis() as u64;
@@ -237,6 +309,12 @@ fn kind(msg: &PeerMessage) -> &'static str {
         PeerMessage::Participants(_) => "a list of participants",
         PeerMessage::HandOver { .. } => "a hand-over of control",
         PeerMessage::TakeOver => "a take-over of control",
+        PeerMessage::Chat(_) => "a chat message",
+        PeerMessage::Clipboard(_) => "a clipboard",
+        PeerMessage::ClipboardShared(_) => "word on the clipboard",
+        PeerMessage::Monitors(_) => "a list of monitors",
+        PeerMessage::ShowMonitor(_) => "a monitor switch",
+        PeerMessage::CursorShape(_) => "a pointer shape",
     }
 }
 
@@ -357,9 +435,10 @@ impl Said<'_> {
     }
 }
 
-/// What a viewer is told before it streams: the answer, or the end.
+/// What a viewer is told before its keys are agreed: the person answered (too early: the
+/// technician is not there yet to be told), or the end.
 enum Before {
-    Answer(ConsentState),
+    Answered,
     End(EndReason),
 }
 
@@ -371,9 +450,12 @@ async fn order_before(
 ) -> Before {
     loop {
         match orders.recv().await {
-            Some(ToViewer::Consent(state)) => return Before::Answer(state),
+            Some(ToViewer::Consent(_)) => return Before::Answered,
             Some(ToViewer::End(reason)) => return Before::End(reason),
             Some(ToViewer::Participants(l)) => *list = Some(l),
+            // Before the keys are agreed there is nobody to tell; nothing is copied before
+            // consent.
+            Some(ToViewer::Chat(_) | ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_)) => {}
             None => return Before::End(EndReason::UserEnded),
         }
     }
@@ -397,7 +479,7 @@ async fn serve(
         s = sealed::agent_session_met(&connection, meeting) => s,
         order = order_before(orders, &mut list) => return Ok(Ended::Reason(match order {
             Before::End(reason) => reason,
-            Before::Answer(_) => EndReason::UserEnded,
+            Before::Answered => EndReason::UserEnded,
         })),
     };
     let sealed::SealedSession {
@@ -427,10 +509,18 @@ async fn serve(
     // Consent next: nothing is captured before it. (Sent even when the answer is preset: the
     // technician learns at once whether someone is being asked.)
     tx.send(&PeerMessage::Consent(ConsentState::Asking)).await?;
-    // A recording technician says so first, so that the user knows before answering.
+    // A recording technician says so first, so that the user knows before answering; one that
+    // does not record may begin with a chat message.
+    let started = Instant::now();
+    let mut meter = ChatMeter::default();
+    let mut early_chat = None;
     let recorded = match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
         Ok(Ok(Some(PeerMessage::Recorded))) => true,
         Err(_) => false,
+        Ok(Ok(Some(PeerMessage::Chat(chat)))) => {
+            early_chat = Some(chat);
+            false
+        }
         Ok(msg) => return before_consent(msg, &mut tx, conn).await,
     };
     if !said
@@ -442,31 +532,65 @@ async fn serve(
     {
         return Ok(Ended::Reason(EndReason::UserEnded));
     }
-    // While the person decides, the technician has nothing to say: whatever it sends ends the
-    // viewer (see `before_consent`), input above all, which would otherwise wait in the stream
-    // and reach the screen in one burst the moment control is allowed.
-    let decided = tokio::select! {
-        order = order_before(orders, &mut list) => match order {
-            Before::Answer(state) => state,
-            Before::End(reason) => {
-                goodbye(&mut tx, conn, &reason).await;
-                return Ok(Ended::Reason(reason));
-            }
-        },
-        msg = rx.recv() => return before_consent(msg, &mut tx, conn).await,
-        ctl = conn.next_skipping_silences() => return match ctl {
-            Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
-            Err(e) => Err(e),
-            Ok(other) => Err(LinkError::Protocol(format!(
-                "unexpected control message: {}",
-                protocol::text::clip(&format!("{other:?}"), 200)
-            ))),
-        },
+    if let Some(chat) = early_chat {
+        if let Err(reason) = chat_in(chat, &mut meter, started, said).await {
+            goodbye(&mut tx, conn, &reason).await;
+            return Ok(Ended::Reason(reason));
+        }
+    }
+    // While the person decides, the technician may only chat (the person may ask who is
+    // calling): whatever else it sends ends the viewer (see `before_consent`), input above all,
+    // which would otherwise wait in the stream and reach the screen in one burst the moment
+    // control is allowed.
+    let decided = loop {
+        tokio::select! {
+            order = orders.recv() => match order {
+                Some(ToViewer::Consent(state)) => break state,
+                Some(ToViewer::Participants(l)) => list = Some(l),
+                Some(ToViewer::Chat(chat)) => tx.send(&PeerMessage::Chat(chat)).await?,
+                // Nothing is copied before consent.
+                Some(ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_)) => {}
+                Some(ToViewer::End(reason)) => {
+                    goodbye(&mut tx, conn, &reason).await;
+                    return Ok(Ended::Reason(reason));
+                }
+                None => {
+                    let reason = EndReason::UserEnded;
+                    goodbye(&mut tx, conn, &reason).await;
+                    return Ok(Ended::Reason(reason));
+                }
+            },
+            msg = rx.recv() => match msg {
+                Ok(Some(PeerMessage::Chat(chat))) => {
+                    if let Err(reason) = chat_in(chat, &mut meter, started, said).await {
+                        goodbye(&mut tx, conn, &reason).await;
+                        return Ok(Ended::Reason(reason));
+                    }
+                }
+                other => return before_consent(other, &mut tx, conn).await,
+            },
+            ctl = conn.next_skipping_silences() => return match ctl {
+                Err(LinkError::PeerLeft(reason)) => Ok(Ended::PeerLeft(reason.to_string())),
+                Err(e) => Err(e),
+                Ok(other) => Err(LinkError::Protocol(format!(
+                    "unexpected control message: {}",
+                    protocol::text::clip(&format!("{other:?}"), 200)
+                ))),
+            },
+        }
     };
     if decided != ConsentState::Denied {
         // Received while the answer came, and not read yet: sent before it too.
-        if let Some(msg) = already_received(&mut rx).await {
-            return before_consent(msg, &mut tx, conn).await;
+        while let Some(msg) = already_received(&mut rx).await {
+            match msg {
+                Ok(Some(PeerMessage::Chat(chat))) => {
+                    if let Err(reason) = chat_in(chat, &mut meter, started, said).await {
+                        goodbye(&mut tx, conn, &reason).await;
+                        return Ok(Ended::Reason(reason));
+                    }
+                }
+                other => return before_consent(other, &mut tx, conn).await,
+            }
         }
     }
     tx.send(&PeerMessage::Consent(decided)).await?;
@@ -486,14 +610,33 @@ async fn serve(
     }
     let (prod_tx, mut prod_rx) = tmpsc::channel(1);
     let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = stop.clone();
     let _stop_capture = StopCapture(stop.clone());
-    let lossless = opts.lossless;
+    // One switch waits at most; a technician clicking faster has the later ones dropped.
+    let (switch_tx, switches) = mpsc::sync_channel::<MonitorChoice>(1);
+    let area = Arc::new(Mutex::new(Area::default()));
+    let (shape_tx, mut shapes) = tmpsc::channel::<CursorShape>(4);
+    let setup = CaptureSetup {
+        credits: credit_rx,
+        out: prod_tx,
+        stop: stop.clone(),
+        lossless: opts.lossless,
+        switches,
+        area: area.clone(),
+        pointer: Some((
+            link::sealed::DatagramSender::new(connection.clone(), &keys),
+            shape_tx,
+        )),
+    };
     std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_thread(factory, credit_rx, prod_tx, thread_stop, lossless))
+        .spawn(move || capture_thread(factory, setup))
         .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
 
+    // Until the session start is out, the technician takes only consent, lists and chat: what
+    // else is for the started session waits (pointer shapes in their channel; whether the
+    // clipboard is shared, here).
+    let mut screen_started = false;
+    let mut clipboard_told: Option<bool> = None;
     let mut window = Window::new(opts.max_in_flight);
     // The updates being written, one task each: at most `max_in_flight`.
     let mut sending: JoinSet<u64> = JoinSet::new();
@@ -504,14 +647,27 @@ async fn serve(
     let ended = loop {
         tokio::select! {
             produced = prod_rx.recv(), if !finished => match produced {
-                Some(Produced::Ready { width, height, describe }) => {
+                Some(Produced::Ready { width, height, describe, monitors }) => {
                     tx.send(&PeerMessage::SessionStart {
                         width,
                         height,
                         agent_version: protocol::SOFTWARE_VERSION.into(),
                     })
                     .await?;
+                    if let Some(m) = monitors {
+                        tx.send(&PeerMessage::Monitors(m)).await?;
+                    }
+                    screen_started = true;
+                    if let Some(shared) = clipboard_told.take() {
+                        tx.send(&PeerMessage::ClipboardShared(shared)).await?;
+                    }
                     said.tell(FromViewer::Sharing { describe, width, height }).await;
+                }
+                Some(Produced::Switched(switched)) => {
+                    crate::monitors::report_switch(report, name, &switched);
+                    if let Ok((m, _)) = switched {
+                        tx.send(&PeerMessage::Monitors(m)).await?;
+                    }
                 }
                 Some(Produced::Update { update, frame_id }) => {
                     let seq = update.seq;
@@ -564,7 +720,10 @@ async fn serve(
                     Ok(Ack::Repeated) => debug!(seq, "a repeated acknowledgement ignored"),
                     Err(e) => break Ended::Reason(EndReason::Error(e.to_string())),
                 },
-                Ok(Some(PeerMessage::Input(event))) => {
+                Ok(Some(PeerMessage::Input(mut event))) => {
+                    if let InputEvent::PointerMove { x, y } = &mut event {
+                        (*x, *y) = area.lock().expect("area lock").to_desktop(*x, *y);
+                    }
                     if control {
                         // Waits while the session's input is full: flow control then slows the
                         // technician, and this viewer's screen waits with it.
@@ -578,6 +737,20 @@ async fn serve(
                 }
                 Ok(Some(PeerMessage::TakeOver)) => {
                     said.tell(FromViewer::TakeOver).await;
+                }
+                Ok(Some(PeerMessage::Chat(chat))) => {
+                    if let Err(reason) = chat_in(chat, &mut meter, started, said).await {
+                        break Ended::Reason(reason);
+                    }
+                }
+                Ok(Some(PeerMessage::Clipboard(data))) => match data.check() {
+                    Ok(()) => { said.tell(FromViewer::Clipboard(data)).await; }
+                    Err(e) => break Ended::Reason(EndReason::Error(format!("the technician sent {e}"))),
+                },
+                Ok(Some(PeerMessage::ShowMonitor(choice))) => {
+                    if switch_tx.try_send(choice).is_err() {
+                        debug!("a monitor switch came while another was waiting; dropped");
+                    }
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
                 Ok(Some(other)) => {
@@ -596,9 +769,14 @@ async fn serve(
                     tx.send(&PeerMessage::Consent(state)).await?;
                 }
                 Some(ToViewer::Participants(list)) => tx.send(&PeerMessage::Participants(list)).await?,
+                Some(ToViewer::Chat(chat)) => tx.send(&PeerMessage::Chat(chat)).await?,
+                Some(ToViewer::Clipboard(data)) => tx.send(&PeerMessage::Clipboard(data)).await?,
+                Some(ToViewer::ClipboardShared(shared)) if screen_started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
+                Some(ToViewer::ClipboardShared(shared)) => clipboard_told = Some(shared),
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
             },
+            Some(shape) = shapes.recv(), if screen_started => tx.send(&PeerMessage::CursorShape(shape)).await?,
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
                 Some(Change::Quiet(silent)) => {
                     said.tell(FromViewer::RelayQuiet(true)).await;
@@ -657,6 +835,19 @@ async fn serve(
         }
     }
     Ok(ended)
+}
+
+/// Takes in a chat message from the technician: passed to the session, or the reason the viewer
+/// ends (beyond the limits).
+async fn chat_in(
+    chat: Chat,
+    meter: &mut ChatMeter,
+    started: Instant,
+    said: &mut Said<'_>,
+) -> Result<(), EndReason> {
+    let text = crate::chat::received(chat, meter, started)?;
+    said.tell(FromViewer::Chat(text)).await;
+    Ok(())
 }
 
 /// Input events a viewer sent while it did not hold control: dropped, counted, and reported at

@@ -305,6 +305,7 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
         report_updates: false,
         consent,
         lossless: true,
+        clipboard: false,
     };
     let meeting = sealed::Meeting::Code(code.clone());
     let run = tokio::spawn(async move {

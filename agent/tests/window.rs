@@ -403,6 +403,71 @@ fn hostile_strings_from_the_technician_are_shown_escaped_and_clipped() {
     assert_eq!(raw_controls(&harness), Vec::<String>::new());
 }
 
+/// A line of the chat as the session tells the window: from a technician, or the person's own.
+fn line(from: Option<&str>, text: &str) -> agent::chat::ChatLine {
+    agent::chat::ChatLine {
+        from: from.map(str::to_owned),
+        at: std::time::SystemTime::now(),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn the_person_can_chat_from_the_question_on_and_switch_the_clipboard_off() {
+    let rt = runtime();
+    let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
+    status.send(asking()).unwrap();
+    harness.run_steps(2);
+    // The person asks who is calling before answering.
+    type_into(&mut harness, "Your message", "who is calling?");
+    click(&mut harness, "Send");
+    assert_eq!(
+        rt.block_on(input.next()),
+        Some(consent::FromUser::Chat("who is calling?".into()))
+    );
+    // The session says the lines back, the person's own and the technician's answer.
+    status
+        .send(Status::Chat(line(None, "who is calling?")))
+        .unwrap();
+    status
+        .send(Status::Chat(line(
+            Some("alice"),
+            "Alice, from the help desk",
+        )))
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Alice, from the help desk");
+    harness.get_by_label("who is calling?");
+    // Shared, with the clipboard: a message while the chat is closed is counted on its
+    // button, and shown once it is opened.
+    status.send(Status::ClipboardShared(true)).unwrap();
+    status
+        .send(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    status
+        .send(Status::Chat(line(
+            Some("alice"),
+            "opening the printer settings",
+        )))
+        .unwrap();
+    harness.run_steps(2);
+    assert!(harness
+        .query_by_label("opening the printer settings")
+        .is_none());
+    click(&mut harness, "Chat (1)");
+    harness.get_by_label("opening the printer settings");
+    // The switch: the session is told at once.
+    click(&mut harness, "Share clipboard");
+    assert_eq!(
+        rt.block_on(input.next()),
+        Some(consent::FromUser::Clipboard(false))
+    );
+}
+
 /// Every screen, drawn in `lang`, asks its catalogue for no word it lacks.
 fn every_screen_finds_its_words(lang: &Lang) {
     let now = Instant::now();
@@ -491,6 +556,23 @@ fn every_screen_finds_its_words(lang: &Lang) {
     harness.run_steps(2);
     click(&mut harness, &cat.text("survey-score-3"));
     click(&mut harness, &cat.text("survey-send"));
+    // The bar with the clipboard's switch and a message waiting, then the chat open.
+    status.send(Status::ClipboardShared(true)).unwrap();
+    status
+        .send(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    status
+        .send(Status::Chat(line(Some("alice"), "hello")))
+        .unwrap();
+    harness.run_steps(2);
+    click(
+        &mut harness,
+        &cat.fmt("chat-unread", &[("n", words::Value::from(1))]),
+    );
     let missing = harness.state().catalogue().missing();
     assert!(
         missing.is_empty(),

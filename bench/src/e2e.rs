@@ -16,7 +16,10 @@
 //! ([`windowed`]): `console` (the real `technician console`, full screen at 1:1, joined to the
 //! real agent through the relay) and `vncviewer` (TigerVNC's viewer, full screen, showing
 //! `X0tigervnc`'s screen); beside latency they report the viewer process's CPU, also while a
-//! full 1920x1080 screen repaints 30 times a second.
+//! full 1920x1080 screen repaints 30 times a second. For the console, the user's own pointer
+//! too: moved over the square by a device (XTest) on the agent's display (T0) until the
+//! console's display shows it drawn at its new place (T1), printed beside the screen path of
+//! the same run.
 //!
 //! Systems are measured one after the other, each with warm-up samples first; samples are
 //! spaced by an irregular 15 to 50 ms so they do not lock onto a capture period. Every process
@@ -28,12 +31,12 @@
 //! display shows).
 
 pub(crate) mod ours;
-mod pixels;
+pub(crate) mod pixels;
 pub(crate) mod probe;
 pub(crate) mod procs;
 mod rfb;
 pub(crate) mod window;
-mod windowed;
+pub(crate) mod windowed;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -51,9 +54,9 @@ use probe::{Rect, ScreenProbe};
 use window::TestWindow;
 
 const BENCH: &str = "e2e";
-const SCREEN: (u32, u32) = (1920, 1080);
+pub(crate) const SCREEN: (u32, u32) = (1920, 1080);
 /// The window whose colour changes. Away from the screen's centre, where the pointer starts.
-const WINDOW: Rect = Rect {
+pub(crate) const WINDOW: Rect = Rect {
     x: 160,
     y: 120,
     width: 200,
@@ -61,9 +64,9 @@ const WINDOW: Rect = Rect {
 };
 /// Where the pointer is parked while the screen is measured: a software cursor over the window
 /// would keep it from being one colour.
-const POINTER_PARK: (i16, i16) = (1800, 1000);
+pub(crate) const POINTER_PARK: (i16, i16) = (1800, 1000);
 /// A sample that has not arrived by then is counted as lost.
-const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Repaints a second during the active CPU phase.
 const ACTIVE_HZ: u32 = 30;
 
@@ -143,6 +146,9 @@ struct WindowFigures {
     agent_cpu_full_pct: f64,
     /// Where the remote screen was on the viewer display.
     area: Option<windowed::ViewerArea>,
+    /// The user's pointer until the viewer drew it (sorted) and the samples lost, where
+    /// measured.
+    cursor: Option<(Vec<Duration>, u32)>,
 }
 
 /// The viewer side of a system, as the measurement drives it.
@@ -584,6 +590,7 @@ fn measure_window(
                 run.samples,
                 run.warmup,
                 run.seconds,
+                false,
             )?;
             drop(viewer);
             drop(probe);
@@ -623,6 +630,7 @@ fn measure_window(
                 run.samples,
                 run.warmup,
                 run.seconds,
+                true,
             );
             drop(viewer);
             drop(peers);
@@ -650,6 +658,7 @@ fn from_window(m: windowed::WindowMeasured) -> Measured {
             viewer_cpu: m.viewer_cpu,
             agent_cpu_full_pct: m.server_cpu.full,
             area: m.area,
+            cursor: m.cursor,
         }),
     }
 }
@@ -658,12 +667,12 @@ fn from_window(m: windowed::WindowMeasured) -> Measured {
 // The measurement, the same for every system
 
 /// The colour of sample `i` (0xRRGGBB), scattered over the colour cube.
-fn colour(i: u32) -> u32 {
+pub(crate) fn colour(i: u32) -> u32 {
     (i.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 8) & 0x00ff_ffff
 }
 
 /// An irregular pause of 15 to 50 ms between samples.
-fn gap(i: u32) -> Duration {
+pub(crate) fn gap(i: u32) -> Duration {
     Duration::from_millis(15 + u64::from(i.wrapping_mul(2_654_435_761) >> 16) % 36)
 }
 
@@ -774,7 +783,7 @@ fn pct(cpu: Duration, wall: Duration) -> f64 {
 }
 
 /// Nearest-rank percentile of sorted samples, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -854,6 +863,9 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
         "viewer_cpu_full_pct",
         "viewer window CPU, 1080p 30 repaints/s",
     );
+    r.label("cursor_latency_p50_ms", "user's pointer -> viewer p50");
+    r.label("cursor_latency_p90_ms", "user's pointer -> viewer p90");
+    r.label("cursor_samples_lost", "pointer samples lost (> 2 s)");
     r.label("probe_look_p50_ms", "pixel probe's own look p50");
     r.label("probe_look_p99_ms", "pixel probe's own look p99");
     for (system, m) in results {
@@ -929,6 +941,27 @@ fn report(args: &Args, results: &[(System, Measured)], notes: &[String]) -> Repo
             r.add(s, "viewer_cpu_idle_pct", w.viewer_cpu.idle, "%", 2);
             r.add(s, "viewer_cpu_active_pct", w.viewer_cpu.small, "%", 1);
             r.add(s, "viewer_cpu_full_pct", w.viewer_cpu.full, "%", 1);
+            if let Some((cursor, lost)) = &w.cursor {
+                let (c50, s50) = (percentile_ms(cursor, 50.0), percentile_ms(&m.screen, 50.0));
+                r.add(s, "cursor_latency_p50_ms", c50, "ms", 2);
+                r.add(
+                    s,
+                    "cursor_latency_p90_ms",
+                    percentile_ms(cursor, 90.0),
+                    "ms",
+                    2,
+                );
+                r.add(s, "cursor_samples_lost", f64::from(*lost), "count", 0);
+                r.note(format!(
+                    "{s}: the user's pointer moved on the agent's display (an XTest motion over the \
+                     square, {}x{} px around its place watched on the viewer display) until the \
+                     viewer drew it there: p50 {c50:.2} ms, against {s50:.2} ms for the screen path \
+                     in the same run ({:.2}x)",
+                    2 * windowed::POINTER_REACH,
+                    2 * windowed::POINTER_REACH,
+                    c50 / s50
+                ));
+            }
             r.add(
                 s,
                 "probe_look_p50_ms",

@@ -1,7 +1,7 @@
 //! The peer plane sealed end to end, over QUIC streams: the key exchange on the session stream
 //! ([`agent_session`], [`technician_session`]), then sealed message channels ([`SealedSend`],
-//! [`SealedRecv`]) and sealed screen update streams ([`prepare_update`], [`send_update`],
-//! [`read_update`]).
+//! [`SealedRecv`]), sealed screen update streams ([`prepare_update`], [`send_update`],
+//! [`read_update`]), and sealed datagrams ([`DatagramSender`], [`DatagramReceiver`]).
 //!
 //! The cryptography is `protocol::e2e`'s (pure); this module only moves its frames. Every read
 //! is bounded by the peer plane's frame limit plus the seal's overhead. Anything the relay or the
@@ -11,11 +11,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use protocol::cursor::{PeerDatagram, MAX_DATAGRAM};
 use protocol::e2e::handshake::HANDSHAKE_MAX_FRAME;
 use protocol::e2e::seal::RECORD_OVERHEAD;
 use protocol::e2e::{
-    Context, Handshake, HandshakeError, HandshakeMessage, OpenError, Opener, SealError, Sealer,
-    SessionKeys, UpdateReceiver, UserCode,
+    Context, DatagramOpener, DatagramSealer, Handshake, HandshakeError, HandshakeMessage,
+    OpenError, Opener, SealError, Sealer, SessionKeys, UpdateReceiver, UserCode,
 };
 use protocol::framing::{FrameError, FrameReader};
 use protocol::peer::{EndReason, PeerMessage, ScreenUpdate};
@@ -480,4 +481,74 @@ pub async fn read_update(
         )));
     }
     Ok(update)
+}
+
+/// Sends sealed datagrams to the other end (the user's pointer position). Only the latest value
+/// of what they carry matters, so one that finds no room is dropped rather than waited for.
+pub struct DatagramSender {
+    connection: Connection,
+    sealer: DatagramSealer,
+    buf: Vec<u8>,
+}
+
+impl DatagramSender {
+    pub fn new(connection: Connection, keys: &SessionKeys) -> Self {
+        Self {
+            connection,
+            sealer: keys.datagram_sealer(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Seals and sends `msg` as one datagram. `Err` only once the connection is gone.
+    pub fn send(&mut self, msg: &PeerDatagram) -> Result<(), PeerPlaneError> {
+        self.sealer.seal_message(msg, &mut self.buf)?;
+        match self
+            .connection
+            .send_datagram(bytes::Bytes::copy_from_slice(&self.buf))
+        {
+            Ok(()) => Ok(()),
+            Err(quinn::SendDatagramError::ConnectionLost(e)) => {
+                Err(PeerPlaneError::Broken(e.to_string()))
+            }
+            // Not supported by the other end, too large, or disabled: dropped, as a lost one.
+            Err(e) => {
+                tracing::debug!(error = %e, "a datagram was not sent");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Receives the other end's sealed datagrams, dropping those older than one already received.
+pub struct DatagramReceiver {
+    connection: Connection,
+    opener: DatagramOpener,
+}
+
+impl DatagramReceiver {
+    pub fn new(connection: Connection, keys: &SessionKeys) -> Self {
+        Self {
+            connection,
+            opener: keys.datagram_opener(),
+        }
+    }
+
+    /// The next datagram newer than the last. A datagram that does not open is tampering (an
+    /// error that ends the session); so is one that opens and does not decode.
+    pub async fn recv(&mut self) -> Result<PeerDatagram, PeerPlaneError> {
+        loop {
+            let bytes = self
+                .connection
+                .read_datagram()
+                .await
+                .map_err(|e| PeerPlaneError::Broken(e.to_string()))?;
+            let mut record = bytes.to_vec();
+            let Some(plaintext) = self.opener.open_in_place(&mut record)? else {
+                continue;
+            };
+            return protocol::wire::decode::<PeerDatagram, MAX_DATAGRAM>(plaintext)
+                .map_err(|e| PeerPlaneError::Malformed(e.to_string()));
+        }
+    }
 }

@@ -349,6 +349,9 @@ pub struct RecordingPolicy {
     pub audit_key: Option<String>,
     /// A session may go unrecorded (`technician connect --no-record`).
     pub optional: bool,
+    /// The log keeps what was copied through the shared clipboard; otherwise only that it was
+    /// copied, which way, its kind and size.
+    pub clipboard_content: bool,
 }
 
 impl fmt::Display for ToRelay {
@@ -761,6 +764,7 @@ mod tests {
                 recording: RecordingPolicy {
                     audit_key: Some("age1example".into()),
                     optional: false,
+                    clipboard_content: false,
                 },
             },
             FromRelay::Paired {

@@ -10,15 +10,21 @@
 //! - [`e2e`]: the end-to-end channel: code-keyed SPAKE2 or X25519 handshake, sealed records;
 //! - [`scrnseq`]: the `SCRNSEQ1` screen-capture sequence format of the shared corpus;
 //! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay;
-//! - [`text`]: bounding and escaping the strings a peer supplies before a person sees them.
+//! - [`text`]: bounding and escaping the strings a peer supplies before a person sees them;
+//! - the in-session tools, their messages and limits: [`chat`], [`clipboard`], [`monitor`]
+//!   (which monitor a technician sees), [`cursor`] (the user's own pointer).
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
+pub mod chat;
+pub mod clipboard;
 pub mod codec;
 pub mod control;
+pub mod cursor;
 pub mod e2e;
 pub mod framing;
 pub mod input;
+pub mod monitor;
 pub mod peer;
 pub mod scrnseq;
 pub mod sessionlog;
@@ -32,7 +38,9 @@ pub mod wire;
 /// factor where an account has one, and tells a peer when its partner falls silent.
 /// Version 4 adds the support desk (help requests, queues, escalation) and sessions with several
 /// technicians (invites, attach, monitor, participants and control hand-over).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// Version 5 adds the in-session tools: chat, the clipboard, monitors and the user's pointer
+/// (sealed datagrams), and tells a technician whether clipboard content goes into its log.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Version of this software, reported in hello and session-start messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,10 +10,20 @@
 //! opens ([`PeerMessage::ScreenUpdate`]), so a lost packet delays only that update. The
 //! technician applies updates in sequence order and acknowledges each with
 //! [`PeerMessage::UpdateAck`]; the agent keeps only a few unacknowledged.
+//!
+//! Besides the screen and input, the session stream carries the in-session tools: chat
+//! ([`crate::chat`]), the shared clipboard ([`crate::clipboard`]), the list of monitors and a
+//! switch between them ([`crate::monitor`]), and the shapes of the user's own pointer
+//! ([`crate::cursor`]), whose position travels in sealed datagrams
+//! ([`crate::cursor::PeerDatagram`]), where only the latest value matters.
 
 use serde::{Deserialize, Serialize};
 
+use crate::chat::Chat;
+use crate::clipboard::ClipboardData;
+use crate::cursor::CursorShape;
 use crate::input::InputEvent;
+use crate::monitor::{MonitorChoice, Monitors};
 
 /// What the person at the agent's screen allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +97,24 @@ pub enum PeerMessage {
     /// Technician to agent, from a lead who joined to monitor: take control from whoever holds
     /// it, where the user allowed the lead control.
     TakeOver,
+    /// Either way, before consent too: a chat message (see [`crate::chat`] for who it is
+    /// from).
+    Chat(Chat),
+    /// Either way, between the user and the technician holding control, while the user allows
+    /// it: the clipboard's new content.
+    Clipboard(ClipboardData),
+    /// Agent to technician, after the session start and whenever it changes: whether the
+    /// clipboard is shared with this technician now (it holds control, the user allows control
+    /// and has not switched the clipboard off). A technician sends clipboards only while it is.
+    ClipboardShared(bool),
+    /// Agent to technician, when the screen starts and after each switch: the monitors, and
+    /// which one this technician sees.
+    Monitors(Monitors),
+    /// Technician to agent: show this technician another monitor, or all of them.
+    ShowMonitor(MonitorChoice),
+    /// Agent to technician: a shape of the user's pointer, once per shape; positions
+    /// (datagrams) name it.
+    CursorShape(CursorShape),
 }
 
 /// One technician of a session with several, as the agent tells each of them.

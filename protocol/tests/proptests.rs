@@ -234,6 +234,7 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
                     recording: protocol::control::RecordingPolicy {
                         audit_key,
                         optional,
+                        clipboard_content: optional,
                     },
                 }
             }),

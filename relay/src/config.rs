@@ -44,6 +44,9 @@ pub struct Config {
     pub audit_key: Option<String>,
     /// Whether a technician may run a session without recording it (`--no-record`).
     pub allow_no_record: bool,
+    /// Whether session logs keep what was copied through the shared clipboard, as well as
+    /// that it was copied, which way, its kind and size.
+    pub record_clipboard: bool,
     /// Stored session logs older than this are deleted (and the deletion recorded).
     pub log_retention: Duration,
     /// Largest session log the relay stores, in bytes.
@@ -210,6 +213,7 @@ impl Default for Config {
             token_ttl: Duration::from_secs(12 * 3600),
             audit_key: None,
             allow_no_record: false,
+            record_clipboard: false,
             log_retention: Duration::from_secs(90 * 86_400),
             max_log_bytes: 8 << 30,
             max_connections: 10_000,
@@ -275,6 +279,7 @@ pub struct FileConfig {
     pub token_ttl_secs: Option<u64>,
     pub audit_key: Option<String>,
     pub allow_no_record: Option<bool>,
+    pub record_clipboard: Option<bool>,
     pub log_retention_days: Option<u64>,
     pub max_log_mb: Option<u64>,
     pub max_connections: Option<usize>,
@@ -317,6 +322,7 @@ impl FileConfig {
             token_ttl_secs,
             audit_key,
             allow_no_record,
+            record_clipboard,
             log_retention_days,
             max_log_mb,
             max_connections,
@@ -393,6 +399,9 @@ impl FileConfig {
         }
         if let Some(v) = allow_no_record {
             cfg.allow_no_record = v;
+        }
+        if let Some(v) = record_clipboard {
+            cfg.record_clipboard = v;
         }
         if let Some(v) = log_retention_days {
             cfg.log_retention = Duration::from_secs(v.saturating_mul(86_400));

@@ -45,9 +45,9 @@ struct Cli {
     database_url: Option<String>,
     /// TOML config file; keys: listen, data_dir, database_url, organisation, code_ttl_secs, token_ttl_secs,
     /// join_attempts, join_window_secs, idle_timeout_ms, keep_alive_ms, audit_key,
-    /// allow_no_record, log_retention_days, max_log_mb, require_totp, and the limits
-    /// max_connections [10000], max_connections_per_source [256, per IPv4 address or IPv6 /64],
-    /// unpaired_timeout_secs [60], max_waiting_codes_per_source [32],
+    /// allow_no_record, record_clipboard, log_retention_days, max_log_mb, require_totp, and
+    /// the limits max_connections [10000], max_connections_per_source [256, per IPv4 address
+    /// or IPv6 /64], unpaired_timeout_secs [60], max_waiting_codes_per_source [32],
     /// registrations_per_minute [30], account_log_quota_mb [65536],
     /// max_checkpoints_per_log [100000]; log_store, s3_endpoint, s3_region, s3_access_key_id,
     /// s3_secret_access_key; admin_listen

@@ -1087,6 +1087,7 @@ fn logged_in(l: &LoggedIn, cfg: &Config) -> FromRelay {
         recording: RecordingPolicy {
             audit_key: cfg.audit_key.clone(),
             optional: cfg.allow_no_record,
+            clipboard_content: cfg.record_clipboard,
         },
     }
 }

@@ -110,6 +110,8 @@ pub struct JoinOptions {
     pub log_dir: Option<PathBuf>,
     pub typed_text_count_only: bool,
     pub no_record: bool,
+    /// Share this display's clipboard while holding control.
+    pub clipboard: bool,
 }
 
 /// How a window follows the session.
@@ -121,6 +123,10 @@ pub struct Live {
     pub events: Option<mpsc::UnboundedSender<JoinEvent>>,
     /// Steps of the session's help request a window asks for.
     pub desk: Option<mpsc::Receiver<crate::desk::DeskAction>>,
+    /// Chat and monitor switches a window asks for.
+    pub tools: Option<mpsc::Receiver<session::ToolAction>>,
+    /// Where the user's pointer goes (a window drawing it).
+    pub cursor: Option<crate::cursor::CursorHook>,
     /// Hand-overs and take-overs of control a window asks for.
     pub control: Option<mpsc::Receiver<crate::session::ControlStep>>,
 }
@@ -333,7 +339,9 @@ pub async fn join(
     let policy = conn.recording.clone().unwrap_or(RecordingPolicy {
         audit_key: None,
         optional: false,
+        clipboard_content: false,
     });
+    let clipboard_content = policy.clipboard_content;
     if opts.no_record && !policy.optional {
         anyhow::bail!(
             "{} records every session (its policy does not allow --no-record)",
@@ -459,6 +467,10 @@ pub async fn join(
         viewer: live.viewer,
         on_frame: live.on_frame,
         events: session_events,
+        tools: live.tools,
+        clipboard: opts.clipboard,
+        record_clipboard_content: clipboard_content,
+        cursor: live.cursor,
     };
     // However the session ends, its log is sealed (and spooled for the relay) below.
     let (ended, stats, viewer) =

@@ -6,11 +6,15 @@
 //!   and turning actions into input events;
 //! - [`viewer`]: the remote screen as the technician holds it: updates applied in sequence,
 //!   snapshots as PNG;
-//! - [`session`]: the technician's side of a paired session;
+//! - [`session`]: the technician's side of a paired session; its tools: [`chat`], the shared
+//!   [`clipboard`], and the user's own pointer ([`cursor`]);
 //! - [`tokens`]: the logins (`technician login`) kept per relay.
 
 pub mod archive;
+pub mod chat;
+pub mod clipboard;
 pub mod console;
+pub mod cursor;
 pub mod desk;
 pub mod join;
 pub mod logtool;

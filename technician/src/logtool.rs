@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context};
+use protocol::clipboard::ClipContent;
 use protocol::input::InputEvent;
 use protocol::sessionlog::record::{self, KIND_SCREEN_UPDATE};
 use protocol::sessionlog::replay::decode_stored_update;
@@ -26,6 +27,7 @@ use protocol::sessionlog::{
 };
 use protocol::text::{is_unsafe, printable};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 /// Exit status of `verify` for a log tampered with (as [`Verdict::exit_code`] says it).
 pub const EXIT_TAMPERED: u8 = 1;
@@ -268,6 +270,30 @@ fn describe(record: &Record) -> String {
         Record::Error(e) => format!("error: {}", e.message),
         Record::DeskStep(d) => d.to_string(),
         Record::Control(c) => c.to_string(),
+        Record::Chat(c) => format!(
+            "chat from {}: {}",
+            printable(&c.from.to_string()),
+            printable(&c.text)
+        ),
+        Record::Clipboard(c) => match &c.content {
+            Some(ClipContent::Text(t)) => {
+                format!("{c}: {}", printable(&protocol::text::clip(t, 200)))
+            }
+            _ => c.to_string(),
+        },
+        Record::Monitors(m) => format!(
+            "monitors: {} of the user's, this technician sees {}",
+            m.list.len(),
+            m.describe_shown()
+        ),
+        Record::CursorShape(s) => format!(
+            "pointer shape {} ({}x{}, hotspot {},{})",
+            s.id, s.width, s.height, s.hot_x, s.hot_y
+        ),
+        Record::Cursor(p) if p.visible => {
+            format!("pointer at {},{} (shape {})", p.x, p.y, p.shape)
+        }
+        Record::Cursor(p) => format!("pointer off the screen seen (shape {})", p.shape),
         Record::SessionClosed(c) => format!("session closed: {}", c.reason),
         Record::Seal => "sealed".into(),
         Record::Unknown { kind } => format!("record of kind {kind} (newer than this program)"),
@@ -482,6 +508,28 @@ fn record_json(rec: &RawRecord) -> serde_json::Value {
         Ok(Record::DeskStep(d)) => v["record"] = serde_json::to_value(d).unwrap_or_default(),
         Ok(Record::Control(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
         Ok(Record::SessionClosed(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
+        Ok(Record::Chat(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
+        Ok(Record::Clipboard(c)) => {
+            v["record"] = json!({
+                "direction": c.direction.name(), "selection": c.selection.name(),
+                "kind": c.kind.name(), "bytes": c.bytes,
+            });
+            match &c.content {
+                Some(ClipContent::Text(t)) => v["record"]["text"] = json!(t),
+                Some(ClipContent::Png(p)) => {
+                    v["record"]["png_sha256"] = json!(hex(&Sha256::digest(p)))
+                }
+                None => {}
+            }
+        }
+        Ok(Record::Monitors(m)) => v["record"] = serde_json::to_value(m).unwrap_or_default(),
+        Ok(Record::CursorShape(s)) => {
+            v["record"] = json!({
+                "id": s.id, "width": s.width, "height": s.height, "hot_x": s.hot_x,
+                "hot_y": s.hot_y, "sha256": hex(&Sha256::digest(&s.pixels)),
+            })
+        }
+        Ok(Record::Cursor(p)) => v["record"] = serde_json::to_value(p).unwrap_or_default(),
         Ok(Record::Seal) | Ok(Record::Unknown { .. }) => {}
         Err(e) => v["error"] = json!(e.to_string()),
     }

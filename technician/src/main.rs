@@ -249,6 +249,10 @@ struct SessionArgs {
     /// Do not record this session (only where the relay's policy allows it)
     #[arg(long)]
     no_record: bool,
+    /// Share this display's clipboard (X selections of DISPLAY) with the user while you hold
+    /// control: what either copies, the other can paste
+    #[arg(long)]
+    clipboard: bool,
 }
 
 /// The password: asked at the terminal without echo, or one line of standard input.
@@ -604,6 +608,7 @@ async fn run_session(
         log_dir: args.log_dir,
         typed_text_count_only: args.typed_text_count_only,
         no_record: args.no_record,
+        clipboard: args.clipboard,
     };
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;

@@ -3,7 +3,9 @@
 //! [`Recorder`] wraps the session-log writer (`protocol::sessionlog`) with the session's clock:
 //! every record's time is milliseconds since the session opened. Screen updates are recorded
 //! exactly as received, before they are reordered; consent changes and every input event the
-//! technician sends are recorded too, and the log is sealed with the reason the session ended.
+//! technician sends are recorded too, as are chat, clipboards passed, the agent's monitors and
+//! the user's pointer (its positions at most [`CURSOR_EVERY_MS`] apart: the latest is kept in
+//! between), and the log is sealed with the reason the session ended.
 //! A failed write does not end the session: the recorder says so once and stops, leaving a log
 //! that verifies up to its last whole record. A log that reaches [`MAX_LOG_BYTES`] takes no
 //! more screen updates and says it is full; the session then ends and seals it whole.
@@ -14,10 +16,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use protocol::cursor::{CursorPosition, CursorShape};
 use protocol::input::InputEvent;
+use protocol::monitor::Monitors;
 use protocol::peer::{ConsentState, ScreenUpdate};
 use protocol::sessionlog::{
-    Checkpoint, CloseReason, LogWriter, SessionOpened, Verdict, WriteError,
+    ChatRecord, Checkpoint, ClipboardRecord, CloseReason, LogWriter, SessionOpened, Verdict,
+    WriteError,
 };
 use tracing::warn;
 
@@ -37,6 +42,10 @@ pub fn default_log_dir() -> PathBuf {
 /// ends rather than go on unrecorded, since the user was told it is recorded.
 pub const MAX_LOG_BYTES: u64 = 4 << 30;
 
+/// Least time between two recorded positions of the user's pointer; the latest in between is
+/// kept and recorded once that time has passed (or at the next tick).
+pub const CURSOR_EVERY_MS: u64 = 100;
+
 pub struct Recorder {
     writer: Option<LogWriter<BufWriter<File>>>,
     path: PathBuf,
@@ -46,6 +55,9 @@ pub struct Recorder {
     /// [`MAX_LOG_BYTES`], or less in tests.
     limit: u64,
     full: bool,
+    /// When a pointer position was last recorded, and the latest one not yet recorded.
+    cursor_at: Option<u64>,
+    cursor_pending: Option<CursorPosition>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -91,6 +103,8 @@ impl Recorder {
             failure: None,
             limit,
             full: false,
+            cursor_at: None,
+            cursor_pending: None,
         })
     }
 
@@ -174,8 +188,49 @@ impl Recorder {
         self.with(|w, t| w.input(t, event));
     }
 
-    /// Lets buffered screen updates reach the file (at least once a second).
+    /// A chat message, sent or received.
+    pub fn chat(&mut self, chat: &ChatRecord) {
+        self.with(|w, t| w.chat(t, chat));
+    }
+
+    /// A clipboard passed between the user and this technician.
+    pub fn clipboard(&mut self, clip: &ClipboardRecord) {
+        self.with(|w, t| w.clipboard(t, clip));
+    }
+
+    /// The agent's monitors, and which this technician sees.
+    pub fn monitors(&mut self, monitors: &Monitors) {
+        self.with(|w, t| w.monitors(t, monitors));
+    }
+
+    /// A shape of the user's pointer.
+    pub fn cursor_shape(&mut self, shape: &CursorShape) {
+        self.with(|w, t| w.cursor_shape(t, shape));
+    }
+
+    /// Where the user's pointer is: recorded if the last was [`CURSOR_EVERY_MS`] ago, else kept
+    /// for later.
+    pub fn cursor(&mut self, at: CursorPosition) {
+        let now = self.now();
+        if self
+            .cursor_at
+            .is_some_and(|t| now.saturating_sub(t) < CURSOR_EVERY_MS)
+        {
+            self.cursor_pending = Some(at);
+            return;
+        }
+        self.cursor_pending = None;
+        self.cursor_at = Some(now);
+        self.with(|w, t| w.cursor(t, at));
+    }
+
+    /// Lets buffered screen updates reach the file (at least once a second), with the pointer's
+    /// last position if it was held back.
     pub fn tick(&mut self) {
+        if let Some(at) = self.cursor_pending.take() {
+            self.cursor_at = Some(self.now());
+            self.with(|w, t| w.cursor(t, at));
+        }
         self.with(|w, t| w.tick(t));
     }
 

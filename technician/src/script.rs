@@ -27,13 +27,22 @@
 //! takeover              take control (a lead who joined with `technician monitor`)
 //! wait-control WHO MS   wait until WHO holds control (a name, `me`, or `other`: anyone but
 //!                       you), or fail after MS
+//!
+//! # the session's tools
+//! chat TEXT             a chat message to the user (and the session's other technicians)
+//! clipboard TEXT        put TEXT on the user's clipboard (CLIPBOARD), while you hold control
+//! monitor N|all         see the user's monitor N (from 0), or all of them as one desktop;
+//!                       waits (up to 5 s) until the agent shows it
 //! ```
 //!
-//! The whole script is checked before the session starts; an error names its line.
+//! The whole script is checked before the session starts; an error names its line. It plays
+//! once the remote screen has arrived, except the `chat` lines it begins with: those go as
+//! soon as the session is sealed, while the user is still being asked.
 
 use std::path::{Path, PathBuf};
 
 use protocol::input::{self, InputEvent, Key, Modifiers, MouseButton, NamedKey};
+use protocol::monitor::MonitorChoice;
 
 use crate::desk::{self, DeskAction};
 
@@ -77,6 +86,12 @@ pub enum Action {
         who: Holder,
         ms: u64,
     },
+    /// A chat message.
+    Chat(String),
+    /// Text for the user's clipboard.
+    Clipboard(String),
+    /// See another monitor of the user's, or all of them.
+    Monitor(MonitorChoice),
 }
 
 /// Whom a script waits for to hold control.
@@ -266,6 +281,41 @@ fn parse_line(line: &str) -> Result<Action, String> {
             let note = unescape(rest.trim())?;
             return Ok(Action::Desk(DeskAction::Hold { note }));
         }
+        "chat" => {
+            let text = unescape(rest.trim())?;
+            if text.len() > protocol::chat::MAX_CHAT_BYTES {
+                return Err(format!(
+                    "a chat message has at most {} bytes",
+                    protocol::chat::MAX_CHAT_BYTES
+                ));
+            }
+            return protocol::chat::outgoing(&text)
+                .map(Action::Chat)
+                .ok_or_else(|| "`chat` needs a message".into());
+        }
+        "clipboard" => {
+            // The rest of the line, exactly, as for `type`.
+            let text = unescape(rest)?;
+            if text.is_empty() {
+                return Err("`clipboard` needs text".into());
+            }
+            if text.len() > protocol::clipboard::MAX_CLIPBOARD_TEXT {
+                return Err(format!(
+                    "clipboard text has at most {} bytes",
+                    protocol::clipboard::MAX_CLIPBOARD_TEXT
+                ));
+            }
+            return Ok(Action::Clipboard(text));
+        }
+        "monitor" => {
+            let w = words
+                .next()
+                .ok_or("`monitor` needs a monitor's number (from 0) or `all`")?;
+            Action::Monitor(
+                MonitorChoice::parse(w)
+                    .ok_or_else(|| format!("`{w}` is neither a monitor's number nor `all`"))?,
+            )
+        }
         "resolve" | "unresolved" => {
             let note = unescape(rest.trim())?;
             let resolved = verb == "resolve";
@@ -273,7 +323,7 @@ fn parse_line(line: &str) -> Result<Action, String> {
         }
         other => {
             return Err(format!(
-                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control"
+                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control, chat, clipboard, monitor"
             ))
         }
     };
@@ -374,7 +424,10 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
         | Action::Desk(_)
         | Action::HandOver(_)
         | Action::TakeOver
-        | Action::WaitControl { .. } => Vec::new(),
+        | Action::WaitControl { .. }
+        | Action::Chat(_)
+        | Action::Clipboard(_)
+        | Action::Monitor(_) => Vec::new(),
     }
 }
 
@@ -396,6 +449,30 @@ mod tests {
         assert_eq!(actions[8], Action::WaitChange { ms: 500 });
         assert_eq!(actions[9], Action::Snapshot("out dir/a b.png".into()));
         assert_eq!(actions[10], Action::End);
+    }
+
+    #[test]
+    fn the_tools_parse_and_their_limits_are_checked_before_the_session() {
+        let steps = parse(
+            "chat  who is calling? \\n\\tsee\n\nclipboard  two spaces kept\nmonitor 1\nmonitor all\n",
+            "s",
+        )
+        .unwrap();
+        let actions: Vec<Action> = steps.into_iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Chat("who is calling? \n\tsee".into()),
+                Action::Clipboard(" two spaces kept".into()),
+                Action::Monitor(MonitorChoice::One(1)),
+                Action::Monitor(MonitorChoice::All),
+            ]
+        );
+        let long = format!("chat {}\n", "x".repeat(protocol::chat::MAX_CHAT_BYTES + 1));
+        assert!(parse(&long, "s").unwrap_err().message.contains("at most"));
+        assert!(parse("chat   \n", "s").is_err());
+        assert!(parse("monitor left\n", "s").is_err());
+        assert!(parse("clipboard\n", "s").is_err());
     }
 
     #[test]

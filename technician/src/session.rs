@@ -12,6 +12,11 @@
 //! connection's tasks. The loop acknowledges what was applied and watches the session stream
 //! and the control stream for the end.
 //!
+//! The in-session tools ride the same loop: chat both ways from the key exchange on (before the
+//! user's answer too: [`crate::chat`]), the clipboard while this technician holds control
+//! ([`crate::clipboard`]), the agent's monitors and switches between them, and the user's
+//! pointer, whose positions a task of their own reads from the datagrams ([`crate::cursor`]).
+//!
 //! Nothing the agent sends piles up: at most [`MAX_READING`] + [`UPDATE_QUEUE`] +
 //! [`DECODE_QUEUE`] updates are in memory at once besides those the viewer holds back
 //! ([`viewer::MAX_EARLY_BYTES`]), the agent's consent changes are capped at
@@ -23,17 +28,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use link::report::Reporter;
+use link::sealed::DatagramReceiver;
 use link::sealed::{self, last_word, SealedSession};
 use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
+use protocol::chat::Chat;
+use protocol::clipboard::{ClipContent, ClipKind, ClipboardData, Selection};
 use protocol::control::FromRelay;
+use protocol::cursor::CursorPosition;
 use protocol::e2e::UpdateReceiver;
+use protocol::monitor::{MonitorChoice, Monitors};
 use protocol::peer::{ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
+use protocol::sessionlog::{ChatAuthor, ChatRecord, ClipDirection};
 use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
+use crate::chat::ChatIn;
+use crate::clipboard::LocalClipboard;
+use crate::cursor::{CursorHook, CursorUpdate};
 use crate::desk::DeskAction;
 use crate::record::Recorder;
 use crate::script::{self, Action, Holder, Step};
@@ -101,6 +115,27 @@ pub enum SessionEvent {
     RequestRefused(String),
     /// The technicians of the session and who holds control, once there is more than one.
     Participants(Vec<Participant>),
+    /// A chat message, this technician's own too.
+    Chat(ChatRecord),
+    /// The agent's monitors, and which this technician sees.
+    Monitors(Monitors),
+    /// A clipboard passed between the user and this technician.
+    Clipboard {
+        direction: ClipDirection,
+        kind: ClipKind,
+        bytes: u64,
+    },
+    /// The user shares the clipboard with this technician now (`true`), or no longer.
+    ClipboardShared(bool),
+}
+
+/// What a window asks of the session besides input and the desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolAction {
+    /// Send this chat message.
+    Chat(String),
+    /// See another of the user's monitors, or all of them.
+    ShowMonitor(MonitorChoice),
 }
 
 #[derive(Default)]
@@ -130,8 +165,17 @@ pub struct SessionOptions {
     pub on_frame: Option<FrameHook>,
     /// Events for a window following the session. Not bounded in number, but few: the start,
     /// one quality figure a second, and the agent's consent changes, at most
-    /// [`MAX_CONSENT_CHANGES`] a second.
+    /// [`MAX_CONSENT_CHANGES`] a second, chat at most [`protocol::chat::MAX_CHAT_PER_SEC`].
     pub events: Option<mpsc::UnboundedSender<SessionEvent>>,
+    /// Chat and monitor switches from a window.
+    pub tools: Option<mpsc::Receiver<ToolAction>>,
+    /// Share the clipboard through this display's X selections while holding control.
+    pub clipboard: bool,
+    /// Keep what passes through the clipboard in the log (the relay's policy), not only that
+    /// it passed.
+    pub record_clipboard_content: bool,
+    /// Called with every shape and position of the user's pointer (a window drawing it).
+    pub cursor: Option<CursorHook>,
 }
 
 impl SessionOptions {
@@ -379,7 +423,53 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Participants(_) => "a list of participants",
         PeerMessage::HandOver { .. } => "a hand-over of control",
         PeerMessage::TakeOver => "a take-over of control",
+        PeerMessage::Chat(_) => "a chat message",
+        PeerMessage::Clipboard(_) => "a clipboard",
+        PeerMessage::ClipboardShared(_) => "word on the clipboard",
+        PeerMessage::Monitors(_) => "a list of monitors",
+        PeerMessage::ShowMonitor(_) => "a monitor switch",
+        PeerMessage::CursorShape(_) => "a pointer shape",
     }
+}
+
+/// Records and says what this technician sends that the log keeps besides input: its chat,
+/// and clipboards it passes to the user.
+fn sent(
+    msg: &PeerMessage,
+    recorder: &Option<Arc<Mutex<Recorder>>>,
+    report: Reporter,
+    content: bool,
+) {
+    match msg {
+        PeerMessage::Input(ev) => record(recorder, |r| r.input(ev)),
+        PeerMessage::Chat(c) => crate::chat::note(
+            recorder,
+            report,
+            &ChatRecord {
+                from: ChatAuthor::Recorder,
+                text: c.text.clone(),
+            },
+        ),
+        PeerMessage::Clipboard(d) => {
+            crate::clipboard::note(recorder, report, ClipDirection::ToUser, d, content)
+        }
+        _ => {}
+    }
+}
+
+/// Tells the agent why this technician leaves before the screen started, and waits (briefly)
+/// until it has the words.
+async fn leave_early(
+    out_tx: mpsc::Sender<PeerMessage>,
+    writer: tokio::task::JoinHandle<()>,
+    conn: &mut RelayConnection,
+    why: &str,
+) {
+    let reason = EndReason::Error(why.to_string());
+    let _ = out_tx.send(PeerMessage::EndSession { reason }).await;
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+    conn.await_departure(Duration::from_secs(2)).await;
 }
 
 /// What a window asks of control in a session with several technicians (the agent decides).
@@ -410,6 +500,8 @@ pub struct ControlNow {
     pub holder: Option<String>,
     /// This technician holds it.
     pub me: bool,
+    /// The user shares the clipboard with this technician now (the agent says so).
+    pub clipboard: bool,
 }
 
 /// The technicians of the session as the agent last listed them: who joined and left, and who
@@ -514,6 +606,16 @@ impl Company {
     }
 }
 
+/// The next thing a window asks of the session's tools (never, without a window). Once the
+/// window closed its side, the session goes on without it.
+async fn next_tool(tools: &mut Option<mpsc::Receiver<ToolAction>>) -> Option<ToolAction> {
+    let next = next_from(tools).await;
+    if next.is_none() {
+        *tools = None;
+    }
+    next
+}
+
 /// The next message of a window's channel, if there is one (else pending for ever); `None` once
 /// the window closed its side.
 async fn next_from<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
@@ -522,6 +624,60 @@ async fn next_from<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
         None => std::future::pending().await,
     }
 }
+
+/// The agent says whether the clipboard is shared with this technician now: remembered (the
+/// script and the local clipboard send only then), said, and told to a window.
+fn clipboard_shared(
+    shared: bool,
+    opts: &SessionOptions,
+    report: Reporter,
+    control: &watch::Sender<ControlNow>,
+) {
+    let was = control.borrow().clipboard;
+    control.send_modify(|c| c.clipboard = shared);
+    if was != shared {
+        report.event(
+            "clipboard_shared",
+            json!({ "shared": shared }),
+            if shared {
+                "The user shares the clipboard with you: what either of you copies, the other can paste."
+            } else {
+                "The clipboard is not shared with you now."
+            },
+        );
+        opts.tell(SessionEvent::ClipboardShared(shared));
+    }
+}
+
+/// Says the agent's monitors (JSON event `monitors`: each with its place and size, and which
+/// this technician sees).
+fn report_monitors(report: Reporter, monitors: &Monitors) {
+    report.event(
+        "monitors",
+        json!({
+            "monitors": monitors.list.iter().map(|m| json!({
+                "name": m.name, "x": m.x, "y": m.y, "width": m.width, "height": m.height, "primary": m.primary,
+            })).collect::<Vec<_>>(),
+            "shown": monitors.shown.to_string(),
+        }),
+        format!(
+            "The user has {} monitor(s); you see {}.",
+            monitors.list.len(),
+            monitors.describe_shown()
+        ),
+    );
+}
+
+/// What a script watches while it plays.
+struct Watching {
+    /// Counts the screen's changes.
+    changes: watch::Receiver<u64>,
+    control: watch::Receiver<ControlNow>,
+    monitors: watch::Receiver<Option<Monitors>>,
+}
+
+/// How long a script's `monitor` waits for the agent to show the monitor asked for.
+const MONITOR_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs `f` on the recorder, if the session is recorded.
 fn record(recorder: &Option<Arc<Mutex<Recorder>>>, f: impl FnOnce(&mut Recorder)) {
@@ -580,10 +736,14 @@ async fn play(
     input: mpsc::Sender<PeerMessage>,
     desk: mpsc::Sender<DeskAsk>,
     viewer: Arc<Mutex<Viewer>>,
-    mut changes: watch::Receiver<u64>,
-    mut control: watch::Receiver<ControlNow>,
+    watching: Watching,
     report: Reporter,
 ) -> Result<bool, String> {
+    let Watching {
+        mut changes,
+        mut control,
+        mut monitors,
+    } = watching;
     for step in steps {
         let at = |e: String| format!("script line {}: {e}", step.line);
         for ev in script::events(&step.action) {
@@ -647,6 +807,41 @@ async fn play(
                     return Err(at(format!("{who} did not hold control within {ms} ms")));
                 }
             }
+            Action::Chat(text) => input
+                .send(PeerMessage::Chat(Chat {
+                    from: None,
+                    text: text.clone(),
+                }))
+                .await
+                .map_err(|_| at("the session ended".into()))?,
+            Action::Clipboard(text) => {
+                let data = ClipboardData {
+                    selection: Selection::Clipboard,
+                    content: ClipContent::Text(text.clone()),
+                };
+                if control.borrow().clipboard {
+                    input
+                        .send(PeerMessage::Clipboard(data))
+                        .await
+                        .map_err(|_| at("the session ended".into()))?;
+                } else {
+                    crate::clipboard::refused(report, &data, crate::clipboard::NOT_SHARED);
+                }
+            }
+            Action::Monitor(choice) => {
+                input
+                    .send(PeerMessage::ShowMonitor(*choice))
+                    .await
+                    .map_err(|_| at("the session ended".into()))?;
+                let shown = |m: &Option<Monitors>| m.as_ref().is_some_and(|m| m.shown == *choice);
+                let waited = tokio::time::timeout(MONITOR_WAIT, monitors.wait_for(shown)).await;
+                if !matches!(waited, Ok(Ok(_))) {
+                    return Err(at(format!(
+                        "the agent did not show monitor {choice} within {} s",
+                        MONITOR_WAIT.as_secs()
+                    )));
+                }
+            }
             _ => {}
         }
     }
@@ -708,10 +903,42 @@ pub async fn run(
             format!("Verification code: {v}. Ask the user to read out the six digits their screen shows; if they differ, end the session."),
         );
     }
+    // Writer: everything this end sends on the session stream, in order (acks, input, chat),
+    // recorded as it goes out.
+    let (out_tx, mut out_rx) = mpsc::channel::<PeerMessage>(256);
+    let writer_recorder = opts.recorder.clone();
+    let clipboard_content = opts.record_clipboard_content;
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            sent(&m, &writer_recorder, report, clipboard_content);
+            if tx.send(&m).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.finish().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
+    });
     if opts.recorder.is_some() {
         // The user is told before being asked to consent.
-        tx.send(&PeerMessage::Recorded).await?;
+        let _ = out_tx.send(PeerMessage::Recorded).await;
     }
+    // The chat lines a script begins with go now, while the user is being asked.
+    let mut script = opts.script.take();
+    if let Some(steps) = script.as_mut() {
+        let head = steps
+            .iter()
+            .take_while(|s| matches!(s.action, Action::Chat(_)))
+            .count();
+        for step in steps.drain(..head) {
+            if let Action::Chat(text) = step.action {
+                let _ = out_tx
+                    .send(PeerMessage::Chat(Chat { from: None, text }))
+                    .await;
+            }
+        }
+    }
+    let mut tools = opts.tools.take();
+    let mut chat_in = ChatIn::default();
     // Before the screen: the user's consent. The agent may be asking them (up to a minute).
     let mut consents = ConsentMeter::new();
     let mut company = Company::default();
@@ -722,13 +949,18 @@ pub async fn run(
                 Ok(m) => m,
                 Err(e) if e.is_violation() => {
                     let why = e.to_string();
-                    let _ = tx.send(&PeerMessage::EndSession { reason: EndReason::Error(why.clone()) }).await;
-                    let _ = tx.finish().await;
-                    conn.await_departure(Duration::from_secs(2)).await;
+                    leave_early(out_tx, writer, conn, &why).await;
                     return Ok((Ended::Failed(why), Stats::default(), Arc::new(Mutex::new(Viewer::new()))));
                 }
                 Err(e) => return Err(e.into()),
             },
+            Some(tool) = next_tool(&mut tools) => {
+                // Only chat before the screen: there is no monitor to switch yet.
+                if let ToolAction::Chat(text) = tool {
+                    let _ = out_tx.send(PeerMessage::Chat(Chat { from: None, text })).await;
+                }
+                continue;
+            }
             ctl = conn.next_skipping_silences() => return match ctl {
                 Err(LinkError::PeerLeft(reason)) => {
                     let ended = match last_word(&mut rx).await {
@@ -749,10 +981,7 @@ pub async fn run(
         match msg {
             Some(PeerMessage::Consent(state)) => {
                 if let Err(why) = consents.change() {
-                    let reason = EndReason::Error(why.clone());
-                    let _ = tx.send(&PeerMessage::EndSession { reason }).await;
-                    let _ = tx.finish().await;
-                    conn.await_departure(Duration::from_secs(2)).await;
+                    leave_early(out_tx, writer, conn, &why).await;
                     let viewer = Arc::new(Mutex::new(Viewer::new()));
                     return Ok((Ended::Failed(why), Stats::default(), viewer));
                 }
@@ -766,13 +995,24 @@ pub async fn run(
                     .change()
                     .and_then(|()| company.update(list, &opts, report, &control_tx));
                 if let Err(why) = changed {
-                    let reason = EndReason::Error(why.clone());
-                    let _ = tx.send(&PeerMessage::EndSession { reason }).await;
-                    let _ = tx.finish().await;
-                    conn.await_departure(Duration::from_secs(2)).await;
+                    leave_early(out_tx, writer, conn, &why).await;
                     let viewer = Arc::new(Mutex::new(Viewer::new()));
                     return Ok((Ended::Failed(why), Stats::default(), viewer));
                 }
+            }
+            Some(PeerMessage::Chat(chat)) => match chat_in.received(chat) {
+                Ok(chat) => {
+                    crate::chat::note(&opts.recorder, report, &chat);
+                    opts.tell(SessionEvent::Chat(chat));
+                }
+                Err(why) => {
+                    leave_early(out_tx, writer, conn, &why).await;
+                    let viewer = Arc::new(Mutex::new(Viewer::new()));
+                    return Ok((Ended::Failed(why), Stats::default(), viewer));
+                }
+            },
+            Some(PeerMessage::ClipboardShared(shared)) => {
+                clipboard_shared(shared, &opts, report, &control_tx)
             }
             Some(PeerMessage::EndSession { reason }) => {
                 return Ok((
@@ -803,22 +1043,6 @@ pub async fn run(
         }
     }
 
-    // Writer: acks and input in order on the session stream.
-    let (out_tx, mut out_rx) = mpsc::channel::<PeerMessage>(256);
-    let input_recorder = opts.recorder.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            if let PeerMessage::Input(ev) = &m {
-                record(&input_recorder, |r| r.input(ev));
-            }
-            if tx.send(&m).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx.finish().await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), tx.stream_mut().stopped()).await;
-    });
-
     let (upd_tx, mut upd_rx) = mpsc::channel(UPDATE_QUEUE);
     let reading = Arc::new(AtomicUsize::new(0));
     let acceptor = tokio::spawn(accept_updates(
@@ -827,9 +1051,20 @@ pub async fn run(
         upd_tx,
         reading.clone(),
     ));
+    // The user's pointer: its positions in datagrams, read by a task of their own.
+    let (cursor_tx, mut cursor_rx) = mpsc::channel::<CursorPosition>(1);
+    let mut datagrams = tokio::spawn(crate::cursor::read_datagrams(
+        DatagramReceiver::new(connection.clone(), &keys),
+        opts.cursor.clone(),
+        cursor_tx,
+    ));
     // The update later ones wait for, and since when.
     let mut missing: Option<(u64, Instant)> = None;
     drop(keys);
+    // This display's clipboard, shared while this technician holds control.
+    let mut local_clipboard = LocalClipboard::open(opts.clipboard, report);
+    // The agent's monitors as last listed (a script's `monitor` waits for its switch).
+    let (monitors_tx, monitors_rx) = watch::channel::<Option<Monitors>>(None);
     let viewer = opts
         .viewer
         .clone()
@@ -868,7 +1103,6 @@ pub async fn run(
     let mut decoding = 0usize;
     let (mut second_updates, mut second_bytes) = (0u32, 0u64);
     let (changed_tx, changed_rx) = watch::channel(0u64);
-    let mut script = opts.script.clone();
     let mut script_task: Option<tokio::task::JoinHandle<Result<bool, String>>> = None;
     let mut stats = Stats::default();
 
@@ -936,7 +1170,8 @@ pub async fn run(
                 }
                 changed_tx.send_modify(|n| *n += 1);
                 if let Some(steps) = script.take() {
-                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), changed_rx.clone(), control_rx.clone(), report)));
+                    let watching = Watching { changes: changed_rx.clone(), control: control_rx.clone(), monitors: monitors_rx.clone() };
+                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), watching, report)));
                 }
             }
             msg = rx.recv() => match msg {
@@ -955,6 +1190,43 @@ pub async fn run(
                     }
                 }
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
+                Ok(Some(PeerMessage::Chat(chat))) => match chat_in.received(chat) {
+                    Ok(chat) => {
+                        crate::chat::note(&opts.recorder, report, &chat);
+                        opts.tell(SessionEvent::Chat(chat));
+                    }
+                    Err(why) => break Ended::Failed(why),
+                },
+                Ok(Some(PeerMessage::Monitors(list))) => match list.checked() {
+                    Ok(list) => {
+                        record(&opts.recorder, |r| r.monitors(&list));
+                        report_monitors(report, &list);
+                        opts.tell(SessionEvent::Monitors(list.clone()));
+                        monitors_tx.send_replace(Some(list));
+                    }
+                    Err(e) => break Ended::Failed(e.to_string()),
+                },
+                Ok(Some(PeerMessage::CursorShape(shape))) => match shape.check() {
+                    Ok(()) => {
+                        record(&opts.recorder, |r| r.cursor_shape(&shape));
+                        crate::cursor::report_shape(report, &shape);
+                        if let Some(hook) = &opts.cursor {
+                            hook(CursorUpdate::Shape(shape));
+                        }
+                    }
+                    Err(e) => break Ended::Failed(format!("the agent sent {e}")),
+                },
+                Ok(Some(PeerMessage::ClipboardShared(shared))) => {
+                    clipboard_shared(shared, &opts, report, &control_tx)
+                }
+                Ok(Some(PeerMessage::Clipboard(data))) => match data.check() {
+                    Ok(()) => {
+                        crate::clipboard::note(&opts.recorder, report, ClipDirection::FromUser, &data, opts.record_clipboard_content);
+                        opts.tell(SessionEvent::Clipboard { direction: ClipDirection::FromUser, kind: data.content.kind(), bytes: data.content.len() as u64 });
+                        local_clipboard.paste(data);
+                    }
+                    Err(e) => break Ended::Failed(format!("the agent sent {e}")),
+                },
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
                 Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
@@ -1090,9 +1362,43 @@ pub async fn run(
                     }
                 }
             },
+            Some(tool) = next_tool(&mut tools) => {
+                let msg = match tool {
+                    ToolAction::Chat(text) => PeerMessage::Chat(Chat { from: None, text }),
+                    ToolAction::ShowMonitor(choice) => PeerMessage::ShowMonitor(choice),
+                };
+                if out_tx.send(msg).await.is_err() {
+                    break Ended::Failed("the session stream closed".into());
+                }
+            }
+            copied = local_clipboard.next() => {
+                if let Some(data) = copied {
+                    let shared = control_rx.borrow().clipboard;
+                    if shared {
+                        opts.tell(SessionEvent::Clipboard { direction: ClipDirection::ToUser, kind: data.content.kind(), bytes: data.content.len() as u64 });
+                        if out_tx.send(PeerMessage::Clipboard(data)).await.is_err() {
+                            break Ended::Failed("the session stream closed".into());
+                        }
+                    } else {
+                        crate::clipboard::refused(report, &data, crate::clipboard::NOT_SHARED);
+                    }
+                }
+            }
+            Some(at) = cursor_rx.recv() => {
+                record(&opts.recorder, |r| r.cursor(at));
+                if opts.report_updates {
+                    crate::cursor::report_position(report, &at);
+                }
+            }
+            read = &mut datagrams => match read {
+                Ok(Err(why)) => break Ended::Failed(why),
+                // The connection is going; the session stream says why.
+                _ => datagrams = tokio::spawn(std::future::pending()),
+            },
             _ = &mut user_end => break Ended::ByTechnician,
         }
     };
+    datagrams.abort();
     if let Some(t) = script_task {
         t.abort();
     }

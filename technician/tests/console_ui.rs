@@ -669,6 +669,90 @@ fn a_session_by_code_has_no_help_request_steps() {
     assert!(h.query_by_label("Hold…").is_none());
 }
 
+/// The chat's field.
+const MESSAGE: &str = "Your message";
+
+#[test]
+fn chat_counts_new_messages_without_taking_the_keyboard_and_sends_what_is_typed() {
+    let (mut h, _rx) = in_session(ConsentState::Control);
+    let (tx, mut tools) = mpsc::channel(8);
+    h.state_mut().set_tools(tx);
+    // The remote screen has the keyboard; a message arrives.
+    click_screen(&mut h);
+    let from_user = |text: &str| Event::ChatReceived {
+        chat: protocol::sessionlog::ChatRecord {
+            from: protocol::sessionlog::ChatAuthor::User,
+            text: text.into(),
+        },
+        at_unix_ms: now_ms(),
+    };
+    h.state_mut().model.update(from_user("is anyone there?"));
+    h.state_mut().model.update(from_user("hello?"));
+    h.run_steps(6);
+    // Counted on the button; the panel stays closed and the keyboard stays with the screen.
+    h.get_by_label("Chat (2)");
+    assert!(h.query_by_label("is anyone there?").is_none());
+    assert!(h.state().model.session.as_ref().unwrap().grabbed);
+    h.get_by_label("Chat (2)").click();
+    h.run_steps(6);
+    h.get_by_label("is anyone there?");
+    h.get_by_label("hello?");
+    h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, MESSAGE)
+        .focus();
+    h.run_steps(2);
+    h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, MESSAGE)
+        .type_text("Yes, this is Alice from the desk.");
+    h.run_steps(4);
+    h.get_by_label("Send").click();
+    h.run_steps(4);
+    assert_eq!(
+        tools.try_recv().ok(),
+        Some(technician::session::ToolAction::Chat(
+            "Yes, this is Alice from the desk.".into()
+        ))
+    );
+    h.get_by_label("Yes, this is Alice from the desk.");
+    h.get_by_label("You");
+    // Read while open: nothing is counted.
+    h.state_mut().model.update(from_user("thanks"));
+    h.run_steps(4);
+    h.get_by_label("thanks");
+    assert!(h.query_by_label("Chat (1)").is_none());
+}
+
+#[test]
+fn the_users_monitors_are_offered_and_a_choice_asks_the_session() {
+    let (mut h, _rx) = in_session(ConsentState::Control);
+    let (tx, mut tools) = mpsc::channel(8);
+    h.state_mut().set_tools(tx);
+    let monitor = |name: &str, x: i32| protocol::monitor::Monitor {
+        name: name.into(),
+        x,
+        y: 0,
+        width: 1280,
+        height: 1024,
+        primary: x == 0,
+    };
+    h.state_mut()
+        .model
+        .update(Event::Monitors(protocol::monitor::Monitors {
+            list: vec![monitor("DP-1", 0), monitor("HDMI-1", 1280)],
+            shown: protocol::monitor::MonitorChoice::One(0),
+        }));
+    h.run_steps(6);
+    h.get_by_label("Monitor: 1: DP-1 (1280×1024)").click();
+    h.run_steps(4);
+    h.get_by_label("All monitors (2560×1024)");
+    h.get_by_label("2: HDMI-1 (1280×1024)").click();
+    h.run_steps(4);
+    assert_eq!(
+        tools.try_recv().ok(),
+        Some(technician::session::ToolAction::ShowMonitor(
+            protocol::monitor::MonitorChoice::One(1)
+        ))
+    );
+}
+
 fn participant(name: &str, you: bool, controls: bool, monitoring: bool) -> Participant {
     Participant {
         name: name.into(),

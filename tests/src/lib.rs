@@ -454,9 +454,25 @@ pub fn start_technician(relay: &Relay, code: &str, args: &[&str]) -> Proc {
     start_technician_unprepared(relay, code, args)
 }
 
+/// As [`start_technician`], with extra environment variables (`DISPLAY`, for a technician
+/// sharing its own X display's clipboard).
+pub fn start_technician_env(
+    relay: &Relay,
+    code: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
+    relay.ensure_technician();
+    technician_proc(relay, code, args, env)
+}
+
 /// Starts a technician joining `code` with `args` (plus relay, the test's logins file and
 /// `--json`), logged in or not.
 pub fn start_technician_unprepared(relay: &Relay, code: &str, args: &[&str]) -> Proc {
+    technician_proc(relay, code, args, &[])
+}
+
+fn technician_proc(relay: &Relay, code: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut all: Vec<String> = vec!["connect".into(), code.into()];
     all.extend(relay.peer_args_on(Side::Technician));
     all.push("--tokens".into());
@@ -471,7 +487,7 @@ pub fn start_technician_unprepared(relay: &Relay, code: &str, args: &[&str]) -> 
         relay.netns_of(Side::Technician),
         "technician",
         &refs,
-        &[],
+        env,
         false,
     )
 }

@@ -1,6 +1,7 @@
 //! An X server for the tests: `Xvfb` on a free display (it picks one and reports it through
-//! `-displayfd`), plus what the tests ask the X server directly: the root window's image and
-//! which keys and buttons it believes are held.
+//! `-displayfd`), plus what the tests ask the X server directly: the root window's image, which
+//! keys and buttons it believes are held, the pointer (where it is, its shape), and the
+//! clipboard (through `xclip`, as a person's programs copy and paste).
 
 use std::process::Command;
 use std::time::Duration;
@@ -10,7 +11,22 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
 use x11rb::rust_connection::RustConnection;
 
-use crate::{must, Proc, PROMPT};
+use crate::{must, Proc, Relay, PROMPT};
+
+/// Starts an agent sharing `x` (`--source x11`, `--json`, then `args`), its standard input open
+/// for the test to type into where `stdin`, and waits for its code.
+pub fn x11_agent(relay: &Relay, x: &Xvfb, args: &[&str], stdin: bool) -> (Proc, String) {
+    let mut all: Vec<String> = relay.peer_args();
+    all.extend(["--json".into(), "--source".into(), "x11".into()]);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut agent = Proc::spawn_env("agent", &refs, &[("DISPLAY", &x.display)], stdin);
+    let code = agent.wait_event("code", PROMPT)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (agent, code)
+}
 
 /// A private X server ([`harness::xvfb::Xvfb`]). Dropping it kills it.
 pub struct Xvfb {
@@ -168,6 +184,111 @@ impl Xvfb {
         let mut win = Proc::spawn_env("noisewin", &refs, &[("DISPLAY", &self.display)], false);
         win.wait_event("ready", PROMPT);
         win
+    }
+}
+
+impl Xvfb {
+    /// Copies `bytes` to `selection` (`clipboard` or `primary`) as `target` (`UTF8_STRING`,
+    /// `image/png`) with `xclip`, which then serves it until another program takes the
+    /// selection. Fails the test with the install line when xclip is missing.
+    pub fn copy(&self, selection: &str, target: &str, bytes: &[u8]) {
+        use std::io::Write;
+        let mut child = Command::new("xclip")
+            .args(["-selection", selection, "-target", target, "-in"])
+            .env("DISPLAY", &self.display)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run xclip ({e}); install it with `apt-get install -y xclip`")
+            });
+        child
+            .stdin
+            .take()
+            .expect("xclip's input")
+            .write_all(bytes)
+            .expect("write to xclip");
+        // xclip reads its input, takes the selection, and goes on serving it in the background.
+        assert!(child.wait().expect("xclip").success(), "xclip -in failed");
+    }
+
+    /// What a program pasting `selection` as `target` gets now (`None`: nothing, or refused).
+    pub fn paste(&self, selection: &str, target: &str) -> Option<Vec<u8>> {
+        let out = Command::new("xclip")
+            .args(["-selection", selection, "-target", target, "-out"])
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run xclip ({e}); install it with `apt-get install -y xclip`")
+            });
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// Gives the root window the X cursor font's glyph `glyph` (152: the I-beam of `xterm`),
+    /// the pointer's shape wherever no window sets its own.
+    pub fn set_root_cursor(&self, glyph: u16) {
+        use x11rb::protocol::xproto::ChangeWindowAttributesAux;
+        let conn = self.connect();
+        let root = conn.setup().roots[0].root;
+        let font = conn.generate_id().unwrap();
+        conn.open_font(font, b"cursor").unwrap();
+        let cursor = conn.generate_id().unwrap();
+        conn.create_glyph_cursor(
+            cursor,
+            font,
+            font,
+            glyph,
+            glyph + 1,
+            0,
+            0,
+            0,
+            0xffff,
+            0xffff,
+            0xffff,
+        )
+        .unwrap();
+        conn.change_window_attributes(root, &ChangeWindowAttributesAux::new().cursor(cursor))
+            .unwrap();
+        conn.get_input_focus()
+            .unwrap()
+            .reply()
+            .expect("X round trip");
+    }
+
+    /// The pointer's image as XFIXES gives it: its number and the SHA-256 (hex) of its pixels
+    /// as premultiplied BGRA bytes.
+    pub fn cursor_image(&self) -> (u32, String) {
+        use sha2::{Digest, Sha256};
+        use x11rb::protocol::xfixes::ConnectionExt as _;
+        let conn = self.connect();
+        conn.xfixes_query_version(5, 0)
+            .unwrap()
+            .reply()
+            .expect("XFIXES");
+        let img = conn
+            .xfixes_get_cursor_image()
+            .unwrap()
+            .reply()
+            .expect("GetCursorImage");
+        let bytes: Vec<u8> = img
+            .cursor_image
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
+        (img.cursor_serial, hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// Moves the pointer to (`x`, `y`) of the screen, as the user's mouse would.
+    pub fn move_pointer(&self, x: i16, y: i16) {
+        let conn = self.connect();
+        let root = conn.setup().roots[0].root;
+        conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, x, y)
+            .unwrap();
+        conn.get_input_focus()
+            .unwrap()
+            .reply()
+            .expect("X round trip");
     }
 }
 

@@ -155,11 +155,13 @@ fn the_console_follows_presence_declines_an_offer_takes_it_and_escalates_it() {
     // Ann takes it after all, and escalates it to tier 2 from the window's side.
     let (_input_tx, input) = mpsc::channel(16);
     let (desk_tx, desk) = mpsc::channel(4);
+    let (_tools_tx, tools) = mpsc::channel(4);
     let (_control_tx, control) = mpsc::channel(4);
     ann.send(Request::Take {
         relay: relay.addr.clone(),
         request: Some(id),
         input,
+        tools,
         control,
         desk,
     });

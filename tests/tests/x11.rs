@@ -5,26 +5,12 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::x11::{png_rgb, wait_until, Xvfb};
+use tests::x11::{png_rgb, wait_until, x11_agent, Xvfb};
 use tests::{Proc, Relay, PROMPT};
 
 const SESSION: Duration = Duration::from_secs(60);
 /// The test window's place on the screen.
 const WIN: (i32, i32, u32, u32) = (100, 80, 400, 300);
-
-/// Starts an agent sharing `x` (with `args`), and waits for its code.
-fn x11_agent(relay: &Relay, x: &Xvfb, args: &[&str], stdin: bool) -> (Proc, String) {
-    let mut all: Vec<String> = relay.peer_args();
-    all.extend(["--json".into(), "--source".into(), "x11".into()]);
-    all.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn_env("agent", &refs, &[("DISPLAY", &x.display)], stdin);
-    let code = agent.wait_event("code", PROMPT)["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (agent, code)
-}
 
 /// A 1024x768 X server with the test window on it, a relay, and an agent sharing the screen
 /// with consent given in advance (`control` or `view`), with its session code.

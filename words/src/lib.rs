@@ -13,12 +13,15 @@
 //!   [`Catalogue::fmt`] give the words. A missing message gives its key and a warning, never a
 //!   panic.
 //! - [`check`]: compares two catalogues message by message (same keys, same variables), which
-//!   the tests use to keep every language complete.
+//!   the tests use to keep every language complete;
+//! - [`local_clock`]: the time of day a chat message was written, as both windows show it.
 
 mod catalogue;
 pub mod check;
+mod clock;
 mod lang;
 
 pub use catalogue::{embedded, Catalogue, DOMAINS, EMBEDDED_LANGS, LOCALE_DIR_VAR};
+pub use clock::local_clock;
 pub use fluent_bundle::FluentValue as Value;
 pub use lang::Lang;

@@ -61,6 +61,13 @@ impl AgentWindow {
         let now = Instant::now();
         let ctx = ui.ctx().clone();
         self.follow_layout(&ctx);
+        // A technician's message while the chat is closed: the window manager marks the window
+        // (a blinking task bar entry), the keyboard stays where the person has it.
+        if self.model.take_attention() {
+            ctx.send_viewport_cmd(ViewportCommand::RequestUserAttention(
+                egui::UserAttentionType::Informational,
+            ));
+        }
         let mut close = self.model.interrupted();
         if let Some(action) = ui::draw(ui, &self.model, &self.cat, now) {
             for effect in self.model.act(action, now) {
@@ -88,9 +95,14 @@ impl AgentWindow {
         }
         self.layout = layout;
         match layout {
-            Layout::Bar => {
+            Layout::Bar | Layout::BarWithChat => {
+                let size = if layout == Layout::Bar {
+                    ui::BAR_SIZE
+                } else {
+                    ui::BAR_CHAT_SIZE
+                };
                 ctx.send_viewport_cmd(ViewportCommand::MinInnerSize(ui::BAR_SIZE));
-                ctx.send_viewport_cmd(ViewportCommand::InnerSize(ui::BAR_SIZE));
+                ctx.send_viewport_cmd(ViewportCommand::InnerSize(size));
                 ctx.send_viewport_cmd(ViewportCommand::WindowLevel(WindowLevel::AlwaysOnTop));
                 // Top centre of the monitor, where it covers least of what is being worked on.
                 if let Some(monitor) = ctx.input(|i| i.viewport().monitor_size) {

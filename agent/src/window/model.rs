@@ -9,12 +9,20 @@
 //! window shows the queue. Once the desk closes a help request the window asks its survey
 //! (a score 1 to 5 and a comment) with Send answer and Skip. What the person types is kept
 //! here, within the relay's bounds ([`crate::desk`]), and drawn by the ui from here.
+//!
+//! The chat ([`ChatBox`]) lives beside the screens: the person can write to the technicians
+//! from the consent question on (to ask who is calling) and while the screen is shared, where
+//! the bar grows to show it. A message from a technician while the chat is closed is counted on
+//! its button and asks the window manager for attention once, never for the keyboard. While
+//! the screen is shared and the person allows control, the bar has the clipboard's switch.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 
+use crate::chat::ChatLine;
 use crate::consent::{FromUser, UserCommand};
 use crate::desk::{
     HelpAsked, SurveyAnswer, ToDesk, COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS,
@@ -113,6 +121,23 @@ pub enum Layout {
     Full,
     /// A small bar above other windows, while the screen is shared.
     Bar,
+    /// The bar with the chat open under it.
+    BarWithChat,
+}
+
+/// Chat messages the window keeps.
+pub const CHAT_KEPT: usize = 200;
+
+/// The chat, as the window keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatBox {
+    pub lines: VecDeque<ChatLine>,
+    pub draft: String,
+    pub open: bool,
+    /// Messages from technicians since the chat was last open.
+    pub unread: u32,
+    /// A message came while the chat was closed: ask the window manager for attention once.
+    pub attention: bool,
 }
 
 /// Something the person did in the window.
@@ -133,6 +158,14 @@ pub enum Action {
     Answer(ConsentState),
     StopControl,
     EndSession,
+    /// Chat, beside the consent question or in the bar: open or close it.
+    ToggleChat,
+    /// What is typed in the chat now.
+    ChatDraft(String),
+    /// Send, in the chat.
+    SendChat,
+    /// The clipboard's switch: share it (`true`) or not.
+    ShareClipboard(bool),
     /// A score of the survey, 1 to 5.
     Score(u8),
     /// The survey's comment, as now typed.
@@ -170,6 +203,9 @@ pub struct WindowModel {
     interrupted: bool,
     /// The help form's words, kept when the person goes back to the code.
     draft: HelpForm,
+    chat: ChatBox,
+    /// The clipboard's switch, where the clipboard can be shared at all.
+    clipboard: Option<bool>,
 }
 
 impl Default for WindowModel {
@@ -198,7 +234,23 @@ impl WindowModel {
             copied_at: None,
             interrupted: false,
             draft: HelpForm::default(),
+            chat: ChatBox::default(),
+            clipboard: None,
         }
+    }
+
+    pub fn chat(&self) -> &ChatBox {
+        &self.chat
+    }
+
+    /// The clipboard's switch: `None` where the clipboard cannot be shared.
+    pub fn clipboard(&self) -> Option<bool> {
+        self.clipboard
+    }
+
+    /// Whether a message came that the window manager should draw attention to (once).
+    pub fn take_attention(&mut self) -> bool {
+        std::mem::take(&mut self.chat.attention)
     }
 
     /// What the help form holds.
@@ -217,9 +269,19 @@ impl WindowModel {
 
     pub fn layout(&self) -> Layout {
         match self.screen {
+            Screen::Sharing { .. } if self.chat.open => Layout::BarWithChat,
             Screen::Sharing { .. } => Layout::Bar,
             _ => Layout::Full,
         }
+    }
+
+    /// Whether the chat can be used on the screen shown: while a technician asks, and while
+    /// the screen is shared.
+    pub fn chat_offered(&self) -> bool {
+        matches!(
+            self.screen,
+            Screen::Consent { .. } | Screen::Starting | Screen::Sharing { .. }
+        )
     }
 
     /// Whether "Copied" is showing.
@@ -253,6 +315,23 @@ impl WindowModel {
     pub fn apply(&mut self, status: Status) {
         if status == Status::Interrupted {
             self.interrupted = true;
+            return;
+        }
+        if let Status::Chat(line) = status {
+            // Beside the consent question the chat is always in view.
+            let in_view = self.chat.open || matches!(self.screen, Screen::Consent { .. });
+            if line.from.is_some() && !in_view {
+                self.chat.unread += 1;
+                self.chat.attention = true;
+            }
+            if self.chat.lines.len() == CHAT_KEPT {
+                self.chat.lines.pop_front();
+            }
+            self.chat.lines.push_back(line);
+            return;
+        }
+        if let Status::ClipboardShared(shared) = status {
+            self.clipboard = shared.then_some(self.clipboard.unwrap_or(true));
             return;
         }
         self.screen = match status {
@@ -327,7 +406,7 @@ impl WindowModel {
                 comment: String::new(),
             },
             Status::Ended(why) => Screen::Ended { why },
-            Status::Interrupted => return,
+            Status::Interrupted | Status::Chat(_) | Status::ClipboardShared(_) => return,
         };
     }
 
@@ -335,6 +414,7 @@ impl WindowModel {
     /// nothing.
     pub fn act(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         let say = |f: FromUser| vec![Effect::Say(f)];
+        let chat_offered = self.chat_offered();
         match (action, &mut self.screen) {
             (
                 Action::CopyCode,
@@ -431,6 +511,28 @@ impl WindowModel {
                 vec![Effect::Desk(ToDesk::Survey(SurveyAnswer::Skipped))]
             }
             (Action::Close, Screen::Ended { .. }) => vec![Effect::CloseWindow],
+            (Action::ToggleChat, _) if chat_offered => {
+                self.chat.open = !self.chat.open;
+                if self.chat.open {
+                    self.chat.unread = 0;
+                }
+                Vec::new()
+            }
+            (Action::ChatDraft(text), _) => {
+                self.chat.draft = at_most(text, protocol::chat::MAX_CHAT_BYTES / 4);
+                Vec::new()
+            }
+            (Action::SendChat, _) if chat_offered => {
+                match protocol::chat::outgoing(&std::mem::take(&mut self.chat.draft)) {
+                    // The session says it back as a line of the chat, wherever it was typed.
+                    Some(text) => say(FromUser::Chat(text)),
+                    None => Vec::new(),
+                }
+            }
+            (Action::ShareClipboard(on), Screen::Sharing { .. }) if self.clipboard.is_some() => {
+                self.clipboard = Some(on);
+                say(FromUser::Clipboard(on))
+            }
             _ => Vec::new(),
         }
     }

@@ -20,7 +20,7 @@ use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 use words::Catalogue;
 
-use super::model::{minutes_seconds, seconds_left, Action, HelpForm, Screen, WindowModel};
+use super::model::{minutes_seconds, seconds_left, Action, ChatBox, HelpForm, Screen, WindowModel};
 use crate::desk::{COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS};
 use crate::shown::fit;
 use crate::status::EndedWhy;
@@ -44,6 +44,10 @@ pub const SCORE_SIZE: Vec2 = Vec2::new(106.0, 40.0);
 pub const FULL_SIZE: Vec2 = Vec2::new(620.0, 520.0);
 /// The bar's size while the screen is shared.
 pub const BAR_SIZE: Vec2 = Vec2::new(680.0, 52.0);
+/// The bar's size with the chat open under it.
+pub const BAR_CHAT_SIZE: Vec2 = Vec2::new(680.0, 340.0);
+/// The chat's width beside the consent question.
+pub const CHAT_WIDTH: f32 = 230.0;
 
 /// Most characters of an account's name or organisation on the consent screen.
 pub const NAME_CHARS: usize = 40;
@@ -140,6 +144,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             joining.as_ref(),
             *deadline,
             now,
+            model.chat(),
         ),
         Screen::Starting => busy(ui, cat.text("consent-answered")),
         Screen::Sharing {
@@ -148,7 +153,26 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             others,
             ending,
             quiet,
-        } => bar(ui, cat, peer, *control, others, *ending, *quiet),
+        } => {
+            let chatted = if model.chat().open {
+                egui::Panel::bottom("chat")
+                    .exact_size(BAR_CHAT_SIZE.y - BAR_SIZE.y)
+                    .show(ui, |ui| chat(ui, cat, model.chat(), false))
+                    .inner
+            } else {
+                None
+            };
+            let shared = Shared {
+                peer,
+                control: *control,
+                others,
+                ending: *ending,
+                quiet: *quiet,
+                clipboard: model.clipboard(),
+                chat: model.chat(),
+            };
+            bar(ui, cat, shared).or(chatted)
+        }
         Screen::Survey { score, comment, .. } => survey(ui, cat, *score, comment),
         Screen::SendingAnswer => busy(ui, cat.text("survey-sending")),
         Screen::Ended { why } => ended(ui, cat, why),
@@ -403,6 +427,7 @@ fn consent(
     joining: Option<&Joining>,
     deadline: Instant,
     now: Instant,
+    chat_box: &ChatBox,
 ) -> Option<Action> {
     let mut clicked = None;
     bottom_row(ui, "consent-buttons", |ui| {
@@ -426,6 +451,12 @@ fn consent(
             }
         }
     });
+    // The chat beside the question, above the answers: the person may ask who is calling
+    // first.
+    let chatted = egui::Panel::right("chat")
+        .exact_size(CHAT_WIDTH)
+        .show(ui, |ui| chat(ui, cat, chat_box, true))
+        .inner;
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.heading(cat.text(match joining {
             None => "consent-heading",
@@ -504,18 +535,97 @@ fn consent(
         let left = seconds_left(deadline, now);
         ui.label(RichText::new(cat.fmt("consent-countdown", &[("seconds", left.into())])).strong());
     });
+    clicked.or(chatted)
+}
+
+/// What the bar shows while the screen is shared.
+struct Shared<'a> {
+    peer: &'a PeerInfo,
+    control: bool,
+    others: &'a [String],
+    ending: bool,
+    quiet: bool,
+    /// The clipboard's switch, where it can be shared.
+    clipboard: Option<bool>,
+    chat: &'a ChatBox,
+}
+
+/// The chat's button: `Chat`, or `Chat (2)` in colour while messages wait.
+fn chat_button(ui: &mut Ui, cat: &Catalogue, chat: &ChatBox) -> bool {
+    let label = if chat.unread > 0 {
+        RichText::new(cat.fmt("chat-unread", &[("n", chat.unread.into())]))
+            .color(PRIMARY_FILL)
+            .strong()
+    } else {
+        RichText::new(cat.text("chat-button"))
+    };
+    ui.selectable_label(chat.open, label).clicked()
+}
+
+/// The chat: the messages (newest at the bottom), a field and Send. `beside`: next to the
+/// consent question, where it starts with a word on what it is for.
+fn chat(ui: &mut Ui, cat: &Catalogue, chat: &ChatBox, beside: bool) -> Option<Action> {
+    let mut clicked = None;
+    ui.add_space(6.0);
+    ui.strong(cat.text("chat-heading"));
+    if beside {
+        ui.label(RichText::new(cat.text("chat-ask-first")).small());
+    }
+    let field_height = 70.0;
+    egui::ScrollArea::vertical()
+        .stick_to_bottom(true)
+        .auto_shrink([false, false])
+        .max_height((ui.available_height() - field_height).max(30.0))
+        .show(ui, |ui| {
+            for line in &chat.lines {
+                let who = match &line.from {
+                    Some(name) => fit(name, BAR_NAME_CHARS),
+                    None => cat.text("chat-you"),
+                };
+                let at = line
+                    .at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                let time = words::local_clock(at);
+                ui.label(RichText::new(format!("{time} {who}")).small().strong());
+                ui.label(fit(&line.text, protocol::chat::MAX_CHAT_BYTES));
+            }
+        });
+    let mut draft = chat.draft.clone();
+    let label = ui.label(cat.text("chat-message"));
+    let field = ui.add(
+        egui::TextEdit::singleline(&mut draft)
+            .desired_width(f32::INFINITY)
+            .hint_text(cat.text("chat-placeholder")),
+    );
+    let field = field.labelled_by(label.id);
+    if draft != chat.draft {
+        clicked = Some(Action::ChatDraft(draft.clone()));
+    }
+    let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let send = ui
+        .add_enabled(
+            !draft.trim().is_empty(),
+            egui::Button::new(cat.text("chat-send")),
+        )
+        .clicked();
+    if (send || enter) && !chat.draft.trim().is_empty() {
+        clicked = Some(Action::SendChat);
+    }
     clicked
 }
 
-fn bar(
-    ui: &mut Ui,
-    cat: &Catalogue,
-    peer: &PeerInfo,
-    control: bool,
-    others: &[String],
-    ending: bool,
-    quiet: bool,
-) -> Option<Action> {
+fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
+    let Shared {
+        peer,
+        control,
+        others,
+        ending,
+        quiet,
+        clipboard,
+        chat,
+    } = shared;
     let mut clicked = None;
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.horizontal_centered(|ui| {
@@ -538,6 +648,19 @@ fn bar(
                 }
                 if control && ui.button(cat.text("bar-stop-control")).clicked() {
                     clicked = Some(Action::StopControl);
+                }
+                if chat_button(ui, cat, chat) {
+                    clicked = Some(Action::ToggleChat);
+                }
+                if let (true, Some(on)) = (control, clipboard) {
+                    let mut share = on;
+                    if ui
+                        .checkbox(&mut share, cat.text("bar-clipboard"))
+                        .on_hover_text(cat.text("bar-clipboard-tip"))
+                        .changed()
+                    {
+                        clicked = Some(Action::ShareClipboard(share));
+                    }
                 }
             });
         });

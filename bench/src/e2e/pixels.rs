@@ -114,9 +114,33 @@ impl PixelProbe {
         period: Duration,
         deadline: Instant,
     ) -> anyhow::Result<Option<Instant>> {
+        self.wait_until(rect, colour, true, period, deadline)
+    }
+
+    /// Looks every `period` until something other than `colour` shows in `rect` (a pointer
+    /// drawn over a square of one colour); `None` if nothing does by `deadline`.
+    pub fn wait_for_mark(
+        &mut self,
+        rect: Rect,
+        colour: u32,
+        period: Duration,
+        deadline: Instant,
+    ) -> anyhow::Result<Option<Instant>> {
+        self.wait_until(rect, colour, false, period, deadline)
+    }
+
+    /// Looks every `period` until whether `rect` holds `colour` is `wanted`.
+    fn wait_until(
+        &mut self,
+        rect: Rect,
+        colour: u32,
+        wanted: bool,
+        period: Duration,
+        deadline: Instant,
+    ) -> anyhow::Result<Option<Instant>> {
         loop {
             let (holds, sent, answered) = self.look(rect, colour)?;
-            if holds {
+            if holds == wanted {
                 return Ok(Some(sent + (answered - sent) / 2));
             }
             if answered >= deadline {

@@ -169,6 +169,26 @@ impl TestWindow {
         Ok(())
     }
 
+    /// Moves the pointer to (`px`, `py`) as a mouse would (an XTest motion, which the X server
+    /// reports as a device's raw motion, unlike a warp), and returns once the server has done it.
+    pub fn move_pointer(&self, px: i16, py: i16) -> anyhow::Result<Instant> {
+        use x11rb::protocol::xproto::MOTION_NOTIFY_EVENT;
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        self.conn
+            .xtest_fake_input(
+                MOTION_NOTIFY_EVENT,
+                0,
+                x11rb::CURRENT_TIME,
+                self.root,
+                px,
+                py,
+                0,
+            )
+            .map_err(x)?;
+        self.conn.get_input_focus().map_err(x)?.reply().map_err(x)?;
+        Ok(Instant::now())
+    }
+
     /// Gives the window the keyboard focus, so that typed keys reach it wherever the pointer is.
     pub fn focus(&self) -> anyhow::Result<()> {
         self.conn

@@ -54,7 +54,7 @@ pub struct ViewerArea {
 impl ViewerArea {
     /// Where the remote rectangle `r` is on the viewer display (root coordinates), if all of it
     /// shows.
-    fn place(&self, r: Rect) -> Option<Rect> {
+    pub(crate) fn place(&self, r: Rect) -> Option<Rect> {
         if r.x + r.width > self.width || r.y + r.height > self.height {
             return None;
         }
@@ -150,7 +150,7 @@ impl RunningViewer {
         self.proc.pid()
     }
 
-    fn area(&self) -> Option<ViewerArea> {
+    pub(crate) fn area(&self) -> Option<ViewerArea> {
         match &self.area {
             AreaSource::Fixed(a) => Some(*a),
             AreaSource::Console(s) => s.lock().expect("console state lock").area,
@@ -158,7 +158,7 @@ impl RunningViewer {
     }
 
     /// Fails, with what the viewer last said, if it has exited.
-    fn check(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
         if let Err(e) = self.proc.check_running() {
             return Err(anyhow::Error::from(e).context(self.last_words()));
         }
@@ -344,6 +344,9 @@ pub struct WindowMeasured {
     pub input: Option<(Vec<Duration>, u32)>,
     /// Round trips of the pixel probe's looks during the screen samples, sorted.
     pub look_costs: Vec<Duration>,
+    /// The user's pointer moved on the agent's display until the viewer drew it there, sorted,
+    /// and the samples lost; `None` where it was not measured.
+    pub cursor: Option<(Vec<Duration>, u32)>,
     pub viewer_cpu: Phases,
     pub server_cpu: Phases,
     /// Where the remote screen was on the viewer display at the end.
@@ -359,7 +362,8 @@ pub struct Phases {
 }
 
 /// Measures `viewer` (on the display `probe` reads) showing the agent display that `win` is
-/// on, `server_pid` serving it.
+/// on, `server_pid` serving it; with `cursor`, also how soon it draws the user's own pointer
+/// where it moved.
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     agent_display: &str,
@@ -370,6 +374,7 @@ pub fn measure(
     samples: u32,
     warmup: u32,
     seconds: u64,
+    cursor: bool,
 ) -> anyhow::Result<WindowMeasured> {
     anyhow::ensure!(
         probe.screen_size() == SCREEN,
@@ -378,41 +383,7 @@ pub fn measure(
     );
     win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
     let first = 0x00c0_c0c0;
-    win.fill(first)?;
-    let started = Instant::now();
-    loop {
-        viewer.check()?;
-        if let Some(rect) = viewer.area().and_then(|a| a.place(WINDOW)) {
-            let deadline = Instant::now() + Duration::from_millis(200);
-            if probe
-                .wait_for(rect, first, LOOK_PERIOD, deadline)?
-                .is_some()
-            {
-                break;
-            }
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if started.elapsed() > FIRST_SCREEN {
-            bail!(
-                "{} did not show the agent's screen within {} s: still waiting for {}; {}",
-                viewer.proc.name(),
-                FIRST_SCREEN.as_secs(),
-                viewer.waiting_for(),
-                viewer.last_words()
-            );
-        }
-    }
-    progress(
-        super::BENCH,
-        format!(
-            "{} shows the screen after {:.1} s, viewer area {:?}",
-            viewer.proc.name(),
-            started.elapsed().as_secs_f64(),
-            viewer.area()
-        ),
-    );
-    probe.take_look_costs();
+    wait_first_screen(win, viewer, probe, first)?;
 
     let mut screen = Vec::new();
     let mut screen_lost = 0;
@@ -444,6 +415,14 @@ pub fn measure(
         std::thread::sleep(gap(i));
     }
     let look_costs = probe.take_look_costs();
+    let cursor = if cursor {
+        let measured = pointer_samples(win, viewer, probe, prev, samples, warmup)?;
+        win.warp_pointer(POINTER_PARK.0, POINTER_PARK.1)?;
+        probe.take_look_costs();
+        Some(measured)
+    } else {
+        None
+    };
 
     // A click where the remote screen has nothing (the pointer's parking place) gives the
     // viewer the pointer, as a person's first click would.
@@ -541,6 +520,7 @@ pub fn measure(
         screen_lost,
         input: input_measured.then_some((input, input_lost)),
         look_costs,
+        cursor,
         viewer_cpu: Phases {
             idle: idle[0],
             small: small[0],
@@ -555,9 +535,111 @@ pub fn measure(
     })
 }
 
+/// Half the side of the patch watched for the pointer, around where it should be drawn.
+pub const POINTER_REACH: u32 = 10;
+
+/// The user's pointer, moved by a device (XTest) on the agent's display over the square of
+/// `colour`, from one side of it to the other: from the move (T0) until the viewer display
+/// shows something other than the square's colour around the new place (T1). Before each move
+/// the patch is waited clean, so that a pointer still drawn there from before is not taken
+/// for the new one. Sorted, and the samples lost.
+fn pointer_samples(
+    win: &TestWindow,
+    viewer: &mut RunningViewer,
+    probe: &mut PixelProbe,
+    colour: u32,
+    samples: u32,
+    warmup: u32,
+) -> anyhow::Result<(Vec<Duration>, u32)> {
+    let mut got = Vec::new();
+    let mut lost = 0;
+    for i in 0..warmup + samples {
+        let wx = [50, 150][(i % 2) as usize];
+        let wy = 40 + (i % 13) * 10;
+        let (sx, sy) = (WINDOW.x + wx, WINDOW.y + wy);
+        let patch = Rect {
+            x: sx - POINTER_REACH,
+            y: sy - POINTER_REACH,
+            width: 2 * POINTER_REACH,
+            height: 2 * POINTER_REACH,
+        };
+        let rect = viewer
+            .area()
+            .and_then(|a| a.place(patch))
+            .context("the square no longer shows in the viewer area")?;
+        let clean = Instant::now() + SAMPLE_TIMEOUT;
+        if probe.wait_for(rect, colour, LOOK_PERIOD, clean)?.is_none() {
+            bail!(
+                "the square's colour did not come back around {sx},{sy} on {}'s display",
+                viewer.proc.name()
+            );
+        }
+        let t0 = win.move_pointer(sx as i16, sy as i16)?;
+        match probe.wait_for_mark(rect, colour, LOOK_PERIOD, t0 + SAMPLE_TIMEOUT)? {
+            Some(t1) if i >= warmup => got.push(t1.saturating_duration_since(t0)),
+            Some(_) => {}
+            None => {
+                viewer.check()?;
+                if i >= warmup {
+                    lost += 1;
+                }
+            }
+        }
+        std::thread::sleep(gap(i));
+    }
+    got.sort();
+    Ok((got, lost))
+}
+
+/// Fills the square with `first` and waits until the viewer shows it (its start-up, GL and
+/// the session's included), failing with what the viewer last said after [`FIRST_SCREEN`].
+pub(crate) fn wait_first_screen(
+    win: &TestWindow,
+    viewer: &mut RunningViewer,
+    probe: &mut PixelProbe,
+    first: u32,
+) -> anyhow::Result<()> {
+    win.fill(first)?;
+    let started = Instant::now();
+    loop {
+        viewer.check()?;
+        if let Some(rect) = viewer.area().and_then(|a| a.place(WINDOW)) {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            if probe
+                .wait_for(rect, first, LOOK_PERIOD, deadline)?
+                .is_some()
+            {
+                break;
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if started.elapsed() > FIRST_SCREEN {
+            bail!(
+                "{} did not show the agent's screen within {} s: still waiting for {}; {}",
+                viewer.proc.name(),
+                FIRST_SCREEN.as_secs(),
+                viewer.waiting_for(),
+                viewer.last_words()
+            );
+        }
+    }
+    progress(
+        super::BENCH,
+        format!(
+            "{} shows the screen after {:.1} s, viewer area {:?}",
+            viewer.proc.name(),
+            started.elapsed().as_secs_f64(),
+            viewer.area()
+        ),
+    );
+    probe.take_look_costs();
+    Ok(())
+}
+
 /// `c`, or `c` with its channels flipped if it is too close to `prev` to tell apart within the
 /// probe's tolerance.
-fn distinct_colour(c: u32, prev: u32) -> u32 {
+pub(crate) fn distinct_colour(c: u32, prev: u32) -> u32 {
     let far = (0..3).any(|i| ((c >> (8 * i)) as u8).abs_diff((prev >> (8 * i)) as u8) > 32);
     if far {
         c

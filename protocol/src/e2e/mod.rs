@@ -37,7 +37,10 @@ use crate::control::Role;
 pub use code::{CodeParseError, CodeSecret, UserCode};
 pub use handshake::{AbortReason, Handshake, HandshakeError, HandshakeMessage};
 pub use sas::VerificationCode;
-pub use seal::{OpenError, Opener, SealError, Sealer, StreamId, StreamKind, UpdateReceiver};
+pub use seal::{
+    DatagramOpener, DatagramSealer, OpenError, Opener, SealError, Sealer, StreamId, StreamKind,
+    UpdateReceiver,
+};
 
 /// Label prefix of every hash and key derivation of this module: a new version of the channel
 /// changes it, so keys of two versions never coincide.
@@ -220,6 +223,16 @@ impl SessionKeys {
     /// (technician side).
     pub fn update_receiver(&self) -> UpdateReceiver {
         UpdateReceiver::new(self.recv_secret())
+    }
+
+    /// Seals the datagrams this end sends.
+    pub fn datagram_sealer(&self) -> DatagramSealer {
+        DatagramSealer::new(self.send_secret())
+    }
+
+    /// Opens the datagrams the other end sends.
+    pub fn datagram_opener(&self) -> DatagramOpener {
+        DatagramOpener::new(self.recv_secret())
     }
 }
 

@@ -29,8 +29,8 @@ use std::io::Read;
 pub use checkpoint::{Checkpoint, CheckpointFile, Finding};
 pub use reader::{format_ms, format_utc, parse_utc, LogReader, OpenError, RawRecord, Verdict};
 pub use record::{
-    code_sha256, CloseReason, ControlChange, DeskStep, Participant, Record, RecordedInput,
-    SessionOpened, TypedText,
+    code_sha256, ChatAuthor, ChatRecord, ClipDirection, ClipboardRecord, CloseReason,
+    ControlChange, DeskStep, Participant, Record, RecordedInput, SessionOpened, TypedText,
 };
 pub use replay::{Player, ReplayError, Replayer};
 pub use writer::{LogWriter, WriteError};

@@ -10,8 +10,11 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clipboard::{ClipContent, ClipKind, Selection};
 use crate::control::Role;
+use crate::cursor::{CursorPosition, CursorShape};
 use crate::input::{InputEvent, Key, Modifiers};
+use crate::monitor::Monitors;
 use crate::peer::{ConsentState, EndReason, ScreenUpdate};
 use crate::wire::{self, DecodeError};
 
@@ -25,7 +28,7 @@ pub const KIND_PARTICIPANT_LEFT: u16 = 3;
 pub const KIND_CONSENT: u16 = 4;
 /// [`RecordedInput`]: one input event the technician sent.
 pub const KIND_INPUT: u16 = 5;
-/// Reserved for chat messages (not written yet).
+/// [`ChatRecord`]: a chat message, sent or received.
 pub const KIND_CHAT: u16 = 6;
 /// [`DeskStep`]: what was done with the session's help request (taken, escalated, held,
 /// closed), with its note.
@@ -38,6 +41,14 @@ pub const KIND_ERROR: u16 = 9;
 pub const KIND_SESSION_CLOSED: u16 = 10;
 /// [`ControlChange`]: who holds control, in a session with several technicians.
 pub const KIND_CONTROL: u16 = 11;
+/// [`ClipboardRecord`]: a clipboard passed between the user and this technician.
+pub const KIND_CLIPBOARD: u16 = 20;
+/// [`Monitors`]: the agent's monitors and which this technician sees, as the agent sent them.
+pub const KIND_MONITORS: u16 = 21;
+/// A [`CursorShape`] of the user's pointer, as the agent sent it.
+pub const KIND_CURSOR_SHAPE: u16 = 22;
+/// [`CursorPosition`]: where the user's pointer was (at most a few a second are kept).
+pub const KIND_CURSOR: u16 = 23;
 /// The seal: empty body, always the last record of a finished log.
 pub const KIND_SEAL: u16 = 0xffff;
 
@@ -231,6 +242,80 @@ impl std::fmt::Display for ControlChange {
     }
 }
 
+/// Who wrote a chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChatAuthor {
+    /// The person at the shared screen.
+    User,
+    /// The technician who recorded this log.
+    Recorder,
+    /// Another technician of the session, by account name.
+    Technician(String),
+}
+
+impl std::fmt::Display for ChatAuthor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChatAuthor::User => f.write_str("the user"),
+            ChatAuthor::Recorder => f.write_str("this technician"),
+            ChatAuthor::Technician(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A chat message of the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRecord {
+    pub from: ChatAuthor,
+    pub text: String,
+}
+
+/// Which way a clipboard went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClipDirection {
+    /// From this technician to the user's machine.
+    ToUser,
+    /// From the user's machine to this technician.
+    FromUser,
+}
+
+impl ClipDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClipDirection::ToUser => "to_user",
+            ClipDirection::FromUser => "from_user",
+        }
+    }
+}
+
+/// A clipboard passed between the user and this technician: which way, which selection, its
+/// kind and size, and its content only where the relay's policy asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipboardRecord {
+    pub direction: ClipDirection,
+    pub selection: Selection,
+    pub kind: ClipKind,
+    pub bytes: u64,
+    pub content: Option<ClipContent>,
+}
+
+impl std::fmt::Display for ClipboardRecord {
+    /// `clipboard text of 12 bytes to the user`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} of {} {} the user",
+            self.selection.name(),
+            self.kind.name(),
+            crate::clipboard::size_words(self.bytes as usize),
+            match self.direction {
+                ClipDirection::ToUser => "to",
+                ClipDirection::FromUser => "from",
+            }
+        )
+    }
+}
+
 /// The session is over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClosed {
@@ -250,6 +335,11 @@ pub enum Record {
     DeskStep(DeskStep),
     SessionClosed(SessionClosed),
     Control(ControlChange),
+    Chat(ChatRecord),
+    Clipboard(ClipboardRecord),
+    Monitors(Monitors),
+    CursorShape(CursorShape),
+    Cursor(CursorPosition),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
     Unknown {
@@ -282,6 +372,10 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_ERROR => "error",
         KIND_SESSION_CLOSED => "session_closed",
         KIND_CONTROL => "control",
+        KIND_CLIPBOARD => "clipboard",
+        KIND_MONITORS => "monitors",
+        KIND_CURSOR_SHAPE => "cursor_shape",
+        KIND_CURSOR => "cursor",
         KIND_SEAL => "seal",
         _ => "unknown",
     }
@@ -303,7 +397,11 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_DESK_STEP
             | KIND_SESSION_CLOSED
             | KIND_CONTROL
+            | KIND_CHAT
+            | KIND_MONITORS
+            | KIND_CURSOR
             | KIND_SEAL => MAX_EVENT_BODY,
+            // A clipboard's content and a cursor's pixels may be larger.
             _ => MAX_SCREEN_BODY,
         }
     }
@@ -323,6 +421,11 @@ impl Record {
             Record::DeskStep(_) => KIND_DESK_STEP,
             Record::SessionClosed(_) => KIND_SESSION_CLOSED,
             Record::Control(_) => KIND_CONTROL,
+            Record::Chat(_) => KIND_CHAT,
+            Record::Clipboard(_) => KIND_CLIPBOARD,
+            Record::Monitors(_) => KIND_MONITORS,
+            Record::CursorShape(_) => KIND_CURSOR_SHAPE,
+            Record::Cursor(_) => KIND_CURSOR,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
         }
@@ -331,7 +434,7 @@ impl Record {
     /// Decodes a body of `kind`. Unknown kinds decode to [`Record::Unknown`].
     pub fn decode(kind: u16, body: &[u8]) -> Result<Record, BodyError> {
         fn d<T: serde::de::DeserializeOwned>(kind: u16, body: &[u8]) -> Result<T, BodyError> {
-            let r = if kind == KIND_SCREEN_UPDATE {
+            let r = if max_body(kind) == MAX_SCREEN_BODY {
                 wire::decode::<T, MAX_SCREEN_BODY>(body)
             } else {
                 wire::decode::<T, MAX_EVENT_BODY>(body)
@@ -353,6 +456,11 @@ impl Record {
             KIND_DESK_STEP => Record::DeskStep(d(kind, body)?),
             KIND_SESSION_CLOSED => Record::SessionClosed(d(kind, body)?),
             KIND_CONTROL => Record::Control(d(kind, body)?),
+            KIND_CHAT => Record::Chat(d(kind, body)?),
+            KIND_CLIPBOARD => Record::Clipboard(d(kind, body)?),
+            KIND_MONITORS => Record::Monitors(d(kind, body)?),
+            KIND_CURSOR_SHAPE => Record::CursorShape(d(kind, body)?),
+            KIND_CURSOR => Record::Cursor(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
                     return Err(BodyError {
@@ -386,6 +494,11 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::DeskStep(v) => e(v, out),
         BodyRef::SessionClosed(v) => e(v, out),
         BodyRef::Control(v) => e(v, out),
+        BodyRef::Chat(v) => e(v, out),
+        BodyRef::Clipboard(v) => e(v, out),
+        BodyRef::Monitors(v) => e(v, out),
+        BodyRef::CursorShape(v) => e(v, out),
+        BodyRef::Cursor(v) => e(&v, out),
         BodyRef::Seal => {}
     }
 }
@@ -403,6 +516,11 @@ pub(crate) enum BodyRef<'a> {
     DeskStep(&'a DeskStep),
     SessionClosed(&'a SessionClosed),
     Control(&'a ControlChange),
+    Chat(&'a ChatRecord),
+    Clipboard(&'a ClipboardRecord),
+    Monitors(&'a Monitors),
+    CursorShape(&'a CursorShape),
+    Cursor(CursorPosition),
     Seal,
 }
 
@@ -419,6 +537,11 @@ impl BodyRef<'_> {
             BodyRef::DeskStep(_) => KIND_DESK_STEP,
             BodyRef::SessionClosed(_) => KIND_SESSION_CLOSED,
             BodyRef::Control(_) => KIND_CONTROL,
+            BodyRef::Chat(_) => KIND_CHAT,
+            BodyRef::Clipboard(_) => KIND_CLIPBOARD,
+            BodyRef::Monitors(_) => KIND_MONITORS,
+            BodyRef::CursorShape(_) => KIND_CURSOR_SHAPE,
+            BodyRef::Cursor(_) => KIND_CURSOR,
             BodyRef::Seal => KIND_SEAL,
         }
     }

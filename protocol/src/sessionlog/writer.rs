@@ -14,12 +14,14 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::record::{
-    encode_body, max_body, BodyRef, CloseReason, ControlChange, DeskStep, ErrorNote, Participant,
-    ParticipantJoined, ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText,
-    KIND_SCREEN_UPDATE, KIND_SEAL,
+    encode_body, max_body, BodyRef, ChatRecord, ClipboardRecord, CloseReason, ControlChange,
+    DeskStep, ErrorNote, Participant, ParticipantJoined, ParticipantLeft, RecordedInput,
+    SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
+use crate::cursor::{CursorPosition, CursorShape};
 use crate::input::InputEvent;
+use crate::monitor::Monitors;
 use crate::peer::{ConsentState, ScreenUpdate};
 
 /// Screen updates are written out once this many bytes wait in memory.
@@ -176,6 +178,31 @@ impl<W: Write> LogWriter<W> {
     /// A step of the session's help request (taken, escalated, held, closed).
     pub fn desk_step(&mut self, time_ms: u64, step: &DeskStep) -> Result<(), WriteError> {
         self.append(time_ms, BodyRef::DeskStep(step))
+    }
+
+    /// A chat message, sent or received.
+    pub fn chat(&mut self, time_ms: u64, chat: &ChatRecord) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Chat(chat))
+    }
+
+    /// A clipboard passed between the user and this technician.
+    pub fn clipboard(&mut self, time_ms: u64, clip: &ClipboardRecord) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Clipboard(clip))
+    }
+
+    /// The agent's monitors and which one this technician sees.
+    pub fn monitors(&mut self, time_ms: u64, monitors: &Monitors) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Monitors(monitors))
+    }
+
+    /// A shape of the user's pointer.
+    pub fn cursor_shape(&mut self, time_ms: u64, shape: &CursorShape) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::CursorShape(shape))
+    }
+
+    /// Where the user's pointer is.
+    pub fn cursor(&mut self, time_ms: u64, at: CursorPosition) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Cursor(at))
     }
 
     /// The session is over (does not seal: more records may follow, e.g. a late error).

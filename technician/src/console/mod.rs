@@ -3,18 +3,20 @@
 //!
 //! - [`model`]: everything the console shows, as plain data, and how events change it (tested
 //!   without egui); [`desk`]: its support-desk parts (offers, the leads' dashboard, the steps
-//!   of a session's help request);
+//!   of a session's help request); [`chat`]: the session's chat;
 //! - [`ui`]: the egui code that draws the model and turns clicks into events; [`desk_ui`]: its
-//!   support-desk parts;
+//!   support-desk parts; [`tools_ui`]: the chat panel and the list of the user's monitors;
 //! - [`net`]: the network worker (login, the session through [`crate::join`], as `technician
 //!   connect` runs it);
 //! - [`present`]: the remote screen in a child X window, updated with only the rectangles that
-//!   changed (egui's whole-window repaints are too slow without a GPU);
+//!   changed (egui's whole-window repaints are too slow without a GPU), with the user's own
+//!   pointer drawn over it;
 //! - [`pointer`]: the pointer over the remote screen, read from the child window itself;
 //!   [`keys`]: egui's key events turned into the remote machine's input; [`grab`]: the keyboard
 //!   grab while the viewer has the keyboard;
 //! - [`player`]: the session-log player's state; [`player_ui`] draws it.
 
+pub mod chat;
 pub mod desk;
 pub mod desk_ui;
 pub mod grab;
@@ -25,6 +27,7 @@ pub mod player;
 pub mod player_ui;
 pub mod pointer;
 pub mod present;
+pub mod tools_ui;
 pub mod ui;
 
 use std::path::PathBuf;

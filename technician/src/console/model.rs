@@ -2,8 +2,8 @@
 //!
 //! Everything the console shows is here: the login form, home (code entry, recent sessions,
 //! the help-request queue, an offer from routing, presence, the leads' dashboard), the session
-//! view (who, consent, recording, quality, how the screen is fitted, the help request's steps)
-//! and the player. The desk's parts are in [`super::desk`]. [`Model::update`] takes an [`Event`] (from the person, through the egui code, or from
+//! view (who, consent, recording, quality, how the screen is fitted, the help request's steps,
+//! the chat ([`super::chat`]), the user's monitors, the last clipboard passed) and the player. The desk's parts are in [`super::desk`]. [`Model::update`] takes an [`Event`] (from the person, through the egui code, or from
 //! the network worker) and returns the [`Command`]s for the network worker. Nothing here draws,
 //! touches the network or reads a clock, so it is tested directly.
 
@@ -11,9 +11,14 @@ use protocol::control::QueueEntry;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::chat::ChatView;
 pub use super::desk::{Answer, Dashboard, DeskKind, Offer, SessionRequest};
 use crate::desk::DeskAction;
 use crate::session::ControlStep;
+use crate::session::ToolAction;
+use protocol::clipboard::ClipKind;
+use protocol::monitor::{MonitorChoice, Monitors};
+use protocol::sessionlog::{ChatRecord, ClipDirection};
 
 use protocol::e2e::UserCode;
 use protocol::peer::{ConsentState, Participant};
@@ -139,6 +144,22 @@ pub struct SessionView {
     pub ended: Option<String>,
     /// The last snapshot written, or why it failed.
     pub snapshot: Option<Result<PathBuf, String>>,
+    /// The session's chat.
+    pub chat: ChatView,
+    /// The user's monitors and which one this technician sees, once the agent listed them.
+    pub monitors: Option<Monitors>,
+    /// The last clipboard that passed between the user and this technician.
+    pub clipboard: Option<ClipboardNote>,
+    /// The user shares the clipboard with this technician now.
+    pub clipboard_shared: bool,
+}
+
+/// A clipboard that passed, as the session view says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClipboardNote {
+    pub direction: ClipDirection,
+    pub kind: ClipKind,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +205,10 @@ impl SessionView {
             grabbed: false,
             ended: None,
             snapshot: None,
+            chat: ChatView::default(),
+            monitors: None,
+            clipboard: None,
+            clipboard_shared: false,
         }
     }
 
@@ -306,6 +331,27 @@ pub enum Event {
         log: Option<PathBuf>,
     },
     SnapshotDone(Result<PathBuf, String>),
+    /// A chat message from the user or another technician, arrived at this Unix time (ms).
+    ChatReceived {
+        chat: ChatRecord,
+        at_unix_ms: u64,
+    },
+    /// What is typed in the chat panel now.
+    ChatDraft(String),
+    /// Send, in the chat panel (at this Unix time, ms).
+    SendChat {
+        at_unix_ms: u64,
+    },
+    /// Open or close the chat panel.
+    ToggleChat,
+    /// The agent's monitors, and which this technician sees.
+    Monitors(Monitors),
+    /// See another of the user's monitors, or all of them.
+    ShowMonitor(MonitorChoice),
+    /// A clipboard passed between the user and this technician.
+    Clipboard(ClipboardNote),
+    /// The user shares the clipboard with this technician now (`true`), or no longer.
+    ClipboardShared(bool),
     PlayerFailed(String),
     /// The console is asked to close (SIGINT, SIGTERM); the window does it.
     Quit,
@@ -348,6 +394,8 @@ pub enum Command {
     },
     /// A step of the session's help request, for the relay.
     Desk(DeskAction),
+    /// Chat or a monitor switch, for the session.
+    Tool(ToolAction),
     End,
     Snapshot(PathBuf),
     SendKeys(SpecialKeys),
@@ -774,6 +822,60 @@ impl Model {
             Event::SnapshotDone(result) => {
                 if let Some(s) = &mut self.session {
                     s.snapshot = Some(result);
+                }
+                vec![]
+            }
+            Event::ChatReceived { chat, at_unix_ms } => {
+                if let Some(s) = &mut self.session {
+                    s.chat.received(chat, at_unix_ms);
+                }
+                vec![]
+            }
+            Event::ChatDraft(text) => {
+                if let Some(s) = &mut self.session {
+                    s.chat.edit(text);
+                }
+                vec![]
+            }
+            Event::SendChat { at_unix_ms } => match &mut self.session {
+                Some(s) if s.ended.is_none() => s
+                    .chat
+                    .send(at_unix_ms)
+                    .map(|text| Command::Tool(ToolAction::Chat(text)))
+                    .into_iter()
+                    .collect(),
+                _ => vec![],
+            },
+            Event::ToggleChat => {
+                if let Some(s) = &mut self.session {
+                    s.chat.toggle();
+                }
+                vec![]
+            }
+            Event::Monitors(list) => {
+                if let Some(s) = &mut self.session {
+                    s.monitors = Some(list);
+                }
+                vec![]
+            }
+            Event::ShowMonitor(choice) => match &self.session {
+                Some(s)
+                    if s.ended.is_none()
+                        && s.monitors.as_ref().is_some_and(|m| m.shown != choice) =>
+                {
+                    vec![Command::Tool(ToolAction::ShowMonitor(choice))]
+                }
+                _ => vec![],
+            },
+            Event::Clipboard(note) => {
+                if let Some(s) = &mut self.session {
+                    s.clipboard = Some(note);
+                }
+                vec![]
+            }
+            Event::ClipboardShared(shared) => {
+                if let Some(s) = &mut self.session {
+                    s.clipboard_shared = shared;
                 }
                 vec![]
             }

@@ -18,12 +18,12 @@ use protocol::input::InputEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use super::model::{Dashboard, Event, Quality};
+use super::model::{ClipboardNote, Dashboard, Event, Quality};
 use super::now_unix_ms;
 use super::present::Presenter;
 use crate::desk::DeskAction;
 use crate::join::{self, JoinEvent, JoinOptions, Joining, Live, RelayTarget};
-use crate::session::{ControlStep, SessionEvent};
+use crate::session::{ControlStep, SessionEvent, ToolAction};
 use crate::viewer::{self, Viewer};
 
 /// The presenter, once the window exists; the session's frame hook draws through it.
@@ -71,6 +71,7 @@ pub enum Request {
         relay: String,
         code: String,
         input: mpsc::Receiver<InputEvent>,
+        tools: mpsc::Receiver<ToolAction>,
         control: mpsc::Receiver<ControlStep>,
     },
     /// Take a help request (`None`: the oldest) and run its session; `desk` brings the
@@ -79,6 +80,7 @@ pub enum Request {
         relay: String,
         request: Option<u64>,
         input: mpsc::Receiver<InputEvent>,
+        tools: mpsc::Receiver<ToolAction>,
         control: mpsc::Receiver<ControlStep>,
         desk: mpsc::Receiver<DeskAction>,
     },
@@ -87,6 +89,7 @@ pub enum Request {
         relay: String,
         session: String,
         input: mpsc::Receiver<InputEvent>,
+        tools: mpsc::Receiver<ToolAction>,
         control: mpsc::Receiver<ControlStep>,
     },
     /// Follow the queue with the kept login of `relay` (replacing an earlier watch).
@@ -393,14 +396,15 @@ async fn worker(
                 }
             }
             req @ (Request::Join { .. } | Request::Take { .. } | Request::Monitor { .. }) => {
-                let (relay, joining, input, control, desk) = match req {
+                let (relay, joining, input, tools, control, desk) = match req {
                     Request::Join {
                         relay,
                         code,
                         input,
+                        tools,
                         control,
                     } => match UserCode::parse(&code) {
-                        Ok(c) => (relay, Joining::Code(c), input, control, None),
+                        Ok(c) => (relay, Joining::Code(c), input, tools, control, None),
                         Err(e) => {
                             out.send(Event::JoinFailed(e.to_string()));
                             continue;
@@ -410,15 +414,31 @@ async fn worker(
                         relay,
                         request,
                         input,
+                        tools,
                         control,
                         desk,
-                    } => (relay, Joining::Request(request), input, control, Some(desk)),
+                    } => (
+                        relay,
+                        Joining::Request(request),
+                        input,
+                        tools,
+                        control,
+                        Some(desk),
+                    ),
                     Request::Monitor {
                         relay,
                         session,
                         input,
+                        tools,
                         control,
-                    } => (relay, Joining::Monitor(session), input, control, None),
+                    } => (
+                        relay,
+                        Joining::Monitor(session),
+                        input,
+                        tools,
+                        control,
+                        None,
+                    ),
                     _ => unreachable!("matched above"),
                 };
                 let (end_tx, end_rx) = oneshot::channel();
@@ -426,6 +446,7 @@ async fn worker(
                 let target = config.target(&relay);
                 let opts = JoinOptions {
                     log_dir: config.log_dir.clone(),
+                    clipboard: true,
                     ..JoinOptions::default()
                 };
                 let (out, viewer, presenter, report) = (
@@ -441,7 +462,11 @@ async fn worker(
                         target,
                         joining,
                         opts,
-                        (input, control),
+                        SessionChannels {
+                            input,
+                            tools,
+                            control,
+                        },
                         desk,
                         viewer,
                         presenter,
@@ -568,12 +593,24 @@ async fn watch_queue(
     }
 }
 
+/// What a window sends into a running session: its live input, its tools (chat, monitor
+/// switches) and its steps of control.
+struct SessionChannels {
+    input: mpsc::Receiver<InputEvent>,
+    tools: mpsc::Receiver<ToolAction>,
+    control: mpsc::Receiver<ControlStep>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_session(
     target: RelayTarget,
     joining: Joining,
     opts: JoinOptions,
-    (input, control): (mpsc::Receiver<InputEvent>, mpsc::Receiver<ControlStep>),
+    SessionChannels {
+        input,
+        tools,
+        control,
+    }: SessionChannels,
     desk: Option<mpsc::Receiver<DeskAction>>,
     viewer: Arc<Mutex<Viewer>>,
     presenter: SharedPresenter,
@@ -634,11 +671,36 @@ async fn run_session(
                         updates_per_sec,
                         mbit_per_sec: bits_per_sec as f64 / 1e6,
                     }),
+                    JoinEvent::Session(SessionEvent::Chat(chat)) => Event::ChatReceived {
+                        chat,
+                        at_unix_ms: now_unix_ms(),
+                    },
+                    JoinEvent::Session(SessionEvent::Monitors(list)) => Event::Monitors(list),
+                    JoinEvent::Session(SessionEvent::ClipboardShared(shared)) => {
+                        Event::ClipboardShared(shared)
+                    }
+                    JoinEvent::Session(SessionEvent::Clipboard {
+                        direction,
+                        kind,
+                        bytes,
+                    }) => Event::Clipboard(ClipboardNote {
+                        direction,
+                        kind,
+                        bytes,
+                    }),
                 });
             }
         })
     };
     let hook_presenter = presenter.clone();
+    let cursor_presenter = presenter.clone();
+    let cursor: crate::cursor::CursorHook = Arc::new(move |update| {
+        if let Some(p) = cursor_presenter.lock().expect("presenter lock").as_mut() {
+            if let Err(e) = p.cursor(update) {
+                warn!(error = %e, "the user's pointer could not be drawn");
+            }
+        }
+    });
     let live = Live {
         input: Some(input),
         viewer: Some(viewer),
@@ -651,6 +713,8 @@ async fn run_session(
         })),
         events: Some(ev_tx),
         desk,
+        tools: Some(tools),
+        cursor: Some(cursor),
         control: Some(control),
     };
     let user_end = Box::pin(async {

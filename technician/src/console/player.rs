@@ -26,7 +26,8 @@ use protocol::control::Role;
 use protocol::input::{InputEvent, Key, Modifiers, NamedKey};
 use protocol::peer::ConsentState;
 use protocol::sessionlog::{
-    self, CloseReason, LogReader, OpenError, Record, RecordedInput, SessionOpened, Verdict,
+    self, ChatAuthor, CloseReason, LogReader, OpenError, Record, RecordedInput, SessionOpened,
+    Verdict,
 };
 
 /// The speeds the window offers.
@@ -118,6 +119,15 @@ pub enum Event {
     DeskStep(String),
     /// Control passed to another technician of the session (or to nobody), in words.
     Control(String),
+    /// A chat message: who wrote it and what (cut short).
+    Chat {
+        from: ChatAuthor,
+        text: String,
+    },
+    /// A clipboard passed between the user and the technician, in words.
+    Clipboard(String),
+    /// The monitor the technician saw changed, in words.
+    Monitors(String),
     SessionClosed(CloseReason),
     /// A record whose hashes check but whose body this program cannot read.
     Unreadable,
@@ -300,6 +310,15 @@ impl TimelineBuilder {
             Record::Error(e) => Event::Error(short(&e.message)),
             Record::DeskStep(d) => Event::DeskStep(short(&d.to_string())),
             Record::Control(c) => Event::Control(short(&c.to_string())),
+            Record::Chat(c) => Event::Chat {
+                from: match c.from {
+                    ChatAuthor::Technician(name) => ChatAuthor::Technician(short(&name)),
+                    other => other,
+                },
+                text: short(&c.text),
+            },
+            Record::Clipboard(c) => Event::Clipboard(short(&c.to_string())),
+            Record::Monitors(m) => Event::Monitors(short(&m.describe_shown())),
             Record::SessionClosed(c) => Event::SessionClosed(match c.reason {
                 CloseReason::Failed(why) => CloseReason::Failed(short(&why)),
                 CloseReason::ByAgent(protocol::peer::EndReason::Error(why)) => {
@@ -307,9 +326,12 @@ impl TimelineBuilder {
                 }
                 other => other,
             }),
-            Record::Input(_) | Record::ScreenUpdate(_) | Record::Seal | Record::Unknown { .. } => {
-                return
-            }
+            Record::Input(_)
+            | Record::ScreenUpdate(_)
+            | Record::CursorShape(_)
+            | Record::Cursor(_)
+            | Record::Seal
+            | Record::Unknown { .. } => return,
         };
         self.push(rec.time_ms, rec.index, what);
     }

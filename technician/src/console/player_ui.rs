@@ -15,7 +15,7 @@ use egui::{
 };
 use protocol::control::Role;
 use protocol::peer::ConsentState;
-use protocol::sessionlog::Verdict;
+use protocol::sessionlog::{ChatAuthor, Verdict};
 
 use super::player::{Event, InputSummary, Player, TimelineEvent, SPEEDS};
 
@@ -63,6 +63,10 @@ pub const ERROR: &str = "Error: {message}";
 pub const SESSION_CLOSED: &str = "Session ended: {reason}";
 pub const UNREADABLE: &str = "A record this program cannot read";
 pub const LAST_GOOD_RECORD: &str = "The last record that checks: playing stops here";
+pub const CHAT_FROM_USER: &str = "The user wrote: {text}";
+pub const CHAT_FROM_RECORDER: &str = "The technician wrote: {text}";
+pub const CHAT_FROM_OTHER: &str = "{who} wrote: {text}";
+pub const MONITOR_SHOWN: &str = "The technician saw monitor {which}";
 
 /// Repaint interval while playing.
 const PLAYING_REPAINT: Duration = Duration::from_millis(33);
@@ -175,6 +179,13 @@ pub fn event_label(what: &Event) -> String {
         Event::SessionClosed(reason) => fill(SESSION_CLOSED, &[("reason", &reason.to_string())]),
         Event::Unreadable => UNREADABLE.into(),
         Event::LastGoodRecord => LAST_GOOD_RECORD.into(),
+        Event::Chat { from, text } => match from {
+            ChatAuthor::User => fill(CHAT_FROM_USER, &[("text", text)]),
+            ChatAuthor::Recorder => fill(CHAT_FROM_RECORDER, &[("text", text)]),
+            ChatAuthor::Technician(who) => fill(CHAT_FROM_OTHER, &[("who", who), ("text", text)]),
+        },
+        Event::Clipboard(words) => capitalised(words),
+        Event::Monitors(which) => fill(MONITOR_SHOWN, &[("which", which)]),
     }
 }
 
@@ -185,6 +196,8 @@ fn marker_color(what: &Event) -> Color32 {
         Event::Consent(_) | Event::Control(_) => Color32::from_rgb(0x42, 0xa5, 0xf5),
         Event::Input(_) => Color32::from_rgb(0xba, 0x9b, 0xe0),
         Event::DeskStep(_) => Color32::from_rgb(0xff, 0xb7, 0x4d),
+        Event::Chat { .. } => Color32::from_rgb(0x4d, 0xd0, 0xe1),
+        Event::Clipboard(_) | Event::Monitors(_) => Color32::from_rgb(0xa1, 0x88, 0x7f),
         Event::Error(_) | Event::Unreadable => RED,
         Event::LastGoodRecord => AMBER,
     }

@@ -14,6 +14,12 @@
 //!
 //! Pointer and keyboard events are not selected on the child, so the X server passes them to the
 //! console's window, where egui sees them.
+//!
+//! The user's own pointer is drawn here too, over the remote screen and not in it: the image's
+//! pixels under it are kept aside, the shape is blended in, and that small rectangle is put.
+//! When it moves (a datagram from the agent, [`Presenter::cursor`]) the kept pixels go back and
+//! it is drawn at its new place: two small puts, without waiting for a screen update. An update
+//! lifts it first and draws it again after, so the image never keeps a pointer in it.
 
 use std::sync::Arc;
 
@@ -28,6 +34,7 @@ use x11rb::protocol::xproto::{
 use x11rb::rust_connection::RustConnection;
 
 use super::pointer::{ChildMap, PointerRoute};
+use crate::cursor::{CursorState, CursorUpdate};
 use crate::viewer::Damage;
 
 #[derive(Debug, Error)]
@@ -121,6 +128,21 @@ pub struct Presenter {
     /// Puts since the last round trip.
     pending: bool,
     route: Arc<PointerRoute>,
+    /// The user's pointer as last told.
+    cursor: CursorState,
+    /// Where it is drawn in the image, and the image's pixels under it.
+    drawn: Option<Overlay>,
+    /// The buffer of the last overlay lifted, for the next (no allocation as it moves).
+    spare: Vec<u8>,
+}
+
+/// The user's pointer drawn into the image: the rectangle it covers and what was there.
+struct Overlay {
+    x: u32,
+    y: u32,
+    w: u32,
+    h: u32,
+    under: Vec<u8>,
 }
 
 impl Presenter {
@@ -187,6 +209,9 @@ impl Presenter {
             mapped: false,
             pending: false,
             route: Arc::new(PointerRoute::default()),
+            cursor: CursorState::default(),
+            drawn: None,
+            spare: Vec::new(),
         })
     }
 
@@ -318,6 +343,7 @@ impl Presenter {
             // The layout follows on the console's next frame.
             return Ok(());
         }
+        let lifted = self.lift_cursor();
         for d in damage {
             let Some((dx, dy, dw, dh)) = self.image_rect(p.scale, d) else {
                 continue;
@@ -325,7 +351,84 @@ impl Presenter {
             self.fill(p.scale, fb, dx, dy, dw, dh);
             self.put(dx, dy, dw, dh)?;
         }
+        let dropped = self.drop_cursor(p.scale);
+        for (dx, dy, dw, dh) in lifted.into_iter().chain(dropped) {
+            self.put(dx, dy, dw, dh)?;
+        }
         self.sync()
+    }
+
+    /// Takes in the user's pointer (a shape, or where it is) and draws it where it changed.
+    pub fn cursor(&mut self, update: CursorUpdate) -> Result<(), PresentError> {
+        if !self.cursor.apply(update) {
+            return Ok(());
+        }
+        let Some(p) = self.placement else {
+            return Ok(());
+        };
+        if !self.mapped || self.image.is_none() {
+            return Ok(());
+        }
+        let lifted = self.lift_cursor();
+        let dropped = self.drop_cursor(p.scale);
+        for (dx, dy, dw, dh) in lifted.into_iter().chain(dropped) {
+            self.put(dx, dy, dw, dh)?;
+        }
+        self.conn.flush().map_err(x)
+    }
+
+    /// Puts back the pixels under the pointer; the rectangle to put, if it was drawn.
+    fn lift_cursor(&mut self) -> Option<(u32, u32, u32, u32)> {
+        let o = self.drawn.take()?;
+        let img_w = self.img_w as usize;
+        let img = self.image.as_mut()?.bytes();
+        for row in 0..o.h as usize {
+            let d = ((o.y as usize + row) * img_w + o.x as usize) * 4;
+            let s = row * o.w as usize * 4;
+            img[d..d + o.w as usize * 4].copy_from_slice(&o.under[s..s + o.w as usize * 4]);
+        }
+        self.spare = o.under;
+        Some((o.x, o.y, o.w, o.h))
+    }
+
+    /// Draws the pointer where it is now (keeping what it covers); the rectangle to put.
+    fn drop_cursor(&mut self, scale: Scale) -> Option<(u32, u32, u32, u32)> {
+        let (shape, fx, fy) = self.cursor.drawn()?;
+        // Where its hotspot falls in the image.
+        let (ix, iy) = match scale {
+            Scale::OneToOne { offset_x, offset_y } => (fx - offset_x as i32, fy - offset_y as i32),
+            Scale::Fit => {
+                let sx = f64::from(self.img_w) / f64::from(self.mapping.src_w.max(1));
+                let sy = f64::from(self.img_h) / f64::from(self.mapping.src_h.max(1));
+                ((f64::from(fx) * sx) as i32, (f64::from(fy) * sy) as i32)
+            }
+        };
+        let (left, top, w, h) = shape.area_at(ix, iy);
+        let x0 = left.max(0) as u32;
+        let y0 = top.max(0) as u32;
+        let x1 = (i64::from(left) + i64::from(w)).clamp(0, i64::from(self.img_w)) as u32;
+        let y1 = (i64::from(top) + i64::from(h)).clamp(0, i64::from(self.img_h)) as u32;
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        let (img_w, img_h) = (self.img_w, self.img_h);
+        let img = self.image.as_mut()?.bytes();
+        let (w, h) = (x1 - x0, y1 - y0);
+        let mut under = std::mem::take(&mut self.spare);
+        under.clear();
+        for row in y0..y1 {
+            let s = ((row * img_w + x0) * 4) as usize;
+            under.extend_from_slice(&img[s..s + w as usize * 4]);
+        }
+        shape.draw(img, img_w as usize * 4, img_w, img_h, ix, iy);
+        self.drawn = Some(Overlay {
+            x: x0,
+            y: y0,
+            w,
+            h,
+            under,
+        });
+        Some((x0, y0, w, h))
     }
 
     fn resize_image(&mut self, w: u32, h: u32) -> Result<(), PresentError> {
@@ -385,6 +488,8 @@ impl Presenter {
     }
 
     fn drop_image(&mut self) {
+        // What the pointer covered belongs to the image that goes.
+        self.drawn = None;
         if let Some(Image::Shm { seg, ptr, .. }) = self.image.take() {
             let _ = self.conn.shm_detach(seg);
             self.pending = true;

@@ -22,9 +22,9 @@ use super::keys;
 use super::model::{Command, Event, Model, Notice, Screen, SessionView, SpecialKeys, ViewScale};
 use super::net::{Net, Request, SharedPresenter};
 use super::present::{Placement, Presenter, Scale};
-use super::{now_unix_ms, player, player_ui};
+use super::{now_unix_ms, player, player_ui, tools_ui};
 use crate::desk::DeskAction;
-use crate::session::ControlStep;
+use crate::session::{ControlStep, ToolAction};
 use crate::viewer::Viewer;
 
 pub struct ConsoleApp {
@@ -38,6 +38,8 @@ pub struct ConsoleApp {
     input: Option<mpsc::Sender<InputEvent>>,
     /// Where the steps of the running session's help request go.
     desk: Option<mpsc::Sender<DeskAction>>,
+    /// Where the running session's chat and monitor switches go.
+    tools: Option<mpsc::Sender<ToolAction>>,
     /// Where hand-overs and take-overs of control in the running session go.
     control: Option<mpsc::Sender<ControlStep>>,
     /// The full-screen state last asked of the window.
@@ -74,6 +76,7 @@ impl ConsoleApp {
             presenter_failed: None,
             input: None,
             desk: None,
+            tools: None,
             control: None,
             applied_fullscreen: None,
             was_focused: false,
@@ -103,16 +106,19 @@ impl ConsoleApp {
     }
 
     /// What a new session needs from the window: the relay it goes through, and the channels
-    /// its live input and its steps of control arrive on.
+    /// its live input, its tools (chat, monitor switches) and its steps of control arrive on.
     fn session_start(
         &mut self,
     ) -> (
         String,
         mpsc::Receiver<InputEvent>,
+        mpsc::Receiver<ToolAction>,
         mpsc::Receiver<ControlStep>,
     ) {
         let (tx, rx) = mpsc::channel(1024);
         self.input = Some(tx);
+        let (tools_tx, tools) = mpsc::channel(16);
+        self.tools = Some(tools_tx);
         let (control_tx, control_rx) = mpsc::channel(4);
         self.control = Some(control_tx);
         let relay = self
@@ -121,7 +127,7 @@ impl ConsoleApp {
             .as_ref()
             .map(|m| m.relay.clone())
             .unwrap_or_else(|| self.model.login.relay.clone());
-        (relay, rx, control_rx)
+        (relay, rx, tools, control_rx)
     }
 
     fn net(&self, r: Request) {
@@ -146,32 +152,42 @@ impl ConsoleApp {
             Command::Trust { fingerprint, .. } => self.net(Request::Trust { fingerprint }),
             Command::Refuse => self.net(Request::Refuse),
             Command::Join { code } => {
-                let (relay, input, control) = self.session_start();
+                let (relay, input, tools, control) = self.session_start();
                 self.net(Request::Join {
                     relay,
                     code,
                     input,
+                    tools,
                     control,
                 });
             }
             Command::Take { request } => {
-                let (relay, input, control) = self.session_start();
+                let (relay, input, tools, control) = self.session_start();
                 let (tx, desk) = mpsc::channel(4);
                 self.desk = Some(tx);
                 self.net(Request::Take {
                     relay,
                     request,
                     input,
+                    tools,
                     control,
                     desk,
                 });
             }
+            Command::Tool(action) => {
+                if let Some(tx) = &self.tools {
+                    if tx.try_send(action).is_err() {
+                        warn!("the session is not taking chat or monitor switches");
+                    }
+                }
+            }
             Command::Monitor { session } => {
-                let (relay, input, control) = self.session_start();
+                let (relay, input, tools, control) = self.session_start();
                 self.net(Request::Monitor {
                     relay,
                     session,
                     input,
+                    tools,
                     control,
                 });
             }
@@ -224,6 +240,11 @@ impl ConsoleApp {
         self.input = Some(tx);
     }
 
+    /// Where chat and monitor switches go (the session's tools channel); tests set it directly.
+    pub fn set_tools(&mut self, tx: mpsc::Sender<ToolAction>) {
+        self.tools = Some(tx);
+    }
+
     fn send_input(&mut self, ev: InputEvent) {
         if let Some(tx) = &self.input {
             // A full queue drops the event rather than stalling the window.
@@ -245,6 +266,8 @@ impl ConsoleApp {
             if matches!(e, Event::SessionEnded { .. } | Event::JoinFailed(_)) {
                 self.input = None;
                 self.desk = None;
+                self.tools = None;
+                self.control = None;
                 self.place_viewer(ctx, None);
             }
             self.dispatch(ctx, e);
@@ -682,6 +705,9 @@ impl ConsoleApp {
             );
             events.push(Event::Snapshot(self.snapshot_dir.join(name)));
         }
+        tools_ui::monitor_menu(ui, &self.w, s, events);
+        tools_ui::chat_button(ui, &self.w, s, events);
+        tools_ui::clipboard_shared(ui, &self.w, s);
         ui.add_enabled_ui(s.may_control(), |ui| {
             ui.menu_button(self.w.text("session-send-keys"), |ui| {
                 for k in SpecialKeys::ALL {
@@ -747,6 +773,7 @@ impl ConsoleApp {
         } else if s.may_control() {
             ui.label(self.w.text("session-click-to-control"));
         }
+        tools_ui::clipboard_note(ui, &self.w, s);
     }
 
     fn session_screen(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {
@@ -777,6 +804,18 @@ impl ConsoleApp {
                         .show(root, |ui| desk_ui::participants(ui, w, view, &mut events));
                 }
             }
+        }
+        // The chat at the right, beside the remote screen (not over it: the screen is a window
+        // of its own), while it is open; in full screen too.
+        if let Some(s) = self.model.session.as_ref().filter(|s| s.chat.open) {
+            let now = now_unix_ms();
+            egui::Panel::right("chat")
+                .resizable(true)
+                .default_size(280.0)
+                .min_size(200.0)
+                .show(root, |ui| {
+                    tools_ui::chat_panel(ui, &self.w, s, now, &mut events)
+                });
         }
         let ppp = ctx.pixels_per_point();
         let session = self.model.session.clone();

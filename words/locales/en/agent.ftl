@@ -65,6 +65,18 @@ bar-quiet = Waiting for the connection of { $who }…
 bar-stop-control = Stop control
 bar-end = End session
 bar-also = Also watching: { $names }
+bar-clipboard = Share clipboard
+bar-clipboard-tip = While on, what you copy can be pasted by the technician in control, and what they copy by you (text and pictures). Switch it off to keep your clipboard to yourself.
+
+## Chat with the technicians
+chat-button = Chat
+chat-unread = Chat ({ $n })
+chat-heading = Chat with the technician
+chat-ask-first = You can write to the technician before you answer, for example to ask who is calling.
+chat-you = You
+chat-placeholder = Write a message…
+chat-send = Send
+chat-message = Your message
 
 ## Ended
 ended-heading = The session has ended

@@ -65,6 +65,18 @@ bar-quiet = Esperando la conexión de { $who }…
 bar-stop-control = Quitar el control
 bar-end = Terminar la sesión
 bar-also = También miran: { $names }
+bar-clipboard = Compartir portapapeles
+bar-clipboard-tip = Mientras está activado, lo que copie puede pegarlo el técnico que tiene el control, y lo que él copie puede pegarlo usted (texto e imágenes). Desactívelo para guardar su portapapeles para usted.
+
+## Chat con los técnicos
+chat-button = Chat
+chat-unread = Chat ({ $n })
+chat-heading = Chat con el técnico
+chat-ask-first = Puede escribir al técnico antes de responder, por ejemplo para preguntar quién llama.
+chat-you = Usted
+chat-placeholder = Escriba un mensaje…
+chat-send = Enviar
+chat-message = Su mensaje
 
 ## Terminada
 ended-heading = La sesión ha terminado

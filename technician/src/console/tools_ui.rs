@@ -1,0 +1,167 @@
+//! The session view's tools drawn with egui: the Chat button of the toolbar (with the count of
+//! messages that came while the panel was closed), the chat panel at the right (who wrote, when,
+//! what; a field and Send), the list of the user's monitors, and a word on the last clipboard
+//! that passed. It reads the [`SessionView`] and turns clicks into [`Event`]s. A new message
+//! asks for nothing but a repaint: the keyboard stays where it is.
+
+use egui::{Color32, RichText, Ui};
+use protocol::clipboard::size_words;
+use protocol::monitor::MonitorChoice;
+use protocol::sessionlog::{ChatAuthor, ClipDirection};
+use words::{Catalogue, Value};
+
+use super::model::{Event, SessionView};
+
+/// The id of the chat's text field (tests find it by its label).
+const DRAFT_ID: &str = "chat-draft";
+
+/// The toolbar's Chat button: `Chat`, or `Chat (3)` in colour while messages wait.
+pub fn chat_button(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Vec<Event>) {
+    let label = if s.chat.unread > 0 {
+        RichText::new(w.fmt("session-chat-unread", &[("n", Value::from(s.chat.unread))]))
+            .color(Color32::from_rgb(0x4d, 0xd0, 0xe1))
+            .strong()
+    } else {
+        RichText::new(w.text("session-chat"))
+    };
+    if ui.selectable_label(s.chat.open, label).clicked() {
+        events.push(Event::ToggleChat);
+    }
+}
+
+/// The toolbar's monitor list, where the user has more than one.
+pub fn monitor_menu(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Vec<Event>) {
+    let Some(m) = &s.monitors else { return };
+    if m.list.len() < 2 || s.ended.is_some() {
+        return;
+    }
+    let name = |choice: MonitorChoice| match choice {
+        MonitorChoice::All => {
+            let (width, height) = m.desktop_size();
+            w.fmt(
+                "monitor-all",
+                &[("w", Value::from(width)), ("h", Value::from(height))],
+            )
+        }
+        MonitorChoice::One(n) => match m.list.get(n as usize) {
+            Some(mon) => w.fmt(
+                "monitor-one",
+                &[
+                    ("n", Value::from(n + 1)),
+                    ("name", Value::from(mon.name.clone())),
+                    ("w", Value::from(mon.width)),
+                    ("h", Value::from(mon.height)),
+                ],
+            ),
+            None => n.to_string(),
+        },
+    };
+    ui.menu_button(
+        w.fmt("session-monitor", &[("shown", Value::from(name(m.shown)))]),
+        |ui| {
+            let choices = (0..m.list.len() as u32)
+                .map(MonitorChoice::One)
+                .chain([MonitorChoice::All]);
+            for choice in choices {
+                if ui
+                    .selectable_label(m.shown == choice, name(choice))
+                    .clicked()
+                {
+                    events.push(Event::ShowMonitor(choice));
+                    ui.close();
+                }
+            }
+        },
+    );
+}
+
+/// Whether the user shares the clipboard with this technician now (in the toolbar).
+pub fn clipboard_shared(ui: &mut Ui, w: &Catalogue, s: &SessionView) {
+    if s.clipboard_shared && s.ended.is_none() {
+        ui.label(w.text("session-clipboard-shared"))
+            .on_hover_text(w.text("session-clipboard-shared-tip"));
+    }
+}
+
+/// A word on the last clipboard that passed.
+pub fn clipboard_note(ui: &mut Ui, w: &Catalogue, s: &SessionView) {
+    let Some(c) = s.clipboard else { return };
+    let args = [
+        ("kind", Value::from(c.kind.name())),
+        ("size", Value::from(size_words(c.bytes as usize))),
+    ];
+    let key = match c.direction {
+        ClipDirection::FromUser => "clipboard-from-user",
+        ClipDirection::ToUser => "clipboard-to-user",
+    };
+    ui.label(w.fmt(key, &args));
+}
+
+/// The chat panel: the messages, newest at the bottom, then the field and Send.
+pub fn chat_panel(
+    ui: &mut Ui,
+    w: &Catalogue,
+    s: &SessionView,
+    now_unix_ms: u64,
+    events: &mut Vec<Event>,
+) {
+    ui.heading(w.text("session-chat"));
+    let running = s.ended.is_none();
+    // Room under the messages for the label, two rows of the field and Send.
+    let bottom = 120.0;
+    egui::ScrollArea::vertical()
+        .stick_to_bottom(true)
+        .auto_shrink([false, false])
+        .max_height((ui.available_height() - bottom).max(40.0))
+        .show(ui, |ui| {
+            if s.chat.lines.is_empty() {
+                ui.label(RichText::new(w.text("chat-empty")).italics());
+            }
+            for line in &s.chat.lines {
+                let who = match &line.from {
+                    ChatAuthor::User => w.text("chat-from-user"),
+                    ChatAuthor::Recorder => w.text("chat-from-me"),
+                    ChatAuthor::Technician(name) => name.clone(),
+                };
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new(words::local_clock(line.at_unix_ms)).weak());
+                    ui.label(RichText::new(who).strong());
+                });
+                ui.label(&line.text);
+                ui.add_space(4.0);
+            }
+        });
+    ui.separator();
+    let mut draft = s.chat.draft.clone();
+    let label = ui.label(w.text("chat-message"));
+    let field = ui.add_enabled(
+        running,
+        egui::TextEdit::multiline(&mut draft)
+            .id_salt(DRAFT_ID)
+            .desired_rows(2)
+            .desired_width(f32::INFINITY)
+            .hint_text(w.text("chat-placeholder")),
+    );
+    let field = field.labelled_by(label.id);
+    if draft != s.chat.draft {
+        events.push(Event::ChatDraft(draft.clone()));
+    }
+    // Enter sends; Shift+Enter makes a new line.
+    let enter =
+        field.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter) && !i.modifiers.shift);
+    let send = ui
+        .add_enabled(
+            running && !draft.trim().is_empty(),
+            egui::Button::new(w.text("chat-send")),
+        )
+        .clicked();
+    if send || (enter && !draft.trim().is_empty()) {
+        if enter {
+            // The Enter itself went into the field as a new line.
+            events.push(Event::ChatDraft(draft.trim_end_matches('\n').to_string()));
+        }
+        events.push(Event::SendChat {
+            at_unix_ms: now_unix_ms,
+        });
+    }
+}
