@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 use tracing::warn;
 use words::{Catalogue, Value};
 
+/// What the viewer's reported place depends on: its placement, the console's window and the
+/// remote screen's size.
+type AreaProbe = (Option<Placement>, Option<egui::Rect>, (u32, u32));
+
 use super::desk_ui;
 use super::grab::KeyboardGrab;
 use super::keys;
@@ -50,7 +54,7 @@ pub struct ConsoleApp {
     /// The last viewer area reported with `--json`.
     reported_area: Option<(i32, i32, u32, u32)>,
     /// The placement and window rectangle `reported_area` was found for.
-    area_probe: Option<(Option<Placement>, Option<egui::Rect>, (u32, u32))>,
+    area_probe: Option<AreaProbe>,
     player: Option<(player::Player, player_ui::PlayerView)>,
     log_path: String,
     snapshot_dir: PathBuf,
