@@ -16,10 +16,6 @@ use tokio::sync::mpsc;
 use tracing::warn;
 use words::{Catalogue, Value};
 
-/// What the viewer's reported place depends on: its placement, the console's window and the
-/// remote screen's size.
-type AreaProbe = (Option<Placement>, Option<egui::Rect>, (u32, u32));
-
 use super::desk_ui;
 use super::grab::KeyboardGrab;
 use super::keys;
@@ -30,6 +26,10 @@ use super::{now_unix_ms, player, player_ui, tools_ui};
 use crate::desk::DeskAction;
 use crate::session::{ControlStep, ToolAction};
 use crate::viewer::Viewer;
+
+/// What the viewer's reported place depends on: its placement, the console's window and the
+/// remote screen's size.
+type AreaProbe = (Option<Placement>, Option<egui::Rect>, (u32, u32));
 
 pub struct ConsoleApp {
     pub model: Model,
