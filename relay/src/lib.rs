@@ -7,6 +7,9 @@
 //! - [`identity`]: the relay's TLS certificate, generated on first start and reused;
 //! - [`logstore`]: the archive of encrypted session logs: resumable uploads, checkpoints,
 //!   retention;
+//! - [`objects`]: where the logs' bytes live: a directory, or an S3 bucket;
+//! - [`metrics`]: the relay's counters and gauges, in Prometheus text format;
+//! - [`admin`]: the administrator's HTTP listener: `/metrics` and `/health`;
 //! - [`rendezvous`]: session codes: issue, expire, hand the waiting agent to a technician;
 //! - [`login`]: technician logins (password or token), logouts and the check before a join,
 //!   with per-address and per-account back-off;
@@ -20,6 +23,7 @@
 //! argument; the server is the async shell around them.
 
 pub mod accounts;
+pub mod admin;
 pub mod config;
 pub mod desk;
 pub mod forward;
@@ -28,6 +32,8 @@ pub mod ledger;
 pub mod limits;
 pub mod login;
 pub mod logstore;
+pub mod metrics;
+pub mod objects;
 pub mod ratelimit;
 pub mod rendezvous;
 pub mod server;

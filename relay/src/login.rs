@@ -71,6 +71,8 @@ pub struct Gate {
     /// Password checks running now, and the most seen at once.
     checking: std::sync::atomic::AtomicUsize,
     most_checking: std::sync::atomic::AtomicUsize,
+    /// Failures of the accounts database, for the relay's metrics.
+    database_errors: std::sync::atomic::AtomicU64,
     /// Whether every account must give a one-time code (the relay's `require_totp`).
     require_totp: bool,
 }
@@ -82,14 +84,6 @@ fn limited(secs_of: Duration, whom: String) -> Refusal {
             retry_after_secs: secs,
         },
         format!("too many failed logins {whom}; try again in {secs} seconds"),
-    )
-}
-
-fn internal(e: impl std::fmt::Display) -> Refusal {
-    error!(error = %e, "accounts database");
-    Refusal::new(
-        ErrorCode::Internal,
-        "the relay cannot read its accounts; try again later",
     )
 }
 
@@ -108,6 +102,7 @@ impl Gate {
             argon2: tokio::sync::Semaphore::new(ARGON2_AT_ONCE),
             checking: Default::default(),
             most_checking: Default::default(),
+            database_errors: Default::default(),
             require_totp,
         }
     }
@@ -116,6 +111,23 @@ impl Gate {
     pub fn most_checks_at_once(&self) -> usize {
         self.most_checking
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Failures of the accounts database so far.
+    pub fn database_errors(&self) -> u64 {
+        self.database_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The refusal for a failure of the accounts database, counted.
+    fn internal(&self, e: impl std::fmt::Display) -> Refusal {
+        error!(error = %e, "accounts database");
+        self.database_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Refusal::new(
+            ErrorCode::Internal,
+            "the relay cannot read its accounts; try again later",
+        )
     }
 
     /// Runs `f` on the accounts on the blocking pool.
@@ -129,7 +141,7 @@ impl Gate {
             f(&mut a)
         })
         .await
-        .map_err(internal)
+        .map_err(|e| self.internal(e))
     }
 
     fn account(&self, t: &Technician) -> TechnicianAccount {
@@ -234,12 +246,12 @@ impl Gate {
                 .expect("backoff lock")
                 .refund(&source_of(ip));
         };
-        let permit = self.argon2.acquire().await.map_err(internal)?;
+        let permit = self.argon2.acquire().await.map_err(|e| self.internal(e))?;
         let who = name.clone();
         let candidate = self
             .with_accounts(move |a| a.login_candidate(&who))
             .await?
-            .map_err(internal)?;
+            .map_err(|e| self.internal(e))?;
         {
             use std::sync::atomic::Ordering::Relaxed;
             let now = self.checking.fetch_add(1, Relaxed) + 1;
@@ -253,7 +265,7 @@ impl Gate {
         self.checking
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         drop(permit);
-        let (candidate, matched) = checked.map_err(internal)?;
+        let (candidate, matched) = checked.map_err(|e| self.internal(e))?;
         let require = self.require_totp;
         let result = self
             .with_accounts(move |a| {
@@ -323,7 +335,7 @@ impl Gate {
                 info!(peer = %ip, account = %protocol::text::printable(&name), why = %e, "login refused");
                 return Err(bad());
             }
-            Err(LoginError::Account(e)) => return Err(internal(e)),
+            Err(LoginError::Account(e)) => return Err(self.internal(e)),
         };
         info!(peer = %ip, account = %name, code = ?refusal.code, reason = %refusal.message, "login refused");
         Err(refusal)
@@ -351,7 +363,7 @@ impl Gate {
                 if matches!(e, TokenError::Unknown) {
                     self.address_failed(ip);
                 }
-                let refusal = token_refusal(e)?;
+                let refusal = self.token_refusal(e)?;
                 info!(peer = %ip, code = ?refusal.code, reason = %refusal.message, "token refused");
                 Err(refusal)
             }
@@ -365,7 +377,7 @@ impl Gate {
         let revoked = self
             .with_accounts(move |a| a.revoke_token(&token, SystemTime::now()))
             .await?
-            .map_err(internal)?;
+            .map_err(|e| self.internal(e))?;
         if !revoked {
             self.address_failed(ip);
         }
@@ -389,7 +401,7 @@ impl Gate {
                     t.name, t.role
                 ),
             ),
-            Err(e) => token_refusal(e)?,
+            Err(e) => self.token_refusal(e)?,
         };
         info!(account = %login.account.name, code = ?refusal.code, reason = %refusal.message, "join refused");
         Err(refusal)
@@ -400,7 +412,7 @@ impl Gate {
         let all = self
             .with_accounts(|a| a.list(SystemTime::now()))
             .await?
-            .map_err(internal)?;
+            .map_err(|e| self.internal(e))?;
         Ok(all.iter().filter(|t| t.enabled).count())
     }
 
@@ -412,7 +424,7 @@ impl Gate {
         let found = self
             .with_accounts(move |a| a.get(&name, SystemTime::now()))
             .await?
-            .map_err(internal)?;
+            .map_err(|e| self.internal(e))?;
         Ok(found.filter(|t| t.enabled && t.role.may_join_sessions()))
     }
 
@@ -427,7 +439,7 @@ impl Gate {
             .await?;
         match result {
             Ok(t) => Ok(t),
-            Err(e) => Err(token_refusal(e)?),
+            Err(e) => Err(self.token_refusal(e)?),
         }
     }
 
@@ -446,26 +458,28 @@ impl Gate {
     }
 }
 
-/// The refusal for a token that does not hold; `Err` for a database failure.
-fn token_refusal(e: TokenError) -> Result<Refusal, Refusal> {
-    Ok(match e {
-        TokenError::Unknown => Refusal::new(
-            ErrorCode::TokenRevoked,
-            "the login token is not known to this relay; log in again",
-        ),
-        TokenError::Revoked => Refusal::new(
-            ErrorCode::TokenRevoked,
-            "the login was ended (logout, password change or an administrator); log in again",
-        ),
-        TokenError::Expired => {
-            Refusal::new(ErrorCode::TokenExpired, "the login expired; log in again")
-        }
-        TokenError::Disabled => Refusal::new(
-            ErrorCode::AccountDisabled,
-            "this account is disabled; ask an administrator of the relay",
-        ),
-        TokenError::Account(e) => return Err(internal(e)),
-    })
+impl Gate {
+    /// The refusal for a token that does not hold; `Err` for a database failure.
+    fn token_refusal(&self, e: TokenError) -> Result<Refusal, Refusal> {
+        Ok(match e {
+            TokenError::Unknown => Refusal::new(
+                ErrorCode::TokenRevoked,
+                "the login token is not known to this relay; log in again",
+            ),
+            TokenError::Revoked => Refusal::new(
+                ErrorCode::TokenRevoked,
+                "the login was ended (logout, password change or an administrator); log in again",
+            ),
+            TokenError::Expired => {
+                Refusal::new(ErrorCode::TokenExpired, "the login expired; log in again")
+            }
+            TokenError::Disabled => Refusal::new(
+                ErrorCode::AccountDisabled,
+                "this account is disabled; ask an administrator of the relay",
+            ),
+            TokenError::Account(e) => return Err(self.internal(e)),
+        })
+    }
 }
 
 #[cfg(test)]

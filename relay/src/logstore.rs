@@ -1,9 +1,10 @@
 //! The relay's archive of session logs: encrypted files it stores but cannot read.
 //!
 //! Technicians upload each session's log encrypted to the organisation's audit key (see the
-//! technician's `archive` module); the relay keeps the bytes under `logs/` in its data
-//! directory and indexes them in its database ([`crate::storage`]): who recorded it, when, how
-//! long, its size and SHA-256, and the log's final chain hash. During a session the technician
+//! technician's `archive` module); the relay keeps the bytes where its config says
+//! ([`crate::objects`]: `logs/` in its data directory, or an S3 bucket) and indexes them in its
+//! database ([`crate::storage`]): who recorded it, when, how long, its size and SHA-256, and
+//! the log's final chain hash. During a session the technician
 //! also sends checkpoints (the running chain hash), kept here too, so that a log cut short
 //! after the session can be told from one that really ended early.
 //!
@@ -19,20 +20,21 @@
 //!
 //! The files are private to the relay's user (the directory 0700, each file 0600), though they
 //! are encrypted: who talked to whom, and how much, is the relay's business only.
+//!
+//! The index decides; the bytes follow ([`LogObjects`]): a log counts as stored only once its
+//! bytes are sealed in place, and only then is it marked so.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protocol::sessionlog::Checkpoint;
-use sha2::{Digest, Sha256};
 
+use crate::objects::{LogObjects, ObjectError, Sealed};
 use crate::storage::{params, Conn, Database, DbError, Row, Sql};
 
-/// Directory of the stored logs, inside the data directory.
-pub const LOGS_DIR: &str = "logs";
+pub use crate::objects::LOGS_DIR;
 
 pub use protocol::control::LogOffer as Offer;
 
@@ -98,6 +100,8 @@ pub enum StoreError {
     CheckpointBackwards { id: String, got: u64, last: u64 },
     #[error("the log archive: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the log storage: {0}")]
+    Storage(#[from] ObjectError),
     #[error("the log index: {0}")]
     Database(#[from] DbError),
 }
@@ -153,41 +157,69 @@ impl Limits {
     }
 }
 
-/// The archive: files under `logs/`, index in `relay.db`.
+/// The archive: the bytes in [`LogObjects`], the index in the relay's database.
 pub struct LogStore {
     conn: Conn,
-    dir: PathBuf,
+    objects: Arc<dyn LogObjects>,
     limits: Limits,
 }
+/// A chunk's place in an upload, checked: the chunk is written by [`Appending::write`].
+pub struct Appending {
+    id: String,
+    offset: u64,
+    objects: Arc<dyn LogObjects>,
+}
 
-/// A whole upload, checked and ready to be hashed (off the store's lock) and put in place.
-#[derive(Debug)]
+impl Appending {
+    /// Writes the chunk (its length checked by [`LogStore::appending`]); returns the bytes
+    /// the upload holds now. An append beside it that got there first makes this one fail
+    /// with [`StoreError::WrongOffset`], as if it had been checked under the lock.
+    pub fn write(self, data: &[u8]) -> Result<u64, StoreError> {
+        match self.objects.append(&self.id, self.offset, data) {
+            Ok(()) => Ok(self.offset + data.len() as u64),
+            Err(ObjectError::Offset { id, offset, held }) => Err(StoreError::WrongOffset {
+                id,
+                got: offset,
+                expected: held,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A whole upload, checked and ready to be sealed (off the store's lock): hashed and put in
+/// place.
 pub struct Finishing {
     id: String,
-    part: PathBuf,
+    size: u64,
     sha256: String,
+    objects: Arc<dyn LogObjects>,
 }
 
 impl LogStore {
-    /// Opens (creating if needed) the archive of the data directory `data_dir`, indexed in
-    /// `db`.
+    /// Opens (creating if needed) the archive of the data directory `data_dir`, its logs under
+    /// `logs/` there, indexed in `db`.
     pub fn open(db: &Database, data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
-        let dir = data_dir.join(LOGS_DIR);
-        link::userfile::private_dir(&dir)?;
+        let objects = crate::objects::open(&crate::objects::Location::DataDir, data_dir)?;
+        Self::open_with(db, objects, limits)
+    }
+
+    /// As [`LogStore::open`], with the logs' bytes in `objects`.
+    pub fn open_with(
+        db: &Database,
+        objects: Arc<dyn LogObjects>,
+        limits: Limits,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             conn: db.connect()?,
-            dir,
+            objects,
             limits,
         })
     }
 
-    /// Where log `id` is (or will be) stored.
-    pub fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.tlog.age"))
-    }
-
-    fn part_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.tlog.age.part"))
+    /// Where the logs' bytes are.
+    pub fn objects(&self) -> &Arc<dyn LogObjects> {
+        &self.objects
     }
 
     /// Takes an offer from `technician`: returns how many bytes of it the relay holds already
@@ -209,7 +241,11 @@ impl LogStore {
             if known.offer.size != offer.size || known.offer.sha256 != offer.sha256 {
                 return Err(StoreError::Conflicting(offer.id.clone()));
             }
-            return Ok(known.received);
+            if known.complete {
+                return Ok(known.received);
+            }
+            // Storage says where it goes on from: the upload may have gone on elsewhere.
+            return Ok(self.objects.resume(&offer.id)?);
         }
         let used: u64 = self
             .conn
@@ -244,8 +280,8 @@ impl LogStore {
                 now_ms(),
             ],
         )?;
-        // A stale partial file of an id the index did not know is not trusted.
-        let _ = std::fs::remove_file(self.part_path(&offer.id));
+        // A stale upload of an id the index did not know is not trusted.
+        self.objects.discard(&offer.id)?;
         Ok(0)
     }
 
@@ -258,6 +294,20 @@ impl LogStore {
         offset: u64,
         data: &[u8],
     ) -> Result<u64, StoreError> {
+        self.appending(technician, id, offset, data.len() as u64)?
+            .write(data)
+    }
+
+    /// The first step of [`LogStore::append`], under the store's lock: checks that `len` bytes
+    /// at `offset` are what upload `id` of `technician` takes next, and returns the append to
+    /// do off the lock (sending a part to S3 may take a while; other uploads go on meanwhile).
+    pub fn appending(
+        &self,
+        technician: &str,
+        id: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Appending, StoreError> {
         let log = self.owned(technician, id)?;
         if log.complete {
             return Err(StoreError::Overrun {
@@ -272,37 +322,33 @@ impl LogStore {
                 expected: log.received,
             });
         }
-        if offset + data.len() as u64 > log.offer.size {
+        if offset + len > log.offer.size {
             return Err(StoreError::Overrun {
                 id: id.to_string(),
                 size: log.offer.size,
             });
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.part_path(id))?;
-        // Not synced per chunk: `finish` syncs, and checks the hash, so what a crash loses is
-        // only sent again.
-        f.write_all(data)?;
-        Ok(offset + data.len() as u64)
+        Ok(Appending {
+            id: id.to_string(),
+            offset,
+            objects: self.objects.clone(),
+        })
     }
 
-    /// The upload of `id` is over: checks size and hash, moves the file into place and marks
-    /// it stored. A file whose hash does not match is discarded (the upload starts over).
+    /// The upload of `id` is over: checks size and hash, puts the bytes in place and marks
+    /// the log stored. Bytes whose hash does not match are discarded (the upload starts over).
     pub fn finish(&self, technician: &str, id: &str) -> Result<StoredLog, StoreError> {
         match self.finishing(technician, id)? {
             Ok(log) => Ok(log),
             Err(f) => {
-                let hashed = f.hash();
-                self.finished(f, hashed)
+                let sealed = f.seal();
+                self.finished(f, sealed)
             }
         }
     }
 
     /// The first step of [`LogStore::finish`], under the store's lock: `Ok` with the log if it
-    /// is stored already, else `Err` with the upload to hash.
+    /// is stored already, else `Err` with the upload to seal.
     pub fn finishing(
         &self,
         technician: &str,
@@ -319,37 +365,24 @@ impl LogStore {
                 size: log.offer.size,
             });
         }
-        let part = self.part_path(id);
-        // An empty log has no part file.
-        if log.offer.size == 0 {
-            OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&part)?;
-        }
         Ok(Err(Finishing {
             id: id.to_string(),
-            part,
+            size: log.offer.size,
             sha256: log.offer.sha256,
+            objects: self.objects.clone(),
         }))
     }
 
-    /// The last step of [`LogStore::finish`], under the store's lock again: given the hash of
-    /// the synced part file, puts it in place (and syncs the directory) or discards it.
+    /// The last step of [`LogStore::finish`], under the store's lock again: given how sealing
+    /// the bytes went, marks the log stored.
     pub fn finished(
         &self,
         f: Finishing,
-        hashed: std::io::Result<[u8; 32]>,
+        sealed: Result<Sealed, ObjectError>,
     ) -> Result<StoredLog, StoreError> {
-        if hex::encode(hashed?) != f.sha256 {
-            std::fs::remove_file(&f.part)?;
+        if sealed? == Sealed::Mismatch {
             return Err(StoreError::HashMismatch(f.id));
         }
-        std::fs::rename(&f.part, self.path(&f.id))?;
-        // The rename is durable only once the directory is.
-        File::open(&self.dir)?.sync_all()?;
         self.conn.execute(
             "UPDATE session_logs SET complete = TRUE, stored_at = $2 WHERE id = $1",
             params![&f.id, now_ms()],
@@ -514,26 +547,18 @@ impl LogStore {
             .get(0)?)
     }
 
-    /// Up to `max` bytes of stored log `id` from `offset`.
-    pub fn read(&self, id: &str, offset: u64, max: usize) -> Result<Vec<u8>, StoreError> {
-        let mut f = File::open(self.path(id))?;
-        f.seek(SeekFrom::Start(offset))?;
-        let mut buf = Vec::with_capacity(max);
-        f.take(max as u64).read_to_end(&mut buf)?;
-        Ok(buf)
+    /// Stored log `id` from byte `offset` on, read as it is consumed (off the store's lock).
+    pub fn reader(&self, id: &str, offset: u64) -> Result<Box<dyn Read + Send>, StoreError> {
+        Ok(self.objects.reader(id, offset)?)
     }
 
-    fn row(&self, r: &Row) -> Result<StoredLog, DbError> {
+    /// A row of the index; `received` of an unfinished upload is filled in by
+    /// [`LogStore::with_received`].
+    fn row(r: &Row) -> Result<StoredLog, DbError> {
         let id: String = r.get(0)?;
         let complete: bool = r.get(9)?;
         let size: u64 = r.get(7)?;
-        let received = if complete {
-            size
-        } else {
-            std::fs::metadata(self.part_path(&id))
-                .map(|m| m.len())
-                .unwrap_or(0)
-        };
+        let received = if complete { size } else { 0 };
         Ok(StoredLog {
             offer: Offer {
                 agent: r.get(2)?,
@@ -555,10 +580,19 @@ impl LogStore {
     const COLUMNS: &'static str = "id, technician, agent, started_at, duration_ms, records,
         chain_hash, size, sha256, complete, stored_at";
 
+    /// How much of an unfinished upload the storage holds.
+    fn with_received(&self, mut log: StoredLog) -> Result<StoredLog, StoreError> {
+        if !log.complete {
+            log.received = self.objects.held(&log.offer.id)?;
+        }
+        Ok(log)
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<StoredLog>, StoreError> {
         let sql = format!("SELECT {} FROM session_logs WHERE id = $1", Self::COLUMNS);
         let row = self.conn.query_opt(&sql, params![id])?;
-        Ok(row.map(|r| self.row(&r)).transpose()?)
+        let log = row.map(|r| Self::row(&r)).transpose()?;
+        log.map(|l| self.with_received(l)).transpose()
     }
 
     /// Every log in the index, oldest session first.
@@ -568,7 +602,8 @@ impl LogStore {
             Self::COLUMNS
         );
         let rows = self.conn.query(&sql, params![])?;
-        Ok(rows.iter().map(|r| self.row(r)).collect::<Result<_, _>>()?)
+        let logs: Vec<StoredLog> = rows.iter().map(Self::row).collect::<Result<_, _>>()?;
+        logs.into_iter().map(|l| self.with_received(l)).collect()
     }
 
     /// Deletes every log the relay received more than `retention` before `now` (stored or
@@ -591,13 +626,7 @@ impl LogStore {
             .collect::<Result<_, _>>()?;
         let days = retention.as_secs() / 86_400;
         for id in &ids {
-            for p in [self.path(id), self.part_path(id)] {
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.objects.delete(id)?;
             let reason = format!("retention period of {days} days passed");
             self.conn.transaction(|tx| {
                 tx.execute("DELETE FROM session_logs WHERE id = $1", params![id])?;
@@ -630,31 +659,108 @@ impl LogStore {
 }
 
 impl Finishing {
-    /// Syncs the part file and hashes it: the long step, without the store's lock.
-    pub fn hash(&self) -> std::io::Result<[u8; 32]> {
-        File::open(&self.part)?.sync_all()?;
-        sha256_file(&self.part)
-    }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(0))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
+    /// Checks the upload's hash and puts its bytes in place (syncing, hashing gigabytes,
+    /// completing an upload to S3): the long step, without the store's lock.
+    pub fn seal(&self) -> Result<Sealed, ObjectError> {
+        self.objects.seal(&self.id, self.size, &self.sha256)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::testing::{each_backend, Scratch};
+    use crate::objects::{Location, S3Location, PART_SIZE};
+    use crate::storage::testing::Scratch;
+    use crate::storage::Kind;
+    use protocol::control::UPLOAD_CHUNK;
+    use sha2::{Digest, Sha256};
+
+    /// Where a test's logs go: a database and a data directory beside it, the logs' bytes
+    /// there or in a real S3 server.
+    struct Archive {
+        db: Scratch,
+        location: Location,
+    }
+
+    impl Archive {
+        fn path(&self) -> &Path {
+            self.db.path()
+        }
+
+        /// The archive as a relay (re)starting on it opens it.
+        fn open(&self, limits: Limits) -> LogStore {
+            let objects = crate::objects::open(&self.location, self.path()).unwrap();
+            LogStore::open_with(&self.db, objects, limits).unwrap()
+        }
+    }
+
+    /// Runs `body` on a fresh SQLite database, then on a fresh PostgreSQL one, the logs' bytes
+    /// where `location` says for each; a failure says which database.
+    fn each_database(location: impl Fn(Kind) -> Location, body: fn(Archive)) {
+        for kind in [Kind::Sqlite, Kind::Postgres] {
+            eprintln!("--- on {kind}");
+            body(Archive {
+                db: Scratch::new(kind),
+                location: location(kind),
+            });
+        }
+    }
+
+    /// Runs `body` with the logs in the data directory, on each database.
+    fn in_directories(body: fn(Archive)) {
+        each_database(|_| Location::DataDir, body);
+    }
+
+    /// Runs `body` with the logs in a real S3 server (one for both runs, each database with
+    /// its own prefix), on each database.
+    fn in_s3(body: fn(Archive)) {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = harness::s3::SeaweedFs::start(&dir.path().join("seaweedfs"), "logs")
+            .expect("the S3 backend's tests need SeaweedFS");
+        each_database(
+            |kind| {
+                Location::S3(S3Location {
+                    bucket: s3.bucket.clone(),
+                    prefix: format!("site-a/{}", kind.to_string().to_lowercase()),
+                    endpoint: Some(s3.endpoint.clone()),
+                    region: None,
+                    access_key_id: Some(s3.access_key_id.clone()),
+                    secret_access_key: Some(s3.secret_access_key.clone()),
+                })
+            },
+            body,
+        );
+    }
+
+    /// Runs test `name(archive)` with the logs in a directory and in S3, as `name::directory`
+    /// and `name::s3`, each on SQLite and on PostgreSQL.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {$(
+            mod $name {
+                #[test]
+                fn directory() {
+                    super::in_directories(super::$name)
+                }
+
+                #[test]
+                fn s3() {
+                    super::in_s3(super::$name)
+                }
+            }
+        )*};
+    }
+
+    on_both_backends!(
+        an_interrupted_upload_resumes_and_ends_with_identical_bytes,
+        a_stored_log_is_read_back_from_any_offset,
+        a_crash_never_leaves_a_half_log_counted_as_stored,
+        a_corrupted_upload_is_discarded_and_bad_offers_refused,
+        checkpoints_are_kept_per_session_and_owner_in_order_up_to_the_limit,
+        uploads_are_taken_only_for_own_ledger_sessions_and_within_the_quota,
+        the_relays_own_files_are_owner_only,
+        logs_past_retention_are_deleted_and_the_deletion_recorded,
+        of_two_chunks_checked_for_the_same_place_only_the_first_is_written,
+    );
 
     fn limits(max_size: u64) -> Limits {
         Limits {
@@ -689,191 +795,282 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_interrupted_upload_resumes_and_ends_with_identical_bytes() {
-        each_backend(|db| {
-            let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-            let o = offer("log-0001", &data, now_ms());
-            {
-                let store = LogStore::open(db, db.path(), limits(1 << 30)).unwrap();
-                session(&store, &o.id, "alice");
-                assert_eq!(store.begin("alice", &o).unwrap(), 0);
-                assert_eq!(
-                    store.append("alice", &o.id, 0, &data[..40_000]).unwrap(),
-                    40_000
-                );
-                // The connection drops here; the store is closed with the relay.
-            }
-            let store = LogStore::open(db, db.path(), limits(1 << 30)).unwrap();
-            assert!(matches!(
-                store.begin("bob", &o),
-                Err(StoreError::NoSession(_))
-            ));
-            let at = store.begin("alice", &o).unwrap();
-            assert_eq!(at, 40_000, "the relay says how much it holds");
-            assert!(matches!(
-                store.append("alice", &o.id, 0, &data[..10]),
-                Err(StoreError::WrongOffset {
-                    expected: 40_000,
-                    ..
-                })
-            ));
-            assert!(matches!(
-                store.finish("alice", &o.id),
-                Err(StoreError::Incomplete { .. })
-            ));
-            store
-                .append("alice", &o.id, at, &data[at as usize..])
-                .unwrap();
-            let log = store.finish("alice", &o.id).unwrap();
-            assert!(log.complete);
-            assert_eq!(std::fs::read(store.path(&o.id)).unwrap(), data);
-            assert_eq!(store.begin("alice", &o).unwrap(), data.len() as u64);
-            assert_eq!(store.list().unwrap().len(), 1);
-        });
+    /// `len` bytes that differ from one offset to the next.
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
-    #[test]
-    fn a_corrupted_upload_is_discarded_and_bad_offers_refused() {
-        each_backend(|db| {
-            let store = LogStore::open(db, db.path(), limits(1000)).unwrap();
-            let data = vec![7u8; 500];
-            let o = offer("log-0002", &data, now_ms());
+    /// Sends `data` from `at` on as the technician's client does, a chunk at a time.
+    fn send(store: &LogStore, id: &str, mut at: u64, data: &[u8]) -> u64 {
+        for chunk in data.chunks(UPLOAD_CHUNK) {
+            at = store.append("alice", id, at, chunk).unwrap();
+        }
+        at
+    }
+
+    /// Uploads `data` whole as log `id` of alice's session `id`.
+    fn upload(store: &LogStore, id: &str, data: &[u8]) {
+        session(store, id, "alice");
+        let at = store.begin("alice", &offer(id, data, now_ms())).unwrap();
+        send(store, id, at, &data[at as usize..]);
+        assert!(store.finish("alice", id).unwrap().complete);
+    }
+
+    /// Stored log `id` as a fetch reads it, from `offset`.
+    fn fetched(store: &LogStore, id: &str, offset: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        store
+            .reader(id, offset)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    fn an_interrupted_upload_resumes_and_ends_with_identical_bytes(a: Archive) {
+        // Past two parts of an S3 upload; cut after the first part went, with more waiting.
+        let data = bytes(2 * PART_SIZE as usize + 100_000);
+        let cut = PART_SIZE as usize + 40_000;
+        let o = offer("log-0001", &data, now_ms());
+        {
+            let store = a.open(limits(1 << 30));
+            session(&store, &o.id, "alice");
+            assert_eq!(store.begin("alice", &o).unwrap(), 0);
+            assert_eq!(send(&store, &o.id, 0, &data[..cut]), cut as u64);
+            assert!(
+                !store.objects().exists(&o.id).unwrap(),
+                "nothing stands under the log's name before it is whole"
+            );
+            // The connection drops here; the relay stops with it.
+        }
+        let store = a.open(limits(1 << 30));
+        assert!(matches!(
+            store.begin("bob", &o),
+            Err(StoreError::NoSession(_))
+        ));
+        let at = store.begin("alice", &o).unwrap();
+        assert_eq!(at, cut as u64, "the relay says how much it holds");
+        assert!(matches!(
+            store.append("alice", &o.id, 0, &data[..10]),
+            Err(StoreError::WrongOffset { expected, .. }) if expected == cut as u64
+        ));
+        assert!(matches!(
+            store.finish("alice", &o.id),
+            Err(StoreError::Incomplete { .. })
+        ));
+        send(&store, &o.id, at, &data[cut..]);
+        let log = store.finish("alice", &o.id).unwrap();
+        assert!(log.complete);
+        assert_eq!(fetched(&store, &o.id, 0), data);
+        assert_eq!(store.begin("alice", &o).unwrap(), data.len() as u64);
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    fn of_two_chunks_checked_for_the_same_place_only_the_first_is_written(a: Archive) {
+        // Two connections of one technician upload the same log at once: both chunks are
+        // checked under the lock, then written beside each other off it.
+        let store = a.open(limits(1 << 30));
+        let data = bytes(200_000);
+        let o = offer("log-twice-1", &data, now_ms());
+        session(&store, &o.id, "alice");
+        let at = store.begin("alice", &o).unwrap();
+        let first = store.appending("alice", &o.id, at, 1000).unwrap();
+        let second = store.appending("alice", &o.id, at, 1000).unwrap();
+        assert_eq!(first.write(&data[..1000]).unwrap(), 1000);
+        assert!(matches!(
+            second.write(&data[..1000]),
+            Err(StoreError::WrongOffset {
+                got: 0,
+                expected: 1000,
+                ..
+            })
+        ));
+        assert_eq!(store.get(&o.id).unwrap().unwrap().received, 1000);
+        send(&store, &o.id, 1000, &data[1000..]);
+        assert!(store.finish("alice", &o.id).unwrap().complete);
+        assert_eq!(fetched(&store, &o.id, 0), data);
+    }
+
+    fn a_stored_log_is_read_back_from_any_offset(a: Archive) {
+        let store = a.open(limits(1 << 30));
+        // One log of several parts, one of a single PUT, one empty.
+        let big = bytes(PART_SIZE as usize + 5_000);
+        upload(&store, "log-big-01", &big);
+        let small = bytes(3_000);
+        upload(&store, "log-small-1", &small);
+        upload(&store, "log-empty-1", &[]);
+        assert_eq!(fetched(&store, "log-big-01", 0), big);
+        assert_eq!(fetched(&store, "log-big-01", 1_234_567), &big[1_234_567..]);
+        assert_eq!(fetched(&store, "log-small-1", 2_999), &small[2_999..]);
+        assert_eq!(fetched(&store, "log-empty-1", 0), Vec::<u8>::new());
+        // A reader is consumed in the fetch's chunks.
+        let mut r = store.reader("log-big-01", 0).unwrap();
+        let mut chunk = vec![0u8; UPLOAD_CHUNK];
+        r.read_exact(&mut chunk).unwrap();
+        assert_eq!(chunk, &big[..UPLOAD_CHUNK]);
+        assert!(store
+            .reader("log-none-01", 0)
+            .and_then(|mut r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).map_err(StoreError::from)
+            })
+            .is_err());
+    }
+
+    fn a_crash_never_leaves_a_half_log_counted_as_stored(a: Archive) {
+        let data = bytes(300_000);
+        let o = offer("log-crash-1", &data, now_ms());
+        {
+            let store = a.open(limits(1 << 30));
             session(&store, &o.id, "alice");
             store.begin("alice", &o).unwrap();
-            let mut bad = data.clone();
-            bad[100] ^= 1;
-            store.append("alice", &o.id, 0, &bad).unwrap();
-            assert!(matches!(
-                store.finish("alice", &o.id),
-                Err(StoreError::HashMismatch(_))
-            ));
-            assert_eq!(store.begin("alice", &o).unwrap(), 0, "starts over");
-            assert!(matches!(
-                store.append("alice", &o.id, 0, &vec![0u8; 501]),
-                Err(StoreError::Overrun { .. })
-            ));
-            let big = offer("log-0003", &vec![0u8; 1001], now_ms());
-            session(&store, &big.id, "alice");
-            assert!(matches!(
-                store.begin("alice", &big),
-                Err(StoreError::TooLarge { .. })
-            ));
-            assert!(matches!(
-                store.begin("alice", &offer("../../etc", &data, 0)),
-                Err(StoreError::BadId(_))
-            ));
-            let mut other = o.clone();
-            other.sha256 = "00".repeat(32);
-            assert!(matches!(
-                store.begin("alice", &other),
-                Err(StoreError::Conflicting(_))
-            ));
-        });
-    }
-
-    #[test]
-    fn checkpoints_are_kept_per_session_and_owner_in_order_up_to_the_limit() {
-        each_backend(|db| {
-            let store = LogStore::open(
-                db,
-                db.path(),
-                Limits {
-                    max_checkpoints: 10,
-                    ..limits(1000)
-                },
-            )
-            .unwrap();
-            let cp = |index| Checkpoint {
-                index,
-                time_ms: index * 100,
-                chain_hash: [index as u8; 32],
+            send(&store, &o.id, 0, &data);
+            // Every byte is in, and the relay stops before the upload's end.
+        }
+        {
+            let store = a.open(limits(1 << 30));
+            let log = store.get(&o.id).unwrap().unwrap();
+            assert!(!log.complete);
+            assert_eq!(log.received, data.len() as u64);
+            assert!(!store.objects().exists(&o.id).unwrap());
+            // Now the relay stops after the bytes were put in place, before the index says so.
+            let Err(f) = store.finishing("alice", &o.id).unwrap() else {
+                panic!("not stored yet")
             };
-            // Only for a session of the ledger, of that account.
-            assert!(matches!(
-                store.checkpoint("alice", "log-0004", &cp(3)),
-                Err(StoreError::NoSession(_))
-            ));
-            session(&store, "log-0004", "alice");
-            store.checkpoint("alice", "log-0004", &cp(3)).unwrap();
-            store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
-            // The same one again is a heartbeat; an earlier one is refused.
-            store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
-            assert!(matches!(
-                store.checkpoint("alice", "log-0004", &cp(4)),
-                Err(StoreError::CheckpointBackwards {
-                    got: 4,
-                    last: 9,
-                    ..
-                })
-            ));
-            assert!(matches!(
-                store.checkpoint("bob", "log-0004", &cp(12)),
-                Err(StoreError::NoSession(_))
-            ));
-            assert_eq!(store.checkpoints("log-0004").unwrap(), vec![cp(3), cp(9)]);
-            for i in 10..18 {
-                store.checkpoint("alice", "log-0004", &cp(i)).unwrap();
-            }
-            assert!(matches!(
-                store.checkpoint("alice", "log-0004", &cp(30)),
-                Err(StoreError::TooManyCheckpoints { max: 10, .. })
-            ));
-            // Read a page at a time.
-            let page = store.checkpoints_page("log-0004", Some(9), 3).unwrap();
-            assert_eq!(page, vec![cp(10), cp(11), cp(12)]);
-            assert_eq!(store.checkpoint_count("log-0004").unwrap(), 10);
-        });
+            assert_eq!(f.seal().unwrap(), Sealed::Stored);
+        }
+        let store = a.open(limits(1 << 30));
+        let log = store.get(&o.id).unwrap().unwrap();
+        assert!(!log.complete, "the index never said it was stored");
+        assert!(!store.list().unwrap()[0].complete);
+        // The technician's client uploads it again and it is stored.
+        let at = store.begin("alice", &o).unwrap();
+        assert_eq!(at, 0, "the upload starts over");
+        send(&store, &o.id, at, &data);
+        assert!(store.finish("alice", &o.id).unwrap().complete);
+        assert_eq!(fetched(&store, &o.id, 0), data);
     }
 
-    #[test]
-    fn uploads_are_taken_only_for_own_ledger_sessions_and_within_the_quota() {
-        each_backend(|db| {
-            let store = LogStore::open(
-                db,
-                db.path(),
-                Limits {
-                    account_quota: 1000,
-                    ..limits(1000)
-                },
-            )
+    fn a_corrupted_upload_is_discarded_and_bad_offers_refused(a: Archive) {
+        let store = a.open(limits(1000));
+        let data = vec![7u8; 500];
+        let o = offer("log-0002", &data, now_ms());
+        session(&store, &o.id, "alice");
+        store.begin("alice", &o).unwrap();
+        let mut bad = data.clone();
+        bad[100] ^= 1;
+        store.append("alice", &o.id, 0, &bad).unwrap();
+        assert!(matches!(
+            store.finish("alice", &o.id),
+            Err(StoreError::HashMismatch(_))
+        ));
+        assert!(!store.objects().exists(&o.id).unwrap());
+        assert_eq!(store.begin("alice", &o).unwrap(), 0, "starts over");
+        assert!(matches!(
+            store.append("alice", &o.id, 0, &vec![0u8; 501]),
+            Err(StoreError::Overrun { .. })
+        ));
+        let big = offer("log-0003", &vec![0u8; 1001], now_ms());
+        session(&store, &big.id, "alice");
+        assert!(matches!(
+            store.begin("alice", &big),
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            store.begin("alice", &offer("../../etc", &data, 0)),
+            Err(StoreError::BadId(_))
+        ));
+        let mut other = o.clone();
+        other.sha256 = "00".repeat(32);
+        assert!(matches!(
+            store.begin("alice", &other),
+            Err(StoreError::Conflicting(_))
+        ));
+    }
+
+    fn checkpoints_are_kept_per_session_and_owner_in_order_up_to_the_limit(a: Archive) {
+        let store = a.open(Limits {
+            max_checkpoints: 10,
+            ..limits(1000)
+        });
+        let cp = |index| Checkpoint {
+            index,
+            time_ms: index * 100,
+            chain_hash: [index as u8; 32],
+        };
+        // Only for a session of the ledger, of that account.
+        assert!(matches!(
+            store.checkpoint("alice", "log-0004", &cp(3)),
+            Err(StoreError::NoSession(_))
+        ));
+        session(&store, "log-0004", "alice");
+        store.checkpoint("alice", "log-0004", &cp(3)).unwrap();
+        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+        // The same one again is a heartbeat; an earlier one is refused.
+        store.checkpoint("alice", "log-0004", &cp(9)).unwrap();
+        assert!(matches!(
+            store.checkpoint("alice", "log-0004", &cp(4)),
+            Err(StoreError::CheckpointBackwards {
+                got: 4,
+                last: 9,
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.checkpoint("bob", "log-0004", &cp(12)),
+            Err(StoreError::NoSession(_))
+        ));
+        assert_eq!(store.checkpoints("log-0004").unwrap(), vec![cp(3), cp(9)]);
+        for i in 10..18 {
+            store.checkpoint("alice", "log-0004", &cp(i)).unwrap();
+        }
+        assert!(matches!(
+            store.checkpoint("alice", "log-0004", &cp(30)),
+            Err(StoreError::TooManyCheckpoints { max: 10, .. })
+        ));
+        // Read a page at a time.
+        let page = store.checkpoints_page("log-0004", Some(9), 3).unwrap();
+        assert_eq!(page, vec![cp(10), cp(11), cp(12)]);
+        assert_eq!(store.checkpoint_count("log-0004").unwrap(), 10);
+    }
+
+    fn uploads_are_taken_only_for_own_ledger_sessions_and_within_the_quota(a: Archive) {
+        let store = a.open(Limits {
+            account_quota: 1000,
+            ..limits(1000)
+        });
+        let data = vec![1u8; 600];
+        let o = offer("log-0005", &data, now_ms());
+        assert!(matches!(
+            store.begin("alice", &o),
+            Err(StoreError::NoSession(_))
+        ));
+        session(&store, "log-0005", "alice");
+        session(&store, "log-0006", "alice");
+        session(&store, "log-0007", "bob");
+        assert!(matches!(
+            store.begin("bob", &o),
+            Err(StoreError::NoSession(_))
+        ));
+        store.begin("alice", &o).unwrap();
+        let second = offer("log-0006", &data, now_ms());
+        assert!(matches!(
+            store.begin("alice", &second),
+            Err(StoreError::Quota {
+                used: 600,
+                quota: 1000,
+                ..
+            })
+        ));
+        // Another account has its own share.
+        store
+            .begin("bob", &offer("log-0007", &data, now_ms()))
             .unwrap();
-            let data = vec![1u8; 600];
-            let o = offer("log-0005", &data, now_ms());
-            assert!(matches!(
-                store.begin("alice", &o),
-                Err(StoreError::NoSession(_))
-            ));
-            session(&store, "log-0005", "alice");
-            session(&store, "log-0006", "alice");
-            session(&store, "log-0007", "bob");
-            assert!(matches!(
-                store.begin("bob", &o),
-                Err(StoreError::NoSession(_))
-            ));
-            store.begin("alice", &o).unwrap();
-            let second = offer("log-0006", &data, now_ms());
-            assert!(matches!(
-                store.begin("alice", &second),
-                Err(StoreError::Quota {
-                    used: 600,
-                    quota: 1000,
-                    ..
-                })
-            ));
-            // Another account has its own share.
-            store
-                .begin("bob", &offer("log-0007", &data, now_ms()))
-                .unwrap();
-        });
     }
 
-    #[test]
-    fn the_archive_and_its_database_are_owner_only() {
+    fn the_relays_own_files_are_owner_only(a: Archive) {
         use std::os::unix::fs::PermissionsExt;
-        // The files of the archive, and SQLite's database beside them.
-        let db = &Scratch::new(crate::storage::Kind::Sqlite);
-        let store = LogStore::open(db, db.path(), limits(1000)).unwrap();
+        let store = a.open(limits(1000));
         session(&store, "log-0008", "alice");
         let data = vec![3u8; 10];
         store
@@ -881,64 +1078,89 @@ mod tests {
             .unwrap();
         store.append("alice", "log-0008", 0, &data[..5]).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&store.part_path("log-0008")), 0o600);
+        // What waits on the relay's disk while the upload goes on.
+        let (dir, waiting, stored) = match a.location {
+            Location::S3(_) => {
+                let dir = a.path().join(crate::objects::UPLOADS_DIR);
+                (dir.clone(), dir.join("log-0008.from-0"), None)
+            }
+            _ => {
+                let dir = a.path().join(LOGS_DIR);
+                let stored = dir.join("log-0008.tlog.age");
+                (
+                    dir.clone(),
+                    dir.join("log-0008.tlog.age.part"),
+                    Some(stored),
+                )
+            }
+        };
+        assert_eq!(mode(&waiting), 0o600);
         store.append("alice", "log-0008", 5, &data[5..]).unwrap();
         store.finish("alice", "log-0008").unwrap();
-        assert_eq!(mode(&store.path("log-0008")), 0o600);
-        assert_eq!(mode(&db.path().join(LOGS_DIR)), 0o700);
-        let file = db.path().join(crate::storage::DATABASE_FILE);
-        assert_eq!(mode(&file), 0o600);
-        let wal = db
-            .path()
-            .join(format!("{}-wal", crate::storage::DATABASE_FILE));
-        if wal.exists() {
-            assert_eq!(mode(&wal), 0o600);
+        if let Some(stored) = stored {
+            assert_eq!(mode(&stored), 0o600);
+        }
+        assert_eq!(mode(&dir), 0o700);
+        // SQLite's database beside them.
+        if a.db.kind() == Kind::Sqlite {
+            use crate::storage::DATABASE_FILE;
+            let db = a.path().join(DATABASE_FILE);
+            assert_eq!(mode(&db), 0o600);
+            let wal = a.path().join(format!("{DATABASE_FILE}-wal"));
+            if wal.exists() {
+                assert_eq!(mode(&wal), 0o600);
+            }
         }
     }
 
-    #[test]
-    fn logs_past_retention_are_deleted_and_the_deletion_recorded() {
-        each_backend(|db| {
-            let store = LogStore::open(db, db.path(), limits(1 << 20)).unwrap();
-            let day = 86_400_000;
-            let now = now_ms();
-            for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2), ("log-zero-1", 0)] {
-                let data = id.as_bytes().repeat(10);
-                session(&store, id, "alice");
-                // One upload claims to be from 1970: the relay's own time of receipt counts.
-                let started = if age_days == 0 {
-                    0
-                } else {
-                    now - age_days * day
-                };
-                let o = offer(id, &data, started);
-                store.begin("alice", &o).unwrap();
-                store.append("alice", id, 0, &data).unwrap();
-                store.finish("alice", id).unwrap();
-                if age_days > 0 {
-                    store
-                        .conn
-                        .execute(
-                            "UPDATE session_logs SET offered_at = $2 WHERE id = $1",
-                            params![id, now - age_days * day],
-                        )
-                        .unwrap();
-                }
-            }
-            let deleted = store
-                .sweep(SystemTime::now(), Duration::from_secs(30 * 86_400))
+    fn logs_past_retention_are_deleted_and_the_deletion_recorded(a: Archive) {
+        let store = a.open(limits(1 << 30));
+        let day = 86_400_000;
+        let now = now_ms();
+        for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2), ("log-zero-1", 0)] {
+            let data = id.as_bytes().repeat(10);
+            session(&store, id, "alice");
+            // One upload claims to be from 1970: the relay's own time of receipt counts.
+            let started = if age_days == 0 {
+                0
+            } else {
+                now - age_days * day
+            };
+            let o = offer(id, &data, started);
+            store.begin("alice", &o).unwrap();
+            store.append("alice", id, 0, &data).unwrap();
+            store.finish("alice", id).unwrap();
+        }
+        // An upload never finished, a part of it already in S3.
+        let half = bytes(PART_SIZE as usize + 10);
+        session(&store, "log-half-1", "alice");
+        let o = offer("log-half-1", &bytes(2 * PART_SIZE as usize), now);
+        store.begin("alice", &o).unwrap();
+        send(&store, "log-half-1", 0, &half);
+        for (id, age_days) in [("log-old-01", 40), ("log-new-01", 2), ("log-half-1", 31)] {
+            store
+                .conn
+                .execute(
+                    "UPDATE session_logs SET offered_at = $2 WHERE id = $1",
+                    params![id, now - age_days * day],
+                )
                 .unwrap();
-            assert_eq!(deleted, vec!["log-old-01".to_string()]);
-            assert!(!store.path("log-old-01").exists());
-            assert!(store.path("log-new-01").exists());
-            assert!(
-                store.path("log-zero-1").exists(),
-                "a claimed date deletes nothing"
-            );
-            let d = store.deletions().unwrap();
-            assert_eq!(d.len(), 1);
-            assert!(d[0].reason.contains("30 days"), "{}", d[0].reason);
-            assert_eq!(store.list().unwrap().len(), 2);
-        });
+        }
+        let deleted = store
+            .sweep(SystemTime::now(), Duration::from_secs(30 * 86_400))
+            .unwrap();
+        assert_eq!(
+            deleted,
+            vec!["log-old-01".to_string(), "log-half-1".to_string()]
+        );
+        let exists = |id: &str| store.objects().exists(id).unwrap();
+        assert!(!exists("log-old-01"));
+        assert!(exists("log-new-01"));
+        assert!(exists("log-zero-1"), "a claimed date deletes nothing");
+        assert_eq!(store.objects().resume("log-half-1").unwrap(), 0);
+        let d = store.deletions().unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(d[0].reason.contains("30 days"), "{}", d[0].reason);
+        assert_eq!(store.list().unwrap().len(), 2);
     }
 }

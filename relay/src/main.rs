@@ -49,7 +49,8 @@ struct Cli {
     /// the limits max_connections [10000], max_connections_per_source [256, per IPv4 address
     /// or IPv6 /64], unpaired_timeout_secs [60], max_waiting_codes_per_source [32],
     /// registrations_per_minute [30], account_log_quota_mb [65536],
-    /// max_checkpoints_per_log [100000]
+    /// max_checkpoints_per_log [100000]; log_store, s3_endpoint, s3_region, s3_access_key_id,
+    /// s3_secret_access_key; admin_listen
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The organisation that runs this relay, as users are told ("alice (tier 2) of Example
@@ -74,6 +75,15 @@ struct Cli {
     /// Days stored session logs are kept before they are deleted [default: 90]
     #[arg(long, value_name = "DAYS")]
     log_retention_days: Option<u64>,
+    /// Where stored session logs go: s3://BUCKET/PREFIX (with s3_endpoint and s3_region in the
+    /// config file, credentials there or in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or a
+    /// directory [default: logs/ in the data directory]
+    #[arg(long, value_name = "WHERE")]
+    log_store: Option<String>,
+    /// TCP address for the administrator's HTTP listener: GET /metrics (Prometheus text
+    /// format) and GET /health, e.g. 127.0.0.1:9433 [default: none]
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
     /// Seconds an unused session code stays valid [default: 600]
     #[arg(long, value_name = "SECS")]
     code_ttl_secs: Option<u64>,
@@ -326,7 +336,14 @@ fn logs_command(cfg: &Config, action: LogsCommand) -> anyhow::Result<()> {
     use relay::logstore::LogStore;
     let data_dir = cfg.data_dir.as_path();
     let db = open_database(cfg)?;
-    let store = LogStore::open(&db, data_dir, relay::logstore::Limits::none())?;
+    let location = cfg.log_location()?;
+    let objects = relay::objects::open(&location, data_dir).with_context(|| {
+        format!(
+            "cannot reach the session logs in {}",
+            location.describe(data_dir)
+        )
+    })?;
+    let store = LogStore::open_with(&db, objects, relay::logstore::Limits::none())?;
     // Reads only: the relay's name marks nothing here.
     let ledger = relay::ledger::Ledger::open(&db, "")?;
     match action {
@@ -343,7 +360,7 @@ fn logs_command(cfg: &Config, action: LogsCommand) -> anyhow::Result<()> {
                     println!("{v}");
                 }
             } else if logs.is_empty() {
-                println!("No session logs stored.");
+                println!("No session logs stored in {}.", store.objects().describe());
             } else {
                 println!(
                     "{:<36} {:<16} {:<23} {:>12} {:>12}  state",
@@ -434,8 +451,17 @@ fn logs_command(cfg: &Config, action: LogsCommand) -> anyhow::Result<()> {
             std::fs::create_dir_all(&output)
                 .with_context(|| format!("cannot create {}", output.display()))?;
             let data = output.join(format!("{id}.tlog.age"));
-            std::fs::copy(store.path(&id), &data)
+            let mut from = store.reader(&id, 0)?;
+            let mut to = std::fs::File::create(&data)
                 .with_context(|| format!("cannot write {}", data.display()))?;
+            let copied = std::io::copy(&mut from, &mut to)
+                .with_context(|| format!("cannot copy log {id} into {}", data.display()))?;
+            anyhow::ensure!(
+                copied == log.offer.size,
+                "log {id} has {copied} bytes in {}, the index says {}",
+                store.objects().describe(),
+                log.offer.size
+            );
             let checkpoints = store.checkpoints_with_seal(&id)?;
             let file = CheckpointFile {
                 log_id: id.clone(),
@@ -479,6 +505,8 @@ impl Cli {
             allow_no_record: self.allow_no_record.then_some(true),
             require_totp: self.require_totp.then_some(true),
             log_retention_days: self.log_retention_days,
+            log_store: self.log_store.clone(),
+            admin_listen: self.admin_listen,
             ..FileConfig::default()
         };
         flags.apply(&mut cfg);
@@ -555,7 +583,8 @@ async fn serve(cfg: Config, fingerprint_only: bool) -> anyhow::Result<()> {
     };
     let logs_line = match &cfg.audit_key {
         Some(key) => format!(
-            "session logs: stored here encrypted to the audit key {key}, kept {} days; {recording}",
+            "session logs: stored in {} encrypted to the audit key {key}, kept {} days; {recording}",
+            cfg.log_location()?.describe(&data_dir),
             cfg.log_retention.as_secs() / 86_400
         ),
         None => format!("session logs: kept by the technicians only (no audit_key); {recording}"),
@@ -565,6 +594,7 @@ async fn serve(cfg: Config, fingerprint_only: bool) -> anyhow::Result<()> {
     let addr = relay
         .local_addr()
         .context("cannot read the bound address")?;
+    let admin = relay.admin_addr();
     println!("Tandem relay {}", protocol::SOFTWARE_VERSION);
     println!("  listening on {addr} (QUIC over UDP)");
     println!("  organisation: {organisation}");
@@ -584,6 +614,9 @@ async fn serve(cfg: Config, fingerprint_only: bool) -> anyhow::Result<()> {
         relay::rendezvous::human(code_ttl)
     );
     println!("  {logs_line}");
+    if let Some(a) = admin {
+        println!("  metrics at http://{a}/metrics, health at http://{a}/health");
+    }
     if accounts == 0 {
         println!(
             "  no technician accounts yet: add one with `relay user add NAME --tier 1` (technicians cannot join until then)"

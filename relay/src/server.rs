@@ -8,6 +8,7 @@
 //! peer at once on the control stream. A peer that breaks the protocol is sent an error and
 //! disconnected with a reason; nothing it sends can stop the relay or another session.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ use crate::ledger::{Ledger, Pairing};
 use crate::limits::{Connections, Slot, Windows};
 use crate::login::{Gate, LoggedIn};
 use crate::logstore::{LogStore, StoreError};
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
 
@@ -88,6 +90,7 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     tap: SharedTap,
     conns: Connections,
+    metrics: Arc<Metrics>,
 }
 
 /// A running relay endpoint.
@@ -96,6 +99,8 @@ pub struct Relay {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     name: String,
+    /// The administrator's HTTP listener, bound at start when the config names one.
+    admin: Option<std::net::TcpListener>,
 }
 
 /// Why the relay ends a connection: an error message for the peer, and the close code.
@@ -185,12 +190,15 @@ impl Stores {
             account_quota: cfg.account_log_quota,
             max_checkpoints: cfg.max_checkpoints_per_log,
         };
-        let logs = LogStore::open(&db, &cfg.data_dir, limits).with_context(|| {
+        let location = cfg.log_location()?;
+        let objects = crate::objects::open(&location, &cfg.data_dir).with_context(|| {
             format!(
-                "cannot open the session-log archive in {}",
-                cfg.data_dir.display()
+                "cannot open the session-log storage {}",
+                location.describe(&cfg.data_dir)
             )
         })?;
+        let logs = LogStore::open_with(&db, objects, limits)
+            .context("cannot open the session-log archive")?;
         let ledger = Ledger::open(&db, &name).context("cannot open the ledger of sessions")?;
         // The sessions this relay ran when it stopped ended with it.
         ledger
@@ -243,6 +251,19 @@ impl Relay {
                 cfg.listen
             )
         })?;
+        let admin = match cfg.admin_listen {
+            None => None,
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).with_context(|| {
+                    format!(
+                        "cannot listen on {addr} (TCP) for metrics and health: something else \
+                         listens there; choose another admin_listen"
+                    )
+                })?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+        };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             logs: Arc::new(Mutex::new(stores.logs)),
@@ -254,6 +275,7 @@ impl Relay {
             logins: Gate::with_policy(stores.accounts, cfg.organisation.clone(), cfg.require_totp),
             shutdown,
             conns: Connections::new(cfg.max_connections, cfg.max_connections_per_source),
+            metrics: Arc::new(Metrics::default()),
             cfg,
             tap,
         });
@@ -262,6 +284,7 @@ impl Relay {
             shared,
             shutdown_tx,
             name: stores.name,
+            admin,
         })
     }
 
@@ -280,10 +303,27 @@ impl Relay {
         self.shared.logins.enabled_accounts().await
     }
 
+    /// Where the administrator's HTTP listener listens, if the config names one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `stop` completes, then tells every peer the relay is shutting down and
     /// closes.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         let mut conns = JoinSet::new();
+        let admin = match self.admin.take().map(tokio::net::TcpListener::from_std) {
+            Some(Ok(listener)) => {
+                let figures = Arc::new(Figures(self.shared.clone()));
+                let stop = self.shared.shutdown.clone();
+                Some(tokio::spawn(crate::admin::serve(listener, figures, stop)))
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, "the admin listener cannot serve");
+                None
+            }
+            None => None,
+        };
         let mut purge = tokio::time::interval(PURGE_INTERVAL);
         let mut sweep = tokio::time::interval(LOG_SWEEP_INTERVAL);
         let desk = self.shared.clone();
@@ -306,6 +346,7 @@ impl Relay {
                         Ok(slot) => slot,
                         Err(full) => {
                             debug!(peer = %remote, reason = %full, "connection refused");
+                            Metrics::add(&self.shared.metrics.connections_refused, 1);
                             incoming.refuse();
                             continue;
                         }
@@ -350,6 +391,9 @@ impl Relay {
         desk_clock.abort();
         info!(connections = conns.len(), "shutting down");
         let _ = self.shutdown_tx.send(true);
+        if let Some(a) = admin {
+            a.abort();
+        }
         // Let the tasks tell their peers; then close whatever is left.
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while conns.join_next().await.is_some() {}
@@ -385,12 +429,18 @@ async fn serve(conn: Connection, shared: Arc<Shared>, _slot: Slot) {
     let mut inp = FramedRecv::<ToRelay>::control(recv);
     if let Err(refusal) = control(&conn, &mut out, &mut inp, &shared).await {
         info!(peer = %remote, code = ?refusal.code, reason = %refusal.message, "refused");
-        refuse(&conn, &mut out, refusal).await;
+        refuse(&conn, &mut out, refusal, &shared.metrics).await;
     }
 }
 
 /// Sends the refusal as an error message, waits (briefly) for it to be delivered, and closes.
-async fn refuse(conn: &Connection, out: &mut FramedSend<FromRelay>, refusal: Refusal) {
+async fn refuse(
+    conn: &Connection,
+    out: &mut FramedSend<FromRelay>,
+    refusal: Refusal,
+    metrics: &Metrics,
+) {
+    metrics.refused(&refusal.code);
     let msg = if refusal.code == ErrorCode::ShuttingDown {
         FromRelay::ShuttingDown
     } else {
@@ -1013,6 +1063,7 @@ async fn with_ledger<T: Send + 'static>(
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the ledger failed: {e}")))?
         .map_err(|e| {
+            Metrics::add(&shared.metrics.database_errors, 1);
             warn!(error = %e, "the ledger of sessions");
             Refusal::new(
                 ErrorCode::Internal,
@@ -1047,10 +1098,26 @@ async fn with_logs<T: Send + 'static>(
     f: impl FnOnce(&LogStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Refusal> {
     let logs = shared.logs.clone();
-    tokio::task::spawn_blocking(move || f(&logs.lock().expect("log store lock")))
+    beside_logs(shared, move || f(&logs.lock().expect("log store lock"))).await
+}
+
+/// Runs `f`, a step of the log archive that needs no lock, off the async threads; its errors
+/// become refusals, counted as [`with_logs`] counts them.
+async fn beside_logs<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}")))?
         .map_err(|e| {
+            match e {
+                StoreError::Database(_) => Metrics::add(&shared.metrics.database_errors, 1),
+                StoreError::Io(_) | StoreError::Storage(_) => {
+                    Metrics::add(&shared.metrics.storage_errors, 1)
+                }
+                _ => {}
+            }
             let code = match e {
                 StoreError::Quota { .. } => ErrorCode::QuotaExceeded,
                 _ => ErrorCode::LogRefused,
@@ -1141,13 +1208,30 @@ async fn fetch_log(
             break;
         }
     }
+    // One read of the stored bytes, streamed a chunk at a time off the store's lock.
+    let id = log_id.clone();
+    let mut reader = Some(with_logs(shared, move |s| s.reader(&id, offset)).await?);
     let mut at = offset;
     while at < log.offer.size {
-        let id = log_id.clone();
-        let data = with_logs(shared, move |s| {
-            s.read(&id, at, protocol::control::UPLOAD_CHUNK)
+        let mut r = reader.take().expect("put back after each chunk");
+        let (r, data) = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(protocol::control::UPLOAD_CHUNK);
+            let read = (&mut r)
+                .take(protocol::control::UPLOAD_CHUNK as u64)
+                .read_to_end(&mut buf)
+                .map(|_| buf);
+            (r, read)
         })
-        .await?;
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}")))?;
+        reader = Some(r);
+        let data = data.map_err(|e| {
+            Metrics::add(&shared.metrics.storage_errors, 1);
+            Refusal::new(
+                ErrorCode::LogRefused,
+                format!("session log {log_id} cannot be read: {e}"),
+            )
+        })?;
         if data.is_empty() {
             return refused(format!(
                 "session log {log_id} is shorter than its index says"
@@ -1188,26 +1272,33 @@ async fn log_message(
             log_id,
             offset,
             data,
-        } => with_logs(shared, move |s| s.append(&name, &log_id, offset, &data))
-            .await
-            .map(|_| ()),
+        } => {
+            let n = data.len() as u64;
+            let appending =
+                with_logs(shared, move |s| s.appending(&name, &log_id, offset, n)).await?;
+            // Off the store's lock: a chunk that completes a part sends it to S3.
+            beside_logs(shared, move || appending.write(&data)).await?;
+            Metrics::add(&shared.metrics.upload_bytes, n);
+            Ok(())
+        }
         ToRelay::UploadEnd { log_id } => {
             let id = log_id.clone();
             let log = match with_logs(shared, move |s| s.finishing(&name, &id)).await? {
                 Ok(log) => log,
                 Err(finishing) => {
                     // Syncing and hashing gigabytes takes seconds: not under the store's lock.
-                    let (finishing, hashed) = tokio::task::spawn_blocking(move || {
-                        let hashed = finishing.hash();
-                        (finishing, hashed)
+                    let (finishing, sealed) = tokio::task::spawn_blocking(move || {
+                        let sealed = finishing.seal();
+                        (finishing, sealed)
                     })
                     .await
                     .map_err(|e| {
                         Refusal::new(ErrorCode::Internal, format!("the log archive failed: {e}"))
                     })?;
-                    with_logs(shared, move |s| s.finished(finishing, hashed)).await?
+                    with_logs(shared, move |s| s.finished(finishing, sealed)).await?
                 }
             };
+            Metrics::add(&shared.metrics.logs_stored, 1);
             info!(log = %log.offer.id, technician = %log.technician, bytes = log.offer.size, "session log stored");
             send(out, FromRelay::UploadStored { log_id }).await
         }
@@ -1341,7 +1432,10 @@ async fn paired(
 ) -> Result<String, Refusal> {
     let (recorded, mut invites) = match side {
         Side::Agent(invites) => (None, Some(invites)),
-        Side::Technician(recorded) => (Some(recorded), None),
+        Side::Technician(recorded) => {
+            Metrics::add(&shared.metrics.sessions_paired, 1);
+            (Some(recorded), None)
+        }
     };
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
@@ -1352,7 +1446,8 @@ async fn paired(
     let mut silence = link::silence::Silence::new(other);
     let mut silence_check = link::silence::ticker();
     let end = {
-        let forwarding = forward::forward_from(own, other, role, &shared.tap, &mut tasks);
+        let forwarding =
+            forward::forward_from(own, other, role, &shared.tap, &shared.metrics, &mut tasks);
         tokio::pin!(forwarding);
         loop {
             break tokio::select! {
@@ -1483,5 +1578,35 @@ fn left_reason(e: ConnectionError) -> PeerLeftReason {
                 reason: other.to_string(),
             }
         }
+    }
+}
+
+/// What the admin listener reports of this relay.
+struct Figures(Arc<Shared>);
+
+impl crate::admin::Figures for Figures {
+    fn metrics(&self) -> String {
+        let s = &self.0;
+        let desk = s.help.gauges();
+        let gauges = crate::metrics::Gauges {
+            connections: s.conns.open() as u64,
+            sessions: desk.sessions,
+            waiting_codes: s
+                .rendezvous
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .waiting_count() as u64,
+            queue: desk.queue,
+            watchers: desk.watchers,
+            other_database_errors: s.logins.database_errors() + desk.journal_errors,
+        };
+        crate::metrics::render(&s.metrics, &gauges)
+    }
+
+    fn health(&self) -> Result<String, String> {
+        if *self.0.shutdown.borrow() {
+            return Err("shutting down".into());
+        }
+        Ok(format!("serving: {} connections", self.0.conns.open()))
     }
 }

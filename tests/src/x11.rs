@@ -226,8 +226,11 @@ impl Xvfb {
     }
 
     /// Gives the root window the X cursor font's glyph `glyph` (152: the I-beam of `xterm`),
-    /// the pointer's shape wherever no window sets its own.
-    pub fn set_root_cursor(&self, glyph: u16) {
+    /// the pointer's shape wherever no window sets its own. The connection returned owns the
+    /// cursor, as a program owns the cursors it sets: once it is closed the window keeps the
+    /// shape, but the server no longer lets other programs read its image.
+    #[must_use = "the cursor's image can be read only while its owner is connected"]
+    pub fn set_root_cursor(&self, glyph: u16) -> RustConnection {
         use x11rb::protocol::xproto::ChangeWindowAttributesAux;
         let conn = self.connect();
         let root = conn.setup().roots[0].root;
@@ -254,6 +257,7 @@ impl Xvfb {
             .unwrap()
             .reply()
             .expect("X round trip");
+        conn
     }
 
     /// The pointer's image as XFIXES gives it: its number and the SHA-256 (hex) of its pixels

@@ -71,6 +71,22 @@ fn root_rect(x: &Xvfb, rx: i32, ry: i32, w: u32, h: u32) -> Vec<u8> {
         .collect()
 }
 
+/// Where the user's pointer is put while the screens are compared: the bottom right corner.
+const POINTER: (u32, u32) = (AGENT_SCREEN.0 - 20, AGENT_SCREEN.1 - 20);
+
+/// An RGB screen `width` wide with the corner where the pointer is drawn blacked out: a pointer
+/// image is at most 64 pixels a side, its hot spot inside it.
+fn without_pointer(mut rgb: Vec<u8>, width: u32) -> Vec<u8> {
+    let (left, top) = (POINTER.0 - 64, POINTER.1 - 64);
+    for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+        let (x, y) = (i as u32 % width, i as u32 / width);
+        if x >= left && y >= top {
+            px.fill(0);
+        }
+    }
+    rgb
+}
+
 /// How many different colours a rectangle of the screen holds.
 fn colours(rgb: &[u8]) -> usize {
     let mut seen: Vec<[u8; 3]> = rgb.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect();
@@ -121,8 +137,14 @@ fn the_console_shows_the_agent_screen_bit_for_bit_and_its_input_arrives() {
         "at 1:1 on a larger screen the whole remote screen is in view: {area}"
     );
 
-    // The viewer's pixels, as the console's X server holds them, equal the agent's screen.
-    let same = || root_rect(&console_x, ax, ay, aw, ah) == agent_x.root_rgb();
+    // The viewer's pixels, as the console's X server holds them, equal the agent's screen, but
+    // for the user's pointer, which the console draws over it: it is moved to the corner, away
+    // from the test window, and the corner is left out.
+    agent_x.move_pointer(POINTER.0 as i16, POINTER.1 as i16);
+    let same = || {
+        without_pointer(root_rect(&console_x, ax, ay, aw, ah), aw)
+            == without_pointer(agent_x.root_rgb(), aw)
+    };
     assert!(
         wait_until(Duration::from_secs(20), same),
         "the console's viewer never showed the agent's screen exactly\n{}",
@@ -150,6 +172,7 @@ fn the_console_shows_the_agent_screen_bit_for_bit_and_its_input_arrives() {
     );
     // The click repaints the test window: the console shows the new pattern too.
     win.wait_event("repainted", PROMPT);
+    agent_x.move_pointer(POINTER.0 as i16, POINTER.1 as i16);
     assert!(
         wait_until(Duration::from_secs(10), same),
         "the console did not follow the repaint\n{}",

@@ -229,7 +229,7 @@ fn the_users_pointer_reaches_the_technician_with_its_shape() {
     tech.wait_event("session_start", PROMPT);
     tech.wait_event("cursor_shape", PROMPT);
     // The user's pointer turns into an I-beam (as over a text field) and moves.
-    user.set_root_cursor(152);
+    let owner = user.set_root_cursor(152);
     user.move_pointer(123, 45);
     let (serial, sha256) = user.cursor_image();
     let shape = wait_for(&mut tech, "the I-beam", |v| {
@@ -243,6 +243,16 @@ fn the_users_pointer_reaches_the_technician_with_its_shape() {
             && v["shape"] == serial
             && v["visible"] == true
     });
+    // A shape whose owner has gone (as `xsetroot -cursor_name` leaves it) cannot be read; the
+    // pointer is followed all the same, and the technician keeps the last shape it has.
+    drop(owner);
+    drop(user.set_root_cursor(60));
+    user.move_pointer(200, 100);
+    wait_for(
+        &mut tech,
+        "the pointer moved after an unreadable shape",
+        |v| v["event"] == "cursor" && v["x"] == 200 && v["y"] == 100 && v["shape"] != serial,
+    );
     agent.send_line("q");
     assert!(tech.wait_exit(SESSION).success(), "{}", tech.transcript());
 }

@@ -119,6 +119,8 @@ struct State {
     /// Every waiting request, oldest first: read once for all the watchers sent the queue after
     /// a change, forgotten with the next event.
     line: Option<Vec<InLine>>,
+    /// Failures of the desk's journal in the database, for the relay's metrics.
+    journal_errors: u64,
 }
 
 /// A waiting request as the watchers' queues are cut from it.
@@ -146,6 +148,15 @@ impl State {
     fn forget_views(&mut self) {
         self.places = None;
         self.line = None;
+    }
+
+    /// The refusal for a journal that did not take an event; a failure of the database
+    /// (rather than the desk's rules or other relays storing first) is counted.
+    fn journal_failed(&mut self, e: JournalError) -> Refusal {
+        if matches!(e, JournalError::Db(_) | JournalError::Corrupt(_)) {
+            self.journal_errors += 1;
+        }
+        journal_refusal(e)
     }
 
     /// Whether the agent of request `id` can be reached now: waiting on a connection, or in a
@@ -261,7 +272,8 @@ impl State {
     /// changed.
     fn tick(&mut self, now_ms: u64, now: Instant) -> Result<bool, Refusal> {
         // What other relays on the same database did since.
-        let mut changed = self.desk.catch_up().map_err(journal_refusal)? > 0;
+        let caught_up = self.desk.catch_up();
+        let mut changed = caught_up.map_err(|e| self.journal_failed(e))? > 0;
         if changed {
             self.forget_views();
         }
@@ -443,6 +455,7 @@ impl Help {
             rules,
             places: None,
             line: None,
+            journal_errors: 0,
         };
         // Every session of this relay died with it: their requests wait again. (Those taken
         // through other relays on the same database are theirs.)
@@ -663,6 +676,18 @@ impl Help {
         }
     }
 
+    /// How many live sessions, waiting requests per tier and watchers there are now, for the
+    /// relay's metrics.
+    pub(super) fn gauges(&self) -> DeskGauges {
+        let st = self.lock();
+        DeskGauges {
+            sessions: st.live.len() as u64,
+            queue: [1, 2, 3].map(|tier| st.desk.queue_of(tier).count() as u64),
+            watchers: st.watchers.len() as u64,
+            journal_errors: st.journal_errors,
+        }
+    }
+
     /// Where to invite another viewer of live session `session`, its technician's tier, and
     /// whether it is a lead's monitoring.
     pub(super) fn live_session(&self, session: &str) -> Option<(mpsc::Sender<Invite>, u8, bool)> {
@@ -670,6 +695,15 @@ impl Help {
         let l = st.live.get(session)?;
         Some((l.invites.clone(), l.tier, l.monitor))
     }
+}
+
+/// The desk's share of the relay's metrics.
+pub(super) struct DeskGauges {
+    pub(super) sessions: u64,
+    pub(super) queue: [u64; 3],
+    pub(super) watchers: u64,
+    /// Failures to record in the desk's journal so far.
+    pub(super) journal_errors: u64,
 }
 
 /// Holds a session among the live ones (see [`Help::live_begins`]).
@@ -741,17 +775,17 @@ fn record(
     state: &mut State,
     command: impl FnMut(&Desk) -> Result<Event, DeskError>,
 ) -> Result<Event, Refusal> {
-    let event = state.desk.commit(command).map_err(journal_refusal);
+    let event = state.desk.commit(command);
     state.forget_views();
-    event
+    event.map_err(|e| state.journal_failed(e))
 }
 
 /// Stores `event`, decided on the desk as it is, unless another relay stored an event first
 /// (see [`Replica::commit_if_current`]); whether it was stored.
 fn store_current(state: &mut State, event: Event) -> Result<bool, Refusal> {
-    let stored = state.desk.commit_if_current(event).map_err(journal_refusal);
+    let stored = state.desk.commit_if_current(event);
     state.forget_views();
-    Ok(stored?.is_some())
+    Ok(stored.map_err(|e| state.journal_failed(e))?.is_some())
 }
 
 /// An agent's help request, from its first message ([`ToRelay::FileRequest`] or
@@ -1083,7 +1117,7 @@ pub(super) async fn take(
                 d.take(id, &name, tier, now_ms())
             });
             st.forget_views();
-            let id = taken.map_err(journal_refusal)?.id();
+            let id = taken.map_err(|e| st.journal_failed(e))?.id();
             let entry = st.entry(st.desk.get(id).expect("the take checked it"));
             let reach = match st.present.remove(&id) {
                 Some(agent) => Reach::Waiting(agent),
@@ -1223,7 +1257,7 @@ pub(super) async fn session_over(shared: &Shared, id: u64, name: &str, on_purpos
                 Ok(_) => Ok(((), true)),
                 // Passed on or closed already, or given back by the relay meanwhile.
                 Err(JournalError::Desk(DeskError::NotYours { .. })) => Ok(((), false)),
-                Err(e) => Err(journal_refusal(e)),
+                Err(e) => Err(st.journal_failed(e)),
             }
         })
         .await;

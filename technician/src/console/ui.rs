@@ -27,6 +27,10 @@ use crate::desk::DeskAction;
 use crate::session::{ControlStep, ToolAction};
 use crate::viewer::Viewer;
 
+/// What the viewer's reported place depends on: its placement, the console's window and the
+/// remote screen's size.
+type AreaProbe = (Option<Placement>, Option<egui::Rect>, (u32, u32));
+
 pub struct ConsoleApp {
     pub model: Model,
     w: Catalogue,
@@ -50,7 +54,7 @@ pub struct ConsoleApp {
     /// The last viewer area reported with `--json`.
     reported_area: Option<(i32, i32, u32, u32)>,
     /// The placement and window rectangle `reported_area` was found for.
-    area_probe: Option<(Option<Placement>, Option<egui::Rect>)>,
+    area_probe: Option<AreaProbe>,
     player: Option<(player::Player, player_ui::PlayerView)>,
     log_path: String,
     snapshot_dir: PathBuf,
@@ -318,7 +322,8 @@ impl ConsoleApp {
 
     /// Places (or hides) the presenter's window; viewer lock first, then the presenter's.
     /// Where it is on the screen (for `--json`'s `viewer_area`) is asked of the X server only
-    /// when the placement or the console's window changed, not on every frame.
+    /// when the placement, the console's window or the remote screen's size changed, not on
+    /// every frame.
     fn place_viewer(&mut self, ctx: &egui::Context, placement: Option<Placement>) {
         let window = ctx.input(|i| i.viewport().inner_rect);
         let v = self.viewer.lock().expect("viewer lock");
@@ -327,7 +332,9 @@ impl ConsoleApp {
         if let Err(e) = p.place(placement, v.framebuffer()) {
             warn!(error = %e, "the viewer could not be placed");
         }
-        let probe = (p.placement(), window);
+        // The screen's size too: the first update may come after the viewer was placed.
+        let screen = (v.framebuffer().width(), v.framebuffer().height());
+        let probe = (p.placement(), window, screen);
         if self.area_probe == Some(probe) {
             return;
         }
