@@ -229,8 +229,6 @@ impl Technician {
             PeerMessage::SessionStart { .. } => {}
             other => panic!("expected the session's start, got {other:?}"),
         }
-        // The agent says once whether the clipboard is shared: never, in these sessions.
-        self.expect(PeerMessage::ClipboardShared(false)).await;
     }
 
     /// Reads the screen updates the agent sends, and passes on their numbers.

@@ -226,13 +226,15 @@ fn a_transfer_cut_by_a_relay_restart_resumes_in_the_next_session() {
     let big = dir.path().join("big.bin");
     let sha = write_file(&big, 512 << 20);
     let inbox = dir.path().join("user-inbox");
-    let (_agent, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
+    let (mut first, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
     let _tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
 
-    // Cut the relay off once part of the file is on the user's disk.
+    // Cut the relay off once part of the file is on the user's disk; the agent writes what it
+    // had received until it gives the connection up.
     let partial = wait_for_partial(&inbox, 32 << 20);
     relay.proc.signal(libc::SIGKILL);
     relay.proc.wait_exit(PROMPT);
+    first.wait_exit(PROMPT);
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!(kept < 512 << 20, "the file arrived whole before the cut");
 
