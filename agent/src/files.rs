@@ -31,17 +31,6 @@ pub struct FileOptions {
     pub default_dir: PathBuf,
 }
 
-/// The person's Downloads folder (`~/Downloads` where the desktop names none).
-pub fn downloads() -> PathBuf {
-    directories::UserDirs::new()
-        .map(|d| {
-            d.download_dir()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| d.home_dir().join("Downloads"))
-        })
-        .unwrap_or_else(|| PathBuf::from("Downloads"))
-}
-
 /// Why an observer's files are refused.
 pub const NOT_IN_CONTROL: &str =
     "only the technician who holds control may move files, while the user allows control";

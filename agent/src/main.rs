@@ -255,7 +255,7 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
             files: agent::files::FileOptions {
                 accept_dir: cli.accept_files.clone(),
                 allow_fetch: cli.allow_files,
-                default_dir: agent::files::downloads(),
+                default_dir: link::files::downloads(),
             },
         },
         request: cli

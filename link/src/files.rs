@@ -1455,6 +1455,18 @@ impl FileNews {
     }
 }
 
+/// The person's Downloads folder (`~/Downloads` where the desktop names none): where files
+/// go unless the person chooses another folder.
+pub fn downloads() -> PathBuf {
+    directories::UserDirs::new()
+        .map(|d| {
+            d.download_dir()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| d.home_dir().join("Downloads"))
+        })
+        .unwrap_or_else(|| PathBuf::from("Downloads"))
+}
+
 /// Words for files by their names: the one file's name, the one folder they share, or how many
 /// they are ([`transfer::summary`]).
 pub fn summary_of(files: &[FileInfo]) -> String {

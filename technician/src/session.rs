@@ -140,6 +140,8 @@ pub enum ToolAction {
     Chat(String),
     /// See another of the user's monitors, or all of them.
     ShowMonitor(MonitorChoice),
+    /// Send files or fetch them (the window does not wait: it follows their news).
+    Files(crate::files::FileStep),
 }
 
 #[derive(Default)]
@@ -1008,7 +1010,8 @@ pub async fn run(
                 Err(e) => return Err(e.into()),
             },
             Some(tool) = next_tool(&mut tools) => {
-                // Only chat before the screen: there is no monitor to switch yet.
+                // Only chat before the screen: there is no monitor to switch yet, and files
+                // wait for the person's answer (a window offers them once the screen shows).
                 if let ToolAction::Chat(text) = tool {
                     let _ = out_tx.send(PeerMessage::Chat(Chat { from: None, text })).await;
                 }
@@ -1452,6 +1455,10 @@ pub async fn run(
                 let msg = match tool {
                     ToolAction::Chat(text) => PeerMessage::Chat(Chat { from: None, text }),
                     ToolAction::ShowMonitor(choice) => PeerMessage::ShowMonitor(choice),
+                    ToolAction::Files(step) => {
+                        files.ask((step, None)).await;
+                        continue;
+                    }
                 };
                 if out_tx.send(msg).await.is_err() {
                     break Ended::Failed("the session stream closed".into());

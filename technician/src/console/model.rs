@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use super::chat::ChatView;
 pub use super::desk::{Answer, Dashboard, DeskKind, Offer, SessionRequest};
 use crate::desk::DeskAction;
+use crate::files::FileStep;
 use crate::session::ControlStep;
 use crate::session::ToolAction;
 use protocol::clipboard::ClipKind;
@@ -154,6 +155,28 @@ pub struct SessionView {
     pub clipboard_shared: bool,
     /// Files sent or fetched in this session, the latest [`FILE_ROWS`].
     pub files: Vec<FileRow>,
+    /// What the technician is typing to send or fetch.
+    pub files_form: FilesForm,
+    /// The last offer or fetch that went nowhere, and why.
+    pub files_note: Option<FilesNote>,
+}
+
+/// The Files menu's fields: a path here to send, a path on the user's machine to fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilesForm {
+    pub send: String,
+    pub fetch: String,
+}
+
+/// Why files asked for did not move: none of them became a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilesNote {
+    /// The files could not be offered (not found, unreadable): why.
+    NotOffered(String),
+    /// The user (or their machine) declined the offer: why.
+    Declined(String),
+    /// The user's machine did not give what was asked for.
+    FetchRefused { path: String, why: String },
 }
 
 /// A clipboard that passed, as the session view says it.
@@ -232,7 +255,15 @@ impl SessionView {
             clipboard: None,
             clipboard_shared: false,
             files: Vec::new(),
+            files_form: FilesForm::default(),
+            files_note: None,
         }
+    }
+
+    /// Files may be sent or fetched: the screen is shown and the session goes on (the user is
+    /// asked about each offer, or their agent answers for them).
+    pub fn may_move_files(&self) -> bool {
+        self.screen.is_some() && self.ended.is_none()
     }
 
     /// Input goes to the remote machine only while the user allows control.
@@ -326,6 +357,18 @@ pub enum Event {
     RequestPassed(String),
     /// How a file sent or fetched stands.
     File(FileRow),
+    /// Files asked for went nowhere.
+    FilesNote(FilesNote),
+    /// The path to send, as typed.
+    FileSendPath(String),
+    /// The path on the user's machine to fetch, as typed.
+    FileFetchPath(String),
+    /// Send what the field names to the user.
+    SendFiles,
+    /// Fetch what the field names into `into`.
+    FetchFiles {
+        into: PathBuf,
+    },
     /// The relay (or the session) refused the step: why.
     RequestRefused(String),
     /// The time now, for what counts down (the offer).
@@ -772,6 +815,43 @@ impl Model {
                 }
                 vec![]
             }
+            Event::FilesNote(note) => {
+                if let Some(s) = &mut self.session {
+                    s.files_note = Some(note);
+                }
+                vec![]
+            }
+            Event::FileSendPath(path) => {
+                if let Some(s) = &mut self.session {
+                    s.files_form.send = path;
+                }
+                vec![]
+            }
+            Event::FileFetchPath(path) => {
+                if let Some(s) = &mut self.session {
+                    s.files_form.fetch = path;
+                }
+                vec![]
+            }
+            Event::SendFiles => match &mut self.session {
+                Some(s) if s.may_move_files() && !s.files_form.send.trim().is_empty() => {
+                    let path = PathBuf::from(std::mem::take(&mut s.files_form.send).trim());
+                    s.files_note = None;
+                    vec![Command::Tool(ToolAction::Files(FileStep::Send(vec![path])))]
+                }
+                _ => vec![],
+            },
+            Event::FetchFiles { into } => match &mut self.session {
+                Some(s) if s.may_move_files() && !s.files_form.fetch.trim().is_empty() => {
+                    let path = std::mem::take(&mut s.files_form.fetch).trim().to_string();
+                    s.files_note = None;
+                    vec![Command::Tool(ToolAction::Files(FileStep::Fetch {
+                        path,
+                        dir: into,
+                    }))]
+                }
+                _ => vec![],
+            },
             Event::File(row) => {
                 if let Some(s) = &mut self.session {
                     match s.files.iter_mut().find(|r| r.key == row.key) {

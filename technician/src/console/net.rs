@@ -653,7 +653,10 @@ async fn run_session(
                     }
                     JoinEvent::Session(SessionEvent::Files(news)) => match file_row(&news) {
                         Some(row) => Event::File(row),
-                        None => continue,
+                        None => match files_note(&news) {
+                            Some(note) => Event::FilesNote(note),
+                            None => continue,
+                        },
                     },
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
@@ -735,6 +738,24 @@ async fn run_session(
         }),
         Err(e) => out.send(Event::JoinFailed(words(&e))),
     }
+}
+
+/// Why files asked for went nowhere, after `news`; `None` for other news.
+fn files_note(news: &link::files::FileNews) -> Option<super::model::FilesNote> {
+    use super::model::FilesNote;
+    use link::files::FileNews;
+    Some(match news {
+        FileNews::OfferFailed { reason, .. } => FilesNote::NotOffered(reason.clone()),
+        // The user declined this technician's offer.
+        FileNews::Declined {
+            reason, ours: true, ..
+        } => FilesNote::Declined(reason.clone()),
+        FileNews::FetchRefused { path, reason, .. } => FilesNote::FetchRefused {
+            path: path.clone(),
+            why: reason.clone(),
+        },
+        _ => return None,
+    })
 }
 
 /// How a file stands after `news`, for the session view; `None` for news of no one file.

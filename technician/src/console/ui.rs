@@ -58,6 +58,8 @@ pub struct ConsoleApp {
     player: Option<(player::Player, player_ui::PlayerView)>,
     log_path: String,
     snapshot_dir: PathBuf,
+    /// Where files fetched from the user go (the technician's Downloads).
+    fetch_dir: PathBuf,
     /// Join the code in the home screen's field as soon as logged in (`--connect`).
     pub join_when_logged_in: bool,
 }
@@ -91,6 +93,7 @@ impl ConsoleApp {
             player: None,
             log_path: String::new(),
             snapshot_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            fetch_dir: link::files::downloads(),
             join_when_logged_in: false,
         }
     }
@@ -714,6 +717,7 @@ impl ConsoleApp {
         }
         tools_ui::monitor_menu(ui, &self.w, s, events);
         tools_ui::chat_button(ui, &self.w, s, events);
+        tools_ui::files_menu(ui, &self.w, s, &self.fetch_dir, events);
         tools_ui::clipboard_shared(ui, &self.w, s);
         ui.add_enabled_ui(s.may_control(), |ui| {
             ui.menu_button(self.w.text("session-send-keys"), |ui| {
@@ -778,6 +782,7 @@ impl ConsoleApp {
         for f in &s.files {
             ui.label(self.file_words(f));
         }
+        tools_ui::files_note(ui, &self.w, s);
         if s.grabbed {
             ui.label(self.w.text("session-grab-hint"));
         } else if s.may_control() {
