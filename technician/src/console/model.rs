@@ -152,6 +152,8 @@ pub struct SessionView {
     pub clipboard: Option<ClipboardNote>,
     /// The user shares the clipboard with this technician now.
     pub clipboard_shared: bool,
+    /// Files sent or fetched in this session, the latest [`FILE_ROWS`].
+    pub files: Vec<FileRow>,
 }
 
 /// A clipboard that passed, as the session view says it.
@@ -160,6 +162,26 @@ pub struct ClipboardNote {
     pub direction: ClipDirection,
     pub kind: ClipKind,
     pub bytes: u64,
+}
+
+/// Rows of files the session view keeps.
+pub const FILE_ROWS: usize = 4;
+
+/// A file sent to the user or fetched from them, as the session view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    /// The offer and the file: the same row as it goes.
+    pub key: (u64, u64),
+    pub name: String,
+    /// Fetched from the user (`true`) or sent to them.
+    pub incoming: bool,
+    pub done: u64,
+    pub size: u64,
+    /// Bytes a second.
+    pub rate: u64,
+    pub eta_secs: Option<u64>,
+    /// `None` while it moves; then whether it arrived checked, or why not.
+    pub ended: Option<Result<(), String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +231,7 @@ impl SessionView {
             monitors: None,
             clipboard: None,
             clipboard_shared: false,
+            files: Vec::new(),
         }
     }
 
@@ -301,6 +324,8 @@ pub enum Event {
     RequestTaken(QueueEntry),
     /// The relay did the step asked of the session's help request: its words.
     RequestPassed(String),
+    /// How a file sent or fetched stands.
+    File(FileRow),
     /// The relay (or the session) refused the step: why.
     RequestRefused(String),
     /// The time now, for what counts down (the offer).
@@ -747,6 +772,18 @@ impl Model {
                 }
                 vec![]
             }
+            Event::File(row) => {
+                if let Some(s) = &mut self.session {
+                    match s.files.iter_mut().find(|r| r.key == row.key) {
+                        Some(r) => *r = row,
+                        None => s.files.push(row),
+                    }
+                    if s.files.len() > FILE_ROWS {
+                        s.files.remove(0);
+                    }
+                }
+                vec![]
+            }
             Event::Quality(q) => {
                 if let Some(s) = &mut self.session {
                     s.quality = Some(q);
@@ -1057,6 +1094,34 @@ mod tests {
         assert!(m.update(Event::SendKeys(SpecialKeys::AltTab)).is_empty());
         assert!(m.update(Event::SetGrab(true)).is_empty());
         assert!(!m.session.as_ref().unwrap().grabbed);
+    }
+
+    #[test]
+    fn each_file_keeps_one_row_and_only_the_latest_rows_stay() {
+        let mut m = home();
+        m.home.code = "4695447424821".into();
+        m.update(Event::JoinSubmitted);
+        let row = |file: u64, done: u64| FileRow {
+            key: (0, file),
+            name: format!("f{file}"),
+            incoming: false,
+            done,
+            size: 10,
+            rate: 0,
+            eta_secs: None,
+            ended: None,
+        };
+        m.update(Event::File(row(0, 0)));
+        m.update(Event::File(row(0, 5)));
+        let files = &m.session.as_ref().unwrap().files;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].done, 5);
+        for f in 1..=FILE_ROWS as u64 {
+            m.update(Event::File(row(f, 0)));
+        }
+        let files = &m.session.as_ref().unwrap().files;
+        assert_eq!(files.len(), FILE_ROWS);
+        assert_eq!(files[0].key, (0, 1), "the oldest went");
     }
 
     #[test]

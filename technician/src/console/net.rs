@@ -651,6 +651,10 @@ async fn run_session(
                     JoinEvent::Session(SessionEvent::Participants(list)) => {
                         Event::Participants(list)
                     }
+                    JoinEvent::Session(SessionEvent::Files(news)) => match file_row(&news) {
+                        Some(row) => Event::File(row),
+                        None => continue,
+                    },
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
@@ -715,6 +719,7 @@ async fn run_session(
         desk,
         tools: Some(tools),
         cursor: Some(cursor),
+        files: None,
         control: Some(control),
     };
     let user_end = Box::pin(async {
@@ -730,4 +735,52 @@ async fn run_session(
         }),
         Err(e) => out.send(Event::JoinFailed(words(&e))),
     }
+}
+
+/// How a file stands after `news`, for the session view; `None` for news of no one file.
+fn file_row(news: &link::files::FileNews) -> Option<super::model::FileRow> {
+    use link::files::{Direction, FileInfo, FileNews};
+    let row = |f: &FileInfo, direction: &Direction, done: u64| super::model::FileRow {
+        key: (f.offer, f.id),
+        name: protocol::text::printable(&f.name).into_owned(),
+        incoming: *direction == Direction::Receiving,
+        done,
+        size: f.size,
+        rate: 0,
+        eta_secs: None,
+        ended: None,
+    };
+    Some(match news {
+        FileNews::Started {
+            file,
+            direction,
+            from,
+        } => row(file, direction, *from),
+        FileNews::Progress {
+            file,
+            direction,
+            done,
+            rate,
+            eta_secs,
+        } => super::model::FileRow {
+            rate: *rate as u64,
+            eta_secs: *eta_secs,
+            ..row(file, direction, *done)
+        },
+        FileNews::Done {
+            file, direction, ..
+        } => super::model::FileRow {
+            ended: Some(Ok(())),
+            ..row(file, direction, file.size)
+        },
+        FileNews::Failed {
+            file,
+            direction,
+            reason,
+        } => super::model::FileRow {
+            ended: Some(Err(reason.clone())),
+            ..row(file, direction, 0)
+        },
+        _ => return None,
+    })
 }

@@ -775,12 +775,55 @@ impl ConsoleApp {
                 ),
             };
         }
+        for f in &s.files {
+            ui.label(self.file_words(f));
+        }
         if s.grabbed {
             ui.label(self.w.text("session-grab-hint"));
         } else if s.may_control() {
             ui.label(self.w.text("session-click-to-control"));
         }
         tools_ui::clipboard_note(ui, &self.w, s);
+    }
+
+    /// How a file sent or fetched stands, in words.
+    fn file_words(&self, f: &super::model::FileRow) -> String {
+        use protocol::transfer::bytes_words;
+        let name = Value::from(f.name.clone());
+        match &f.ended {
+            None => {
+                let key = if f.incoming {
+                    "file-fetching"
+                } else {
+                    "file-sending"
+                };
+                let mut words = self.w.fmt(
+                    key,
+                    &[
+                        ("name", name),
+                        ("done", Value::from(bytes_words(f.done))),
+                        ("size", Value::from(bytes_words(f.size))),
+                    ],
+                );
+                if f.rate > 0 {
+                    let left = f.eta_secs.map(link::files::time_words).unwrap_or_default();
+                    words.push_str(" · ");
+                    words.push_str(&self.w.fmt(
+                        "file-rate",
+                        &[
+                            ("rate", Value::from(bytes_words(f.rate))),
+                            ("left", Value::from(left)),
+                        ],
+                    ));
+                }
+                words
+            }
+            Some(Ok(())) => self.w.fmt("file-done", &[("name", name)]),
+            Some(Err(why)) => self.w.fmt(
+                "file-failed",
+                &[("name", name), ("why", Value::from(why.clone()))],
+            ),
+        }
     }
 
     fn session_screen(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {
