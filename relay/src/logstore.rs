@@ -669,7 +669,7 @@ impl Finishing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::{Location, S3Location, PART_SIZE};
+    use crate::objects::{Location, S3Location, PARTS_IN_FLIGHT, PART_SIZE};
     use crate::storage::testing::Scratch;
     use crate::storage::Kind;
     use protocol::control::UPLOAD_CHUNK;
@@ -752,6 +752,7 @@ mod tests {
 
     on_both_backends!(
         an_interrupted_upload_resumes_and_ends_with_identical_bytes,
+        an_upload_of_more_parts_than_travel_at_once_resumes_after_a_cut,
         a_stored_log_is_read_back_from_any_offset,
         a_crash_never_leaves_a_half_log_counted_as_stored,
         a_corrupted_upload_is_discarded_and_bad_offers_refused,
@@ -864,6 +865,32 @@ mod tests {
         assert_eq!(fetched(&store, &o.id, 0), data);
         assert_eq!(store.begin("alice", &o).unwrap(), data.len() as u64);
         assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    fn an_upload_of_more_parts_than_travel_at_once_resumes_after_a_cut(a: Archive) {
+        // More whole parts than go to S3 at once, cut while some are on their way: the relay
+        // stops without waiting for them, and the upload goes on from every byte it took.
+        let data = bytes((PARTS_IN_FLIGHT + 1) * PART_SIZE as usize + 70_000);
+        let cut = PARTS_IN_FLIGHT * PART_SIZE as usize + 30_000;
+        let o = offer("log-many-1", &data, now_ms());
+        {
+            let store = a.open(limits(1 << 30));
+            session(&store, &o.id, "alice");
+            assert_eq!(store.begin("alice", &o).unwrap(), 0);
+            assert_eq!(send(&store, &o.id, 0, &data[..cut]), cut as u64);
+        }
+        let store = a.open(limits(1 << 30));
+        let at = store.begin("alice", &o).unwrap();
+        assert_eq!(at, cut as u64, "the relay says how much it holds");
+        assert!(!store.objects().exists(&o.id).unwrap());
+        send(&store, &o.id, at, &data[cut..]);
+        assert!(store.finish("alice", &o.id).unwrap().complete);
+        assert_eq!(fetched(&store, &o.id, 0), data);
+        if let Location::S3(_) = a.location {
+            let waiting = a.path().join(crate::objects::UPLOADS_DIR);
+            let left: Vec<_> = std::fs::read_dir(&waiting).unwrap().collect();
+            assert!(left.is_empty(), "nothing waits once stored: {left:?}");
+        }
     }
 
     fn of_two_chunks_checked_for_the_same_place_only_the_first_is_written(a: Archive) {

@@ -11,17 +11,20 @@
 //!   and checked; private to the relay's user.
 //! - [`S3`]: the object `PREFIX/ID.tlog.age`, written by one multipart upload. What the relay
 //!   has received beyond the last whole part waits in a file of its data directory
-//!   (`log-uploads/ID.from-OFFSET`) until it makes a part of [`PART_SIZE`]; each part sent is
-//!   recorded, with the upload's identifier, in `PREFIX/uploads/ID.json`. An upload cut short
-//!   (the technician's connection, or the relay itself) therefore goes on from the parts
-//!   recorded and the waiting file, on this relay or another one sharing the bucket; a
-//!   multipart upload is invisible until it is completed, so a half log is never readable
-//!   under the stored name. A log of less than a part is sent with one PUT.
+//!   (`log-uploads/ID.from-OFFSET`, and in memory) until it makes a part of [`PART_SIZE`].
+//!   Whole parts are sent while the next ones arrive, up to [`PARTS_IN_FLIGHT`] of an upload
+//!   at once, each from the bytes held in memory; a part's waiting file stays until the part
+//!   and all before it are recorded, with the upload's identifier, in
+//!   `PREFIX/uploads/ID.json`. An upload cut short (the technician's connection, or the relay
+//!   itself) therefore goes on from the parts recorded and the waiting files that follow them,
+//!   on this relay or another one sharing the bucket; a multipart upload is invisible until it
+//!   is completed, so a half log is never readable under the stored name. A log of less than a
+//!   part is sent with one PUT.
 //!
 //! The S3 client is async; this interface is blocking (the archive runs off the relay's async
 //! threads), so the S3 backend drives its requests on a small runtime of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -45,6 +48,9 @@ pub const LOGS_DIR: &str = "logs";
 pub const UPLOADS_DIR: &str = "log-uploads";
 /// Size of each part of a multipart upload to S3 but the last (S3 takes 5 MiB at least).
 pub const PART_SIZE: u64 = 8 << 20;
+/// Parts of one upload on their way to S3 at once, at most: while they travel, the next
+/// chunks are taken. Each holds its part's bytes in memory until it is sent.
+pub const PARTS_IN_FLIGHT: usize = 4;
 /// Longest the relay spends on one request to object storage, retries included.
 const S3_PATIENCE: Duration = Duration::from_secs(20);
 
@@ -162,6 +168,8 @@ pub enum ObjectError {
     Setup(String),
     #[error("upload {id} holds {held} bytes, not {offset}")]
     Offset { id: String, offset: u64, held: u64 },
+    #[error("sending a part of a log stopped before its end: {0}")]
+    Stopped(String),
 }
 
 /// How sealing an upload ended.
@@ -367,21 +375,78 @@ struct Part {
     size: u64,
 }
 
-/// What this relay knows of one unfinished upload.
-struct Upload {
-    /// The multipart upload, once a first part was sent.
-    record: Option<Record>,
-    /// Bytes in the parts sent.
-    sent: u64,
-    /// Bytes in the waiting file after them.
-    waiting: u64,
-    /// SHA-256 of every byte so far, while this relay has seen them all.
-    hash: Option<Sha256>,
+/// A whole part of an upload after those recorded; its bytes are in its waiting file until
+/// it is recorded.
+struct Outgoing {
+    /// Where its first byte is in the log.
+    from: u64,
+    size: u64,
+    /// Its bytes, until its sending starts.
+    data: Option<Bytes>,
+    /// Its sending, once started.
+    sending: Option<tokio::task::JoinHandle<object_store::Result<PartId>>>,
 }
 
+/// What this relay knows of one unfinished upload.
+struct Upload {
+    /// The multipart upload, once a first part was sent; its parts recorded.
+    record: Option<Record>,
+    /// Bytes in the parts recorded.
+    sent: u64,
+    /// Whole parts after them, in order.
+    outgoing: VecDeque<Outgoing>,
+    /// The bytes after those, as in the waiting file.
+    waiting: Vec<u8>,
+    /// The waiting file, once opened for appends.
+    file: Option<File>,
+    /// SHA-256 of every byte so far, while this relay has seen them all.
+    hash: Option<Sha256>,
+    /// The latest write of the record to the bucket, while it travels, with the waiting files
+    /// of the parts it adds.
+    recording: Option<(Writing, Vec<PathBuf>)>,
+    /// Waiting files of parts recorded here, not yet in the bucket's record.
+    unwritten: Vec<PathBuf>,
+}
+
+type Writing = tokio::task::JoinHandle<object_store::Result<object_store::PutResult>>;
+
 impl Upload {
+    /// Where the waiting file starts.
+    fn waiting_from(&self) -> u64 {
+        self.sent + self.outgoing.iter().map(|p| p.size).sum::<u64>()
+    }
+
     fn held(&self) -> u64 {
-        self.sent + self.waiting
+        self.waiting_from() + self.waiting.len() as u64
+    }
+
+    /// The waiting bytes become a whole part; the next bytes start a waiting file of their own.
+    fn cut_part(&mut self) {
+        let from = self.waiting_from();
+        let data = Bytes::from(std::mem::take(&mut self.waiting));
+        self.file = None;
+        self.outgoing.push_back(Outgoing {
+            from,
+            size: data.len() as u64,
+            data: Some(data),
+            sending: None,
+        });
+    }
+
+    /// Stops the parts on their way: what storage holds is read again before going on. (A
+    /// write of the record on its way is left to land: what it says is true.)
+    fn stop_sending(&mut self) {
+        for part in &mut self.outgoing {
+            if let Some(t) = part.sending.take() {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        self.stop_sending();
     }
 }
 
@@ -528,46 +593,51 @@ impl S3 {
         }
     }
 
-    fn write_record(&self, id: &str, record: &Record) -> Result<(), ObjectError> {
-        let json = serde_json::to_vec(record).map_err(|e| ObjectError::Record(id.into(), e))?;
-        let key = self.record_key(id);
-        self.wait(self.store.put(&key, PutPayload::from(json)))
-            .map_err(|e| self.failed("recording an upload's parts", e))?;
-        Ok(())
-    }
-
-    /// What storage holds of upload `id`: the parts its record lists, and the waiting file
-    /// that goes on from them (others are stale: the upload went on elsewhere, or a part was
-    /// recorded just before the relay stopped).
+    /// What storage holds of upload `id`: the parts its record lists, and the waiting files
+    /// that go on from them, each but the last a whole part not yet recorded (others are
+    /// stale: the upload went on elsewhere, or a part was recorded just before the relay
+    /// stopped).
     fn load(&self, id: &str) -> Result<Upload, ObjectError> {
         let record = self.read_record(id)?;
         let sent = record
             .as_ref()
             .map_or(0, |r| r.parts.iter().map(|p| p.size).sum());
-        let mut waiting = 0;
-        let mut hash = None;
-        for (from, path) in self.waiting_files(id)? {
-            if from != sent {
-                ignore_missing(std::fs::remove_file(&path))?;
-                continue;
+        let mut files: HashMap<u64, PathBuf> = self.waiting_files(id)?.into_iter().collect();
+        // Every byte is here when no part was recorded: the running hash can be had again.
+        let mut hash = (sent == 0).then(Sha256::new);
+        let mut outgoing = VecDeque::new();
+        let mut waiting = Vec::new();
+        let mut at = sent;
+        while let Some(path) = files.remove(&at) {
+            let data = std::fs::read(&path)?;
+            if let Some(h) = hash.as_mut() {
+                h.update(&data);
             }
-            let f = File::open(&path)?;
-            waiting = f.metadata()?.len();
-            if sent == 0 {
-                // Every byte is here: the running hash can be had again.
-                let mut h = Sha256::new();
-                feed(&mut h, f)?;
-                hash = Some(h);
+            at += data.len() as u64;
+            if (data.len() as u64) < PART_SIZE {
+                // The last one: the waiting file that grows.
+                waiting = data;
+                break;
             }
+            outgoing.push_back(Outgoing {
+                from: at - data.len() as u64,
+                size: data.len() as u64,
+                data: Some(Bytes::from(data)),
+                sending: None,
+            });
         }
-        if sent == 0 && waiting == 0 {
-            hash = Some(Sha256::new());
+        for path in files.into_values() {
+            ignore_missing(std::fs::remove_file(&path))?;
         }
         Ok(Upload {
             record,
             sent,
+            outgoing,
             waiting,
+            file: None,
             hash,
+            recording: None,
+            unwritten: Vec::new(),
         })
     }
 
@@ -592,9 +662,14 @@ impl S3 {
         self.uploads.lock().expect("uploads lock").remove(id);
     }
 
-    /// Sends the waiting file of `up` as the next part of its multipart upload (begun here if
-    /// it is the first) and records it.
-    fn send_part(&self, id: &str, up: &mut Upload) -> Result<(), ObjectError> {
+    /// Moves the parts of `up` along: starts those not started while fewer than
+    /// [`PARTS_IN_FLIGHT`] are on their way (beginning the multipart upload with the first),
+    /// records in order those sent (a part once all before it are), and waits until at most
+    /// `left` are not recorded.
+    fn advance(&self, id: &str, up: &mut Upload, left: usize) -> Result<(), ObjectError> {
+        if up.outgoing.is_empty() {
+            return self.record_behind(id, up, false);
+        }
         let object = self.object(id);
         if up.record.is_none() {
             let upload_id = self
@@ -605,26 +680,78 @@ impl S3 {
                 parts: Vec::new(),
             });
         }
-        let path = self.waiting_path(id, up.sent);
-        let data = Bytes::from(std::fs::read(&path)?);
-        let size = data.len() as u64;
-        let record = up.record.as_mut().expect("just set");
-        let index = record.parts.len();
-        let part = self
-            .wait(
-                self.store
-                    .put_part(&object, &record.upload_id, index, PutPayload::from(data)),
-            )
-            .map_err(|e| self.failed("sending a part of a log", e))?;
-        record.parts.push(Part {
-            etag: part.content_id,
-            size,
-        });
-        let record = record.clone();
-        self.write_record(id, &record)?;
-        up.sent += size;
-        up.waiting = 0;
-        ignore_missing(std::fs::remove_file(&path))?;
+        let mut recorded = Vec::new();
+        let result = loop {
+            let record = up.record.as_mut().expect("just set");
+            let first = record.parts.len();
+            for (i, part) in up.outgoing.iter_mut().take(PARTS_IN_FLIGHT).enumerate() {
+                let Some(data) = part.data.take() else {
+                    continue;
+                };
+                let store = self.store.clone();
+                let (object, upload_id) = (object.clone(), record.upload_id.clone());
+                part.sending = Some(self.runtime().spawn(async move {
+                    let payload = PutPayload::from(data);
+                    store
+                        .put_part(&object, &upload_id, first + i, payload)
+                        .await
+                }));
+            }
+            let on_their_way = up.outgoing.len();
+            let Some(front) = up.outgoing.front_mut() else {
+                break Ok(());
+            };
+            let sending = front.sending.as_mut().expect("started above");
+            if !sending.is_finished() && on_their_way <= left {
+                break Ok(());
+            }
+            let part = match self.wait(sending) {
+                Ok(Ok(part)) => part,
+                Ok(Err(e)) => break Err(self.failed("sending a part of a log", e)),
+                Err(e) => break Err(ObjectError::Stopped(e.to_string())),
+            };
+            let front = up.outgoing.pop_front().expect("there");
+            record.parts.push(Part {
+                etag: part.content_id,
+                size: front.size,
+            });
+            up.sent += front.size;
+            recorded.push(self.waiting_path(id, front.from));
+        };
+        up.unwritten.extend(recorded);
+        result?;
+        self.record_behind(id, up, false)
+    }
+
+    /// Brings the bucket's record of `up` up to date without waiting for it (a small write
+    /// takes as long as a part's at some stores). Once a write lands, the waiting files of the
+    /// parts it adds go (until then they are what a resumed upload sends again); the next
+    /// write starts only then, so that they land in order. With `last`, waits for the write on
+    /// its way and starts none.
+    fn record_behind(&self, id: &str, up: &mut Upload, last: bool) -> Result<(), ObjectError> {
+        if let Some((writing, _)) = &up.recording {
+            if last || writing.is_finished() {
+                let (writing, freed) = up.recording.take().expect("there");
+                match self.wait(writing) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(self.failed("recording an upload's parts", e)),
+                    Err(e) => return Err(ObjectError::Stopped(e.to_string())),
+                }
+                for path in freed {
+                    ignore_missing(std::fs::remove_file(&path))?;
+                }
+            }
+        }
+        if last || up.recording.is_some() || up.unwritten.is_empty() {
+            return Ok(());
+        }
+        let record = up.record.as_ref().expect("parts were recorded");
+        let json = serde_json::to_vec(record).map_err(|e| ObjectError::Record(id.into(), e))?;
+        let (store, key) = (self.store.clone(), self.record_key(id));
+        let writing = self
+            .runtime()
+            .spawn(async move { store.put(&key, PutPayload::from(json)).await });
+        up.recording = Some((writing, std::mem::take(&mut up.unwritten)));
         Ok(())
     }
 
@@ -642,40 +769,49 @@ impl S3 {
                 held: up.held(),
             });
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.waiting_path(id, up.sent))?;
-        f.write_all(data)?;
-        up.waiting += data.len() as u64;
+        let file = match &mut up.file {
+            Some(f) => f,
+            None => up.file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(self.waiting_path(id, up.waiting_from()))?,
+            ),
+        };
+        file.write_all(data)?;
+        if up.waiting.is_empty() {
+            // Room for a whole part at once, rather than growing (and copying) on the way.
+            up.waiting.reserve(PART_SIZE as usize + data.len());
+        }
+        up.waiting.extend_from_slice(data);
         if let Some(h) = up.hash.as_mut() {
             h.update(data);
         }
-        if up.waiting >= PART_SIZE {
-            self.send_part(id, up)?;
+        if up.waiting.len() as u64 >= PART_SIZE {
+            up.cut_part();
         }
-        Ok(())
+        // Records the parts sent meanwhile; waits only when too many travel.
+        self.advance(id, up, PARTS_IN_FLIGHT)
     }
 
-    /// Puts upload `id` in place as the stored object: one PUT of the waiting file when no
-    /// part was sent, else its last part and the completion of the multipart upload.
+    /// Puts upload `id` in place as the stored object: one PUT of the waiting bytes when no
+    /// part was cut, else its last part, all parts sent, and the completion of the multipart
+    /// upload.
     fn put_in_place(&self, id: &str, up: &mut Upload) -> Result<(), ObjectError> {
         let object = self.object(id);
-        if up.record.is_none() {
-            let data = match std::fs::read(self.waiting_path(id, 0)) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && up.held() == 0 => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
+        if up.record.is_none() && up.outgoing.is_empty() {
+            let data = Bytes::from(std::mem::take(&mut up.waiting));
             self.wait(self.store.put(&object, PutPayload::from(data)))
                 .map_err(|e| self.failed("storing a log", e))?;
             return Ok(());
         }
-        if up.waiting > 0 {
-            self.send_part(id, up)?;
+        if !up.waiting.is_empty() {
+            up.cut_part();
         }
-        let record = up.record.clone().expect("checked");
+        self.advance(id, up, 0)?;
+        self.record_behind(id, up, true)?;
+        let record = up.record.clone().expect("advanced");
         let parts = record
             .parts
             .iter()
@@ -697,7 +833,12 @@ impl S3 {
         Ok(())
     }
 
-    fn discard_locked(&self, id: &str, up: &Upload) -> Result<(), ObjectError> {
+    fn discard_locked(&self, id: &str, up: &mut Upload) -> Result<(), ObjectError> {
+        up.stop_sending();
+        // A write of the record landing after its removal would point at an abandoned upload.
+        if let Some((writing, _)) = up.recording.take() {
+            let _ = self.wait(writing);
+        }
         if let Some(r) = &up.record {
             let aborted = self.wait(self.store.abort_multipart(&self.object(id), &r.upload_id));
             match aborted {
@@ -793,8 +934,8 @@ impl LogObjects for S3 {
 
     fn discard(&self, id: &str) -> Result<(), ObjectError> {
         let u = self.upload(id, true)?;
-        let up = u.lock().expect("upload lock");
-        let r = self.discard_locked(id, &up);
+        let mut up = u.lock().expect("upload lock");
+        let r = self.discard_locked(id, &mut up);
         self.forget(id);
         r
     }
