@@ -305,29 +305,6 @@ impl Drop for StopCapture {
     }
 }
 
-/// What kind of message the technician sent, in words (not the message: it may be megabytes).
-fn kind(msg: &PeerMessage) -> &'static str {
-    match msg {
-        PeerMessage::SessionStart { .. } => "a session start",
-        PeerMessage::ScreenUpdate(_) => "a screen update",
-        PeerMessage::UpdateAck { .. } => "an update acknowledgement",
-        PeerMessage::Input(_) => "an input event",
-        PeerMessage::Consent(_) => "a consent",
-        PeerMessage::EndSession { .. } => "the end of the session",
-        PeerMessage::Recorded => "word that it records the session",
-        PeerMessage::Participants(_) => "a list of participants",
-        PeerMessage::HandOver { .. } => "a hand-over of control",
-        PeerMessage::TakeOver => "a take-over of control",
-        PeerMessage::Chat(_) => "a chat message",
-        PeerMessage::Clipboard(_) => "a clipboard",
-        PeerMessage::ClipboardShared(_) => "word on the clipboard",
-        PeerMessage::Monitors(_) => "a list of monitors",
-        PeerMessage::ShowMonitor(_) => "a monitor switch",
-        PeerMessage::CursorShape(_) => "a pointer shape",
-        PeerMessage::File(_) => "word about files",
-    }
-}
-
 /// The end of a viewer for what the technician sent before the person answered (anything but
 /// word that it records, first). Input there ends it: nothing the technician typed or clicked
 /// while the person read the question may reach the screen once they allow control, and a
@@ -353,7 +330,7 @@ async fn before_consent(
         ),
         Ok(Some(other)) => EndReason::Error(format!(
             "the technician sent {} before the user consented",
-            kind(&other)
+            other.kind()
         )),
         Err(e) if e.is_violation() => EndReason::Error(e.to_string()),
         Ok(None) => {
@@ -769,7 +746,7 @@ async fn serve(
                 Ok(Some(PeerMessage::File(m))) => files.command(link::files::Command::Peer(m)).await,
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
                 Ok(Some(other)) => {
-                    break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", kind(&other))));
+                    break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", other.kind())));
                 }
                 Ok(None) => break Ended::PeerLeft(conn.explain_departure("the technician closed the session stream".into()).await?),
                 Err(e) if e.is_violation() => break Ended::Reason(EndReason::Error(e.to_string())),
@@ -938,7 +915,7 @@ mod tests {
             PeerMessage::Participants(vec![]),
         ];
         for m in msgs {
-            assert!(kind(&m).starts_with('a'), "{m:?}");
+            assert!(m.kind().starts_with('a'), "{m:?}");
         }
     }
 }

@@ -123,6 +123,32 @@ pub enum PeerMessage {
     File(crate::transfer::FileMessage),
 }
 
+impl PeerMessage {
+    /// What kind of message it is, in words for an error that names it (not the message
+    /// itself: it may be megabytes).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerMessage::SessionStart { .. } => "a session start",
+            PeerMessage::ScreenUpdate(_) => "a screen update",
+            PeerMessage::UpdateAck { .. } => "an update acknowledgement",
+            PeerMessage::Input(_) => "an input event",
+            PeerMessage::Consent(_) => "a consent",
+            PeerMessage::EndSession { .. } => "the end of the session",
+            PeerMessage::Recorded => "word that it records the session",
+            PeerMessage::Participants(_) => "a list of participants",
+            PeerMessage::HandOver { .. } => "a hand-over of control",
+            PeerMessage::TakeOver => "a take-over of control",
+            PeerMessage::Chat(_) => "a chat message",
+            PeerMessage::Clipboard(_) => "a clipboard",
+            PeerMessage::ClipboardShared(_) => "word on the clipboard",
+            PeerMessage::Monitors(_) => "a list of monitors",
+            PeerMessage::ShowMonitor(_) => "a monitor switch",
+            PeerMessage::CursorShape(_) => "a pointer shape",
+            PeerMessage::File(_) => "word about files",
+        }
+    }
+}
+
 /// One technician of a session with several, as the agent tells each of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {

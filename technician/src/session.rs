@@ -431,28 +431,6 @@ impl ConsentMeter {
     }
 }
 
-fn kind(m: &PeerMessage) -> &'static str {
-    match m {
-        PeerMessage::SessionStart { .. } => "a session start",
-        PeerMessage::ScreenUpdate(_) => "a screen update",
-        PeerMessage::UpdateAck { .. } => "an update ack",
-        PeerMessage::Input(_) => "an input event",
-        PeerMessage::Consent(_) => "a consent change",
-        PeerMessage::EndSession { .. } => "an end of session",
-        PeerMessage::Recorded => "a recording notice",
-        PeerMessage::Participants(_) => "a list of participants",
-        PeerMessage::HandOver { .. } => "a hand-over of control",
-        PeerMessage::TakeOver => "a take-over of control",
-        PeerMessage::Chat(_) => "a chat message",
-        PeerMessage::Clipboard(_) => "a clipboard",
-        PeerMessage::ClipboardShared(_) => "word on the clipboard",
-        PeerMessage::Monitors(_) => "a list of monitors",
-        PeerMessage::ShowMonitor(_) => "a monitor switch",
-        PeerMessage::CursorShape(_) => "a pointer shape",
-        PeerMessage::File(_) => "word about files",
-    }
-}
-
 /// Records and says what this technician sends that the log keeps besides input: its chat,
 /// and clipboards it passes to the user.
 fn sent(
@@ -1302,7 +1280,7 @@ pub async fn run(
                     }
                     Err(e) => break Ended::Failed(format!("the agent sent {e}")),
                 },
-                Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", kind(&other))),
+                Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", other.kind())),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
                 Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
                 Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
