@@ -129,6 +129,9 @@ pub struct SessionView {
     pub quiet: bool,
     /// Nothing is heard from the relay for now.
     pub relay_quiet: bool,
+    /// The relay asked sent the session to the relay at this address, which holds the user's
+    /// agent.
+    pub redirected: Option<String>,
     /// The six digits to compare with the user, for a session from the queue.
     pub verification: Option<String>,
     /// The help request the session came from, and the steps taken with it.
@@ -197,6 +200,7 @@ impl SessionView {
             quality: None,
             quiet: false,
             relay_quiet: false,
+            redirected: None,
             verification: None,
             request: None,
             participants: Vec::new(),
@@ -312,6 +316,9 @@ pub enum Event {
         peer: String,
     },
     Recording(Option<PathBuf>),
+    /// The relay asked sent the session to the relay at this address, which holds the user's
+    /// agent.
+    Redirected(String),
     Consent(ConsentState),
     ScreenStarted {
         width: u32,
@@ -720,6 +727,12 @@ impl Model {
             Event::Recording(path) => {
                 if let Some(s) = &mut self.session {
                     s.recording = Some(path);
+                }
+                vec![]
+            }
+            Event::Redirected(relay) => {
+                if let Some(s) = &mut self.session {
+                    s.redirected = Some(relay);
                 }
                 vec![]
             }
