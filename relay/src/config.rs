@@ -662,6 +662,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_needs_a_shared_database_and_an_address_peers_reach() {
+        let mut c = Config::default();
+        let f: FileConfig = toml::from_str("cluster_name = \"north\"").unwrap();
+        f.apply(&mut c);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("give database_url too"), "{e}");
+        c.database_url = Some("postgres://relay:pw@db.example.org/tandem".into());
+        // Listening on every address names no host for the others to send technicians to.
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("needs public_addr"), "{e}");
+        let bound: SocketAddr = "10.0.0.5:4433".parse().unwrap();
+        assert_eq!(
+            c.cluster_addr(bound).unwrap().as_deref(),
+            Some("10.0.0.5:4433")
+        );
+        let f: FileConfig = toml::from_str("public_addr = \"relay-a.example.org:4433\"").unwrap();
+        f.apply(&mut c);
+        c.validate().unwrap();
+        assert_eq!(
+            c.cluster_addr(c.listen).unwrap().as_deref(),
+            Some("relay-a.example.org:4433")
+        );
+        c.public_addr = Some("relay-a.example.org".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("public_addr must be HOST:PORT"), "{e}");
+        // Without a cluster name, a relay is on its own whatever its database.
+        c.cluster_name = None;
+        c.public_addr = None;
+        assert_eq!(c.cluster_addr(bound).unwrap(), None);
+    }
+
+    #[test]
     fn a_database_url_names_postgresql_and_an_empty_one_sqlite() {
         let mut c = Config::default();
         assert!(
