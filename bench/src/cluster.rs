@@ -6,7 +6,8 @@
 //! until it is paired: on relay A itself (the peer: one relay), or on relay B, which sends it to
 //! A, where it connects, resumes and joins again (across relays). The two ways take turns in
 //! rounds, so drift in the machine's load hits them alike. Figures: joins a second (one after
-//! another), and the join's latency (median, 99th percentile).
+//! another, each with its agent's registration), and the join's latency (median, 99th
+//! percentile).
 
 use std::time::{Duration, Instant};
 
@@ -76,9 +77,10 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 
     let mut report = Report::new(BENCH);
     report.note(format!(
-        "{} joins each way, one after another, in {ROUNDS} rounds; an agent registers on relay \
-         A, the technician joins through A (one relay) or through B, which sends it to A \
-         (across relays); both relays on one PostgreSQL database",
+        "{} joins each way, one after another (joins a second counts each with its agent's \
+         registration), in {ROUNDS} rounds; an agent registers on relay A, the technician joins \
+         through A (one relay) or through B, which sends it to A (across relays); both relays \
+         on one PostgreSQL database",
         one.len()
     ));
     for (system, times, total) in [

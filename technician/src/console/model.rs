@@ -1012,6 +1012,19 @@ mod tests {
     }
 
     #[test]
+    fn a_session_sent_to_another_relay_says_which() {
+        let mut m = home();
+        m.home.code = "469544742 4821".into();
+        m.update(Event::JoinSubmitted);
+        assert_eq!(m.session.as_ref().unwrap().redirected, None);
+        m.update(Event::Redirected("relay-a.example.org:4433".into()));
+        assert_eq!(
+            m.session.as_ref().unwrap().redirected.as_deref(),
+            Some("relay-a.example.org:4433")
+        );
+    }
+
+    #[test]
     fn the_queue_is_followed_after_login_and_a_request_taken_from_it() {
         let mut m = Model::new("relay:4433".into(), "alice".into(), None);
         let cmds = m.update(Event::LoggedIn {
