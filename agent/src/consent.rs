@@ -64,6 +64,8 @@ pub enum FromUser {
     Chat(String),
     /// The window's switch of the shared clipboard: on (`true`) or off.
     Clipboard(bool),
+    /// The answer to files a technician offered, from the window.
+    Files(crate::files::FileAnswer),
 }
 
 /// Parses an answer to the consent question.
@@ -152,7 +154,10 @@ impl UserSide {
         let ends_control = match &said {
             FromUser::Command(_) => true,
             FromUser::Line(l) => parse_command(l).is_some(),
-            FromUser::Answer(_) | FromUser::Chat(_) | FromUser::Clipboard(_) => false,
+            FromUser::Answer(_)
+            | FromUser::Chat(_)
+            | FromUser::Clipboard(_)
+            | FromUser::Files(_) => false,
         };
         if ends_control {
             self.gate.close();
@@ -303,8 +308,9 @@ impl UserInput {
                         None => on_unknown(&l),
                     },
                     Some(FromUser::Command(UserCommand::End)) => return ConsentState::Denied,
+                    // No files are offered before the person answered.
                     Some(FromUser::Command(UserCommand::StopControl))
-                    | Some(FromUser::Chat(_) | FromUser::Clipboard(_)) => {}
+                    | Some(FromUser::Chat(_) | FromUser::Clipboard(_) | FromUser::Files(_)) => {}
                     None => return ConsentState::Denied,
                 }
             }
@@ -325,7 +331,13 @@ impl UserInput {
                         return c;
                     }
                 }
-                Some(FromUser::Answer(_) | FromUser::Chat(_) | FromUser::Clipboard(_)) | None => {}
+                Some(
+                    FromUser::Answer(_)
+                    | FromUser::Chat(_)
+                    | FromUser::Clipboard(_)
+                    | FromUser::Files(_),
+                )
+                | None => {}
             }
         }
     }

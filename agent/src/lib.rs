@@ -18,6 +18,8 @@
 //!   and screen updates under flow control ([`flow`]);
 //! - [`chat`]: chat between the person and the technicians, relayed through the agent;
 //!   [`clipboard`]: the clipboard shared with the technician holding control, while allowed;
+//! - [`files`]: files between the person and a technician: who may move them, the offers put
+//!   to the person, what is reported (the transfers themselves are `link::files`);
 //! - [`shown`]: what a person is shown of the strings a peer supplied: escaped and clipped;
 //! - [`share`]: one run, from the relay connection to the end of the session;
 //! - [`window`]: the person's window (code or help request, consent, the bar while shared,
@@ -29,6 +31,7 @@ pub mod clipboard;
 pub mod consent;
 pub mod cursor;
 pub mod desk;
+pub mod files;
 pub mod flow;
 pub mod inject;
 pub mod injector;

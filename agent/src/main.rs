@@ -100,6 +100,15 @@ struct Cli {
     /// Never share the clipboard with the technician, even while control is allowed
     #[arg(long)]
     no_clipboard: bool,
+    /// Accept every file the technician in control sends into this folder, without asking (an
+    /// unattended machine). Otherwise each offer is put to the user, who chooses where it goes
+    /// (Downloads by default) or declines it
+    #[arg(long, value_name = "DIR")]
+    accept_files: Option<PathBuf>,
+    /// Let the technician in control fetch files and folders of this machine
+    /// (`technician fetch PATH`); each fetch is reported
+    #[arg(long)]
+    allow_files: bool,
     /// Status as JSON lines on stdout, for scripts (no window unless --window)
     #[arg(long)]
     json: bool,
@@ -243,6 +252,11 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
             consent,
             lossless: cli.lossless,
             clipboard: cli.source == "x11" && !cli.no_clipboard,
+            files: agent::files::FileOptions {
+                accept_dir: cli.accept_files.clone(),
+                allow_fetch: cli.allow_files,
+                default_dir: link::files::downloads(),
+            },
         },
         request: cli
             .request

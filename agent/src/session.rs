@@ -99,6 +99,8 @@ pub struct SessionOptions {
     /// Share this display's clipboard (X selections) with the technician holding control,
     /// while the person allows control.
     pub clipboard: bool,
+    /// What the person allows of files.
+    pub files: crate::files::FileOptions,
 }
 
 impl Default for SessionOptions {
@@ -111,6 +113,7 @@ impl Default for SessionOptions {
             },
             lossless: false,
             clipboard: false,
+            files: crate::files::FileOptions::default(),
         }
     }
 }
@@ -469,6 +472,8 @@ pub async fn run(
         .status
         .send(Status::ClipboardShared(clipboard.is_shared()));
     let policy = opts.consent;
+    // Files offered to the person, asked one at a time.
+    let mut questions = crate::files::Questions::new(opts.files.default_dir.clone());
     let end_all =
         |room: &mut Room, reason: EndReason, ending: &mut Option<tokio::time::Instant>| {
             if ending.is_none() {
@@ -664,6 +669,15 @@ pub async fn run(
                             Ok((conn, peer, joining))
                         });
                     }
+                    FromViewer::Files(news) => {
+                        crate::files::tell(room.report, &person.status, id, &room.name(id), &news);
+                    }
+                    FromViewer::FileQuestion(offer) => {
+                        let who = room.name(id);
+                        if questions.ask(crate::files::Question { viewer: id, who, offer }) {
+                            crate::files::put(room.report, &person.status, questions.open(), questions.default_dir());
+                        }
+                    }
                     FromViewer::PeerQuiet(q) | FromViewer::RelayQuiet(q) => {
                         if let Some(m) = room.members.get_mut(&id) {
                             match n {
@@ -682,6 +696,9 @@ pub async fn run(
                     FromViewer::Ended(result) => {
                         let Some(m) = room.members.remove(&id) else { continue };
                         asks.retain(|a| a.id != id);
+                        if questions.viewer_left(id) {
+                            crate::files::put(room.report, &person.status, questions.open(), questions.default_dir());
+                        }
                         if question.as_ref().is_some_and(|q| q.id == id) {
                             question = None;
                         }
@@ -752,6 +769,19 @@ pub async fn run(
                     },
                     other => other,
                 };
+                // An answer about files: from the window, or a line while only files are asked.
+                let about_files = match &said {
+                    FromUser::Files(a) => questions.answer(a.viewer, a.offer, a.save_in.clone()),
+                    FromUser::Line(l) if asked.is_none() => questions.line(l),
+                    _ => None,
+                };
+                if let Some((viewer, command)) = about_files {
+                    if let Some(m) = room.members.get(&viewer) {
+                        m.tell(ToViewer::Files(command));
+                    }
+                    crate::files::put(room.report, &person.status, questions.open(), questions.default_dir());
+                    continue;
+                }
                 let (answer_given, command) = match said {
                     FromUser::Chat(text) => {
                         if let Some(text) = protocol::chat::outgoing(&text) {
@@ -773,6 +803,7 @@ pub async fn run(
                     }
                     FromUser::Answer(a) => (Some(a), None),
                     FromUser::Command(c) => (None, Some(c)),
+                    FromUser::Files(_) => (None, None),
                     FromUser::Line(l) => match (asked, parse_answer(&l), parse_command(&l)) {
                         (Some(_), Some(a), _) => (Some(a), None),
                         (_, _, Some(c)) => (None, Some(c)),

@@ -97,6 +97,8 @@ pub enum Status {
     PeerQuiet(bool),
     /// The desk closed help request `request`: how well was the person helped?
     Survey { request: u64 },
+    /// Files offered to the person, and how files move.
+    Files(crate::files::FileStatus),
     /// It is over.
     Ended(EndedWhy),
     /// Interrupted from the terminal (Ctrl+C): the window closes too, so that the program

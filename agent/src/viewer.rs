@@ -24,6 +24,9 @@
 //! 4. Input is passed to the session only while this viewer holds control; otherwise it is
 //!    dropped here, counted and reported (the session checks again before injecting). Pointer
 //!    positions are mapped to the desktop from the monitor this viewer sees.
+//! 5. Files run beside the screen (`link::files`): the technician's offers and fetches are
+//!    answered here where no person need be asked ([`crate::files::decide`]: only while this
+//!    viewer holds control), else put to the session, which asks the person.
 //!
 //! Chat passes both ways from the key exchange on, before the person answers too (they may ask
 //! who is calling); the session relays it between the person and every technician
@@ -95,6 +98,10 @@ pub enum FromViewer {
     PeerQuiet(bool),
     /// Nothing is heard from the relay on this viewer's connection (`true`), or it is again.
     RelayQuiet(bool),
+    /// What happened to files with this technician.
+    Files(link::files::FileNews),
+    /// The technician offers files: ask the person.
+    FileQuestion(protocol::transfer::IncomingOffer),
     /// The viewer is over (its connection closed with words that say why).
     Ended(Result<Ended, LinkError>),
 }
@@ -115,6 +122,8 @@ pub enum ToViewer {
     ClipboardShared(bool),
     /// End this viewer's session for this reason.
     End(EndReason),
+    /// The person's answer about files, or anything else asked of this viewer's files.
+    Files(link::files::Command),
 }
 
 /// What a viewer task needs.
@@ -315,6 +324,7 @@ fn kind(msg: &PeerMessage) -> &'static str {
         PeerMessage::Monitors(_) => "a list of monitors",
         PeerMessage::ShowMonitor(_) => "a monitor switch",
         PeerMessage::CursorShape(_) => "a pointer shape",
+        PeerMessage::File(_) => "word about files",
     }
 }
 
@@ -456,6 +466,8 @@ async fn order_before(
             // Before the keys are agreed there is nobody to tell; nothing is copied before
             // consent.
             Some(ToViewer::Chat(_) | ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_)) => {}
+            // Nothing of files is asked before the person answered.
+            Some(ToViewer::Files(_)) => {}
             None => return Before::End(EndReason::UserEnded),
         }
     }
@@ -548,8 +560,8 @@ async fn serve(
                 Some(ToViewer::Consent(state)) => break state,
                 Some(ToViewer::Participants(l)) => list = Some(l),
                 Some(ToViewer::Chat(chat)) => tx.send(&PeerMessage::Chat(chat)).await?,
-                // Nothing is copied before consent.
-                Some(ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_)) => {}
+                // Nothing is copied, and nothing of files asked, before consent.
+                Some(ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_) | ToViewer::Files(_)) => {}
                 Some(ToViewer::End(reason)) => {
                     goodbye(&mut tx, conn, &reason).await;
                     return Ok(Ended::Reason(reason));
@@ -637,6 +649,8 @@ async fn serve(
     // clipboard is shared, here).
     let mut screen_started = false;
     let mut clipboard_told: Option<bool> = None;
+    // Files beside the screen; the technician opens no other unidirectional streams.
+    let mut files = link::files::Files::start(connection.clone(), keys.file_keys(), true);
     let mut window = Window::new(opts.max_in_flight);
     // The updates being written, one task each: at most `max_in_flight`.
     let mut sending: JoinSet<u64> = JoinSet::new();
@@ -752,6 +766,7 @@ async fn serve(
                         debug!("a monitor switch came while another was waiting; dropped");
                     }
                 }
+                Ok(Some(PeerMessage::File(m))) => files.command(link::files::Command::Peer(m)).await,
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::Reason(reason),
                 Ok(Some(other)) => {
                     break Ended::Reason(EndReason::Error(format!("the technician sent {}, which an agent does not accept", kind(&other))));
@@ -773,10 +788,27 @@ async fn serve(
                 Some(ToViewer::Clipboard(data)) => tx.send(&PeerMessage::Clipboard(data)).await?,
                 Some(ToViewer::ClipboardShared(shared)) if screen_started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
                 Some(ToViewer::ClipboardShared(shared)) => clipboard_told = Some(shared),
+                Some(ToViewer::Files(command)) => files.command(command).await,
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
             },
             Some(shape) = shapes.recv(), if screen_started => tx.send(&PeerMessage::CursorShape(shape)).await?,
+            out = files.next() => match out {
+                link::files::Out::Peer(m) => tx.send(&PeerMessage::File(m)).await?,
+                link::files::Out::News(news) => {
+                    let decision = crate::files::decide(&news, control, &opts.files);
+                    said.tell(FromViewer::Files(news)).await;
+                    crate::files::tell_decision(report, name, &decision);
+                    match decision {
+                        crate::files::Decision::Answer(command) => files.command(command).await,
+                        crate::files::Decision::Ask(offer) => {
+                            said.tell(FromViewer::FileQuestion(offer)).await;
+                        }
+                        crate::files::Decision::Nothing => {}
+                    }
+                }
+                link::files::Out::Broken(why) => break Ended::Reason(EndReason::Error(why)),
+            },
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
                 Some(Change::Quiet(silent)) => {
                     said.tell(FromViewer::RelayQuiet(true)).await;

@@ -311,7 +311,7 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
         report_updates: false,
         consent,
         lossless: true,
-        clipboard: false,
+        ..SessionOptions::default()
     };
     let meeting = sealed::Meeting::Code(code.clone());
     let run = tokio::spawn(async move {

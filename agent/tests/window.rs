@@ -1,8 +1,9 @@
 //! The agent's window driven through egui_kittest, without a display: each consent button
 //! grants exactly its scope as the session reads it; Stop control and End session stop the
 //! injection worker while a flood of input is arriving; Request help files what the person
-//! wrote, and the survey sends the score and comment they chose, or nothing when skipped; every
-//! screen finds all its words in English and in Spanish.
+//! wrote, and the survey sends the score and comment they chose, or nothing when skipped; files
+//! offered while shared are saved in the folder shown or declined; every screen finds all its
+//! words in English and in Spanish.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -795,4 +796,75 @@ fn the_spanish_window_speaks_spanish() {
     harness.get_by_label("Solo ver");
     harness.get_by_label("Rechazar");
     harness.get_by_label("alice, nivel 2, Example Support");
+}
+
+#[test]
+fn files_offered_while_shared_are_saved_where_the_person_says() {
+    use agent::consent::FromUser;
+    use agent::files::{FileAnswer, FileStatus, OfferShown};
+    let rt = runtime();
+    let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
+    status
+        .send(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    let offer = OfferShown {
+        viewer: 1,
+        offer: 4,
+        who: "alice".into(),
+        summary: "Drivers".into(),
+        count: 12,
+        total: 3_500_000,
+        default_dir: "/home/u/Downloads".into(),
+    };
+    status
+        .send(Status::Files(FileStatus::Question(Some(offer.clone()))))
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("alice wants to send you Drivers, 12 files (3.5 MB).");
+    harness.get_by_label("Save files").click();
+    harness.run_steps(2);
+    let said = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), input.next())
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        said,
+        Some(FromUser::Files(FileAnswer {
+            viewer: 1,
+            offer: 4,
+            save_in: Some("/home/u/Downloads".into()),
+        }))
+    );
+    assert!(harness.query_by_label("Save files").is_none(), "answered");
+    // The next offer is declined.
+    status
+        .send(Status::Files(FileStatus::Question(Some(OfferShown {
+            offer: 5,
+            ..offer
+        }))))
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Decline").click();
+    harness.run_steps(2);
+    let said = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), input.next())
+            .await
+            .unwrap()
+    });
+    assert!(
+        matches!(
+            said,
+            Some(FromUser::Files(FileAnswer {
+                offer: 5,
+                save_in: None,
+                ..
+            }))
+        ),
+        "{said:?}"
+    );
 }

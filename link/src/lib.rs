@@ -11,10 +11,14 @@
 //!   register, log in, join, wait for pairing);
 //! - [`sealed`]: the peer plane sealed end to end: the key exchange on the session stream,
 //!   sealed message channels and sealed screen update streams;
+//! - [`files`]: file transfers over the peer plane, the async shell around
+//!   `protocol::transfer` that both ends run: offers, each file on a sealed stream of its own,
+//!   partial files to resume from, SHA-256 checks;
 //! - [`userfile`]: where per-user files live and how they are written (owner only).
 
 pub mod channel;
 pub mod client;
+pub mod files;
 pub mod known;
 pub mod report;
 pub mod sealed;

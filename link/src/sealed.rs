@@ -16,7 +16,7 @@ use protocol::e2e::handshake::HANDSHAKE_MAX_FRAME;
 use protocol::e2e::seal::RECORD_OVERHEAD;
 use protocol::e2e::{
     Context, DatagramOpener, DatagramSealer, Handshake, HandshakeError, HandshakeMessage,
-    OpenError, Opener, SealError, Sealer, SessionKeys, UpdateReceiver, UserCode,
+    OpenError, Opener, SealError, Sealer, SessionKeys, StreamId, UpdateReceiver, UserCode,
 };
 use protocol::framing::{FrameError, FrameReader};
 use protocol::peer::{EndReason, PeerMessage, ScreenUpdate};
@@ -48,7 +48,7 @@ pub enum PeerPlaneError {
     /// A record opened, so the other end sealed it, but it is no message of this protocol.
     #[error("the other end sent a malformed message: {0}")]
     Malformed(String),
-    #[error("a screen update stream arrived empty: the relay or network cut it short")]
+    #[error("a stream arrived empty: the relay or network cut it short")]
     EmptyUpdateStream,
     #[error("the other end did not complete the key exchange within {} s", HANDSHAKE_TIMEOUT.as_secs())]
     HandshakeTimeout,
@@ -431,16 +431,53 @@ pub async fn send_update(
     Ok(())
 }
 
+/// Largest record on a unidirectional stream: a screen update's or a file's.
+pub const UNI_MAX_FRAME: usize =
+    max_usize(UPDATE_RECORD, protocol::transfer::FILE_RECORD) + RECORD_OVERHEAD;
+
+const fn max_usize(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Reads the first record of a unidirectional stream the other end opened and says which
+/// stream it claims to be (from its header, not yet authenticated: whoever reads the stream
+/// opens the record with the key of that stream, which fails for a lie). The record stays in
+/// the reader ([`FrameReader::frame_mut`]).
+pub async fn first_record(
+    stream: RecvStream,
+) -> Result<(FrameReader<RecvStream>, StreamId), PeerPlaneError> {
+    let mut reader = FrameReader::new(stream, UNI_MAX_FRAME);
+    let Some(record) = reader.next_frame_mut().await? else {
+        return Err(PeerPlaneError::EmptyUpdateStream);
+    };
+    let Some(id) = StreamId::of_record(record) else {
+        return Err(PeerPlaneError::Tampered(OpenError::TooShort {
+            len: record.len(),
+        }));
+    };
+    Ok((reader, id))
+}
+
 /// Reads the one screen update an update stream carries: its records in order, the last one
 /// marked, then the end of the stream. `receiver` refuses a stream number seen before.
 pub async fn read_update(
     stream: RecvStream,
     receiver: &Mutex<UpdateReceiver>,
 ) -> Result<ScreenUpdate, PeerPlaneError> {
-    let mut reader = FrameReader::new(stream, UPDATE_RECORD + RECORD_OVERHEAD);
-    let Some(record) = reader.next_frame_mut().await? else {
-        return Err(PeerPlaneError::EmptyUpdateStream);
-    };
+    let (reader, _) = first_record(stream).await?;
+    read_update_from(reader, receiver).await
+}
+
+/// As [`read_update`], from a reader whose first record [`first_record`] read.
+pub async fn read_update_from(
+    mut reader: FrameReader<RecvStream>,
+    receiver: &Mutex<UpdateReceiver>,
+) -> Result<ScreenUpdate, PeerPlaneError> {
+    let record = reader.frame_mut();
     // The update's number counts as received only once this record authenticates.
     let (mut opener, first) = receiver
         .lock()

@@ -102,6 +102,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(Some(&mut self.buf))
     }
 
+    /// The frame the last [`FrameReader::next_frame_mut`] returned, again (empty before the
+    /// first): a frame looked at to decide who reads the stream is handed on with the reader.
+    pub fn frame_mut(&mut self) -> &mut [u8] {
+        if self.in_body {
+            &mut []
+        } else {
+            &mut self.buf
+        }
+    }
+
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }

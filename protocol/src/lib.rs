@@ -12,7 +12,9 @@
 //! - [`sessionlog`]: the hash-chained session-log file: records, writer, reader, verify, replay;
 //! - [`text`]: bounding and escaping the strings a peer supplies before a person sees them;
 //! - the in-session tools, their messages and limits: [`chat`], [`clipboard`], [`monitor`]
-//!   (which monitor a technician sees), [`cursor`] (the user's own pointer).
+//!   (which monitor a technician sees), [`cursor`] (the user's own pointer);
+//! - [`transfer`]: file transfer between the user and a technician: offers, acceptance, resume
+//!   points, each file's stream and its SHA-256 check.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
@@ -29,6 +31,7 @@ pub mod peer;
 pub mod scrnseq;
 pub mod sessionlog;
 pub mod text;
+pub mod transfer;
 pub mod wire;
 
 /// The protocol version this build speaks. A peer with another version is refused with an error
@@ -39,7 +42,8 @@ pub mod wire;
 /// Version 4 adds the support desk (help requests, queues, escalation) and sessions with several
 /// technicians (invites, attach, monitor, participants and control hand-over).
 /// Version 5 adds the in-session tools: chat, the clipboard, monitors and the user's pointer
-/// (sealed datagrams), and tells a technician whether clipboard content goes into its log.
+/// (sealed datagrams), file transfer (offers, answers and a sealed stream per file), and tells a
+/// technician whether clipboard content goes into its log.
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Version of this software, reported in hello and session-start messages.

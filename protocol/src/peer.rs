@@ -16,6 +16,10 @@
 //! switch between them ([`crate::monitor`]), and the shapes of the user's own pointer
 //! ([`crate::cursor`]), whose position travels in sealed datagrams
 //! ([`crate::cursor::PeerDatagram`]), where only the latest value matters.
+//!
+//! Files travel the same way ([`crate::transfer`]): offers, answers and word of each file on
+//! the session stream ([`PeerMessage::File`]), each file's bytes alone on a unidirectional
+//! stream its sender opens, sealed for that file.
 
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +119,8 @@ pub enum PeerMessage {
     /// Agent to technician: a shape of the user's pointer, once per shape; positions
     /// (datagrams) name it.
     CursorShape(CursorShape),
+    /// Either way: file transfer (offers, answers, fetches, word of each file).
+    File(crate::transfer::FileMessage),
 }
 
 /// One technician of a session with several, as the agent tells each of them.

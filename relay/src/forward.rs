@@ -83,16 +83,34 @@ impl Drop for ResetOnDrop {
     }
 }
 
+/// Priority of a spliced stream that carries a file: below the screen updates' (quinn's
+/// default, 0), as its sender set it on the first hop.
+pub const FILE_PRIORITY: i32 = -1;
+
+/// Whether the first bytes of a unidirectional stream say it carries a file: a frame's length,
+/// then a sealed record whose header (in the clear, bound to the record by its tag) names a
+/// file's stream. Only the relay's scheduling follows it: a peer that lies slows itself.
+fn carries_file(first: &[u8]) -> bool {
+    first
+        .get(4..)
+        .and_then(protocol::e2e::StreamId::of_record)
+        .is_some_and(|id| id.kind == protocol::e2e::StreamKind::File)
+}
+
 /// Copies `from` into `to` until `from` ends, passing resets on in both directions; `tap`, if
-/// any, sees each chunk and says what is written instead.
+/// any, sees each chunk and says what is written instead. A unidirectional stream (`uni`) that
+/// carries a file is sent on below the screen updates ([`FILE_PRIORITY`]), so that a large
+/// file never holds an update back at the relay either.
 pub async fn splice(
     mut from: RecvStream,
     to: SendStream,
     mut tap: Option<Box<dyn StreamTap>>,
+    uni: bool,
     metrics: Arc<Metrics>,
 ) {
     let mut guard = ResetOnDrop(Some(to));
     let to = guard.0.as_mut().expect("just set");
+    let mut first = uni;
     loop {
         let chunk = tokio::select! {
             r = from.read_chunk(CHUNK, true) => r,
@@ -104,6 +122,9 @@ pub async fn splice(
         };
         match chunk {
             Ok(Some(chunk)) => {
+                if std::mem::take(&mut first) && carries_file(&chunk.bytes) {
+                    let _ = to.set_priority(FILE_PRIORITY);
+                }
                 let bytes = match tap.as_mut() {
                     None => chunk.bytes,
                     Some(t) => t.chunk(chunk.bytes),
@@ -181,8 +202,8 @@ pub async fn forward_from(
                 tasks.spawn(async move {
                     let Ok((send, recv_back)) = to.open_bi().await else { return };
                     tokio::join!(
-                        splice(recv, send, there, m.clone()),
-                        splice(recv_back, send_back, back, m)
+                        splice(recv, send, there, false, m.clone()),
+                        splice(recv_back, send_back, back, false, m)
                     );
                 });
             }
@@ -199,7 +220,7 @@ pub async fn forward_from(
                 let m = metrics.clone();
                 tasks.spawn(async move {
                     let Ok(send) = to.open_uni().await else { return };
-                    splice(recv, send, there, m).await;
+                    splice(recv, send, there, true, m).await;
                 });
             }
             dgram = from.read_datagram() => {
@@ -221,5 +242,30 @@ pub async fn forward_from(
             // Reap finished splices so the set does not grow with the number of streams.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_file;
+
+    /// A frame's length, then a record header: kind, flags, stream number, counter.
+    fn first_bytes(kind: u8) -> Vec<u8> {
+        let mut b = 1000u32.to_le_bytes().to_vec();
+        b.extend([kind, 0]);
+        b.extend(7u64.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend([0; 32]);
+        b
+    }
+
+    #[test]
+    fn only_a_file_stream_goes_below_the_screen_updates() {
+        assert!(carries_file(&first_bytes(3)));
+        assert!(!carries_file(&first_bytes(2)), "the datagrams' kind");
+        assert!(!carries_file(&first_bytes(1)), "a screen update");
+        assert!(!carries_file(&first_bytes(0)), "the session stream");
+        assert!(!carries_file(&first_bytes(3)[..10]), "too short to tell");
+        assert!(!carries_file(&[]));
     }
 }

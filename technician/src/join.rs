@@ -129,6 +129,8 @@ pub struct Live {
     pub tools: Option<mpsc::Receiver<session::ToolAction>>,
     /// Where the user's pointer goes (a window drawing it).
     pub cursor: Option<crate::cursor::CursorHook>,
+    /// Files a window sends or fetches.
+    pub files: Option<mpsc::Receiver<crate::files::FileStep>>,
     /// Hand-overs and take-overs of control a window asks for.
     pub control: Option<mpsc::Receiver<crate::session::ControlStep>>,
 }
@@ -506,6 +508,7 @@ pub async fn join(
         log_id: log_id.clone(),
         input: live.input,
         desk: live.desk,
+        files: live.files,
         control: live.control,
         viewer: live.viewer,
         on_frame: live.on_frame,

@@ -8,6 +8,8 @@
 //!   snapshots as PNG;
 //! - [`session`]: the technician's side of a paired session; its tools: [`chat`], the shared
 //!   [`clipboard`], and the user's own pointer ([`cursor`]);
+//! - [`files`]: files sent to the user and fetched from them, as a session's steps, logged and
+//!   reported;
 //! - [`tokens`]: the logins (`technician login`) kept per relay.
 
 pub mod archive;
@@ -16,6 +18,7 @@ pub mod clipboard;
 pub mod console;
 pub mod cursor;
 pub mod desk;
+pub mod files;
 pub mod join;
 pub mod logtool;
 pub mod record;

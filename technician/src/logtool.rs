@@ -294,6 +294,7 @@ fn describe(record: &Record) -> String {
             format!("pointer at {},{} (shape {})", p.x, p.y, p.shape)
         }
         Record::Cursor(p) => format!("pointer off the screen seen (shape {})", p.shape),
+        Record::FileTransfer(f) => f.to_string(),
         Record::SessionClosed(c) => format!("session closed: {}", c.reason),
         Record::Seal => "sealed".into(),
         Record::Unknown { kind } => format!("record of kind {kind} (newer than this program)"),
@@ -507,6 +508,10 @@ fn record_json(rec: &RawRecord) -> serde_json::Value {
         Ok(Record::Error(e)) => v["record"] = serde_json::to_value(e).unwrap_or_default(),
         Ok(Record::DeskStep(d)) => v["record"] = serde_json::to_value(d).unwrap_or_default(),
         Ok(Record::Control(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
+        Ok(Record::FileTransfer(f)) => {
+            v["record"] = serde_json::to_value(&f).unwrap_or_default();
+            v["record"]["sha256"] = json!(hex(&f.sha256));
+        }
         Ok(Record::SessionClosed(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
         Ok(Record::Chat(c)) => v["record"] = serde_json::to_value(c).unwrap_or_default(),
         Ok(Record::Clipboard(c)) => {

@@ -52,6 +52,15 @@ enum Command {
     /// Watch a live session of your tiers as a lead (`technician queue` lists them); the user is
     /// asked to let you in, and you may take over control (`takeover` in an input script)
     Monitor(Monitor),
+    /// Join the session with the code the user reads out, send files and folders to the user,
+    /// and end the session once every one arrived: the user accepts them (or their unattended
+    /// agent does) and their agent checks each file's SHA-256. Only the technician holding
+    /// control may send
+    Send(SendFiles),
+    /// Join the session with the code the user reads out, fetch a file or a folder of the
+    /// user's machine into a folder here, and end the session once it arrived. The user must
+    /// allow it (agent --allow-files)
+    Fetch(FetchFiles),
     /// Fetch a session log stored on the relay (your own; auditors and administrators: any),
     /// with the checkpoints the relay holds for it; open it with `technician log decrypt`
     FetchLog(FetchLog),
@@ -185,6 +194,37 @@ struct Connect {
     /// ("123 456 789 - 4821"; spaces and dashes are ignored). The four after the dash never
     /// reach the relay: they key the encryption between you and the user's agent
     code: String,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct SendFiles {
+    /// The files and folders to send (one offer: the user accepts or declines them together)
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The whole session code the user reads out (see `connect`)
+    #[arg(long, value_name = "CODE")]
+    code: String,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct FetchFiles {
+    /// The file or folder on the user's machine (absolute, or `~/…` for their home folder)
+    #[arg(value_name = "REMOTE-PATH")]
+    path: String,
+    /// The whole session code the user reads out (see `connect`)
+    #[arg(long, value_name = "CODE")]
+    code: String,
+    /// The folder here to put it in
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    output: PathBuf,
     #[command(flatten)]
     relay: RelayArgs,
     #[command(flatten)]
@@ -589,6 +629,31 @@ fn request_line(r: &protocol::control::QueueEntry, waited: &dyn Fn(u64) -> Strin
     line
 }
 
+/// A session whose script is one file step and the end: `technician send` and `fetch`.
+async fn run_file_step(
+    code: &str,
+    action: script::Action,
+    relay: RelayArgs,
+    args: SessionArgs,
+    report: Reporter,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.input_script.is_none(),
+        "`send` and `fetch` play no input script; use `connect --input-script` with `send` and \
+         `fetch` steps in it"
+    );
+    let joining = Joining::Code(parse_code(code)?);
+    // Line 0: the command line's step, not a script file's.
+    let steps = vec![
+        script::Step { line: 0, action },
+        script::Step {
+            line: 0,
+            action: script::Action::End,
+        },
+    ];
+    run_session_with(joining, relay, args, Some(steps), report).await
+}
+
 async fn run_session(
     joining: Joining,
     relay: RelayArgs,
@@ -600,6 +665,16 @@ async fn run_session(
         Some(p) => Some(script::load(p)?),
         None => None,
     };
+    run_session_with(joining, relay, args, script, report).await
+}
+
+async fn run_session_with(
+    joining: Joining,
+    relay: RelayArgs,
+    args: SessionArgs,
+    script: Option<Vec<script::Step>>,
+    report: Reporter,
+) -> anyhow::Result<ExitCode> {
     let opts = JoinOptions {
         script,
         snapshot: args.snapshot,
@@ -686,6 +761,26 @@ fn main() -> ExitCode {
             finish(
                 report,
                 rt.block_on(run_session(joining, args.relay, args.session, report)),
+            )
+        }
+        Command::Send(_) | Command::Fetch(_) => {
+            let (code, action, relay, session) = match command {
+                Command::Send(a) => (a.code, script::Action::Send(a.files), a.relay, a.session),
+                Command::Fetch(a) => (
+                    a.code,
+                    script::Action::Fetch {
+                        path: a.path,
+                        dir: a.output,
+                    },
+                    a.relay,
+                    a.session,
+                ),
+                _ => unreachable!("matched above"),
+            };
+            let report = Reporter::new(relay.json);
+            finish(
+                report,
+                rt.block_on(run_file_step(&code, action, relay, session, report)),
             )
         }
         Command::Take(args) => {

@@ -179,6 +179,11 @@ impl Recorder {
         });
     }
 
+    /// A file sent to the user or fetched from them, and how it went.
+    pub fn file_transfer(&mut self, file: &protocol::sessionlog::FileTransfer) {
+        self.with(|w, t| w.file_transfer(t, file));
+    }
+
     /// Who holds control now, in a session with several technicians.
     pub fn control(&mut self, change: &protocol::sessionlog::ControlChange) {
         self.with(|w, t| w.control(t, change));

@@ -33,6 +33,12 @@
 //! clipboard TEXT        put TEXT on the user's clipboard (CLIPBOARD), while you hold control
 //! monitor N|all         see the user's monitor N (from 0), or all of them as one desktop;
 //!                       waits (up to 5 s) until the agent shows it
+//!
+//! # files (only the technician holding control may move them)
+//! send PATH             send a file or a folder to the user; waits until every file arrived
+//!                       and its SHA-256 matched (fails if the user declines)
+//! fetch PATH DIR        fetch a file or folder of the user's machine into DIR here (where
+//!                       the user allows it: `agent --allow-files`); DIR is the last word
 //! ```
 //!
 //! The whole script is checked before the session starts; an error names its line. It plays
@@ -92,6 +98,14 @@ pub enum Action {
     Clipboard(String),
     /// See another monitor of the user's, or all of them.
     Monitor(MonitorChoice),
+    /// Send files or folders to the user (one offer), and wait until they arrived.
+    Send(Vec<PathBuf>),
+    /// Fetch a file or folder of the user's machine into a folder here, and wait until it
+    /// arrived.
+    Fetch {
+        path: String,
+        dir: PathBuf,
+    },
 }
 
 /// Whom a script waits for to hold control.
@@ -277,6 +291,23 @@ fn parse_line(line: &str) -> Result<Action, String> {
                 ms: number(words.next(), "duration in ms")?,
             }
         }
+        "send" => {
+            let path = rest.trim();
+            if path.is_empty() {
+                return Err("`send` needs the file or folder to send".into());
+            }
+            return Ok(Action::Send(vec![PathBuf::from(path)]));
+        }
+        "fetch" => {
+            let rest = rest.trim();
+            let Some((path, dir)) = rest.rsplit_once(char::is_whitespace) else {
+                return Err("`fetch` needs the path on the user's machine and a folder here to put it in, e.g. `fetch /var/log/Xorg.0.log logs`".into());
+            };
+            return Ok(Action::Fetch {
+                path: path.trim().to_string(),
+                dir: PathBuf::from(dir),
+            });
+        }
         "hold" => {
             let note = unescape(rest.trim())?;
             return Ok(Action::Desk(DeskAction::Hold { note }));
@@ -323,7 +354,7 @@ fn parse_line(line: &str) -> Result<Action, String> {
         }
         other => {
             return Err(format!(
-                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control, chat, clipboard, monitor"
+                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control, chat, clipboard, monitor, send, fetch"
             ))
         }
     };
@@ -427,7 +458,9 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
         | Action::WaitControl { .. }
         | Action::Chat(_)
         | Action::Clipboard(_)
-        | Action::Monitor(_) => Vec::new(),
+        | Action::Monitor(_)
+        | Action::Send(_)
+        | Action::Fetch { .. } => Vec::new(),
     }
 }
 
@@ -473,6 +506,31 @@ mod tests {
         assert!(parse("chat   \n", "s").is_err());
         assert!(parse("monitor left\n", "s").is_err());
         assert!(parse("clipboard\n", "s").is_err());
+    }
+
+    #[test]
+    fn file_steps_take_a_path_and_fetch_a_folder_last() {
+        let steps = parse(
+            "send reports/march 2024.pdf\nfetch /var/log/Xorg 0.log logs\n",
+            "s",
+        )
+        .unwrap();
+        let actions: Vec<Action> = steps.into_iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Send(vec!["reports/march 2024.pdf".into()]),
+                Action::Fetch {
+                    path: "/var/log/Xorg 0.log".into(),
+                    dir: "logs".into()
+                },
+            ]
+        );
+        assert!(parse("send\n", "f").unwrap_err().message.contains("needs"));
+        assert!(parse("fetch /etc/hosts\n", "f")
+            .unwrap_err()
+            .message
+            .contains("a folder here"));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Tasks: one writer owns the send half of the session stream (acks and input go through it in
 //! order); one acceptor reads each screen-update stream ([`MAX_READING`] at a time) and hands
-//! the update over; the script runner (if any) plays actions. The main loop records each update
+//! the update over, and hands each file stream to the session's file transfers
+//! ([`crate::files`]); the script runner (if any) plays actions. The main loop records each update
 //! as it arrives and hands it to the decode thread, which applies updates in sequence (and lets
 //! a window present them) off the async threads, so that a large update never stalls the
 //! connection's tasks. The loop acknowledges what was applied and watches the session stream
@@ -36,7 +37,8 @@ use protocol::chat::Chat;
 use protocol::clipboard::{ClipContent, ClipKind, ClipboardData, Selection};
 use protocol::control::FromRelay;
 use protocol::cursor::CursorPosition;
-use protocol::e2e::UpdateReceiver;
+use protocol::e2e::{StreamKind, UpdateReceiver};
+use protocol::framing::FrameReader;
 use protocol::monitor::{MonitorChoice, Monitors};
 use protocol::peer::{ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
 use protocol::sessionlog::{ChatAuthor, ChatRecord, ClipDirection};
@@ -127,6 +129,8 @@ pub enum SessionEvent {
     },
     /// The user shares the clipboard with this technician now (`true`), or no longer.
     ClipboardShared(bool),
+    /// What happened to files sent or fetched.
+    Files(link::files::FileNews),
 }
 
 /// What a window asks of the session besides input and the desk.
@@ -136,6 +140,8 @@ pub enum ToolAction {
     Chat(String),
     /// See another of the user's monitors, or all of them.
     ShowMonitor(MonitorChoice),
+    /// Send files or fetch them (the window does not wait: it follows their news).
+    Files(crate::files::FileStep),
 }
 
 #[derive(Default)]
@@ -156,6 +162,8 @@ pub struct SessionOptions {
     pub input: Option<mpsc::Receiver<InputEvent>>,
     /// Steps of the session's help request from a window (escalate, hold, close).
     pub desk: Option<mpsc::Receiver<DeskAction>>,
+    /// Files a window sends or fetches.
+    pub files: Option<mpsc::Receiver<crate::files::FileStep>>,
     /// Hand-overs and take-overs of control from a window, in a session with several
     /// technicians.
     pub control: Option<mpsc::Receiver<ControlStep>>,
@@ -235,11 +243,13 @@ enum Incoming {
 }
 
 /// Reads each update stream the agent opens: one sealed update each, every number once, at
-/// most [`MAX_READING`] at a time. `reading` counts the streams being read.
+/// most [`MAX_READING`] at a time. `reading` counts the streams being read. A file's stream
+/// goes to `files` once its first record says it is one.
 async fn accept_updates(
     conn: quinn::Connection,
     receiver: UpdateReceiver,
     out: mpsc::Sender<Incoming>,
+    files: mpsc::Sender<FrameReader<quinn::RecvStream>>,
     reading: Arc<AtomicUsize>,
 ) {
     let receiver = Arc::new(Mutex::new(receiver));
@@ -253,12 +263,22 @@ async fn accept_updates(
             return;
         };
         let out = out.clone();
+        let files = files.clone();
         let receiver = receiver.clone();
         let reading = reading.clone();
         reading.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let _reader = reader;
-            let item = match sealed::read_update(stream, &receiver).await {
+            let read = match sealed::first_record(stream).await {
+                Ok((stream, id)) if id.kind == StreamKind::File => {
+                    let _ = files.send(stream).await;
+                    reading.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                Ok((stream, _)) => sealed::read_update_from(stream, &receiver).await,
+                Err(e) => Err(e),
+            };
+            let item = match read {
                 Ok(u) => Some(Incoming::Update(u)),
                 Err(e) if e.is_violation() => Some(Incoming::Bad(e.to_string())),
                 Err(e) => {
@@ -429,6 +449,7 @@ fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::Monitors(_) => "a list of monitors",
         PeerMessage::ShowMonitor(_) => "a monitor switch",
         PeerMessage::CursorShape(_) => "a pointer shape",
+        PeerMessage::File(_) => "word about files",
     }
 }
 
@@ -731,10 +752,17 @@ fn refuse(
 }
 
 /// Plays the script. Returns `Ok(true)` when it ended the session with `end`.
+/// Where a script's steps that wait for an answer go: the help request's, and the files'.
+#[derive(Clone)]
+struct Asks {
+    desk: mpsc::Sender<DeskAsk>,
+    files: mpsc::Sender<crate::files::FileAsk>,
+}
+
 async fn play(
     steps: Vec<Step>,
     input: mpsc::Sender<PeerMessage>,
-    desk: mpsc::Sender<DeskAsk>,
+    asks: Asks,
     viewer: Arc<Mutex<Viewer>>,
     watching: Watching,
     report: Reporter,
@@ -745,7 +773,11 @@ async fn play(
         mut monitors,
     } = watching;
     for step in steps {
-        let at = |e: String| format!("script line {}: {e}", step.line);
+        // Line 0: a step of the command line (`technician send`), not of a script file.
+        let at = |e: String| match step.line {
+            0 => e,
+            line => format!("script line {line}: {e}"),
+        };
         for ev in script::events(&step.action) {
             input
                 .send(PeerMessage::Input(ev))
@@ -770,7 +802,8 @@ async fn play(
             Action::End => return Ok(true),
             Action::Desk(step) => {
                 let (tx, rx) = oneshot::channel();
-                desk.send((step.clone(), Some(tx)))
+                asks.desk
+                    .send((step.clone(), Some(tx)))
                     .await
                     .map_err(|_| at("the session ended".into()))?;
                 match rx.await {
@@ -790,6 +823,17 @@ async fn play(
                 .send(PeerMessage::TakeOver)
                 .await
                 .map_err(|_| at("the session ended".into()))?,
+            Action::Send(paths) => {
+                let step = crate::files::FileStep::Send(paths.clone());
+                file_step(&asks, step).await.map_err(at)?;
+            }
+            Action::Fetch { path, dir } => {
+                let step = crate::files::FileStep::Fetch {
+                    path: path.clone(),
+                    dir: dir.clone(),
+                };
+                file_step(&asks, step).await.map_err(at)?;
+            }
             Action::WaitControl { who, ms } => {
                 let holds = |c: &ControlNow| match who {
                     Holder::Me => c.me,
@@ -847,6 +891,17 @@ async fn play(
     }
     report.event("script_done", json!({}), "The input script has finished.");
     Ok(false)
+}
+
+/// Runs a file step and waits until it is done: every file arrived and checked, or why not.
+async fn file_step(asks: &Asks, step: crate::files::FileStep) -> Result<(), String> {
+    let (tx, rx) = oneshot::channel();
+    asks.files
+        .send((step, Some(tx)))
+        .await
+        .map_err(|_| "the session ended".to_string())?;
+    rx.await
+        .unwrap_or_else(|_| Err("the session ended before the files arrived".into()))
 }
 
 /// Runs the session on a paired connection until it ends. `code` is the code the user read out;
@@ -955,7 +1010,8 @@ pub async fn run(
                 Err(e) => return Err(e.into()),
             },
             Some(tool) = next_tool(&mut tools) => {
-                // Only chat before the screen: there is no monitor to switch yet.
+                // Only chat before the screen: there is no monitor to switch yet, and files
+                // wait for the person's answer (a window offers them once the screen shows).
                 if let ToolAction::Chat(text) = tool {
                     let _ = out_tx.send(PeerMessage::Chat(Chat { from: None, text })).await;
                 }
@@ -1044,11 +1100,13 @@ pub async fn run(
     }
 
     let (upd_tx, mut upd_rx) = mpsc::channel(UPDATE_QUEUE);
+    let (file_streams_tx, mut file_streams) = mpsc::channel(MAX_READING);
     let reading = Arc::new(AtomicUsize::new(0));
     let acceptor = tokio::spawn(accept_updates(
         connection.clone(),
         keys.update_receiver(),
         upd_tx,
+        file_streams_tx,
         reading.clone(),
     ));
     // The user's pointer: its positions in datagrams, read by a task of their own.
@@ -1058,6 +1116,7 @@ pub async fn run(
         opts.cursor.clone(),
         cursor_tx,
     ));
+    let mut files = crate::files::TechFiles::start(connection.clone(), keys.file_keys());
     // The update later ones wait for, and since when.
     let mut missing: Option<(u64, Instant)> = None;
     drop(keys);
@@ -1073,6 +1132,21 @@ pub async fn run(
     let mut control_steps = opts.control.take();
     // Steps from the script and from a window, one way in.
     let (desk_tx, mut desk_rx) = mpsc::channel::<DeskAsk>(1);
+    let (files_tx, mut files_rx) = mpsc::channel::<crate::files::FileAsk>(4);
+    let window_files = opts.files.take().map(|mut steps| {
+        let tx = files_tx.clone();
+        tokio::spawn(async move {
+            while let Some(step) = steps.recv().await {
+                if tx.send((step, None)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let asks = Asks {
+        desk: desk_tx.clone(),
+        files: files_tx,
+    };
     let window_desk = opts.desk.take().map(|mut steps| {
         let tx = desk_tx.clone();
         tokio::spawn(async move {
@@ -1171,7 +1245,7 @@ pub async fn run(
                 changed_tx.send_modify(|n| *n += 1);
                 if let Some(steps) = script.take() {
                     let watching = Watching { changes: changed_rx.clone(), control: control_rx.clone(), monitors: monitors_rx.clone() };
-                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), desk_tx.clone(), viewer.clone(), watching, report)));
+                    script_task = Some(tokio::spawn(play(steps, out_tx.clone(), asks.clone(), viewer.clone(), watching, report)));
                 }
             }
             msg = rx.recv() => match msg {
@@ -1189,6 +1263,7 @@ pub async fn run(
                         break Ended::Failed(why);
                     }
                 }
+                Ok(Some(PeerMessage::File(m))) => files.peer(m).await,
                 Ok(Some(PeerMessage::EndSession { reason })) => break Ended::ByAgent(reason),
                 Ok(Some(PeerMessage::Chat(chat))) => match chat_in.received(chat) {
                     Ok(chat) => {
@@ -1342,6 +1417,20 @@ pub async fn run(
                     }
                 }
             }
+            Some(stream) = file_streams.recv() => files.stream(stream).await,
+            // `asks` holds a sender as long as this loop: never `None`.
+            Some(ask) = files_rx.recv() => files.ask(ask).await,
+            out = files.next() => {
+                let sinks = crate::files::Sinks { recorder: &opts.recorder, report, events: opts.events.as_ref() };
+                let sent = match files.handle(out, &sinks).await {
+                    Some(Ok(msg)) => out_tx.send(PeerMessage::File(msg)).await.is_ok(),
+                    Some(Err(why)) => break Ended::Failed(why),
+                    None => true,
+                };
+                if !sent {
+                    break Ended::Failed("the session stream closed".into());
+                }
+            }
             // The script's sender lives as long as this loop: never `None`.
             Some(ask) = desk_rx.recv() => {
                 let refused = if pending.is_some() {
@@ -1366,6 +1455,10 @@ pub async fn run(
                 let msg = match tool {
                     ToolAction::Chat(text) => PeerMessage::Chat(Chat { from: None, text }),
                     ToolAction::ShowMonitor(choice) => PeerMessage::ShowMonitor(choice),
+                    ToolAction::Files(step) => {
+                        files.ask((step, None)).await;
+                        continue;
+                    }
                 };
                 if out_tx.send(msg).await.is_err() {
                     break Ended::Failed("the session stream closed".into());
@@ -1403,6 +1496,9 @@ pub async fn run(
         t.abort();
     }
     if let Some(t) = window_desk {
+        t.abort();
+    }
+    if let Some(t) = window_files {
         t.abort();
     }
     acceptor.abort();

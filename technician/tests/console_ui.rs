@@ -721,6 +721,68 @@ fn chat_counts_new_messages_without_taking_the_keyboard_and_sends_what_is_typed(
 }
 
 #[test]
+fn the_files_menu_sends_a_path_and_fetches_one_and_says_why_nothing_moved() {
+    let (mut h, _rx) = in_session(ConsentState::ViewOnly);
+    let (tx, mut tools) = mpsc::channel(8);
+    h.state_mut().set_tools(tx);
+    h.get_by_label("Files").click();
+    h.run_steps(4);
+    let field = |h: &Harness<'static, ConsoleApp>, label: &str| {
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, label)
+            .focus();
+    };
+    field(&h, "Send to the user (a file or folder here)");
+    h.run_steps(2);
+    h.get_by_role_and_label(
+        egui::accesskit::Role::TextInput,
+        "Send to the user (a file or folder here)",
+    )
+    .type_text("/srv/tools/fix printer.sh");
+    h.run_steps(4);
+    h.get_by_label("Send to the user").click();
+    h.run_steps(4);
+    assert_eq!(
+        tools.try_recv().ok(),
+        Some(technician::session::ToolAction::Files(
+            technician::files::FileStep::Send(vec!["/srv/tools/fix printer.sh".into()])
+        ))
+    );
+    // The field is empty again; a fetch goes into the folder the menu names.
+    h.get_by_label("Files").click();
+    h.run_steps(4);
+    field(&h, "Fetch from the user's machine (a path there)");
+    h.run_steps(2);
+    h.get_by_role_and_label(
+        egui::accesskit::Role::TextInput,
+        "Fetch from the user's machine (a path there)",
+    )
+    .type_text("/home/user/report.pdf");
+    h.run_steps(4);
+    h.get_by_label("Fetch").click();
+    h.run_steps(4);
+    match tools.try_recv().ok() {
+        Some(technician::session::ToolAction::Files(technician::files::FileStep::Fetch {
+            path,
+            dir,
+        })) => {
+            assert_eq!(path, "/home/user/report.pdf");
+            assert_eq!(dir, link::files::downloads());
+        }
+        other => panic!("the fetch asked {other:?}"),
+    }
+    assert_eq!(
+        h.state().model.session.as_ref().unwrap().files_form,
+        Default::default()
+    );
+    // What went nowhere is said under the screen.
+    h.state_mut().model.update(Event::FilesNote(
+        technician::console::model::FilesNote::Declined("the user said no".into()),
+    ));
+    h.run_steps(4);
+    h.get_by_label("The user declined the files: the user said no");
+}
+
+#[test]
 fn the_users_monitors_are_offered_and_a_choice_asks_the_session() {
     let (mut h, _rx) = in_session(ConsentState::Control);
     let (tx, mut tools) = mpsc::channel(8);

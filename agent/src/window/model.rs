@@ -27,6 +27,7 @@ use crate::consent::{FromUser, UserCommand};
 use crate::desk::{
     HelpAsked, SurveyAnswer, ToDesk, COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS,
 };
+use crate::files::{FileAnswer, FileStatus, OfferShown, TransferShown, TransferState};
 use crate::status::{EndedWhy, Status};
 
 /// The screen the window shows.
@@ -176,6 +177,12 @@ pub enum Action {
     SkipSurvey,
     /// Close, once it is over.
     Close,
+    /// Save the files offered now in this folder (the folder shown, or one the person chose).
+    SaveFiles(std::path::PathBuf),
+    /// Decline the files offered now.
+    DeclineFiles,
+    /// The folder to save offered files in, as now typed.
+    EditFolder(String),
 }
 
 /// What an action asks of the world around the model.
@@ -206,6 +213,63 @@ pub struct WindowModel {
     chat: ChatBox,
     /// The clipboard's switch, where the clipboard can be shared at all.
     clipboard: Option<bool>,
+    /// Files offered to the person now, and the files moving or moved.
+    files: FilesShown,
+}
+
+/// Files as the window shows them, whatever the screen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilesShown {
+    /// The offer put to the person now.
+    pub question: Option<OfferShown>,
+    /// Each file moving or moved in this session, in the order they started.
+    pub transfers: Vec<TransferShown>,
+    /// The folder to save the offer in, as typed (the default folder when it is asked).
+    pub folder: String,
+}
+
+/// Most characters of the folder typed to save files in.
+pub const FOLDER_CHARS: usize = 4096;
+
+/// Rows of files the window keeps: the oldest finished ones go first.
+pub const TRANSFER_ROWS: usize = 8;
+
+impl FilesShown {
+    /// Whether an offer is asked or a file is moving.
+    pub fn busy(&self) -> bool {
+        self.question.is_some()
+            || self
+                .transfers
+                .iter()
+                .any(|t| t.state == TransferState::Going)
+    }
+
+    fn apply(&mut self, status: FileStatus) {
+        match status {
+            FileStatus::Question(q) => {
+                if let Some(q) = &q {
+                    self.folder = q.default_dir.display().to_string();
+                }
+                self.question = q;
+            }
+            FileStatus::Transfer(t) => {
+                match self.transfers.iter_mut().find(|r| r.key == t.key) {
+                    Some(row) => *row = t,
+                    None => self.transfers.push(t),
+                }
+                while self.transfers.len() > TRANSFER_ROWS {
+                    match self
+                        .transfers
+                        .iter()
+                        .position(|r| r.state != TransferState::Going)
+                    {
+                        Some(i) => self.transfers.remove(i),
+                        None => break,
+                    };
+                }
+            }
+        }
+    }
 }
 
 impl Default for WindowModel {
@@ -236,6 +300,7 @@ impl WindowModel {
             draft: HelpForm::default(),
             chat: ChatBox::default(),
             clipboard: None,
+            files: FilesShown::default(),
         }
     }
 
@@ -253,6 +318,11 @@ impl WindowModel {
         std::mem::take(&mut self.chat.attention)
     }
 
+    /// Files offered now, and files moving or moved.
+    pub fn files(&self) -> &FilesShown {
+        &self.files
+    }
+
     /// What the help form holds.
     pub fn draft(&self) -> &HelpForm {
         &self.draft
@@ -267,8 +337,10 @@ impl WindowModel {
         &self.screen
     }
 
+    /// The bar while shared, unless files are offered or moving: then the window, to show them.
     pub fn layout(&self) -> Layout {
         match self.screen {
+            Screen::Sharing { .. } if self.files.busy() => Layout::Full,
             Screen::Sharing { .. } if self.chat.open => Layout::BarWithChat,
             Screen::Sharing { .. } => Layout::Bar,
             _ => Layout::Full,
@@ -332,6 +404,10 @@ impl WindowModel {
         }
         if let Status::ClipboardShared(shared) = status {
             self.clipboard = shared.then_some(self.clipboard.unwrap_or(true));
+            return;
+        }
+        if let Status::Files(files) = status {
+            self.files.apply(files);
             return;
         }
         self.screen = match status {
@@ -406,7 +482,10 @@ impl WindowModel {
                 comment: String::new(),
             },
             Status::Ended(why) => Screen::Ended { why },
-            Status::Interrupted | Status::Chat(_) | Status::ClipboardShared(_) => return,
+            Status::Interrupted
+            | Status::Chat(_)
+            | Status::ClipboardShared(_)
+            | Status::Files(_) => return,
         };
     }
 
@@ -415,6 +494,27 @@ impl WindowModel {
     pub fn act(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         let say = |f: FromUser| vec![Effect::Say(f)];
         let chat_offered = self.chat_offered();
+        match action {
+            Action::EditFolder(text) => {
+                self.files.folder = at_most(text, FOLDER_CHARS);
+                return Vec::new();
+            }
+            Action::SaveFiles(_) | Action::DeclineFiles => {
+                let Some(q) = self.files.question.take() else {
+                    return Vec::new();
+                };
+                let save_in = match action {
+                    Action::SaveFiles(dir) => Some(dir),
+                    _ => None,
+                };
+                return say(FromUser::Files(FileAnswer {
+                    viewer: q.viewer,
+                    offer: q.offer,
+                    save_in,
+                }));
+            }
+            _ => {}
+        }
         match (action, &mut self.screen) {
             (
                 Action::CopyCode,
@@ -787,5 +887,73 @@ mod tests {
         assert_eq!(seconds_left(*expires_at, now + Duration::from_secs(400)), 0);
         assert!(m.next_tick(now).unwrap() <= Duration::from_secs(1));
         assert_eq!(m.next_tick(now + Duration::from_secs(400)), None);
+    }
+
+    #[test]
+    fn offered_files_open_the_window_and_are_saved_where_the_person_says_or_declined() {
+        use crate::files::{FileAnswer, FileStatus, OfferShown, TransferShown, TransferState};
+        let now = Instant::now();
+        let mut m = asking(now);
+        m.act(Action::Answer(ConsentState::Control), now);
+        m.apply(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        });
+        assert_eq!(m.layout(), Layout::Bar);
+        let offer = OfferShown {
+            viewer: 2,
+            offer: 7,
+            who: "alice".into(),
+            summary: "report.pdf".into(),
+            count: 1,
+            total: 5,
+            default_dir: "/home/u/Downloads".into(),
+        };
+        m.apply(Status::Files(FileStatus::Question(Some(offer.clone()))));
+        assert_eq!(m.layout(), Layout::Full, "the question needs the window");
+        assert_eq!(m.files().folder, "/home/u/Downloads");
+        m.act(Action::EditFolder("/tmp/elsewhere".into()), now);
+        assert_eq!(
+            m.act(Action::SaveFiles(m.files().folder.clone().into()), now),
+            vec![Effect::Say(FromUser::Files(FileAnswer {
+                viewer: 2,
+                offer: 7,
+                save_in: Some("/tmp/elsewhere".into()),
+            }))]
+        );
+        assert!(m.act(Action::DeclineFiles, now).is_empty(), "answered once");
+        // While a file moves the window stays open; once it arrived, the bar comes back.
+        let mut row = TransferShown {
+            key: (2, 1),
+            name: "report.pdf".into(),
+            incoming: true,
+            who: "alice".into(),
+            done: 0,
+            size: 5,
+            rate: 0,
+            eta_secs: None,
+            state: TransferState::Going,
+        };
+        m.apply(Status::Files(FileStatus::Question(None)));
+        m.apply(Status::Files(FileStatus::Transfer(row.clone())));
+        assert_eq!(m.layout(), Layout::Full);
+        row.state = TransferState::Done("/tmp/elsewhere/report.pdf".into());
+        m.apply(Status::Files(FileStatus::Transfer(row)));
+        assert_eq!(m.files().transfers.len(), 1, "the same row, updated");
+        assert_eq!(m.layout(), Layout::Bar);
+        // A second offer, declined.
+        m.apply(Status::Files(FileStatus::Question(Some(OfferShown {
+            offer: 8,
+            ..offer
+        }))));
+        assert_eq!(
+            m.act(Action::DeclineFiles, now),
+            vec![Effect::Say(FromUser::Files(FileAnswer {
+                viewer: 2,
+                offer: 8,
+                save_in: None,
+            }))]
+        );
     }
 }

@@ -20,8 +20,11 @@ use protocol::control::{Joining, PeerInfo};
 use protocol::peer::ConsentState;
 use words::Catalogue;
 
-use super::model::{minutes_seconds, seconds_left, Action, ChatBox, HelpForm, Screen, WindowModel};
+use super::model::{
+    minutes_seconds, seconds_left, Action, ChatBox, FilesShown, HelpForm, Screen, WindowModel,
+};
 use crate::desk::{COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS};
+use crate::files::{TransferShown, TransferState};
 use crate::shown::fit;
 use crate::status::EndedWhy;
 
@@ -154,6 +157,8 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             ending,
             quiet,
         } => {
+            let files = model.files();
+            let on_files = files.busy().then(|| files_panel(ui, cat, files)).flatten();
             let chatted = if model.chat().open {
                 egui::Panel::bottom("chat")
                     .exact_size(BAR_CHAT_SIZE.y - BAR_SIZE.y)
@@ -171,7 +176,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
                 clipboard: model.clipboard(),
                 chat: model.chat(),
             };
-            bar(ui, cat, shared).or(chatted)
+            bar(ui, cat, shared).or(chatted).or(on_files)
         }
         Screen::Survey { score, comment, .. } => survey(ui, cat, *score, comment),
         Screen::SendingAnswer => busy(ui, cat.text("survey-sending")),
@@ -666,6 +671,103 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
         });
     });
     clicked
+}
+
+/// Files offered and moving, above the bar: the offer asked now (who, what, how big, the folder
+/// to save it in, Save files and Decline), and a row for each file with how far it has got.
+fn files_panel(ui: &mut Ui, cat: &Catalogue, files: &FilesShown) -> Option<Action> {
+    use protocol::transfer::bytes_words;
+    let mut clicked = None;
+    egui::Panel::top("files").show(ui, |ui| {
+        if let Some(q) = &files.question {
+            ui.label(
+                RichText::new(cat.fmt(
+                    "files-offer",
+                    &[
+                        ("who", fit(&q.who, NAME_CHARS).into()),
+                        ("what", fit(&q.summary, CLAIM_CHARS).into()),
+                        ("count", (q.count as u64).into()),
+                        ("size", bytes_words(q.total).into()),
+                    ],
+                ))
+                .strong(),
+            );
+            ui.horizontal(|ui| {
+                ui.label(cat.text("files-save-in"));
+                let mut folder = files.folder.clone();
+                if ui.text_edit_singleline(&mut folder).changed() {
+                    clicked = Some(Action::EditFolder(folder));
+                }
+            });
+            ui.horizontal(|ui| {
+                if ui.add(primary(cat.text("files-save"))).clicked() {
+                    clicked = Some(Action::SaveFiles(files.folder.clone().into()));
+                }
+                if ui.button(cat.text("files-decline")).clicked() {
+                    clicked = Some(Action::DeclineFiles);
+                }
+            });
+            ui.separator();
+        }
+        for t in &files.transfers {
+            ui.label(transfer_words(t, cat));
+            if t.state == TransferState::Going && t.size > 0 {
+                ui.add(egui::ProgressBar::new(t.done as f32 / t.size as f32).show_percentage());
+            }
+        }
+    });
+    clicked
+}
+
+/// How one file stands, in words.
+pub fn transfer_words(t: &TransferShown, cat: &Catalogue) -> String {
+    use protocol::transfer::bytes_words;
+    let name = fit(&t.name, CLAIM_CHARS);
+    let who = fit(&t.who, NAME_CHARS);
+    match &t.state {
+        TransferState::Going => {
+            let key = if t.incoming {
+                "files-receiving"
+            } else {
+                "files-sending"
+            };
+            let mut words = cat.fmt(
+                key,
+                &[
+                    ("name", name.into()),
+                    ("who", who.into()),
+                    ("done", bytes_words(t.done).into()),
+                    ("size", bytes_words(t.size).into()),
+                ],
+            );
+            if t.rate > 0 {
+                let left = t.eta_secs.map(link::files::time_words).unwrap_or_default();
+                words.push_str(" · ");
+                words.push_str(&cat.fmt(
+                    "files-rate",
+                    &[("rate", bytes_words(t.rate).into()), ("left", left.into())],
+                ));
+            }
+            words
+        }
+        TransferState::Done(place) if t.incoming => cat.fmt(
+            "files-received",
+            &[
+                ("name", name.into()),
+                ("place", fit(place, REASON_CHARS).into()),
+            ],
+        ),
+        TransferState::Done(_) => {
+            cat.fmt("files-sent", &[("name", name.into()), ("who", who.into())])
+        }
+        TransferState::Failed(why) => cat.fmt(
+            "files-failed",
+            &[
+                ("name", name.into()),
+                ("why", fit(why, REASON_CHARS).into()),
+            ],
+        ),
+    }
 }
 
 /// The words for why it ended; the technician's and the relay's own words escaped and clipped.

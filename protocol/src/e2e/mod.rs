@@ -234,6 +234,41 @@ impl SessionKeys {
     pub fn datagram_opener(&self) -> DatagramOpener {
         DatagramOpener::new(self.recv_secret())
     }
+
+    /// Seals and opens the streams of files, both ways, for as long as the file transfers of
+    /// the session run (the session's other keys may be dropped before).
+    pub fn file_keys(&self) -> FileKeys {
+        FileKeys {
+            send: Zeroizing::new(*self.send_secret()),
+            recv: Zeroizing::new(*self.recv_secret()),
+        }
+    }
+}
+
+/// The keys of a session's file streams: each file's stream has its own key per direction,
+/// expanded from the direction's traffic secret with the file's number
+/// ([`StreamId::file`]). Wiped when dropped.
+pub struct FileKeys {
+    send: Secret,
+    recv: Secret,
+}
+
+impl FileKeys {
+    /// Seals this end's stream of file `id`.
+    pub fn sealer(&self, id: u64) -> Sealer {
+        Sealer::new(&self.send, StreamId::file(id))
+    }
+
+    /// Opens the other end's stream of file `id`.
+    pub fn opener(&self, id: u64) -> Opener {
+        Opener::new(&self.recv, StreamId::file(id))
+    }
+}
+
+impl fmt::Debug for FileKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileKeys").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for SessionKeys {

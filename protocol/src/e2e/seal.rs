@@ -6,8 +6,8 @@
 //! kind: u8 | flags: u8 | stream: u64 LE | counter: u64 LE | ciphertext | tag (16 bytes)
 //! ```
 //!
-//! - `kind` and `stream` name the stream ([`StreamId`]): the session stream, or the screen update
-//!   with that sequence number. Each stream has its own key per direction, expanded from the
+//! - `kind` and `stream` name the stream ([`StreamId`]): the session stream, the screen update
+//!   with that sequence number, or the file with that number (`crate::transfer`). Each stream has its own key per direction, expanded from the
 //!   direction's traffic secret with the kind and number, so a record moved to another stream
 //!   (or an update stream replayed under another number) does not open.
 //! - `counter` numbers the records of one stream in one direction from 0; it is the AEAD nonce
@@ -62,6 +62,8 @@ pub enum StreamKind {
     Update,
     /// The datagrams of one direction (not a stream: lost and reordered ones are allowed).
     Datagram,
+    /// A unidirectional stream carrying one file (`crate::transfer`).
+    File,
 }
 
 impl StreamKind {
@@ -70,6 +72,7 @@ impl StreamKind {
             StreamKind::Session => 0,
             StreamKind::Update => 1,
             StreamKind::Datagram => 2,
+            StreamKind::File => 3,
         }
     }
 
@@ -78,6 +81,7 @@ impl StreamKind {
             0 => Some(StreamKind::Session),
             1 => Some(StreamKind::Update),
             2 => Some(StreamKind::Datagram),
+            3 => Some(StreamKind::File),
             _ => None,
         }
     }
@@ -87,7 +91,8 @@ impl StreamKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
     pub kind: StreamKind,
-    /// 0 for the session stream; the update's sequence number for an update stream.
+    /// 0 for the session stream; the update's sequence number for an update stream; the file's
+    /// number for a file stream.
     pub id: u64,
 }
 
@@ -109,6 +114,13 @@ impl StreamId {
         }
     }
 
+    pub fn file(id: u64) -> Self {
+        Self {
+            kind: StreamKind::File,
+            id,
+        }
+    }
+
     /// The stream a record says it belongs to, from its header (not yet authenticated).
     pub fn of_record(record: &[u8]) -> Option<Self> {
         if record.len() < HEADER_LEN {
@@ -126,6 +138,7 @@ impl fmt::Display for StreamId {
             StreamKind::Session => f.write_str("the session stream"),
             StreamKind::Update => write!(f, "screen update stream {}", self.id),
             StreamKind::Datagram => f.write_str("the datagrams"),
+            StreamKind::File => write!(f, "the stream of file {}", self.id),
         }
     }
 }

@@ -41,6 +41,8 @@ pub const KIND_ERROR: u16 = 9;
 pub const KIND_SESSION_CLOSED: u16 = 10;
 /// [`ControlChange`]: who holds control, in a session with several technicians.
 pub const KIND_CONTROL: u16 = 11;
+/// [`FileTransfer`]: a file sent to the user or fetched from them, and how it went.
+pub const KIND_FILE_TRANSFER: u16 = 12;
 /// [`ClipboardRecord`]: a clipboard passed between the user and this technician.
 pub const KIND_CLIPBOARD: u16 = 20;
 /// [`Monitors`]: the agent's monitors and which this technician sees, as the agent sent them.
@@ -316,6 +318,95 @@ impl std::fmt::Display for ClipboardRecord {
     }
 }
 
+/// Which way a file went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileDirection {
+    /// The technician sent it to the user.
+    ToUser,
+    /// The technician fetched it from the user's machine.
+    FromUser,
+}
+
+/// How a file transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileOutcome {
+    /// It arrived whole and its SHA-256 matched; stored under this name (its last part may
+    /// differ from the offered one, where that was taken), after `resumed_from` bytes that had
+    /// arrived in an earlier attempt.
+    Delivered {
+        stored_as: String,
+        resumed_from: u64,
+    },
+    /// The receiving side declined it (the user, or the agent's rules), and why.
+    Declined { reason: String },
+    /// It did not arrive, and why.
+    Failed { reason: String },
+}
+
+/// A file the technician sent to the user or fetched from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTransfer {
+    pub direction: FileDirection,
+    /// Its path under what was offered, `/` between the parts, as offered.
+    pub name: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// Who accepted it on the receiving side (`None`: nobody did).
+    pub accepted_by: Option<crate::transfer::AcceptedBy>,
+    pub outcome: FileOutcome,
+}
+
+impl std::fmt::Display for FileTransfer {
+    /// `file to the user: report.pdf (1.2 MB, SHA-256 3f0a…), accepted by the user, stored as
+    /// report (1).pdf`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let way = match self.direction {
+            FileDirection::ToUser => "file to the user",
+            FileDirection::FromUser => "file from the user",
+        };
+        let sha = crate::transfer::sha256_hex(&self.sha256);
+        write!(
+            f,
+            "{way}: {} ({}, SHA-256 {})",
+            crate::text::printable(&self.name),
+            crate::transfer::bytes_words(self.size),
+            &sha[..16]
+        )?;
+        match self.accepted_by {
+            Some(crate::transfer::AcceptedBy::Person) => f.write_str(", accepted by the user")?,
+            Some(crate::transfer::AcceptedBy::Unattended) => {
+                f.write_str(", accepted unattended (agent --accept-files)")?
+            }
+            Some(crate::transfer::AcceptedBy::Requester) => {
+                f.write_str(", fetched by the technician (agent --allow-files)")?
+            }
+            None => {}
+        }
+        match &self.outcome {
+            FileOutcome::Delivered {
+                stored_as,
+                resumed_from,
+            } => {
+                write!(f, ", stored as {}", crate::text::printable(stored_as))?;
+                if *resumed_from > 0 {
+                    write!(
+                        f,
+                        " (resumed after {})",
+                        crate::transfer::bytes_words(*resumed_from)
+                    )?;
+                }
+                Ok(())
+            }
+            FileOutcome::Declined { reason } => {
+                write!(f, ", declined: {}", crate::text::printable(reason))
+            }
+            FileOutcome::Failed { reason } => {
+                write!(f, ", failed: {}", crate::text::printable(reason))
+            }
+        }
+    }
+}
+
 /// The session is over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClosed {
@@ -340,6 +431,7 @@ pub enum Record {
     Monitors(Monitors),
     CursorShape(CursorShape),
     Cursor(CursorPosition),
+    FileTransfer(FileTransfer),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
     Unknown {
@@ -376,6 +468,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_MONITORS => "monitors",
         KIND_CURSOR_SHAPE => "cursor_shape",
         KIND_CURSOR => "cursor",
+        KIND_FILE_TRANSFER => "file_transfer",
         KIND_SEAL => "seal",
         _ => "unknown",
     }
@@ -400,6 +493,7 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_CHAT
             | KIND_MONITORS
             | KIND_CURSOR
+            | KIND_FILE_TRANSFER
             | KIND_SEAL => MAX_EVENT_BODY,
             // A clipboard's content and a cursor's pixels may be larger.
             _ => MAX_SCREEN_BODY,
@@ -426,6 +520,7 @@ impl Record {
             Record::Monitors(_) => KIND_MONITORS,
             Record::CursorShape(_) => KIND_CURSOR_SHAPE,
             Record::Cursor(_) => KIND_CURSOR,
+            Record::FileTransfer(_) => KIND_FILE_TRANSFER,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
         }
@@ -461,6 +556,7 @@ impl Record {
             KIND_MONITORS => Record::Monitors(d(kind, body)?),
             KIND_CURSOR_SHAPE => Record::CursorShape(d(kind, body)?),
             KIND_CURSOR => Record::Cursor(d(kind, body)?),
+            KIND_FILE_TRANSFER => Record::FileTransfer(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
                     return Err(BodyError {
@@ -499,6 +595,7 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::Monitors(v) => e(v, out),
         BodyRef::CursorShape(v) => e(v, out),
         BodyRef::Cursor(v) => e(&v, out),
+        BodyRef::FileTransfer(v) => e(v, out),
         BodyRef::Seal => {}
     }
 }
@@ -521,6 +618,7 @@ pub(crate) enum BodyRef<'a> {
     Monitors(&'a Monitors),
     CursorShape(&'a CursorShape),
     Cursor(CursorPosition),
+    FileTransfer(&'a FileTransfer),
     Seal,
 }
 
@@ -542,6 +640,7 @@ impl BodyRef<'_> {
             BodyRef::Monitors(_) => KIND_MONITORS,
             BodyRef::CursorShape(_) => KIND_CURSOR_SHAPE,
             BodyRef::Cursor(_) => KIND_CURSOR,
+            BodyRef::FileTransfer(_) => KIND_FILE_TRANSFER,
             BodyRef::Seal => KIND_SEAL,
         }
     }

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::record::{
     encode_body, max_body, BodyRef, ChatRecord, ClipboardRecord, CloseReason, ControlChange,
-    DeskStep, ErrorNote, Participant, ParticipantJoined, ParticipantLeft, RecordedInput,
-    SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
+    DeskStep, ErrorNote, FileTransfer, Participant, ParticipantJoined, ParticipantLeft,
+    RecordedInput, SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
 use crate::cursor::{CursorPosition, CursorShape};
@@ -173,6 +173,11 @@ impl<W: Write> LogWriter<W> {
     /// Who holds control now, in a session with several technicians.
     pub fn control(&mut self, time_ms: u64, change: &ControlChange) -> Result<(), WriteError> {
         self.append(time_ms, BodyRef::Control(change))
+    }
+
+    /// A file sent to the user or fetched from them, and how it went.
+    pub fn file_transfer(&mut self, time_ms: u64, file: &FileTransfer) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::FileTransfer(file))
     }
 
     /// A step of the session's help request (taken, escalated, held, closed).

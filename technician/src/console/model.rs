@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use super::chat::ChatView;
 pub use super::desk::{Answer, Dashboard, DeskKind, Offer, SessionRequest};
 use crate::desk::DeskAction;
+use crate::files::FileStep;
 use crate::session::ControlStep;
 use crate::session::ToolAction;
 use protocol::clipboard::ClipKind;
@@ -155,6 +156,30 @@ pub struct SessionView {
     pub clipboard: Option<ClipboardNote>,
     /// The user shares the clipboard with this technician now.
     pub clipboard_shared: bool,
+    /// Files sent or fetched in this session, the latest [`FILE_ROWS`].
+    pub files: Vec<FileRow>,
+    /// What the technician is typing to send or fetch.
+    pub files_form: FilesForm,
+    /// The last offer or fetch that went nowhere, and why.
+    pub files_note: Option<FilesNote>,
+}
+
+/// The Files menu's fields: a path here to send, a path on the user's machine to fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilesForm {
+    pub send: String,
+    pub fetch: String,
+}
+
+/// Why files asked for did not move: none of them became a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilesNote {
+    /// The files could not be offered (not found, unreadable): why.
+    NotOffered(String),
+    /// The user (or their machine) declined the offer: why.
+    Declined(String),
+    /// The user's machine did not give what was asked for.
+    FetchRefused { path: String, why: String },
 }
 
 /// A clipboard that passed, as the session view says it.
@@ -163,6 +188,26 @@ pub struct ClipboardNote {
     pub direction: ClipDirection,
     pub kind: ClipKind,
     pub bytes: u64,
+}
+
+/// Rows of files the session view keeps.
+pub const FILE_ROWS: usize = 4;
+
+/// A file sent to the user or fetched from them, as the session view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    /// The offer and the file: the same row as it goes.
+    pub key: (u64, u64),
+    pub name: String,
+    /// Fetched from the user (`true`) or sent to them.
+    pub incoming: bool,
+    pub done: u64,
+    pub size: u64,
+    /// Bytes a second.
+    pub rate: u64,
+    pub eta_secs: Option<u64>,
+    /// `None` while it moves; then whether it arrived checked, or why not.
+    pub ended: Option<Result<(), String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +258,16 @@ impl SessionView {
             monitors: None,
             clipboard: None,
             clipboard_shared: false,
+            files: Vec::new(),
+            files_form: FilesForm::default(),
+            files_note: None,
         }
+    }
+
+    /// Files may be sent or fetched: the screen is shown and the session goes on (the user is
+    /// asked about each offer, or their agent answers for them).
+    pub fn may_move_files(&self) -> bool {
+        self.screen.is_some() && self.ended.is_none()
     }
 
     /// Input goes to the remote machine only while the user allows control.
@@ -305,6 +359,20 @@ pub enum Event {
     RequestTaken(QueueEntry),
     /// The relay did the step asked of the session's help request: its words.
     RequestPassed(String),
+    /// How a file sent or fetched stands.
+    File(FileRow),
+    /// Files asked for went nowhere.
+    FilesNote(FilesNote),
+    /// The path to send, as typed.
+    FileSendPath(String),
+    /// The path on the user's machine to fetch, as typed.
+    FileFetchPath(String),
+    /// Send what the field names to the user.
+    SendFiles,
+    /// Fetch what the field names into `into`.
+    FetchFiles {
+        into: PathBuf,
+    },
     /// The relay (or the session) refused the step: why.
     RequestRefused(String),
     /// The time now, for what counts down (the offer).
@@ -760,6 +828,55 @@ impl Model {
                 }
                 vec![]
             }
+            Event::FilesNote(note) => {
+                if let Some(s) = &mut self.session {
+                    s.files_note = Some(note);
+                }
+                vec![]
+            }
+            Event::FileSendPath(path) => {
+                if let Some(s) = &mut self.session {
+                    s.files_form.send = path;
+                }
+                vec![]
+            }
+            Event::FileFetchPath(path) => {
+                if let Some(s) = &mut self.session {
+                    s.files_form.fetch = path;
+                }
+                vec![]
+            }
+            Event::SendFiles => match &mut self.session {
+                Some(s) if s.may_move_files() && !s.files_form.send.trim().is_empty() => {
+                    let path = PathBuf::from(std::mem::take(&mut s.files_form.send).trim());
+                    s.files_note = None;
+                    vec![Command::Tool(ToolAction::Files(FileStep::Send(vec![path])))]
+                }
+                _ => vec![],
+            },
+            Event::FetchFiles { into } => match &mut self.session {
+                Some(s) if s.may_move_files() && !s.files_form.fetch.trim().is_empty() => {
+                    let path = std::mem::take(&mut s.files_form.fetch).trim().to_string();
+                    s.files_note = None;
+                    vec![Command::Tool(ToolAction::Files(FileStep::Fetch {
+                        path,
+                        dir: into,
+                    }))]
+                }
+                _ => vec![],
+            },
+            Event::File(row) => {
+                if let Some(s) = &mut self.session {
+                    match s.files.iter_mut().find(|r| r.key == row.key) {
+                        Some(r) => *r = row,
+                        None => s.files.push(row),
+                    }
+                    if s.files.len() > FILE_ROWS {
+                        s.files.remove(0);
+                    }
+                }
+                vec![]
+            }
             Event::Quality(q) => {
                 if let Some(s) = &mut self.session {
                     s.quality = Some(q);
@@ -1083,6 +1200,34 @@ mod tests {
         assert!(m.update(Event::SendKeys(SpecialKeys::AltTab)).is_empty());
         assert!(m.update(Event::SetGrab(true)).is_empty());
         assert!(!m.session.as_ref().unwrap().grabbed);
+    }
+
+    #[test]
+    fn each_file_keeps_one_row_and_only_the_latest_rows_stay() {
+        let mut m = home();
+        m.home.code = "4695447424821".into();
+        m.update(Event::JoinSubmitted);
+        let row = |file: u64, done: u64| FileRow {
+            key: (0, file),
+            name: format!("f{file}"),
+            incoming: false,
+            done,
+            size: 10,
+            rate: 0,
+            eta_secs: None,
+            ended: None,
+        };
+        m.update(Event::File(row(0, 0)));
+        m.update(Event::File(row(0, 5)));
+        let files = &m.session.as_ref().unwrap().files;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].done, 5);
+        for f in 1..=FILE_ROWS as u64 {
+            m.update(Event::File(row(f, 0)));
+        }
+        let files = &m.session.as_ref().unwrap().files;
+        assert_eq!(files.len(), FILE_ROWS);
+        assert_eq!(files[0].key, (0, 1), "the oldest went");
     }
 
     #[test]

@@ -651,6 +651,13 @@ async fn run_session(
                     JoinEvent::Session(SessionEvent::Participants(list)) => {
                         Event::Participants(list)
                     }
+                    JoinEvent::Session(SessionEvent::Files(news)) => match file_row(&news) {
+                        Some(row) => Event::File(row),
+                        None => match files_note(&news) {
+                            Some(note) => Event::FilesNote(note),
+                            None => continue,
+                        },
+                    },
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
                     JoinEvent::Redirected { relay } => Event::Redirected(relay),
@@ -716,6 +723,7 @@ async fn run_session(
         desk,
         tools: Some(tools),
         cursor: Some(cursor),
+        files: None,
         control: Some(control),
     };
     let user_end = Box::pin(async {
@@ -731,4 +739,70 @@ async fn run_session(
         }),
         Err(e) => out.send(Event::JoinFailed(words(&e))),
     }
+}
+
+/// Why files asked for went nowhere, after `news`; `None` for other news.
+fn files_note(news: &link::files::FileNews) -> Option<super::model::FilesNote> {
+    use super::model::FilesNote;
+    use link::files::FileNews;
+    Some(match news {
+        FileNews::OfferFailed { reason, .. } => FilesNote::NotOffered(reason.clone()),
+        // The user declined this technician's offer.
+        FileNews::Declined {
+            reason, ours: true, ..
+        } => FilesNote::Declined(reason.clone()),
+        FileNews::FetchRefused { path, reason, .. } => FilesNote::FetchRefused {
+            path: path.clone(),
+            why: reason.clone(),
+        },
+        _ => return None,
+    })
+}
+
+/// How a file stands after `news`, for the session view; `None` for news of no one file.
+fn file_row(news: &link::files::FileNews) -> Option<super::model::FileRow> {
+    use link::files::{Direction, FileInfo, FileNews};
+    let row = |f: &FileInfo, direction: &Direction, done: u64| super::model::FileRow {
+        key: (f.offer, f.id),
+        name: protocol::text::printable(&f.name).into_owned(),
+        incoming: *direction == Direction::Receiving,
+        done,
+        size: f.size,
+        rate: 0,
+        eta_secs: None,
+        ended: None,
+    };
+    Some(match news {
+        FileNews::Started {
+            file,
+            direction,
+            from,
+        } => row(file, direction, *from),
+        FileNews::Progress {
+            file,
+            direction,
+            done,
+            rate,
+            eta_secs,
+        } => super::model::FileRow {
+            rate: *rate as u64,
+            eta_secs: *eta_secs,
+            ..row(file, direction, *done)
+        },
+        FileNews::Done {
+            file, direction, ..
+        } => super::model::FileRow {
+            ended: Some(Ok(())),
+            ..row(file, direction, file.size)
+        },
+        FileNews::Failed {
+            file,
+            direction,
+            reason,
+        } => super::model::FileRow {
+            ended: Some(Err(reason.clone())),
+            ..row(file, direction, 0)
+        },
+        _ => return None,
+    })
 }

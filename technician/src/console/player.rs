@@ -128,6 +128,8 @@ pub enum Event {
     Clipboard(String),
     /// The monitor the technician saw changed, in words.
     Monitors(String),
+    /// A file sent to the user or fetched from them, in words.
+    File(String),
     SessionClosed(CloseReason),
     /// A record whose hashes check but whose body this program cannot read.
     Unreadable,
@@ -319,6 +321,7 @@ impl TimelineBuilder {
             },
             Record::Clipboard(c) => Event::Clipboard(short(&c.to_string())),
             Record::Monitors(m) => Event::Monitors(short(&m.describe_shown())),
+            Record::FileTransfer(f) => Event::File(short(&f.to_string())),
             Record::SessionClosed(c) => Event::SessionClosed(match c.reason {
                 CloseReason::Failed(why) => CloseReason::Failed(short(&why)),
                 CloseReason::ByAgent(protocol::peer::EndReason::Error(why)) => {

@@ -175,7 +175,7 @@ pub fn event_label(what: &Event) -> String {
         Event::Consent(ConsentState::Denied) => CONSENT_DENIED.into(),
         Event::Input(s) => input_label(s),
         Event::Error(message) => fill(ERROR, &[("message", message)]),
-        Event::DeskStep(words) | Event::Control(words) => capitalised(words),
+        Event::DeskStep(words) | Event::Control(words) | Event::File(words) => capitalised(words),
         Event::SessionClosed(reason) => fill(SESSION_CLOSED, &[("reason", &reason.to_string())]),
         Event::Unreadable => UNREADABLE.into(),
         Event::LastGoodRecord => LAST_GOOD_RECORD.into(),
@@ -193,7 +193,9 @@ fn marker_color(what: &Event) -> Color32 {
     match what {
         Event::SessionOpened { .. } | Event::SessionClosed(_) => Color32::from_gray(220),
         Event::Joined { .. } | Event::Left { .. } => Color32::from_rgb(0x66, 0xbb, 0x6a),
-        Event::Consent(_) | Event::Control(_) => Color32::from_rgb(0x42, 0xa5, 0xf5),
+        Event::Consent(_) | Event::Control(_) | Event::File(_) => {
+            Color32::from_rgb(0x42, 0xa5, 0xf5)
+        }
         Event::Input(_) => Color32::from_rgb(0xba, 0x9b, 0xe0),
         Event::DeskStep(_) => Color32::from_rgb(0xff, 0xb7, 0x4d),
         Event::Chat { .. } => Color32::from_rgb(0x4d, 0xd0, 0xe1),

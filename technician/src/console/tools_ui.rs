@@ -1,7 +1,7 @@
 //! The session view's tools drawn with egui: the Chat button of the toolbar (with the count of
 //! messages that came while the panel was closed), the chat panel at the right (who wrote, when,
-//! what; a field and Send), the list of the user's monitors, and a word on the last clipboard
-//! that passed. It reads the [`SessionView`] and turns clicks into [`Event`]s. A new message
+//! what; a field and Send), the list of the user's monitors, the Files menu (a path here to
+//! send, a path on the user's machine to fetch), and a word on the last clipboard that passed. It reads the [`SessionView`] and turns clicks into [`Event`]s. A new message
 //! asks for nothing but a repaint: the keyboard stays where it is.
 
 use egui::{Color32, RichText, Ui};
@@ -10,7 +10,7 @@ use protocol::monitor::MonitorChoice;
 use protocol::sessionlog::{ChatAuthor, ClipDirection};
 use words::{Catalogue, Value};
 
-use super::model::{Event, SessionView};
+use super::model::{Event, FilesNote, SessionView};
 
 /// The id of the chat's text field (tests find it by its label).
 const DRAFT_ID: &str = "chat-draft";
@@ -27,6 +27,94 @@ pub fn chat_button(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Vec
     if ui.selectable_label(s.chat.open, label).clicked() {
         events.push(Event::ToggleChat);
     }
+}
+
+/// The toolbar's Files menu: send a file or folder of this machine to the user (who is asked),
+/// or fetch one of theirs (when they allow it) into `fetch_dir`.
+pub fn files_menu(
+    ui: &mut Ui,
+    w: &Catalogue,
+    s: &SessionView,
+    fetch_dir: &std::path::Path,
+    events: &mut Vec<Event>,
+) {
+    ui.add_enabled_ui(s.may_move_files(), |ui| {
+        ui.menu_button(w.text("session-files"), |ui| {
+            ui.set_min_width(360.0);
+            let (send, go) = path_field(ui, w, "files-send", &s.files_form.send, None);
+            if send != s.files_form.send {
+                events.push(Event::FileSendPath(send));
+            }
+            if go {
+                events.push(Event::SendFiles);
+                ui.close();
+            }
+            ui.separator();
+            let into = w.fmt(
+                "files-fetch-into",
+                &[("dir", Value::from(fetch_dir.display().to_string()))],
+            );
+            let (fetch, go) = path_field(ui, w, "files-fetch", &s.files_form.fetch, Some(into));
+            if fetch != s.files_form.fetch {
+                events.push(Event::FileFetchPath(fetch));
+            }
+            if go {
+                events.push(Event::FetchFiles {
+                    into: fetch_dir.to_path_buf(),
+                });
+                ui.close();
+            }
+        });
+    });
+}
+
+/// A labelled path field (words `KEY-label`, `KEY-hint`), an optional remark under it, and its
+/// button (`KEY`): the path as it now stands, and whether to go (the button, or Enter).
+fn path_field(
+    ui: &mut Ui,
+    w: &Catalogue,
+    key: &str,
+    value: &str,
+    remark: Option<String>,
+) -> (String, bool) {
+    let mut path = value.to_string();
+    let label = ui.label(w.text(&format!("{key}-label")));
+    let field = ui
+        .add(
+            egui::TextEdit::singleline(&mut path)
+                .desired_width(f32::INFINITY)
+                .hint_text(w.text(&format!("{key}-hint"))),
+        )
+        .labelled_by(label.id);
+    if let Some(r) = remark {
+        ui.label(RichText::new(r).weak());
+    }
+    let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let ready = !path.trim().is_empty();
+    let clicked = ui
+        .add_enabled(ready, egui::Button::new(w.text(key)))
+        .clicked();
+    let go = ready && (clicked || enter);
+    (path, go)
+}
+
+/// Why the last files asked for did not move, if they did not.
+pub fn files_note(ui: &mut Ui, w: &Catalogue, s: &SessionView) {
+    let Some(note) = &s.files_note else { return };
+    let words = match note {
+        FilesNote::NotOffered(why) => {
+            w.fmt("files-not-offered", &[("why", Value::from(why.clone()))])
+        }
+        FilesNote::Declined(why) => w.fmt("files-declined", &[("why", Value::from(why.clone()))]),
+        FilesNote::FetchRefused { path, why } => w.fmt(
+            "files-fetch-refused",
+            &[
+                ("path", Value::from(path.clone())),
+                ("why", Value::from(why.clone())),
+            ],
+        ),
+    };
+    ui.colored_label(Color32::from_rgb(220, 80, 60), words);
 }
 
 /// The toolbar's monitor list, where the user has more than one.

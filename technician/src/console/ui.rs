@@ -58,6 +58,8 @@ pub struct ConsoleApp {
     player: Option<(player::Player, player_ui::PlayerView)>,
     log_path: String,
     snapshot_dir: PathBuf,
+    /// Where files fetched from the user go (the technician's Downloads).
+    fetch_dir: PathBuf,
     /// Join the code in the home screen's field as soon as logged in (`--connect`).
     pub join_when_logged_in: bool,
 }
@@ -91,6 +93,7 @@ impl ConsoleApp {
             player: None,
             log_path: String::new(),
             snapshot_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            fetch_dir: link::files::downloads(),
             join_when_logged_in: false,
         }
     }
@@ -721,6 +724,7 @@ impl ConsoleApp {
         }
         tools_ui::monitor_menu(ui, &self.w, s, events);
         tools_ui::chat_button(ui, &self.w, s, events);
+        tools_ui::files_menu(ui, &self.w, s, &self.fetch_dir, events);
         tools_ui::clipboard_shared(ui, &self.w, s);
         ui.add_enabled_ui(s.may_control(), |ui| {
             ui.menu_button(self.w.text("session-send-keys"), |ui| {
@@ -782,12 +786,56 @@ impl ConsoleApp {
                 ),
             };
         }
+        for f in &s.files {
+            ui.label(self.file_words(f));
+        }
+        tools_ui::files_note(ui, &self.w, s);
         if s.grabbed {
             ui.label(self.w.text("session-grab-hint"));
         } else if s.may_control() {
             ui.label(self.w.text("session-click-to-control"));
         }
         tools_ui::clipboard_note(ui, &self.w, s);
+    }
+
+    /// How a file sent or fetched stands, in words.
+    fn file_words(&self, f: &super::model::FileRow) -> String {
+        use protocol::transfer::bytes_words;
+        let name = Value::from(f.name.clone());
+        match &f.ended {
+            None => {
+                let key = if f.incoming {
+                    "file-fetching"
+                } else {
+                    "file-sending"
+                };
+                let mut words = self.w.fmt(
+                    key,
+                    &[
+                        ("name", name),
+                        ("done", Value::from(bytes_words(f.done))),
+                        ("size", Value::from(bytes_words(f.size))),
+                    ],
+                );
+                if f.rate > 0 {
+                    let left = f.eta_secs.map(link::files::time_words).unwrap_or_default();
+                    words.push_str(" · ");
+                    words.push_str(&self.w.fmt(
+                        "file-rate",
+                        &[
+                            ("rate", Value::from(bytes_words(f.rate))),
+                            ("left", Value::from(left)),
+                        ],
+                    ));
+                }
+                words
+            }
+            Some(Ok(())) => self.w.fmt("file-done", &[("name", name)]),
+            Some(Err(why)) => self.w.fmt(
+                "file-failed",
+                &[("name", name), ("why", Value::from(why.clone()))],
+            ),
+        }
     }
 
     fn session_screen(&mut self, root: &mut egui::Ui, frame: Option<&eframe::Frame>) {

@@ -78,6 +78,21 @@ chat-placeholder = Write a message…
 chat-send = Send
 chat-message = Your message
 
+## Files
+files-offer = { $who } wants to send you { $count ->
+    [one] { $what }
+   *[other] { $what }, { $count } files
+} ({ $size }).
+files-save-in = Save in:
+files-save = Save files
+files-decline = Decline
+files-receiving = Receiving { $name } from { $who }: { $done } of { $size }
+files-sending = Sending { $name } to { $who }: { $done } of { $size }
+files-rate = { $rate }/s, { $left } left
+files-received = { $name } arrived and was checked: { $place }
+files-sent = { $who } received { $name }, checked
+files-failed = { $name } did not arrive: { $why }
+
 ## Ended
 ended-heading = The session has ended
 ended-you = You ended the session.

@@ -78,6 +78,21 @@ chat-placeholder = Escriba un mensaje…
 chat-send = Enviar
 chat-message = Su mensaje
 
+## Archivos
+files-offer = { $who } quiere enviarle { $count ->
+    [one] { $what }
+   *[other] { $what }, { $count } archivos
+} ({ $size }).
+files-save-in = Guardar en:
+files-save = Guardar archivos
+files-decline = Rechazar
+files-receiving = Recibiendo { $name } de { $who }: { $done } de { $size }
+files-sending = Enviando { $name } a { $who }: { $done } de { $size }
+files-rate = { $rate }/s, quedan { $left }
+files-received = { $name } llegó y se comprobó: { $place }
+files-sent = { $who } recibió { $name }, comprobado
+files-failed = { $name } no llegó: { $why }
+
 ## Terminada
 ended-heading = La sesión ha terminado
 ended-you = Ha terminado usted la sesión.

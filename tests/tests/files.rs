@@ -1,0 +1,278 @@
+//! Files between a technician and the user through real processes and a real relay: a gigabyte
+//! goes to the user and comes back bit-exact, a declined offer writes nothing and fails the
+//! technician's step, and a transfer cut off by a relay restart resumes in the next session from
+//! what the user's machine kept.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use harness::Side;
+use sha2::{Digest, Sha256};
+use tests::{data, start_agent, start_technician, Proc, Relay, PROMPT};
+
+/// Longest a transfer test may take, on a slow machine.
+const TRANSFER: Duration = Duration::from_secs(180);
+
+/// A screen that changes slowly and lasts longer than any of these tests (80 frames at a
+/// fiftieth of their speed).
+fn screen() -> Vec<String> {
+    let source = format!("corpus:{}", data("idle-clock.scrn").display());
+    vec!["--source".into(), source, "--speed".into(), "0.02".into()]
+}
+
+/// Writes a file of `len` bytes that differ from one offset to the next (a byte out of place
+/// shows in its SHA-256); returns its SHA-256 as hex.
+fn write_file(path: &Path, len: u64) -> String {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut hasher = Sha256::new();
+    let mut block = vec![0u8; 1 << 20];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut left = len;
+    while left > 0 {
+        for chunk in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        hasher.update(&block[..n]);
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+    hex::encode(hasher.finalize())
+}
+
+fn sha256_of(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Starts `technician ARGS… --code CODE` (`send` or `fetch`) with the test's relay, logins
+/// and log folder.
+fn technician(relay: &Relay, args: &[&str], code: &str) -> Proc {
+    relay.ensure_technician();
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(["--code".into(), code.into()]);
+    all.extend(relay.peer_args_on(Side::Technician));
+    all.extend([
+        "--tokens".into(),
+        relay.tokens_file().display().to_string(),
+        "--json".into(),
+        "--log-dir".into(),
+        relay.data_dir.join("technician-logs").display().to_string(),
+    ]);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    Proc::spawn("technician", &refs)
+}
+
+fn agent(relay: &Relay, extra: &[&str]) -> (Proc, String) {
+    let mut args = screen();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_agent(relay, &refs)
+}
+
+/// The `file_done` event of a file a program received (`receiving`) or sent (`sending`).
+fn done(p: &mut Proc, direction: &str) -> serde_json::Value {
+    p.wait_line(PROMPT, &format!("a file {direction} done"), |l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .is_ok_and(|v| v["event"] == "file_done" && v["direction"] == direction)
+    });
+    p.events("file_done")
+        .into_iter()
+        .find(|v| v["direction"] == direction)
+        .expect("just seen")
+}
+
+#[test]
+fn a_gigabyte_goes_to_the_user_and_back_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &[]);
+    let big = dir.path().join("big.bin");
+    let sha = write_file(&big, 1 << 30);
+    let inbox = dir.path().join("user-inbox");
+    let back = dir.path().join("back");
+    let (mut agent, code) = agent(
+        &relay,
+        &["--accept-files", inbox.to_str().unwrap(), "--allow-files"],
+    );
+    let script = dir.path().join("files.script");
+    std::fs::write(
+        &script,
+        format!(
+            "send {}\nfetch {} {}\nend\n",
+            big.display(),
+            inbox.join("big.bin").display(),
+            back.display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut tech = start_technician(&relay, &code, &["--input-script", script.to_str().unwrap()]);
+    assert!(tech.wait_exit(TRANSFER).success(), "{}", tech.transcript());
+    eprintln!("1 GiB there and back in {:?}", started.elapsed());
+
+    // To the user: accepted unattended into the folder given, checked there.
+    let there = done(&mut agent, "receiving");
+    assert_eq!(there["sha256"], sha.as_str());
+    assert_eq!(there["by"], "unattended");
+    assert_eq!(sha256_of(&inbox.join("big.bin")), sha);
+    // And back, fetched where the user allows it.
+    let fetched = done(&mut tech, "receiving");
+    assert_eq!(fetched["sha256"], sha.as_str());
+    assert_eq!(fetched["by"], "requester");
+    assert_eq!(sha256_of(&back.join("big.bin")), sha);
+    let allowed = agent.wait_event("fetch_allowed", PROMPT);
+    assert_eq!(allowed["path"], inbox.join("big.bin").display().to_string());
+
+    // Both files are in the session log, with their SHA-256 and who accepted them.
+    let log = tech.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = tests::verify_log(&log);
+    assert_eq!(status, 0);
+    let shown = tests::run("technician", &["log", "show", &log], "");
+    let text = shown.text();
+    assert!(text.contains(&sha[..16]), "{text}");
+    assert!(
+        text.contains("to the user") && text.contains("from the user"),
+        "{text}"
+    );
+}
+
+#[test]
+fn files_the_user_declines_are_not_written_and_the_step_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &[]);
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, b"restart the print spooler").unwrap();
+    // The agent asks the person on its terminal (no folder given in advance).
+    let mut args: Vec<String> = relay.peer_args_on(Side::Agent);
+    args.extend(["--json".into(), "--consent".into(), "control".into()]);
+    args.extend(screen());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let home_env = home.display().to_string();
+    let mut agent = Proc::spawn_env(
+        "agent",
+        &refs,
+        &[("HOME", &home_env), ("XDG_CONFIG_HOME", &home_env)],
+        true,
+    );
+    let code = agent.wait_event("code", PROMPT)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tech = technician(&relay, &["send", notes.to_str().unwrap()], &code);
+    let question = agent.wait_event("files_question", PROMPT);
+    assert_eq!(question["technician"], tests::TECHNICIAN);
+    assert!(
+        question["dir"].as_str().unwrap().starts_with(&home_env),
+        "{question}"
+    );
+    agent.send_line("n");
+    let status = tech.wait_exit(PROMPT);
+    assert!(!status.success(), "{}", tech.transcript());
+    let declined = tech.wait_event("files_declined", PROMPT);
+    assert!(
+        declined["message"].as_str().unwrap().contains("declined"),
+        "{declined}"
+    );
+    // Nothing landed: no Downloads folder, no partial file.
+    let written: Vec<PathBuf> = walk(&home);
+    assert!(
+        written
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("notes")),
+        "{written:?}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                found.extend(walk(&p));
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_transfer_cut_by_a_relay_restart_resumes_in_the_next_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_dir = dir.path().join("relay");
+    let mut relay = Relay::start(&relay_dir, &[]);
+    let big = dir.path().join("big.bin");
+    let sha = write_file(&big, 512 << 20);
+    let inbox = dir.path().join("user-inbox");
+    let (mut first, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
+    let _tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
+
+    // Cut the relay off once part of the file is on the user's disk; the agent writes what it
+    // had received until it gives the connection up.
+    let partial = wait_for_partial(&inbox, 32 << 20);
+    relay.proc.signal(libc::SIGKILL);
+    relay.proc.wait_exit(PROMPT);
+    first.wait_exit(PROMPT);
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept < 512 << 20, "the file arrived whole before the cut");
+
+    // The next session, through the relay restarted where it was, carries on from there.
+    let addr = relay.addr.clone();
+    let relay = Relay::start_at(&addr, &relay_dir, &[]);
+    let (mut agent, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
+    let mut tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
+    assert!(tech.wait_exit(TRANSFER).success(), "{}", tech.transcript());
+    let arrived = done(&mut agent, "receiving");
+    let from = arrived["resumed_from"].as_u64().unwrap();
+    assert!(
+        from >= 32 << 20 && from <= kept,
+        "resumed from {from}; {kept} bytes were kept"
+    );
+    assert_eq!(arrived["stored_as"], "big.bin");
+    assert_eq!(sha256_of(&inbox.join("big.bin")), sha);
+    assert!(!partial.exists(), "the partial file took the file's name");
+    let accepted = tech.wait_event("files_accepted", PROMPT);
+    assert_eq!(accepted["resumed"].as_u64(), Some(from));
+}
+
+/// Waits until a partial file in `dir` holds at least `len` bytes; its path.
+fn wait_for_partial(dir: &Path, len: u64) -> PathBuf {
+    let deadline = Instant::now() + TRANSFER;
+    while Instant::now() < deadline {
+        let found = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                e.file_name().to_string_lossy().ends_with(".tandem-partial")
+                    && e.metadata().is_ok_and(|m| m.len() >= len)
+            });
+        if let Some(e) = found {
+            return e.path();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no partial file of {len} bytes in {}", dir.display());
+}
