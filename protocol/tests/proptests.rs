@@ -182,6 +182,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::TokenExpired),
         Just(ErrorCode::TokenRevoked),
         Just(ErrorCode::NotPermitted),
+        Just(ErrorCode::RelayGone),
     ]
 }
 
@@ -276,6 +277,13 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
         peer_left_reason().prop_map(|reason| FromRelay::PeerLeft { reason }),
         Just(FromRelay::ShuttingDown),
         (error_code(), text()).prop_map(|(code, message)| FromRelay::Error { code, message }),
+        (text(), text(), text()).prop_map(|(name, addr, fingerprint)| FromRelay::Redirect {
+            to: protocol::control::RelayPointer {
+                name,
+                addr,
+                fingerprint,
+            },
+        }),
     ]
 }
 

@@ -82,6 +82,12 @@ pub struct Config {
     pub s3_secret_access_key: Option<String>,
     /// TCP address of the administrator's HTTP listener (`/metrics`, `/health`); `None`: none.
     pub admin_listen: Option<SocketAddr>,
+    /// The cluster this relay belongs to (`cluster_name`): relays sharing `database_url` with
+    /// the same cluster name send technicians to each other. `None`: a relay on its own.
+    pub cluster_name: Option<String>,
+    /// Where the other relays of the cluster tell technicians to reach this one (`HOST:PORT`,
+    /// `public_addr`); without it, the listen address when it names one host.
+    pub public_addr: Option<String>,
 }
 
 /// How the desk treats help requests.
@@ -231,6 +237,8 @@ impl Default for Config {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             admin_listen: None,
+            cluster_name: None,
+            public_addr: None,
         }
     }
 }
@@ -297,6 +305,8 @@ pub struct FileConfig {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub admin_listen: Option<SocketAddr>,
+    pub cluster_name: Option<String>,
+    pub public_addr: Option<String>,
 }
 
 impl FileConfig {
@@ -340,8 +350,16 @@ impl FileConfig {
             s3_access_key_id,
             s3_secret_access_key,
             admin_listen,
+            cluster_name,
+            public_addr,
         } = self;
         let text = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_string());
+        if let Some(v) = cluster_name {
+            cfg.cluster_name = text(v);
+        }
+        if let Some(v) = public_addr {
+            cfg.public_addr = text(v);
+        }
         if let Some(v) = log_store {
             cfg.log_store = text(v);
         }
@@ -463,9 +481,42 @@ impl Config {
         Ok(location)
     }
 
+    /// Where the other relays of the cluster send technicians to reach this one: `public_addr`,
+    /// else the address it listens on (`bound`) when that names one host; `None` for a relay
+    /// on its own.
+    pub fn cluster_addr(&self, bound: SocketAddr) -> anyhow::Result<Option<String>> {
+        if self.cluster_name.is_none() {
+            return Ok(None);
+        }
+        match &self.public_addr {
+            Some(a) => Ok(Some(a.clone())),
+            None if !bound.ip().is_unspecified() => Ok(Some(bound.to_string())),
+            None => anyhow::bail!(
+                "a relay of a cluster needs public_addr (--public-addr HOST:PORT): where the \
+                 other relays send technicians to reach it, as the listen address {bound} names \
+                 no single host"
+            ),
+        }
+    }
+
     /// Refuses settings that cannot work, with a reason.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.log_location()?;
+        if self.cluster_name.is_some() {
+            anyhow::ensure!(
+                self.database_url.is_some(),
+                "a relay of a cluster (cluster_name) keeps its state in the database the other \
+                 relays share: give database_url too"
+            );
+            self.cluster_addr(self.listen)?;
+        }
+        if let Some(a) = &self.public_addr {
+            anyhow::ensure!(
+                a.rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+                "public_addr must be HOST:PORT, got {a:?}"
+            );
+        }
         if let Some(e) = &self.s3_endpoint {
             anyhow::ensure!(
                 e.starts_with("http://") || e.starts_with("https://"),
@@ -608,6 +659,38 @@ mod tests {
         assert_eq!(c.desk.abandon_after, Duration::from_secs(60));
         c.validate().unwrap();
         assert!(toml::from_str::<FileConfig>("[desk.tier1]\nrouting = \"random\"").is_err());
+    }
+
+    #[test]
+    fn a_cluster_needs_a_shared_database_and_an_address_peers_reach() {
+        let mut c = Config::default();
+        let f: FileConfig = toml::from_str("cluster_name = \"north\"").unwrap();
+        f.apply(&mut c);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("give database_url too"), "{e}");
+        c.database_url = Some("postgres://relay:pw@db.example.org/tandem".into());
+        // Listening on every address names no host for the others to send technicians to.
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("needs public_addr"), "{e}");
+        let bound: SocketAddr = "10.0.0.5:4433".parse().unwrap();
+        assert_eq!(
+            c.cluster_addr(bound).unwrap().as_deref(),
+            Some("10.0.0.5:4433")
+        );
+        let f: FileConfig = toml::from_str("public_addr = \"relay-a.example.org:4433\"").unwrap();
+        f.apply(&mut c);
+        c.validate().unwrap();
+        assert_eq!(
+            c.cluster_addr(c.listen).unwrap().as_deref(),
+            Some("relay-a.example.org:4433")
+        );
+        c.public_addr = Some("relay-a.example.org".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("public_addr must be HOST:PORT"), "{e}");
+        // Without a cluster name, a relay is on its own whatever its database.
+        c.cluster_name = None;
+        c.public_addr = None;
+        assert_eq!(c.cluster_addr(bound).unwrap(), None);
     }
 
     #[test]

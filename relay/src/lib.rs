@@ -1,6 +1,8 @@
 //! The relay server.
 //!
 //! - [`accounts`]: technician accounts (Argon2id), login back-off, session tokens;
+//! - [`cluster`]: several relays of one organisation on a shared database: which holds the
+//!   agent of a code or a help request, and where a technician is sent;
 //! - [`config`]: settings from flags and an optional TOML file;
 //! - [`desk`]: the support desk's queue of help requests, a pure state machine of stored
 //!   events;
@@ -24,6 +26,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod desk;
 pub mod forward;

@@ -50,7 +50,7 @@ struct Cli {
     /// or IPv6 /64], unpaired_timeout_secs [60], max_waiting_codes_per_source [32],
     /// registrations_per_minute [30], account_log_quota_mb [65536],
     /// max_checkpoints_per_log [100000]; log_store, s3_endpoint, s3_region, s3_access_key_id,
-    /// s3_secret_access_key; admin_listen
+    /// s3_secret_access_key; admin_listen; cluster_name, public_addr
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The organisation that runs this relay, as users are told ("alice (tier 2) of Example
@@ -84,6 +84,17 @@ struct Cli {
     /// format) and GET /health, e.g. 127.0.0.1:9433 [default: none]
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
+    /// Join the cluster NAME: the relays that share database_url under the same cluster name
+    /// find each other there, and a technician who gives one of them a code or takes a help
+    /// request whose user's agent waits on another is sent to that one (config: cluster_name)
+    /// [default: none, a relay on its own]
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// Where the other relays of the cluster send technicians to reach this one, HOST:PORT
+    /// as technicians reach it (config: public_addr) [default: the listen address, when it
+    /// names one host]
+    #[arg(long, value_name = "HOST:PORT")]
+    public_addr: Option<String>,
     /// Seconds an unused session code stays valid [default: 600]
     #[arg(long, value_name = "SECS")]
     code_ttl_secs: Option<u64>,
@@ -507,6 +518,8 @@ impl Cli {
             log_retention_days: self.log_retention_days,
             log_store: self.log_store.clone(),
             admin_listen: self.admin_listen,
+            cluster_name: self.cluster.clone(),
+            public_addr: self.public_addr.clone(),
             ..FileConfig::default()
         };
         flags.apply(&mut cfg);

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub database_errors: AtomicU64,
     /// Errors of the log storage (the directory or the S3 bucket).
     pub storage_errors: AtomicU64,
+    /// Technicians sent to another relay of the cluster, which holds the agent they asked for.
+    pub redirects: AtomicU64,
     /// Refusals sent to peers, by reason. Rare enough for a lock.
     refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -80,6 +82,7 @@ pub fn reason(code: &ErrorCode) -> &'static str {
         ErrorCode::SecondFactorRequired => "second_factor_required",
         ErrorCode::UnknownRequest => "unknown_request",
         ErrorCode::RequestTaken => "request_taken",
+        ErrorCode::RelayGone => "relay_gone",
         _ => "other",
     }
 }
@@ -197,6 +200,12 @@ pub fn render(counters: &Metrics, gauges: &Gauges) -> String {
             "",
             get(&counters.database_errors) + gauges.other_database_errors,
         )],
+    );
+    metric(
+        "redirects_total",
+        "counter",
+        "Technicians sent to the relay of the cluster that holds the agent they asked for.",
+        &[("", get(&counters.redirects))],
     );
     metric(
         "storage_errors_total",

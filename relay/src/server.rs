@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::accounts::{AccountRole, Accounts};
+use crate::cluster::{Cluster, Whereabouts};
 use crate::config::Config;
 use crate::forward::{self, SharedTap};
 use crate::identity::Identity;
@@ -91,6 +92,9 @@ struct Shared {
     tap: SharedTap,
     conns: Connections,
     metrics: Arc<Metrics>,
+    /// This relay's place among the relays of its cluster (blocking I/O: used from
+    /// `spawn_blocking`); `None` for a relay on its own.
+    cluster: Option<Arc<Mutex<Cluster>>>,
 }
 
 /// A running relay endpoint.
@@ -171,6 +175,8 @@ struct Stores {
     logs: LogStore,
     ledger: Ledger,
     help: help::Help,
+    /// The database, for this relay to enter its cluster once it listens.
+    db: crate::storage::Database,
 }
 
 impl Stores {
@@ -212,6 +218,7 @@ impl Stores {
             logs,
             ledger,
             help,
+            db,
         })
     }
 }
@@ -264,6 +271,23 @@ impl Relay {
                 Some(l)
             }
         };
+        let cluster = match (&cfg.cluster_name, cfg.cluster_addr(endpoint.local_addr()?)?) {
+            (Some(cluster), Some(public_addr)) => {
+                let me = crate::cluster::Member {
+                    name: stores.name.clone(),
+                    cluster: cluster.clone(),
+                    public_addr,
+                    fingerprint: identity.fingerprint.to_string(),
+                };
+                let db = stores.db.clone();
+                let entered = tokio::task::spawn_blocking(move || Cluster::enter(&db, me))
+                    .await
+                    .context("entering the cluster failed")?
+                    .context("cannot record this relay among the relays of its cluster")?;
+                Some(Arc::new(Mutex::new(entered)))
+            }
+            _ => None,
+        };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             logs: Arc::new(Mutex::new(stores.logs)),
@@ -276,6 +300,7 @@ impl Relay {
             shutdown,
             conns: Connections::new(cfg.max_connections, cfg.max_connections_per_source),
             metrics: Arc::new(Metrics::default()),
+            cluster,
             cfg,
             tap,
         });
@@ -325,6 +350,8 @@ impl Relay {
             None => None,
         };
         let mut purge = tokio::time::interval(PURGE_INTERVAL);
+        let mut seen = tokio::time::interval(crate::cluster::SEEN_EVERY);
+        seen.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(LOG_SWEEP_INTERVAL);
         let desk = self.shared.clone();
         let desk_clock = tokio::spawn(async move {
@@ -384,12 +411,17 @@ impl Relay {
                         warn!(error = %e.message, "the session-log retention sweep failed");
                     }
                 }
+                _ = seen.tick(), if self.shared.cluster.is_some() => {
+                    with_cluster(&self.shared, Cluster::seen).await;
+                }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 _ = &mut stop => break,
             }
         }
         desk_clock.abort();
         info!(connections = conns.len(), "shutting down");
+        // Technicians sent here from now on are told this relay is gone.
+        with_cluster(&self.shared, Cluster::leave).await;
         let _ = self.shutdown_tx.send(true);
         if let Some(a) = admin {
             a.abort();
@@ -619,6 +651,13 @@ async fn agent(
         )
     })?;
     info!(peer = %remote, code = %code, "agent registered");
+    let _held = Held::new(
+        shared,
+        crate::cluster::code_key(&code),
+        conn,
+        crate::ledger::now_ms() + shared.cfg.code_ttl.as_millis() as u64,
+    )
+    .await;
     let withdraw = || {
         shared
             .rendezvous
@@ -910,8 +949,22 @@ async fn technician(
     info.account = Some(account.clone());
     let monitor = matches!(wanted, Wanted::Monitor(_));
     let (agent, what, request) = match wanted {
-        Wanted::Code(code) => (lookup(shared, &code, now)?, code.digits().to_string(), None),
+        Wanted::Code(code) => match lookup(shared, &code, now) {
+            Ok(agent) => (agent, code.digits().to_string(), None),
+            Err(here) if here.code == ErrorCode::UnknownCode && code.is_well_formed() => {
+                return elsewhere(conn, out, shared, crate::cluster::code_key(&code), here).await
+            }
+            Err(here) => return Err(here),
+        },
         Wanted::Request(request) => {
+            if let Some(id) = request.filter(|id| !shared.help.holds_agent(*id)) {
+                if shared.cluster.is_some() {
+                    let what = crate::cluster::request_key(id);
+                    if let Some(Whereabouts::At(to)) = find(shared, what).await {
+                        return redirect(conn, out, shared, to).await;
+                    }
+                }
+            }
             let (entry, reach) = help::take(shared, &account.name, account.tier, request).await?;
             let agent = match reach {
                 help::Reach::Waiting(agent) => agent,
@@ -1306,6 +1359,131 @@ async fn log_message(
             "{other} is not a session-log message"
         ))),
     }
+}
+
+/// Runs `f` on this relay's place in its cluster off the async threads, when it is in one; a
+/// failure is logged (the relay goes on serving its own agents) and gives `None`.
+async fn with_cluster<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&Cluster) -> Result<T, crate::storage::DbError> + Send + 'static,
+) -> Option<T> {
+    let cluster = shared.cluster.clone()?;
+    let done = tokio::task::spawn_blocking(move || f(&cluster.lock().expect("cluster lock"))).await;
+    match done {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            warn!(error = %e, "the cluster's rows in the database cannot be used");
+            Metrics::add(&shared.metrics.database_errors, 1);
+            None
+        }
+        Err(e) => {
+            warn!(error = %e, "the cluster's task failed");
+            None
+        }
+    }
+}
+
+/// Where the agent of `what` (a code's or a request's key) is among the relays of the cluster.
+async fn find(shared: &Shared, what: String) -> Option<Whereabouts> {
+    with_cluster(shared, move |c| c.find(&what)).await
+}
+
+/// An agent this relay holds, as recorded for the other relays of its cluster until it is
+/// dropped; or, when the relay is stopping, until it expires (so that a technician asking
+/// another relay for it is told this one is gone).
+struct Held {
+    cluster: Option<Arc<Mutex<Cluster>>>,
+    what: String,
+    holder: String,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Held {
+    /// Records that this relay holds the agent of `what` on `conn` until `until_ms`.
+    async fn new(shared: &Shared, what: String, conn: &Connection, until_ms: u64) -> Self {
+        let holder = conn.stable_id().to_string();
+        let (w, h) = (what.clone(), holder.clone());
+        with_cluster(shared, move |c| c.hold(&w, &h, until_ms)).await;
+        Self {
+            cluster: shared.cluster.clone(),
+            what,
+            holder,
+            shutdown: shared.shutdown.clone(),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(cluster) = self.cluster.take() else {
+            return;
+        };
+        if *self.shutdown.borrow() {
+            return;
+        }
+        let (what, holder) = (
+            std::mem::take(&mut self.what),
+            std::mem::take(&mut self.holder),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn_blocking(move || {
+                if let Err(e) = cluster
+                    .lock()
+                    .expect("cluster lock")
+                    .release(&what, &holder)
+                {
+                    warn!(error = %e, "the cluster's rows in the database cannot be used");
+                }
+            });
+        }
+    }
+}
+
+/// A code or request this relay does not hold (`here` says why): a technician is sent to the
+/// relay of the cluster that holds its agent, told when that relay is gone, or refused as
+/// `here` says.
+async fn elsewhere(
+    conn: &Connection,
+    out: &mut FramedSend<FromRelay>,
+    shared: &Shared,
+    what: String,
+    here: Refusal,
+) -> Result<(), Refusal> {
+    match find(shared, what).await {
+        Some(Whereabouts::At(to)) => redirect(conn, out, shared, to).await,
+        Some(Whereabouts::Gone { relay }) => Err(Refusal::new(
+            ErrorCode::RelayGone,
+            format!(
+                "the user's agent waits on relay {relay} of this organisation, which is gone \
+                 (stopped, or not heard from); ask the user to start the agent again for a new \
+                 code"
+            ),
+        )),
+        _ => Err(here),
+    }
+}
+
+/// Tells the technician to go to relay `to` (waiting, briefly, for the words to be delivered)
+/// and closes the connection.
+async fn redirect(
+    conn: &Connection,
+    out: &mut FramedSend<FromRelay>,
+    shared: &Shared,
+    to: protocol::control::RelayPointer,
+) -> Result<(), Refusal> {
+    info!(peer = %conn.remote_address(), relay = %to.name, addr = %to.addr, "sent to another relay of the cluster");
+    Metrics::add(&shared.metrics.redirects, 1);
+    let delivered = async {
+        out.send(&FromRelay::Redirect { to }).await.ok()?;
+        out.finish().ok()?;
+        out.stream_mut().stopped().await.ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), delivered).await;
+    conn.close(
+        VarInt::from_u32(close_code::DONE),
+        b"the session is on another relay",
+    );
+    Ok(())
 }
 
 fn lookup(shared: &Shared, code: &SessionCode, now: Instant) -> Result<WaitingAgent, Refusal> {

@@ -15,7 +15,9 @@ use link::client::Trusted;
 use link::report::Reporter;
 use link::sealed::{Meeting, PeerPlaneError};
 use link::{Fingerprint, LinkError, RelayConnection};
-use protocol::control::{ErrorCode, LogOffer, RecordingPolicy, Role, TechnicianAccount};
+use protocol::control::{
+    ErrorCode, LogOffer, PeerInfo, RecordingPolicy, RelayPointer, Role, TechnicianAccount,
+};
 use protocol::e2e::{HandshakeError, UserCode};
 use protocol::input::InputEvent;
 use protocol::sessionlog::{
@@ -145,6 +147,10 @@ pub enum JoinEvent {
     Request(Box<protocol::control::QueueEntry>),
     /// The session log goes here (`None`: not recorded).
     Recording(Option<PathBuf>),
+    /// The relay asked sent this client to the relay at `relay`, which holds the user's agent.
+    Redirected {
+        relay: String,
+    },
     Session(SessionEvent),
 }
 
@@ -259,6 +265,7 @@ pub fn advice(e: &LinkError) -> Option<&'static str> {
             ErrorCode::RecordingMissing => Some("This relay requires every session to be recorded; use a technician client that records and checkpoints its session log."),
             ErrorCode::QuotaExceeded => Some("Ask an administrator of the relay for a larger share (account_log_quota_mb) or to delete old logs; the log waits in the spool."),
             ErrorCode::Timeout => Some("Connect again when you need the relay."),
+            ErrorCode::RelayGone => Some("Ask the user to start the agent again: it connects to a relay that runs, and reads out a new code."),
             _ => None,
         },
         LinkError::WrongFingerprint { .. } => Some(
@@ -291,6 +298,23 @@ pub fn not_logged_in(relay: &str, stored: Option<&StoredLogin>, why: &str) -> an
     )
 }
 
+/// Asks the relay of `conn` for the session of `joining`. The relay sees only a code's
+/// rendezvous part; the secret part stays here.
+async fn ask(conn: &mut RelayConnection, joining: &Joining) -> Result<PeerInfo, LinkError> {
+    match joining {
+        Joining::Code(code) => conn.join(code.rendezvous().clone()).await,
+        Joining::Request(request) => conn.take(*request).await,
+        Joining::Monitor(session) => conn.monitor(session.clone()).await,
+    }
+}
+
+/// The fingerprint a relay gave for the relay it sent this client to.
+fn conn_fingerprint(to: &RelayPointer) -> Result<Fingerprint, LinkError> {
+    to.fingerprint
+        .parse()
+        .map_err(|_| LinkError::Protocol(format!("{:?} is not a fingerprint", to.fingerprint)))
+}
+
 /// Joins the session of `code` and runs it until it ends (see the module documentation).
 /// Errors before the session (no login, relay refused the code) are `Err`; how the session
 /// itself ended is the [`Outcome`].
@@ -309,7 +333,7 @@ pub async fn join(
             let _ = tx.send(e);
         }
     };
-    let (mut conn, trusted) = target.connect(report).await?;
+    let (mut conn, mut trusted) = target.connect(report).await?;
     report.event(
         "connected",
         json!({ "relay": conn.relay_addr.to_string(), "relay_software": conn.relay_software }),
@@ -359,11 +383,30 @@ pub async fn join(
     };
     let log_dir = opts.log_dir.clone().unwrap_or_else(default_log_dir);
     let spool = Spool::new(log_dir.join("upload-spool"));
-    // The relay sees only the rendezvous part; the secret part stays here.
-    let peer = match joining {
-        Joining::Code(code) => conn.join(code.rendezvous().clone()).await?,
-        Joining::Request(request) => conn.take(*request).await?,
-        Joining::Monitor(session) => conn.monitor(session.clone()).await?,
+    let peer = match ask(&mut conn, joining).await {
+        // The user's agent is on another relay of the organisation: this one vouches for it,
+        // and the same login works there.
+        Err(LinkError::Redirected(to)) => {
+            report.event(
+                "redirected",
+                json!({ "relay": to.name, "addr": to.addr, "fingerprint": to.fingerprint }),
+                format!(
+                    "The user's agent is on relay {} at {} of the same organisation; joining there.",
+                    to.name, to.addr
+                ),
+            );
+            tell(JoinEvent::Redirected {
+                relay: to.addr.clone(),
+            });
+            conn = RelayConnection::connect_redirected(&to, Role::Technician).await?;
+            conn.resume(&stored.token).await?;
+            trusted = Trusted::Explicit {
+                fingerprint: conn_fingerprint(&to)?,
+                remembered_now: false,
+            };
+            ask(&mut conn, joining).await?
+        }
+        other => other?,
     };
     let session_id = conn.session.clone().unwrap_or_default();
     // What the session is known by: the code's rendezvous part, or the relay's session

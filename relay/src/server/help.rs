@@ -387,6 +387,10 @@ impl State {
     }
 }
 
+/// How long the other relays of a cluster are told this relay holds a request's agent, from
+/// when it connected (the row goes when it leaves; this bounds a row a crash left behind).
+const REQUEST_HELD: Duration = Duration::from_secs(24 * 3600);
+
 /// The help-request side of the relay, shared by every connection.
 pub(super) struct Help {
     state: Arc<Mutex<State>>,
@@ -477,6 +481,11 @@ impl Help {
             presence: watch::channel(0).0,
             moved: watch::channel(0).0,
         })
+    }
+
+    /// Whether this relay holds the agent of request `id` (waiting, or in a live session).
+    pub(super) fn holds_agent(&self, id: u64) -> bool {
+        self.lock().reachable(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -878,6 +887,14 @@ pub(super) async fn requester(
             )))
         }
     };
+    // For the other relays of the cluster, while this connection waits here.
+    let _held = super::Held::new(
+        shared,
+        crate::cluster::request_key(id),
+        conn,
+        now_ms() + REQUEST_HELD.as_millis() as u64,
+    )
+    .await;
     let (position, expected_wait_secs) = help.place(id).unwrap_or((0, None));
     let mut place = position;
     send(

@@ -41,7 +41,32 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: Step::Sql("ALTER TABLE sessions ADD COLUMN relay TEXT;"),
         postgres: Step::Sql("ALTER TABLE sessions ADD COLUMN relay TEXT;"),
     },
+    Migration {
+        version: 3,
+        description: "the relays of a cluster, and which relay holds the agent of a code or a \
+                      help request",
+        sqlite: Step::Sql(CLUSTER_TABLES),
+        postgres: Step::Sql(CLUSTER_TABLES),
+    },
 ];
+
+/// Version 3, the same on both backends.
+const CLUSTER_TABLES: &str = "
+CREATE TABLE relays (
+    name        TEXT PRIMARY KEY,
+    cluster     TEXT NOT NULL,
+    public_addr TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    last_seen   BIGINT NOT NULL
+);
+CREATE TABLE agents_at (
+    what     TEXT PRIMARY KEY,
+    relay    TEXT NOT NULL,
+    holder   TEXT NOT NULL,
+    until_at BIGINT NOT NULL
+);
+CREATE INDEX agents_at_by_relay ON agents_at (relay);
+";
 
 /// The schema version this relay brings a database to.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
@@ -364,6 +389,6 @@ mod tests {
             .get(0)
             .unwrap();
         assert_eq!(offered, 9, "the time of storing stands in for the offer's");
-        assert_eq!(versions(&conn), vec![1, 2]);
+        assert_eq!(versions(&conn), vec![1, 2, 3]);
     }
 }

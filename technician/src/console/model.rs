@@ -130,6 +130,9 @@ pub struct SessionView {
     pub quiet: bool,
     /// Nothing is heard from the relay for now.
     pub relay_quiet: bool,
+    /// The relay asked sent the session to the relay at this address, which holds the user's
+    /// agent.
+    pub redirected: Option<String>,
     /// The six digits to compare with the user, for a session from the queue.
     pub verification: Option<String>,
     /// The help request the session came from, and the steps taken with it.
@@ -242,6 +245,7 @@ impl SessionView {
             quality: None,
             quiet: false,
             relay_quiet: false,
+            redirected: None,
             verification: None,
             request: None,
             participants: Vec::new(),
@@ -380,6 +384,9 @@ pub enum Event {
         peer: String,
     },
     Recording(Option<PathBuf>),
+    /// The relay asked sent the session to the relay at this address, which holds the user's
+    /// agent.
+    Redirected(String),
     Consent(ConsentState),
     ScreenStarted {
         width: u32,
@@ -791,6 +798,12 @@ impl Model {
                 }
                 vec![]
             }
+            Event::Redirected(relay) => {
+                if let Some(s) = &mut self.session {
+                    s.redirected = Some(relay);
+                }
+                vec![]
+            }
             Event::Consent(state) => {
                 if let Some(s) = &mut self.session {
                     s.notice = match (s.consent, state) {
@@ -1113,6 +1126,19 @@ mod tests {
         assert_eq!(m.screen, Screen::Session);
         // A second join while it runs does nothing.
         assert!(m.update(Event::JoinSubmitted).is_empty());
+    }
+
+    #[test]
+    fn a_session_sent_to_another_relay_says_which() {
+        let mut m = home();
+        m.home.code = "469544742 4821".into();
+        m.update(Event::JoinSubmitted);
+        assert_eq!(m.session.as_ref().unwrap().redirected, None);
+        m.update(Event::Redirected("relay-a.example.org:4433".into()));
+        assert_eq!(
+            m.session.as_ref().unwrap().redirected.as_deref(),
+            Some("relay-a.example.org:4433")
+        );
     }
 
     #[test]

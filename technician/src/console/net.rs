@@ -660,6 +660,7 @@ async fn run_session(
                     },
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
                     JoinEvent::Recording(path) => Event::Recording(path),
+                    JoinEvent::Redirected { relay } => Event::Redirected(relay),
                     JoinEvent::Session(SessionEvent::Consent(state)) => Event::Consent(state),
                     JoinEvent::Session(SessionEvent::PeerQuiet(quiet)) => Event::PeerQuiet(quiet),
                     JoinEvent::Session(SessionEvent::RelayQuiet(quiet)) => Event::RelayQuiet(quiet),

@@ -628,6 +628,13 @@ impl ConsoleApp {
             }
             None => {}
         }
+        if let Some(relay) = &s.redirected {
+            ui.label(self.w.fmt(
+                "session-redirected",
+                &[("relay", Value::from(relay.clone()))],
+            ))
+            .on_hover_text(self.w.text("session-redirected-tip"));
+        }
         ui.separator();
         match &s.recording {
             Some(Some(path)) => {

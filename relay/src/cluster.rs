@@ -1,0 +1,333 @@
+//! Several relays of one organisation: which relay holds the agent of a code or a help request,
+//! and where a technician who asked another relay must go.
+//!
+//! Relays of a cluster share one database (`database_url`). Each records itself in `relays`
+//! (its name, the address peers reach it at, its certificate's fingerprint) and says every
+//! [`SEEN_EVERY`] that it is still there; one not heard from for [`GONE_AFTER`], or that
+//! stopped and struck itself off, is gone (what it held is refused as a gone relay's until it
+//! expires or the relay starts again). Each records in `agents_at` which of its agents wait
+//! under a code (by the code's SHA-256, never the code) or a help request. A relay asked for a
+//! code or a request whose agent it does not hold looks it up here ([`Cluster::find`]): the
+//! technician is sent to the relay that holds it ([`Whereabouts::At`]), or told that relay is
+//! gone. [`judge`] is the decision, pure; [`Cluster`] the queries around it.
+
+use std::time::Duration;
+
+use protocol::control::{RelayPointer, SessionCode};
+use sha2::{Digest, Sha256};
+
+use crate::ledger::now_ms;
+use crate::storage::{params, Conn, Database, DbError, Sql};
+
+/// How often a relay of a cluster says it is still there.
+pub const SEEN_EVERY: Duration = Duration::from_secs(2);
+
+/// A relay not heard from for this long is gone: its codes and requests are refused.
+pub const GONE_AFTER: Duration = Duration::from_secs(10);
+
+/// A relay as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The relay's name ([`crate::identity::relay_name`]).
+    pub name: String,
+    /// The cluster's name (`cluster_name`): relays of other clusters on the same database are
+    /// not peers.
+    pub cluster: String,
+    /// Where peers reach it (`public_addr`), `HOST:PORT`.
+    pub public_addr: String,
+    /// Its certificate's fingerprint, hex.
+    pub fingerprint: String,
+}
+
+/// Where the agent of a code or a help request is, as one relay sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// No relay of the cluster holds it.
+    Unknown,
+    /// This relay holds it.
+    Here,
+    /// A live peer holds it: send the technician there.
+    At(RelayPointer),
+    /// The relay that held it is gone (stopped, or silent for [`GONE_AFTER`]).
+    Gone { relay: String },
+}
+
+/// What `agents_at` holds for a code or request: the relay that holds its agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    pub relay: String,
+    pub until_ms: u64,
+}
+
+/// Where the agent is, from the row of `agents_at` (`holding`), the holder's row of `relays`
+/// with when it was last seen (`holder`), this relay, and the time.
+pub fn judge(
+    holding: Option<&Holding>,
+    holder: Option<(&Member, u64)>,
+    me: &Member,
+    now_ms: u64,
+) -> Whereabouts {
+    let Some(h) = holding.filter(|h| h.until_ms > now_ms) else {
+        return Whereabouts::Unknown;
+    };
+    if h.relay == me.name {
+        return Whereabouts::Here;
+    }
+    match holder {
+        Some((m, seen))
+            if m.name == h.relay
+                && m.cluster == me.cluster
+                && now_ms.saturating_sub(seen) < GONE_AFTER.as_millis() as u64 =>
+        {
+            Whereabouts::At(RelayPointer {
+                name: m.name.clone(),
+                addr: m.public_addr.clone(),
+                fingerprint: m.fingerprint.clone(),
+            })
+        }
+        _ => Whereabouts::Gone {
+            relay: h.relay.clone(),
+        },
+    }
+}
+
+/// What `agents_at` calls the agent waiting under `code`: the SHA-256 of its digits.
+pub fn code_key(code: &SessionCode) -> String {
+    format!(
+        "code {}",
+        hex::encode(Sha256::digest(code.digits().as_bytes()))
+    )
+}
+
+/// What `agents_at` calls the agent of help request `id`.
+pub fn request_key(id: u64) -> String {
+    format!("request {id}")
+}
+
+/// This relay's place in the cluster, in the shared database.
+pub struct Cluster {
+    conn: Conn,
+    me: Member,
+}
+
+impl Cluster {
+    /// Records `me` in `db`'s relays (replacing an earlier row of the same name), and forgets
+    /// the agents its last run held.
+    pub fn enter(db: &Database, me: Member) -> Result<Self, DbError> {
+        let c = Self {
+            conn: db.connect()?,
+            me,
+        };
+        c.conn.execute(
+            "DELETE FROM agents_at WHERE relay = $1",
+            params![&c.me.name],
+        )?;
+        c.conn.execute(
+            "INSERT INTO relays (name, cluster, public_addr, fingerprint, last_seen)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET cluster = $2, public_addr = $3, fingerprint = $4,
+                 last_seen = $5",
+            params![
+                &c.me.name,
+                &c.me.cluster,
+                &c.me.public_addr,
+                &c.me.fingerprint,
+                now_ms()
+            ],
+        )?;
+        Ok(c)
+    }
+
+    pub fn me(&self) -> &Member {
+        &self.me
+    }
+
+    /// Says this relay is still there, and drops the rows of codes past their expiry.
+    pub fn seen(&self) -> Result<(), DbError> {
+        let now = now_ms();
+        self.conn.execute(
+            "UPDATE relays SET last_seen = $2 WHERE name = $1",
+            params![&self.me.name, now],
+        )?;
+        self.conn
+            .execute("DELETE FROM agents_at WHERE until_at <= $1", params![now])?;
+        Ok(())
+    }
+
+    /// Strikes this relay off (it stops): its codes and requests are refused as gone at once,
+    /// until they expire or it enters again.
+    pub fn leave(&self) -> Result<(), DbError> {
+        self.conn
+            .execute("DELETE FROM relays WHERE name = $1", params![&self.me.name])?;
+        Ok(())
+    }
+
+    /// Records that this relay holds the agent of `what` (a [`code_key`] or [`request_key`])
+    /// on the connection `holder`, until `until_ms`.
+    pub fn hold(&self, what: &str, holder: &str, until_ms: u64) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO agents_at (what, relay, holder, until_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (what) DO UPDATE SET relay = $2, holder = $3, until_at = $4",
+            params![what, &self.me.name, holder, until_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets `what`, if this relay still holds it on the connection `holder`.
+    pub fn release(&self, what: &str, holder: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "DELETE FROM agents_at WHERE what = $1 AND relay = $2 AND holder = $3",
+            params![what, &self.me.name, holder],
+        )?;
+        Ok(())
+    }
+
+    /// Where the agent of `what` is.
+    pub fn find(&self, what: &str) -> Result<Whereabouts, DbError> {
+        let holding = self
+            .conn
+            .query_opt(
+                "SELECT relay, until_at FROM agents_at WHERE what = $1",
+                params![what],
+            )?
+            .map(|r| {
+                Ok::<_, DbError>(Holding {
+                    relay: r.get(0)?,
+                    until_ms: r.get(1)?,
+                })
+            })
+            .transpose()?;
+        let holder = match &holding {
+            Some(h) => self
+                .conn
+                .query_opt(
+                    "SELECT name, cluster, public_addr, fingerprint, last_seen FROM relays
+                     WHERE name = $1",
+                    params![&h.relay],
+                )?
+                .map(|r| {
+                    Ok::<_, DbError>((
+                        Member {
+                            name: r.get(0)?,
+                            cluster: r.get(1)?,
+                            public_addr: r.get(2)?,
+                            fingerprint: r.get(3)?,
+                        },
+                        r.get::<u64>(4)?,
+                    ))
+                })
+                .transpose()?,
+            None => None,
+        };
+        Ok(judge(
+            holding.as_ref(),
+            holder.as_ref().map(|(m, seen)| (m, *seen)),
+            &self.me,
+            now_ms(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::testing::each_backend;
+
+    fn member(name: &str) -> Member {
+        Member {
+            name: name.into(),
+            cluster: "north".into(),
+            public_addr: format!("{name}.example.org:4433"),
+            fingerprint: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn the_agent_is_here_at_a_live_peer_or_with_a_gone_one() {
+        let (me, a) = (member("b"), member("a"));
+        let held = |relay: &str, until_ms| Holding {
+            relay: relay.into(),
+            until_ms,
+        };
+        let now = 1_000_000;
+        assert_eq!(judge(None, None, &me, now), Whereabouts::Unknown);
+        // An expired code is no one's.
+        assert_eq!(
+            judge(Some(&held("a", now)), Some((&a, now)), &me, now),
+            Whereabouts::Unknown
+        );
+        assert_eq!(
+            judge(Some(&held("b", now + 1)), None, &me, now),
+            Whereabouts::Here
+        );
+        let at_a = Whereabouts::At(RelayPointer {
+            name: "a".into(),
+            addr: "a.example.org:4433".into(),
+            fingerprint: "ab".repeat(32),
+        });
+        assert_eq!(
+            judge(Some(&held("a", now + 1)), Some((&a, now - 1_000)), &me, now),
+            at_a
+        );
+        let gone = Whereabouts::Gone { relay: "a".into() };
+        // Silent for too long, struck off, or of another cluster.
+        let silent = now - GONE_AFTER.as_millis() as u64;
+        assert_eq!(
+            judge(Some(&held("a", now + 1)), Some((&a, silent)), &me, now),
+            gone
+        );
+        assert_eq!(judge(Some(&held("a", now + 1)), None, &me, now), gone);
+        let elsewhere = Member {
+            cluster: "south".into(),
+            ..a.clone()
+        };
+        assert_eq!(
+            judge(Some(&held("a", now + 1)), Some((&elsewhere, now)), &me, now),
+            gone
+        );
+    }
+
+    #[test]
+    fn relays_sharing_a_database_find_each_others_agents() {
+        each_backend(|db| {
+            let a = Cluster::enter(db, member("a")).unwrap();
+            let b = Cluster::enter(db, member("b")).unwrap();
+            let code = code_key(&SessionCode::parse("123456789").unwrap());
+            assert!(!code.contains("123456789"), "the code itself is not kept");
+            a.hold(&code, "conn-1", now_ms() + 60_000).unwrap();
+            a.hold(&request_key(7), "conn-2", now_ms() + 60_000)
+                .unwrap();
+            assert_eq!(a.find(&code).unwrap(), Whereabouts::Here);
+            assert!(matches!(b.find(&code).unwrap(), Whereabouts::At(p) if p.name == "a"));
+            // Another connection's release leaves it; its own removes it.
+            a.release(&request_key(7), "conn-9").unwrap();
+            assert!(matches!(
+                b.find(&request_key(7)).unwrap(),
+                Whereabouts::At(_)
+            ));
+            a.release(&request_key(7), "conn-2").unwrap();
+            assert_eq!(b.find(&request_key(7)).unwrap(), Whereabouts::Unknown);
+            // A relay that stops is gone at once; one that crashed once it is silent.
+            a.seen().unwrap();
+            b.hold(&request_key(8), "conn-3", now_ms() + 60_000)
+                .unwrap();
+            b.leave().unwrap();
+            assert_eq!(
+                a.find(&request_key(8)).unwrap(),
+                Whereabouts::Gone { relay: "b".into() }
+            );
+            db.connect()
+                .unwrap()
+                .execute(
+                    "UPDATE relays SET last_seen = 0 WHERE name = 'a'",
+                    params![],
+                )
+                .unwrap();
+            let b = Cluster::enter(db, member("b")).unwrap();
+            assert_eq!(
+                b.find(&code).unwrap(),
+                Whereabouts::Gone { relay: "a".into() }
+            );
+        });
+    }
+}
