@@ -1084,19 +1084,22 @@ async fn send_file(
         .spawn(move || read_blocks(&source, start, size, tx))
         .map_err(|e| format!("cannot start reading the file: {e}"))?;
     let mut left = size - start;
+    // The file goes out only as fast as the path takes it without a queue (crate::pace).
+    let mut pace = crate::pace::Yield::new(conn.clone());
     while left > 0 {
         let block = blocks
             .recv()
             .await
             .ok_or("the file could not be read to its end")??;
-        out.clear();
         for chunk in block.chunks(transfer::FILE_RECORD) {
             left -= chunk.len() as u64;
+            out.clear();
             sealer
                 .seal_frame(chunk, left == 0, &mut out)
                 .map_err(sealing)?;
+            pace.wait(out.len() as u64).await;
+            stream.write_all(&out).await.map_err(written)?;
         }
-        stream.write_all(&out).await.map_err(written)?;
         done.fetch_add(block.len() as u64, Ordering::Relaxed);
     }
     stream
