@@ -19,7 +19,9 @@
 //! any byte of a file it holds), and QUIC's flow control lets one stream have at most its window
 //! in flight ([`crate::transport::STREAM_WINDOW`], 16 MiB), a third of the connection's, which
 //! the updates share. The relay forwards streams in turns, a packet each, so a file there takes
-//! at most half of a link the screen needs.
+//! at most half of a link the screen needs. Bytes already on the wire wait in the path's queues
+//! ahead of any update, so the sender and the relay let a file out only while the path is not
+//! queueing ([`crate::pace`]).
 //!
 //! A file arrives in a hidden partial file beside where it lands
 //! ([`protocol::transfer::partial_name`]), named for its content, and keeps what arrived when the
