@@ -19,7 +19,9 @@
 //! any byte of a file it holds), and QUIC's flow control lets one stream have at most its window
 //! in flight ([`crate::transport::STREAM_WINDOW`], 16 MiB), a third of the connection's, which
 //! the updates share. The relay forwards streams in turns, a packet each, so a file there takes
-//! at most half of a link the screen needs.
+//! at most half of a link the screen needs. Bytes already on the wire wait in the path's queues
+//! ahead of any update, so the sender and the relay let a file out only while the path is not
+//! queueing ([`crate::pace`]).
 //!
 //! A file arrives in a hidden partial file beside where it lands
 //! ([`protocol::transfer::partial_name`]), named for its content, and keeps what arrived when the
@@ -1084,19 +1086,22 @@ async fn send_file(
         .spawn(move || read_blocks(&source, start, size, tx))
         .map_err(|e| format!("cannot start reading the file: {e}"))?;
     let mut left = size - start;
+    // The file goes out only as fast as the path takes it without a queue (crate::pace).
+    let mut pace = crate::pace::Yield::new(conn.clone());
     while left > 0 {
         let block = blocks
             .recv()
             .await
             .ok_or("the file could not be read to its end")??;
-        out.clear();
         for chunk in block.chunks(transfer::FILE_RECORD) {
             left -= chunk.len() as u64;
+            out.clear();
             sealer
                 .seal_frame(chunk, left == 0, &mut out)
                 .map_err(sealing)?;
+            pace.wait(out.len() as u64).await;
+            stream.write_all(&out).await.map_err(written)?;
         }
-        stream.write_all(&out).await.map_err(written)?;
         done.fetch_add(block.len() as u64, Ordering::Relaxed);
     }
     stream

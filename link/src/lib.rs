@@ -20,6 +20,7 @@ pub mod channel;
 pub mod client;
 pub mod files;
 pub mod known;
+pub mod pace;
 pub mod report;
 pub mod sealed;
 pub mod silence;

@@ -98,19 +98,22 @@ fn carries_file(first: &[u8]) -> bool {
 }
 
 /// Copies `from` into `to` until `from` ends, passing resets on in both directions; `tap`, if
-/// any, sees each chunk and says what is written instead. A unidirectional stream (`uni`) that
-/// carries a file is sent on below the screen updates ([`FILE_PRIORITY`]), so that a large
-/// file never holds an update back at the relay either.
+/// any, sees each chunk and says what is written instead. A unidirectional stream (`uni`: the
+/// connection it goes out on) that carries a file is sent on below the screen updates
+/// ([`FILE_PRIORITY`]) and paced to the path ([`link::pace`]), so that a large file never holds
+/// an update back at the relay or in the queues after it.
 pub async fn splice(
     mut from: RecvStream,
     to: SendStream,
     mut tap: Option<Box<dyn StreamTap>>,
-    uni: bool,
+    uni: Option<Connection>,
     metrics: Arc<Metrics>,
 ) {
     let mut guard = ResetOnDrop(Some(to));
     let to = guard.0.as_mut().expect("just set");
-    let mut first = uni;
+    let mut first = uni.is_some();
+    // A file goes on only as fast as the next hop takes it without a queue (link::pace).
+    let mut pace: Option<link::pace::Yield> = None;
     loop {
         let chunk = tokio::select! {
             r = from.read_chunk(CHUNK, true) => r,
@@ -124,6 +127,7 @@ pub async fn splice(
             Ok(Some(chunk)) => {
                 if std::mem::take(&mut first) && carries_file(&chunk.bytes) {
                     let _ = to.set_priority(FILE_PRIORITY);
+                    pace = uni.clone().map(link::pace::Yield::new);
                 }
                 let bytes = match tap.as_mut() {
                     None => chunk.bytes,
@@ -133,6 +137,9 @@ pub async fn splice(
                     continue;
                 }
                 Metrics::add(&metrics.forwarded_bytes, bytes.len() as u64);
+                if let Some(p) = pace.as_mut() {
+                    p.wait(bytes.len() as u64).await;
+                }
                 if let Err(e) = to.write_chunk(bytes).await {
                     let code = match e {
                         quinn::WriteError::Stopped(code) => code,
@@ -202,8 +209,8 @@ pub async fn forward_from(
                 tasks.spawn(async move {
                     let Ok((send, recv_back)) = to.open_bi().await else { return };
                     tokio::join!(
-                        splice(recv, send, there, false, m.clone()),
-                        splice(recv_back, send_back, back, false, m)
+                        splice(recv, send, there, None, m.clone()),
+                        splice(recv_back, send_back, back, None, m)
                     );
                 });
             }
@@ -220,7 +227,7 @@ pub async fn forward_from(
                 let m = metrics.clone();
                 tasks.spawn(async move {
                     let Ok(send) = to.open_uni().await else { return };
-                    splice(recv, send, there, true, m).await;
+                    splice(recv, send, there, Some(to.clone()), m).await;
                 });
             }
             dgram = from.read_datagram() => {
