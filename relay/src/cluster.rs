@@ -11,6 +11,7 @@
 //! technician is sent to the relay that holds it ([`Whereabouts::At`]), or told that relay is
 //! gone. [`judge`] is the decision, pure; [`Cluster`] the queries around it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use protocol::control::{RelayPointer, SessionCode};
@@ -228,6 +229,50 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The help requests whose agents wait on live peers of this relay, and where: a
+    /// technician of this relay sees them waiting like its own, and taking one is sent there.
+    /// (Those of gone relays are left out: their agents are not connected.)
+    pub fn requests_elsewhere(&self) -> Result<HashMap<u64, RelayPointer>, DbError> {
+        let now = now_ms();
+        let rows = self.conn.query(
+            "SELECT a.what, a.relay, a.until_at, r.name, r.cluster, r.public_addr,
+                    r.fingerprint, r.last_seen
+             FROM agents_at a JOIN relays r ON r.name = a.relay
+             WHERE a.what LIKE 'request %' AND a.relay <> $1 AND a.until_at > $2",
+            params![&self.me.name, now],
+        )?;
+        let mut elsewhere = HashMap::new();
+        for r in rows {
+            let what: String = r.get(0)?;
+            let Some(id) = request_of(&what) else {
+                continue;
+            };
+            let holding = Holding {
+                relay: r.get(1)?,
+                until_ms: r.get(2)?,
+            };
+            let holder = Member {
+                name: r.get(3)?,
+                cluster: r.get(4)?,
+                public_addr: r.get(5)?,
+                fingerprint: r.get(6)?,
+            };
+            let seen: u64 = r.get(7)?;
+            if let Whereabouts::At(to) = judge(Some(&holding), Some((&holder, seen)), &self.me, now)
+            {
+                elsewhere.insert(id, to);
+            }
+        }
+        Ok(elsewhere)
+    }
+}
+
+/// The help request a [`request_key`] names.
+fn request_of(what: &str) -> Option<u64> {
+    what.strip_prefix("request ")?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +352,13 @@ mod tests {
             ));
             a.release(&request_key(7), "conn-2").unwrap();
             assert_eq!(b.find(&request_key(7)).unwrap(), Whereabouts::Unknown);
+            // B sees the requests A holds, A none of its own as elsewhere.
+            a.hold(&request_key(9), "conn-4", now_ms() + 60_000)
+                .unwrap();
+            let seen_from_b = b.requests_elsewhere().unwrap();
+            assert_eq!(seen_from_b.keys().collect::<Vec<_>>(), vec![&9]);
+            assert_eq!(seen_from_b[&9].name, "a");
+            assert!(a.requests_elsewhere().unwrap().is_empty());
             // A relay that stops is gone at once; one that crashed once it is silent.
             a.seen().unwrap();
             b.hold(&request_key(8), "conn-3", now_ms() + 60_000)
@@ -328,6 +380,8 @@ mod tests {
                 b.find(&code).unwrap(),
                 Whereabouts::Gone { relay: "a".into() }
             );
+            // A gone relay's requests are nowhere to be taken.
+            assert!(b.requests_elsewhere().unwrap().is_empty());
         });
     }
 }

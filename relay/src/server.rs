@@ -52,6 +52,10 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often stored session logs past their retention are deleted (and once at start).
 const LOG_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// Every how many ticks of the desk's clock (four a second) a relay of a cluster reads which
+/// requests' agents wait on its peers: their technicians see them as connected within a second.
+const ELSEWHERE_EVERY: u64 = 4;
+
 /// An agent waiting under its code, with the way to hand it a technician.
 struct WaitingAgent {
     conn: Connection,
@@ -357,8 +361,16 @@ impl Relay {
         let desk_clock = tokio::spawn(async move {
             let mut tick = tokio::time::interval(help::TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
+                if ticks.is_multiple_of(ELSEWHERE_EVERY) {
+                    if let Some(elsewhere) = with_cluster(&desk, Cluster::requests_elsewhere).await
+                    {
+                        desk.help.set_elsewhere(elsewhere);
+                    }
+                }
+                ticks += 1;
                 desk.help.tick().await;
             }
         });
@@ -968,6 +980,10 @@ async fn technician(
             let (entry, reach) = help::take(shared, &account.name, account.tier, request).await?;
             let agent = match reach {
                 help::Reach::Waiting(agent) => agent,
+                help::Reach::Elsewhere(to) => {
+                    info!(peer = %remote, request = entry.id, relay = %to.name, "the oldest request's agent waits on another relay");
+                    return redirect(conn, out, shared, to).await;
+                }
                 help::Reach::Live {
                     session,
                     invites,

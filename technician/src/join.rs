@@ -35,6 +35,9 @@ use crate::session::{self, Ended, FrameHook, SessionEvent, SessionOptions};
 use crate::tokens::{StoredLogin, Tokens};
 use crate::viewer::{self, Viewer};
 
+/// How many times a join follows one relay of the organisation sending it to another.
+const MAX_REDIRECTS: usize = 3;
+
 /// A relay, how to trust it, and where the logins are kept.
 #[derive(Debug, Clone)]
 pub struct RelayTarget {
@@ -383,30 +386,33 @@ pub async fn join(
     };
     let log_dir = opts.log_dir.clone().unwrap_or_else(default_log_dir);
     let spool = Spool::new(log_dir.join("upload-spool"));
-    let peer = match ask(&mut conn, joining).await {
-        // The user's agent is on another relay of the organisation: this one vouches for it,
-        // and the same login works there.
-        Err(LinkError::Redirected(to)) => {
-            report.event(
-                "redirected",
-                json!({ "relay": to.name, "addr": to.addr, "fingerprint": to.fingerprint }),
-                format!(
-                    "The user's agent is on relay {} at {} of the same organisation; joining there.",
-                    to.name, to.addr
-                ),
-            );
-            tell(JoinEvent::Redirected {
-                relay: to.addr.clone(),
-            });
-            conn = RelayConnection::connect_redirected(&to, Role::Technician).await?;
-            conn.resume(&stored.token).await?;
-            trusted = Trusted::Explicit {
-                fingerprint: conn_fingerprint(&to)?,
-                remembered_now: false,
-            };
-            ask(&mut conn, joining).await?
-        }
-        other => other?,
+    // The user's agent is on another relay of the organisation: this one vouches for it, and
+    // the same login works there. (The oldest request may have been taken meanwhile, and the
+    // next be on yet another relay: a few hops are followed.)
+    let mut hops = 0;
+    let peer = loop {
+        let to = match ask(&mut conn, joining).await {
+            Err(LinkError::Redirected(to)) if hops < MAX_REDIRECTS => to,
+            other => break other?,
+        };
+        hops += 1;
+        report.event(
+            "redirected",
+            json!({ "relay": to.name, "addr": to.addr, "fingerprint": to.fingerprint }),
+            format!(
+                "The user's agent is on relay {} at {} of the same organisation; joining there.",
+                to.name, to.addr
+            ),
+        );
+        tell(JoinEvent::Redirected {
+            relay: to.addr.clone(),
+        });
+        conn = RelayConnection::connect_redirected(&to, Role::Technician).await?;
+        conn.resume(&stored.token).await?;
+        trusted = Trusted::Explicit {
+            fingerprint: conn_fingerprint(&to)?,
+            remembered_now: false,
+        };
     };
     let session_id = conn.session.clone().unwrap_or_default();
     // What the session is known by: the code's rendezvous part, or the relay's session

@@ -1,11 +1,12 @@
 //! Two relay processes of one cluster (`--cluster`) on one PostgreSQL database (a throw-away
 //! server, harness::postgres): a technician who gives relay B the code of an agent waiting on
 //! relay A is sent to A by B and the session runs there; a help request filed through A and
-//! taken through B the same; the code of a relay that stopped is refused as a gone relay's.
+//! taken through B the same, and B's queue shows A's requests waiting and `take --next` through
+//! B takes the oldest of them; the code of a relay that stopped is refused as a gone relay's.
 
 use link::RelayConnection;
-use protocol::control::Role;
-use tests::desk::{request_help, technician};
+use protocol::control::{QueueEntry, Role};
+use tests::desk::{request_help, take_next, technician};
 use tests::{run, start_agent, start_technician_unprepared, Relay, PROMPT, TECHNICIAN};
 use tests::{TECHNICIAN_PASSWORD, TECHNICIAN_TIER};
 
@@ -14,39 +15,71 @@ use tests::{TECHNICIAN_PASSWORD, TECHNICIAN_TIER};
 struct Cluster {
     a: Relay,
     b: Relay,
+    /// The shared database.
+    url: String,
     _dirs: [tempfile::TempDir; 2],
 }
 
-fn cluster() -> Cluster {
-    let server = harness::postgres::Server::shared().unwrap_or_else(|e| panic!("{e:#}"));
-    let url = server.database().unwrap_or_else(|e| panic!("{e:#}"));
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let tier = TECHNICIAN_TIER.to_string();
-    let data = dir_b.path().display().to_string();
+impl Cluster {
+    /// Adds the account `name` of `tier` to the shared database (the password
+    /// [`TECHNICIAN_PASSWORD`]).
+    fn add_user(&self, name: &str, tier: u8) {
+        add_user(&self.url, self._dirs[1].path(), name, tier);
+    }
+}
+
+fn add_user(url: &str, data_dir: &std::path::Path, name: &str, tier: u8) {
+    let (tier, data) = (tier.to_string(), data_dir.display().to_string());
     let added = run(
         "relay",
         &[
             "--data-dir",
             &data,
             "--database-url",
-            &url,
+            url,
             "user",
             "add",
-            TECHNICIAN,
+            name,
             "--tier",
             &tier,
         ],
         &format!("{TECHNICIAN_PASSWORD}\n"),
     );
-    assert!(added.success, "relay user add: {}", added.text());
-    let args = ["--database-url", &url, "--cluster", "north"];
-    let a = Relay::start(dir_a.path(), &args);
-    let b = Relay::start(dir_b.path(), &args);
+    assert!(added.success, "relay user add {name}: {}", added.text());
+}
+
+fn cluster() -> Cluster {
+    cluster_with("")
+}
+
+/// As [`cluster`], both relays with the config file `config`.
+fn cluster_with(config: &str) -> Cluster {
+    let server = harness::postgres::Server::shared().unwrap_or_else(|e| panic!("{e:#}"));
+    let url = server.database().unwrap_or_else(|e| panic!("{e:#}"));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    add_user(&url, dir_b.path(), TECHNICIAN, TECHNICIAN_TIER);
+    let start = |dir: &std::path::Path| {
+        let cfg = tests::relay_config(dir, config);
+        Relay::start(
+            dir,
+            &[
+                "--database-url",
+                &url,
+                "--cluster",
+                "north",
+                "--config",
+                &cfg,
+            ],
+        )
+    };
+    let a = start(dir_a.path());
+    let b = start(dir_b.path());
     let login = b.login(TECHNICIAN, TECHNICIAN_PASSWORD);
     assert!(login.success, "technician login on B: {}", login.text());
     Cluster {
         a,
         b,
+        url,
         _dirs: [dir_a, dir_b],
     }
 }
@@ -115,4 +148,115 @@ async fn the_code_of_a_relay_gone_from_the_cluster_is_refused_as_such() {
         }
         other => panic!("a code of the stopped relay A: {other:?}"),
     }
+}
+
+/// The queue `watcher` is sent, read until `done` holds for it (within [`PROMPT`]).
+async fn queue_until(
+    watcher: &mut RelayConnection,
+    what: &str,
+    done: impl Fn(&[QueueEntry]) -> bool,
+) -> Vec<QueueEntry> {
+    let wait = async {
+        loop {
+            let (queue, _) = watcher.next_queue().await.expect("the queue");
+            if done(&queue) {
+                return queue;
+            }
+        }
+    };
+    tokio::time::timeout(PROMPT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what} not seen within {PROMPT:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_b_shows_the_requests_of_relay_a_waiting_and_takes_the_oldest_there() {
+    let mut c = cluster();
+    let mut first = request_help(&c.a, "control", &[]);
+    let id1 = first.wait_event("queued", PROMPT)["request"]
+        .as_u64()
+        .unwrap();
+    let mut second = request_help(&c.a, "control", &[]);
+    let id2 = second.wait_event("queued", PROMPT)["request"]
+        .as_u64()
+        .unwrap();
+
+    // B's queue: both of A's requests, oldest first, their agents connected.
+    let mut watcher = c.b.logged_in(TECHNICIAN, TECHNICIAN_PASSWORD).await;
+    watcher.watch_queue().await.unwrap();
+    let queue = queue_until(&mut watcher, "A's requests waiting at B", |q| {
+        q.len() == 2 && q.iter().all(|e| e.connected)
+    })
+    .await;
+    let ids: Vec<u64> = queue.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![id1, id2]);
+
+    // The next request through B is the oldest, taken on A where its agent is.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = c.b.tokens_file().display().to_string();
+    let mut tech = take_next(
+        &c.b,
+        dir.path(),
+        &tokens,
+        "wait 300\nend\n",
+        &["--report-updates"],
+    );
+    let sent = tech.wait_event("redirected", PROMPT);
+    assert_eq!(sent["addr"], c.a.addr.as_str(), "{sent}");
+    first.wait_event("claimed", PROMPT);
+    tech.wait_event("update", PROMPT);
+    assert!(
+        tech.wait_exit(PROMPT).success(),
+        "technician failed\n{}",
+        tech.transcript()
+    );
+    assert!(
+        second.events("claimed").is_empty(),
+        "the newer request was left waiting"
+    );
+    queue_until(&mut watcher, "the taken request gone from B's queue", |q| {
+        q.iter().map(|e| e.id).collect::<Vec<_>>() == vec![id2]
+    })
+    .await;
+
+    // A stops: its agent that still waits is not connected as B sees it.
+    c.a.proc.signal(libc::SIGTERM);
+    assert!(c.a.proc.wait_exit(PROMPT).success(), "relay A stopped");
+    queue_until(&mut watcher, "the request of the stopped relay away", |q| {
+        q.iter().any(|e| e.id == id2 && !e.connected)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there() {
+    let c = cluster_with("[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 30\n");
+    c.add_user("ann", 1);
+    let mut ann = c.b.logged_in("ann", TECHNICIAN_PASSWORD).await;
+    ann.watch_queue().await.unwrap();
+    let mut user = request_help(&c.a, "control", &[]);
+    let id = user.wait_event("queued", PROMPT)["request"]
+        .as_u64()
+        .unwrap();
+    let offered = tokio::time::timeout(PROMPT, async {
+        loop {
+            if let link::client::DeskNews::Offer { request, .. } = ann.next_desk().await.unwrap() {
+                return request;
+            }
+        }
+    })
+    .await
+    .expect("an offer at relay B within the prompt");
+    assert_eq!(offered.id, id);
+    assert!(offered.connected);
+    match ann.take(Some(id)).await {
+        Err(link::LinkError::Redirected(to)) => assert_eq!(to.addr, c.a.addr),
+        other => panic!("taking the offer through B: {other:?}"),
+    }
+    let mut there = c.a.logged_in("ann", TECHNICIAN_PASSWORD).await;
+    there
+        .take(Some(id))
+        .await
+        .expect("ann takes her offer on A");
+    user.wait_event("claimed", PROMPT);
 }

@@ -6,7 +6,9 @@
 //! before it takes effect, so a relay restart keeps every request and its place, and a request
 //! is taken exactly once (the check and the event happen under one lock). Which agents are
 //! connected now is kept here, in memory only: a request whose agent is away waits, and can be
-//! taken once the agent is back.
+//! taken once the agent is back. In a cluster, the requests whose agents wait on another live
+//! relay count as connected too ([`Help::set_elsewhere`]): they are shown, routed and picked as
+//! the oldest like this relay's own, and taken on that relay.
 //!
 //! A clock ([`Help::tick`], four times a second) applies the desk's rules of time: requests
 //! overflow into the next tier, go overdue, are abandoned when their agent stays away, and
@@ -23,8 +25,8 @@
 use std::collections::{HashMap, HashSet};
 
 use protocol::control::{
-    EscalationTarget, Handoff, Joining, LiveSession, Presence, QueueEntry, RequestFiling,
-    TechnicianPresence, TierLoad, QUEUE_SHOWN,
+    EscalationTarget, Handoff, Joining, LiveSession, Presence, QueueEntry, RelayPointer,
+    RequestFiling, TechnicianPresence, TierLoad, QUEUE_SHOWN,
 };
 
 use super::*;
@@ -78,7 +80,9 @@ pub(super) struct Invite {
 }
 
 /// How a request a technician took reaches its agent: waiting on a connection of its own, or in
-/// a live session (an escalation taken while the first technician is still there).
+/// a live session (an escalation taken while the first technician is still there); or, for the
+/// oldest request asked for, that it is not taken here but on the relay of the cluster where its
+/// agent waits.
 pub(super) enum Reach {
     Waiting(WaitingAgent),
     Live {
@@ -86,6 +90,7 @@ pub(super) enum Reach {
         invites: mpsc::Sender<Invite>,
         joining: Joining,
     },
+    Elsewhere(RelayPointer),
 }
 
 /// A connection watching the queue, and where its offers go.
@@ -103,6 +108,9 @@ struct State {
     filings: HashMap<Source, Vec<Instant>>,
     /// Waiting requests whose agent is not connected, since when.
     away_since: HashMap<u64, Instant>,
+    /// Requests whose agent waits on another live relay of the cluster, and which: connected,
+    /// but taken there.
+    elsewhere: HashMap<u64, RelayPointer>,
     people: HashMap<String, Person>,
     watchers: HashMap<u64, Watcher>,
     next_watcher: u64,
@@ -163,6 +171,12 @@ impl State {
     /// live session.
     fn reachable(&self, id: u64) -> bool {
         self.present.contains_key(&id) || self.live_requests.contains_key(&id)
+    }
+
+    /// Whether the agent of request `id` is connected now: reachable here, or waiting on
+    /// another live relay of the cluster.
+    fn connected(&self, id: u64) -> bool {
+        self.reachable(id) || self.elsewhere.contains_key(&id)
     }
 
     /// Whether `source` may file one more request now: at most `per_minute` filings a minute,
@@ -254,7 +268,7 @@ impl State {
                 os: r.filing.os.clone(),
                 ticket: r.filing.ticket.clone(),
             },
-            connected: self.reachable(r.id),
+            connected: self.connected(r.id),
             queued_unix_ms: r.queued_at,
             overdue: self.overdue.contains(&r.id),
             offered_to: r.offered.as_ref().map(|(to, _)| to.clone()),
@@ -279,10 +293,11 @@ impl State {
         }
         // Which waiting requests have no agent, since when.
         let desk = &self.desk;
-        let (present, live) = (&self.present, &self.live_requests);
+        let (present, live, elsewhere) = (&self.present, &self.live_requests, &self.elsewhere);
         self.away_since.retain(|id, _| {
             !present.contains_key(id)
                 && !live.contains_key(id)
+                && !elsewhere.contains_key(id)
                 && desk
                     .get(*id)
                     .is_some_and(|r| r.state == crate::desk::State::Waiting)
@@ -294,7 +309,7 @@ impl State {
             let rules = self.rules.tier(t);
             for r in self.desk.queue_of(t) {
                 let waited = now_ms.saturating_sub(r.queued_at);
-                if !self.reachable(r.id) {
+                if !self.connected(r.id) {
                     let since = *self.away_since.entry(r.id).or_insert(now);
                     if now.duration_since(since) >= abandon {
                         events.extend(self.desk.abandon(r.id, now_ms).ok());
@@ -345,7 +360,7 @@ impl State {
     }
 
     /// The offers routing makes now: each waiting request of a least-busy tier whose agent is
-    /// here and that is offered to nobody goes to the available technician of that tier with
+    /// connected (here or on another relay of the cluster) and that is offered to nobody goes to the available technician of that tier with
     /// the fewest sessions who has not declined it and has no other offer open.
     fn routes(&self) -> Vec<(u64, String)> {
         let mut busy: HashSet<&str> = HashSet::new();
@@ -369,7 +384,7 @@ impl State {
                 .collect();
             candidates.sort_unstable();
             for r in self.desk.queue_of(t) {
-                if r.offered.is_some() || !self.reachable(r.id) {
+                if r.offered.is_some() || !self.connected(r.id) {
                     continue;
                 }
                 let pick = candidates.iter().find(|(_, name)| {
@@ -450,6 +465,7 @@ impl Help {
             present: HashMap::new(),
             filings: HashMap::new(),
             away_since: HashMap::new(),
+            elsewhere: HashMap::new(),
             people: HashMap::new(),
             watchers: HashMap::new(),
             next_watcher: 0,
@@ -486,6 +502,19 @@ impl Help {
     /// Whether this relay holds the agent of request `id` (waiting, or in a live session).
     pub(super) fn holds_agent(&self, id: u64) -> bool {
         self.lock().reachable(id)
+    }
+
+    /// Which requests' agents wait on other live relays of the cluster, as the shared database
+    /// says now; watchers are told when that changed.
+    pub(super) fn set_elsewhere(&self, elsewhere: HashMap<u64, RelayPointer>) {
+        let mut st = self.lock();
+        if st.elsewhere == elsewhere {
+            return;
+        }
+        st.elsewhere = elsewhere;
+        st.forget_views();
+        drop(st);
+        self.changed.send_modify(|n| *n += 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -1118,21 +1147,38 @@ pub(super) async fn take(
             }
             // Decided on the desk as the journal stands: a request another relay's technician
             // took first is refused (by id) or passed over (the next).
-            let (present, live) = (&st.present, &st.live_requests);
+            // The oldest whose agent waits on another relay is taken there: the technician is
+            // sent to it.
+            let (present, live, elsewhere) = (&st.present, &st.live_requests, &st.elsewhere);
+            let mut away = None;
             let taken = st.desk.commit(|d| {
+                away = None;
                 let id = match request {
                     Some(id) => id,
                     None => d
                         .visible(&name, tier)
                         .find(|r| {
-                            (present.contains_key(&r.id) || live.contains_key(&r.id))
+                            (present.contains_key(&r.id)
+                                || live.contains_key(&r.id)
+                                || elsewhere.contains_key(&r.id))
                                 && r.offered.as_ref().is_none_or(|(to, _)| *to == name)
                         })
                         .map(|r| r.id)
                         .ok_or(DeskError::NoneWaiting(tier))?,
                 };
-                d.take(id, &name, tier, now_ms())
+                let take = d.take(id, &name, tier, now_ms())?;
+                if request.is_none() && !present.contains_key(&id) && !live.contains_key(&id) {
+                    // Checked as a take here would be, then left to that relay.
+                    away = Some(id);
+                    return Err(DeskError::NoneWaiting(tier));
+                }
+                Ok(take)
             });
+            if let Some(id) = away {
+                let to = st.elsewhere[&id].clone();
+                let entry = st.entry(st.desk.get(id).expect("the take checked it"));
+                return Ok(((entry, Reach::Elsewhere(to)), false));
+            }
             st.forget_views();
             let id = taken.map_err(|e| st.journal_failed(e))?.id();
             let entry = st.entry(st.desk.get(id).expect("the take checked it"));
