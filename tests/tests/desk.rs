@@ -338,9 +338,30 @@ async fn routing_offers_declines_and_times_out_and_the_report_counts_the_close_a
     ann.decline(id).await.unwrap();
     let (again, _) = offer(&mut ben).await;
     assert_eq!(again, id);
-    // Ben lets the time pass: nobody else is left who has not declined, so no more offers;
-    // the request waits in the queue for anyone to take.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Ben lets the time pass: the offer lapses and nobody else is left who has not declined,
+    // so the request waits in the queue, offered to nobody, for anyone to take.
+    within("ben's offer to lapse", async {
+        let mut offered_to_ben = false;
+        loop {
+            match ben.next_desk().await.expect("the desk's news") {
+                link::client::DeskNews::Queue { requests, .. } => {
+                    let Some(r) = requests.iter().find(|r| r.id == id) else {
+                        continue;
+                    };
+                    match r.offered_to.as_deref() {
+                        Some("ben") => offered_to_ben = true,
+                        None if offered_to_ben => return,
+                        _ => {}
+                    }
+                }
+                link::client::DeskNews::Offer { request, .. } => {
+                    panic!("offered again after ann declined and ben let it lapse: {request:?}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
     let mut taker = relay.technician_connection_as("ann", 1).await;
     taker.take(Some(id)).await.expect("ann takes it herself");
     match within("the user's news", user.next_in_queue()).await {
