@@ -16,7 +16,6 @@
 //! first, hashed when offered; the rate is timed from the first byte streamed to the SHA-256
 //! checked on the technician side) with the screen latency measured meanwhile.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -89,25 +88,8 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 
 /// Writes `size` bytes that differ from one offset to the next.
 fn write_file(path: &Path, size: u64) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut block = vec![0u8; 1 << 20];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut left = size;
-    while left > 0 {
-        for chunk in block.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes());
-        }
-        let n = left.min(block.len() as u64) as usize;
-        out.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    out.flush()?;
-    Ok(())
+    harness::bigfile::write_varied(path, size, |_| {})
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Bytes over time.

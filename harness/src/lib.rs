@@ -11,11 +11,13 @@
 //! - [`postgres`]: a throw-away PostgreSQL server with a fresh database for each test;
 //! - [`xvfb`]: a private X server;
 //! - [`s3`]: a real S3 server (SeaweedFS) with a bucket;
-//! - [`programs`]: where the workspace's binaries and the machine's tools are.
+//! - [`programs`]: where the workspace's binaries and the machine's tools are;
+//! - [`bigfile`]: large files of varied bytes, for file transfers.
 //!
 //! The networks need root, `ip` and `tc` (iproute2) and `nft` (nftables), and say which is
 //! missing when they cannot start.
 
+pub mod bigfile;
 pub mod forward;
 pub mod netns;
 pub mod network;

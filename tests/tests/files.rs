@@ -3,7 +3,7 @@
 //! technician's step, and a transfer cut off by a relay restart resumes in the next session from
 //! what the user's machine kept.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,24 +24,9 @@ fn screen() -> Vec<String> {
 /// Writes a file of `len` bytes that differ from one offset to the next (a byte out of place
 /// shows in its SHA-256); returns its SHA-256 as hex.
 fn write_file(path: &Path, len: u64) -> String {
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     let mut hasher = Sha256::new();
-    let mut block = vec![0u8; 1 << 20];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut left = len;
-    while left > 0 {
-        for chunk in block.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes());
-        }
-        let n = left.min(block.len() as u64) as usize;
-        hasher.update(&block[..n]);
-        f.write_all(&block[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.flush().unwrap();
+    harness::bigfile::write_varied(path, len, |b| hasher.update(b))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     hex::encode(hasher.finalize())
 }
 
