@@ -39,32 +39,37 @@ pub fn files_menu(
     events: &mut Vec<Event>,
 ) {
     ui.add_enabled_ui(s.may_move_files(), |ui| {
-        ui.menu_button(w.text("session-files"), |ui| {
-            ui.set_min_width(360.0);
-            let (send, go) = path_field(ui, w, "files-send", &s.files_form.send, None);
-            if send != s.files_form.send {
-                events.push(Event::FileSendPath(send));
-            }
-            if go {
-                events.push(Event::SendFiles);
-                ui.close();
-            }
-            ui.separator();
-            let into = w.fmt(
-                "files-fetch-into",
-                &[("dir", Value::from(fetch_dir.display().to_string()))],
-            );
-            let (fetch, go) = path_field(ui, w, "files-fetch", &s.files_form.fetch, Some(into));
-            if fetch != s.files_form.fetch {
-                events.push(Event::FileFetchPath(fetch));
-            }
-            if go {
-                events.push(Event::FetchFiles {
-                    into: fetch_dir.to_path_buf(),
-                });
-                ui.close();
-            }
-        });
+        // A click into a field must not close it: only one outside, or Send / Fetch.
+        let config = egui::containers::menu::MenuConfig::new()
+            .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+        egui::containers::menu::MenuButton::new(w.text("session-files"))
+            .config(config)
+            .ui(ui, |ui| {
+                ui.set_min_width(360.0);
+                let (send, go) = path_field(ui, w, "files-send", &s.files_form.send, None);
+                if send != s.files_form.send {
+                    events.push(Event::FileSendPath(send));
+                }
+                if go {
+                    events.push(Event::SendFiles);
+                    ui.close();
+                }
+                ui.separator();
+                let into = w.fmt(
+                    "files-fetch-into",
+                    &[("dir", Value::from(fetch_dir.display().to_string()))],
+                );
+                let (fetch, go) = path_field(ui, w, "files-fetch", &s.files_form.fetch, Some(into));
+                if fetch != s.files_form.fetch {
+                    events.push(Event::FileFetchPath(fetch));
+                }
+                if go {
+                    events.push(Event::FetchFiles {
+                        into: fetch_dir.to_path_buf(),
+                    });
+                    ui.close();
+                }
+            });
     });
 }
 
