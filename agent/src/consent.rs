@@ -66,6 +66,10 @@ pub enum FromUser {
     Clipboard(bool),
     /// The answer to files a technician offered, from the window.
     Files(crate::files::FileAnswer),
+    /// The window's switch of browsing this machine's folders: on (`true`) or off.
+    Browse(bool),
+    /// Stop the files of offer `offer` moving between this machine and viewer `viewer`.
+    CancelFiles { viewer: u32, offer: u64 },
 }
 
 /// Parses an answer to the consent question.
@@ -157,7 +161,9 @@ impl UserSide {
             FromUser::Answer(_)
             | FromUser::Chat(_)
             | FromUser::Clipboard(_)
-            | FromUser::Files(_) => false,
+            | FromUser::Files(_)
+            | FromUser::Browse(_)
+            | FromUser::CancelFiles { .. } => false,
         };
         if ends_control {
             self.gate.close();
@@ -310,7 +316,13 @@ impl UserInput {
                     Some(FromUser::Command(UserCommand::End)) => return ConsentState::Denied,
                     // No files are offered before the person answered.
                     Some(FromUser::Command(UserCommand::StopControl))
-                    | Some(FromUser::Chat(_) | FromUser::Clipboard(_) | FromUser::Files(_)) => {}
+                    | Some(
+                        FromUser::Chat(_)
+                        | FromUser::Clipboard(_)
+                        | FromUser::Files(_)
+                        | FromUser::Browse(_)
+                        | FromUser::CancelFiles { .. },
+                    ) => {}
                     None => return ConsentState::Denied,
                 }
             }
@@ -335,7 +347,9 @@ impl UserInput {
                     FromUser::Answer(_)
                     | FromUser::Chat(_)
                     | FromUser::Clipboard(_)
-                    | FromUser::Files(_),
+                    | FromUser::Files(_)
+                    | FromUser::Browse(_)
+                    | FromUser::CancelFiles { .. },
                 )
                 | None => {}
             }

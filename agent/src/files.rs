@@ -12,10 +12,15 @@
 //! accept or decline it in the window or the terminal (`y`, `y FOLDER`, `n`). An unattended
 //! machine accepts into the folder given in advance (`--accept-files DIR`). A technician may
 //! fetch a file or folder of this machine only where the person allows it (`--allow-files`);
-//! each fetch is reported.
+//! each fetch is reported. Browsing this machine's folders (a technician lists a folder to pick
+//! what to fetch: `protocol::browse`) is off until the person switches it on in the window or
+//! starts the agent with `--allow-browse`; it allows fetching too. Each folder listed is shown
+//! to the person and reported.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use link::files::{Command, FileNews};
 use protocol::transfer::{bytes_words, AcceptedBy, IncomingOffer};
@@ -29,6 +34,16 @@ pub struct FileOptions {
     pub allow_fetch: bool,
     /// Where offered files go unless the person chooses another folder.
     pub default_dir: PathBuf,
+    /// Let the technician holding control list this machine's folders, and fetch from them;
+    /// the person switches it during the session (one switch for every viewer).
+    pub browse: Arc<AtomicBool>,
+}
+
+impl FileOptions {
+    /// Whether browsing is allowed now.
+    pub fn browsing(&self) -> bool {
+        self.browse.load(Ordering::Relaxed)
+    }
 }
 
 /// Why an observer's files are refused.
@@ -38,6 +53,10 @@ pub const NOT_IN_CONTROL: &str =
 /// Why a fetch is refused where the person did not allow fetching.
 pub const FETCH_NOT_ALLOWED: &str =
     "the user does not let technicians fetch files from this machine (agent --allow-files)";
+
+/// Why a listing is refused where the person did not allow browsing.
+pub const BROWSE_NOT_ALLOWED: &str =
+    "the user does not let technicians browse the folders of this machine (agent --allow-browse, or the switch in the agent's window)";
 
 /// What the viewer does with news from its file transfers.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +86,21 @@ pub fn decide(news: &FileNews, control: bool, opts: &FileOptions) -> Decision {
             }),
             None => Decision::Ask(offer.clone()),
         },
-        FileNews::FetchAsked { request, .. } if !opts.allow_fetch => {
+        FileNews::ListAsked { request, .. } if !opts.browsing() => {
+            Decision::Answer(Command::RefuseFetch {
+                request: *request,
+                reason: BROWSE_NOT_ALLOWED.into(),
+            })
+        }
+        FileNews::ListAsked { request, .. } if !control => Decision::Answer(Command::RefuseFetch {
+            request: *request,
+            reason: NOT_IN_CONTROL.into(),
+        }),
+        FileNews::ListAsked { request, path } => Decision::Answer(Command::ServeList {
+            request: *request,
+            path: PathBuf::from(path),
+        }),
+        FileNews::FetchAsked { request, .. } if !opts.allow_fetch && !opts.browsing() => {
             Decision::Answer(Command::RefuseFetch {
                 request: *request,
                 reason: FETCH_NOT_ALLOWED.into(),
@@ -199,6 +232,11 @@ impl<V: Copy + PartialEq> Questions<V> {
     }
 }
 
+/// Whether a line typed during the session asks to stop the files moving (`s`, `stop`).
+pub fn parse_stop(line: &str) -> bool {
+    matches!(line.trim().to_ascii_lowercase().as_str(), "s" | "stop")
+}
+
 /// The terminal's question about an offer.
 pub fn question_words<V>(q: &Question<V>, default_dir: &Path) -> String {
     let count = q.offer.files.len();
@@ -235,6 +273,17 @@ pub enum FileStatus {
     Question(Option<OfferShown>),
     /// How a file goes.
     Transfer(TransferShown),
+    /// A technician looked into a folder of this machine: who, and which folder.
+    Browsed { who: String, path: String },
+    /// A technician's connection is gone: its files moving stop there (they resume when it
+    /// sends or fetches them again).
+    Gone { viewer: u32 },
+    /// The files of offer `offer` of viewer `viewer` were stopped (`by_person`: from here).
+    Cancelled {
+        viewer: u32,
+        offer: u64,
+        by_person: bool,
+    },
 }
 
 /// An offer as the window asks about it.
@@ -257,6 +306,8 @@ pub struct OfferShown {
 pub struct TransferShown {
     /// Whose viewer and which file: the same row as it goes.
     pub key: (u32, u64),
+    /// The offer the file belongs to: what a cancel stops.
+    pub offer: u64,
     pub name: String,
     /// To this machine (`true`) or from it.
     pub incoming: bool,
@@ -277,6 +328,13 @@ pub enum TransferState {
     /// Arrived and checked; where it is (or the name it got at the other end).
     Done(String),
     Failed(String),
+    /// Stopped before it arrived: by this machine's person (`true`) or the technician; what
+    /// arrived is kept, and it continues from there when the same file comes again.
+    Cancelled {
+        by_person: bool,
+    },
+    /// The technician's connection was lost; it continues from there next time.
+    Interrupted,
 }
 
 impl OfferShown {
@@ -309,6 +367,7 @@ pub fn tell(
     let row =
         |file: &link::files::FileInfo, direction: Direction, state: TransferState| TransferShown {
             key: (viewer, file.id),
+            offer: file.offer,
             name: crate::shown::fit(&file.name, 80),
             incoming: direction == Direction::Receiving,
             who: crate::shown::fit(who, 64),
@@ -364,6 +423,18 @@ pub fn tell(
             format!("{who_shown} declined the files: {reason}.")
         }
         FileNews::FetchRefused { reason, .. } => format!("A fetch was refused: {reason}."),
+        FileNews::ListAsked { .. } | FileNews::Listed { .. } => String::new(),
+        FileNews::ListServed { listing, .. } => {
+            status.send(crate::status::Status::Files(FileStatus::Browsed {
+                who: crate::shown::fit(who, 64),
+                path: crate::shown::fit(&listing.path, 200),
+            }));
+            format!(
+                "{who_shown} looks into your folder {} ({} entries shown).",
+                crate::shown::reason(&listing.path),
+                listing.entries.len()
+            )
+        }
         FileNews::Started {
             file,
             direction,
@@ -439,8 +510,21 @@ pub fn tell(
                 crate::shown::reason(reason)
             )
         }
-        FileNews::Cancelled { reason, .. } => {
-            format!("Files were stopped: {}.", crate::shown::reason(reason))
+        FileNews::Cancelled {
+            offer,
+            reason,
+            by_other_end,
+        } => {
+            status.send(crate::status::Status::Files(FileStatus::Cancelled {
+                viewer,
+                offer: *offer,
+                by_person: !by_other_end,
+            }));
+            format!(
+                "Files were stopped: {}. What arrived is kept; it continues from there when they \
+                 are sent again.",
+                crate::shown::reason(reason)
+            )
         }
     };
     report.event(event, fields, words);
@@ -478,10 +562,7 @@ pub fn tell_decision(report: link::report::Reporter, who: &str, decision: &Decis
         Decision::Answer(Command::Serve { path, .. }) => report.event(
             "fetch_allowed",
             serde_json::json!({ "path": path.display().to_string(), "technician": who }),
-            format!(
-                "{who} fetches {} (you allow it with --allow-files).",
-                path.display()
-            ),
+            format!("{who} fetches {} (you allow it).", path.display()),
         ),
         _ => {}
     }
@@ -511,7 +592,47 @@ mod tests {
             accept_dir: accept.map(PathBuf::from),
             allow_fetch,
             default_dir: PathBuf::from("/home/u/Downloads"),
+            browse: Arc::default(),
         }
+    }
+
+    #[test]
+    fn folders_are_listed_only_while_the_person_allows_browsing_and_for_the_one_in_control() {
+        let list = FileNews::ListAsked {
+            request: 4,
+            path: "~/Documents".into(),
+        };
+        let fetch = FileNews::FetchAsked {
+            request: 5,
+            path: "~/Documents/a.txt".into(),
+        };
+        let o = opts(None, false);
+        let refused = |reason: &str| {
+            Decision::Answer(Command::RefuseFetch {
+                request: 4,
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(decide(&list, true, &o), refused(BROWSE_NOT_ALLOWED));
+        o.browse.store(true, Ordering::Relaxed);
+        assert_eq!(decide(&list, false, &o), refused(NOT_IN_CONTROL));
+        assert_eq!(
+            decide(&list, true, &o),
+            Decision::Answer(Command::ServeList {
+                request: 4,
+                path: PathBuf::from("~/Documents")
+            })
+        );
+        // Browsing allows fetching what was found.
+        assert!(matches!(
+            decide(&fetch, true, &o),
+            Decision::Answer(Command::Serve { request: 5, .. })
+        ));
+        o.browse.store(false, Ordering::Relaxed);
+        assert!(matches!(
+            decide(&fetch, true, &o),
+            Decision::Answer(Command::RefuseFetch { request: 5, .. })
+        ));
     }
 
     #[test]

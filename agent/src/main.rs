@@ -109,6 +109,11 @@ struct Cli {
     /// (`technician fetch PATH`); each fetch is reported
     #[arg(long)]
     allow_files: bool,
+    /// Let the technician in control look through the folders of this machine and fetch what
+    /// they pick (`technician ls PATH`, the console's Files menu); each folder looked into is
+    /// shown and reported. The window has a switch for it too; off unless given
+    #[arg(long)]
+    allow_browse: bool,
     /// Status as JSON lines on stdout, for scripts (no window unless --window)
     #[arg(long)]
     json: bool,
@@ -256,6 +261,7 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
                 accept_dir: cli.accept_files.clone(),
                 allow_fetch: cli.allow_files,
                 default_dir: link::files::downloads(),
+                browse: std::sync::Arc::new(cli.allow_browse.into()),
             },
         },
         request: cli

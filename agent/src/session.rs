@@ -471,6 +471,9 @@ pub async fn run(
     person
         .status
         .send(Status::ClipboardShared(clipboard.is_shared()));
+    person
+        .status
+        .send(Status::BrowseAllowed(opts.files.browsing()));
     let policy = opts.consent;
     // Files offered to the person, asked one at a time.
     let mut questions = crate::files::Questions::new(opts.files.default_dir.clone());
@@ -574,7 +577,7 @@ pub async fn run(
                                 "sharing",
                                 json!({ "source": describe, "width": width, "height": height, "control": control, "technician": name }),
                                 format!(
-                                    "Your screen ({describe}) is shared with {}{}.\nType v and Enter to stop control (view only), q and Enter or Ctrl+C to end the session.",
+                                    "Your screen ({describe}) is shared with {}{}.\nType v and Enter to stop control (view only), s and Enter to stop files on their way, q and Enter or Ctrl+C to end the session.",
                                     shown::name(&room.members[&id].info.description),
                                     if control { ", who may use mouse and keyboard" } else { ", view only" }
                                 ),
@@ -699,6 +702,7 @@ pub async fn run(
                         if questions.viewer_left(id) {
                             crate::files::put(room.report, &person.status, questions.open(), questions.default_dir());
                         }
+                        person.status.send(Status::Files(crate::files::FileStatus::Gone { viewer: id }));
                         if question.as_ref().is_some_and(|q| q.id == id) {
                             question = None;
                         }
@@ -782,6 +786,17 @@ pub async fn run(
                     crate::files::put(room.report, &person.status, questions.open(), questions.default_dir());
                     continue;
                 }
+                if let FromUser::Line(l) = &said {
+                    if asked.is_none() && crate::files::parse_stop(l) {
+                        for m in room.members.values() {
+                            m.tell(ToViewer::Files(link::files::Command::CancelMoving {
+                                reason: "the user stopped them".into(),
+                            }));
+                        }
+                        room.report.event("files_stop", json!({}), "Stopping the files on their way.");
+                        continue;
+                    }
+                }
                 let (answer_given, command) = match said {
                     FromUser::Chat(text) => {
                         if let Some(text) = protocol::chat::outgoing(&text) {
@@ -804,6 +819,25 @@ pub async fn run(
                     FromUser::Answer(a) => (Some(a), None),
                     FromUser::Command(c) => (None, Some(c)),
                     FromUser::Files(_) => (None, None),
+                    FromUser::Browse(on) => {
+                        opts.files.browse.store(on, std::sync::atomic::Ordering::Relaxed);
+                        person.status.send(Status::BrowseAllowed(on));
+                        room.report.event("browse_switch", json!({ "on": on }), if on {
+                            "The technician in control may look through your folders and fetch files from them."
+                        } else {
+                            "Technicians can no longer look through your folders."
+                        });
+                        (None, None)
+                    }
+                    FromUser::CancelFiles { viewer, offer } => {
+                        if let Some(m) = room.members.get(&viewer) {
+                            m.tell(ToViewer::Files(link::files::Command::Cancel {
+                                offer,
+                                reason: "the user stopped them".into(),
+                            }));
+                        }
+                        (None, None)
+                    }
                     FromUser::Line(l) => match (asked, parse_answer(&l), parse_command(&l)) {
                         (Some(_), Some(a), _) => (Some(a), None),
                         (_, _, Some(c)) => (None, Some(c)),

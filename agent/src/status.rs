@@ -92,6 +92,8 @@ pub enum Status {
     /// Whether the clipboard can be shared with the technician holding control (this display's
     /// selections are watched); the window offers its switch only then.
     ClipboardShared(bool),
+    /// Whether technicians may look through this machine's folders now (the window's switch).
+    BrowseAllowed(bool),
     /// The technician's connection fell silent (`true`; the session waits for it) or is heard
     /// again (`false`).
     PeerQuiet(bool),

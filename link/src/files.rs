@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use protocol::browse::{Entry, Listing};
 use protocol::e2e::{FileKeys, StreamId, StreamKind};
 use protocol::framing::FrameReader;
 use protocol::transfer::{
@@ -80,8 +81,12 @@ pub enum Command {
     },
     /// Answer the other end's fetch `request` by offering what lies at `path`.
     Serve { request: u64, path: PathBuf },
-    /// Refuse the other end's fetch `request`.
+    /// Refuse the other end's fetch `request` (or its listing).
     RefuseFetch { request: u64, reason: String },
+    /// Ask the other end what the folder at `path` holds (`protocol::browse`).
+    List { path: String, tag: u64 },
+    /// Answer the other end's listing `request` with what the folder at `path` holds.
+    ServeList { request: u64, path: PathBuf },
     /// Accept the other end's offer into `dir`.
     Accept {
         offer: OfferId,
@@ -92,6 +97,8 @@ pub enum Command {
     Decline { offer: OfferId, reason: String },
     /// Stop an offer, this end's or the other's: what is queued of it, and the file streaming.
     Cancel { offer: OfferId, reason: String },
+    /// Stop every offer whose files are streaming now, either way.
+    CancelMoving { reason: String },
 }
 
 /// Which way a file goes, seen from this end.
@@ -149,7 +156,14 @@ pub enum FileNews {
         reason: String,
         ours: bool,
     },
-    /// This end's fetch was refused.
+    /// The other end asks what the folder at `path` holds: [`Command::ServeList`] or
+    /// [`Command::RefuseFetch`].
+    ListAsked { request: u64, path: String },
+    /// This end told the other what a folder holds.
+    ListServed { request: u64, listing: Listing },
+    /// The other end told this end what a folder holds (`tag`: the listing's, as asked).
+    Listed { tag: u64, listing: Listing },
+    /// This end's fetch (or listing) was refused.
     FetchRefused {
         tag: u64,
         path: String,
@@ -241,6 +255,7 @@ impl Files {
             receiving: BTreeMap::new(),
             targets: BTreeMap::new(),
             fetches: BTreeMap::new(),
+            lists: BTreeMap::new(),
             send_failures: BTreeMap::new(),
             started: Instant::now(),
         };
@@ -329,6 +344,11 @@ enum Work {
         file: FileId,
         result: Result<(String, PathBuf), ReceiveError>,
     },
+    /// A folder was read for the other end's listing `request`.
+    Listed {
+        request: u64,
+        result: Result<Listing, String>,
+    },
     /// A stream the other end opened, its first record read.
     Opened(Result<(FrameReader<RecvStream>, StreamId), PeerPlaneError>),
 }
@@ -355,6 +375,8 @@ struct Engine {
     targets: BTreeMap<FileId, Target>,
     /// This end's fetch requests: their tags, folders and paths.
     fetches: BTreeMap<u64, (u64, PathBuf, String)>,
+    /// This end's listing requests: their tags.
+    lists: BTreeMap<u64, u64>,
     /// Files whose stream this end could not send, and why; said when the receiver's word
     /// about them arrives.
     send_failures: BTreeMap<FileId, String>,
@@ -447,6 +469,30 @@ impl Engine {
                 }
                 Ok(())
             }
+            Command::List { path, tag } => {
+                match self.inbox.list(&path) {
+                    Some((request, msg)) => {
+                        self.lists.insert(request, tag);
+                        self.peer(msg);
+                    }
+                    None => self.news(FileNews::FetchRefused {
+                        tag,
+                        path,
+                        reason: format!(
+                            "{} requests wait for an answer already",
+                            transfer::MAX_PENDING_FETCHES
+                        ),
+                    }),
+                }
+                Ok(())
+            }
+            Command::ServeList { request, path } => {
+                self.work.spawn_blocking(move || Work::Listed {
+                    request,
+                    result: list_folder(&path),
+                });
+                Ok(())
+            }
             Command::Fetch { path, dir, tag } => {
                 match self.inbox.fetch(&path) {
                     Some((request, msg)) => {
@@ -476,6 +522,20 @@ impl Engine {
                         reason,
                         ours: false,
                     });
+                }
+                Ok(())
+            }
+            Command::CancelMoving { reason } => {
+                let mut offers: Vec<OfferId> =
+                    self.receiving.values().map(|r| r.info.offer).collect();
+                offers.extend(self.sending.as_ref().map(|a| a.info.offer));
+                offers.sort_unstable();
+                offers.dedup();
+                for offer in offers {
+                    self.command(Command::Cancel {
+                        offer,
+                        reason: reason.clone(),
+                    })?;
                 }
                 Ok(())
             }
@@ -610,12 +670,23 @@ impl Engine {
                 let path = self.outbox.fetch_asked(request, &path)?;
                 self.news(FileNews::FetchAsked { request, path });
             }
+            FileMessage::List { request, path } => {
+                let path = self.outbox.fetch_asked(request, &path)?;
+                self.news(FileNews::ListAsked { request, path });
+            }
+            FileMessage::Listed { request, listing } => {
+                self.inbox.listed(request, &listing)?;
+                let tag = self.lists.remove(&request).unwrap_or(request);
+                self.news(FileNews::Listed { tag, listing });
+            }
             FileMessage::FetchRefused { request, reason } => {
                 let path = self.inbox.fetch_refused(request)?;
                 let tag = self
                     .fetches
                     .remove(&request)
-                    .map_or(request, |(tag, _, _)| tag);
+                    .map(|(tag, _, _)| tag)
+                    .or_else(|| self.lists.remove(&request))
+                    .unwrap_or(request);
                 self.news(FileNews::FetchRefused {
                     tag,
                     path,
@@ -824,6 +895,19 @@ impl Engine {
                     Err(ReceiveError::Violation(why)) => return Err(why),
                 }
             }
+            Work::Listed { request, result } => match result {
+                Ok(listing) => {
+                    if let Some(msg) = self.outbox.answer_list(request, listing.clone()) {
+                        self.peer(msg);
+                        self.news(FileNews::ListServed { request, listing });
+                    }
+                }
+                Err(reason) => {
+                    if let Some(msg) = self.outbox.refuse_fetch(request, &reason) {
+                        self.peer(msg);
+                    }
+                }
+            },
             Work::Opened(result) => match result {
                 Ok((reader, _)) => return self.stream_opened(reader),
                 Err(e) if e.is_violation() => return Err(e.to_string()),
@@ -924,6 +1008,38 @@ pub fn local_files(paths: &[PathBuf]) -> Result<Vec<LocalFile>, String> {
             })
         })
         .collect()
+}
+
+/// Most entries of one folder read for a listing; the rest are counted, not kept.
+const LIST_READ: usize = 20 * protocol::browse::MAX_ENTRIES;
+
+/// What the folder at `path` holds, for the other end's listing (`~` is the home folder).
+/// Links are followed to say what they lead to; an entry that cannot be read is left out.
+pub fn list_folder(path: &Path) -> Result<Listing, String> {
+    let path = expand_home(path);
+    let dir = std::fs::canonicalize(&path)
+        .map_err(|e| format!("cannot read the folder {}: {e}", path.display()))?;
+    let read = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot read the folder {}: {e}", dir.display()))?;
+    let mut entries = Vec::new();
+    let mut beyond = 0u64;
+    for entry in read.filter_map(Result::ok) {
+        if entries.len() >= LIST_READ {
+            beyond += 1;
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        entries.push(Entry {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            folder: meta.is_dir(),
+            size: if meta.is_dir() { 0 } else { meta.len() },
+        });
+    }
+    let mut listing = Listing::new(dir.to_string_lossy().into_owned(), entries);
+    listing.omitted += beyond;
+    Ok(listing)
 }
 
 /// `~/x` as the home folder's `x`; anything else as it is.
@@ -1392,6 +1508,20 @@ impl FileNews {
             } => (
                 "files_declined",
                 json!({ "offer": offer, "message": reason, "ours": ours }),
+            ),
+            FileNews::ListAsked { request, path } => {
+                ("list_asked", json!({ "request": request, "path": path }))
+            }
+            FileNews::ListServed { listing, .. } | FileNews::Listed { listing, .. } => (
+                if matches!(self, FileNews::Listed { .. }) {
+                    "listing"
+                } else {
+                    "listing_served"
+                },
+                json!({ "path": listing.path, "omitted": listing.omitted,
+                        "entries": listing.entries.iter().map(|e| json!({
+                            "name": e.name, "folder": e.folder, "size": e.size,
+                        })).collect::<Vec<_>>() }),
             ),
             FileNews::FetchRefused { path, reason, .. } => {
                 ("fetch_refused", json!({ "path": path, "message": reason }))

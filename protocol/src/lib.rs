@@ -14,10 +14,12 @@
 //! - the in-session tools, their messages and limits: [`chat`], [`clipboard`], [`monitor`]
 //!   (which monitor a technician sees), [`cursor`] (the user's own pointer);
 //! - [`transfer`]: file transfer between the user and a technician: offers, acceptance, resume
-//!   points, each file's stream and its SHA-256 check.
+//!   points, each file's stream and its SHA-256 check; [`browse`]: a folder of the user's
+//!   machine as a technician sees it.
 //!
 //! Nothing here opens a socket: the crate is pure logic plus generic async framing helpers.
 
+pub mod browse;
 pub mod chat;
 pub mod clipboard;
 pub mod codec;

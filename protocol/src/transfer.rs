@@ -131,8 +131,23 @@ pub enum FileMessage {
     Cancel { offer: OfferId, reason: String },
     /// Technician to agent: offer me what lies at this path (a file, or a folder and all in it).
     Fetch { request: u64, path: String },
-    /// Agent to technician: that fetch is refused, and why.
+    /// Agent to technician: that fetch (or listing) is refused, and why.
     FetchRefused { request: u64, reason: String },
+    /// Technician to agent: show me what the folder at this path holds (`crate::browse`).
+    /// Numbered with the fetches, and refused as they are.
+    List { request: u64, path: String },
+    /// Agent to technician: the folder asked for.
+    Listed {
+        request: u64,
+        listing: crate::browse::Listing,
+    },
+}
+
+/// What a request of the technician asks: files, or a folder's listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Fetch,
+    List,
 }
 
 /// What the other end said about files that cannot be: it ends the session.
@@ -188,6 +203,10 @@ pub enum TransferError {
     FetchPathTooLong(usize),
     #[error("fetch request {got} arrived after request {last}: requests are numbered upwards")]
     FetchOutOfOrder { got: u64, last: u64 },
+    #[error("request {0} was answered with what another kind of request asks")]
+    WrongAnswer(u64),
+    #[error(transparent)]
+    Listing(#[from] crate::browse::ListingError),
 }
 
 /// A reason the other end gave, made safe to show: clipped and escaped.
@@ -367,7 +386,7 @@ pub struct Inbox {
     waiting: BTreeMap<OfferId, IncomingOffer>,
     expected: BTreeMap<FileId, Expected>,
     next_fetch: u64,
-    fetches: BTreeMap<u64, String>,
+    fetches: BTreeMap<u64, (String, Asked)>,
     /// Files of offers stopped after they were accepted: a stream for one may still come,
     /// opened before the sender heard of it.
     stopped: Forgotten,
@@ -423,7 +442,11 @@ impl Inbox {
             return Err(TransferError::TooManyOffers);
         }
         if let Some(request) = offer.fetch {
-            if self.fetches.remove(&request).is_none() {
+            if self
+                .fetches
+                .remove(&request)
+                .is_none_or(|(_, asked)| asked != Asked::Fetch)
+            {
                 return Err(TransferError::UnknownFetch(request));
             }
         }
@@ -537,26 +560,53 @@ impl Inbox {
     /// Asks the other end for `path`: the request's number and the message. `None` when too
     /// many requests wait already.
     pub fn fetch(&mut self, path: &str) -> Option<(u64, FileMessage)> {
+        let request = self.request(path, Asked::Fetch)?;
+        let path = path.to_string();
+        Some((request, FileMessage::Fetch { request, path }))
+    }
+
+    /// Asks the other end what the folder at `path` holds: the request's number and the
+    /// message. `None` when too many requests wait already.
+    pub fn list(&mut self, path: &str) -> Option<(u64, FileMessage)> {
+        let request = self.request(path, Asked::List)?;
+        let path = path.to_string();
+        Some((request, FileMessage::List { request, path }))
+    }
+
+    fn request(&mut self, path: &str, asked: Asked) -> Option<u64> {
         if self.fetches.len() >= MAX_PENDING_FETCHES {
             return None;
         }
         let request = self.next_fetch;
         self.next_fetch += 1;
-        self.fetches.insert(request, path.to_string());
-        Some((
-            request,
-            FileMessage::Fetch {
-                request,
-                path: path.to_string(),
-            },
-        ))
+        self.fetches.insert(request, (path.to_string(), asked));
+        Some(request)
     }
 
-    /// The other end refused fetch `request`: the path that was asked.
+    /// The other end refused request `request` (a fetch or a listing): the path that was
+    /// asked.
     pub fn fetch_refused(&mut self, request: u64) -> Result<String, TransferError> {
         self.fetches
             .remove(&request)
+            .map(|(path, _)| path)
             .ok_or(TransferError::UnknownFetch(request))
+    }
+
+    /// The other end answered listing `request`: the path that was asked, once the listing
+    /// holds to the limits.
+    pub fn listed(
+        &mut self,
+        request: u64,
+        listing: &crate::browse::Listing,
+    ) -> Result<String, TransferError> {
+        match self.fetches.remove(&request) {
+            Some((path, Asked::List)) => {
+                listing.check()?;
+                Ok(path)
+            }
+            Some(_) => Err(TransferError::WrongAnswer(request)),
+            None => Err(TransferError::UnknownFetch(request)),
+        }
     }
 
     /// Offer `offer`, while it waits for an answer.
@@ -810,6 +860,16 @@ impl Outbox {
         self.last_fetch = Some(request);
         self.fetches.insert(request, path.to_string());
         Ok(path.to_string())
+    }
+
+    /// Answers listing `request`: the message, if the request waits for an answer.
+    pub fn answer_list(
+        &mut self,
+        request: u64,
+        listing: crate::browse::Listing,
+    ) -> Option<FileMessage> {
+        self.fetches.remove(&request)?;
+        Some(FileMessage::Listed { request, listing })
     }
 
     /// Refuses fetch `request`: the message, if the request waits for an answer.

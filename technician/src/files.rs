@@ -36,6 +36,10 @@ pub enum FileStep {
     Send(Vec<PathBuf>),
     /// Fetch what lies at `path` on the user's machine into `dir` here.
     Fetch { path: String, dir: PathBuf },
+    /// List the folder at `path` on the user's machine (where the user allows browsing).
+    List { path: String },
+    /// Stop the files of an offer (this end's, or the agent's answer to a fetch).
+    Cancel { offer: OfferId },
 }
 
 /// A step, and who waits for how it ends (a script; a window does not wait).
@@ -59,6 +63,8 @@ pub struct TechFiles {
     offered: BTreeMap<OfferId, Vec<FileInfo>>,
     /// Who accepted each offer.
     accepted: BTreeMap<OfferId, AcceptedBy>,
+    /// Steps that list a folder.
+    lists: std::collections::BTreeSet<u64>,
 }
 
 /// Where what happens to files goes besides the report.
@@ -86,6 +92,7 @@ impl TechFiles {
             steps: BTreeMap::new(),
             offered: BTreeMap::new(),
             accepted: BTreeMap::new(),
+            lists: Default::default(),
         }
     }
 
@@ -97,6 +104,17 @@ impl TechFiles {
         let command = match step {
             FileStep::Send(paths) => Command::Send { paths, tag },
             FileStep::Fetch { path, dir } => Command::Fetch { path, dir, tag },
+            FileStep::List { path } => {
+                self.lists.insert(tag);
+                Command::List { path, tag }
+            }
+            FileStep::Cancel { offer } => {
+                self.finish(tag, Ok(()));
+                Command::Cancel {
+                    offer,
+                    reason: "the technician stopped them".into(),
+                }
+            }
         };
         self.link.command(command).await;
     }
@@ -185,7 +203,7 @@ impl TechFiles {
                     })
                     .await
             }
-            FileNews::FetchAsked { request, .. } => {
+            FileNews::FetchAsked { request, .. } | FileNews::ListAsked { request, .. } => {
                 self.link
                     .command(Command::RefuseFetch {
                         request: *request,
@@ -212,10 +230,21 @@ impl TechFiles {
             }
             FileNews::FetchRefused {
                 tag, path, reason, ..
-            } => self.finish(
-                *tag,
-                Err(format!("the fetch of {path} was refused: {reason}")),
-            ),
+            } => {
+                let what = if self.lists.remove(tag) {
+                    "listing"
+                } else {
+                    "fetch"
+                };
+                self.finish(
+                    *tag,
+                    Err(format!("the {what} of {path} was refused: {reason}")),
+                )
+            }
+            FileNews::Listed { tag, .. } => {
+                self.lists.remove(tag);
+                self.finish(*tag, Ok(()))
+            }
             FileNews::Done { file, .. } => {
                 if let Some(tag) = self.step_of(file.offer) {
                     let finished = self.waits.get_mut(&tag).is_some_and(|w| {
@@ -238,6 +267,7 @@ impl TechFiles {
                 }
             }
             FileNews::Offering { tag: None, .. }
+            | FileNews::ListServed { .. }
             | FileNews::Started { .. }
             | FileNews::Progress { .. } => {}
         }
@@ -315,6 +345,32 @@ impl TechFiles {
     }
 }
 
+/// A folder of the user's machine as the terminal shows it: its path, then a line for each
+/// folder (ending in `/`) and file (with its size), and how many were left out.
+pub fn listing_words(listing: &protocol::browse::Listing) -> String {
+    let mut words = format!(
+        "{} ({} entries):",
+        protocol::text::printable(&listing.path),
+        listing.entries.len() as u64 + listing.omitted
+    );
+    for e in &listing.entries {
+        let name = protocol::text::printable(&e.name);
+        if e.folder {
+            words.push_str(&format!("\n  {name}/"));
+        } else {
+            words.push_str(&format!("\n  {name}  {}", bytes_words(e.size)));
+        }
+    }
+    if listing.omitted > 0 {
+        words.push_str(&format!(
+            "\n  … and {} more not listed (at most {} are)",
+            listing.omitted,
+            protocol::browse::MAX_ENTRIES
+        ));
+    }
+    words
+}
+
 /// Tells the terminal (or scripts) what happened to files.
 pub fn report(report: Reporter, news: &FileNews) {
     let (event, fields) = news.event();
@@ -342,9 +398,11 @@ pub fn report(report: Reporter, news: &FileNews) {
                 protocol::text::printable(&offer.summary())
             ),
         },
-        FileNews::FetchAsked { .. } => {
+        FileNews::FetchAsked { .. } | FileNews::ListAsked { .. } => {
             format!("The user's agent asked for files; refused ({NOT_FETCHED}).")
         }
+        FileNews::ListServed { .. } => String::new(),
+        FileNews::Listed { listing, .. } => listing_words(listing),
         FileNews::Accepted {
             ours: true,
             by,
@@ -375,10 +433,7 @@ pub fn report(report: Reporter, news: &FileNews) {
         } => format!("The user's agent declined the files: {reason}."),
         FileNews::Declined { reason, .. } => format!("The files were not taken: {reason}."),
         FileNews::FetchRefused { path, reason, .. } => {
-            format!(
-                "The fetch of {} was refused: {reason}.",
-                protocol::text::printable(path)
-            )
+            format!("{} was refused: {reason}.", protocol::text::printable(path))
         }
         FileNews::Progress {
             file,

@@ -61,6 +61,10 @@ enum Command {
     /// user's machine into a folder here, and end the session once it arrived. The user must
     /// allow it (agent --allow-files)
     Fetch(FetchFiles),
+    /// Join the session with the code the user reads out, list a folder of the user's machine
+    /// (its folders and files, with their sizes), and end the session. The user must allow
+    /// browsing (agent --allow-browse, or the switch in the agent's window)
+    Ls(ListFolder),
     /// Fetch a session log stored on the relay (your own; auditors and administrators: any),
     /// with the checkpoints the relay holds for it; open it with `technician log decrypt`
     FetchLog(FetchLog),
@@ -225,6 +229,20 @@ struct FetchFiles {
     /// The folder here to put it in
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     output: PathBuf,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ListFolder {
+    /// The folder on the user's machine (absolute, or `~` and `~/…` for their home folder)
+    #[arg(value_name = "REMOTE-PATH", default_value = "~")]
+    path: String,
+    /// The whole session code the user reads out (see `connect`)
+    #[arg(long, value_name = "CODE")]
+    code: String,
     #[command(flatten)]
     relay: RelayArgs,
     #[command(flatten)]
@@ -763,7 +781,7 @@ fn main() -> ExitCode {
                 rt.block_on(run_session(joining, args.relay, args.session, report)),
             )
         }
-        Command::Send(_) | Command::Fetch(_) => {
+        Command::Send(_) | Command::Fetch(_) | Command::Ls(_) => {
             let (code, action, relay, session) = match command {
                 Command::Send(a) => (a.code, script::Action::Send(a.files), a.relay, a.session),
                 Command::Fetch(a) => (
@@ -775,6 +793,7 @@ fn main() -> ExitCode {
                     a.relay,
                     a.session,
                 ),
+                Command::Ls(a) => (a.code, script::Action::List(a.path), a.relay, a.session),
                 _ => unreachable!("matched above"),
             };
             let report = Reporter::new(relay.json);

@@ -39,6 +39,8 @@
 //!                       and its SHA-256 matched (fails if the user declines)
 //! fetch PATH DIR        fetch a file or folder of the user's machine into DIR here (where
 //!                       the user allows it: `agent --allow-files`); DIR is the last word
+//! ls PATH               list a folder of the user's machine: its folders and files with their
+//!                       sizes (where the user allows browsing: `agent --allow-browse`)
 //! ```
 //!
 //! The whole script is checked before the session starts; an error names its line. It plays
@@ -106,6 +108,8 @@ pub enum Action {
         path: String,
         dir: PathBuf,
     },
+    /// List a folder of the user's machine (where the user allows browsing), and wait for it.
+    List(String),
 }
 
 /// Whom a script waits for to hold control.
@@ -308,6 +312,13 @@ fn parse_line(line: &str) -> Result<Action, String> {
                 dir: PathBuf::from(dir),
             });
         }
+        "ls" => {
+            let path = rest.trim();
+            if path.is_empty() {
+                return Err("`ls` needs the folder on the user's machine, e.g. `ls ~/Documents`".into());
+            }
+            return Ok(Action::List(path.to_string()));
+        }
         "hold" => {
             let note = unescape(rest.trim())?;
             return Ok(Action::Desk(DeskAction::Hold { note }));
@@ -354,7 +365,7 @@ fn parse_line(line: &str) -> Result<Action, String> {
         }
         other => {
             return Err(format!(
-                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control, chat, clipboard, monitor, send, fetch"
+                "unknown action `{other}`; actions are move, click, down, up, wheel, type, key, wait, wait-change, snapshot, end, escalate, hold, resolve, unresolved, handover, takeover, wait-control, chat, clipboard, monitor, send, fetch, ls"
             ))
         }
     };
@@ -460,7 +471,8 @@ pub fn events(action: &Action) -> Vec<InputEvent> {
         | Action::Clipboard(_)
         | Action::Monitor(_)
         | Action::Send(_)
-        | Action::Fetch { .. } => Vec::new(),
+        | Action::Fetch { .. }
+        | Action::List(_) => Vec::new(),
     }
 }
 

@@ -812,6 +812,10 @@ async fn play(
                 };
                 file_step(&asks, step).await.map_err(at)?;
             }
+            Action::List(path) => {
+                let step = crate::files::FileStep::List { path: path.clone() };
+                file_step(&asks, step).await.map_err(at)?;
+            }
             Action::WaitControl { who, ms } => {
                 let holds = |c: &ControlNow| match who {
                     Holder::Me => c.me,

@@ -261,3 +261,119 @@ fn wait_for_partial(dir: &Path, len: u64) -> PathBuf {
     }
     panic!("no partial file of {len} bytes in {}", dir.display());
 }
+
+#[test]
+fn a_folder_is_browsed_and_a_file_picked_from_it_arrives_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    std::fs::write(shared.join("note.txt"), b"hello").unwrap();
+    let sha = write_file(&shared.join("sub").join("pick.bin"), 3 << 20);
+    let back = dir.path().join("back");
+    let (mut agent, code) = agent(&relay, &["--allow-browse"]);
+    let script = dir.path().join("browse.script");
+    let sub = shared.join("sub");
+    std::fs::write(
+        &script,
+        format!(
+            "ls {}\nls {}\nfetch {} {}\nend\n",
+            shared.display(),
+            sub.display(),
+            sub.join("pick.bin").display(),
+            back.display()
+        ),
+    )
+    .unwrap();
+    let mut tech = start_technician(&relay, &code, &["--input-script", script.to_str().unwrap()]);
+    assert!(tech.wait_exit(TRANSFER).success(), "{}", tech.transcript());
+
+    // The technician saw the folder, folders first, then the one below.
+    let listings = tech.events("listing");
+    assert_eq!(listings.len(), 2, "{}", tech.transcript());
+    let names = |l: &serde_json::Value| -> Vec<(String, bool, u64)> {
+        l["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let name = e["name"].as_str().unwrap().to_string();
+                (
+                    name,
+                    e["folder"].as_bool().unwrap(),
+                    e["size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(&listings[0]),
+        [("sub".into(), true, 0), ("note.txt".into(), false, 5)]
+    );
+    assert_eq!(names(&listings[1]), [("pick.bin".into(), false, 3 << 20)]);
+    assert_eq!(listings[1]["omitted"], 0);
+    // The file picked arrived whole.
+    assert_eq!(sha256_of(&back.join("pick.bin")), sha);
+    // The user was told of each folder looked into.
+    agent.wait_line(PROMPT, "the second folder shown to the user", |l| {
+        l.contains("listing_served") && l.contains("pick.bin")
+    });
+    assert_eq!(agent.events("listing_served").len(), 2);
+}
+
+#[test]
+fn browsing_is_refused_where_the_user_does_not_allow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &[]);
+    let (_agent, code) = agent(&relay, &[]);
+    let folder = dir.path().display().to_string();
+    let mut tech = technician(&relay, &["ls", &folder], &code);
+    assert!(!tech.wait_exit(PROMPT).success(), "{}", tech.transcript());
+    let refused = tech.wait_event("fetch_refused", PROMPT);
+    assert!(
+        refused["message"].as_str().unwrap().contains("browse"),
+        "{refused}"
+    );
+    assert!(tech.events("listing").is_empty());
+}
+
+#[test]
+fn the_user_stops_a_file_and_both_ends_say_so_keeping_what_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &[]);
+    let big = dir.path().join("big.bin");
+    write_file(&big, 512 << 20);
+    let inbox = dir.path().join("user-inbox");
+    let mut args: Vec<String> = relay.peer_args_on(Side::Agent);
+    args.extend(["--json".into(), "--consent".into(), "control".into()]);
+    args.extend(["--accept-files".into(), inbox.display().to_string()]);
+    args.extend(screen());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut agent = Proc::spawn_in(relay.netns_of(Side::Agent), "agent", &refs, &[], true);
+    let code = agent.wait_event("code", PROMPT)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
+    agent.wait_event("file_started", TRANSFER);
+    agent.send_line("s");
+
+    let stopped = agent.wait_event("files_cancelled", PROMPT);
+    assert_eq!(stopped["by_other_end"], false);
+    assert!(!tech.wait_exit(PROMPT).success(), "{}", tech.transcript());
+    let told = tech.wait_event("files_cancelled", PROMPT);
+    assert_eq!(told["by_other_end"], true);
+    assert!(
+        told["message"].as_str().unwrap().contains("user stopped"),
+        "{told}"
+    );
+    // Nothing took the file's name; what arrived waits in the partial file for a resume.
+    assert!(!inbox.join("big.bin").exists());
+    let partial = walk(&inbox);
+    assert!(
+        partial
+            .iter()
+            .all(|p| p.to_string_lossy().ends_with(".tandem-partial")),
+        "{partial:?}"
+    );
+}

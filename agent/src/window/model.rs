@@ -167,6 +167,10 @@ pub enum Action {
     SendChat,
     /// The clipboard's switch: share it (`true`) or not.
     ShareClipboard(bool),
+    /// The switch of browsing this machine's folders: allow it (`true`) or not.
+    AllowBrowse(bool),
+    /// Stop the file of this row (whose viewer, which file) and the rest of its offer.
+    CancelTransfer((u32, u64)),
     /// A score of the survey, 1 to 5.
     Score(u8),
     /// The survey's comment, as now typed.
@@ -215,6 +219,8 @@ pub struct WindowModel {
     clipboard: Option<bool>,
     /// Files offered to the person now, and the files moving or moved.
     files: FilesShown,
+    /// Whether technicians may look through this machine's folders (the switch).
+    browse: bool,
 }
 
 /// Files as the window shows them, whatever the screen.
@@ -226,6 +232,8 @@ pub struct FilesShown {
     pub transfers: Vec<TransferShown>,
     /// The folder to save the offer in, as typed (the default folder when it is asked).
     pub folder: String,
+    /// The last folder of this machine a technician looked into: who, and which.
+    pub browsed: Option<(String, String)>,
 }
 
 /// Most characters of the folder typed to save files in.
@@ -257,17 +265,43 @@ impl FilesShown {
                     Some(row) => *row = t,
                     None => self.transfers.push(t),
                 }
-                while self.transfers.len() > TRANSFER_ROWS {
-                    match self
-                        .transfers
-                        .iter()
-                        .position(|r| r.state != TransferState::Going)
-                    {
-                        Some(i) => self.transfers.remove(i),
-                        None => break,
-                    };
-                }
+                self.trim();
             }
+            FileStatus::Browsed { who, path } => self.browsed = Some((who, path)),
+            FileStatus::Gone { viewer } => {
+                self.stop(|r| r.key.0 == viewer, TransferState::Interrupted)
+            }
+            FileStatus::Cancelled {
+                viewer,
+                offer,
+                by_person,
+            } => self.stop(
+                |r| r.key.0 == viewer && r.offer == offer,
+                TransferState::Cancelled { by_person },
+            ),
+        }
+    }
+
+    /// Rows still going that `which` picks stop, as `state` says.
+    fn stop(&mut self, which: impl Fn(&TransferShown) -> bool, state: TransferState) {
+        for row in self.transfers.iter_mut() {
+            if row.state == TransferState::Going && which(row) {
+                row.state = state.clone();
+            }
+        }
+    }
+
+    /// The oldest finished rows go while there are too many.
+    fn trim(&mut self) {
+        while self.transfers.len() > TRANSFER_ROWS {
+            match self
+                .transfers
+                .iter()
+                .position(|r| r.state != TransferState::Going)
+            {
+                Some(i) => self.transfers.remove(i),
+                None => break,
+            };
         }
     }
 }
@@ -301,7 +335,13 @@ impl WindowModel {
             chat: ChatBox::default(),
             clipboard: None,
             files: FilesShown::default(),
+            browse: false,
         }
+    }
+
+    /// Whether technicians may look through this machine's folders now.
+    pub fn browse(&self) -> bool {
+        self.browse
     }
 
     pub fn chat(&self) -> &ChatBox {
@@ -406,6 +446,10 @@ impl WindowModel {
             self.clipboard = shared.then_some(self.clipboard.unwrap_or(true));
             return;
         }
+        if let Status::BrowseAllowed(on) = status {
+            self.browse = on;
+            return;
+        }
         if let Status::Files(files) = status {
             self.files.apply(files);
             return;
@@ -485,6 +529,7 @@ impl WindowModel {
             Status::Interrupted
             | Status::Chat(_)
             | Status::ClipboardShared(_)
+            | Status::BrowseAllowed(_)
             | Status::Files(_) => return,
         };
     }
@@ -632,6 +677,24 @@ impl WindowModel {
             (Action::ShareClipboard(on), Screen::Sharing { .. }) if self.clipboard.is_some() => {
                 self.clipboard = Some(on);
                 say(FromUser::Clipboard(on))
+            }
+            (Action::AllowBrowse(on), Screen::Sharing { .. }) => {
+                self.browse = on;
+                say(FromUser::Browse(on))
+            }
+            (Action::CancelTransfer(key), Screen::Sharing { .. }) => {
+                match self
+                    .files
+                    .transfers
+                    .iter()
+                    .find(|r| r.key == key && r.state == TransferState::Going)
+                {
+                    Some(row) => say(FromUser::CancelFiles {
+                        viewer: key.0,
+                        offer: row.offer,
+                    }),
+                    None => Vec::new(),
+                }
             }
             _ => Vec::new(),
         }
@@ -926,6 +989,7 @@ mod tests {
         // While a file moves the window stays open; once it arrived, the bar comes back.
         let mut row = TransferShown {
             key: (2, 1),
+            offer: 7,
             name: "report.pdf".into(),
             incoming: true,
             who: "alice".into(),
@@ -954,6 +1018,73 @@ mod tests {
                 offer: 8,
                 save_in: None,
             }))]
+        );
+    }
+
+    #[test]
+    fn a_file_is_stopped_from_its_row_and_a_lost_connection_is_said_on_its_rows() {
+        use crate::files::{FileStatus, TransferShown, TransferState};
+        let now = Instant::now();
+        let mut m = asking(now);
+        m.act(Action::Answer(ConsentState::Control), now);
+        m.apply(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        });
+        let row = |viewer, file| TransferShown {
+            key: (viewer, file),
+            offer: 3,
+            name: "big.iso".into(),
+            incoming: true,
+            who: "alice".into(),
+            done: 10,
+            size: 100,
+            rate: 5,
+            eta_secs: Some(18),
+            state: TransferState::Going,
+        };
+        m.apply(Status::Files(FileStatus::Transfer(row(2, 1))));
+        m.apply(Status::Files(FileStatus::Transfer(row(4, 9))));
+        assert_eq!(
+            m.act(Action::CancelTransfer((2, 1)), now),
+            vec![Effect::Say(FromUser::CancelFiles {
+                viewer: 2,
+                offer: 3
+            })]
+        );
+        m.apply(Status::Files(FileStatus::Cancelled {
+            viewer: 2,
+            offer: 3,
+            by_person: true,
+        }));
+        m.apply(Status::Files(FileStatus::Gone { viewer: 4 }));
+        let states: Vec<&TransferState> = m.files().transfers.iter().map(|r| &r.state).collect();
+        assert_eq!(
+            states,
+            [
+                &TransferState::Cancelled { by_person: true },
+                &TransferState::Interrupted
+            ]
+        );
+        assert!(
+            m.act(Action::CancelTransfer((2, 1)), now).is_empty(),
+            "a stopped row has nothing to stop"
+        );
+        assert_eq!(m.layout(), Layout::Bar);
+        // The switch of browsing, and who looked where.
+        assert!(!m.browse());
+        assert_eq!(
+            m.act(Action::AllowBrowse(true), now),
+            vec![Effect::Say(FromUser::Browse(true))]
+        );
+        m.apply(Status::Files(FileStatus::Browsed {
+            who: "alice".into(),
+            path: "/home/u/Documents".into(),
+        }));
+        assert_eq!(
+            m.files().browsed,
+            Some(("alice".into(), "/home/u/Documents".into()))
         );
     }
 }

@@ -174,6 +174,8 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
                 ending: *ending,
                 quiet: *quiet,
                 clipboard: model.clipboard(),
+                browse: model.browse(),
+                browsed: files.browsed.as_ref(),
                 chat: model.chat(),
             };
             bar(ui, cat, shared).or(chatted).or(on_files)
@@ -552,6 +554,10 @@ struct Shared<'a> {
     quiet: bool,
     /// The clipboard's switch, where it can be shared.
     clipboard: Option<bool>,
+    /// The switch of browsing this machine's folders.
+    browse: bool,
+    /// The last folder a technician looked into: who, and which.
+    browsed: Option<&'a (String, String)>,
     chat: &'a ChatBox,
 }
 
@@ -629,6 +635,8 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
         ending,
         quiet,
         clipboard,
+        browse,
+        browsed,
         chat,
     } = shared;
     let mut clicked = None;
@@ -644,6 +652,16 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
                 if !others.is_empty() {
                     let names: Vec<String> = others.iter().map(|n| fit(n, NAME_CHARS)).collect();
                     ui.label(cat.fmt("bar-also", &[("names", names.join(", ").into())]));
+                }
+                if let Some((who, path)) = browsed {
+                    let words = cat.fmt(
+                        "bar-browsed",
+                        &[
+                            ("who", fit(who, NAME_CHARS).into()),
+                            ("path", fit(path, CLAIM_CHARS).into()),
+                        ],
+                    );
+                    ui.label(RichText::new(words).small());
                 }
             });
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -665,6 +683,16 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
                         .changed()
                     {
                         clicked = Some(Action::ShareClipboard(share));
+                    }
+                }
+                if control {
+                    let mut allow = browse;
+                    if ui
+                        .checkbox(&mut allow, cat.text("bar-browse"))
+                        .on_hover_text(cat.text("bar-browse-tip"))
+                        .changed()
+                    {
+                        clicked = Some(Action::AllowBrowse(allow));
                     }
                 }
             });
@@ -711,8 +739,16 @@ fn files_panel(ui: &mut Ui, cat: &Catalogue, files: &FilesShown) -> Option<Actio
         }
         for t in &files.transfers {
             ui.label(transfer_words(t, cat));
-            if t.state == TransferState::Going && t.size > 0 {
-                ui.add(egui::ProgressBar::new(t.done as f32 / t.size as f32).show_percentage());
+            if t.state == TransferState::Going {
+                ui.horizontal(|ui| {
+                    if ui.button(cat.text("files-stop")).clicked() {
+                        clicked = Some(Action::CancelTransfer(t.key));
+                    }
+                    if t.size > 0 {
+                        let done = t.done as f32 / t.size as f32;
+                        ui.add(egui::ProgressBar::new(done).show_percentage());
+                    }
+                });
             }
         }
     });
@@ -767,6 +803,23 @@ pub fn transfer_words(t: &TransferShown, cat: &Catalogue) -> String {
                 ("why", fit(why, REASON_CHARS).into()),
             ],
         ),
+        TransferState::Cancelled { by_person } => {
+            let key = match (by_person, t.incoming) {
+                (true, true) => "files-stopped-by-you-in",
+                (true, false) => "files-stopped-by-you-out",
+                (false, true) => "files-stopped-by-them-in",
+                (false, false) => "files-stopped-by-them-out",
+            };
+            cat.fmt(key, &[("name", name.into()), ("who", who.into())])
+        }
+        TransferState::Interrupted => {
+            let key = if t.incoming {
+                "files-interrupted-in"
+            } else {
+                "files-interrupted-out"
+            };
+            cat.fmt(key, &[("name", name.into()), ("who", who.into())])
+        }
     }
 }
 

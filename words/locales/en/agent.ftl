@@ -67,6 +67,9 @@ bar-end = End session
 bar-also = Also watching: { $names }
 bar-clipboard = Share clipboard
 bar-clipboard-tip = While on, what you copy can be pasted by the technician in control, and what they copy by you (text and pictures). Switch it off to keep your clipboard to yourself.
+bar-browse = Show my folders
+bar-browse-tip = While on, the technician in control can look through the folders of this computer and take copies of files from them. Each folder they open is shown here.
+bar-browsed = { $who } looked into your folder { $path }
 
 ## Chat with the technicians
 chat-button = Chat
@@ -92,6 +95,13 @@ files-rate = { $rate }/s, { $left } left
 files-received = { $name } arrived and was checked: { $place }
 files-sent = { $who } received { $name }, checked
 files-failed = { $name } did not arrive: { $why }
+files-stop = Stop
+files-stopped-by-you-in = You stopped { $name }. What arrived is kept: if { $who } sends it again, it continues from there.
+files-stopped-by-you-out = You stopped sending { $name } to { $who }.
+files-stopped-by-them-in = { $who } stopped sending { $name }. What arrived is kept: if they send it again, it continues from there.
+files-stopped-by-them-out = { $who } stopped taking { $name }.
+files-interrupted-in = { $name } stopped: the connection to { $who } was lost. What arrived is kept: next time they send it, it continues from there.
+files-interrupted-out = { $name } stopped: the connection to { $who } was lost. Next time they fetch it, it continues from where it stopped.
 
 ## Ended
 ended-heading = The session has ended

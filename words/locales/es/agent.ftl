@@ -67,6 +67,9 @@ bar-end = Terminar la sesión
 bar-also = También miran: { $names }
 bar-clipboard = Compartir portapapeles
 bar-clipboard-tip = Mientras está activado, lo que copie puede pegarlo el técnico que tiene el control, y lo que él copie puede pegarlo usted (texto e imágenes). Desactívelo para guardar su portapapeles para usted.
+bar-browse = Mostrar mis carpetas
+bar-browse-tip = Mientras está activado, el técnico que tiene el control puede recorrer las carpetas de este equipo y llevarse copias de archivos. Cada carpeta que abra se muestra aquí.
+bar-browsed = { $who } miró su carpeta { $path }
 
 ## Chat con los técnicos
 chat-button = Chat
@@ -92,6 +95,13 @@ files-rate = { $rate }/s, quedan { $left }
 files-received = { $name } llegó y se comprobó: { $place }
 files-sent = { $who } recibió { $name }, comprobado
 files-failed = { $name } no llegó: { $why }
+files-stop = Detener
+files-stopped-by-you-in = Ha detenido { $name }. Lo que llegó se guarda: si { $who } lo envía de nuevo, continúa desde ahí.
+files-stopped-by-you-out = Ha dejado de enviar { $name } a { $who }.
+files-stopped-by-them-in = { $who } dejó de enviar { $name }. Lo que llegó se guarda: si lo envía de nuevo, continúa desde ahí.
+files-stopped-by-them-out = { $who } dejó de recibir { $name }.
+files-interrupted-in = { $name } se detuvo: se perdió la conexión con { $who }. Lo que llegó se guarda: la próxima vez que lo envíe, continúa desde ahí.
+files-interrupted-out = { $name } se detuvo: se perdió la conexión con { $who }. La próxima vez que lo pida, continúa desde donde se detuvo.
 
 ## Terminada
 ended-heading = La sesión ha terminado
