@@ -784,6 +784,76 @@ fn the_files_menu_sends_a_path_and_fetches_one_and_says_why_nothing_moved() {
 }
 
 #[test]
+fn a_folder_of_the_user_is_clicked_through_and_a_file_in_it_fetched_or_stopped() {
+    use protocol::browse::{Entry, Listing};
+    use technician::files::FileStep;
+    use technician::session::ToolAction;
+    let (mut h, _rx) = in_session(ConsentState::Control);
+    let (tx, mut tools) = mpsc::channel(8);
+    h.state_mut().set_tools(tx);
+    h.get_by_label("Files").click();
+    h.run_steps(4);
+    h.get_by_label("Show the user's folder").click();
+    h.run_steps(4);
+    let asked = tools.try_recv().ok();
+    assert_eq!(
+        asked,
+        Some(ToolAction::Files(FileStep::List { path: "~".into() }))
+    );
+    let entry = |name: &str, folder| Entry {
+        name: name.into(),
+        folder,
+        size: if folder { 0 } else { 2048 },
+    };
+    let listing = Listing::new(
+        "/home/user".into(),
+        vec![entry("report.pdf", false), entry("Documents", true)],
+    );
+    h.state_mut().model.update(Event::Listed(listing));
+    h.run_steps(4);
+    h.get_by_label("Documents/").click();
+    h.run_steps(4);
+    assert_eq!(
+        tools.try_recv().ok(),
+        Some(ToolAction::Files(FileStep::List {
+            path: "/home/user/Documents".into()
+        }))
+    );
+    h.get_by_label("report.pdf  (2.0 KB)").click();
+    h.run_steps(4);
+    assert_eq!(
+        tools.try_recv().ok(),
+        Some(ToolAction::Files(FileStep::Fetch {
+            path: "/home/user/report.pdf".into(),
+            dir: link::files::downloads(),
+        }))
+    );
+    // Its row under the screen has Stop, once the menu is closed.
+    h.get_by_label("Files").click();
+    h.run_steps(4);
+    h.state_mut()
+        .model
+        .update(Event::File(technician::console::model::FileRow {
+            key: (3, 1),
+            name: "report.pdf".into(),
+            incoming: true,
+            done: 1024,
+            size: 2048,
+            rate: 512,
+            eta_secs: Some(2),
+            ended: None,
+            stopped: false,
+        }));
+    h.run_steps(4);
+    h.get_by_label("Stop").click();
+    h.run_steps(4);
+    assert_eq!(
+        tools.try_recv().ok(),
+        Some(ToolAction::Files(FileStep::Cancel { offer: 3 }))
+    );
+}
+
+#[test]
 fn the_users_monitors_are_offered_and_a_choice_asks_the_session() {
     let (mut h, _rx) = in_session(ConsentState::Control);
     let (tx, mut tools) = mpsc::channel(8);

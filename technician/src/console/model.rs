@@ -162,6 +162,8 @@ pub struct SessionView {
     pub files_form: FilesForm,
     /// The last offer or fetch that went nowhere, and why.
     pub files_note: Option<FilesNote>,
+    /// The folder of the user's machine shown in the Files menu, where they allow browsing.
+    pub browsing: Option<protocol::browse::Listing>,
 }
 
 /// The Files menu's fields: a path here to send, a path on the user's machine to fetch.
@@ -208,6 +210,8 @@ pub struct FileRow {
     pub eta_secs: Option<u64>,
     /// `None` while it moves; then whether it arrived checked, or why not.
     pub ended: Option<Result<(), String>>,
+    /// Stopped before it arrived (by either end): what arrived is kept for a resume.
+    pub stopped: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +265,7 @@ impl SessionView {
             files: Vec::new(),
             files_form: FilesForm::default(),
             files_note: None,
+            browsing: None,
         }
     }
 
@@ -372,6 +377,22 @@ pub enum Event {
     /// Fetch what the field names into `into`.
     FetchFiles {
         into: PathBuf,
+    },
+    /// Fetch this path of the user's machine (picked in a folder shown) into `into`.
+    FetchPicked {
+        path: String,
+        into: PathBuf,
+    },
+    /// Show what the folder at this path of the user's machine holds.
+    ListFolder(String),
+    /// The user's machine showed a folder.
+    Listed(protocol::browse::Listing),
+    /// Stop the files of this offer.
+    StopFiles(u64),
+    /// The files of this offer were stopped (by either end), and why.
+    FilesStopped {
+        offer: u64,
+        why: String,
     },
     /// The relay (or the session) refused the step: why.
     RequestRefused(String),
@@ -865,6 +886,54 @@ impl Model {
                 }
                 _ => vec![],
             },
+            Event::FetchPicked { path, into } => match &mut self.session {
+                Some(s) if s.may_move_files() => {
+                    s.files_note = None;
+                    vec![Command::Tool(ToolAction::Files(FileStep::Fetch {
+                        path,
+                        dir: into,
+                    }))]
+                }
+                _ => vec![],
+            },
+            Event::ListFolder(path) => match &mut self.session {
+                Some(s) if s.may_move_files() => {
+                    s.files_note = None;
+                    let path = match path.trim() {
+                        "" => "~".to_string(),
+                        p => p.to_string(),
+                    };
+                    vec![Command::Tool(ToolAction::Files(FileStep::List { path }))]
+                }
+                _ => vec![],
+            },
+            Event::Listed(listing) => {
+                if let Some(s) = &mut self.session {
+                    s.browsing = Some(listing);
+                }
+                vec![]
+            }
+            Event::StopFiles(offer) => match &self.session {
+                Some(s)
+                    if s.files
+                        .iter()
+                        .any(|r| r.key.0 == offer && r.ended.is_none()) =>
+                {
+                    vec![Command::Tool(ToolAction::Files(FileStep::Cancel { offer }))]
+                }
+                _ => vec![],
+            },
+            Event::FilesStopped { offer, why } => {
+                if let Some(s) = &mut self.session {
+                    for r in s.files.iter_mut().filter(|r| r.key.0 == offer) {
+                        if r.ended.is_none() {
+                            r.ended = Some(Err(why.clone()));
+                            r.stopped = true;
+                        }
+                    }
+                }
+                vec![]
+            }
             Event::File(row) => {
                 if let Some(s) = &mut self.session {
                     match s.files.iter_mut().find(|r| r.key == row.key) {
@@ -1216,6 +1285,7 @@ mod tests {
             rate: 0,
             eta_secs: None,
             ended: None,
+            stopped: false,
         };
         m.update(Event::File(row(0, 0)));
         m.update(Event::File(row(0, 5)));
@@ -1228,6 +1298,69 @@ mod tests {
         let files = &m.session.as_ref().unwrap().files;
         assert_eq!(files.len(), FILE_ROWS);
         assert_eq!(files[0].key, (0, 1), "the oldest went");
+    }
+
+    #[test]
+    fn a_folder_of_the_user_is_browsed_a_file_picked_and_a_transfer_stopped() {
+        use protocol::browse::{Entry, Listing};
+        let mut m = home();
+        m.home.code = "4695447424821".into();
+        m.update(Event::JoinSubmitted);
+        m.update(Event::ScreenStarted {
+            width: 8,
+            height: 8,
+        });
+        let files = |step| vec![Command::Tool(ToolAction::Files(step))];
+        // An empty field shows the user's home folder.
+        assert_eq!(
+            m.update(Event::ListFolder(" ".into())),
+            files(FileStep::List { path: "~".into() })
+        );
+        let listing = Listing::new(
+            "/home/u".into(),
+            vec![Entry {
+                name: "a.txt".into(),
+                folder: false,
+                size: 3,
+            }],
+        );
+        m.update(Event::Listed(listing.clone()));
+        assert_eq!(m.session.as_ref().unwrap().browsing, Some(listing.clone()));
+        assert_eq!(
+            m.update(Event::FetchPicked {
+                path: listing.child("a.txt"),
+                into: "/dl".into()
+            }),
+            files(FileStep::Fetch {
+                path: "/home/u/a.txt".into(),
+                dir: "/dl".into()
+            })
+        );
+        m.update(Event::File(FileRow {
+            key: (7, 1),
+            name: "a.txt".into(),
+            incoming: true,
+            done: 1,
+            size: 3,
+            rate: 1,
+            eta_secs: Some(2),
+            ended: None,
+            stopped: false,
+        }));
+        assert_eq!(
+            m.update(Event::StopFiles(7)),
+            files(FileStep::Cancel { offer: 7 })
+        );
+        m.update(Event::FilesStopped {
+            offer: 7,
+            why: "the technician stopped them".into(),
+        });
+        let row = &m.session.as_ref().unwrap().files[0];
+        assert!(row.stopped && row.ended.is_some());
+        assert!(
+            m.update(Event::StopFiles(7)).is_empty(),
+            "nothing left to stop"
+        );
     }
 
     #[test]

@@ -655,7 +655,15 @@ async fn run_session(
                         Some(row) => Event::File(row),
                         None => match files_note(&news) {
                             Some(note) => Event::FilesNote(note),
-                            None => continue,
+                            None => match news {
+                                link::files::FileNews::Listed { listing, .. } => {
+                                    Event::Listed(listing)
+                                }
+                                link::files::FileNews::Cancelled { offer, reason, .. } => {
+                                    Event::FilesStopped { offer, why: reason }
+                                }
+                                _ => continue,
+                            },
                         },
                     },
                     JoinEvent::Paired { account, peer } => Event::Paired { account, peer },
@@ -771,6 +779,7 @@ fn file_row(news: &link::files::FileNews) -> Option<super::model::FileRow> {
         rate: 0,
         eta_secs: None,
         ended: None,
+        stopped: false,
     };
     Some(match news {
         FileNews::Started {

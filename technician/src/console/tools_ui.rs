@@ -69,8 +69,78 @@ pub fn files_menu(
                     });
                     ui.close();
                 }
+                if ui
+                    .button(w.text("files-browse"))
+                    .on_hover_text(w.text("files-browse-tip"))
+                    .clicked()
+                {
+                    events.push(Event::ListFolder(s.files_form.fetch.clone()));
+                }
+                if let Some(listing) = &s.browsing {
+                    browse_list(ui, w, listing, fetch_dir, events);
+                }
             });
     });
+}
+
+/// A folder of the user's machine in the Files menu: its path and the folder above, then its
+/// folders (a click shows one) and files (a click fetches one into `fetch_dir`).
+fn browse_list(
+    ui: &mut Ui,
+    w: &Catalogue,
+    listing: &protocol::browse::Listing,
+    fetch_dir: &std::path::Path,
+    events: &mut Vec<Event>,
+) {
+    use protocol::text::printable;
+    ui.separator();
+    ui.horizontal(|ui| {
+        if let Some(up) = listing.parent() {
+            if ui.small_button(w.text("files-browse-up")).clicked() {
+                events.push(Event::ListFolder(up));
+            }
+        }
+        ui.strong(printable(&listing.path));
+    });
+    egui::ScrollArea::vertical()
+        .max_height(240.0)
+        .show(ui, |ui| {
+            if listing.entries.is_empty() {
+                ui.label(RichText::new(w.text("files-browse-empty")).italics());
+            }
+            for e in &listing.entries {
+                let name = printable(&e.name);
+                if e.folder {
+                    if ui.selectable_label(false, format!("{name}/")).clicked() {
+                        events.push(Event::ListFolder(listing.child(&e.name)));
+                    }
+                } else {
+                    let label = format!("{name}  ({})", protocol::transfer::bytes_words(e.size));
+                    if ui
+                        .selectable_label(false, label)
+                        .on_hover_text(w.text("files-browse-pick-tip"))
+                        .clicked()
+                    {
+                        events.push(Event::FetchPicked {
+                            path: listing.child(&e.name),
+                            into: fetch_dir.to_path_buf(),
+                        });
+                    }
+                }
+            }
+            if listing.omitted > 0 {
+                ui.label(
+                    RichText::new(w.fmt(
+                        "files-browse-omitted",
+                        &[
+                            ("n", Value::from(listing.omitted)),
+                            ("max", Value::from(protocol::browse::MAX_ENTRIES as u64)),
+                        ],
+                    ))
+                    .weak(),
+                );
+            }
+        });
 }
 
 /// A labelled path field (words `KEY-label`, `KEY-hint`), an optional remark under it, and its

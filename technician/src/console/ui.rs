@@ -787,7 +787,12 @@ impl ConsoleApp {
             };
         }
         for f in &s.files {
-            ui.label(self.file_words(f));
+            ui.horizontal(|ui| {
+                ui.label(self.file_words(f));
+                if f.ended.is_none() && ui.small_button(self.w.text("files-stop")).clicked() {
+                    events.push(Event::StopFiles(f.key.0));
+                }
+            });
         }
         tools_ui::files_note(ui, &self.w, s);
         if s.grabbed {
@@ -831,6 +836,10 @@ impl ConsoleApp {
                 words
             }
             Some(Ok(())) => self.w.fmt("file-done", &[("name", name)]),
+            Some(Err(why)) if f.stopped => self.w.fmt(
+                "file-stopped",
+                &[("name", name), ("why", Value::from(why.clone()))],
+            ),
             Some(Err(why)) => self.w.fmt(
                 "file-failed",
                 &[("name", name), ("why", Value::from(why.clone()))],
