@@ -168,6 +168,8 @@ struct Member {
     listed: bool,
     /// Whether the clipboard is shared with them, as they were last told.
     told_clipboard: Option<bool>,
+    /// Whether they lead the session (switch monitors), as they were last told.
+    told_leads: Option<bool>,
     /// The relay hears nothing of them, or nothing of the relay on their connection, for now.
     quiet: bool,
     relay_quiet: bool,
@@ -197,6 +199,7 @@ impl Member {
             told: None,
             listed: false,
             told_clipboard: None,
+            told_leads: None,
             quiet: false,
             relay_quiet: false,
             unanswered: false,
@@ -298,6 +301,11 @@ impl Room {
             if m.told_clipboard != Some(shared) {
                 m.told_clipboard = Some(shared);
                 m.tell(ToViewer::ClipboardShared(shared));
+            }
+            let leads = self.owner == Some(id);
+            if m.told_leads != Some(leads) {
+                m.told_leads = Some(leads);
+                m.tell(ToViewer::Leads(leads));
             }
         }
         self.show();

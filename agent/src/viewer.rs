@@ -62,6 +62,11 @@ use crate::session::{Ended, SessionOptions};
 use crate::shown;
 use crate::source::{Area, Capture, SourceFactory};
 
+/// Why a monitor switch is refused to a technician not holding control: what the others see
+/// stays what the one working on the machine chose.
+pub const MONITOR_NOT_IN_CONTROL: &str =
+    "only the technician who holds control may switch monitors";
+
 /// Which viewer of a session: numbered in the order they joined.
 pub type ViewerId = u32;
 
@@ -120,6 +125,9 @@ pub enum ToViewer {
     Clipboard(ClipboardData),
     /// Whether the clipboard is shared with this technician now.
     ClipboardShared(bool),
+    /// Whether this technician leads the session now: it holds control, or would if the
+    /// person allowed control. Only the lead switches monitors.
+    Leads(bool),
     /// End this viewer's session for this reason.
     End(EndReason),
     /// The person's answer about files, or anything else asked of this viewer's files.
@@ -430,10 +438,12 @@ enum Before {
 }
 
 /// The next order that matters before the person answered. A list of participants is kept in
-/// `list` (the latest), to send once the answer is out.
+/// `list` (the latest), to send once the answer is out, and whether this viewer leads in
+/// `leads`.
 async fn order_before(
     orders: &mut tmpsc::UnboundedReceiver<ToViewer>,
     list: &mut Option<Vec<Participant>>,
+    leads: &mut bool,
 ) -> Before {
     loop {
         match orders.recv().await {
@@ -443,6 +453,7 @@ async fn order_before(
             // Before the keys are agreed there is nobody to tell; nothing is copied before
             // consent.
             Some(ToViewer::Chat(_) | ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_)) => {}
+            Some(ToViewer::Leads(l)) => *leads = l,
             // Nothing of files is asked before the person answered.
             Some(ToViewer::Files(_)) => {}
             None => return Before::End(EndReason::UserEnded),
@@ -463,10 +474,11 @@ async fn serve(
 ) -> Result<Ended, LinkError> {
     let connection = conn.connection.clone();
     let mut list = None;
+    let mut leads = false;
     // The key exchange first: nothing else travels before both ends proved they met.
     let exchanged = tokio::select! {
         s = sealed::agent_session_met(&connection, meeting) => s,
-        order = order_before(orders, &mut list) => return Ok(Ended::Reason(match order {
+        order = order_before(orders, &mut list, &mut leads) => return Ok(Ended::Reason(match order {
             Before::End(reason) => reason,
             Before::Answered => EndReason::UserEnded,
         })),
@@ -539,6 +551,7 @@ async fn serve(
                 Some(ToViewer::Chat(chat)) => tx.send(&PeerMessage::Chat(chat)).await?,
                 // Nothing is copied, and nothing of files asked, before consent.
                 Some(ToViewer::Clipboard(_) | ToViewer::ClipboardShared(_) | ToViewer::Files(_)) => {}
+                Some(ToViewer::Leads(l)) => leads = l,
                 Some(ToViewer::End(reason)) => {
                     goodbye(&mut tx, conn, &reason).await;
                     return Ok(Ended::Reason(reason));
@@ -738,6 +751,9 @@ async fn serve(
                     Ok(()) => { said.tell(FromViewer::Clipboard(data)).await; }
                     Err(e) => break Ended::Reason(EndReason::Error(format!("the technician sent {e}"))),
                 },
+                Ok(Some(PeerMessage::ShowMonitor(_))) if !leads => {
+                    tx.send(&PeerMessage::MonitorRefused { reason: MONITOR_NOT_IN_CONTROL.into() }).await?;
+                }
                 Ok(Some(PeerMessage::ShowMonitor(choice))) => {
                     if switch_tx.try_send(choice).is_err() {
                         debug!("a monitor switch came while another was waiting; dropped");
@@ -766,6 +782,7 @@ async fn serve(
                 Some(ToViewer::ClipboardShared(shared)) if screen_started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
                 Some(ToViewer::ClipboardShared(shared)) => clipboard_told = Some(shared),
                 Some(ToViewer::Files(command)) => files.command(command).await,
+                Some(ToViewer::Leads(l)) => leads = l,
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
             },

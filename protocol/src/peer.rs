@@ -121,6 +121,9 @@ pub enum PeerMessage {
     CursorShape(CursorShape),
     /// Either way: file transfer (offers, answers, fetches, word of each file).
     File(crate::transfer::FileMessage),
+    /// Agent to technician: the monitor switch asked is refused, and why (only the technician
+    /// holding control switches monitors).
+    MonitorRefused { reason: String },
 }
 
 impl PeerMessage {
@@ -143,6 +146,7 @@ impl PeerMessage {
             PeerMessage::ClipboardShared(_) => "word on the clipboard",
             PeerMessage::Monitors(_) => "a list of monitors",
             PeerMessage::ShowMonitor(_) => "a monitor switch",
+            PeerMessage::MonitorRefused { .. } => "a monitor switch refused",
             PeerMessage::CursorShape(_) => "a pointer shape",
             PeerMessage::File(_) => "word about files",
         }

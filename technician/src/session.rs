@@ -121,6 +121,8 @@ pub enum SessionEvent {
     Chat(ChatRecord),
     /// The agent's monitors, and which this technician sees.
     Monitors(Monitors),
+    /// The agent refused a monitor switch, and why.
+    MonitorRefused(String),
     /// A clipboard passed between the user and this technician.
     Clipboard {
         direction: ClipDirection,
@@ -673,6 +675,8 @@ struct Watching {
     changes: watch::Receiver<u64>,
     control: watch::Receiver<ControlNow>,
     monitors: watch::Receiver<Option<Monitors>>,
+    /// The agent's last refusal of a monitor switch, and why.
+    monitor_refused: watch::Receiver<String>,
 }
 
 /// How long a script's `monitor` waits for the agent to show the monitor asked for.
@@ -749,6 +753,7 @@ async fn play(
         mut changes,
         mut control,
         mut monitors,
+        mut monitor_refused,
     } = watching;
     for step in steps {
         // Line 0: a step of the command line (`technician send`), not of a script file.
@@ -855,13 +860,20 @@ async fn play(
                 }
             }
             Action::Monitor(choice) => {
+                monitor_refused.mark_unchanged();
                 input
                     .send(PeerMessage::ShowMonitor(*choice))
                     .await
                     .map_err(|_| at("the session ended".into()))?;
                 let shown = |m: &Option<Monitors>| m.as_ref().is_some_and(|m| m.shown == *choice);
-                let waited = tokio::time::timeout(MONITOR_WAIT, monitors.wait_for(shown)).await;
-                if !matches!(waited, Ok(Ok(_))) {
+                let waited = tokio::select! {
+                    w = tokio::time::timeout(MONITOR_WAIT, monitors.wait_for(shown)) => w.is_ok_and(|r| r.is_ok()),
+                    Ok(()) = monitor_refused.changed() => {
+                        let why = monitor_refused.borrow().clone();
+                        return Err(at(format!("the agent refused to switch monitors: {why}")));
+                    }
+                };
+                if !waited {
                     return Err(at(format!(
                         "the agent did not show monitor {choice} within {} s",
                         MONITOR_WAIT.as_secs()
@@ -1106,6 +1118,7 @@ pub async fn run(
     let mut local_clipboard = LocalClipboard::open(opts.clipboard, report);
     // The agent's monitors as last listed (a script's `monitor` waits for its switch).
     let (monitors_tx, monitors_rx) = watch::channel::<Option<Monitors>>(None);
+    let (monitor_refused_tx, monitor_refused_rx) = watch::channel(String::new());
     let viewer = opts
         .viewer
         .clone()
@@ -1226,7 +1239,7 @@ pub async fn run(
                 }
                 changed_tx.send_modify(|n| *n += 1);
                 if let Some(steps) = script.take() {
-                    let watching = Watching { changes: changed_rx.clone(), control: control_rx.clone(), monitors: monitors_rx.clone() };
+                    let watching = Watching { changes: changed_rx.clone(), control: control_rx.clone(), monitors: monitors_rx.clone(), monitor_refused: monitor_refused_rx.clone() };
                     script_task = Some(tokio::spawn(play(steps, out_tx.clone(), asks.clone(), viewer.clone(), watching, report)));
                 }
             }
@@ -1263,6 +1276,12 @@ pub async fn run(
                     }
                     Err(e) => break Ended::Failed(e.to_string()),
                 },
+                Ok(Some(PeerMessage::MonitorRefused { reason })) => {
+                    let reason = protocol::text::tame(&reason, protocol::text::MAX_REASON);
+                    report.event("monitor_refused", serde_json::json!({ "message": reason }), format!("The agent refused to switch monitors: {reason}."));
+                    opts.tell(SessionEvent::MonitorRefused(reason.clone()));
+                    monitor_refused_tx.send_replace(reason);
+                }
                 Ok(Some(PeerMessage::CursorShape(shape))) => match shape.check() {
                     Ok(()) => {
                         record(&opts.recorder, |r| r.cursor_shape(&shape));

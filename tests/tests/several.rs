@@ -497,3 +497,42 @@ fn a_throttled_viewer_does_not_lower_the_other_viewers_update_rate() {
     drop(near_tech);
     drop(agent);
 }
+
+#[test]
+fn only_the_technician_in_control_switches_monitors_and_the_others_are_told_why() {
+    let Desk {
+        dir,
+        relay,
+        tom,
+        second: lena,
+        mut agent,
+        ..
+    } = desk(&[], ("lena", 1, &["--role", "lead"]));
+    let mut first = take_next(&relay, dir.path(), &tom, "wait 120000\n", &[]);
+    event_about(&mut agent, "consent_request", "tom");
+    agent.send_line("c");
+    let session = first.wait_event("paired", PROMPT)["session"]
+        .as_str()
+        .expect("the session's identifier")
+        .to_string();
+    let mut lead = technician(
+        &relay,
+        dir.path(),
+        &lena,
+        &["monitor", &session],
+        "monitor all\nend\n",
+        &[],
+    );
+    event_about(&mut agent, "consent_request", "lena");
+    agent.send_line("c");
+    assert!(!lead.wait_exit(PROMPT).success(), "{}", lead.transcript());
+    let refused = lead.wait_event("monitor_refused", PROMPT);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("only the technician who holds control"),
+        "{refused}"
+    );
+    drop(first);
+}

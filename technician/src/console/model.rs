@@ -164,6 +164,8 @@ pub struct SessionView {
     pub files_note: Option<FilesNote>,
     /// The folder of the user's machine shown in the Files menu, where they allow browsing.
     pub browsing: Option<protocol::browse::Listing>,
+    /// Why the agent refused the last monitor switch, until the monitors change.
+    pub monitor_refused: Option<String>,
 }
 
 /// The Files menu's fields: a path here to send, a path on the user's machine to fetch.
@@ -266,6 +268,7 @@ impl SessionView {
             files_form: FilesForm::default(),
             files_note: None,
             browsing: None,
+            monitor_refused: None,
         }
     }
 
@@ -448,6 +451,8 @@ pub enum Event {
     Clipboard(ClipboardNote),
     /// The user shares the clipboard with this technician now (`true`), or no longer.
     ClipboardShared(bool),
+    /// The agent refused a monitor switch: why.
+    MonitorRefused(String),
     PlayerFailed(String),
     /// The console is asked to close (SIGINT, SIGTERM); the window does it.
     Quit,
@@ -1054,12 +1059,20 @@ impl Model {
             Event::Monitors(list) => {
                 if let Some(s) = &mut self.session {
                     s.monitors = Some(list);
+                    s.monitor_refused = None;
+                }
+                vec![]
+            }
+            Event::MonitorRefused(why) => {
+                if let Some(s) = &mut self.session {
+                    s.monitor_refused = Some(why);
                 }
                 vec![]
             }
             Event::ShowMonitor(choice) => match &self.session {
                 Some(s)
                     if s.ended.is_none()
+                        && s.holds_control()
                         && s.monitors.as_ref().is_some_and(|m| m.shown != choice) =>
                 {
                     vec![Command::Tool(ToolAction::ShowMonitor(choice))]

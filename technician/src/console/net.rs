@@ -692,6 +692,9 @@ async fn run_session(
                         at_unix_ms: now_unix_ms(),
                     },
                     JoinEvent::Session(SessionEvent::Monitors(list)) => Event::Monitors(list),
+                    JoinEvent::Session(SessionEvent::MonitorRefused(why)) => {
+                        Event::MonitorRefused(why)
+                    }
                     JoinEvent::Session(SessionEvent::ClipboardShared(shared)) => {
                         Event::ClipboardShared(shared)
                     }

@@ -173,8 +173,13 @@ fn path_field(
     (path, go)
 }
 
-/// Why the last files asked for did not move, if they did not.
+/// Why the last files asked for did not move, if they did not; why the last monitor switch
+/// was refused, if it was.
 pub fn files_note(ui: &mut Ui, w: &Catalogue, s: &SessionView) {
+    if let Some(why) = &s.monitor_refused {
+        let words = w.fmt("monitor-refused", &[("why", Value::from(why.clone()))]);
+        ui.colored_label(Color32::from_rgb(220, 80, 60), words);
+    }
     let Some(note) = &s.files_note else { return };
     let words = match note {
         FilesNote::NotOffered(why) => {
@@ -219,23 +224,27 @@ pub fn monitor_menu(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Ve
             None => n.to_string(),
         },
     };
-    ui.menu_button(
-        w.fmt("session-monitor", &[("shown", Value::from(name(m.shown)))]),
-        |ui| {
-            let choices = (0..m.list.len() as u32)
-                .map(MonitorChoice::One)
-                .chain([MonitorChoice::All]);
-            for choice in choices {
-                if ui
-                    .selectable_label(m.shown == choice, name(choice))
-                    .clicked()
-                {
-                    events.push(Event::ShowMonitor(choice));
-                    ui.close();
-                }
+    let label = w.fmt("session-monitor", &[("shown", Value::from(name(m.shown)))]);
+    if !s.holds_control() {
+        // Only the technician in control switches; the others see what it chose.
+        ui.add_enabled(false, egui::Button::new(label))
+            .on_disabled_hover_text(w.text("monitor-not-in-control"));
+        return;
+    }
+    ui.menu_button(label, |ui| {
+        let choices = (0..m.list.len() as u32)
+            .map(MonitorChoice::One)
+            .chain([MonitorChoice::All]);
+        for choice in choices {
+            if ui
+                .selectable_label(m.shown == choice, name(choice))
+                .clicked()
+            {
+                events.push(Event::ShowMonitor(choice));
+                ui.close();
             }
-        },
-    );
+        }
+    });
 }
 
 /// Whether the user shares the clipboard with this technician now (in the toolbar).
