@@ -168,7 +168,8 @@ struct Member {
     listed: bool,
     /// Whether the clipboard is shared with them, as they were last told.
     told_clipboard: Option<bool>,
-    /// Whether they lead the session (switch monitors), as they were last told.
+    /// Whether they may switch monitors (they hold control, or nobody does), as they were last
+    /// told.
     told_leads: Option<bool>,
     /// The relay hears nothing of them, or nothing of the relay on their connection, for now.
     quiet: bool,
@@ -302,7 +303,8 @@ impl Room {
                 m.told_clipboard = Some(shared);
                 m.tell(ToViewer::ClipboardShared(shared));
             }
-            let leads = self.owner == Some(id);
+            // Nobody holds control (a view-only session): each sees what it chooses.
+            let leads = self.owner.is_none_or(|owner| owner == id);
             if m.told_leads != Some(leads) {
                 m.told_leads = Some(leads);
                 m.tell(ToViewer::Leads(leads));

@@ -125,8 +125,8 @@ pub enum ToViewer {
     Clipboard(ClipboardData),
     /// Whether the clipboard is shared with this technician now.
     ClipboardShared(bool),
-    /// Whether this technician leads the session now: it holds control, or would if the
-    /// person allowed control. Only the lead switches monitors.
+    /// Whether this technician may switch monitors now: it holds control, or nobody does (a
+    /// view-only session).
     Leads(bool),
     /// End this viewer's session for this reason.
     End(EndReason),

@@ -231,6 +231,11 @@ impl SessionView {
         }
     }
 
+    /// This technician may switch the user's monitors: it holds control, or nobody does.
+    pub fn may_switch_monitor(&self) -> bool {
+        self.holds_control() || !self.participants.iter().any(|p| p.controls)
+    }
+
     /// This technician monitors the session as a lead, may control it, and does not yet.
     pub fn may_take_over(&self) -> bool {
         self.participants
@@ -1072,7 +1077,7 @@ impl Model {
             Event::ShowMonitor(choice) => match &self.session {
                 Some(s)
                     if s.ended.is_none()
-                        && s.holds_control()
+                        && s.may_switch_monitor()
                         && s.monitors.as_ref().is_some_and(|m| m.shown != choice) =>
                 {
                     vec![Command::Tool(ToolAction::ShowMonitor(choice))]

@@ -225,7 +225,7 @@ pub fn monitor_menu(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Ve
         },
     };
     let label = w.fmt("session-monitor", &[("shown", Value::from(name(m.shown)))]);
-    if !s.holds_control() {
+    if !s.may_switch_monitor() {
         // Only the technician in control switches; the others see what it chose.
         ui.add_enabled(false, egui::Button::new(label))
             .on_disabled_hover_text(w.text("monitor-not-in-control"));
