@@ -162,13 +162,15 @@ pub struct SessionView {
     pub files_form: FilesForm,
     /// The last offer or fetch that went nowhere, and why.
     pub files_note: Option<FilesNote>,
-    /// The folder of the user's machine shown in the Files menu, where they allow browsing.
+    /// The folder of the user's machine shown in the Files panel, where they allow browsing.
     pub browsing: Option<protocol::browse::Listing>,
     /// Why the agent refused the last monitor switch, until the monitors change.
     pub monitor_refused: Option<String>,
+    /// The Files panel is open.
+    pub files_open: bool,
 }
 
-/// The Files menu's fields: a path here to send, a path on the user's machine to fetch.
+/// The Files panel's fields: a path here to send, a path on the user's machine to fetch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FilesForm {
     pub send: String,
@@ -274,6 +276,7 @@ impl SessionView {
             files_note: None,
             browsing: None,
             monitor_refused: None,
+            files_open: false,
         }
     }
 
@@ -448,6 +451,8 @@ pub enum Event {
     },
     /// Open or close the chat panel.
     ToggleChat,
+    /// The Files button: open or close the Files panel.
+    ToggleFiles,
     /// The agent's monitors, and which this technician sees.
     Monitors(Monitors),
     /// See another of the user's monitors, or all of them.
@@ -881,6 +886,7 @@ impl Model {
                 Some(s) if s.may_move_files() && !s.files_form.send.trim().is_empty() => {
                     let path = PathBuf::from(std::mem::take(&mut s.files_form.send).trim());
                     s.files_note = None;
+                    s.files_open = false;
                     vec![Command::Tool(ToolAction::Files(FileStep::Send(vec![path])))]
                 }
                 _ => vec![],
@@ -889,6 +895,7 @@ impl Model {
                 Some(s) if s.may_move_files() && !s.files_form.fetch.trim().is_empty() => {
                     let path = std::mem::take(&mut s.files_form.fetch).trim().to_string();
                     s.files_note = None;
+                    s.files_open = false;
                     vec![Command::Tool(ToolAction::Files(FileStep::Fetch {
                         path,
                         dir: into,
@@ -1055,6 +1062,12 @@ impl Model {
                     .collect(),
                 _ => vec![],
             },
+            Event::ToggleFiles => {
+                if let Some(s) = &mut self.session {
+                    s.files_open = !s.files_open;
+                }
+                vec![]
+            }
             Event::ToggleChat => {
                 if let Some(s) = &mut self.session {
                     s.chat.toggle();

@@ -1,6 +1,6 @@
 //! The session view's tools drawn with egui: the Chat button of the toolbar (with the count of
 //! messages that came while the panel was closed), the chat panel at the right (who wrote, when,
-//! what; a field and Send), the list of the user's monitors, the Files menu (a path here to
+//! what; a field and Send), the list of the user's monitors, the Files panel (a path here to
 //! send, a path on the user's machine to fetch), and a word on the last clipboard that passed. It reads the [`SessionView`] and turns clicks into [`Event`]s. A new message
 //! asks for nothing but a repaint: the keyboard stays where it is.
 
@@ -29,61 +29,60 @@ pub fn chat_button(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Vec
     }
 }
 
-/// The toolbar's Files menu: send a file or folder of this machine to the user (who is asked),
-/// or fetch one of theirs (when they allow it) into `fetch_dir`.
-pub fn files_menu(
+/// The toolbar's Files button: opens or closes the Files panel.
+pub fn files_button(ui: &mut Ui, w: &Catalogue, s: &SessionView, events: &mut Vec<Event>) {
+    let open = s.files_open && s.may_move_files();
+    ui.add_enabled_ui(s.may_move_files(), |ui| {
+        if ui.selectable_label(open, w.text("session-files")).clicked() {
+            events.push(Event::ToggleFiles);
+        }
+    });
+}
+
+/// The Files panel, beside the remote screen (a menu over it would hide it: the screen is a
+/// window of its own): send a file or folder of this machine to the user (who is asked), or
+/// fetch one of theirs (when they allow it) into `fetch_dir`, typed or picked in their folders.
+pub fn files_panel(
     ui: &mut Ui,
     w: &Catalogue,
     s: &SessionView,
     fetch_dir: &std::path::Path,
     events: &mut Vec<Event>,
 ) {
-    ui.add_enabled_ui(s.may_move_files(), |ui| {
-        // A click into a field must not close it: only one outside, or Send / Fetch.
-        let config = egui::containers::menu::MenuConfig::new()
-            .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
-        egui::containers::menu::MenuButton::new(w.text("session-files"))
-            .config(config)
-            .ui(ui, |ui| {
-                ui.set_min_width(360.0);
-                let (send, go) = path_field(ui, w, "files-send", &s.files_form.send, None);
-                if send != s.files_form.send {
-                    events.push(Event::FileSendPath(send));
-                }
-                if go {
-                    events.push(Event::SendFiles);
-                    ui.close();
-                }
-                ui.separator();
-                let into = w.fmt(
-                    "files-fetch-into",
-                    &[("dir", Value::from(fetch_dir.display().to_string()))],
-                );
-                let (fetch, go) = path_field(ui, w, "files-fetch", &s.files_form.fetch, Some(into));
-                if fetch != s.files_form.fetch {
-                    events.push(Event::FileFetchPath(fetch));
-                }
-                if go {
-                    events.push(Event::FetchFiles {
-                        into: fetch_dir.to_path_buf(),
-                    });
-                    ui.close();
-                }
-                if ui
-                    .button(w.text("files-browse"))
-                    .on_hover_text(w.text("files-browse-tip"))
-                    .clicked()
-                {
-                    events.push(Event::ListFolder(s.files_form.fetch.clone()));
-                }
-                if let Some(listing) = &s.browsing {
-                    browse_list(ui, w, listing, fetch_dir, events);
-                }
-            });
-    });
+    let (send, go) = path_field(ui, w, "files-send", &s.files_form.send, None);
+    if send != s.files_form.send {
+        events.push(Event::FileSendPath(send));
+    }
+    if go {
+        events.push(Event::SendFiles);
+    }
+    ui.separator();
+    let into = w.fmt(
+        "files-fetch-into",
+        &[("dir", Value::from(fetch_dir.display().to_string()))],
+    );
+    let (fetch, go) = path_field(ui, w, "files-fetch", &s.files_form.fetch, Some(into));
+    if fetch != s.files_form.fetch {
+        events.push(Event::FileFetchPath(fetch));
+    }
+    if go {
+        events.push(Event::FetchFiles {
+            into: fetch_dir.to_path_buf(),
+        });
+    }
+    if ui
+        .button(w.text("files-browse"))
+        .on_hover_text(w.text("files-browse-tip"))
+        .clicked()
+    {
+        events.push(Event::ListFolder(s.files_form.fetch.clone()));
+    }
+    if let Some(listing) = &s.browsing {
+        browse_list(ui, w, listing, fetch_dir, events);
+    }
 }
 
-/// A folder of the user's machine in the Files menu: its path and the folder above, then its
+/// A folder of the user's machine in the Files panel: its path and the folder above, then its
 /// folders (a click shows one) and files (a click fetches one into `fetch_dir`).
 fn browse_list(
     ui: &mut Ui,
@@ -103,7 +102,7 @@ fn browse_list(
         ui.strong(printable(&listing.path));
     });
     egui::ScrollArea::vertical()
-        .max_height(240.0)
+        .max_height((ui.available_height() - 20.0).max(120.0))
         .show(ui, |ui| {
             if listing.entries.is_empty() {
                 ui.label(RichText::new(w.text("files-browse-empty")).italics());

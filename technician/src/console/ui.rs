@@ -724,7 +724,7 @@ impl ConsoleApp {
         }
         tools_ui::monitor_menu(ui, &self.w, s, events);
         tools_ui::chat_button(ui, &self.w, s, events);
-        tools_ui::files_menu(ui, &self.w, s, &self.fetch_dir, events);
+        tools_ui::files_button(ui, &self.w, s, events);
         tools_ui::clipboard_shared(ui, &self.w, s);
         ui.add_enabled_ui(s.may_control(), |ui| {
             ui.menu_button(self.w.text("session-send-keys"), |ui| {
@@ -886,6 +886,21 @@ impl ConsoleApp {
                 .min_size(200.0)
                 .show(root, |ui| {
                     tools_ui::chat_panel(ui, &self.w, s, now, &mut events)
+                });
+        }
+        // Files at the left, beside the remote screen as the chat is.
+        if let Some(s) = self
+            .model
+            .session
+            .as_ref()
+            .filter(|s| s.files_open && s.may_move_files())
+        {
+            egui::Panel::left("files")
+                .resizable(true)
+                .default_size(340.0)
+                .min_size(240.0)
+                .show(root, |ui| {
+                    tools_ui::files_panel(ui, &self.w, s, &self.fetch_dir, &mut events)
                 });
         }
         let ppp = ctx.pixels_per_point();
