@@ -868,3 +868,71 @@ fn files_offered_while_shared_are_saved_where_the_person_says() {
         "{said:?}"
     );
 }
+
+#[test]
+fn a_file_on_its_way_is_stopped_from_its_row_and_folders_are_shown_only_when_switched_on() {
+    use agent::consent::FromUser;
+    use agent::files::{FileStatus, TransferShown, TransferState};
+    let rt = runtime();
+    let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
+    let next = |input: &mut UserInput| {
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(2), input.next())
+                .await
+                .unwrap()
+        })
+    };
+    status
+        .send(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    status.send(Status::BrowseAllowed(false)).unwrap();
+    harness.run_steps(2);
+    click(&mut harness, "Show my folders");
+    assert_eq!(next(&mut input), Some(FromUser::Browse(true)));
+    status
+        .send(Status::Files(FileStatus::Browsed {
+            who: "alice".into(),
+            path: "/home/u/Documents".into(),
+        }))
+        .unwrap();
+    let row = TransferShown {
+        key: (1, 2),
+        offer: 6,
+        name: "big.iso".into(),
+        incoming: true,
+        who: "alice".into(),
+        done: 2_000_000,
+        size: 8_000_000,
+        rate: 1_000_000,
+        eta_secs: Some(6),
+        state: TransferState::Going,
+    };
+    status
+        .send(Status::Files(FileStatus::Transfer(row)))
+        .unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("alice looked into your folder /home/u/Documents");
+    // Bytes, rate and time left on the row.
+    shown_containing(&harness, "2.0 MB of 8.0 MB · 1.0 MB/s, 6 s left");
+    click(&mut harness, "Stop");
+    assert_eq!(
+        next(&mut input),
+        Some(FromUser::CancelFiles {
+            viewer: 1,
+            offer: 6
+        })
+    );
+    status
+        .send(Status::Files(FileStatus::Cancelled {
+            viewer: 1,
+            offer: 6,
+            by_person: true,
+        }))
+        .unwrap();
+    harness.run_steps(2);
+    shown_containing(&harness, "You stopped big.iso. What arrived is kept");
+}

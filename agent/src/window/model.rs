@@ -234,6 +234,9 @@ pub struct FilesShown {
     pub folder: String,
     /// The last folder of this machine a technician looked into: who, and which.
     pub browsed: Option<(String, String)>,
+    /// The last file stopped on its way (by either end, or a lost connection): the bar says
+    /// so once the window is a bar again. The later of this and `browsed` is kept.
+    pub stopped: Option<TransferShown>,
 }
 
 /// Most characters of the folder typed to save files in.
@@ -267,7 +270,10 @@ impl FilesShown {
                 }
                 self.trim();
             }
-            FileStatus::Browsed { who, path } => self.browsed = Some((who, path)),
+            FileStatus::Browsed { who, path } => {
+                self.browsed = Some((who, path));
+                self.stopped = None;
+            }
             FileStatus::Gone { viewer } => {
                 self.stop(|r| r.key.0 == viewer, TransferState::Interrupted)
             }
@@ -287,6 +293,8 @@ impl FilesShown {
         for row in self.transfers.iter_mut() {
             if row.state == TransferState::Going && which(row) {
                 row.state = state.clone();
+                self.stopped = Some(row.clone());
+                self.browsed = None;
             }
         }
     }
@@ -1072,6 +1080,11 @@ mod tests {
             "a stopped row has nothing to stop"
         );
         assert_eq!(m.layout(), Layout::Bar);
+        assert_eq!(
+            m.files().stopped.as_ref().map(|r| &r.state),
+            Some(&TransferState::Interrupted),
+            "the bar says the last file stopped"
+        );
         // The switch of browsing, and who looked where.
         assert!(!m.browse());
         assert_eq!(
@@ -1086,5 +1099,6 @@ mod tests {
             m.files().browsed,
             Some(("alice".into(), "/home/u/Documents".into()))
         );
+        assert_eq!(m.files().stopped, None, "the later is kept");
     }
 }

@@ -176,6 +176,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
                 clipboard: model.clipboard(),
                 browse: model.browse(),
                 browsed: files.browsed.as_ref(),
+                stopped: files.stopped.as_ref(),
                 chat: model.chat(),
             };
             bar(ui, cat, shared).or(chatted).or(on_files)
@@ -558,6 +559,8 @@ struct Shared<'a> {
     browse: bool,
     /// The last folder a technician looked into: who, and which.
     browsed: Option<&'a (String, String)>,
+    /// The last file stopped on its way.
+    stopped: Option<&'a TransferShown>,
     chat: &'a ChatBox,
 }
 
@@ -637,6 +640,7 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
         clipboard,
         browse,
         browsed,
+        stopped,
         chat,
     } = shared;
     let mut clicked = None;
@@ -662,6 +666,9 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
                         ],
                     );
                     ui.label(RichText::new(words).small());
+                }
+                if let Some(t) = stopped {
+                    ui.label(RichText::new(transfer_words(t, cat)).small());
                 }
             });
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
