@@ -872,6 +872,16 @@ impl RelayConnection {
         self.wait_paired().await
     }
 
+    /// Rejoins a live session whose relay connection died (agent, or technician logged in
+    /// first), under the ticket both ends derive from its keys, and waits (as long as the relay
+    /// lets it) until the other end rejoins too.
+    pub async fn rejoin(&mut self, ticket: String, session: String) -> Result<PeerInfo, LinkError> {
+        self.control_send
+            .send(&ToRelay::Rejoin { ticket, session })
+            .await?;
+        self.wait_paired().await
+    }
+
     /// Joins live session `session` to monitor it (a logged-in lead), as
     /// [`RelayConnection::join`] joins by code.
     pub async fn monitor(&mut self, session: String) -> Result<PeerInfo, LinkError> {
