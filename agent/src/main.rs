@@ -92,6 +92,10 @@ struct Cli {
     /// Screen updates the technician may have unacknowledged
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     max_in_flight: u16,
+    /// Seconds a session whose connection to the relay died keeps trying to resume before it
+    /// ends
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    resume_secs: u64,
     /// Send everything exactly, never as video: moving pictures (videos, animations) then cost
     /// far more bandwidth. By default a region that changes on most frames and holds a natural
     /// image goes as H.264 while it moves, and is sent exactly within a second of stopping
@@ -257,6 +261,7 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
                 allow_fetch: cli.allow_files,
                 default_dir: link::files::downloads(),
             },
+            resume_limit: std::time::Duration::from_secs(cli.resume_secs),
         },
         request: cli
             .request

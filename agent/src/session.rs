@@ -101,6 +101,8 @@ pub struct SessionOptions {
     pub clipboard: bool,
     /// What the person allows of files.
     pub files: crate::files::FileOptions,
+    /// How long a session whose relay connection died waits for it to come back.
+    pub resume_limit: Duration,
 }
 
 impl Default for SessionOptions {
@@ -114,6 +116,7 @@ impl Default for SessionOptions {
             lossless: false,
             clipboard: false,
             files: crate::files::FileOptions::default(),
+            resume_limit: link::resume::RESUME_LIMIT,
         }
     }
 }

@@ -27,6 +27,13 @@ use crate::sealed::{PeerPlaneError, SealedRecv, SealedSend, SealedSession, SEALE
 /// How long a session waits for its link to come back before it ends, by default.
 pub const RESUME_LIMIT: Duration = Duration::from_secs(30);
 
+/// Silence of the relay after which the link counts as dead, and the session resumes. A relay
+/// restarted in place answers the old connection's larger packets with a stateless reset at
+/// once, but keep-alives are too small to draw one, and a relay gone answers nothing: hearing
+/// nothing for this long (keep-alives go out every 150 ms, and the relay answers each) is the
+/// sign that does not wait for the connection's idle timeout.
+pub const LOST_AFTER: Duration = Duration::from_millis(1500);
+
 /// Pause between two attempts to reach a relay.
 const ATTEMPT_EVERY: Duration = Duration::from_millis(200);
 
@@ -71,6 +78,15 @@ pub enum ResumeFailed {
     TimedOut { limit: Duration, last: String },
     #[error("{0}")]
     Refused(PeerPlaneError),
+}
+
+/// Ends `connection` as dead after [`LOST_AFTER`] of silence; the words say why.
+pub fn give_up(connection: &Connection, silent: Duration) -> String {
+    connection.close(quinn::VarInt::from_u32(0), b"nothing heard from the relay");
+    format!(
+        "nothing heard from the relay for {:.1} s",
+        silent.as_secs_f64()
+    )
 }
 
 /// A resumed leg: its connection and its sealed session stream.

@@ -523,6 +523,8 @@ pub async fn join(
         clipboard: opts.clipboard,
         record_clipboard_content: clipboard_content,
         cursor: live.cursor,
+        token: Some(stored.token.clone()),
+        resume_limit: None,
     };
     // However the session ends, its log is sealed (and spooled for the relay) below.
     let (ended, stats, viewer) =
