@@ -599,13 +599,22 @@ async fn serve(
     let mut keys = keys;
     loop {
         let leg = run_leg(
-            conn, &mut tx, &mut rx, &keys, factory.clone(), opts, report, name, orders, said,
+            conn,
+            &mut tx,
+            &mut rx,
+            &keys,
+            factory.clone(),
+            opts,
+            report,
+            name,
+            orders,
+            said,
             &mut carried,
         )
         .await;
         // A link that died mid-session is resumed; any other end is the end.
         let lost = match &leg {
-            Err(LinkError::ConnectionLost(_)) => true,
+            Err(LinkError::ConnectionLost(_) | LinkError::RelayShuttingDown) => true,
             Err(_) | Ok(Ended::PeerLeft(_)) => link::resume::resumable(&conn.connection),
             Ok(_) => false,
         };
@@ -733,7 +742,7 @@ async fn run_leg(
         switches,
         area: area.clone(),
         pointer: Some((
-            link::sealed::DatagramSender::new(connection.clone(), &keys),
+            link::sealed::DatagramSender::new(connection.clone(), keys),
             shape_tx,
         )),
     };
@@ -792,7 +801,7 @@ async fn run_leg(
                         }), "");
                     }
                     // On its own stream, sealed record by record as it goes out.
-                    let outgoing = sealed::prepare_update(&keys, update);
+                    let outgoing = sealed::prepare_update(keys, update);
                     let c = connection.clone();
                     sending.spawn(async move {
                         if let Err(e) = sealed::send_update(&c, outgoing).await {

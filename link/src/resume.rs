@@ -238,7 +238,9 @@ async fn write(send: &mut SendStream, msg: &ResumeMessage) -> Result<(), PeerPla
 
 async fn read(reader: &mut FrameReader<RecvStream>) -> Result<ResumeMessage, PeerPlaneError> {
     match reader.next_frame().await? {
-        Some(frame) => wire::decode_peer(frame).map_err(|e| PeerPlaneError::Malformed(e.to_string())),
+        Some(frame) => {
+            wire::decode_peer(frame).map_err(|e| PeerPlaneError::Malformed(e.to_string()))
+        }
         None => Err(PeerPlaneError::EndedDuringHandshake),
     }
 }

@@ -1194,8 +1194,14 @@ pub async fn run(
             acceptor.abort();
             datagrams.abort();
             opts.tell(SessionEvent::RelayQuiet(true));
-            record(&opts.recorder, |r| r.link(&LinkChange::Lost { why: why.clone() }));
-            report.event("link_lost", json!({ "why": why }), "Connection lost, reconnecting…");
+            record(&opts.recorder, |r| {
+                r.link(&LinkChange::Lost { why: why.clone() })
+            });
+            report.event(
+                "link_lost",
+                json!({ "why": why }),
+                "Connection lost, reconnecting…",
+            );
             let resume = link::resume::Resume {
                 role: protocol::control::Role::Technician,
                 relays: vec![conn.redial()],
@@ -1211,7 +1217,11 @@ pub async fn run(
             let resumed = match resumed {
                 Ok(r) => r,
                 Err(e) => {
-                    report.event("link_gone", json!({ "why": e.to_string() }), format!("The session ended: {e}."));
+                    report.event(
+                        "link_gone",
+                        json!({ "why": e.to_string() }),
+                        format!("The session ended: {e}."),
+                    );
                     break Ended::Failed(e.to_string());
                 }
             };
@@ -1248,7 +1258,11 @@ pub async fn run(
             drop(keys);
             relay_silence = Silence::new(&connection);
             let relay = conn.relay_addr.to_string();
-            record(&opts.recorder, |r| r.link(&LinkChange::Resumed { relay: relay.clone() }));
+            record(&opts.recorder, |r| {
+                r.link(&LinkChange::Resumed {
+                    relay: relay.clone(),
+                })
+            });
             opts.tell(SessionEvent::RelayQuiet(false));
             report.event("link_resumed", json!({ "relay": relay }), "Reconnected");
             send_checkpoint(conn, checkpoint_due(&opts)).await;
@@ -1439,6 +1453,7 @@ pub async fn run(
                     let ask = pending.take().expect("checked");
                     refuse(&opts, report, ask, tame(&message, MAX_PEER_STRING), Some(code));
                 }
+                Err(e @ LinkError::RelayShuttingDown) => lost = Some(e.to_string()),
                 Err(e) if link::resume::resumable(&connection) => lost = Some(e.to_string()),
                 Err(e) => { acceptor.abort(); return Err(e) }
                 Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }

@@ -200,7 +200,8 @@ mod tests {
         assert_eq!(sa.ticket(), st.ticket());
         assert_eq!(sa.ticket().len(), 32);
         let c = challenges(1, 2);
-        st.check(Role::Agent, &c, &sa.proof(Role::Agent, &c)).unwrap();
+        st.check(Role::Agent, &c, &sa.proof(Role::Agent, &c))
+            .unwrap();
         sa.check(Role::Technician, &c, &st.proof(Role::Technician, &c))
             .unwrap();
     }
@@ -214,17 +215,32 @@ mod tests {
         // Another session's secret, a proof for other challenges, the other role's proof, a
         // flipped bit, and a reflection: all refused.
         let forged = other.resume_secret().proof(Role::Technician, &c);
-        assert_eq!(sa.check(Role::Technician, &c, &forged), Err(ResumeError::BadProof));
+        assert_eq!(
+            sa.check(Role::Technician, &c, &forged),
+            Err(ResumeError::BadProof)
+        );
         let stale = st.proof(Role::Technician, &challenges(1, 3));
-        assert_eq!(sa.check(Role::Technician, &c, &stale), Err(ResumeError::BadProof));
+        assert_eq!(
+            sa.check(Role::Technician, &c, &stale),
+            Err(ResumeError::BadProof)
+        );
         let mirrored = sa.proof(Role::Agent, &c);
-        assert_eq!(sa.check(Role::Technician, &c, &mirrored), Err(ResumeError::BadProof));
+        assert_eq!(
+            sa.check(Role::Technician, &c, &mirrored),
+            Err(ResumeError::BadProof)
+        );
         let mut flipped = st.proof(Role::Technician, &c);
         flipped[0] ^= 1;
-        assert_eq!(sa.check(Role::Technician, &c, &flipped), Err(ResumeError::BadProof));
+        assert_eq!(
+            sa.check(Role::Technician, &c, &flipped),
+            Err(ResumeError::BadProof)
+        );
         let same = challenges(4, 4);
         let reflected = st.proof(Role::Technician, &same);
-        assert_eq!(sa.check(Role::Technician, &same, &reflected), Err(ResumeError::Reflected));
+        assert_eq!(
+            sa.check(Role::Technician, &same, &reflected),
+            Err(ResumeError::Reflected)
+        );
     }
 
     #[test]
@@ -246,7 +262,9 @@ mod tests {
         assert_eq!(out, b"hello");
         assert!(t.session_opener().open(&sealed[4..], &mut out).is_err());
         // Another attempt's challenges give other keys again, and another ticket follows.
-        let again = a.resume_secret().resumed_keys(Role::Agent, &challenges(1, 5));
+        let again = a
+            .resume_secret()
+            .resumed_keys(Role::Agent, &challenges(1, 5));
         assert_ne!(again.send_secret(), ra.send_secret());
         assert_ne!(ra.resume_secret().ticket(), a.resume_secret().ticket());
     }

@@ -83,7 +83,9 @@ pub(super) async fn rejoin(
     technician: Option<&str>,
 ) -> Result<(), Refusal> {
     if ticket.len() > MAX_TICKET || session.len() > MAX_TICKET {
-        return Err(Refusal::violation("a rejoin ticket or session longer than any"));
+        return Err(Refusal::violation(
+            "a rejoin ticket or session longer than any",
+        ));
     }
     let role = info.role;
     let gone = || {
@@ -112,10 +114,7 @@ pub(super) async fn rejoin(
                 ));
             }
             let found = (other.conn.clone(), other.info.clone());
-            other
-                .pair
-                .send((conn.clone(), info))
-                .map_err(|_| gone())?;
+            other.pair.send((conn.clone(), info)).map_err(|_| gone())?;
             found
         }
         None => {
