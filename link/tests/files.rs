@@ -4,51 +4,16 @@
 //! a partial file that is not a part of the file is caught by the SHA-256 check, and a declined
 //! offer writes nothing.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use link::files::{Command, Direction, FileNews, Files, Out};
-use link::tls::{self, Fingerprint};
-use protocol::e2e::{Context, Handshake, SessionKeys, UserCode};
 use protocol::transfer::{partial_name, AcceptedBy, FileMessage, Offer, OfferedFile};
-use quinn::{Connection, Endpoint};
+use quinn::Endpoint;
 use sha2::{Digest, Sha256};
 
-fn keys() -> (SessionKeys, SessionKeys) {
-    let code = UserCode::parse("123 456 789 - 4821").unwrap();
-    let ctx = Context::new(protocol::PROTOCOL_VERSION, code.rendezvous().digits());
-    let mut agent = Handshake::agent_with_code(&ctx, code.secret());
-    let mut tech = Handshake::technician_with_code(&ctx, code.secret());
-    for _ in 0..3 {
-        while let Some(m) = agent.poll_transmit() {
-            tech.handle(m).unwrap();
-        }
-        while let Some(m) = tech.poll_transmit() {
-            agent.handle(m).unwrap();
-        }
-    }
-    (agent.take_keys().unwrap(), tech.take_keys().unwrap())
-}
-
-async fn connection() -> (Endpoint, Connection, Connection) {
-    let id = tls::generate_self_signed(vec!["localhost".into()]).unwrap();
-    let pin = Fingerprint::of(&id.cert_der);
-    let tls = tls::server_config(id.cert_der, id.key_der).unwrap();
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
-    let server = Endpoint::server(
-        quinn::ServerConfig::with_crypto(Arc::new(quic)),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .unwrap();
-    let addr = server.local_addr().unwrap();
-    let client = link::client::client_endpoint(addr, pin).unwrap();
-    let connecting = client.connect(addr, "localhost").unwrap();
-    let accepting = async { server.accept().await.unwrap().await.unwrap() };
-    let (a, b) = tokio::join!(connecting, accepting);
-    (server, a.unwrap(), b)
-}
+mod common;
+use common::{connection, keys};
 
 /// Two ends: the technician's (which sends; its streams go to the agent) and the agent's
 /// (which takes every stream itself).
