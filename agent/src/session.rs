@@ -103,6 +103,8 @@ pub struct SessionOptions {
     pub files: crate::files::FileOptions,
     /// How long a session whose relay connection died waits for it to come back.
     pub resume_limit: Duration,
+    /// Relays of the organisation to resume through besides the session's own.
+    pub other_relays: Vec<link::resume::OtherRelay>,
 }
 
 impl Default for SessionOptions {
@@ -117,6 +119,7 @@ impl Default for SessionOptions {
             clipboard: false,
             files: crate::files::FileOptions::default(),
             resume_limit: link::resume::RESUME_LIMIT,
+            other_relays: Vec::new(),
         }
     }
 }

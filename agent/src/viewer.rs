@@ -634,7 +634,7 @@ async fn serve(
         );
         let resume = link::resume::Resume {
             role: protocol::control::Role::Agent,
-            relays: vec![conn.redial()],
+            relays: link::resume::relays(conn.redial(), &opts.other_relays),
             secret: keys.resume_secret(),
             session: conn.session.clone().unwrap_or_default(),
             token: None,

@@ -128,6 +128,15 @@ pub struct Redial {
 }
 
 impl Redial {
+    /// Connections to another relay (of the same organisation), trusting only the certificate
+    /// `pin`.
+    pub fn to(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Result<Self> {
+        Ok(Self {
+            endpoint: client_endpoint(relay_addr, pin)?,
+            relay_addr,
+        })
+    }
+
     /// Connects and says hello as `role`.
     pub async fn connect(&self, role: Role) -> Result<RelayConnection, LinkError> {
         RelayConnection::connect_with(self.endpoint.clone(), self.relay_addr, role).await

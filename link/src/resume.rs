@@ -34,6 +34,50 @@ pub const RESUME_LIMIT: Duration = Duration::from_secs(30);
 /// sign that does not wait for the connection's idle timeout.
 pub const LOST_AFTER: Duration = Duration::from_millis(1500);
 
+/// With several relays to try: how long an end waits at one for the other end before it tries
+/// the next (the other may have found this one down a moment before and gone on).
+const WAIT_AT_ONE: Duration = Duration::from_secs(4);
+
+/// Another relay of the organisation to resume through, as given: `FINGERPRINT@HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherRelay {
+    pub addr: std::net::SocketAddr,
+    pub fingerprint: crate::tls::Fingerprint,
+}
+
+impl std::str::FromStr for OtherRelay {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (fp, addr) = s
+            .rsplit_once('@')
+            .ok_or_else(|| format!("`{s}` is not FINGERPRINT@HOST:PORT"))?;
+        Ok(Self {
+            addr: addr
+                .parse()
+                .map_err(|e| format!("`{addr}` is not HOST:PORT: {e}"))?,
+            fingerprint: fp
+                .parse()
+                .map_err(|_| format!("`{fp}` is not a relay's fingerprint"))?,
+        })
+    }
+}
+
+/// The relays to resume through: the one the session was on (`first`), then `others` in the
+/// order given (both ends given the same order meet at the first that is up).
+pub fn relays(first: Redial, others: &[OtherRelay]) -> Vec<Redial> {
+    let mut all = vec![first];
+    for o in others {
+        match Redial::to(o.addr, o.fingerprint) {
+            Ok(r) => all.push(r),
+            Err(e) => {
+                tracing::warn!(relay = %o.addr, error = %e, "cannot resume through this relay")
+            }
+        }
+    }
+    all
+}
+
 /// Pause between two attempts to reach a relay.
 const ATTEMPT_EVERY: Duration = Duration::from_millis(200);
 
@@ -131,8 +175,16 @@ impl Resume {
         if let Some(token) = &self.token {
             conn.resume(token).await?;
         }
-        conn.rejoin(self.secret.ticket(), self.session.clone())
-            .await?;
+        let rejoined = conn.rejoin(self.secret.ticket(), self.session.clone());
+        if self.relays.len() > 1 {
+            tokio::time::timeout(WAIT_AT_ONE, rejoined)
+                .await
+                .map_err(|_| {
+                    LinkError::ConnectionLost("the other end did not come here".into())
+                })??;
+        } else {
+            rejoined.await?;
+        }
         let connection = conn.connection.clone();
         let session = match self.role {
             Role::Agent => agent_exchange(&connection, &self.secret).await?,

@@ -189,6 +189,8 @@ pub struct SessionOptions {
     /// How long a session whose relay connection died waits for it to come back
     /// (`link::resume::RESUME_LIMIT` when not set).
     pub resume_limit: Option<Duration>,
+    /// Relays of the organisation to resume through besides the session's own.
+    pub other_relays: Vec<link::resume::OtherRelay>,
 }
 
 impl SessionOptions {
@@ -1204,7 +1206,7 @@ pub async fn run(
             );
             let resume = link::resume::Resume {
                 role: protocol::control::Role::Technician,
-                relays: vec![conn.redial()],
+                relays: link::resume::relays(conn.redial(), &opts.other_relays),
                 secret: resume_secret,
                 session: conn.session.clone().unwrap_or_default(),
                 token: opts.token.clone(),

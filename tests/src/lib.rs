@@ -527,3 +527,16 @@ pub fn replayed_end_sha256(path: &str) -> String {
     player.run_to_end().expect("the log replays");
     hex::encode(Sha256::digest(player.framebuffer().pixels()))
 }
+
+/// The link records of a session log, in order.
+pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = protocol::sessionlog::LogReader::new(std::io::BufReader::new(file)).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = reader.next_record().unwrap() {
+        if let Ok(protocol::sessionlog::Record::Link(l)) = rec.decode() {
+            out.push(l);
+        }
+    }
+    out
+}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::sessionlog::{LinkChange, LogReader, Record};
+use protocol::sessionlog::LinkChange;
 use tests::{data, frame_hashes, start_agent, start_technician, Relay, PROMPT};
 
 const SESSION: Duration = Duration::from_secs(60);
@@ -107,7 +107,7 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
         .to_string();
     let (code, text) = tests::verify_log(&log);
     assert_eq!(code, 0, "{text}");
-    let links = link_records(&log);
+    let links = tests::link_records(&log);
     assert!(
         matches!(links.as_slice(), [LinkChange::Lost { .. }, LinkChange::Resumed { relay }] if *relay == addr),
         "{links:?}"
@@ -115,17 +115,4 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
     // And it replays to a frame of the recording, through the resume.
     assert!(hashes.contains(&tests::replayed_end_sha256(&log)));
     drop(again);
-}
-
-/// The link records of a session log, in order.
-fn link_records(path: &str) -> Vec<LinkChange> {
-    let file = std::fs::File::open(path).unwrap();
-    let mut reader = LogReader::new(std::io::BufReader::new(file)).unwrap();
-    let mut out = Vec::new();
-    while let Some(rec) = reader.next_record().unwrap() {
-        if let Ok(Record::Link(l)) = rec.decode() {
-            out.push(l);
-        }
-    }
-    out
 }
