@@ -528,6 +528,24 @@ pub fn replayed_end_sha256(path: &str) -> String {
     hex::encode(Sha256::digest(player.framebuffer().pixels()))
 }
 
+/// The session log the technician `tech` recorded, once it says so: it verifies whole, and
+/// records one loss of the link and its resume through the relay at `relay`.
+pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
+    use protocol::sessionlog::LinkChange;
+    let log = tech.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .expect("the log's path")
+        .to_string();
+    let (code, text) = verify_log(&log);
+    assert_eq!(code, 0, "{text}");
+    let links = link_records(&log);
+    assert!(
+        matches!(links.as_slice(), [LinkChange::Lost { .. }, LinkChange::Resumed { relay: r }] if r == relay),
+        "{links:?}"
+    );
+    log
+}
+
 /// The link records of a session log, in order.
 pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
     let file = std::fs::File::open(path).unwrap();

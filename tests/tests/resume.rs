@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::sessionlog::LinkChange;
 use tests::{data, frame_hashes, start_agent, start_technician, Relay, PROMPT};
 
 const SESSION: Duration = Duration::from_secs(60);
@@ -101,17 +100,7 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
     assert_eq!(events, &expected[..]);
 
     // The log verifies whole, and says the link was lost and resumed through the relay.
-    let log = tech.wait_event("recorded", PROMPT)["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (code, text) = tests::verify_log(&log);
-    assert_eq!(code, 0, "{text}");
-    let links = tests::link_records(&log);
-    assert!(
-        matches!(links.as_slice(), [LinkChange::Lost { .. }, LinkChange::Resumed { relay }] if *relay == addr),
-        "{links:?}"
-    );
+    let log = tests::log_with_one_resume(&mut tech, &addr);
     // And it replays to a frame of the recording, through the resume.
     assert!(hashes.contains(&tests::replayed_end_sha256(&log)));
     drop(again);
