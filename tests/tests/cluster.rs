@@ -311,6 +311,11 @@ fn a_session_on_relay_a_killed_resumes_through_relay_b() {
     agent.wait_event("link_resumed", PROMPT);
     let hashes = tests::frame_hashes(&tests::data("idle-clock.scrn"));
     let after = tech.wait_event("update", PROMPT);
+    // The figure a person would ask for: how long the screen stood still.
+    eprintln!(
+        "through relay B: link back {took:?} after the kill, first update after it {:?} after the kill",
+        killed.elapsed()
+    );
     assert!(hashes.contains(&after["sha256"].as_str().unwrap().to_string()));
     assert!(tech.wait_exit(PROMPT).success(), "{}", tech.transcript());
     assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());

@@ -64,6 +64,11 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
     // The screen flows again: an update after the resume shows a frame of the recording.
     let hashes = frame_hashes(&corpus);
     let after = tech.wait_event("update", PROMPT);
+    // The figure a person would ask for: how long the screen stood still.
+    eprintln!(
+        "relay restarted in place: link back {took:?} after the kill, first update after it {:?} after the kill",
+        killed.elapsed()
+    );
     let sha = after["sha256"].as_str().unwrap_or_default().to_string();
     let sha = if sha.is_empty() {
         tech.wait_event("update", PROMPT)["sha256"]
