@@ -1,6 +1,7 @@
 //! Several technicians in one session, with the real relay, agent and technician programs: an
 //! escalation taken while the first technician is still there passes control once the user
-//! agrees, and the first stays to observe (their input never reaches the screen); a user who
+//! agrees, and the first stays to observe (their input never reaches the screen), each one's chat
+//! reaching the user and the other; a user who
 //! turns the next technician away keeps the first; a lead monitors a session, takes over, hands
 //! control back, and takes it again when the technician holding it is killed; the desk's
 //! overflow moves a request that waited too long into the next tier's queue.
@@ -97,7 +98,7 @@ fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_on
         dir.path(),
         &tom,
         "wait-control me 30000\ntype tom\nescalate 2 the driver needs an administrator\n\
-         wait-control ana 60000\ntype observer\nwait 500\nend\n",
+         wait-control ana 60000\nchat over to you, Ana\ntype observer\nwait 2000\nend\n",
         &[],
     );
     event_about(&mut agent, "consent_request", "tom");
@@ -110,7 +111,7 @@ fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_on
         &relay,
         dir.path(),
         &ana,
-        "wait-control me 30000\ntype ana\nwait 500\nresolve reinstalled the driver\n",
+        "wait-control me 30000\nchat thanks, Tom\ntype ana\nwait 2000\nresolve reinstalled the driver\n",
         &[],
     );
     let request = second.wait_event("request", PROMPT);
@@ -150,6 +151,39 @@ fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_on
         .unwrap_or_else(|| panic!("no dropped input of tom's\n{}", agent.transcript()));
     assert!(dropped["count"].as_u64().unwrap() >= 16, "{dropped}");
 
+    // Each technician's chat reached the user and the other technician, named by the agent.
+    let from = |p: &Proc, who: &str| -> Vec<String> {
+        p.events("chat")
+            .into_iter()
+            .filter(|e| e["from"] == "technician" && e["technician"] == who)
+            .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        from(&agent, "tom"),
+        ["over to you, Ana"],
+        "{}",
+        agent.transcript()
+    );
+    assert_eq!(
+        from(&agent, "ana"),
+        ["thanks, Tom"],
+        "{}",
+        agent.transcript()
+    );
+    assert_eq!(
+        from(&second, "tom"),
+        ["over to you, Ana"],
+        "{}",
+        second.transcript()
+    );
+    assert_eq!(
+        from(&first, "ana"),
+        ["thanks, Tom"],
+        "{}",
+        first.transcript()
+    );
+
     // Both logs say who joined and who held control.
     let tom_text = log_text(&recorded_log(&mut first));
     assert!(
@@ -157,6 +191,7 @@ fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_on
         "{tom_text}"
     );
     assert!(tom_text.contains("control passed to ana"), "{tom_text}");
+    assert!(tom_text.contains("thanks, Tom"), "{tom_text}");
     let ana_text = log_text(&recorded_log(&mut second));
     assert!(
         ana_text.contains("taken after tom escalated it"),
