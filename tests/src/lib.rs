@@ -558,3 +558,27 @@ pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
     }
     out
 }
+
+/// Checks that the input the agent recorded at `record` (`agent --input record:FILE`) is every
+/// event of the input script `script`, in order, then the release of anything held when the
+/// session ended.
+pub fn assert_script_input_arrived(script: &str, record: &Path) {
+    let steps = technician::script::parse(script, "test").expect("the script parses");
+    let expected: Vec<Value> = steps
+        .iter()
+        .flat_map(|s| technician::script::events(&s.action))
+        .map(|e| serde_json::to_value(e).expect("an input event as JSON"))
+        .collect();
+    let recorded: Vec<Value> = std::fs::read_to_string(record)
+        .expect("the recorded input")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a recorded input event"))
+        .collect();
+    let (last, events) = recorded.split_last().expect("something was recorded");
+    assert_eq!(
+        last, "ReleaseAll",
+        "held input is released when the session ends"
+    );
+    assert_eq!(events.len(), expected.len());
+    assert_eq!(events, &expected[..]);
+}

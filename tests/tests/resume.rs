@@ -90,19 +90,7 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
         agent.wait_event("ended", PROMPT)["reason"],
         "TechnicianEnded"
     );
-    let steps = technician::script::parse(script, "test").unwrap();
-    let expected: Vec<serde_json::Value> = steps
-        .iter()
-        .flat_map(|s| technician::script::events(&s.action))
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
-    let recorded: Vec<serde_json::Value> = std::fs::read_to_string(&record)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (_, events) = recorded.split_last().expect("something was recorded");
-    assert_eq!(events, &expected[..]);
+    tests::assert_script_input_arrived(script, &record);
 
     // The log verifies whole, and says the link was lost and resumed through the relay.
     let log = tests::log_with_one_resume(&mut tech, &addr);
