@@ -92,6 +92,14 @@ struct Cli {
     /// Screen updates the technician may have unacknowledged
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     max_in_flight: u16,
+    /// Seconds a session whose connection to the relay died keeps trying to resume before it
+    /// ends
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    resume_secs: u64,
+    /// Another relay of the organisation to resume a session through when its own relay is
+    /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own
+    #[arg(long = "resume-relay", value_name = "FINGERPRINT@HOST:PORT")]
+    resume_relays: Vec<link::resume::OtherRelay>,
     /// Send everything exactly, never as video: moving pictures (videos, animations) then cost
     /// far more bandwidth. By default a region that changes on most frames and holds a natural
     /// image goes as H.264 while it moves, and is sent exactly within a second of stopping
@@ -263,6 +271,8 @@ async fn run(cli: Cli, mut person: Person, report: Reporter) -> anyhow::Result<O
                 default_dir: link::files::downloads(),
                 browse: std::sync::Arc::new(cli.allow_browse.into()),
             },
+            resume_limit: std::time::Duration::from_secs(cli.resume_secs),
+            other_relays: cli.resume_relays.clone(),
         },
         request: cli
             .request

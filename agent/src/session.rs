@@ -101,6 +101,10 @@ pub struct SessionOptions {
     pub clipboard: bool,
     /// What the person allows of files.
     pub files: crate::files::FileOptions,
+    /// How long a session whose relay connection died waits for it to come back.
+    pub resume_limit: Duration,
+    /// Relays of the organisation to resume through besides the session's own.
+    pub other_relays: Vec<link::resume::OtherRelay>,
 }
 
 impl Default for SessionOptions {
@@ -114,6 +118,8 @@ impl Default for SessionOptions {
             lossless: false,
             clipboard: false,
             files: crate::files::FileOptions::default(),
+            resume_limit: link::resume::RESUME_LIMIT,
+            other_relays: Vec::new(),
         }
     }
 }

@@ -604,7 +604,137 @@ async fn serve(
     if let Some(list) = list {
         tx.send(&PeerMessage::Participants(list)).await?;
     }
-    let mut control = decided == ConsentState::Control;
+    let mut carried = Carried {
+        consent: decided,
+        meter,
+        started,
+    };
+    let mut keys = keys;
+    loop {
+        let leg = run_leg(
+            conn,
+            &mut tx,
+            &mut rx,
+            &keys,
+            factory.clone(),
+            opts,
+            report,
+            name,
+            orders,
+            said,
+            &mut carried,
+        )
+        .await;
+        // A link that died mid-session is resumed; any other end is the end.
+        let lost = match &leg {
+            Err(LinkError::ConnectionLost(_) | LinkError::RelayShuttingDown) => true,
+            Err(_) | Ok(Ended::PeerLeft(_)) => link::resume::resumable(&conn.connection),
+            Ok(_) => false,
+        };
+        if !lost {
+            return leg;
+        }
+        let why = match &leg {
+            Err(e) => e.to_string(),
+            Ok(Ended::PeerLeft(words)) => words.clone(),
+            Ok(_) => String::new(),
+        };
+        said.tell(FromViewer::RelayQuiet(true)).await;
+        report.event(
+            "link_lost",
+            json!({ "technician": name, "why": why }),
+            "Connection lost, reconnecting…",
+        );
+        let resume = link::resume::Resume {
+            role: protocol::control::Role::Agent,
+            relays: link::resume::relays(conn.redial(), &opts.other_relays),
+            secret: keys.resume_secret(),
+            session: conn.session.clone().unwrap_or_default(),
+            token: None,
+            limit: opts.resume_limit,
+        };
+        let resumed = tokio::select! {
+            r = resume.run(tokio::time::Instant::now()) => r,
+            reason = order_while_away(orders, &mut carried.consent) => {
+                return Ok(Ended::Reason(reason));
+            }
+        };
+        match resumed {
+            Ok(r) => {
+                let relay = r.conn.relay_addr;
+                *conn = r.conn;
+                (tx, rx, keys) = (r.session.send, r.session.recv, r.session.keys);
+                said.tell(FromViewer::RelayQuiet(false)).await;
+                report.event(
+                    "link_resumed",
+                    json!({ "technician": name, "relay": relay.to_string() }),
+                    "Reconnected",
+                );
+                // The technician hears again where the session stands before the screen.
+                tx.send(&PeerMessage::Consent(carried.consent)).await?;
+            }
+            Err(e) => {
+                report.event(
+                    "link_gone",
+                    json!({ "technician": name, "why": e.to_string() }),
+                    format!("The session ended: {e}."),
+                );
+                return Ok(Ended::PeerLeft(e.to_string()));
+            }
+        }
+    }
+}
+
+/// Takes the session's orders while the link is being resumed, until one ends the viewer: a
+/// change of consent is kept to tell the technician once back; what was for the technician
+/// alone (chat, clipboard, files) has nobody to go to.
+async fn order_while_away(
+    orders: &mut tmpsc::UnboundedReceiver<ToViewer>,
+    consent: &mut ConsentState,
+) -> EndReason {
+    loop {
+        match orders.recv().await {
+            Some(ToViewer::Consent(ConsentState::Denied)) => return EndReason::ConsentDenied,
+            Some(ToViewer::Consent(state)) => *consent = state,
+            Some(ToViewer::End(reason)) => return reason,
+            Some(_) => {}
+            None => return EndReason::UserEnded,
+        }
+    }
+}
+
+/// What a viewer carries from one leg of its session to the next: where consent stands, and
+/// the chat's meter.
+struct Carried {
+    consent: ConsentState,
+    meter: ChatMeter,
+    started: Instant,
+}
+
+/// One leg of a viewer's session after the person's answer: from the capture thread's start
+/// until the session ends or its link dies (the caller then tells which, and resumes).
+#[allow(clippy::too_many_arguments)]
+async fn run_leg(
+    conn: &mut RelayConnection,
+    tx: &mut SealedSend,
+    rx: &mut SealedRecv,
+    keys: &protocol::e2e::SessionKeys,
+    factory: SourceFactory,
+    opts: &SessionOptions,
+    report: Reporter,
+    name: &str,
+    orders: &mut tmpsc::UnboundedReceiver<ToViewer>,
+    said: &mut Said<'_>,
+    carried: &mut Carried,
+) -> Result<Ended, LinkError> {
+    let connection = conn.connection.clone();
+    let Carried {
+        consent,
+        meter,
+        started,
+    } = carried;
+    let started = *started;
+    let mut control = *consent == ConsentState::Control;
 
     let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(opts.max_in_flight);
     for _ in 0..opts.max_in_flight {
@@ -625,7 +755,7 @@ async fn serve(
         switches,
         area: area.clone(),
         pointer: Some((
-            link::sealed::DatagramSender::new(connection.clone(), &keys),
+            link::sealed::DatagramSender::new(connection.clone(), keys),
             shape_tx,
         )),
     };
@@ -684,7 +814,7 @@ async fn serve(
                         }), "");
                     }
                     // On its own stream, sealed record by record as it goes out.
-                    let outgoing = sealed::prepare_update(&keys, update);
+                    let outgoing = sealed::prepare_update(keys, update);
                     let c = connection.clone();
                     sending.spawn(async move {
                         if let Err(e) = sealed::send_update(&c, outgoing).await {
@@ -743,7 +873,7 @@ async fn serve(
                     said.tell(FromViewer::TakeOver).await;
                 }
                 Ok(Some(PeerMessage::Chat(chat))) => {
-                    if let Err(reason) = chat_in(chat, &mut meter, started, said).await {
+                    if let Err(reason) = chat_in(chat, meter, started, said).await {
                         break Ended::Reason(reason);
                     }
                 }
@@ -774,6 +904,7 @@ async fn serve(
                         break Ended::Reason(EndReason::ConsentDenied);
                     }
                     control = state == ConsentState::Control;
+                    *consent = state;
                     tx.send(&PeerMessage::Consent(state)).await?;
                 }
                 Some(ToViewer::Participants(list)) => tx.send(&PeerMessage::Participants(list)).await?,
@@ -804,6 +935,10 @@ async fn serve(
                 link::files::Out::Broken(why) => break Ended::Reason(EndReason::Error(why)),
             },
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
+                _ if relay_silence.silent_for() >= link::resume::LOST_AFTER => {
+                    let why = link::resume::give_up(&conn.connection, relay_silence.silent_for());
+                    return Err(LinkError::ConnectionLost(why));
+                }
                 Some(Change::Quiet(silent)) => {
                     said.tell(FromViewer::RelayQuiet(true)).await;
                     report.event("relay_quiet", json!({ "silent_ms": silent.as_millis() as u64 }), format!(
@@ -818,7 +953,7 @@ async fn serve(
                 None => {}
             },
             ctl = conn.next() => match ctl {
-                Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
+                Err(LinkError::PeerLeft(reason)) => match last_word(rx).await {
                     Some(r) => break Ended::Reason(r),
                     None => break Ended::PeerLeft(reason.to_string()),
                 },
@@ -857,7 +992,7 @@ async fn serve(
     if let Ended::Reason(reason) = &ended {
         // Tell the technician why, unless it was the technician who ended it.
         if !matches!(reason, EndReason::TechnicianEnded) {
-            goodbye(&mut tx, conn, reason).await;
+            goodbye(tx, conn, reason).await;
         }
     }
     Ok(ended)

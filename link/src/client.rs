@@ -128,6 +128,15 @@ pub struct Redial {
 }
 
 impl Redial {
+    /// Connections to another relay (of the same organisation), trusting only the certificate
+    /// `pin`.
+    pub fn to(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Result<Self> {
+        Ok(Self {
+            endpoint: client_endpoint(relay_addr, pin)?,
+            relay_addr,
+        })
+    }
+
     /// Connects and says hello as `role`.
     pub async fn connect(&self, role: Role) -> Result<RelayConnection, LinkError> {
         RelayConnection::connect_with(self.endpoint.clone(), self.relay_addr, role).await
@@ -869,6 +878,16 @@ impl RelayConnection {
     /// technician waiting under it.
     pub async fn attach(&mut self, ticket: String) -> Result<PeerInfo, LinkError> {
         self.control_send.send(&ToRelay::Attach { ticket }).await?;
+        self.wait_paired().await
+    }
+
+    /// Rejoins a live session whose relay connection died (agent, or technician logged in
+    /// first), under the ticket both ends derive from its keys, and waits (as long as the relay
+    /// lets it) until the other end rejoins too.
+    pub async fn rejoin(&mut self, ticket: String, session: String) -> Result<PeerInfo, LinkError> {
+        self.control_send
+            .send(&ToRelay::Rejoin { ticket, session })
+            .await?;
         self.wait_paired().await
     }
 

@@ -22,6 +22,7 @@ pub mod files;
 pub mod known;
 pub mod pace;
 pub mod report;
+pub mod resume;
 pub mod sealed;
 pub mod silence;
 pub mod tls;

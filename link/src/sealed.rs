@@ -56,6 +56,9 @@ pub enum PeerPlaneError {
     EndedDuringHandshake,
     #[error("{0}")]
     Seal(#[from] SealError),
+    /// The other end of a resumed leg did not prove it is this session's other end.
+    #[error("resuming the session was refused: {0}")]
+    Resume(protocol::e2e::ResumeError),
     /// The stream or the connection went away (reset, connection lost).
     #[error("the stream broke: {0}")]
     Broken(String),

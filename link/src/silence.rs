@@ -61,6 +61,17 @@ impl Silence {
     }
 }
 
+impl Silence {
+    /// How long nothing has been heard, as of the last [`Silence::check`].
+    pub fn silent_for(&self) -> Duration {
+        if self.told {
+            Instant::now() - self.heard_at
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
 /// A ticker for [`Silence::check`] that does not catch up after a stall.
 pub fn ticker() -> tokio::time::Interval {
     let mut t = tokio::time::interval(CHECK_EVERY);

@@ -96,8 +96,30 @@ pub fn endpoint(
     addr: std::net::SocketAddr,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
+    endpoint_with(addr, server, quinn::EndpointConfig::default())
+}
+
+/// As [`endpoint`], with stateless resets keyed by `reset_key` instead of a random key of this
+/// process. A relay derives it from its stored identity, so that after a restart it still
+/// recognises its earlier connections' packets and answers them with a stateless reset the peer
+/// accepts: the peer learns at once that its connection is gone, instead of after the idle
+/// timeout.
+pub fn endpoint_with_reset_key(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    reset_key: &[u8; 32],
+) -> std::io::Result<quinn::Endpoint> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
+    endpoint_with(addr, server, quinn::EndpointConfig::new(Arc::new(key)))
+}
+
+fn endpoint_with(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    config: quinn::EndpointConfig,
+) -> std::io::Result<quinn::Endpoint> {
     quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        config,
         server,
         udp_socket(addr)?,
         Arc::new(quinn::TokioRuntime),

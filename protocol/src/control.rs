@@ -185,6 +185,14 @@ pub enum ToRelay {
     /// by its ledger identifier (the dashboard lists them). Paired like a join, as an observer
     /// the user must let in; the lead may later take over control.
     Monitor { session: String },
+    /// Agent or technician (the technician logged in first), after hello on a new connection:
+    /// its live session's relay connection died, and it resumes the session. The relay pairs
+    /// the agent and the technician that present the same `ticket` (derived by both from the
+    /// session's keys, see `e2e::resume`) as it pairs a code, and answers both
+    /// [`FromRelay::Paired`]; the two ends then prove to each other that they are the same
+    /// session's. `session`: the session's identifier in the ledger, as paired first (its log
+    /// goes on under it).
+    Rejoin { ticket: String, session: String },
 }
 
 /// Why the relay asks an agent for another viewer of its live session ([`FromRelay::Invite`]),
@@ -382,6 +390,7 @@ impl fmt::Display for ToRelay {
             ToRelay::AnswerSurvey { .. } => "answer survey",
             ToRelay::Attach { .. } => "attach",
             ToRelay::Monitor { .. } => "monitor",
+            ToRelay::Rejoin { .. } => "rejoin",
         })
     }
 }

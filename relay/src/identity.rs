@@ -23,6 +23,19 @@ pub struct Identity {
     pub cert_path: PathBuf,
 }
 
+impl Identity {
+    /// The key of the relay's stateless resets: derived from its private key, so the same
+    /// across restarts (see `link::transport::endpoint_with_reset_key`) and unknown to anyone
+    /// without that key.
+    pub fn reset_key(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"tandem relay stateless reset key\0");
+        h.update(&self.key_der);
+        h.finalize().into()
+    }
+}
+
 /// Loads the identity from `data_dir`, generating it there first if it does not exist.
 pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<Identity> {
     {

@@ -40,6 +40,7 @@ use crate::ratelimit::RateLimiter;
 use crate::rendezvous::{JoinError, Rendezvous};
 
 mod help;
+mod rejoin;
 
 /// How long a new connection has to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +89,8 @@ struct Shared {
     /// Technicians waiting for an agent in a live session to attach another connection, by
     /// the ticket of the invite (see [`invite`]).
     attaching: Mutex<std::collections::HashMap<String, oneshot::Sender<WaitingAgent>>>,
+    /// Ends of live sessions whose relay connection died, waiting for the other end.
+    rejoining: rejoin::Rejoining,
     /// The queue of help requests.
     help: help::Help,
     joins: Mutex<RateLimiter<crate::limits::Source>>,
@@ -256,7 +259,12 @@ impl Relay {
             cfg.keep_alive,
             Windows::UNPAIRED,
         ));
-        let endpoint = link::transport::endpoint(cfg.listen, Some(server)).with_context(|| {
+        let endpoint = link::transport::endpoint_with_reset_key(
+            cfg.listen,
+            Some(server),
+            &identity.reset_key(),
+        )
+        .with_context(|| {
             format!(
                 "cannot listen on {} (UDP): another relay may be running there; choose another address with --listen",
                 cfg.listen
@@ -298,6 +306,7 @@ impl Relay {
             ledger: Arc::new(Mutex::new(stores.ledger)),
             rendezvous: Mutex::new(Rendezvous::new(cfg.code_ttl)),
             attaching: Mutex::new(std::collections::HashMap::new()),
+            rejoining: rejoin::Rejoining::default(),
             help: stores.help,
             joins: Mutex::new(RateLimiter::new(cfg.join_attempts, cfg.join_window)),
             logins: Gate::with_policy(stores.accounts, cfg.organisation.clone(), cfg.require_totp),
@@ -624,10 +633,16 @@ async fn agent(
         Read::Msg(ToRelay::Attach { ticket }) => {
             return Box::pin(attach(conn, out, inp, shared, info, ticket)).await
         }
+        Read::Msg(ToRelay::Rejoin { ticket, session }) => {
+            return Box::pin(rejoin::rejoin(
+                conn, out, inp, shared, info, ticket, session, None,
+            ))
+            .await
+        }
         Read::Msg(other) => {
             return Err(Refusal::violation(format!(
-                "an agent sends register, file request, resume request, attach or a survey \
-                 answer after hello, not {}",
+                "an agent sends register, file request, resume request, attach, rejoin or a \
+                 survey answer after hello, not {}",
                 other
             )))
         }
@@ -855,6 +870,27 @@ async fn technician(
             Read::Msg(ToRelay::Join { code }) => break Wanted::Code(code),
             Read::Msg(ToRelay::Take { request }) => break Wanted::Request(request),
             Read::Msg(ToRelay::Monitor { session }) => break Wanted::Monitor(session),
+            Read::Msg(ToRelay::Rejoin { ticket, session }) => {
+                let Some(l) = &login else {
+                    return Err(Refusal::new(
+                        ErrorCode::NotLoggedIn,
+                        "log in first: only logged-in technicians rejoin a session",
+                    ));
+                };
+                let account = shared.logins.may_join(l).await?;
+                info.account = Some(account.clone());
+                return Box::pin(rejoin::rejoin(
+                    conn,
+                    out,
+                    inp,
+                    shared,
+                    info,
+                    ticket,
+                    session,
+                    Some(&account.name),
+                ))
+                .await;
+            }
             Read::Msg(ToRelay::WatchQueue) => match &login {
                 Some(l) => {
                     let account = shared.logins.live_account(l).await?;

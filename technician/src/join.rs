@@ -117,6 +117,8 @@ pub struct JoinOptions {
     pub no_record: bool,
     /// Share this display's clipboard while holding control.
     pub clipboard: bool,
+    /// Relays of the organisation to resume through besides the session's own.
+    pub other_relays: Vec<link::resume::OtherRelay>,
 }
 
 /// How a window follows the session.
@@ -523,6 +525,9 @@ pub async fn join(
         clipboard: opts.clipboard,
         record_clipboard_content: clipboard_content,
         cursor: live.cursor,
+        token: Some(stored.token.clone()),
+        resume_limit: None,
+        other_relays: opts.other_relays.clone(),
     };
     // However the session ends, its log is sealed (and spooled for the relay) below.
     let (ended, stats, viewer) =

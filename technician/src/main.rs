@@ -311,6 +311,10 @@ struct SessionArgs {
     /// control: what either copies, the other can paste
     #[arg(long)]
     clipboard: bool,
+    /// Another relay of the organisation to resume the session through when its own relay is
+    /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own
+    #[arg(long = "resume-relay", value_name = "FINGERPRINT@HOST:PORT")]
+    resume_relays: Vec<link::resume::OtherRelay>,
 }
 
 /// The password: asked at the terminal without echo, or one line of standard input.
@@ -702,6 +706,7 @@ async fn run_session_with(
         typed_text_count_only: args.typed_text_count_only,
         no_record: args.no_record,
         clipboard: args.clipboard,
+        other_relays: args.resume_relays,
     };
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;

@@ -208,6 +208,11 @@ impl Recorder {
         self.with(|w, t| w.monitors(t, monitors));
     }
 
+    /// The link through the relay was lost, or resumed.
+    pub fn link(&mut self, change: &protocol::sessionlog::LinkChange) {
+        self.with(|w, t| w.link(t, change));
+    }
+
     /// A shape of the user's pointer.
     pub fn cursor_shape(&mut self, shape: &CursorShape) {
         self.with(|w, t| w.cursor_shape(t, shape));

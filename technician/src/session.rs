@@ -41,7 +41,7 @@ use protocol::e2e::{StreamKind, UpdateReceiver};
 use protocol::framing::FrameReader;
 use protocol::monitor::{MonitorChoice, Monitors};
 use protocol::peer::{ConsentState, EndReason, Participant, PeerMessage, ScreenUpdate};
-use protocol::sessionlog::{ChatAuthor, ChatRecord, ClipDirection};
+use protocol::sessionlog::{ChatAuthor, ChatRecord, ClipDirection, LinkChange};
 use protocol::text::{tame, MAX_PEER_STRING};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -186,6 +186,13 @@ pub struct SessionOptions {
     pub record_clipboard_content: bool,
     /// Called with every shape and position of the user's pointer (a window drawing it).
     pub cursor: Option<CursorHook>,
+    /// The login token to rejoin with when the relay connection dies mid-session.
+    pub token: Option<String>,
+    /// How long a session whose relay connection died waits for it to come back
+    /// (`link::resume::RESUME_LIMIT` when not set).
+    pub resume_limit: Option<Duration>,
+    /// Relays of the organisation to resume through besides the session's own.
+    pub other_relays: Vec<link::resume::OtherRelay>,
 }
 
 impl SessionOptions {
@@ -955,13 +962,29 @@ pub async fn run(
     // Writer: everything this end sends on the session stream, in order (acks, input, chat),
     // recorded as it goes out.
     let (out_tx, mut out_rx) = mpsc::channel::<PeerMessage>(256);
+    // A resumed leg's session stream replaces the dead one; what is sent while the link is
+    // down is lost (input typed meanwhile must not arrive in a burst later).
+    let (legs_tx, mut legs) = mpsc::channel::<sealed::SealedSend>(1);
     let writer_recorder = opts.recorder.clone();
     let clipboard_content = opts.record_clipboard_content;
     let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            sent(&m, &writer_recorder, report, clipboard_content);
-            if tx.send(&m).await.is_err() {
-                return;
+        let mut broken = false;
+        loop {
+            tokio::select! {
+                m = out_rx.recv() => match m {
+                    Some(m) => {
+                        if broken {
+                            continue;
+                        }
+                        sent(&m, &writer_recorder, report, clipboard_content);
+                        broken = tx.send(&m).await.is_err();
+                    }
+                    None => break,
+                },
+                Some(next) = legs.recv() => {
+                    tx = next;
+                    broken = false;
+                }
             }
         }
         let _ = tx.finish().await;
@@ -1096,11 +1119,11 @@ pub async fn run(
     let (upd_tx, mut upd_rx) = mpsc::channel(UPDATE_QUEUE);
     let (file_streams_tx, mut file_streams) = mpsc::channel(MAX_READING);
     let reading = Arc::new(AtomicUsize::new(0));
-    let acceptor = tokio::spawn(accept_updates(
+    let mut acceptor = tokio::spawn(accept_updates(
         connection.clone(),
         keys.update_receiver(),
-        upd_tx,
-        file_streams_tx,
+        upd_tx.clone(),
+        file_streams_tx.clone(),
         reading.clone(),
     ));
     // The user's pointer: its positions in datagrams, read by a task of their own.
@@ -1108,12 +1131,17 @@ pub async fn run(
     let mut datagrams = tokio::spawn(crate::cursor::read_datagrams(
         DatagramReceiver::new(connection.clone(), &keys),
         opts.cursor.clone(),
-        cursor_tx,
+        cursor_tx.clone(),
     ));
     let mut files = crate::files::TechFiles::start(connection.clone(), keys.file_keys());
     // The update later ones wait for, and since when.
     let mut missing: Option<(u64, Instant)> = None;
+    // To resume with, should the link die; the keys themselves are not kept.
+    let mut resume_secret = keys.resume_secret();
     drop(keys);
+    let mut connection = connection.clone();
+    // Why the link died, once it has: the loop resumes it before anything else.
+    let mut lost: Option<String> = None;
     // This display's clipboard, shared while this technician holds control.
     let mut local_clipboard = LocalClipboard::open(opts.clipboard, report);
     // The agent's monitors as last listed (a script's `monitor` waits for its switch).
@@ -1181,6 +1209,83 @@ pub async fn run(
     let mut silence_tick = link::silence::ticker();
     send_checkpoint(conn, checkpoint_due(&opts)).await;
     let ended = loop {
+        if let Some(why) = lost.take() {
+            acceptor.abort();
+            datagrams.abort();
+            opts.tell(SessionEvent::RelayQuiet(true));
+            record(&opts.recorder, |r| {
+                r.link(&LinkChange::Lost { why: why.clone() })
+            });
+            report.event(
+                "link_lost",
+                json!({ "why": why }),
+                "Connection lost, reconnecting…",
+            );
+            let resume = link::resume::Resume {
+                role: protocol::control::Role::Technician,
+                relays: link::resume::relays(conn.redial(), &opts.other_relays),
+                secret: resume_secret,
+                session: conn.session.clone().unwrap_or_default(),
+                token: opts.token.clone(),
+                limit: opts.resume_limit.unwrap_or(link::resume::RESUME_LIMIT),
+            };
+            let resumed = tokio::select! {
+                r = resume.run(tokio::time::Instant::now()) => r,
+                _ = &mut user_end => break Ended::ByTechnician,
+            };
+            let resumed = match resumed {
+                Ok(r) => r,
+                Err(e) => {
+                    report.event(
+                        "link_gone",
+                        json!({ "why": e.to_string() }),
+                        format!("The session ended: {e}."),
+                    );
+                    break Ended::Failed(e.to_string());
+                }
+            };
+            // The old leg's updates still on their way to the screen are let through; the
+            // new leg numbers its own from the start, from a whole screen.
+            while decoding > 0 {
+                if decoder.decoded.recv().await.is_none() {
+                    break;
+                }
+                decoding -= 1;
+            }
+            while upd_rx.try_recv().is_ok() {}
+            viewer.lock().expect("viewer lock").restart_numbering();
+            missing = None;
+            *conn = resumed.conn;
+            connection = conn.connection.clone();
+            let sealed::SealedSession { send, recv, keys } = resumed.session;
+            rx = recv;
+            let _ = legs_tx.send(send).await;
+            acceptor = tokio::spawn(accept_updates(
+                connection.clone(),
+                keys.update_receiver(),
+                upd_tx.clone(),
+                file_streams_tx.clone(),
+                reading.clone(),
+            ));
+            datagrams = tokio::spawn(crate::cursor::read_datagrams(
+                DatagramReceiver::new(connection.clone(), &keys),
+                opts.cursor.clone(),
+                cursor_tx.clone(),
+            ));
+            files = crate::files::TechFiles::start(connection.clone(), keys.file_keys());
+            resume_secret = keys.resume_secret();
+            drop(keys);
+            relay_silence = Silence::new(&connection);
+            let relay = conn.relay_addr.to_string();
+            record(&opts.recorder, |r| {
+                r.link(&LinkChange::Resumed {
+                    relay: relay.clone(),
+                })
+            });
+            opts.tell(SessionEvent::RelayQuiet(false));
+            report.event("link_resumed", json!({ "relay": relay }), "Reconnected");
+            send_checkpoint(conn, checkpoint_due(&opts)).await;
+        }
         let script_done = async {
             match script_task.as_mut() {
                 Some(t) => t.await,
@@ -1303,12 +1408,18 @@ pub async fn run(
                     }
                     Err(e) => break Ended::Failed(format!("the agent sent {e}")),
                 },
+                // A resumed leg starts its screen again.
+                Ok(Some(PeerMessage::SessionStart { width, height, .. })) => opts.tell(SessionEvent::Started { width, height }),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", other.kind())),
                 Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
                 Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
+                Err(e) if link::resume::resumable(&connection) => lost = Some(e.to_string()),
                 Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
             },
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
+                _ if relay_silence.silent_for() >= link::resume::LOST_AFTER => {
+                    lost = Some(link::resume::give_up(&connection, relay_silence.silent_for()));
+                }
                 Some(Change::Quiet(silent)) => {
                     opts.tell(SessionEvent::RelayQuiet(true));
                     report.event("relay_quiet", json!({ "silent_ms": silent.as_millis() as u64 }), format!(
@@ -1367,6 +1478,8 @@ pub async fn run(
                     let ask = pending.take().expect("checked");
                     refuse(&opts, report, ask, tame(&message, MAX_PEER_STRING), Some(code));
                 }
+                Err(e @ LinkError::RelayShuttingDown) => lost = Some(e.to_string()),
+                Err(e) if link::resume::resumable(&connection) => lost = Some(e.to_string()),
                 Err(e) => { acceptor.abort(); return Err(e) }
                 Ok(other) => { acceptor.abort(); return Err(LinkError::Protocol(format!("unexpected control message during a session: {other:?}"))) }
             },

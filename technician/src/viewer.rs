@@ -132,6 +132,12 @@ impl Viewer {
         Ok(applied)
     }
 
+    /// A resumed leg numbers its updates from the start again (and begins with a whole
+    /// screen): what was held back for the old leg's numbers is dropped, the screen kept.
+    pub fn restart_numbering(&mut self) {
+        self.order = InOrder::with_byte_limit(MAX_EARLY, MAX_EARLY_BYTES);
+    }
+
     /// The update that later ones held back wait for, if any.
     pub fn missing(&self) -> Option<u64> {
         self.order.missing()

@@ -527,3 +527,58 @@ pub fn replayed_end_sha256(path: &str) -> String {
     player.run_to_end().expect("the log replays");
     hex::encode(Sha256::digest(player.framebuffer().pixels()))
 }
+
+/// The session log the technician `tech` recorded, once it says so: it verifies whole, and
+/// records one loss of the link and its resume through the relay at `relay`.
+pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
+    use protocol::sessionlog::LinkChange;
+    let log = tech.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .expect("the log's path")
+        .to_string();
+    let (code, text) = verify_log(&log);
+    assert_eq!(code, 0, "{text}");
+    let links = link_records(&log);
+    assert!(
+        matches!(links.as_slice(), [LinkChange::Lost { .. }, LinkChange::Resumed { relay: r }] if r == relay),
+        "{links:?}"
+    );
+    log
+}
+
+/// The link records of a session log, in order.
+pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = protocol::sessionlog::LogReader::new(std::io::BufReader::new(file)).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = reader.next_record().unwrap() {
+        if let Ok(protocol::sessionlog::Record::Link(l)) = rec.decode() {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// Checks that the input the agent recorded at `record` (`agent --input record:FILE`) is every
+/// event of the input script `script`, in order, then the release of anything held when the
+/// session ended.
+pub fn assert_script_input_arrived(script: &str, record: &Path) {
+    let steps = technician::script::parse(script, "test").expect("the script parses");
+    let expected: Vec<Value> = steps
+        .iter()
+        .flat_map(|s| technician::script::events(&s.action))
+        .map(|e| serde_json::to_value(e).expect("an input event as JSON"))
+        .collect();
+    let recorded: Vec<Value> = std::fs::read_to_string(record)
+        .expect("the recorded input")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a recorded input event"))
+        .collect();
+    let (last, events) = recorded.split_last().expect("something was recorded");
+    assert_eq!(
+        last, "ReleaseAll",
+        "held input is released when the session ends"
+    );
+    assert_eq!(events.len(), expected.len());
+    assert_eq!(events, &expected[..]);
+}

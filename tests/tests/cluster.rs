@@ -260,3 +260,64 @@ async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there
         .expect("ann takes her offer on A");
     user.wait_event("claimed", PROMPT);
 }
+
+/// A relay SIGKILLed mid-session: agent and technician, given relay B of the cluster to resume
+/// through, resume the session there within 5 s; the screen flows again and the technician's
+/// log verifies, with the loss and the resume through B in it.
+#[test]
+fn a_session_on_relay_a_killed_resumes_through_relay_b() {
+    let c = cluster();
+    let src = format!("corpus:{}", tests::data("idle-clock.scrn").display());
+    let via_b = format!("{}@{}", c.b.fingerprint, c.b.addr);
+    let (mut agent, code) = start_agent(
+        &c.a,
+        &[
+            "--source",
+            &src,
+            "--speed",
+            "0.25",
+            "--resume-relay",
+            &via_b,
+        ],
+    );
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), "wait 6000\nend\n").unwrap();
+    let mut tech = start_technician_unprepared(
+        &c.b,
+        &code,
+        &[
+            "--report-updates",
+            "--hash-frames",
+            "--resume-relay",
+            &via_b,
+            "--input-script",
+            script.path().to_str().unwrap(),
+        ],
+    );
+    tech.wait_event("redirected", PROMPT);
+    tech.wait_event("update", PROMPT);
+    c.a.proc.signal(libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    tech.wait_event("link_lost", PROMPT);
+    let resumed = tech.wait_event("link_resumed", PROMPT);
+    let took = killed.elapsed();
+    assert!(
+        took <= std::time::Duration::from_secs(5),
+        "resumed {took:?} after the kill\n{}\n{}",
+        tech.transcript(),
+        agent.transcript()
+    );
+    assert_eq!(resumed["relay"], c.b.addr.as_str());
+    agent.wait_event("link_resumed", PROMPT);
+    let hashes = tests::frame_hashes(&tests::data("idle-clock.scrn"));
+    let after = tech.wait_event("update", PROMPT);
+    // The figure a person would ask for: how long the screen stood still.
+    eprintln!(
+        "through relay B: link back {took:?} after the kill, first update after it {:?} after the kill",
+        killed.elapsed()
+    );
+    assert!(hashes.contains(&after["sha256"].as_str().unwrap().to_string()));
+    assert!(tech.wait_exit(PROMPT).success(), "{}", tech.transcript());
+    assert!(agent.wait_exit(PROMPT).success(), "{}", agent.transcript());
+    tests::log_with_one_resume(&mut tech, &c.b.addr);
+}

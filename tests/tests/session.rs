@@ -122,24 +122,7 @@ fn input_events_arrive_complete_and_in_order() {
         "TechnicianEnded"
     );
 
-    let steps = technician::script::parse(&script, "test").unwrap();
-    let expected: Vec<serde_json::Value> = steps
-        .iter()
-        .flat_map(|s| technician::script::events(&s.action))
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
-    let recorded: Vec<serde_json::Value> = std::fs::read_to_string(&record)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (last, events) = recorded.split_last().expect("something was recorded");
-    assert_eq!(
-        last, "ReleaseAll",
-        "held input is released when the session ends"
-    );
-    assert_eq!(events.len(), expected.len());
-    assert_eq!(events, &expected[..]);
+    tests::assert_script_input_arrived(&script, &record);
 }
 
 /// Writes a recording of a moving picture (many colours, changing every frame) on a still

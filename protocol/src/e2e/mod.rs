@@ -23,6 +23,7 @@
 
 pub mod code;
 pub mod handshake;
+pub mod resume;
 pub mod sas;
 pub mod seal;
 
@@ -36,6 +37,7 @@ use crate::control::Role;
 
 pub use code::{CodeParseError, CodeSecret, UserCode};
 pub use handshake::{AbortReason, Handshake, HandshakeError, HandshakeMessage};
+pub use resume::{Challenges, ResumeError, ResumeMessage, ResumeSecret};
 pub use sas::VerificationCode;
 pub use seal::{
     DatagramOpener, DatagramSealer, OpenError, Opener, SealError, Sealer, StreamId, StreamKind,

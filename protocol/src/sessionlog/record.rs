@@ -51,6 +51,8 @@ pub const KIND_MONITORS: u16 = 21;
 pub const KIND_CURSOR_SHAPE: u16 = 22;
 /// [`CursorPosition`]: where the user's pointer was (at most a few a second are kept).
 pub const KIND_CURSOR: u16 = 23;
+/// [`LinkChange`]: the link through the relay was lost, or the session resumed.
+pub const KIND_LINK: u16 = 24;
 /// The seal: empty body, always the last record of a finished log.
 pub const KIND_SEAL: u16 = 0xffff;
 
@@ -165,6 +167,24 @@ impl RecordedInput {
                 }),
             },
             _ => RecordedInput::Event(event.clone()),
+        }
+    }
+}
+
+/// The session's link through the relay: lost (the relay connection died, the session waits
+/// for it), or resumed (through the relay named, the same two ends proved to each other that
+/// they are). Records between the two were written while no peer could send anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkChange {
+    Lost { why: String },
+    Resumed { relay: String },
+}
+
+impl std::fmt::Display for LinkChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkChange::Lost { why } => write!(f, "link lost: {why}"),
+            LinkChange::Resumed { relay } => write!(f, "link resumed through {relay}"),
         }
     }
 }
@@ -432,6 +452,7 @@ pub enum Record {
     CursorShape(CursorShape),
     Cursor(CursorPosition),
     FileTransfer(FileTransfer),
+    Link(LinkChange),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
     Unknown {
@@ -469,6 +490,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_CURSOR_SHAPE => "cursor_shape",
         KIND_CURSOR => "cursor",
         KIND_FILE_TRANSFER => "file_transfer",
+        KIND_LINK => "link",
         KIND_SEAL => "seal",
         _ => "unknown",
     }
@@ -494,6 +516,7 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_MONITORS
             | KIND_CURSOR
             | KIND_FILE_TRANSFER
+            | KIND_LINK
             | KIND_SEAL => MAX_EVENT_BODY,
             // A clipboard's content and a cursor's pixels may be larger.
             _ => MAX_SCREEN_BODY,
@@ -521,6 +544,7 @@ impl Record {
             Record::CursorShape(_) => KIND_CURSOR_SHAPE,
             Record::Cursor(_) => KIND_CURSOR,
             Record::FileTransfer(_) => KIND_FILE_TRANSFER,
+            Record::Link(_) => KIND_LINK,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
         }
@@ -557,6 +581,7 @@ impl Record {
             KIND_CURSOR_SHAPE => Record::CursorShape(d(kind, body)?),
             KIND_CURSOR => Record::Cursor(d(kind, body)?),
             KIND_FILE_TRANSFER => Record::FileTransfer(d(kind, body)?),
+            KIND_LINK => Record::Link(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
                     return Err(BodyError {
@@ -596,6 +621,7 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::CursorShape(v) => e(v, out),
         BodyRef::Cursor(v) => e(&v, out),
         BodyRef::FileTransfer(v) => e(v, out),
+        BodyRef::Link(v) => e(v, out),
         BodyRef::Seal => {}
     }
 }
@@ -619,6 +645,7 @@ pub(crate) enum BodyRef<'a> {
     CursorShape(&'a CursorShape),
     Cursor(CursorPosition),
     FileTransfer(&'a FileTransfer),
+    Link(&'a LinkChange),
     Seal,
 }
 
@@ -641,6 +668,7 @@ impl BodyRef<'_> {
             BodyRef::CursorShape(_) => KIND_CURSOR_SHAPE,
             BodyRef::Cursor(_) => KIND_CURSOR,
             BodyRef::FileTransfer(_) => KIND_FILE_TRANSFER,
+            BodyRef::Link(_) => KIND_LINK,
             BodyRef::Seal => KIND_SEAL,
         }
     }

@@ -9,7 +9,7 @@
 use std::io::Read;
 
 use super::reader::{LogReader, RawRecord, Verdict};
-use super::record::{BodyError, Record, SessionOpened, KIND_SCREEN_UPDATE};
+use super::record::{BodyError, LinkChange, Record, SessionOpened, KIND_LINK, KIND_SCREEN_UPDATE};
 use crate::codec::order::InOrder;
 use crate::codec::Decoder;
 use crate::peer::ScreenUpdate;
@@ -92,6 +92,13 @@ impl Replayer {
     /// Applies `rec` if it is a screen update (others are ignored). Returns whether the screen
     /// changed.
     pub fn apply(&mut self, rec: &RawRecord) -> Result<bool, ReplayError> {
+        if rec.kind == KIND_LINK {
+            // A resumed leg numbers its updates from the start again, from a whole screen.
+            if let Ok(Record::Link(LinkChange::Resumed { .. })) = rec.decode() {
+                self.order = InOrder::with_byte_limit(MAX_EARLY, MAX_EARLY_BYTES);
+            }
+            return Ok(false);
+        }
         let Some(decoded) = decode_stored_update(rec.kind, &rec.body) else {
             return Ok(false);
         };

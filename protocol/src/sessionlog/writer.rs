@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::record::{
     encode_body, max_body, BodyRef, ChatRecord, ClipboardRecord, CloseReason, ControlChange,
-    DeskStep, ErrorNote, FileTransfer, Participant, ParticipantJoined, ParticipantLeft,
+    DeskStep, ErrorNote, FileTransfer, LinkChange, Participant, ParticipantJoined, ParticipantLeft,
     RecordedInput, SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
@@ -208,6 +208,11 @@ impl<W: Write> LogWriter<W> {
     /// Where the user's pointer is.
     pub fn cursor(&mut self, time_ms: u64, at: CursorPosition) -> Result<(), WriteError> {
         self.append(time_ms, BodyRef::Cursor(at))
+    }
+
+    /// The link through the relay was lost, or resumed.
+    pub fn link(&mut self, time_ms: u64, change: &LinkChange) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Link(change))
     }
 
     /// The session is over (does not seal: more records may follow, e.g. a late error).
