@@ -59,7 +59,7 @@ use crate::injector::{cap_text, Injector, InputGate, MAX_TEXT_CHARS};
 use crate::shown;
 use crate::sink::InputSink;
 use crate::source::SourceFactory;
-use crate::status::{Status, StatusTx};
+use crate::status::{Heard, Status, StatusTx};
 use crate::viewer::{self, FromViewer, ToViewer, ViewerId, ViewerSetup};
 
 /// How long the end of a session waits for the input worker to let go of everything.
@@ -709,8 +709,15 @@ pub async fn run(
                         if q && room.owner == Some(id) {
                             release_held(&injector);
                         }
-                        let any = room.members.values().any(|m| m.admitted && (m.quiet || m.relay_quiet));
-                        person.status.send(Status::PeerQuiet(any));
+                        let admitted = || room.members.values().filter(|m| m.admitted);
+                        let heard = if admitted().any(|m| m.relay_quiet) {
+                            Heard::Reconnecting
+                        } else if admitted().any(|m| m.quiet) {
+                            Heard::TechnicianQuiet
+                        } else {
+                            Heard::Fine
+                        };
+                        person.status.send(Status::Heard(heard));
                     }
                     FromViewer::Ended(result) => {
                         let Some(m) = room.members.remove(&id) else { continue };

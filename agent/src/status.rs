@@ -94,9 +94,8 @@ pub enum Status {
     ClipboardShared(bool),
     /// Whether technicians may look through this machine's folders now (the window's switch).
     BrowseAllowed(bool),
-    /// The technician's connection fell silent (`true`; the session waits for it) or is heard
-    /// again (`false`).
-    PeerQuiet(bool),
+    /// What is heard of the session's connections now.
+    Heard(Heard),
     /// The desk closed help request `request`: how well was the person helped?
     Survey { request: u64 },
     /// Files offered to the person, and how files move.
@@ -106,6 +105,21 @@ pub enum Status {
     /// Interrupted from the terminal (Ctrl+C): the window closes too, so that the program
     /// ends as a terminal user expects.
     Interrupted,
+}
+
+/// What is heard of the session's connections, for the bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Heard {
+    /// Every connection is heard.
+    #[default]
+    Fine,
+    /// A technician's connection fell silent; the session waits for it.
+    TechnicianQuiet,
+    /// This machine's own connection to the relay was lost; the session is being resumed.
+    Reconnecting,
+    /// The session was resumed after a lost connection (the window says so until the next
+    /// change; the session itself only sends the other three).
+    Reconnected,
 }
 
 type Waker = Box<dyn Fn() + Send + Sync>;

@@ -411,7 +411,8 @@ pub async fn run(
         &mut said,
     )
     .await;
-    if let Ok(e) = &ended {
+    // A connection already gone (a link that could not be resumed) has nobody left to tell.
+    if let (Ok(e), None) = (&ended, conn.connection.close_reason()) {
         conn.close_and_wait(&crate::session::ended_words(e).1).await;
     }
     let _ = events.send((id, FromViewer::Ended(ended))).await;
@@ -608,6 +609,7 @@ async fn serve(
         consent: decided,
         meter,
         started,
+        leads,
     };
     let mut keys = keys;
     loop {
@@ -655,7 +657,7 @@ async fn serve(
         };
         let resumed = tokio::select! {
             r = resume.run(tokio::time::Instant::now()) => r,
-            reason = order_while_away(orders, &mut carried.consent) => {
+            reason = order_while_away(orders, &mut carried) => {
                 return Ok(Ended::Reason(reason));
             }
         };
@@ -686,16 +688,17 @@ async fn serve(
 }
 
 /// Takes the session's orders while the link is being resumed, until one ends the viewer: a
-/// change of consent is kept to tell the technician once back; what was for the technician
-/// alone (chat, clipboard, files) has nobody to go to.
+/// change of consent is kept to tell the technician once back, and who leads; what was for the
+/// technician alone (chat, clipboard, files) has nobody to go to.
 async fn order_while_away(
     orders: &mut tmpsc::UnboundedReceiver<ToViewer>,
-    consent: &mut ConsentState,
+    carried: &mut Carried,
 ) -> EndReason {
     loop {
         match orders.recv().await {
             Some(ToViewer::Consent(ConsentState::Denied)) => return EndReason::ConsentDenied,
-            Some(ToViewer::Consent(state)) => *consent = state,
+            Some(ToViewer::Consent(state)) => carried.consent = state,
+            Some(ToViewer::Leads(l)) => carried.leads = l,
             Some(ToViewer::End(reason)) => return reason,
             Some(_) => {}
             None => return EndReason::UserEnded,
@@ -703,12 +706,14 @@ async fn order_while_away(
     }
 }
 
-/// What a viewer carries from one leg of its session to the next: where consent stands, and
-/// the chat's meter.
+/// What a viewer carries from one leg of its session to the next: where consent stands, the
+/// chat's meter, and whether this viewer leads.
 struct Carried {
     consent: ConsentState,
     meter: ChatMeter,
     started: Instant,
+    /// Whether this viewer leads the session (may switch monitors).
+    leads: bool,
 }
 
 /// One leg of a viewer's session after the person's answer: from the capture thread's start
@@ -732,6 +737,7 @@ async fn run_leg(
         consent,
         meter,
         started,
+        leads,
     } = carried;
     let started = *started;
     let mut control = *consent == ConsentState::Control;
@@ -881,7 +887,7 @@ async fn run_leg(
                     Ok(()) => { said.tell(FromViewer::Clipboard(data)).await; }
                     Err(e) => break Ended::Reason(EndReason::Error(format!("the technician sent {e}"))),
                 },
-                Ok(Some(PeerMessage::ShowMonitor(_))) if !leads => {
+                Ok(Some(PeerMessage::ShowMonitor(_))) if !*leads => {
                     tx.send(&PeerMessage::MonitorRefused { reason: MONITOR_NOT_IN_CONTROL.into() }).await?;
                 }
                 Ok(Some(PeerMessage::ShowMonitor(choice))) => {
@@ -913,7 +919,7 @@ async fn run_leg(
                 Some(ToViewer::ClipboardShared(shared)) if screen_started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
                 Some(ToViewer::ClipboardShared(shared)) => clipboard_told = Some(shared),
                 Some(ToViewer::Files(command)) => files.command(command).await,
-                Some(ToViewer::Leads(l)) => leads = l,
+                Some(ToViewer::Leads(l)) => *leads = l,
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
             },

@@ -311,6 +311,8 @@ async fn pair(sink: Recorder, consent: ConsentPolicy) -> (Agent, Technician) {
         report_updates: false,
         consent,
         lossless: true,
+        // The fake relay takes no rejoin: a dropped link ends the session, not resumed.
+        resume_limit: Duration::ZERO,
         ..SessionOptions::default()
     };
     let meeting = sealed::Meeting::Code(code.clone());

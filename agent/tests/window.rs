@@ -13,7 +13,7 @@ use agent::consent::{self, UserCommand, UserInput};
 use agent::desk::{HelpAsked, SurveyAnswer};
 use agent::injector::{Injector, InputGate};
 use agent::sink::{InputSink, SinkError};
-use agent::status::{EndedWhy, Status};
+use agent::status::{EndedWhy, Heard, Status};
 use agent::window::{ui, AgentWindow};
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
@@ -280,6 +280,28 @@ fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
     harness.get_by_label("alice (tier 2, Example Support) is viewing your screen");
     assert!(harness.query_by_label("Stop control").is_none());
     harness.get_by_label("End session");
+}
+
+#[test]
+fn the_bar_says_the_connection_was_lost_and_that_it_came_back() {
+    let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
+    status
+        .send(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    status.send(Status::Heard(Heard::Reconnecting)).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label(
+        "Connection lost, reconnecting… alice (tier 2, Example Support) cannot see your screen \
+         meanwhile.",
+    );
+    status.send(Status::Heard(Heard::Fine)).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("alice (tier 2, Example Support) is controlling your screen");
+    harness.get_by_label("Reconnected after the connection was lost.");
 }
 
 #[test]

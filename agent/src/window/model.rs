@@ -28,7 +28,7 @@ use crate::desk::{
     HelpAsked, SurveyAnswer, ToDesk, COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS,
 };
 use crate::files::{FileAnswer, FileStatus, OfferShown, TransferShown, TransferState};
-use crate::status::{EndedWhy, Status};
+use crate::status::{EndedWhy, Heard, Status};
 
 /// The screen the window shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +70,8 @@ pub enum Screen {
         others: Vec<String>,
         /// End session was pressed; the session is saying goodbye.
         ending: bool,
-        /// Nothing is heard from the technician's connection for now.
-        quiet: bool,
+        /// What is heard of the session's connections.
+        heard: Heard,
     },
     /// The desk closed the help request: how well was the person helped?
     Survey {
@@ -504,16 +504,16 @@ impl WindowModel {
                 others,
             } => {
                 // Who controls may change while shared: what the person did stays.
-                let (ending, quiet) = match &self.screen {
-                    Screen::Sharing { ending, quiet, .. } => (*ending, *quiet),
-                    _ => (false, false),
+                let (ending, heard) = match &self.screen {
+                    Screen::Sharing { ending, heard, .. } => (*ending, *heard),
+                    _ => (false, Heard::Fine),
                 };
                 Screen::Sharing {
                     peer,
                     control,
                     others,
                     ending,
-                    quiet,
+                    heard,
                 }
             }
             Status::ControlStopped => {
@@ -522,9 +522,15 @@ impl WindowModel {
                 }
                 return;
             }
-            Status::PeerQuiet(now) => {
-                if let Screen::Sharing { quiet, .. } = &mut self.screen {
-                    *quiet = now;
+            Status::Heard(now) => {
+                if let Screen::Sharing { heard, .. } = &mut self.screen {
+                    // Heard again after this machine's own connection was lost: say it came back.
+                    *heard = match (*heard, now) {
+                        (Heard::Reconnecting | Heard::Reconnected, Heard::Fine) => {
+                            Heard::Reconnected
+                        }
+                        _ => now,
+                    };
                 }
                 return;
             }
@@ -781,6 +787,40 @@ mod tests {
         m.apply(Status::Ended(EndedWhy::UserEnded));
         assert_eq!(m.layout(), Layout::Full);
         assert_eq!(m.act(Action::Close, now), vec![Effect::CloseWindow]);
+    }
+
+    #[test]
+    fn a_lost_connection_is_said_until_it_is_back_and_then_that_it_came_back() {
+        let mut m = WindowModel::new();
+        m.apply(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        });
+        let heard = |m: &WindowModel| match m.screen() {
+            Screen::Sharing { heard, .. } => *heard,
+            other => panic!("not sharing: {other:?}"),
+        };
+        assert_eq!(heard(&m), Heard::Fine);
+        m.apply(Status::Heard(Heard::TechnicianQuiet));
+        m.apply(Status::Heard(Heard::Fine));
+        assert_eq!(
+            heard(&m),
+            Heard::Fine,
+            "a technician heard again is no reconnection"
+        );
+        m.apply(Status::Heard(Heard::Reconnecting));
+        // Control changing hands meanwhile keeps what is heard.
+        m.apply(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: false,
+        });
+        assert_eq!(heard(&m), Heard::Reconnecting);
+        m.apply(Status::Heard(Heard::Fine));
+        assert_eq!(heard(&m), Heard::Reconnected);
+        m.apply(Status::Heard(Heard::TechnicianQuiet));
+        assert_eq!(heard(&m), Heard::TechnicianQuiet);
     }
 
     #[test]

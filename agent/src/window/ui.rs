@@ -26,7 +26,7 @@ use super::model::{
 use crate::desk::{COMMENT_CHARS, DESCRIPTION_CHARS, TICKET_CHARS};
 use crate::files::{TransferShown, TransferState};
 use crate::shown::fit;
-use crate::status::EndedWhy;
+use crate::status::{EndedWhy, Heard};
 
 /// The fill of the Allow control button, and of nothing else in the window.
 pub const ALLOW_CONTROL_FILL: Color32 = Color32::from_rgb(0x1a, 0x7f, 0x37);
@@ -155,7 +155,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
             control,
             others,
             ending,
-            quiet,
+            heard,
         } => {
             let files = model.files();
             let on_files = files.busy().then(|| files_panel(ui, cat, files)).flatten();
@@ -172,7 +172,7 @@ pub fn draw(ui: &mut Ui, model: &WindowModel, cat: &Catalogue, now: Instant) -> 
                 control: *control,
                 others,
                 ending: *ending,
-                quiet: *quiet,
+                heard: *heard,
                 clipboard: model.clipboard(),
                 browse: model.browse(),
                 browsed: files.browsed.as_ref(),
@@ -552,7 +552,7 @@ struct Shared<'a> {
     control: bool,
     others: &'a [String],
     ending: bool,
-    quiet: bool,
+    heard: Heard,
     /// The clipboard's switch, where it can be shared.
     clipboard: Option<bool>,
     /// The switch of browsing this machine's folders.
@@ -636,7 +636,7 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
         control,
         others,
         ending,
-        quiet,
+        heard,
         clipboard,
         browse,
         browsed,
@@ -646,13 +646,17 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
     let mut clicked = None;
     egui::CentralPanel::default_margins().show(ui, |ui| {
         ui.horizontal_centered(|ui| {
-            let key = match (quiet, control) {
-                (true, _) => "bar-quiet",
-                (false, true) => "bar-controlling",
-                (false, false) => "bar-viewing",
+            let key = match (heard, control) {
+                (Heard::Reconnecting, _) => "bar-reconnecting",
+                (Heard::TechnicianQuiet, _) => "bar-quiet",
+                (Heard::Fine | Heard::Reconnected, true) => "bar-controlling",
+                (Heard::Fine | Heard::Reconnected, false) => "bar-viewing",
             };
             ui.vertical(|ui| {
                 ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
+                if heard == Heard::Reconnected {
+                    ui.label(RichText::new(cat.text("bar-reconnected")).small());
+                }
                 if !others.is_empty() {
                     let names: Vec<String> = others.iter().map(|n| fit(n, NAME_CHARS)).collect();
                     ui.label(cat.fmt("bar-also", &[("names", names.join(", ").into())]));
