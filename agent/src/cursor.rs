@@ -273,11 +273,11 @@ impl Positions {
 
 /// Follows the pointer for one viewer until `stop`: new shapes to `shapes` (the viewer sends
 /// them on the session stream), positions as datagrams, relative to `area` (what the viewer
-/// sees now).
+/// sees now); `datagrams` is swapped for the new link's when a lost link is resumed.
 pub fn follow(
     mut watch: Box<dyn PointerWatch>,
     area: Arc<Mutex<Area>>,
-    mut datagrams: DatagramSender,
+    datagrams: Arc<Mutex<DatagramSender>>,
     shapes: mpsc::Sender<CursorShape>,
     stop: Arc<AtomicBool>,
 ) {
@@ -315,8 +315,14 @@ pub fn follow(
                 visible,
             };
             if let Some(p) = positions.due(at, Instant::now()) {
-                if datagrams.send(&PeerDatagram::Cursor(p)).is_err() {
-                    stop.store(true, Ordering::Relaxed);
+                // A link that broke may be resumed (with another sender): the position is lost
+                // as a lost datagram would be, and the next goes on the new link.
+                let sent = datagrams
+                    .lock()
+                    .expect("datagrams lock")
+                    .send(&PeerDatagram::Cursor(p));
+                if let Err(e) = sent {
+                    debug!(error = %e, "a pointer position was not sent");
                 }
             }
             let moved = watch.wait(if shape_missing { POLL } else { REPEAT_AFTER })?;

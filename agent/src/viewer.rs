@@ -20,7 +20,9 @@
 //!    encoder (`protocol::codec`): it waits for a credit, captures, and encodes the difference
 //!    between what this viewer holds and the new frame. Each update goes out on its own
 //!    unidirectional stream; at most `max_in_flight` are unacknowledged ([`crate::flow`]), and
-//!    changes in between merge into the next update.
+//!    changes in between merge into the next update. A link that dies mid-session is resumed
+//!    (`link::resume`); the capture thread and encoder go on across it ([`Screen`]) and send the
+//!    whole screen once the link is back.
 //! 4. Input is passed to the session only while this viewer holds control; otherwise it is
 //!    dropped here, counted and reported (the session checks again before injecting). Pointer
 //!    positions are mapped to the desktop from the monitor this viewer sees.
@@ -35,7 +37,7 @@
 //! switches its source and says so ([`PeerMessage::Monitors`]). Beside the capture thread, a
 //! pointer thread follows the user's own pointer ([`crate::cursor`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,6 +162,8 @@ enum Produced {
     Update {
         update: ScreenUpdate,
         frame_id: u64,
+        /// The leg of the link it was made for (see [`Screen`]).
+        leg: u64,
     },
     Finished,
     Failed(String),
@@ -167,7 +171,10 @@ enum Produced {
 
 /// What the capture thread is given besides its source.
 struct CaptureSetup {
-    credits: mpsc::Receiver<()>,
+    /// Credits, each for one update on the leg of the link it names.
+    credits: mpsc::Receiver<u64>,
+    /// The leg of the link now.
+    leg: Arc<AtomicU64>,
     out: tmpsc::Sender<Produced>,
     stop: Arc<AtomicBool>,
     lossless: bool,
@@ -176,12 +183,16 @@ struct CaptureSetup {
     /// What this viewer sees on the desktop, kept up to date for the input and the pointer.
     area: Arc<Mutex<Area>>,
     /// Where the user's pointer goes: datagrams, and shapes for the session stream.
-    pointer: Option<(link::sealed::DatagramSender, tmpsc::Sender<CursorShape>)>,
+    pointer: Option<(Datagrams, tmpsc::Sender<CursorShape>)>,
 }
+
+/// Where the pointer's datagrams go: the connection of the link's current leg.
+type Datagrams = Arc<Mutex<link::sealed::DatagramSender>>;
 
 fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
     let CaptureSetup {
         credits,
+        leg: current_leg,
         out,
         stop,
         lossless,
@@ -226,10 +237,42 @@ fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
     let mut failures = 0u32;
     // The frame the last update showed (a refinement shows it again, exactly).
     let mut last_frame = 0u64;
-    while credits.recv().is_ok() {
+    let mut encoded_any = false;
+    // The leg of the link the updates are numbered for.
+    let mut leg = current_leg.load(Ordering::Relaxed);
+    while let Ok(credit) = credits.recv() {
+        if credit != current_leg.load(Ordering::Relaxed) {
+            // A credit of a leg that is over.
+            continue;
+        }
+        if credit != leg {
+            // The link was resumed: the technician numbers updates from 1 again and may have
+            // lost some of the last leg's, so it is sent the whole screen at once, without
+            // waiting for the screen to change.
+            leg = credit;
+            seq = 0;
+            encoder.request_full();
+            let now_ms = started.elapsed().as_millis() as u64;
+            if let Some(update) = encoded_any.then(|| encoder.resend(now_ms, 1)).flatten() {
+                seq = 1;
+                let produced = Produced::Update {
+                    update,
+                    frame_id: last_frame,
+                    leg,
+                };
+                if out.blocking_send(produced).is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         loop {
             if stop.load(Ordering::Relaxed) {
                 return;
+            }
+            if current_leg.load(Ordering::Relaxed) != leg {
+                // The leg this credit was for is over: the next credit starts the new one.
+                break;
             }
             if let Ok(choice) = switches.try_recv() {
                 let switched = source
@@ -256,7 +299,11 @@ fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
             let mut numbered = |update: Option<ScreenUpdate>, frame_id: u64| {
                 update.map(|update| {
                     seq = next;
-                    Produced::Update { update, frame_id }
+                    Produced::Update {
+                        update,
+                        frame_id,
+                        leg,
+                    }
                 })
             };
             let produced = match captured {
@@ -278,6 +325,7 @@ fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
                 Ok(Capture::Frame(f)) => {
                     failures = 0;
                     last_frame = f.id;
+                    encoded_any = true;
                     let update = encoder
                         .encode_changed(f.pixels, f.width, f.height, f.changed, now_ms, next);
                     match numbered(update, f.id) {
@@ -304,12 +352,119 @@ fn capture_thread(factory: SourceFactory, setup: CaptureSetup) {
     }
 }
 
-/// Tells the capture thread to stop when the viewer is over, however it ends.
-struct StopCapture(Arc<AtomicBool>);
+/// A viewer's capture thread and what drives it, kept across the legs of its link: a resumed
+/// link goes on with the same screen source and encoder, which sends the whole screen at once
+/// (the technician may have lost the last leg's updates), rather than starting them again.
+///
+/// Legs are numbered from 1. Each credit names its leg, and each update the leg it was made
+/// for: the credits and updates of a leg that is over are dropped, so a new leg starts with all
+/// its credits, and its updates numbered from 1, as the technician expects.
+struct Screen {
+    credits: mpsc::Sender<u64>,
+    leg: Arc<AtomicU64>,
+    produced: tmpsc::Receiver<Produced>,
+    stop: Arc<AtomicBool>,
+    /// One switch waits at most; a technician clicking faster has the later ones dropped.
+    switches: mpsc::SyncSender<MonitorChoice>,
+    area: Arc<Mutex<Area>>,
+    shapes: tmpsc::Receiver<CursorShape>,
+    datagrams: Datagrams,
+    /// What the technician is told a leg's screen starts with, once the source is ready.
+    shown: Option<Shown>,
+}
 
-impl Drop for StopCapture {
+/// What a screen shows, told again to a resumed technician.
+struct Shown {
+    width: u32,
+    height: u32,
+    monitors: Option<Monitors>,
+}
+
+impl Screen {
+    /// Starts the capture thread, on the first leg, with its credits.
+    fn start(
+        factory: SourceFactory,
+        opts: &SessionOptions,
+        connection: &quinn::Connection,
+        keys: &protocol::e2e::SessionKeys,
+    ) -> Result<Self, LinkError> {
+        let (credits, credit_rx) = mpsc::channel();
+        let leg = Arc::new(AtomicU64::new(1));
+        let (prod_tx, produced) = tmpsc::channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (switches, switch_rx) = mpsc::sync_channel::<MonitorChoice>(1);
+        let area = Arc::new(Mutex::new(Area::default()));
+        let (shape_tx, shapes) = tmpsc::channel::<CursorShape>(4);
+        let datagrams = Arc::new(Mutex::new(link::sealed::DatagramSender::new(
+            connection.clone(),
+            keys,
+        )));
+        let setup = CaptureSetup {
+            credits: credit_rx,
+            leg: leg.clone(),
+            out: prod_tx,
+            stop: stop.clone(),
+            lossless: opts.lossless,
+            switches: switch_rx,
+            area: area.clone(),
+            pointer: Some((datagrams.clone(), shape_tx)),
+        };
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || capture_thread(factory, setup))
+            .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
+        let screen = Self {
+            credits,
+            leg,
+            produced,
+            stop,
+            switches,
+            area,
+            shapes,
+            datagrams,
+            shown: None,
+        };
+        screen.fill(opts.max_in_flight);
+        Ok(screen)
+    }
+
+    /// The link was resumed: the next leg starts on `connection`, with all its credits.
+    fn next_leg(
+        &mut self,
+        connection: &quinn::Connection,
+        keys: &protocol::e2e::SessionKeys,
+        credits: usize,
+    ) {
+        *self.datagrams.lock().expect("datagrams lock") =
+            link::sealed::DatagramSender::new(connection.clone(), keys);
+        self.leg.fetch_add(1, Ordering::Relaxed);
+        self.fill(credits);
+    }
+
+    fn fill(&self, credits: usize) {
+        for _ in 0..credits {
+            self.credit();
+        }
+    }
+
+    /// One more update may be made on this leg.
+    fn credit(&self) {
+        // Only a capture thread that is over has stopped taking them.
+        let _ = self.credits.send(self.leg.load(Ordering::Relaxed));
+    }
+
+    /// Whether an update was made for this leg (not one that is over).
+    fn current(&self, leg: u64) -> bool {
+        leg == self.leg.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Screen {
+    /// The capture thread stops when the viewer is over, however it ends; it notices within one
+    /// capture and is not joined, so a capture blocked on a slow screen cannot hold up the end
+    /// of the session.
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -612,13 +767,14 @@ async fn serve(
         leads,
     };
     let mut keys = keys;
+    let mut screen = Screen::start(factory, opts, &connection, &keys)?;
     loop {
         let leg = run_leg(
             conn,
             &mut tx,
             &mut rx,
             &keys,
-            factory.clone(),
+            &mut screen,
             opts,
             report,
             name,
@@ -666,6 +822,7 @@ async fn serve(
                 let relay = r.conn.relay_addr;
                 *conn = r.conn;
                 (tx, rx, keys) = (r.session.send, r.session.recv, r.session.keys);
+                screen.next_leg(&conn.connection, &keys, opts.max_in_flight);
                 said.tell(FromViewer::RelayQuiet(false)).await;
                 report.event(
                     "link_resumed",
@@ -716,15 +873,30 @@ struct Carried {
     leads: bool,
 }
 
-/// One leg of a viewer's session after the person's answer: from the capture thread's start
-/// until the session ends or its link dies (the caller then tells which, and resumes).
+/// Tells the technician what the screen shows as it starts (again, on a resumed leg).
+async fn start_screen(tx: &mut SealedSend, shown: &Shown) -> Result<(), LinkError> {
+    tx.send(&PeerMessage::SessionStart {
+        width: shown.width,
+        height: shown.height,
+        agent_version: protocol::SOFTWARE_VERSION.into(),
+    })
+    .await?;
+    if let Some(m) = &shown.monitors {
+        tx.send(&PeerMessage::Monitors(m.clone())).await?;
+    }
+    Ok(())
+}
+
+/// One leg of a viewer's session after the person's answer: from the start of the screen, or
+/// of a resumed link, until the session ends or its link dies (the caller then tells which, and
+/// resumes).
 #[allow(clippy::too_many_arguments)]
 async fn run_leg(
     conn: &mut RelayConnection,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
     keys: &protocol::e2e::SessionKeys,
-    factory: SourceFactory,
+    screen: &mut Screen,
     opts: &SessionOptions,
     report: Reporter,
     name: &str,
@@ -742,38 +914,14 @@ async fn run_leg(
     let started = *started;
     let mut control = *consent == ConsentState::Control;
 
-    let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(opts.max_in_flight);
-    for _ in 0..opts.max_in_flight {
-        credit_tx.send(()).expect("room for the initial credits");
-    }
-    let (prod_tx, mut prod_rx) = tmpsc::channel(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    let _stop_capture = StopCapture(stop.clone());
-    // One switch waits at most; a technician clicking faster has the later ones dropped.
-    let (switch_tx, switches) = mpsc::sync_channel::<MonitorChoice>(1);
-    let area = Arc::new(Mutex::new(Area::default()));
-    let (shape_tx, mut shapes) = tmpsc::channel::<CursorShape>(4);
-    let setup = CaptureSetup {
-        credits: credit_rx,
-        out: prod_tx,
-        stop: stop.clone(),
-        lossless: opts.lossless,
-        switches,
-        area: area.clone(),
-        pointer: Some((
-            link::sealed::DatagramSender::new(connection.clone(), keys),
-            shape_tx,
-        )),
-    };
-    std::thread::Builder::new()
-        .name("capture".into())
-        .spawn(move || capture_thread(factory, setup))
-        .map_err(|e| LinkError::Protocol(format!("cannot start the capture thread: {e}")))?;
-
     // Until the session start is out, the technician takes only consent, lists and chat: what
     // else is for the started session waits (pointer shapes in their channel; whether the
-    // clipboard is shared, here).
+    // clipboard is shared, here). A resumed leg starts with the screen the last one showed.
     let mut screen_started = false;
+    if let Some(shown) = &screen.shown {
+        start_screen(tx, shown).await?;
+        screen_started = true;
+    }
     let mut clipboard_told: Option<bool> = None;
     // Files beside the screen; the technician opens no other unidirectional streams.
     let mut files = link::files::Files::start(connection.clone(), keys.file_keys(), true);
@@ -786,17 +934,11 @@ async fn run_leg(
     let mut silence_tick = link::silence::ticker();
     let ended = loop {
         tokio::select! {
-            produced = prod_rx.recv(), if !finished => match produced {
+            produced = screen.produced.recv(), if !finished => match produced {
                 Some(Produced::Ready { width, height, describe, monitors }) => {
-                    tx.send(&PeerMessage::SessionStart {
-                        width,
-                        height,
-                        agent_version: protocol::SOFTWARE_VERSION.into(),
-                    })
-                    .await?;
-                    if let Some(m) = monitors {
-                        tx.send(&PeerMessage::Monitors(m)).await?;
-                    }
+                    let shown = Shown { width, height, monitors };
+                    start_screen(tx, &shown).await?;
+                    screen.shown = Some(shown);
                     screen_started = true;
                     if let Some(shared) = clipboard_told.take() {
                         tx.send(&PeerMessage::ClipboardShared(shared)).await?;
@@ -806,10 +948,19 @@ async fn run_leg(
                 Some(Produced::Switched(switched)) => {
                     crate::monitors::report_switch(report, name, &switched);
                     if let Ok((m, _)) = switched {
+                        if let Some(shown) = &mut screen.shown {
+                            shown.monitors = Some(m.clone());
+                        }
                         tx.send(&PeerMessage::Monitors(m)).await?;
                     }
                 }
-                Some(Produced::Update { update, frame_id }) => {
+                Some(Produced::Update { leg, .. }) if !screen.current(leg) => {
+                    debug!(leg, "an update made for a leg of the link that is over; dropped");
+                }
+                Some(Produced::Update { update, frame_id, .. }) => {
+                    if let Some(shown) = &mut screen.shown {
+                        (shown.width, shown.height) = (update.width, update.height);
+                    }
                     let seq = update.seq;
                     window.sent(seq);
                     if opts.report_updates {
@@ -840,7 +991,7 @@ async fn run_leg(
             Some(written) = sending.join_next(), if !sending.is_empty() => match written {
                 Ok(seq) => {
                     if window.written(seq) {
-                        let _ = credit_tx.try_send(());
+                        screen.credit();
                     }
                     if finished && window.is_idle() {
                         break Ended::Reason(EndReason::SourceFinished);
@@ -851,7 +1002,7 @@ async fn run_leg(
             msg = rx.recv() => match msg {
                 Ok(Some(PeerMessage::UpdateAck { seq })) => match window.ack(seq) {
                     Ok(Ack::Freed) => {
-                        let _ = credit_tx.try_send(());
+                        screen.credit();
                         if finished && window.is_idle() {
                             break Ended::Reason(EndReason::SourceFinished);
                         }
@@ -862,7 +1013,7 @@ async fn run_leg(
                 },
                 Ok(Some(PeerMessage::Input(mut event))) => {
                     if let InputEvent::PointerMove { x, y } = &mut event {
-                        (*x, *y) = area.lock().expect("area lock").to_desktop(*x, *y);
+                        (*x, *y) = screen.area.lock().expect("area lock").to_desktop(*x, *y);
                     }
                     if control {
                         // Waits while the session's input is full: flow control then slows the
@@ -891,7 +1042,7 @@ async fn run_leg(
                     tx.send(&PeerMessage::MonitorRefused { reason: MONITOR_NOT_IN_CONTROL.into() }).await?;
                 }
                 Ok(Some(PeerMessage::ShowMonitor(choice))) => {
-                    if switch_tx.try_send(choice).is_err() {
+                    if screen.switches.try_send(choice).is_err() {
                         debug!("a monitor switch came while another was waiting; dropped");
                     }
                 }
@@ -923,7 +1074,7 @@ async fn run_leg(
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
             },
-            Some(shape) = shapes.recv(), if screen_started => tx.send(&PeerMessage::CursorShape(shape)).await?,
+            Some(shape) = screen.shapes.recv(), if screen_started => tx.send(&PeerMessage::CursorShape(shape)).await?,
             out = files.next() => match out {
                 link::files::Out::Peer(m) => tx.send(&PeerMessage::File(m)).await?,
                 link::files::Out::News(news) => {
@@ -984,10 +1135,6 @@ async fn run_leg(
             },
         }
     };
-    // The capture thread notices within one capture; it is not joined, so a capture blocked on
-    // a slow screen cannot hold up the end of the session.
-    stop.store(true, Ordering::Relaxed);
-    drop(credit_tx);
     if window.repeated() > 0 {
         warn!(
             repeated = window.repeated(),

@@ -239,3 +239,42 @@ proptest! {
         play(width, height, &steps, true)?;
     }
 }
+
+/// A viewer that lost updates (its link was resumed) is sent the whole screen again while it
+/// stands still: a decoder that saw none of the updates before holds the screen after it, and
+/// one that saw them all holds it too.
+#[test]
+fn a_resent_screen_restores_a_viewer_that_lost_updates() {
+    let (width, height) = (200usize, 120usize);
+    let mut frame = vec![0u8; width * height * BPP];
+    let mut seed = 7;
+    for px in frame.chunks_mut(BPP) {
+        px[..3].copy_from_slice(&splitmix(&mut seed).to_le_bytes()[..3]);
+    }
+    let mut enc = Encoder::lossless(width as u32, height as u32);
+    let mut stayed = Decoder::new();
+    let first = enc
+        .encode(&frame, width as u32, height as u32, 0, 1)
+        .unwrap();
+    stayed.apply(&first).unwrap();
+    // A change the resumed viewer never receives.
+    frame[..BPP * 40].fill(9);
+    let lost = enc
+        .encode(&frame, width as u32, height as u32, 50, 2)
+        .unwrap();
+    stayed.apply(&lost).unwrap();
+
+    let again = enc.resend(100, 1).expect("a whole screen");
+    let mut resumed = Decoder::new();
+    resumed.apply(&again).unwrap();
+    assert!(
+        resumed.pixels() == &frame[..],
+        "the resumed viewer holds the screen"
+    );
+    stayed.apply(&again).unwrap();
+    assert!(stayed.pixels() == &frame[..]);
+    // Nothing changed since: nothing more is due.
+    assert!(enc
+        .encode(&frame, width as u32, height as u32, 150, 2)
+        .is_none());
+}

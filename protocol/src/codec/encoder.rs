@@ -409,6 +409,16 @@ impl Encoder {
         self.full_pending = true;
     }
 
+    /// The whole screen again, as of the last frame given to [`Encoder::encode`], coded without
+    /// reference to what the viewer held: for a viewer that may have lost updates (its link was
+    /// resumed) while the screen stands still. `None` only for an empty screen.
+    pub fn resend(&mut self, t_ms: u64, seq: u64) -> Option<Update> {
+        self.full_pending = true;
+        let frame = self.reference.clone();
+        let (width, height) = (self.grid.width as u32, self.grid.height as u32);
+        self.encode(&frame, width, height, t_ms, seq)
+    }
+
     /// Whether part of the viewer's image is lossy and waits for [`Encoder::refine`].
     pub fn refine_pending(&self) -> bool {
         self.region.is_some() || self.lossy.contains(&true)
