@@ -1,7 +1,8 @@
 //! `bench`: benchmarks that print figures comparable within one run (the relay against a direct
 //! connection, our screen codec against video codecs, a whole session against VNC servers). Each
 //! bench is a subcommand in its own module (`relay.rs`, `codec.rs`, `capture.rs`, `record.rs`,
-//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`, `archive.rs`, `cluster.rs`); the
+//! `e2e.rs`, `network.rs`, `load.rs`, `desk.rs`, `files.rs`, `archive.rs`, `cluster.rs` with
+//! `resume_gap.rs`); the
 //! shared report format (`report.rs`: a table, or JSON lines with `--json`) and the `/proc`
 //! readers (`procstat.rs`) are there for all of them. Progress goes to stderr, the report to stdout.
 //!
@@ -25,6 +26,7 @@ mod procstat;
 mod record;
 mod relay;
 mod report;
+mod resume_gap;
 mod sealing;
 
 /// Tandem benchmarks: print comparable figures as a table, or as JSON lines with --json.
@@ -83,8 +85,9 @@ enum Bench {
     Archive(archive::Args),
     /// Joins by code across two relays of one cluster on a PostgreSQL database (started here:
     /// the technician asks relay B, which sends it to relay A where the agent waits), beside
-    /// joins on one relay: joins a second and join latency (needs
-    /// `cargo build --release -p relay` first)
+    /// joins on one relay: joins a second and join latency; and the session gap when a live
+    /// session's relay is SIGKILLed and started again (needs `cargo build --release -p relay
+    /// -p agent -p technician` first)
     Cluster(cluster::Args),
 }
 
