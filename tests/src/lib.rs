@@ -143,6 +143,28 @@ impl Proc {
         }))
     }
 
+    /// Waits for a JSON status event `{"event": event, …}` printed after the first `after`
+    /// event (the first screen update after `link_resumed`, not one from before), with `pick`
+    /// true of it.
+    pub fn wait_event_after(
+        &mut self,
+        after: &str,
+        event: &str,
+        timeout: Duration,
+        pick: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let what = format!("a `{event}` event after `{after}`");
+        let mut seen = false;
+        must(self.0.wait_line(timeout, &what, |l| {
+            let v = serde_json::from_str::<Value>(l).ok()?;
+            if !seen {
+                seen = v["event"] == after;
+                return None;
+            }
+            (v["event"] == event && pick(&v)).then_some(v)
+        }))
+    }
+
     /// All JSON events named `event` seen so far on stdout.
     pub fn events(&self, event: &str) -> Vec<Value> {
         self.stdout()

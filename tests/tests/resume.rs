@@ -40,6 +40,7 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
         ],
     );
     tech.wait_event("update", PROMPT);
+    let hashes = frame_hashes(&corpus);
 
     // SIGKILL: no goodbye to anyone, the session's state on the relay gone with the process.
     let addr = relay.addr.clone();
@@ -62,22 +63,16 @@ fn a_session_resumes_through_its_relay_restarted_in_place_after_a_sigkill() {
     agent.wait_event("link_resumed", PROMPT);
 
     // The screen flows again: an update after the resume shows a frame of the recording.
-    let hashes = frame_hashes(&corpus);
-    let after = tech.wait_event("update", PROMPT);
+    tech.wait_event_after("link_resumed", "update", PROMPT, |_| true);
     // The figure a person would ask for: how long the screen stood still.
     eprintln!(
         "relay restarted in place: link back {took:?} after the kill, first update after it {:?} after the kill",
         killed.elapsed()
     );
-    let sha = after["sha256"].as_str().unwrap_or_default().to_string();
-    let sha = if sha.is_empty() {
-        tech.wait_event("update", PROMPT)["sha256"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    } else {
-        sha
-    };
+    let after = tech.wait_event_after("link_resumed", "update", PROMPT, |u| {
+        u["sha256"].as_str().is_some_and(|s| !s.is_empty())
+    });
+    let sha = after["sha256"].as_str().unwrap().to_string();
     assert!(
         hashes.contains(&sha),
         "the screen after the resume is no frame of the recording"
