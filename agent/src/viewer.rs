@@ -49,7 +49,7 @@ use protocol::chat::{Chat, ChatMeter};
 use protocol::clipboard::ClipboardData;
 use protocol::codec::encoder::REFINE_AFTER_MS;
 use protocol::codec::Encoder;
-use protocol::control::{FromRelay, Joining};
+use protocol::control::{FromRelay, Joining, PeerLeftReason};
 use protocol::cursor::CursorShape;
 use protocol::input::InputEvent;
 use protocol::monitor::{MonitorChoice, Monitors};
@@ -785,7 +785,11 @@ async fn serve(
         .await;
         // A link that died mid-session is resumed; any other end is the end.
         let lost = match &leg {
-            Err(LinkError::ConnectionLost(_) | LinkError::RelayShuttingDown) => true,
+            Err(
+                LinkError::ConnectionLost(_)
+                | LinkError::RelayShuttingDown
+                | LinkError::PeerLinkLost,
+            ) => true,
             Err(_) | Ok(Ended::PeerLeft(_)) => link::resume::resumable(&conn.connection),
             Ok(_) => false,
         };
@@ -1112,6 +1116,9 @@ async fn run_leg(
             ctl = conn.next() => match ctl {
                 Err(LinkError::PeerLeft(reason)) => match last_word(rx).await {
                     Some(r) => break Ended::Reason(r),
+                    // The technician's link died without a word: it may be resuming, so this
+                    // end rejoins too and the relay pairs the two again.
+                    None if reason == PeerLeftReason::ConnectionLost => return Err(LinkError::PeerLinkLost),
                     None => break Ended::PeerLeft(reason.to_string()),
                 },
                 Ok(FromRelay::PeerQuiet { silent_ms }) => {

@@ -56,6 +56,10 @@ pub enum LinkError {
     PeerLeft(PeerLeftReason),
     #[error("the relay is shutting down")]
     RelayShuttingDown,
+    /// The other end's connection to the relay died without a word: it may be resuming the
+    /// session, so this end rejoins too ([`crate::resume`]).
+    #[error("the other side's connection was lost")]
+    PeerLinkLost,
     /// The agent asked for is on another relay of the organisation: connect there
     /// ([`RelayConnection::connect_redirected`]) and ask again.
     #[error("the session is on relay {} at {} of the same organisation", .0.name, .0.addr)]
@@ -932,7 +936,8 @@ impl RelayConnection {
 
     /// After a peer-plane stream ended unexpectedly: waits briefly for the relay's word on why.
     /// `Ok` with the reason the other peer left (or `fallback` when the relay says nothing);
-    /// `Err` when the relay itself is going away or the connection to it failed.
+    /// `Err` when the relay itself is going away or the connection to it failed, or
+    /// [`LinkError::PeerLinkLost`] when the other peer's link died (it may come back).
     pub async fn explain_departure(&mut self, fallback: String) -> Result<String, LinkError> {
         match tokio::time::timeout(
             std::time::Duration::from_secs(1),
@@ -940,6 +945,9 @@ impl RelayConnection {
         )
         .await
         {
+            Ok(Err(LinkError::PeerLeft(PeerLeftReason::ConnectionLost))) => {
+                Err(LinkError::PeerLinkLost)
+            }
             Ok(Err(LinkError::PeerLeft(reason))) => Ok(reason.to_string()),
             Ok(Err(e)) => Err(e),
             _ => Ok(fallback),

@@ -119,6 +119,8 @@ pub struct JoinOptions {
     pub clipboard: bool,
     /// Relays of the organisation to resume through besides the session's own.
     pub other_relays: Vec<link::resume::OtherRelay>,
+    /// How long a session whose relay connection died tries to resume (`None`: the default).
+    pub resume_limit: Option<std::time::Duration>,
 }
 
 /// How a window follows the session.
@@ -526,7 +528,7 @@ pub async fn join(
         record_clipboard_content: clipboard_content,
         cursor: live.cursor,
         token: Some(stored.token.clone()),
-        resume_limit: None,
+        resume_limit: opts.resume_limit,
         other_relays: opts.other_relays.clone(),
     };
     // However the session ends, its log is sealed (and spooled for the relay) below.

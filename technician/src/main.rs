@@ -315,6 +315,10 @@ struct SessionArgs {
     /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own
     #[arg(long = "resume-relay", value_name = "FINGERPRINT@HOST:PORT")]
     resume_relays: Vec<link::resume::OtherRelay>,
+    /// Seconds a session whose connection to the relay died keeps trying to resume before it
+    /// ends
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    resume_secs: u64,
 }
 
 /// The password: asked at the terminal without echo, or one line of standard input.
@@ -707,6 +711,7 @@ async fn run_session_with(
         no_record: args.no_record,
         clipboard: args.clipboard,
         other_relays: args.resume_relays,
+        resume_limit: Some(std::time::Duration::from_secs(args.resume_secs)),
     };
     let ctrl_c = Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;

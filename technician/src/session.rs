@@ -35,7 +35,7 @@ use link::silence::{Change, Silence};
 use link::{LinkError, RelayConnection};
 use protocol::chat::Chat;
 use protocol::clipboard::{ClipContent, ClipKind, ClipboardData, Selection};
-use protocol::control::FromRelay;
+use protocol::control::{FromRelay, PeerLeftReason};
 use protocol::cursor::CursorPosition;
 use protocol::e2e::{StreamKind, UpdateReceiver};
 use protocol::framing::FrameReader;
@@ -1411,10 +1411,18 @@ pub async fn run(
                 // A resumed leg starts its screen again.
                 Ok(Some(PeerMessage::SessionStart { width, height, .. })) => opts.tell(SessionEvent::Started { width, height }),
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", other.kind())),
-                Ok(None) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure("it closed the session stream without saying why".into()).await?)),
+                Ok(None) => match conn.explain_departure("it closed the session stream without saying why".into()).await {
+                    Ok(words) => break Ended::Failed(format!("the agent left: {words}")),
+                    Err(e) if resumes(&e) => lost = Some(e.to_string()),
+                    Err(e) => return Err(e),
+                },
                 Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
                 Err(e) if link::resume::resumable(&connection) => lost = Some(e.to_string()),
-                Err(e) => break Ended::Failed(format!("the agent left: {}", conn.explain_departure(format!("the session stream broke: {e}")).await?)),
+                Err(e) => match conn.explain_departure(format!("the session stream broke: {e}")).await {
+                    Ok(words) => break Ended::Failed(format!("the agent left: {words}")),
+                    Err(e) if resumes(&e) => lost = Some(e.to_string()),
+                    Err(e) => return Err(e),
+                },
             },
             _ = silence_tick.tick() => match relay_silence.check(&conn.connection) {
                 _ if relay_silence.silent_for() >= link::resume::LOST_AFTER => {
@@ -1436,6 +1444,9 @@ pub async fn run(
             ctl = conn.next() => match ctl {
                 Err(LinkError::PeerLeft(reason)) => match last_word(&mut rx).await {
                     Some(r) => break Ended::ByAgent(r),
+                    // The agent's link died without a word: it may be resuming, so this end
+                    // rejoins too and the relay pairs the two again.
+                    None if reason == PeerLeftReason::ConnectionLost => lost = Some(LinkError::PeerLinkLost.to_string()),
                     None => break Ended::Failed(format!("the agent left: {reason}")),
                 },
                 Ok(FromRelay::PeerQuiet { silent_ms }) => {
@@ -1638,6 +1649,15 @@ pub async fn run(
         conn.await_departure(Duration::from_secs(2)).await;
     }
     Ok((ended, stats, viewer))
+}
+
+/// Whether an end of the link found after the session stream stopped is one to resume from: the
+/// relay going away, or its connection or the agent's lost.
+fn resumes(e: &LinkError) -> bool {
+    matches!(
+        e,
+        LinkError::ConnectionLost(_) | LinkError::RelayShuttingDown | LinkError::PeerLinkLost
+    )
 }
 
 #[cfg(test)]

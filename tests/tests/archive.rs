@@ -283,8 +283,12 @@ fn a_log_waits_in_the_spool_while_the_relay_is_down_and_goes_up_after_the_next_s
     let addr = relay.addr.clone();
     // The relay stops in the middle of the first session.
     let source = format!("corpus:{}", data("typing.scrn").display());
-    let (mut agent, code) = start_agent(&relay, &["--source", &source, "--speed", "0.2"]);
-    let mut tech = start_technician(&relay, &code, &[]);
+    // Both give the session up a second after the relay is gone (no relay comes back in time).
+    let (mut agent, code) = start_agent(
+        &relay,
+        &["--source", &source, "--speed", "0.2", "--resume-secs", "1"],
+    );
+    let mut tech = start_technician(&relay, &code, &["--resume-secs", "1"]);
     tech.wait_event("session_start", PROMPT);
     std::thread::sleep(Duration::from_millis(500));
     relay.proc.signal(libc::SIGTERM);

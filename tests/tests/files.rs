@@ -211,7 +211,17 @@ fn a_transfer_cut_by_a_relay_restart_resumes_in_the_next_session() {
     let big = dir.path().join("big.bin");
     let sha = write_file(&big, 512 << 20);
     let inbox = dir.path().join("user-inbox");
-    let (mut first, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
+    // The agent gives the session up a second after its link is lost (it would resume it
+    // through a relay back within that time, and the file with the next session).
+    let (mut first, code) = agent(
+        &relay,
+        &[
+            "--accept-files",
+            inbox.to_str().unwrap(),
+            "--resume-secs",
+            "1",
+        ],
+    );
     let _tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
 
     // Cut the relay off once part of the file is on the user's disk; the agent writes what it

@@ -1,6 +1,7 @@
 //! Departures and restarts: a killed peer's silence is reported to the other within a second
-//! or two, its departure at the relay's idle timeout; a relay told to stop tells its peers; a
-//! restarted relay keeps its certificate.
+//! or two, its departure at the relay's idle timeout, after which the other tries to resume the
+//! session for as long as it is told (`--resume-secs`) and then ends; a killed relay is noticed
+//! at once; a relay told to stop tells its peers; a restarted relay keeps its certificate.
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,16 @@ fn long_source() -> String {
 /// Starts a session and waits until the technician has the screen.
 fn session(relay: &Relay) -> (Proc, Proc) {
     let src = long_source();
-    let (agent, code) = start_agent(relay, &["--source", &src, "--speed", "0.1"]);
-    let mut tech = start_technician(relay, &code, &["--report-updates"]);
+    let resume = RESUME_SECS.as_secs().to_string();
+    let (agent, code) = start_agent(
+        relay,
+        &["--source", &src, "--speed", "0.1", "--resume-secs", &resume],
+    );
+    let mut tech = start_technician(
+        relay,
+        &code,
+        &["--report-updates", "--resume-secs", &resume],
+    );
     tech.wait_event("update", PROMPT);
     (agent, tech)
 }
@@ -27,6 +36,36 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(3000);
 /// Silence after which the partner is told (1 s), checked every 250 ms, with room for a busy
 /// machine.
 const TOLD_QUIET_WITHIN: Duration = Duration::from_millis(2000);
+/// How long the ends of these sessions try to resume a lost link.
+const RESUME_SECS: Duration = Duration::from_secs(1);
+
+/// Waits for `proc`'s `link_lost` event and checks it came at the idle timeout, saying the other
+/// end's connection was lost; then for the end of the session once resuming failed.
+fn lost_at_the_idle_timeout_then_ended(proc: &mut Proc, killed: Instant) -> serde_json::Value {
+    let lost = proc.wait_event("link_lost", Duration::from_secs(10));
+    let after = killed.elapsed();
+    eprintln!("told it left after {after:?}: {lost}");
+    assert!(
+        lost["why"]
+            .as_str()
+            .unwrap()
+            .contains("connection was lost"),
+        "{lost}"
+    );
+    assert!(
+        after >= IDLE_TIMEOUT - Duration::from_millis(500)
+            && after <= IDLE_TIMEOUT + Duration::from_secs(2),
+        "told it left after {after:?}"
+    );
+    proc.wait_event("link_gone", RESUME_SECS + Duration::from_secs(5));
+    let ended = proc.wait_event("ended", PROMPT);
+    assert!(
+        killed.elapsed() <= IDLE_TIMEOUT + RESUME_SECS + Duration::from_secs(4),
+        "ended after {:?}",
+        killed.elapsed()
+    );
+    ended
+}
 
 #[test]
 fn killing_the_agent_tells_the_technician_at_once_and_ends_at_the_idle_timeout() {
@@ -40,21 +79,7 @@ fn killing_the_agent_tells_the_technician_at_once_and_ends_at_the_idle_timeout()
     eprintln!("told quiet after {told:?}: {quiet}");
     assert!(told <= TOLD_QUIET_WITHIN, "told quiet after {told:?}");
     assert!(quiet["silent_ms"].as_u64().unwrap() >= 1000, "{quiet}");
-    let ended = tech.wait_event("ended", Duration::from_secs(10));
-    let after = killed.elapsed();
-    assert!(
-        ended["message"]
-            .as_str()
-            .unwrap()
-            .contains("connection was lost"),
-        "{ended}"
-    );
-    eprintln!("told it left after {after:?}");
-    assert!(
-        after >= IDLE_TIMEOUT - Duration::from_millis(500)
-            && after <= IDLE_TIMEOUT + Duration::from_secs(2),
-        "told it left after {after:?}"
-    );
+    lost_at_the_idle_timeout_then_ended(&mut tech, killed);
     assert!(tech.events("peer_back").is_empty(), "{}", tech.transcript());
     assert!(!tech.wait_exit(PROMPT).success());
 }
@@ -74,22 +99,8 @@ fn killing_the_technician_tells_the_agent_at_once_and_ends_at_the_idle_timeout()
     let told = killed.elapsed();
     eprintln!("told quiet after {told:?}");
     assert!(told <= TOLD_QUIET_WITHIN, "told quiet after {told:?}");
-    let ended = agent.wait_event("ended", Duration::from_secs(10));
-    let after = killed.elapsed();
+    let ended = lost_at_the_idle_timeout_then_ended(&mut agent, killed);
     assert_eq!(ended["reason"], "PeerLeft", "{ended}");
-    assert!(
-        ended["message"]
-            .as_str()
-            .unwrap()
-            .contains("connection was lost"),
-        "{ended}"
-    );
-    eprintln!("told it left after {after:?}");
-    assert!(
-        after >= IDLE_TIMEOUT - Duration::from_millis(500)
-            && after <= IDLE_TIMEOUT + Duration::from_secs(2),
-        "told it left after {after:?}"
-    );
     agent.wait_exit(PROMPT);
     // The killed technician's log is whole up to its last record: it ended early, untampered.
     let (code, text) = tests::verify_log(&log);
@@ -110,19 +121,16 @@ fn killing_the_relay_is_noticed_by_both_at_once_and_ends_at_the_idle_timeout() {
         eprintln!("{who} told the relay is quiet after {told:?}: {quiet}");
         assert!(told <= TOLD_QUIET_WITHIN, "{who}: after {told:?}");
     }
-    // QUIC's idle timeout is the smaller of the two ends': the relay's here. The technician's
-    // session ends; the agent reports the lost link as its error.
-    for (who, p, event) in [
-        ("technician", &mut tech, "ended"),
-        ("agent", &mut agent, "error"),
-    ] {
-        let end = p.wait_event(event, Duration::from_secs(10));
+    // Both take the silence for a lost link, try to resume through a relay that is not there,
+    // and end once their time for it is up.
+    for (who, p) in [("technician", &mut tech), ("agent", &mut agent)] {
+        p.wait_event("link_lost", Duration::from_secs(5));
+        let gone = p.wait_event("link_gone", Duration::from_secs(10));
         let after = killed.elapsed();
-        assert!(end.to_string().contains("lost"), "{who}: {end}");
-        eprintln!("{who} ended after {after:?}");
+        eprintln!("{who} gave up after {after:?}: {gone}");
         assert!(
-            after <= IDLE_TIMEOUT + Duration::from_secs(2),
-            "{who} ended after {after:?}"
+            after <= link::resume::LOST_AFTER + RESUME_SECS + Duration::from_secs(3),
+            "{who} gave up after {after:?}"
         );
     }
 }
@@ -142,14 +150,23 @@ fn stopping_the_relay_tells_peers_and_a_restart_keeps_the_fingerprint() {
         "{}",
         relay.proc.transcript()
     );
-    for p in [&mut waiting, &mut agent, &mut tech] {
-        assert!(!p.wait_exit(PROMPT).success());
-        let err = p.wait_event("error", PROMPT);
+    // The agent waiting for a technician is told and ends; the two in a session are told and
+    // try to resume it (a relay restarted at once would take them back), then end.
+    assert!(!waiting.wait_exit(PROMPT).success());
+    let err = waiting.wait_event("error", PROMPT);
+    assert!(
+        err["message"].as_str().unwrap().contains("shutting down"),
+        "{err}"
+    );
+    for p in [&mut agent, &mut tech] {
+        let lost = p.wait_event("link_lost", PROMPT);
         assert!(
-            err["message"].as_str().unwrap().contains("shutting down"),
-            "{}: {err}",
+            lost["why"].as_str().unwrap().contains("shutting down"),
+            "{}: {lost}",
             p.name()
         );
+        p.wait_event("link_gone", PROMPT);
+        p.wait_exit(PROMPT);
     }
 
     let again = Relay::start(dir.path(), &[]);
