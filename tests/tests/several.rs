@@ -68,7 +68,13 @@ fn desk(relay_args: &[&str], second: (&str, u8, &[&str])) -> Desk {
     let second = log_in_as(&relay, dir.path(), name, tier, extra);
     let sink = dir.path().join("input.jsonl");
     let input = format!("record:{}", sink.display());
-    let mut agent = request_help(&relay, "ask", &["--speed", SLOW, "--input", &input]);
+    // A technician killed mid-session is given up after a second of trying to resume its link
+    // (then control passes on, as the desk asks).
+    let mut agent = request_help(
+        &relay,
+        "ask",
+        &["--speed", SLOW, "--input", &input, "--resume-secs", "1"],
+    );
     agent.wait_event("queued", PROMPT);
     Desk {
         dir,

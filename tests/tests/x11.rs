@@ -19,7 +19,13 @@ fn desk(consent: &str) -> (Xvfb, Proc, tempfile::TempDir, Relay, Proc, String) {
     let win = x.test_window(WIN.0, WIN.1, WIN.2, WIN.3);
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let (agent, code) = x11_agent(&relay, &x, &["--consent", consent], false);
+    // A technician that vanishes is given up a second after its link is lost (not resumed).
+    let (agent, code) = x11_agent(
+        &relay,
+        &x,
+        &["--consent", consent, "--resume-secs", "1"],
+        false,
+    );
     (x, win, dir, relay, agent, code)
 }
 
