@@ -454,14 +454,27 @@ impl Relay {
 /// `args` say otherwise) and waits for its session code: the whole code, rendezvous part and
 /// secret part (`123456789-4821`), as the user would read it out.
 pub fn start_agent(relay: &Relay, args: &[&str]) -> (Proc, String) {
+    let mut all = vec![];
+    if !args.contains(&"--consent") {
+        all.extend(["--consent", "control"]);
+    }
+    all.extend(args);
+    spawn_agent(relay, &all, false)
+}
+
+/// Starts an agent whose terminal the test types into ([`Proc::send_line`]), on `relay` with
+/// `args` as given (plus relay and `--json`; no consent preset, so the user is asked unless
+/// `args` say otherwise); returns it with its code.
+pub fn start_agent_asking(relay: &Relay, args: &[&str]) -> (Proc, String) {
+    spawn_agent(relay, args, true)
+}
+
+fn spawn_agent(relay: &Relay, args: &[&str], stdin: bool) -> (Proc, String) {
     let mut all: Vec<String> = relay.peer_args_on(Side::Agent);
     all.push("--json".into());
-    if !args.contains(&"--consent") {
-        all.extend(["--consent".into(), "control".into()]);
-    }
     all.extend(args.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn_in(relay.netns_of(Side::Agent), "agent", &refs, &[], false);
+    let mut agent = Proc::spawn_in(relay.netns_of(Side::Agent), "agent", &refs, &[], stdin);
     let code = agent.wait_event("code", PROMPT)["code"]
         .as_str()
         .expect("code is a string")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use harness::Side;
 use sha2::{Digest, Sha256};
-use tests::{data, start_agent, start_technician, Proc, Relay, PROMPT};
+use tests::{data, start_agent, start_agent_asking, start_technician, Proc, Relay, PROMPT};
 
 /// Longest a transfer test may take, on a slow machine.
 const TRANSFER: Duration = Duration::from_secs(180);
@@ -354,16 +354,11 @@ fn the_user_stops_a_file_and_both_ends_say_so_keeping_what_arrived() {
     let big = dir.path().join("big.bin");
     write_file(&big, 512 << 20);
     let inbox = dir.path().join("user-inbox");
-    let mut args: Vec<String> = relay.peer_args_on(Side::Agent);
-    args.extend(["--json".into(), "--consent".into(), "control".into()]);
-    args.extend(["--accept-files".into(), inbox.display().to_string()]);
-    args.extend(screen());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn_in(relay.netns_of(Side::Agent), "agent", &refs, &[], true);
-    let code = agent.wait_event("code", PROMPT)["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let inbox_arg = inbox.display().to_string();
+    let screen = screen();
+    let mut args = vec!["--consent", "control", "--accept-files", &inbox_arg];
+    args.extend(screen.iter().map(String::as_str));
+    let (mut agent, code) = start_agent_asking(&relay, &args);
     let mut tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
     agent.wait_event("file_started", TRANSFER);
     agent.send_line("s");

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use harness::Side;
 use serde_json::Value;
-use tests::{data, run, Proc, Relay, PROMPT};
+use tests::{data, run, start_agent_asking, Proc, Relay, PROMPT};
 
 const SESSION: Duration = Duration::from_secs(60);
 
@@ -33,14 +32,7 @@ fn chat_goes_both_ways_in_order_before_consent_too_and_is_in_the_log() {
     let relay = Relay::start(dir.path(), &[]);
     // The agent asks its user (in its terminal, which the test types into).
     let source = format!("corpus:{}", data("idle-clock.scrn").display());
-    let mut args = relay.peer_args_on(Side::Agent);
-    args.extend(["--json", "--source", &source, "--speed", "0.2"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut agent = Proc::spawn_in(relay.netns_of(Side::Agent), "agent", &refs, &[], true);
-    let code = agent.wait_event("code", PROMPT)["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut agent, code) = start_agent_asking(&relay, &["--source", &source, "--speed", "0.2"]);
     // The technician introduces itself before the user answers, and says more once it sees the
     // screen.
     let script = dir.path().join("chat.txt");
