@@ -86,6 +86,25 @@ fn desk(relay_args: &[&str], second: (&str, u8, &[&str])) -> Desk {
     }
 }
 
+/// Tom takes the request and plays `script`, the user lets him in: his process and the
+/// session's identifier.
+fn tom_takes_it(
+    relay: &Relay,
+    dir: &Path,
+    tom: &str,
+    agent: &mut Proc,
+    script: &str,
+) -> (Proc, String) {
+    let mut first = take_next(relay, dir, tom, script, &[]);
+    event_about(agent, "consent_request", "tom");
+    agent.send_line("c");
+    let session = first.wait_event("paired", PROMPT)["session"]
+        .as_str()
+        .expect("the session's identifier")
+        .to_string();
+    (first, session)
+}
+
 #[test]
 fn an_escalation_taken_live_passes_control_once_the_user_agrees_and_the_first_only_observes() {
     let Desk {
@@ -283,20 +302,14 @@ fn a_lead_monitors_takes_over_hands_back_and_takes_control_when_its_holder_is_ki
         &["--idle-timeout-ms", "3000"],
         ("lena", 1, &["--role", "lead"]),
     );
-    let mut first = take_next(
+    let (first, session) = tom_takes_it(
         &relay,
         dir.path(),
         &tom,
+        &mut agent,
         "wait-control me 30000\nwait-control lena 60000\nwait-control me 60000\ntype back\n\
          wait 120000\n",
-        &[],
     );
-    event_about(&mut agent, "consent_request", "tom");
-    agent.send_line("c");
-    let session = first.wait_event("paired", PROMPT)["session"]
-        .as_str()
-        .expect("the session's identifier")
-        .to_string();
 
     // A technician who is not a lead may not monitor.
     let mut refused = technician(
@@ -549,13 +562,7 @@ fn only_the_technician_in_control_switches_monitors_and_the_others_are_told_why(
         mut agent,
         ..
     } = desk(&[], ("lena", 1, &["--role", "lead"]));
-    let mut first = take_next(&relay, dir.path(), &tom, "wait 120000\n", &[]);
-    event_about(&mut agent, "consent_request", "tom");
-    agent.send_line("c");
-    let session = first.wait_event("paired", PROMPT)["session"]
-        .as_str()
-        .expect("the session's identifier")
-        .to_string();
+    let (first, session) = tom_takes_it(&relay, dir.path(), &tom, &mut agent, "wait 120000\n");
     let mut lead = technician(
         &relay,
         dir.path(),
