@@ -785,11 +785,7 @@ async fn serve(
         .await;
         // A link that died mid-session is resumed; any other end is the end.
         let lost = match &leg {
-            Err(
-                LinkError::ConnectionLost(_)
-                | LinkError::RelayShuttingDown
-                | LinkError::PeerLinkLost,
-            ) => true,
+            Err(e) if e.is_link_lost() => true,
             Err(_) | Ok(Ended::PeerLeft(_)) => link::resume::resumable(&conn.connection),
             Ok(_) => false,
         };

@@ -74,6 +74,17 @@ pub enum LinkError {
     PeerPlane(#[from] crate::sealed::PeerPlaneError),
 }
 
+impl LinkError {
+    /// Whether the session's link died in a way it may be resumed from ([`crate::resume`]): the
+    /// connection to the relay lost, the relay going away, or the other end's link lost.
+    pub fn is_link_lost(&self) -> bool {
+        matches!(
+            self,
+            LinkError::ConnectionLost(_) | LinkError::RelayShuttingDown | LinkError::PeerLinkLost
+        )
+    }
+}
+
 /// An open connection to the relay with its control stream.
 pub struct RelayConnection {
     pub endpoint: Endpoint,

@@ -1413,14 +1413,14 @@ pub async fn run(
                 Ok(Some(other)) => break Ended::Failed(format!("the agent sent {} on the session stream", other.kind())),
                 Ok(None) => match conn.explain_departure("it closed the session stream without saying why".into()).await {
                     Ok(words) => break Ended::Failed(format!("the agent left: {words}")),
-                    Err(e) if resumes(&e) => lost = Some(e.to_string()),
+                    Err(e) if e.is_link_lost() => lost = Some(e.to_string()),
                     Err(e) => return Err(e),
                 },
                 Err(e) if e.is_violation() => break Ended::Failed(e.to_string()),
                 Err(e) if link::resume::resumable(&connection) => lost = Some(e.to_string()),
                 Err(e) => match conn.explain_departure(format!("the session stream broke: {e}")).await {
                     Ok(words) => break Ended::Failed(format!("the agent left: {words}")),
-                    Err(e) if resumes(&e) => lost = Some(e.to_string()),
+                    Err(e) if e.is_link_lost() => lost = Some(e.to_string()),
                     Err(e) => return Err(e),
                 },
             },
@@ -1649,15 +1649,6 @@ pub async fn run(
         conn.await_departure(Duration::from_secs(2)).await;
     }
     Ok((ended, stats, viewer))
-}
-
-/// Whether an end of the link found after the session stream stopped is one to resume from: the
-/// relay going away, or its connection or the agent's lost.
-fn resumes(e: &LinkError) -> bool {
-    matches!(
-        e,
-        LinkError::ConnectionLost(_) | LinkError::RelayShuttingDown | LinkError::PeerLinkLost
-    )
 }
 
 #[cfg(test)]
