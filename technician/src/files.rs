@@ -22,7 +22,7 @@ use link::files::{progress_words, summary_of, Command, Direction, FileInfo, File
 use link::report::Reporter;
 use protocol::e2e::FileKeys;
 use protocol::framing::FrameReader;
-use protocol::sessionlog::{FileDirection, FileOutcome, FileTransfer};
+use protocol::sessionlog::{FileDirection, FileOutcome, FileTransfer, FolderLook};
 use protocol::transfer::{bytes_words, AcceptedBy, FileMessage, OfferId};
 use quinn::RecvStream;
 use tokio::sync::oneshot;
@@ -158,8 +158,9 @@ impl TechFiles {
             Out::Broken(why) => return Some(Err(why)),
             Out::News(news) => news,
         };
-        self.follow(&news).await;
+        // Recorded first: following a news forgets which steps were listings.
         self.record(&news, sinks.recorder);
+        self.follow(&news).await;
         report(sinks.report, &news);
         if let Some(tx) = sinks.events {
             let _ = tx.send(crate::session::SessionEvent::Files(news));
@@ -276,6 +277,17 @@ impl TechFiles {
     /// Writes what ended for a file into the session log.
     fn record(&mut self, news: &FileNews, recorder: &Option<Arc<Mutex<Recorder>>>) {
         let Some(recorder) = recorder else { return };
+        let folder = match news {
+            FileNews::Listed { listing, .. } => Some(FolderLook::listed(listing)),
+            FileNews::FetchRefused {
+                tag, path, reason, ..
+            } if self.lists.contains(tag) => Some(FolderLook::refused(path, reason)),
+            _ => None,
+        };
+        if let Some(look) = folder {
+            recorder.lock().expect("recorder lock").folder(&look);
+            return;
+        }
         let entry = |file: &FileInfo, direction: Direction, by, outcome| FileTransfer {
             direction: match direction {
                 Direction::Sending => FileDirection::ToUser,

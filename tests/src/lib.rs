@@ -581,17 +581,43 @@ pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
     log
 }
 
-/// The link records of a session log, in order.
-pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
+/// The records of a session log that `pick` keeps, in order.
+pub fn log_records<T>(
+    path: &str,
+    pick: impl Fn(protocol::sessionlog::Record) -> Option<T>,
+) -> Vec<T> {
     let file = std::fs::File::open(path).unwrap();
     let mut reader = protocol::sessionlog::LogReader::new(std::io::BufReader::new(file)).unwrap();
     let mut out = Vec::new();
     while let Some(rec) = reader.next_record().unwrap() {
-        if let Ok(protocol::sessionlog::Record::Link(l)) = rec.decode() {
-            out.push(l);
+        if let Some(t) = rec.decode().ok().and_then(&pick) {
+            out.push(t);
         }
     }
     out
+}
+
+/// The link records of a session log, in order.
+pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
+    log_records(path, |r| match r {
+        protocol::sessionlog::Record::Link(l) => Some(l),
+        _ => None,
+    })
+}
+
+/// The folder records of the session log the technician `tech` recorded, once it says so;
+/// the log verifies whole.
+pub fn folder_records(tech: &mut Proc) -> Vec<protocol::sessionlog::FolderLook> {
+    let log = tech.wait_event("recorded", PROMPT)["path"]
+        .as_str()
+        .expect("the log's path")
+        .to_string();
+    let (code, text) = verify_log(&log);
+    assert_eq!(code, 0, "{text}");
+    log_records(&log, |r| match r {
+        protocol::sessionlog::Record::Folder(f) => Some(f),
+        _ => None,
+    })
 }
 
 /// Checks that the input the agent recorded at `record` (`agent --input record:FILE`) is every

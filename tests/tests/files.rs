@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use harness::Side;
+use protocol::sessionlog::{FolderLook, FolderOutcome};
 use sha2::{Digest, Sha256};
 use tests::{data, start_agent, start_agent_asking, start_technician, Proc, Relay, PROMPT};
 
@@ -329,6 +330,19 @@ fn a_folder_is_browsed_and_a_file_picked_from_it_arrives_bit_exact() {
         l.contains("listing_served") && l.contains("pick.bin")
     });
     assert_eq!(agent.events("listing_served").len(), 2);
+    // The session log says which folders were looked into and how much was there.
+    let listed = |path: &Path, folders, files| FolderLook {
+        path: path.display().to_string(),
+        outcome: FolderOutcome::Listed {
+            folders,
+            files,
+            omitted: 0,
+        },
+    };
+    assert_eq!(
+        tests::folder_records(&mut tech),
+        [listed(&shared, 1, 1), listed(&sub, 0, 1)]
+    );
 }
 
 #[test]
@@ -345,6 +359,13 @@ fn browsing_is_refused_where_the_user_does_not_allow_it() {
         "{refused}"
     );
     assert!(tech.events("listing").is_empty());
+    // The log keeps the refusal too.
+    let looks = tests::folder_records(&mut tech);
+    assert!(
+        matches!(looks.as_slice(), [FolderLook { path, outcome: FolderOutcome::Refused { reason } }]
+            if *path == folder && reason.contains("browse")),
+        "{looks:?}"
+    );
 }
 
 #[test]
