@@ -563,16 +563,23 @@ pub fn replayed_end_sha256(path: &str) -> String {
     hex::encode(Sha256::digest(player.framebuffer().pixels()))
 }
 
-/// The session log the technician `tech` recorded, once it says so: it verifies whole, and
-/// records one loss of the link and its resume through the relay at `relay`.
-pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
-    use protocol::sessionlog::LinkChange;
+/// The path of the session log the technician `tech` recorded, once it says so; the log
+/// verifies whole.
+pub fn verified_log(tech: &mut Proc) -> String {
     let log = tech.wait_event("recorded", PROMPT)["path"]
         .as_str()
         .expect("the log's path")
         .to_string();
     let (code, text) = verify_log(&log);
     assert_eq!(code, 0, "{text}");
+    log
+}
+
+/// The session log the technician `tech` recorded, once it says so: it verifies whole, and
+/// records one loss of the link and its resume through the relay at `relay`.
+pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
+    use protocol::sessionlog::LinkChange;
+    let log = verified_log(tech);
     let links = link_records(&log);
     assert!(
         matches!(links.as_slice(), [LinkChange::Lost { .. }, LinkChange::Resumed { relay: r }] if r == relay),
@@ -608,13 +615,7 @@ pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
 /// The folder records of the session log the technician `tech` recorded, once it says so;
 /// the log verifies whole.
 pub fn folder_records(tech: &mut Proc) -> Vec<protocol::sessionlog::FolderLook> {
-    let log = tech.wait_event("recorded", PROMPT)["path"]
-        .as_str()
-        .expect("the log's path")
-        .to_string();
-    let (code, text) = verify_log(&log);
-    assert_eq!(code, 0, "{text}");
-    log_records(&log, |r| match r {
+    log_records(&verified_log(tech), |r| match r {
         protocol::sessionlog::Record::Folder(f) => Some(f),
         _ => None,
     })

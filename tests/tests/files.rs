@@ -124,12 +124,7 @@ fn a_gigabyte_goes_to_the_user_and_back_bit_exact() {
     assert_eq!(allowed["path"], inbox.join("big.bin").display().to_string());
 
     // Both files are in the session log, with their SHA-256 and who accepted them.
-    let log = tech.wait_event("recorded", PROMPT)["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, _) = tests::verify_log(&log);
-    assert_eq!(status, 0);
+    let log = tests::verified_log(&mut tech);
     let shown = tests::run("technician", &["log", "show", &log], "");
     let text = shown.text();
     assert!(text.contains(&sha[..16]), "{text}");
