@@ -111,6 +111,8 @@ struct State {
     /// Requests whose agent waits on another live relay of the cluster, and which: connected,
     /// but taken there.
     elsewhere: HashMap<u64, RelayPointer>,
+    /// Sessions running on other live relays of the cluster, for the leads' dashboards.
+    live_elsewhere: Vec<LiveSession>,
     people: HashMap<String, Person>,
     watchers: HashMap<u64, Watcher>,
     next_watcher: u64,
@@ -466,6 +468,7 @@ impl Help {
             filings: HashMap::new(),
             away_since: HashMap::new(),
             elsewhere: HashMap::new(),
+            live_elsewhere: Vec::new(),
             people: HashMap::new(),
             watchers: HashMap::new(),
             next_watcher: 0,
@@ -504,17 +507,29 @@ impl Help {
         self.lock().reachable(id)
     }
 
-    /// Which requests' agents wait on other live relays of the cluster, as the shared database
-    /// says now; watchers are told when that changed.
-    pub(super) fn set_elsewhere(&self, elsewhere: HashMap<u64, RelayPointer>) {
+    /// Which requests' agents wait (or are in a session) on other live relays of the cluster,
+    /// and which sessions run there, as the shared database says now; watchers and dashboards
+    /// are told when that changed.
+    pub(super) fn set_elsewhere(
+        &self,
+        elsewhere: HashMap<u64, RelayPointer>,
+        mut live: Vec<LiveSession>,
+    ) {
+        live.sort_by(|a, b| a.session.cmp(&b.session));
         let mut st = self.lock();
-        if st.elsewhere == elsewhere {
-            return;
+        let sessions_changed = st.live_elsewhere != live;
+        st.live_elsewhere = live;
+        if st.elsewhere != elsewhere {
+            st.elsewhere = elsewhere;
+            st.forget_views();
+            drop(st);
+            self.changed.send_modify(|n| *n += 1);
+        } else {
+            drop(st);
         }
-        st.elsewhere = elsewhere;
-        st.forget_views();
-        drop(st);
-        self.changed.send_modify(|n| *n += 1);
+        if sessions_changed {
+            self.live_changed();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -666,6 +681,13 @@ impl Help {
                     request: l.request,
                     started_unix_ms: l.started_at,
                 })
+                .chain(
+                    state
+                        .live_elsewhere
+                        .iter()
+                        .filter(|l| l.tier <= tier)
+                        .cloned(),
+                )
                 .collect();
             sessions.sort_by(|a, b| {
                 (a.started_unix_ms, &a.session).cmp(&(b.started_unix_ms, &b.session))
