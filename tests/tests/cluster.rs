@@ -238,6 +238,21 @@ async fn relay_b_shows_the_requests_of_relay_a_waiting_and_takes_the_oldest_ther
     .await;
 }
 
+/// The first request offered to `who` watching the queue on `watcher` (within [`PROMPT`]).
+async fn offer_to(watcher: &mut RelayConnection, who: &str) -> QueueEntry {
+    tokio::time::timeout(PROMPT, async {
+        loop {
+            if let link::client::DeskNews::Offer { request, .. } =
+                watcher.next_desk().await.unwrap()
+            {
+                return *request;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no offer to {who} within {PROMPT:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there() {
     let c = cluster_with("[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 30\n");
@@ -248,15 +263,7 @@ async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there
     let id = user.wait_event("queued", PROMPT)["request"]
         .as_u64()
         .unwrap();
-    let offered = tokio::time::timeout(PROMPT, async {
-        loop {
-            if let link::client::DeskNews::Offer { request, .. } = ann.next_desk().await.unwrap() {
-                return request;
-            }
-        }
-    })
-    .await
-    .expect("an offer at relay B within the prompt");
+    let offered = offer_to(&mut ann, "ann").await;
     assert_eq!(offered.id, id);
     assert!(offered.connected);
     match ann.take(Some(id)).await {
@@ -269,6 +276,60 @@ async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there
         .await
         .expect("ann takes her offer on A");
     user.wait_event("claimed", PROMPT);
+}
+
+/// Ann is in a session on relay A; routing on relay B, where Ann and Bob watch the queue,
+/// counts it and offers the next request to Bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_counts_the_sessions_a_technician_has_on_other_relays() {
+    let c = cluster_with("[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 30\n");
+    let dir = tempfile::tempdir().unwrap();
+    let ann_tokens = c.log_in(&c.a, dir.path(), "ann", 1, &[]);
+    c.add_user("bob", 1);
+    let src = format!("corpus:{}", tests::data("idle-clock.scrn").display());
+    let (_agent, code) = start_agent(&c.a, &["--source", &src, "--speed", "0.05"]);
+    let mut busy = technician(
+        &c.a,
+        dir.path(),
+        &ann_tokens,
+        &["connect", &code],
+        "wait 120000\n",
+        &[],
+    );
+    busy.wait_event("paired", PROMPT);
+    let mut ann = c.b.logged_in("ann", TECHNICIAN_PASSWORD).await;
+    ann.watch_queue().await.unwrap();
+    let mut bob = c.b.logged_in("bob", TECHNICIAN_PASSWORD).await;
+    bob.watch_queue().await.unwrap();
+    // B has heard of Ann's session on A before the request comes: its dashboard counts it.
+    add_user(&c.url, dir.path(), "lena", 1, &["--role", "lead"]);
+    let mut lead = c.b.logged_in("lena", TECHNICIAN_PASSWORD).await;
+    lead.watch_queue().await.unwrap();
+    tokio::time::timeout(PROMPT, async {
+        loop {
+            if let link::client::DeskNews::Dashboard { technicians, .. } =
+                lead.next_desk().await.unwrap()
+            {
+                if technicians
+                    .iter()
+                    .any(|t| t.name == "ann" && t.sessions == 1)
+                {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("Ann's session on A counted on B's dashboard within the prompt");
+
+    let mut user = request_help(&c.a, "control", &[]);
+    let id = user.wait_event("queued", PROMPT)["request"]
+        .as_u64()
+        .unwrap();
+    let offered = offer_to(&mut bob, "bob").await;
+    assert_eq!(offered.id, id);
+    busy.signal(libc::SIGTERM);
+    drop(ann);
 }
 
 /// The first event `event` of `proc` about technician `name`.

@@ -227,9 +227,23 @@ impl State {
         Ok(())
     }
 
+    /// How many sessions technician `name` is in: on this relay, and on the other relays of
+    /// the cluster.
+    fn sessions_of(&self, name: &str) -> u32 {
+        let here = self.people.get(name).map_or(0, |p| p.sessions);
+        let elsewhere = self
+            .live_elsewhere
+            .iter()
+            .filter(|l| l.technician == name)
+            .count();
+        here + elsewhere as u32
+    }
+
     fn presence(&self, name: &str) -> Presence {
         match self.people.get(name) {
-            Some(p) if p.sessions >= self.rules.sessions_per_technician => Presence::Busy,
+            Some(_) if self.sessions_of(name) >= self.rules.sessions_per_technician => {
+                Presence::Busy
+            }
             Some(p) if p.watching == 0 => Presence::Offline,
             Some(p) if p.away => Presence::Away,
             Some(_) => Presence::Available,
@@ -362,8 +376,9 @@ impl State {
     }
 
     /// The offers routing makes now: each waiting request of a least-busy tier whose agent is
-    /// connected (here or on another relay of the cluster) and that is offered to nobody goes to the available technician of that tier with
-    /// the fewest sessions who has not declined it and has no other offer open.
+    /// connected (here or on another relay of the cluster) and that is offered to nobody goes
+    /// to the available technician of that tier with the fewest sessions (on any relay of the
+    /// cluster) who has not declined it and has no other offer open.
     fn routes(&self) -> Vec<(u64, String)> {
         let mut busy: HashSet<&str> = HashSet::new();
         for t in 1..=crate::desk::MAX_TIER {
@@ -382,7 +397,7 @@ impl State {
                 .people
                 .iter()
                 .filter(|(name, p)| p.tier == t && self.presence(name) == Presence::Available)
-                .map(|(name, p)| (p.sessions, name.as_str()))
+                .map(|(name, _)| (self.sessions_of(name), name.as_str()))
                 .collect();
             candidates.sort_unstable();
             for r in self.desk.queue_of(t) {
@@ -666,7 +681,7 @@ impl Help {
                     name: n.clone(),
                     tier: p.tier,
                     presence: state.presence(n),
-                    sessions: p.sessions,
+                    sessions: state.sessions_of(n),
                 })
                 .collect();
             technicians.sort_by(|a, b| (a.tier, &a.name).cmp(&(b.tier, &b.name)));
