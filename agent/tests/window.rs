@@ -35,6 +35,15 @@ fn alice() -> PeerInfo {
     }
 }
 
+/// The screen is shared with alice alone, who controls it.
+fn alice_controls() -> Status {
+    Status::Sharing {
+        others: vec![],
+        peer: alice(),
+        control: true,
+    }
+}
+
 fn asking() -> Status {
     Status::Asking {
         joining: None,
@@ -187,13 +196,7 @@ fn button_stops_injection(button_key: &str, command: UserCommand) {
     let cat = Catalogue::new("agent", &lang);
     let gate = InputGate::new();
     let (mut harness, status, mut input) = window(&lang, gate.clone());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     harness.run_steps(2);
     let sink = SlowRecorder {
         per_char: Duration::from_millis(1),
@@ -266,13 +269,7 @@ fn end_session_stops_injection_while_input_is_arriving() {
 #[test]
 fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
     let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     harness.run_steps(2);
     harness.get_by_label("alice (tier 2, Example Support) is controlling your screen");
     harness.get_by_label("Stop control").click();
@@ -285,13 +282,7 @@ fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
 #[test]
 fn the_bar_says_the_connection_was_lost_and_that_it_came_back() {
     let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status.send(Status::Heard(Heard::Reconnecting)).unwrap();
     harness.run_steps(2);
     harness.get_by_label(
@@ -464,13 +455,7 @@ fn the_person_can_chat_from_the_question_on_and_switch_the_clipboard_off() {
     // Shared, with the clipboard: a message while the chat is closed is counted on its
     // button, and shown once it is opened.
     status.send(Status::ClipboardShared(true)).unwrap();
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status
         .send(Status::Chat(line(
             Some("alice"),
@@ -581,13 +566,7 @@ fn every_screen_finds_its_words(lang: &Lang) {
     click(&mut harness, &cat.text("survey-send"));
     // The bar with the clipboard's switch and a message waiting, then the chat open.
     status.send(Status::ClipboardShared(true)).unwrap();
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status
         .send(Status::Chat(line(Some("alice"), "hello")))
         .unwrap();
@@ -826,13 +805,7 @@ fn files_offered_while_shared_are_saved_where_the_person_says() {
     use agent::files::{FileAnswer, FileStatus, OfferShown};
     let rt = runtime();
     let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     let offer = OfferShown {
         viewer: 1,
         offer: 4,
@@ -929,13 +902,7 @@ fn a_file_on_its_way_is_stopped_from_its_row_and_folders_are_shown_only_when_swi
                 .unwrap()
         })
     };
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status.send(Status::BrowseAllowed(false)).unwrap();
     harness.run_steps(2);
     click(&mut harness, "Show my folders");
