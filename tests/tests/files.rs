@@ -248,6 +248,35 @@ fn a_transfer_cut_by_a_relay_restart_resumes_in_the_next_session() {
     assert_eq!(accepted["resumed"].as_u64(), Some(from));
 }
 
+#[test]
+fn a_transfer_cut_by_a_relay_restart_goes_on_in_the_resumed_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_dir = dir.path().join("relay");
+    let relay = Relay::start(&relay_dir, &[]);
+    let big = dir.path().join("big.bin");
+    let sha = write_file(&big, 512 << 20);
+    let inbox = dir.path().join("user-inbox");
+    let (mut agent, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
+    let mut tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
+
+    // The relay is killed once part of the file is on the user's disk, and started again
+    // where it was: the session resumes, and the file goes on from what had arrived.
+    wait_for_partial(&inbox, 32 << 20);
+    let addr = relay.addr.clone();
+    relay.proc.signal(libc::SIGKILL);
+    drop(relay);
+    let _again = Relay::start_at(&addr, &relay_dir, &[]);
+    tech.wait_event("link_resumed", PROMPT);
+    let carried = tech.wait_event("files_resumed", PROMPT);
+    assert_eq!(carried["steps"], 1, "{carried}");
+    assert!(tech.wait_exit(TRANSFER).success(), "{}", tech.transcript());
+    let arrived = done(&mut agent, "receiving");
+    let from = arrived["resumed_from"].as_u64().unwrap();
+    assert!(from >= 32 << 20, "resumed from {from}");
+    assert_eq!(arrived["stored_as"], "big.bin");
+    assert_eq!(sha256_of(&inbox.join("big.bin")), sha);
+}
+
 /// Waits until a partial file in `dir` holds at least `len` bytes; its path.
 fn wait_for_partial(dir: &Path, len: u64) -> PathBuf {
     let deadline = Instant::now() + TRANSFER;
