@@ -256,11 +256,18 @@ fn a_transfer_cut_by_a_relay_restart_goes_on_in_the_resumed_session() {
     let big = dir.path().join("big.bin");
     let sha = write_file(&big, 512 << 20);
     let inbox = dir.path().join("user-inbox");
-    let (mut agent, code) = agent(&relay, &["--accept-files", inbox.to_str().unwrap()]);
+    // The user is asked, and saves it in a folder of their choice.
+    let screen = screen();
+    let mut args = vec!["--consent", "control"];
+    args.extend(screen.iter().map(String::as_str));
+    let (mut agent, code) = start_agent_asking(&relay, &args);
     let mut tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
+    agent.wait_event("files_question", PROMPT);
+    agent.send_line(&format!("y {}", inbox.display()));
 
     // The relay is killed once part of the file is on the user's disk, and started again
-    // where it was: the session resumes, and the file goes on from what had arrived.
+    // where it was: the session resumes, and the file goes on from what had arrived, into the
+    // same folder without asking the user again.
     wait_for_partial(&inbox, 32 << 20);
     let addr = relay.addr.clone();
     relay.proc.signal(libc::SIGKILL);
@@ -275,6 +282,7 @@ fn a_transfer_cut_by_a_relay_restart_goes_on_in_the_resumed_session() {
     assert!(from >= 32 << 20, "resumed from {from}");
     assert_eq!(arrived["stored_as"], "big.bin");
     assert_eq!(sha256_of(&inbox.join("big.bin")), sha);
+    assert_eq!(agent.events("files_question").len(), 1, "asked again");
 }
 
 /// Waits until a partial file in `dir` holds at least `len` bytes; its path.
