@@ -9,7 +9,8 @@
 //! secret ([`agent_exchange`], [`technician_exchange`]); the leg then runs under fresh keys
 //! from the secret and both challenges. A proof that fails ends the attempt for good; a relay
 //! that cannot be reached, or an other end not there yet, is tried again until [`Resume::limit`]
-//! has passed since the link died.
+//! has passed since the link died. With several relays, one that has not answered within
+//! `HEAD_START` has the next tried beside it, and the first to answer is kept.
 
 use std::time::Duration;
 
@@ -129,6 +130,12 @@ const ATTEMPT_EVERY: Duration = Duration::from_millis(200);
 /// Longest one connection attempt may take (a relay that does not answer is tried again).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// With several relays to try: how long a relay has to answer before the next is tried too,
+/// beside it. A relay that answers within it is where the end goes, so two ends that reach the
+/// same relays meet at the first of them that is up; a relay that is gone costs this, not
+/// [`CONNECT_TIMEOUT`]. A relay answers within a round trip or two, which this leaves room for.
+const HEAD_START: Duration = Duration::from_millis(250);
+
 /// How long the proofs may take once both ends are paired.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -192,9 +199,9 @@ impl Resume {
         let mut last = String::from("no relay was tried");
         let mut turn = 0usize;
         while Instant::now() < deadline && !self.relays.is_empty() {
-            let relay = &self.relays[turn % self.relays.len()];
+            let first = turn % self.relays.len();
             turn += 1;
-            match tokio::time::timeout_at(deadline, self.attempt(relay)).await {
+            match tokio::time::timeout_at(deadline, self.attempt(first)).await {
                 Ok(Ok(resumed)) => return Ok(resumed),
                 Ok(Err(LinkError::PeerPlane(e))) if e.is_violation() => {
                     return Err(ResumeFailed::Refused(e))
@@ -213,10 +220,10 @@ impl Resume {
         })
     }
 
-    async fn attempt(&self, relay: &Redial) -> Result<Resumed, LinkError> {
-        let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, relay.connect(self.role))
-            .await
-            .map_err(|_| LinkError::ConnectionLost("the relay did not answer".into()))??;
+    /// One attempt: connects to a relay, from the one at `first` on ([`Resume::connect`]), and
+    /// resumes there.
+    async fn attempt(&self, first: usize) -> Result<Resumed, LinkError> {
+        let mut conn = self.connect(first).await?;
         if let Some(token) = &self.token {
             conn.resume(token).await?;
         }
@@ -236,6 +243,34 @@ impl Resume {
             Role::Technician => technician_exchange(&connection, &self.secret).await?,
         };
         Ok(Resumed { conn, session })
+    }
+}
+
+impl Resume {
+    /// Connects to the relays in turn from the one at `first`, each given [`HEAD_START`]
+    /// before the next is tried beside it, and keeps the first to answer.
+    async fn connect(&self, first: usize) -> Result<RelayConnection, LinkError> {
+        let n = self.relays.len();
+        let mut trying = tokio::task::JoinSet::new();
+        for (i, relay) in self.relays.iter().cycle().skip(first).take(n).enumerate() {
+            let (relay, role) = (relay.clone(), self.role);
+            trying.spawn(async move {
+                tokio::time::sleep(HEAD_START * i as u32).await;
+                tokio::time::timeout(CONNECT_TIMEOUT, relay.connect(role))
+                    .await
+                    .map_err(|_| LinkError::ConnectionLost("the relay did not answer".into()))?
+            });
+        }
+        let mut last = LinkError::ConnectionLost("no relay to try".into());
+        while let Some(done) = trying.join_next().await {
+            match done {
+                // The others are dropped with `trying`.
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) => last = e,
+                Err(e) => last = LinkError::ConnectionLost(e.to_string()),
+            }
+        }
+        Err(last)
     }
 }
 
