@@ -97,7 +97,8 @@ struct Cli {
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     resume_secs: u64,
     /// Another relay of the organisation to resume a session through when its own relay is
-    /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own
+    /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own relay
+    /// and before those the relay names (a relay of a cluster names its live peers)
     #[arg(long = "resume-relay", value_name = "FINGERPRINT@HOST:PORT")]
     resume_relays: Vec<link::resume::OtherRelay>,
     /// Send everything exactly, never as video: moving pictures (videos, animations) then cost

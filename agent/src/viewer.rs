@@ -806,7 +806,7 @@ async fn serve(
         );
         let resume = link::resume::Resume {
             role: protocol::control::Role::Agent,
-            relays: link::resume::relays(conn.redial(), &opts.other_relays),
+            relays: link::resume::relays(conn.redial(), &opts.other_relays, &conn.resume_through),
             secret: keys.resume_secret(),
             session: conn.session.clone().unwrap_or_default(),
             token: None,
@@ -821,7 +821,7 @@ async fn serve(
         match resumed {
             Ok(r) => {
                 let relay = r.conn.relay_addr;
-                *conn = r.conn;
+                conn.resumed_on(r.conn);
                 (tx, rx, keys) = (r.session.send, r.session.recv, r.session.keys);
                 screen.next_leg(&conn.connection, &keys, opts.max_in_flight);
                 said.tell(FromViewer::RelayQuiet(false)).await;

@@ -1,13 +1,17 @@
 //! The session gap of `bench cluster`: how long the technician's screen stands still when the
-//! relay of a live session is SIGKILLed and started again in place (same port, same data
-//! directory, so the same certificate and stateless reset key).
+//! relay of a live session is SIGKILLed, either started again in place (same port, same data
+//! directory, so the same certificate and stateless reset key), or with the session going on
+//! through the other relay of a cluster of two on one PostgreSQL database.
 //!
-//! A relay with a data directory of its own, the real `agent` sharing a private X server where a
-//! window changes colour every [`PAINT_EVERY`], and the real `technician` joined with
-//! `--report-updates`, whose JSON lines are stamped as they arrive on a thread. Each kill: once
-//! updates flow, the relay is SIGKILLed and started again; the gap runs from the last update the
-//! technician reported before the kill to the first after it reported the link resumed (the
-//! issue's measure), and the link's return from the kill to `link_resumed`.
+//! The real `agent` shares a private X server where a window changes colour every
+//! [`PAINT_EVERY`], and the real `technician` joined with `--report-updates` has its JSON lines
+//! stamped as they arrive on a thread. Each kill: once updates flow, the relay holding the
+//! session is SIGKILLed; in place it is started again at once; in the cluster the session must
+//! resume through the other relay (the relays named it to the ends; nothing is given by hand),
+//! and the killed one is started again after that, so the next kill is of the other. The gap
+//! runs from the last update the technician reported before the kill to the first after it
+//! reported the link resumed (the measure), and the link's return from the kill to
+//! `link_resumed`.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,18 +41,28 @@ pub(crate) struct Gaps {
     pub link_back: Vec<Duration>,
 }
 
+/// Where the session's relay runs, and where it resumes when that relay is killed.
+pub(crate) enum Setup {
+    /// One relay with its own data directory (SQLite), started again in place.
+    InPlace,
+    /// Two relays of the cluster "bench" on the PostgreSQL database at this URL: the session
+    /// resumes through the one not killed.
+    Cluster { database_url: String },
+}
+
 /// What the technician reported, as it arrived.
 enum Seen {
     Update(Instant),
-    Resumed(Instant),
+    /// The link resumed, through the relay at this address.
+    Resumed(Instant, String),
     /// The technician's output ended (the session ended).
     Over,
 }
 
-/// `kills` SIGKILLs of a live session's relay, each started again in place. Blocking: starts
-/// and stops processes (the relays die with the thread that started them, so run it on a thread
-/// that lives as long as it does).
-pub(crate) fn measure(kills: u32) -> anyhow::Result<Gaps> {
+/// `kills` SIGKILLs of a live session's relay, as `setup` says. Blocking: starts and stops
+/// processes (the relays die with the thread that started them, so run it on a thread that
+/// lives as long as it does).
+pub(crate) fn measure(kills: u32, setup: &Setup) -> anyhow::Result<Gaps> {
     let relay_bin = crate::relay::relay_binary()?;
     let agent_bin = sibling_binary("agent")?;
     let technician_bin = sibling_binary("technician")?;
@@ -56,24 +70,51 @@ pub(crate) fn measure(kills: u32) -> anyhow::Result<Gaps> {
         .prefix("tandem-bench-resume-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let data = dir.path().join("relay");
-    crate::relay::add_bench_account(&relay_bin, &data)?;
-    let start_relay = |listen: &str| {
-        let command = harness::relay::command(&relay_bin, listen, &data, None);
+    let (user, password) = crate::relay::bench_account();
+    let data: Vec<std::path::PathBuf> = match setup {
+        Setup::InPlace => vec![dir.path().join("relay")],
+        Setup::Cluster { .. } => vec![dir.path().join("relay-a"), dir.path().join("relay-b")],
+    };
+    match setup {
+        Setup::InPlace => crate::relay::add_bench_account(&relay_bin, &data[0])?,
+        Setup::Cluster { database_url } => {
+            let added = harness::relay::user(
+                &relay_bin,
+                &data[0],
+                &["--database-url", database_url, "add", user, "--tier", "1"],
+                &format!("{password}\n"),
+            )?;
+            anyhow::ensure!(added.success, "relay user add: {}", added.text());
+        }
+    }
+    let start_relay = |i: usize, listen: &str| {
+        let mut command = harness::relay::command(&relay_bin, listen, &data[i], None);
+        if let Setup::Cluster { database_url } = setup {
+            command.args(["--database-url", database_url, "--cluster", "bench"]);
+        }
         harness::relay::Relay::start("relay", command, procs::options(false), STEP)
     };
-    let first = start_relay("127.0.0.1:0")?;
-    let addr = first.addr.to_string();
+    // The last first: the first then knows the others from its start, and names them to the
+    // session's ends at once.
+    let mut relays: Vec<Option<harness::relay::Relay>> = (0..data.len()).map(|_| None).collect();
+    for i in (0..data.len()).rev() {
+        relays[i] = Some(start_relay(i, "127.0.0.1:0")?);
+    }
+    let addrs: Vec<String> = relays
+        .iter()
+        .flatten()
+        .map(|r| r.addr.to_string())
+        .collect();
+    let first = relays[0].as_ref().context("the first relay")?;
     let peer_args = [
         "--relay".to_string(),
-        addr.clone(),
+        addrs[0].clone(),
         "--fingerprint".into(),
         first.fingerprint.clone(),
         "--known-relays".into(),
         dir.path().join("known.json").display().to_string(),
     ];
     let tokens = dir.path().join("tokens.json");
-    let (user, password) = crate::relay::bench_account();
     let mut login = std::process::Command::new(&technician_bin);
     login
         .args(["login", "--user", user])
@@ -133,7 +174,8 @@ pub(crate) fn measure(kills: u32) -> anyhow::Result<Gaps> {
         gaps: Vec::new(),
         link_back: Vec::new(),
     };
-    let mut relay = Some(first);
+    // The relay the session is on now.
+    let mut on = 0usize;
     let measured = (|| -> anyhow::Result<()> {
         for kill in 1..=kills {
             progress(BENCH, format!("resume gap: kill {kill} of {kills}"));
@@ -141,29 +183,41 @@ pub(crate) fn measure(kills: u32) -> anyhow::Result<Gaps> {
             for _ in 0..STEADY {
                 match next(&seen)? {
                     Seen::Update(t) => last = Some(t),
-                    Seen::Resumed(_) => {}
+                    Seen::Resumed(..) => {}
                     Seen::Over => bail!("the session ended before the kill"),
                 }
             }
             let killed = Instant::now();
-            if let Some(gone) = relay.take() {
+            if let Some(gone) = relays[on].take() {
                 gone.process.signal(libc::SIGKILL);
             }
-            relay = Some(start_relay(&addr)?);
+            if let Setup::InPlace = setup {
+                relays[on] = Some(start_relay(on, &addrs[on])?);
+            }
             let mut resumed = None;
             let first = loop {
                 match next(&seen)? {
                     Seen::Update(t) if resumed.is_some() => break t,
                     Seen::Update(t) if t <= killed => last = Some(t),
                     Seen::Update(_) => {}
-                    Seen::Resumed(t) => resumed = Some(t),
+                    Seen::Resumed(t, through) => resumed = Some((t, through)),
                     Seen::Over => bail!("the session ended instead of resuming"),
                 }
             };
             let last = last.context("no update before the kill")?;
             gaps.gaps.push(first.duration_since(last));
-            gaps.link_back
-                .push(resumed.unwrap_or(first).duration_since(killed));
+            let (back, through) = resumed.context("no resume before the update")?;
+            gaps.link_back.push(back.duration_since(killed));
+            if relays[on].is_none() {
+                // Through the other relay of the cluster; the killed one starts again, and is
+                // the one the session goes to when the next kill is of this one.
+                let now_on = addrs.iter().position(|a| *a == through).with_context(|| {
+                    format!("resumed through {through}, not a relay of the bench")
+                })?;
+                anyhow::ensure!(now_on != on, "resumed through the killed relay {through}");
+                relays[on] = Some(start_relay(on, &addrs[on])?);
+                on = now_on;
+            }
         }
         Ok(())
     })();
@@ -171,7 +225,7 @@ pub(crate) fn measure(kills: u32) -> anyhow::Result<Gaps> {
     let _ = painter.join();
     drop(technician);
     drop(agent);
-    drop(relay);
+    drop(relays);
     measured.map(|()| gaps)
 }
 
@@ -187,7 +241,9 @@ fn stamp(lines: harness::process::StdoutLines) -> mpsc::Receiver<Seen> {
             };
             let seen = match v["event"].as_str() {
                 Some("update") => Seen::Update(at),
-                Some("link_resumed") => Seen::Resumed(at),
+                Some("link_resumed") => {
+                    Seen::Resumed(at, v["relay"].as_str().unwrap_or_default().to_string())
+                }
                 _ => continue,
             };
             if tx.send(seen).is_err() {

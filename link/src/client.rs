@@ -100,6 +100,9 @@ pub struct RelayConnection {
     /// For a technician paired from a help request: the request as it was taken (its filing,
     /// and the note of whoever escalated or held it).
     pub request: Option<QueueEntry>,
+    /// The other relays of the organisation this relay told to resume the session through
+    /// ([`FromRelay::ResumeThrough`]), once paired.
+    pub resume_through: Vec<crate::resume::OtherRelay>,
 }
 
 /// Resolves `HOST:PORT` to the first address it names.
@@ -135,26 +138,46 @@ pub struct Queued {
 }
 
 /// Makes further connections to the relay of an existing [`RelayConnection`]
-/// ([`RelayConnection::redial`]).
+/// ([`RelayConnection::redial`]), or to another relay of the organisation
+/// ([`Redial::named`]).
 #[derive(Debug, Clone)]
-pub struct Redial {
-    endpoint: Endpoint,
-    relay_addr: SocketAddr,
+pub struct Redial(Dial);
+
+#[derive(Debug, Clone)]
+enum Dial {
+    /// Through an open endpoint, to a known address.
+    Open {
+        endpoint: Endpoint,
+        relay_addr: SocketAddr,
+    },
+    /// To `HOST:PORT`, resolved at each connection, trusting only the certificate `pin`.
+    Named { relay: String, pin: Fingerprint },
 }
 
 impl Redial {
-    /// Connections to another relay (of the same organisation), trusting only the certificate
-    /// `pin`.
-    pub fn to(relay_addr: SocketAddr, pin: Fingerprint) -> std::io::Result<Self> {
-        Ok(Self {
-            endpoint: client_endpoint(relay_addr, pin)?,
-            relay_addr,
-        })
+    /// Connections to another relay (of the same organisation) at `relay` (`HOST:PORT`, its
+    /// name resolved when it is tried), trusting only the certificate `pin`.
+    pub fn named(relay: String, pin: Fingerprint) -> Self {
+        Self(Dial::Named { relay, pin })
     }
 
     /// Connects and says hello as `role`.
     pub async fn connect(&self, role: Role) -> Result<RelayConnection, LinkError> {
-        RelayConnection::connect_with(self.endpoint.clone(), self.relay_addr, role).await
+        match &self.0 {
+            Dial::Open {
+                endpoint,
+                relay_addr,
+            } => RelayConnection::connect_with(endpoint.clone(), *relay_addr, role).await,
+            Dial::Named { relay, pin } => RelayConnection::connect(relay, *pin, role).await,
+        }
+    }
+
+    /// Whether this reaches the relay at `addr` (`HOST:PORT`, as written).
+    pub fn reaches(&self, addr: &str) -> bool {
+        match &self.0 {
+            Dial::Open { relay_addr, .. } => relay_addr.to_string() == addr,
+            Dial::Named { relay, .. } => relay == addr,
+        }
     }
 }
 
@@ -407,6 +430,7 @@ impl RelayConnection {
             recording: None,
             session: None,
             request: None,
+            resume_through: Vec::new(),
         };
         this.control_send
             .send(&ToRelay::Hello {
@@ -425,15 +449,23 @@ impl RelayConnection {
     }
 
     /// Reads the next control message; relay errors, departures and shutdown become errors.
+    /// The relays to resume through that the relay tells are kept
+    /// ([`RelayConnection::resume_through`]), not returned.
     pub async fn next(&mut self) -> Result<FromRelay, LinkError> {
-        let msg = match self.control_recv.recv().await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Err(self.lost()),
-            Err(ChannelError::Frame(protocol::framing::FrameError::Io(_)))
-            | Err(ChannelError::Frame(protocol::framing::FrameError::Truncated)) => {
-                return Err(self.lost())
+        let msg = loop {
+            match self.control_recv.recv().await {
+                Ok(Some(FromRelay::ResumeThrough { relays })) => {
+                    self.resume_through = crate::resume::told(&relays);
+                    tracing::debug!(relays = ?self.resume_through, "relays to resume through");
+                }
+                Ok(Some(m)) => break m,
+                Ok(None) => return Err(self.lost()),
+                Err(ChannelError::Frame(protocol::framing::FrameError::Io(_)))
+                | Err(ChannelError::Frame(protocol::framing::FrameError::Truncated)) => {
+                    return Err(self.lost())
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         };
         match msg {
             FromRelay::Error { code, message } => Err(refused(code, message)),
@@ -882,9 +914,19 @@ impl RelayConnection {
     /// same socket, and the same trust in the relay's certificate): an agent's connections for
     /// further viewers of its session.
     pub fn redial(&self) -> Redial {
-        Redial {
+        Redial(Dial::Open {
             endpoint: self.endpoint.clone(),
             relay_addr: self.relay_addr,
+        })
+    }
+
+    /// Takes `resumed` as this session's connection from now on, keeping the relays to
+    /// resume through that the last relay told until the new one tells its own.
+    pub fn resumed_on(&mut self, resumed: RelayConnection) {
+        let told = std::mem::take(&mut self.resume_through);
+        *self = resumed;
+        if self.resume_through.is_empty() {
+            self.resume_through = told;
         }
     }
 

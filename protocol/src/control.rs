@@ -672,7 +672,19 @@ pub enum FromRelay {
     Redirect {
         to: RelayPointer,
     },
+    /// To both ends of a session, after [`FromRelay::Paired`] (and again after a rejoin): the
+    /// other live relays of this relay's cluster, at most [`RESUME_RELAYS_MAX`], in the same
+    /// order to both. Should this relay go, the ends resume the session through them (after
+    /// this one, and after any given by hand). A hint only: the ends still prove to each other
+    /// that they are the same session's, and each relay's certificate is pinned to the
+    /// fingerprint named here. A relay on its own sends none.
+    ResumeThrough {
+        relays: Vec<RelayPointer>,
+    },
 }
+
+/// Most relays one [`FromRelay::ResumeThrough`] names; an end takes no more than these.
+pub const RESUME_RELAYS_MAX: usize = 16;
 
 /// Reads the protocol version out of a hello frame even when the rest of it is not understood
 /// (a newer or older peer). Returns `None` when the payload does not start like a hello.
@@ -813,5 +825,44 @@ mod tests {
             let back: FromRelay = wire::decode_control(&f[4..]).unwrap();
             assert_eq!(back, m);
         }
+    }
+
+    fn pointer(i: usize) -> RelayPointer {
+        RelayPointer {
+            name: format!("relay-{i}"),
+            addr: format!("relay-{i}.example.org:4433"),
+            fingerprint: format!("{i:02x}").repeat(32),
+        }
+    }
+
+    #[test]
+    fn the_relays_to_resume_through_round_trip_in_their_order() {
+        let told = FromRelay::ResumeThrough {
+            relays: (0..RESUME_RELAYS_MAX).map(pointer).collect(),
+        };
+        let f = wire::encode_frame(&told);
+        assert!(f.len() < wire::CONTROL_MAX_FRAME / 4, "{} bytes", f.len());
+        let back: FromRelay = wire::decode_control(&f[4..]).unwrap();
+        assert_eq!(back, told);
+        let none = FromRelay::ResumeThrough { relays: Vec::new() };
+        let f = wire::encode_frame(&none);
+        assert_eq!(wire::decode_control::<FromRelay>(&f[4..]).unwrap(), none);
+    }
+
+    #[test]
+    fn a_list_of_relays_claiming_more_than_a_frame_holds_is_refused_before_it_is_read() {
+        let f = wire::encode_frame(&FromRelay::ResumeThrough {
+            relays: vec![pointer(1)],
+        });
+        // After the variant's tag, the list's length (a one-byte varint, 1) claims a billion
+        // entries instead.
+        let mut payload = f[4..].to_vec();
+        assert_eq!(payload[1], 1);
+        let mut claim = vec![252u8];
+        claim.extend_from_slice(&1_000_000_000u32.to_le_bytes());
+        payload.splice(1..=1, claim);
+        assert!(wire::decode_control::<FromRelay>(&payload).is_err());
+        // A list cut short is refused too, never half read.
+        assert!(wire::decode_control::<FromRelay>(&f[4..f.len() - 3]).is_err());
     }
 }

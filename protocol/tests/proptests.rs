@@ -277,14 +277,20 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
         peer_left_reason().prop_map(|reason| FromRelay::PeerLeft { reason }),
         Just(FromRelay::ShuttingDown),
         (error_code(), text()).prop_map(|(code, message)| FromRelay::Error { code, message }),
-        (text(), text(), text()).prop_map(|(name, addr, fingerprint)| FromRelay::Redirect {
-            to: protocol::control::RelayPointer {
-                name,
-                addr,
-                fingerprint,
-            },
-        }),
+        relay_pointer().prop_map(|to| FromRelay::Redirect { to }),
+        prop::collection::vec(relay_pointer(), 0..20)
+            .prop_map(|relays| FromRelay::ResumeThrough { relays }),
     ]
+}
+
+fn relay_pointer() -> impl Strategy<Value = protocol::control::RelayPointer> {
+    (text(), text(), text()).prop_map(
+        |(name, addr, fingerprint)| protocol::control::RelayPointer {
+            name,
+            addr,
+            fingerprint,
+        },
+    )
 }
 
 fn named_key() -> impl Strategy<Value = NamedKey> {

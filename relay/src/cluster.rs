@@ -19,11 +19,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use protocol::control::{LiveSession, RelayPointer, SessionCode};
+use protocol::control::{LiveSession, RelayPointer, SessionCode, RESUME_RELAYS_MAX};
 use sha2::{Digest, Sha256};
 
 use crate::ledger::now_ms;
-use crate::storage::{params, Conn, Database, DbError, Sql};
+use crate::storage::{params, Conn, Database, DbError, Row, Sql};
 
 /// How often a relay of a cluster says it is still there.
 pub const SEEN_EVERY: Duration = Duration::from_secs(2);
@@ -86,6 +86,20 @@ pub fn judge(
             relay: h.relay.clone(),
         },
     }
+}
+
+/// The live peers of `me` among `members` (each with when it was last seen): those of its
+/// cluster heard from within [`GONE_AFTER`], by name, at most [`RESUME_RELAYS_MAX`]. Told to
+/// the ends of each session to resume through.
+pub fn live_peers(members: &[(Member, u64)], me: &Member, now_ms: u64) -> Vec<RelayPointer> {
+    let mut live: Vec<RelayPointer> = members
+        .iter()
+        .filter(|(m, _)| m.name != me.name)
+        .filter_map(|(m, seen)| reachable(m, *seen, me, now_ms))
+        .collect();
+    live.sort_by(|a, b| a.name.cmp(&b.name));
+    live.truncate(RESUME_RELAYS_MAX);
+    live
 }
 
 /// Where to send a technician to relay `m`, last seen at `seen`, from relay `me`: `None` when
@@ -165,6 +179,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// The live peers of this relay ([`live_peers`]).
+    pub fn peers(&self) -> Result<Vec<RelayPointer>, DbError> {
+        let rows = self.conn.query(
+            "SELECT name, cluster, public_addr, fingerprint, last_seen FROM relays
+             WHERE cluster = $1 AND name <> $2",
+            params![&self.me.cluster, &self.me.name],
+        )?;
+        let members = rows
+            .iter()
+            .map(member_seen)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(live_peers(&members, &self.me, now_ms()))
+    }
+
     /// Strikes this relay off (it stops): its codes and requests are refused as gone at once,
     /// until they expire or it enters again.
     pub fn leave(&self) -> Result<(), DbError> {
@@ -216,17 +244,7 @@ impl Cluster {
                      WHERE name = $1",
                     params![&h.relay],
                 )?
-                .map(|r| {
-                    Ok::<_, DbError>((
-                        Member {
-                            name: r.get(0)?,
-                            cluster: r.get(1)?,
-                            public_addr: r.get(2)?,
-                            fingerprint: r.get(3)?,
-                        },
-                        r.get::<u64>(4)?,
-                    ))
-                })
+                .map(|r| member_seen(&r))
                 .transpose()?,
             None => None,
         };
@@ -362,6 +380,20 @@ impl Cluster {
     }
 }
 
+/// A row of `relays` read as `name, cluster, public_addr, fingerprint, last_seen`: the member
+/// and when it was last seen.
+fn member_seen(r: &Row) -> Result<(Member, u64), DbError> {
+    Ok((
+        Member {
+            name: r.get(0)?,
+            cluster: r.get(1)?,
+            public_addr: r.get(2)?,
+            fingerprint: r.get(3)?,
+        },
+        r.get(4)?,
+    ))
+}
+
 /// The help request a [`request_key`] names.
 fn request_of(what: &str) -> Option<u64> {
     what.strip_prefix("request ")?.parse().ok()
@@ -427,6 +459,37 @@ mod tests {
     }
 
     #[test]
+    fn the_live_peers_are_the_clusters_others_heard_from_by_name_and_bounded() {
+        let me = member("m");
+        let now = 1_000_000;
+        let gone = now - GONE_AFTER.as_millis() as u64;
+        let south = Member {
+            cluster: "south".into(),
+            ..member("s")
+        };
+        let members = vec![
+            (member("c"), now - 500),
+            (me.clone(), now),
+            (member("a"), now),
+            (member("silent"), gone),
+            (south, now),
+        ];
+        let names: Vec<String> = live_peers(&members, &me, now)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["a", "c"]);
+        let many: Vec<(Member, u64)> = (0..40)
+            .map(|i| (member(&format!("r{i:02}")), now))
+            .collect();
+        let told = live_peers(&many, &me, now);
+        assert_eq!(told.len(), RESUME_RELAYS_MAX);
+        assert_eq!(told[0].name, "r00");
+        assert_eq!(told[0].addr, "r00.example.org:4433");
+        assert_eq!(told[0].fingerprint, "ab".repeat(32));
+    }
+
+    #[test]
     fn relays_sharing_a_database_find_each_others_agents() {
         each_backend(|db| {
             let a = Cluster::enter(db, member("a")).unwrap();
@@ -453,6 +516,9 @@ mod tests {
             assert_eq!(seen_from_b.keys().collect::<Vec<_>>(), vec![&9]);
             assert_eq!(seen_from_b[&9].name, "a");
             assert!(a.requests_elsewhere().unwrap().is_empty());
+            // Each is the other's live peer to resume through.
+            assert_eq!(a.peers().unwrap()[0].name, "b");
+            assert_eq!(b.peers().unwrap()[0].name, "a");
             // A relay that stops is gone at once; one that crashed once it is silent.
             a.seen().unwrap();
             b.hold(&request_key(8), "conn-3", now_ms() + 60_000)

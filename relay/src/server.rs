@@ -102,6 +102,10 @@ struct Shared {
     /// This relay's place among the relays of its cluster (blocking I/O: used from
     /// `spawn_blocking`); `None` for a relay on its own.
     cluster: Option<Arc<Mutex<Cluster>>>,
+    /// The live peers of this relay in its cluster, as last read: told to the ends of each
+    /// session to resume through when they are paired and whenever it changes
+    /// ([`FromRelay::ResumeThrough`]).
+    peers: watch::Sender<Vec<protocol::control::RelayPointer>>,
 }
 
 /// A running relay endpoint.
@@ -283,7 +287,8 @@ impl Relay {
                 Some(l)
             }
         };
-        let cluster = match (&cfg.cluster_name, cfg.cluster_addr(endpoint.local_addr()?)?) {
+        let (cluster, peers) = match (&cfg.cluster_name, cfg.cluster_addr(endpoint.local_addr()?)?)
+        {
             (Some(cluster), Some(public_addr)) => {
                 let me = crate::cluster::Member {
                     name: stores.name.clone(),
@@ -292,13 +297,17 @@ impl Relay {
                     fingerprint: identity.fingerprint.to_string(),
                 };
                 let db = stores.db.clone();
-                let entered = tokio::task::spawn_blocking(move || Cluster::enter(&db, me))
-                    .await
-                    .context("entering the cluster failed")?
-                    .context("cannot record this relay among the relays of its cluster")?;
-                Some(Arc::new(Mutex::new(entered)))
+                let (entered, peers) = tokio::task::spawn_blocking(move || {
+                    let entered = Cluster::enter(&db, me)?;
+                    let peers = entered.peers()?;
+                    Ok::<_, crate::storage::DbError>((entered, peers))
+                })
+                .await
+                .context("entering the cluster failed")?
+                .context("cannot record this relay among the relays of its cluster")?;
+                (Some(Arc::new(Mutex::new(entered))), peers)
             }
-            _ => None,
+            _ => (None, Vec::new()),
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -314,6 +323,7 @@ impl Relay {
             conns: Connections::new(cfg.max_connections, cfg.max_connections_per_source),
             metrics: Arc::new(Metrics::default()),
             cluster,
+            peers: watch::Sender::new(peers),
             cfg,
             tap,
         });
@@ -443,7 +453,18 @@ impl Relay {
                     }
                 }
                 _ = seen.tick(), if self.shared.cluster.is_some() => {
-                    with_cluster(&self.shared, Cluster::seen).await;
+                    let peers = with_cluster(&self.shared, |c| {
+                        c.seen()?;
+                        c.peers()
+                    })
+                    .await;
+                    if let Some(peers) = peers {
+                        self.shared.peers.send_if_modified(|told| {
+                            let changed = *told != peers;
+                            *told = peers;
+                            changed
+                        });
+                    }
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 _ = &mut stop => break,
@@ -1712,6 +1733,13 @@ async fn paired(
             (Some(recorded), None)
         }
     };
+    // Where the two ends may resume the session should this relay go (and again whenever
+    // the cluster changes).
+    let mut peers = shared.peers.subscribe();
+    let told = peers.borrow_and_update().clone();
+    if !told.is_empty() {
+        send(out, FromRelay::ResumeThrough { relays: told }).await?;
+    }
     let mut tasks = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
     let required = recorded.as_ref().is_some_and(|r| r.required);
@@ -1794,6 +1822,13 @@ async fn paired(
                         continue;
                     }
                 },
+                Ok(()) = peers.changed() => {
+                    let relays = peers.borrow_and_update().clone();
+                    match send(out, FromRelay::ResumeThrough { relays }).await {
+                        Ok(()) => continue,
+                        Err(refusal) => End::Refused(refusal),
+                    }
+                }
                 _ = shutdown.changed() => End::Refused(Refusal::new(ErrorCode::ShuttingDown, "the relay is shutting down")),
             };
         }

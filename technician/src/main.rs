@@ -312,7 +312,8 @@ struct SessionArgs {
     #[arg(long)]
     clipboard: bool,
     /// Another relay of the organisation to resume the session through when its own relay is
-    /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own
+    /// gone, as FINGERPRINT@HOST:PORT; tried in the order given, after the session's own relay
+    /// and before those the relay names (a relay of a cluster names its live peers)
     #[arg(long = "resume-relay", value_name = "FINGERPRINT@HOST:PORT")]
     resume_relays: Vec<link::resume::OtherRelay>,
     /// Seconds a session whose connection to the relay died keeps trying to resume before it

@@ -1223,7 +1223,11 @@ pub async fn run(
             );
             let resume = link::resume::Resume {
                 role: protocol::control::Role::Technician,
-                relays: link::resume::relays(conn.redial(), &opts.other_relays),
+                relays: link::resume::relays(
+                    conn.redial(),
+                    &opts.other_relays,
+                    &conn.resume_through,
+                ),
                 secret: resume_secret,
                 session: conn.session.clone().unwrap_or_default(),
                 token: opts.token.clone(),
@@ -1255,7 +1259,7 @@ pub async fn run(
             while upd_rx.try_recv().is_ok() {}
             viewer.lock().expect("viewer lock").restart_numbering();
             missing = None;
-            *conn = resumed.conn;
+            conn.resumed_on(resumed.conn);
             connection = conn.connection.clone();
             let sealed::SealedSession { send, recv, keys } = resumed.session;
             rx = recv;

@@ -4,7 +4,8 @@
 //! taken through B the same, and B's queue shows A's requests waiting and `take --next` through
 //! B takes the oldest of them; the code of a relay that stopped is refused as a gone relay's; a
 //! session on A is listed on B's dashboard, and a lead monitoring it or a technician taking its
-//! escalation through B is sent to A and joins it.
+//! escalation through B is sent to A and joins it; a session on a relay killed resumes through
+//! the other, which the dead relay named to its ends (or which was given by hand).
 
 use link::RelayConnection;
 use protocol::control::{QueueEntry, Role};
@@ -64,11 +65,17 @@ fn cluster() -> Cluster {
 
 /// As [`cluster`], both relays with the config file `config`.
 fn cluster_with(config: &str) -> Cluster {
+    clusters(config, "north")
+}
+
+/// Relay A of the cluster "north" and relay B of `b_cluster` on one database, both with the
+/// config file `config`, the technician logged in on B.
+fn clusters(config: &str, b_cluster: &str) -> Cluster {
     let server = harness::postgres::Server::shared().unwrap_or_else(|e| panic!("{e:#}"));
     let url = server.database().unwrap_or_else(|e| panic!("{e:#}"));
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     add_user(&url, dir_b.path(), TECHNICIAN, TECHNICIAN_TIER, &[]);
-    let start = |dir: &Path| {
+    let start = |dir: &Path, cluster: &str| {
         let cfg = tests::relay_config(dir, config);
         Relay::start(
             dir,
@@ -76,14 +83,16 @@ fn cluster_with(config: &str) -> Cluster {
                 "--database-url",
                 &url,
                 "--cluster",
-                "north",
+                cluster,
                 "--config",
                 &cfg,
             ],
         )
     };
-    let a = start(dir_a.path());
-    let b = start(dir_b.path());
+    // B first: A then knows it from its start, and names it to the ends of its sessions from
+    // the first (a relay learns of one started after it within `cluster::SEEN_EVERY`).
+    let b = start(dir_b.path(), b_cluster);
+    let a = start(dir_a.path(), "north");
     let login = b.login(TECHNICIAN, TECHNICIAN_PASSWORD);
     assert!(login.success, "technician login on B: {}", login.text());
     Cluster {
@@ -424,40 +433,45 @@ async fn a_lead_and_an_escalation_through_relay_b_join_the_live_session_on_relay
     );
 }
 
-/// A relay SIGKILLed mid-session: agent and technician, given relay B of the cluster to resume
-/// through, resume the session there within 5 s; the screen flows again and the technician's
-/// log verifies, with the loss and the resume through B in it.
+/// A relay SIGKILLed mid-session: agent and technician, told by relay A when paired that
+/// relay B is of its cluster (nothing given by hand), resume the session through B within
+/// 5 s; the screen flows again and the technician's log verifies, with the loss and the resume
+/// through B in it.
 #[test]
 fn a_session_on_relay_a_killed_resumes_through_relay_b() {
     let c = cluster();
-    let src = format!("corpus:{}", tests::data("idle-clock.scrn").display());
+    // The technician asks B, which sends it to A.
+    killed_on_a_resumes_through_b(&c, &c.b, &[]);
+}
+
+/// Relays the ends are not told of (B is of another cluster on the same database) are resumed
+/// through when given by hand (`--resume-relay`).
+#[test]
+fn a_relay_given_by_hand_is_resumed_through() {
+    let c = clusters("", "south");
+    let login = c.a.login(TECHNICIAN, TECHNICIAN_PASSWORD);
+    assert!(login.success, "technician login on A: {}", login.text());
     let via_b = format!("{}@{}", c.b.fingerprint, c.b.addr);
-    let (mut agent, code) = start_agent(
-        &c.a,
-        &[
-            "--source",
-            &src,
-            "--speed",
-            "0.25",
-            "--resume-relay",
-            &via_b,
-        ],
-    );
+    killed_on_a_resumes_through_b(&c, &c.a, &["--resume-relay", &via_b]);
+}
+
+/// An agent on relay A and a technician joining through `join_via` (each also given `args`);
+/// once the screen flows A is SIGKILLed, and the session must resume through B within 5 s.
+fn killed_on_a_resumes_through_b(c: &Cluster, join_via: &Relay, args: &[&str]) {
+    let src = format!("corpus:{}", tests::data("idle-clock.scrn").display());
+    let mut agent_args = vec!["--source", &src, "--speed", "0.25"];
+    agent_args.extend(args);
+    let (mut agent, code) = start_agent(&c.a, &agent_args);
     let script = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(script.path(), "wait 6000\nend\n").unwrap();
-    let mut tech = start_technician_unprepared(
-        &c.b,
-        &code,
-        &[
-            "--report-updates",
-            "--hash-frames",
-            "--resume-relay",
-            &via_b,
-            "--input-script",
-            script.path().to_str().unwrap(),
-        ],
-    );
-    tech.wait_event("redirected", PROMPT);
+    let mut tech_args = vec![
+        "--report-updates",
+        "--hash-frames",
+        "--input-script",
+        script.path().to_str().unwrap(),
+    ];
+    tech_args.extend(args);
+    let mut tech = start_technician_unprepared(join_via, &code, &tech_args);
     tech.wait_event("update", PROMPT);
     let hashes = tests::frame_hashes(&tests::data("idle-clock.scrn"));
     c.a.proc.signal(libc::SIGKILL);
