@@ -19,7 +19,7 @@ use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
 use super::tile::Rect;
-use super::{CodecError, BPP};
+use super::{CodecError, BPP, TILE};
 
 /// Quantiser of every video picture (0 best, 51 worst). A fixed quantiser rather than a bit
 /// rate: the picture stays at about 40 dB whatever the region's size, and the bytes follow the
@@ -94,15 +94,48 @@ impl Planes {
     }
 }
 
+/// Whether tile `k` of a rectangle is kept, by a mask as [`crate::peer::CodecOp::Video`]
+/// carries it (empty: none is).
+pub fn kept(keep: &[u8], k: usize) -> bool {
+    keep.get(k / 8).is_some_and(|b| b & (1 << (k % 8)) != 0)
+}
+
+/// Bytes of a mask for a `width` x `height` rectangle: one bit per tile.
+pub fn mask_len(width: usize, height: usize) -> usize {
+    (width.div_ceil(TILE) * height.div_ceil(TILE)).div_ceil(8)
+}
+
 /// Writes a decoded picture (the stacked planes, `ys` bytes a row) into the rectangle `r` of a
-/// BGRX image.
-fn write_bgrx(y: &[u8], ys: usize, pixels: &mut [u8], stride: usize, r: Rect) {
-    for row in 0..r.h {
-        let out = (r.y + row) * stride + r.x * BPP;
-        let out = &mut pixels[out..out + r.w * BPP];
-        let yrow = &y[row * ys..row * ys + r.w];
-        let urow = &y[(r.h + row) * ys..(r.h + row) * ys + r.w];
-        let vrow = &y[(2 * r.h + row) * ys..(2 * r.h + row) * ys + r.w];
+/// BGRX image, leaving alone the tiles `keep` marks.
+fn write_bgrx(y: &[u8], ys: usize, pixels: &mut [u8], stride: usize, r: Rect, keep: &[u8]) {
+    let cols = r.w.div_ceil(TILE);
+    for ty in 0..r.h.div_ceil(TILE) {
+        for tx in 0..cols {
+            if kept(keep, ty * cols + tx) {
+                continue;
+            }
+            let (x0, y0) = (tx * TILE, ty * TILE);
+            let part = Rect {
+                x: x0,
+                y: y0,
+                w: TILE.min(r.w - x0),
+                h: TILE.min(r.h - y0),
+            };
+            write_part(y, ys, pixels, stride, r, part);
+        }
+    }
+}
+
+/// Writes the part `part` (in the picture's coordinates) of a decoded picture placed at `r`.
+fn write_part(y: &[u8], ys: usize, pixels: &mut [u8], stride: usize, r: Rect, part: Rect) {
+    for row in part.y..part.y + part.h {
+        let out = (r.y + row) * stride + (r.x + part.x) * BPP;
+        let out = &mut pixels[out..out + part.w * BPP];
+        let span = |plane: usize| {
+            let o = (plane * r.h + row) * ys + part.x;
+            &y[o..o + part.w]
+        };
+        let (yrow, urow, vrow) = (span(0), span(1), span(2));
         for (col, px) in out.chunks_exact_mut(BPP).enumerate() {
             let l = (yrow[col] as i32) << 16;
             let cb = urow[col] as i32 - 128;
@@ -200,17 +233,27 @@ impl VideoDecoders {
         self.order.clear();
     }
 
-    /// Decodes one access unit of `stream` into the rectangle `r` of `pixels`. `restart` starts
-    /// the stream over with a new decoder (and at most [`MAX_STREAMS`] are kept).
+    /// Decodes one access unit of `stream` into the rectangle `r` of `pixels`, but for the tiles
+    /// `keep` marks ([`kept`]). `restart` starts the stream over with a new decoder (and at most
+    /// [`MAX_STREAMS`] are kept).
+    #[allow(clippy::too_many_arguments)]
     pub fn decode(
         &mut self,
         stream: u32,
         restart: bool,
         data: &[u8],
+        keep: &[u8],
         pixels: &mut [u8],
         stride: usize,
         r: Rect,
     ) -> Result<(), CodecError> {
+        if !keep.is_empty() && keep.len() != mask_len(r.w, r.h) {
+            return Err(CodecError::BadVideo(format!(
+                "a mask of {} bytes for {} tiles",
+                keep.len(),
+                r.w.div_ceil(TILE) * r.h.div_ceil(TILE)
+            )));
+        }
         if restart {
             let decoder = openh264::decoder::Decoder::new()
                 .map_err(|e| CodecError::BadVideo(format!("cannot start a video decoder: {e}")))?;
@@ -259,7 +302,7 @@ impl VideoDecoders {
         if ys < w || y.len() < (h - 1) * ys + w {
             return Err(CodecError::BadVideo("decoded picture too short".into()));
         }
-        write_bgrx(y, ys, pixels, stride, r);
+        write_bgrx(y, ys, pixels, stride, r, keep);
         Ok(())
     }
 }
@@ -306,10 +349,37 @@ mod tests {
             let src = picture(w, h, t);
             let mut au = Vec::new();
             enc.encode(&src, w * 4, r, &mut au).unwrap();
-            dec.decode(7, t == 0, &au, &mut out, w * 4, r).unwrap();
+            dec.decode(7, t == 0, &au, &[], &mut out, w * 4, r).unwrap();
             let q = psnr(&src, &out);
             assert!(q > 36.0, "frame {t}: {q:.1} dB");
         }
+    }
+
+    #[test]
+    fn kept_tiles_keep_the_viewers_pixels() {
+        let (w, h) = (192, 64);
+        let r = Rect { x: 0, y: 0, w, h };
+        let mut enc = VideoEncoder::new(w, h).unwrap();
+        let mut au = Vec::new();
+        let src = picture(w, h, 0);
+        enc.encode(&src, w * 4, r, &mut au).unwrap();
+        let mut dec = VideoDecoders::default();
+        let mut out = vec![9u8; w * h * 4];
+        // The middle tile is kept.
+        dec.decode(1, true, &au, &[0b010], &mut out, w * 4, r)
+            .unwrap();
+        for row in 0..h {
+            let line = &out[row * w * 4..(row + 1) * w * 4];
+            assert!(line[64 * 4..128 * 4].iter().all(|&b| b == 9), "row {row}");
+            assert!(line[..64 * 4].iter().any(|&b| b != 9), "row {row}");
+            assert!(line[128 * 4..].iter().any(|&b| b != 9), "row {row}");
+        }
+        // A mask must have one bit per tile: a byte for three tiles, not two.
+        let mut au = Vec::new();
+        enc.encode(&src, w * 4, r, &mut au).unwrap();
+        assert!(dec
+            .decode(1, false, &au, &[0, 0], &mut out, w * 4, r)
+            .is_err());
     }
 
     #[test]
@@ -319,24 +389,34 @@ mod tests {
         let mut px = vec![0u8; w * h * 4];
         let mut dec = VideoDecoders::default();
         assert!(dec
-            .decode(1, false, &[0, 0, 1, 0x65], &mut px, w * 4, r)
+            .decode(1, false, &[0, 0, 1, 0x65], &[], &mut px, w * 4, r)
             .is_err());
-        assert!(dec.decode(1, true, &[], &mut px, w * 4, r).is_err());
+        assert!(dec.decode(1, true, &[], &[], &mut px, w * 4, r).is_err());
         assert!(dec
-            .decode(2, true, &[0, 0, 0, 1, 0x67, 0xff, 0xff], &mut px, w * 4, r)
+            .decode(
+                2,
+                true,
+                &[0, 0, 0, 1, 0x67, 0xff, 0xff],
+                &[],
+                &mut px,
+                w * 4,
+                r
+            )
             .is_err());
         // A stream of one size cannot continue at another.
         let mut enc = VideoEncoder::new(w, h).unwrap();
         let mut au = Vec::new();
         enc.encode(&picture(w, h, 0), w * 4, r, &mut au).unwrap();
-        dec.decode(3, true, &au, &mut px, w * 4, r).unwrap();
+        dec.decode(3, true, &au, &[], &mut px, w * 4, r).unwrap();
         let small = Rect {
             x: 0,
             y: 0,
             w: 32,
             h: 32,
         };
-        assert!(dec.decode(3, false, &au, &mut px, w * 4, small).is_err());
+        assert!(dec
+            .decode(3, false, &au, &[], &mut px, w * 4, small)
+            .is_err());
     }
 
     #[test]
@@ -372,14 +452,15 @@ mod tests {
                     bad.truncate(next() % bad.len());
                 }
                 // A refusal or a damaged picture: both are fine, a crash is not.
-                refused += usize::from(dec.decode(1, k == 0, &bad, &mut px, w * 4, r).is_err());
+                refused +=
+                    usize::from(dec.decode(1, k == 0, &bad, &[], &mut px, w * 4, r).is_err());
             }
         }
         assert!(refused > 0, "no damaged access unit was refused");
         // The same decoders take an intact stream afterwards.
         let mut out = vec![0u8; w * h * 4];
         for (k, au) in stream.iter().enumerate() {
-            dec.decode(1, k == 0, au, &mut out, w * 4, r).unwrap();
+            dec.decode(1, k == 0, au, &[], &mut out, w * 4, r).unwrap();
         }
         assert!(psnr(&picture(w, h, 3), &out) > 36.0);
     }
