@@ -120,6 +120,47 @@ pub fn decide(news: &FileNews, control: bool, opts: &FileOptions) -> Decision {
     }
 }
 
+/// Offers the person accepted in this session, remembered across a resumed link: the technician
+/// offers again what had not arrived, and it goes on into the same folder without asking again.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptedFiles {
+    /// Each accepted file and the folder chosen.
+    files: Vec<(SameFile, PathBuf)>,
+}
+
+/// What makes a file offered again the one accepted: its path under the offer, size and
+/// SHA-256.
+type SameFile = (Vec<String>, u64, [u8; 32]);
+
+impl AcceptedFiles {
+    /// The person accepted `offer` into `dir`.
+    pub fn accepted(&mut self, offer: &IncomingOffer, dir: &Path) {
+        for f in &offer.files {
+            self.files
+                .push(((f.path.clone(), f.size, f.sha256), dir.to_path_buf()));
+        }
+    }
+
+    /// The answer to `offer` when every file of it is one the person accepted, whole (name,
+    /// size and content), into one folder: accepted there again.
+    pub fn again(&self, offer: &IncomingOffer) -> Option<Command> {
+        let mut dirs = offer.files.iter().map(|f| {
+            self.files
+                .iter()
+                .rfind(|((path, size, sha), _)| {
+                    *path == f.path && *size == f.size && *sha == f.sha256
+                })
+                .map(|(_, dir)| dir)
+        });
+        let first = dirs.next()??;
+        dirs.all(|d| d == Some(first)).then(|| Command::Accept {
+            offer: offer.id,
+            dir: first.clone(),
+            by: AcceptedBy::Person,
+        })
+    }
+}
+
 /// An offer put to the person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Question<V> {
@@ -753,5 +794,33 @@ mod tests {
             "{words}"
         );
         assert!(words.contains("Save it in /home/u/Downloads?"), "{words}");
+    }
+
+    #[test]
+    fn an_offer_of_files_the_person_accepted_goes_on_into_the_same_folder_unasked() {
+        let mut accepted = AcceptedFiles::default();
+        assert_eq!(accepted.again(&offer(1)), None, "nothing accepted yet");
+        accepted.accepted(&offer(1), Path::new("/home/u/Desktop"));
+        // The same file offered again (after a resumed link) is accepted where it went.
+        assert_eq!(
+            accepted.again(&offer(2)),
+            Some(Command::Accept {
+                offer: 2,
+                dir: PathBuf::from("/home/u/Desktop"),
+                by: AcceptedBy::Person,
+            })
+        );
+        // Another content under the same name, or one more file, is asked about.
+        let mut changed = offer(3);
+        changed.files[0].sha256 = [1; 32];
+        assert_eq!(accepted.again(&changed), None);
+        let mut more = offer(4);
+        more.files.push(IncomingFile {
+            id: 9,
+            path: vec!["notes.txt".into()],
+            size: 5,
+            sha256: [0; 32],
+        });
+        assert_eq!(accepted.again(&more), None);
     }
 }

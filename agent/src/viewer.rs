@@ -765,6 +765,7 @@ async fn serve(
         meter,
         started,
         leads,
+        accepted: Default::default(),
     };
     let mut keys = keys;
     let mut screen = Screen::start(factory, opts, &connection, &keys)?;
@@ -871,6 +872,8 @@ struct Carried {
     started: Instant,
     /// Whether this viewer leads the session (may switch monitors).
     leads: bool,
+    /// The files the person accepted: offered again on a resumed leg, they go on unasked.
+    accepted: crate::files::AcceptedFiles,
 }
 
 /// Tells the technician what the screen shows as it starts (again, on a resumed leg).
@@ -910,6 +913,7 @@ async fn run_leg(
         meter,
         started,
         leads,
+        accepted,
     } = carried;
     let started = *started;
     let mut control = *consent == ConsentState::Control;
@@ -925,6 +929,9 @@ async fn run_leg(
     let mut clipboard_told: Option<bool> = None;
     // Files beside the screen; the technician opens no other unidirectional streams.
     let mut files = link::files::Files::start(connection.clone(), keys.file_keys(), true);
+    // This leg's offers, until the person answers them.
+    let mut offered: std::collections::HashMap<u64, protocol::transfer::IncomingOffer> =
+        Default::default();
     let mut window = Window::new(opts.max_in_flight);
     // The updates being written, one task each: at most `max_in_flight`.
     let mut sending: JoinSet<u64> = JoinSet::new();
@@ -1069,7 +1076,14 @@ async fn run_leg(
                 Some(ToViewer::Clipboard(data)) => tx.send(&PeerMessage::Clipboard(data)).await?,
                 Some(ToViewer::ClipboardShared(shared)) if screen_started => tx.send(&PeerMessage::ClipboardShared(shared)).await?,
                 Some(ToViewer::ClipboardShared(shared)) => clipboard_told = Some(shared),
-                Some(ToViewer::Files(command)) => files.command(command).await,
+                Some(ToViewer::Files(command)) => {
+                    if let link::files::Command::Accept { offer, dir, by: protocol::transfer::AcceptedBy::Person } = &command {
+                        if let Some(o) = offered.remove(offer) {
+                            accepted.accepted(&o, dir);
+                        }
+                    }
+                    files.command(command).await
+                }
                 Some(ToViewer::Leads(l)) => *leads = l,
                 Some(ToViewer::End(reason)) => break Ended::Reason(reason),
                 None => break Ended::Reason(EndReason::UserEnded),
@@ -1078,7 +1092,17 @@ async fn run_leg(
             out = files.next() => match out {
                 link::files::Out::Peer(m) => tx.send(&PeerMessage::File(m)).await?,
                 link::files::Out::News(news) => {
-                    let decision = crate::files::decide(&news, control, &opts.files);
+                    let again = match &news {
+                        link::files::FileNews::Offered { offer, .. } if control => accepted.again(offer),
+                        _ => None,
+                    };
+                    let decision = match again {
+                        Some(command) => crate::files::Decision::Answer(command),
+                        None => crate::files::decide(&news, control, &opts.files),
+                    };
+                    if let crate::files::Decision::Ask(offer) = &decision {
+                        offered.insert(offer.id, offer.clone());
+                    }
                     said.tell(FromViewer::Files(news)).await;
                     crate::files::tell_decision(report, name, &decision);
                     match decision {

@@ -35,6 +35,15 @@ fn alice() -> PeerInfo {
     }
 }
 
+/// The screen is shared with alice alone, who controls it.
+fn alice_controls() -> Status {
+    Status::Sharing {
+        others: vec![],
+        peer: alice(),
+        control: true,
+    }
+}
+
 fn asking() -> Status {
     Status::Asking {
         joining: None,
@@ -187,13 +196,7 @@ fn button_stops_injection(button_key: &str, command: UserCommand) {
     let cat = Catalogue::new("agent", &lang);
     let gate = InputGate::new();
     let (mut harness, status, mut input) = window(&lang, gate.clone());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     harness.run_steps(2);
     let sink = SlowRecorder {
         per_char: Duration::from_millis(1),
@@ -266,13 +269,7 @@ fn end_session_stops_injection_while_input_is_arriving() {
 #[test]
 fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
     let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     harness.run_steps(2);
     harness.get_by_label("alice (tier 2, Example Support) is controlling your screen");
     harness.get_by_label("Stop control").click();
@@ -285,13 +282,7 @@ fn the_bar_names_the_technician_as_the_relay_vouches_for_them() {
 #[test]
 fn the_bar_says_the_connection_was_lost_and_that_it_came_back() {
     let (mut harness, status, _input) = window(&Lang::english(), InputGate::new());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status.send(Status::Heard(Heard::Reconnecting)).unwrap();
     harness.run_steps(2);
     harness.get_by_label(
@@ -464,13 +455,7 @@ fn the_person_can_chat_from_the_question_on_and_switch_the_clipboard_off() {
     // Shared, with the clipboard: a message while the chat is closed is counted on its
     // button, and shown once it is opened.
     status.send(Status::ClipboardShared(true)).unwrap();
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status
         .send(Status::Chat(line(
             Some("alice"),
@@ -581,13 +566,7 @@ fn every_screen_finds_its_words(lang: &Lang) {
     click(&mut harness, &cat.text("survey-send"));
     // The bar with the clipboard's switch and a message waiting, then the chat open.
     status.send(Status::ClipboardShared(true)).unwrap();
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status
         .send(Status::Chat(line(Some("alice"), "hello")))
         .unwrap();
@@ -826,13 +805,7 @@ fn files_offered_while_shared_are_saved_where_the_person_says() {
     use agent::files::{FileAnswer, FileStatus, OfferShown};
     let rt = runtime();
     let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     let offer = OfferShown {
         viewer: 1,
         offer: 4,
@@ -891,10 +864,35 @@ fn files_offered_while_shared_are_saved_where_the_person_says() {
     );
 }
 
+/// alice's big.iso, a quarter of the way to this machine.
+fn big_iso_on_its_way() -> agent::files::TransferShown {
+    agent::files::TransferShown {
+        key: (1, 2),
+        offer: 6,
+        name: "big.iso".into(),
+        incoming: true,
+        who: "alice".into(),
+        done: 2_000_000,
+        size: 8_000_000,
+        rate: 1_000_000,
+        eta_secs: Some(6),
+        state: agent::files::TransferState::Going,
+    }
+}
+
+/// The person stopped big.iso from its row.
+fn stopped_here() -> Status {
+    Status::Files(agent::files::FileStatus::Cancelled {
+        viewer: 1,
+        offer: 6,
+        by_person: true,
+    })
+}
+
 #[test]
 fn a_file_on_its_way_is_stopped_from_its_row_and_folders_are_shown_only_when_switched_on() {
     use agent::consent::FromUser;
-    use agent::files::{FileStatus, TransferShown, TransferState};
+    use agent::files::FileStatus;
     let rt = runtime();
     let (mut harness, status, mut input) = window(&Lang::english(), InputGate::new());
     let next = |input: &mut UserInput| {
@@ -904,13 +902,7 @@ fn a_file_on_its_way_is_stopped_from_its_row_and_folders_are_shown_only_when_swi
                 .unwrap()
         })
     };
-    status
-        .send(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        })
-        .unwrap();
+    status.send(alice_controls()).unwrap();
     status.send(Status::BrowseAllowed(false)).unwrap();
     harness.run_steps(2);
     click(&mut harness, "Show my folders");
@@ -921,18 +913,7 @@ fn a_file_on_its_way_is_stopped_from_its_row_and_folders_are_shown_only_when_swi
             path: "/home/u/Documents".into(),
         }))
         .unwrap();
-    let row = TransferShown {
-        key: (1, 2),
-        offer: 6,
-        name: "big.iso".into(),
-        incoming: true,
-        who: "alice".into(),
-        done: 2_000_000,
-        size: 8_000_000,
-        rate: 1_000_000,
-        eta_secs: Some(6),
-        state: TransferState::Going,
-    };
+    let row = big_iso_on_its_way();
     status
         .send(Status::Files(FileStatus::Transfer(row)))
         .unwrap();
@@ -948,13 +929,59 @@ fn a_file_on_its_way_is_stopped_from_its_row_and_folders_are_shown_only_when_swi
             offer: 6
         })
     );
-    status
-        .send(Status::Files(FileStatus::Cancelled {
-            viewer: 1,
-            offer: 6,
-            by_person: true,
-        }))
-        .unwrap();
+    status.send(stopped_here()).unwrap();
     harness.run_steps(2);
     shown_containing(&harness, "You stopped big.iso. What arrived is kept");
+}
+
+/// Several technicians, a reconnection and a stopped file: the bar says them all on one line
+/// (each in whole on hovering it) and keeps its size.
+#[test]
+fn the_bar_keeps_every_note_inside_its_height() {
+    use agent::files::FileStatus;
+    let (side, _input) = consent::channel(InputGate::new());
+    let (status, rx) = mpsc::channel();
+    let app = AgentWindow::new(Catalogue::new("agent", &Lang::english()), rx, side);
+    let mut harness = Harness::builder().with_size(ui::BAR_SIZE).build_ui_state(
+        |ui, app: &mut AgentWindow| {
+            app.frame(ui);
+        },
+        app,
+    );
+    status
+        .send(Status::Sharing {
+            others: vec!["bob".into(), "carol".into()],
+            peer: alice(),
+            control: true,
+        })
+        .unwrap();
+    status.send(Status::BrowseAllowed(true)).unwrap();
+    status.send(Status::Heard(Heard::Reconnecting)).unwrap();
+    status.send(Status::Heard(Heard::Fine)).unwrap();
+    let row = big_iso_on_its_way();
+    status
+        .send(Status::Files(FileStatus::Transfer(row)))
+        .unwrap();
+    status.send(stopped_here()).unwrap();
+    harness.run_steps(3);
+    // Everything said is there (its whole words, however much of it fits)...
+    let status = harness
+        .get_by_label("alice (tier 2, Example Support) is controlling your screen")
+        .rect();
+    let notes = shown_containing(&harness, "Also watching: bob, carol");
+    assert!(
+        notes.contains("Reconnected after") && notes.contains("You stopped big.iso"),
+        "{notes}"
+    );
+    let notes = harness.get_by_label(&notes).rect();
+    // ...inside the bar's height, and clear of the buttons.
+    let buttons = ["End session", "Stop control", "Chat", "Show my folders"]
+        .map(|b| harness.get_by_label(b).rect());
+    let leftmost = buttons.iter().map(|r| r.left()).fold(f32::MAX, f32::min);
+    for r in buttons.iter().chain([&status, &notes]) {
+        assert!(r.bottom() <= ui::BAR_SIZE.y, "{r:?} below the bar");
+    }
+    for r in [status, notes] {
+        assert!(r.right() <= leftmost, "{r:?} under a button at {leftmost}");
+    }
 }

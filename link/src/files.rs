@@ -73,6 +73,13 @@ pub enum Command {
     /// Offer what lies at these paths (files, and folders with all in them); `tag` names the
     /// offer in the news until it has a number.
     Send { paths: Vec<PathBuf>, tag: u64 },
+    /// As [`Command::Send`], leaving out the files named in `done` (their path under what was
+    /// offered, `/` between the parts): those that arrived before the link was resumed.
+    SendRest {
+        paths: Vec<PathBuf>,
+        tag: u64,
+        done: Vec<String>,
+    },
     /// Ask the other end for what lies at `path`; it lands in `dir`, accepted at once.
     Fetch {
         path: String,
@@ -452,6 +459,14 @@ impl Engine {
                     tag: Some(tag),
                     fetch: None,
                     result: local_files(&paths),
+                });
+                Ok(())
+            }
+            Command::SendRest { paths, tag, done } => {
+                self.work.spawn_blocking(move || Work::Hashed {
+                    tag: Some(tag),
+                    fetch: None,
+                    result: local_files_but(&paths, &done),
                 });
                 Ok(())
             }
@@ -971,6 +986,12 @@ fn info_of(file: &transfer::OutgoingFile) -> FileInfo {
 /// paths), with their sizes and SHA-256. Links are not followed into folders (they could loop
 /// or lead anywhere); a link to a file is read as the file.
 pub fn local_files(paths: &[PathBuf]) -> Result<Vec<LocalFile>, String> {
+    local_files_but(paths, &[])
+}
+
+/// As [`local_files`], leaving out (before hashing) the files whose path under what is offered
+/// is in `done`.
+pub fn local_files_but(paths: &[PathBuf], done: &[String]) -> Result<Vec<LocalFile>, String> {
     let mut found = Vec::new();
     for path in paths {
         let path = expand_home(path);
@@ -994,6 +1015,10 @@ pub fn local_files(paths: &[PathBuf]) -> Result<Vec<LocalFile>, String> {
     }
     if found.is_empty() {
         return Err("there are no files to send there".to_string());
+    }
+    found.retain(|(_, path)| !done.contains(&path.join("/")));
+    if found.is_empty() {
+        return Err("every file there has arrived already".to_string());
     }
     found
         .into_iter()

@@ -319,3 +319,23 @@ async fn a_declined_offer_writes_nothing_and_a_hostile_name_lands_plain() {
     assert_eq!(std::fs::read_dir(&inner).unwrap().count(), 1);
     assert_eq!(std::fs::read_dir(dst.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn a_send_after_a_resumed_link_leaves_out_the_files_that_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("report");
+    std::fs::create_dir_all(root.join("pages")).unwrap();
+    std::fs::write(root.join("a.txt"), b"first").unwrap();
+    std::fs::write(root.join("pages").join("b.txt"), b"second").unwrap();
+    let names = |done: &[&str]| -> Result<Vec<String>, String> {
+        let done: Vec<String> = done.iter().map(|d| d.to_string()).collect();
+        let files = link::files::local_files_but(std::slice::from_ref(&root), &done)?;
+        let mut names: Vec<String> = files.iter().map(|f| f.path.join("/")).collect();
+        names.sort();
+        Ok(names)
+    };
+    assert_eq!(names(&[]).unwrap(), ["report/a.txt", "report/pages/b.txt"]);
+    assert_eq!(names(&["report/a.txt"]).unwrap(), ["report/pages/b.txt"]);
+    let all = names(&["report/a.txt", "report/pages/b.txt"]).unwrap_err();
+    assert!(all.contains("arrived already"), "{all}");
+}

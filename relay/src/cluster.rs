@@ -10,11 +10,16 @@
 //! code or a request whose agent it does not hold looks it up here ([`Cluster::find`]): the
 //! technician is sent to the relay that holds it ([`Whereabouts::At`]), or told that relay is
 //! gone. [`judge`] is the decision, pure; [`Cluster`] the queries around it.
+//!
+//! Each also records in `live_at` its live sessions (not the leads' monitoring), so that a
+//! lead on any relay sees every session of the cluster on the dashboard, and a lead who asks to
+//! monitor one, or a technician who takes the escalated request of one, is sent to the relay
+//! that runs it ([`Cluster::find_session`], [`Cluster::live_elsewhere`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use protocol::control::{RelayPointer, SessionCode};
+use protocol::control::{LiveSession, RelayPointer, SessionCode};
 use sha2::{Digest, Sha256};
 
 use crate::ledger::now_ms;
@@ -74,22 +79,25 @@ pub fn judge(
     if h.relay == me.name {
         return Whereabouts::Here;
     }
-    match holder {
-        Some((m, seen))
-            if m.name == h.relay
-                && m.cluster == me.cluster
-                && now_ms.saturating_sub(seen) < GONE_AFTER.as_millis() as u64 =>
-        {
-            Whereabouts::At(RelayPointer {
-                name: m.name.clone(),
-                addr: m.public_addr.clone(),
-                fingerprint: m.fingerprint.clone(),
-            })
-        }
-        _ => Whereabouts::Gone {
+    match holder.and_then(|(m, seen)| reachable(m, seen, me, now_ms).filter(|_| m.name == h.relay))
+    {
+        Some(to) => Whereabouts::At(to),
+        None => Whereabouts::Gone {
             relay: h.relay.clone(),
         },
     }
+}
+
+/// Where to send a technician to relay `m`, last seen at `seen`, from relay `me`: `None` when
+/// it is of another cluster or gone.
+fn reachable(m: &Member, seen: u64, me: &Member, now_ms: u64) -> Option<RelayPointer> {
+    (m.cluster == me.cluster && now_ms.saturating_sub(seen) < GONE_AFTER.as_millis() as u64).then(
+        || RelayPointer {
+            name: m.name.clone(),
+            addr: m.public_addr.clone(),
+            fingerprint: m.fingerprint.clone(),
+        },
+    )
 }
 
 /// What `agents_at` calls the agent waiting under `code`: the SHA-256 of its digits.
@@ -119,10 +127,12 @@ impl Cluster {
             conn: db.connect()?,
             me,
         };
-        c.conn.execute(
-            "DELETE FROM agents_at WHERE relay = $1",
-            params![&c.me.name],
-        )?;
+        for table in ["agents_at", "live_at"] {
+            c.conn.execute(
+                &format!("DELETE FROM {table} WHERE relay = $1"),
+                params![&c.me.name],
+            )?;
+        }
         c.conn.execute(
             "INSERT INTO relays (name, cluster, public_addr, fingerprint, last_seen)
              VALUES ($1, $2, $3, $4, $5)
@@ -268,6 +278,90 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Records that session `live` runs on this relay.
+    pub fn live(&self, live: &LiveSession) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO live_at (session, relay, technician, tier, request, started_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (session) DO UPDATE SET relay = $2, technician = $3, tier = $4,
+                 request = $5, started_at = $6",
+            params![
+                &live.session,
+                &self.me.name,
+                &live.technician,
+                live.tier,
+                live.request,
+                live.started_unix_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets session `session` of this relay: it is over.
+    pub fn not_live(&self, session: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "DELETE FROM live_at WHERE session = $1 AND relay = $2",
+            params![session, &self.me.name],
+        )?;
+        Ok(())
+    }
+
+    /// The live sessions of this relay's live peers, each with where it runs.
+    pub fn live_elsewhere(&self) -> Result<Vec<(LiveSession, RelayPointer)>, DbError> {
+        self.live_rows("l.relay <> $1", &self.me.name)
+    }
+
+    /// Where session `session` runs, if on a live peer of this relay.
+    pub fn find_session(&self, session: &str) -> Result<Option<RelayPointer>, DbError> {
+        let mut rows = self.live_rows("l.session = $1", session)?;
+        Ok(rows
+            .pop()
+            .map(|(_, to)| to)
+            .filter(|to| to.name != self.me.name))
+    }
+
+    /// The rows of `live_at` for which `condition` (on `$1` = `value`) holds, of relays that
+    /// are live peers of this one.
+    fn live_rows(
+        &self,
+        condition: &str,
+        value: &str,
+    ) -> Result<Vec<(LiveSession, RelayPointer)>, DbError> {
+        let now = now_ms();
+        let rows = self.conn.query(
+            &format!(
+                "SELECT l.session, l.technician, l.tier, l.request, l.started_at, r.name,
+                        r.cluster, r.public_addr, r.fingerprint, r.last_seen
+                 FROM live_at l JOIN relays r ON r.name = l.relay
+                 WHERE {condition}"
+            ),
+            params![value],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let holder = Member {
+                name: r.get(5)?,
+                cluster: r.get(6)?,
+                public_addr: r.get(7)?,
+                fingerprint: r.get(8)?,
+            };
+            let Some(to) = reachable(&holder, r.get(9)?, &self.me, now) else {
+                continue;
+            };
+            let live = LiveSession {
+                session: r.get(0)?,
+                technician: r.get(1)?,
+                tier: r.get(2)?,
+                request: r.get(3)?,
+                started_unix_ms: r.get(4)?,
+            };
+            out.push((live, to));
+        }
+        Ok(out)
+    }
+}
+
 /// The help request a [`request_key`] names.
 fn request_of(what: &str) -> Option<u64> {
     what.strip_prefix("request ")?.parse().ok()
@@ -382,6 +476,46 @@ mod tests {
             );
             // A gone relay's requests are nowhere to be taken.
             assert!(b.requests_elsewhere().unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn each_relay_sees_the_live_sessions_of_the_others_until_they_end_or_it_goes() {
+        each_backend(|db| {
+            let a = Cluster::enter(db, member("a")).unwrap();
+            let b = Cluster::enter(db, member("b")).unwrap();
+            let live = LiveSession {
+                session: "s-1".into(),
+                technician: "tom".into(),
+                tier: 1,
+                request: Some(7),
+                started_unix_ms: 1_700_000_000_000,
+            };
+            a.live(&live).unwrap();
+            let seen = b.live_elsewhere().unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].0, live);
+            assert_eq!(seen[0].1.name, "a");
+            assert!(
+                a.live_elsewhere().unwrap().is_empty(),
+                "its own are not elsewhere"
+            );
+            assert_eq!(b.find_session("s-1").unwrap().unwrap().name, "a");
+            assert_eq!(a.find_session("s-1").unwrap(), None, "here, not elsewhere");
+            assert_eq!(b.find_session("s-2").unwrap(), None);
+            // Only the relay running it ends it.
+            b.not_live("s-1").unwrap();
+            assert_eq!(b.live_elsewhere().unwrap().len(), 1);
+            a.not_live("s-1").unwrap();
+            assert!(b.live_elsewhere().unwrap().is_empty());
+            // A relay that stops takes its sessions with it; one that enters again forgets
+            // those of its last run.
+            a.live(&live).unwrap();
+            a.leave().unwrap();
+            assert!(b.live_elsewhere().unwrap().is_empty());
+            let a = Cluster::enter(db, member("a")).unwrap();
+            assert!(b.live_elsewhere().unwrap().is_empty());
+            assert_eq!(a.find_session("s-1").unwrap(), None);
         });
     }
 }

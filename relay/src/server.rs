@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use link::channel::{ChannelError, FramedRecv, FramedSend};
 use protocol::control::{
-    close_code, peek_hello_version, ErrorCode, FromRelay, PeerInfo, PeerLeftReason,
+    close_code, peek_hello_version, ErrorCode, FromRelay, LiveSession, PeerInfo, PeerLeftReason,
     RecordingPolicy, Role, SessionCode, ToRelay,
 };
 use protocol::framing::FrameError;
@@ -374,9 +374,19 @@ impl Relay {
             loop {
                 tick.tick().await;
                 if ticks.is_multiple_of(ELSEWHERE_EVERY) {
-                    if let Some(elsewhere) = with_cluster(&desk, Cluster::requests_elsewhere).await
-                    {
-                        desk.help.set_elsewhere(elsewhere);
+                    let seen = with_cluster(&desk, |c| {
+                        Ok((c.requests_elsewhere()?, c.live_elsewhere()?))
+                    });
+                    if let Some((mut requests, live)) = seen.await {
+                        // A request served by a session on another relay is taken there
+                        // (an escalation joins that session).
+                        for (l, to) in &live {
+                            if let Some(id) = l.request {
+                                requests.entry(id).or_insert_with(|| to.clone());
+                            }
+                        }
+                        desk.help
+                            .set_elsewhere(requests, live.into_iter().map(|(l, _)| l).collect());
                     }
                 }
                 ticks += 1;
@@ -1006,11 +1016,8 @@ async fn technician(
         },
         Wanted::Request(request) => {
             if let Some(id) = request.filter(|id| !shared.help.holds_agent(*id)) {
-                if shared.cluster.is_some() {
-                    let what = crate::cluster::request_key(id);
-                    if let Some(Whereabouts::At(to)) = find(shared, what).await {
-                        return redirect(conn, out, shared, to).await;
-                    }
+                if let Some(to) = request_elsewhere(shared, id).await {
+                    return redirect(conn, out, shared, to).await;
                 }
             }
             let (entry, reach) = help::take(shared, &account.name, account.tier, request).await?;
@@ -1040,6 +1047,12 @@ async fn technician(
         }
         Wanted::Monitor(session) => {
             let who = shared.logins.live_account(&login).await?;
+            if shared.help.live_session(&session).is_none() {
+                let s = session.clone();
+                if let Some(Some(to)) = with_cluster(shared, move |c| c.find_session(&s)).await {
+                    return redirect(conn, out, shared, to).await;
+                }
+            }
             (
                 monitored(shared, &who, &session).await?,
                 format!("monitor {session}"),
@@ -1092,6 +1105,7 @@ async fn technician(
     info!(peer = %remote, joined = %what, account = %account.name, tier = account.tier, %session, "technician joined");
     Windows::paired(conn);
     let counted = shared.help.session_begins(&account.name, account.tier);
+    let started_at = crate::ledger::now_ms();
     let live = shared.help.live_begins(
         &session,
         help::Live {
@@ -1099,10 +1113,23 @@ async fn technician(
             technician: account.name.clone(),
             tier: account.tier,
             request: request_id,
-            started_at: crate::ledger::now_ms(),
+            started_at,
             monitor,
         },
     );
+    // The other relays' leads see it too (a lead's monitoring is not listed).
+    let _listed = if monitor {
+        None
+    } else {
+        let listed = LiveSession {
+            session: session.clone(),
+            technician: account.name.clone(),
+            tier: account.tier,
+            request: request_id,
+            started_unix_ms: started_at,
+        };
+        Some(Held::live(shared, listed).await)
+    };
     let ended = async {
         send(
             out,
@@ -1435,20 +1462,36 @@ async fn with_cluster<T: Send + 'static>(
     }
 }
 
+/// The other relay of the cluster that holds the agent of request `id`, waiting or in a
+/// session there.
+async fn request_elsewhere(shared: &Shared, id: u64) -> Option<protocol::control::RelayPointer> {
+    shared.cluster.as_ref()?;
+    if let Some(Whereabouts::At(to)) = find(shared, crate::cluster::request_key(id)).await {
+        return Some(to);
+    }
+    let live = with_cluster(shared, Cluster::live_elsewhere).await?;
+    live.into_iter()
+        .find(|(l, _)| l.request == Some(id))
+        .map(|(_, to)| to)
+}
+
 /// Where the agent of `what` (a code's or a request's key) is among the relays of the cluster.
 async fn find(shared: &Shared, what: String) -> Option<Whereabouts> {
     with_cluster(shared, move |c| c.find(&what)).await
 }
 
-/// An agent this relay holds, as recorded for the other relays of its cluster until it is
-/// dropped; or, when the relay is stopping, until it expires (so that a technician asking
-/// another relay for it is told this one is gone).
+/// What this relay records for the other relays of its cluster (an agent it holds, a session
+/// it runs) until the guard is dropped; or, when the relay is stopping, until it expires or
+/// the relay is struck off (so that a technician asking another relay for it is told this one
+/// is gone).
 struct Held {
     cluster: Option<Arc<Mutex<Cluster>>>,
-    what: String,
-    holder: String,
+    undo: Option<Undo>,
     shutdown: watch::Receiver<bool>,
 }
+
+/// How a [`Held`] takes back what it recorded.
+type Undo = Box<dyn FnOnce(&Cluster) -> Result<(), crate::storage::DbError> + Send>;
 
 impl Held {
     /// Records that this relay holds the agent of `what` on `conn` until `until_ms`.
@@ -1456,10 +1499,20 @@ impl Held {
         let holder = conn.stable_id().to_string();
         let (w, h) = (what.clone(), holder.clone());
         with_cluster(shared, move |c| c.hold(&w, &h, until_ms)).await;
+        Self::until_dropped(shared, Box::new(move |c| c.release(&what, &holder)))
+    }
+
+    /// Records that session `live` runs on this relay, for the other relays' leads.
+    async fn live(shared: &Shared, live: LiveSession) -> Self {
+        let session = live.session.clone();
+        with_cluster(shared, move |c| c.live(&live)).await;
+        Self::until_dropped(shared, Box::new(move |c| c.not_live(&session)))
+    }
+
+    fn until_dropped(shared: &Shared, undo: Undo) -> Self {
         Self {
             cluster: shared.cluster.clone(),
-            what,
-            holder,
+            undo: Some(undo),
             shutdown: shared.shutdown.clone(),
         }
     }
@@ -1467,23 +1520,15 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let Some(cluster) = self.cluster.take() else {
+        let (Some(cluster), Some(undo)) = (self.cluster.take(), self.undo.take()) else {
             return;
         };
         if *self.shutdown.borrow() {
             return;
         }
-        let (what, holder) = (
-            std::mem::take(&mut self.what),
-            std::mem::take(&mut self.holder),
-        );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn_blocking(move || {
-                if let Err(e) = cluster
-                    .lock()
-                    .expect("cluster lock")
-                    .release(&what, &holder)
-                {
+                if let Err(e) = undo(&cluster.lock().expect("cluster lock")) {
                     warn!(error = %e, "the cluster's rows in the database cannot be used");
                 }
             });

@@ -22,7 +22,7 @@ use link::files::{progress_words, summary_of, Command, Direction, FileInfo, File
 use link::report::Reporter;
 use protocol::e2e::FileKeys;
 use protocol::framing::FrameReader;
-use protocol::sessionlog::{FileDirection, FileOutcome, FileTransfer};
+use protocol::sessionlog::{FileDirection, FileOutcome, FileTransfer, FolderLook};
 use protocol::transfer::{bytes_words, AcceptedBy, FileMessage, OfferId};
 use quinn::RecvStream;
 use tokio::sync::oneshot;
@@ -50,6 +50,10 @@ struct Wait {
     answer: Option<oneshot::Sender<Result<(), String>>>,
     /// Files of it not yet arrived (`None` before its offer).
     left: Option<usize>,
+    /// The step, for a send or a fetch: asked again when the link is resumed.
+    again: Option<FileStep>,
+    /// The files of it that arrived (their path under the offer).
+    done: Vec<String>,
 }
 
 /// The session's file transfers as the technician's session loop holds them.
@@ -98,10 +102,29 @@ impl TechFiles {
 
     /// Starts a step.
     pub async fn ask(&mut self, (step, answer): FileAsk) {
+        self.ask_after(step, answer, Vec::new()).await
+    }
+
+    /// Starts a step of which the files named in `done` arrived already.
+    async fn ask_after(
+        &mut self,
+        step: FileStep,
+        answer: Option<oneshot::Sender<Result<(), String>>>,
+        done: Vec<String>,
+    ) {
         let tag = self.next_tag;
         self.next_tag += 1;
-        self.waits.insert(tag, Wait { answer, left: None });
+        let again =
+            matches!(step, FileStep::Send(_) | FileStep::Fetch { .. }).then(|| step.clone());
+        let wait = Wait {
+            answer,
+            left: None,
+            again,
+            done: done.clone(),
+        };
+        self.waits.insert(tag, wait);
         let command = match step {
+            FileStep::Send(paths) if !done.is_empty() => Command::SendRest { paths, tag, done },
             FileStep::Send(paths) => Command::Send { paths, tag },
             FileStep::Fetch { path, dir } => Command::Fetch { path, dir, tag },
             FileStep::List { path } => {
@@ -117,6 +140,49 @@ impl TechFiles {
             }
         };
         self.link.command(command).await;
+    }
+
+    /// The session's link was resumed on `connection`: transfers start again there, and each
+    /// send or fetch that had not finished is asked again, going on from what had arrived (the
+    /// receiving end keeps its partial files; a send leaves out the files that arrived). A
+    /// fetch of which some files arrived, and a listing, end with words that say why. Returns
+    /// how many steps go on.
+    pub async fn resumed(&mut self, connection: quinn::Connection, keys: FileKeys) -> usize {
+        let waits = std::mem::take(&mut self.waits);
+        let next_tag = self.next_tag;
+        *self = Self::start(connection, keys);
+        self.next_tag = next_tag;
+        let mut going = 0;
+        for (_, w) in waits {
+            let fail = |answer: Option<oneshot::Sender<_>>, why: &str| {
+                if let Some(answer) = answer {
+                    let _ = answer.send(Err(why.to_string()));
+                }
+            };
+            match w.again {
+                Some(step @ FileStep::Send(_)) => {
+                    self.ask_after(step, w.answer, w.done).await;
+                    going += 1;
+                }
+                Some(step @ FileStep::Fetch { .. }) if w.done.is_empty() => {
+                    self.ask_after(step, w.answer, Vec::new()).await;
+                    going += 1;
+                }
+                Some(_) => fail(
+                    w.answer,
+                    &format!(
+                    "the connection was lost after {} files of the fetch arrived; fetch the rest \
+                     again",
+                        w.done.len()
+                    ),
+                ),
+                None => fail(
+                    w.answer,
+                    "the connection was lost before the answer came; ask again",
+                ),
+            }
+        }
+        going
     }
 
     /// What the agent said about files.
@@ -158,8 +224,9 @@ impl TechFiles {
             Out::Broken(why) => return Some(Err(why)),
             Out::News(news) => news,
         };
-        self.follow(&news).await;
+        // Recorded first: following a news forgets which steps were listings.
         self.record(&news, sinks.recorder);
+        self.follow(&news).await;
         report(sinks.report, &news);
         if let Some(tx) = sinks.events {
             let _ = tx.send(crate::session::SessionEvent::Files(news));
@@ -248,6 +315,7 @@ impl TechFiles {
             FileNews::Done { file, .. } => {
                 if let Some(tag) = self.step_of(file.offer) {
                     let finished = self.waits.get_mut(&tag).is_some_and(|w| {
+                        w.done.push(file.name.clone());
                         w.left = w.left.map(|n| n.saturating_sub(1));
                         w.left == Some(0)
                     });
@@ -276,6 +344,17 @@ impl TechFiles {
     /// Writes what ended for a file into the session log.
     fn record(&mut self, news: &FileNews, recorder: &Option<Arc<Mutex<Recorder>>>) {
         let Some(recorder) = recorder else { return };
+        let folder = match news {
+            FileNews::Listed { listing, .. } => Some(FolderLook::listed(listing)),
+            FileNews::FetchRefused {
+                tag, path, reason, ..
+            } if self.lists.contains(tag) => Some(FolderLook::refused(path, reason)),
+            _ => None,
+        };
+        if let Some(look) = folder {
+            recorder.lock().expect("recorder lock").folder(&look);
+            return;
+        }
         let entry = |file: &FileInfo, direction: Direction, by, outcome| FileTransfer {
             direction: match direction {
                 Direction::Sending => FileDirection::ToUser,

@@ -296,6 +296,7 @@ fn describe(record: &Record) -> String {
         Record::Cursor(p) => format!("pointer off the screen seen (shape {})", p.shape),
         Record::FileTransfer(f) => f.to_string(),
         Record::Link(l) => printable(&l.to_string()).into_owned(),
+        Record::Folder(l) => l.to_string(),
         Record::SessionClosed(c) => format!("session closed: {}", c.reason),
         Record::Seal => "sealed".into(),
         Record::Unknown { kind } => format!("record of kind {kind} (newer than this program)"),
@@ -537,6 +538,7 @@ fn record_json(rec: &RawRecord) -> serde_json::Value {
         }
         Ok(Record::Cursor(p)) => v["record"] = serde_json::to_value(p).unwrap_or_default(),
         Ok(Record::Link(l)) => v["record"] = serde_json::to_value(l).unwrap_or_default(),
+        Ok(Record::Folder(l)) => v["record"] = serde_json::to_value(l).unwrap_or_default(),
         Ok(Record::Seal) | Ok(Record::Unknown { .. }) => {}
         Err(e) => v["error"] = json!(e.to_string()),
     }

@@ -213,6 +213,11 @@ impl Recorder {
         self.with(|w, t| w.link(t, change));
     }
 
+    /// The technician asked to list a folder of the user's machine.
+    pub fn folder(&mut self, look: &protocol::sessionlog::FolderLook) {
+        self.with(|w, t| w.folder(t, look));
+    }
+
     /// A shape of the user's pointer.
     pub fn cursor_shape(&mut self, shape: &CursorShape) {
         self.with(|w, t| w.cursor_shape(t, shape));

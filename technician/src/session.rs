@@ -1272,7 +1272,7 @@ pub async fn run(
                 opts.cursor.clone(),
                 cursor_tx.clone(),
             ));
-            files = crate::files::TechFiles::start(connection.clone(), keys.file_keys());
+            let carried = files.resumed(connection.clone(), keys.file_keys()).await;
             resume_secret = keys.resume_secret();
             drop(keys);
             relay_silence = Silence::new(&connection);
@@ -1284,6 +1284,13 @@ pub async fn run(
             });
             opts.tell(SessionEvent::RelayQuiet(false));
             report.event("link_resumed", json!({ "relay": relay }), "Reconnected");
+            if carried > 0 {
+                report.event(
+                    "files_resumed",
+                    json!({ "steps": carried }),
+                    format!("Files on their way go on from where they were ({carried} offers)"),
+                );
+            }
             send_checkpoint(conn, checkpoint_due(&opts)).await;
         }
         let script_done = async {

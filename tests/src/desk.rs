@@ -45,6 +45,12 @@ pub fn log_in_at(
     add.extend(extra);
     let r = relay.user(&add, &format!("{TECHNICIAN_PASSWORD}\n"));
     assert!(r.success, "relay user add {name}: {}", r.text());
+    login_at(at, dir, name)
+}
+
+/// Logs the existing account `name` in from `at` with its own logins file in `dir`; returns the
+/// file.
+pub fn login_at(at: &At, dir: &Path, name: &str) -> String {
     let tokens = dir
         .join(format!("{name}-tokens.json"))
         .display()

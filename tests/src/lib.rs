@@ -563,16 +563,23 @@ pub fn replayed_end_sha256(path: &str) -> String {
     hex::encode(Sha256::digest(player.framebuffer().pixels()))
 }
 
-/// The session log the technician `tech` recorded, once it says so: it verifies whole, and
-/// records one loss of the link and its resume through the relay at `relay`.
-pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
-    use protocol::sessionlog::LinkChange;
+/// The path of the session log the technician `tech` recorded, once it says so; the log
+/// verifies whole.
+pub fn verified_log(tech: &mut Proc) -> String {
     let log = tech.wait_event("recorded", PROMPT)["path"]
         .as_str()
         .expect("the log's path")
         .to_string();
     let (code, text) = verify_log(&log);
     assert_eq!(code, 0, "{text}");
+    log
+}
+
+/// The session log the technician `tech` recorded, once it says so: it verifies whole, and
+/// records one loss of the link and its resume through the relay at `relay`.
+pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
+    use protocol::sessionlog::LinkChange;
+    let log = verified_log(tech);
     let links = link_records(&log);
     assert!(
         matches!(links.as_slice(), [LinkChange::Lost { .. }, LinkChange::Resumed { relay: r }] if r == relay),
@@ -581,17 +588,37 @@ pub fn log_with_one_resume(tech: &mut Proc, relay: &str) -> String {
     log
 }
 
-/// The link records of a session log, in order.
-pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
+/// The records of a session log that `pick` keeps, in order.
+pub fn log_records<T>(
+    path: &str,
+    pick: impl Fn(protocol::sessionlog::Record) -> Option<T>,
+) -> Vec<T> {
     let file = std::fs::File::open(path).unwrap();
     let mut reader = protocol::sessionlog::LogReader::new(std::io::BufReader::new(file)).unwrap();
     let mut out = Vec::new();
     while let Some(rec) = reader.next_record().unwrap() {
-        if let Ok(protocol::sessionlog::Record::Link(l)) = rec.decode() {
-            out.push(l);
+        if let Some(t) = rec.decode().ok().and_then(&pick) {
+            out.push(t);
         }
     }
     out
+}
+
+/// The link records of a session log, in order.
+pub fn link_records(path: &str) -> Vec<protocol::sessionlog::LinkChange> {
+    log_records(path, |r| match r {
+        protocol::sessionlog::Record::Link(l) => Some(l),
+        _ => None,
+    })
+}
+
+/// The folder records of the session log the technician `tech` recorded, once it says so;
+/// the log verifies whole.
+pub fn folder_records(tech: &mut Proc) -> Vec<protocol::sessionlog::FolderLook> {
+    log_records(&verified_log(tech), |r| match r {
+        protocol::sessionlog::Record::Folder(f) => Some(f),
+        _ => None,
+    })
 }
 
 /// Checks that the input the agent recorded at `record` (`agent --input record:FILE`) is every

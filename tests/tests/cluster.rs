@@ -2,11 +2,15 @@
 //! server, harness::postgres): a technician who gives relay B the code of an agent waiting on
 //! relay A is sent to A by B and the session runs there; a help request filed through A and
 //! taken through B the same, and B's queue shows A's requests waiting and `take --next` through
-//! B takes the oldest of them; the code of a relay that stopped is refused as a gone relay's.
+//! B takes the oldest of them; the code of a relay that stopped is refused as a gone relay's; a
+//! session on A is listed on B's dashboard, and a lead monitoring it or a technician taking its
+//! escalation through B is sent to A and joins it.
 
 use link::RelayConnection;
 use protocol::control::{QueueEntry, Role};
-use tests::desk::{request_help, take_next, technician};
+use std::path::Path;
+
+use tests::desk::{login_at, request_help, take_next, technician, At};
 use tests::{run, start_agent, start_technician_unprepared, Relay, PROMPT, TECHNICIAN};
 use tests::{TECHNICIAN_PASSWORD, TECHNICIAN_TIER};
 
@@ -24,27 +28,33 @@ impl Cluster {
     /// Adds the account `name` of `tier` to the shared database (the password
     /// [`TECHNICIAN_PASSWORD`]).
     fn add_user(&self, name: &str, tier: u8) {
-        add_user(&self.url, self._dirs[1].path(), name, tier);
+        add_user(&self.url, self._dirs[1].path(), name, tier, &[]);
+    }
+
+    /// Adds the account `name` of `tier` (with `extra` arguments of `relay user add`, e.g.
+    /// `--role lead`) and logs it in on `relay` with its own logins file in `dir`; returns the
+    /// file.
+    fn log_in(&self, relay: &Relay, dir: &Path, name: &str, tier: u8, extra: &[&str]) -> String {
+        add_user(&self.url, self._dirs[1].path(), name, tier, extra);
+        login_at(&At::loopback(relay), dir, name)
     }
 }
 
-fn add_user(url: &str, data_dir: &std::path::Path, name: &str, tier: u8) {
+fn add_user(url: &str, data_dir: &Path, name: &str, tier: u8, extra: &[&str]) {
     let (tier, data) = (tier.to_string(), data_dir.display().to_string());
-    let added = run(
-        "relay",
-        &[
-            "--data-dir",
-            &data,
-            "--database-url",
-            url,
-            "user",
-            "add",
-            name,
-            "--tier",
-            &tier,
-        ],
-        &format!("{TECHNICIAN_PASSWORD}\n"),
-    );
+    let mut args = vec![
+        "--data-dir",
+        &data,
+        "--database-url",
+        url,
+        "user",
+        "add",
+        name,
+        "--tier",
+        &tier,
+    ];
+    args.extend(extra);
+    let added = run("relay", &args, &format!("{TECHNICIAN_PASSWORD}\n"));
     assert!(added.success, "relay user add {name}: {}", added.text());
 }
 
@@ -57,8 +67,8 @@ fn cluster_with(config: &str) -> Cluster {
     let server = harness::postgres::Server::shared().unwrap_or_else(|e| panic!("{e:#}"));
     let url = server.database().unwrap_or_else(|e| panic!("{e:#}"));
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    add_user(&url, dir_b.path(), TECHNICIAN, TECHNICIAN_TIER);
-    let start = |dir: &std::path::Path| {
+    add_user(&url, dir_b.path(), TECHNICIAN, TECHNICIAN_TIER, &[]);
+    let start = |dir: &Path| {
         let cfg = tests::relay_config(dir, config);
         Relay::start(
             dir,
@@ -228,6 +238,21 @@ async fn relay_b_shows_the_requests_of_relay_a_waiting_and_takes_the_oldest_ther
     .await;
 }
 
+/// The first request offered to `who` watching the queue on `watcher` (within [`PROMPT`]).
+async fn offer_to(watcher: &mut RelayConnection, who: &str) -> QueueEntry {
+    tokio::time::timeout(PROMPT, async {
+        loop {
+            if let link::client::DeskNews::Offer { request, .. } =
+                watcher.next_desk().await.unwrap()
+            {
+                return *request;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no offer to {who} within {PROMPT:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there() {
     let c = cluster_with("[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 30\n");
@@ -238,15 +263,7 @@ async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there
     let id = user.wait_event("queued", PROMPT)["request"]
         .as_u64()
         .unwrap();
-    let offered = tokio::time::timeout(PROMPT, async {
-        loop {
-            if let link::client::DeskNews::Offer { request, .. } = ann.next_desk().await.unwrap() {
-                return request;
-            }
-        }
-    })
-    .await
-    .expect("an offer at relay B within the prompt");
+    let offered = offer_to(&mut ann, "ann").await;
     assert_eq!(offered.id, id);
     assert!(offered.connected);
     match ann.take(Some(id)).await {
@@ -259,6 +276,152 @@ async fn routing_on_relay_b_offers_a_request_of_relay_a_and_taking_it_goes_there
         .await
         .expect("ann takes her offer on A");
     user.wait_event("claimed", PROMPT);
+}
+
+/// Ann is in a session on relay A; routing on relay B, where Ann and Bob watch the queue,
+/// counts it and offers the next request to Bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_counts_the_sessions_a_technician_has_on_other_relays() {
+    let c = cluster_with("[desk.tier1]\nrouting = \"least-busy\"\noffer_secs = 30\n");
+    let dir = tempfile::tempdir().unwrap();
+    let ann_tokens = c.log_in(&c.a, dir.path(), "ann", 1, &[]);
+    c.add_user("bob", 1);
+    let src = format!("corpus:{}", tests::data("idle-clock.scrn").display());
+    let (_agent, code) = start_agent(&c.a, &["--source", &src, "--speed", "0.05"]);
+    let mut busy = technician(
+        &c.a,
+        dir.path(),
+        &ann_tokens,
+        &["connect", &code],
+        "wait 120000\n",
+        &[],
+    );
+    busy.wait_event("paired", PROMPT);
+    let mut ann = c.b.logged_in("ann", TECHNICIAN_PASSWORD).await;
+    ann.watch_queue().await.unwrap();
+    let mut bob = c.b.logged_in("bob", TECHNICIAN_PASSWORD).await;
+    bob.watch_queue().await.unwrap();
+    // B has heard of Ann's session on A before the request comes: its dashboard counts it.
+    add_user(&c.url, dir.path(), "lena", 1, &["--role", "lead"]);
+    let mut lead = c.b.logged_in("lena", TECHNICIAN_PASSWORD).await;
+    lead.watch_queue().await.unwrap();
+    tokio::time::timeout(PROMPT, async {
+        loop {
+            if let link::client::DeskNews::Dashboard { technicians, .. } =
+                lead.next_desk().await.unwrap()
+            {
+                if technicians
+                    .iter()
+                    .any(|t| t.name == "ann" && t.sessions == 1)
+                {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("Ann's session on A counted on B's dashboard within the prompt");
+
+    let mut user = request_help(&c.a, "control", &[]);
+    let id = user.wait_event("queued", PROMPT)["request"]
+        .as_u64()
+        .unwrap();
+    let offered = offer_to(&mut bob, "bob").await;
+    assert_eq!(offered.id, id);
+    busy.signal(libc::SIGTERM);
+    drop(ann);
+}
+
+/// The first event `event` of `proc` about technician `name`.
+fn event_about(proc: &mut tests::Proc, event: &str, name: &str) -> serde_json::Value {
+    let line = proc.wait_line(PROMPT, &format!("{event} about {name}"), |l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .is_ok_and(|v| v["event"] == event && v["technician"] == name)
+    });
+    serde_json::from_str(&line).unwrap()
+}
+
+/// A session runs on relay A: a lead who asks relay B to monitor it, and a tier-2 technician
+/// who takes its escalated request through B, are sent to A and join it there (the user asked
+/// about each); B's dashboard lists the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_and_an_escalation_through_relay_b_join_the_live_session_on_relay_a() {
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let tom = c.log_in(&c.a, dir.path(), "tom", 1, &[]);
+    let ana = c.log_in(&c.b, dir.path(), "ana", 2, &[]);
+    let lena = c.log_in(&c.b, dir.path(), "lena", 1, &["--role", "lead"]);
+    let mut agent = request_help(&c.a, "ask", &["--speed", "0.05"]);
+    agent.wait_event("queued", PROMPT);
+    let mut first = take_next(
+        &c.a,
+        dir.path(),
+        &tom,
+        "wait-control me 30000\nescalate 2 needs an administrator\nwait 120000\n",
+        &[],
+    );
+    event_about(&mut agent, "consent_request", "tom");
+    agent.send_line("c");
+    let session = first.wait_event("paired", PROMPT)["session"]
+        .as_str()
+        .expect("the session's identifier")
+        .to_string();
+    first.wait_event("request_passed", PROMPT);
+
+    // B's dashboard, as a lead there sees it, lists the session running on A.
+    let mut watcher = c.b.logged_in("lena", TECHNICIAN_PASSWORD).await;
+    watcher.watch_queue().await.unwrap();
+    let listed = tokio::time::timeout(PROMPT, async {
+        loop {
+            if let link::client::DeskNews::Dashboard { sessions, .. } =
+                watcher.next_desk().await.unwrap()
+            {
+                if let Some(s) = sessions.into_iter().find(|s| s.session == session) {
+                    return s;
+                }
+            }
+        }
+    })
+    .await
+    .expect("A's session on B's dashboard within the prompt");
+    assert_eq!(listed.technician, "tom");
+
+    // Lena asks B to monitor it: sent to A, the user is asked about her, she watches.
+    let mut lead = technician(
+        &c.b,
+        dir.path(),
+        &lena,
+        &["monitor", &session],
+        "wait 500\nend\n",
+        &["--report-updates"],
+    );
+    let sent = lead.wait_event("redirected", PROMPT);
+    assert_eq!(sent["addr"], c.a.addr.as_str(), "{sent}");
+    let asked = event_about(&mut agent, "consent_request", "lena");
+    assert_eq!(asked["joining"], "monitor", "{asked}");
+    agent.send_line("c");
+    lead.wait_event("update", PROMPT);
+    assert!(lead.wait_exit(PROMPT).success(), "{}", lead.transcript());
+
+    // Ana takes the escalation through B: sent to A, into the running session.
+    let mut second = take_next(
+        &c.b,
+        dir.path(),
+        &ana,
+        "wait 500\nend\n",
+        &["--report-updates"],
+    );
+    let sent = second.wait_event("redirected", PROMPT);
+    assert_eq!(sent["addr"], c.a.addr.as_str(), "{sent}");
+    let asked = event_about(&mut agent, "consent_request", "ana");
+    assert_eq!(asked["joining"], "escalation", "{asked}");
+    agent.send_line("c");
+    second.wait_event("update", PROMPT);
+    assert!(
+        second.wait_exit(PROMPT).success(),
+        "{}",
+        second.transcript()
+    );
 }
 
 /// A relay SIGKILLed mid-session: agent and technician, given relay B of the cluster to resume

@@ -1,7 +1,8 @@
 //! The console's network worker against a real relay and agent, without a window: a lead's
 //! console sees the dashboard follow a tier-1 technician's presence and the queues; the tier-1
 //! console is offered a user's request, declines it, takes it, and escalates it to tier 2 from
-//! the window's side of the session; the lead's queue then shows it with the note.
+//! the window's side of the session; the lead's queue then shows it with the note. The steps
+//! of the session's Files panel list a folder of the user's, fetch a file from it and send one.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -202,6 +203,103 @@ fn the_console_follows_presence_declines_an_offer_takes_it_and_escalates_it() {
     dashboard(&lead, "tier 2 waiting", |d| {
         d.tiers.iter().any(|t| t.tier == 2 && t.waiting == 1)
     });
+    agent.signal(libc::SIGTERM);
+    let _ = agent.wait_exit_or(Duration::from_secs(5));
+}
+
+/// The steps the console's Files panel makes, against a real agent: a folder of the user's
+/// listed, a file picked from it fetched bit-exact, and a file sent to the user.
+#[test]
+fn the_consoles_file_steps_list_fetch_and_send_through_a_real_session() {
+    use technician::files::FileStep;
+    use technician::session::ToolAction;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let ann = console(&relay, dir.path(), "ann", 1, &[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let pick: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(shared.join("pick.bin"), &pick).unwrap();
+    let inbox = dir.path().join("inbox");
+    let source = format!("corpus:{}", tests::data("typing.scrn").display());
+    let inbox_arg = inbox.display().to_string();
+    let (mut agent, code) = tests::start_agent(
+        &relay,
+        &[
+            "--source",
+            &source,
+            "--speed",
+            "0.05",
+            "--consent",
+            "control",
+            "--allow-browse",
+            "--accept-files",
+            &inbox_arg,
+        ],
+    );
+
+    let (_input_tx, input) = mpsc::channel(16);
+    let (tools_tx, tools) = mpsc::channel(4);
+    let (_control_tx, control) = mpsc::channel(4);
+    ann.send(Request::Join {
+        relay: relay.addr.clone(),
+        code,
+        input,
+        tools,
+        control,
+    });
+    // The panel's steps go once the screen shows (as the window offers them).
+    wait_for(&ann, "the screen", |e| match e {
+        Event::ScreenStarted { .. } => Some(()),
+        Event::JoinFailed(why) => panic!("the join failed: {why}"),
+        _ => None,
+    });
+    let files = |step| tools_tx.try_send(ToolAction::Files(step)).unwrap();
+    // The folder, as the panel lists it.
+    files(FileStep::List {
+        path: shared.display().to_string(),
+    });
+    let listing = wait_for(&ann, "the listing", |e| match e {
+        Event::Listed(l) => Some(l),
+        Event::FilesNote(n) => panic!("{n:?}"),
+        _ => None,
+    });
+    let entry = &listing.entries[..];
+    assert_eq!(entry.len(), 1, "{listing:?}");
+    assert_eq!(
+        (entry[0].name.as_str(), entry[0].size),
+        ("pick.bin", 3 << 20)
+    );
+
+    // The file picked from it, fetched into the technician's folder.
+    let back = dir.path().join("back");
+    files(FileStep::Fetch {
+        path: listing.child("pick.bin"),
+        dir: back.clone(),
+    });
+    let row = wait_for(&ann, "the fetched file's row ended", |e| match e {
+        Event::File(r) if r.ended.is_some() => Some(r),
+        Event::FilesNote(n) => panic!("{n:?}"),
+        _ => None,
+    });
+    assert_eq!(row.ended, Some(Ok(())), "{row:?}");
+    assert!(row.incoming);
+    assert!(std::fs::read(back.join("pick.bin")).unwrap() == pick);
+
+    // A file sent to the user lands in the agent's folder.
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, b"restart the print spooler").unwrap();
+    files(FileStep::Send(vec![notes]));
+    let row = wait_for(&ann, "the sent file's row ended", |e| match e {
+        Event::File(r) if r.ended.is_some() && !r.incoming => Some(r),
+        Event::FilesNote(n) => panic!("{n:?}"),
+        _ => None,
+    });
+    assert_eq!(row.ended, Some(Ok(())), "{row:?}");
+    assert_eq!(
+        std::fs::read(inbox.join("notes.txt")).unwrap(),
+        b"restart the print spooler"
+    );
     agent.signal(libc::SIGTERM);
     let _ = agent.wait_exit_or(Duration::from_secs(5));
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use harness::Side;
+use protocol::sessionlog::{FolderLook, FolderOutcome};
 use sha2::{Digest, Sha256};
 use tests::{data, start_agent, start_agent_asking, start_technician, Proc, Relay, PROMPT};
 
@@ -123,12 +124,7 @@ fn a_gigabyte_goes_to_the_user_and_back_bit_exact() {
     assert_eq!(allowed["path"], inbox.join("big.bin").display().to_string());
 
     // Both files are in the session log, with their SHA-256 and who accepted them.
-    let log = tech.wait_event("recorded", PROMPT)["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, _) = tests::verify_log(&log);
-    assert_eq!(status, 0);
+    let log = tests::verified_log(&mut tech);
     let shown = tests::run("technician", &["log", "show", &log], "");
     let text = shown.text();
     assert!(text.contains(&sha[..16]), "{text}");
@@ -252,6 +248,43 @@ fn a_transfer_cut_by_a_relay_restart_resumes_in_the_next_session() {
     assert_eq!(accepted["resumed"].as_u64(), Some(from));
 }
 
+#[test]
+fn a_transfer_cut_by_a_relay_restart_goes_on_in_the_resumed_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_dir = dir.path().join("relay");
+    let relay = Relay::start(&relay_dir, &[]);
+    let big = dir.path().join("big.bin");
+    let sha = write_file(&big, 512 << 20);
+    let inbox = dir.path().join("user-inbox");
+    // The user is asked, and saves it in a folder of their choice.
+    let screen = screen();
+    let mut args = vec!["--consent", "control"];
+    args.extend(screen.iter().map(String::as_str));
+    let (mut agent, code) = start_agent_asking(&relay, &args);
+    let mut tech = technician(&relay, &["send", big.to_str().unwrap()], &code);
+    agent.wait_event("files_question", PROMPT);
+    agent.send_line(&format!("y {}", inbox.display()));
+
+    // The relay is killed once part of the file is on the user's disk, and started again
+    // where it was: the session resumes, and the file goes on from what had arrived, into the
+    // same folder without asking the user again.
+    wait_for_partial(&inbox, 32 << 20);
+    let addr = relay.addr.clone();
+    relay.proc.signal(libc::SIGKILL);
+    drop(relay);
+    let _again = Relay::start_at(&addr, &relay_dir, &[]);
+    tech.wait_event("link_resumed", PROMPT);
+    let carried = tech.wait_event("files_resumed", PROMPT);
+    assert_eq!(carried["steps"], 1, "{carried}");
+    assert!(tech.wait_exit(TRANSFER).success(), "{}", tech.transcript());
+    let arrived = done(&mut agent, "receiving");
+    let from = arrived["resumed_from"].as_u64().unwrap();
+    assert!(from >= 32 << 20, "resumed from {from}");
+    assert_eq!(arrived["stored_as"], "big.bin");
+    assert_eq!(sha256_of(&inbox.join("big.bin")), sha);
+    assert_eq!(agent.events("files_question").len(), 1, "asked again");
+}
+
 /// Waits until a partial file in `dir` holds at least `len` bytes; its path.
 fn wait_for_partial(dir: &Path, len: u64) -> PathBuf {
     let deadline = Instant::now() + TRANSFER;
@@ -329,6 +362,19 @@ fn a_folder_is_browsed_and_a_file_picked_from_it_arrives_bit_exact() {
         l.contains("listing_served") && l.contains("pick.bin")
     });
     assert_eq!(agent.events("listing_served").len(), 2);
+    // The session log says which folders were looked into and how much was there.
+    let listed = |path: &Path, folders, files| FolderLook {
+        path: path.display().to_string(),
+        outcome: FolderOutcome::Listed {
+            folders,
+            files,
+            omitted: 0,
+        },
+    };
+    assert_eq!(
+        tests::folder_records(&mut tech),
+        [listed(&shared, 1, 1), listed(&sub, 0, 1)]
+    );
 }
 
 #[test]
@@ -345,6 +391,13 @@ fn browsing_is_refused_where_the_user_does_not_allow_it() {
         "{refused}"
     );
     assert!(tech.events("listing").is_empty());
+    // The log keeps the refusal too.
+    let looks = tests::folder_records(&mut tech);
+    assert!(
+        matches!(looks.as_slice(), [FolderLook { path, outcome: FolderOutcome::Refused { reason } }]
+            if *path == folder && reason.contains("browse")),
+        "{looks:?}"
+    );
 }
 
 #[test]

@@ -84,12 +84,7 @@ fn assert_bit_exact(agent: &mut Proc, tech: &mut Proc, hashes: &[String]) {
     let ended = tech.wait_event("ended", PROMPT);
     assert_eq!(ended["reason"], "SourceFinished", "{ended}");
     assert_eq!(ended["sha256"].as_str().unwrap(), hashes.last().unwrap());
-    let log = tech.wait_event("recorded", PROMPT)["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (code, text) = tests::verify_log(&log);
-    assert_eq!(code, 0, "{text}");
+    let log = tests::verified_log(tech);
     assert_eq!(tests::replayed_end_sha256(&log), *hashes.last().unwrap());
 }
 

@@ -643,68 +643,76 @@ fn bar(ui: &mut Ui, cat: &Catalogue, shared: Shared<'_>) -> Option<Action> {
         stopped,
         chat,
     } = shared;
+    let key = match (heard, control) {
+        (Heard::Reconnecting, _) => "bar-reconnecting",
+        (Heard::TechnicianQuiet, _) => "bar-quiet",
+        (Heard::Fine | Heard::Reconnected, true) => "bar-controlling",
+        (Heard::Fine | Heard::Reconnected, false) => "bar-viewing",
+    };
+    let status = cat.fmt(key, &[("who", who(peer, cat).into())]);
+    // Everything else the bar has to say shares one line, newest last, so the bar keeps its
+    // height however much there is; the whole of each is shown on hovering it.
+    let mut notes = Vec::new();
+    if !others.is_empty() {
+        let names: Vec<String> = others.iter().map(|n| fit(n, NAME_CHARS)).collect();
+        notes.push(cat.fmt("bar-also", &[("names", names.join(", ").into())]));
+    }
+    if heard == Heard::Reconnected {
+        notes.push(cat.text("bar-reconnected"));
+    }
+    if let Some((who, path)) = browsed {
+        notes.push(cat.fmt(
+            "bar-browsed",
+            &[
+                ("who", fit(who, NAME_CHARS).into()),
+                ("path", fit(path, CLAIM_CHARS).into()),
+            ],
+        ));
+    }
+    if let Some(t) = stopped {
+        notes.push(transfer_words(t, cat));
+    }
     let mut clicked = None;
     egui::CentralPanel::default_margins().show(ui, |ui| {
-        ui.horizontal_centered(|ui| {
-            let key = match (heard, control) {
-                (Heard::Reconnecting, _) => "bar-reconnecting",
-                (Heard::TechnicianQuiet, _) => "bar-quiet",
-                (Heard::Fine | Heard::Reconnected, true) => "bar-controlling",
-                (Heard::Fine | Heard::Reconnected, false) => "bar-viewing",
-            };
-            ui.vertical(|ui| {
-                ui.label(RichText::new(cat.fmt(key, &[("who", who(peer, cat).into())])).strong());
-                if heard == Heard::Reconnected {
-                    ui.label(RichText::new(cat.text("bar-reconnected")).small());
+        // The buttons first, from the right; what is said takes the width they leave.
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let end = egui::Button::new(white(cat.text("bar-end"))).fill(END_FILL);
+            if ui.add_enabled(!ending, end).clicked() {
+                clicked = Some(Action::EndSession);
+            }
+            if control && ui.button(cat.text("bar-stop-control")).clicked() {
+                clicked = Some(Action::StopControl);
+            }
+            if chat_button(ui, cat, chat) {
+                clicked = Some(Action::ToggleChat);
+            }
+            if let (true, Some(on)) = (control, clipboard) {
+                let mut share = on;
+                if ui
+                    .checkbox(&mut share, cat.text("bar-clipboard"))
+                    .on_hover_text(cat.text("bar-clipboard-tip"))
+                    .changed()
+                {
+                    clicked = Some(Action::ShareClipboard(share));
                 }
-                if !others.is_empty() {
-                    let names: Vec<String> = others.iter().map(|n| fit(n, NAME_CHARS)).collect();
-                    ui.label(cat.fmt("bar-also", &[("names", names.join(", ").into())]));
+            }
+            if control {
+                let mut allow = browse;
+                if ui
+                    .checkbox(&mut allow, cat.text("bar-browse"))
+                    .on_hover_text(cat.text("bar-browse-tip"))
+                    .changed()
+                {
+                    clicked = Some(Action::AllowBrowse(allow));
                 }
-                if let Some((who, path)) = browsed {
-                    let words = cat.fmt(
-                        "bar-browsed",
-                        &[
-                            ("who", fit(who, NAME_CHARS).into()),
-                            ("path", fit(path, CLAIM_CHARS).into()),
-                        ],
-                    );
-                    ui.label(RichText::new(words).small());
-                }
-                if let Some(t) = stopped {
-                    ui.label(RichText::new(transfer_words(t, cat)).small());
-                }
-            });
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let end = egui::Button::new(white(cat.text("bar-end"))).fill(END_FILL);
-                if ui.add_enabled(!ending, end).clicked() {
-                    clicked = Some(Action::EndSession);
-                }
-                if control && ui.button(cat.text("bar-stop-control")).clicked() {
-                    clicked = Some(Action::StopControl);
-                }
-                if chat_button(ui, cat, chat) {
-                    clicked = Some(Action::ToggleChat);
-                }
-                if let (true, Some(on)) = (control, clipboard) {
-                    let mut share = on;
-                    if ui
-                        .checkbox(&mut share, cat.text("bar-clipboard"))
-                        .on_hover_text(cat.text("bar-clipboard-tip"))
-                        .changed()
-                    {
-                        clicked = Some(Action::ShareClipboard(share));
-                    }
-                }
-                if control {
-                    let mut allow = browse;
-                    if ui
-                        .checkbox(&mut allow, cat.text("bar-browse"))
-                        .on_hover_text(cat.text("bar-browse-tip"))
-                        .changed()
-                    {
-                        clicked = Some(Action::AllowBrowse(allow));
-                    }
+            }
+            ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                ui.add(egui::Label::new(RichText::new(&status).strong()).truncate())
+                    .on_hover_text(&status);
+                if !notes.is_empty() {
+                    let line = notes.join(" · ");
+                    ui.add(egui::Label::new(RichText::new(line).small()).truncate())
+                        .on_hover_text(notes.join("\n"));
                 }
             });
         });

@@ -30,8 +30,8 @@ pub use checkpoint::{Checkpoint, CheckpointFile, Finding};
 pub use reader::{format_ms, format_utc, parse_utc, LogReader, OpenError, RawRecord, Verdict};
 pub use record::{
     code_sha256, ChatAuthor, ChatRecord, ClipDirection, ClipboardRecord, CloseReason,
-    ControlChange, DeskStep, FileDirection, FileOutcome, FileTransfer, LinkChange, Participant,
-    Record, RecordedInput, SessionOpened, TypedText,
+    ControlChange, DeskStep, FileDirection, FileOutcome, FileTransfer, FolderLook, FolderOutcome,
+    LinkChange, Participant, Record, RecordedInput, SessionOpened, TypedText,
 };
 pub use replay::{Player, ReplayError, Replayer};
 pub use writer::{LogWriter, WriteError};

@@ -53,6 +53,9 @@ pub const KIND_CURSOR_SHAPE: u16 = 22;
 pub const KIND_CURSOR: u16 = 23;
 /// [`LinkChange`]: the link through the relay was lost, or the session resumed.
 pub const KIND_LINK: u16 = 24;
+/// [`FolderLook`]: the technician asked to list a folder of the user's machine, and what came
+/// of it.
+pub const KIND_FOLDER: u16 = 25;
 /// The seal: empty body, always the last record of a finished log.
 pub const KIND_SEAL: u16 = 0xffff;
 
@@ -185,6 +188,84 @@ impl std::fmt::Display for LinkChange {
         match self {
             LinkChange::Lost { why } => write!(f, "link lost: {why}"),
             LinkChange::Resumed { relay } => write!(f, "link resumed through {relay}"),
+        }
+    }
+}
+
+/// A folder of the user's machine the technician asked to see, and what came of it. Only
+/// the counts are kept, not the names listed: the log says that a technician looked into a
+/// folder and how much was there, as it says a file was fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderLook {
+    /// The folder as the agent resolved it (listed), or as asked (refused); cut to
+    /// [`MAX_FOLDER_PATH`] characters.
+    pub path: String,
+    pub outcome: FolderOutcome,
+}
+
+/// Longest folder path a [`FolderLook`] keeps, in characters.
+pub const MAX_FOLDER_PATH: usize = 4096;
+
+/// What came of asking to list a folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FolderOutcome {
+    /// Listed: how many folders and files were sent, and how many more the folder had.
+    Listed {
+        folders: u32,
+        files: u32,
+        omitted: u64,
+    },
+    /// The agent refused, and why (browsing not allowed, not in control, no such folder).
+    Refused { reason: String },
+}
+
+impl FolderLook {
+    /// The record of a listing the technician received.
+    pub fn listed(listing: &crate::browse::Listing) -> Self {
+        let folders = listing.entries.iter().filter(|e| e.folder).count() as u32;
+        Self {
+            path: crate::text::clip(&listing.path, MAX_FOLDER_PATH).into_owned(),
+            outcome: FolderOutcome::Listed {
+                folders,
+                files: listing.entries.len() as u32 - folders,
+                omitted: listing.omitted,
+            },
+        }
+    }
+
+    /// The record of a listing the agent refused.
+    pub fn refused(path: &str, reason: &str) -> Self {
+        Self {
+            path: crate::text::clip(path, MAX_FOLDER_PATH).into_owned(),
+            outcome: FolderOutcome::Refused {
+                reason: crate::text::clip(reason, MAX_FOLDER_PATH).into_owned(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for FolderLook {
+    /// `folder listed: /home/ana/Documents (3 folders, 12 files)`, or `folder listing refused:
+    /// /etc (browsing is off)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = crate::text::printable(&self.path);
+        match &self.outcome {
+            FolderOutcome::Listed {
+                folders,
+                files,
+                omitted,
+            } => {
+                write!(f, "folder listed: {path} ({folders} folders, {files} files")?;
+                if *omitted > 0 {
+                    write!(f, ", {omitted} more not listed")?;
+                }
+                f.write_str(")")
+            }
+            FolderOutcome::Refused { reason } => write!(
+                f,
+                "folder listing refused: {path} ({})",
+                crate::text::printable(reason)
+            ),
         }
     }
 }
@@ -453,6 +534,7 @@ pub enum Record {
     Cursor(CursorPosition),
     FileTransfer(FileTransfer),
     Link(LinkChange),
+    Folder(FolderLook),
     Seal,
     /// A kind this version does not know (written by a newer one); its hashes were checked.
     Unknown {
@@ -491,6 +573,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_CURSOR => "cursor",
         KIND_FILE_TRANSFER => "file_transfer",
         KIND_LINK => "link",
+        KIND_FOLDER => "folder",
         KIND_SEAL => "seal",
         _ => "unknown",
     }
@@ -517,6 +600,7 @@ pub fn max_body(kind: u16) -> usize {
             | KIND_CURSOR
             | KIND_FILE_TRANSFER
             | KIND_LINK
+            | KIND_FOLDER
             | KIND_SEAL => MAX_EVENT_BODY,
             // A clipboard's content and a cursor's pixels may be larger.
             _ => MAX_SCREEN_BODY,
@@ -545,6 +629,7 @@ impl Record {
             Record::Cursor(_) => KIND_CURSOR,
             Record::FileTransfer(_) => KIND_FILE_TRANSFER,
             Record::Link(_) => KIND_LINK,
+            Record::Folder(_) => KIND_FOLDER,
             Record::Seal => KIND_SEAL,
             Record::Unknown { kind } => *kind,
         }
@@ -582,6 +667,7 @@ impl Record {
             KIND_CURSOR => Record::Cursor(d(kind, body)?),
             KIND_FILE_TRANSFER => Record::FileTransfer(d(kind, body)?),
             KIND_LINK => Record::Link(d(kind, body)?),
+            KIND_FOLDER => Record::Folder(d(kind, body)?),
             KIND_SEAL => {
                 if !body.is_empty() {
                     return Err(BodyError {
@@ -622,6 +708,7 @@ pub(crate) fn encode_body(record: BodyRef<'_>, out: &mut Vec<u8>) {
         BodyRef::Cursor(v) => e(&v, out),
         BodyRef::FileTransfer(v) => e(v, out),
         BodyRef::Link(v) => e(v, out),
+        BodyRef::Folder(v) => e(v, out),
         BodyRef::Seal => {}
     }
 }
@@ -646,6 +733,7 @@ pub(crate) enum BodyRef<'a> {
     Cursor(CursorPosition),
     FileTransfer(&'a FileTransfer),
     Link(&'a LinkChange),
+    Folder(&'a FolderLook),
     Seal,
 }
 
@@ -669,6 +757,7 @@ impl BodyRef<'_> {
             BodyRef::Cursor(_) => KIND_CURSOR,
             BodyRef::FileTransfer(_) => KIND_FILE_TRANSFER,
             BodyRef::Link(_) => KIND_LINK,
+            BodyRef::Folder(_) => KIND_FOLDER,
             BodyRef::Seal => KIND_SEAL,
         }
     }
@@ -721,5 +810,51 @@ mod tests {
         );
         assert!(Record::decode(KIND_SEAL, b"x").is_err());
         assert!(Record::decode(KIND_CONSENT, &[9, 9]).is_err());
+    }
+
+    #[test]
+    fn a_folder_look_counts_what_was_listed_and_reads_back() {
+        let entry = |name: &str, folder| crate::browse::Entry {
+            name: name.into(),
+            folder,
+            size: if folder { 0 } else { 7 },
+        };
+        let mut listing = crate::browse::Listing::new(
+            "/home/ana".into(),
+            vec![
+                entry("a.txt", false),
+                entry("Documents", true),
+                entry("b", false),
+            ],
+        );
+        listing.omitted = 4;
+        let look = FolderLook::listed(&listing);
+        assert_eq!(
+            look.outcome,
+            FolderOutcome::Listed {
+                folders: 1,
+                files: 2,
+                omitted: 4
+            }
+        );
+        assert_eq!(
+            look.to_string(),
+            "folder listed: /home/ana (1 folders, 2 files, 4 more not listed)"
+        );
+        let mut body = Vec::new();
+        encode_body(BodyRef::Folder(&look), &mut body);
+        assert_eq!(
+            Record::decode(KIND_FOLDER, &body).unwrap(),
+            Record::Folder(look)
+        );
+
+        let long = "/x".repeat(MAX_FOLDER_PATH);
+        let refused = FolderLook::refused(&long, "browsing is off");
+        assert!(
+            refused.path.len() <= MAX_FOLDER_PATH + 4,
+            "{}",
+            refused.path.len()
+        );
+        assert!(refused.to_string().ends_with("(browsing is off)"));
     }
 }

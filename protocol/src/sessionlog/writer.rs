@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 
 use super::record::{
     encode_body, max_body, BodyRef, ChatRecord, ClipboardRecord, CloseReason, ControlChange,
-    DeskStep, ErrorNote, FileTransfer, LinkChange, Participant, ParticipantJoined, ParticipantLeft,
-    RecordedInput, SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE, KIND_SEAL,
+    DeskStep, ErrorNote, FileTransfer, FolderLook, LinkChange, Participant, ParticipantJoined,
+    ParticipantLeft, RecordedInput, SessionClosed, SessionOpened, TypedText, KIND_SCREEN_UPDATE,
+    KIND_SEAL,
 };
 use super::{file_header, HASH_LEN, RECORD_HEADER_LEN};
 use crate::cursor::{CursorPosition, CursorShape};
@@ -213,6 +214,11 @@ impl<W: Write> LogWriter<W> {
     /// The link through the relay was lost, or resumed.
     pub fn link(&mut self, time_ms: u64, change: &LinkChange) -> Result<(), WriteError> {
         self.append(time_ms, BodyRef::Link(change))
+    }
+
+    /// The technician asked to list a folder of the user's machine.
+    pub fn folder(&mut self, time_ms: u64, look: &FolderLook) -> Result<(), WriteError> {
+        self.append(time_ms, BodyRef::Folder(look))
     }
 
     /// The session is over (does not seal: more records may follow, e.g. a late error).

@@ -111,6 +111,8 @@ struct State {
     /// Requests whose agent waits on another live relay of the cluster, and which: connected,
     /// but taken there.
     elsewhere: HashMap<u64, RelayPointer>,
+    /// Sessions running on other live relays of the cluster, for the leads' dashboards.
+    live_elsewhere: Vec<LiveSession>,
     people: HashMap<String, Person>,
     watchers: HashMap<u64, Watcher>,
     next_watcher: u64,
@@ -225,9 +227,23 @@ impl State {
         Ok(())
     }
 
+    /// How many sessions technician `name` is in: on this relay, and on the other relays of
+    /// the cluster.
+    fn sessions_of(&self, name: &str) -> u32 {
+        let here = self.people.get(name).map_or(0, |p| p.sessions);
+        let elsewhere = self
+            .live_elsewhere
+            .iter()
+            .filter(|l| l.technician == name)
+            .count();
+        here + elsewhere as u32
+    }
+
     fn presence(&self, name: &str) -> Presence {
         match self.people.get(name) {
-            Some(p) if p.sessions >= self.rules.sessions_per_technician => Presence::Busy,
+            Some(_) if self.sessions_of(name) >= self.rules.sessions_per_technician => {
+                Presence::Busy
+            }
             Some(p) if p.watching == 0 => Presence::Offline,
             Some(p) if p.away => Presence::Away,
             Some(_) => Presence::Available,
@@ -360,8 +376,9 @@ impl State {
     }
 
     /// The offers routing makes now: each waiting request of a least-busy tier whose agent is
-    /// connected (here or on another relay of the cluster) and that is offered to nobody goes to the available technician of that tier with
-    /// the fewest sessions who has not declined it and has no other offer open.
+    /// connected (here or on another relay of the cluster) and that is offered to nobody goes
+    /// to the available technician of that tier with the fewest sessions (on any relay of the
+    /// cluster) who has not declined it and has no other offer open.
     fn routes(&self) -> Vec<(u64, String)> {
         let mut busy: HashSet<&str> = HashSet::new();
         for t in 1..=crate::desk::MAX_TIER {
@@ -380,7 +397,7 @@ impl State {
                 .people
                 .iter()
                 .filter(|(name, p)| p.tier == t && self.presence(name) == Presence::Available)
-                .map(|(name, p)| (p.sessions, name.as_str()))
+                .map(|(name, _)| (self.sessions_of(name), name.as_str()))
                 .collect();
             candidates.sort_unstable();
             for r in self.desk.queue_of(t) {
@@ -466,6 +483,7 @@ impl Help {
             filings: HashMap::new(),
             away_since: HashMap::new(),
             elsewhere: HashMap::new(),
+            live_elsewhere: Vec::new(),
             people: HashMap::new(),
             watchers: HashMap::new(),
             next_watcher: 0,
@@ -504,17 +522,29 @@ impl Help {
         self.lock().reachable(id)
     }
 
-    /// Which requests' agents wait on other live relays of the cluster, as the shared database
-    /// says now; watchers are told when that changed.
-    pub(super) fn set_elsewhere(&self, elsewhere: HashMap<u64, RelayPointer>) {
+    /// Which requests' agents wait (or are in a session) on other live relays of the cluster,
+    /// and which sessions run there, as the shared database says now; watchers and dashboards
+    /// are told when that changed.
+    pub(super) fn set_elsewhere(
+        &self,
+        elsewhere: HashMap<u64, RelayPointer>,
+        mut live: Vec<LiveSession>,
+    ) {
+        live.sort_by(|a, b| a.session.cmp(&b.session));
         let mut st = self.lock();
-        if st.elsewhere == elsewhere {
-            return;
+        let sessions_changed = st.live_elsewhere != live;
+        st.live_elsewhere = live;
+        if st.elsewhere != elsewhere {
+            st.elsewhere = elsewhere;
+            st.forget_views();
+            drop(st);
+            self.changed.send_modify(|n| *n += 1);
+        } else {
+            drop(st);
         }
-        st.elsewhere = elsewhere;
-        st.forget_views();
-        drop(st);
-        self.changed.send_modify(|n| *n += 1);
+        if sessions_changed {
+            self.live_changed();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -651,7 +681,7 @@ impl Help {
                     name: n.clone(),
                     tier: p.tier,
                     presence: state.presence(n),
-                    sessions: p.sessions,
+                    sessions: state.sessions_of(n),
                 })
                 .collect();
             technicians.sort_by(|a, b| (a.tier, &a.name).cmp(&(b.tier, &b.name)));
@@ -666,6 +696,13 @@ impl Help {
                     request: l.request,
                     started_unix_ms: l.started_at,
                 })
+                .chain(
+                    state
+                        .live_elsewhere
+                        .iter()
+                        .filter(|l| l.tier <= tier)
+                        .cloned(),
+                )
                 .collect();
             sessions.sort_by(|a, b| {
                 (a.started_unix_ms, &a.session).cmp(&(b.started_unix_ms, &b.session))

@@ -48,7 +48,26 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: Step::Sql(CLUSTER_TABLES),
         postgres: Step::Sql(CLUSTER_TABLES),
     },
+    Migration {
+        version: 4,
+        description: "the live sessions of a cluster's relays, for every relay's leads",
+        sqlite: Step::Sql(LIVE_AT),
+        postgres: Step::Sql(LIVE_AT),
+    },
 ];
+
+/// Version 4, the same on both backends.
+const LIVE_AT: &str = "
+CREATE TABLE live_at (
+    session    TEXT PRIMARY KEY,
+    relay      TEXT NOT NULL,
+    technician TEXT NOT NULL,
+    tier       INTEGER NOT NULL,
+    request    BIGINT,
+    started_at BIGINT NOT NULL
+);
+CREATE INDEX live_at_by_relay ON live_at (relay);
+";
 
 /// Version 3, the same on both backends.
 const CLUSTER_TABLES: &str = "
@@ -389,6 +408,6 @@ mod tests {
             .get(0)
             .unwrap();
         assert_eq!(offered, 9, "the time of storing stands in for the offer's");
-        assert_eq!(versions(&conn), vec![1, 2, 3]);
+        assert_eq!(versions(&conn), vec![1, 2, 3, 4]);
     }
 }

@@ -322,6 +322,7 @@ impl TimelineBuilder {
             Record::Clipboard(c) => Event::Clipboard(short(&c.to_string())),
             Record::Monitors(m) => Event::Monitors(short(&m.describe_shown())),
             Record::FileTransfer(f) => Event::File(short(&f.to_string())),
+            Record::Folder(l) => Event::File(short(&l.to_string())),
             Record::Link(l) => Event::Error(short(&l.to_string())),
             Record::SessionClosed(c) => Event::SessionClosed(match c.reason {
                 CloseReason::Failed(why) => CloseReason::Failed(short(&why)),
