@@ -347,7 +347,7 @@ fn scale_up(small: &[u8], r: Rect, part: Rect, pixels: &mut [u8], stride: usize)
     // Output index n: the small pixel at n / 2 weighs 3, its neighbour on n's side 1.
     let near = |n: usize, len: usize| {
         let k = n / 2;
-        let other = if n % 2 == 0 {
+        let other = if n.is_multiple_of(2) {
             k.saturating_sub(1)
         } else {
             (k + 1).min(len - 1)
