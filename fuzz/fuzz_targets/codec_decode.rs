@@ -39,6 +39,7 @@ enum ArbOp {
         stream: u8,
         restart: bool,
         rect: [u8; 4],
+        keep: Vec<u8>,
         data: Vec<u8>,
     },
 }
@@ -88,6 +89,7 @@ fn build(u: &ArbUpdate) -> Update {
                 stream,
                 restart,
                 rect,
+                keep,
                 data,
             } => CodecOp::Video {
                 stream: *stream as u32,
@@ -96,6 +98,7 @@ fn build(u: &ArbUpdate) -> Update {
                 y: rect[1] as u32,
                 width: rect[2] as u32,
                 height: rect[3] as u32,
+                keep: keep.clone(),
                 data: data.clone(),
             },
         })

@@ -54,6 +54,7 @@ enum Op {
         stream: u8,
         restart: bool,
         rect: [u32; 4],
+        keep: Vec<u8>,
         data: Vec<u8>,
     },
 }
@@ -115,6 +116,7 @@ fn build(u: &LargeUpdate) -> Update {
                 stream,
                 restart,
                 rect,
+                keep,
                 data,
             } => CodecOp::Video {
                 stream: u32::from(*stream),
@@ -123,6 +125,7 @@ fn build(u: &LargeUpdate) -> Update {
                 y: rect[1],
                 width: rect[2],
                 height: rect[3],
+                keep: keep.clone(),
                 data: data.clone(),
             },
         };

@@ -217,6 +217,9 @@ pub enum CodecOp {
     Tile(CodecTile),
     /// One H.264 access unit of the lossy video region `stream`, covering the rectangle.
     /// `restart` starts the stream over (a new decoder; `data` begins with an IDR picture).
+    /// `keep` says which 64x64 tiles of the rectangle (row by row from its top left corner,
+    /// bit `k % 8` of byte `k / 8` for tile `k`) keep the pixels the viewer holds, exact content
+    /// such as a window resting over the video; empty when the picture covers every tile.
     Video {
         stream: u32,
         restart: bool,
@@ -224,6 +227,8 @@ pub enum CodecOp {
         y: u32,
         width: u32,
         height: u32,
+        #[serde(with = "serde_bytes")]
+        keep: Vec<u8>,
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },

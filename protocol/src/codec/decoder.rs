@@ -11,7 +11,7 @@
 //! its tile is written: the update stops there with an error, the image partly updated.
 
 use super::tile::{self, Rect};
-use super::video::VideoDecoders;
+use super::video::{mask_len, VideoDecoders};
 use super::{check_screen_size, CodecError, Update, BPP, MAX_OPS, WORK_FACTOR};
 use crate::peer::CodecOp;
 
@@ -125,6 +125,14 @@ impl Decoder {
                     reason: "rectangle outside the screen",
                 });
             }
+            if let CodecOp::Video { keep, .. } = op {
+                if !keep.is_empty() && keep.len() != mask_len(w as usize, h as usize) {
+                    return Err(CodecError::BadOp {
+                        index,
+                        reason: "video mask not one bit per tile",
+                    });
+                }
+            }
             // Inside the screen: each area is at most the screen's, so this cannot overflow.
             work += u64::from(w) * u64::from(h);
             if work > budget {
@@ -209,6 +217,7 @@ impl Decoder {
                     y,
                     width: w,
                     height: h,
+                    keep,
                     data,
                 } => {
                     let r = Rect {
@@ -218,7 +227,7 @@ impl Decoder {
                         h: *h as usize,
                     };
                     self.video
-                        .decode(*stream, *restart, data, &mut self.pixels, stride, r)
+                        .decode(*stream, *restart, data, keep, &mut self.pixels, stride, r)
                         .map_err(|e| e.at(index))?;
                 }
             }

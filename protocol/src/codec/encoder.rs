@@ -20,6 +20,17 @@
 //! region is exact again within a second of stopping. [`Encoder::refine`] does that on a screen
 //! that stopped changing altogether.
 //!
+//! # Windows over video
+//!
+//! The region's tiles are either carried by its pictures or kept: a tile the viewer holds
+//! exactly (refined after [`REFINE_AFTER_MS`] still, or moved there by a copy) is left alone by
+//! every picture (the op's mask) until it changes again, so a window resting over a video is
+//! exact while the video around it plays on in the same stream. Copies reach into the region:
+//! a window dragged over the video travels as copies of what the viewer holds, its tiles kept,
+//! and only what no copy explains goes into the pictures. A copy whose source the pictures
+//! carried brings the viewer approximate pixels, which are tracked as lossy and refined like
+//! near-lossless tiles.
+//!
 //! # Natural images that move
 //!
 //! A photograph scrolling in, a panned map, a slideshow: content that is new where it appears
@@ -69,12 +80,38 @@ struct Region {
     /// The next access unit starts the stream (the viewer makes a new decoder).
     restart: bool,
     video: VideoEncoder,
+    /// Per tile of the box, row by row: the viewer holds it exactly (refined, or moved there by
+    /// a copy), and pictures leave it alone until it changes again.
+    kept: Vec<bool>,
 }
 
 impl Region {
     fn contains(&self, grid: &Grid, i: usize) -> bool {
         let (tx, ty) = (i % grid.cols, i / grid.cols);
         (self.tx0..self.tx1).contains(&tx) && (self.ty0..self.ty1).contains(&ty)
+    }
+
+    /// Index of screen tile `i` (inside the box) among the box's tiles.
+    fn local(&self, grid: &Grid, i: usize) -> usize {
+        let (tx, ty) = (i % grid.cols, i / grid.cols);
+        (ty - self.ty0) * (self.tx1 - self.tx0) + (tx - self.tx0)
+    }
+
+    /// Whether screen tile `i` is carried by the pictures: inside the box and not kept.
+    fn carries(&self, grid: &Grid, i: usize) -> bool {
+        self.contains(grid, i) && !self.kept[self.local(grid, i)]
+    }
+
+    /// The kept tiles as the op's mask (empty when none is).
+    fn keep_mask(&self) -> Vec<u8> {
+        if !self.kept.contains(&true) {
+            return Vec::new();
+        }
+        let mut mask = vec![0u8; self.kept.len().div_ceil(8)];
+        for (k, _) in self.kept.iter().enumerate().filter(|(_, kept)| **kept) {
+            mask[k / 8] |= 1 << (k % 8);
+        }
+        mask
     }
 
     fn rect(&self, grid: &Grid) -> Rect {
@@ -141,7 +178,8 @@ pub struct Encoder {
     payload: Vec<u8>,
     motion: MotionDetector,
     moves: Vec<TileMove>,
-    usable: Vec<bool>,
+    /// The changed tiles searched for moved content.
+    searched: Vec<bool>,
     compressor: zstd::bulk::Compressor<'static>,
     /// Per tile: when its last [`HOT_CHANGES`] counted changes happened, oldest first
     /// (`u64::MAX`: not yet).
@@ -152,7 +190,8 @@ pub struct Encoder {
     last_change: Vec<u64>,
     /// Tiles next to a copy destination in the current update.
     near_copy: Vec<bool>,
-    /// Per tile: the viewer holds it near-lossless (copies carry this along with the pixels).
+    /// Per tile: the viewer holds it near-lossless, or a copy brought it video pixels (copies
+    /// carry this along with the pixels); refined once still.
     lossy: Vec<bool>,
     /// Per tile: refined to lossless in the current update.
     refining: Vec<bool>,
@@ -176,7 +215,7 @@ impl Encoder {
             payload: Vec::new(),
             motion: MotionDetector::default(),
             moves: Vec::new(),
-            usable: vec![true; grid.tiles()],
+            searched: Vec::new(),
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL)
                 .expect("zstd accepts its own fast level"),
             changes: vec![[u64::MAX; HOT_CHANGES]; grid.tiles()],
@@ -204,15 +243,34 @@ impl Encoder {
     /// Finds moved tiles, emits them as copies (runs of neighbouring tiles with the same
     /// displacement merged), applies the copies to the reference and leaves dirty only the tiles
     /// the copies did not make right.
+    ///
+    /// Inside the video region, only the tiles next to exact content (a kept tile, or one
+    /// outside the region) are searched: a window moving over the video moves from there, and
+    /// the rest of the video, new every frame, would cost a search for nothing.
     fn copies(&mut self, frame: &[u8], ops: &mut Vec<CodecOp>) {
         let grid = self.grid;
         self.moves.clear();
+        self.searched.clear();
+        self.searched.extend_from_slice(&self.dirty);
+        if let Some(region) = &self.region {
+            let (cols, rows) = (grid.cols as i64, grid.rows as i64);
+            for i in region.tiles(&grid).filter(|&i| self.dirty[i]) {
+                let (tx, ty) = ((i % grid.cols) as i64, (i / grid.cols) as i64);
+                let exact_near = (ty - 1..=ty + 1).any(|y| {
+                    (tx - 1..=tx + 1).any(|x| {
+                        (0..cols).contains(&x)
+                            && (0..rows).contains(&y)
+                            && !region.carries(&grid, (y * cols + x) as usize)
+                    })
+                });
+                self.searched[i] = exact_near;
+            }
+        }
         self.motion.detect(
             &grid,
             frame,
             &self.reference,
-            &self.dirty,
-            &self.usable,
+            &self.searched,
             &mut self.moves,
         );
         if self.moves.is_empty() {
@@ -269,12 +327,24 @@ impl Encoder {
         }
         for m in &self.moves {
             self.dirty[m.tile] = !detect::tile_equal(&grid, frame, &self.reference, m.tile);
+            // Moved into the video region: exact, so its pictures leave the tile alone.
+            if let Some(region) = self.region.as_mut().filter(|r| r.contains(&grid, m.tile)) {
+                let k = region.local(&grid, m.tile);
+                region.kept[k] = !self.dirty[m.tile];
+            }
         }
     }
 
+    /// Whether tile `i` is carried by the video region's pictures (the viewer holds it lossy).
+    fn carried(&self, i: usize) -> bool {
+        self.region
+            .as_ref()
+            .is_some_and(|r| r.carries(&self.grid, i))
+    }
+
     /// A copy of the `size` rectangle at `src` to the tiles at `dst` (whole tiles) carries the
-    /// viewer's near-lossless pixels along: a destination tile is lossy when any tile its
-    /// source overlaps was.
+    /// viewer's approximate pixels along: a destination tile is lossy when any tile its source
+    /// overlaps was near-lossless or carried by the video pictures.
     fn move_lossy(
         &mut self,
         (sx, sy): (usize, usize),
@@ -294,8 +364,12 @@ impl Encoder {
                 let (x1, y1) = ((x + tw).min(dx + w), (y + th).min(dy + h));
                 let (ax, ay) = (x0 - dx + sx, y0 - dy + sy);
                 let (bx, by) = (x1 - dx + sx - 1, y1 - dy + sy - 1);
-                let lossy = (ay / TILE..=by / TILE)
-                    .any(|uy| (ax / TILE..=bx / TILE).any(|ux| self.lossy[uy * cols + ux]));
+                let lossy = (ay / TILE..=by / TILE).any(|uy| {
+                    (ax / TILE..=bx / TILE).any(|ux| {
+                        let u = uy * cols + ux;
+                        self.lossy[u] || self.carried(u)
+                    })
+                });
                 moved.push(lossy);
             }
         }
@@ -357,7 +431,7 @@ impl Encoder {
             let r = region_rect(&grid, b);
             match VideoEncoder::new(r.w, r.h) {
                 Ok(video) => {
-                    let region = Region {
+                    let mut region = Region {
                         tx0: b.0,
                         ty0: b.1,
                         tx1: b.2,
@@ -365,9 +439,20 @@ impl Encoder {
                         stream: self.next_stream,
                         restart: true,
                         video,
+                        kept: Vec::new(),
                     };
                     self.next_stream = self.next_stream.wrapping_add(1);
-                    for i in region.tiles(&grid) {
+                    // Kept: what the viewer holds exactly and did not change, or what the old
+                    // region kept; the rest goes into the pictures.
+                    let tiles: Vec<usize> = region.tiles(&grid).collect();
+                    region.kept = tiles
+                        .iter()
+                        .map(|&i| match &old {
+                            Some(o) if o.contains(&grid, i) => !o.carries(&grid, i),
+                            _ => !self.dirty[i] && !self.lossy[i],
+                        })
+                        .collect();
+                    for i in tiles {
                         self.dirty[i] = false;
                     }
                     self.region = Some(region);
@@ -379,8 +464,9 @@ impl Encoder {
         if let Some(old) = old {
             let now = self.region.as_ref();
             refine.extend(
-                old.tiles(&grid)
-                    .filter(|&i| !now.is_some_and(|r| r.contains(&grid, i))),
+                old.tiles(&grid).filter(|&i| {
+                    old.carries(&grid, i) && !now.is_some_and(|r| r.contains(&grid, i))
+                }),
             );
         }
         started
@@ -388,18 +474,9 @@ impl Encoder {
 
     /// The rectangles `(x, y, w, h)` the viewer holds lossy now (for measuring).
     pub fn lossy_rects(&self) -> Vec<(usize, usize, usize, usize)> {
-        let region = self.region.as_ref();
-        let grid = self.grid;
-        let tiles = (0..grid.tiles())
-            .filter(|&i| self.lossy[i] && !region.is_some_and(|r| r.contains(&grid, i)))
-            .map(|i| grid.rect(i));
-        region
-            .map(|r| {
-                let r = r.rect(&grid);
-                (r.x, r.y, r.w, r.h)
-            })
-            .into_iter()
-            .chain(tiles)
+        (0..self.grid.tiles())
+            .filter(|&i| self.lossy[i] || self.carried(i))
+            .map(|i| self.grid.rect(i))
             .collect()
     }
 
@@ -525,28 +602,14 @@ impl Encoder {
                 return None;
             }
         }
-        // Changes inside the video region go to the video stream.
-        let mut video_changed = false;
-        if let Some(region) = &self.region {
-            for i in region.tiles(&grid) {
-                if std::mem::take(&mut self.dirty[i]) {
-                    video_changed = true;
-                    self.last_change[i] = t_ms;
-                    push_change(&mut self.changes[i], t_ms);
-                }
-            }
-        }
         for i in 0..grid.tiles() {
-            self.usable[i] = !self.region.as_ref().is_some_and(|r| r.contains(&grid, i));
-        }
-        let mut ops = Vec::new();
-        self.near_copy.fill(false);
-        // Changed in place or moved: either way the tile's content is not still.
-        for i in 0..grid.tiles() {
+            // Changed in place or moved: either way the tile's content is not still.
             if self.dirty[i] {
                 self.last_change[i] = t_ms;
             }
         }
+        let mut ops = Vec::new();
+        self.near_copy.fill(false);
         if !full {
             self.copies(frame, &mut ops);
             // Moved content, where it came from, and one tile around: what a scroll or a drag
@@ -578,6 +641,21 @@ impl Encoder {
                 }
             }
         }
+        // What changed inside the video region and no copy made right goes to the video stream.
+        let mut video_changed = false;
+        if let Some(region) = &mut self.region {
+            for ty in region.ty0..region.ty1 {
+                for tx in region.tx0..region.tx1 {
+                    let i = ty * grid.cols + tx;
+                    if std::mem::take(&mut self.dirty[i]) {
+                        video_changed = true;
+                        let k = region.local(&grid, i);
+                        region.kept[k] = false;
+                        push_change(&mut self.changes[i], t_ms);
+                    }
+                }
+            }
+        }
         for i in 0..grid.tiles() {
             if self.dirty[i] && !self.near_copy[i] {
                 push_change(&mut self.changes[i], t_ms);
@@ -598,11 +676,10 @@ impl Encoder {
             if budget == 0 {
                 break;
             }
-            if self.lossy[i]
+            if (self.lossy[i] || self.carried(i))
                 && !self.dirty[i]
                 && !self.refining[i]
                 && t_ms.saturating_sub(self.last_change[i]) > REFINE_AFTER_MS
-                && !self.region.as_ref().is_some_and(|r| r.contains(&grid, i))
             {
                 self.refining[i] = true;
                 budget -= 1;
@@ -626,6 +703,10 @@ impl Encoder {
                 .encode(frame, reference, stride, r, step, &mut self.payload);
             let len = self.payload.len() - start;
             self.lossy[i] = coding == TileCoding::NearLossless;
+            if let Some(region) = self.region.as_mut().filter(|r| r.contains(&grid, i)) {
+                let k = region.local(&grid, i);
+                region.kept[k] = true;
+            }
             // Many colours (more than a palette holds) is what natural images have and text,
             // widgets and flat content do not.
             let many_colours = matches!(
@@ -662,12 +743,17 @@ impl Encoder {
                             y: r.y as u32,
                             width: r.w as u32,
                             height: r.h as u32,
+                            keep: region.keep_mask(),
                             data,
                         });
-                        for row in r.y..r.y + r.h {
-                            let o = row * stride + r.x * BPP;
-                            self.reference[o..o + r.w * BPP]
-                                .copy_from_slice(&frame[o..o + r.w * BPP]);
+                        // The kept tiles already match the frame (they did not change).
+                        for i in region.tiles(&grid).filter(|&i| region.carries(&grid, i)) {
+                            let (x, y, w, h) = grid.rect(i);
+                            for row in y..y + h {
+                                let o = row * stride + x * BPP;
+                                self.reference[o..o + w * BPP]
+                                    .copy_from_slice(&frame[o..o + w * BPP]);
+                            }
                         }
                     }
                     Err(_) => {

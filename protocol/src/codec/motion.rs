@@ -88,15 +88,13 @@ fn tile_matches(grid: &Grid, frame: &[u8], reference: &[u8], i: usize, dx: i32, 
 
 impl MotionDetector {
     /// Finds changed tiles (`dirty`) of `frame` that are `reference` (what the viewer holds)
-    /// displaced. `usable[i]` says whether tile `i` of the reference may serve as a source
-    /// (its pixels are known exactly). Appends the moves to `moves`.
+    /// displaced, and appends them to `moves`.
     pub fn detect(
         &mut self,
         grid: &Grid,
         frame: &[u8],
         reference: &[u8],
         dirty: &[bool],
-        usable: &[bool],
         moves: &mut Vec<TileMove>,
     ) {
         let mut explained = vec![false; grid.tiles()];
@@ -106,7 +104,6 @@ impl MotionDetector {
             frame,
             reference,
             dirty,
-            usable,
             &candidates,
             &mut explained,
             moves,
@@ -121,7 +118,6 @@ impl MotionDetector {
                 frame,
                 reference,
                 dirty,
-                usable,
                 &candidates,
                 &mut explained,
                 moves,
@@ -136,7 +132,6 @@ impl MotionDetector {
         frame: &[u8],
         reference: &[u8],
         dirty: &[bool],
-        usable: &[bool],
         candidates: &[(i32, i32)],
         explained: &mut [bool],
         moves: &mut Vec<TileMove>,
@@ -146,32 +141,13 @@ impl MotionDetector {
                 continue;
             }
             for &(dx, dy) in candidates {
-                if self.source_usable(grid, usable, i, dx, dy)
-                    && tile_matches(grid, frame, reference, i, dx, dy)
-                {
+                if tile_matches(grid, frame, reference, i, dx, dy) {
                     explained[i] = true;
                     moves.push(TileMove { tile: i, dx, dy });
                     break;
                 }
             }
         }
-    }
-
-    fn source_usable(&self, grid: &Grid, usable: &[bool], i: usize, dx: i32, dy: i32) -> bool {
-        let (x, y, w, h) = grid.rect(i);
-        let (sx, sy) = (x as i64 - dx as i64, y as i64 - dy as i64);
-        if sx < 0 || sy < 0 || sx as usize + w > grid.width || sy as usize + h > grid.height {
-            return false;
-        }
-        let (sx, sy) = (sx as usize, sy as usize);
-        for ty in sy / TILE..=(sy + h - 1) / TILE {
-            for tx in sx / TILE..=(sx + w - 1) / TILE {
-                if !usable[ty * grid.cols + tx] {
-                    return false;
-                }
-            }
-        }
-        true
     }
 
     fn scroll_candidates(
