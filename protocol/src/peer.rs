@@ -201,7 +201,11 @@ pub struct CodecTile {
 }
 
 /// One step of a [`ScreenUpdate`]; steps apply in order, each to the result of the one before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On the wire (and in session logs) a video op with no kept tile travels as it did before
+/// video ops had a mask, and one with kept tiles as a variant of its own after it, so that
+/// updates and logs made before the mask still read ([`CodecOpWire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodecOp {
     /// Copy the `width` x `height` rectangle at (`src_x`, `src_y`) to (`x`, `y`), as if through
     /// a temporary buffer (source and destination may overlap): scrolled or moved content.
@@ -227,11 +231,149 @@ pub enum CodecOp {
         y: u32,
         width: u32,
         height: u32,
-        #[serde(with = "serde_bytes")]
         keep: Vec<u8>,
-        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+}
+
+/// How a [`CodecOp`] is laid out in bincode: variants are numbered in this order, and a number
+/// once given keeps its layout. `Video` is a video op whose mask is empty (the only kind before
+/// masks); `VideoKeep` one with kept tiles.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "CodecOp")]
+enum CodecOpWire<T, B> {
+    Copy {
+        src_x: u32,
+        src_y: u32,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    Tile(T),
+    Video {
+        head: VideoHead,
+        data: B,
+    },
+    VideoKeep {
+        head: VideoHead,
+        keep: B,
+        data: B,
+    },
+}
+
+/// The fields every video op has, in their order on the wire (a struct's fields are laid out
+/// as if they stood in the variant itself).
+#[derive(Serialize, Deserialize)]
+struct VideoHead {
+    stream: u32,
+    restart: bool,
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+impl VideoHead {
+    fn op(self, keep: Vec<u8>, data: Vec<u8>) -> CodecOp {
+        let VideoHead {
+            stream,
+            restart,
+            x,
+            y,
+            width,
+            height,
+        } = self;
+        CodecOp::Video {
+            stream,
+            restart,
+            x,
+            y,
+            width,
+            height,
+            keep,
+            data,
+        }
+    }
+}
+
+impl Serialize for CodecOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde_bytes::Bytes;
+        let wire: CodecOpWire<&CodecTile, &Bytes> = match self {
+            &CodecOp::Copy {
+                src_x,
+                src_y,
+                x,
+                y,
+                width,
+                height,
+            } => CodecOpWire::Copy {
+                src_x,
+                src_y,
+                x,
+                y,
+                width,
+                height,
+            },
+            CodecOp::Tile(t) => CodecOpWire::Tile(t),
+            CodecOp::Video {
+                stream,
+                restart,
+                x,
+                y,
+                width,
+                height,
+                keep,
+                data,
+            } => {
+                let head = VideoHead {
+                    stream: *stream,
+                    restart: *restart,
+                    x: *x,
+                    y: *y,
+                    width: *width,
+                    height: *height,
+                };
+                let data = Bytes::new(data);
+                if keep.is_empty() {
+                    CodecOpWire::Video { head, data }
+                } else {
+                    let keep = Bytes::new(keep);
+                    CodecOpWire::VideoKeep { head, keep, data }
+                }
+            }
+        };
+        wire.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CodecOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = CodecOpWire::<CodecTile, serde_bytes::ByteBuf>::deserialize(d)?;
+        Ok(match wire {
+            CodecOpWire::Copy {
+                src_x,
+                src_y,
+                x,
+                y,
+                width,
+                height,
+            } => CodecOp::Copy {
+                src_x,
+                src_y,
+                x,
+                y,
+                width,
+                height,
+            },
+            CodecOpWire::Tile(t) => CodecOp::Tile(t),
+            CodecOpWire::Video { head, data } => head.op(Vec::new(), data.into_vec()),
+            CodecOpWire::VideoKeep { head, keep, data } => {
+                head.op(keep.into_vec(), data.into_vec())
+            }
+        })
+    }
 }
 
 /// One screen update, made by the screen codec (`protocol::codec`): the steps that bring the
@@ -247,4 +389,77 @@ pub struct ScreenUpdate {
     /// zstd of the payloads of every [`CodecOp::Tile`], concatenated in op order.
     #[serde(with = "serde_bytes")]
     pub tile_data: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A video op as bincode laid it out before video ops had a mask.
+    #[derive(Serialize)]
+    enum BeforeMasks {
+        #[allow(dead_code)]
+        Copy,
+        #[allow(dead_code)]
+        Tile,
+        Video {
+            stream: u32,
+            restart: bool,
+            x: u32,
+            y: u32,
+            width: u32,
+            height: u32,
+            #[serde(with = "serde_bytes")]
+            data: Vec<u8>,
+        },
+    }
+
+    fn bytes<T: Serialize>(v: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap()
+    }
+
+    fn video(keep: Vec<u8>) -> CodecOp {
+        CodecOp::Video {
+            stream: 3,
+            restart: true,
+            x: 64,
+            y: 128,
+            width: 640,
+            height: 360,
+            keep,
+            data: vec![0, 0, 0, 1, 0x65, 9, 9],
+        }
+    }
+
+    #[test]
+    fn video_ops_of_logs_made_before_masks_still_read_and_masked_ones_round_trip() {
+        let old = bytes(&BeforeMasks::Video {
+            stream: 3,
+            restart: true,
+            x: 64,
+            y: 128,
+            width: 640,
+            height: 360,
+            data: vec![0, 0, 0, 1, 0x65, 9, 9],
+        });
+        // Read as a video op that keeps no tile; and one that keeps none is written the same.
+        let read: CodecOp = crate::wire::decode::<_, { 1 << 20 }>(&old).unwrap();
+        assert_eq!(read, video(Vec::new()));
+        assert_eq!(bytes(&video(Vec::new())), old);
+        // A mask travels, and reads back.
+        let masked = video(vec![0b1010_0000, 1]);
+        let back: CodecOp = crate::wire::decode::<_, { 1 << 20 }>(&bytes(&masked)).unwrap();
+        assert_eq!(back, masked);
+        // The other ops are as they were.
+        let copy = CodecOp::Copy {
+            src_x: 0,
+            src_y: 10,
+            x: 0,
+            y: 0,
+            width: 100,
+            height: 90,
+        };
+        let back: CodecOp = crate::wire::decode::<_, { 1 << 20 }>(&bytes(&copy)).unwrap();
+        assert_eq!(back, copy);
+    }
 }
