@@ -154,33 +154,25 @@ impl TechFiles {
         self.next_tag = next_tag;
         let mut going = 0;
         for (_, w) in waits {
-            let fail = |answer: Option<oneshot::Sender<_>>, why: &str| {
-                if let Some(answer) = answer {
-                    let _ = answer.send(Err(why.to_string()));
-                }
-            };
-            match w.again {
+            let why = match w.again {
                 Some(step @ FileStep::Send(_)) => {
                     self.ask_after(step, w.answer, w.done).await;
                     going += 1;
+                    continue;
                 }
                 Some(step @ FileStep::Fetch { .. }) if w.done.is_empty() => {
                     self.ask_after(step, w.answer, Vec::new()).await;
                     going += 1;
+                    continue;
                 }
-                Some(_) => fail(
-                    w.answer,
-                    &format!(
+                Some(_) => format!(
                     "the connection was lost after {} files of the fetch arrived; fetch the rest \
                      again",
-                        w.done.len()
-                    ),
+                    w.done.len()
                 ),
-                None => fail(
-                    w.answer,
-                    "the connection was lost before the answer came; ask again",
-                ),
-            }
+                None => "the connection was lost before the answer came; ask again".into(),
+            };
+            tell(w.answer, Err(why));
         }
         going
     }
@@ -202,8 +194,8 @@ impl TechFiles {
 
     /// Ends step `tag` with `result`.
     fn finish(&mut self, tag: u64, result: Result<(), String>) {
-        if let Some(answer) = self.waits.remove(&tag).and_then(|w| w.answer) {
-            let _ = answer.send(result);
+        if let Some(w) = self.waits.remove(&tag) {
+            tell(w.answer, result);
         }
     }
 
@@ -421,6 +413,13 @@ impl TechFiles {
         for e in &entries {
             r.file_transfer(e);
         }
+    }
+}
+
+/// Tells whoever waits for a step (if anyone does) how it ended.
+fn tell(answer: Option<oneshot::Sender<Result<(), String>>>, result: Result<(), String>) {
+    if let Some(answer) = answer {
+        let _ = answer.send(result);
     }
 }
 
