@@ -70,21 +70,28 @@ pub enum Decision {
 }
 
 /// The answer to what a technician asked of files that needs no person: declined and refused
-/// for one not holding control, fetches as the person allowed them, offers accepted into the
-/// folder given in advance; the rest is put to the person.
-pub fn decide(news: &FileNews, control: bool, opts: &FileOptions) -> Decision {
+/// for one not holding control, fetches as the person allowed them, offers of files the person
+/// accepted already ([`AcceptedFiles`]: offered again after a resumed link) accepted where they
+/// went, offers accepted into the folder given in advance; the rest is put to the person.
+pub fn decide(
+    news: &FileNews,
+    control: bool,
+    opts: &FileOptions,
+    accepted: &AcceptedFiles,
+) -> Decision {
     match news {
         FileNews::Offered { offer, .. } if !control => Decision::Answer(Command::Decline {
             offer: offer.id,
             reason: NOT_IN_CONTROL.into(),
         }),
-        FileNews::Offered { offer, .. } => match &opts.accept_dir {
-            Some(dir) => Decision::Answer(Command::Accept {
+        FileNews::Offered { offer, .. } => match (accepted.again(offer), &opts.accept_dir) {
+            (Some(again), _) => Decision::Answer(again),
+            (None, Some(dir)) => Decision::Answer(Command::Accept {
                 offer: offer.id,
                 dir: dir.clone(),
                 by: AcceptedBy::Unattended,
             }),
-            None => Decision::Ask(offer.clone()),
+            (None, None) => Decision::Ask(offer.clone()),
         },
         FileNews::ListAsked { request, .. } if !opts.browsing() => {
             Decision::Answer(Command::RefuseFetch {
@@ -654,11 +661,17 @@ mod tests {
                 reason: reason.into(),
             })
         };
-        assert_eq!(decide(&list, true, &o), refused(BROWSE_NOT_ALLOWED));
-        o.browse.store(true, Ordering::Relaxed);
-        assert_eq!(decide(&list, false, &o), refused(NOT_IN_CONTROL));
         assert_eq!(
-            decide(&list, true, &o),
+            decide(&list, true, &o, &AcceptedFiles::default()),
+            refused(BROWSE_NOT_ALLOWED)
+        );
+        o.browse.store(true, Ordering::Relaxed);
+        assert_eq!(
+            decide(&list, false, &o, &AcceptedFiles::default()),
+            refused(NOT_IN_CONTROL)
+        );
+        assert_eq!(
+            decide(&list, true, &o, &AcceptedFiles::default()),
             Decision::Answer(Command::ServeList {
                 request: 4,
                 path: PathBuf::from("~/Documents")
@@ -666,12 +679,12 @@ mod tests {
         );
         // Browsing allows fetching what was found.
         assert!(matches!(
-            decide(&fetch, true, &o),
+            decide(&fetch, true, &o, &AcceptedFiles::default()),
             Decision::Answer(Command::Serve { request: 5, .. })
         ));
         o.browse.store(false, Ordering::Relaxed);
         assert!(matches!(
-            decide(&fetch, true, &o),
+            decide(&fetch, true, &o, &AcceptedFiles::default()),
             Decision::Answer(Command::RefuseFetch { request: 5, .. })
         ));
     }
@@ -687,14 +700,19 @@ mod tests {
             path: "/var/log/syslog".into(),
         };
         assert_eq!(
-            decide(&offered, false, &opts(Some("/srv/in"), true)),
+            decide(
+                &offered,
+                false,
+                &opts(Some("/srv/in"), true),
+                &AcceptedFiles::default()
+            ),
             Decision::Answer(Command::Decline {
                 offer: 1,
                 reason: NOT_IN_CONTROL.into()
             })
         );
         assert_eq!(
-            decide(&fetch, false, &opts(None, true)),
+            decide(&fetch, false, &opts(None, true), &AcceptedFiles::default()),
             Decision::Answer(Command::RefuseFetch {
                 request: 3,
                 reason: NOT_IN_CONTROL.into()
@@ -702,11 +720,21 @@ mod tests {
         );
         // In control: asked, or accepted into the folder given in advance.
         assert_eq!(
-            decide(&offered, true, &opts(None, false)),
+            decide(
+                &offered,
+                true,
+                &opts(None, false),
+                &AcceptedFiles::default()
+            ),
             Decision::Ask(offer(1))
         );
         assert_eq!(
-            decide(&offered, true, &opts(Some("/srv/in"), false)),
+            decide(
+                &offered,
+                true,
+                &opts(Some("/srv/in"), false),
+                &AcceptedFiles::default()
+            ),
             Decision::Answer(Command::Accept {
                 offer: 1,
                 dir: PathBuf::from("/srv/in"),
@@ -715,14 +743,14 @@ mod tests {
         );
         // Fetches only where the person allows them.
         assert_eq!(
-            decide(&fetch, true, &opts(None, false)),
+            decide(&fetch, true, &opts(None, false), &AcceptedFiles::default()),
             Decision::Answer(Command::RefuseFetch {
                 request: 3,
                 reason: FETCH_NOT_ALLOWED.into()
             })
         );
         assert_eq!(
-            decide(&fetch, true, &opts(None, true)),
+            decide(&fetch, true, &opts(None, true), &AcceptedFiles::default()),
             Decision::Answer(Command::Serve {
                 request: 3,
                 path: PathBuf::from("/var/log/syslog")

@@ -1092,14 +1092,7 @@ async fn run_leg(
             out = files.next() => match out {
                 link::files::Out::Peer(m) => tx.send(&PeerMessage::File(m)).await?,
                 link::files::Out::News(news) => {
-                    let again = match &news {
-                        link::files::FileNews::Offered { offer, .. } if control => accepted.again(offer),
-                        _ => None,
-                    };
-                    let decision = match again {
-                        Some(command) => crate::files::Decision::Answer(command),
-                        None => crate::files::decide(&news, control, &opts.files),
-                    };
+                    let decision = crate::files::decide(&news, control, &opts.files, accepted);
                     if let crate::files::Decision::Ask(offer) = &decision {
                         offered.insert(offer.id, offer.clone());
                     }
