@@ -330,6 +330,20 @@ impl Cluster {
         self.live_rows("l.relay <> $1", &self.me.name)
     }
 
+    /// What the live peers of this relay hold: the help requests whose agents wait there or
+    /// whose sessions run there (a technician of this relay taking one is sent there: an
+    /// escalation joins the session), and the sessions they run.
+    pub fn elsewhere(&self) -> Result<Elsewhere, DbError> {
+        let mut requests = self.requests_elsewhere()?;
+        let sessions = self.live_elsewhere()?;
+        for (l, to) in &sessions {
+            if let Some(id) = l.request {
+                requests.entry(id).or_insert_with(|| to.clone());
+            }
+        }
+        Ok(Elsewhere { requests, sessions })
+    }
+
     /// Where session `session` runs, if on a live peer of this relay.
     pub fn find_session(&self, session: &str) -> Result<Option<RelayPointer>, DbError> {
         let mut rows = self.live_rows("l.session = $1", session)?;
@@ -392,6 +406,15 @@ fn member_seen(r: &Row) -> Result<(Member, u64), DbError> {
         },
         r.get(4)?,
     ))
+}
+
+/// What the other live relays of a cluster hold, as one relay reads it ([`Cluster::elsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Elsewhere {
+    /// Help requests, each with the relay that holds its agent.
+    pub requests: HashMap<u64, RelayPointer>,
+    /// Live sessions, each with the relay that runs it.
+    pub sessions: Vec<(LiveSession, RelayPointer)>,
 }
 
 /// The help request a [`request_key`] names.
@@ -558,6 +581,8 @@ mod tests {
                 started_unix_ms: 1_700_000_000_000,
             };
             a.live(&live).unwrap();
+            // Its request is taken where it runs.
+            assert_eq!(b.elsewhere().unwrap().requests[&7].name, "a");
             let seen = b.live_elsewhere().unwrap();
             assert_eq!(seen.len(), 1);
             assert_eq!(seen[0].0, live);

@@ -384,19 +384,9 @@ impl Relay {
             loop {
                 tick.tick().await;
                 if ticks.is_multiple_of(ELSEWHERE_EVERY) {
-                    let seen = with_cluster(&desk, |c| {
-                        Ok((c.requests_elsewhere()?, c.live_elsewhere()?))
-                    });
-                    if let Some((mut requests, live)) = seen.await {
-                        // A request served by a session on another relay is taken there
-                        // (an escalation joins that session).
-                        for (l, to) in &live {
-                            if let Some(id) = l.request {
-                                requests.entry(id).or_insert_with(|| to.clone());
-                            }
-                        }
-                        desk.help
-                            .set_elsewhere(requests, live.into_iter().map(|(l, _)| l).collect());
+                    if let Some(e) = with_cluster(&desk, Cluster::elsewhere).await {
+                        let sessions = e.sessions.into_iter().map(|(l, _)| l).collect();
+                        desk.help.set_elsewhere(e.requests, sessions);
                     }
                 }
                 ticks += 1;
@@ -1486,14 +1476,8 @@ async fn with_cluster<T: Send + 'static>(
 /// The other relay of the cluster that holds the agent of request `id`, waiting or in a
 /// session there.
 async fn request_elsewhere(shared: &Shared, id: u64) -> Option<protocol::control::RelayPointer> {
-    shared.cluster.as_ref()?;
-    if let Some(Whereabouts::At(to)) = find(shared, crate::cluster::request_key(id)).await {
-        return Some(to);
-    }
-    let live = with_cluster(shared, Cluster::live_elsewhere).await?;
-    live.into_iter()
-        .find(|(l, _)| l.request == Some(id))
-        .map(|(_, to)| to)
+    let mut elsewhere = with_cluster(shared, Cluster::elsewhere).await?;
+    elsewhere.requests.remove(&id)
 }
 
 /// Where the agent of `what` (a code's or a request's key) is among the relays of the cluster.
