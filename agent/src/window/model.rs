@@ -733,6 +733,18 @@ mod tests {
         }
     }
 
+    /// The person let alice in with control, and the screen is shared.
+    fn alice_controls(now: Instant) -> WindowModel {
+        let mut m = asking(now);
+        m.act(Action::Answer(ConsentState::Control), now);
+        m.apply(Status::Sharing {
+            others: vec![],
+            peer: alice(),
+            control: true,
+        });
+        m
+    }
+
     fn asking(now: Instant) -> WindowModel {
         let mut m = WindowModel::new();
         m.apply(Status::Asking {
@@ -1004,13 +1016,7 @@ mod tests {
     fn offered_files_open_the_window_and_are_saved_where_the_person_says_or_declined() {
         use crate::files::{FileAnswer, FileStatus, OfferShown, TransferShown, TransferState};
         let now = Instant::now();
-        let mut m = asking(now);
-        m.act(Action::Answer(ConsentState::Control), now);
-        m.apply(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        });
+        let mut m = alice_controls(now);
         assert_eq!(m.layout(), Layout::Bar);
         let offer = OfferShown {
             viewer: 2,
@@ -1073,13 +1079,7 @@ mod tests {
     fn a_file_is_stopped_from_its_row_and_a_lost_connection_is_said_on_its_rows() {
         use crate::files::{FileStatus, TransferShown, TransferState};
         let now = Instant::now();
-        let mut m = asking(now);
-        m.act(Action::Answer(ConsentState::Control), now);
-        m.apply(Status::Sharing {
-            others: vec![],
-            peer: alice(),
-            control: true,
-        });
+        let mut m = alice_controls(now);
         let row = |viewer, file| TransferShown {
             key: (viewer, file),
             offer: 3,
